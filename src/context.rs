@@ -1,0 +1,372 @@
+//! [`GpuContext`]: the device, the queue, the caches and the engine's configuration.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::pipeline::PipelineCache;
+
+/// How the engine may use the device. Tests shrink these to force the split paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Upper bound on the bytes of one im2col workspace chunk. The work is split so that no
+    /// chunk exceeds this nor the device's `max_storage_buffer_binding_size`.
+    pub workspace_budget: u64,
+    /// Use at most this many workgroups per dispatch dimension (clamped to the device's
+    /// `max_compute_workgroups_per_dimension`); larger grids fold into y and z.
+    pub max_workgroups_per_dim: u32,
+    /// Treat bindings larger than this as too large (clamped to the device's
+    /// `max_storage_buffer_binding_size`).
+    pub max_binding_size: u64,
+    /// Longest blocking wait for the GPU (readback, `submit_and_wait`).
+    pub wait_timeout: Duration,
+}
+
+impl EngineConfig {
+    fn for_limits(limits: &wgpu::Limits) -> Self {
+        EngineConfig {
+            workspace_budget: 256 << 20,
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            max_binding_size: limits.max_storage_buffer_binding_size as u64,
+            wait_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Which adapter [`GpuContext::with_options`] opens.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Backends to consider; `None` reads `WGPU_BACKEND` (e.g. `vulkan`, `gl`), else all.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
+    pub adapter_name: Option<String>,
+}
+
+/// The engine's handle on one wgpu device.
+///
+/// `Send + Sync`: one context may be shared by threads; pipelines are compiled once and
+/// cached by (shader, entry point, override constants).
+pub struct GpuContext {
+    /// Unique per context: tensors remember the context that made them. (wgpu's `Device`
+    /// equality compares ids, and ids of devices from different `Instance`s coincide.)
+    pub(crate) id: u64,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pub(crate) pipelines: PipelineCache,
+    config: RwLock<EngineConfig>,
+    /// Set by the device-lost callback (own devices only).
+    lost: Arc<Mutex<Option<String>>>,
+    /// True when the context created the device (then it installed its own error handlers).
+    owns_device: bool,
+    /// The im2col workspace, shared by all calls (queue order serialises its uses).
+    workspace: Mutex<Option<wgpu::Buffer>>,
+    /// A 16-byte storage buffer bound where a kernel's optional input is absent (never read:
+    /// the kernel's `HAS_*` override is false).
+    pub(crate) dummy: wgpu::Buffer,
+    uncaptured: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("config", &self.config())
+            .finish_non_exhaustive()
+    }
+}
+
+fn backends_from(opts: &ContextOptions) -> wgpu::Backends {
+    opts.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::all())
+}
+
+impl GpuContext {
+    /// Opens the default adapter headlessly (honours `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`).
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Async twin of [`GpuContext::new`].
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options_async(ContextOptions::default()).await
+    }
+
+    /// Opens the adapter chosen by `opts` (blocking).
+    pub fn with_options(opts: ContextOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(opts))
+    }
+
+    /// Every adapter wgpu can see for these backends (for `wgconv info` and conformance).
+    pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
+        let backends = backends_from(&ContextOptions { backends, adapter_name: None });
+        let instance = new_instance(backends);
+        pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info()).collect()
+    }
+
+    /// Async twin of [`GpuContext::with_options`].
+    pub async fn with_options_async(opts: ContextOptions) -> Result<Self> {
+        let backends = backends_from(&opts);
+        let instance = new_instance(backends);
+        let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
+        let adapter = match name {
+            Some(name) => {
+                let want = name.to_lowercase();
+                let all = instance.enumerate_adapters(backends).await;
+                let names: Vec<String> =
+                    all.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
+                all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want)).ok_or_else(|| {
+                    Error::NoAdapter(format!("no adapter name contains '{name}'; found: [{}]", names.join(", ")))
+                })?
+            }
+            None => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter(format!("{e} (backends {backends:?})")))?,
+        };
+        let info = adapter.get_info();
+        // The adapter's own limits: wgpu's defaults cap storage bindings at 128 MiB, the
+        // workgroup at 256 invocations and workgroup storage at 16 KiB.
+        let required_limits = adapter.limits();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgconv"),
+                required_features: adapter.features() & wanted,
+                required_limits,
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), reason: e.to_string() })?;
+        let ctx = Self::build(device, queue, info, true);
+        // wgpu's default handler panics; errors the engine causes are caught by scopes, and
+        // anything else is recorded here instead of taking the process down.
+        let flag = ctx.uncaptured.clone();
+        ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("wgconv: uncaptured wgpu error: {e}");
+        }));
+        let lost = ctx.lost.clone();
+        ctx.device.set_device_lost_callback(move |reason, msg| {
+            *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {msg}"));
+        });
+        Ok(ctx)
+    }
+
+    /// Wraps a device the caller already has. Tensors may then be built on the caller's
+    /// buffers ([`crate::Tensor::from_buffer`]) and work recorded into the caller's encoders.
+    /// The caller's uncaptured-error and device-lost handlers are left as they are.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        Self::build(device, queue, info, false)
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, owns_device: bool) -> Self {
+        let limits = device.limits();
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgconv.dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        GpuContext {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            pipelines: PipelineCache::default(),
+            config: RwLock::new(EngineConfig::for_limits(&limits)),
+            lost: Arc::new(Mutex::new(None)),
+            workspace: Mutex::new(None),
+            uncaptured: Arc::new(AtomicBool::new(false)),
+            owns_device,
+            dummy,
+            device,
+            queue,
+            info,
+            limits,
+        }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    /// The device's limits (what was granted, not the engine's configured caps).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    /// True if this context created its device (and so installed its own error handlers).
+    pub fn owns_device(&self) -> bool {
+        self.owns_device
+    }
+
+    pub fn config(&self) -> EngineConfig {
+        *self.config.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the configuration; device limits still cap every field.
+    pub fn set_config(&self, cfg: EngineConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = cfg;
+    }
+
+    /// Workgroups per dispatch dimension the engine uses now.
+    pub(crate) fn max_workgroups_per_dim(&self) -> u32 {
+        self.config().max_workgroups_per_dim.clamp(1, self.limits.max_compute_workgroups_per_dimension)
+    }
+
+    /// Largest storage binding the engine uses now, in bytes.
+    pub(crate) fn max_binding(&self) -> u64 {
+        self.config()
+            .max_binding_size
+            .min(self.limits.max_storage_buffer_binding_size as u64)
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Errors if the device was lost or destroyed.
+    pub fn check_alive(&self) -> Result<()> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(Error::DeviceLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation, out-of-memory and internal error scopes, and turns what
+    /// they caught into an [`Error`]. Scopes are thread-local in wgpu, so threads sharing the
+    /// context do not see each other's errors.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.check_alive()?;
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        let i = pollster::block_on(internal.pop());
+        self.check_alive()?;
+        if let Some(e) = o {
+            return Err(Error::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = v {
+            return Err(Error::Validation(e.to_string()));
+        }
+        if let Some(e) = i {
+            return Err(Error::Internal(e.to_string()));
+        }
+        Ok(value)
+    }
+
+    /// Submits `encoder` and blocks until the GPU has finished it (bounded by the
+    /// configured `wait_timeout`).
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.scoped(|| self.queue.submit(Some(encoder.finish())))?;
+        self.wait(index)
+    }
+
+    /// Blocks until submission `index` is done.
+    pub fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        let timeout = self.config().wait_timeout;
+        match self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(timeout) }) {
+            Ok(_) => self.check_alive(),
+            Err(wgpu::PollError::Timeout) => Err(Error::Timeout(timeout)),
+            Err(e) => {
+                self.check_alive()?;
+                Err(Error::DeviceLost(e.to_string()))
+            }
+        }
+    }
+
+    /// A storage buffer of at least `bytes` for im2col-style workspaces. Grows in size
+    /// classes (2^k and 1.5·2^k) and is reused by every call: work on one queue runs in
+    /// submission order and wgpu orders the write-after-read between dispatches.
+    pub(crate) fn workspace(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        let mut slot = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(buf) = slot.as_ref() {
+            if buf.size() >= bytes {
+                return Ok(buf.clone());
+            }
+        }
+        let cap = self.max_binding().max(bytes);
+        let size = size_class(bytes).min(cap).max(16);
+        let buf = self.create_buffer("wgconv.workspace", size, wgpu::BufferUsages::STORAGE)?;
+        *slot = Some(buf.clone());
+        Ok(buf)
+    }
+
+    /// Bytes held by the cached workspace.
+    pub fn workspace_bytes(&self) -> u64 {
+        self.workspace.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
+    }
+
+    /// Drops the cached workspace (it is freed once no pending GPU work uses it).
+    pub fn release_workspace(&self) {
+        *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Creates a buffer, checking the size against the device first and catching wgpu errors.
+    pub(crate) fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        if size > self.limits.max_buffer_size {
+            return Err(Error::TooLarge(format!(
+                "{label}: {size} bytes exceeds max_buffer_size {}",
+                self.limits.max_buffer_size
+            )));
+        }
+        self.scoped(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: size.max(4).next_multiple_of(4),
+                usage,
+                mapped_at_creation: false,
+            })
+        })
+    }
+}
+
+fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Smallest of 2^k or 1.5·2^k that is ≥ `bytes` (vello's buffer size classes).
+fn size_class(bytes: u64) -> u64 {
+    if bytes <= 16 {
+        return 16;
+    }
+    let p = bytes.next_power_of_two();
+    let mid = p / 4 * 3;
+    if mid >= bytes {
+        mid
+    } else {
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn size_classes() {
+        assert_eq!(super::size_class(1), 16);
+        assert_eq!(super::size_class(100), 128);
+        assert_eq!(super::size_class(96), 96);
+        assert_eq!(super::size_class(97), 128);
+        assert_eq!(super::size_class(129), 192);
+    }
+
+    #[test]
+    fn context_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::GpuContext>();
+    }
+}

@@ -1,0 +1,78 @@
+//! # wgconv
+//!
+//! Convolutions as WGSL compute shaders on [wgpu], each proven against an f64 CPU reference.
+//!
+//! ## Semantics
+//! PyTorch is the oracle: [`conv2d`] computes `torch.nn.functional.conv2d(input, weight,
+//! bias, stride, padding, dilation, groups)` with the same argument order and output shape,
+//! `Ho = ⌊(H + pad_top + pad_bottom − dilation·(kh−1) − 1) / stride⌋ + 1` (likewise W).
+//! [`Padding::Same`] (stride 1 only) splits the total `dilation·(k−1)` with the odd pixel at
+//! the bottom/right, as PyTorch does.
+//!
+//! ## Layouts
+//! Tensors are dense f32, row-major: input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh,
+//! kw]`, bias `[Cout]`, output `[N, Cout, Ho, Wo]`. A [`Tensor`] is a shape and a
+//! `wgpu::Buffer`; the buffer may be the caller's own ([`Tensor::from_buffer`], no copy).
+//!
+//! ## Two ways to run
+//! - [`conv2d`] encodes, submits on the context's queue and returns the output tensor.
+//! - [`conv2d_into`] records into the caller's `wgpu::CommandEncoder` and submits nothing.
+//!
+//! ```no_run
+//! use wgconv::{conv2d, Conv2dParams, GpuContext, Padding, Tensor};
+//! let ctx = GpuContext::new()?;
+//! let x = Tensor::from_slice(&ctx, &[1, 3, 8, 8], &vec![0.5; 3 * 64])?;
+//! let w = Tensor::from_slice(&ctx, &[4, 3, 3, 3], &vec![0.1; 4 * 27])?;
+//! let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+//! let y = conv2d(&ctx, &x, &w, None, &p)?;
+//! assert_eq!(y.shape(), &[1, 4, 8, 8]);
+//! let values: Vec<f32> = y.to_vec(&ctx)?;
+//! # Ok::<(), wgconv::Error>(())
+//! ```
+//!
+//! ## Errors
+//! Every failure is an [`Error`]; nothing panics on bad input and no wgpu error reaches wgpu's
+//! (panicking) default handler: each op validates its arguments before it creates any GPU
+//! object, and pipeline creation, encoding and submission run inside error scopes
+//! ([`GpuContext::scoped`]). Validation rules of conv2d and the variant each returns:
+//!
+//! | rule | variant |
+//! |---|---|
+//! | input rank 4, weight rank 4 | [`Error::Rank`] |
+//! | no dimension is 0 | [`Error::EmptyTensor`] |
+//! | stride ≥ 1, dilation ≥ 1; `Same` only with stride 1 | [`Error::InvalidParam`] |
+//! | groups ≥ 1, divides Cin and Cout | [`Error::Groups`] |
+//! | weight's `Cin/groups` × groups = input channels | [`Error::ChannelMismatch`] |
+//! | bias shape `[Cout]` | [`Error::BiasShape`] |
+//! | output size ≥ 1 on both axes | [`Error::EmptyOutput`] |
+//! | all tensors on the context's device | [`Error::DeviceMismatch`] |
+//! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
+//! | each tensor fits one storage binding; one im2col column fits the workspace budget | [`Error::TooLarge`] |
+//!
+//! The im2col workspace is split over output pixels (batch and rows) so that no chunk
+//! exceeds [`EngineConfig::workspace_budget`] or the device's storage binding size; grids
+//! above the per-dimension workgroup limit fold into y and z.
+//!
+//! ## Threads
+//! [`GpuContext`] is `Send + Sync`. Pipelines are compiled once per (shader, override
+//! constants) and cached; error scopes are thread-local in wgpu, so concurrent calls do not
+//! see each other's errors.
+
+pub mod cli;
+pub mod context;
+pub mod error;
+pub mod npy;
+pub mod ops;
+pub mod params;
+pub mod pipeline;
+pub mod reference;
+pub mod shaders;
+pub mod tensor;
+pub mod verify;
+
+pub use context::{ContextOptions, EngineConfig, GpuContext};
+pub use error::{Error, Result};
+pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
+pub use ops::gemm::matmul;
+pub use params::{Algorithm, Conv2dGeometry, Conv2dParams, Padding, Pads};
+pub use tensor::{HostTensor, Tensor};

@@ -1,0 +1,160 @@
+//! conv2d forward (PyTorch `torch.nn.functional.conv2d` semantics).
+//!
+//! Algorithm (`Im2colGemm`): the output pixels `p = (n·Ho + oy)·Wo + ox` are cut into
+//! chunks whose column matrix fits the workspace budget and one storage binding. For each
+//! chunk, `im2col.wgsl` unfolds the input into `[Cin·kh·kw, cols]` and `gemm.wgsl` multiplies
+//! each group's weight block `[Cout/G, (Cin/G)·kh·kw]` with that group's rows, all groups in
+//! one dispatch, writing straight into the NCHW output with the bias added.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::ops::{check_binding, gemm, im2col, range, Dispatch, UniformArena};
+use crate::params::{Algorithm, Conv2dGeometry, Conv2dParams};
+use crate::tensor::Tensor;
+
+/// What one conv2d call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dInfo {
+    /// The algorithm that ran (never `Auto`).
+    pub algorithm: Algorithm,
+    pub geometry: Conv2dGeometry,
+    /// Number of pixel chunks the work was split into.
+    pub chunks: u32,
+    /// Output pixels per chunk (the last may hold fewer).
+    pub chunk_cols: u32,
+    /// Workspace bytes one chunk uses.
+    pub workspace_bytes: u64,
+}
+
+/// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
+/// [`Tensor::to_vec`], which waits for the GPU).
+pub fn conv2d(ctx: &GpuContext, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, params: &Conv2dParams) -> Result<Tensor> {
+    conv2d_with_info(ctx, input, weight, bias, params).map(|(t, _)| t)
+}
+
+/// [`conv2d`] that also says what ran.
+pub fn conv2d_with_info(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &Conv2dParams,
+) -> Result<(Tensor, Conv2dInfo)> {
+    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty(ctx, &g.output_shape())?;
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
+    let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
+    ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+    Ok((output, info))
+}
+
+/// Records the conv into the caller's `encoder` without submitting; writes `output`, which
+/// must have the output shape (see [`Conv2dParams::output_shape`]). Tensors may wrap the
+/// caller's own buffers ([`Tensor::from_buffer`]).
+pub fn conv2d_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &Conv2dParams,
+    output: &Tensor,
+) -> Result<Conv2dInfo> {
+    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
+    if output.shape() != g.output_shape() {
+        return Err(Error::Buffer {
+            what: "output",
+            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
+        });
+    }
+    input.check_device(ctx, "input")?;
+    weight.check_device(ctx, "weight")?;
+    output.check_device(ctx, "output")?;
+    if let Some(b) = bias {
+        b.check_device(ctx, "bias")?;
+    }
+    for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
+        check_binding(ctx, t, what)?;
+    }
+    match params.algorithm {
+        Algorithm::Auto | Algorithm::Im2colGemm => {}
+    }
+    let plan = plan_chunks(ctx, &g)?;
+    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, input, weight, bias, output))??;
+    Ok(Conv2dInfo {
+        algorithm: Algorithm::Im2colGemm,
+        geometry: g,
+        chunks: plan.chunks,
+        chunk_cols: plan.cols,
+        workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4,
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ChunkPlan {
+    /// Rows of the column matrix: Cin·kh·kw.
+    rows: u32,
+    /// Output pixels N·Ho·Wo.
+    pixels: u32,
+    /// Pixels per chunk.
+    cols: u32,
+    chunks: u32,
+}
+
+/// Largest balanced chunks whose column matrix fits the workspace budget and one binding.
+fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
+    let rows = g.c_in as u64 * g.kh as u64 * g.kw as u64;
+    let pixels = g.n as u64 * g.h_out as u64 * g.w_out as u64;
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let max_cols = budget / (rows * 4);
+    if max_cols == 0 {
+        return Err(Error::TooLarge(format!(
+            "one output pixel needs a {}-byte im2col column (Cin·kh·kw = {rows}) but the workspace budget is {budget} bytes",
+            rows * 4
+        )));
+    }
+    let chunks = pixels.div_ceil(max_cols.min(pixels));
+    let cols = pixels.div_ceil(chunks);
+    // rows·cols·4 ≤ budget < 2^32 bytes, so every index the kernels form fits in u32.
+    let to_u32 = |v: u64| u32::try_from(v).map_err(|_| Error::TooLarge(format!("{v} exceeds u32")));
+    Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_im2col_gemm(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    plan: &ChunkPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<()> {
+    let workspace = ctx.workspace(plan.cols as u64 * plan.rows as u64 * 4)?;
+    let hw = g.h_out * g.w_out;
+    let (m, k) = (g.c_out_per_group(), g.c_in_per_group() * g.kh * g.kw);
+
+    let mut arena = UniformArena::new(ctx);
+    let mut blocks = Vec::with_capacity(plan.chunks as usize);
+    for c in 0..plan.chunks {
+        let col0 = c * plan.cols;
+        let cols = plan.cols.min(plan.pixels - col0);
+        let ip = im2col::Im2colParams::new(g, col0, cols);
+        let gp = gemm::GemmParams::new(m, cols, k, g.groups, hw, col0, g.c_out * hw);
+        blocks.push((ip, arena.push(&ip), gp, arena.push(&gp)));
+    }
+    let uniforms = arena.finish(ctx);
+
+    let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
+    for (ip, ib, gp, gb) in &blocks {
+        dispatches.push(im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?);
+        let col = range(&workspace, (0, ip.total as u64 * 4));
+        dispatches.push(gemm::prepare(ctx, &uniforms, *gb, gp, weight, col, bias, output)?);
+    }
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("conv2d"), timestamp_writes: None });
+    for d in &dispatches {
+        d.record(&mut pass);
+    }
+    Ok(())
+}

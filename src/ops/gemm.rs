@@ -1,0 +1,95 @@
+//! Encoding of `shaders/gemm.wgsl`, and [`matmul`], the plain GEMM the benchmark uses to
+//! measure an adapter's practical ceiling.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::ops::{check_binding, fold_grid, range, uniform_block, whole, Dispatch, UniformArena};
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
+    GemmParams {
+        m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, _pad0, _pad1,
+    }
+}
+
+/// Output tile of one workgroup (BM = BN in the shader).
+pub const TILE: u32 = 64;
+
+impl GemmParams {
+    /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
+    pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
+        let (tiles_m, tiles_n) = (m.div_ceil(TILE), n.div_ceil(TILE));
+        GemmParams {
+            m,
+            n,
+            k,
+            groups,
+            tiles_m,
+            tiles_n,
+            total_tiles: tiles_m * tiles_n * groups,
+            hw,
+            col0,
+            c_image_stride,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+/// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and
+/// specialises the kernel with `HAS_BIAS = false`, so it is never read.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &GemmParams,
+    a: &Tensor,
+    b: wgpu::BindingResource<'_>,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Dispatch> {
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::Gemm, &Overrides::none().flag("HAS_BIAS", bias.is_some()))?;
+    let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
+    let bias = match bias {
+        Some(t) => whole(t),
+        None => range(&ctx.dummy, (0, 16)),
+    };
+    let bind_group = ctx.bind_group(ShaderId::Gemm, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
+    Ok(Dispatch { pipeline, bind_group, grid })
+}
+
+/// `C = A · B` for row-major `A: [M, K]` and `B: [K, N]`, submitted on the context's queue.
+pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (sa, sb) = (a.shape(), b.shape());
+    crate::params::check_rank("a", sa, 2, "M, K")?;
+    crate::params::check_rank("b", sb, 2, "K, N")?;
+    if sa[1] != sb[0] {
+        return Err(Error::ChannelMismatch(format!("a is {sa:?} but b is {sb:?}: inner sizes differ")));
+    }
+    a.check_device(ctx, "a")?;
+    b.check_device(ctx, "b")?;
+    check_binding(ctx, a, "a")?;
+    check_binding(ctx, b, "b")?;
+    let dims = [sa[0], sb[1], sa[1]].map(u32::try_from);
+    let [Ok(m), Ok(n), Ok(k)] = dims else {
+        return Err(Error::TooLarge(format!("matmul {sa:?} · {sb:?}")));
+    };
+    let c = Tensor::empty(ctx, &[sa[0], sb[1]])?;
+    check_binding(ctx, &c, "c")?;
+    let p = GemmParams::new(m, n, k, 1, n, 0, 0);
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("matmul") });
+    ctx.scoped(|| -> Result<()> {
+        let mut arena = UniformArena::new(ctx);
+        let block = arena.push(&p);
+        let uniforms = arena.finish(ctx);
+        let d = prepare(ctx, &uniforms, block, &p, a, whole(b), None, &c)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
+        d.record(&mut pass);
+        Ok(())
+    })??;
+    ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+    Ok(c)
+}

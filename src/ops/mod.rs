@@ -1,0 +1,134 @@
+//! GPU ops. Each op validates everything before it creates any GPU object, so an invalid
+//! call returns an [`Error`](crate::Error) with no work submitted.
+
+pub mod conv2d;
+pub mod gemm;
+pub mod im2col;
+
+use std::num::NonZeroU64;
+
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Splits `total` workgroups into an `[x, y, z]` grid with each dimension ≤ `limit`.
+/// The grid may hold a few more than `total`; kernels recompute the linear id
+/// `x + nx·(y + ny·z)` and return when it is ≥ `total`.
+pub fn fold_grid(total: u64, limit: u32) -> Result<[u32; 3]> {
+    let limit = limit.max(1) as u64;
+    if total == 0 {
+        return Ok([0, 1, 1]);
+    }
+    let x = total.min(limit);
+    let rest = total.div_ceil(x);
+    let y = rest.min(limit);
+    let z = rest.div_ceil(y);
+    if z > limit {
+        return Err(Error::TooLarge(format!("{total} workgroups exceed {limit}³")));
+    }
+    Ok([x as u32, y as u32, z as u32])
+}
+
+/// One recorded kernel launch.
+pub(crate) struct Dispatch {
+    pub pipeline: wgpu::ComputePipeline,
+    pub bind_group: wgpu::BindGroup,
+    pub grid: [u32; 3],
+}
+
+impl Dispatch {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        if self.grid[0] == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    }
+}
+
+/// Uniform blocks of one call, packed into one buffer at the device's offset alignment so
+/// that every dispatch of the call reads its own block (queue writes before a submit would
+/// all land before the first dispatch, so one buffer rewritten per chunk would be wrong).
+pub(crate) struct UniformArena {
+    bytes: Vec<u8>,
+    align: usize,
+}
+
+impl UniformArena {
+    pub fn new(ctx: &GpuContext) -> Self {
+        UniformArena { bytes: Vec::new(), align: ctx.limits().min_uniform_buffer_offset_alignment.max(16) as usize }
+    }
+    /// Appends a block; returns its (offset, size).
+    pub fn push<T: bytemuck::Pod>(&mut self, value: &T) -> (u64, u64) {
+        let off = self.bytes.len().next_multiple_of(self.align);
+        self.bytes.resize(off, 0);
+        self.bytes.extend_from_slice(bytemuck::bytes_of(value));
+        (off as u64, std::mem::size_of::<T>() as u64)
+    }
+    pub fn finish(self, ctx: &GpuContext) -> wgpu::Buffer {
+        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgconv.uniforms"),
+            contents: &self.bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+}
+
+/// A binding of `size` bytes of `buffer` from `offset`.
+pub(crate) fn range(buffer: &wgpu::Buffer, (offset, size): (u64, u64)) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: NonZeroU64::new(size.max(4)) })
+}
+
+/// The bytes of `t` that its shape covers, as a binding.
+pub(crate) fn whole(t: &Tensor) -> wgpu::BindingResource<'_> {
+    range(t.buffer(), (0, t.byte_len()))
+}
+
+/// Errors unless `t` fits one storage binding under the context's current limit.
+pub(crate) fn check_binding(ctx: &GpuContext, t: &Tensor, what: &str) -> Result<()> {
+    let max = ctx.max_binding();
+    if t.byte_len() > max {
+        return Err(Error::TooLarge(format!(
+            "{what} {:?} is {} bytes; one storage binding holds at most {max} on this device",
+            t.shape(),
+            t.byte_len()
+        )));
+    }
+    Ok(())
+}
+
+/// Declares a `#[repr(C)]` uniform block of u32 fields and a table of its field offsets,
+/// which tests compare with naga's layout of the WGSL struct of the same name.
+macro_rules! uniform_block {
+    ($(#[$m:meta])* $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name { $(pub $field: u32),* }
+        impl $name {
+            /// `(field, byte offset)` in declaration order.
+            pub const FIELDS: &'static [(&'static str, usize)] =
+                &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
+        }
+    };
+}
+pub(crate) use uniform_block;
+
+#[cfg(test)]
+mod tests {
+    use super::fold_grid;
+
+    #[test]
+    fn fold_covers_total_within_limits() {
+        for (total, limit) in [(1u64, 65535u32), (65535, 65535), (65536, 65535), (10, 3), (27, 3), (28, 4), (1000, 7)] {
+            let [x, y, z] = fold_grid(total, limit).unwrap();
+            assert!(x <= limit && y <= limit && z <= limit);
+            let n = x as u64 * y as u64 * z as u64;
+            assert!(n >= total && n - total < (x as u64) * (y as u64), "{total} {limit} -> {x},{y},{z}");
+        }
+        assert!(fold_grid(28, 3).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Pipeline, layout and shader-module cache. Everything here is created once per context
+//! and keyed by (shader, override constants); nothing is compiled on the hot path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::shaders::{BindingKind, Overrides, ShaderId};
+
+type Key = (ShaderId, Vec<(&'static str, u64)>);
+
+/// The per-context cache (see [`GpuContext::pipeline`]).
+#[derive(Default)]
+pub struct PipelineCache {
+    layouts: RwLock<HashMap<ShaderId, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    modules: RwLock<HashMap<ShaderId, wgpu::ShaderModule>>,
+    pipelines: RwLock<HashMap<Key, wgpu::ComputePipeline>>,
+    compiled: AtomicUsize,
+}
+
+impl std::fmt::Debug for PipelineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineCache").field("compiled", &self.compiled.load(Ordering::Relaxed)).finish()
+    }
+}
+
+fn layout_entry(binding: u32, kind: BindingKind) -> wgpu::BindGroupLayoutEntry {
+    let ty = match kind {
+        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+        BindingKind::StorageRead => wgpu::BufferBindingType::Storage { read_only: true },
+        BindingKind::StorageReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    }
+}
+
+impl GpuContext {
+    /// Number of compute pipelines this context has compiled (stays flat on the hot path).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.pipelines.compiled.load(Ordering::Relaxed)
+    }
+
+    fn layout(&self, id: ShaderId) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
+        if let Some(l) = self.pipelines.layouts.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(l.clone());
+        }
+        let made = self.scoped(|| {
+            let entries: Vec<_> =
+                id.bindings().iter().enumerate().map(|(i, &k)| layout_entry(i as u32, k)).collect();
+            let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(id.name()),
+                entries: &entries,
+            });
+            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(id.name()),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (bgl, pl)
+        })?;
+        let mut map = self.pipelines.layouts.write().unwrap_or_else(|p| p.into_inner());
+        Ok(map.entry(id).or_insert(made).clone())
+    }
+
+    fn module(&self, id: ShaderId) -> Result<wgpu::ShaderModule> {
+        if let Some(m) = self.pipelines.modules.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(m.clone());
+        }
+        let made = self.scoped(|| {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(id.file()),
+                source: wgpu::ShaderSource::Wgsl(id.source().into()),
+            })
+        })?;
+        let mut map = self.pipelines.modules.write().unwrap_or_else(|p| p.into_inner());
+        Ok(map.entry(id).or_insert(made).clone())
+    }
+
+    /// The pipeline for `id` specialised with `overrides`, and its bind group layout.
+    /// Compiled on first use, then served from the cache.
+    pub fn pipeline(&self, id: ShaderId, overrides: &Overrides) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
+        let key: Key = (id, overrides.key());
+        let (bgl, pl) = self.layout(id)?;
+        if let Some(p) = self.pipelines.pipelines.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok((p.clone(), bgl));
+        }
+        let module = self.module(id)?;
+        let made = self.scoped(|| {
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(id.name()),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(id.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: overrides.entries(),
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        })?;
+        let mut map = self.pipelines.pipelines.write().unwrap_or_else(|p| p.into_inner());
+        let p = map
+            .entry(key)
+            .or_insert_with(|| {
+                self.pipelines.compiled.fetch_add(1, Ordering::Relaxed);
+                made
+            })
+            .clone();
+        Ok((p, bgl))
+    }
+
+    /// A bind group for `id` from whole buffers or buffer ranges, in binding order.
+    pub(crate) fn bind_group(&self, id: ShaderId, bgl: &wgpu::BindGroupLayout, resources: &[wgpu::BindingResource<'_>]) -> wgpu::BindGroup {
+        debug_assert_eq!(resources.len(), id.bindings().len());
+        let entries: Vec<_> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(id.name()), layout: bgl, entries: &entries })
+    }
+}

@@ -1,0 +1,6 @@
+//! CPU twins of the GPU ops: straightforward loops accumulating in f64, written from the
+//! definitions (PyTorch semantics), used by tests, `wgconv run --verify` and conformance.
+
+pub mod conv2d;
+
+pub use conv2d::conv2d;

@@ -1,0 +1,250 @@
+//! The WGSL kernels: their sources, binding layouts, the override sets the engine uses, and
+//! static checks with naga (parse, validate, specialise, translate to SPIR-V/MSL/HLSL/GLSL).
+
+/// One WGSL kernel of `shaders/`. Sources are compiled into the crate (`include_str!`), so
+/// it works as a dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ShaderId {
+    /// `shaders/im2col.wgsl`: input NCHW → column matrix `[Cin·kh·kw, pixels]`.
+    Im2col,
+    /// `shaders/gemm.wgsl`: batched tiled GEMM with the conv write-out and bias epilogue.
+    Gemm,
+}
+
+/// What a binding of group 0 is; the bind group layout is built from this list, and a
+/// test checks it against what naga reflects from the WGSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    Uniform,
+    StorageRead,
+    StorageReadWrite,
+}
+
+impl ShaderId {
+    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShaderId::Im2col => "im2col",
+            ShaderId::Gemm => "gemm",
+        }
+    }
+
+    pub fn file(self) -> &'static str {
+        match self {
+            ShaderId::Im2col => "im2col.wgsl",
+            ShaderId::Gemm => "gemm.wgsl",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
+            ShaderId::Gemm => include_str!("../shaders/gemm.wgsl"),
+        }
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        "main"
+    }
+
+    /// Bindings 0.. of group 0, in order.
+    pub fn bindings(self) -> &'static [BindingKind] {
+        use BindingKind::*;
+        match self {
+            // params, input, col
+            ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
+            // params, a, b, bias, c
+            ShaderId::Gemm => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+        }
+    }
+
+    /// Every override set the engine specialises this shader with (checked by naga in tests
+    /// and by `wgconv conformance`).
+    pub fn override_sets(self) -> Vec<Overrides> {
+        match self {
+            ShaderId::Im2col => vec![Overrides::none()],
+            ShaderId::Gemm => vec![Overrides::none().with("HAS_BIAS", 0.0), Overrides::none().with("HAS_BIAS", 1.0)],
+        }
+    }
+}
+
+/// Values for a shader's `override` constants, kept sorted by name so that equal sets
+/// compare (and hash) equal.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides(Vec<(&'static str, f64)>);
+
+impl Overrides {
+    pub fn none() -> Self {
+        Overrides(Vec::new())
+    }
+    pub fn with(mut self, name: &'static str, value: f64) -> Self {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value));
+        self.0.sort_by(|a, b| a.0.cmp(b.0));
+        self
+    }
+    pub fn flag(self, name: &'static str, on: bool) -> Self {
+        self.with(name, if on { 1.0 } else { 0.0 })
+    }
+    pub fn entries(&self) -> &[(&'static str, f64)] {
+        &self.0
+    }
+    /// Hashable form (f64 bit patterns).
+    pub(crate) fn key(&self) -> Vec<(&'static str, u64)> {
+        self.0.iter().map(|&(n, v)| (n, v.to_bits())).collect()
+    }
+}
+
+impl std::fmt::Display for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "(none)");
+        }
+        let parts: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+/// A translation target of the static check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    SpirV,
+    Msl,
+    Hlsl,
+    Glsl,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [Target::SpirV, Target::Msl, Target::Hlsl, Target::Glsl];
+}
+
+/// A failure of the static check, naming the shader, the override set and the stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShaderCheckError {
+    pub shader: &'static str,
+    pub overrides: String,
+    /// "parse", "validate", "overrides", or the target that failed.
+    pub stage: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ShaderCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}] {}: {}", self.shader, self.overrides, self.stage, self.message)
+    }
+}
+
+/// Parses and validates WGSL with naga (all capabilities the engine may use).
+pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), (String, String)> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .map_err(|e| ("validate".to_string(), e.emit_to_string(source)))?;
+    Ok((module, info))
+}
+
+/// Specialises `source` with `overrides` and translates it to `target`; returns the
+/// generated code's length in bytes (words ×4 for SPIR-V).
+pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, (String, String)> {
+    let (module, info) = parse_and_validate(source)?;
+    let constants: naga::back::PipelineConstants = overrides.entries().iter().map(|&(n, v)| (n.to_string(), v)).collect();
+    let stage = naga::ShaderStage::Compute;
+    let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, Some((stage, entry)), &constants)
+        .map_err(|e| ("overrides".to_string(), e.to_string()))?;
+    let fail = |e: &dyn std::fmt::Display| (format!("{target:?}"), e.to_string());
+    match target {
+        Target::SpirV => {
+            let opts = naga::back::spv::Options::default();
+            let pipe = naga::back::spv::PipelineOptions { shader_stage: stage, entry_point: entry.to_string() };
+            naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe)).map(|w| w.len() * 4).map_err(|e| fail(&e))
+        }
+        Target::Msl => {
+            let opts = naga::back::msl::Options::default();
+            let pipe = naga::back::msl::PipelineOptions::default();
+            naga::back::msl::write_string(&module, &info, &opts, &pipe).map(|(s, _)| s.len()).map_err(|e| fail(&e))
+        }
+        Target::Hlsl => {
+            let opts = naga::back::hlsl::Options::default();
+            let pipe = naga::back::hlsl::PipelineOptions::default();
+            let mut out = String::new();
+            naga::back::hlsl::Writer::new(&mut out, &opts, &pipe).write(&module, &info, None).map_err(|e| fail(&e))?;
+            Ok(out.len())
+        }
+        Target::Glsl => {
+            let opts = naga::back::glsl::Options {
+                version: naga::back::glsl::Version::Embedded { version: 310, is_webgl: false },
+                ..Default::default()
+            };
+            let pipe = naga::back::glsl::PipelineOptions {
+                shader_stage: stage,
+                entry_point: entry.to_string(),
+                multiview: None,
+            };
+            let mut out = String::new();
+            let mut w = naga::back::glsl::Writer::new(
+                &mut out,
+                &module,
+                &info,
+                &opts,
+                &pipe,
+                naga::proc::BoundsCheckPolicies::default(),
+            )
+            .map_err(|e| fail(&e))?;
+            w.write().map_err(|e| fail(&e))?;
+            Ok(out.len())
+        }
+    }
+}
+
+/// Checks one shader with every override set the engine uses against every target.
+pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
+    let mut errors = Vec::new();
+    for ov in id.override_sets() {
+        for target in Target::ALL {
+            if let Err((stage, message)) = translate(id.source(), id.entry_point(), &ov, target) {
+                errors.push(ShaderCheckError { shader: id.file(), overrides: ov.to_string(), stage, message });
+            }
+        }
+    }
+    errors
+}
+
+/// Bindings of group 0 as naga reflects them from the WGSL: (binding, kind).
+pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, (String, String)> {
+    let (module, _) = parse_and_validate(source)?;
+    let mut out = Vec::new();
+    for (_, var) in module.global_variables.iter() {
+        let Some(rb) = &var.binding else { continue };
+        if rb.group != 0 {
+            return Err(("bindings".into(), format!("binding in group {} (only group 0 is used)", rb.group)));
+        }
+        let kind = match var.space {
+            naga::AddressSpace::Uniform => BindingKind::Uniform,
+            naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE) => {
+                BindingKind::StorageReadWrite
+            }
+            naga::AddressSpace::Storage { .. } => BindingKind::StorageRead,
+            other => return Err(("bindings".into(), format!("unexpected address space {other:?}"))),
+        };
+        out.push((rb.binding, kind));
+    }
+    out.sort_by_key(|b| b.0);
+    Ok(out)
+}
+
+/// Member names and byte offsets of the uniform struct at binding 0, and its size, as naga
+/// lays it out (checked against the `#[repr(C)]` Rust twins in tests).
+pub fn reflect_uniform(source: &str) -> Result<(Vec<(String, u32)>, u32), (String, String)> {
+    let (module, _) = parse_and_validate(source)?;
+    for (_, var) in module.global_variables.iter() {
+        if var.space != naga::AddressSpace::Uniform {
+            continue;
+        }
+        if let naga::TypeInner::Struct { members, span } = &module.types[var.ty].inner {
+            let fields = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+            return Ok((fields, *span));
+        }
+    }
+    Err(("uniform".into(), "no uniform struct".into()))
+}

@@ -1,0 +1,190 @@
+//! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32, C order) and [`HostTensor`]
+//! (the same on the CPU, with `.npy` I/O).
+
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+
+fn numel_of(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows usize")))
+}
+
+/// Usage of buffers the engine allocates for tensors.
+pub const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A dense f32 tensor in a wgpu buffer, row-major (NCHW for images).
+///
+/// The buffer may be larger than the shape needs; elements start at byte 0.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    buffer: wgpu::Buffer,
+    /// Id of the [`GpuContext`] the tensor was made on.
+    ctx: u64,
+}
+
+impl Tensor {
+    /// Uploads `data` (length = product of `shape`).
+    pub fn from_slice(ctx: &GpuContext, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let n = numel_of(shape)?;
+        if n != data.len() {
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
+        }
+        let bytes = (n as u64) * 4;
+        if bytes > ctx.limits().max_buffer_size {
+            return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
+        }
+        let contents: &[u8] = if data.is_empty() { &[0u8; 4] } else { bytemuck::cast_slice(data) };
+        let buffer = ctx.scoped(|| {
+            ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgconv.tensor"),
+                contents,
+                usage: TENSOR_USAGE,
+            })
+        })?;
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+    }
+
+    /// Uploads a host tensor.
+    pub fn from_host(ctx: &GpuContext, host: &HostTensor) -> Result<Tensor> {
+        Self::from_slice(ctx, &host.shape, &host.data)
+    }
+
+    /// An uninitialised tensor (contents unspecified until written).
+    pub fn empty(ctx: &GpuContext, shape: &[usize]) -> Result<Tensor> {
+        let bytes = numel_of(shape)? as u64 * 4;
+        let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+    }
+
+    /// Wraps a caller's buffer without copying. It must be on the context's device, have
+    /// `STORAGE` usage (plus `COPY_SRC` to be read back with [`Tensor::to_vec`]) and hold at
+    /// least 4·numel bytes.
+    pub fn from_buffer(ctx: &GpuContext, buffer: wgpu::Buffer, shape: &[usize]) -> Result<Tensor> {
+        let bytes = numel_of(shape)? as u64 * 4;
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::Buffer { what: "tensor", reason: format!("usage {:?} lacks STORAGE", buffer.usage()) });
+        }
+        if buffer.size() < bytes {
+            return Err(Error::Buffer {
+                what: "tensor",
+                reason: format!("{} bytes, shape {shape:?} needs {bytes}", buffer.size()),
+            });
+        }
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Bytes the shape covers (≤ the buffer's size).
+    pub fn byte_len(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+    /// Same data, another shape of the same element count (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let n = numel_of(shape)?;
+        if n != self.numel() {
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: self.numel() });
+        }
+        Ok(Tensor { shape: shape.to_vec(), ..self.clone() })
+    }
+
+    /// Errors unless this tensor was made on `ctx`. (A buffer of the same device can be
+    /// wrapped again for another context with [`Tensor::from_buffer`].)
+    pub(crate) fn check_device(&self, ctx: &GpuContext, what: &'static str) -> Result<()> {
+        if self.ctx != ctx.id {
+            return Err(Error::DeviceMismatch(what));
+        }
+        Ok(())
+    }
+
+    /// Records a copy of this tensor into a new mappable buffer.
+    fn stage(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) -> Result<wgpu::Buffer> {
+        self.check_device(ctx, "tensor")?;
+        let staging = ctx.create_buffer(
+            "wgconv.readback",
+            self.byte_len(),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
+        if self.byte_len() > 0 {
+            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, self.byte_len());
+        }
+        Ok(staging)
+    }
+
+    /// Downloads the tensor (blocks until every earlier submission that writes it is done;
+    /// bounded by the context's `wait_timeout`).
+    pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let staging = self.stage(ctx, &mut encoder)?;
+        let index = ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        let slice = staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.wait(index)?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Map(e.to_string())),
+            None => return Err(Error::Map("the map callback was dropped".into())),
+        }
+        let view = slice.get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view[..self.byte_len() as usize]).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Downloads into a [`HostTensor`].
+    pub fn to_host(&self, ctx: &GpuContext) -> Result<HostTensor> {
+        Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec(ctx)? })
+    }
+}
+
+/// A dense f32 tensor on the CPU, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        let n = numel_of(shape)?;
+        if n != data.len() {
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
+        }
+        Ok(HostTensor { shape: shape.to_vec(), data })
+    }
+
+    /// Seeded uniform values in [-1, 1), never all zero (splitmix64; the same on every platform).
+    pub fn random(shape: &[usize], seed: u64) -> Self {
+        let n: usize = shape.iter().product();
+        let mut rng = crate::verify::SplitMix64::new(seed);
+        HostTensor { shape: shape.to_vec(), data: (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect() }
+    }
+
+    /// Reads a `.npy` file; the second value names the dtype converted from, if any.
+    pub fn read_npy(path: impl AsRef<std::path::Path>) -> Result<(Self, Option<&'static str>)> {
+        let (shape, data, info) = crate::npy::read(path.as_ref())?;
+        Ok((HostTensor { shape, data }, info.converted_from))
+    }
+
+    pub fn write_npy(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        crate::npy::write(path.as_ref(), &self.shape, &self.data)
+    }
+}

@@ -1,0 +1,91 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use wgconv::verify::{compare, ErrorStats};
+use wgconv::{conv2d_with_info, Conv2dInfo, Conv2dParams, GpuContext, HostTensor, Padding, Tensor};
+
+fn require_gpu() -> bool {
+    std::env::var("WGCONV_REQUIRE_GPU").as_deref() == Ok("1")
+}
+
+/// A new context, or `None` (printing SKIP) when no adapter exists. With
+/// `WGCONV_REQUIRE_GPU=1` a missing adapter fails the test instead.
+pub fn fresh_gpu() -> Option<GpuContext> {
+    match GpuContext::new() {
+        Ok(c) => Some(c),
+        Err(e) if require_gpu() => panic!("WGCONV_REQUIRE_GPU=1 but no GPU context: {e}"),
+        Err(e) => {
+            eprintln!("SKIP: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// One context shared by the tests of a binary (pipelines compile once).
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(fresh_gpu).as_ref()
+}
+
+/// A conv2d test case: shapes and parameters; data come from a seed.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub params: Conv2dParams,
+    pub bias: bool,
+}
+
+pub fn case(n: usize, c_in: usize, hw: [usize; 2], c_out: usize, k: [usize; 2]) -> Case {
+    Case { n, c_in, h: hw[0], w: hw[1], c_out, kh: k[0], kw: k[1], params: Conv2dParams::default(), bias: true }
+}
+
+impl Case {
+    pub fn stride(mut self, s: [u32; 2]) -> Self {
+        self.params.stride = s;
+        self
+    }
+    pub fn pad(mut self, p: Padding) -> Self {
+        self.params.padding = p;
+        self
+    }
+    pub fn dil(mut self, d: [u32; 2]) -> Self {
+        self.params.dilation = d;
+        self
+    }
+    pub fn groups(mut self, g: u32) -> Self {
+        self.params.groups = g;
+        self
+    }
+    pub fn no_bias(mut self) -> Self {
+        self.bias = false;
+        self
+    }
+    pub fn data(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        let g = self.params.groups as usize;
+        let x = HostTensor::random(&[self.n, self.c_in, self.h, self.w], seed);
+        let w = HostTensor::random(&[self.c_out, self.c_in / g, self.kh, self.kw], seed ^ 0x5151);
+        let b = self.bias.then(|| HostTensor::random(&[self.c_out], seed ^ 0xb1a5));
+        (x, w, b)
+    }
+}
+
+/// Runs `case` on the GPU and the reference; returns the error statistics and what ran.
+pub fn run_case(ctx: &GpuContext, case: &Case, seed: u64) -> (ErrorStats, Conv2dInfo) {
+    let (x, w, b) = case.data(seed);
+    let (shape, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &case.params).expect("reference");
+    let xg = Tensor::from_host(ctx, &x).unwrap();
+    let wg = Tensor::from_host(ctx, &w).unwrap();
+    let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
+    let (y, info) = conv2d_with_info(ctx, &xg, &wg, bg.as_ref(), &case.params).expect("gpu conv2d");
+    assert_eq!(y.shape(), &shape, "{case:?}");
+    let out = y.to_vec(ctx).unwrap();
+    (compare(&out, &reference), info)
+}

@@ -1,0 +1,336 @@
+//! conv2d on the GPU against the f64 CPU reference and PyTorch goldens; bad input; limits.
+
+mod common;
+
+use common::{case, fresh_gpu, gpu, run_case, Case};
+use wgconv::verify::{compare, Tolerance};
+use wgconv::{conv2d, conv2d_with_info, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor};
+
+fn sym(h: u32, w: u32) -> Padding {
+    Padding::Symmetric([h, w])
+}
+fn explicit(top: u32, left: u32, bottom: u32, right: u32) -> Padding {
+    Padding::Explicit { top, left, bottom, right }
+}
+
+/// The parameter space of the issue: odd and prime sizes, 1x1, non-square kernels, kernel
+/// larger than the input, output 1x1, every padding kind, strides 1–3 and asymmetric,
+/// dilations 1–3 and asymmetric, groups 2/4, depthwise, channel multiplier 2, N = 1..3,
+/// Cin not a multiple of 4.
+fn cases() -> Vec<Case> {
+    vec![
+        case(1, 3, [8, 8], 4, [3, 3]),
+        case(1, 3, [8, 8], 4, [3, 3]).pad(sym(1, 1)),
+        case(2, 5, [7, 11], 6, [3, 3]).pad(sym(1, 1)),
+        case(3, 7, [13, 13], 5, [3, 3]).pad(sym(1, 1)).stride([2, 2]),
+        case(1, 1, [17, 19], 1, [1, 1]),
+        case(2, 16, [9, 9], 8, [1, 1]),
+        case(1, 6, [10, 10], 3, [1, 1]).stride([2, 2]),
+        case(1, 3, [11, 7], 2, [1, 5]).pad(sym(0, 2)),
+        case(1, 4, [9, 12], 5, [5, 1]).pad(sym(2, 0)),
+        case(1, 2, [6, 9], 3, [2, 4]),
+        case(1, 3, [23, 23], 8, [7, 7]).stride([2, 2]).pad(sym(3, 3)),
+        case(1, 2, [3, 3], 3, [5, 5]).pad(sym(2, 2)),
+        case(1, 2, [2, 4], 2, [4, 6]).pad(sym(1, 1)),
+        case(1, 5, [5, 5], 7, [5, 5]),
+        case(2, 3, [3, 7], 4, [3, 7]),
+        case(1, 3, [9, 9], 4, [3, 3]).pad(Padding::Valid),
+        case(1, 3, [9, 10], 4, [3, 3]).pad(Padding::Same),
+        case(1, 3, [7, 6], 2, [4, 2]).pad(Padding::Same),
+        case(1, 3, [9, 9], 2, [3, 4]).pad(Padding::Same).dil([2, 3]),
+        case(1, 3, [10, 9], 4, [3, 3]).pad(explicit(2, 0, 1, 3)),
+        case(2, 4, [8, 8], 3, [2, 2]).pad(explicit(0, 1, 1, 0)).stride([2, 2]),
+        case(1, 3, [11, 11], 4, [3, 3]).stride([3, 3]).pad(sym(1, 1)),
+        case(1, 3, [12, 13], 4, [3, 3]).stride([1, 2]),
+        case(1, 3, [12, 13], 4, [3, 2]).stride([3, 1]).pad(sym(1, 0)),
+        case(1, 3, [15, 15], 4, [3, 3]).dil([2, 2]),
+        case(1, 3, [17, 16], 4, [3, 3]).dil([3, 3]).pad(sym(3, 3)),
+        case(1, 3, [12, 14], 4, [3, 3]).dil([1, 3]).pad(sym(1, 3)),
+        case(2, 5, [19, 17], 3, [3, 2]).dil([2, 1]).stride([2, 3]).pad(explicit(1, 2, 3, 0)),
+        case(1, 4, [8, 8], 6, [3, 3]).groups(2).pad(sym(1, 1)),
+        case(2, 8, [7, 9], 8, [3, 3]).groups(4),
+        case(1, 12, [6, 6], 4, [1, 1]).groups(4),
+        case(1, 6, [9, 9], 6, [3, 3]).groups(6).pad(sym(1, 1)),
+        case(2, 7, [8, 11], 7, [3, 3]).groups(7).stride([2, 2]).pad(sym(1, 1)),
+        case(1, 5, [9, 8], 10, [3, 3]).groups(5).pad(sym(1, 1)),
+        case(3, 3, [7, 7], 6, [5, 5]).groups(3).pad(sym(2, 2)).no_bias(),
+        case(3, 2, [5, 5], 3, [3, 3]).pad(sym(1, 1)),
+        case(1, 37, [7, 7], 67, [3, 3]).pad(sym(1, 1)),
+        case(1, 64, [9, 9], 65, [3, 3]).pad(sym(1, 1)),
+        case(1, 130, [5, 5], 3, [1, 1]).no_bias(),
+        case(1, 3, [1, 1], 2, [1, 1]),
+        case(1, 3, [1, 1], 2, [3, 3]).pad(sym(1, 1)),
+        case(1, 3, [1, 31], 2, [1, 3]),
+        case(2, 2, [29, 3], 2, [3, 1]).stride([2, 1]),
+        case(1, 3, [5, 5], 4, [3, 3]).no_bias().pad(sym(1, 1)),
+        case(1, 3, [13, 13], 4, [13, 13]),
+        case(1, 2, [41, 43], 3, [3, 3]).pad(sym(1, 1)).stride([1, 1]),
+        case(1, 11, [6, 6], 13, [2, 2]).stride([2, 2]).dil([2, 2]).pad(sym(1, 1)),
+    ]
+}
+
+#[test]
+fn random_cases_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let all = cases();
+    assert!(all.len() >= 40);
+    let mut failures = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let (stats, info) = run_case(ctx, c, 1000 + i as u64);
+        assert_eq!(info.algorithm, wgconv::Algorithm::Im2colGemm);
+        if !stats.passes(Tolerance::default()) {
+            failures.push(format!("case {i} {c:?}: {stats}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+}
+
+fn golden_params(case: &serde_json::Value) -> Conv2dParams {
+    let pair = |k: &str| {
+        let v = case[k].as_array().unwrap();
+        [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
+    };
+    let padding = match &case["padding"] {
+        serde_json::Value::String(s) if s == "same" => Padding::Same,
+        serde_json::Value::String(s) if s == "valid" => Padding::Valid,
+        serde_json::Value::Array(v) => {
+            let v: Vec<u32> = v.iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            Padding::Explicit { top: v[0], left: v[1], bottom: v[2], right: v[3] }
+        }
+        other => panic!("bad padding {other}"),
+    };
+    Conv2dParams {
+        stride: pair("stride"),
+        padding,
+        dilation: pair("dilation"),
+        groups: case["groups"].as_u64().unwrap() as u32,
+        ..Default::default()
+    }
+}
+
+/// Compares with outputs PyTorch computed (tools/gen_golden.py), and checks that the CPU
+/// reference agrees with PyTorch too.
+#[test]
+fn pytorch_golden_cases() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    let ctx = gpu();
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let d = dir.join(name);
+        let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
+        let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
+        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
+        let (expected, conv) = HostTensor::read_npy(d.join("output.npy")).unwrap();
+        assert_eq!(conv, Some("float64"));
+        let params = golden_params(c);
+        let expected64: Vec<f64> = expected.data.iter().map(|&v| v as f64).collect();
+
+        let (shape, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).unwrap();
+        assert_eq!(shape.to_vec(), expected.shape, "{name}: output shape");
+        let ref32: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
+        let s = compare(&ref32, &expected64);
+        assert!(s.passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: CPU reference vs torch: {s}");
+
+        let Some(ctx) = ctx else { continue };
+        let xg = Tensor::from_host(ctx, &x).unwrap();
+        let wg = Tensor::from_host(ctx, &w).unwrap();
+        let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
+        let y = conv2d(ctx, &xg, &wg, bg.as_ref(), &params).unwrap().to_vec(ctx).unwrap();
+        let s = compare(&y, &expected64);
+        assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
+    }
+}
+
+/// A workspace budget far below one image's column matrix forces many chunks, including
+/// chunks that start and end inside an output row and span two images.
+#[test]
+fn small_workspace_budget_splits_into_chunks() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let c = case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).groups(1);
+    let rows = 5 * 9;
+    // 37 pixels per chunk: not a divisor of a row (10) nor of an image (90).
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 * 37, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &c, 7);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert_eq!(info.chunks, 8, "{info:?}"); // 270 pixels / 37 per chunk → 8 balanced chunks
+    assert!(info.workspace_bytes <= rows * 4 * 37);
+    assert!(ctx.workspace_bytes() <= rows * 4 * 64);
+
+    // One pixel per chunk still works.
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &case(1, 5, [4, 3], 2, [3, 3]).pad(sym(1, 1)), 8);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert_eq!(info.chunks, 12);
+
+    // Less than one column: a clear error, nothing submitted.
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 - 4, ..ctx.config() });
+    let (x, w, b) = c.data(1);
+    let xg = Tensor::from_host(&ctx, &x).unwrap();
+    let wg = Tensor::from_host(&ctx, &w).unwrap();
+    let bg = Tensor::from_host(&ctx, b.as_ref().unwrap()).unwrap();
+    let e = conv2d(&ctx, &xg, &wg, Some(&bg), &c.params).unwrap_err();
+    assert!(matches!(e, Error::TooLarge(_)), "{e}");
+}
+
+/// The storage-binding limit also caps chunks (a budget above it is clamped).
+#[test]
+fn binding_limit_caps_chunks_and_rejects_oversized_tensors() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1));
+    // input is 2·4·144·4 = 4608 bytes; allow 5000 per binding: im2col must split.
+    ctx.set_config(EngineConfig { max_binding_size: 5000, workspace_budget: 1 << 30, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &c, 9);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert!(info.workspace_bytes <= 5000 && info.chunks > 1, "{info:?}");
+
+    ctx.set_config(EngineConfig { max_binding_size: 4000, ..ctx.config() });
+    let (x, w, _) = c.data(1);
+    let xg = Tensor::from_host(&ctx, &x).unwrap();
+    let wg = Tensor::from_host(&ctx, &w).unwrap();
+    let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("input")), "{e}");
+}
+
+/// Forcing 3 workgroups per dimension folds every grid into y and z.
+#[test]
+fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
+    let Some(ctx) = fresh_gpu() else { return };
+    ctx.set_config(EngineConfig { max_workgroups_per_dim: 3, ..ctx.config() });
+    // im2col: 3·9·(8·10) = 2160 elements → 9 workgroups = 3×3; GEMM: 2 groups · 1 · 2 tiles.
+    let c = case(1, 6, [8, 10], 4, [3, 3]).pad(sym(1, 1)).groups(2).stride([1, 1]);
+    let (stats, _) = run_case(&ctx, &c, 10);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    // 8·9·(24·24)/256 = 162 workgroups → 3×3×18: z too large → error, not a wrong answer.
+    let big = case(1, 8, [24, 24], 4, [3, 3]).pad(sym(1, 1));
+    let (x, w, _) = big.data(1);
+    let xg = Tensor::from_host(&ctx, &x).unwrap();
+    let wg = Tensor::from_host(&ctx, &w).unwrap();
+    let e = conv2d(&ctx, &xg, &wg, None, &big.params).unwrap_err();
+    assert!(matches!(e, Error::TooLarge(_)), "{e}");
+    // With 6 per dimension the same conv folds into 6×6×5 and is right.
+    ctx.set_config(EngineConfig { max_workgroups_per_dim: 6, ..ctx.config() });
+    let (stats, _) = run_case(&ctx, &big, 11);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
+#[test]
+fn results_are_bit_identical_run_to_run() {
+    let Some(ctx) = gpu() else { return };
+    let c = case(2, 9, [15, 13], 11, [3, 3]).pad(sym(1, 1)).stride([2, 1]);
+    let (x, w, b) = c.data(3);
+    let xg = Tensor::from_host(ctx, &x).unwrap();
+    let wg = Tensor::from_host(ctx, &w).unwrap();
+    let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
+    let first = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
+    for _ in 0..3 {
+        let again = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
+        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn pipelines_compile_once() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let c = case(1, 3, [6, 6], 2, [3, 3]);
+    run_case(&ctx, &c, 1);
+    let compiled = ctx.pipelines_compiled();
+    assert_eq!(compiled, 2, "im2col + gemm(bias)");
+    for s in 0..3 {
+        run_case(&ctx, &case(2, 4, [7, 5], 3, [2, 2]).stride([2, 1]), s);
+    }
+    assert_eq!(ctx.pipelines_compiled(), compiled, "same override set: no new pipeline");
+    run_case(&ctx, &c.clone().no_bias(), 2);
+    assert_eq!(ctx.pipelines_compiled(), compiled + 1, "HAS_BIAS=false is one more specialisation");
+}
+
+/// Every validation rule, each with the variant it must return. Runs without a GPU too
+/// (validation comes before any GPU object).
+#[test]
+fn invalid_parameters_are_clear_errors() {
+    let ok = |p: Conv2dParams, x: &[usize], w: &[usize], b: Option<&[usize]>| p.validate(x, w, b);
+    let d = Conv2dParams::default();
+    let x = [1, 4, 8, 8];
+    let w = [6, 4, 3, 3];
+    assert!(ok(d, &x, &w, Some(&[6])).is_ok());
+    let cases: Vec<(&str, Result<_, Error>, fn(&Error) -> bool)> = vec![
+        ("input rank", ok(d, &[4, 8, 8], &w, None), |e| matches!(e, Error::Rank { what: "input", .. })),
+        ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| matches!(e, Error::Rank { what: "weight", .. })),
+        ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| matches!(e, Error::EmptyTensor { .. })),
+        ("zero kernel", ok(d, &x, &[6, 4, 0, 3], None), |e| matches!(e, Error::EmptyTensor { .. })),
+        ("channel mismatch", ok(d, &x, &[6, 3, 3, 3], None), |e| matches!(e, Error::ChannelMismatch(_))),
+        ("groups 0", ok(Conv2dParams { groups: 0, ..d }, &x, &w, None), |e| matches!(e, Error::Groups(_))),
+        ("groups ∤ Cin", ok(Conv2dParams { groups: 3, ..d }, &x, &[6, 1, 3, 3], None), |e| matches!(e, Error::Groups(_))),
+        ("groups ∤ Cout", ok(Conv2dParams { groups: 4, ..d }, &x, &[6, 1, 3, 3], None), |e| matches!(e, Error::Groups(_))),
+        ("grouped weight channels", ok(Conv2dParams { groups: 2, ..d }, &x, &w, None), |e| matches!(e, Error::ChannelMismatch(_))),
+        ("stride 0", ok(Conv2dParams { stride: [0, 1], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "stride", .. })),
+        ("dilation 0", ok(Conv2dParams { dilation: [1, 0], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "dilation", .. })),
+        ("same + stride", ok(Conv2dParams { padding: Padding::Same, stride: [2, 1], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "padding", .. })),
+        ("bias length", ok(d, &x, &w, Some(&[5])), |e| matches!(e, Error::BiasShape { expected: 6, .. })),
+        ("bias rank", ok(d, &x, &w, Some(&[6, 1])), |e| matches!(e, Error::BiasShape { .. })),
+        ("kernel > input", ok(d, &[1, 4, 2, 8], &w, None), |e| matches!(e, Error::EmptyOutput(_))),
+        ("dilated kernel > padded input", ok(Conv2dParams { dilation: [5, 1], padding: Padding::Symmetric([1, 1]), ..d }, &x, &w, None), |e| matches!(e, Error::EmptyOutput(_))),
+    ];
+    for (what, r, check) in cases {
+        let e = r.expect_err(what);
+        assert!(check(&e), "{what}: got {e:?}");
+        assert!(e.is_invalid_input(), "{what}");
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+/// The same rules through the GPU entry points: an error, and no GPU work.
+#[test]
+fn invalid_calls_return_errors_before_gpu_work() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let x = Tensor::from_slice(&ctx, &[1, 4, 5, 5], &[0.5; 100]).unwrap();
+    let w = Tensor::from_slice(&ctx, &[2, 3, 3, 3], &[0.5; 54]).unwrap();
+    let b = Tensor::from_slice(&ctx, &[3], &[0.0; 3]).unwrap();
+    let before = ctx.pipelines_compiled();
+    assert!(matches!(conv2d(&ctx, &x, &w, None, &Conv2dParams::default()), Err(Error::ChannelMismatch(_))));
+    let w4 = Tensor::from_slice(&ctx, &[2, 4, 3, 3], &[0.5; 72]).unwrap();
+    assert!(matches!(conv2d(&ctx, &x, &w4, Some(&b), &Conv2dParams::default()), Err(Error::BiasShape { .. })));
+    assert!(matches!(
+        conv2d(&ctx, &x, &w4, None, &Conv2dParams { stride: [0, 0], ..Default::default() }),
+        Err(Error::InvalidParam { .. })
+    ));
+    assert_eq!(ctx.pipelines_compiled(), before, "no pipeline was built for an invalid call");
+    assert!(matches!(Tensor::from_slice(&ctx, &[2, 2], &[1.0; 3]), Err(Error::DataLength { .. })));
+}
+
+#[test]
+fn tensors_on_another_device_are_rejected() {
+    let (Some(a), Some(b)) = (fresh_gpu(), fresh_gpu()) else { return };
+    let x = Tensor::from_slice(&a, &[1, 1, 4, 4], &[1.0; 16]).unwrap();
+    let w = Tensor::from_slice(&b, &[1, 1, 3, 3], &[1.0; 9]).unwrap();
+    let e = conv2d(&a, &x, &w, None, &Conv2dParams::default()).unwrap_err();
+    assert!(matches!(e, Error::DeviceMismatch("weight")), "{e}");
+    let e = x.to_vec(&b).unwrap_err();
+    assert!(matches!(e, Error::DeviceMismatch(_)), "{e}");
+}
+
+#[test]
+fn reference_detects_a_wrong_answer() {
+    // The comparison used by every test above must fail on a perturbed result.
+    let c = case(1, 3, [5, 5], 2, [3, 3]).pad(sym(1, 1));
+    let (x, w, b) = c.data(5);
+    let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
+    let mut out: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+    assert!(compare(&out, &r).passes(Tolerance::default()));
+    out[17] += 1e-3;
+    assert!(!compare(&out, &r).passes(Tolerance::default()));
+}
+
+#[test]
+fn context_reports_adapter_limits() {
+    let Some(ctx) = gpu() else { return };
+    let l = ctx.limits();
+    // The context asks for the adapter's limits rather than wgpu's defaults.
+    let defaults = wgpu::Limits::default();
+    assert!(l.max_storage_buffer_binding_size >= defaults.max_storage_buffer_binding_size);
+    assert!(l.max_compute_invocations_per_workgroup >= 256);
+    let _: &GpuContext = ctx;
+}

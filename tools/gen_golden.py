@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Writes PyTorch golden cases for wgconv's tests under tests/data/.
+
+Each case is a folder of .npy files (inputs float32, expected output float64 computed by
+torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op>/cases.json
+with the parameters. CI does not run this; it needs torch:
+
+    python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
+    /opt/torchvenv/bin/python tools/gen_golden.py
+"""
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
+
+
+def conv2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, h, w, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, kh, kw, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float() if bias else None
+    xd, wd = x.double(), wt.double()
+    bd = b.double() if b is not None else None
+    if isinstance(padding, str):
+        y = F.conv2d(xd, wd, bd, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    else:
+        t, l, bo, r = padding
+        y = F.conv2d(F.pad(xd, (l, r, t, bo)), wd, bd, stride=stride, padding=0, dilation=dilation, groups=groups)
+    d = os.path.join(ROOT, "conv2d", name)
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "input.npy"), x.numpy())
+    np.save(os.path.join(d, "weight.npy"), wt.numpy())
+    if b is not None:
+        np.save(os.path.join(d, "bias.npy"), b.numpy())
+    np.save(os.path.join(d, "output.npy"), y.numpy())
+    return {
+        "name": name,
+        "stride": list(stride),
+        "padding": padding if isinstance(padding, str) else list(padding),
+        "dilation": list(dilation),
+        "groups": groups,
+        "bias": bias,
+        "output_shape": list(y.shape),
+    }
+
+
+def main():
+    torch.manual_seed(0)
+    cases = [
+        conv2d_case("basic_3x3_pad1", 1, 3, 9, 9, 4, 3, 3, padding=(1, 1, 1, 1)),
+        conv2d_case("stride2_dil2_asym_pad", 2, 5, 13, 11, 6, 3, 3, stride=(2, 2), padding=(2, 1, 0, 3), dilation=(2, 2), seed=1),
+        conv2d_case("nonsquare_kernel_stride_2_3", 1, 4, 10, 17, 3, 2, 5, stride=(2, 3), padding=(1, 2, 1, 2), bias=False, seed=2),
+        conv2d_case("groups2", 2, 6, 8, 7, 4, 3, 3, padding=(1, 1, 1, 1), groups=2, seed=3),
+        conv2d_case("depthwise_multiplier2", 1, 5, 9, 8, 10, 3, 3, stride=(2, 2), padding=(1, 1, 1, 1), groups=5, seed=4),
+        conv2d_case("same_even_kernel", 1, 3, 7, 6, 2, 4, 2, padding="same", dilation=(1, 2), seed=5),
+        conv2d_case("valid_7x7_stem_like", 1, 3, 23, 23, 8, 7, 7, stride=(2, 2), padding=(3, 3, 3, 3), seed=6),
+        conv2d_case("pointwise_1x1", 3, 16, 5, 5, 8, 1, 1, seed=7),
+        conv2d_case("kernel_larger_than_input", 1, 2, 3, 3, 3, 5, 5, padding=(2, 2, 2, 2), seed=8),
+        conv2d_case("resnet_block_small", 1, 32, 14, 14, 32, 3, 3, padding=(1, 1, 1, 1), seed=9),
+    ]
+    with open(os.path.join(ROOT, "conv2d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} conv2d cases with torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
