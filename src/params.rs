@@ -13,7 +13,12 @@ pub enum Padding {
     /// `[ph, pw]` on both sides of each axis (PyTorch `padding=(ph, pw)`).
     Symmetric([u32; 2]),
     /// Each side on its own.
-    Explicit { top: u32, left: u32, bottom: u32, right: u32 },
+    Explicit {
+        top: u32,
+        left: u32,
+        bottom: u32,
+        right: u32,
+    },
     /// Output size = input size (PyTorch `padding='same'`, stride 1 only). The total
     /// `dilation·(k−1)` is split with the odd one at the bottom/right, as PyTorch does.
     Same,
@@ -32,13 +37,38 @@ impl Padding {
     /// Resolve to explicit sides for a kernel of `kernel` taps and `dilation`.
     pub fn resolve(&self, kernel: [u32; 2], dilation: [u32; 2]) -> Pads {
         match *self {
-            Padding::Valid => Pads { top: 0, left: 0, bottom: 0, right: 0 },
-            Padding::Symmetric([ph, pw]) => Pads { top: ph, left: pw, bottom: ph, right: pw },
-            Padding::Explicit { top, left, bottom, right } => Pads { top, left, bottom, right },
+            Padding::Valid => Pads {
+                top: 0,
+                left: 0,
+                bottom: 0,
+                right: 0,
+            },
+            Padding::Symmetric([ph, pw]) => Pads {
+                top: ph,
+                left: pw,
+                bottom: ph,
+                right: pw,
+            },
+            Padding::Explicit {
+                top,
+                left,
+                bottom,
+                right,
+            } => Pads {
+                top,
+                left,
+                bottom,
+                right,
+            },
             Padding::Same => {
                 let th = dilation[0] * kernel[0].saturating_sub(1);
                 let tw = dilation[1] * kernel[1].saturating_sub(1);
-                Pads { top: th / 2, left: tw / 2, bottom: th - th / 2, right: tw - tw / 2 }
+                Pads {
+                    top: th / 2,
+                    left: tw / 2,
+                    bottom: th - th / 2,
+                    right: tw - tw / 2,
+                }
             }
         }
     }
@@ -80,7 +110,13 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Conv2dParams { stride: [1, 1], padding: Padding::Valid, dilation: [1, 1], groups: 1, algorithm: Algorithm::Auto }
+        Conv2dParams {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            dilation: [1, 1],
+            groups: 1,
+            algorithm: Algorithm::Auto,
+        }
     }
 }
 
@@ -104,7 +140,12 @@ pub struct Conv2dGeometry {
 
 impl Conv2dGeometry {
     pub fn output_shape(&self) -> [usize; 4] {
-        [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
+        [
+            self.n as usize,
+            self.c_out as usize,
+            self.h_out as usize,
+            self.w_out as usize,
+        ]
     }
     /// Input channels per group.
     pub fn c_in_per_group(&self) -> u32 {
@@ -130,19 +171,40 @@ fn to_u32(what: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge(format!("{what} = {v} does not fit in 32 bits")))
 }
 
-pub(crate) fn check_rank(what: &'static str, shape: &[usize], rank: usize, layout: &'static str) -> Result<()> {
+pub(crate) fn check_rank(
+    what: &'static str,
+    shape: &[usize],
+    rank: usize,
+    layout: &'static str,
+) -> Result<()> {
     if shape.len() != rank {
-        return Err(Error::Rank { what, expected: rank, layout, got: shape.to_vec() });
+        return Err(Error::Rank {
+            what,
+            expected: rank,
+            layout,
+            got: shape.to_vec(),
+        });
     }
     if shape.contains(&0) {
-        return Err(Error::EmptyTensor { what, shape: shape.to_vec() });
+        return Err(Error::EmptyTensor {
+            what,
+            shape: shape.to_vec(),
+        });
     }
     Ok(())
 }
 
 /// Output length of one axis: floor((in + pads − dilation·(k−1) − 1) / stride) + 1, or an
 /// error when the padded input is shorter than the dilated kernel.
-pub fn conv_out_len(axis: &str, len: u32, pad_begin: u32, pad_end: u32, k: u32, stride: u32, dilation: u32) -> Result<u32> {
+pub fn conv_out_len(
+    axis: &str,
+    len: u32,
+    pad_begin: u32,
+    pad_end: u32,
+    k: u32,
+    stride: u32,
+    dilation: u32,
+) -> Result<u32> {
     let padded = len as u64 + pad_begin as u64 + pad_end as u64;
     let span = dilation as u64 * (k as u64 - 1) + 1;
     if padded < span {
@@ -158,10 +220,16 @@ impl Conv2dParams {
     /// Checks the scalar parameters alone (no shapes).
     pub fn validate_scalars(&self) -> Result<()> {
         if self.stride.contains(&0) {
-            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
+            return Err(Error::param(
+                "stride",
+                format!("{:?}: each must be ≥ 1", self.stride),
+            ));
         }
         if self.dilation.contains(&0) {
-            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
+            return Err(Error::param(
+                "dilation",
+                format!("{:?}: each must be ≥ 1", self.dilation),
+            ));
         }
         if self.groups == 0 {
             return Err(Error::Groups("groups must be ≥ 1".into()));
@@ -169,7 +237,10 @@ impl Conv2dParams {
         if self.padding == Padding::Same && self.stride != [1, 1] {
             return Err(Error::param(
                 "padding",
-                format!("'same' needs stride 1 (as in PyTorch), got stride {:?}", self.stride),
+                format!(
+                    "'same' needs stride 1 (as in PyTorch), got stride {:?}",
+                    self.stride
+                ),
             ));
         }
         Ok(())
@@ -177,7 +248,12 @@ impl Conv2dParams {
 
     /// Validates against the shapes of input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`
     /// and bias `[Cout]`, and returns every size of the conv.
-    pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv2dGeometry> {
+    pub fn validate(
+        &self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+    ) -> Result<Conv2dGeometry> {
         check_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cout, Cin/groups, kh, kw")?;
         self.validate_scalars()?;
@@ -185,10 +261,14 @@ impl Conv2dParams {
         let (n, c_in, h, w) = (input[0], input[1], input[2], input[3]);
         let (c_out, cpg, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
         if c_in % g != 0 {
-            return Err(Error::Groups(format!("groups = {g} does not divide input channels {c_in}")));
+            return Err(Error::Groups(format!(
+                "groups = {g} does not divide input channels {c_in}"
+            )));
         }
         if c_out % g != 0 {
-            return Err(Error::Groups(format!("groups = {g} does not divide output channels {c_out}")));
+            return Err(Error::Groups(format!(
+                "groups = {g} does not divide output channels {c_out}"
+            )));
         }
         if cpg * g != c_in {
             return Err(Error::ChannelMismatch(format!(
@@ -198,14 +278,33 @@ impl Conv2dParams {
         }
         if let Some(b) = bias {
             if b.len() != 1 || b[0] != c_out {
-                return Err(Error::BiasShape { expected: c_out, got: b.to_vec() });
+                return Err(Error::BiasShape {
+                    expected: c_out,
+                    got: b.to_vec(),
+                });
             }
         }
         let (kh, kw) = (to_u32("kh", kh)?, to_u32("kw", kw)?);
         let pads = self.padding.resolve([kh, kw], self.dilation);
         let (h, w) = (to_u32("H", h)?, to_u32("W", w)?);
-        let h_out = conv_out_len("height", h, pads.top, pads.bottom, kh, self.stride[0], self.dilation[0])?;
-        let w_out = conv_out_len("width", w, pads.left, pads.right, kw, self.stride[1], self.dilation[1])?;
+        let h_out = conv_out_len(
+            "height",
+            h,
+            pads.top,
+            pads.bottom,
+            kh,
+            self.stride[0],
+            self.dilation[0],
+        )?;
+        let w_out = conv_out_len(
+            "width",
+            w,
+            pads.left,
+            pads.right,
+            kw,
+            self.stride[1],
+            self.dilation[1],
+        )?;
         Ok(Conv2dGeometry {
             n: to_u32("N", n)?,
             c_in: to_u32("Cin", c_in)?,
@@ -236,14 +335,30 @@ mod tests {
     #[test]
     fn same_padding_puts_the_odd_pixel_at_the_end() {
         let p = Padding::Same.resolve([4, 3], [1, 2]);
-        assert_eq!(p, Pads { top: 1, left: 2, bottom: 2, right: 2 });
+        assert_eq!(
+            p,
+            Pads {
+                top: 1,
+                left: 2,
+                bottom: 2,
+                right: 2
+            }
+        );
     }
 
     #[test]
     fn output_formula_matches_pytorch() {
         // torch: conv2d(1x1x7x9, k=3x2, stride=(2,3), padding=(1,0), dilation=(2,1)) -> 3x3... computed by hand:
         // H: (7+2-2*2-1)/2+1 = 3; W: (9+0-1*1-1)/3+1 = 3
-        let p = Conv2dParams { stride: [2, 3], padding: Padding::Symmetric([1, 0]), dilation: [2, 1], ..Default::default() };
-        assert_eq!(p.output_shape(&[1, 1, 7, 9], &[1, 1, 3, 2]).unwrap(), [1, 1, 3, 3]);
+        let p = Conv2dParams {
+            stride: [2, 3],
+            padding: Padding::Symmetric([1, 0]),
+            dilation: [2, 1],
+            ..Default::default()
+        };
+        assert_eq!(
+            p.output_shape(&[1, 1, 7, 9], &[1, 1, 3, 2]).unwrap(),
+            [1, 1, 3, 3]
+        );
     }
 }

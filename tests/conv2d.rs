@@ -4,13 +4,21 @@ mod common;
 
 use common::{case, fresh_gpu, gpu, run_case, Case};
 use wgconv::verify::{compare, Tolerance};
-use wgconv::{conv2d, conv2d_with_info, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor};
+use wgconv::{
+    conv2d, conv2d_with_info, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding,
+    Tensor,
+};
 
 fn sym(h: u32, w: u32) -> Padding {
     Padding::Symmetric([h, w])
 }
 fn explicit(top: u32, left: u32, bottom: u32, right: u32) -> Padding {
-    Padding::Explicit { top, left, bottom, right }
+    Padding::Explicit {
+        top,
+        left,
+        bottom,
+        right,
+    }
 }
 
 /// The parameter space of the issue: odd and prime sizes, 1x1, non-square kernels, kernel
@@ -22,14 +30,18 @@ fn cases() -> Vec<Case> {
         case(1, 3, [8, 8], 4, [3, 3]),
         case(1, 3, [8, 8], 4, [3, 3]).pad(sym(1, 1)),
         case(2, 5, [7, 11], 6, [3, 3]).pad(sym(1, 1)),
-        case(3, 7, [13, 13], 5, [3, 3]).pad(sym(1, 1)).stride([2, 2]),
+        case(3, 7, [13, 13], 5, [3, 3])
+            .pad(sym(1, 1))
+            .stride([2, 2]),
         case(1, 1, [17, 19], 1, [1, 1]),
         case(2, 16, [9, 9], 8, [1, 1]),
         case(1, 6, [10, 10], 3, [1, 1]).stride([2, 2]),
         case(1, 3, [11, 7], 2, [1, 5]).pad(sym(0, 2)),
         case(1, 4, [9, 12], 5, [5, 1]).pad(sym(2, 0)),
         case(1, 2, [6, 9], 3, [2, 4]),
-        case(1, 3, [23, 23], 8, [7, 7]).stride([2, 2]).pad(sym(3, 3)),
+        case(1, 3, [23, 23], 8, [7, 7])
+            .stride([2, 2])
+            .pad(sym(3, 3)),
         case(1, 2, [3, 3], 3, [5, 5]).pad(sym(2, 2)),
         case(1, 2, [2, 4], 2, [4, 6]).pad(sym(1, 1)),
         case(1, 5, [5, 5], 7, [5, 5]),
@@ -39,21 +51,36 @@ fn cases() -> Vec<Case> {
         case(1, 3, [7, 6], 2, [4, 2]).pad(Padding::Same),
         case(1, 3, [9, 9], 2, [3, 4]).pad(Padding::Same).dil([2, 3]),
         case(1, 3, [10, 9], 4, [3, 3]).pad(explicit(2, 0, 1, 3)),
-        case(2, 4, [8, 8], 3, [2, 2]).pad(explicit(0, 1, 1, 0)).stride([2, 2]),
-        case(1, 3, [11, 11], 4, [3, 3]).stride([3, 3]).pad(sym(1, 1)),
+        case(2, 4, [8, 8], 3, [2, 2])
+            .pad(explicit(0, 1, 1, 0))
+            .stride([2, 2]),
+        case(1, 3, [11, 11], 4, [3, 3])
+            .stride([3, 3])
+            .pad(sym(1, 1)),
         case(1, 3, [12, 13], 4, [3, 3]).stride([1, 2]),
-        case(1, 3, [12, 13], 4, [3, 2]).stride([3, 1]).pad(sym(1, 0)),
+        case(1, 3, [12, 13], 4, [3, 2])
+            .stride([3, 1])
+            .pad(sym(1, 0)),
         case(1, 3, [15, 15], 4, [3, 3]).dil([2, 2]),
         case(1, 3, [17, 16], 4, [3, 3]).dil([3, 3]).pad(sym(3, 3)),
         case(1, 3, [12, 14], 4, [3, 3]).dil([1, 3]).pad(sym(1, 3)),
-        case(2, 5, [19, 17], 3, [3, 2]).dil([2, 1]).stride([2, 3]).pad(explicit(1, 2, 3, 0)),
+        case(2, 5, [19, 17], 3, [3, 2])
+            .dil([2, 1])
+            .stride([2, 3])
+            .pad(explicit(1, 2, 3, 0)),
         case(1, 4, [8, 8], 6, [3, 3]).groups(2).pad(sym(1, 1)),
         case(2, 8, [7, 9], 8, [3, 3]).groups(4),
         case(1, 12, [6, 6], 4, [1, 1]).groups(4),
         case(1, 6, [9, 9], 6, [3, 3]).groups(6).pad(sym(1, 1)),
-        case(2, 7, [8, 11], 7, [3, 3]).groups(7).stride([2, 2]).pad(sym(1, 1)),
+        case(2, 7, [8, 11], 7, [3, 3])
+            .groups(7)
+            .stride([2, 2])
+            .pad(sym(1, 1)),
         case(1, 5, [9, 8], 10, [3, 3]).groups(5).pad(sym(1, 1)),
-        case(3, 3, [7, 7], 6, [5, 5]).groups(3).pad(sym(2, 2)).no_bias(),
+        case(3, 3, [7, 7], 6, [5, 5])
+            .groups(3)
+            .pad(sym(2, 2))
+            .no_bias(),
         case(3, 2, [5, 5], 3, [3, 3]).pad(sym(1, 1)),
         case(1, 37, [7, 7], 67, [3, 3]).pad(sym(1, 1)),
         case(1, 64, [9, 9], 65, [3, 3]).pad(sym(1, 1)),
@@ -64,8 +91,13 @@ fn cases() -> Vec<Case> {
         case(2, 2, [29, 3], 2, [3, 1]).stride([2, 1]),
         case(1, 3, [5, 5], 4, [3, 3]).no_bias().pad(sym(1, 1)),
         case(1, 3, [13, 13], 4, [13, 13]),
-        case(1, 2, [41, 43], 3, [3, 3]).pad(sym(1, 1)).stride([1, 1]),
-        case(1, 11, [6, 6], 13, [2, 2]).stride([2, 2]).dil([2, 2]).pad(sym(1, 1)),
+        case(1, 2, [41, 43], 3, [3, 3])
+            .pad(sym(1, 1))
+            .stride([1, 1]),
+        case(1, 11, [6, 6], 13, [2, 2])
+            .stride([2, 2])
+            .dil([2, 2])
+            .pad(sym(1, 1)),
     ]
 }
 
@@ -82,7 +114,13 @@ fn random_cases_match_reference() {
             failures.push(format!("case {i} {c:?}: {stats}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 fn golden_params(case: &serde_json::Value) -> Conv2dParams {
@@ -95,7 +133,12 @@ fn golden_params(case: &serde_json::Value) -> Conv2dParams {
         serde_json::Value::String(s) if s == "valid" => Padding::Valid,
         serde_json::Value::Array(v) => {
             let v: Vec<u32> = v.iter().map(|x| x.as_u64().unwrap() as u32).collect();
-            Padding::Explicit { top: v[0], left: v[1], bottom: v[2], right: v[3] }
+            Padding::Explicit {
+                top: v[0],
+                left: v[1],
+                bottom: v[2],
+                right: v[3],
+            }
         }
         other => panic!("bad padding {other}"),
     };
@@ -123,7 +166,10 @@ fn pytorch_golden_cases() {
         let d = dir.join(name);
         let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
         let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
-        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
+        let b = c["bias"]
+            .as_bool()
+            .unwrap()
+            .then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
         let (expected, conv) = HostTensor::read_npy(d.join("output.npy")).unwrap();
         assert_eq!(conv, Some("float64"));
         let params = golden_params(c);
@@ -133,13 +179,22 @@ fn pytorch_golden_cases() {
         assert_eq!(shape.to_vec(), expected.shape, "{name}: output shape");
         let ref32: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
         let s = compare(&ref32, &expected64);
-        assert!(s.passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: CPU reference vs torch: {s}");
+        assert!(
+            s.passes(Tolerance {
+                rel_l2: 1e-7,
+                abs: 1e-6
+            }),
+            "{name}: CPU reference vs torch: {s}"
+        );
 
         let Some(ctx) = ctx else { continue };
         let xg = Tensor::from_host(ctx, &x).unwrap();
         let wg = Tensor::from_host(ctx, &w).unwrap();
         let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
-        let y = conv2d(ctx, &xg, &wg, bg.as_ref(), &params).unwrap().to_vec(ctx).unwrap();
+        let y = conv2d(ctx, &xg, &wg, bg.as_ref(), &params)
+            .unwrap()
+            .to_vec(ctx)
+            .unwrap();
         let s = compare(&y, &expected64);
         assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
     }
@@ -153,7 +208,10 @@ fn small_workspace_budget_splits_into_chunks() {
     let c = case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).groups(1);
     let rows = 5 * 9;
     // 37 pixels per chunk: not a divisor of a row (10) nor of an image (90).
-    ctx.set_config(EngineConfig { workspace_budget: rows * 4 * 37, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        workspace_budget: rows * 4 * 37,
+        ..ctx.config()
+    });
     let (stats, info) = run_case(&ctx, &c, 7);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert_eq!(info.chunks, 8, "{info:?}"); // 270 pixels / 37 per chunk → 8 balanced chunks
@@ -161,13 +219,19 @@ fn small_workspace_budget_splits_into_chunks() {
     assert!(ctx.workspace_bytes() <= rows * 4 * 64);
 
     // One pixel per chunk still works.
-    ctx.set_config(EngineConfig { workspace_budget: rows * 4, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        workspace_budget: rows * 4,
+        ..ctx.config()
+    });
     let (stats, info) = run_case(&ctx, &case(1, 5, [4, 3], 2, [3, 3]).pad(sym(1, 1)), 8);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert_eq!(info.chunks, 12);
 
     // Less than one column: a clear error, nothing submitted.
-    ctx.set_config(EngineConfig { workspace_budget: rows * 4 - 4, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        workspace_budget: rows * 4 - 4,
+        ..ctx.config()
+    });
     let (x, w, b) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
@@ -182,26 +246,42 @@ fn binding_limit_caps_chunks_and_rejects_oversized_tensors() {
     let Some(ctx) = fresh_gpu() else { return };
     let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1));
     // input is 2·4·144·4 = 4608 bytes; allow 5000 per binding: im2col must split.
-    ctx.set_config(EngineConfig { max_binding_size: 5000, workspace_budget: 1 << 30, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        max_binding_size: 5000,
+        workspace_budget: 1 << 30,
+        ..ctx.config()
+    });
     let (stats, info) = run_case(&ctx, &c, 9);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert!(info.workspace_bytes <= 5000 && info.chunks > 1, "{info:?}");
 
-    ctx.set_config(EngineConfig { max_binding_size: 4000, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        max_binding_size: 4000,
+        ..ctx.config()
+    });
     let (x, w, _) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
-    assert!(matches!(&e, Error::TooLarge(m) if m.contains("input")), "{e}");
+    assert!(
+        matches!(&e, Error::TooLarge(m) if m.contains("input")),
+        "{e}"
+    );
 }
 
 /// Forcing 3 workgroups per dimension folds every grid into y and z.
 #[test]
 fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     let Some(ctx) = fresh_gpu() else { return };
-    ctx.set_config(EngineConfig { max_workgroups_per_dim: 3, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        max_workgroups_per_dim: 3,
+        ..ctx.config()
+    });
     // im2col: 3·9·(8·10) = 2160 elements → 9 workgroups = 3×3; GEMM: 2 groups · 1 · 2 tiles.
-    let c = case(1, 6, [8, 10], 4, [3, 3]).pad(sym(1, 1)).groups(2).stride([1, 1]);
+    let c = case(1, 6, [8, 10], 4, [3, 3])
+        .pad(sym(1, 1))
+        .groups(2)
+        .stride([1, 1]);
     let (stats, _) = run_case(&ctx, &c, 10);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     // 8·9·(24·24)/256 = 162 workgroups → 3×3×18: z too large → error, not a wrong answer.
@@ -212,7 +292,10 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     let e = conv2d(&ctx, &xg, &wg, None, &big.params).unwrap_err();
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
     // With 6 per dimension the same conv folds into 6×6×5 and is right.
-    ctx.set_config(EngineConfig { max_workgroups_per_dim: 6, ..ctx.config() });
+    ctx.set_config(EngineConfig {
+        max_workgroups_per_dim: 6,
+        ..ctx.config()
+    });
     let (stats, _) = run_case(&ctx, &big, 11);
     assert!(stats.passes(Tolerance::default()), "{stats}");
 }
@@ -220,15 +303,26 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
 #[test]
 fn results_are_bit_identical_run_to_run() {
     let Some(ctx) = gpu() else { return };
-    let c = case(2, 9, [15, 13], 11, [3, 3]).pad(sym(1, 1)).stride([2, 1]);
+    let c = case(2, 9, [15, 13], 11, [3, 3])
+        .pad(sym(1, 1))
+        .stride([2, 1]);
     let (x, w, b) = c.data(3);
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();
     let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
-    let first = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
+    let first = conv2d(ctx, &xg, &wg, Some(&bg), &c.params)
+        .unwrap()
+        .to_vec(ctx)
+        .unwrap();
     for _ in 0..3 {
-        let again = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
-        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let again = conv2d(ctx, &xg, &wg, Some(&bg), &c.params)
+            .unwrap()
+            .to_vec(ctx)
+            .unwrap();
+        assert!(first
+            .iter()
+            .zip(&again)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
 
@@ -242,9 +336,17 @@ fn pipelines_compile_once() {
     for s in 0..3 {
         run_case(&ctx, &case(2, 4, [7, 5], 3, [2, 2]).stride([2, 1]), s);
     }
-    assert_eq!(ctx.pipelines_compiled(), compiled, "same override set: no new pipeline");
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        compiled,
+        "same override set: no new pipeline"
+    );
     run_case(&ctx, &c.clone().no_bias(), 2);
-    assert_eq!(ctx.pipelines_compiled(), compiled + 1, "HAS_BIAS=false is one more specialisation");
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        compiled + 1,
+        "HAS_BIAS=false is one more specialisation"
+    );
 }
 
 /// Every validation rule, each with the variant it must return. Runs without a GPU too
@@ -257,22 +359,120 @@ fn invalid_parameters_are_clear_errors() {
     let w = [6, 4, 3, 3];
     assert!(ok(d, &x, &w, Some(&[6])).is_ok());
     let cases: Vec<(&str, Result<_, Error>, fn(&Error) -> bool)> = vec![
-        ("input rank", ok(d, &[4, 8, 8], &w, None), |e| matches!(e, Error::Rank { what: "input", .. })),
-        ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| matches!(e, Error::Rank { what: "weight", .. })),
-        ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| matches!(e, Error::EmptyTensor { .. })),
-        ("zero kernel", ok(d, &x, &[6, 4, 0, 3], None), |e| matches!(e, Error::EmptyTensor { .. })),
-        ("channel mismatch", ok(d, &x, &[6, 3, 3, 3], None), |e| matches!(e, Error::ChannelMismatch(_))),
-        ("groups 0", ok(Conv2dParams { groups: 0, ..d }, &x, &w, None), |e| matches!(e, Error::Groups(_))),
-        ("groups ∤ Cin", ok(Conv2dParams { groups: 3, ..d }, &x, &[6, 1, 3, 3], None), |e| matches!(e, Error::Groups(_))),
-        ("groups ∤ Cout", ok(Conv2dParams { groups: 4, ..d }, &x, &[6, 1, 3, 3], None), |e| matches!(e, Error::Groups(_))),
-        ("grouped weight channels", ok(Conv2dParams { groups: 2, ..d }, &x, &w, None), |e| matches!(e, Error::ChannelMismatch(_))),
-        ("stride 0", ok(Conv2dParams { stride: [0, 1], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "stride", .. })),
-        ("dilation 0", ok(Conv2dParams { dilation: [1, 0], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "dilation", .. })),
-        ("same + stride", ok(Conv2dParams { padding: Padding::Same, stride: [2, 1], ..d }, &x, &w, None), |e| matches!(e, Error::InvalidParam { name: "padding", .. })),
-        ("bias length", ok(d, &x, &w, Some(&[5])), |e| matches!(e, Error::BiasShape { expected: 6, .. })),
-        ("bias rank", ok(d, &x, &w, Some(&[6, 1])), |e| matches!(e, Error::BiasShape { .. })),
-        ("kernel > input", ok(d, &[1, 4, 2, 8], &w, None), |e| matches!(e, Error::EmptyOutput(_))),
-        ("dilated kernel > padded input", ok(Conv2dParams { dilation: [5, 1], padding: Padding::Symmetric([1, 1]), ..d }, &x, &w, None), |e| matches!(e, Error::EmptyOutput(_))),
+        ("input rank", ok(d, &[4, 8, 8], &w, None), |e| {
+            matches!(e, Error::Rank { what: "input", .. })
+        }),
+        ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| {
+            matches!(e, Error::Rank { what: "weight", .. })
+        }),
+        ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| {
+            matches!(e, Error::EmptyTensor { .. })
+        }),
+        ("zero kernel", ok(d, &x, &[6, 4, 0, 3], None), |e| {
+            matches!(e, Error::EmptyTensor { .. })
+        }),
+        ("channel mismatch", ok(d, &x, &[6, 3, 3, 3], None), |e| {
+            matches!(e, Error::ChannelMismatch(_))
+        }),
+        (
+            "groups 0",
+            ok(Conv2dParams { groups: 0, ..d }, &x, &w, None),
+            |e| matches!(e, Error::Groups(_)),
+        ),
+        (
+            "groups ∤ Cin",
+            ok(Conv2dParams { groups: 3, ..d }, &x, &[6, 1, 3, 3], None),
+            |e| matches!(e, Error::Groups(_)),
+        ),
+        (
+            "groups ∤ Cout",
+            ok(Conv2dParams { groups: 4, ..d }, &x, &[6, 1, 3, 3], None),
+            |e| matches!(e, Error::Groups(_)),
+        ),
+        (
+            "grouped weight channels",
+            ok(Conv2dParams { groups: 2, ..d }, &x, &w, None),
+            |e| matches!(e, Error::ChannelMismatch(_)),
+        ),
+        (
+            "stride 0",
+            ok(
+                Conv2dParams {
+                    stride: [0, 1],
+                    ..d
+                },
+                &x,
+                &w,
+                None,
+            ),
+            |e| matches!(e, Error::InvalidParam { name: "stride", .. }),
+        ),
+        (
+            "dilation 0",
+            ok(
+                Conv2dParams {
+                    dilation: [1, 0],
+                    ..d
+                },
+                &x,
+                &w,
+                None,
+            ),
+            |e| {
+                matches!(
+                    e,
+                    Error::InvalidParam {
+                        name: "dilation",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "same + stride",
+            ok(
+                Conv2dParams {
+                    padding: Padding::Same,
+                    stride: [2, 1],
+                    ..d
+                },
+                &x,
+                &w,
+                None,
+            ),
+            |e| {
+                matches!(
+                    e,
+                    Error::InvalidParam {
+                        name: "padding",
+                        ..
+                    }
+                )
+            },
+        ),
+        ("bias length", ok(d, &x, &w, Some(&[5])), |e| {
+            matches!(e, Error::BiasShape { expected: 6, .. })
+        }),
+        ("bias rank", ok(d, &x, &w, Some(&[6, 1])), |e| {
+            matches!(e, Error::BiasShape { .. })
+        }),
+        ("kernel > input", ok(d, &[1, 4, 2, 8], &w, None), |e| {
+            matches!(e, Error::EmptyOutput(_))
+        }),
+        (
+            "dilated kernel > padded input",
+            ok(
+                Conv2dParams {
+                    dilation: [5, 1],
+                    padding: Padding::Symmetric([1, 1]),
+                    ..d
+                },
+                &x,
+                &w,
+                None,
+            ),
+            |e| matches!(e, Error::EmptyOutput(_)),
+        ),
     ];
     for (what, r, check) in cases {
         let e = r.expect_err(what);
@@ -290,20 +490,44 @@ fn invalid_calls_return_errors_before_gpu_work() {
     let w = Tensor::from_slice(&ctx, &[2, 3, 3, 3], &[0.5; 54]).unwrap();
     let b = Tensor::from_slice(&ctx, &[3], &[0.0; 3]).unwrap();
     let before = ctx.pipelines_compiled();
-    assert!(matches!(conv2d(&ctx, &x, &w, None, &Conv2dParams::default()), Err(Error::ChannelMismatch(_))));
-    let w4 = Tensor::from_slice(&ctx, &[2, 4, 3, 3], &[0.5; 72]).unwrap();
-    assert!(matches!(conv2d(&ctx, &x, &w4, Some(&b), &Conv2dParams::default()), Err(Error::BiasShape { .. })));
     assert!(matches!(
-        conv2d(&ctx, &x, &w4, None, &Conv2dParams { stride: [0, 0], ..Default::default() }),
+        conv2d(&ctx, &x, &w, None, &Conv2dParams::default()),
+        Err(Error::ChannelMismatch(_))
+    ));
+    let w4 = Tensor::from_slice(&ctx, &[2, 4, 3, 3], &[0.5; 72]).unwrap();
+    assert!(matches!(
+        conv2d(&ctx, &x, &w4, Some(&b), &Conv2dParams::default()),
+        Err(Error::BiasShape { .. })
+    ));
+    assert!(matches!(
+        conv2d(
+            &ctx,
+            &x,
+            &w4,
+            None,
+            &Conv2dParams {
+                stride: [0, 0],
+                ..Default::default()
+            }
+        ),
         Err(Error::InvalidParam { .. })
     ));
-    assert_eq!(ctx.pipelines_compiled(), before, "no pipeline was built for an invalid call");
-    assert!(matches!(Tensor::from_slice(&ctx, &[2, 2], &[1.0; 3]), Err(Error::DataLength { .. })));
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        before,
+        "no pipeline was built for an invalid call"
+    );
+    assert!(matches!(
+        Tensor::from_slice(&ctx, &[2, 2], &[1.0; 3]),
+        Err(Error::DataLength { .. })
+    ));
 }
 
 #[test]
 fn tensors_on_another_device_are_rejected() {
-    let (Some(a), Some(b)) = (fresh_gpu(), fresh_gpu()) else { return };
+    let (Some(a), Some(b)) = (fresh_gpu(), fresh_gpu()) else {
+        return;
+    };
     let x = Tensor::from_slice(&a, &[1, 1, 4, 4], &[1.0; 16]).unwrap();
     let w = Tensor::from_slice(&b, &[1, 1, 3, 3], &[1.0; 9]).unwrap();
     let e = conv2d(&a, &x, &w, None, &Conv2dParams::default()).unwrap_err();

@@ -10,7 +10,11 @@ use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv2d_with_info, Conv2dParams, GpuContext, HostTensor, Padding, Tensor};
 
 #[derive(Parser)]
-#[command(name = "wgconv", version, about = "Convolutions as WGSL compute shaders on wgpu, checked against an f64 CPU reference")]
+#[command(
+    name = "wgconv",
+    version,
+    about = "Convolutions as WGSL compute shaders on wgpu, checked against an f64 CPU reference"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -97,12 +101,18 @@ fn info() -> Result<(), Failure> {
     println!("device type  {:?}", i.device_type);
     println!("driver       {} {}", i.driver, i.driver_info);
     println!("features     {:?}", ctx.device().features());
-    println!("limits       max_storage_buffer_binding_size {} B, max_buffer_size {} B,", l.max_storage_buffer_binding_size, l.max_buffer_size);
+    println!(
+        "limits       max_storage_buffer_binding_size {} B, max_buffer_size {} B,",
+        l.max_storage_buffer_binding_size, l.max_buffer_size
+    );
     println!("             max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {},", l.max_compute_workgroups_per_dimension, l.max_compute_invocations_per_workgroup);
     println!("             max_compute_workgroup_storage_size {} B, max_storage_buffers_per_shader_stage {}", l.max_compute_workgroup_storage_size, l.max_storage_buffers_per_shader_stage);
     println!("all adapters:");
     for a in GpuContext::enumerate_adapters(None) {
-        println!("  - {} ({:?}, {:?}, driver {})", a.name, a.backend, a.device_type, a.driver);
+        println!(
+            "  - {} ({:?}, {:?}, driver {})",
+            a.name, a.backend, a.device_type, a.driver
+        );
     }
     Ok(())
 }
@@ -110,7 +120,10 @@ fn info() -> Result<(), Failure> {
 fn load(path: &PathBuf, what: &str) -> Result<HostTensor, Failure> {
     let (t, converted) = HostTensor::read_npy(path)?;
     if let Some(from) = converted {
-        eprintln!("wgconv: note: {what} {} converted from {from} to float32", path.display());
+        eprintln!(
+            "wgconv: note: {what} {} converted from {from} to float32",
+            path.display()
+        );
     }
     Ok(t)
 }
@@ -161,7 +174,10 @@ fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
             if ok { "PASS" } else { "FAIL" }
         );
         if !ok {
-            return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
+            return Err(Failure(
+                "GPU result differs from the CPU reference beyond tolerance".into(),
+                3,
+            ));
         }
     }
     Ok(())

@@ -28,7 +28,13 @@ pub struct Conv2dInfo {
 
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
 /// [`Tensor::to_vec`], which waits for the GPU).
-pub fn conv2d(ctx: &GpuContext, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, params: &Conv2dParams) -> Result<Tensor> {
+pub fn conv2d(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &Conv2dParams,
+) -> Result<Tensor> {
     conv2d_with_info(ctx, input, weight, bias, params).map(|(t, _)| t)
 }
 
@@ -42,7 +48,11 @@ pub fn conv2d_with_info(
 ) -> Result<(Tensor, Conv2dInfo)> {
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     let output = Tensor::empty(ctx, &g.output_shape())?;
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("conv2d"),
+        });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
     Ok((output, info))
@@ -64,7 +74,11 @@ pub fn conv2d_into(
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
             what: "output",
-            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
+            reason: format!(
+                "shape {:?}, expected {:?}",
+                output.shape(),
+                g.output_shape()
+            ),
         });
     }
     input.check_device(ctx, "input")?;
@@ -117,7 +131,12 @@ fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
     let cols = pixels.div_ceil(chunks);
     // rows·cols·4 ≤ budget < 2^32 bytes, so every index the kernels form fits in u32.
     let to_u32 = |v: u64| u32::try_from(v).map_err(|_| Error::TooLarge(format!("{v} exceeds u32")));
-    Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
+    Ok(ChunkPlan {
+        rows: to_u32(rows)?,
+        pixels: to_u32(pixels)?,
+        cols: to_u32(cols)?,
+        chunks: to_u32(chunks)?,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -150,9 +169,14 @@ fn encode_im2col_gemm(
     for (ip, ib, gp, gb) in &blocks {
         dispatches.push(im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?);
         let col = range(&workspace, (0, ip.total as u64 * 4));
-        dispatches.push(gemm::prepare(ctx, &uniforms, *gb, gp, weight, col, bias, output)?);
+        dispatches.push(gemm::prepare(
+            ctx, &uniforms, *gb, gp, weight, col, bias, output,
+        )?);
     }
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("conv2d"), timestamp_writes: None });
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("conv2d"),
+        timestamp_writes: None,
+    });
     for d in &dispatches {
         d.record(&mut pass);
     }

@@ -19,7 +19,15 @@ pub const TILE: u32 = 64;
 
 impl GemmParams {
     /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
-    pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
+    pub fn new(
+        m: u32,
+        n: u32,
+        k: u32,
+        groups: u32,
+        hw: u32,
+        col0: u32,
+        c_image_stride: u32,
+    ) -> Self {
         let (tiles_m, tiles_n) = (m.div_ceil(TILE), n.div_ceil(TILE));
         GemmParams {
             m,
@@ -51,14 +59,25 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Dispatch> {
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Gemm, &Overrides::none().flag("HAS_BIAS", bias.is_some()))?;
+    let (pipeline, bgl) = ctx.pipeline(
+        ShaderId::Gemm,
+        &Overrides::none().flag("HAS_BIAS", bias.is_some()),
+    )?;
     let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
     let bias = match bias {
         Some(t) => whole(t),
         None => range(&ctx.dummy, (0, 16)),
     };
-    let bind_group = ctx.bind_group(ShaderId::Gemm, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
-    Ok(Dispatch { pipeline, bind_group, grid })
+    let bind_group = ctx.bind_group(
+        ShaderId::Gemm,
+        &bgl,
+        &[range(uniforms, block), whole(a), b, bias, whole(c)],
+    );
+    Ok(Dispatch {
+        pipeline,
+        bind_group,
+        grid,
+    })
 }
 
 /// `C = A · B` for row-major `A: [M, K]` and `B: [K, N]`, submitted on the context's queue.
@@ -67,7 +86,9 @@ pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     crate::params::check_rank("a", sa, 2, "M, K")?;
     crate::params::check_rank("b", sb, 2, "K, N")?;
     if sa[1] != sb[0] {
-        return Err(Error::ChannelMismatch(format!("a is {sa:?} but b is {sb:?}: inner sizes differ")));
+        return Err(Error::ChannelMismatch(format!(
+            "a is {sa:?} but b is {sb:?}: inner sizes differ"
+        )));
     }
     a.check_device(ctx, "a")?;
     b.check_device(ctx, "b")?;
@@ -80,13 +101,20 @@ pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let c = Tensor::empty(ctx, &[sa[0], sb[1]])?;
     check_binding(ctx, &c, "c")?;
     let p = GemmParams::new(m, n, k, 1, n, 0, 0);
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("matmul") });
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("matmul"),
+        });
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx);
         let d = prepare(ctx, &uniforms, block, &p, a, whole(b), None, &c)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("matmul"),
+            timestamp_writes: None,
+        });
         d.record(&mut pass);
         Ok(())
     })??;

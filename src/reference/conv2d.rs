@@ -7,8 +7,17 @@ use crate::params::Conv2dParams;
 use crate::tensor::HostTensor;
 
 /// Returns the output shape `[N, Cout, Ho, Wo]` and the values in f64.
-pub fn conv2d(input: &HostTensor, weight: &HostTensor, bias: Option<&HostTensor>, params: &Conv2dParams) -> Result<([usize; 4], Vec<f64>)> {
-    let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
+pub fn conv2d(
+    input: &HostTensor,
+    weight: &HostTensor,
+    bias: Option<&HostTensor>,
+    params: &Conv2dParams,
+) -> Result<([usize; 4], Vec<f64>)> {
+    let g = params.validate(
+        &input.shape,
+        &weight.shape,
+        bias.map(|b| b.shape.as_slice()),
+    )?;
     let [n, c_in, h, w] = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
     let [c_out, kh, kw, ho, wo] = [g.c_out, g.kh, g.kw, g.h_out, g.w_out].map(|v| v as usize);
     let (cig, cog) = (g.c_in_per_group() as usize, g.c_out_per_group() as usize);
@@ -31,9 +40,12 @@ pub fn conv2d(input: &HostTensor, weight: &HostTensor, bias: Option<&HostTensor>
                                 let ix = ox as isize * sw - pl + j as isize * dw;
                                 // Zero padding is a value: 0·w is still added, so an infinite
                                 // weight over padding gives NaN exactly as in PyTorch.
-                                let inside = iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize;
+                                let inside =
+                                    iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize;
                                 let x = if inside {
-                                    input.data[((b * c_in + ci) * h + iy as usize) * w + ix as usize] as f64
+                                    input.data
+                                        [((b * c_in + ci) * h + iy as usize) * w + ix as usize]
+                                        as f64
                                 } else {
                                     0.0
                                 };

@@ -1,0 +1,192 @@
+//! The `wgconv` binary: exit codes and one-line messages.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wgconv"))
+}
+
+fn data(case: &str, file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/conv2d")
+        .join(case)
+        .join(file)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgconv-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// stderr without the Vulkan loader's XDG_RUNTIME_DIR chatter.
+fn ours(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect()
+}
+
+fn assert_one_line_error(code: i32, stderr: &str, needle: &str) {
+    assert_ne!(code, 0);
+    let lines = ours(stderr);
+    assert_eq!(lines.len(), 1, "expected one line, got {lines:?}");
+    assert!(
+        lines[0].starts_with("wgconv: error:") && lines[0].contains(needle),
+        "{lines:?}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn run_conv2d_verify_on_a_golden_case() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = tmp("y.npy");
+    let case = "stride2_dil2_asym_pad";
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        data(case, "input.npy").to_str().unwrap(),
+        "--weight",
+        data(case, "weight.npy").to_str().unwrap(),
+        "--bias",
+        data(case, "bias.npy").to_str().unwrap(),
+        "--stride",
+        "2",
+        "--padding",
+        "2,1,0,3",
+        "--dilation",
+        "2,2",
+        "--out",
+        out.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+    let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+    let (golden, _) = wgconv::HostTensor::read_npy(data(case, "output.npy")).unwrap();
+    assert_eq!(y.shape, golden.shape);
+    let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
+}
+
+#[test]
+fn bad_inputs_exit_nonzero_with_one_line() {
+    let x = data("basic_3x3_pad1", "input.npy");
+    let w = data("basic_3x3_pad1", "weight.npy");
+    let (x, w) = (x.to_str().unwrap(), w.to_str().unwrap());
+    let out = tmp("never.npy");
+    let out = out.to_str().unwrap();
+
+    let (code, _, err) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        "/nonexistent.npy",
+        "--weight",
+        w,
+        "--out",
+        out,
+    ]);
+    assert_one_line_error(code, &err, "/nonexistent.npy");
+
+    let (code, _, err) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        x,
+        "--weight",
+        w,
+        "--padding",
+        "1,2,3",
+        "--out",
+        out,
+    ]);
+    assert_one_line_error(code, &err, "--padding");
+
+    let (code, _, err) = run(&[
+        "run", "conv2d", "--input", x, "--weight", w, "--stride", "0", "--out", out,
+    ]);
+    assert_one_line_error(code, &err, "stride");
+
+    // A 16-channel input with a 3-channel weight.
+    let x16 = data("pointwise_1x1", "input.npy");
+    let (code, _, err) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        x16.to_str().unwrap(),
+        "--weight",
+        w,
+        "--out",
+        out,
+    ]);
+    assert_one_line_error(code, &err, "channel");
+
+    let (code, _, err) = run(&[
+        "run", "conv2d", "--input", x, "--weight", w, "--groups", "2", "--out", out,
+    ]);
+    assert_one_line_error(code, &err, "groups");
+
+    let ints = tmp("ints.npy");
+    let mut bytes = wgconv::npy::to_bytes(&[2], &[1.0, 2.0]);
+    let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
+    bytes[at + 1] = b'i';
+    std::fs::write(&ints, bytes).unwrap();
+    let (code, _, err) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        ints.to_str().unwrap(),
+        "--weight",
+        w,
+        "--out",
+        out,
+    ]);
+    assert_one_line_error(code, &err, "dtype '<i4'");
+
+    let garbage = tmp("garbage.npy");
+    std::fs::write(&garbage, b"\x93NUMPY\x01\x00\xff\xffnot a header").unwrap();
+    let (code, _, err) = run(&[
+        "run",
+        "conv2d",
+        "--input",
+        garbage.to_str().unwrap(),
+        "--weight",
+        w,
+        "--out",
+        out,
+    ]);
+    assert_one_line_error(code, &err, "npy");
+
+    assert!(!Path::new(out).exists());
+}
+
+#[test]
+fn info_names_the_adapter() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let (code, stdout, _) = run(&["info"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("adapter") && stdout.contains("max_storage_buffer_binding_size"),
+        "{stdout}"
+    );
+}
