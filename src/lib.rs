@@ -58,7 +58,9 @@
 //! constants) and cached; error scopes are thread-local in wgpu, so concurrent calls do not
 //! see each other's errors.
 
+pub mod bench;
 pub mod cli;
+pub mod conformance;
 pub mod context;
 pub mod error;
 pub mod npy;
@@ -73,6 +75,6 @@ pub mod verify;
 pub use context::{ContextOptions, EngineConfig, GpuContext};
 pub use error::{Error, Result};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
-pub use ops::gemm::matmul;
+pub use ops::gemm::{matmul, matmul_into};
 pub use params::{Algorithm, Conv2dGeometry, Conv2dParams, Padding, Pads};
 pub use tensor::{HostTensor, Tensor};

@@ -5,9 +5,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Report, DEFAULT_SUITE};
 use wgconv::cli::{parse_padding, parse_pair};
+use wgconv::conformance::{run_all, ConformanceReport};
 use wgconv::verify::{compare, Tolerance};
-use wgconv::{conv2d_with_info, Conv2dParams, GpuContext, HostTensor, Padding, Tensor};
+use wgconv::{
+    conv2d_with_info, Algorithm, ContextOptions, Conv2dParams, GpuContext, HostTensor, Padding,
+    Tensor,
+};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +32,82 @@ enum Cmd {
     /// Run one op on .npy files.
     #[command(subcommand)]
     Run(RunOp),
+    /// Time the benchmark shape suite (bench/shapes.md, compiled in) on this adapter.
+    Bench(BenchArgs),
+    /// Check every op on seeded random cases against the CPU reference, and every shader's
+    /// translation by naga; exits 1 on any failure.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Args)]
+struct ConformanceArgs {
+    /// Random cases per op.
+    #[arg(long, default_value_t = 200)]
+    cases: usize,
+    /// Seed of the case generator.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// vulkan | gl | metal | dx12 (default: WGPU_BACKEND, else any).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Substring of the adapter name (default: WGPU_ADAPTER_NAME, else the default adapter).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Run on every adapter wgpu finds and print one matrix.
+    #[arg(long)]
+    all_adapters: bool,
+    /// Skip the static naga check.
+    #[arg(long)]
+    no_static: bool,
+    /// Write the report(s) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Another suite table in the format of bench/shapes.md.
+    #[arg(long)]
+    suite: Option<PathBuf>,
+    /// Only these case ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Algorithm to force (auto, im2col_gemm), or `all` to time each one.
+    #[arg(long, default_value = "auto")]
+    algo: String,
+    /// Override every case's batch size N.
+    #[arg(long)]
+    batch: Option<u32>,
+    /// Timed runs per case (at least).
+    #[arg(long, default_value_t = 10)]
+    runs: u32,
+    /// Untimed warm-up runs per case (pipeline compilation happens there).
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Keep timing a case until this many seconds have been timed (max 1000 runs).
+    #[arg(long, default_value_t = 0.5)]
+    min_time: f64,
+    /// Fewer runs and a smaller ceiling GEMM: a run of the whole suite in about a minute on lavapipe.
+    #[arg(long)]
+    quick: bool,
+    /// Skip measuring the adapter's GEMM and copy ceilings.
+    #[arg(long)]
+    no_ceilings: bool,
+    /// Time with the host clock even when the adapter has timestamp queries.
+    #[arg(long)]
+    wall_clock: bool,
+    /// Output elements spot-checked against the f64 reference per case (0: no check).
+    #[arg(long, default_value_t = 256)]
+    check_points: usize,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the results as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write a bar chart of GFLOP/s per case as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +163,8 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Info => info(),
         Cmd::Run(RunOp::Conv2d(a)) => run_conv2d(&a),
+        Cmd::Bench(a) => bench(&a),
+        Cmd::Conformance(a) => conformance(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +262,255 @@ fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
                 3,
             ));
         }
+    }
+    Ok(())
+}
+
+/// Algorithms `--algo` accepts, by name.
+const ALGORITHMS: &[Algorithm] = &[Algorithm::Im2colGemm];
+
+fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
+    match text {
+        "auto" => Ok(vec![Algorithm::Auto]),
+        "all" => Ok(ALGORITHMS.to_vec()),
+        name => ALGORITHMS
+            .iter()
+            .find(|a| a.name() == name)
+            .map(|a| vec![*a])
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALGORITHMS.iter().map(|a| a.name()).collect();
+                Failure(
+                    format!("--algo: unknown '{name}' (auto, all, {})", names.join(", ")),
+                    2,
+                )
+            }),
+    }
+}
+
+/// A one-line progress bar on stderr (only when stderr is a terminal).
+struct Progress {
+    total: usize,
+    done: usize,
+    tty: bool,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            total,
+            done: 0,
+            tty: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+        }
+    }
+    fn show(&self, what: &str) {
+        if !self.tty {
+            return;
+        }
+        let width = 30;
+        let filled = width * self.done / self.total.max(1);
+        eprint!(
+            "\r\x1b[2K[{}{}] {}/{} {:.0}s {what}",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.done,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+    fn step(&mut self) {
+        self.done += 1;
+    }
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn write_file(path: &PathBuf, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn bench(a: &BenchArgs) -> Result<(), Failure> {
+    let text = match &a.suite {
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display()), 1))?
+        }
+        None => DEFAULT_SUITE.to_string(),
+    };
+    let mut cases = parse_suite(&text).map_err(|e| Failure(format!("suite: {e}"), 2))?;
+    if !a.only.is_empty() {
+        if let Some(bad) = a.only.iter().find(|id| !cases.iter().any(|c| &c.id == *id)) {
+            return Err(Failure(format!("--only: no case '{bad}' in the suite"), 2));
+        }
+        cases.retain(|c| a.only.contains(&c.id));
+    }
+    if let Some(n) = a.batch {
+        if n == 0 {
+            return Err(Failure("--batch must be ≥ 1".into(), 2));
+        }
+        cases.iter_mut().for_each(|c| c.n = n);
+    }
+    let algos = parse_algos(&a.algo)?;
+    let opts = BenchOptions {
+        warmup: if a.quick { 1 } else { a.warmup },
+        runs: if a.quick { 3 } else { a.runs },
+        min_time: std::time::Duration::from_secs_f64(if a.quick {
+            0.0
+        } else {
+            a.min_time.max(0.0)
+        }),
+        check_points: a.check_points,
+        wall_clock: a.wall_clock,
+    };
+    let ctx = GpuContext::new()?;
+    let mut progress = Progress::new(cases.len() * algos.len() + usize::from(!a.no_ceilings));
+    let ceilings = if a.no_ceilings {
+        None
+    } else {
+        progress.show("ceilings: large GEMM and copy");
+        let (size, mib) = if a.quick { (512, 64) } else { (1024, 256) };
+        let c = measure_ceilings(&ctx, size, mib, &opts)?;
+        progress.step();
+        Some(c)
+    };
+    let mut results = Vec::new();
+    for case in &cases {
+        for &algo in &algos {
+            progress.show(&format!("{} ({})", case.id, algo.name()));
+            results.push(run_case(&ctx, case, algo, &opts));
+            progress.step();
+        }
+    }
+    progress.finish();
+    let report = Report::new(&ctx, ceilings, results);
+    print!("{}", report.table());
+    if let Some(p) = &a.json {
+        write_file(
+            p,
+            &serde_json::to_string_pretty(&report).map_err(|e| Failure(e.to_string(), 1))?,
+        )?;
+    }
+    if let Some(p) = &a.csv {
+        write_file(p, &report.csv())?;
+    }
+    if let Some(p) = &a.plot {
+        write_file(p, &report.svg())?;
+    }
+    let failed: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.status.starts_with("error"))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure(
+            format!("{} case(s) failed: {}", failed.len(), failed.join(", ")),
+            3,
+        ));
+    }
+    Ok(())
+}
+
+fn parse_backend(name: &str) -> Result<wgpu::Backends, Failure> {
+    match name.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        other => Err(Failure(
+            format!("--backend: unknown '{other}' (vulkan, gl, metal, dx12)"),
+            2,
+        )),
+    }
+}
+
+fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
+    let backends = a.backend.as_deref().map(parse_backend).transpose()?;
+    let targets: Vec<ContextOptions> = if a.all_adapters {
+        let found = GpuContext::enumerate_adapters(backends);
+        if found.is_empty() {
+            return Err(Failure("no adapters found".into(), 1));
+        }
+        found
+            .into_iter()
+            .map(|i| ContextOptions {
+                backends: Some(wgpu::Backends::from(i.backend)),
+                adapter_name: Some(i.name),
+            })
+            .collect()
+    } else {
+        vec![ContextOptions {
+            backends,
+            adapter_name: a.adapter.clone(),
+        }]
+    };
+    let mut reports: Vec<ConformanceReport> = Vec::new();
+    let mut open_failures = Vec::new();
+    for (i, opts) in targets.into_iter().enumerate() {
+        let label = format!(
+            "{:?} {}",
+            opts.backends.unwrap_or(wgpu::Backends::all()),
+            opts.adapter_name.clone().unwrap_or_default()
+        );
+        eprintln!("conformance: {label}");
+        let ctx = match GpuContext::with_options(opts) {
+            Ok(c) => c,
+            Err(e) if a.all_adapters => {
+                open_failures.push(format!("{label}: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The static check does not depend on the adapter: run it once.
+        let report = run_all(&ctx, a.seed, a.cases, !a.no_static && i == 0);
+        print!("{}", report.table());
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        println!("\nmatrix ({} cases per op, seed {}):", a.cases, a.seed);
+        println!(
+            "{:<44} {:<8} {:>14} {}",
+            "adapter", "backend", "conv2d", "result"
+        );
+        for r in &reports {
+            let conv = r
+                .ops
+                .iter()
+                .find(|o| o.op == "conv2d")
+                .map_or("-".to_string(), |o| format!("{}/{}", o.passed, o.cases));
+            println!(
+                "{:<44} {:<8} {:>14} {}",
+                r.adapter,
+                r.backend,
+                conv,
+                if r.ok() { "PASS" } else { "FAIL" }
+            );
+        }
+    }
+    for f in &open_failures {
+        println!("could not open {f}");
+    }
+    if let Some(p) = &a.json {
+        write_file(
+            p,
+            &serde_json::to_string_pretty(&reports).map_err(|e| Failure(e.to_string(), 1))?,
+        )?;
+    }
+    let failed = reports.iter().filter(|r| !r.ok()).count();
+    if failed > 0 || !open_failures.is_empty() {
+        return Err(Failure(
+            format!(
+                "{failed} adapter(s) failed conformance, {} could not be opened",
+                open_failures.len()
+            ),
+            1,
+        ));
     }
     Ok(())
 }

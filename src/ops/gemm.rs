@@ -80,8 +80,8 @@ pub(crate) fn prepare(
     })
 }
 
-/// `C = A · B` for row-major `A: [M, K]` and `B: [K, N]`, submitted on the context's queue.
-pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+/// Checks `a: [M, K]`, `b: [K, N]` and returns `(M, N, K)`.
+fn matmul_dims(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<(u32, u32, u32)> {
     let (sa, sb) = (a.shape(), b.shape());
     crate::params::check_rank("a", sa, 2, "M, K")?;
     crate::params::check_rank("b", sb, 2, "K, N")?;
@@ -94,30 +94,54 @@ pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     b.check_device(ctx, "b")?;
     check_binding(ctx, a, "a")?;
     check_binding(ctx, b, "b")?;
-    let dims = [sa[0], sb[1], sa[1]].map(u32::try_from);
-    let [Ok(m), Ok(n), Ok(k)] = dims else {
-        return Err(Error::TooLarge(format!("matmul {sa:?} · {sb:?}")));
-    };
-    let c = Tensor::empty(ctx, &[sa[0], sb[1]])?;
-    check_binding(ctx, &c, "c")?;
-    let p = GemmParams::new(m, n, k, 1, n, 0, 0);
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("matmul"),
+    match [sa[0], sb[1], sa[1]].map(u32::try_from) {
+        [Ok(m), Ok(n), Ok(k)] => Ok((m, n, k)),
+        _ => Err(Error::TooLarge(format!("matmul {sa:?} · {sb:?}"))),
+    }
+}
+
+/// Records `C = A · B` (row-major `A: [M, K]`, `B: [K, N]`, `C: [M, N]`) into `encoder`.
+pub fn matmul_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+) -> Result<()> {
+    let (m, n, k) = matmul_dims(ctx, a, b)?;
+    if c.shape() != [m as usize, n as usize] {
+        return Err(Error::Buffer {
+            what: "c",
+            reason: format!("shape {:?}, expected [{m}, {n}]", c.shape()),
         });
+    }
+    c.check_device(ctx, "c")?;
+    check_binding(ctx, c, "c")?;
+    let p = GemmParams::new(m, n, k, 1, n, 0, 0);
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx);
-        let d = prepare(ctx, &uniforms, block, &p, a, whole(b), None, &c)?;
+        let d = prepare(ctx, &uniforms, block, &p, a, whole(b), None, c)?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("matmul"),
             timestamp_writes: None,
         });
         d.record(&mut pass);
         Ok(())
-    })??;
+    })?
+}
+
+/// `C = A · B`, submitted on the context's queue.
+pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (m, n, _) = matmul_dims(ctx, a, b)?;
+    let c = Tensor::empty(ctx, &[m as usize, n as usize])?;
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("matmul"),
+        });
+    matmul_into(ctx, &mut encoder, a, b, &c)?;
     ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
     Ok(c)
 }

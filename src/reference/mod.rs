@@ -3,4 +3,4 @@
 
 pub mod conv2d;
 
-pub use conv2d::conv2d;
+pub use conv2d::{conv2d, conv2d_at};

@@ -1,0 +1,853 @@
+//! The benchmark runner behind `wgconv bench` and `benches/`: the shape suite, GPU timing,
+//! the adapter's ceilings (large GEMM, copy bandwidth), and the report (table, JSON, CSV, SVG).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::params::{Algorithm, Conv2dParams, Padding};
+use crate::tensor::{HostTensor, Tensor};
+
+/// The suite of `bench/shapes.md`, compiled in.
+pub const DEFAULT_SUITE: &str = include_str!("../bench/shapes.md");
+
+/// The op a suite row benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchOp {
+    Conv2d,
+    ConvTranspose2d,
+    DeformConv2d,
+}
+
+impl BenchOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchOp::Conv2d => "conv2d",
+            BenchOp::ConvTranspose2d => "conv_transpose2d",
+            BenchOp::DeformConv2d => "deform_conv2d",
+        }
+    }
+}
+
+/// One row of the suite (square stride/padding/dilation, as the table writes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BenchCase {
+    pub id: String,
+    pub op: BenchOp,
+    pub n: u32,
+    pub c_in: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c_out: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub dil: u32,
+    pub groups: u32,
+    pub extra: String,
+}
+
+impl BenchCase {
+    pub fn conv2d_params(&self, algorithm: Algorithm) -> Conv2dParams {
+        Conv2dParams {
+            stride: [self.stride; 2],
+            padding: Padding::Symmetric([self.pad; 2]),
+            dilation: [self.dil; 2],
+            groups: self.groups,
+            algorithm,
+        }
+    }
+}
+
+fn parse_dims(text: &str, what: &str, id: &str) -> std::result::Result<[u32; 2], String> {
+    let parts: Vec<&str> = text.split(['x', 'X', '×']).map(str::trim).collect();
+    let nums: std::result::Result<Vec<u32>, _> = parts.iter().map(|p| p.parse::<u32>()).collect();
+    match nums.as_deref() {
+        Ok([a]) => Ok([*a, *a]),
+        Ok([a, b]) => Ok([*a, *b]),
+        _ => Err(format!("row {id}: bad {what} '{text}' (want A or AxB)")),
+    }
+}
+
+/// Parses a markdown table with the columns of `bench/shapes.md`:
+/// `id | op | N | Cin | H x W | Cout | kernel | stride | pad | dil | groups | extra`.
+pub fn parse_suite(text: &str) -> std::result::Result<Vec<BenchCase>, String> {
+    let mut cases = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if !line.starts_with('|') {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if cells
+            .first()
+            .is_some_and(|c| *c == "id" || c.starts_with("---") || c.is_empty())
+        {
+            continue;
+        }
+        if cells.len() < 11 {
+            return Err(format!("row '{line}': {} columns, want 12", cells.len()));
+        }
+        let id = cells[0].to_string();
+        let op = match cells[1] {
+            "conv2d" => BenchOp::Conv2d,
+            "conv_transpose2d" => BenchOp::ConvTranspose2d,
+            "deform_conv2d" => BenchOp::DeformConv2d,
+            other => return Err(format!("row {id}: unknown op '{other}'")),
+        };
+        let num = |i: usize, what: &str| {
+            cells[i]
+                .parse::<u32>()
+                .map_err(|_| format!("row {id}: bad {what} '{}'", cells[i]))
+        };
+        let [h, w] = parse_dims(cells[4], "H x W", &id)?;
+        let [kh, kw] = parse_dims(cells[6], "kernel", &id)?;
+        cases.push(BenchCase {
+            op,
+            n: num(2, "N")?,
+            c_in: num(3, "Cin")?,
+            h,
+            w,
+            c_out: num(5, "Cout")?,
+            kh,
+            kw,
+            stride: num(7, "stride")?,
+            pad: num(8, "pad")?,
+            dil: num(9, "dil")?,
+            groups: num(10, "groups")?,
+            extra: cells.get(11).unwrap_or(&"").to_string(),
+            id,
+        });
+    }
+    if cases.is_empty() {
+        return Err("no benchmark rows found".into());
+    }
+    Ok(cases)
+}
+
+/// How the times were taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimingMethod {
+    /// GPU timestamp queries written before and after the op's passes.
+    GpuTimestamps,
+    /// Host wall time of encode + submit + wait.
+    WallClock,
+}
+
+/// Timing settings.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Untimed runs first (pipeline compilation happens in the first).
+    pub warmup: u32,
+    /// Timed runs, at least.
+    pub runs: u32,
+    /// Keep running (up to 1000 runs) until this much time has been timed.
+    pub min_time: Duration,
+    /// Spot-check each output against the f64 reference at this many sampled elements.
+    pub check_points: usize,
+    /// Force GPU timestamps off.
+    pub wall_clock: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            warmup: 2,
+            runs: 10,
+            min_time: Duration::from_millis(500),
+            check_points: 256,
+            wall_clock: false,
+        }
+    }
+}
+
+/// Times `record` (which encodes one run of the op) `runs`+ times.
+/// Returns per-run milliseconds and the method used.
+pub fn time_op(
+    ctx: &GpuContext,
+    opts: &BenchOptions,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<(Vec<f64>, TimingMethod)> {
+    let run_once = |record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+                    ts: Option<(&wgpu::QuerySet, u32)>|
+     -> Result<f64> {
+        let t0 = Instant::now();
+        let mut encoder = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench"),
+            });
+        // Empty passes carry the timestamps: one at the beginning of the first, one at the
+        // end of the second, so the interval covers exactly the op's own passes.
+        if let Some((qs, i)) = ts {
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("t0"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(2 * i),
+                    end_of_pass_write_index: None,
+                }),
+            });
+        }
+        record(&mut encoder)?;
+        if let Some((qs, i)) = ts {
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("t1"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: None,
+                    end_of_pass_write_index: Some(2 * i + 1),
+                }),
+            });
+        }
+        ctx.submit_and_wait(encoder)?;
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    for _ in 0..opts.warmup {
+        run_once(&mut record, None)?;
+    }
+    const MAX_RUNS: u32 = 1000;
+    let use_ts = !opts.wall_clock
+        && ctx
+            .device()
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY);
+    let query_set = use_ts.then(|| {
+        ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * MAX_RUNS,
+        })
+    });
+    let mut wall = Vec::new();
+    let started = Instant::now();
+    while (wall.len() as u32) < opts.runs.max(1)
+        || (started.elapsed() < opts.min_time && (wall.len() as u32) < MAX_RUNS)
+    {
+        let i = wall.len() as u32;
+        wall.push(run_once(&mut record, query_set.as_ref().map(|q| (q, i)))?);
+    }
+    let Some(qs) = query_set else {
+        return Ok((wall, TimingMethod::WallClock));
+    };
+    let ticks = read_timestamps(ctx, &qs, 2 * wall.len() as u32)?;
+    let period_ns = ctx.queue().get_timestamp_period() as f64;
+    let gpu: Vec<f64> = ticks
+        .chunks_exact(2)
+        .map(|p| p[1].wrapping_sub(p[0]) as f64 * period_ns / 1e6)
+        .collect();
+    // A backend that writes zeros or wraps is not trusted: fall back to wall time.
+    if gpu.iter().all(|&ms| ms > 0.0 && ms.is_finite() && ms < 1e7) {
+        Ok((gpu, TimingMethod::GpuTimestamps))
+    } else {
+        Ok((wall, TimingMethod::WallClock))
+    }
+}
+
+fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
+    let bytes = count as u64 * 8;
+    let resolve = ctx.create_buffer(
+        "bench.resolve",
+        bytes,
+        wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+    )?;
+    let staging = ctx.create_buffer(
+        "bench.ts",
+        bytes,
+        wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+    )?;
+    let mut encoder = ctx
+        .device()
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ts") });
+    encoder.resolve_query_set(qs, 0..count, &resolve, 0);
+    encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+    ctx.submit_and_wait(encoder)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device()
+        .poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(ctx.config().wait_timeout),
+        })
+        .map_err(|e| Error::Map(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| Error::Map(e.to_string()))?
+        .map_err(|e| Error::Map(e.to_string()))?;
+    let view = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Map(e.to_string()))?;
+    Ok(bytemuck::cast_slice::<u8, u64>(&view).to_vec())
+}
+
+/// Median, min, max of `v` (not empty).
+pub fn summarize(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (median, s[0], s[n - 1])
+}
+
+/// One measured (or skipped) case.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    pub id: String,
+    pub op: BenchOp,
+    /// The algorithm that ran (or was asked for, when skipped).
+    pub algorithm: String,
+    /// `ok`, `skipped: …` or `error: …`.
+    pub status: String,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub timing: Option<TimingMethod>,
+    pub flops: f64,
+    pub gflops: f64,
+    /// Bytes of inputs, weights and outputs, once each.
+    pub bytes: f64,
+    pub gbps: f64,
+    pub workspace_bytes: u64,
+    /// Worst |gpu − ref| / (1 + |ref|) over the sampled points (None when not checked).
+    pub check_max_err: Option<f64>,
+}
+
+impl CaseResult {
+    fn skipped(case: &BenchCase, algorithm: &str, why: String) -> Self {
+        CaseResult {
+            id: case.id.clone(),
+            op: case.op,
+            algorithm: algorithm.into(),
+            status: why,
+            runs: 0,
+            median_ms: f64::NAN,
+            min_ms: f64::NAN,
+            max_ms: f64::NAN,
+            timing: None,
+            flops: 0.0,
+            gflops: f64::NAN,
+            bytes: 0.0,
+            gbps: f64::NAN,
+            workspace_bytes: 0,
+            check_max_err: None,
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Runs one suite case with one algorithm.
+pub fn run_case(
+    ctx: &GpuContext,
+    case: &BenchCase,
+    algorithm: Algorithm,
+    opts: &BenchOptions,
+) -> CaseResult {
+    match case.op {
+        BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
+            Ok(r) => r,
+            Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+        },
+        other => CaseResult::skipped(
+            case,
+            algorithm.name(),
+            format!("skipped: {} is not implemented yet", other.name()),
+        ),
+    }
+}
+
+fn run_conv2d(
+    ctx: &GpuContext,
+    case: &BenchCase,
+    algorithm: Algorithm,
+    opts: &BenchOptions,
+) -> Result<CaseResult> {
+    let params = case.conv2d_params(algorithm);
+    let seed = case
+        .id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let x = HostTensor::random(
+        &[
+            case.n as usize,
+            case.c_in as usize,
+            case.h as usize,
+            case.w as usize,
+        ],
+        seed,
+    );
+    let w = HostTensor::random(
+        &[
+            case.c_out as usize,
+            (case.c_in / case.groups.max(1)) as usize,
+            case.kh as usize,
+            case.kw as usize,
+        ],
+        seed + 1,
+    );
+    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
+    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
+    let (xg, wg, bg) = (
+        Tensor::from_host(ctx, &x)?,
+        Tensor::from_host(ctx, &w)?,
+        Tensor::from_host(ctx, &b)?,
+    );
+    let y = Tensor::empty(ctx, &g.output_shape())?;
+    let mut info = None;
+    let (times, method) = time_op(ctx, opts, |enc| {
+        info = Some(crate::ops::conv2d::conv2d_into(
+            ctx,
+            enc,
+            &xg,
+            &wg,
+            Some(&bg),
+            &params,
+            &y,
+        )?);
+        Ok(())
+    })?;
+    let info = info.expect("time_op ran at least once");
+    let check_max_err = if opts.check_points > 0 {
+        let out = y.to_vec(ctx)?;
+        let mut rng = crate::verify::SplitMix64::new(seed ^ 0xc4ec);
+        let mut worst = 0f64;
+        for k in 0..opts.check_points.min(out.len()) {
+            // Always include the first and last element (edges), then random ones.
+            let i = match k {
+                0 => 0,
+                1 => out.len() - 1,
+                _ => (rng.next_u64() % out.len() as u64) as usize,
+            };
+            let r = crate::reference::conv2d_at(&x, &w, Some(&b), &g, i);
+            let e = (out[i] as f64 - r).abs() / (1.0 + r.abs());
+            worst = worst.max(if e.is_nan() { f64::INFINITY } else { e });
+        }
+        Some(worst)
+    } else {
+        None
+    };
+    let (median, min, max) = summarize(&times);
+    let flops = g.flops();
+    let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
+    let status = match check_max_err {
+        Some(e) if e > 1e-4 => {
+            format!("error: output differs from the reference (max rel err {e:.2e})")
+        }
+        _ => "ok".into(),
+    };
+    Ok(CaseResult {
+        id: case.id.clone(),
+        op: case.op,
+        algorithm: info.algorithm.name().into(),
+        status,
+        runs: times.len(),
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        timing: Some(method),
+        flops,
+        gflops: flops / (median * 1e6),
+        bytes,
+        gbps: bytes / (median * 1e6),
+        workspace_bytes: info.workspace_bytes,
+        check_max_err,
+    })
+}
+
+/// What this adapter reaches at best, measured once per run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ceilings {
+    /// Size S of the S×S×S GEMM.
+    pub gemm_size: u32,
+    pub gemm_gflops: f64,
+    /// Bytes of the copied buffer.
+    pub copy_bytes: u64,
+    /// Read + write bytes per second of a buffer-to-buffer copy, in GB/s.
+    pub copy_gbps: f64,
+}
+
+/// Measures a large GEMM (with the engine's own kernel) and a large buffer copy.
+pub fn measure_ceilings(
+    ctx: &GpuContext,
+    gemm_size: u32,
+    copy_mib: u64,
+    opts: &BenchOptions,
+) -> Result<Ceilings> {
+    let s = gemm_size as usize;
+    let a = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 11))?;
+    let b = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 12))?;
+    let c = Tensor::empty(ctx, &[s, s])?;
+    let (t, _) = time_op(ctx, opts, |enc| {
+        crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c)
+    })?;
+    let gemm_gflops = 2.0 * (s as f64).powi(3) / (summarize(&t).0 * 1e6);
+
+    let bytes = copy_mib << 20;
+    let src = ctx.create_buffer("bench.copy.src", bytes, wgpu::BufferUsages::COPY_SRC)?;
+    let dst = ctx.create_buffer("bench.copy.dst", bytes, wgpu::BufferUsages::COPY_DST)?;
+    let (t, _) = time_op(ctx, opts, |enc| {
+        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        Ok(())
+    })?;
+    let copy_gbps = 2.0 * bytes as f64 / (summarize(&t).0 * 1e6);
+    Ok(Ceilings {
+        gemm_size,
+        gemm_gflops,
+        copy_bytes: bytes,
+        copy_gbps,
+    })
+}
+
+/// A whole run: adapter, settings, ceilings and cases.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub date_unix: u64,
+    pub ceilings: Option<Ceilings>,
+    pub results: Vec<CaseResult>,
+}
+
+impl Report {
+    pub fn new(ctx: &GpuContext, ceilings: Option<Ceilings>, results: Vec<CaseResult>) -> Self {
+        let i = ctx.adapter_info();
+        Report {
+            adapter: i.name.clone(),
+            backend: format!("{:?}", i.backend),
+            device_type: format!("{:?}", i.device_type),
+            driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+            date_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            ceilings,
+            results,
+        }
+    }
+
+    /// The terminal table.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "adapter: {} ({}, {}, {})\n",
+            self.adapter, self.backend, self.device_type, self.driver
+        );
+        if let Some(c) = &self.ceilings {
+            s += &format!(
+                "ceilings: GEMM {0}x{0}x{0} {1:.2} GFLOP/s; copy {2} MiB {3:.2} GB/s (read+write)\n",
+                c.gemm_size,
+                c.gemm_gflops,
+                c.copy_bytes >> 20,
+                c.copy_gbps
+            );
+        }
+        let timing = self.results.iter().find_map(|r| r.timing);
+        s += &format!(
+            "timing: {}\n",
+            match timing {
+                Some(TimingMethod::GpuTimestamps) => "GPU timestamps around the op's passes",
+                Some(TimingMethod::WallClock) => "wall clock of encode + submit + wait",
+                None => "-",
+            }
+        );
+        s += &format!(
+            "{:<12} {:<16} {:<12} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",
+            "id",
+            "op",
+            "algorithm",
+            "median ms",
+            "min ms",
+            "max ms",
+            "GFLOP/s",
+            "%gemm",
+            "GB/s",
+            "%copy",
+            "workspace",
+            "status"
+        );
+        for r in &self.results {
+            if !r.ok() && r.runs == 0 {
+                s += &format!(
+                    "{:<12} {:<16} {:<12} {}\n",
+                    r.id,
+                    r.op.name(),
+                    r.algorithm,
+                    r.status
+                );
+                continue;
+            }
+            let (pg, pc) = match &self.ceilings {
+                Some(c) => (
+                    format!("{:.0}%", 100.0 * r.gflops / c.gemm_gflops),
+                    format!("{:.0}%", 100.0 * r.gbps / c.copy_gbps),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            s += &format!(
+                "{:<12} {:<16} {:<12} {:>10.3} {:>10.3} {:>10.3} {:>9.2} {:>7} {:>8.2} {:>7} {:>11}  {}\n",
+                r.id, r.op.name(), r.algorithm, r.median_ms, r.min_ms, r.max_ms, r.gflops, pg, r.gbps, pc, human_bytes(r.workspace_bytes), r.status
+            );
+        }
+        let ok: Vec<f64> = self
+            .results
+            .iter()
+            .filter(|r| r.ok())
+            .map(|r| r.gflops.ln())
+            .collect();
+        if !ok.is_empty() {
+            s += &format!(
+                "geometric mean over {} cases: {:.2} GFLOP/s\n",
+                ok.len(),
+                (ok.iter().sum::<f64>() / ok.len() as f64).exp()
+            );
+        }
+        s
+    }
+
+    pub fn csv(&self) -> String {
+        let mut s = String::from("id,op,algorithm,status,runs,median_ms,min_ms,max_ms,timing,gflops,gbps,flops,bytes,workspace_bytes,check_max_err\n");
+        for r in &self.results {
+            s += &format!(
+                "{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}\n",
+                r.id,
+                r.op.name(),
+                r.algorithm,
+                r.status.replace('"', "'"),
+                r.runs,
+                r.median_ms,
+                r.min_ms,
+                r.max_ms,
+                r.timing.map_or("", |t| match t {
+                    TimingMethod::GpuTimestamps => "gpu_timestamps",
+                    TimingMethod::WallClock => "wall_clock",
+                }),
+                r.gflops,
+                r.gbps,
+                r.flops,
+                r.bytes,
+                r.workspace_bytes,
+                r.check_max_err.map_or(String::new(), |e| e.to_string())
+            );
+        }
+        s
+    }
+
+    /// A bar chart of GFLOP/s per case (one bar per algorithm), with the GEMM ceiling drawn.
+    pub fn svg(&self) -> String {
+        let rows: Vec<&CaseResult> = self.results.iter().filter(|r| r.ok()).collect();
+        let mut algos: Vec<&str> = rows.iter().map(|r| r.algorithm.as_str()).collect();
+        algos.dedup();
+        algos.sort();
+        algos.dedup();
+        let mut ids: Vec<&str> = Vec::new();
+        for r in &rows {
+            if !ids.contains(&r.id.as_str()) {
+                ids.push(&r.id);
+            }
+        }
+        let ceiling = self.ceilings.as_ref().map(|c| c.gemm_gflops);
+        let peak = rows
+            .iter()
+            .map(|r| r.gflops)
+            .chain(ceiling)
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
+        let step = nice_step(peak / 5.0);
+        let top = (peak * 1.08 / step).ceil() * step;
+        let (w, h, left, right, top_m, bottom) = (960.0, 480.0, 70.0, 20.0, 50.0, 110.0);
+        let plot_w = w - left - right;
+        let plot_h = h - top_m - bottom;
+        let y_of = |v: f64| top_m + plot_h * (1.0 - v / top);
+        let colors = [
+            "#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377",
+        ];
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        );
+        s += &format!(
+            "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">wgconv conv throughput on {} ({})</text>\n",
+            w / 2.0,
+            xml(&self.adapter),
+            self.backend
+        );
+        // Axis with 5 ticks.
+        let ticks = (top / step).round() as usize;
+        for t in 0..=ticks {
+            let v = step * t as f64;
+            let y = y_of(v);
+            s += &format!(
+                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n",
+                w - right
+            );
+            s += &format!(
+                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                left - 6.0,
+                y + 4.0,
+                fmt_tick(v)
+            );
+        }
+        s += &format!(
+            "<text transform=\"translate(16,{}) rotate(-90)\" text-anchor=\"middle\">GFLOP/s (median)</text>\n",
+            top_m + plot_h / 2.0
+        );
+        let slot = plot_w / ids.len().max(1) as f64;
+        let bar_w = (slot * 0.8) / algos.len().max(1) as f64;
+        for (i, id) in ids.iter().enumerate() {
+            for (k, a) in algos.iter().enumerate() {
+                if let Some(r) = rows.iter().find(|r| r.id == *id && r.algorithm == *a) {
+                    let x = left + slot * i as f64 + slot * 0.1 + bar_w * k as f64;
+                    let y = y_of(r.gflops);
+                    s += &format!(
+                        "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} {}: {:.2} GFLOP/s, {:.3} ms</title></rect>\n",
+                        bar_w.max(1.0),
+                        (top_m + plot_h - y).max(0.0),
+                        colors[k % colors.len()],
+                        xml(id),
+                        xml(a),
+                        r.gflops,
+                        r.median_ms
+                    );
+                    s += &format!(
+                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>\n",
+                        x + bar_w / 2.0,
+                        y - 3.0,
+                        fmt_tick(r.gflops)
+                    );
+                }
+            }
+            let cx = left + slot * (i as f64 + 0.5);
+            s += &format!(
+                "<text transform=\"translate({cx:.1},{:.1}) rotate(-40)\" text-anchor=\"end\">{}</text>\n",
+                top_m + plot_h + 14.0,
+                xml(id)
+            );
+        }
+        s += &format!(
+            "<line x1=\"{left}\" x2=\"{left}\" y1=\"{top_m}\" y2=\"{}\" stroke=\"black\"/>\n",
+            top_m + plot_h
+        );
+        s += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+            w - right,
+            top_m + plot_h,
+            top_m + plot_h
+        );
+        if let (Some(c), Some(cs)) = (ceiling, &self.ceilings) {
+            let y = y_of(c);
+            s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#b00\" stroke-dasharray=\"6,4\"/>\n", w - right);
+            s += &format!(
+                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#b00\">GEMM {}³ ceiling {:.2} GFLOP/s</text>\n",
+                w - right - 4.0,
+                y - 5.0,
+                cs.gemm_size,
+                c
+            );
+        }
+        for (k, a) in algos.iter().enumerate() {
+            let x = left + 10.0 + 150.0 * k as f64;
+            s += &format!(
+                "<rect x=\"{x}\" y=\"32\" width=\"12\" height=\"12\" fill=\"{}\"/>\n",
+                colors[k % colors.len()]
+            );
+            s += &format!("<text x=\"{}\" y=\"42\">{}</text>\n", x + 16.0, xml(a));
+        }
+        s += "</svg>\n";
+        s
+    }
+}
+
+/// 1, 2 or 5 × 10^k, the smallest ≥ `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let p = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * p)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else if v >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `1.5 MiB` style.
+pub fn human_bytes(b: u64) -> String {
+    match b {
+        0 => "0".into(),
+        b if b < 1 << 10 => format!("{b} B"),
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_suite_parses() {
+        let s = parse_suite(DEFAULT_SUITE).unwrap();
+        assert_eq!(s.len(), 12);
+        let stem = &s[0];
+        assert_eq!(
+            (
+                stem.id.as_str(),
+                stem.c_in,
+                stem.h,
+                stem.kh,
+                stem.stride,
+                stem.pad
+            ),
+            ("r50_stem", 3, 224, 7, 2, 3)
+        );
+        assert_eq!(s.iter().filter(|c| c.op == BenchOp::Conv2d).count(), 10);
+        assert_eq!(s[7].groups, 144);
+        assert!(parse_suite("| a | conv9d | 1 |").is_err());
+        assert!(parse_suite("nothing").is_err());
+    }
+
+    #[test]
+    fn nice_steps() {
+        assert_eq!(nice_step(0.93), 1.0);
+        assert_eq!(nice_step(1.2), 2.0);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(0.031), 0.05);
+    }
+
+    #[test]
+    fn summary_statistics() {
+        assert_eq!(summarize(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(summarize(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+    }
+}

@@ -1,0 +1,300 @@
+//! The conformance runner behind `wgconv conformance` and the tests: seeded random cases
+//! over each op's parameter space, each compared with the f64 CPU reference, plus the static
+//! check of every shader × override set × translation target.
+
+use serde::Serialize;
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::params::{Conv2dParams, Padding};
+use crate::shaders::{check_shader, ShaderId, Target};
+use crate::tensor::{HostTensor, Tensor};
+use crate::verify::{compare, SplitMix64, Tolerance};
+
+/// A conv2d case: shapes, parameters and the seed of its data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dCase {
+    pub input: [usize; 4],
+    pub weight: [usize; 4],
+    pub bias: bool,
+    pub params: Conv2dParams,
+    pub seed: u64,
+}
+
+impl Conv2dCase {
+    /// Seeded data: values in [-1, 1).
+    pub fn data(&self) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        let x = HostTensor::random(&self.input, self.seed);
+        let w = HostTensor::random(&self.weight, self.seed ^ 0x5151_5151);
+        let b = self
+            .bias
+            .then(|| HostTensor::random(&[self.weight[0]], self.seed ^ 0xb1a5));
+        (x, w, b)
+    }
+}
+
+impl std::fmt::Display for Conv2dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.params;
+        write!(
+            f,
+            "conv2d x{:?} w{:?} bias={} stride={:?} padding={:?} dilation={:?} groups={} seed={}",
+            self.input,
+            self.weight,
+            self.bias,
+            p.stride,
+            p.padding,
+            p.dilation,
+            p.groups,
+            self.seed
+        )
+    }
+}
+
+/// A random valid conv2d over the whole parameter space, small enough to check quickly:
+/// groups 1, 2–4 or depthwise (channel multiplier 1–2), kernels 1–5 (non-square), strides and
+/// dilations 1–3 (asymmetric), every padding kind, N 1–3, sizes that include 1 and primes.
+pub fn random_conv2d_case(rng: &mut SplitMix64) -> Conv2dCase {
+    let (groups, cig, cog) = match rng.range(0, 9) {
+        0..=4 => (1, rng.range(1, 6), rng.range(1, 6)),
+        5..=6 => (rng.range(2, 4), rng.range(1, 3), rng.range(1, 3)),
+        _ => {
+            let c = rng.range(1, 9);
+            (c, 1, rng.range(1, 2))
+        }
+    };
+    let k = [rng.range(1, 5), rng.range(1, 5)];
+    let dilation = [rng.range(1, 3), rng.range(1, 3)];
+    let stride = [rng.range(1, 3), rng.range(1, 3)];
+    let padding = match rng.range(0, 4) {
+        0 => Padding::Valid,
+        1 => Padding::Symmetric([rng.range(0, k[0]), rng.range(0, k[1])]),
+        2 => Padding::Explicit {
+            top: rng.range(0, 3),
+            left: rng.range(0, 3),
+            bottom: rng.range(0, 3),
+            right: rng.range(0, 3),
+        },
+        _ => Padding::Same,
+    };
+    let stride = if padding == Padding::Same {
+        [1, 1]
+    } else {
+        stride
+    };
+    let pads = padding.resolve(k, dilation);
+    // Smallest input that gives an output of ≥ 1, then a few more.
+    let min_len = |axis: usize, pb: u32, pe: u32| {
+        (dilation[axis] * (k[axis] - 1) + 1)
+            .saturating_sub(pb + pe)
+            .max(1)
+    };
+    let h = min_len(0, pads.top, pads.bottom) + rng.range(0, 9);
+    let w = min_len(1, pads.left, pads.right) + rng.range(0, 9);
+    let params = Conv2dParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+        ..Default::default()
+    };
+    Conv2dCase {
+        input: [
+            rng.range(1, 3) as usize,
+            (groups * cig) as usize,
+            h as usize,
+            w as usize,
+        ],
+        weight: [
+            (groups * cog) as usize,
+            cig as usize,
+            k[0] as usize,
+            k[1] as usize,
+        ],
+        bias: rng.range(0, 1) == 1,
+        params,
+        seed: rng.next_u64(),
+    }
+}
+
+/// `count` cases from `seed`.
+pub fn conv2d_cases(seed: u64, count: usize) -> Vec<Conv2dCase> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count).map(|_| random_conv2d_case(&mut rng)).collect()
+}
+
+/// Computes the expected output of a case (the f64 reference, unless a test swaps it).
+pub type Conv2dOracle =
+    fn(&HostTensor, &HostTensor, Option<&HostTensor>, &Conv2dParams) -> Result<Vec<f64>>;
+
+/// The default oracle: [`crate::reference::conv2d`].
+pub fn reference_conv2d(
+    x: &HostTensor,
+    w: &HostTensor,
+    b: Option<&HostTensor>,
+    p: &Conv2dParams,
+) -> Result<Vec<f64>> {
+    crate::reference::conv2d(x, w, b, p).map(|(_, v)| v)
+}
+
+/// Results of one op over its cases.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpSummary {
+    pub op: String,
+    pub cases: usize,
+    pub passed: usize,
+    pub worst_rel_l2: f64,
+    pub worst_max_abs: f64,
+    /// One line per failing case (first 20).
+    pub failures: Vec<String>,
+}
+
+impl OpSummary {
+    pub fn ok(&self) -> bool {
+        self.passed == self.cases
+    }
+}
+
+/// Runs `cases` on the GPU and compares each with `oracle`.
+pub fn run_conv2d(
+    ctx: &GpuContext,
+    cases: &[Conv2dCase],
+    tol: Tolerance,
+    oracle: Conv2dOracle,
+) -> OpSummary {
+    let mut s = OpSummary {
+        op: "conv2d".into(),
+        cases: cases.len(),
+        passed: 0,
+        worst_rel_l2: 0.0,
+        worst_max_abs: 0.0,
+        failures: Vec::new(),
+    };
+    for case in cases {
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (x, w, b) = case.data();
+            let expected = oracle(&x, &w, b.as_ref(), &case.params)?;
+            let xg = Tensor::from_host(ctx, &x)?;
+            let wg = Tensor::from_host(ctx, &w)?;
+            let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
+            let y = crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?
+                .to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        let failure = match outcome {
+            Ok(stats) => {
+                s.worst_rel_l2 = s.worst_rel_l2.max(stats.rel_l2);
+                s.worst_max_abs = s.worst_max_abs.max(stats.max_abs);
+                if stats.passes(tol) {
+                    s.passed += 1;
+                    None
+                } else {
+                    Some(format!("{case}: {stats}"))
+                }
+            }
+            Err(e) => Some(format!("{case}: error: {e}")),
+        };
+        if let Some(f) = failure {
+            if s.failures.len() < 20 {
+                s.failures.push(f);
+            }
+        }
+    }
+    s
+}
+
+/// The static part: shader × override set × target.
+#[derive(Clone, Debug, Serialize)]
+pub struct StaticSummary {
+    pub checked: usize,
+    pub failures: Vec<String>,
+}
+
+pub fn run_static() -> StaticSummary {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for &id in ShaderId::ALL {
+        checked += id.override_sets().len() * Target::ALL.len();
+        failures.extend(check_shader(id).into_iter().map(|e| e.to_string()));
+    }
+    StaticSummary { checked, failures }
+}
+
+/// One adapter's conformance run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConformanceReport {
+    pub adapter: String,
+    pub backend: String,
+    pub ops: Vec<OpSummary>,
+    pub static_check: Option<StaticSummary>,
+}
+
+impl ConformanceReport {
+    pub fn ok(&self) -> bool {
+        self.ops.iter().all(OpSummary::ok)
+            && self
+                .static_check
+                .as_ref()
+                .is_none_or(|s| s.failures.is_empty())
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = format!("adapter: {} ({})\n", self.adapter, self.backend);
+        s += &format!(
+            "{:<18} {:>6} {:>7} {:>14} {:>14}\n",
+            "op", "cases", "passed", "worst rel-L2", "worst max-abs"
+        );
+        for o in &self.ops {
+            s += &format!(
+                "{:<18} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
+            );
+        }
+        if let Some(st) = &self.static_check {
+            s += &format!(
+                "{:<18} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "shaders (static)",
+                st.checked,
+                st.checked - st.failures.len()
+            );
+        }
+        for o in &self.ops {
+            for f in &o.failures {
+                s += &format!("FAIL {f}\n");
+            }
+        }
+        if let Some(st) = &self.static_check {
+            for f in &st.failures {
+                s += &format!("FAIL {f}\n");
+            }
+        }
+        s += if self.ok() {
+            "result: PASS\n"
+        } else {
+            "result: FAIL\n"
+        };
+        s
+    }
+}
+
+/// Runs every op's cases (and optionally the static check) on `ctx`.
+pub fn run_all(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    with_static: bool,
+) -> ConformanceReport {
+    let info = ctx.adapter_info();
+    let ops = vec![run_conv2d(
+        ctx,
+        &conv2d_cases(seed, cases_per_op),
+        Tolerance::default(),
+        reference_conv2d,
+    )];
+    ConformanceReport {
+        adapter: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        ops,
+        static_check: with_static.then(run_static),
+    }
+}
