@@ -25,27 +25,12 @@ fn suite(c: &mut Criterion) {
             continue;
         }
         let params = case.conv2d_params(Algorithm::Auto);
-        let x = HostTensor::random(
-            &[
-                case.n as usize,
-                case.c_in as usize,
-                case.h as usize,
-                case.w as usize,
-            ],
-            1,
-        );
+        let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], 1);
         let w = HostTensor::random(
-            &[
-                case.c_out as usize,
-                (case.c_in / case.groups) as usize,
-                case.kh as usize,
-                case.kw as usize,
-            ],
+            &[case.c_out as usize, (case.c_in / case.groups) as usize, case.kh as usize, case.kw as usize],
             2,
         );
-        let g = params
-            .validate(&x.shape, &w.shape, None)
-            .expect("valid suite row");
+        let g = params.validate(&x.shape, &w.shape, None).expect("valid suite row");
         let xg = Tensor::from_host(&ctx, &x).unwrap();
         let wg = Tensor::from_host(&ctx, &w).unwrap();
         let y = Tensor::empty(&ctx, &g.output_shape()).unwrap();

@@ -1,13 +1,21 @@
-// Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias).
+// Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
+// (activation.wgsl is concatenated in front: it provides ACT and activate().)
 //
 // a: [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
 //    M = Cout/G, K = (Cin/G)·kh·kw.
-// b: [groups, K, N] row-major (the im2col workspace of one chunk: N = its pixel count).
+// b: depends on B_MODE, the source of the [groups, K, N] operand:
+//    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
+//    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
+//                k = (cl·kh + i)·kw + j, channel ci = g·Cin/G + cl, pixel p = col0 + n =
+//                (img·Ho + oy)·Wo + ox, value input[img, ci, oy·sh − pt + i·dh,
+//                ox·sw − pl + j·dw] or 0 in the padding. No workspace.
+//    2 pointwise b is the NCHW input of a 1x1, stride-1, unpadded conv: B[g, k, n] =
+//                input[img, g·K + k, q] with q the pixel within the image.
 // bias: [groups·M] (read only when HAS_BIAS).
-// c: column n of the chunk is output pixel p = col0 + n, image img = p / hw and pixel
-//    q = p % hw; row m of group g is channel co = g·M + m; the value goes to
-//    c[img·c_image_stride + co·hw + q]. An NCHW conv output has hw = Ho·Wo and
-//    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = 0.
+// c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
+//    of group g is channel co = g·M + m; the value goes to c[img·c_image_stride + co·hw + q].
+//    An NCHW conv output has hw = Ho·Wo and c_image_stride = Cout·Ho·Wo; a plain GEMM sets
+//    hw = N and col0 = 0.
 //
 // Each workgroup computes one 64×64 tile of C for one group; each of its 16×16 invocations
 // a 4×4 block held in four named vec4 accumulators (llvmpipe and most drivers keep those in
@@ -16,6 +24,7 @@
 // y and z: linear id = x + nx·(y + ny·z).
 
 override HAS_BIAS: bool = false;
+override B_MODE: u32 = 0u;
 
 struct GemmParams {
     m: u32,
@@ -28,8 +37,20 @@ struct GemmParams {
     hw: u32,
     col0: u32,
     c_image_stride: u32,
+    alpha_bits: u32,
+    c_in: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pad_top: u32,
+    pad_left: u32,
+    w_out: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -54,6 +75,14 @@ fn load_a(base: u32, row: u32, k: u32) -> f32 {
     return 0.0;
 }
 
+// One input element for the implicit modes, 0 outside the image or past the last column.
+fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
+    if (ok && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
+        return b[base + u32(iy) * params.w + u32(ix)];
+    }
+    return 0.0;
+}
+
 fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
     if (m >= params.m) {
         return;
@@ -63,13 +92,14 @@ fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
     if (HAS_BIAS) {
         add = bias[co];
     }
+    let alpha = bitcast<f32>(params.alpha_bits);
     for (var e = 0u; e < 4u; e++) {
         let n = n0 + e;
         if (n < params.n) {
             let p = params.col0 + n;
             let img = p / params.hw;
             let q = p - img * params.hw;
-            c[img * params.c_image_stride + co * params.hw + q] = v[e] + add;
+            c[img * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
         }
     }
 }
@@ -91,7 +121,6 @@ fn main(
     let row0 = (t / params.tiles_n) * BM;
     let col0 = (t % params.tiles_n) * BN;
     let a_base = g * params.m * params.k;
-    let b_base = g * params.k * params.n;
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -99,11 +128,34 @@ fn main(
     var acc3 = vec4<f32>(0.0);
 
     // Loader roles: for A, invocation li fetches column k = li % 16 of rows 4·(li / 16)..+3;
-    // for B, row k = li / 16, columns 4·(li % 16)..+3 (contiguous in memory).
+    // for B, row k = li / 16 and the four columns b_c..b_c+3.
     let a_k = li % BK;
     let a_r = row0 + 4u * (li / BK);
     let b_k = li / 16u;
     let b_c = col0 + 4u * (li % 16u);
+
+    // The implicit modes fix this invocation's four columns once: their image offsets and
+    // the input position of kernel tap (0, 0).
+    let hw = params.hw;
+    let cols = vec4<u32>(b_c, b_c + 1u, b_c + 2u, b_c + 3u);
+    let ok = cols < vec4<u32>(params.n);
+    let p = vec4<u32>(params.col0) + cols;
+    let img = p / vec4<u32>(hw);
+    let q = p - img * hw;
+    var base = vec4<u32>(0u);
+    var iy0 = vec4<i32>(0);
+    var ix0 = vec4<i32>(0);
+    let taps = params.kh * params.kw;
+    let cig = params.c_in / params.groups;
+    if (B_MODE == 1u) {
+        let oy = q / vec4<u32>(params.w_out);
+        let ox = q - oy * params.w_out;
+        base = img * (params.c_in * params.h * params.w);
+        iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
+        ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
+    } else if (B_MODE == 2u) {
+        base = img * (params.c_in * hw) + q;
+    }
 
     let k_tiles = (params.k + BK - 1u) / BK;
     for (var kt = 0u; kt < k_tiles; kt++) {
@@ -120,14 +172,40 @@ fn main(
         var bv = vec4<f32>(0.0);
         let bk = k0 + b_k;
         if (bk < params.k) {
-            let base = b_base + bk * params.n;
-            if (b_c + 3u < params.n) {
-                bv = vec4<f32>(b[base + b_c], b[base + b_c + 1u], b[base + b_c + 2u], b[base + b_c + 3u]);
-            } else {
-                for (var e = 0u; e < 4u; e++) {
-                    if (b_c + e < params.n) {
-                        bv[e] = b[base + b_c + e];
+            if (B_MODE == 0u) {
+                let row = g * params.k * params.n + bk * params.n;
+                if (b_c + 3u < params.n) {
+                    bv = vec4<f32>(b[row + b_c], b[row + b_c + 1u], b[row + b_c + 2u], b[row + b_c + 3u]);
+                } else {
+                    for (var e = 0u; e < 4u; e++) {
+                        if (b_c + e < params.n) {
+                            bv[e] = b[row + b_c + e];
+                        }
                     }
+                }
+            } else if (B_MODE == 1u) {
+                let cl = bk / taps;
+                let tap = bk - cl * taps;
+                let i = tap / params.kw;
+                let j = tap - i * params.kw;
+                let chan = (g * cig + cl) * params.h * params.w;
+                let dy = i32(i * params.dil_h);
+                let dx = i32(j * params.dil_w);
+                bv = vec4<f32>(gather(ok.x, base.x + chan, iy0.x + dy, ix0.x + dx),
+                               gather(ok.y, base.y + chan, iy0.y + dy, ix0.y + dx),
+                               gather(ok.z, base.z + chan, iy0.z + dy, ix0.z + dx),
+                               gather(ok.w, base.w + chan, iy0.w + dy, ix0.w + dx));
+            } else {
+                let off = (g * params.k + bk) * hw;
+                if (ok.w && img.x == img.w) {
+                    // Four columns in one image: contiguous.
+                    let s = base.x + off;
+                    bv = vec4<f32>(b[s], b[s + 1u], b[s + 2u], b[s + 3u]);
+                } else {
+                    bv = vec4<f32>(select(0.0, b[min(base.x + off, arrayLength(&b) - 1u)], ok.x),
+                                   select(0.0, b[min(base.y + off, arrayLength(&b) - 1u)], ok.y),
+                                   select(0.0, b[min(base.z + off, arrayLength(&b) - 1u)], ok.z),
+                                   select(0.0, b[min(base.w + off, arrayLength(&b) - 1u)], ok.w));
                 }
             }
         }

@@ -59,6 +59,7 @@ impl BenchCase {
             dilation: [self.dil; 2],
             groups: self.groups,
             algorithm,
+            activation: crate::params::Activation::None,
         }
     }
 }
@@ -83,10 +84,7 @@ pub fn parse_suite(text: &str) -> std::result::Result<Vec<BenchCase>, String> {
             continue;
         }
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        if cells
-            .first()
-            .is_some_and(|c| *c == "id" || c.starts_with("---") || c.is_empty())
-        {
+        if cells.first().is_some_and(|c| *c == "id" || c.starts_with("---") || c.is_empty()) {
             continue;
         }
         if cells.len() < 11 {
@@ -99,11 +97,8 @@ pub fn parse_suite(text: &str) -> std::result::Result<Vec<BenchCase>, String> {
             "deform_conv2d" => BenchOp::DeformConv2d,
             other => return Err(format!("row {id}: unknown op '{other}'")),
         };
-        let num = |i: usize, what: &str| {
-            cells[i]
-                .parse::<u32>()
-                .map_err(|_| format!("row {id}: bad {what} '{}'", cells[i]))
-        };
+        let num =
+            |i: usize, what: &str| cells[i].parse::<u32>().map_err(|_| format!("row {id}: bad {what} '{}'", cells[i]));
         let [h, w] = parse_dims(cells[4], "H x W", &id)?;
         let [kh, kw] = parse_dims(cells[6], "kernel", &id)?;
         cases.push(BenchCase {
@@ -156,13 +151,7 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions {
-            warmup: 2,
-            runs: 10,
-            min_time: Duration::from_millis(500),
-            check_points: 256,
-            wall_clock: false,
-        }
+        BenchOptions { warmup: 2, runs: 10, min_time: Duration::from_millis(500), check_points: 256, wall_clock: false }
     }
 }
 
@@ -177,11 +166,7 @@ pub fn time_op(
                     ts: Option<(&wgpu::QuerySet, u32)>|
      -> Result<f64> {
         let t0 = Instant::now();
-        let mut encoder = ctx
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("bench"),
-            });
+        let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
         // Empty passes carry the timestamps: one at the beginning of the first, one at the
         // end of the second, so the interval covers exactly the op's own passes.
         if let Some((qs, i)) = ts {
@@ -212,11 +197,7 @@ pub fn time_op(
         run_once(&mut record, None)?;
     }
     const MAX_RUNS: u32 = 1000;
-    let use_ts = !opts.wall_clock
-        && ctx
-            .device()
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY);
+    let use_ts = !opts.wall_clock && ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY);
     let query_set = use_ts.then(|| {
         ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("bench"),
@@ -237,10 +218,7 @@ pub fn time_op(
     };
     let ticks = read_timestamps(ctx, &qs, 2 * wall.len() as u32)?;
     let period_ns = ctx.queue().get_timestamp_period() as f64;
-    let gpu: Vec<f64> = ticks
-        .chunks_exact(2)
-        .map(|p| p[1].wrapping_sub(p[0]) as f64 * period_ns / 1e6)
-        .collect();
+    let gpu: Vec<f64> = ticks.chunks_exact(2).map(|p| p[1].wrapping_sub(p[0]) as f64 * period_ns / 1e6).collect();
     // A backend that writes zeros or wraps is not trusted: fall back to wall time.
     if gpu.iter().all(|&ms| ms > 0.0 && ms.is_finite() && ms < 1e7) {
         Ok((gpu, TimingMethod::GpuTimestamps))
@@ -251,19 +229,10 @@ pub fn time_op(
 
 fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
     let bytes = count as u64 * 8;
-    let resolve = ctx.create_buffer(
-        "bench.resolve",
-        bytes,
-        wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-    )?;
-    let staging = ctx.create_buffer(
-        "bench.ts",
-        bytes,
-        wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-    )?;
-    let mut encoder = ctx
-        .device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ts") });
+    let resolve =
+        ctx.create_buffer("bench.resolve", bytes, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?;
+    let staging = ctx.create_buffer("bench.ts", bytes, wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ)?;
+    let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ts") });
     encoder.resolve_query_set(qs, 0..count, &resolve, 0);
     encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
     ctx.submit_and_wait(encoder)?;
@@ -272,18 +241,10 @@ fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<
         let _ = tx.send(r);
     });
     ctx.device()
-        .poll(wgpu::PollType::Wait {
-            submission_index: None,
-            timeout: Some(ctx.config().wait_timeout),
-        })
+        .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(ctx.config().wait_timeout) })
         .map_err(|e| Error::Map(e.to_string()))?;
-    rx.recv()
-        .map_err(|e| Error::Map(e.to_string()))?
-        .map_err(|e| Error::Map(e.to_string()))?;
-    let view = staging
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| Error::Map(e.to_string()))?;
+    rx.recv().map_err(|e| Error::Map(e.to_string()))?.map_err(|e| Error::Map(e.to_string()))?;
+    let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
     Ok(bytemuck::cast_slice::<u8, u64>(&view).to_vec())
 }
 
@@ -292,11 +253,7 @@ pub fn summarize(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let n = s.len();
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
+    let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
     (median, s[0], s[n - 1])
 }
 
@@ -350,73 +307,38 @@ impl CaseResult {
 }
 
 /// Runs one suite case with one algorithm.
-pub fn run_case(
-    ctx: &GpuContext,
-    case: &BenchCase,
-    algorithm: Algorithm,
-    opts: &BenchOptions,
-) -> CaseResult {
+pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> CaseResult {
     match case.op {
         BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
             Ok(r) => r,
             Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
         },
-        other => CaseResult::skipped(
-            case,
-            algorithm.name(),
-            format!("skipped: {} is not implemented yet", other.name()),
-        ),
+        other => {
+            CaseResult::skipped(case, algorithm.name(), format!("skipped: {} is not implemented yet", other.name()))
+        }
     }
 }
 
-fn run_conv2d(
-    ctx: &GpuContext,
-    case: &BenchCase,
-    algorithm: Algorithm,
-    opts: &BenchOptions,
-) -> Result<CaseResult> {
+fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> Result<CaseResult> {
     let params = case.conv2d_params(algorithm);
-    let seed = case
-        .id
-        .bytes()
-        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    let x = HostTensor::random(
-        &[
-            case.n as usize,
-            case.c_in as usize,
-            case.h as usize,
-            case.w as usize,
-        ],
-        seed,
-    );
+    let seed = case.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
     let w = HostTensor::random(
-        &[
-            case.c_out as usize,
-            (case.c_in / case.groups.max(1)) as usize,
-            case.kh as usize,
-            case.kw as usize,
-        ],
+        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
         seed + 1,
     );
     let b = HostTensor::random(&[case.c_out as usize], seed + 2);
-    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
-    let (xg, wg, bg) = (
-        Tensor::from_host(ctx, &x)?,
-        Tensor::from_host(ctx, &w)?,
-        Tensor::from_host(ctx, &b)?,
-    );
+    let g = match params.validate(&x.shape, &w.shape, Some(&b.shape)) {
+        Err(Error::InvalidParam { name: "algorithm", reason }) => {
+            return Ok(CaseResult::skipped(case, algorithm.name(), format!("skipped: {reason}")));
+        }
+        other => other?,
+    };
+    let (xg, wg, bg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &b)?);
     let y = Tensor::empty(ctx, &g.output_shape())?;
     let mut info = None;
     let (times, method) = time_op(ctx, opts, |enc| {
-        info = Some(crate::ops::conv2d::conv2d_into(
-            ctx,
-            enc,
-            &xg,
-            &wg,
-            Some(&bg),
-            &params,
-            &y,
-        )?);
+        info = Some(crate::ops::conv2d::conv2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
         Ok(())
     })?;
     let info = info.expect("time_op ran at least once");
@@ -431,7 +353,7 @@ fn run_conv2d(
                 1 => out.len() - 1,
                 _ => (rng.next_u64() % out.len() as u64) as usize,
             };
-            let r = crate::reference::conv2d_at(&x, &w, Some(&b), &g, i);
+            let r = params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i));
             let e = (out[i] as f64 - r).abs() / (1.0 + r.abs());
             worst = worst.max(if e.is_nan() { f64::INFINITY } else { e });
         }
@@ -480,19 +402,12 @@ pub struct Ceilings {
 }
 
 /// Measures a large GEMM (with the engine's own kernel) and a large buffer copy.
-pub fn measure_ceilings(
-    ctx: &GpuContext,
-    gemm_size: u32,
-    copy_mib: u64,
-    opts: &BenchOptions,
-) -> Result<Ceilings> {
+pub fn measure_ceilings(ctx: &GpuContext, gemm_size: u32, copy_mib: u64, opts: &BenchOptions) -> Result<Ceilings> {
     let s = gemm_size as usize;
     let a = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 11))?;
     let b = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 12))?;
     let c = Tensor::empty(ctx, &[s, s])?;
-    let (t, _) = time_op(ctx, opts, |enc| {
-        crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c)
-    })?;
+    let (t, _) = time_op(ctx, opts, |enc| crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c))?;
     let gemm_gflops = 2.0 * (s as f64).powi(3) / (summarize(&t).0 * 1e6);
 
     let bytes = copy_mib << 20;
@@ -503,12 +418,7 @@ pub fn measure_ceilings(
         Ok(())
     })?;
     let copy_gbps = 2.0 * bytes as f64 / (summarize(&t).0 * 1e6);
-    Ok(Ceilings {
-        gemm_size,
-        gemm_gflops,
-        copy_bytes: bytes,
-        copy_gbps,
-    })
+    Ok(Ceilings { gemm_size, gemm_gflops, copy_bytes: bytes, copy_gbps })
 }
 
 /// A whole run: adapter, settings, ceilings and cases.
@@ -531,9 +441,7 @@ impl Report {
             backend: format!("{:?}", i.backend),
             device_type: format!("{:?}", i.device_type),
             driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
-            date_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            date_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             ceilings,
             results,
         }
@@ -541,10 +449,7 @@ impl Report {
 
     /// The terminal table.
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "adapter: {} ({}, {}, {})\n",
-            self.adapter, self.backend, self.device_type, self.driver
-        );
+        let mut s = format!("adapter: {} ({}, {}, {})\n", self.adapter, self.backend, self.device_type, self.driver);
         if let Some(c) = &self.ceilings {
             s += &format!(
                 "ceilings: GEMM {0}x{0}x{0} {1:.2} GFLOP/s; copy {2} MiB {3:.2} GB/s (read+write)\n",
@@ -580,13 +485,7 @@ impl Report {
         );
         for r in &self.results {
             if !r.ok() && r.runs == 0 {
-                s += &format!(
-                    "{:<12} {:<16} {:<12} {}\n",
-                    r.id,
-                    r.op.name(),
-                    r.algorithm,
-                    r.status
-                );
+                s += &format!("{:<12} {:<16} {:<12} {}\n", r.id, r.op.name(), r.algorithm, r.status);
                 continue;
             }
             let (pg, pc) = match &self.ceilings {
@@ -598,15 +497,21 @@ impl Report {
             };
             s += &format!(
                 "{:<12} {:<16} {:<12} {:>10.3} {:>10.3} {:>10.3} {:>9.2} {:>7} {:>8.2} {:>7} {:>11}  {}\n",
-                r.id, r.op.name(), r.algorithm, r.median_ms, r.min_ms, r.max_ms, r.gflops, pg, r.gbps, pc, human_bytes(r.workspace_bytes), r.status
+                r.id,
+                r.op.name(),
+                r.algorithm,
+                r.median_ms,
+                r.min_ms,
+                r.max_ms,
+                r.gflops,
+                pg,
+                r.gbps,
+                pc,
+                human_bytes(r.workspace_bytes),
+                r.status
             );
         }
-        let ok: Vec<f64> = self
-            .results
-            .iter()
-            .filter(|r| r.ok())
-            .map(|r| r.gflops.ln())
-            .collect();
+        let ok: Vec<f64> = self.results.iter().filter(|r| r.ok()).map(|r| r.gflops.ln()).collect();
         if !ok.is_empty() {
             s += &format!(
                 "geometric mean over {} cases: {:.2} GFLOP/s\n",
@@ -659,21 +564,14 @@ impl Report {
             }
         }
         let ceiling = self.ceilings.as_ref().map(|c| c.gemm_gflops);
-        let peak = rows
-            .iter()
-            .map(|r| r.gflops)
-            .chain(ceiling)
-            .fold(0.0f64, f64::max)
-            .max(1e-9);
+        let peak = rows.iter().map(|r| r.gflops).chain(ceiling).fold(0.0f64, f64::max).max(1e-9);
         let step = nice_step(peak / 5.0);
         let top = (peak * 1.08 / step).ceil() * step;
         let (w, h, left, right, top_m, bottom) = (960.0, 480.0, 70.0, 20.0, 50.0, 110.0);
         let plot_w = w - left - right;
         let plot_h = h - top_m - bottom;
         let y_of = |v: f64| top_m + plot_h * (1.0 - v / top);
-        let colors = [
-            "#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377",
-        ];
+        let colors = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"];
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         );
@@ -688,10 +586,7 @@ impl Report {
         for t in 0..=ticks {
             let v = step * t as f64;
             let y = y_of(v);
-            s += &format!(
-                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n",
-                w - right
-            );
+            s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n", w - right);
             s += &format!(
                 "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
                 left - 6.0,
@@ -735,10 +630,8 @@ impl Report {
                 xml(id)
             );
         }
-        s += &format!(
-            "<line x1=\"{left}\" x2=\"{left}\" y1=\"{top_m}\" y2=\"{}\" stroke=\"black\"/>\n",
-            top_m + plot_h
-        );
+        s +=
+            &format!("<line x1=\"{left}\" x2=\"{left}\" y1=\"{top_m}\" y2=\"{}\" stroke=\"black\"/>\n", top_m + plot_h);
         s += &format!(
             "<line x1=\"{left}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
             w - right,
@@ -772,11 +665,7 @@ impl Report {
 /// 1, 2 or 5 × 10^k, the smallest ≥ `raw`.
 fn nice_step(raw: f64) -> f64 {
     let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * p)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * p)
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&s| s >= raw).unwrap_or(10.0 * p)
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -794,10 +683,7 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// `1.5 MiB` style.
@@ -821,14 +707,7 @@ mod tests {
         assert_eq!(s.len(), 12);
         let stem = &s[0];
         assert_eq!(
-            (
-                stem.id.as_str(),
-                stem.c_in,
-                stem.h,
-                stem.kh,
-                stem.stride,
-                stem.pad
-            ),
+            (stem.id.as_str(), stem.c_in, stem.h, stem.kh, stem.stride, stem.pad),
             ("r50_stem", 3, 224, 7, 2, 3)
         );
         assert_eq!(s.iter().filter(|c| c.op == BenchOp::Conv2d).count(), 10);

@@ -8,9 +8,7 @@ pub fn parse_pair(flag: &str, text: &str) -> Result<[u32; 2], String> {
     match vals.as_slice() {
         [v] => Ok([*v, *v]),
         [a, b] => Ok([*a, *b]),
-        _ => Err(format!(
-            "--{flag} takes one value or two comma-separated values, got '{text}'"
-        )),
+        _ => Err(format!("--{flag} takes one value or two comma-separated values, got '{text}'")),
     }
 }
 
@@ -25,27 +23,17 @@ pub fn parse_padding(text: &str) -> Result<Padding, String> {
     match vals.as_slice() {
         [p] => Ok(Padding::Symmetric([*p, *p])),
         [h, w] => Ok(Padding::Symmetric([*h, *w])),
-        [t, l, b, r] => Ok(Padding::Explicit {
-            top: *t,
-            left: *l,
-            bottom: *b,
-            right: *r,
-        }),
-        _ => Err(format!(
-            "--padding takes same, valid, P, PH,PW or T,L,B,R; got '{text}'"
-        )),
+        [t, l, b, r] => Ok(Padding::Explicit { top: *t, left: *l, bottom: *b, right: *r }),
+        _ => Err(format!("--padding takes same, valid, P, PH,PW or T,L,B,R; got '{text}'")),
     }
 }
 
 fn parse_list(flag: &str, text: &str) -> Result<Vec<u32>, String> {
     text.split(',')
         .map(|p| {
-            p.trim().parse::<u32>().map_err(|_| {
-                format!(
-                    "--{flag}: '{}' is not a non-negative integer (in '{text}')",
-                    p.trim()
-                )
-            })
+            p.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("--{flag}: '{}' is not a non-negative integer (in '{text}')", p.trim()))
         })
         .collect()
 }
@@ -64,15 +52,7 @@ mod tests {
         assert_eq!(parse_padding("valid").unwrap(), Padding::Valid);
         assert_eq!(parse_padding("1").unwrap(), Padding::Symmetric([1, 1]));
         assert_eq!(parse_padding("1,2").unwrap(), Padding::Symmetric([1, 2]));
-        assert_eq!(
-            parse_padding("1,2,3,4").unwrap(),
-            Padding::Explicit {
-                top: 1,
-                left: 2,
-                bottom: 3,
-                right: 4
-            }
-        );
+        assert_eq!(parse_padding("1,2,3,4").unwrap(), Padding::Explicit { top: 1, left: 2, bottom: 3, right: 4 });
         assert!(parse_padding("1,2,3").is_err());
         assert!(parse_padding("x").is_err());
     }

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::context::GpuContext;
-use crate::error::Result;
-use crate::params::{Conv2dParams, Padding};
+use crate::error::{Error, Result};
+use crate::params::{Algorithm, Conv2dParams, Padding};
 use crate::shaders::{check_shader, ShaderId, Target};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
@@ -26,9 +26,7 @@ impl Conv2dCase {
     pub fn data(&self) -> (HostTensor, HostTensor, Option<HostTensor>) {
         let x = HostTensor::random(&self.input, self.seed);
         let w = HostTensor::random(&self.weight, self.seed ^ 0x5151_5151);
-        let b = self
-            .bias
-            .then(|| HostTensor::random(&[self.weight[0]], self.seed ^ 0xb1a5));
+        let b = self.bias.then(|| HostTensor::random(&[self.weight[0]], self.seed ^ 0xb1a5));
         (x, w, b)
     }
 }
@@ -39,14 +37,7 @@ impl std::fmt::Display for Conv2dCase {
         write!(
             f,
             "conv2d x{:?} w{:?} bias={} stride={:?} padding={:?} dilation={:?} groups={} seed={}",
-            self.input,
-            self.weight,
-            self.bias,
-            p.stride,
-            p.padding,
-            p.dilation,
-            p.groups,
-            self.seed
+            self.input, self.weight, self.bias, p.stride, p.padding, p.dilation, p.groups, self.seed
         )
     }
 }
@@ -63,10 +54,13 @@ pub fn random_conv2d_case(rng: &mut SplitMix64) -> Conv2dCase {
             (c, 1, rng.range(1, 2))
         }
     };
-    let k = [rng.range(1, 5), rng.range(1, 5)];
+    // One case in eight is pointwise (1x1, stride 1, unpadded): its own fast path.
+    let pointwise = rng.range(0, 7) == 0;
+    let k = if pointwise { [1, 1] } else { [rng.range(1, 5), rng.range(1, 5)] };
     let dilation = [rng.range(1, 3), rng.range(1, 3)];
-    let stride = [rng.range(1, 3), rng.range(1, 3)];
+    let stride = if pointwise { [1, 1] } else { [rng.range(1, 3), rng.range(1, 3)] };
     let padding = match rng.range(0, 4) {
+        _ if pointwise => Padding::Valid,
         0 => Padding::Valid,
         1 => Padding::Symmetric([rng.range(0, k[0]), rng.range(0, k[1])]),
         2 => Padding::Explicit {
@@ -77,40 +71,16 @@ pub fn random_conv2d_case(rng: &mut SplitMix64) -> Conv2dCase {
         },
         _ => Padding::Same,
     };
-    let stride = if padding == Padding::Same {
-        [1, 1]
-    } else {
-        stride
-    };
+    let stride = if padding == Padding::Same { [1, 1] } else { stride };
     let pads = padding.resolve(k, dilation);
     // Smallest input that gives an output of ≥ 1, then a few more.
-    let min_len = |axis: usize, pb: u32, pe: u32| {
-        (dilation[axis] * (k[axis] - 1) + 1)
-            .saturating_sub(pb + pe)
-            .max(1)
-    };
+    let min_len = |axis: usize, pb: u32, pe: u32| (dilation[axis] * (k[axis] - 1) + 1).saturating_sub(pb + pe).max(1);
     let h = min_len(0, pads.top, pads.bottom) + rng.range(0, 9);
     let w = min_len(1, pads.left, pads.right) + rng.range(0, 9);
-    let params = Conv2dParams {
-        stride,
-        padding,
-        dilation,
-        groups,
-        ..Default::default()
-    };
+    let params = Conv2dParams { stride, padding, dilation, groups, ..Default::default() };
     Conv2dCase {
-        input: [
-            rng.range(1, 3) as usize,
-            (groups * cig) as usize,
-            h as usize,
-            w as usize,
-        ],
-        weight: [
-            (groups * cog) as usize,
-            cig as usize,
-            k[0] as usize,
-            k[1] as usize,
-        ],
+        input: [rng.range(1, 3) as usize, (groups * cig) as usize, h as usize, w as usize],
+        weight: [(groups * cog) as usize, cig as usize, k[0] as usize, k[1] as usize],
         bias: rng.range(0, 1) == 1,
         params,
         seed: rng.next_u64(),
@@ -124,16 +94,10 @@ pub fn conv2d_cases(seed: u64, count: usize) -> Vec<Conv2dCase> {
 }
 
 /// Computes the expected output of a case (the f64 reference, unless a test swaps it).
-pub type Conv2dOracle =
-    fn(&HostTensor, &HostTensor, Option<&HostTensor>, &Conv2dParams) -> Result<Vec<f64>>;
+pub type Conv2dOracle = fn(&HostTensor, &HostTensor, Option<&HostTensor>, &Conv2dParams) -> Result<Vec<f64>>;
 
 /// The default oracle: [`crate::reference::conv2d`].
-pub fn reference_conv2d(
-    x: &HostTensor,
-    w: &HostTensor,
-    b: Option<&HostTensor>,
-    p: &Conv2dParams,
-) -> Result<Vec<f64>> {
+pub fn reference_conv2d(x: &HostTensor, w: &HostTensor, b: Option<&HostTensor>, p: &Conv2dParams) -> Result<Vec<f64>> {
     crate::reference::conv2d(x, w, b, p).map(|(_, v)| v)
 }
 
@@ -155,30 +119,39 @@ impl OpSummary {
     }
 }
 
-/// Runs `cases` on the GPU and compares each with `oracle`.
+/// Runs `cases` on the GPU with `algorithm` and compares each with `oracle`. Cases the
+/// algorithm cannot run are left out of the count.
 pub fn run_conv2d(
     ctx: &GpuContext,
     cases: &[Conv2dCase],
+    algorithm: Algorithm,
     tol: Tolerance,
     oracle: Conv2dOracle,
 ) -> OpSummary {
     let mut s = OpSummary {
-        op: "conv2d".into(),
-        cases: cases.len(),
+        op: format!("conv2d/{}", algorithm.name()),
+        cases: 0,
         passed: 0,
         worst_rel_l2: 0.0,
         worst_max_abs: 0.0,
         failures: Vec::new(),
     };
     for case in cases {
+        let params = Conv2dParams { algorithm, ..case.params };
+        let bias_shape = [case.weight[0]];
+        if let Err(Error::InvalidParam { name: "algorithm", .. }) =
+            params.validate(&case.input, &case.weight, case.bias.then_some(&bias_shape[..]))
+        {
+            continue;
+        }
+        s.cases += 1;
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (x, w, b) = case.data();
-            let expected = oracle(&x, &w, b.as_ref(), &case.params)?;
+            let expected = oracle(&x, &w, b.as_ref(), &params)?;
             let xg = Tensor::from_host(ctx, &x)?;
             let wg = Tensor::from_host(ctx, &w)?;
             let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
-            let y = crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?
-                .to_vec(ctx)?;
+            let y = crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &params)?.to_vec(ctx)?;
             Ok(compare(&y, &expected))
         })();
         let failure = match outcome {
@@ -231,28 +204,21 @@ pub struct ConformanceReport {
 
 impl ConformanceReport {
     pub fn ok(&self) -> bool {
-        self.ops.iter().all(OpSummary::ok)
-            && self
-                .static_check
-                .as_ref()
-                .is_none_or(|s| s.failures.is_empty())
+        self.ops.iter().all(OpSummary::ok) && self.static_check.as_ref().is_none_or(|s| s.failures.is_empty())
     }
 
     pub fn table(&self) -> String {
         let mut s = format!("adapter: {} ({})\n", self.adapter, self.backend);
-        s += &format!(
-            "{:<18} {:>6} {:>7} {:>14} {:>14}\n",
-            "op", "cases", "passed", "worst rel-L2", "worst max-abs"
-        );
+        s += &format!("{:<24} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
         for o in &self.ops {
             s += &format!(
-                "{:<18} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                "{:<24} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
                 o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
             );
         }
         if let Some(st) = &self.static_check {
             s += &format!(
-                "{:<18} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "{:<24} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
                 "shaders (static)",
                 st.checked,
                 st.checked - st.failures.len()
@@ -268,29 +234,19 @@ impl ConformanceReport {
                 s += &format!("FAIL {f}\n");
             }
         }
-        s += if self.ok() {
-            "result: PASS\n"
-        } else {
-            "result: FAIL\n"
-        };
+        s += if self.ok() { "result: PASS\n" } else { "result: FAIL\n" };
         s
     }
 }
 
 /// Runs every op's cases (and optionally the static check) on `ctx`.
-pub fn run_all(
-    ctx: &GpuContext,
-    seed: u64,
-    cases_per_op: usize,
-    with_static: bool,
-) -> ConformanceReport {
+pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bool) -> ConformanceReport {
     let info = ctx.adapter_info();
-    let ops = vec![run_conv2d(
-        ctx,
-        &conv2d_cases(seed, cases_per_op),
-        Tolerance::default(),
-        reference_conv2d,
-    )];
+    let cases = conv2d_cases(seed, cases_per_op);
+    let ops = std::iter::once(Algorithm::Auto)
+        .chain(Algorithm::ALL)
+        .map(|a| run_conv2d(ctx, &cases, a, Tolerance::default(), reference_conv2d))
+        .collect();
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),

@@ -80,9 +80,7 @@ impl std::fmt::Debug for GpuContext {
 }
 
 fn backends_from(opts: &ContextOptions) -> wgpu::Backends {
-    opts.backends
-        .or_else(wgpu::Backends::from_env)
-        .unwrap_or(wgpu::Backends::all())
+    opts.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::all())
 }
 
 impl GpuContext {
@@ -103,41 +101,25 @@ impl GpuContext {
 
     /// Every adapter wgpu can see for these backends (for `wgconv info` and conformance).
     pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
-        let backends = backends_from(&ContextOptions {
-            backends,
-            adapter_name: None,
-        });
+        let backends = backends_from(&ContextOptions { backends, adapter_name: None });
         let instance = new_instance(backends);
-        pollster::block_on(instance.enumerate_adapters(backends))
-            .iter()
-            .map(|a| a.get_info())
-            .collect()
+        pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info()).collect()
     }
 
     /// Async twin of [`GpuContext::with_options`].
     pub async fn with_options_async(opts: ContextOptions) -> Result<Self> {
         let backends = backends_from(&opts);
         let instance = new_instance(backends);
-        let name = opts
-            .adapter_name
-            .clone()
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
+        let name = opts.adapter_name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
         let adapter = match name {
             Some(name) => {
                 let want = name.to_lowercase();
                 let all = instance.enumerate_adapters(backends).await;
-                let names: Vec<String> = all
-                    .iter()
-                    .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
-                    .collect();
-                all.into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&want))
-                    .ok_or_else(|| {
-                        Error::NoAdapter(format!(
-                            "no adapter name contains '{name}'; found: [{}]",
-                            names.join(", ")
-                        ))
-                    })?
+                let names: Vec<String> =
+                    all.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
+                all.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want)).ok_or_else(|| {
+                    Error::NoAdapter(format!("no adapter name contains '{name}'; found: [{}]", names.join(", ")))
+                })?
             }
             None => instance
                 .request_adapter(&wgpu::RequestAdapterOptions {
@@ -163,19 +145,15 @@ impl GpuContext {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::RequestDevice {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), reason: e.to_string() })?;
         let ctx = Self::build(device, queue, info, true);
         // wgpu's default handler panics; errors the engine causes are caught by scopes, and
         // anything else is recorded here instead of taking the process down.
         let flag = ctx.uncaptured.clone();
-        ctx.device
-            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!("wgconv: uncaptured wgpu error: {e}");
-            }));
+        ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("wgconv: uncaptured wgpu error: {e}");
+        }));
         let lost = ctx.lost.clone();
         ctx.device.set_device_lost_callback(move |reason, msg| {
             *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {msg}"));
@@ -191,12 +169,7 @@ impl GpuContext {
         Self::build(device, queue, info, false)
     }
 
-    fn build(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        info: wgpu::AdapterInfo,
-        owns_device: bool,
-    ) -> Self {
+    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, owns_device: bool) -> Self {
         let limits = device.limits();
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgconv.dummy"),
@@ -250,9 +223,7 @@ impl GpuContext {
 
     /// Workgroups per dispatch dimension the engine uses now.
     pub(crate) fn max_workgroups_per_dim(&self) -> u32 {
-        self.config()
-            .max_workgroups_per_dim
-            .clamp(1, self.limits.max_compute_workgroups_per_dimension)
+        self.config().max_workgroups_per_dim.clamp(1, self.limits.max_compute_workgroups_per_dimension)
     }
 
     /// Largest storage binding the engine uses now, in bytes.
@@ -306,10 +277,7 @@ impl GpuContext {
     /// Blocks until submission `index` is done.
     pub fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let timeout = self.config().wait_timeout;
-        match self.device.poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
-            timeout: Some(timeout),
-        }) {
+        match self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(timeout) }) {
             Ok(_) => self.check_alive(),
             Err(wgpu::PollError::Timeout) => Err(Error::Timeout(timeout)),
             Err(e) => {
@@ -338,11 +306,7 @@ impl GpuContext {
 
     /// Bytes held by the cached workspace.
     pub fn workspace_bytes(&self) -> u64 {
-        self.workspace
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |b| b.size())
+        self.workspace.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
     }
 
     /// Drops the cached workspace (it is freed once no pending GPU work uses it).
@@ -351,12 +315,7 @@ impl GpuContext {
     }
 
     /// Creates a buffer, checking the size against the device first and catching wgpu errors.
-    pub(crate) fn create_buffer(
-        &self,
-        label: &str,
-        size: u64,
-        usage: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer> {
+    pub(crate) fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
         if size > self.limits.max_buffer_size {
             return Err(Error::TooLarge(format!(
                 "{label}: {size} bytes exceeds max_buffer_size {}",

@@ -26,18 +26,10 @@ pub enum Error {
 
     /// A tensor has the wrong number of dimensions.
     #[error("{what} must have rank {expected} ({layout}), got shape {got:?}")]
-    Rank {
-        what: &'static str,
-        expected: usize,
-        layout: &'static str,
-        got: Vec<usize>,
-    },
+    Rank { what: &'static str, expected: usize, layout: &'static str, got: Vec<usize> },
     /// A tensor has a dimension of size zero.
     #[error("{what} has a zero-sized dimension: shape {shape:?}")]
-    EmptyTensor {
-        what: &'static str,
-        shape: Vec<usize>,
-    },
+    EmptyTensor { what: &'static str, shape: Vec<usize> },
     /// Input channels and weight channels disagree.
     #[error("channel mismatch: {0}")]
     ChannelMismatch(String),
@@ -55,11 +47,7 @@ pub enum Error {
     BiasShape { expected: usize, got: Vec<usize> },
     /// Host data does not have as many elements as the shape says.
     #[error("data has {got} elements but shape {shape:?} needs {expected}")]
-    DataLength {
-        shape: Vec<usize>,
-        expected: usize,
-        got: usize,
-    },
+    DataLength { shape: Vec<usize>, expected: usize, got: usize },
     /// A tensor was made on another context (possibly another device).
     #[error("{0} was made on another GpuContext (wrap its buffer with Tensor::from_buffer to use it here)")]
     DeviceMismatch(&'static str),
@@ -107,10 +95,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidParam {
-            name,
-            reason: reason.into(),
-        }
+        Error::InvalidParam { name, reason: reason.into() }
     }
 
     /// True for errors that come from the caller's arguments (nothing was submitted).

@@ -76,5 +76,5 @@ pub use context::{ContextOptions, EngineConfig, GpuContext};
 pub use error::{Error, Result};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
 pub use ops::gemm::{matmul, matmul_into};
-pub use params::{Algorithm, Conv2dGeometry, Conv2dParams, Padding, Pads};
+pub use params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding, Pads};
 pub use tensor::{HostTensor, Tensor};

@@ -33,24 +33,15 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
             if bytes.len() < 12 {
                 return Err(err("truncated header length"));
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         _ => return Err(err(format!("unsupported format version {major}.{minor}"))),
     };
     let data_start = header_start
         .checked_add(header_len)
         .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| {
-            err(format!(
-                "header claims {header_len} bytes but the file has {}",
-                bytes.len()
-            ))
-        })?;
-    let header = std::str::from_utf8(&bytes[header_start..data_start])
-        .map_err(|_| err("header is not text"))?;
+        .ok_or_else(|| err(format!("header claims {header_len} bytes but the file has {}", bytes.len())))?;
+    let header = std::str::from_utf8(&bytes[header_start..data_start]).map_err(|_| err("header is not text"))?;
     let descr = dict_value(header, "descr")?;
     let fortran = dict_value(header, "fortran_order")?;
     let shape_text = dict_value(header, "shape")?;
@@ -68,11 +59,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
     };
     match fortran {
         "False" => {}
-        "True" => {
-            return Err(err(
-                "Fortran-order arrays are not supported: save with np.ascontiguousarray",
-            ))
-        }
+        "True" => return Err(err("Fortran-order arrays are not supported: save with np.ascontiguousarray")),
         other => return Err(err(format!("bad fortran_order value '{other}'"))),
     }
     let shape = parse_shape(shape_text)?;
@@ -81,52 +68,29 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
     let data = &bytes[data_start..];
-    let want = numel
-        .checked_mul(itemsize)
-        .ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
+    let want = numel.checked_mul(itemsize).ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
     if data.len() != want {
-        return Err(err(format!(
-            "shape {shape:?} of {descr} needs {want} data bytes but the file has {}",
-            data.len()
-        )));
+        return Err(err(format!("shape {shape:?} of {descr} needs {want} data bytes but the file has {}", data.len())));
     }
     // Only now, with `want` proven to equal bytes that exist, allocate.
     let out: Vec<f32> = match itemsize {
-        4 => data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        4 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         8 => data
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
-        _ => data
-            .chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
+        _ => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
     };
-    Ok((
-        shape,
-        out,
-        NpyInfo {
-            converted_from: from,
-        },
-    ))
+    Ok((shape, out, NpyInfo { converted_from: from }))
 }
 
 /// The text of `'key': value` in the header dict, up to the next top-level comma or `}`.
 fn dict_value<'a>(header: &'a str, key: &str) -> Result<&'a str> {
     let pat1 = format!("'{key}'");
     let pat2 = format!("\"{key}\"");
-    let pos = header
-        .find(&pat1)
-        .or_else(|| header.find(&pat2))
-        .ok_or_else(|| err(format!("header has no '{key}'")))?;
+    let pos = header.find(&pat1).or_else(|| header.find(&pat2)).ok_or_else(|| err(format!("header has no '{key}'")))?;
     let rest = &header[pos + pat1.len()..];
-    let rest = rest
-        .trim_start()
-        .strip_prefix(':')
-        .ok_or_else(|| err(format!("no ':' after '{key}'")))?;
+    let rest = rest.trim_start().strip_prefix(':').ok_or_else(|| err(format!("no ':' after '{key}'")))?;
     let rest = rest.trim_start();
     let mut depth = 0i32;
     for (i, ch) in rest.char_indices() {
@@ -157,11 +121,7 @@ fn parse_shape(text: &str) -> Result<Vec<usize>> {
         if shape.len() == MAX_RANK {
             return Err(err(format!("more than {MAX_RANK} dimensions")));
         }
-        shape.push(
-            p.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| err(format!("bad dimension '{p}'")))?,
-        );
+        shape.push(p.trim_end_matches('L').parse::<usize>().map_err(|_| err(format!("bad dimension '{p}'")))?);
     }
     Ok(shape)
 }
@@ -210,10 +170,7 @@ pub fn to_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 
 /// Reads a `.npy` file.
 pub fn read(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     parse(&bytes).map_err(|e| match e {
         Error::Npy(m) => Error::Npy(format!("{}: {m}", path.display())),
         other => other,
@@ -222,10 +179,7 @@ pub fn read(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
 
 /// Writes a `.npy` file.
 pub fn write(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    std::fs::write(path, to_bytes(shape, data)).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::write(path, to_bytes(shape, data)).map_err(|source| Error::Io { path: path.display().to_string(), source })
 }
 
 #[cfg(test)]
@@ -248,12 +202,7 @@ mod tests {
     fn huge_header_claim_is_an_error_not_an_allocation() {
         let bytes = to_bytes(&[2], &[1.0, 2.0]);
         let at = bytes.windows(4).position(|w| w == b"(2,)").unwrap();
-        let mut bytes = [
-            &bytes[..at],
-            b"(1000000,1000000)".as_slice(),
-            &bytes[at + 4..],
-        ]
-        .concat();
+        let mut bytes = [&bytes[..at], b"(1000000,1000000)".as_slice(), &bytes[at + 4..]].concat();
         let len = u16::from_le_bytes([bytes[8], bytes[9]]) + 13;
         bytes[8..10].copy_from_slice(&len.to_le_bytes());
         assert!(matches!(parse(&bytes), Err(Error::Npy(_))));

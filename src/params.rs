@@ -13,12 +13,7 @@ pub enum Padding {
     /// `[ph, pw]` on both sides of each axis (PyTorch `padding=(ph, pw)`).
     Symmetric([u32; 2]),
     /// Each side on its own.
-    Explicit {
-        top: u32,
-        left: u32,
-        bottom: u32,
-        right: u32,
-    },
+    Explicit { top: u32, left: u32, bottom: u32, right: u32 },
     /// Output size = input size (PyTorch `padding='same'`, stride 1 only). The total
     /// `dilation·(k−1)` is split with the odd one at the bottom/right, as PyTorch does.
     Same,
@@ -33,42 +28,21 @@ pub struct Pads {
     pub right: u32,
 }
 
+impl Pads {
+    pub const ZERO: Pads = Pads { top: 0, left: 0, bottom: 0, right: 0 };
+}
+
 impl Padding {
     /// Resolve to explicit sides for a kernel of `kernel` taps and `dilation`.
     pub fn resolve(&self, kernel: [u32; 2], dilation: [u32; 2]) -> Pads {
         match *self {
-            Padding::Valid => Pads {
-                top: 0,
-                left: 0,
-                bottom: 0,
-                right: 0,
-            },
-            Padding::Symmetric([ph, pw]) => Pads {
-                top: ph,
-                left: pw,
-                bottom: ph,
-                right: pw,
-            },
-            Padding::Explicit {
-                top,
-                left,
-                bottom,
-                right,
-            } => Pads {
-                top,
-                left,
-                bottom,
-                right,
-            },
+            Padding::Valid => Pads { top: 0, left: 0, bottom: 0, right: 0 },
+            Padding::Symmetric([ph, pw]) => Pads { top: ph, left: pw, bottom: ph, right: pw },
+            Padding::Explicit { top, left, bottom, right } => Pads { top, left, bottom, right },
             Padding::Same => {
                 let th = dilation[0] * kernel[0].saturating_sub(1);
                 let tw = dilation[1] * kernel[1].saturating_sub(1);
-                Pads {
-                    top: th / 2,
-                    left: tw / 2,
-                    bottom: th - th / 2,
-                    right: tw - tw / 2,
-                }
+                Pads { top: th / 2, left: tw / 2, bottom: th - th / 2, right: tw - tw / 2 }
             }
         }
     }
@@ -78,24 +52,149 @@ impl Padding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Let the engine choose per shape and adapter.
+    /// Let the engine choose per shape (see [`Algorithm::choose`]).
     #[default]
     Auto,
-    /// Unfold the input into a column workspace (chunked), then a tiled GEMM.
+    /// Unfold the input into a column workspace (chunked to the budget), then a tiled GEMM.
     Im2colGemm,
+    /// Tiled GEMM whose B loader gathers the im2col values straight from the input: no
+    /// workspace.
+    ImplicitGemm,
+    /// 1x1, stride 1, unpadded: the input already is the B matrix; a plain GEMM.
+    Gemm1x1,
+    /// Depthwise (groups = Cin, any channel multiplier): a direct kernel, four outputs per
+    /// invocation.
+    Depthwise,
 }
 
 impl Algorithm {
+    /// Every concrete algorithm, in the order `--algo all` runs them.
+    pub const ALL: [Algorithm; 4] =
+        [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Auto => "auto",
             Algorithm::Im2colGemm => "im2col_gemm",
+            Algorithm::ImplicitGemm => "implicit_gemm",
+            Algorithm::Gemm1x1 => "gemm_1x1",
+            Algorithm::Depthwise => "depthwise",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).find(|a| a.name() == name)
+    }
+
+    /// Why this algorithm cannot compute `g`, if it cannot.
+    pub fn unsupported_reason(self, g: &Conv2dGeometry) -> Option<String> {
+        match self {
+            Algorithm::Gemm1x1 if (g.kh, g.kw) != (1, 1) || g.stride != [1, 1] || g.pads != Pads::ZERO => {
+                Some(format!(
+                    "gemm_1x1 needs a 1x1 kernel, stride 1 and no padding (got {}x{}, stride {:?}, pads {:?})",
+                    g.kh, g.kw, g.stride, g.pads
+                ))
+            }
+            Algorithm::Depthwise if g.c_in_per_group() != 1 => {
+                Some(format!("depthwise needs groups = Cin (got groups {} for Cin {})", g.groups, g.c_in))
+            }
+            _ => None,
+        }
+    }
+
+    /// The algorithm `Auto` runs for `g`: depthwise kernels for depthwise convs, a plain GEMM
+    /// for pointwise ones, the implicit GEMM for everything else (it needs no workspace and
+    /// skips the im2col pass; `wgconv bench --algo all` measures the alternatives).
+    pub fn choose(g: &Conv2dGeometry) -> Algorithm {
+        if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
+            Algorithm::Depthwise
+        } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
+            Algorithm::Gemm1x1
+        } else {
+            Algorithm::ImplicitGemm
         }
     }
 }
 
+/// An elementwise function applied to each output in the kernel's write-out (after the bias).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    /// min(max(x, 0), 6)
+    Relu6,
+    /// x for x ≥ 0, α·x below.
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    /// x·Φ(x) with the exact (erf) Φ, PyTorch's default `gelu`.
+    Gelu,
+}
+
+impl Activation {
+    /// The kernels' `ACT` override value (see shaders/activation.wgsl).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::Relu6 => 2,
+            Activation::LeakyRelu(_) => 3,
+            Activation::Sigmoid => 4,
+            Activation::Tanh => 5,
+            Activation::Gelu => 6,
+        }
+    }
+
+    /// α of `LeakyRelu`, else 0.
+    pub fn alpha(self) -> f32 {
+        match self {
+            Activation::LeakyRelu(a) => a,
+            _ => 0.0,
+        }
+    }
+
+    /// The function in f64 (the reference's).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::LeakyRelu(a) => {
+                if x < 0.0 {
+                    a as f64 * x
+                } else {
+                    x
+                }
+            }
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        }
+    }
+
+    /// `none`, `relu`, `relu6`, `leaky_relu` (α = 0.01) or `leaky_relu:α`, `sigmoid`, `tanh`, `gelu`.
+    pub fn parse(text: &str) -> Option<Activation> {
+        let (name, arg) = match text.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (text, None),
+        };
+        Some(match (name.to_ascii_lowercase().as_str(), arg) {
+            ("none", None) => Activation::None,
+            ("relu", None) => Activation::Relu,
+            ("relu6", None) => Activation::Relu6,
+            ("leaky_relu", None) => Activation::LeakyRelu(0.01),
+            ("leaky_relu", Some(a)) => Activation::LeakyRelu(a.trim().parse().ok()?),
+            ("sigmoid", None) => Activation::Sigmoid,
+            ("tanh", None) => Activation::Tanh,
+            ("gelu", None) => Activation::Gelu,
+            _ => return None,
+        })
+    }
+}
+
 /// Parameters of `conv2d` (the same as `torch.nn.functional.conv2d` minus the tensors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2dParams {
     /// `[sh, sw]`, each ≥ 1.
     pub stride: [u32; 2],
@@ -106,6 +205,8 @@ pub struct Conv2dParams {
     pub groups: u32,
     /// Kernel family; `Auto` lets the engine choose.
     pub algorithm: Algorithm,
+    /// Applied to every output after the bias, in the kernel's write-out.
+    pub activation: Activation,
 }
 
 impl Default for Conv2dParams {
@@ -116,6 +217,7 @@ impl Default for Conv2dParams {
             dilation: [1, 1],
             groups: 1,
             algorithm: Algorithm::Auto,
+            activation: Activation::None,
         }
     }
 }
@@ -140,12 +242,7 @@ pub struct Conv2dGeometry {
 
 impl Conv2dGeometry {
     pub fn output_shape(&self) -> [usize; 4] {
-        [
-            self.n as usize,
-            self.c_out as usize,
-            self.h_out as usize,
-            self.w_out as usize,
-        ]
+        [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
     }
     /// Input channels per group.
     pub fn c_in_per_group(&self) -> u32 {
@@ -171,25 +268,12 @@ fn to_u32(what: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::TooLarge(format!("{what} = {v} does not fit in 32 bits")))
 }
 
-pub(crate) fn check_rank(
-    what: &'static str,
-    shape: &[usize],
-    rank: usize,
-    layout: &'static str,
-) -> Result<()> {
+pub(crate) fn check_rank(what: &'static str, shape: &[usize], rank: usize, layout: &'static str) -> Result<()> {
     if shape.len() != rank {
-        return Err(Error::Rank {
-            what,
-            expected: rank,
-            layout,
-            got: shape.to_vec(),
-        });
+        return Err(Error::Rank { what, expected: rank, layout, got: shape.to_vec() });
     }
     if shape.contains(&0) {
-        return Err(Error::EmptyTensor {
-            what,
-            shape: shape.to_vec(),
-        });
+        return Err(Error::EmptyTensor { what, shape: shape.to_vec() });
     }
     Ok(())
 }
@@ -220,27 +304,23 @@ impl Conv2dParams {
     /// Checks the scalar parameters alone (no shapes).
     pub fn validate_scalars(&self) -> Result<()> {
         if self.stride.contains(&0) {
-            return Err(Error::param(
-                "stride",
-                format!("{:?}: each must be ≥ 1", self.stride),
-            ));
+            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
         }
         if self.dilation.contains(&0) {
-            return Err(Error::param(
-                "dilation",
-                format!("{:?}: each must be ≥ 1", self.dilation),
-            ));
+            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
         }
         if self.groups == 0 {
             return Err(Error::Groups("groups must be ≥ 1".into()));
         }
+        if let Activation::LeakyRelu(a) = self.activation {
+            if !a.is_finite() {
+                return Err(Error::param("activation", format!("leaky_relu slope must be finite, got {a}")));
+            }
+        }
         if self.padding == Padding::Same && self.stride != [1, 1] {
             return Err(Error::param(
                 "padding",
-                format!(
-                    "'same' needs stride 1 (as in PyTorch), got stride {:?}",
-                    self.stride
-                ),
+                format!("'same' needs stride 1 (as in PyTorch), got stride {:?}", self.stride),
             ));
         }
         Ok(())
@@ -248,12 +328,7 @@ impl Conv2dParams {
 
     /// Validates against the shapes of input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`
     /// and bias `[Cout]`, and returns every size of the conv.
-    pub fn validate(
-        &self,
-        input: &[usize],
-        weight: &[usize],
-        bias: Option<&[usize]>,
-    ) -> Result<Conv2dGeometry> {
+    pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv2dGeometry> {
         check_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cout, Cin/groups, kh, kw")?;
         self.validate_scalars()?;
@@ -261,14 +336,10 @@ impl Conv2dParams {
         let (n, c_in, h, w) = (input[0], input[1], input[2], input[3]);
         let (c_out, cpg, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
         if c_in % g != 0 {
-            return Err(Error::Groups(format!(
-                "groups = {g} does not divide input channels {c_in}"
-            )));
+            return Err(Error::Groups(format!("groups = {g} does not divide input channels {c_in}")));
         }
         if c_out % g != 0 {
-            return Err(Error::Groups(format!(
-                "groups = {g} does not divide output channels {c_out}"
-            )));
+            return Err(Error::Groups(format!("groups = {g} does not divide output channels {c_out}")));
         }
         if cpg * g != c_in {
             return Err(Error::ChannelMismatch(format!(
@@ -278,34 +349,15 @@ impl Conv2dParams {
         }
         if let Some(b) = bias {
             if b.len() != 1 || b[0] != c_out {
-                return Err(Error::BiasShape {
-                    expected: c_out,
-                    got: b.to_vec(),
-                });
+                return Err(Error::BiasShape { expected: c_out, got: b.to_vec() });
             }
         }
         let (kh, kw) = (to_u32("kh", kh)?, to_u32("kw", kw)?);
         let pads = self.padding.resolve([kh, kw], self.dilation);
         let (h, w) = (to_u32("H", h)?, to_u32("W", w)?);
-        let h_out = conv_out_len(
-            "height",
-            h,
-            pads.top,
-            pads.bottom,
-            kh,
-            self.stride[0],
-            self.dilation[0],
-        )?;
-        let w_out = conv_out_len(
-            "width",
-            w,
-            pads.left,
-            pads.right,
-            kw,
-            self.stride[1],
-            self.dilation[1],
-        )?;
-        Ok(Conv2dGeometry {
+        let h_out = conv_out_len("height", h, pads.top, pads.bottom, kh, self.stride[0], self.dilation[0])?;
+        let w_out = conv_out_len("width", w, pads.left, pads.right, kw, self.stride[1], self.dilation[1])?;
+        let geometry = Conv2dGeometry {
             n: to_u32("N", n)?,
             c_in: to_u32("Cin", c_in)?,
             h,
@@ -319,7 +371,11 @@ impl Conv2dParams {
             groups: self.groups,
             h_out,
             w_out,
-        })
+        };
+        if let Some(why) = self.algorithm.unsupported_reason(&geometry) {
+            return Err(Error::param("algorithm", why));
+        }
+        Ok(geometry)
     }
 
     /// Output shape `[N, Cout, Ho, Wo]` for these input and weight shapes.
@@ -335,15 +391,7 @@ mod tests {
     #[test]
     fn same_padding_puts_the_odd_pixel_at_the_end() {
         let p = Padding::Same.resolve([4, 3], [1, 2]);
-        assert_eq!(
-            p,
-            Pads {
-                top: 1,
-                left: 2,
-                bottom: 2,
-                right: 2
-            }
-        );
+        assert_eq!(p, Pads { top: 1, left: 2, bottom: 2, right: 2 });
     }
 
     #[test]
@@ -356,9 +404,6 @@ mod tests {
             dilation: [2, 1],
             ..Default::default()
         };
-        assert_eq!(
-            p.output_shape(&[1, 1, 7, 9], &[1, 1, 3, 2]).unwrap(),
-            [1, 1, 3, 3]
-        );
+        assert_eq!(p.output_shape(&[1, 1, 7, 9], &[1, 1, 3, 2]).unwrap(), [1, 1, 3, 3]);
     }
 }

@@ -22,9 +22,7 @@ pub struct PipelineCache {
 
 impl std::fmt::Debug for PipelineCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelineCache")
-            .field("compiled", &self.compiled.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("PipelineCache").field("compiled", &self.compiled.load(Ordering::Relaxed)).finish()
     }
 }
 
@@ -37,11 +35,7 @@ fn layout_entry(binding: u32, kind: BindingKind) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     }
 }
@@ -53,67 +47,37 @@ impl GpuContext {
     }
 
     fn layout(&self, id: ShaderId) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
-        if let Some(l) = self
-            .pipelines
-            .layouts
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-        {
+        if let Some(l) = self.pipelines.layouts.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(l.clone());
         }
         let made = self.scoped(|| {
-            let entries: Vec<_> = id
-                .bindings()
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| layout_entry(i as u32, k))
-                .collect();
-            let bgl = self
-                .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some(id.name()),
-                    entries: &entries,
-                });
-            let pl = self
-                .device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(id.name()),
-                    bind_group_layouts: &[Some(&bgl)],
-                    immediate_size: 0,
-                });
+            let entries: Vec<_> = id.bindings().iter().enumerate().map(|(i, &k)| layout_entry(i as u32, k)).collect();
+            let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(id.name()),
+                entries: &entries,
+            });
+            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(id.name()),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
             (bgl, pl)
         })?;
-        let mut map = self
-            .pipelines
-            .layouts
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.pipelines.layouts.write().unwrap_or_else(|p| p.into_inner());
         Ok(map.entry(id).or_insert(made).clone())
     }
 
     fn module(&self, id: ShaderId) -> Result<wgpu::ShaderModule> {
-        if let Some(m) = self
-            .pipelines
-            .modules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-        {
+        if let Some(m) = self.pipelines.modules.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(m.clone());
         }
         let made = self.scoped(|| {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(id.file()),
-                    source: wgpu::ShaderSource::Wgsl(id.source().into()),
-                })
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(id.file()),
+                source: wgpu::ShaderSource::Wgsl(id.source().into()),
+            })
         })?;
-        let mut map = self
-            .pipelines
-            .modules
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.pipelines.modules.write().unwrap_or_else(|p| p.into_inner());
         Ok(map.entry(id).or_insert(made).clone())
     }
 
@@ -126,35 +90,24 @@ impl GpuContext {
     ) -> Result<(wgpu::ComputePipeline, wgpu::BindGroupLayout)> {
         let key: Key = (id, overrides.key());
         let (bgl, pl) = self.layout(id)?;
-        if let Some(p) = self
-            .pipelines
-            .pipelines
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(p) = self.pipelines.pipelines.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok((p.clone(), bgl));
         }
         let module = self.module(id)?;
         let made = self.scoped(|| {
-            self.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(id.name()),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(id.entry_point()),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: overrides.entries(),
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(id.name()),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(id.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: overrides.entries(),
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         })?;
-        let mut map = self
-            .pipelines
-            .pipelines
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.pipelines.pipelines.write().unwrap_or_else(|p| p.into_inner());
         let p = map
             .entry(key)
             .or_insert_with(|| {
@@ -176,10 +129,7 @@ impl GpuContext {
         let entries: Vec<_> = resources
             .iter()
             .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: r.clone(),
-            })
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(id.name()),

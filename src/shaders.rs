@@ -7,9 +7,15 @@
 pub enum ShaderId {
     /// `shaders/im2col.wgsl`: input NCHW → column matrix `[Cin·kh·kw, pixels]`.
     Im2col,
-    /// `shaders/gemm.wgsl`: batched tiled GEMM with the conv write-out and bias epilogue.
+    /// `shaders/gemm.wgsl` (after `activation.wgsl`): batched tiled GEMM with the conv
+    /// write-out; its B operand is dense, gathered (implicit GEMM) or pointwise (`B_MODE`).
     Gemm,
+    /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
+    Depthwise,
 }
+
+/// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
+pub const ACTIVATION_WGSL: &str = include_str!("../shaders/activation.wgsl");
 
 /// What a binding of group 0 is; the bind group layout is built from this list, and a
 /// test checks it against what naga reflects from the WGSL.
@@ -21,12 +27,13 @@ pub enum BindingKind {
 }
 
 impl ShaderId {
-    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm];
+    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise];
 
     pub fn name(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col",
             ShaderId::Gemm => "gemm",
+            ShaderId::Depthwise => "depthwise",
         }
     }
 
@@ -34,13 +41,27 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => "im2col.wgsl",
             ShaderId::Gemm => "gemm.wgsl",
+            ShaderId::Depthwise => "depthwise.wgsl",
+        }
+    }
+
+    /// The files this kernel's source is made of, in order (shared helpers first).
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            ShaderId::Im2col => &["im2col.wgsl"],
+            ShaderId::Gemm => &["activation.wgsl", "gemm.wgsl"],
+            ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
         }
     }
 
     pub fn source(self) -> &'static str {
         match self {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
-            ShaderId::Gemm => include_str!("../shaders/gemm.wgsl"),
+            // Shared WGSL is whole files concatenated (see `files`).
+            ShaderId::Gemm => concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/gemm.wgsl")),
+            ShaderId::Depthwise => {
+                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/depthwise.wgsl"))
+            }
         }
     }
 
@@ -55,13 +76,9 @@ impl ShaderId {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, a, b, bias, c
-            ShaderId::Gemm => &[
-                Uniform,
-                StorageRead,
-                StorageRead,
-                StorageRead,
-                StorageReadWrite,
-            ],
+            ShaderId::Gemm => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            // params, input, weight, bias, out
+            ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
         }
     }
 
@@ -70,12 +87,29 @@ impl ShaderId {
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
             ShaderId::Im2col => vec![Overrides::none()],
-            ShaderId::Gemm => vec![
-                Overrides::none().with("HAS_BIAS", 0.0),
-                Overrides::none().with("HAS_BIAS", 1.0),
-            ],
+            ShaderId::Gemm => {
+                let mut sets = Vec::new();
+                for mode in 0..3 {
+                    for ov in epilogue_sets() {
+                        sets.push(ov.with("B_MODE", mode as f64));
+                    }
+                }
+                sets
+            }
+            ShaderId::Depthwise => epilogue_sets(),
         }
     }
+}
+
+/// HAS_BIAS × every activation.
+fn epilogue_sets() -> Vec<Overrides> {
+    let mut sets = Vec::new();
+    for bias in [false, true] {
+        for act in 0..=6 {
+            sets.push(Overrides::none().flag("HAS_BIAS", bias).with("ACT", act as f64));
+        }
+    }
+    sets
 }
 
 /// Values for a shader's `override` constants, kept sorted by name so that equal sets
@@ -140,85 +174,51 @@ pub struct ShaderCheckError {
 
 impl std::fmt::Display for ShaderCheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} [{}] {}: {}",
-            self.shader, self.overrides, self.stage, self.message
-        )
+        write!(f, "{} [{}] {}: {}", self.shader, self.overrides, self.stage, self.message)
     }
 }
 
 /// Parses and validates WGSL with naga (all capabilities the engine may use).
-pub fn parse_and_validate(
-    source: &str,
-) -> Result<(naga::Module, naga::valid::ModuleInfo), (String, String)> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| ("validate".to_string(), e.emit_to_string(source)))?;
+pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), (String, String)> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .map_err(|e| ("validate".to_string(), e.emit_to_string(source)))?;
     Ok((module, info))
 }
 
 /// Specialises `source` with `overrides` and translates it to `target`; returns the
 /// generated code's length in bytes (words ×4 for SPIR-V).
-pub fn translate(
-    source: &str,
-    entry: &str,
-    overrides: &Overrides,
-    target: Target,
-) -> Result<usize, (String, String)> {
+pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, (String, String)> {
     let (module, info) = parse_and_validate(source)?;
-    let constants: naga::back::PipelineConstants = overrides
-        .entries()
-        .iter()
-        .map(|&(n, v)| (n.to_string(), v))
-        .collect();
+    let constants: naga::back::PipelineConstants =
+        overrides.entries().iter().map(|&(n, v)| (n.to_string(), v)).collect();
     let stage = naga::ShaderStage::Compute;
-    let (module, info) = naga::back::pipeline_constants::process_overrides(
-        &module,
-        &info,
-        Some((stage, entry)),
-        &constants,
-    )
-    .map_err(|e| ("overrides".to_string(), e.to_string()))?;
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, Some((stage, entry)), &constants)
+            .map_err(|e| ("overrides".to_string(), e.to_string()))?;
     let fail = |e: &dyn std::fmt::Display| (format!("{target:?}"), e.to_string());
     match target {
         Target::SpirV => {
             let opts = naga::back::spv::Options::default();
-            let pipe = naga::back::spv::PipelineOptions {
-                shader_stage: stage,
-                entry_point: entry.to_string(),
-            };
-            naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe))
-                .map(|w| w.len() * 4)
-                .map_err(|e| fail(&e))
+            let pipe = naga::back::spv::PipelineOptions { shader_stage: stage, entry_point: entry.to_string() };
+            naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe)).map(|w| w.len() * 4).map_err(|e| fail(&e))
         }
         Target::Msl => {
             let opts = naga::back::msl::Options::default();
             let pipe = naga::back::msl::PipelineOptions::default();
-            naga::back::msl::write_string(&module, &info, &opts, &pipe)
-                .map(|(s, _)| s.len())
-                .map_err(|e| fail(&e))
+            naga::back::msl::write_string(&module, &info, &opts, &pipe).map(|(s, _)| s.len()).map_err(|e| fail(&e))
         }
         Target::Hlsl => {
             let opts = naga::back::hlsl::Options::default();
             let pipe = naga::back::hlsl::PipelineOptions::default();
             let mut out = String::new();
-            naga::back::hlsl::Writer::new(&mut out, &opts, &pipe)
-                .write(&module, &info, None)
-                .map_err(|e| fail(&e))?;
+            naga::back::hlsl::Writer::new(&mut out, &opts, &pipe).write(&module, &info, None).map_err(|e| fail(&e))?;
             Ok(out.len())
         }
         Target::Glsl => {
             let opts = naga::back::glsl::Options {
-                version: naga::back::glsl::Version::Embedded {
-                    version: 310,
-                    is_webgl: false,
-                },
+                version: naga::back::glsl::Version::Embedded { version: 310, is_webgl: false },
                 ..Default::default()
             };
             let pipe = naga::back::glsl::PipelineOptions {
@@ -248,12 +248,7 @@ pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
     for ov in id.override_sets() {
         for target in Target::ALL {
             if let Err((stage, message)) = translate(id.source(), id.entry_point(), &ov, target) {
-                errors.push(ShaderCheckError {
-                    shader: id.file(),
-                    overrides: ov.to_string(),
-                    stage,
-                    message,
-                });
+                errors.push(ShaderCheckError { shader: id.file(), overrides: ov.to_string(), stage, message });
             }
         }
     }
@@ -267,25 +262,15 @@ pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, (String
     for (_, var) in module.global_variables.iter() {
         let Some(rb) = &var.binding else { continue };
         if rb.group != 0 {
-            return Err((
-                "bindings".into(),
-                format!("binding in group {} (only group 0 is used)", rb.group),
-            ));
+            return Err(("bindings".into(), format!("binding in group {} (only group 0 is used)", rb.group)));
         }
         let kind = match var.space {
             naga::AddressSpace::Uniform => BindingKind::Uniform,
-            naga::AddressSpace::Storage { access }
-                if access.contains(naga::StorageAccess::STORE) =>
-            {
+            naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE) => {
                 BindingKind::StorageReadWrite
             }
             naga::AddressSpace::Storage { .. } => BindingKind::StorageRead,
-            other => {
-                return Err((
-                    "bindings".into(),
-                    format!("unexpected address space {other:?}"),
-                ))
-            }
+            other => return Err(("bindings".into(), format!("unexpected address space {other:?}"))),
         };
         out.push((rb.binding, kind));
     }
@@ -302,10 +287,7 @@ pub fn reflect_uniform(source: &str) -> Result<(Vec<(String, u32)>, u32), (Strin
             continue;
         }
         if let naga::TypeInner::Struct { members, span } = &module.types[var.ty].inner {
-            let fields = members
-                .iter()
-                .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
-                .collect();
+            let fields = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
             return Ok((fields, *span));
         }
     }

@@ -14,9 +14,8 @@ fn numel_of(shape: &[usize]) -> Result<usize> {
 }
 
 /// Usage of buffers the engine allocates for tensors.
-pub const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+pub const TENSOR_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// A dense f32 tensor in a wgpu buffer, row-major (NCHW for images).
 ///
@@ -34,36 +33,21 @@ impl Tensor {
     pub fn from_slice(ctx: &GpuContext, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         let n = numel_of(shape)?;
         if n != data.len() {
-            return Err(Error::DataLength {
-                shape: shape.to_vec(),
-                expected: n,
-                got: data.len(),
-            });
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
         }
         let bytes = (n as u64) * 4;
         if bytes > ctx.limits().max_buffer_size {
-            return Err(Error::TooLarge(format!(
-                "tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size"
-            )));
+            return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
         }
-        let contents: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
+        let contents: &[u8] = if data.is_empty() { &[0u8; 4] } else { bytemuck::cast_slice(data) };
         let buffer = ctx.scoped(|| {
-            ctx.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("wgconv.tensor"),
-                    contents,
-                    usage: TENSOR_USAGE,
-                })
+            ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgconv.tensor"),
+                contents,
+                usage: TENSOR_USAGE,
+            })
         })?;
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            buffer,
-            ctx: ctx.id,
-        })
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
     }
 
     /// Uploads a host tensor.
@@ -75,11 +59,7 @@ impl Tensor {
     pub fn empty(ctx: &GpuContext, shape: &[usize]) -> Result<Tensor> {
         let bytes = numel_of(shape)? as u64 * 4;
         let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            buffer,
-            ctx: ctx.id,
-        })
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
     }
 
     /// Wraps a caller's buffer without copying. It must be on the context's device, have
@@ -88,10 +68,7 @@ impl Tensor {
     pub fn from_buffer(ctx: &GpuContext, buffer: wgpu::Buffer, shape: &[usize]) -> Result<Tensor> {
         let bytes = numel_of(shape)? as u64 * 4;
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Buffer {
-                what: "tensor",
-                reason: format!("usage {:?} lacks STORAGE", buffer.usage()),
-            });
+            return Err(Error::Buffer { what: "tensor", reason: format!("usage {:?} lacks STORAGE", buffer.usage()) });
         }
         if buffer.size() < bytes {
             return Err(Error::Buffer {
@@ -99,11 +76,7 @@ impl Tensor {
                 reason: format!("{} bytes, shape {shape:?} needs {bytes}", buffer.size()),
             });
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            buffer,
-            ctx: ctx.id,
-        })
+        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -123,16 +96,9 @@ impl Tensor {
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let n = numel_of(shape)?;
         if n != self.numel() {
-            return Err(Error::DataLength {
-                shape: shape.to_vec(),
-                expected: n,
-                got: self.numel(),
-            });
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: self.numel() });
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            ..self.clone()
-        })
+        Ok(Tensor { shape: shape.to_vec(), ..self.clone() })
     }
 
     /// Errors unless this tensor was made on `ctx`. (A buffer of the same device can be
@@ -161,11 +127,8 @@ impl Tensor {
     /// Downloads the tensor (blocks until every earlier submission that writes it is done;
     /// bounded by the context's `wait_timeout`).
     pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
+        let mut encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         let staging = self.stage(ctx, &mut encoder)?;
         let index = ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -179,9 +142,7 @@ impl Tensor {
             Some(Err(e)) => return Err(Error::Map(e.to_string())),
             None => return Err(Error::Map("the map callback was dropped".into())),
         }
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Map(e.to_string()))?;
+        let view = slice.get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
         let out = bytemuck::cast_slice::<u8, f32>(&view[..self.byte_len() as usize]).to_vec();
         drop(view);
         staging.unmap();
@@ -190,10 +151,7 @@ impl Tensor {
 
     /// Downloads into a [`HostTensor`].
     pub fn to_host(&self, ctx: &GpuContext) -> Result<HostTensor> {
-        Ok(HostTensor {
-            shape: self.shape.clone(),
-            data: self.to_vec(ctx)?,
-        })
+        Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec(ctx)? })
     }
 }
 
@@ -208,26 +166,16 @@ impl HostTensor {
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
         let n = numel_of(shape)?;
         if n != data.len() {
-            return Err(Error::DataLength {
-                shape: shape.to_vec(),
-                expected: n,
-                got: data.len(),
-            });
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
         }
-        Ok(HostTensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(HostTensor { shape: shape.to_vec(), data })
     }
 
     /// Seeded uniform values in [-1, 1), never all zero (splitmix64; the same on every platform).
     pub fn random(shape: &[usize], seed: u64) -> Self {
         let n: usize = shape.iter().product();
         let mut rng = crate::verify::SplitMix64::new(seed);
-        HostTensor {
-            shape: shape.to_vec(),
-            data: (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect(),
-        }
+        HostTensor { shape: shape.to_vec(), data: (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect() }
     }
 
     /// Reads a `.npy` file; the second value names the dtype converted from, if any.

@@ -28,10 +28,7 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Tolerance {
-            rel_l2: 1e-5,
-            abs: 1e-4,
-        }
+        Tolerance { rel_l2: 1e-5, abs: 1e-4 }
     }
 }
 
@@ -55,12 +52,7 @@ impl std::fmt::Display for ErrorStats {
 /// Non-finite reference values must be matched exactly in kind (NaN with NaN, +∞ with +∞).
 pub fn compare(actual: &[f32], reference: &[f64]) -> ErrorStats {
     if actual.len() != reference.len() {
-        return ErrorStats {
-            max_abs: f64::INFINITY,
-            rel_l2: f64::INFINITY,
-            max_ref: 0.0,
-            count: actual.len(),
-        };
+        return ErrorStats { max_abs: f64::INFINITY, rel_l2: f64::INFINITY, max_ref: 0.0, count: actual.len() };
     }
     let (mut max_abs, mut diff2, mut ref2, mut max_ref) = (0f64, 0f64, 0f64, 0f64);
     for (&a, &r) in actual.iter().zip(reference) {
@@ -81,12 +73,7 @@ pub fn compare(actual: &[f32], reference: &[f64]) -> ErrorStats {
         max_ref = max_ref.max(r.abs());
     }
     let rel_l2 = diff2.sqrt() / ref2.sqrt().max(1e-30);
-    ErrorStats {
-        max_abs,
-        rel_l2,
-        max_ref,
-        count: actual.len(),
-    }
+    ErrorStats { max_abs, rel_l2, max_ref, count: actual.len() }
 }
 
 /// splitmix64: a tiny seeded generator, identical on every platform.
@@ -125,10 +112,7 @@ mod tests {
         assert!(!compare(&[1.0, -2.0, 3.001], &r).passes(Tolerance::default()));
         assert!(!compare(&[1.0, f32::NAN, 3.0], &r).passes(Tolerance::default()));
         assert!(!compare(&[1.0, -2.0], &r).passes(Tolerance::default()));
-        assert!(
-            compare(&[f32::NAN, f32::INFINITY], &[f64::NAN, f64::INFINITY])
-                .passes(Tolerance::default())
-        );
+        assert!(compare(&[f32::NAN, f32::INFINITY], &[f64::NAN, f64::INFINITY]).passes(Tolerance::default()));
         assert!(!compare(&[f32::INFINITY], &[f64::NEG_INFINITY]).passes(Tolerance::default()));
     }
 }

@@ -10,10 +10,7 @@ fn bin() -> Command {
 }
 
 fn data(case: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/conv2d")
-        .join(case)
-        .join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d").join(case).join(file)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -34,20 +31,14 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 /// stderr without the Vulkan loader's XDG_RUNTIME_DIR chatter.
 fn ours(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect()
+    stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect()
 }
 
 fn assert_one_line_error(code: i32, stderr: &str, needle: &str) {
     assert_ne!(code, 0);
     let lines = ours(stderr);
     assert_eq!(lines.len(), 1, "expected one line, got {lines:?}");
-    assert!(
-        lines[0].starts_with("wgconv: error:") && lines[0].contains(needle),
-        "{lines:?}"
-    );
+    assert!(lines[0].starts_with("wgconv: error:") && lines[0].contains(needle), "{lines:?}");
     assert!(!stderr.contains("panicked"));
 }
 
@@ -94,54 +85,21 @@ fn bad_inputs_exit_nonzero_with_one_line() {
     let out = tmp("never.npy");
     let out = out.to_str().unwrap();
 
-    let (code, _, err) = run(&[
-        "run",
-        "conv2d",
-        "--input",
-        "/nonexistent.npy",
-        "--weight",
-        w,
-        "--out",
-        out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", "/nonexistent.npy", "--weight", w, "--out", out]);
     assert_one_line_error(code, &err, "/nonexistent.npy");
 
-    let (code, _, err) = run(&[
-        "run",
-        "conv2d",
-        "--input",
-        x,
-        "--weight",
-        w,
-        "--padding",
-        "1,2,3",
-        "--out",
-        out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--padding", "1,2,3", "--out", out]);
     assert_one_line_error(code, &err, "--padding");
 
-    let (code, _, err) = run(&[
-        "run", "conv2d", "--input", x, "--weight", w, "--stride", "0", "--out", out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--stride", "0", "--out", out]);
     assert_one_line_error(code, &err, "stride");
 
     // A 16-channel input with a 3-channel weight.
     let x16 = data("pointwise_1x1", "input.npy");
-    let (code, _, err) = run(&[
-        "run",
-        "conv2d",
-        "--input",
-        x16.to_str().unwrap(),
-        "--weight",
-        w,
-        "--out",
-        out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", x16.to_str().unwrap(), "--weight", w, "--out", out]);
     assert_one_line_error(code, &err, "channel");
 
-    let (code, _, err) = run(&[
-        "run", "conv2d", "--input", x, "--weight", w, "--groups", "2", "--out", out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--groups", "2", "--out", out]);
     assert_one_line_error(code, &err, "groups");
 
     let ints = tmp("ints.npy");
@@ -149,30 +107,12 @@ fn bad_inputs_exit_nonzero_with_one_line() {
     let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
     bytes[at + 1] = b'i';
     std::fs::write(&ints, bytes).unwrap();
-    let (code, _, err) = run(&[
-        "run",
-        "conv2d",
-        "--input",
-        ints.to_str().unwrap(),
-        "--weight",
-        w,
-        "--out",
-        out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", ints.to_str().unwrap(), "--weight", w, "--out", out]);
     assert_one_line_error(code, &err, "dtype '<i4'");
 
     let garbage = tmp("garbage.npy");
     std::fs::write(&garbage, b"\x93NUMPY\x01\x00\xff\xffnot a header").unwrap();
-    let (code, _, err) = run(&[
-        "run",
-        "conv2d",
-        "--input",
-        garbage.to_str().unwrap(),
-        "--weight",
-        w,
-        "--out",
-        out,
-    ]);
+    let (code, _, err) = run(&["run", "conv2d", "--input", garbage.to_str().unwrap(), "--weight", w, "--out", out]);
     assert_one_line_error(code, &err, "npy");
 
     assert!(!Path::new(out).exists());
@@ -185,8 +125,5 @@ fn info_names_the_adapter() {
     }
     let (code, stdout, _) = run(&["info"]);
     assert_eq!(code, 0);
-    assert!(
-        stdout.contains("adapter") && stdout.contains("max_storage_buffer_binding_size"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("adapter") && stdout.contains("max_storage_buffer_binding_size"), "{stdout}");
 }

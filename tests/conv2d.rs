@@ -5,20 +5,14 @@ mod common;
 use common::{case, fresh_gpu, gpu, run_case, Case};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d, conv2d_with_info, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding,
-    Tensor,
+    conv2d, Activation, Algorithm, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor,
 };
 
 fn sym(h: u32, w: u32) -> Padding {
     Padding::Symmetric([h, w])
 }
 fn explicit(top: u32, left: u32, bottom: u32, right: u32) -> Padding {
-    Padding::Explicit {
-        top,
-        left,
-        bottom,
-        right,
-    }
+    Padding::Explicit { top, left, bottom, right }
 }
 
 /// The parameter space of the issue: odd and prime sizes, 1x1, non-square kernels, kernel
@@ -30,18 +24,14 @@ fn cases() -> Vec<Case> {
         case(1, 3, [8, 8], 4, [3, 3]),
         case(1, 3, [8, 8], 4, [3, 3]).pad(sym(1, 1)),
         case(2, 5, [7, 11], 6, [3, 3]).pad(sym(1, 1)),
-        case(3, 7, [13, 13], 5, [3, 3])
-            .pad(sym(1, 1))
-            .stride([2, 2]),
+        case(3, 7, [13, 13], 5, [3, 3]).pad(sym(1, 1)).stride([2, 2]),
         case(1, 1, [17, 19], 1, [1, 1]),
         case(2, 16, [9, 9], 8, [1, 1]),
         case(1, 6, [10, 10], 3, [1, 1]).stride([2, 2]),
         case(1, 3, [11, 7], 2, [1, 5]).pad(sym(0, 2)),
         case(1, 4, [9, 12], 5, [5, 1]).pad(sym(2, 0)),
         case(1, 2, [6, 9], 3, [2, 4]),
-        case(1, 3, [23, 23], 8, [7, 7])
-            .stride([2, 2])
-            .pad(sym(3, 3)),
+        case(1, 3, [23, 23], 8, [7, 7]).stride([2, 2]).pad(sym(3, 3)),
         case(1, 2, [3, 3], 3, [5, 5]).pad(sym(2, 2)),
         case(1, 2, [2, 4], 2, [4, 6]).pad(sym(1, 1)),
         case(1, 5, [5, 5], 7, [5, 5]),
@@ -51,36 +41,21 @@ fn cases() -> Vec<Case> {
         case(1, 3, [7, 6], 2, [4, 2]).pad(Padding::Same),
         case(1, 3, [9, 9], 2, [3, 4]).pad(Padding::Same).dil([2, 3]),
         case(1, 3, [10, 9], 4, [3, 3]).pad(explicit(2, 0, 1, 3)),
-        case(2, 4, [8, 8], 3, [2, 2])
-            .pad(explicit(0, 1, 1, 0))
-            .stride([2, 2]),
-        case(1, 3, [11, 11], 4, [3, 3])
-            .stride([3, 3])
-            .pad(sym(1, 1)),
+        case(2, 4, [8, 8], 3, [2, 2]).pad(explicit(0, 1, 1, 0)).stride([2, 2]),
+        case(1, 3, [11, 11], 4, [3, 3]).stride([3, 3]).pad(sym(1, 1)),
         case(1, 3, [12, 13], 4, [3, 3]).stride([1, 2]),
-        case(1, 3, [12, 13], 4, [3, 2])
-            .stride([3, 1])
-            .pad(sym(1, 0)),
+        case(1, 3, [12, 13], 4, [3, 2]).stride([3, 1]).pad(sym(1, 0)),
         case(1, 3, [15, 15], 4, [3, 3]).dil([2, 2]),
         case(1, 3, [17, 16], 4, [3, 3]).dil([3, 3]).pad(sym(3, 3)),
         case(1, 3, [12, 14], 4, [3, 3]).dil([1, 3]).pad(sym(1, 3)),
-        case(2, 5, [19, 17], 3, [3, 2])
-            .dil([2, 1])
-            .stride([2, 3])
-            .pad(explicit(1, 2, 3, 0)),
+        case(2, 5, [19, 17], 3, [3, 2]).dil([2, 1]).stride([2, 3]).pad(explicit(1, 2, 3, 0)),
         case(1, 4, [8, 8], 6, [3, 3]).groups(2).pad(sym(1, 1)),
         case(2, 8, [7, 9], 8, [3, 3]).groups(4),
         case(1, 12, [6, 6], 4, [1, 1]).groups(4),
         case(1, 6, [9, 9], 6, [3, 3]).groups(6).pad(sym(1, 1)),
-        case(2, 7, [8, 11], 7, [3, 3])
-            .groups(7)
-            .stride([2, 2])
-            .pad(sym(1, 1)),
+        case(2, 7, [8, 11], 7, [3, 3]).groups(7).stride([2, 2]).pad(sym(1, 1)),
         case(1, 5, [9, 8], 10, [3, 3]).groups(5).pad(sym(1, 1)),
-        case(3, 3, [7, 7], 6, [5, 5])
-            .groups(3)
-            .pad(sym(2, 2))
-            .no_bias(),
+        case(3, 3, [7, 7], 6, [5, 5]).groups(3).pad(sym(2, 2)).no_bias(),
         case(3, 2, [5, 5], 3, [3, 3]).pad(sym(1, 1)),
         case(1, 37, [7, 7], 67, [3, 3]).pad(sym(1, 1)),
         case(1, 64, [9, 9], 65, [3, 3]).pad(sym(1, 1)),
@@ -91,36 +66,91 @@ fn cases() -> Vec<Case> {
         case(2, 2, [29, 3], 2, [3, 1]).stride([2, 1]),
         case(1, 3, [5, 5], 4, [3, 3]).no_bias().pad(sym(1, 1)),
         case(1, 3, [13, 13], 4, [13, 13]),
-        case(1, 2, [41, 43], 3, [3, 3])
-            .pad(sym(1, 1))
-            .stride([1, 1]),
-        case(1, 11, [6, 6], 13, [2, 2])
-            .stride([2, 2])
-            .dil([2, 2])
-            .pad(sym(1, 1)),
+        case(1, 2, [41, 43], 3, [3, 3]).pad(sym(1, 1)).stride([1, 1]),
+        case(1, 11, [6, 6], 13, [2, 2]).stride([2, 2]).dil([2, 2]).pad(sym(1, 1)),
     ]
 }
 
+/// Every case with every algorithm that supports it (and Auto).
 #[test]
-fn random_cases_match_reference() {
+fn random_cases_match_reference_for_every_algorithm() {
     let Some(ctx) = gpu() else { return };
     let all = cases();
     assert!(all.len() >= 40);
     let mut failures = Vec::new();
+    let mut runs = std::collections::HashMap::new();
     for (i, c) in all.iter().enumerate() {
-        let (stats, info) = run_case(ctx, c, 1000 + i as u64);
-        assert_eq!(info.algorithm, wgconv::Algorithm::Im2colGemm);
-        if !stats.passes(Tolerance::default()) {
-            failures.push(format!("case {i} {c:?}: {stats}"));
+        for algo in c.algorithms() {
+            let (stats, info) = run_case(ctx, &c.clone().algo(algo), 1000 + i as u64);
+            if algo != Algorithm::Auto {
+                assert_eq!(info.algorithm, algo, "a forced algorithm runs as asked");
+            }
+            *runs.entry(info.algorithm).or_insert(0) += 1;
+            if !stats.passes(Tolerance::default()) {
+                failures.push(format!("case {i} {} {c:?}: {stats}", algo.name()));
+            }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        all.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} runs failed:\n{}", failures.len(), failures.join("\n"));
+    // Each algorithm ran on a meaningful share of the cases.
+    assert_eq!(runs[&Algorithm::Im2colGemm], all.len());
+    assert!(runs[&Algorithm::ImplicitGemm] > all.len());
+    assert!(runs[&Algorithm::Gemm1x1] >= 5 && runs[&Algorithm::Depthwise] >= 6, "{runs:?}");
+}
+
+#[test]
+fn auto_picks_the_specialised_kernels() {
+    let Some(ctx) = gpu() else { return };
+    let pick = |c: Case| run_case(ctx, &c, 1).1.algorithm;
+    assert_eq!(pick(case(1, 8, [5, 5], 4, [1, 1])), Algorithm::Gemm1x1);
+    assert_eq!(pick(case(1, 8, [5, 5], 4, [1, 1]).stride([2, 2])), Algorithm::ImplicitGemm);
+    assert_eq!(pick(case(1, 8, [5, 5], 16, [3, 3]).groups(8)), Algorithm::Depthwise);
+    assert_eq!(pick(case(1, 8, [5, 5], 4, [3, 3]).groups(2)), Algorithm::ImplicitGemm);
+    assert_eq!(pick(case(1, 1, [5, 5], 4, [3, 3])), Algorithm::ImplicitGemm);
+}
+
+#[test]
+fn impossible_forced_algorithms_are_errors() {
+    let d = Conv2dParams::default();
+    let e =
+        Conv2dParams { algorithm: Algorithm::Gemm1x1, ..d }.validate(&[1, 4, 5, 5], &[2, 4, 3, 3], None).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+    let e = Conv2dParams { algorithm: Algorithm::Depthwise, groups: 2, ..d }
+        .validate(&[1, 4, 5, 5], &[2, 2, 3, 3], None)
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+}
+
+/// Every activation, fused into every algorithm's write-out, against the reference.
+#[test]
+fn fused_activations_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let acts = [
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::LeakyRelu(0.2),
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+    ];
+    // Larger weights so that values reach relu6's clamp and the tails of sigmoid/tanh.
+    let bases = [case(1, 6, [7, 9], 6, [3, 3]).pad(sym(1, 1)).groups(6), case(2, 5, [6, 6], 7, [1, 1])];
+    for base in bases {
+        for act in acts {
+            for algo in base.algorithms() {
+                let c = base.clone().act(act).algo(algo);
+                let (x, w, b) = c.data(3);
+                let w = HostTensor::new(&w.shape, w.data.iter().map(|v| v * 4.0).collect()).unwrap();
+                let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
+                let xg = Tensor::from_host(ctx, &x).unwrap();
+                let wg = Tensor::from_host(ctx, &w).unwrap();
+                let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
+                let y = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
+                let s = compare(&y, &r);
+                assert!(s.passes(Tolerance::default()), "{act:?} {}: {s}", algo.name());
+            }
+        }
+    }
 }
 
 fn golden_params(case: &serde_json::Value) -> Conv2dParams {
@@ -133,12 +163,7 @@ fn golden_params(case: &serde_json::Value) -> Conv2dParams {
         serde_json::Value::String(s) if s == "valid" => Padding::Valid,
         serde_json::Value::Array(v) => {
             let v: Vec<u32> = v.iter().map(|x| x.as_u64().unwrap() as u32).collect();
-            Padding::Explicit {
-                top: v[0],
-                left: v[1],
-                bottom: v[2],
-                right: v[3],
-            }
+            Padding::Explicit { top: v[0], left: v[1], bottom: v[2], right: v[3] }
         }
         other => panic!("bad padding {other}"),
     };
@@ -166,10 +191,7 @@ fn pytorch_golden_cases() {
         let d = dir.join(name);
         let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
         let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
-        let b = c["bias"]
-            .as_bool()
-            .unwrap()
-            .then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
+        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
         let (expected, conv) = HostTensor::read_npy(d.join("output.npy")).unwrap();
         assert_eq!(conv, Some("float64"));
         let params = golden_params(c);
@@ -179,22 +201,13 @@ fn pytorch_golden_cases() {
         assert_eq!(shape.to_vec(), expected.shape, "{name}: output shape");
         let ref32: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
         let s = compare(&ref32, &expected64);
-        assert!(
-            s.passes(Tolerance {
-                rel_l2: 1e-7,
-                abs: 1e-6
-            }),
-            "{name}: CPU reference vs torch: {s}"
-        );
+        assert!(s.passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: CPU reference vs torch: {s}");
 
         let Some(ctx) = ctx else { continue };
         let xg = Tensor::from_host(ctx, &x).unwrap();
         let wg = Tensor::from_host(ctx, &w).unwrap();
         let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
-        let y = conv2d(ctx, &xg, &wg, bg.as_ref(), &params)
-            .unwrap()
-            .to_vec(ctx)
-            .unwrap();
+        let y = conv2d(ctx, &xg, &wg, bg.as_ref(), &params).unwrap().to_vec(ctx).unwrap();
         let s = compare(&y, &expected64);
         assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
     }
@@ -205,13 +218,10 @@ fn pytorch_golden_cases() {
 #[test]
 fn small_workspace_budget_splits_into_chunks() {
     let Some(ctx) = fresh_gpu() else { return };
-    let c = case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).groups(1);
+    let c = case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
     let rows = 5 * 9;
     // 37 pixels per chunk: not a divisor of a row (10) nor of an image (90).
-    ctx.set_config(EngineConfig {
-        workspace_budget: rows * 4 * 37,
-        ..ctx.config()
-    });
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 * 37, ..ctx.config() });
     let (stats, info) = run_case(&ctx, &c, 7);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert_eq!(info.chunks, 8, "{info:?}"); // 270 pixels / 37 per chunk → 8 balanced chunks
@@ -219,19 +229,13 @@ fn small_workspace_budget_splits_into_chunks() {
     assert!(ctx.workspace_bytes() <= rows * 4 * 64);
 
     // One pixel per chunk still works.
-    ctx.set_config(EngineConfig {
-        workspace_budget: rows * 4,
-        ..ctx.config()
-    });
-    let (stats, info) = run_case(&ctx, &case(1, 5, [4, 3], 2, [3, 3]).pad(sym(1, 1)), 8);
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &case(1, 5, [4, 3], 2, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm), 8);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert_eq!(info.chunks, 12);
 
     // Less than one column: a clear error, nothing submitted.
-    ctx.set_config(EngineConfig {
-        workspace_budget: rows * 4 - 4,
-        ..ctx.config()
-    });
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 - 4, ..ctx.config() });
     let (x, w, b) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
@@ -244,58 +248,46 @@ fn small_workspace_budget_splits_into_chunks() {
 #[test]
 fn binding_limit_caps_chunks_and_rejects_oversized_tensors() {
     let Some(ctx) = fresh_gpu() else { return };
-    let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1));
+    let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
     // input is 2·4·144·4 = 4608 bytes; allow 5000 per binding: im2col must split.
-    ctx.set_config(EngineConfig {
-        max_binding_size: 5000,
-        workspace_budget: 1 << 30,
-        ..ctx.config()
-    });
+    ctx.set_config(EngineConfig { max_binding_size: 5000, workspace_budget: 1 << 30, ..ctx.config() });
     let (stats, info) = run_case(&ctx, &c, 9);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert!(info.workspace_bytes <= 5000 && info.chunks > 1, "{info:?}");
 
-    ctx.set_config(EngineConfig {
-        max_binding_size: 4000,
-        ..ctx.config()
-    });
+    ctx.set_config(EngineConfig { max_binding_size: 4000, ..ctx.config() });
     let (x, w, _) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
-    assert!(
-        matches!(&e, Error::TooLarge(m) if m.contains("input")),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("input")), "{e}");
 }
 
-/// Forcing 3 workgroups per dimension folds every grid into y and z.
+/// Forcing a few workgroups per dimension folds every kernel's grid into y and z.
 #[test]
 fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     let Some(ctx) = fresh_gpu() else { return };
-    ctx.set_config(EngineConfig {
-        max_workgroups_per_dim: 3,
-        ..ctx.config()
-    });
-    // im2col: 3·9·(8·10) = 2160 elements → 9 workgroups = 3×3; GEMM: 2 groups · 1 · 2 tiles.
-    let c = case(1, 6, [8, 10], 4, [3, 3])
-        .pad(sym(1, 1))
-        .groups(2)
-        .stride([1, 1]);
-    let (stats, _) = run_case(&ctx, &c, 10);
-    assert!(stats.passes(Tolerance::default()), "{stats}");
-    // 8·9·(24·24)/256 = 162 workgroups → 3×3×18: z too large → error, not a wrong answer.
-    let big = case(1, 8, [24, 24], 4, [3, 3]).pad(sym(1, 1));
+    ctx.set_config(EngineConfig { max_workgroups_per_dim: 3, ..ctx.config() });
+    // im2col: 6·9·80 = 4320 elements → 17 workgroups → 3×3×2; GEMM tiles: 2 groups · 2 → 3×2.
+    let grouped = case(1, 6, [8, 10], 4, [3, 3]).pad(sym(1, 1)).groups(2);
+    // depthwise: 1·12·9·3 quads = 324 → 6 workgroups of 64 → 3×2.
+    let dw = case(1, 6, [9, 10], 12, [3, 3]).pad(sym(1, 1)).groups(6);
+    let pw = case(2, 16, [12, 12], 70, [1, 1]); // GEMM tiles: 2 · 5 = 10 → 3×3×2
+    for c in [grouped, dw, pw] {
+        for algo in c.algorithms() {
+            let (stats, _) = run_case(&ctx, &c.clone().algo(algo), 10);
+            assert!(stats.passes(Tolerance::default()), "{} {c:?}: {stats}", algo.name());
+        }
+    }
+    // 8·9·(24·24)/256 = 162 im2col workgroups > 3³: an error, not a wrong answer.
+    let big = case(1, 8, [24, 24], 4, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
     let (x, w, _) = big.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &big.params).unwrap_err();
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
     // With 6 per dimension the same conv folds into 6×6×5 and is right.
-    ctx.set_config(EngineConfig {
-        max_workgroups_per_dim: 6,
-        ..ctx.config()
-    });
+    ctx.set_config(EngineConfig { max_workgroups_per_dim: 6, ..ctx.config() });
     let (stats, _) = run_case(&ctx, &big, 11);
     assert!(stats.passes(Tolerance::default()), "{stats}");
 }
@@ -303,50 +295,34 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
 #[test]
 fn results_are_bit_identical_run_to_run() {
     let Some(ctx) = gpu() else { return };
-    let c = case(2, 9, [15, 13], 11, [3, 3])
-        .pad(sym(1, 1))
-        .stride([2, 1]);
+    let c = case(2, 9, [15, 13], 11, [3, 3]).pad(sym(1, 1)).stride([2, 1]);
     let (x, w, b) = c.data(3);
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();
     let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
-    let first = conv2d(ctx, &xg, &wg, Some(&bg), &c.params)
-        .unwrap()
-        .to_vec(ctx)
-        .unwrap();
+    let first = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
     for _ in 0..3 {
-        let again = conv2d(ctx, &xg, &wg, Some(&bg), &c.params)
-            .unwrap()
-            .to_vec(ctx)
-            .unwrap();
-        assert!(first
-            .iter()
-            .zip(&again)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let again = conv2d(ctx, &xg, &wg, Some(&bg), &c.params).unwrap().to_vec(ctx).unwrap();
+        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
 
 #[test]
 fn pipelines_compile_once() {
     let Some(ctx) = fresh_gpu() else { return };
-    let c = case(1, 3, [6, 6], 2, [3, 3]);
+    let c = case(1, 3, [6, 6], 2, [3, 3]).algo(Algorithm::Im2colGemm);
     run_case(&ctx, &c, 1);
     let compiled = ctx.pipelines_compiled();
-    assert_eq!(compiled, 2, "im2col + gemm(bias)");
+    assert_eq!(compiled, 2, "im2col + gemm(dense, bias)");
     for s in 0..3 {
-        run_case(&ctx, &case(2, 4, [7, 5], 3, [2, 2]).stride([2, 1]), s);
+        run_case(&ctx, &case(2, 4, [7, 5], 3, [2, 2]).stride([2, 1]).algo(Algorithm::Im2colGemm), s);
     }
-    assert_eq!(
-        ctx.pipelines_compiled(),
-        compiled,
-        "same override set: no new pipeline"
-    );
+    assert_eq!(ctx.pipelines_compiled(), compiled, "same override set: no new pipeline");
     run_case(&ctx, &c.clone().no_bias(), 2);
-    assert_eq!(
-        ctx.pipelines_compiled(),
-        compiled + 1,
-        "HAS_BIAS=false is one more specialisation"
-    );
+    assert_eq!(ctx.pipelines_compiled(), compiled + 1, "HAS_BIAS=false is one more specialisation");
+    run_case(&ctx, &c.clone().algo(Algorithm::ImplicitGemm).act(Activation::Relu), 2);
+    run_case(&ctx, &c.clone().algo(Algorithm::ImplicitGemm).act(Activation::Relu), 3);
+    assert_eq!(ctx.pipelines_compiled(), compiled + 2, "B_MODE/ACT: one more, once");
 }
 
 /// Every validation rule, each with the variant it must return. Runs without a GPU too
@@ -359,118 +335,36 @@ fn invalid_parameters_are_clear_errors() {
     let w = [6, 4, 3, 3];
     assert!(ok(d, &x, &w, Some(&[6])).is_ok());
     let cases: Vec<(&str, Result<_, Error>, fn(&Error) -> bool)> = vec![
-        ("input rank", ok(d, &[4, 8, 8], &w, None), |e| {
-            matches!(e, Error::Rank { what: "input", .. })
+        ("input rank", ok(d, &[4, 8, 8], &w, None), |e| matches!(e, Error::Rank { what: "input", .. })),
+        ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| matches!(e, Error::Rank { what: "weight", .. })),
+        ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| matches!(e, Error::EmptyTensor { .. })),
+        ("zero kernel", ok(d, &x, &[6, 4, 0, 3], None), |e| matches!(e, Error::EmptyTensor { .. })),
+        ("channel mismatch", ok(d, &x, &[6, 3, 3, 3], None), |e| matches!(e, Error::ChannelMismatch(_))),
+        ("groups 0", ok(Conv2dParams { groups: 0, ..d }, &x, &w, None), |e| matches!(e, Error::Groups(_))),
+        ("groups ∤ Cin", ok(Conv2dParams { groups: 3, ..d }, &x, &[6, 1, 3, 3], None), |e| {
+            matches!(e, Error::Groups(_))
         }),
-        ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| {
-            matches!(e, Error::Rank { what: "weight", .. })
+        ("groups ∤ Cout", ok(Conv2dParams { groups: 4, ..d }, &x, &[6, 1, 3, 3], None), |e| {
+            matches!(e, Error::Groups(_))
         }),
-        ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| {
-            matches!(e, Error::EmptyTensor { .. })
-        }),
-        ("zero kernel", ok(d, &x, &[6, 4, 0, 3], None), |e| {
-            matches!(e, Error::EmptyTensor { .. })
-        }),
-        ("channel mismatch", ok(d, &x, &[6, 3, 3, 3], None), |e| {
+        ("grouped weight channels", ok(Conv2dParams { groups: 2, ..d }, &x, &w, None), |e| {
             matches!(e, Error::ChannelMismatch(_))
         }),
-        (
-            "groups 0",
-            ok(Conv2dParams { groups: 0, ..d }, &x, &w, None),
-            |e| matches!(e, Error::Groups(_)),
-        ),
-        (
-            "groups ∤ Cin",
-            ok(Conv2dParams { groups: 3, ..d }, &x, &[6, 1, 3, 3], None),
-            |e| matches!(e, Error::Groups(_)),
-        ),
-        (
-            "groups ∤ Cout",
-            ok(Conv2dParams { groups: 4, ..d }, &x, &[6, 1, 3, 3], None),
-            |e| matches!(e, Error::Groups(_)),
-        ),
-        (
-            "grouped weight channels",
-            ok(Conv2dParams { groups: 2, ..d }, &x, &w, None),
-            |e| matches!(e, Error::ChannelMismatch(_)),
-        ),
-        (
-            "stride 0",
-            ok(
-                Conv2dParams {
-                    stride: [0, 1],
-                    ..d
-                },
-                &x,
-                &w,
-                None,
-            ),
-            |e| matches!(e, Error::InvalidParam { name: "stride", .. }),
-        ),
-        (
-            "dilation 0",
-            ok(
-                Conv2dParams {
-                    dilation: [1, 0],
-                    ..d
-                },
-                &x,
-                &w,
-                None,
-            ),
-            |e| {
-                matches!(
-                    e,
-                    Error::InvalidParam {
-                        name: "dilation",
-                        ..
-                    }
-                )
-            },
-        ),
-        (
-            "same + stride",
-            ok(
-                Conv2dParams {
-                    padding: Padding::Same,
-                    stride: [2, 1],
-                    ..d
-                },
-                &x,
-                &w,
-                None,
-            ),
-            |e| {
-                matches!(
-                    e,
-                    Error::InvalidParam {
-                        name: "padding",
-                        ..
-                    }
-                )
-            },
-        ),
-        ("bias length", ok(d, &x, &w, Some(&[5])), |e| {
-            matches!(e, Error::BiasShape { expected: 6, .. })
+        ("stride 0", ok(Conv2dParams { stride: [0, 1], ..d }, &x, &w, None), |e| {
+            matches!(e, Error::InvalidParam { name: "stride", .. })
         }),
-        ("bias rank", ok(d, &x, &w, Some(&[6, 1])), |e| {
-            matches!(e, Error::BiasShape { .. })
+        ("dilation 0", ok(Conv2dParams { dilation: [1, 0], ..d }, &x, &w, None), |e| {
+            matches!(e, Error::InvalidParam { name: "dilation", .. })
         }),
-        ("kernel > input", ok(d, &[1, 4, 2, 8], &w, None), |e| {
-            matches!(e, Error::EmptyOutput(_))
+        ("same + stride", ok(Conv2dParams { padding: Padding::Same, stride: [2, 1], ..d }, &x, &w, None), |e| {
+            matches!(e, Error::InvalidParam { name: "padding", .. })
         }),
+        ("bias length", ok(d, &x, &w, Some(&[5])), |e| matches!(e, Error::BiasShape { expected: 6, .. })),
+        ("bias rank", ok(d, &x, &w, Some(&[6, 1])), |e| matches!(e, Error::BiasShape { .. })),
+        ("kernel > input", ok(d, &[1, 4, 2, 8], &w, None), |e| matches!(e, Error::EmptyOutput(_))),
         (
             "dilated kernel > padded input",
-            ok(
-                Conv2dParams {
-                    dilation: [5, 1],
-                    padding: Padding::Symmetric([1, 1]),
-                    ..d
-                },
-                &x,
-                &w,
-                None,
-            ),
+            ok(Conv2dParams { dilation: [5, 1], padding: Padding::Symmetric([1, 1]), ..d }, &x, &w, None),
             |e| matches!(e, Error::EmptyOutput(_)),
         ),
     ];
@@ -490,37 +384,15 @@ fn invalid_calls_return_errors_before_gpu_work() {
     let w = Tensor::from_slice(&ctx, &[2, 3, 3, 3], &[0.5; 54]).unwrap();
     let b = Tensor::from_slice(&ctx, &[3], &[0.0; 3]).unwrap();
     let before = ctx.pipelines_compiled();
-    assert!(matches!(
-        conv2d(&ctx, &x, &w, None, &Conv2dParams::default()),
-        Err(Error::ChannelMismatch(_))
-    ));
+    assert!(matches!(conv2d(&ctx, &x, &w, None, &Conv2dParams::default()), Err(Error::ChannelMismatch(_))));
     let w4 = Tensor::from_slice(&ctx, &[2, 4, 3, 3], &[0.5; 72]).unwrap();
+    assert!(matches!(conv2d(&ctx, &x, &w4, Some(&b), &Conv2dParams::default()), Err(Error::BiasShape { .. })));
     assert!(matches!(
-        conv2d(&ctx, &x, &w4, Some(&b), &Conv2dParams::default()),
-        Err(Error::BiasShape { .. })
-    ));
-    assert!(matches!(
-        conv2d(
-            &ctx,
-            &x,
-            &w4,
-            None,
-            &Conv2dParams {
-                stride: [0, 0],
-                ..Default::default()
-            }
-        ),
+        conv2d(&ctx, &x, &w4, None, &Conv2dParams { stride: [0, 0], ..Default::default() }),
         Err(Error::InvalidParam { .. })
     ));
-    assert_eq!(
-        ctx.pipelines_compiled(),
-        before,
-        "no pipeline was built for an invalid call"
-    );
-    assert!(matches!(
-        Tensor::from_slice(&ctx, &[2, 2], &[1.0; 3]),
-        Err(Error::DataLength { .. })
-    ));
+    assert_eq!(ctx.pipelines_compiled(), before, "no pipeline was built for an invalid call");
+    assert!(matches!(Tensor::from_slice(&ctx, &[2, 2], &[1.0; 3]), Err(Error::DataLength { .. })));
 }
 
 #[test]

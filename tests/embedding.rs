@@ -9,33 +9,25 @@ use wgpu::util::DeviceExt;
 
 /// The app's own device, opened with wgpu's *default* limits (what a typical app asks for).
 fn app_device() -> Option<(wgpu::Device, wgpu::Queue)> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        match pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-        {
-            Ok(a) => a,
-            Err(e) if std::env::var("WGCONV_REQUIRE_GPU").as_deref() == Ok("1") => {
-                panic!("no adapter: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIP: no adapter ({e})");
-                return None;
-            }
-        };
-    Some(
-        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))
-            .expect("device"),
-    )
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = match pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())) {
+        Ok(a) => a,
+        Err(e) if std::env::var("WGCONV_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("no adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIP: no adapter ({e})");
+            return None;
+        }
+    };
+    Some(pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("device"))
 }
 
 fn app_buffer(device: &wgpu::Device, data: &[f32]) -> wgpu::Buffer {
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("app"),
         contents: bytemuck::cast_slice(data),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
     })
 }
 
@@ -47,12 +39,7 @@ fn conv_recorded_into_the_apps_encoder_on_the_apps_buffers() {
     let ctx = GpuContext::from_device(device.clone(), queue.clone());
     assert!(!ctx.owns_device());
 
-    let params = Conv2dParams {
-        stride: [2, 1],
-        padding: Padding::Symmetric([1, 2]),
-        groups: 2,
-        ..Default::default()
-    };
+    let params = Conv2dParams { stride: [2, 1], padding: Padding::Symmetric([1, 2]), groups: 2, ..Default::default() };
     let x = HostTensor::random(&[2, 6, 11, 9], 1);
     let w = HostTensor::random(&[4, 3, 3, 3], 2);
     let b = HostTensor::random(&[4], 3);
@@ -76,9 +63,7 @@ fn conv_recorded_into_the_apps_encoder_on_the_apps_buffers() {
     let bt = Tensor::from_buffer(&ctx, bb, &b.shape).unwrap();
     let yt = Tensor::from_buffer(&ctx, yb.clone(), &out_shape).unwrap();
 
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("app frame"),
-    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("app frame") });
     let info = conv2d_into(&ctx, &mut encoder, &xt, &wt, Some(&bt), &params, &yt).unwrap();
     assert!(info.chunks >= 1);
     // Nothing ran yet: the app adds its own commands and submits when it wants.
@@ -86,8 +71,7 @@ fn conv_recorded_into_the_apps_encoder_on_the_apps_buffers() {
     queue.submit(Some(encoder.finish()));
 
     let (tx, rx) = std::sync::mpsc::channel();
-    read.slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| tx.send(r).unwrap());
+    read.slice(..).map_async(wgpu::MapMode::Read, move |r| tx.send(r).unwrap());
     device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
     rx.recv().unwrap().unwrap();
     let got: Vec<f32> = bytemuck::cast_slice(&read.slice(..).get_mapped_range().unwrap()).to_vec();
@@ -96,10 +80,7 @@ fn conv_recorded_into_the_apps_encoder_on_the_apps_buffers() {
     let stats = compare(&got, &reference);
     assert!(stats.passes(Tolerance::default()), "{stats}");
     // The elements past the output were not touched.
-    let tail = Tensor::from_buffer(&ctx, yb, &[out_len + 7])
-        .unwrap()
-        .to_vec(&ctx)
-        .unwrap();
+    let tail = Tensor::from_buffer(&ctx, yb, &[out_len + 7]).unwrap().to_vec(&ctx).unwrap();
     assert!(tail[out_len..].iter().all(|v| v.is_nan()));
 }
 
@@ -115,15 +96,9 @@ fn unusable_app_buffers_are_errors() {
         usage: wgpu::BufferUsages::UNIFORM,
         mapped_at_creation: false,
     });
-    assert!(matches!(
-        Tensor::from_buffer(&ctx, uniform_only, &[4]),
-        Err(Error::Buffer { .. })
-    ));
+    assert!(matches!(Tensor::from_buffer(&ctx, uniform_only, &[4]), Err(Error::Buffer { .. })));
     let small = app_buffer(&device, &[1.0; 4]);
-    assert!(matches!(
-        Tensor::from_buffer(&ctx, small, &[5]),
-        Err(Error::Buffer { .. })
-    ));
+    assert!(matches!(Tensor::from_buffer(&ctx, small, &[5]), Err(Error::Buffer { .. })));
 }
 
 /// A buffer of a different device slipped in through `from_buffer` is caught by the error
@@ -140,9 +115,6 @@ fn a_foreign_buffer_is_an_error_not_a_panic() {
     assert!(matches!(e, Error::Validation(_)), "{e}");
     // The context still works afterwards.
     let x = Tensor::from_slice(&ctx, &[1, 1, 4, 4], &[1.0; 16]).unwrap();
-    let y = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default())
-        .unwrap()
-        .to_vec(&ctx)
-        .unwrap();
+    let y = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap().to_vec(&ctx).unwrap();
     assert_eq!(y, vec![9.0; 4]);
 }

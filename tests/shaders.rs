@@ -2,10 +2,8 @@
 //! override set the engine uses, translate to SPIR-V, MSL, HLSL and GLSL; bindings and
 //! uniform layouts against their Rust twins. No GPU needed.
 
-use wgconv::ops::{gemm::GemmParams, im2col::Im2colParams};
-use wgconv::shaders::{
-    check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target,
-};
+use wgconv::ops::{depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
+use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
 
 #[test]
 fn every_shader_translates_to_every_target() {
@@ -13,15 +11,7 @@ fn every_shader_translates_to_every_target() {
     for &id in ShaderId::ALL {
         failures.extend(check_shader(id));
     }
-    assert!(
-        failures.is_empty(),
-        "{}",
-        failures
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert!(failures.is_empty(), "{}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"));
 }
 
 #[test]
@@ -34,62 +24,39 @@ fn the_check_can_fail() {
                  @compute @workgroup_size(1) fn main() { o[0] = N; }";
     let (stage, _) = translate(unset, "main", &Overrides::none(), Target::Msl).unwrap_err();
     assert_eq!(stage, "overrides");
-    assert!(translate(
-        unset,
-        "main",
-        &Overrides::none().with("N", 3.0),
-        Target::Msl
-    )
-    .is_ok());
+    assert!(translate(unset, "main", &Overrides::none().with("N", 3.0), Target::Msl).is_ok());
 }
 
 #[test]
 fn bind_group_layouts_match_the_wgsl() {
     for &id in ShaderId::ALL {
         let reflected = reflect_bindings(id.source()).unwrap();
-        let declared: Vec<_> = id
-            .bindings()
-            .iter()
-            .enumerate()
-            .map(|(i, &k)| (i as u32, k))
-            .collect();
+        let declared: Vec<_> = id.bindings().iter().enumerate().map(|(i, &k)| (i as u32, k)).collect();
         assert_eq!(reflected, declared, "{}", id.file());
     }
 }
 
 fn assert_twin(id: ShaderId, fields: &[(&str, usize)], size: usize) {
     let (members, span) = reflect_uniform(id.source()).unwrap();
-    let ours: Vec<(String, u32)> = fields
-        .iter()
-        .map(|&(n, o)| (n.to_string(), o as u32))
-        .collect();
+    let ours: Vec<(String, u32)> = fields.iter().map(|&(n, o)| (n.to_string(), o as u32)).collect();
     assert_eq!(members, ours, "{}: uniform members/offsets", id.file());
     assert_eq!(span as usize, size, "{}: uniform size", id.file());
 }
 
 #[test]
 fn uniform_structs_match_their_rust_twins() {
-    assert_twin(
-        ShaderId::Im2col,
-        Im2colParams::FIELDS,
-        std::mem::size_of::<Im2colParams>(),
-    );
-    assert_twin(
-        ShaderId::Gemm,
-        GemmParams::FIELDS,
-        std::mem::size_of::<GemmParams>(),
-    );
+    assert_twin(ShaderId::Im2col, Im2colParams::FIELDS, std::mem::size_of::<Im2colParams>());
+    assert_twin(ShaderId::Gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
 }
 
 #[test]
 fn every_shader_file_is_registered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    let mut known: Vec<String> = ShaderId::ALL.iter().map(|s| s.file().to_string()).collect();
+    let mut known: Vec<String> = ShaderId::ALL.iter().flat_map(|s| s.files()).map(|f| f.to_string()).collect();
     known.sort();
+    known.dedup();
     assert_eq!(files, known);
 }

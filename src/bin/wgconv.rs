@@ -10,8 +10,7 @@ use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{run_all, ConformanceReport};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d_with_info, Algorithm, ContextOptions, Conv2dParams, GpuContext, HostTensor, Padding,
-    Tensor,
+    conv2d_with_info, Activation, Algorithm, ContextOptions, Conv2dParams, GpuContext, HostTensor, Padding, Tensor,
 };
 
 #[derive(Parser)]
@@ -72,7 +71,8 @@ struct BenchArgs {
     /// Only these case ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Algorithm to force (auto, im2col_gemm), or `all` to time each one.
+    /// Algorithm to force (auto, im2col_gemm, implicit_gemm, gemm_1x1, depthwise), or `all`
+    /// to time each one that applies.
     #[arg(long, default_value = "auto")]
     algo: String,
     /// Override every case's batch size N.
@@ -138,6 +138,12 @@ struct Conv2dArgs {
     dilation: String,
     #[arg(long, default_value_t = 1)]
     groups: u32,
+    /// auto | im2col_gemm | implicit_gemm | gemm_1x1 | depthwise.
+    #[arg(long, default_value = "auto")]
+    algo: String,
+    /// Fused activation: none | relu | relu6 | leaky_relu[:SLOPE] | sigmoid | tanh | gelu.
+    #[arg(long, default_value = "none")]
+    activation: String,
     /// Output .npy.
     #[arg(long)]
     out: PathBuf,
@@ -188,14 +194,17 @@ fn info() -> Result<(), Failure> {
         "limits       max_storage_buffer_binding_size {} B, max_buffer_size {} B,",
         l.max_storage_buffer_binding_size, l.max_buffer_size
     );
-    println!("             max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {},", l.max_compute_workgroups_per_dimension, l.max_compute_invocations_per_workgroup);
-    println!("             max_compute_workgroup_storage_size {} B, max_storage_buffers_per_shader_stage {}", l.max_compute_workgroup_storage_size, l.max_storage_buffers_per_shader_stage);
+    println!(
+        "             max_compute_workgroups_per_dimension {}, max_compute_invocations_per_workgroup {},",
+        l.max_compute_workgroups_per_dimension, l.max_compute_invocations_per_workgroup
+    );
+    println!(
+        "             max_compute_workgroup_storage_size {} B, max_storage_buffers_per_shader_stage {}",
+        l.max_compute_workgroup_storage_size, l.max_storage_buffers_per_shader_stage
+    );
     println!("all adapters:");
     for a in GpuContext::enumerate_adapters(None) {
-        println!(
-            "  - {} ({:?}, {:?}, driver {})",
-            a.name, a.backend, a.device_type, a.driver
-        );
+        println!("  - {} ({:?}, {:?}, driver {})", a.name, a.backend, a.device_type, a.driver);
     }
     Ok(())
 }
@@ -203,10 +212,7 @@ fn info() -> Result<(), Failure> {
 fn load(path: &PathBuf, what: &str) -> Result<HostTensor, Failure> {
     let (t, converted) = HostTensor::read_npy(path)?;
     if let Some(from) = converted {
-        eprintln!(
-            "wgconv: note: {what} {} converted from {from} to float32",
-            path.display()
-        );
+        eprintln!("wgconv: note: {what} {} converted from {from} to float32", path.display());
     }
     Ok(t)
 }
@@ -217,7 +223,20 @@ fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
         padding: parse_padding(&a.padding)?,
         dilation: parse_pair("dilation", &a.dilation)?,
         groups: a.groups,
-        ..Default::default()
+        algorithm: parse_algos(&a.algo)?
+            .into_iter()
+            .next()
+            .filter(|_| a.algo != "all")
+            .ok_or_else(|| Failure("--algo all is for bench; run takes one algorithm".into(), 2))?,
+        activation: Activation::parse(&a.activation).ok_or_else(|| {
+            Failure(
+                format!(
+                    "--activation: unknown '{}' (none, relu, relu6, leaky_relu[:SLOPE], sigmoid, tanh, gelu)",
+                    a.activation
+                ),
+                2,
+            )
+        })?,
     };
     let x = load(&a.input, "input")?;
     let w = load(&a.weight, "weight")?;
@@ -257,34 +276,20 @@ fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
             if ok { "PASS" } else { "FAIL" }
         );
         if !ok {
-            return Err(Failure(
-                "GPU result differs from the CPU reference beyond tolerance".into(),
-                3,
-            ));
+            return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
         }
     }
     Ok(())
 }
 
-/// Algorithms `--algo` accepts, by name.
-const ALGORITHMS: &[Algorithm] = &[Algorithm::Im2colGemm];
-
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
-    match text {
-        "auto" => Ok(vec![Algorithm::Auto]),
-        "all" => Ok(ALGORITHMS.to_vec()),
-        name => ALGORITHMS
-            .iter()
-            .find(|a| a.name() == name)
-            .map(|a| vec![*a])
-            .ok_or_else(|| {
-                let names: Vec<&str> = ALGORITHMS.iter().map(|a| a.name()).collect();
-                Failure(
-                    format!("--algo: unknown '{name}' (auto, all, {})", names.join(", ")),
-                    2,
-                )
-            }),
+    if text == "all" {
+        return Ok(Algorithm::ALL.to_vec());
     }
+    Algorithm::from_name(text).map(|a| vec![a]).ok_or_else(|| {
+        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        Failure(format!("--algo: unknown '{text}' (auto, all, {})", names.join(", ")), 2)
+    })
 }
 
 /// A one-line progress bar on stderr (only when stderr is a terminal).
@@ -298,12 +303,7 @@ struct Progress {
 impl Progress {
     fn new(total: usize) -> Self {
         use std::io::IsTerminal;
-        Progress {
-            total,
-            done: 0,
-            tty: std::io::stderr().is_terminal(),
-            started: Instant::now(),
-        }
+        Progress { total, done: 0, tty: std::io::stderr().is_terminal(), started: Instant::now() }
     }
     fn show(&self, what: &str) {
         if !self.tty {
@@ -338,9 +338,7 @@ fn write_file(path: &PathBuf, text: &str) -> Result<(), Failure> {
 
 fn bench(a: &BenchArgs) -> Result<(), Failure> {
     let text = match &a.suite {
-        Some(p) => {
-            std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display()), 1))?
-        }
+        Some(p) => std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display()), 1))?,
         None => DEFAULT_SUITE.to_string(),
     };
     let mut cases = parse_suite(&text).map_err(|e| Failure(format!("suite: {e}"), 2))?;
@@ -360,11 +358,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
     let opts = BenchOptions {
         warmup: if a.quick { 1 } else { a.warmup },
         runs: if a.quick { 3 } else { a.runs },
-        min_time: std::time::Duration::from_secs_f64(if a.quick {
-            0.0
-        } else {
-            a.min_time.max(0.0)
-        }),
+        min_time: std::time::Duration::from_secs_f64(if a.quick { 0.0 } else { a.min_time.max(0.0) }),
         check_points: a.check_points,
         wall_clock: a.wall_clock,
     };
@@ -391,10 +385,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
     let report = Report::new(&ctx, ceilings, results);
     print!("{}", report.table());
     if let Some(p) = &a.json {
-        write_file(
-            p,
-            &serde_json::to_string_pretty(&report).map_err(|e| Failure(e.to_string(), 1))?,
-        )?;
+        write_file(p, &serde_json::to_string_pretty(&report).map_err(|e| Failure(e.to_string(), 1))?)?;
     }
     if let Some(p) = &a.csv {
         write_file(p, &report.csv())?;
@@ -402,17 +393,10 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
     if let Some(p) = &a.plot {
         write_file(p, &report.svg())?;
     }
-    let failed: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| r.status.starts_with("error"))
-        .map(|r| r.id.as_str())
-        .collect();
+    let failed: Vec<&str> =
+        report.results.iter().filter(|r| r.status.starts_with("error")).map(|r| r.id.as_str()).collect();
     if !failed.is_empty() {
-        return Err(Failure(
-            format!("{} case(s) failed: {}", failed.len(), failed.join(", ")),
-            3,
-        ));
+        return Err(Failure(format!("{} case(s) failed: {}", failed.len(), failed.join(", ")), 3));
     }
     Ok(())
 }
@@ -423,10 +407,7 @@ fn parse_backend(name: &str) -> Result<wgpu::Backends, Failure> {
         "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
         "metal" | "mtl" => Ok(wgpu::Backends::METAL),
         "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
-        other => Err(Failure(
-            format!("--backend: unknown '{other}' (vulkan, gl, metal, dx12)"),
-            2,
-        )),
+        other => Err(Failure(format!("--backend: unknown '{other}' (vulkan, gl, metal, dx12)"), 2)),
     }
 }
 
@@ -439,16 +420,10 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
         }
         found
             .into_iter()
-            .map(|i| ContextOptions {
-                backends: Some(wgpu::Backends::from(i.backend)),
-                adapter_name: Some(i.name),
-            })
+            .map(|i| ContextOptions { backends: Some(wgpu::Backends::from(i.backend)), adapter_name: Some(i.name) })
             .collect()
     } else {
-        vec![ContextOptions {
-            backends,
-            adapter_name: a.adapter.clone(),
-        }]
+        vec![ContextOptions { backends, adapter_name: a.adapter.clone() }]
     };
     let mut reports: Vec<ConformanceReport> = Vec::new();
     let mut open_failures = Vec::new();
@@ -473,42 +448,31 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
         reports.push(report);
     }
     if reports.len() > 1 {
-        println!("\nmatrix ({} cases per op, seed {}):", a.cases, a.seed);
-        println!(
-            "{:<44} {:<8} {:>14} {}",
-            "adapter", "backend", "conv2d", "result"
-        );
+        println!("\nmatrix ({} cases per op, seed {}; passed/applicable per op/algorithm):", a.cases, a.seed);
+        let ops: Vec<String> = reports[0].ops.iter().map(|o| o.op.clone()).collect();
+        print!("{:<36} {:<8}", "adapter", "backend");
+        for op in &ops {
+            print!(" {:>22}", op);
+        }
+        println!(" result");
         for r in &reports {
-            let conv = r
-                .ops
-                .iter()
-                .find(|o| o.op == "conv2d")
-                .map_or("-".to_string(), |o| format!("{}/{}", o.passed, o.cases));
-            println!(
-                "{:<44} {:<8} {:>14} {}",
-                r.adapter,
-                r.backend,
-                conv,
-                if r.ok() { "PASS" } else { "FAIL" }
-            );
+            print!("{:<36} {:<8}", r.adapter, r.backend);
+            for o in &r.ops {
+                print!(" {:>22}", format!("{}/{}", o.passed, o.cases));
+            }
+            println!(" {}", if r.ok() { "PASS" } else { "FAIL" });
         }
     }
     for f in &open_failures {
         println!("could not open {f}");
     }
     if let Some(p) = &a.json {
-        write_file(
-            p,
-            &serde_json::to_string_pretty(&reports).map_err(|e| Failure(e.to_string(), 1))?,
-        )?;
+        write_file(p, &serde_json::to_string_pretty(&reports).map_err(|e| Failure(e.to_string(), 1))?)?;
     }
     let failed = reports.iter().filter(|r| !r.ok()).count();
     if failed > 0 || !open_failures.is_empty() {
         return Err(Failure(
-            format!(
-                "{failed} adapter(s) failed conformance, {} could not be opened",
-                open_failures.len()
-            ),
+            format!("{failed} adapter(s) failed conformance, {} could not be opened", open_failures.len()),
             1,
         ));
     }

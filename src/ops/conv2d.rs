@@ -1,15 +1,22 @@
 //! conv2d forward (PyTorch `torch.nn.functional.conv2d` semantics).
 //!
-//! Algorithm (`Im2colGemm`): the output pixels `p = (n·Ho + oy)·Wo + ox` are cut into
-//! chunks whose column matrix fits the workspace budget and one storage binding. For each
-//! chunk, `im2col.wgsl` unfolds the input into `[Cin·kh·kw, cols]` and `gemm.wgsl` multiplies
-//! each group's weight block `[Cout/G, (Cin/G)·kh·kw]` with that group's rows, all groups in
-//! one dispatch, writing straight into the NCHW output with the bias added.
+//! Algorithms (see [`Algorithm`]; `Auto` picks with [`Algorithm::choose`]):
+//! - `Im2colGemm`: the output pixels `p = (n·Ho + oy)·Wo + ox` are cut into chunks whose
+//!   column matrix fits the workspace budget and one storage binding. For each chunk,
+//!   `im2col.wgsl` unfolds the input into `[Cin·kh·kw, cols]` and `gemm.wgsl` multiplies each
+//!   group's weight block `[Cout/G, (Cin/G)·kh·kw]` with that group's rows, all groups in one
+//!   dispatch, writing straight into the NCHW output.
+//! - `ImplicitGemm` / `Gemm1x1`: the same GEMM over all pixels in one dispatch, its B loader
+//!   gathering from the input (`B_MODE` 1 / 2): no workspace, no im2col pass.
+//! - `Depthwise`: `depthwise.wgsl`, one dispatch.
+//!
+//! Every path adds the bias and applies the activation in its write-out.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{check_binding, gemm, im2col, range, Dispatch, UniformArena};
-use crate::params::{Algorithm, Conv2dGeometry, Conv2dParams};
+use crate::ops::gemm::BMode;
+use crate::ops::{check_binding, depthwise, gemm, im2col, range, whole, Dispatch, UniformArena};
+use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::Tensor;
 
 /// What one conv2d call did.
@@ -18,11 +25,11 @@ pub struct Conv2dInfo {
     /// The algorithm that ran (never `Auto`).
     pub algorithm: Algorithm,
     pub geometry: Conv2dGeometry,
-    /// Number of pixel chunks the work was split into.
+    /// Number of pixel chunks the work was split into (1 without a workspace).
     pub chunks: u32,
     /// Output pixels per chunk (the last may hold fewer).
     pub chunk_cols: u32,
-    /// Workspace bytes one chunk uses.
+    /// Workspace bytes one chunk uses (0 for every algorithm but `Im2colGemm`).
     pub workspace_bytes: u64,
 }
 
@@ -48,11 +55,7 @@ pub fn conv2d_with_info(
 ) -> Result<(Tensor, Conv2dInfo)> {
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     let output = Tensor::empty(ctx, &g.output_shape())?;
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("conv2d"),
-        });
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
     Ok((output, info))
@@ -74,11 +77,7 @@ pub fn conv2d_into(
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
             what: "output",
-            reason: format!(
-                "shape {:?}, expected {:?}",
-                output.shape(),
-                g.output_shape()
-            ),
+            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
         });
     }
     input.check_device(ctx, "input")?;
@@ -90,18 +89,51 @@ pub fn conv2d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         check_binding(ctx, t, what)?;
     }
-    match params.algorithm {
-        Algorithm::Auto | Algorithm::Im2colGemm => {}
+    let algorithm = match params.algorithm {
+        Algorithm::Auto => Algorithm::choose(&g),
+        forced => forced, // validate() has checked that it supports g
+    };
+    let act = params.activation;
+    let pixels = g.n * g.h_out * g.w_out;
+    let mut info = Conv2dInfo { algorithm, geometry: g, chunks: 1, chunk_cols: pixels, workspace_bytes: 0 };
+    ctx.scoped(|| -> Result<()> {
+        let mut arena = UniformArena::new(ctx);
+        let dispatches: Vec<Dispatch> = match algorithm {
+            Algorithm::Im2colGemm => {
+                let plan = plan_chunks(ctx, &g)?;
+                info.chunks = plan.chunks;
+                info.chunk_cols = plan.cols;
+                info.workspace_bytes = plan.cols as u64 * plan.rows as u64 * 4;
+                return encode_im2col_gemm(ctx, encoder, &g, &plan, act, input, weight, bias, output);
+            }
+            Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
+                let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
+                let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
+                let block = arena.push(&p);
+                let uniforms = arena.finish(ctx);
+                vec![gemm::prepare(ctx, &uniforms, block, &p, mode, act, weight, whole(input), bias, output)?]
+            }
+            Algorithm::Depthwise => {
+                let p = depthwise::DepthwiseParams::new(&g, act.alpha());
+                let block = arena.push(&p);
+                let uniforms = arena.finish(ctx);
+                vec![depthwise::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
+            }
+            Algorithm::Auto => unreachable!("resolved above"),
+        };
+        record(encoder, "conv2d", &dispatches);
+        Ok(())
+    })??;
+    Ok(info)
+}
+
+/// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards).
+fn record(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+    let mut pass =
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+    for d in dispatches {
+        d.record(&mut pass);
     }
-    let plan = plan_chunks(ctx, &g)?;
-    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, input, weight, bias, output))??;
-    Ok(Conv2dInfo {
-        algorithm: Algorithm::Im2colGemm,
-        geometry: g,
-        chunks: plan.chunks,
-        chunk_cols: plan.cols,
-        workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4,
-    })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,12 +163,7 @@ fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
     let cols = pixels.div_ceil(chunks);
     // rows·cols·4 ≤ budget < 2^32 bytes, so every index the kernels form fits in u32.
     let to_u32 = |v: u64| u32::try_from(v).map_err(|_| Error::TooLarge(format!("{v} exceeds u32")));
-    Ok(ChunkPlan {
-        rows: to_u32(rows)?,
-        pixels: to_u32(pixels)?,
-        cols: to_u32(cols)?,
-        chunks: to_u32(chunks)?,
-    })
+    Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -145,22 +172,20 @@ fn encode_im2col_gemm(
     encoder: &mut wgpu::CommandEncoder,
     g: &Conv2dGeometry,
     plan: &ChunkPlan,
+    act: Activation,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
 ) -> Result<()> {
     let workspace = ctx.workspace(plan.cols as u64 * plan.rows as u64 * 4)?;
-    let hw = g.h_out * g.w_out;
-    let (m, k) = (g.c_out_per_group(), g.c_in_per_group() * g.kh * g.kw);
-
     let mut arena = UniformArena::new(ctx);
     let mut blocks = Vec::with_capacity(plan.chunks as usize);
     for c in 0..plan.chunks {
         let col0 = c * plan.cols;
         let cols = plan.cols.min(plan.pixels - col0);
         let ip = im2col::Im2colParams::new(g, col0, cols);
-        let gp = gemm::GemmParams::new(m, cols, k, g.groups, hw, col0, g.c_out * hw);
+        let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
         blocks.push((ip, arena.push(&ip), gp, arena.push(&gp)));
     }
     let uniforms = arena.finish(ctx);
@@ -169,16 +194,8 @@ fn encode_im2col_gemm(
     for (ip, ib, gp, gb) in &blocks {
         dispatches.push(im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?);
         let col = range(&workspace, (0, ip.total as u64 * 4));
-        dispatches.push(gemm::prepare(
-            ctx, &uniforms, *gb, gp, weight, col, bias, output,
-        )?);
+        dispatches.push(gemm::prepare(ctx, &uniforms, *gb, gp, BMode::Dense, act, weight, col, bias, output)?);
     }
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some("conv2d"),
-        timestamp_writes: None,
-    });
-    for d in &dispatches {
-        d.record(&mut pass);
-    }
+    record(encoder, "conv2d", &dispatches);
     Ok(())
 }

@@ -3,31 +3,36 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{check_binding, fold_grid, range, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
+use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
 uniform_block! {
     /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
     GemmParams {
-        m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, _pad0, _pad1,
+        m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
+        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, _pad0,
     }
 }
 
 /// Output tile of one workgroup (BM = BN in the shader).
 pub const TILE: u32 = 64;
 
+/// Where the GEMM's B operand comes from (the shader's `B_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BMode {
+    /// A dense `[groups, K, N]` matrix (the im2col workspace, or a plain GEMM's B).
+    Dense = 0,
+    /// Gathered from the NCHW input on the fly (implicit GEMM).
+    Implicit = 1,
+    /// The NCHW input of a 1x1, stride-1, unpadded conv.
+    Pointwise = 2,
+}
+
 impl GemmParams {
     /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
-    pub fn new(
-        m: u32,
-        n: u32,
-        k: u32,
-        groups: u32,
-        hw: u32,
-        col0: u32,
-        c_image_stride: u32,
-    ) -> Self {
+    pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
         let (tiles_m, tiles_n) = (m.div_ceil(TILE), n.div_ceil(TILE));
         GemmParams {
             m,
@@ -40,8 +45,30 @@ impl GemmParams {
             hw,
             col0,
             c_image_stride,
-            _pad0: 0,
-            _pad1: 0,
+            ..Default::default()
+        }
+    }
+
+    /// Conv GEMM over output pixels `col0 .. col0 + cols` of `g`, with its activation slope
+    /// and the geometry the implicit modes gather with.
+    pub fn conv(g: &Conv2dGeometry, col0: u32, cols: u32, alpha: f32) -> Self {
+        let hw = g.h_out * g.w_out;
+        let k = g.c_in_per_group() * g.kh * g.kw;
+        GemmParams {
+            alpha_bits: alpha.to_bits(),
+            c_in: g.c_in,
+            h: g.h,
+            w: g.w,
+            kh: g.kh,
+            kw: g.kw,
+            stride_h: g.stride[0],
+            stride_w: g.stride[1],
+            dil_h: g.dilation[0],
+            dil_w: g.dilation[1],
+            pad_top: g.pads.top,
+            pad_left: g.pads.left,
+            w_out: g.w_out,
+            ..GemmParams::new(g.c_out_per_group(), cols, k, g.groups, hw, col0, g.c_out * hw)
         }
     }
 }
@@ -54,30 +81,22 @@ pub(crate) fn prepare(
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     p: &GemmParams,
+    mode: BMode,
+    activation: Activation,
     a: &Tensor,
     b: wgpu::BindingResource<'_>,
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Dispatch> {
-    let (pipeline, bgl) = ctx.pipeline(
-        ShaderId::Gemm,
-        &Overrides::none().flag("HAS_BIAS", bias.is_some()),
-    )?;
+    let overrides = Overrides::none()
+        .flag("HAS_BIAS", bias.is_some())
+        .with("B_MODE", mode as u32 as f64)
+        .with("ACT", activation.code() as f64);
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::Gemm, &overrides)?;
     let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
-    let bias = match bias {
-        Some(t) => whole(t),
-        None => range(&ctx.dummy, (0, 16)),
-    };
-    let bind_group = ctx.bind_group(
-        ShaderId::Gemm,
-        &bgl,
-        &[range(uniforms, block), whole(a), b, bias, whole(c)],
-    );
-    Ok(Dispatch {
-        pipeline,
-        bind_group,
-        grid,
-    })
+    let bias = optional(ctx, bias);
+    let bind_group = ctx.bind_group(ShaderId::Gemm, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
+    Ok(Dispatch { pipeline, bind_group, grid })
 }
 
 /// Checks `a: [M, K]`, `b: [K, N]` and returns `(M, N, K)`.
@@ -86,9 +105,7 @@ fn matmul_dims(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<(u32, u32, u3
     crate::params::check_rank("a", sa, 2, "M, K")?;
     crate::params::check_rank("b", sb, 2, "K, N")?;
     if sa[1] != sb[0] {
-        return Err(Error::ChannelMismatch(format!(
-            "a is {sa:?} but b is {sb:?}: inner sizes differ"
-        )));
+        return Err(Error::ChannelMismatch(format!("a is {sa:?} but b is {sb:?}: inner sizes differ")));
     }
     a.check_device(ctx, "a")?;
     b.check_device(ctx, "b")?;
@@ -110,10 +127,7 @@ pub fn matmul_into(
 ) -> Result<()> {
     let (m, n, k) = matmul_dims(ctx, a, b)?;
     if c.shape() != [m as usize, n as usize] {
-        return Err(Error::Buffer {
-            what: "c",
-            reason: format!("shape {:?}, expected [{m}, {n}]", c.shape()),
-        });
+        return Err(Error::Buffer { what: "c", reason: format!("shape {:?}, expected [{m}, {n}]", c.shape()) });
     }
     c.check_device(ctx, "c")?;
     check_binding(ctx, c, "c")?;
@@ -122,11 +136,9 @@ pub fn matmul_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx);
-        let d = prepare(ctx, &uniforms, block, &p, a, whole(b), None, c)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("matmul"),
-            timestamp_writes: None,
-        });
+        let d = prepare(ctx, &uniforms, block, &p, BMode::Dense, Activation::None, a, whole(b), None, c)?;
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
         d.record(&mut pass);
         Ok(())
     })?
@@ -136,11 +148,7 @@ pub fn matmul_into(
 pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (m, n, _) = matmul_dims(ctx, a, b)?;
     let c = Tensor::empty(ctx, &[m as usize, n as usize])?;
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("matmul"),
-        });
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("matmul") });
     matmul_into(ctx, &mut encoder, a, b, &c)?;
     ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
     Ok(c)

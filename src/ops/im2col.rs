@@ -58,15 +58,7 @@ pub(crate) fn prepare(
     let bind_group = ctx.bind_group(
         ShaderId::Im2col,
         &bgl,
-        &[
-            range(uniforms, block),
-            whole(input),
-            range(col, (0, p.total as u64 * 4)),
-        ],
+        &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))],
     );
-    Ok(Dispatch {
-        pipeline,
-        bind_group,
-        grid,
-    })
+    Ok(Dispatch { pipeline, bind_group, grid })
 }

@@ -2,6 +2,7 @@
 //! call returns an [`Error`](crate::Error) with no work submitted.
 
 pub mod conv2d;
+pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
 
@@ -26,9 +27,7 @@ pub fn fold_grid(total: u64, limit: u32) -> Result<[u32; 3]> {
     let y = rest.min(limit);
     let z = rest.div_ceil(y);
     if z > limit {
-        return Err(Error::TooLarge(format!(
-            "{total} workgroups exceed {limit}³"
-        )));
+        return Err(Error::TooLarge(format!("{total} workgroups exceed {limit}³")));
     }
     Ok([x as u32, y as u32, z as u32])
 }
@@ -61,10 +60,7 @@ pub(crate) struct UniformArena {
 
 impl UniformArena {
     pub fn new(ctx: &GpuContext) -> Self {
-        UniformArena {
-            bytes: Vec::new(),
-            align: ctx.limits().min_uniform_buffer_offset_alignment.max(16) as usize,
-        }
+        UniformArena { bytes: Vec::new(), align: ctx.limits().min_uniform_buffer_offset_alignment.max(16) as usize }
     }
     /// Appends a block; returns its (offset, size).
     pub fn push<T: bytemuck::Pod>(&mut self, value: &T) -> (u64, u64) {
@@ -74,30 +70,31 @@ impl UniformArena {
         (off as u64, std::mem::size_of::<T>() as u64)
     }
     pub fn finish(self, ctx: &GpuContext) -> wgpu::Buffer {
-        ctx.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("wgconv.uniforms"),
-                contents: &self.bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgconv.uniforms"),
+            contents: &self.bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
     }
 }
 
 /// A binding of `size` bytes of `buffer` from `offset`.
-pub(crate) fn range(
-    buffer: &wgpu::Buffer,
-    (offset, size): (u64, u64),
-) -> wgpu::BindingResource<'_> {
-    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-        buffer,
-        offset,
-        size: NonZeroU64::new(size.max(4)),
-    })
+pub(crate) fn range(buffer: &wgpu::Buffer, (offset, size): (u64, u64)) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: NonZeroU64::new(size.max(4)) })
 }
 
 /// The bytes of `t` that its shape covers, as a binding.
 pub(crate) fn whole(t: &Tensor) -> wgpu::BindingResource<'_> {
     range(t.buffer(), (0, t.byte_len()))
+}
+
+/// An optional input: the tensor, or the context's dummy buffer where the kernel's `HAS_*`
+/// override is false and the binding is never read.
+pub(crate) fn optional<'a>(ctx: &'a GpuContext, t: Option<&'a Tensor>) -> wgpu::BindingResource<'a> {
+    match t {
+        Some(t) => whole(t),
+        None => range(&ctx.dummy, (0, 16)),
+    }
 }
 
 /// Errors unless `t` fits one storage binding under the context's current limit.
@@ -136,23 +133,13 @@ mod tests {
 
     #[test]
     fn fold_covers_total_within_limits() {
-        for (total, limit) in [
-            (1u64, 65535u32),
-            (65535, 65535),
-            (65536, 65535),
-            (10, 3),
-            (27, 3),
-            (28, 4),
-            (300, 7),
-            (343, 7),
-        ] {
+        for (total, limit) in
+            [(1u64, 65535u32), (65535, 65535), (65536, 65535), (10, 3), (27, 3), (28, 4), (300, 7), (343, 7)]
+        {
             let [x, y, z] = fold_grid(total, limit).unwrap();
             assert!(x <= limit && y <= limit && z <= limit);
             let n = x as u64 * y as u64 * z as u64;
-            assert!(
-                n >= total && n - total < (x as u64) * (y as u64),
-                "{total} {limit} -> {x},{y},{z}"
-            );
+            assert!(n >= total && n - total < (x as u64) * (y as u64), "{total} {limit} -> {x},{y},{z}");
         }
         assert!(fold_grid(28, 3).is_err());
         assert!(fold_grid(344, 7).is_err());

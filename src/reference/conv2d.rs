@@ -1,6 +1,6 @@
 //! Reference conv2d: out[n, co, oy, ox] = bias[co] + Σ_{ci∈group(co), i, j}
 //! in[n, ci, oy·sh − pt + i·dh, ox·sw − pl + j·dw] · w[co, ci − g·Cin/G, i, j],
-//! with out-of-range input positions read as 0.
+//! with out-of-range input positions read as 0, then the activation.
 
 use crate::error::Result;
 use crate::params::Conv2dParams;
@@ -13,20 +13,15 @@ pub fn conv2d(
     bias: Option<&HostTensor>,
     params: &Conv2dParams,
 ) -> Result<([usize; 4], Vec<f64>)> {
-    let g = params.validate(
-        &input.shape,
-        &weight.shape,
-        bias.map(|b| b.shape.as_slice()),
-    )?;
+    let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let shape = g.output_shape();
-    let out = (0..shape.iter().product())
-        .map(|i| conv2d_at(input, weight, bias, &g, i))
-        .collect();
+    let act = params.activation;
+    let out = (0..shape.iter().product()).map(|i| act.apply(conv2d_at(input, weight, bias, &g, i))).collect();
     Ok((shape, out))
 }
 
-/// One output element `out[n, co, oy, ox]` (flat index `index` of the NCHW output), for
-/// spot checks of large outputs. `g` must come from `params.validate` of these tensors.
+/// One output element `out[n, co, oy, ox]` (flat index `index` of the NCHW output) before
+/// the activation, for spot checks of large outputs. `g` must come from `params.validate` of these tensors.
 pub fn conv2d_at(
     input: &HostTensor,
     weight: &HostTensor,
@@ -45,19 +40,15 @@ pub fn conv2d_at(
     for cl in 0..cig {
         let ci = grp * cig + cl;
         for i in 0..kh {
-            let iy = oy as isize * g.stride[0] as isize - g.pads.top as isize
-                + (i * g.dilation[0] as usize) as isize;
+            let iy = oy as isize * g.stride[0] as isize - g.pads.top as isize + (i * g.dilation[0] as usize) as isize;
             for j in 0..kw {
-                let ix = ox as isize * g.stride[1] as isize - g.pads.left as isize
-                    + (j * g.dilation[1] as usize) as isize;
+                let ix =
+                    ox as isize * g.stride[1] as isize - g.pads.left as isize + (j * g.dilation[1] as usize) as isize;
                 let inside = iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize;
                 // Zero padding is a value: 0·w is still added, so an infinite weight over
                 // padding gives NaN exactly as in PyTorch.
-                let x = if inside {
-                    input.data[((b * c_in + ci) * h + iy as usize) * w + ix as usize] as f64
-                } else {
-                    0.0
-                };
+                let x =
+                    if inside { input.data[((b * c_in + ci) * h + iy as usize) * w + ix as usize] as f64 } else { 0.0 };
                 acc += x * weight.data[((co * cig + cl) * kh + i) * kw + j] as f64;
             }
         }

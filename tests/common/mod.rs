@@ -44,17 +44,7 @@ pub struct Case {
 }
 
 pub fn case(n: usize, c_in: usize, hw: [usize; 2], c_out: usize, k: [usize; 2]) -> Case {
-    Case {
-        n,
-        c_in,
-        h: hw[0],
-        w: hw[1],
-        c_out,
-        kh: k[0],
-        kw: k[1],
-        params: Conv2dParams::default(),
-        bias: true,
-    }
+    Case { n, c_in, h: hw[0], w: hw[1], c_out, kh: k[0], kw: k[1], params: Conv2dParams::default(), bias: true }
 }
 
 impl Case {
@@ -74,6 +64,28 @@ impl Case {
         self.params.groups = g;
         self
     }
+    pub fn algo(mut self, a: wgconv::Algorithm) -> Self {
+        self.params.algorithm = a;
+        self
+    }
+    pub fn act(mut self, a: wgconv::Activation) -> Self {
+        self.params.activation = a;
+        self
+    }
+    /// The algorithms that can run this case (Auto first).
+    pub fn algorithms(&self) -> Vec<wgconv::Algorithm> {
+        let g = self
+            .params
+            .validate(
+                &[self.n, self.c_in, self.h, self.w],
+                &[self.c_out, self.c_in / self.params.groups as usize, self.kh, self.kw],
+                None,
+            )
+            .unwrap();
+        std::iter::once(wgconv::Algorithm::Auto)
+            .chain(wgconv::Algorithm::ALL.into_iter().filter(|a| a.unsupported_reason(&g).is_none()))
+            .collect()
+    }
     pub fn no_bias(mut self) -> Self {
         self.bias = false;
         self
@@ -81,13 +93,8 @@ impl Case {
     pub fn data(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>) {
         let g = self.params.groups as usize;
         let x = HostTensor::random(&[self.n, self.c_in, self.h, self.w], seed);
-        let w = HostTensor::random(
-            &[self.c_out, self.c_in / g, self.kh, self.kw],
-            seed ^ 0x5151,
-        );
-        let b = self
-            .bias
-            .then(|| HostTensor::random(&[self.c_out], seed ^ 0xb1a5));
+        let w = HostTensor::random(&[self.c_out, self.c_in / g, self.kh, self.kw], seed ^ 0x5151);
+        let b = self.bias.then(|| HostTensor::random(&[self.c_out], seed ^ 0xb1a5));
         (x, w, b)
     }
 }
@@ -95,8 +102,7 @@ impl Case {
 /// Runs `case` on the GPU and the reference; returns the error statistics and what ran.
 pub fn run_case(ctx: &GpuContext, case: &Case, seed: u64) -> (ErrorStats, Conv2dInfo) {
     let (x, w, b) = case.data(seed);
-    let (shape, reference) =
-        wgconv::reference::conv2d(&x, &w, b.as_ref(), &case.params).expect("reference");
+    let (shape, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &case.params).expect("reference");
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();
     let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());

@@ -1,0 +1,73 @@
+//! Encoding of `shaders/depthwise.wgsl`: depthwise conv2d (groups = Cin, any channel
+//! multiplier), four outputs of a row per invocation.
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::ops::{fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::params::{Activation, Conv2dGeometry};
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `DepthwiseParams` in `shaders/depthwise.wgsl`.
+    DepthwiseParams {
+        c_in, h, w, c_out, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
+        h_out, w_out, mult, quads, total, alpha_bits, _pad0, _pad1,
+    }
+}
+
+/// Invocations per workgroup of the depthwise kernel.
+const WG: u64 = 64;
+
+impl DepthwiseParams {
+    pub fn new(g: &Conv2dGeometry, alpha: f32) -> Self {
+        let quads = g.w_out.div_ceil(4);
+        DepthwiseParams {
+            c_in: g.c_in,
+            h: g.h,
+            w: g.w,
+            c_out: g.c_out,
+            kh: g.kh,
+            kw: g.kw,
+            stride_h: g.stride[0],
+            stride_w: g.stride[1],
+            dil_h: g.dilation[0],
+            dil_w: g.dilation[1],
+            pad_top: g.pads.top,
+            pad_left: g.pads.left,
+            h_out: g.h_out,
+            w_out: g.w_out,
+            mult: g.c_out / g.c_in,
+            quads,
+            // ≤ output elements, which fit one binding: no overflow.
+            total: g.n * g.c_out * g.h_out * quads,
+            alpha_bits: alpha.to_bits(),
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &DepthwiseParams,
+    activation: Activation,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let overrides = Overrides::none().flag("HAS_BIAS", bias.is_some()).with("ACT", activation.code() as f64);
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::Depthwise, &overrides)?;
+    let grid = fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?;
+    let bias = optional(ctx, bias);
+    let bind_group = ctx.bind_group(
+        ShaderId::Depthwise,
+        &bgl,
+        &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)],
+    );
+    Ok(Dispatch { pipeline, bind_group, grid })
+}
