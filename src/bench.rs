@@ -193,7 +193,8 @@ pub fn time_op(
         ctx.submit_and_wait(encoder)?;
         Ok(t0.elapsed().as_secs_f64() * 1e3)
     };
-    for _ in 0..opts.warmup {
+    // At least one untimed run: pipeline compilation (and autotuning) happen in the first.
+    for _ in 0..opts.warmup.max(1) {
         run_once(&mut record, None)?;
     }
     const MAX_RUNS: u32 = 1000;
@@ -264,7 +265,8 @@ pub struct CaseResult {
     pub op: BenchOp,
     /// The algorithm that ran (or was asked for, when skipped).
     pub algorithm: String,
-    /// `ok`, `skipped: …` or `error: …`.
+    /// `ok`, `skipped: …` (op not implemented), `n/a: …` (algorithm does not apply to the
+    /// shape) or `error: …`.
     pub status: String,
     pub runs: usize,
     pub median_ms: f64,
@@ -330,7 +332,7 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     let b = HostTensor::random(&[case.c_out as usize], seed + 2);
     let g = match params.validate(&x.shape, &w.shape, Some(&b.shape)) {
         Err(Error::InvalidParam { name: "algorithm", reason }) => {
-            return Ok(CaseResult::skipped(case, algorithm.name(), format!("skipped: {reason}")));
+            return Ok(CaseResult::skipped(case, algorithm.name(), format!("n/a: {reason}")));
         }
         other => other?,
     };
@@ -484,6 +486,9 @@ impl Report {
             "status"
         );
         for r in &self.results {
+            if r.status.starts_with("n/a") {
+                continue; // an algorithm that does not apply to this shape (kept in JSON/CSV)
+            }
             if !r.ok() && r.runs == 0 {
                 s += &format!("{:<12} {:<16} {:<12} {}\n", r.id, r.op.name(), r.algorithm, r.status);
                 continue;

@@ -67,6 +67,7 @@ pub struct GpuContext {
     /// the kernel's `HAS_*` override is false).
     pub(crate) dummy: wgpu::Buffer,
     uncaptured: Arc<AtomicBool>,
+    pub(crate) tuner: crate::autotune::Autotuner,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -185,6 +186,7 @@ impl GpuContext {
             lost: Arc::new(Mutex::new(None)),
             workspace: Mutex::new(None),
             uncaptured: Arc::new(AtomicBool::new(false)),
+            tuner: Default::default(),
             owns_device,
             dummy,
             device,

@@ -58,6 +58,7 @@
 //! constants) and cached; error scopes are thread-local in wgpu, so concurrent calls do not
 //! see each other's errors.
 
+pub mod autotune;
 pub mod bench;
 pub mod cli;
 pub mod conformance;

@@ -430,3 +430,34 @@ fn context_reports_adapter_limits() {
     assert!(l.max_compute_invocations_per_workgroup >= 256);
     let _: &GpuContext = ctx;
 }
+
+#[test]
+fn autotuner_measures_once_per_bucket_and_persists() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let file = std::env::temp_dir().join(format!("wgconv-tune-{}.tsv", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(ctx.set_autotune_cache(&file).unwrap(), 0);
+    ctx.autotune(true);
+    let c = case(1, 8, [12, 12], 8, [3, 3]).pad(sym(1, 1));
+    let (stats, info) = run_case(&ctx, &c, 1);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert!(matches!(info.algorithm, Algorithm::Im2colGemm | Algorithm::ImplicitGemm), "{info:?}");
+    assert_eq!(ctx.autotune_measurements(), 1);
+    // Same bucket (13x11 rounds up to 16x16 like 12x12): no new measurement, same choice.
+    let (stats, again) = run_case(&ctx, &case(1, 8, [13, 11], 8, [3, 3]).pad(sym(1, 1)), 2);
+    assert!(stats.passes(Tolerance::default()));
+    assert_eq!((again.algorithm, ctx.autotune_measurements()), (info.algorithm, 1));
+    // A depthwise shape is another bucket: its candidates are timed once.
+    run_case(&ctx, &case(1, 4, [9, 9], 4, [3, 3]).groups(4), 3);
+    assert_eq!(ctx.autotune_measurements(), 2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+
+    // A new context loads the file and measures nothing.
+    let Some(fresh) = fresh_gpu() else { return };
+    assert_eq!(fresh.set_autotune_cache(&file).unwrap(), 2);
+    fresh.autotune(true);
+    let (_, info2) = run_case(&fresh, &c, 1);
+    assert_eq!((info2.algorithm, fresh.autotune_measurements()), (info.algorithm, 0));
+    let _ = std::fs::remove_file(&file);
+}

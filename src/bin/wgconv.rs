@@ -90,6 +90,12 @@ struct BenchArgs {
     /// Fewer runs and a smaller ceiling GEMM: a run of the whole suite in about a minute on lavapipe.
     #[arg(long)]
     quick: bool,
+    /// Turn the autotuner on for `--algo auto` (tuning happens in the warm-up, untimed).
+    #[arg(long)]
+    autotune: bool,
+    /// Keep autotuning results in this file (implies --autotune).
+    #[arg(long)]
+    autotune_cache: Option<PathBuf>,
     /// Skip measuring the adapter's GEMM and copy ceilings.
     #[arg(long)]
     no_ceilings: bool,
@@ -363,6 +369,11 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         wall_clock: a.wall_clock,
     };
     let ctx = GpuContext::new()?;
+    if let Some(p) = &a.autotune_cache {
+        let n = ctx.set_autotune_cache(p)?;
+        eprintln!("autotune: {n} entries for this adapter loaded from {}", p.display());
+    }
+    ctx.autotune(a.autotune || a.autotune_cache.is_some());
     let mut progress = Progress::new(cases.len() * algos.len() + usize::from(!a.no_ceilings));
     let ceilings = if a.no_ceilings {
         None

@@ -90,6 +90,7 @@ pub fn conv2d_into(
         check_binding(ctx, t, what)?;
     }
     let algorithm = match params.algorithm {
+        Algorithm::Auto if ctx.autotune_enabled() => ctx.tune_conv2d(&g, params, bias.is_some())?,
         Algorithm::Auto => Algorithm::choose(&g),
         forced => forced, // validate() has checked that it supports g
     };
