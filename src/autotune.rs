@@ -128,7 +128,8 @@ impl GpuContext {
             // Scratch tensors (zero-filled by wgpu): timing does not depend on the values,
             // and the caller's buffers stay untouched.
             let x = Tensor::empty(self, &[g.n as usize, g.c_in as usize, g.h as usize, g.w as usize])?;
-            let w = Tensor::empty(self, &[g.c_out as usize, g.c_in_per_group() as usize, g.kh as usize, g.kw as usize])?;
+            let w =
+                Tensor::empty(self, &[g.c_out as usize, g.c_in_per_group() as usize, g.kh as usize, g.kw as usize])?;
             let b = if with_bias { Some(Tensor::empty(self, &[g.c_out as usize])?) } else { None };
             let y = Tensor::empty(self, &g.output_shape())?;
             let opts = crate::bench::BenchOptions {

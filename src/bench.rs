@@ -241,9 +241,7 @@ fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    ctx.device()
-        .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(ctx.config().wait_timeout) })
-        .map_err(|e| Error::Map(e.to_string()))?;
+    ctx.wait(None)?;
     rx.recv().map_err(|e| Error::Map(e.to_string()))?.map_err(|e| Error::Map(e.to_string()))?;
     let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
     Ok(bytemuck::cast_slice::<u8, u64>(&view).to_vec())

@@ -254,3 +254,61 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         static_check: with_static.then(run_static),
     }
 }
+
+/// Smaller variants of a case, each one step simpler (used to shrink a failure).
+fn simpler(c: &Conv2dCase) -> Vec<Conv2dCase> {
+    let mut out = Vec::new();
+    let g = c.params.groups as usize;
+    let (cig, cog) = (c.input[1] / g, c.weight[0] / g);
+    let mut push = |f: &dyn Fn(&mut Conv2dCase)| {
+        let mut d = c.clone();
+        f(&mut d);
+        if d != *c {
+            out.push(d);
+        }
+    };
+    push(&|d| d.input[0] = 1);
+    push(&|d| d.bias = false);
+    push(&|d| d.input[2] = (d.input[2] / 2).max(1));
+    push(&|d| d.input[3] = (d.input[3] / 2).max(1));
+    push(&|d| d.input[2] = d.input[2].saturating_sub(1).max(1));
+    push(&|d| d.input[3] = d.input[3].saturating_sub(1).max(1));
+    push(&|d| d.weight[2] = d.weight[2].saturating_sub(1).max(1));
+    push(&|d| d.weight[3] = d.weight[3].saturating_sub(1).max(1));
+    push(&|d| d.params.stride = [1, 1]);
+    push(&|d| d.params.dilation = [1, 1]);
+    push(&|d| d.params.padding = Padding::Valid);
+    push(&|d| {
+        // one group, keeping the per-group channel counts
+        d.params.groups = 1;
+        d.input[1] = cig;
+        d.weight[0] = cog;
+    });
+    if cig > 1 {
+        push(&|d| {
+            d.input[1] = g * (cig - 1);
+            d.weight[1] = cig - 1;
+        });
+    }
+    if cog > 1 {
+        push(&|d| d.weight[0] = g * (cog - 1));
+    }
+    out.retain(|d| d.params.validate(&d.input, &d.weight, None).is_ok());
+    out
+}
+
+/// Greedily shrinks a failing case: takes any one-step-simpler variant that still fails,
+/// until none does. Returns the minimal case found.
+pub fn shrink_conv2d(case: &Conv2dCase, fails: impl Fn(&Conv2dCase) -> bool) -> Conv2dCase {
+    let mut cur = case.clone();
+    'outer: for _ in 0..200 {
+        for cand in simpler(&cur) {
+            if fails(&cand) {
+                cur = cand;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    cur
+}

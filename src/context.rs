@@ -68,6 +68,9 @@ pub struct GpuContext {
     pub(crate) dummy: wgpu::Buffer,
     uncaptured: Arc<AtomicBool>,
     pub(crate) tuner: crate::autotune::Autotuner,
+    /// Serialises this context's submits and polls (see [`GpuContext::submit`]).
+    queue_lock: Mutex<()>,
+    submissions: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -187,6 +190,8 @@ impl GpuContext {
             workspace: Mutex::new(None),
             uncaptured: Arc::new(AtomicBool::new(false)),
             tuner: Default::default(),
+            queue_lock: Mutex::new(()),
+            submissions: Default::default(),
             owns_device,
             dummy,
             device,
@@ -244,6 +249,15 @@ impl GpuContext {
         }
     }
 
+    /// A destroyed or lost device makes every call fail validation, and its lost callback
+    /// runs only at the next poll: poll once (unless a submit/wait holds the queue lock) so
+    /// that the failure is reported as [`Error::DeviceLost`].
+    fn poll_for_loss(&self) {
+        if let Ok(_guard) = self.queue_lock.try_lock() {
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
+    }
+
     /// Runs `f` inside validation, out-of-memory and internal error scopes, and turns what
     /// they caught into an [`Error`]. Scopes are thread-local in wgpu, so threads sharing the
     /// context do not see each other's errors.
@@ -256,6 +270,9 @@ impl GpuContext {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         let i = pollster::block_on(internal.pop());
+        if v.is_some() || o.is_some() || i.is_some() {
+            self.poll_for_loss();
+        }
         self.check_alive()?;
         if let Some(e) = o {
             return Err(Error::OutOfMemory(e.to_string()));
@@ -269,17 +286,40 @@ impl GpuContext {
         Ok(value)
     }
 
+    /// Finishes and submits `encoder` on the context's queue, inside error scopes.
+    ///
+    /// Submissions and polls of one context are serialised by a lock: wgpu-core 30.0.1 can
+    /// panic in `Device::maintain` when one thread polls while another submits (see
+    /// PLATFORM notes and gfx-rs/wgpu#5978), and an engine inside someone's app must not.
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
+        let guard = self.queue_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.submissions.fetch_add(1, Ordering::Relaxed);
+        let result = self.scoped(|| self.queue.submit(Some(encoder.finish())));
+        if result.is_err() {
+            let _ = self.device.poll(wgpu::PollType::Poll); // lets a lost callback run
+            drop(guard);
+            self.check_alive()?;
+        }
+        result
+    }
+
+    /// Number of command buffers the engine has submitted on this context.
+    pub fn submissions(&self) -> usize {
+        self.submissions.load(Ordering::Relaxed)
+    }
+
     /// Submits `encoder` and blocks until the GPU has finished it (bounded by the
     /// configured `wait_timeout`).
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
-        let index = self.scoped(|| self.queue.submit(Some(encoder.finish())))?;
-        self.wait(index)
+        let index = self.submit(encoder)?;
+        self.wait(Some(index))
     }
 
-    /// Blocks until submission `index` is done.
-    pub fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+    /// Blocks until submission `index` (or, with `None`, everything submitted) is done.
+    pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         let timeout = self.config().wait_timeout;
-        match self.device.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(timeout) }) {
+        let _guard = self.queue_lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) }) {
             Ok(_) => self.check_alive(),
             Err(wgpu::PollError::Timeout) => Err(Error::Timeout(timeout)),
             Err(e) => {
@@ -314,6 +354,40 @@ impl GpuContext {
     /// Drops the cached workspace (it is freed once no pending GPU work uses it).
     pub fn release_workspace(&self) {
         *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Creates a buffer holding `contents` (padded to 4 bytes). Unlike wgpu's
+    /// `create_buffer_init`, which panics when the device is gone, every failure is an error.
+    pub(crate) fn create_buffer_with_data(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let size = (contents.len() as u64).max(4).next_multiple_of(4);
+        if size > self.limits.max_buffer_size {
+            return Err(Error::TooLarge(format!(
+                "{label}: {size} bytes exceeds max_buffer_size {}",
+                self.limits.max_buffer_size
+            )));
+        }
+        let buffer = self.scoped(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| {
+                self.poll_for_loss();
+                self.check_alive().err().unwrap_or_else(|| Error::Validation(format!("{label}: {e}")))
+            })?;
+            view.slice(..contents.len()).copy_from_slice(contents);
+        }
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// Creates a buffer, checking the size against the device first and catching wgpu errors.

@@ -1,8 +1,6 @@
 //! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32, C order) and [`HostTensor`]
 //! (the same on the CPU, with `.npy` I/O).
 
-use wgpu::util::DeviceExt;
-
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 
@@ -39,14 +37,7 @@ impl Tensor {
         if bytes > ctx.limits().max_buffer_size {
             return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
         }
-        let contents: &[u8] = if data.is_empty() { &[0u8; 4] } else { bytemuck::cast_slice(data) };
-        let buffer = ctx.scoped(|| {
-            ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("wgconv.tensor"),
-                contents,
-                usage: TENSOR_USAGE,
-            })
-        })?;
+        let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(data), TENSOR_USAGE)?;
         Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
     }
 
@@ -130,13 +121,13 @@ impl Tensor {
         let mut encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         let staging = self.stage(ctx, &mut encoder)?;
-        let index = ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+        let index = ctx.submit(encoder)?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         let slice = staging.slice(..);
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        ctx.wait(index)?;
+        ctx.wait(Some(index))?;
         match pollster::block_on(rx.receive()) {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Map(e.to_string())),

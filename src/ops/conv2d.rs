@@ -57,7 +57,7 @@ pub fn conv2d_with_info(
     let output = Tensor::empty(ctx, &g.output_shape())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
-    ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+    ctx.submit(encoder)?;
     Ok((output, info))
 }
 
@@ -111,13 +111,13 @@ pub fn conv2d_into(
                 let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
                 let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
                 let block = arena.push(&p);
-                let uniforms = arena.finish(ctx);
+                let uniforms = arena.finish(ctx)?;
                 vec![gemm::prepare(ctx, &uniforms, block, &p, mode, act, weight, whole(input), bias, output)?]
             }
             Algorithm::Depthwise => {
                 let p = depthwise::DepthwiseParams::new(&g, act.alpha());
                 let block = arena.push(&p);
-                let uniforms = arena.finish(ctx);
+                let uniforms = arena.finish(ctx)?;
                 vec![depthwise::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
             }
             Algorithm::Auto => unreachable!("resolved above"),
@@ -189,7 +189,7 @@ fn encode_im2col_gemm(
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
         blocks.push((ip, arena.push(&ip), gp, arena.push(&gp)));
     }
-    let uniforms = arena.finish(ctx);
+    let uniforms = arena.finish(ctx)?;
 
     let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
     for (ip, ib, gp, gb) in &blocks {

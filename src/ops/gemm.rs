@@ -135,7 +135,7 @@ pub fn matmul_into(
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
-        let uniforms = arena.finish(ctx);
+        let uniforms = arena.finish(ctx)?;
         let d = prepare(ctx, &uniforms, block, &p, BMode::Dense, Activation::None, a, whole(b), None, c)?;
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
@@ -150,6 +150,6 @@ pub fn matmul(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let c = Tensor::empty(ctx, &[m as usize, n as usize])?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("matmul") });
     matmul_into(ctx, &mut encoder, a, b, &c)?;
-    ctx.scoped(|| ctx.queue.submit(Some(encoder.finish())))?;
+    ctx.submit(encoder)?;
     Ok(c)
 }

@@ -8,8 +8,6 @@ pub mod im2col;
 
 use std::num::NonZeroU64;
 
-use wgpu::util::DeviceExt;
-
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -69,12 +67,8 @@ impl UniformArena {
         self.bytes.extend_from_slice(bytemuck::bytes_of(value));
         (off as u64, std::mem::size_of::<T>() as u64)
     }
-    pub fn finish(self, ctx: &GpuContext) -> wgpu::Buffer {
-        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("wgconv.uniforms"),
-            contents: &self.bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+    pub fn finish(self, ctx: &GpuContext) -> Result<wgpu::Buffer> {
+        ctx.create_buffer_with_data("wgconv.uniforms", &self.bytes, wgpu::BufferUsages::UNIFORM)
     }
 }
 
