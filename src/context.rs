@@ -315,17 +315,39 @@ impl GpuContext {
         self.wait(Some(index))
     }
 
-    /// Blocks until submission `index` (or, with `None`, everything submitted) is done.
+    /// Blocks until everything submitted so far (which includes `index`, if given) is done,
+    /// or errors after the configured `wait_timeout`.
+    ///
+    /// The wait is a loop of non-blocking polls with a growing nap (10 µs to 1 ms) rather
+    /// than one blocking `PollType::Wait`: lavapipe ignores that wait's timeout (measured:
+    /// a 1 ms timeout returned after the whole 51 ms conv), so only polling keeps the bound
+    /// on every driver. The queue lock is taken per poll, so other threads submit meanwhile.
     pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        let _ = index; // everything up to now is waited for, which includes `index`
         let timeout = self.config().wait_timeout;
-        let _guard = self.queue_lock.lock().unwrap_or_else(|p| p.into_inner());
-        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) }) {
-            Ok(_) => self.check_alive(),
-            Err(wgpu::PollError::Timeout) => Err(Error::Timeout(timeout)),
-            Err(e) => {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        self.queue.on_submitted_work_done(move || flag.store(true, Ordering::Release));
+        let start = std::time::Instant::now();
+        let mut nap = Duration::from_micros(10);
+        loop {
+            let polled = {
+                let _guard = self.queue_lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.device.poll(wgpu::PollType::Poll)
+            };
+            if let Err(e) = polled {
                 self.check_alive()?;
-                Err(Error::DeviceLost(e.to_string()))
+                return Err(Error::DeviceLost(e.to_string()));
             }
+            self.check_alive()?;
+            if done.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::Timeout(timeout));
+            }
+            std::thread::sleep(nap.min(timeout.saturating_sub(start.elapsed())));
+            nap = (nap * 2).min(Duration::from_millis(1));
         }
     }
 

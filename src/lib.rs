@@ -34,7 +34,11 @@
 //! Every failure is an [`Error`]; nothing panics on bad input and no wgpu error reaches wgpu's
 //! (panicking) default handler: each op validates its arguments before it creates any GPU
 //! object, and pipeline creation, encoding and submission run inside error scopes
-//! ([`GpuContext::scoped`]). Validation rules of conv2d and the variant each returns:
+//! ([`GpuContext::scoped`]). Validation rules of conv2d and the variant each returns; each
+//! rule is broken on purpose, from 60 random valid cases, by
+//! `tests/reliability.rs::every_broken_rule_is_its_error_with_no_gpu_work` (which also checks
+//! that no command buffer was submitted and no pipeline built) and, one by one, by
+//! `tests/conv2d.rs::invalid_parameters_are_clear_errors`:
 //!
 //! | rule | variant |
 //! |---|---|
@@ -45,9 +49,15 @@
 //! | weight's `Cin/groups` × groups = input channels | [`Error::ChannelMismatch`] |
 //! | bias shape `[Cout]` | [`Error::BiasShape`] |
 //! | output size ≥ 1 on both axes | [`Error::EmptyOutput`] |
-//! | all tensors on the context's device | [`Error::DeviceMismatch`] |
+//! | a forced algorithm supports the shape; a leaky-ReLU slope is finite | [`Error::InvalidParam`] |
+//! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
-//! | each tensor fits one storage binding; one im2col column fits the workspace budget | [`Error::TooLarge`] |
+//! | each tensor fits one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
+//!
+//! At run time: wgpu validation, out-of-memory and internal errors become
+//! [`Error::Validation`], [`Error::OutOfMemory`], [`Error::Internal`]; a lost or destroyed
+//! device becomes [`Error::DeviceLost`] on every later call (the context must be recreated);
+//! every wait for the GPU is bounded by [`EngineConfig::wait_timeout`] ([`Error::Timeout`]).
 //!
 //! The im2col workspace is split over output pixels (batch and rows) so that no chunk
 //! exceeds [`EngineConfig::workspace_budget`] or the device's storage binding size; grids
@@ -56,7 +66,15 @@
 //! ## Threads
 //! [`GpuContext`] is `Send + Sync`. Pipelines are compiled once per (shader, override
 //! constants) and cached; error scopes are thread-local in wgpu, so concurrent calls do not
-//! see each other's errors.
+//! see each other's errors. The context serialises its own submits and polls (wgpu-core
+//! 30.0.1 can panic when one thread polls while another submits); an app that also submits
+//! on the same queue from other threads should do the same.
+//!
+//! ## Numerics
+//! Kernels accumulate in f32; the reference in f64. Zero padding is a value (0·w is added),
+//! so NaN and ±Inf propagate exactly as in PyTorch. Results are bit-identical run to run (no
+//! atomics; every output element is written by one invocation). See [`verify`] for the
+//! tolerance used by tests and `--verify`.
 
 pub mod autotune;
 pub mod bench;

@@ -271,3 +271,35 @@ fn tensors_at_the_binding_limit() {
     let w = Tensor::empty(&ctx, &[1, 1, 1, 1]).unwrap();
     assert!(matches!(conv2d(&ctx, &too_big, &w, None, &Conv2dParams::default()), Err(Error::TooLarge(_))));
 }
+
+/// Waits are bounded: a GPU that has not finished within `wait_timeout` is an error, not a
+/// hang, and the context keeps working once the work is done.
+#[test]
+fn waits_are_bounded() {
+    let Some(ctx) = common::fresh_gpu() else { return };
+    let x = Tensor::from_host(&ctx, &HostTensor::random(&[8, 64, 28, 28], 1)).unwrap();
+    let w = Tensor::from_host(&ctx, &HostTensor::random(&[64, 64, 3, 3], 2)).unwrap();
+    let p = Conv2dParams { padding: Padding::Same, ..Default::default() };
+    conv2d(&ctx, &x, &w, None, &p).unwrap().to_vec(&ctx).unwrap(); // compile outside the timed part
+    let cfg = ctx.config();
+    ctx.set_config(wgconv::EngineConfig { wait_timeout: Duration::from_millis(1), ..cfg });
+    // ~0.9 GFLOP: ~100 ms on lavapipe.
+    let y = conv2d(&ctx, &x, &w, None, &p).unwrap();
+    // (Waiting right after the submit: on lavapipe a second submit itself blocks until the
+    // queue drains, so a readback's own copy would absorb the time before the wait starts.)
+    let t0 = std::time::Instant::now();
+    let waited = ctx.wait(None);
+    // The conv takes ~100 ms on lavapipe: a wait that returns within 40 ms was bounded by
+    // the timeout (a fast GPU may also have finished: Ok).
+    assert!(t0.elapsed() < Duration::from_millis(40), "{:?}", t0.elapsed());
+    assert!(matches!(waited, Err(Error::Timeout(_)) | Ok(())), "{waited:?}");
+    ctx.set_config(cfg);
+    let (_, r) = wgconv::reference::conv2d(
+        &HostTensor::random(&[8, 64, 28, 28], 1),
+        &HostTensor::random(&[64, 64, 3, 3], 2),
+        None,
+        &p,
+    )
+    .unwrap();
+    assert!(compare(&y.to_vec(&ctx).unwrap(), &r).passes(Tolerance::default()));
+}
