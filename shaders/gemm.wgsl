@@ -1,8 +1,11 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
 // (activation.wgsl is concatenated in front: it provides ACT and activate().)
 //
-// a: [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
-//    M = Cout/G, K = (Cin/G)·kh·kw.
+// a: depends on A_MODE:
+//    0 [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
+//      M = Cout/G, K = (Cin/G)·kh·kw.
+//    1 [groups, K, M] row-major, read transposed. The conv_transpose2d weight
+//      [Cin, Cout/G, kh, kw] is this with K = Cin/G, M = (Cout/G)·kh·kw.
 // b: depends on B_MODE, the source of the [groups, K, N] operand:
 //    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
 //    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
@@ -13,9 +16,10 @@
 //                input[img, g·K + k, q] with q the pixel within the image.
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
-//    of group g is channel co = g·M + m; the value goes to c[img·c_image_stride + co·hw + q].
-//    An NCHW conv output has hw = Ho·Wo and c_image_stride = Cout·Ho·Wo; a plain GEMM sets
-//    hw = N and col0 = 0.
+//    of group g is channel co = g·M + m; the value goes to
+//    c[(img − img0)·c_image_stride + co·hw + q]. An NCHW conv output has hw = Ho·Wo and
+//    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = img0 = 0; a chunk of
+//    images img0.. written to a workspace sets img0 to its first image.
 //
 // Each workgroup computes one 64×64 tile of C for one group; each of its 16×16 invocations
 // a 4×4 block held in four named vec4 accumulators (llvmpipe and most drivers keep those in
@@ -25,6 +29,7 @@
 
 override HAS_BIAS: bool = false;
 override B_MODE: u32 = 0u;
+override A_MODE: u32 = 0u;
 
 struct GemmParams {
     m: u32,
@@ -50,7 +55,7 @@ struct GemmParams {
     pad_top: u32,
     pad_left: u32,
     w_out: u32,
-    _pad0: u32,
+    img0: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -68,9 +73,12 @@ var<workgroup> a_tile: array<vec4<f32>, 256>;
 // b_tile[k·16 + j] = B[k0 + k][col0 + 4j .. col0 + 4j + 3]  (four columns of one row of B)
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 
-fn load_a(base: u32, row: u32, k: u32) -> f32 {
+fn load_a(g: u32, row: u32, k: u32) -> f32 {
     if (row < params.m) {
-        return a[base + row * params.k + k];
+        if (A_MODE == 1u) {
+            return a[(g * params.k + k) * params.m + row];
+        }
+        return a[(g * params.m + row) * params.k + k];
     }
     return 0.0;
 }
@@ -99,7 +107,7 @@ fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
             let p = params.col0 + n;
             let img = p / params.hw;
             let q = p - img * params.hw;
-            c[img * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
+            c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
         }
     }
 }
@@ -120,7 +128,6 @@ fn main(
     let t = tile - g * per_group;
     let row0 = (t / params.tiles_n) * BM;
     let col0 = (t % params.tiles_n) * BN;
-    let a_base = g * params.m * params.k;
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -164,8 +171,8 @@ fn main(
         var av = vec4<f32>(0.0);
         let ak = k0 + a_k;
         if (ak < params.k) {
-            av = vec4<f32>(load_a(a_base, a_r, ak), load_a(a_base, a_r + 1u, ak),
-                           load_a(a_base, a_r + 2u, ak), load_a(a_base, a_r + 3u, ak));
+            av = vec4<f32>(load_a(g, a_r, ak), load_a(g, a_r + 1u, ak),
+                           load_a(g, a_r + 2u, ak), load_a(g, a_r + 3u, ak));
         }
         a_tile[a_k * 16u + li / BK] = av;
 

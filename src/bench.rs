@@ -313,15 +313,85 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             Ok(r) => r,
             Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
         },
+        // One algorithm: timed under --algo auto (and as the first of --algo all).
+        BenchOp::ConvTranspose2d if matches!(algorithm, Algorithm::Auto | Algorithm::Im2colGemm) => {
+            match run_conv_transpose2d(ctx, case, opts) {
+                Ok(r) => r,
+                Err(e) => CaseResult::skipped(case, "gemm_col2im", format!("error: {e}")),
+            }
+        }
+        BenchOp::ConvTranspose2d => {
+            CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
+        }
         other => {
             CaseResult::skipped(case, algorithm.name(), format!("skipped: {} is not implemented yet", other.name()))
         }
     }
 }
 
+fn case_seed(case: &BenchCase) -> u64 {
+    case.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+}
+
+/// Worst |out − ref| / (1 + |ref|) over `points` sampled elements (first, last, random).
+fn spot_check(out: &[f32], points: usize, seed: u64, reference: impl Fn(usize) -> f64) -> Option<f64> {
+    if points == 0 || out.is_empty() {
+        return None;
+    }
+    let mut rng = crate::verify::SplitMix64::new(seed ^ 0xc4ec);
+    let mut worst = 0f64;
+    for k in 0..points.min(out.len()) {
+        let i = match k {
+            0 => 0,
+            1 => out.len() - 1,
+            _ => (rng.next_u64() % out.len() as u64) as usize,
+        };
+        let r = reference(i);
+        let e = (out[i] as f64 - r).abs() / (1.0 + r.abs());
+        worst = worst.max(if e.is_nan() { f64::INFINITY } else { e });
+    }
+    Some(worst)
+}
+
+/// Assembles a measured result.
+#[allow(clippy::too_many_arguments)]
+fn measured(
+    case: &BenchCase,
+    algorithm: &str,
+    times: &[f64],
+    method: TimingMethod,
+    flops: f64,
+    bytes: f64,
+    workspace_bytes: u64,
+    check_max_err: Option<f64>,
+) -> CaseResult {
+    let (median, min, max) = summarize(times);
+    let status = match check_max_err {
+        Some(e) if e > 1e-4 => format!("error: output differs from the reference (max rel err {e:.2e})"),
+        _ => "ok".into(),
+    };
+    CaseResult {
+        id: case.id.clone(),
+        op: case.op,
+        algorithm: algorithm.into(),
+        status,
+        runs: times.len(),
+        median_ms: median,
+        min_ms: min,
+        max_ms: max,
+        timing: Some(method),
+        flops,
+        gflops: flops / (median * 1e6),
+        bytes,
+        gbps: bytes / (median * 1e6),
+        workspace_bytes,
+        check_max_err,
+    }
+}
+
 fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> Result<CaseResult> {
     let params = case.conv2d_params(algorithm);
-    let seed = case.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = case_seed(case);
     let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
     let w = HostTensor::random(
         &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
@@ -342,51 +412,46 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
         Ok(())
     })?;
     let info = info.expect("time_op ran at least once");
-    let check_max_err = if opts.check_points > 0 {
-        let out = y.to_vec(ctx)?;
-        let mut rng = crate::verify::SplitMix64::new(seed ^ 0xc4ec);
-        let mut worst = 0f64;
-        for k in 0..opts.check_points.min(out.len()) {
-            // Always include the first and last element (edges), then random ones.
-            let i = match k {
-                0 => 0,
-                1 => out.len() - 1,
-                _ => (rng.next_u64() % out.len() as u64) as usize,
-            };
-            let r = params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i));
-            let e = (out[i] as f64 - r).abs() / (1.0 + r.abs());
-            worst = worst.max(if e.is_nan() { f64::INFINITY } else { e });
-        }
-        Some(worst)
+    let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
+        params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i))
+    });
+    let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
+    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
+}
+
+fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+    let params = crate::params::ConvTranspose2dParams {
+        stride: [case.stride; 2],
+        padding: Padding::Symmetric([case.pad; 2]),
+        dilation: [case.dil; 2],
+        groups: case.groups,
+        ..Default::default()
+    };
+    let seed = case_seed(case);
+    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
+    let w = HostTensor::random(
+        &[case.c_in as usize, (case.c_out / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
+        seed + 1,
+    );
+    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
+    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
+    let (xg, wg, bg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &b)?);
+    let y = Tensor::empty(ctx, &g.output_shape())?;
+    let mut info = None;
+    let (times, method) = time_op(ctx, opts, |enc| {
+        info = Some(crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
+        Ok(())
+    })?;
+    let info = info.expect("time_op ran at least once");
+    let out = y.to_vec(ctx)?;
+    let check = if opts.check_points > 0 {
+        let (_, r) = crate::reference::conv_transpose2d(&x, &w, Some(&b), &params)?;
+        spot_check(&out, opts.check_points, seed, |i| r[i])
     } else {
         None
     };
-    let (median, min, max) = summarize(&times);
-    let flops = g.flops();
     let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    let status = match check_max_err {
-        Some(e) if e > 1e-4 => {
-            format!("error: output differs from the reference (max rel err {e:.2e})")
-        }
-        _ => "ok".into(),
-    };
-    Ok(CaseResult {
-        id: case.id.clone(),
-        op: case.op,
-        algorithm: info.algorithm.name().into(),
-        status,
-        runs: times.len(),
-        median_ms: median,
-        min_ms: min,
-        max_ms: max,
-        timing: Some(method),
-        flops,
-        gflops: flops / (median * 1e6),
-        bytes,
-        gbps: bytes / (median * 1e6),
-        workspace_bytes: info.workspace_bytes,
-        check_max_err,
-    })
+    Ok(measured(case, "gemm_col2im", &times, method, g.flops(), bytes, info.workspace_bytes, check))
 }
 
 /// What this adapter reaches at best, measured once per run.

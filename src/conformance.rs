@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::params::{Algorithm, Conv2dParams, Padding};
+use crate::params::{Algorithm, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::shaders::{check_shader, ShaderId, Target};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
@@ -96,7 +96,7 @@ pub fn conv2d_cases(seed: u64, count: usize) -> Vec<Conv2dCase> {
 /// Computes the expected output of a case (the f64 reference, unless a test swaps it).
 pub type Conv2dOracle = fn(&HostTensor, &HostTensor, Option<&HostTensor>, &Conv2dParams) -> Result<Vec<f64>>;
 
-/// The default oracle: [`crate::reference::conv2d`].
+/// The default oracle: [`crate::reference::conv2d()`].
 pub fn reference_conv2d(x: &HostTensor, w: &HostTensor, b: Option<&HostTensor>, p: &Conv2dParams) -> Result<Vec<f64>> {
     crate::reference::conv2d(x, w, b, p).map(|(_, v)| v)
 }
@@ -114,8 +114,35 @@ pub struct OpSummary {
 }
 
 impl OpSummary {
+    pub fn new(op: String) -> Self {
+        OpSummary { op, cases: 0, passed: 0, worst_rel_l2: 0.0, worst_max_abs: 0.0, failures: Vec::new() }
+    }
+
     pub fn ok(&self) -> bool {
         self.passed == self.cases
+    }
+
+    /// Counts one case's outcome.
+    pub fn record(&mut self, case: &dyn std::fmt::Display, outcome: Result<crate::verify::ErrorStats>, tol: Tolerance) {
+        self.cases += 1;
+        let failure = match outcome {
+            Ok(stats) => {
+                self.worst_rel_l2 = self.worst_rel_l2.max(stats.rel_l2);
+                self.worst_max_abs = self.worst_max_abs.max(stats.max_abs);
+                if stats.passes(tol) {
+                    self.passed += 1;
+                    None
+                } else {
+                    Some(format!("{case}: {stats}"))
+                }
+            }
+            Err(e) => Some(format!("{case}: error: {e}")),
+        };
+        if let Some(f) = failure {
+            if self.failures.len() < 20 {
+                self.failures.push(f);
+            }
+        }
     }
 }
 
@@ -128,14 +155,7 @@ pub fn run_conv2d(
     tol: Tolerance,
     oracle: Conv2dOracle,
 ) -> OpSummary {
-    let mut s = OpSummary {
-        op: format!("conv2d/{}", algorithm.name()),
-        cases: 0,
-        passed: 0,
-        worst_rel_l2: 0.0,
-        worst_max_abs: 0.0,
-        failures: Vec::new(),
-    };
+    let mut s = OpSummary::new(format!("conv2d/{}", algorithm.name()));
     for case in cases {
         let params = Conv2dParams { algorithm, ..case.params };
         let bias_shape = [case.weight[0]];
@@ -144,7 +164,6 @@ pub fn run_conv2d(
         {
             continue;
         }
-        s.cases += 1;
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (x, w, b) = case.data();
             let expected = oracle(&x, &w, b.as_ref(), &params)?;
@@ -154,24 +173,101 @@ pub fn run_conv2d(
             let y = crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &params)?.to_vec(ctx)?;
             Ok(compare(&y, &expected))
         })();
-        let failure = match outcome {
-            Ok(stats) => {
-                s.worst_rel_l2 = s.worst_rel_l2.max(stats.rel_l2);
-                s.worst_max_abs = s.worst_max_abs.max(stats.max_abs);
-                if stats.passes(tol) {
-                    s.passed += 1;
-                    None
-                } else {
-                    Some(format!("{case}: {stats}"))
-                }
-            }
-            Err(e) => Some(format!("{case}: error: {e}")),
-        };
-        if let Some(f) = failure {
-            if s.failures.len() < 20 {
-                s.failures.push(f);
-            }
+        s.record(case, outcome, tol);
+    }
+    s
+}
+
+/// A conv_transpose2d case: shapes and parameters and the seed of its data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose2dCase {
+    pub input: [usize; 4],
+    /// `[Cin, Cout/groups, kh, kw]`
+    pub weight: [usize; 4],
+    pub bias: bool,
+    pub params: ConvTranspose2dParams,
+    pub seed: u64,
+}
+
+impl ConvTranspose2dCase {
+    pub fn data(&self) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        let x = HostTensor::random(&self.input, self.seed);
+        let w = HostTensor::random(&self.weight, self.seed ^ 0x5151_5151);
+        let c_out = self.weight[1] * self.params.groups as usize;
+        let b = self.bias.then(|| HostTensor::random(&[c_out], self.seed ^ 0xb1a5));
+        (x, w, b)
+    }
+}
+
+impl std::fmt::Display for ConvTranspose2dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.params;
+        write!(
+            f,
+            "conv_transpose2d x{:?} w{:?} bias={} stride={:?} padding={:?} output_padding={:?} dilation={:?} groups={} seed={}",
+            self.input, self.weight, self.bias, p.stride, p.padding, p.output_padding, p.dilation, p.groups, self.seed
+        )
+    }
+}
+
+/// A random valid conv_transpose2d: groups 1, 2–4 or depthwise (multiplier 1–2), kernels
+/// 1–5, strides and dilations 1–3, output_padding below max(stride, dilation), symmetric or
+/// explicit padding that leaves an output, N 1–3.
+pub fn random_conv_transpose2d_case(rng: &mut SplitMix64) -> ConvTranspose2dCase {
+    let (groups, cig, cog) = match rng.range(0, 9) {
+        0..=4 => (1, rng.range(1, 6), rng.range(1, 6)),
+        5..=6 => (rng.range(2, 4), rng.range(1, 3), rng.range(1, 3)),
+        _ => (rng.range(1, 9), 1, rng.range(1, 2)),
+    };
+    let k = [rng.range(1, 5), rng.range(1, 5)];
+    let stride = [rng.range(1, 3), rng.range(1, 3)];
+    let dilation = [rng.range(1, 3), rng.range(1, 3)];
+    let output_padding = [0, 1].map(|a| rng.range(0, stride[a].max(dilation[a]) - 1));
+    let (h, w) = (rng.range(1, 8), rng.range(1, 8));
+    let full = |a: usize, len: u32| (len - 1) * stride[a] + dilation[a] * (k[a] - 1) + output_padding[a] + 1;
+    let (fh, fw) = (full(0, h), full(1, w));
+    // Any crop that leaves at least one row and column.
+    let padding = match rng.range(0, 2) {
+        0 => Padding::Valid,
+        1 => Padding::Symmetric([rng.range(0, (fh - 1) / 2), rng.range(0, (fw - 1) / 2)]),
+        _ => {
+            let top = rng.range(0, fh - 1);
+            let bottom = rng.range(0, fh - 1 - top);
+            let left = rng.range(0, fw - 1);
+            let right = rng.range(0, fw - 1 - left);
+            Padding::Explicit { top, left, bottom, right }
         }
+    };
+    ConvTranspose2dCase {
+        input: [rng.range(1, 3) as usize, (groups * cig) as usize, h as usize, w as usize],
+        weight: [(groups * cig) as usize, cog as usize, k[0] as usize, k[1] as usize],
+        bias: rng.range(0, 1) == 1,
+        params: ConvTranspose2dParams { stride, padding, output_padding, dilation, groups, ..Default::default() },
+        seed: rng.next_u64(),
+    }
+}
+
+/// `count` conv_transpose2d cases from `seed`.
+pub fn conv_transpose2d_cases(seed: u64, count: usize) -> Vec<ConvTranspose2dCase> {
+    let mut rng = SplitMix64::new(seed ^ 0x7a45);
+    (0..count).map(|_| random_conv_transpose2d_case(&mut rng)).collect()
+}
+
+/// Runs conv_transpose2d cases on the GPU against the scatter reference.
+pub fn run_conv_transpose2d(ctx: &GpuContext, cases: &[ConvTranspose2dCase], tol: Tolerance) -> OpSummary {
+    let mut s = OpSummary::new("conv_transpose2d".into());
+    for case in cases {
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (x, w, b) = case.data();
+            let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), &case.params)?;
+            let xg = Tensor::from_host(ctx, &x)?;
+            let wg = Tensor::from_host(ctx, &w)?;
+            let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
+            let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?
+                .to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(case, outcome, tol);
     }
     s
 }
@@ -243,10 +339,11 @@ impl ConformanceReport {
 pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bool) -> ConformanceReport {
     let info = ctx.adapter_info();
     let cases = conv2d_cases(seed, cases_per_op);
-    let ops = std::iter::once(Algorithm::Auto)
+    let mut ops: Vec<OpSummary> = std::iter::once(Algorithm::Auto)
         .chain(Algorithm::ALL)
         .map(|a| run_conv2d(ctx, &cases, a, Tolerance::default(), reference_conv2d))
         .collect();
+    ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),

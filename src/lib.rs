@@ -94,6 +94,11 @@ pub mod verify;
 pub use context::{ContextOptions, EngineConfig, GpuContext};
 pub use error::{Error, Result};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
+pub use ops::conv_transpose2d::{
+    conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
+};
 pub use ops::gemm::{matmul, matmul_into};
-pub use params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding, Pads};
+pub use params::{
+    Activation, Algorithm, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding, Pads,
+};
 pub use tensor::{HostTensor, Tensor};

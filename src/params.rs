@@ -384,6 +384,198 @@ impl Conv2dParams {
     }
 }
 
+/// Parameters of `conv_transpose2d` (as `torch.nn.functional.conv_transpose2d`).
+///
+/// `padding` crops the full transposed output (`Symmetric`, `Explicit` per side, `Valid` =
+/// none; `Same` is not defined for transposed convs and is an error, as in PyTorch);
+/// `output_padding` adds rows/columns at the bottom/right and must be < max(stride, dilation)
+/// on each axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvTranspose2dParams {
+    pub stride: [u32; 2],
+    pub padding: Padding,
+    pub output_padding: [u32; 2],
+    pub dilation: [u32; 2],
+    /// Divides Cin and Cout; the weight is `[Cin, Cout/groups, kh, kw]`.
+    pub groups: u32,
+    /// Applied to every output after the bias.
+    pub activation: Activation,
+}
+
+impl Default for ConvTranspose2dParams {
+    fn default() -> Self {
+        ConvTranspose2dParams {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            output_padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            activation: Activation::None,
+        }
+    }
+}
+
+/// Every size of one validated conv_transpose2d.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dGeometry {
+    pub n: u32,
+    pub c_in: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c_out: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: [u32; 2],
+    pub dilation: [u32; 2],
+    pub pads: Pads,
+    pub output_padding: [u32; 2],
+    pub groups: u32,
+    pub h_out: u32,
+    pub w_out: u32,
+}
+
+impl ConvTranspose2dGeometry {
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
+    }
+    pub fn c_in_per_group(&self) -> u32 {
+        self.c_in / self.groups
+    }
+    pub fn c_out_per_group(&self) -> u32 {
+        self.c_out / self.groups
+    }
+    /// 2·N·Cin·H·W·(Cout/groups)·kh·kw: each input pixel meets each tap once.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.n as f64
+            * self.c_in as f64
+            * self.h as f64
+            * self.w as f64
+            * self.c_out_per_group() as f64
+            * self.kh as f64
+            * self.kw as f64
+    }
+}
+
+/// Output length of one transposed axis: (in − 1)·stride − pads + dilation·(k − 1) + output_padding + 1.
+pub fn conv_transpose_out_len(
+    axis: &str,
+    len: u32,
+    pads: u32,
+    k: u32,
+    stride: u32,
+    dilation: u32,
+    out_pad: u32,
+) -> Result<u32> {
+    let full = (len as i64 - 1) * stride as i64 + dilation as i64 * (k as i64 - 1) + out_pad as i64 + 1;
+    let out = full - pads as i64;
+    if out < 1 {
+        return Err(Error::EmptyOutput(format!("{axis}: padding {pads} crops the whole transposed output of {full}")));
+    }
+    u32::try_from(out).map_err(|_| Error::TooLarge(format!("{axis} output {out}")))
+}
+
+impl ConvTranspose2dParams {
+    /// Validates against input `[N, Cin, H, W]`, weight `[Cin, Cout/groups, kh, kw]` and bias
+    /// `[Cout]`.
+    pub fn validate(
+        &self,
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+    ) -> Result<ConvTranspose2dGeometry> {
+        check_rank("input", input, 4, "N, Cin, H, W")?;
+        check_rank("weight", weight, 4, "Cin, Cout/groups, kh, kw")?;
+        if self.stride.contains(&0) {
+            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
+        }
+        if self.dilation.contains(&0) {
+            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
+        }
+        if self.groups == 0 {
+            return Err(Error::Groups("groups must be ≥ 1".into()));
+        }
+        if self.padding == Padding::Same {
+            return Err(Error::param("padding", "'same' is not defined for conv_transpose2d (as in PyTorch)"));
+        }
+        if let Activation::LeakyRelu(a) = self.activation {
+            if !a.is_finite() {
+                return Err(Error::param("activation", format!("leaky_relu slope must be finite, got {a}")));
+            }
+        }
+        for axis in 0..2 {
+            let limit = self.stride[axis].max(self.dilation[axis]);
+            if self.output_padding[axis] >= limit {
+                return Err(Error::param(
+                    "output_padding",
+                    format!(
+                        "{:?}: each must be smaller than max(stride, dilation) = {limit} on its axis",
+                        self.output_padding
+                    ),
+                ));
+            }
+        }
+        let g = self.groups as usize;
+        let (n, c_in, h, w) = (input[0], input[1], input[2], input[3]);
+        let (wc_in, cog, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
+        if wc_in != c_in {
+            return Err(Error::ChannelMismatch(format!(
+                "input has {c_in} channels but the weight's first dimension (Cin) is {wc_in}"
+            )));
+        }
+        if c_in % g != 0 {
+            return Err(Error::Groups(format!("groups = {g} does not divide input channels {c_in}")));
+        }
+        let c_out = cog * g;
+        if let Some(b) = bias {
+            if b.len() != 1 || b[0] != c_out {
+                return Err(Error::BiasShape { expected: c_out, got: b.to_vec() });
+            }
+        }
+        let (kh, kw) = (to_u32("kh", kh)?, to_u32("kw", kw)?);
+        let pads = self.padding.resolve([kh, kw], self.dilation);
+        let (h, w) = (to_u32("H", h)?, to_u32("W", w)?);
+        let h_out = conv_transpose_out_len(
+            "height",
+            h,
+            pads.top + pads.bottom,
+            kh,
+            self.stride[0],
+            self.dilation[0],
+            self.output_padding[0],
+        )?;
+        let w_out = conv_transpose_out_len(
+            "width",
+            w,
+            pads.left + pads.right,
+            kw,
+            self.stride[1],
+            self.dilation[1],
+            self.output_padding[1],
+        )?;
+        Ok(ConvTranspose2dGeometry {
+            n: to_u32("N", n)?,
+            c_in: to_u32("Cin", c_in)?,
+            h,
+            w,
+            c_out: to_u32("Cout", c_out)?,
+            kh,
+            kw,
+            stride: self.stride,
+            dilation: self.dilation,
+            pads,
+            output_padding: self.output_padding,
+            groups: self.groups,
+            h_out,
+            w_out,
+        })
+    }
+
+    /// Output shape `[N, Cout, Ho, Wo]`.
+    pub fn output_shape(&self, input: &[usize], weight: &[usize]) -> Result<[usize; 4]> {
+        Ok(self.validate(input, weight, None)?.output_shape())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +584,28 @@ mod tests {
     fn same_padding_puts_the_odd_pixel_at_the_end() {
         let p = Padding::Same.resolve([4, 3], [1, 2]);
         assert_eq!(p, Pads { top: 1, left: 2, bottom: 2, right: 2 });
+    }
+
+    #[test]
+    fn transposed_output_formula_matches_pytorch() {
+        // torch: conv_transpose2d(1x4x14x14, w 4x2x4x4, stride 2, padding 1) -> 28x28 (dcgan_up)
+        let p = ConvTranspose2dParams { stride: [2, 2], padding: Padding::Symmetric([1, 1]), ..Default::default() };
+        assert_eq!(p.output_shape(&[1, 4, 14, 14], &[4, 2, 4, 4]).unwrap(), [1, 2, 28, 28]);
+        // stride 3, dilation 2, output_padding (2, 1), groups 2: (5-1)*3 - 2 + 2*2 + 2 + 1 = 17; (6-1)*3 - 0 + 2*1 + 1 + 1 = 19
+        let p = ConvTranspose2dParams {
+            stride: [3, 3],
+            padding: Padding::Explicit { top: 1, left: 0, bottom: 1, right: 0 },
+            output_padding: [2, 1],
+            dilation: [2, 2],
+            groups: 2,
+            ..Default::default()
+        };
+        assert_eq!(p.output_shape(&[1, 4, 5, 6], &[4, 3, 3, 2]).unwrap(), [1, 6, 17, 19]);
+        let bad = ConvTranspose2dParams { stride: [2, 2], output_padding: [2, 0], ..Default::default() };
+        assert!(matches!(
+            bad.output_shape(&[1, 1, 3, 3], &[1, 1, 3, 3]),
+            Err(Error::InvalidParam { name: "output_padding", .. })
+        ));
     }
 
     #[test]

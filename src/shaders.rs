@@ -12,6 +12,9 @@ pub enum ShaderId {
     Gemm,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
+    /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
+    /// conv_transpose2d.
+    Col2im,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -27,13 +30,14 @@ pub enum BindingKind {
 }
 
 impl ShaderId {
-    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise];
+    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise, ShaderId::Col2im];
 
     pub fn name(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col",
             ShaderId::Gemm => "gemm",
             ShaderId::Depthwise => "depthwise",
+            ShaderId::Col2im => "col2im",
         }
     }
 
@@ -42,6 +46,7 @@ impl ShaderId {
             ShaderId::Im2col => "im2col.wgsl",
             ShaderId::Gemm => "gemm.wgsl",
             ShaderId::Depthwise => "depthwise.wgsl",
+            ShaderId::Col2im => "col2im.wgsl",
         }
     }
 
@@ -51,6 +56,7 @@ impl ShaderId {
             ShaderId::Im2col => &["im2col.wgsl"],
             ShaderId::Gemm => &["activation.wgsl", "gemm.wgsl"],
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
+            ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
         }
     }
 
@@ -61,6 +67,9 @@ impl ShaderId {
             ShaderId::Gemm => concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/gemm.wgsl")),
             ShaderId::Depthwise => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/depthwise.wgsl"))
+            }
+            ShaderId::Col2im => {
+                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
         }
     }
@@ -79,6 +88,8 @@ impl ShaderId {
             ShaderId::Gemm => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, weight, bias, out
             ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            // params, col, bias, out
+            ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
         }
     }
 
@@ -91,12 +102,17 @@ impl ShaderId {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
                     for ov in epilogue_sets() {
-                        sets.push(ov.with("B_MODE", mode as f64));
+                        sets.push(ov.with("B_MODE", mode as f64).with("A_MODE", 0.0));
                     }
                 }
+                // conv_transpose2d: transposed weights × the input as a pointwise B; the bias
+                // and activation come later, in col2im.
+                sets.push(
+                    Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0).with("B_MODE", 2.0).with("A_MODE", 1.0),
+                );
                 sets
             }
-            ShaderId::Depthwise => epilogue_sets(),
+            ShaderId::Depthwise | ShaderId::Col2im => epilogue_sets(),
         }
     }
 }

@@ -127,3 +127,27 @@ fn info_names_the_adapter() {
     assert_eq!(code, 0);
     assert!(stdout.contains("adapter") && stdout.contains("max_storage_buffer_binding_size"), "{stdout}");
 }
+
+#[test]
+fn run_conv_transpose2d_verify_on_a_golden_case() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv_transpose2d/s3_output_padding");
+    let out = tmp("yt.npy");
+    let (x, w, b) = (dir.join("input.npy"), dir.join("weight.npy"), dir.join("bias.npy"));
+    let (x, w, b) = (x.to_str().unwrap(), w.to_str().unwrap(), b.to_str().unwrap());
+    let args = ["run", "conv_transpose2d", "--input", x, "--weight", w, "--bias", b, "--stride", "3"];
+    let (code, stdout, stderr) =
+        run(&[&args[..], &["--output-padding", "2,1", "--out", out.to_str().unwrap(), "--verify"]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS") && stdout.contains("gemm+col2im"), "{stdout}");
+    let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+    let (golden, _) = wgconv::HostTensor::read_npy(dir.join("output.npy")).unwrap();
+    let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
+
+    // output_padding ≥ stride is a one-line error.
+    let (code, _, err) = run(&[&args[..], &["--output-padding", "3", "--out", out.to_str().unwrap()]].concat());
+    assert_one_line_error(code, &err, "output_padding");
+}

@@ -71,3 +71,22 @@ fn shrinking_finds_a_minimal_case() {
     assert_eq!(m.input[2], 4, "{m}");
     assert_eq!((m.weight[2], m.weight[3], m.input[3]), (1, 1, 1), "{m}");
 }
+
+#[test]
+fn conv_transpose2d_matches_reference_on_random_parameters() {
+    use wgconv::conformance::conv_transpose2d_cases;
+    let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
+    let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed);
+    let cases = conv_transpose2d_cases(seed, n);
+    // The generator only makes valid cases, across the space.
+    for c in &cases {
+        let b = [c.weight[1] * c.params.groups as usize];
+        c.params.validate(&c.input, &c.weight, c.bias.then_some(&b[..])).unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+    assert!(cases.iter().any(|c| c.params.output_padding != [0, 0] && c.params.stride[0] == 3));
+    assert!(cases.iter().any(|c| c.params.groups > 1 && c.weight[0] == c.params.groups as usize));
+    let Some(ctx) = common::gpu() else { return };
+    let s = wgconv::conformance::run_conv_transpose2d(ctx, &cases, Tolerance::default());
+    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
+    eprintln!("{n} random conv_transpose2d cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+}

@@ -48,6 +48,38 @@ def conv2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0, 
     }
 
 
+def conv_transpose2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0, 0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, h, w, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cin, cout // groups, kh, kw, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float() if bias else None
+    t, l, bo, r = padding
+    # Asymmetric padding crops the full output; PyTorch takes one value per axis, so compute
+    # with zero padding and crop (output_padding extends the bottom/right before the crop).
+    y = F.conv_transpose2d(x.double(), wt.double(), b.double() if b is not None else None, stride=stride, padding=0,
+                           output_padding=output_padding, dilation=dilation, groups=groups)
+    y = y[:, :, t:y.shape[2] - bo, l:y.shape[3] - r]
+    d = os.path.join(ROOT, "conv_transpose2d", name)
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "input.npy"), x.numpy())
+    np.save(os.path.join(d, "weight.npy"), wt.numpy())
+    if b is not None:
+        np.save(os.path.join(d, "bias.npy"), b.numpy())
+    np.save(os.path.join(d, "output.npy"), y.contiguous().numpy())
+    return {"name": name, "stride": list(stride), "padding": list(padding), "output_padding": list(output_padding),
+            "dilation": list(dilation), "groups": groups, "bias": bias, "output_shape": list(y.shape)}
+
+
+def check_crop_equals_padding():
+    # The crop above is what padding does: compare with PyTorch's own symmetric padding.
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 3, 5, 5, generator=g).double()
+    w = torch.rand(3, 2, 3, 3, generator=g).double()
+    a = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
+    b = F.conv_transpose2d(x, w, stride=2, padding=0, output_padding=1)[:, :, 1:-1, 1:-1]
+    assert torch.allclose(a, b)
+
+
 def main():
     torch.manual_seed(0)
     cases = [
@@ -65,6 +97,19 @@ def main():
     with open(os.path.join(ROOT, "conv2d", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
     print(f"wrote {len(cases)} conv2d cases with torch {torch.__version__}")
+
+    check_crop_equals_padding()
+    tcases = [
+        conv_transpose2d_case("dcgan_like_s2_k4_p1", 1, 8, 5, 5, 4, 4, 4, stride=(2, 2), padding=(1, 1, 1, 1)),
+        conv_transpose2d_case("s3_output_padding", 2, 3, 4, 5, 5, 3, 3, stride=(3, 3), output_padding=(2, 1), seed=1),
+        conv_transpose2d_case("dilation_groups", 1, 4, 5, 6, 6, 3, 2, stride=(2, 1), padding=(1, 0, 1, 0), output_padding=(1, 0), dilation=(2, 2), groups=2, seed=2),
+        conv_transpose2d_case("depthwise", 1, 6, 6, 6, 6, 3, 3, stride=(2, 2), padding=(1, 1, 1, 1), output_padding=(1, 1), groups=6, bias=False, seed=3),
+        conv_transpose2d_case("asymmetric_padding", 1, 3, 5, 4, 2, 3, 3, stride=(2, 2), padding=(2, 0, 1, 3), seed=4),
+        conv_transpose2d_case("pointwise_n3", 3, 5, 4, 4, 7, 1, 1, seed=5),
+    ]
+    with open(os.path.join(ROOT, "conv_transpose2d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": tcases}, f, indent=1)
+    print(f"wrote {len(tcases)} conv_transpose2d cases")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{run_all, ConformanceReport};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d_with_info, Activation, Algorithm, ContextOptions, Conv2dParams, GpuContext, HostTensor, Padding, Tensor,
+    conv2d_with_info, Activation, Algorithm, ContextOptions, Conv2dParams, ConvTranspose2dParams, GpuContext,
+    HostTensor, Padding, Tensor,
 };
 
 #[derive(Parser)]
@@ -120,14 +121,18 @@ struct BenchArgs {
 enum RunOp {
     /// torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups).
     Conv2d(Conv2dArgs),
+    /// torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation).
+    #[command(name = "conv_transpose2d", alias = "conv-transpose2d")]
+    ConvTranspose2d(ConvTranspose2dArgs),
 }
 
+/// Flags every `run` op shares.
 #[derive(Args)]
-struct Conv2dArgs {
+struct ConvArgs {
     /// Input [N, Cin, H, W], float32 .npy (float64/float16 are converted).
     #[arg(long)]
     input: PathBuf,
-    /// Weight [Cout, Cin/groups, kh, kw].
+    /// Weight: [Cout, Cin/groups, kh, kw] for conv2d, [Cin, Cout/groups, kh, kw] for conv_transpose2d.
     #[arg(long)]
     weight: PathBuf,
     /// Bias [Cout].
@@ -144,9 +149,6 @@ struct Conv2dArgs {
     dilation: String,
     #[arg(long, default_value_t = 1)]
     groups: u32,
-    /// auto | im2col_gemm | implicit_gemm | gemm_1x1 | depthwise.
-    #[arg(long, default_value = "auto")]
-    algo: String,
     /// Fused activation: none | relu | relu6 | leaky_relu[:SLOPE] | sigmoid | tanh | gelu.
     #[arg(long, default_value = "none")]
     activation: String,
@@ -156,6 +158,24 @@ struct Conv2dArgs {
     /// Also run the CPU reference (f64) and compare; exit 3 past tolerance.
     #[arg(long)]
     verify: bool,
+}
+
+#[derive(Args)]
+struct Conv2dArgs {
+    #[command(flatten)]
+    conv: ConvArgs,
+    /// auto | im2col_gemm | implicit_gemm | gemm_1x1 | depthwise.
+    #[arg(long, default_value = "auto")]
+    algo: String,
+}
+
+#[derive(Args)]
+struct ConvTranspose2dArgs {
+    #[command(flatten)]
+    conv: ConvArgs,
+    /// OH,OW or one value for both; each < max(stride, dilation).
+    #[arg(long, default_value = "0")]
+    output_padding: String,
 }
 
 /// A failure to report on one line, with its exit code.
@@ -175,6 +195,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Info => info(),
         Cmd::Run(RunOp::Conv2d(a)) => run_conv2d(&a),
+        Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
     };
@@ -223,56 +244,42 @@ fn load(path: &PathBuf, what: &str) -> Result<HostTensor, Failure> {
     Ok(t)
 }
 
-fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
-    let params = Conv2dParams {
-        stride: parse_pair("stride", &a.stride)?,
-        padding: parse_padding(&a.padding)?,
-        dilation: parse_pair("dilation", &a.dilation)?,
-        groups: a.groups,
-        algorithm: parse_algos(&a.algo)?
-            .into_iter()
-            .next()
-            .filter(|_| a.algo != "all")
-            .ok_or_else(|| Failure("--algo all is for bench; run takes one algorithm".into(), 2))?,
-        activation: Activation::parse(&a.activation).ok_or_else(|| {
-            Failure(
-                format!(
-                    "--activation: unknown '{}' (none, relu, relu6, leaky_relu[:SLOPE], sigmoid, tanh, gelu)",
-                    a.activation
-                ),
-                2,
-            )
-        })?,
-    };
-    let x = load(&a.input, "input")?;
-    let w = load(&a.weight, "weight")?;
-    let b = a.bias.as_ref().map(|p| load(p, "bias")).transpose()?;
-    // Validate before touching the GPU: a bad shape is reported without opening a device.
-    let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let xg = Tensor::from_host(&ctx, &x)?;
-    let wg = Tensor::from_host(&ctx, &w)?;
-    let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b)).transpose()?;
-    let (y, info) = conv2d_with_info(&ctx, &xg, &wg, bg.as_ref(), &params)?;
-    let out = y.to_host(&ctx)?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
+fn parse_activation(text: &str) -> Result<Activation, Failure> {
+    Activation::parse(text).ok_or_else(|| {
+        Failure(
+            format!("--activation: unknown '{text}' (none, relu, relu6, leaky_relu[:SLOPE], sigmoid, tanh, gelu)"),
+            2,
+        )
+    })
+}
+
+/// The op's input files, loaded and checked by `validate` before a device is opened.
+struct Loaded {
+    x: HostTensor,
+    w: HostTensor,
+    b: Option<HostTensor>,
+}
+
+fn load_all(a: &ConvArgs) -> Result<Loaded, Failure> {
+    Ok(Loaded {
+        x: load(&a.input, "input")?,
+        w: load(&a.weight, "weight")?,
+        b: a.bias.as_ref().map(|p| load(p, "bias")).transpose()?,
+    })
+}
+
+/// Writes the output, prints what ran, and with `--verify` compares with `reference`.
+fn finish(
+    a: &ConvArgs,
+    out: &HostTensor,
+    summary: String,
+    reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
+) -> Result<(), Failure> {
     out.write_npy(&a.out)?;
-    let pad = match params.padding {
-        Padding::Same => "same".to_string(),
-        _ => {
-            let p = geometry.pads;
-            format!("{},{},{},{}", p.top, p.left, p.bottom, p.right)
-        }
-    };
-    println!(
-        "conv2d {:?} * {:?} (stride {:?}, padding {pad}, dilation {:?}, groups {}) -> {:?} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-        x.shape, w.shape, params.stride, params.dilation, params.groups, out.shape, info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
-    );
+    println!("{summary}");
     println!("wrote {}", a.out.display());
     if a.verify {
-        let (_, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &params)?;
-        let stats = compare(&out.data, &reference);
+        let stats = compare(&out.data, &reference()?);
         let tol = Tolerance::default();
         let ok = stats.passes(tol);
         println!(
@@ -286,6 +293,77 @@ fn run_conv2d(a: &Conv2dArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn pads_text(padding: Padding, p: wgconv::Pads) -> String {
+    match padding {
+        Padding::Same => "same".to_string(),
+        _ => format!("{},{},{},{}", p.top, p.left, p.bottom, p.right),
+    }
+}
+
+fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let params = Conv2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        algorithm: parse_algos(&args.algo)?
+            .into_iter()
+            .next()
+            .filter(|_| args.algo != "all")
+            .ok_or_else(|| Failure("--algo all is for bench; run takes one algorithm".into(), 2))?,
+        activation: parse_activation(&a.activation)?,
+    };
+    let Loaded { x, w, b } = load_all(a)?;
+    // Validate before touching the GPU: a bad shape is reported without opening a device.
+    let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b)).transpose()?;
+    let (y, info) =
+        conv2d_with_info(&ctx, &Tensor::from_host(&ctx, &x)?, &Tensor::from_host(&ctx, &w)?, bg.as_ref(), &params)?;
+    let out = y.to_host(&ctx)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let summary = format!(
+        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out.shape,
+        info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
+    );
+    finish(a, &out, summary, || wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+}
+
+fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let params = ConvTranspose2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        output_padding: parse_pair("output-padding", &args.output_padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        activation: parse_activation(&a.activation)?,
+    };
+    let Loaded { x, w, b } = load_all(a)?;
+    let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b)).transpose()?;
+    let (y, info) = wgconv::conv_transpose2d_with_info(
+        &ctx,
+        &Tensor::from_host(&ctx, &x)?,
+        &Tensor::from_host(&ctx, &w)?,
+        bg.as_ref(),
+        &params,
+    )?;
+    let out = y.to_host(&ctx)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let summary = format!(
+        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} via gemm+col2im ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
+        params.groups, out.shape, info.chunks, info.workspace_bytes, ctx.adapter_info().name
+    );
+    finish(a, &out, summary, || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
 }
 
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {

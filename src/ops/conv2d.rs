@@ -14,8 +14,8 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::gemm::BMode;
-use crate::ops::{check_binding, depthwise, gemm, im2col, range, whole, Dispatch, UniformArena};
+use crate::ops::gemm::{AMode, BMode};
+use crate::ops::{check_binding, depthwise, gemm, im2col, range, record, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::Tensor;
 
@@ -112,7 +112,18 @@ pub fn conv2d_into(
                 let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
                 let block = arena.push(&p);
                 let uniforms = arena.finish(ctx)?;
-                vec![gemm::prepare(ctx, &uniforms, block, &p, mode, act, weight, whole(input), bias, output)?]
+                vec![gemm::prepare(
+                    ctx,
+                    &uniforms,
+                    block,
+                    &p,
+                    (AMode::RowMajor, mode),
+                    act,
+                    weight,
+                    whole(input),
+                    bias,
+                    output,
+                )?]
             }
             Algorithm::Depthwise => {
                 let p = depthwise::DepthwiseParams::new(&g, act.alpha());
@@ -126,15 +137,6 @@ pub fn conv2d_into(
         Ok(())
     })??;
     Ok(info)
-}
-
-/// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards).
-fn record(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
-    let mut pass =
-        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
-    for d in dispatches {
-        d.record(&mut pass);
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -195,7 +197,18 @@ fn encode_im2col_gemm(
     for (ip, ib, gp, gb) in &blocks {
         dispatches.push(im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?);
         let col = range(&workspace, (0, ip.total as u64 * 4));
-        dispatches.push(gemm::prepare(ctx, &uniforms, *gb, gp, BMode::Dense, act, weight, col, bias, output)?);
+        dispatches.push(gemm::prepare(
+            ctx,
+            &uniforms,
+            *gb,
+            gp,
+            (AMode::RowMajor, BMode::Dense),
+            act,
+            weight,
+            col,
+            bias,
+            output,
+        )?);
     }
     record(encoder, "conv2d", &dispatches);
     Ok(())

@@ -12,7 +12,7 @@ uniform_block! {
     /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
     GemmParams {
         m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
-        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, _pad0,
+        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0,
     }
 }
 
@@ -73,6 +73,15 @@ impl GemmParams {
     }
 }
 
+/// How the GEMM reads its A operand (the shader's `A_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AMode {
+    /// `[groups, M, K]` row-major (conv weights).
+    RowMajor = 0,
+    /// `[groups, K, M]` row-major, read transposed (conv_transpose2d weights).
+    Transposed = 1,
+}
+
 /// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and
 /// specialises the kernel with `HAS_BIAS = false`, so it is never read.
 #[allow(clippy::too_many_arguments)]
@@ -81,7 +90,7 @@ pub(crate) fn prepare(
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     p: &GemmParams,
-    mode: BMode,
+    (a_mode, mode): (AMode, BMode),
     activation: Activation,
     a: &Tensor,
     b: wgpu::BindingResource<'_>,
@@ -91,6 +100,7 @@ pub(crate) fn prepare(
     let overrides = Overrides::none()
         .flag("HAS_BIAS", bias.is_some())
         .with("B_MODE", mode as u32 as f64)
+        .with("A_MODE", a_mode as u32 as f64)
         .with("ACT", activation.code() as f64);
     let (pipeline, bgl) = ctx.pipeline(ShaderId::Gemm, &overrides)?;
     let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
@@ -136,7 +146,18 @@ pub fn matmul_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;
-        let d = prepare(ctx, &uniforms, block, &p, BMode::Dense, Activation::None, a, whole(b), None, c)?;
+        let d = prepare(
+            ctx,
+            &uniforms,
+            block,
+            &p,
+            (AMode::RowMajor, BMode::Dense),
+            Activation::None,
+            a,
+            whole(b),
+            None,
+            c,
+        )?;
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
         d.record(&mut pass);

@@ -1,7 +1,8 @@
 //! GPU ops. Each op validates everything before it creates any GPU object, so an invalid
-//! call returns an [`Error`](crate::Error) with no work submitted.
+//! call returns an [`crate::Error`] with no work submitted.
 
 pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
@@ -45,6 +46,15 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    }
+}
+
+/// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards).
+pub(crate) fn record(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+    let mut pass =
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+    for d in dispatches {
+        d.record(&mut pass);
     }
 }
 

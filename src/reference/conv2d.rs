@@ -1,5 +1,5 @@
-//! Reference conv2d: out[n, co, oy, ox] = bias[co] + Σ_{ci∈group(co), i, j}
-//! in[n, ci, oy·sh − pt + i·dh, ox·sw − pl + j·dw] · w[co, ci − g·Cin/G, i, j],
+//! Reference conv2d: `out[n, co, oy, ox] = bias[co] + Σ_{ci∈group(co), i, j}`
+//! `in[n, ci, oy·sh − pt + i·dh, ox·sw − pl + j·dw] · w[co, ci − g·Cin/G, i, j]`,
 //! with out-of-range input positions read as 0, then the activation.
 
 use crate::error::Result;

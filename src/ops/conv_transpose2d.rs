@@ -1,0 +1,183 @@
+//! conv_transpose2d (PyTorch `torch.nn.functional.conv_transpose2d` semantics).
+//!
+//! Implementation: GEMM + col2im, never a scatter. Per chunk of images, `gemm.wgsl`
+//! computes `col[g] = W[g]ᵀ · X[g]` (`A_MODE` transposed: the weight `[Cin, Cout/G, kh, kw]`
+//! read as `[(Cout/G)·kh·kw, Cin/G]`; `B_MODE` pointwise: the input image as
+//! `[Cin/G, H·W]`), i.e. every input pixel's contribution to every tap of every output
+//! channel; then `col2im.wgsl` gathers, for each output element, the taps that land on it.
+//! Each output element is written by exactly one invocation, so results are deterministic
+//! run to run (a scatter would need float atomics), and no multiply is wasted on the zeros
+//! a zero-insertion formulation would add for stride > 1.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::ops::gemm::{AMode, BMode, GemmParams};
+use crate::ops::{
+    check_binding, fold_grid, gemm, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
+};
+use crate::params::{Activation, ConvTranspose2dGeometry, ConvTranspose2dParams};
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `Col2imParams` in `shaders/col2im.wgsl`.
+    Col2imParams {
+        c_out, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
+        img0, total, alpha_bits,
+    }
+}
+
+/// What one conv_transpose2d call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dInfo {
+    pub geometry: ConvTranspose2dGeometry,
+    /// Chunks of images the work was split into.
+    pub chunks: u32,
+    /// Images per chunk (the last may hold fewer).
+    pub images_per_chunk: u32,
+    /// Workspace bytes one chunk uses.
+    pub workspace_bytes: u64,
+}
+
+/// Transposed convolution, submitted; returns `[N, Cout, Ho, Wo]`.
+pub fn conv_transpose2d(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &ConvTranspose2dParams,
+) -> Result<Tensor> {
+    conv_transpose2d_with_info(ctx, input, weight, bias, params).map(|(t, _)| t)
+}
+
+/// [`conv_transpose2d`] that also says how the work was split.
+pub fn conv_transpose2d_with_info(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &ConvTranspose2dParams,
+) -> Result<(Tensor, ConvTranspose2dInfo)> {
+    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty(ctx, &g.output_shape())?;
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose2d") });
+    let info = conv_transpose2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
+    ctx.submit(encoder)?;
+    Ok((output, info))
+}
+
+/// Records into the caller's encoder without submitting; writes `output`.
+pub fn conv_transpose2d_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &ConvTranspose2dParams,
+    output: &Tensor,
+) -> Result<ConvTranspose2dInfo> {
+    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
+    if output.shape() != g.output_shape() {
+        return Err(Error::Buffer {
+            what: "output",
+            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
+        });
+    }
+    for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
+        t.check_device(ctx, what)?;
+        check_binding(ctx, t, what)?;
+    }
+    if let Some(b) = bias {
+        b.check_device(ctx, "bias")?;
+    }
+    // One image's column matrix: Cout·kh·kw rows of H·W.
+    let per_image = g.c_out as u64 * g.kh as u64 * g.kw as u64 * g.h as u64 * g.w as u64 * 4;
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let per_chunk = budget / per_image;
+    if per_chunk == 0 {
+        return Err(Error::TooLarge(format!(
+            "one image's column matrix is {per_image} bytes (Cout·kh·kw·H·W·4) but the workspace budget is {budget}"
+        )));
+    }
+    let images = per_chunk.min(g.n as u64) as u32;
+    let chunks = g.n.div_ceil(images);
+    let info = ConvTranspose2dInfo {
+        geometry: g,
+        chunks,
+        images_per_chunk: images,
+        workspace_bytes: per_image * images as u64,
+    };
+    let act = params.activation;
+    ctx.scoped(|| -> Result<()> {
+        let workspace = ctx.workspace(info.workspace_bytes)?;
+        let hw = g.h * g.w;
+        let (m, k) = (g.c_out_per_group() * g.kh * g.kw, g.c_in_per_group());
+        let mut arena = UniformArena::new(ctx);
+        let mut blocks = Vec::new();
+        for c in 0..chunks {
+            let img0 = c * images;
+            let imgs = images.min(g.n - img0);
+            let gp = GemmParams {
+                c_in: g.c_in,
+                img0,
+                ..GemmParams::new(m, imgs * hw, k, g.groups, hw, img0 * hw, g.c_out * g.kh * g.kw * hw)
+            };
+            let cp = Col2imParams {
+                c_out: g.c_out,
+                h: g.h,
+                w: g.w,
+                kh: g.kh,
+                kw: g.kw,
+                stride_h: g.stride[0],
+                stride_w: g.stride[1],
+                dil_h: g.dilation[0],
+                dil_w: g.dilation[1],
+                pad_top: g.pads.top,
+                pad_left: g.pads.left,
+                h_out: g.h_out,
+                w_out: g.w_out,
+                img0,
+                total: imgs * g.c_out * g.h_out * g.w_out,
+                alpha_bits: act.alpha().to_bits(),
+            };
+            blocks.push((gp, arena.push(&gp), cp, arena.push(&cp), per_image * imgs as u64));
+        }
+        let uniforms = arena.finish(ctx)?;
+        let (col2im, bgl) = ctx.pipeline(
+            ShaderId::Col2im,
+            &Overrides::none().flag("HAS_BIAS", bias.is_some()).with("ACT", act.code() as f64),
+        )?;
+        let mut dispatches = Vec::new();
+        for (gp, gb, cp, cb, bytes) in &blocks {
+            let col = range(&workspace, (0, *bytes));
+            dispatches.push(gemm::prepare(
+                ctx,
+                &uniforms,
+                *gb,
+                gp,
+                (AMode::Transposed, BMode::Pointwise),
+                Activation::None,
+                weight,
+                whole(input),
+                None,
+                &col_tensor(ctx, &workspace, *bytes)?,
+            )?);
+            let bind_group = ctx.bind_group(
+                ShaderId::Col2im,
+                &bgl,
+                &[range(&uniforms, *cb), col, optional(ctx, bias), whole(output)],
+            );
+            let grid = fold_grid((cp.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+            dispatches.push(Dispatch { pipeline: col2im.clone(), bind_group, grid });
+        }
+        record(encoder, "conv_transpose2d", &dispatches);
+        Ok(())
+    })??;
+    Ok(info)
+}
+
+/// The workspace as a tensor of `bytes / 4` floats (the GEMM's C binding).
+fn col_tensor(ctx: &GpuContext, workspace: &wgpu::Buffer, bytes: u64) -> Result<Tensor> {
+    Tensor::from_buffer(ctx, workspace.clone(), &[(bytes / 4) as usize])
+}

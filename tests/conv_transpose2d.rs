@@ -1,0 +1,262 @@
+//! conv_transpose2d on the GPU against the f64 scatter reference and PyTorch goldens; bad
+//! input; chunking; determinism.
+
+mod common;
+
+use common::{fresh_gpu, gpu};
+use wgconv::verify::{compare, Tolerance};
+use wgconv::{
+    conv_transpose2d, conv_transpose2d_with_info, Activation, ConvTranspose2dParams, EngineConfig, Error, HostTensor,
+    Padding, Tensor,
+};
+
+#[derive(Clone, Debug)]
+struct T {
+    x: [usize; 4],
+    cout: usize,
+    k: [usize; 2],
+    p: ConvTranspose2dParams,
+    bias: bool,
+}
+
+fn t(n: usize, cin: usize, hw: [usize; 2], cout: usize, k: [usize; 2]) -> T {
+    T { x: [n, cin, hw[0], hw[1]], cout, k, p: ConvTranspose2dParams::default(), bias: true }
+}
+
+impl T {
+    fn s(mut self, s: [u32; 2]) -> Self {
+        self.p.stride = s;
+        self
+    }
+    fn pad(mut self, p: Padding) -> Self {
+        self.p.padding = p;
+        self
+    }
+    fn op(mut self, o: [u32; 2]) -> Self {
+        self.p.output_padding = o;
+        self
+    }
+    fn d(mut self, d: [u32; 2]) -> Self {
+        self.p.dilation = d;
+        self
+    }
+    fn g(mut self, g: u32) -> Self {
+        self.p.groups = g;
+        self
+    }
+    fn nb(mut self) -> Self {
+        self.bias = false;
+        self
+    }
+    fn data(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        let g = self.p.groups as usize;
+        let x = HostTensor::random(&self.x, seed);
+        let w = HostTensor::random(&[self.x[1], self.cout / g, self.k[0], self.k[1]], seed + 1);
+        let b = self.bias.then(|| HostTensor::random(&[self.cout], seed + 2));
+        (x, w, b)
+    }
+}
+
+fn run(ctx: &wgconv::GpuContext, c: &T, seed: u64) -> (wgconv::verify::ErrorStats, wgconv::ConvTranspose2dInfo) {
+    let (x, w, b) = c.data(seed);
+    let (shape, r) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &c.p).unwrap();
+    let xg = Tensor::from_host(ctx, &x).unwrap();
+    let wg = Tensor::from_host(ctx, &w).unwrap();
+    let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
+    let (y, info) = conv_transpose2d_with_info(ctx, &xg, &wg, bg.as_ref(), &c.p).unwrap();
+    assert_eq!(y.shape(), &shape);
+    (compare(&y.to_vec(ctx).unwrap(), &r), info)
+}
+
+fn sym(h: u32, w: u32) -> Padding {
+    Padding::Symmetric([h, w])
+}
+
+/// Strides 1–3 (3 with output_padding), dilation, groups, depthwise, non-square, N = 3,
+/// explicit asymmetric padding, 1x1, kernels smaller than the stride.
+fn cases() -> Vec<T> {
+    vec![
+        t(1, 3, [5, 5], 4, [3, 3]),
+        t(1, 3, [5, 5], 4, [3, 3]).pad(sym(1, 1)),
+        t(1, 4, [7, 7], 2, [4, 4]).s([2, 2]).pad(sym(1, 1)),
+        t(2, 5, [6, 4], 3, [3, 3]).s([2, 2]).pad(sym(1, 1)).op([1, 1]),
+        t(1, 3, [4, 5], 2, [3, 3]).s([3, 3]).op([2, 1]),
+        t(3, 2, [3, 3], 3, [5, 5]).s([3, 3]).pad(sym(2, 2)).op([1, 2]),
+        t(1, 2, [6, 6], 3, [3, 3]).d([2, 2]),
+        t(1, 2, [6, 5], 3, [3, 2]).d([2, 3]).pad(sym(1, 1)).op([1, 2]),
+        t(1, 4, [5, 5], 6, [3, 3]).g(2).pad(sym(1, 1)),
+        t(2, 8, [4, 6], 4, [3, 3]).g(4).s([2, 2]),
+        t(1, 6, [7, 7], 6, [3, 3]).g(6).pad(sym(1, 1)),
+        t(1, 5, [5, 6], 10, [4, 4]).g(5).s([2, 2]).pad(sym(1, 1)),
+        t(1, 3, [5, 7], 2, [2, 5]).s([1, 2]),
+        t(1, 3, [7, 5], 2, [5, 2]).s([3, 1]).pad(sym(2, 0)),
+        t(3, 3, [4, 4], 5, [3, 3]).s([2, 2]),
+        t(1, 4, [6, 6], 4, [1, 1]),
+        t(1, 4, [6, 6], 4, [1, 1]).s([2, 2]).op([1, 0]),
+        t(1, 3, [5, 5], 4, [3, 3]).pad(Padding::Explicit { top: 2, left: 0, bottom: 0, right: 1 }),
+        t(1, 3, [5, 5], 4, [2, 2]).s([3, 3]),
+        t(1, 3, [1, 1], 4, [3, 3]),
+        t(1, 3, [1, 1], 4, [3, 3]).s([2, 2]).pad(sym(1, 1)),
+        t(2, 7, [9, 8], 5, [3, 3]).s([2, 2]).pad(sym(1, 1)).op([1, 1]).nb(),
+        t(1, 17, [6, 5], 13, [3, 3]).s([2, 1]).pad(sym(1, 1)),
+        t(1, 64, [4, 4], 70, [2, 2]).s([2, 2]),
+        t(1, 3, [8, 3], 2, [3, 3])
+            .s([2, 3])
+            .d([2, 1])
+            .pad(Padding::Explicit { top: 1, left: 2, bottom: 3, right: 0 })
+            .op([1, 2]),
+        t(2, 6, [5, 5], 9, [3, 3]).g(3).s([2, 2]).d([2, 2]).pad(sym(2, 2)).op([1, 1]),
+    ]
+}
+
+#[test]
+fn random_cases_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let all = cases();
+    assert!(all.len() >= 25);
+    let mut failures = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let (s, _) = run(ctx, c, 300 + i as u64);
+        if !s.passes(Tolerance::default()) {
+            failures.push(format!("case {i} {c:?}: {s}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn fused_activation_and_bias() {
+    let Some(ctx) = gpu() else { return };
+    for act in [Activation::Relu, Activation::LeakyRelu(0.3), Activation::Gelu, Activation::Tanh] {
+        let mut c = t(1, 4, [5, 5], 3, [4, 4]).s([2, 2]).pad(sym(1, 1));
+        c.p.activation = act;
+        let (s, _) = run(ctx, &c, 9);
+        assert!(s.passes(Tolerance::default()), "{act:?}: {s}");
+    }
+}
+
+#[test]
+fn small_budget_splits_over_images() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let c = t(5, 3, [4, 4], 2, [3, 3]).s([2, 2]);
+    let per_image = 2 * 9 * 16 * 4;
+    ctx.set_config(EngineConfig { workspace_budget: 2 * per_image, ..ctx.config() });
+    let (s, info) = run(&ctx, &c, 3);
+    assert!(s.passes(Tolerance::default()), "{s}");
+    assert_eq!((info.chunks, info.images_per_chunk), (3, 2));
+    ctx.set_config(EngineConfig { workspace_budget: per_image - 4, ..ctx.config() });
+    let (x, w, _) = c.data(1);
+    let e = conv_transpose2d(
+        &ctx,
+        &Tensor::from_host(&ctx, &x).unwrap(),
+        &Tensor::from_host(&ctx, &w).unwrap(),
+        None,
+        &c.p,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::TooLarge(_)), "{e}");
+}
+
+#[test]
+fn deterministic() {
+    let Some(ctx) = gpu() else { return };
+    let c = t(2, 16, [7, 7], 8, [4, 4]).s([2, 2]).pad(sym(1, 1));
+    let (x, w, b) = c.data(4);
+    let (xg, wg) = (Tensor::from_host(ctx, &x).unwrap(), Tensor::from_host(ctx, &w).unwrap());
+    let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
+    let first = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
+    for _ in 0..3 {
+        let again = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
+        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
+
+#[test]
+fn invalid_parameters() {
+    let d = ConvTranspose2dParams::default();
+    let x = [1, 4, 5, 5];
+    let w = [4, 3, 3, 3];
+    assert!(d.validate(&x, &w, Some(&[3])).is_ok());
+    let v = |p: ConvTranspose2dParams, x: &[usize], w: &[usize], b: Option<&[usize]>| p.validate(x, w, b).unwrap_err();
+    assert!(matches!(v(d, &x[1..], &w, None), Error::Rank { what: "input", .. }));
+    assert!(matches!(v(d, &x, &[5, 3, 3, 3], None), Error::ChannelMismatch(_)));
+    assert!(matches!(v(ConvTranspose2dParams { groups: 3, ..d }, &x, &w, None), Error::Groups(_)));
+    assert!(matches!(v(ConvTranspose2dParams { groups: 0, ..d }, &x, &w, None), Error::Groups(_)));
+    assert!(matches!(v(d, &x, &w, Some(&[6])), Error::BiasShape { expected: 3, .. }));
+    assert!(matches!(
+        v(ConvTranspose2dParams { stride: [0, 1], ..d }, &x, &w, None),
+        Error::InvalidParam { name: "stride", .. }
+    ));
+    assert!(matches!(
+        v(ConvTranspose2dParams { dilation: [1, 0], ..d }, &x, &w, None),
+        Error::InvalidParam { name: "dilation", .. }
+    ));
+    assert!(matches!(
+        v(ConvTranspose2dParams { padding: Padding::Same, ..d }, &x, &w, None),
+        Error::InvalidParam { name: "padding", .. }
+    ));
+    // output_padding must be < max(stride, dilation): 1 with stride 1, dilation 1 is not.
+    assert!(matches!(
+        v(ConvTranspose2dParams { output_padding: [1, 0], ..d }, &x, &w, None),
+        Error::InvalidParam { name: "output_padding", .. }
+    ));
+    assert!(ConvTranspose2dParams { output_padding: [1, 0], dilation: [2, 1], ..d }.validate(&x, &w, None).is_ok());
+    // Padding that crops everything.
+    assert!(matches!(
+        v(ConvTranspose2dParams { padding: Padding::Symmetric([4, 0]), ..d }, &x, &w, None),
+        Error::EmptyOutput(_)
+    ));
+}
+
+fn golden_pad(v: &serde_json::Value) -> Padding {
+    let p: Vec<u32> = v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    Padding::Explicit { top: p[0], left: p[1], bottom: p[2], right: p[3] }
+}
+
+#[test]
+fn pytorch_golden_cases() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv_transpose2d");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let d = dir.join(name);
+        let pair = |k: &str| {
+            let v = c[k].as_array().unwrap();
+            [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
+        };
+        let p = ConvTranspose2dParams {
+            stride: pair("stride"),
+            padding: golden_pad(&c["padding"]),
+            output_padding: pair("output_padding"),
+            dilation: pair("dilation"),
+            groups: c["groups"].as_u64().unwrap() as u32,
+            ..Default::default()
+        };
+        let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
+        let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
+        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
+        let (expected, _) = HostTensor::read_npy(d.join("output.npy")).unwrap();
+        let e64: Vec<f64> = expected.data.iter().map(|&v| v as f64).collect();
+        let (shape, r) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &p).unwrap();
+        assert_eq!(shape.to_vec(), expected.shape, "{name}");
+        let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+        assert!(compare(&r32, &e64).passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: reference vs torch");
+        let Some(ctx) = gpu() else { continue };
+        let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
+        let y = conv_transpose2d(
+            ctx,
+            &Tensor::from_host(ctx, &x).unwrap(),
+            &Tensor::from_host(ctx, &w).unwrap(),
+            bg.as_ref(),
+            &p,
+        )
+        .unwrap()
+        .to_vec(ctx)
+        .unwrap();
+        let s = compare(&y, &e64);
+        assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
+    }
+}
