@@ -6,6 +6,8 @@
 //      M = Cout/G, K = (Cin/G)·kh·kw.
 //    1 [groups, K, M] row-major, read transposed. The conv_transpose2d weight
 //      [Cin, Cout/G, kh, kw] is this with K = Cin/G, M = (Cout/G)·kh·kw.
+//    2 an NCHW conv output gradient dY [N, a_channels, a_hw] read as [groups, M, K] with
+//      A[g, m, k] = dY[img, g·M + m, q] for pixel k = img·a_hw + q (grad_weight).
 // b: depends on B_MODE, the source of the [groups, K, N] operand:
 //    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
 //    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
@@ -14,6 +16,9 @@
 //                ox·sw − pl + j·dw] or 0 in the padding. No workspace.
 //    2 pointwise b is the NCHW input of a 1x1, stride-1, unpadded conv: B[g, k, n] =
 //                input[img, g·K + k, q] with q the pixel within the image.
+//    3 taps      b is the NCHW input; the im2col matrix transposed (grad_weight): row k is
+//                output pixel k = (img·Ho + oy)·Wo + ox (a_hw = Ho·Wo), column
+//                n = (cl·kh + i)·kw + j is a kernel tap of channel g·Cin/G + cl.
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
@@ -56,6 +61,10 @@ struct GemmParams {
     pad_left: u32,
     w_out: u32,
     img0: u32,
+    a_hw: u32,
+    a_channels: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -77,6 +86,11 @@ fn load_a(g: u32, row: u32, k: u32) -> f32 {
     if (row < params.m) {
         if (A_MODE == 1u) {
             return a[(g * params.k + k) * params.m + row];
+        }
+        if (A_MODE == 2u) {
+            let img = k / params.a_hw;
+            let q = k - img * params.a_hw;
+            return a[(img * params.a_channels + g * params.m + row) * params.a_hw + q];
         }
         return a[(g * params.m + row) * params.k + k];
     }
@@ -162,6 +176,15 @@ fn main(
         ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
     } else if (B_MODE == 2u) {
         base = img * (params.c_in * hw) + q;
+    } else if (B_MODE == 3u) {
+        // Columns are taps: their channel plane and offsets, fixed for the whole K loop.
+        let cl = cols / vec4<u32>(taps);
+        let tap = cols - cl * taps;
+        let ti = tap / vec4<u32>(params.kw);
+        let tj = tap - ti * params.kw;
+        base = (vec4<u32>(g * cig) + cl) * (params.h * params.w);
+        iy0 = vec4<i32>(ti * params.dil_h);
+        ix0 = vec4<i32>(tj * params.dil_w);
     }
 
     let k_tiles = (params.k + BK - 1u) / BK;
@@ -202,6 +225,19 @@ fn main(
                                gather(ok.y, base.y + chan, iy0.y + dy, ix0.y + dx),
                                gather(ok.z, base.z + chan, iy0.z + dy, ix0.z + dx),
                                gather(ok.w, base.w + chan, iy0.w + dy, ix0.w + dx));
+            } else if (B_MODE == 3u) {
+                // Row bk is one output pixel: where its window starts in the input.
+                let pimg = bk / params.a_hw;
+                let pq = bk - pimg * params.a_hw;
+                let oy = pq / params.w_out;
+                let ox = pq - oy * params.w_out;
+                let plane0 = pimg * (params.c_in * params.h * params.w);
+                let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
+                let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
+                bv = vec4<f32>(gather(ok.x, plane0 + base.x, y0 + iy0.x, x0 + ix0.x),
+                               gather(ok.y, plane0 + base.y, y0 + iy0.y, x0 + ix0.y),
+                               gather(ok.z, plane0 + base.z, y0 + iy0.z, x0 + ix0.z),
+                               gather(ok.w, plane0 + base.w, y0 + iy0.w, x0 + ix0.w));
             } else {
                 let off = (g * params.k + bk) * hw;
                 if (ok.w && img.x == img.w) {

@@ -18,6 +18,8 @@ pub const DEFAULT_SUITE: &str = include_str!("../bench/shapes.md");
 #[serde(rename_all = "snake_case")]
 pub enum BenchOp {
     Conv2d,
+    /// The backward pass of a conv2d row (`wgconv bench --backward`).
+    Conv2dBackward,
     ConvTranspose2d,
     DeformConv2d,
 }
@@ -26,6 +28,7 @@ impl BenchOp {
     pub fn name(self) -> &'static str {
         match self {
             BenchOp::Conv2d => "conv2d",
+            BenchOp::Conv2dBackward => "conv2d_backward",
             BenchOp::ConvTranspose2d => "conv_transpose2d",
             BenchOp::DeformConv2d => "deform_conv2d",
         }
@@ -323,6 +326,7 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
         BenchOp::ConvTranspose2d => {
             CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
         }
+        BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
         other => {
             CaseResult::skipped(case, algorithm.name(), format!("skipped: {} is not implemented yet", other.name()))
         }
@@ -417,6 +421,49 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     });
     let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
     Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
+}
+
+/// Times the backward pass (all three gradients) of a conv2d row; the result's op is
+/// `conv2d_backward` and its FLOPs are those of grad_input plus grad_weight (2× forward).
+pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> CaseResult {
+    let mut case = case.clone();
+    case.op = BenchOp::Conv2dBackward;
+    run_conv2d_backward(ctx, &case, opts)
+        .unwrap_or_else(|e| CaseResult::skipped(&case, "gemm_bwd", format!("error: {e}")))
+}
+
+fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+    use crate::ops::conv2d_backward::{conv2d_backward_into, Conv2dGrads};
+    let params = case.conv2d_params(Algorithm::Auto);
+    let seed = case_seed(case);
+    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
+    let w = HostTensor::random(
+        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
+        seed + 1,
+    );
+    let g = params.validate(&x.shape, &w.shape, None)?;
+    let dy = HostTensor::random(&g.output_shape(), seed + 3);
+    let (xg, wg, dyg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &dy)?);
+    let grads = Conv2dGrads {
+        grad_input: Some(Tensor::empty(ctx, &x.shape)?),
+        grad_weight: Some(Tensor::empty(ctx, &w.shape)?),
+        grad_bias: Some(Tensor::empty(ctx, &[case.c_out as usize])?),
+    };
+    let (times, method) = time_op(ctx, opts, |enc| conv2d_backward_into(ctx, enc, &xg, &wg, &dyg, &params, &grads))?;
+    let check = if opts.check_points > 0 {
+        // The naive f64 loops (about the forward's cost, twice over) give all three exactly.
+        let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &params)?;
+        let mut worst = 0f64;
+        for (t, r) in [(&grads.grad_input, rdx), (&grads.grad_weight, rdw), (&grads.grad_bias, rdb)] {
+            let out = t.as_ref().expect("allocated above").to_vec(ctx)?;
+            worst = worst.max(spot_check(&out, opts.check_points, seed, |i| r[i]).unwrap_or(0.0));
+        }
+        Some(worst)
+    } else {
+        None
+    };
+    let bytes = 4.0 * 2.0 * (x.data.len() + w.data.len() + dy.data.len()) as f64;
+    Ok(measured(case, "gemm_bwd", &times, method, 2.0 * g.flops(), bytes, 0, check))
 }
 
 fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {

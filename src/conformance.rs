@@ -272,6 +272,44 @@ pub fn run_conv_transpose2d(ctx: &GpuContext, cases: &[ConvTranspose2dCase], tol
     s
 }
 
+/// Runs conv2d backward (all three gradients) on the conv2d cases against the naive
+/// reference loops; a case passes when every gradient does.
+pub fn run_conv2d_backward(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpSummary {
+    let mut s = OpSummary::new("conv2d_backward".into());
+    for case in cases {
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (x, w, _) = case.data();
+            let out_shape = case.params.output_shape(&x.shape, &w.shape)?;
+            let dy = HostTensor::random(&out_shape, case.seed ^ 0xd1d1);
+            let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &case.params)?;
+            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+            let g = crate::ops::conv2d_backward::conv2d_backward(
+                ctx,
+                &t(&x)?,
+                &t(&w)?,
+                &t(&dy)?,
+                &case.params,
+                crate::ops::conv2d_backward::Grads::ALL,
+            )?;
+            let mut worst: Option<crate::verify::ErrorStats> = None;
+            for (got, want) in [(g.grad_input, rdx), (g.grad_weight, rdw), (g.grad_bias, rdb)] {
+                let got = got.expect("all gradients were requested").to_vec(ctx)?;
+                let st = compare(&got, &want);
+                // Report the gradient furthest from passing.
+                let score = |s: &crate::verify::ErrorStats| {
+                    (s.rel_l2 / tol.rel_l2).max(s.max_abs / (tol.abs * (1.0 + s.max_ref)))
+                };
+                if worst.as_ref().is_none_or(|w| score(&st) > score(w)) {
+                    worst = Some(st);
+                }
+            }
+            Ok(worst.expect("three gradients"))
+        })();
+        s.record(case, outcome, tol);
+    }
+    s
+}
+
 /// The static part: shader × override set × target.
 #[derive(Clone, Debug, Serialize)]
 pub struct StaticSummary {
@@ -344,6 +382,7 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         .map(|a| run_conv2d(ctx, &cases, a, Tolerance::default(), reference_conv2d))
         .collect();
     ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
+    ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),

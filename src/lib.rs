@@ -94,6 +94,7 @@ pub mod verify;
 pub use context::{ContextOptions, EngineConfig, GpuContext};
 pub use error::{Error, Result};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
+pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
 };

@@ -15,6 +15,8 @@ pub enum ShaderId {
     /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
     /// conv_transpose2d.
     Col2im,
+    /// `shaders/channel_sum.wgsl`: per-channel sums (conv2d grad_bias).
+    ChannelSum,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -30,7 +32,8 @@ pub enum BindingKind {
 }
 
 impl ShaderId {
-    pub const ALL: &'static [ShaderId] = &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise, ShaderId::Col2im];
+    pub const ALL: &'static [ShaderId] =
+        &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise, ShaderId::Col2im, ShaderId::ChannelSum];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +41,7 @@ impl ShaderId {
             ShaderId::Gemm => "gemm",
             ShaderId::Depthwise => "depthwise",
             ShaderId::Col2im => "col2im",
+            ShaderId::ChannelSum => "channel_sum",
         }
     }
 
@@ -47,6 +51,7 @@ impl ShaderId {
             ShaderId::Gemm => "gemm.wgsl",
             ShaderId::Depthwise => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
+            ShaderId::ChannelSum => "channel_sum.wgsl",
         }
     }
 
@@ -57,6 +62,7 @@ impl ShaderId {
             ShaderId::Gemm => &["activation.wgsl", "gemm.wgsl"],
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
+            ShaderId::ChannelSum => &["channel_sum.wgsl"],
         }
     }
 
@@ -71,6 +77,7 @@ impl ShaderId {
             ShaderId::Col2im => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
+            ShaderId::ChannelSum => include_str!("../shaders/channel_sum.wgsl"),
         }
     }
 
@@ -90,6 +97,8 @@ impl ShaderId {
             ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, col, bias, out
             ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
+            // params, x, out
+            ShaderId::ChannelSum => &[Uniform, StorageRead, StorageReadWrite],
         }
     }
 
@@ -97,7 +106,7 @@ impl ShaderId {
     /// and by `wgconv conformance`).
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
-            ShaderId::Im2col => vec![Overrides::none()],
+            ShaderId::Im2col | ShaderId::ChannelSum => vec![Overrides::none()],
             ShaderId::Gemm => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
@@ -107,9 +116,10 @@ impl ShaderId {
                 }
                 // conv_transpose2d: transposed weights × the input as a pointwise B; the bias
                 // and activation come later, in col2im.
-                sets.push(
-                    Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0).with("B_MODE", 2.0).with("A_MODE", 1.0),
-                );
+                let plain = || Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0);
+                sets.push(plain().with("B_MODE", 2.0).with("A_MODE", 1.0));
+                // conv2d grad_weight: dY × the transposed im2col matrix, gathered.
+                sets.push(plain().with("B_MODE", 3.0).with("A_MODE", 2.0));
                 sets
             }
             ShaderId::Depthwise | ShaderId::Col2im => epilogue_sets(),

@@ -151,3 +151,45 @@ fn run_conv_transpose2d_verify_on_a_golden_case() {
     let (code, _, err) = run(&[&args[..], &["--output-padding", "3", "--out", out.to_str().unwrap()]].concat());
     assert_one_line_error(code, &err, "output_padding");
 }
+
+#[test]
+fn run_conv2d_backward_verify_on_a_golden_case() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d_backward/stride3_dil2_asym");
+    let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+    let (dx, db) = (tmp("dx.npy"), tmp("db.npy"));
+    let (x, w, dy) = (f("input"), f("weight"), f("grad_output"));
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "conv2d_backward",
+        "--input",
+        &x,
+        "--weight",
+        &w,
+        "--grad-output",
+        &dy,
+        "--stride",
+        "3,2",
+        "--padding",
+        "2,0,1,1",
+        "--dilation",
+        "2",
+        "--out-grad-input",
+        dx.to_str().unwrap(),
+        "--out-grad-bias",
+        db.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 2, "{stdout}");
+    for (out, golden) in [(&dx, "grad_input"), (&db, "grad_bias")] {
+        let (y, _) = wgconv::HostTensor::read_npy(out).unwrap();
+        let (g, _) = wgconv::HostTensor::read_npy(dir.join(format!("{golden}.npy"))).unwrap();
+        let g64: Vec<f64> = g.data.iter().map(|&v| v as f64).collect();
+        assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()), "{golden}");
+    }
+    let (code, _, err) = run(&["run", "conv2d_backward", "--input", &x, "--weight", &w, "--grad-output", &dy]);
+    assert_one_line_error(code, &err, "--out-grad");
+}

@@ -90,3 +90,14 @@ fn conv_transpose2d_matches_reference_on_random_parameters() {
     assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
     eprintln!("{n} random conv_transpose2d cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
 }
+
+#[test]
+fn conv2d_backward_matches_reference_on_random_parameters() {
+    let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
+    let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed) ^ 0xbac;
+    let Some(ctx) = common::gpu() else { return };
+    let cases = conv2d_cases(seed, n);
+    let s = wgconv::conformance::run_conv2d_backward(ctx, &cases, Tolerance::default());
+    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
+    eprintln!("{n} random conv2d_backward cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+}

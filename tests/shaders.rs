@@ -2,6 +2,7 @@
 //! override set the engine uses, translate to SPIR-V, MSL, HLSL and GLSL; bindings and
 //! uniform layouts against their Rust twins. No GPU needed.
 
+use wgconv::ops::conv2d_backward::SumParams;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
 use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
 
@@ -49,6 +50,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
     assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
+    assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
 }
 
 #[test]

@@ -70,6 +70,25 @@ def conv_transpose2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), paddi
             "dilation": list(dilation), "groups": groups, "bias": bias, "output_shape": list(y.shape)}
 
 
+def conv2d_backward_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, h, w, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, kh, kw, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float()
+    t, l, bo, r = padding
+    xd = x.double().requires_grad_()
+    wd = wt.double().requires_grad_()
+    bd = b.double().requires_grad_()
+    y = F.conv2d(F.pad(xd, (l, r, t, bo)), wd, bd, stride=stride, dilation=dilation, groups=groups)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy.double())
+    d = os.path.join(ROOT, "conv2d_backward", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("grad_output", dy), ("grad_input", xd.grad), ("grad_weight", wd.grad), ("grad_bias", bd.grad)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    return {"name": name, "stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
+
+
 def check_crop_equals_padding():
     # The crop above is what padding does: compare with PyTorch's own symmetric padding.
     g = torch.Generator().manual_seed(1)
@@ -110,6 +129,18 @@ def main():
     with open(os.path.join(ROOT, "conv_transpose2d", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": tcases}, f, indent=1)
     print(f"wrote {len(tcases)} conv_transpose2d cases")
+
+    bcases = [
+        conv2d_backward_case("basic_3x3_pad1", 2, 3, 6, 5, 4, 3, 3, padding=(1, 1, 1, 1)),
+        conv2d_backward_case("stride2_unreached_rows", 1, 3, 8, 7, 2, 3, 3, stride=(2, 2), seed=1),
+        conv2d_backward_case("stride3_dil2_asym", 2, 4, 11, 9, 3, 3, 2, stride=(3, 2), padding=(2, 0, 1, 1), dilation=(2, 2), seed=2),
+        conv2d_backward_case("groups2", 1, 4, 6, 6, 6, 3, 3, padding=(1, 1, 1, 1), groups=2, seed=3),
+        conv2d_backward_case("depthwise_mult2", 2, 3, 7, 7, 6, 3, 3, stride=(2, 2), padding=(1, 1, 1, 1), groups=3, seed=4),
+        conv2d_backward_case("pointwise", 1, 8, 5, 5, 4, 1, 1, seed=5),
+    ]
+    with open(os.path.join(ROOT, "conv2d_backward", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": bcases}, f, indent=1)
+    print(f"wrote {len(bcases)} conv2d_backward cases")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ struct BenchArgs {
     /// Keep autotuning results in this file (implies --autotune).
     #[arg(long)]
     autotune_cache: Option<PathBuf>,
+    /// Also time the backward pass (grad input, weight, bias) of every conv2d row.
+    #[arg(long)]
+    backward: bool,
     /// Skip measuring the adapter's GEMM and copy ceilings.
     #[arg(long)]
     no_ceilings: bool,
@@ -124,6 +127,42 @@ enum RunOp {
     /// torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation).
     #[command(name = "conv_transpose2d", alias = "conv-transpose2d")]
     ConvTranspose2d(ConvTranspose2dArgs),
+    /// Gradients of conv2d (as PyTorch autograd): grad_input, grad_weight, grad_bias.
+    #[command(name = "conv2d_backward", alias = "conv2d-backward")]
+    Conv2dBackward(BackwardArgs),
+}
+
+#[derive(Args)]
+struct BackwardArgs {
+    /// The conv's input [N, Cin, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// The conv's weight [Cout, Cin/groups, kh, kw].
+    #[arg(long)]
+    weight: PathBuf,
+    /// Gradient of the loss with respect to the conv's output [N, Cout, Ho, Wo].
+    #[arg(long)]
+    grad_output: PathBuf,
+    #[arg(long, default_value = "1")]
+    stride: String,
+    #[arg(long, default_value = "0")]
+    padding: String,
+    #[arg(long, default_value = "1")]
+    dilation: String,
+    #[arg(long, default_value_t = 1)]
+    groups: u32,
+    /// Where to write grad_input (computed only if given).
+    #[arg(long)]
+    out_grad_input: Option<PathBuf>,
+    /// Where to write grad_weight (computed only if given).
+    #[arg(long)]
+    out_grad_weight: Option<PathBuf>,
+    /// Where to write grad_bias (computed only if given).
+    #[arg(long)]
+    out_grad_bias: Option<PathBuf>,
+    /// Also run the naive f64 loops and compare each gradient; exit 3 past tolerance.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// Flags every `run` op shares.
@@ -196,6 +235,7 @@ fn main() -> ExitCode {
         Cmd::Info => info(),
         Cmd::Run(RunOp::Conv2d(a)) => run_conv2d(&a),
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
+        Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
     };
@@ -366,6 +406,81 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     finish(a, &out, summary, || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
 }
 
+fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
+    let params = Conv2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        ..Default::default()
+    };
+    let which = wgconv::Grads {
+        input: a.out_grad_input.is_some(),
+        weight: a.out_grad_weight.is_some(),
+        bias: a.out_grad_bias.is_some(),
+    };
+    if !(which.input || which.weight || which.bias) {
+        return Err(Failure("give at least one of --out-grad-input, --out-grad-weight, --out-grad-bias".into(), 2));
+    }
+    let (x, w, dy) = (load(&a.input, "input")?, load(&a.weight, "weight")?, load(&a.grad_output, "grad_output")?);
+    let g = params.validate(&x.shape, &w.shape, None)?;
+    if dy.shape != g.output_shape() {
+        return Err(Failure(
+            format!("grad_output has shape {:?}, the conv's output is {:?}", dy.shape, g.output_shape()),
+            1,
+        ));
+    }
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
+    let grads = wgconv::conv2d_backward(&ctx, &t(&x)?, &t(&w)?, &t(&dy)?, &params, which)?;
+    let outs = [
+        ("grad_input", grads.grad_input, &a.out_grad_input),
+        ("grad_weight", grads.grad_weight, &a.out_grad_weight),
+        ("grad_bias", grads.grad_bias, &a.out_grad_bias),
+    ];
+    let mut host = Vec::new();
+    for (name, tensor, path) in outs {
+        if let (Some(tensor), Some(path)) = (tensor, path) {
+            let h = tensor.to_host(&ctx)?;
+            h.write_npy(path)?;
+            host.push((name, h, path.clone()));
+        }
+    }
+    println!(
+        "conv2d_backward x{:?} w{:?} dy{:?} -> {} in {:.1} ms (upload, first-use compile and readback included) on {}",
+        x.shape,
+        w.shape,
+        dy.shape,
+        host.iter().map(|(n, h, _)| format!("{n}{:?}", h.shape)).collect::<Vec<_>>().join(", "),
+        t0.elapsed().as_secs_f64() * 1e3,
+        ctx.adapter_info().name
+    );
+    for (_, _, path) in &host {
+        println!("wrote {}", path.display());
+    }
+    if a.verify {
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &params)?;
+        let tol = Tolerance::default();
+        let mut all = true;
+        for (name, h, _) in &host {
+            let want = match *name {
+                "grad_input" => &rdx,
+                "grad_weight" => &rdw,
+                _ => &rdb,
+            };
+            let stats = compare(&h.data, want);
+            let ok = stats.passes(tol);
+            all &= ok;
+            println!("verify {name}: {stats}: {}", if ok { "PASS" } else { "FAIL" });
+        }
+        if !all {
+            return Err(Failure("a gradient differs from the CPU reference beyond tolerance".into(), 3));
+        }
+    }
+    Ok(())
+}
+
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
     if text == "all" {
         return Ok(Algorithm::ALL.to_vec());
@@ -452,7 +567,9 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         eprintln!("autotune: {n} entries for this adapter loaded from {}", p.display());
     }
     ctx.autotune(a.autotune || a.autotune_cache.is_some());
-    let mut progress = Progress::new(cases.len() * algos.len() + usize::from(!a.no_ceilings));
+    let backward_rows =
+        if a.backward { cases.iter().filter(|c| c.op == wgconv::bench::BenchOp::Conv2d).count() } else { 0 };
+    let mut progress = Progress::new(cases.len() * algos.len() + backward_rows + usize::from(!a.no_ceilings));
     let ceilings = if a.no_ceilings {
         None
     } else {
@@ -467,6 +584,11 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         for &algo in &algos {
             progress.show(&format!("{} ({})", case.id, algo.name()));
             results.push(run_case(&ctx, case, algo, &opts));
+            progress.step();
+        }
+        if a.backward && case.op == wgconv::bench::BenchOp::Conv2d {
+            progress.show(&format!("{} (backward)", case.id));
+            results.push(wgconv::bench::run_backward_case(&ctx, case, &opts));
             progress.step();
         }
     }

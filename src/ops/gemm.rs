@@ -12,7 +12,8 @@ uniform_block! {
     /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
     GemmParams {
         m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
-        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0,
+        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0, a_hw, a_channels,
+        _pad0, _pad1,
     }
 }
 
@@ -28,6 +29,9 @@ pub enum BMode {
     Implicit = 1,
     /// The NCHW input of a 1x1, stride-1, unpadded conv.
     Pointwise = 2,
+    /// The im2col matrix transposed, gathered from the input: rows are output pixels,
+    /// columns kernel taps (grad_weight).
+    Taps = 3,
 }
 
 impl GemmParams {
@@ -56,6 +60,14 @@ impl GemmParams {
         let k = g.c_in_per_group() * g.kh * g.kw;
         GemmParams {
             alpha_bits: alpha.to_bits(),
+            ..GemmParams::new(g.c_out_per_group(), cols, k, g.groups, hw, col0, g.c_out * hw).gathering(g)
+        }
+    }
+
+    /// These dimensions, with the conv geometry the gathering modes (`BMode::Implicit`,
+    /// `BMode::Taps`) read the input with.
+    pub fn gathering(self, g: &Conv2dGeometry) -> Self {
+        GemmParams {
             c_in: g.c_in,
             h: g.h,
             w: g.w,
@@ -68,7 +80,7 @@ impl GemmParams {
             pad_top: g.pads.top,
             pad_left: g.pads.left,
             w_out: g.w_out,
-            ..GemmParams::new(g.c_out_per_group(), cols, k, g.groups, hw, col0, g.c_out * hw)
+            ..self
         }
     }
 }
@@ -80,6 +92,8 @@ pub enum AMode {
     RowMajor = 0,
     /// `[groups, K, M]` row-major, read transposed (conv_transpose2d weights).
     Transposed = 1,
+    /// An NCHW output gradient read as `[groups, Cout/G, N·Ho·Wo]` (grad_weight).
+    OutputGrad = 2,
 }
 
 /// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and

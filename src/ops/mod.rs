@@ -2,6 +2,7 @@
 //! call returns an [`crate::Error`] with no work submitted.
 
 pub mod conv2d;
+pub mod conv2d_backward;
 pub mod conv_transpose2d;
 pub mod depthwise;
 pub mod gemm;

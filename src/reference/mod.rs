@@ -2,7 +2,9 @@
 //! definitions (PyTorch semantics), used by tests, `wgconv run --verify` and conformance.
 
 pub mod conv2d;
+pub mod conv2d_backward;
 pub mod conv_transpose2d;
 
 pub use conv2d::{conv2d, conv2d_at};
+pub use conv2d_backward::conv2d_backward;
 pub use conv_transpose2d::conv_transpose2d;

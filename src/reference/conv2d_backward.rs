@@ -1,0 +1,63 @@
+//! Reference conv2d backward: the naive loops of the classic `conv_backward_naive`. For
+//! every output position and every tap that reads an input position inside the image,
+//! `dx += w·dy`, `dw += x·dy`; `db` sums dy. Accumulates in f64.
+
+use crate::error::{Error, Result};
+use crate::params::Conv2dParams;
+use crate::tensor::HostTensor;
+
+/// (grad_input, grad_weight, grad_bias), in the layouts of input, weight and `[Cout]`.
+pub fn conv2d_backward(
+    input: &HostTensor,
+    weight: &HostTensor,
+    grad_output: &HostTensor,
+    params: &Conv2dParams,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let g = params.validate(&input.shape, &weight.shape, None)?;
+    if grad_output.shape != g.output_shape() {
+        return Err(Error::Buffer {
+            what: "grad_output",
+            reason: format!("shape {:?}, expected {:?}", grad_output.shape, g.output_shape()),
+        });
+    }
+    let [n, c_in, h, w] = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
+    let [c_out, kh, kw, ho, wo] = [g.c_out, g.kh, g.kw, g.h_out, g.w_out].map(|v| v as usize);
+    let (cig, cog) = (g.c_in_per_group() as usize, g.c_out_per_group() as usize);
+    let [sh, sw] = g.stride.map(|v| v as isize);
+    let [dh, dw] = g.dilation.map(|v| v as isize);
+    let (pt, pl) = (g.pads.top as isize, g.pads.left as isize);
+    let mut dx = vec![0f64; input.data.len()];
+    let mut dwt = vec![0f64; weight.data.len()];
+    let mut db = vec![0f64; c_out];
+    for b in 0..n {
+        for co in 0..c_out {
+            let grp = co / cog;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let d = grad_output.data[((b * c_out + co) * ho + oy) * wo + ox] as f64;
+                    db[co] += d;
+                    for cl in 0..cig {
+                        let ci = grp * cig + cl;
+                        for i in 0..kh {
+                            let iy = oy as isize * sh - pt + i as isize * dh;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for j in 0..kw {
+                                let ix = ox as isize * sw - pl + j as isize * dw;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c_in + ci) * h + iy as usize) * w + ix as usize;
+                                let wi = ((co * cig + cl) * kh + i) * kw + j;
+                                dx[xi] += weight.data[wi] as f64 * d;
+                                dwt[wi] += input.data[xi] as f64 * d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((dx, dwt, db))
+}

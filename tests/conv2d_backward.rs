@@ -1,0 +1,206 @@
+//! conv2d backward on the GPU against the naive f64 loops, PyTorch autograd goldens and
+//! finite differences; determinism; bad input.
+
+mod common;
+
+use common::{case, gpu, Case};
+use wgconv::verify::{compare, Tolerance};
+use wgconv::{conv2d_backward, Activation, Conv2dParams, Error, Grads, HostTensor, Padding, Tensor};
+
+fn sym(h: u32, w: u32) -> Padding {
+    Padding::Symmetric([h, w])
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(1, 3, [6, 6], 4, [3, 3]).pad(sym(1, 1)),
+        case(2, 5, [7, 9], 3, [3, 3]),
+        case(2, 3, [8, 7], 2, [3, 3]).stride([2, 2]),
+        case(1, 3, [9, 10], 2, [3, 3]).stride([3, 2]).pad(sym(1, 0)),
+        case(1, 2, [11, 9], 3, [3, 2]).dil([2, 2]).pad(Padding::Explicit { top: 2, left: 0, bottom: 1, right: 1 }),
+        case(1, 4, [6, 6], 6, [3, 3]).groups(2).pad(sym(1, 1)),
+        case(2, 8, [5, 7], 4, [3, 3]).groups(4).stride([2, 1]),
+        case(1, 6, [7, 7], 6, [3, 3]).groups(6).pad(sym(1, 1)),
+        case(2, 3, [7, 7], 6, [3, 3]).groups(3).stride([2, 2]).pad(sym(1, 1)),
+        case(1, 8, [5, 5], 4, [1, 1]),
+        case(3, 2, [4, 5], 3, [1, 1]).stride([2, 2]),
+        case(1, 3, [7, 6], 2, [4, 2]).pad(Padding::Same),
+        case(1, 2, [3, 3], 2, [5, 5]).pad(sym(2, 2)),
+        case(1, 3, [13, 13], 4, [7, 7]).stride([2, 2]).pad(sym(3, 3)),
+        case(1, 37, [6, 6], 19, [3, 3]).pad(sym(1, 1)),
+        case(2, 16, [9, 9], 70, [3, 3]).pad(sym(1, 1)),
+        case(1, 3, [1, 1], 2, [3, 3]).pad(sym(1, 1)),
+        case(1, 5, [12, 5], 3, [2, 3]).stride([3, 1]).dil([1, 2]),
+        case(2, 4, [10, 10], 4, [3, 3]).dil([3, 3]).pad(sym(3, 3)),
+        case(1, 9, [8, 8], 9, [5, 5]).groups(9).stride([2, 2]).pad(sym(2, 2)),
+    ]
+}
+
+fn tensors(c: &Case, seed: u64) -> (HostTensor, HostTensor, HostTensor) {
+    let (x, w, _) = c.data(seed);
+    let shape = c.params.output_shape(&x.shape, &w.shape).unwrap();
+    (x, w, HostTensor::random(&shape, seed ^ 0xd1))
+}
+
+fn gpu_grads(
+    ctx: &wgconv::GpuContext,
+    x: &HostTensor,
+    w: &HostTensor,
+    dy: &HostTensor,
+    p: &Conv2dParams,
+) -> [Vec<f32>; 3] {
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    let g = conv2d_backward(ctx, &t(x), &t(w), &t(dy), p, Grads::ALL).unwrap();
+    [g.grad_input, g.grad_weight, g.grad_bias].map(|t| t.unwrap().to_vec(ctx).unwrap())
+}
+
+#[test]
+fn gradients_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut failures = Vec::new();
+    for (i, c) in cases().iter().enumerate() {
+        let (x, w, dy) = tensors(c, 40 + i as u64);
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let [dx, dw, db] = gpu_grads(ctx, &x, &w, &dy, &c.params);
+        for (name, got, want) in [("grad_input", &dx, &rdx), ("grad_weight", &dw, &rdw), ("grad_bias", &db, &rdb)] {
+            let s = compare(got, want);
+            if !s.passes(Tolerance::default()) {
+                failures.push(format!("case {i} {name} {c:?}: {s}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn only_the_requested_gradients() {
+    let Some(ctx) = gpu() else { return };
+    let c = case(1, 4, [5, 5], 2, [3, 3]);
+    let (x, w, dy) = tensors(&c, 1);
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    let g = conv2d_backward(ctx, &t(&x), &t(&w), &t(&dy), &c.params, Grads { input: false, weight: true, bias: false })
+        .unwrap();
+    assert!(g.grad_input.is_none() && g.grad_bias.is_none());
+    assert_eq!(g.grad_weight.unwrap().shape(), w.shape.as_slice());
+}
+
+/// L = Σ dy ⊙ conv(x, w, b) is linear in each argument, so a central difference is exact up
+/// to rounding: it checks the analytic GPU gradients against the forward reference alone.
+#[test]
+fn finite_differences() {
+    let Some(ctx) = gpu() else { return };
+    let c = case(1, 2, [5, 4], 3, [3, 2]).stride([2, 1]).pad(sym(1, 1));
+    let (x, w, dy) = tensors(&c, 7);
+    let b = HostTensor::random(&[3], 8);
+    let loss = |x: &HostTensor, w: &HostTensor, b: &HostTensor| -> f64 {
+        let (_, y) = wgconv::reference::conv2d(x, w, Some(b), &c.params).unwrap();
+        y.iter().zip(&dy.data).map(|(y, d)| y * *d as f64).sum()
+    };
+    let [dx, dw, db] = gpu_grads(ctx, &x, &w, &dy, &c.params);
+    let eps = 0.5f32;
+    let fd = |f: &dyn Fn(f32) -> f64| (f(eps) - f(-eps)) / (2.0 * eps as f64);
+    for i in 0..x.data.len() {
+        let f = |e: f32| {
+            let mut x2 = x.clone();
+            x2.data[i] += e;
+            loss(&x2, &w, &b)
+        };
+        assert!((fd(&f) - dx[i] as f64).abs() < 1e-4, "dx[{i}]: fd {} vs {}", fd(&f), dx[i]);
+    }
+    for i in 0..w.data.len() {
+        let f = |e: f32| {
+            let mut w2 = w.clone();
+            w2.data[i] += e;
+            loss(&x, &w2, &b)
+        };
+        assert!((fd(&f) - dw[i] as f64).abs() < 1e-4, "dw[{i}]: fd {} vs {}", fd(&f), dw[i]);
+    }
+    for i in 0..3 {
+        let f = |e: f32| {
+            let mut b2 = b.clone();
+            b2.data[i] += e;
+            loss(&x, &w, &b2)
+        };
+        assert!((fd(&f) - db[i] as f64).abs() < 1e-4, "db[{i}]");
+    }
+    // Rows a stride-2 conv never reads get zero input gradient: here none (pad 1, k 3), but
+    // with padding 0 the last row of a 6-row input is never read.
+    let c2 = case(1, 1, [6, 3], 1, [3, 3]).stride([2, 1]);
+    let (x, w, dy) = tensors(&c2, 9);
+    let [dx, _, _] = gpu_grads(ctx, &x, &w, &dy, &c2.params);
+    assert!(dx[5 * 3..].iter().all(|&v| v == 0.0), "{:?}", &dx[15..]);
+    assert!(dx[..15].iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn deterministic() {
+    let Some(ctx) = gpu() else { return };
+    let c = case(2, 16, [12, 12], 32, [3, 3]).pad(sym(1, 1)).stride([2, 2]);
+    let (x, w, dy) = tensors(&c, 3);
+    let first = gpu_grads(ctx, &x, &w, &dy, &c.params);
+    for _ in 0..3 {
+        let again = gpu_grads(ctx, &x, &w, &dy, &c.params);
+        for (a, b) in first.iter().zip(&again) {
+            assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let Some(ctx) = gpu() else { return };
+    let c = case(1, 2, [5, 5], 3, [3, 3]);
+    let (x, w, dy) = tensors(&c, 1);
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    let wrong = Tensor::empty(ctx, &[1, 3, 4, 3]).unwrap();
+    let e = conv2d_backward(ctx, &t(&x), &t(&w), &wrong, &c.params, Grads::ALL).unwrap_err();
+    assert!(matches!(e, Error::Buffer { what: "grad_output", .. }), "{e}");
+    let p = Conv2dParams { activation: Activation::Relu, ..c.params };
+    let e = conv2d_backward(ctx, &t(&x), &t(&w), &t(&dy), &p, Grads::ALL).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "activation", .. }), "{e}");
+    let p = Conv2dParams { groups: 2, ..c.params };
+    // groups 2 does not divide Cout = 3
+    assert!(matches!(conv2d_backward(ctx, &t(&x), &t(&w), &t(&dy), &p, Grads::ALL), Err(Error::Groups(_))));
+}
+
+#[test]
+fn pytorch_autograd_golden_cases() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d_backward");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let d = dir.join(name);
+        let pair = |k: &str| {
+            let v = c[k].as_array().unwrap();
+            [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
+        };
+        let pads: Vec<u32> = c["padding"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let p = Conv2dParams {
+            stride: pair("stride"),
+            padding: Padding::Explicit { top: pads[0], left: pads[1], bottom: pads[2], right: pads[3] },
+            dilation: pair("dilation"),
+            groups: c["groups"].as_u64().unwrap() as u32,
+            ..Default::default()
+        };
+        let load = |f: &str| HostTensor::read_npy(d.join(format!("{f}.npy"))).unwrap().0;
+        let (x, w, dy) = (load("input"), load("weight"), load("grad_output"));
+        let want: Vec<Vec<f64>> = ["grad_input", "grad_weight", "grad_bias"]
+            .iter()
+            .map(|f| load(f).data.iter().map(|&v| v as f64).collect())
+            .collect();
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
+        for (r, t) in [rdx, rdw, rdb].iter().zip(&want) {
+            let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+            assert!(compare(&r32, t).passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: reference vs torch");
+        }
+        let Some(ctx) = gpu() else { continue };
+        let got = gpu_grads(ctx, &x, &w, &dy, &p);
+        for (k, (g, t)) in got.iter().zip(&want).enumerate() {
+            let s = compare(g, t);
+            assert!(s.passes(Tolerance::default()), "{name} grad {k}: GPU vs torch autograd: {s}");
+        }
+    }
+}
