@@ -26,11 +26,16 @@
 //    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = img0 = 0; a chunk of
 //    images img0.. written to a workspace sets img0 to its first image.
 //
-// Each workgroup computes one 64×64 tile of C for one group; each of its 16×16 invocations
-// a 4×4 block held in four named vec4 accumulators (llvmpipe and most drivers keep those in
-// registers, where a private array would spill). K advances in slices of 16 through
-// workgroup memory. Tiles are numbered (g, tile_m, tile_n) and the grid may be folded into
-// y and z: linear id = x + nx·(y + ny·z).
+// Each workgroup computes one 64×64 tile of C for one group, K advancing in slices of 16
+// through workgroup memory. Two entry points share everything but the register blocking:
+//   main      16×16 invocations, a 4×4 block each in four named vec4 accumulators;
+//   main_8x8   8×8 invocations, an 8×8 block each in sixteen named vec4 accumulators: four
+//              times the multiply-adds per workgroup-memory load, and a quarter of the
+//              invocations to step through each barrier (llvmpipe runs a workgroup's
+//              invocations as SIMD groups on one thread).
+// Named accumulators, not arrays: llvmpipe and most drivers keep them in registers, where a
+// private array would spill. Tiles are numbered (g, tile_m, tile_n) and the grid may be
+// folded into y and z: linear id = x + nx·(y + ny·z).
 
 override HAS_BIAS: bool = false;
 override B_MODE: u32 = 0u;
@@ -126,6 +131,127 @@ fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
     }
 }
 
+// What the B loader of one invocation knows about its four columns b_c .. b_c + 3, fixed for
+// the whole K loop: validity, image/plane offset and the input position of tap (0, 0)
+// (implicit) or the tap offsets (taps mode).
+struct Cols {
+    ok: vec4<bool>,
+    img: vec4<u32>,
+    base: vec4<u32>,
+    iy0: vec4<i32>,
+    ix0: vec4<i32>,
+}
+
+fn columns(g: u32, b_c: u32) -> Cols {
+    var c: Cols;
+    let cols = vec4<u32>(b_c, b_c + 1u, b_c + 2u, b_c + 3u);
+    c.ok = cols < vec4<u32>(params.n);
+    let p = vec4<u32>(params.col0) + cols;
+    c.img = p / vec4<u32>(params.hw);
+    let q = p - c.img * params.hw;
+    c.base = vec4<u32>(0u);
+    c.iy0 = vec4<i32>(0);
+    c.ix0 = vec4<i32>(0);
+    if (B_MODE == 1u) {
+        let oy = q / vec4<u32>(params.w_out);
+        let ox = q - oy * params.w_out;
+        c.base = c.img * (params.c_in * params.h * params.w);
+        c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
+        c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
+    } else if (B_MODE == 2u) {
+        c.base = c.img * (params.c_in * params.hw) + q;
+    } else if (B_MODE == 3u) {
+        // Columns are taps: their channel plane and offsets.
+        let taps = params.kh * params.kw;
+        let cl = cols / vec4<u32>(taps);
+        let tap = cols - cl * taps;
+        let ti = tap / vec4<u32>(params.kw);
+        let tj = tap - ti * params.kw;
+        c.base = (vec4<u32>(g * (params.c_in / params.groups)) + cl) * (params.h * params.w);
+        c.iy0 = vec4<i32>(ti * params.dil_h);
+        c.ix0 = vec4<i32>(tj * params.dil_w);
+    }
+    return c;
+}
+
+// Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N).
+fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
+    var bv = vec4<f32>(0.0);
+    if (bk >= params.k) {
+        return bv;
+    }
+    if (B_MODE == 0u) {
+        let row = g * params.k * params.n + bk * params.n;
+        if (c.ok.w) {
+            bv = vec4<f32>(b[row + b_c], b[row + b_c + 1u], b[row + b_c + 2u], b[row + b_c + 3u]);
+        } else {
+            for (var e = 0u; e < 4u; e++) {
+                if (b_c + e < params.n) {
+                    bv[e] = b[row + b_c + e];
+                }
+            }
+        }
+    } else if (B_MODE == 1u) {
+        let taps = params.kh * params.kw;
+        let cl = bk / taps;
+        let tap = bk - cl * taps;
+        let i = tap / params.kw;
+        let j = tap - i * params.kw;
+        let chan = (g * (params.c_in / params.groups) + cl) * params.h * params.w;
+        let dy = i32(i * params.dil_h);
+        let dx = i32(j * params.dil_w);
+        bv = vec4<f32>(gather(c.ok.x, c.base.x + chan, c.iy0.x + dy, c.ix0.x + dx),
+                       gather(c.ok.y, c.base.y + chan, c.iy0.y + dy, c.ix0.y + dx),
+                       gather(c.ok.z, c.base.z + chan, c.iy0.z + dy, c.ix0.z + dx),
+                       gather(c.ok.w, c.base.w + chan, c.iy0.w + dy, c.ix0.w + dx));
+    } else if (B_MODE == 3u) {
+        // Row bk is one output pixel: where its window starts in the input.
+        let pimg = bk / params.a_hw;
+        let pq = bk - pimg * params.a_hw;
+        let oy = pq / params.w_out;
+        let ox = pq - oy * params.w_out;
+        let plane0 = pimg * (params.c_in * params.h * params.w);
+        let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
+        let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
+        bv = vec4<f32>(gather(c.ok.x, plane0 + c.base.x, y0 + c.iy0.x, x0 + c.ix0.x),
+                       gather(c.ok.y, plane0 + c.base.y, y0 + c.iy0.y, x0 + c.ix0.y),
+                       gather(c.ok.z, plane0 + c.base.z, y0 + c.iy0.z, x0 + c.ix0.z),
+                       gather(c.ok.w, plane0 + c.base.w, y0 + c.iy0.w, x0 + c.ix0.w));
+    } else {
+        let off = (g * params.k + bk) * params.hw;
+        if (c.ok.w && c.img.x == c.img.w) {
+            // Four columns in one image: contiguous.
+            let s = c.base.x + off;
+            bv = vec4<f32>(b[s], b[s + 1u], b[s + 2u], b[s + 3u]);
+        } else {
+            let last = arrayLength(&b) - 1u;
+            bv = vec4<f32>(select(0.0, b[min(c.base.x + off, last)], c.ok.x),
+                           select(0.0, b[min(c.base.y + off, last)], c.ok.y),
+                           select(0.0, b[min(c.base.z + off, last)], c.ok.z),
+                           select(0.0, b[min(c.base.w + off, last)], c.ok.w));
+        }
+    }
+    return bv;
+}
+
+// Rows 4·i4 .. 4·i4 + 3 of the tile at column k0 + kk of A.
+fn load_a4(g: u32, row0: u32, i4: u32, k: u32) -> vec4<f32> {
+    if (k >= params.k) {
+        return vec4<f32>(0.0);
+    }
+    let r = row0 + 4u * i4;
+    return vec4<f32>(load_a(g, r, k), load_a(g, r + 1u, k), load_a(g, r + 2u, k), load_a(g, r + 3u, k));
+}
+
+// The tile of workgroup `tile`: (group, first row, first column), or g = groups when the
+// workgroup is past the last tile of a folded grid.
+fn tile_origin(tile: u32) -> vec3<u32> {
+    let per_group = params.tiles_m * params.tiles_n;
+    let g = tile / per_group;
+    let t = tile - g * per_group;
+    return vec3<u32>(g, (t / params.tiles_n) * BM, (t % params.tiles_n) * BN);
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -137,123 +263,29 @@ fn main(
     if (tile >= params.total_tiles) {
         return;
     }
-    let per_group = params.tiles_m * params.tiles_n;
-    let g = tile / per_group;
-    let t = tile - g * per_group;
-    let row0 = (t / params.tiles_n) * BM;
-    let col0 = (t % params.tiles_n) * BN;
+    let o = tile_origin(tile);
+    let g = o.x;
+    let row0 = o.y;
+    let col0 = o.z;
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
 
-    // Loader roles: for A, invocation li fetches column k = li % 16 of rows 4·(li / 16)..+3;
-    // for B, row k = li / 16 and the four columns b_c..b_c+3.
+    // Loader roles: for A, column k = li % 16 of rows 4·(li / 16)..+3; for B, row li / 16
+    // and the four columns 4·(li % 16)..+3.
     let a_k = li % BK;
-    let a_r = row0 + 4u * (li / BK);
+    let a_i = li / BK;
     let b_k = li / 16u;
-    let b_c = col0 + 4u * (li % 16u);
-
-    // The implicit modes fix this invocation's four columns once: their image offsets and
-    // the input position of kernel tap (0, 0).
-    let hw = params.hw;
-    let cols = vec4<u32>(b_c, b_c + 1u, b_c + 2u, b_c + 3u);
-    let ok = cols < vec4<u32>(params.n);
-    let p = vec4<u32>(params.col0) + cols;
-    let img = p / vec4<u32>(hw);
-    let q = p - img * hw;
-    var base = vec4<u32>(0u);
-    var iy0 = vec4<i32>(0);
-    var ix0 = vec4<i32>(0);
-    let taps = params.kh * params.kw;
-    let cig = params.c_in / params.groups;
-    if (B_MODE == 1u) {
-        let oy = q / vec4<u32>(params.w_out);
-        let ox = q - oy * params.w_out;
-        base = img * (params.c_in * params.h * params.w);
-        iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
-        ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
-    } else if (B_MODE == 2u) {
-        base = img * (params.c_in * hw) + q;
-    } else if (B_MODE == 3u) {
-        // Columns are taps: their channel plane and offsets, fixed for the whole K loop.
-        let cl = cols / vec4<u32>(taps);
-        let tap = cols - cl * taps;
-        let ti = tap / vec4<u32>(params.kw);
-        let tj = tap - ti * params.kw;
-        base = (vec4<u32>(g * cig) + cl) * (params.h * params.w);
-        iy0 = vec4<i32>(ti * params.dil_h);
-        ix0 = vec4<i32>(tj * params.dil_w);
-    }
+    let b_j = li % 16u;
+    let cols = columns(g, col0 + 4u * b_j);
 
     let k_tiles = (params.k + BK - 1u) / BK;
     for (var kt = 0u; kt < k_tiles; kt++) {
         let k0 = kt * BK;
-
-        var av = vec4<f32>(0.0);
-        let ak = k0 + a_k;
-        if (ak < params.k) {
-            av = vec4<f32>(load_a(g, a_r, ak), load_a(g, a_r + 1u, ak),
-                           load_a(g, a_r + 2u, ak), load_a(g, a_r + 3u, ak));
-        }
-        a_tile[a_k * 16u + li / BK] = av;
-
-        var bv = vec4<f32>(0.0);
-        let bk = k0 + b_k;
-        if (bk < params.k) {
-            if (B_MODE == 0u) {
-                let row = g * params.k * params.n + bk * params.n;
-                if (b_c + 3u < params.n) {
-                    bv = vec4<f32>(b[row + b_c], b[row + b_c + 1u], b[row + b_c + 2u], b[row + b_c + 3u]);
-                } else {
-                    for (var e = 0u; e < 4u; e++) {
-                        if (b_c + e < params.n) {
-                            bv[e] = b[row + b_c + e];
-                        }
-                    }
-                }
-            } else if (B_MODE == 1u) {
-                let cl = bk / taps;
-                let tap = bk - cl * taps;
-                let i = tap / params.kw;
-                let j = tap - i * params.kw;
-                let chan = (g * cig + cl) * params.h * params.w;
-                let dy = i32(i * params.dil_h);
-                let dx = i32(j * params.dil_w);
-                bv = vec4<f32>(gather(ok.x, base.x + chan, iy0.x + dy, ix0.x + dx),
-                               gather(ok.y, base.y + chan, iy0.y + dy, ix0.y + dx),
-                               gather(ok.z, base.z + chan, iy0.z + dy, ix0.z + dx),
-                               gather(ok.w, base.w + chan, iy0.w + dy, ix0.w + dx));
-            } else if (B_MODE == 3u) {
-                // Row bk is one output pixel: where its window starts in the input.
-                let pimg = bk / params.a_hw;
-                let pq = bk - pimg * params.a_hw;
-                let oy = pq / params.w_out;
-                let ox = pq - oy * params.w_out;
-                let plane0 = pimg * (params.c_in * params.h * params.w);
-                let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
-                let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
-                bv = vec4<f32>(gather(ok.x, plane0 + base.x, y0 + iy0.x, x0 + ix0.x),
-                               gather(ok.y, plane0 + base.y, y0 + iy0.y, x0 + ix0.y),
-                               gather(ok.z, plane0 + base.z, y0 + iy0.z, x0 + ix0.z),
-                               gather(ok.w, plane0 + base.w, y0 + iy0.w, x0 + ix0.w));
-            } else {
-                let off = (g * params.k + bk) * hw;
-                if (ok.w && img.x == img.w) {
-                    // Four columns in one image: contiguous.
-                    let s = base.x + off;
-                    bv = vec4<f32>(b[s], b[s + 1u], b[s + 2u], b[s + 3u]);
-                } else {
-                    bv = vec4<f32>(select(0.0, b[min(base.x + off, arrayLength(&b) - 1u)], ok.x),
-                                   select(0.0, b[min(base.y + off, arrayLength(&b) - 1u)], ok.y),
-                                   select(0.0, b[min(base.z + off, arrayLength(&b) - 1u)], ok.z),
-                                   select(0.0, b[min(base.w + off, arrayLength(&b) - 1u)], ok.w));
-                }
-            }
-        }
-        b_tile[b_k * 16u + li % 16u] = bv;
-
+        a_tile[a_k * 16u + a_i] = load_a4(g, row0, a_i, k0 + a_k);
+        b_tile[b_k * 16u + b_j] = load_b(g, cols, k0 + b_k, col0 + 4u * b_j);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let x = a_tile[kk * 16u + lid.y];
@@ -272,4 +304,99 @@ fn main(
     store_row(g, m0 + 1u, n0, acc1);
     store_row(g, m0 + 2u, n0, acc2);
     store_row(g, m0 + 3u, n0, acc3);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main_8x8(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    if (tile >= params.total_tiles) {
+        return;
+    }
+    let o = tile_origin(tile);
+    let g = o.x;
+    let row0 = o.y;
+    let col0 = o.z;
+
+    // acc<r><h>: row 8·lid.y + r, columns 8·lid.x + 4h .. + 3.
+    var acc00 = vec4<f32>(0.0);
+    var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0);
+    var acc21 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0);
+    var acc31 = vec4<f32>(0.0);
+    var acc40 = vec4<f32>(0.0);
+    var acc41 = vec4<f32>(0.0);
+    var acc50 = vec4<f32>(0.0);
+    var acc51 = vec4<f32>(0.0);
+    var acc60 = vec4<f32>(0.0);
+    var acc61 = vec4<f32>(0.0);
+    var acc70 = vec4<f32>(0.0);
+    var acc71 = vec4<f32>(0.0);
+
+    // Loader roles (64 invocations fill 256 slots of each tile, four each): for A, column
+    // k = li % 16 of row groups li / 16 + 4e; for B, rows li / 16 + 4e and the four columns
+    // 4·(li % 16) .. + 3, the same for every e (so one column precompute serves all four).
+    let a_k = li % BK;
+    let b_j = li % 16u;
+    let cols = columns(g, col0 + 4u * b_j);
+
+    let k_tiles = (params.k + BK - 1u) / BK;
+    for (var kt = 0u; kt < k_tiles; kt++) {
+        let k0 = kt * BK;
+        for (var e = 0u; e < 4u; e++) {
+            let slot = li / 16u + 4u * e;
+            a_tile[a_k * 16u + slot] = load_a4(g, row0, slot, k0 + a_k);
+            b_tile[slot * 16u + b_j] = load_b(g, cols, k0 + slot, col0 + 4u * b_j);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let x0 = a_tile[kk * 16u + 2u * lid.y];
+            let x1 = a_tile[kk * 16u + 2u * lid.y + 1u];
+            let y0 = b_tile[kk * 16u + 2u * lid.x];
+            let y1 = b_tile[kk * 16u + 2u * lid.x + 1u];
+            acc00 += x0.x * y0;
+            acc01 += x0.x * y1;
+            acc10 += x0.y * y0;
+            acc11 += x0.y * y1;
+            acc20 += x0.z * y0;
+            acc21 += x0.z * y1;
+            acc30 += x0.w * y0;
+            acc31 += x0.w * y1;
+            acc40 += x1.x * y0;
+            acc41 += x1.x * y1;
+            acc50 += x1.y * y0;
+            acc51 += x1.y * y1;
+            acc60 += x1.z * y0;
+            acc61 += x1.z * y1;
+            acc70 += x1.w * y0;
+            acc71 += x1.w * y1;
+        }
+        workgroupBarrier();
+    }
+
+    let m0 = row0 + 8u * lid.y;
+    let n0 = col0 + 8u * lid.x;
+    store_row(g, m0, n0, acc00);
+    store_row(g, m0, n0 + 4u, acc01);
+    store_row(g, m0 + 1u, n0, acc10);
+    store_row(g, m0 + 1u, n0 + 4u, acc11);
+    store_row(g, m0 + 2u, n0, acc20);
+    store_row(g, m0 + 2u, n0 + 4u, acc21);
+    store_row(g, m0 + 3u, n0, acc30);
+    store_row(g, m0 + 3u, n0 + 4u, acc31);
+    store_row(g, m0 + 4u, n0, acc40);
+    store_row(g, m0 + 4u, n0 + 4u, acc41);
+    store_row(g, m0 + 5u, n0, acc50);
+    store_row(g, m0 + 5u, n0 + 4u, acc51);
+    store_row(g, m0 + 6u, n0, acc60);
+    store_row(g, m0 + 6u, n0 + 4u, acc61);
+    store_row(g, m0 + 7u, n0, acc70);
+    store_row(g, m0 + 7u, n0 + 4u, acc71);
 }

@@ -21,6 +21,18 @@ pub struct EngineConfig {
     pub max_binding_size: u64,
     /// Longest blocking wait for the GPU (readback, `submit_and_wait`).
     pub wait_timeout: Duration,
+    /// Register blocking of the tiled GEMM behind every GEMM-based algorithm.
+    pub gemm_kernel: GemmKernel,
+}
+
+/// The tiled GEMM's register blocking (both compute 64×64 tiles; see shaders/gemm.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GemmKernel {
+    /// 256 invocations, 4×4 outputs each.
+    Block4x4,
+    /// 64 invocations, 8×8 outputs each (the default: measured faster on lavapipe).
+    #[default]
+    Block8x8,
 }
 
 impl EngineConfig {
@@ -30,6 +42,7 @@ impl EngineConfig {
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             max_binding_size: limits.max_storage_buffer_binding_size as u64,
             wait_timeout: Duration::from_secs(600),
+            gemm_kernel: GemmKernel::default(),
         }
     }
 }

@@ -91,7 +91,7 @@ pub mod shaders;
 pub mod tensor;
 pub mod verify;
 
-pub use context::{ContextOptions, EngineConfig, GpuContext};
+pub use context::{ContextOptions, EngineConfig, GemmKernel, GpuContext};
 pub use error::{Error, Result};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
 pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};

@@ -73,7 +73,7 @@ impl GpuContext {
         }
         let made = self.scoped(|| {
             self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(id.file()),
+                label: Some(id.name()),
                 source: wgpu::ShaderSource::Wgsl(id.source().into()),
             })
         })?;

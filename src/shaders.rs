@@ -10,6 +10,8 @@ pub enum ShaderId {
     /// `shaders/gemm.wgsl` (after `activation.wgsl`): batched tiled GEMM with the conv
     /// write-out; its B operand is dense, gathered (implicit GEMM) or pointwise (`B_MODE`).
     Gemm,
+    /// The same file's `main_8x8` entry point: 8×8 outputs per invocation.
+    Gemm8x8,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
     /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
@@ -32,13 +34,20 @@ pub enum BindingKind {
 }
 
 impl ShaderId {
-    pub const ALL: &'static [ShaderId] =
-        &[ShaderId::Im2col, ShaderId::Gemm, ShaderId::Depthwise, ShaderId::Col2im, ShaderId::ChannelSum];
+    pub const ALL: &'static [ShaderId] = &[
+        ShaderId::Im2col,
+        ShaderId::Gemm,
+        ShaderId::Gemm8x8,
+        ShaderId::Depthwise,
+        ShaderId::Col2im,
+        ShaderId::ChannelSum,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col",
             ShaderId::Gemm => "gemm",
+            ShaderId::Gemm8x8 => "gemm_8x8",
             ShaderId::Depthwise => "depthwise",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
@@ -48,7 +57,7 @@ impl ShaderId {
     pub fn file(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col.wgsl",
-            ShaderId::Gemm => "gemm.wgsl",
+            ShaderId::Gemm | ShaderId::Gemm8x8 => "gemm.wgsl",
             ShaderId::Depthwise => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
@@ -59,7 +68,7 @@ impl ShaderId {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             ShaderId::Im2col => &["im2col.wgsl"],
-            ShaderId::Gemm => &["activation.wgsl", "gemm.wgsl"],
+            ShaderId::Gemm | ShaderId::Gemm8x8 => &["activation.wgsl", "gemm.wgsl"],
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
@@ -70,7 +79,9 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
             // Shared WGSL is whole files concatenated (see `files`).
-            ShaderId::Gemm => concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/gemm.wgsl")),
+            ShaderId::Gemm | ShaderId::Gemm8x8 => {
+                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/gemm.wgsl"))
+            }
             ShaderId::Depthwise => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/depthwise.wgsl"))
             }
@@ -82,7 +93,10 @@ impl ShaderId {
     }
 
     pub fn entry_point(self) -> &'static str {
-        "main"
+        match self {
+            ShaderId::Gemm8x8 => "main_8x8",
+            _ => "main",
+        }
     }
 
     /// Bindings 0.. of group 0, in order.
@@ -92,7 +106,7 @@ impl ShaderId {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, a, b, bias, c
-            ShaderId::Gemm => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            ShaderId::Gemm | ShaderId::Gemm8x8 => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, weight, bias, out
             ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, col, bias, out
@@ -107,7 +121,7 @@ impl ShaderId {
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
             ShaderId::Im2col | ShaderId::ChannelSum => vec![Overrides::none()],
-            ShaderId::Gemm => {
+            ShaderId::Gemm | ShaderId::Gemm8x8 => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
                     for ov in epilogue_sets() {

@@ -461,3 +461,24 @@ fn autotuner_measures_once_per_bucket_and_persists() {
     assert_eq!((info2.algorithm, fresh.autotune_measurements()), (info.algorithm, 0));
     let _ = std::fs::remove_file(&file);
 }
+
+/// The other register blocking of the tiled GEMM (`GemmKernel::Block4x4`) on every case and
+/// every GEMM-based algorithm, so both entry points of gemm.wgsl stay correct.
+#[test]
+fn the_4x4_gemm_kernel_matches_reference() {
+    let Some(ctx) = fresh_gpu() else { return };
+    ctx.set_config(EngineConfig { gemm_kernel: wgconv::GemmKernel::Block4x4, ..ctx.config() });
+    let mut failures = Vec::new();
+    for (i, c) in cases().iter().enumerate() {
+        for algo in [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
+            if !c.algorithms().contains(&algo) {
+                continue;
+            }
+            let (stats, _) = run_case(&ctx, &c.clone().algo(algo), 2000 + i as u64);
+            if !stats.passes(Tolerance::default()) {
+                failures.push(format!("case {i} {}: {stats}", algo.name()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

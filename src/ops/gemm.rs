@@ -1,7 +1,7 @@
 //! Encoding of `shaders/gemm.wgsl`, and [`matmul`], the plain GEMM the benchmark uses to
 //! measure an adapter's practical ceiling.
 
-use crate::context::GpuContext;
+use crate::context::{GemmKernel, GpuContext};
 use crate::error::{Error, Result};
 use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Conv2dGeometry};
@@ -116,10 +116,14 @@ pub(crate) fn prepare(
         .with("B_MODE", mode as u32 as f64)
         .with("A_MODE", a_mode as u32 as f64)
         .with("ACT", activation.code() as f64);
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Gemm, &overrides)?;
+    let id = match ctx.config().gemm_kernel {
+        GemmKernel::Block4x4 => ShaderId::Gemm,
+        GemmKernel::Block8x8 => ShaderId::Gemm8x8,
+    };
+    let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
     let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
     let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(ShaderId::Gemm, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
+    let bind_group = ctx.bind_group(id, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
     Ok(Dispatch { pipeline, bind_group, grid })
 }
 
