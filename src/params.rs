@@ -278,6 +278,25 @@ pub(crate) fn check_rank(what: &'static str, shape: &[usize], rank: usize, layou
     Ok(())
 }
 
+/// The rules every conv's scalar parameters follow.
+fn check_scalars(stride: [u32; 2], dilation: [u32; 2], groups: u32, activation: Activation) -> Result<()> {
+    if stride.contains(&0) {
+        return Err(Error::param("stride", format!("{stride:?}: each must be ≥ 1")));
+    }
+    if dilation.contains(&0) {
+        return Err(Error::param("dilation", format!("{dilation:?}: each must be ≥ 1")));
+    }
+    if groups == 0 {
+        return Err(Error::Groups("groups must be ≥ 1".into()));
+    }
+    if let Activation::LeakyRelu(a) = activation {
+        if !a.is_finite() {
+            return Err(Error::param("activation", format!("leaky_relu slope must be finite, got {a}")));
+        }
+    }
+    Ok(())
+}
+
 /// Output length of one axis: floor((in + pads − dilation·(k−1) − 1) / stride) + 1, or an
 /// error when the padded input is shorter than the dilated kernel.
 pub fn conv_out_len(
@@ -303,20 +322,7 @@ pub fn conv_out_len(
 impl Conv2dParams {
     /// Checks the scalar parameters alone (no shapes).
     pub fn validate_scalars(&self) -> Result<()> {
-        if self.stride.contains(&0) {
-            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
-        }
-        if self.dilation.contains(&0) {
-            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
-        }
-        if self.groups == 0 {
-            return Err(Error::Groups("groups must be ≥ 1".into()));
-        }
-        if let Activation::LeakyRelu(a) = self.activation {
-            if !a.is_finite() {
-                return Err(Error::param("activation", format!("leaky_relu slope must be finite, got {a}")));
-            }
-        }
+        check_scalars(self.stride, self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same && self.stride != [1, 1] {
             return Err(Error::param(
                 "padding",
@@ -485,22 +491,9 @@ impl ConvTranspose2dParams {
     ) -> Result<ConvTranspose2dGeometry> {
         check_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cin, Cout/groups, kh, kw")?;
-        if self.stride.contains(&0) {
-            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
-        }
-        if self.dilation.contains(&0) {
-            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
-        }
-        if self.groups == 0 {
-            return Err(Error::Groups("groups must be ≥ 1".into()));
-        }
+        check_scalars(self.stride, self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not defined for conv_transpose2d (as in PyTorch)"));
-        }
-        if let Activation::LeakyRelu(a) = self.activation {
-            if !a.is_finite() {
-                return Err(Error::param("activation", format!("leaky_relu slope must be finite, got {a}")));
-            }
         }
         for axis in 0..2 {
             let limit = self.stride[axis].max(self.dilation[axis]);

@@ -153,52 +153,27 @@ fn fused_activations_match_reference() {
     }
 }
 
-fn golden_params(case: &serde_json::Value) -> Conv2dParams {
-    let pair = |k: &str| {
-        let v = case[k].as_array().unwrap();
-        [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
-    };
-    let padding = match &case["padding"] {
-        serde_json::Value::String(s) if s == "same" => Padding::Same,
-        serde_json::Value::String(s) if s == "valid" => Padding::Valid,
-        serde_json::Value::Array(v) => {
-            let v: Vec<u32> = v.iter().map(|x| x.as_u64().unwrap() as u32).collect();
-            Padding::Explicit { top: v[0], left: v[1], bottom: v[2], right: v[3] }
-        }
-        other => panic!("bad padding {other}"),
-    };
-    Conv2dParams {
-        stride: pair("stride"),
-        padding,
-        dilation: pair("dilation"),
-        groups: case["groups"].as_u64().unwrap() as u32,
-        ..Default::default()
-    }
-}
-
 /// Compares with outputs PyTorch computed (tools/gen_golden.py), and checks that the CPU
 /// reference agrees with PyTorch too.
 #[test]
 fn pytorch_golden_cases() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    let cases = manifest["cases"].as_array().unwrap();
+    let cases = common::goldens("conv2d");
     assert!(cases.len() >= 10);
     let ctx = gpu();
     for c in cases {
-        let name = c["name"].as_str().unwrap();
-        let d = dir.join(name);
-        let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
-        let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
-        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
-        let (expected, conv) = HostTensor::read_npy(d.join("output.npy")).unwrap();
-        assert_eq!(conv, Some("float64"));
-        let params = golden_params(c);
-        let expected64: Vec<f64> = expected.data.iter().map(|&v| v as f64).collect();
-
+        let name = &c.name;
+        let (x, w) = (c.load("input"), c.load("weight"));
+        let b = c.flag("bias").then(|| c.load("bias"));
+        let params = Conv2dParams {
+            stride: c.pair("stride"),
+            padding: c.padding(),
+            dilation: c.pair("dilation"),
+            groups: c.groups(),
+            ..Default::default()
+        };
+        let expected64 = c.expected("output");
         let (shape, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).unwrap();
-        assert_eq!(shape.to_vec(), expected.shape, "{name}: output shape");
+        assert_eq!(shape.to_vec(), c.load("output").shape, "{name}: output shape");
         let ref32: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
         let s = compare(&ref32, &expected64);
         assert!(s.passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: CPU reference vs torch: {s}");

@@ -165,32 +165,19 @@ fn bad_input_is_an_error() {
 
 #[test]
 fn pytorch_autograd_golden_cases() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d_backward");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    let cases = manifest["cases"].as_array().unwrap();
+    let cases = common::goldens("conv2d_backward");
     assert!(cases.len() >= 6);
     for c in cases {
-        let name = c["name"].as_str().unwrap();
-        let d = dir.join(name);
-        let pair = |k: &str| {
-            let v = c[k].as_array().unwrap();
-            [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
-        };
-        let pads: Vec<u32> = c["padding"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let name = &c.name;
         let p = Conv2dParams {
-            stride: pair("stride"),
-            padding: Padding::Explicit { top: pads[0], left: pads[1], bottom: pads[2], right: pads[3] },
-            dilation: pair("dilation"),
-            groups: c["groups"].as_u64().unwrap() as u32,
+            stride: c.pair("stride"),
+            padding: c.padding(),
+            dilation: c.pair("dilation"),
+            groups: c.groups(),
             ..Default::default()
         };
-        let load = |f: &str| HostTensor::read_npy(d.join(format!("{f}.npy"))).unwrap().0;
-        let (x, w, dy) = (load("input"), load("weight"), load("grad_output"));
-        let want: Vec<Vec<f64>> = ["grad_input", "grad_weight", "grad_bias"]
-            .iter()
-            .map(|f| load(f).data.iter().map(|&v| v as f64).collect())
-            .collect();
+        let (x, w, dy) = (c.load("input"), c.load("weight"), c.load("grad_output"));
+        let want: Vec<Vec<f64>> = ["grad_input", "grad_weight", "grad_bias"].iter().map(|f| c.expected(f)).collect();
         let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
         for (r, t) in [rdx, rdw, rdb].iter().zip(&want) {
             let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();

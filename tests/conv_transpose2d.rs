@@ -208,54 +208,31 @@ fn invalid_parameters() {
     ));
 }
 
-fn golden_pad(v: &serde_json::Value) -> Padding {
-    let p: Vec<u32> = v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
-    Padding::Explicit { top: p[0], left: p[1], bottom: p[2], right: p[3] }
-}
-
 #[test]
 fn pytorch_golden_cases() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv_transpose2d");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    let cases = manifest["cases"].as_array().unwrap();
+    let cases = common::goldens("conv_transpose2d");
     assert!(cases.len() >= 6);
     for c in cases {
-        let name = c["name"].as_str().unwrap();
-        let d = dir.join(name);
-        let pair = |k: &str| {
-            let v = c[k].as_array().unwrap();
-            [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
-        };
+        let name = &c.name;
         let p = ConvTranspose2dParams {
-            stride: pair("stride"),
-            padding: golden_pad(&c["padding"]),
-            output_padding: pair("output_padding"),
-            dilation: pair("dilation"),
-            groups: c["groups"].as_u64().unwrap() as u32,
+            stride: c.pair("stride"),
+            padding: c.padding(),
+            output_padding: c.pair("output_padding"),
+            dilation: c.pair("dilation"),
+            groups: c.groups(),
             ..Default::default()
         };
-        let (x, _) = HostTensor::read_npy(d.join("input.npy")).unwrap();
-        let (w, _) = HostTensor::read_npy(d.join("weight.npy")).unwrap();
-        let b = c["bias"].as_bool().unwrap().then(|| HostTensor::read_npy(d.join("bias.npy")).unwrap().0);
-        let (expected, _) = HostTensor::read_npy(d.join("output.npy")).unwrap();
-        let e64: Vec<f64> = expected.data.iter().map(|&v| v as f64).collect();
+        let (x, w) = (c.load("input"), c.load("weight"));
+        let b = c.flag("bias").then(|| c.load("bias"));
+        let e64 = c.expected("output");
         let (shape, r) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &p).unwrap();
-        assert_eq!(shape.to_vec(), expected.shape, "{name}");
+        assert_eq!(shape.to_vec(), c.load("output").shape, "{name}");
         let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
         assert!(compare(&r32, &e64).passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: reference vs torch");
         let Some(ctx) = gpu() else { continue };
         let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
-        let y = conv_transpose2d(
-            ctx,
-            &Tensor::from_host(ctx, &x).unwrap(),
-            &Tensor::from_host(ctx, &w).unwrap(),
-            bg.as_ref(),
-            &p,
-        )
-        .unwrap()
-        .to_vec(ctx)
-        .unwrap();
+        let (xg, wg) = (Tensor::from_host(ctx, &x).unwrap(), Tensor::from_host(ctx, &w).unwrap());
+        let y = conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), &p).unwrap().to_vec(ctx).unwrap();
         let s = compare(&y, &e64);
         assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
     }

@@ -111,3 +111,60 @@ pub fn run_case(ctx: &GpuContext, case: &Case, seed: u64) -> (ErrorStats, Conv2d
     let out = y.to_vec(ctx).unwrap();
     (compare(&out, &reference), info)
 }
+
+/// One golden case of `tests/data/<op>/cases.json` (written by tools/gen_golden.py).
+pub struct Golden {
+    pub name: String,
+    pub dir: std::path::PathBuf,
+    pub case: serde_json::Value,
+}
+
+impl Golden {
+    /// A `[a, b]` field.
+    pub fn pair(&self, key: &str) -> [u32; 2] {
+        let v = self.case[key].as_array().unwrap();
+        [v[0].as_u64().unwrap() as u32, v[1].as_u64().unwrap() as u32]
+    }
+    /// The padding: `"same"`, `"valid"` or `[top, left, bottom, right]`.
+    pub fn padding(&self) -> Padding {
+        match &self.case["padding"] {
+            serde_json::Value::String(s) if s == "same" => Padding::Same,
+            serde_json::Value::String(s) if s == "valid" => Padding::Valid,
+            serde_json::Value::Array(v) => {
+                let v: Vec<u32> = v.iter().map(|x| x.as_u64().unwrap() as u32).collect();
+                Padding::Explicit { top: v[0], left: v[1], bottom: v[2], right: v[3] }
+            }
+            other => panic!("bad padding {other}"),
+        }
+    }
+    pub fn groups(&self) -> u32 {
+        self.case["groups"].as_u64().unwrap() as u32
+    }
+    pub fn flag(&self, key: &str) -> bool {
+        self.case[key].as_bool().unwrap()
+    }
+    /// `<name>.npy` of this case.
+    pub fn load(&self, name: &str) -> HostTensor {
+        HostTensor::read_npy(self.dir.join(format!("{name}.npy"))).unwrap().0
+    }
+    /// `<name>.npy` widened to f64 (the expected outputs).
+    pub fn expected(&self, name: &str) -> Vec<f64> {
+        self.load(name).data.iter().map(|&v| v as f64).collect()
+    }
+}
+
+/// Every golden case of `op`.
+pub fn goldens(op: &str) -> Vec<Golden> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(op);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    manifest["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap().to_string();
+            Golden { dir: dir.join(&name), name, case: c.clone() }
+        })
+        .collect()
+}
