@@ -327,8 +327,14 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
         }
         BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
-        other => {
-            CaseResult::skipped(case, algorithm.name(), format!("skipped: {} is not implemented yet", other.name()))
+        BenchOp::DeformConv2d if matches!(algorithm, Algorithm::Auto | Algorithm::Im2colGemm) => {
+            match run_deform_conv2d(ctx, case, opts) {
+                Ok(r) => r,
+                Err(e) => CaseResult::skipped(case, "deform_im2col_gemm", format!("error: {e}")),
+            }
+        }
+        BenchOp::DeformConv2d => {
+            CaseResult::skipped(case, algorithm.name(), "n/a: deform_conv2d has one algorithm".into())
         }
     }
 }
@@ -464,6 +470,60 @@ fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) 
     };
     let bytes = 4.0 * 2.0 * (x.data.len() + w.data.len() + dy.data.len()) as f64;
     Ok(measured(case, "gemm_bwd", &times, method, 2.0 * g.flops(), bytes, 0, check))
+}
+
+/// deform_conv2d v2 with one offset group (the `dcn_v2` row): offsets uniform in [−2, 2],
+/// mask in [0, 1).
+fn run_deform_conv2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+    let params = crate::params::DeformConv2dParams {
+        stride: [case.stride; 2],
+        padding: Padding::Symmetric([case.pad; 2]),
+        dilation: [case.dil; 2],
+        groups: case.groups,
+        ..Default::default()
+    };
+    let seed = case_seed(case);
+    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
+    let w = HostTensor::random(
+        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
+        seed + 1,
+    );
+    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
+    let g = params.as_conv2d().validate(&x.shape, &w.shape, Some(&b.shape))?;
+    let taps = (case.kh * case.kw) as usize;
+    let (ho, wo) = (g.h_out as usize, g.w_out as usize);
+    let mut off = HostTensor::random(&[case.n as usize, 2 * taps, ho, wo], seed + 3);
+    off.data.iter_mut().for_each(|v| *v *= 2.0);
+    let mut mask = HostTensor::random(&[case.n as usize, taps, ho, wo], seed + 4);
+    mask.data.iter_mut().for_each(|v| *v = 0.5 * (*v + 1.0));
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+    let (xg, wg, bg, og, mg) = (t(&x)?, t(&w)?, t(&b)?, t(&off)?, t(&mask)?);
+    let y = Tensor::empty(ctx, &g.output_shape())?;
+    let mut info = None;
+    let (times, method) = time_op(ctx, opts, |enc| {
+        info = Some(crate::ops::deform_conv2d::deform_conv2d_into(
+            ctx,
+            enc,
+            &xg,
+            &wg,
+            &og,
+            Some(&mg),
+            Some(&bg),
+            &params,
+            &y,
+        )?);
+        Ok(())
+    })?;
+    let info = info.expect("time_op ran at least once");
+    let check = if opts.check_points > 0 {
+        let (_, r) = crate::reference::deform_conv2d(&x, &w, &off, Some(&mask), Some(&b), &params)?;
+        spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| r[i])
+    } else {
+        None
+    };
+    let bytes =
+        4.0 * (x.data.len() + w.data.len() + b.data.len() + off.data.len() + mask.data.len() + y.numel()) as f64;
+    Ok(measured(case, "deform_im2col_gemm", &times, method, g.flops(), bytes, info.workspace_bytes, check))
 }
 
 fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::params::{Algorithm, Conv2dParams, ConvTranspose2dParams, Padding};
+use crate::params::{Algorithm, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding};
 use crate::shaders::{check_shader, ShaderId, Target};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
@@ -310,6 +310,90 @@ pub fn run_conv2d_backward(ctx: &GpuContext, cases: &[Conv2dCase], tol: Toleranc
     s
 }
 
+/// A deform_conv2d case: a conv2d case plus offset groups, offset scale and v1/v2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeformConv2dCase {
+    pub conv: Conv2dCase,
+    pub offset_groups: usize,
+    /// Offsets are uniform in [−scale, scale] (scales up to 4 send samples out of the image).
+    pub scale: f32,
+    pub mask: bool,
+}
+
+impl DeformConv2dCase {
+    pub fn params(&self) -> DeformConv2dParams {
+        let p = &self.conv.params;
+        DeformConv2dParams {
+            stride: p.stride,
+            padding: p.padding,
+            dilation: p.dilation,
+            groups: p.groups,
+            activation: p.activation,
+        }
+    }
+
+    /// (input, weight, offset, mask, bias)
+    pub fn data(&self) -> (HostTensor, HostTensor, HostTensor, Option<HostTensor>, Option<HostTensor>) {
+        let (x, w, b) = self.conv.data();
+        let g = self.conv.params.validate(&x.shape, &w.shape, None).expect("valid case");
+        let (n, ho, wo, taps) = (x.shape[0], g.h_out as usize, g.w_out as usize, (g.kh * g.kw) as usize);
+        let mut rng = SplitMix64::new(self.conv.seed ^ 0x0ff5);
+        let shape = [n, 2 * self.offset_groups * taps, ho, wo];
+        let off = (0..shape.iter().product()).map(|_| (rng.next_f32() * 2.0 - 1.0) * self.scale).collect();
+        let offset = HostTensor::new(&shape, off).expect("sized above");
+        let mask = self.mask.then(|| {
+            let shape = [n, self.offset_groups * taps, ho, wo];
+            HostTensor::new(&shape, (0..shape.iter().product()).map(|_| rng.next_f32()).collect()).expect("sized above")
+        });
+        (x, w, offset, mask, b)
+    }
+}
+
+impl std::fmt::Display for DeformConv2dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "deform_{} offset_groups={} scale={} mask={}", self.conv, self.offset_groups, self.scale, self.mask)
+    }
+}
+
+/// `count` deform_conv2d cases from `seed`: the conv2d generator without `Same` padding, an
+/// offset-group count dividing Cin, offset scales 0.5–4, v1 and v2.
+pub fn deform_conv2d_cases(seed: u64, count: usize) -> Vec<DeformConv2dCase> {
+    let mut rng = SplitMix64::new(seed ^ 0xdef0);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let conv = random_conv2d_case(&mut rng);
+        if conv.params.padding == Padding::Same {
+            continue;
+        }
+        let c_in = conv.input[1];
+        let divisors: Vec<usize> = (1..=c_in).filter(|d| c_in % d == 0).collect();
+        let offset_groups = divisors[rng.range(0, divisors.len() as u32 - 1) as usize];
+        let scale = [0.5f32, 1.0, 2.0, 4.0][rng.range(0, 3) as usize];
+        out.push(DeformConv2dCase { conv, offset_groups, scale, mask: rng.range(0, 1) == 1 });
+    }
+    out
+}
+
+/// Runs deform_conv2d cases on the GPU against the reference.
+pub fn run_deform_conv2d(ctx: &GpuContext, cases: &[DeformConv2dCase], tol: Tolerance) -> OpSummary {
+    let mut s = OpSummary::new("deform_conv2d".into());
+    for case in cases {
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (x, w, o, m, b) = case.data();
+            let p = case.params();
+            let (_, expected) = crate::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &p)?;
+            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+            let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
+            let y =
+                crate::ops::deform_conv2d::deform_conv2d(ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &p)?
+                    .to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(case, outcome, tol);
+    }
+    s
+}
+
 /// The static part: shader × override set × target.
 #[derive(Clone, Debug, Serialize)]
 pub struct StaticSummary {
@@ -383,6 +467,7 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         .collect();
     ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
     ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
+    ops.push(run_deform_conv2d(ctx, &deform_conv2d_cases(seed, cases_per_op), Tolerance::default()));
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),

@@ -42,6 +42,9 @@ pub enum Error {
     /// The parameters give an output with zero or negative size.
     #[error("output would be empty: {0}")]
     EmptyOutput(String),
+    /// A tensor's shape disagrees with the one the other arguments imply.
+    #[error("{what} must have shape {expected:?}, got {got:?}")]
+    ShapeMismatch { what: &'static str, expected: Vec<usize>, got: Vec<usize> },
     /// The bias is not a vector of length Cout.
     #[error("bias must have shape [{expected}], got {got:?}")]
     BiasShape { expected: usize, got: Vec<usize> },
@@ -109,6 +112,7 @@ impl Error {
                 | Error::InvalidParam { .. }
                 | Error::EmptyOutput(_)
                 | Error::BiasShape { .. }
+                | Error::ShapeMismatch { .. }
                 | Error::DataLength { .. }
                 | Error::DeviceMismatch(_)
                 | Error::Buffer { .. }

@@ -98,8 +98,10 @@ pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrad
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
 };
+pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
 pub use ops::gemm::{matmul, matmul_into};
 pub use params::{
-    Activation, Algorithm, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding, Pads,
+    Activation, Algorithm, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    DeformConv2dParams, DeformGeometry, Padding, Pads,
 };
 pub use tensor::{HostTensor, Tensor};

@@ -569,6 +569,97 @@ impl ConvTranspose2dParams {
     }
 }
 
+/// Parameters of `deform_conv2d` (as `torchvision.ops.deform_conv2d`). Padding may also be
+/// explicit per side here; `Same` is an error, as torchvision has no such mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeformConv2dParams {
+    pub stride: [u32; 2],
+    pub padding: Padding,
+    pub dilation: [u32; 2],
+    /// Weight groups (from the weight: `Cin / weight.shape[1]`); the offset groups come
+    /// from the offset's channels.
+    pub groups: u32,
+    pub activation: Activation,
+}
+
+impl Default for DeformConv2dParams {
+    fn default() -> Self {
+        DeformConv2dParams {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            dilation: [1, 1],
+            groups: 1,
+            activation: Activation::None,
+        }
+    }
+}
+
+/// A validated deform_conv2d: the conv's sizes and the number of offset groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeformGeometry {
+    pub conv: Conv2dGeometry,
+    pub offset_groups: u32,
+}
+
+impl DeformConv2dParams {
+    /// The conv2d these parameters describe (the sampling grid of zero offsets).
+    pub fn as_conv2d(&self) -> Conv2dParams {
+        Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+            algorithm: Algorithm::Auto,
+            activation: self.activation,
+        }
+    }
+
+    /// Validates input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`, offset
+    /// `[N, 2·G_off·kh·kw, Ho, Wo]`, mask `[N, G_off·kh·kw, Ho, Wo]` and bias `[Cout]`.
+    pub fn validate(
+        &self,
+        input: &[usize],
+        weight: &[usize],
+        offset: &[usize],
+        mask: Option<&[usize]>,
+        bias: Option<&[usize]>,
+    ) -> Result<DeformGeometry> {
+        if self.padding == Padding::Same {
+            return Err(Error::param("padding", "'same' is not supported by deform_conv2d (as in torchvision)"));
+        }
+        let conv = self.as_conv2d().validate(input, weight, bias)?;
+        check_rank("offset", offset, 4, "N, 2·offset_groups·kh·kw, Ho, Wo")?;
+        let taps = (conv.kh * conv.kw) as usize;
+        if offset[1] % (2 * taps) != 0 {
+            return Err(Error::ChannelMismatch(format!(
+                "offset has {} channels: not a multiple of 2·kh·kw = {}",
+                offset[1],
+                2 * taps
+            )));
+        }
+        let og = offset[1] / (2 * taps);
+        if input[1] % og != 0 {
+            return Err(Error::Groups(format!(
+                "{og} offset groups (from {} offset channels) do not divide input channels {}",
+                offset[1], input[1]
+            )));
+        }
+        let (n, ho, wo) = (input[0], conv.h_out as usize, conv.w_out as usize);
+        let expected = vec![n, 2 * og * taps, ho, wo];
+        if offset != expected.as_slice() {
+            return Err(Error::ShapeMismatch { what: "offset", expected, got: offset.to_vec() });
+        }
+        if let Some(m) = mask {
+            check_rank("mask", m, 4, "N, offset_groups·kh·kw, Ho, Wo")?;
+            let expected = vec![n, og * taps, ho, wo];
+            if m != expected.as_slice() {
+                return Err(Error::ShapeMismatch { what: "mask", expected, got: m.to_vec() });
+            }
+        }
+        Ok(DeformGeometry { conv, offset_groups: og as u32 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ pub enum ShaderId {
     Col2im,
     /// `shaders/channel_sum.wgsl`: per-channel sums (conv2d grad_bias).
     ChannelSum,
+    /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
+    DeformIm2col,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -41,6 +43,7 @@ impl ShaderId {
         ShaderId::Depthwise,
         ShaderId::Col2im,
         ShaderId::ChannelSum,
+        ShaderId::DeformIm2col,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl ShaderId {
             ShaderId::Depthwise => "depthwise",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
+            ShaderId::DeformIm2col => "deform_im2col",
         }
     }
 
@@ -61,6 +65,7 @@ impl ShaderId {
             ShaderId::Depthwise => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
+            ShaderId::DeformIm2col => "deform_im2col.wgsl",
         }
     }
 
@@ -72,6 +77,7 @@ impl ShaderId {
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
+            ShaderId::DeformIm2col => &["deform_im2col.wgsl"],
         }
     }
 
@@ -89,6 +95,7 @@ impl ShaderId {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
             ShaderId::ChannelSum => include_str!("../shaders/channel_sum.wgsl"),
+            ShaderId::DeformIm2col => include_str!("../shaders/deform_im2col.wgsl"),
         }
     }
 
@@ -113,6 +120,8 @@ impl ShaderId {
             ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
             // params, x, out
             ShaderId::ChannelSum => &[Uniform, StorageRead, StorageReadWrite],
+            // params, input, offset, mask, col
+            ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
         }
     }
 
@@ -121,6 +130,9 @@ impl ShaderId {
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
             ShaderId::Im2col | ShaderId::ChannelSum => vec![Overrides::none()],
+            ShaderId::DeformIm2col => {
+                vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
+            }
             ShaderId::Gemm | ShaderId::Gemm8x8 => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {

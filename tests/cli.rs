@@ -193,3 +193,45 @@ fn run_conv2d_backward_verify_on_a_golden_case() {
     let (code, _, err) = run(&["run", "conv2d_backward", "--input", &x, "--weight", &w, "--grad-output", &dy]);
     assert_one_line_error(code, &err, "--out-grad");
 }
+
+#[test]
+fn run_deform_conv2d_verify_on_a_golden_case() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/deform_conv2d/offset_groups2_groups2");
+    let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+    let out = tmp("yd.npy");
+    let (x, w, o, m, b) = (f("input"), f("weight"), f("offset"), f("mask"), f("bias"));
+    let (code, stdout, stderr) = run(&[
+        "run",
+        "deform_conv2d",
+        "--input",
+        &x,
+        "--weight",
+        &w,
+        "--offset",
+        &o,
+        "--mask",
+        &m,
+        "--bias",
+        &b,
+        "--padding",
+        "1",
+        "--groups",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS") && stdout.contains("v2") && stdout.contains("2 offset group"), "{stdout}");
+    let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+    let (g, _) = wgconv::HostTensor::read_npy(dir.join("output.npy")).unwrap();
+    let g64: Vec<f64> = g.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
+    // The mask as offset: its channel count does not fit.
+    let (code, _, err) =
+        run(&["run", "deform_conv2d", "--input", &x, "--weight", &w, "--offset", &m, "--out", out.to_str().unwrap()]);
+    assert_one_line_error(code, &err, "offset");
+}

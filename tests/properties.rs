@@ -101,3 +101,15 @@ fn conv2d_backward_matches_reference_on_random_parameters() {
     assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
     eprintln!("{n} random conv2d_backward cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
 }
+
+#[test]
+fn deform_conv2d_matches_reference_on_random_parameters() {
+    let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
+    let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed);
+    let cases = wgconv::conformance::deform_conv2d_cases(seed, n);
+    assert!(cases.iter().any(|c| c.offset_groups > 1 && c.mask) && cases.iter().any(|c| !c.mask && c.scale == 4.0));
+    let Some(ctx) = common::gpu() else { return };
+    let s = wgconv::conformance::run_deform_conv2d(ctx, &cases, Tolerance::default());
+    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
+    eprintln!("{n} random deform_conv2d cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+}

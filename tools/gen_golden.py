@@ -89,6 +89,32 @@ def conv2d_backward_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), paddin
     return {"name": name, "stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups}
 
 
+def deform_conv2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                       offset_groups=1, mask=True, bias=True, scale=2.0, integer=False, seed=0):
+    import torchvision
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, h, w, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, kh, kw, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float() if bias else None
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    off = (torch.rand(n, 2 * offset_groups * kh * kw, ho, wo, generator=g) * 2 - 1) * scale
+    if integer:
+        off = off.round()
+    off = off.float()
+    m = torch.rand(n, offset_groups * kh * kw, ho, wo, generator=g).float() if mask else None
+    y = torchvision.ops.deform_conv2d(x.double(), off.double(), wt.double(), b.double() if b is not None else None,
+                                      stride=stride, padding=padding, dilation=dilation,
+                                      mask=m.double() if m is not None else None)
+    d = os.path.join(ROOT, "deform_conv2d", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("offset", off), ("bias", b), ("mask", m), ("output", y)]:
+        if arr is not None:
+            np.save(os.path.join(d, fname + ".npy"), arr.numpy())
+    return {"name": name, "stride": list(stride), "padding": [padding[0], padding[1], padding[0], padding[1]],
+            "dilation": list(dilation), "groups": groups, "bias": bias, "mask": mask}
+
+
 def check_crop_equals_padding():
     # The crop above is what padding does: compare with PyTorch's own symmetric padding.
     g = torch.Generator().manual_seed(1)
@@ -141,6 +167,18 @@ def main():
     with open(os.path.join(ROOT, "conv2d_backward", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": bcases}, f, indent=1)
     print(f"wrote {len(bcases)} conv2d_backward cases")
+
+    dcases = [
+        deform_conv2d_case("v2_basic", 1, 4, 7, 6, 3, 3, 3, padding=(1, 1)),
+        deform_conv2d_case("v1_no_mask", 2, 3, 6, 6, 2, 3, 3, padding=(1, 1), mask=False, seed=1),
+        deform_conv2d_case("offset_groups2_groups2", 1, 4, 8, 7, 6, 3, 3, padding=(1, 1), groups=2, offset_groups=2, seed=2),
+        deform_conv2d_case("stride2_dil2_far_offsets", 1, 4, 9, 9, 3, 3, 3, stride=(2, 2), padding=(2, 2), dilation=(2, 2), offset_groups=4, scale=6.0, seed=3),
+        deform_conv2d_case("nonsquare_integer_offsets", 2, 2, 6, 8, 3, 2, 3, padding=(1, 0), integer=True, scale=3.0, bias=False, seed=4),
+        deform_conv2d_case("dcn_like", 1, 8, 10, 10, 8, 3, 3, padding=(1, 1), seed=5),
+    ]
+    with open(os.path.join(ROOT, "deform_conv2d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": dcases}, f, indent=1)
+    print(f"wrote {len(dcases)} deform_conv2d cases")
 
 
 if __name__ == "__main__":

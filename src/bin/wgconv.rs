@@ -127,9 +127,24 @@ enum RunOp {
     /// torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation).
     #[command(name = "conv_transpose2d", alias = "conv-transpose2d")]
     ConvTranspose2d(ConvTranspose2dArgs),
+    /// torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask).
+    #[command(name = "deform_conv2d", alias = "deform-conv2d")]
+    DeformConv2d(DeformArgs),
     /// Gradients of conv2d (as PyTorch autograd): grad_input, grad_weight, grad_bias.
     #[command(name = "conv2d_backward", alias = "conv2d-backward")]
     Conv2dBackward(BackwardArgs),
+}
+
+#[derive(Args)]
+struct DeformArgs {
+    #[command(flatten)]
+    conv: ConvArgs,
+    /// Offsets [N, 2·offset_groups·kh·kw, Ho, Wo] (dy, dx per tap).
+    #[arg(long)]
+    offset: PathBuf,
+    /// Modulation mask [N, offset_groups·kh·kw, Ho, Wo] (v2); absent: v1.
+    #[arg(long)]
+    mask: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -236,6 +251,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv2d(a)) => run_conv2d(&a),
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
+        Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
     };
@@ -404,6 +420,42 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         params.groups, out.shape, info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
     finish(a, &out, summary, || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+}
+
+fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let params = wgconv::DeformConv2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        activation: parse_activation(&a.activation)?,
+    };
+    let Loaded { x, w, b } = load_all(a)?;
+    let o = load(&args.offset, "offset")?;
+    let m = args.mask.as_ref().map(|p| load(p, "mask")).transpose()?;
+    let dg = params.validate(
+        &x.shape,
+        &w.shape,
+        &o.shape,
+        m.as_ref().map(|m| m.shape.as_slice()),
+        b.as_ref().map(|b| b.shape.as_slice()),
+    )?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
+    let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
+    let y = wgconv::deform_conv2d(&ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &params)?;
+    let out = y.to_host(&ctx)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let summary = format!(
+        "deform_conv2d {} x{:?} * w{:?}, {} offset group(s) (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via deform_im2col+gemm in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        if m.is_some() { "v2" } else { "v1" }, x.shape, w.shape, dg.offset_groups, params.stride,
+        pads_text(params.padding, dg.conv.pads), params.dilation, params.groups, out.shape, ctx.adapter_info().name
+    );
+    finish(a, &out, summary, || {
+        wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &params).map(|(_, r)| r)
+    })
 }
 
 fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {

@@ -105,7 +105,7 @@ pub fn conv2d_into(
                 info.chunks = plan.chunks;
                 info.chunk_cols = plan.cols;
                 info.workspace_bytes = plan.cols as u64 * plan.rows as u64 * 4;
-                return encode_im2col_gemm(ctx, encoder, &g, &plan, act, input, weight, bias, output);
+                return encode_im2col_gemm(ctx, encoder, &g, &plan, act, Unfold::Plain(input), weight, bias, output);
             }
             Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
                 let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
@@ -139,19 +139,27 @@ pub fn conv2d_into(
     Ok(info)
 }
 
+/// What unfolds the input into the column workspace.
+pub(crate) enum Unfold<'a> {
+    /// im2col.wgsl
+    Plain(&'a Tensor),
+    /// deform_im2col.wgsl: bilinear samples at the offsets, times the mask.
+    Deform { input: &'a Tensor, offset: &'a Tensor, mask: Option<&'a Tensor>, offset_groups: u32 },
+}
+
 #[derive(Clone, Copy, Debug)]
-struct ChunkPlan {
+pub(crate) struct ChunkPlan {
     /// Rows of the column matrix: Cin·kh·kw.
-    rows: u32,
+    pub rows: u32,
     /// Output pixels N·Ho·Wo.
-    pixels: u32,
+    pub pixels: u32,
     /// Pixels per chunk.
-    cols: u32,
-    chunks: u32,
+    pub cols: u32,
+    pub chunks: u32,
 }
 
 /// Largest balanced chunks whose column matrix fits the workspace budget and one binding.
-fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
+pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
     let rows = g.c_in as u64 * g.kh as u64 * g.kw as u64;
     let pixels = g.n as u64 * g.h_out as u64 * g.w_out as u64;
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
@@ -170,13 +178,15 @@ fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn encode_im2col_gemm(
+/// Per chunk: unfold the input into the workspace, then the dense GEMM into the output.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_im2col_gemm(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     g: &Conv2dGeometry,
     plan: &ChunkPlan,
     act: Activation,
-    input: &Tensor,
+    unfold: Unfold<'_>,
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
@@ -188,14 +198,25 @@ fn encode_im2col_gemm(
         let col0 = c * plan.cols;
         let cols = plan.cols.min(plan.pixels - col0);
         let ip = im2col::Im2colParams::new(g, col0, cols);
+        let ib = match unfold {
+            Unfold::Plain(_) => arena.push(&ip),
+            Unfold::Deform { offset_groups, .. } => {
+                arena.push(&crate::ops::deform_conv2d::DeformIm2colParams::new(&ip, offset_groups))
+            }
+        };
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
-        blocks.push((ip, arena.push(&ip), gp, arena.push(&gp)));
+        blocks.push((ip, ib, gp, arena.push(&gp)));
     }
     let uniforms = arena.finish(ctx)?;
 
     let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
     for (ip, ib, gp, gb) in &blocks {
-        dispatches.push(im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?);
+        dispatches.push(match unfold {
+            Unfold::Plain(input) => im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?,
+            Unfold::Deform { input, offset, mask, .. } => {
+                crate::ops::deform_conv2d::prepare_unfold(ctx, &uniforms, *ib, ip, input, offset, mask, &workspace)?
+            }
+        });
         let col = range(&workspace, (0, ip.total as u64 * 4));
         dispatches.push(gemm::prepare(
             ctx,
@@ -210,6 +231,6 @@ fn encode_im2col_gemm(
             output,
         )?);
     }
-    record(encoder, "conv2d", &dispatches);
+    record(encoder, "im2col_gemm", &dispatches);
     Ok(())
 }

@@ -4,7 +4,9 @@
 pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv_transpose2d;
+pub mod deform_conv2d;
 
 pub use conv2d::{conv2d, conv2d_at};
 pub use conv2d_backward::conv2d_backward;
 pub use conv_transpose2d::conv_transpose2d;
+pub use deform_conv2d::deform_conv2d;

@@ -1,0 +1,151 @@
+//! deform_conv2d (torchvision.ops.deform_conv2d semantics, v1 without a mask, v2 with one).
+//!
+//! Algorithm: a deformable im2col (`deform_im2col.wgsl`: each column entry is the bilinear
+//! sample of its input channel at the offset position, times the mask) feeding the same
+//! dense tiled GEMM as conv2d's `Im2colGemm`, chunked over output pixels to the workspace
+//! budget. See the shader for the offset and mask layouts.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
+use crate::ops::im2col::Im2colParams;
+use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::params::{DeformConv2dParams, DeformGeometry};
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `DeformIm2colParams` in `shaders/deform_im2col.wgsl`.
+    DeformIm2colParams {
+        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
+        col0, cols, total, offset_groups, _pad0, _pad1, _pad2,
+    }
+}
+
+impl DeformIm2colParams {
+    pub fn new(p: &Im2colParams, offset_groups: u32) -> Self {
+        DeformIm2colParams {
+            c_in: p.c_in,
+            h: p.h,
+            w: p.w,
+            kh: p.kh,
+            kw: p.kw,
+            stride_h: p.stride_h,
+            stride_w: p.stride_w,
+            dil_h: p.dil_h,
+            dil_w: p.dil_w,
+            pad_top: p.pad_top,
+            pad_left: p.pad_left,
+            h_out: p.h_out,
+            w_out: p.w_out,
+            col0: p.col0,
+            cols: p.cols,
+            total: p.total,
+            offset_groups,
+            ..Default::default()
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_unfold(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &Im2colParams,
+    input: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    col: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::DeformIm2col, &Overrides::none().flag("HAS_MASK", mask.is_some()))?;
+    let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+    let bind_group = ctx.bind_group(
+        ShaderId::DeformIm2col,
+        &bgl,
+        &[
+            range(uniforms, block),
+            whole(input),
+            whole(offset),
+            optional(ctx, mask),
+            range(col, (0, p.total as u64 * 4)),
+        ],
+    );
+    Ok(Dispatch { pipeline, bind_group, grid })
+}
+
+/// What one deform_conv2d call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeformConv2dInfo {
+    pub geometry: DeformGeometry,
+    pub chunks: u32,
+    pub workspace_bytes: u64,
+}
+
+/// Deformable convolution, submitted; returns `[N, Cout, Ho, Wo]`.
+pub fn deform_conv2d(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    params: &DeformConv2dParams,
+) -> Result<Tensor> {
+    let dg = params.validate(
+        input.shape(),
+        weight.shape(),
+        offset.shape(),
+        mask.map(|m| m.shape()),
+        bias.map(|b| b.shape()),
+    )?;
+    let output = Tensor::empty(ctx, &dg.conv.output_shape())?;
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("deform_conv2d") });
+    deform_conv2d_into(ctx, &mut encoder, input, weight, offset, mask, bias, params, &output)?;
+    ctx.submit(encoder)?;
+    Ok(output)
+}
+
+/// Records into the caller's encoder without submitting; writes `output`.
+#[allow(clippy::too_many_arguments)]
+pub fn deform_conv2d_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    params: &DeformConv2dParams,
+    output: &Tensor,
+) -> Result<DeformConv2dInfo> {
+    let dg = params.validate(
+        input.shape(),
+        weight.shape(),
+        offset.shape(),
+        mask.map(|m| m.shape()),
+        bias.map(|b| b.shape()),
+    )?;
+    let g = dg.conv;
+    if output.shape() != g.output_shape() {
+        return Err(Error::Buffer {
+            what: "output",
+            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
+        });
+    }
+    for (t, what) in [(input, "input"), (weight, "weight"), (offset, "offset"), (output, "output")] {
+        t.check_device(ctx, what)?;
+        check_binding(ctx, t, what)?;
+    }
+    for (t, what) in [(mask, "mask"), (bias, "bias")] {
+        if let Some(t) = t {
+            t.check_device(ctx, what)?;
+            check_binding(ctx, t, what)?;
+        }
+    }
+    let plan = plan_chunks(ctx, &g)?;
+    let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };
+    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, params.activation, unfold, weight, bias, output))??;
+    Ok(DeformConv2dInfo { geometry: dg, chunks: plan.chunks, workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4 })
+}
