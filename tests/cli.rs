@@ -231,7 +231,21 @@ fn run_deform_conv2d_verify_on_a_golden_case() {
     let g64: Vec<f64> = g.data.iter().map(|&v| v as f64).collect();
     assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
     // The mask as offset: its channel count does not fit.
-    let (code, _, err) =
-        run(&["run", "deform_conv2d", "--input", &x, "--weight", &w, "--offset", &m, "--out", out.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "run",
+        "deform_conv2d",
+        "--input",
+        &x,
+        "--weight",
+        &w,
+        "--offset",
+        &m,
+        "--groups",
+        "2",
+        "--padding",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_one_line_error(code, &err, "offset");
 }
