@@ -230,7 +230,7 @@ fn run_deform_conv2d_verify_on_a_golden_case() {
     let (g, _) = wgconv::HostTensor::read_npy(dir.join("output.npy")).unwrap();
     let g64: Vec<f64> = g.data.iter().map(|&v| v as f64).collect();
     assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
-    // The mask as offset: its channel count does not fit.
+    // The input as offset: its 4 channels are no multiple of 2·kh·kw.
     let (code, _, err) = run(&[
         "run",
         "deform_conv2d",
