@@ -239,7 +239,7 @@ fn run_deform_conv2d_verify_on_a_golden_case() {
         "--weight",
         &w,
         "--offset",
-        &m,
+        &x,
         "--groups",
         "2",
         "--padding",
