@@ -3,8 +3,11 @@
 //! Convolutions as WGSL compute shaders on [wgpu], each proven against an f64 CPU reference.
 //!
 //! ## Semantics
-//! PyTorch is the oracle: [`conv2d`] computes `torch.nn.functional.conv2d(input, weight,
-//! bias, stride, padding, dilation, groups)` with the same argument order and output shape,
+//! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
+//! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
+//! [`conv2d_backward`] the gradients PyTorch autograd gives. [`conv2d`] computes
+//! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
+//! the same argument order and output shape,
 //! `Ho = ⌊(H + pad_top + pad_bottom − dilation·(kh−1) − 1) / stride⌋ + 1` (likewise W).
 //! [`Padding::Same`] (stride 1 only) splits the total `dilation·(k−1)` with the odd pixel at
 //! the bottom/right, as PyTorch does.
