@@ -1,4 +1,5 @@
 // Deformable im2col (torchvision.ops.deform_conv2d semantics, v1 and v2): like im2col.wgsl,
+// (bilinear.wgsl is concatenated in front: it provides bilinear_at and inside_sampling_box.)
 // but kernel tap (i, j) of output pixel (oy, ox) samples the input bilinearly at a learned
 // offset, optionally scaled by a mask.
 //
@@ -55,17 +56,13 @@ fn texel(plane: u32, y: i32, x: i32) -> f32 {
     return 0.0;
 }
 
-fn bilinear(plane: u32, y: f32, x: f32) -> f32 {
-    let yf = floor(y);
-    let xf = floor(x);
-    let y0 = i32(yf);
-    let x0 = i32(xf);
-    let ly = y - yf;
-    let lx = x - xf;
-    let hy = 1.0 - ly;
-    let hx = 1.0 - lx;
-    return hy * hx * texel(plane, y0, x0) + hy * lx * texel(plane, y0, x0 + 1)
-         + ly * hx * texel(plane, y0 + 1, x0) + ly * lx * texel(plane, y0 + 1, x0 + 1);
+fn sample(plane: u32, y: f32, x: f32) -> f32 {
+    if (!inside_sampling_box(y, x, params.h, params.w)) {
+        return 0.0;
+    }
+    let s = bilinear_at(y, x);
+    return s.w.x * texel(plane, s.y0, s.x0) + s.w.y * texel(plane, s.y0, s.x0 + 1)
+         + s.w.z * texel(plane, s.y0 + 1, s.x0) + s.w.w * texel(plane, s.y0 + 1, s.x0 + 1);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -97,10 +94,7 @@ fn main(
     let off = ((n * params.offset_groups + og) * 2u * taps + 2u * tap) * hw_out + pix;
     let y = f32(i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top)) + offset[off];
     let x = f32(i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left)) + offset[off + hw_out];
-    var v = 0.0;
-    if (y > -1.0 && y < f32(params.h) && x > -1.0 && x < f32(params.w)) {
-        v = bilinear((n * params.c_in + ci) * params.h * params.w, y, x);
-    }
+    var v = sample((n * params.c_in + ci) * params.h * params.w, y, x);
     if (HAS_MASK) {
         v = v * mask[((n * params.offset_groups + og) * taps + tap) * hw_out + pix];
     }

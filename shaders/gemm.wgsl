@@ -1,5 +1,5 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
-// (activation.wgsl is concatenated in front: it provides ACT and activate().)
+// (activation.wgsl and bilinear.wgsl are concatenated in front: ACT, activate(), bilinear_at.)
 //
 // a: depends on A_MODE:
 //    0 [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
@@ -19,6 +19,10 @@
 //    3 taps      b is the NCHW input; the im2col matrix transposed (grad_weight): row k is
 //                output pixel k = (img·Ho + oy)·Wo + ox (a_hw = Ho·Wo), column
 //                n = (cl·kh + i)·kw + j is a kernel tap of channel g·Cin/G + cl.
+//    4 deform    b is the NCHW input; as implicit, but tap (i, j) of pixel (oy, ox) samples
+//                bilinearly at (oy·sh − pt + i·dh + dy, ox·sw − pl + j·dw + dx), dy/dx from
+//                `offset` [N, 2·G_off·kh·kw, Ho, Wo] of the channel's offset group, times
+//                `mask` [N, G_off·kh·kw, Ho, Wo] when HAS_MASK (deform_im2col.wgsl's layouts).
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
@@ -40,6 +44,7 @@
 override HAS_BIAS: bool = false;
 override B_MODE: u32 = 0u;
 override A_MODE: u32 = 0u;
+override HAS_MASK: bool = false;
 
 struct GemmParams {
     m: u32,
@@ -68,7 +73,7 @@ struct GemmParams {
     img0: u32,
     a_hw: u32,
     a_channels: u32,
-    _pad0: u32,
+    offset_groups: u32,
     _pad1: u32,
 }
 
@@ -77,6 +82,8 @@ struct GemmParams {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read> offset: array<f32>;
+@group(0) @binding(6) var<storage, read> mask: array<f32>;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -137,6 +144,7 @@ fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
 struct Cols {
     ok: vec4<bool>,
     img: vec4<u32>,
+    q: vec4<u32>,
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
@@ -149,10 +157,11 @@ fn columns(g: u32, b_c: u32) -> Cols {
     let p = vec4<u32>(params.col0) + cols;
     c.img = p / vec4<u32>(params.hw);
     let q = p - c.img * params.hw;
+    c.q = q;
     c.base = vec4<u32>(0u);
     c.iy0 = vec4<i32>(0);
     c.ix0 = vec4<i32>(0);
-    if (B_MODE == 1u) {
+    if (B_MODE == 1u || B_MODE == 4u) {
         let oy = q / vec4<u32>(params.w_out);
         let ox = q - oy * params.w_out;
         c.base = c.img * (params.c_in * params.h * params.w);
@@ -172,6 +181,29 @@ fn columns(g: u32, b_c: u32) -> Cols {
         c.ix0 = vec4<i32>(tj * params.dil_w);
     }
     return c;
+}
+
+// One deformable sample of column e's pixel (B_MODE 4): channel plane `plane` (of image
+// c.img), offset group `og`, tap t = (i, j).
+fn deform_sample(ok: bool, img: u32, q: u32, base: u32, iy0: i32, ix0: i32, plane: u32, og: u32, t: u32, i: u32, j: u32) -> f32 {
+    if (!ok) {
+        return 0.0;
+    }
+    let taps = params.kh * params.kw;
+    let off = ((img * params.offset_groups + og) * 2u * taps + 2u * t) * params.hw + q;
+    let y = f32(iy0 + i32(i * params.dil_h)) + offset[off];
+    let x = f32(ix0 + i32(j * params.dil_w)) + offset[off + params.hw];
+    var v = 0.0;
+    if (inside_sampling_box(y, x, params.h, params.w)) {
+        let s = bilinear_at(y, x);
+        let at = base + plane;
+        v = s.w.x * gather(true, at, s.y0, s.x0) + s.w.y * gather(true, at, s.y0, s.x0 + 1)
+          + s.w.z * gather(true, at, s.y0 + 1, s.x0) + s.w.w * gather(true, at, s.y0 + 1, s.x0 + 1);
+    }
+    if (HAS_MASK) {
+        v = v * mask[((img * params.offset_groups + og) * taps + t) * params.hw + q];
+    }
+    return v;
 }
 
 // Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N).
@@ -204,6 +236,19 @@ fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(c.ok.y, c.base.y + chan, c.iy0.y + dy, c.ix0.y + dx),
                        gather(c.ok.z, c.base.z + chan, c.iy0.z + dy, c.ix0.z + dx),
                        gather(c.ok.w, c.base.w + chan, c.iy0.w + dy, c.ix0.w + dx));
+    } else if (B_MODE == 4u) {
+        let taps = params.kh * params.kw;
+        let cl = bk / taps;
+        let t = bk - cl * taps;
+        let i = t / params.kw;
+        let j = t - i * params.kw;
+        let ci = g * (params.c_in / params.groups) + cl;
+        let og = ci / (params.c_in / params.offset_groups);
+        let plane = ci * params.h * params.w;
+        bv = vec4<f32>(deform_sample(c.ok.x, c.img.x, c.q.x, c.base.x, c.iy0.x, c.ix0.x, plane, og, t, i, j),
+                       deform_sample(c.ok.y, c.img.y, c.q.y, c.base.y, c.iy0.y, c.ix0.y, plane, og, t, i, j),
+                       deform_sample(c.ok.z, c.img.z, c.q.z, c.base.z, c.iy0.z, c.ix0.z, plane, og, t, i, j),
+                       deform_sample(c.ok.w, c.img.w, c.q.w, c.base.w, c.iy0.w, c.ix0.w, plane, og, t, i, j));
     } else if (B_MODE == 3u) {
         // Row bk is one output pixel: where its window starts in the input.
         let pimg = bk / params.a_hw;

@@ -327,15 +327,10 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
         }
         BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
-        BenchOp::DeformConv2d if matches!(algorithm, Algorithm::Auto | Algorithm::Im2colGemm) => {
-            match run_deform_conv2d(ctx, case, opts) {
-                Ok(r) => r,
-                Err(e) => CaseResult::skipped(case, "deform_im2col_gemm", format!("error: {e}")),
-            }
-        }
-        BenchOp::DeformConv2d => {
-            CaseResult::skipped(case, algorithm.name(), "n/a: deform_conv2d has one algorithm".into())
-        }
+        BenchOp::DeformConv2d => match run_deform_conv2d(ctx, case, algorithm, opts) {
+            Ok(r) => r,
+            Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+        },
     }
 }
 
@@ -474,8 +469,21 @@ fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) 
 
 /// deform_conv2d v2 with one offset group (the `dcn_v2` row): offsets uniform in [−2, 2],
 /// mask in [0, 1).
-fn run_deform_conv2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+fn run_deform_conv2d(
+    ctx: &GpuContext,
+    case: &BenchCase,
+    algorithm: Algorithm,
+    opts: &BenchOptions,
+) -> Result<CaseResult> {
+    if !matches!(algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::Im2colGemm) {
+        return Ok(CaseResult::skipped(
+            case,
+            algorithm.name(),
+            format!("n/a: deform_conv2d has no {}", algorithm.name()),
+        ));
+    }
     let params = crate::params::DeformConv2dParams {
+        algorithm,
         stride: [case.stride; 2],
         padding: Padding::Symmetric([case.pad; 2]),
         dilation: [case.dil; 2],
@@ -523,7 +531,7 @@ fn run_deform_conv2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) ->
     };
     let bytes =
         4.0 * (x.data.len() + w.data.len() + b.data.len() + off.data.len() + mask.data.len() + y.numel()) as f64;
-    Ok(measured(case, "deform_im2col_gemm", &times, method, g.flops(), bytes, info.workspace_bytes, check))
+    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
 }
 
 fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {

@@ -329,6 +329,7 @@ impl DeformConv2dCase {
             dilation: p.dilation,
             groups: p.groups,
             activation: p.activation,
+            algorithm: Algorithm::Auto,
         }
     }
 
@@ -374,13 +375,18 @@ pub fn deform_conv2d_cases(seed: u64, count: usize) -> Vec<DeformConv2dCase> {
     out
 }
 
-/// Runs deform_conv2d cases on the GPU against the reference.
-pub fn run_deform_conv2d(ctx: &GpuContext, cases: &[DeformConv2dCase], tol: Tolerance) -> OpSummary {
-    let mut s = OpSummary::new("deform_conv2d".into());
+/// Runs deform_conv2d cases on the GPU with `algorithm` against the reference.
+pub fn run_deform_conv2d(
+    ctx: &GpuContext,
+    cases: &[DeformConv2dCase],
+    algorithm: Algorithm,
+    tol: Tolerance,
+) -> OpSummary {
+    let mut s = OpSummary::new(format!("deform_conv2d/{}", algorithm.name()));
     for case in cases {
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (x, w, o, m, b) = case.data();
-            let p = case.params();
+            let p = DeformConv2dParams { algorithm, ..case.params() };
             let (_, expected) = crate::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &p)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
             let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
@@ -467,7 +473,10 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         .collect();
     ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
     ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
-    ops.push(run_deform_conv2d(ctx, &deform_conv2d_cases(seed, cases_per_op), Tolerance::default()));
+    let deform = deform_conv2d_cases(seed, cases_per_op);
+    for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        ops.push(run_deform_conv2d(ctx, &deform, algo, Tolerance::default()));
+    }
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),

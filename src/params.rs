@@ -580,6 +580,9 @@ pub struct DeformConv2dParams {
     /// from the offset's channels.
     pub groups: u32,
     pub activation: Activation,
+    /// `Auto` or `ImplicitGemm` (bilinear samples gathered by the GEMM's B loader, no
+    /// workspace), or `Im2colGemm` (a deformable im2col workspace, then the GEMM).
+    pub algorithm: Algorithm,
 }
 
 impl Default for DeformConv2dParams {
@@ -590,6 +593,7 @@ impl Default for DeformConv2dParams {
             dilation: [1, 1],
             groups: 1,
             activation: Activation::None,
+            algorithm: Algorithm::Auto,
         }
     }
 }
@@ -626,6 +630,12 @@ impl DeformConv2dParams {
     ) -> Result<DeformGeometry> {
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not supported by deform_conv2d (as in torchvision)"));
+        }
+        if !matches!(self.algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::Im2colGemm) {
+            return Err(Error::param(
+                "algorithm",
+                format!("deform_conv2d runs implicit_gemm or im2col_gemm, not {}", self.algorithm.name()),
+            ));
         }
         let conv = self.as_conv2d().validate(input, weight, bias)?;
         check_rank("offset", offset, 4, "N, 2·offset_groups·kh·kw, Ho, Wo")?;

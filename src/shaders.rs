@@ -73,11 +73,11 @@ impl ShaderId {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             ShaderId::Im2col => &["im2col.wgsl"],
-            ShaderId::Gemm | ShaderId::Gemm8x8 => &["activation.wgsl", "gemm.wgsl"],
+            ShaderId::Gemm | ShaderId::Gemm8x8 => &["activation.wgsl", "bilinear.wgsl", "gemm.wgsl"],
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
-            ShaderId::DeformIm2col => &["deform_im2col.wgsl"],
+            ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
         }
     }
 
@@ -85,9 +85,11 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
             // Shared WGSL is whole files concatenated (see `files`).
-            ShaderId::Gemm | ShaderId::Gemm8x8 => {
-                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/gemm.wgsl"))
-            }
+            ShaderId::Gemm | ShaderId::Gemm8x8 => concat!(
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/bilinear.wgsl"),
+                include_str!("../shaders/gemm.wgsl")
+            ),
             ShaderId::Depthwise => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/depthwise.wgsl"))
             }
@@ -95,7 +97,9 @@ impl ShaderId {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
             ShaderId::ChannelSum => include_str!("../shaders/channel_sum.wgsl"),
-            ShaderId::DeformIm2col => include_str!("../shaders/deform_im2col.wgsl"),
+            ShaderId::DeformIm2col => {
+                concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
+            }
         }
     }
 
@@ -113,7 +117,10 @@ impl ShaderId {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, a, b, bias, c
-            ShaderId::Gemm | ShaderId::Gemm8x8 => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            // params, a, b, bias, c, offset, mask
+            ShaderId::Gemm | ShaderId::Gemm8x8 => {
+                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite, StorageRead, StorageRead]
+            }
             // params, input, weight, bias, out
             ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, col, bias, out
@@ -146,6 +153,12 @@ impl ShaderId {
                 sets.push(plain().with("B_MODE", 2.0).with("A_MODE", 1.0));
                 // conv2d grad_weight: dY × the transposed im2col matrix, gathered.
                 sets.push(plain().with("B_MODE", 3.0).with("A_MODE", 2.0));
+                // deform_conv2d, implicit: bilinear samples gathered by the B loader.
+                for ov in epilogue_sets() {
+                    for mask in [false, true] {
+                        sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 0.0).flag("HAS_MASK", mask));
+                    }
+                }
                 sets
             }
             ShaderId::Depthwise | ShaderId::Col2im => epilogue_sets(),

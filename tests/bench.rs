@@ -29,7 +29,7 @@ fn runner_times_and_checks_a_small_suite() {
     }
     // tiny: 2·16·12·10·8·9·2 FLOPs
     assert_eq!(results[0].flops, 2.0 * 2.0 * 16.0 * 12.0 * 10.0 * 8.0 * 9.0);
-    assert_eq!(results[2].algorithm, "deform_im2col_gemm");
+    assert_eq!(results[2].algorithm, "implicit_gemm");
     let report = Report::new(ctx, None, results);
     let table = report.table();
     assert!(table.contains("tiny_dw") && table.contains("geometric mean"), "{table}");

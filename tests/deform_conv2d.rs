@@ -6,7 +6,9 @@ mod common;
 
 use common::gpu;
 use wgconv::verify::{compare, SplitMix64, Tolerance};
-use wgconv::{conv2d, deform_conv2d, Conv2dParams, DeformConv2dParams, Error, GpuContext, HostTensor, Padding, Tensor};
+use wgconv::{
+    conv2d, deform_conv2d, Algorithm, Conv2dParams, DeformConv2dParams, Error, GpuContext, HostTensor, Padding, Tensor,
+};
 
 #[derive(Clone, Debug)]
 struct D {
@@ -153,10 +155,13 @@ fn random_cases_match_reference() {
     for (i, c) in all.iter().enumerate() {
         let (x, w, o, m, b) = c.data(500 + i as u64);
         let (_, r) = wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &c.p).unwrap();
-        let y = gpu_run(ctx, &x, &w, &o, m.as_ref(), b.as_ref(), &c.p);
-        let s = compare(&y, &r);
-        if !s.passes(Tolerance::default()) {
-            failures.push(format!("case {i} {c:?}: {s}"));
+        for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+            let p = DeformConv2dParams { algorithm, ..c.p };
+            let y = gpu_run(ctx, &x, &w, &o, m.as_ref(), b.as_ref(), &p);
+            let s = compare(&y, &r);
+            if !s.passes(Tolerance::default()) {
+                failures.push(format!("case {i} {} {c:?}: {s}", algorithm.name()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -255,8 +260,10 @@ fn torchvision_golden_cases() {
         let s = compare(&r32, &want);
         assert!(s.passes(Tolerance { rel_l2: 1e-6, abs: 1e-5 }), "{name}: reference vs torchvision: {s}");
         let Some(ctx) = gpu() else { continue };
-        let y = gpu_run(ctx, &x, &w, &o, m.as_ref(), b.as_ref(), &p);
-        let s = compare(&y, &want);
-        assert!(s.passes(Tolerance::default()), "{name}: GPU vs torchvision: {s}");
+        for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+            let y = gpu_run(ctx, &x, &w, &o, m.as_ref(), b.as_ref(), &DeformConv2dParams { algorithm, ..p });
+            let s = compare(&y, &want);
+            assert!(s.passes(Tolerance::default()), "{name} {}: GPU vs torchvision: {s}", algorithm.name());
+        }
     }
 }

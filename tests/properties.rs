@@ -109,7 +109,9 @@ fn deform_conv2d_matches_reference_on_random_parameters() {
     let cases = wgconv::conformance::deform_conv2d_cases(seed, n);
     assert!(cases.iter().any(|c| c.offset_groups > 1 && c.mask) && cases.iter().any(|c| !c.mask && c.scale == 4.0));
     let Some(ctx) = common::gpu() else { return };
-    let s = wgconv::conformance::run_deform_conv2d(ctx, &cases, Tolerance::default());
-    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
-    eprintln!("{n} random deform_conv2d cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+    for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        let s = wgconv::conformance::run_deform_conv2d(ctx, &cases, algo, Tolerance::default());
+        assert!(s.ok(), "{}: {} of {} failed:\n{}", algo.name(), s.cases - s.passed, s.cases, s.failures.join("\n"));
+        eprintln!("{n} random deform_conv2d cases passed with {} (worst rel-L2 {:.2e})", algo.name(), s.worst_rel_l2);
+    }
 }

@@ -145,6 +145,9 @@ struct DeformArgs {
     /// Modulation mask [N, offset_groups·kh·kw, Ho, Wo] (v2); absent: v1.
     #[arg(long)]
     mask: Option<PathBuf>,
+    /// auto | implicit_gemm | im2col_gemm.
+    #[arg(long, default_value = "auto")]
+    algo: String,
 }
 
 #[derive(Args)]
@@ -430,6 +433,8 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
         dilation: parse_pair("dilation", &a.dilation)?,
         groups: a.groups,
         activation: parse_activation(&a.activation)?,
+        algorithm: Algorithm::from_name(&args.algo)
+            .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, im2col_gemm)", args.algo), 2))?,
     };
     let Loaded { x, w, b } = load_all(a)?;
     let o = load(&args.offset, "offset")?;
@@ -445,13 +450,27 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     let t0 = Instant::now();
     let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
     let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
-    let y = wgconv::deform_conv2d(&ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &params)?;
+    let y = Tensor::empty(&ctx, &dg.conv.output_shape())?;
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let info = wgconv::deform_conv2d_into(
+        &ctx,
+        &mut encoder,
+        &t(&x)?,
+        &t(&w)?,
+        &t(&o)?,
+        mg.as_ref(),
+        bg.as_ref(),
+        &params,
+        &y,
+    )?;
+    ctx.submit(encoder)?;
     let out = y.to_host(&ctx)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     let summary = format!(
-        "deform_conv2d {} x{:?} * w{:?}, {} offset group(s) (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via deform_im2col+gemm in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        "deform_conv2d {} x{:?} * w{:?}, {} offset group(s) (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via deform {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
         if m.is_some() { "v2" } else { "v1" }, x.shape, w.shape, dg.offset_groups, params.stride,
-        pads_text(params.padding, dg.conv.pads), params.dilation, params.groups, out.shape, ctx.adapter_info().name
+        pads_text(params.padding, dg.conv.pads), params.dilation, params.groups, out.shape, info.algorithm.name(),
+        ctx.adapter_info().name
     );
     finish(a, &out, summary, || {
         wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &params).map(|(_, r)| r)

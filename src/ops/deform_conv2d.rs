@@ -1,16 +1,20 @@
 //! deform_conv2d (torchvision.ops.deform_conv2d semantics, v1 without a mask, v2 with one).
 //!
-//! Algorithm: a deformable im2col (`deform_im2col.wgsl`: each column entry is the bilinear
-//! sample of its input channel at the offset position, times the mask) feeding the same
-//! dense tiled GEMM as conv2d's `Im2colGemm`, chunked over output pixels to the workspace
-//! budget. See the shader for the offset and mask layouts.
+//! Algorithms (`DeformConv2dParams::algorithm`):
+//! - `ImplicitGemm` (the default): the tiled GEMM's B loader takes the bilinear samples
+//!   itself (`B_MODE` 4), no workspace.
+//! - `Im2colGemm`: a deformable im2col (`deform_im2col.wgsl`: each column entry is the
+//!   bilinear sample of its input channel at the offset position, times the mask) feeding the
+//!   dense GEMM, chunked over output pixels to the workspace budget.
+//! See deform_im2col.wgsl for the offset and mask layouts.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
+use crate::ops::gemm::{self, AMode, BMode, GemmParams};
 use crate::ops::im2col::Im2colParams;
-use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch};
-use crate::params::{DeformConv2dParams, DeformGeometry};
+use crate::ops::{check_binding, fold_grid, optional, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::params::{Algorithm, DeformConv2dParams, DeformGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
@@ -77,6 +81,8 @@ pub(crate) fn prepare_unfold(
 /// What one deform_conv2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeformConv2dInfo {
+    /// `ImplicitGemm` or `Im2colGemm`.
+    pub algorithm: Algorithm,
     pub geometry: DeformGeometry,
     pub chunks: u32,
     pub workspace_bytes: u64,
@@ -144,8 +150,39 @@ pub fn deform_conv2d_into(
             check_binding(ctx, t, what)?;
         }
     }
-    let plan = plan_chunks(ctx, &g)?;
-    let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };
-    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, params.activation, unfold, weight, bias, output))??;
-    Ok(DeformConv2dInfo { geometry: dg, chunks: plan.chunks, workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4 })
+    let act = params.activation;
+    if params.algorithm == Algorithm::Im2colGemm {
+        let plan = plan_chunks(ctx, &g)?;
+        let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };
+        ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, act, unfold, weight, bias, output))??;
+        return Ok(DeformConv2dInfo {
+            algorithm: Algorithm::Im2colGemm,
+            geometry: dg,
+            chunks: plan.chunks,
+            workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4,
+        });
+    }
+    ctx.scoped(|| -> Result<()> {
+        let pixels = g.n * g.h_out * g.w_out;
+        let p = GemmParams { offset_groups: dg.offset_groups, ..GemmParams::conv(&g, 0, pixels, act.alpha()) };
+        let mut arena = UniformArena::new(ctx);
+        let block = arena.push(&p);
+        let uniforms = arena.finish(ctx)?;
+        let d = gemm::prepare_sampling(
+            ctx,
+            &uniforms,
+            block,
+            &p,
+            (AMode::RowMajor, BMode::Deform),
+            act,
+            weight,
+            whole(input),
+            bias,
+            output,
+            Some((offset, mask)),
+        )?;
+        record(encoder, "deform_conv2d", &[d]);
+        Ok(())
+    })??;
+    Ok(DeformConv2dInfo { algorithm: Algorithm::ImplicitGemm, geometry: dg, chunks: 1, workspace_bytes: 0 })
 }

@@ -13,7 +13,7 @@ uniform_block! {
     GemmParams {
         m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
         c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0, a_hw, a_channels,
-        _pad0, _pad1,
+        offset_groups, _pad1,
     }
 }
 
@@ -32,6 +32,8 @@ pub enum BMode {
     /// The im2col matrix transposed, gathered from the input: rows are output pixels,
     /// columns kernel taps (grad_weight).
     Taps = 3,
+    /// Deformable: bilinear samples at offsets (times a mask) gathered from the input.
+    Deform = 4,
 }
 
 impl GemmParams {
@@ -111,11 +113,34 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Dispatch> {
+    prepare_sampling(ctx, uniforms, block, p, (a_mode, mode), activation, a, b, bias, c, None)
+}
+
+/// [`prepare`] with the deformable mode's offsets and optional mask (`BMode::Deform`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_sampling(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &GemmParams,
+    (a_mode, mode): (AMode, BMode),
+    activation: Activation,
+    a: &Tensor,
+    b: wgpu::BindingResource<'_>,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    deform: Option<(&Tensor, Option<&Tensor>)>,
+) -> Result<Dispatch> {
+    let (offset, mask) = match deform {
+        Some((o, m)) => (Some(o), m),
+        None => (None, None),
+    };
     let overrides = Overrides::none()
         .flag("HAS_BIAS", bias.is_some())
         .with("B_MODE", mode as u32 as f64)
         .with("A_MODE", a_mode as u32 as f64)
         .with("ACT", activation.code() as f64);
+    let overrides = if mode == BMode::Deform { overrides.flag("HAS_MASK", mask.is_some()) } else { overrides };
     let id = match ctx.config().gemm_kernel {
         GemmKernel::Block4x4 => ShaderId::Gemm,
         GemmKernel::Block8x8 => ShaderId::Gemm8x8,
@@ -123,7 +148,11 @@ pub(crate) fn prepare(
     let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
     let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
     let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(id, &bgl, &[range(uniforms, block), whole(a), b, bias, whole(c)]);
+    let bind_group = ctx.bind_group(
+        id,
+        &bgl,
+        &[range(uniforms, block), whole(a), b, bias, whole(c), optional(ctx, offset), optional(ctx, mask)],
+    );
     Ok(Dispatch { pipeline, bind_group, grid })
 }
 
