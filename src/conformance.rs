@@ -257,19 +257,19 @@ pub fn conv_transpose2d_cases(seed: u64, count: usize) -> Vec<ConvTranspose2dCas
 pub fn run_conv_transpose2d(ctx: &GpuContext, cases: &[ConvTranspose2dCase], tol: Tolerance) -> OpSummary {
     let mut s = OpSummary::new("conv_transpose2d".into());
     for case in cases {
-        let outcome = (|| -> Result<crate::verify::ErrorStats> {
-            let (x, w, b) = case.data();
-            let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), &case.params)?;
-            let xg = Tensor::from_host(ctx, &x)?;
-            let wg = Tensor::from_host(ctx, &w)?;
-            let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
-            let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?
-                .to_vec(ctx)?;
-            Ok(compare(&y, &expected))
-        })();
-        s.record(case, outcome, tol);
+        s.record(case, conv_transpose2d_outcome(ctx, case), tol);
     }
     s
+}
+
+fn conv_transpose2d_outcome(ctx: &GpuContext, case: &ConvTranspose2dCase) -> Result<crate::verify::ErrorStats> {
+    let (x, w, b) = case.data();
+    let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), &case.params)?;
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+    let bg = b.as_ref().map(t).transpose()?;
+    let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &case.params)?
+        .to_vec(ctx)?;
+    Ok(compare(&y, &expected))
 }
 
 /// Runs conv2d backward (all three gradients) on the conv2d cases against the naive
@@ -277,37 +277,29 @@ pub fn run_conv_transpose2d(ctx: &GpuContext, cases: &[ConvTranspose2dCase], tol
 pub fn run_conv2d_backward(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpSummary {
     let mut s = OpSummary::new("conv2d_backward".into());
     for case in cases {
-        let outcome = (|| -> Result<crate::verify::ErrorStats> {
-            let (x, w, _) = case.data();
-            let out_shape = case.params.output_shape(&x.shape, &w.shape)?;
-            let dy = HostTensor::random(&out_shape, case.seed ^ 0xd1d1);
-            let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &case.params)?;
-            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-            let g = crate::ops::conv2d_backward::conv2d_backward(
-                ctx,
-                &t(&x)?,
-                &t(&w)?,
-                &t(&dy)?,
-                &case.params,
-                crate::ops::conv2d_backward::Grads::ALL,
-            )?;
-            let mut worst: Option<crate::verify::ErrorStats> = None;
-            for (got, want) in [(g.grad_input, rdx), (g.grad_weight, rdw), (g.grad_bias, rdb)] {
-                let got = got.expect("all gradients were requested").to_vec(ctx)?;
-                let st = compare(&got, &want);
-                // Report the gradient furthest from passing.
-                let score = |s: &crate::verify::ErrorStats| {
-                    (s.rel_l2 / tol.rel_l2).max(s.max_abs / (tol.abs * (1.0 + s.max_ref)))
-                };
-                if worst.as_ref().is_none_or(|w| score(&st) > score(w)) {
-                    worst = Some(st);
-                }
-            }
-            Ok(worst.expect("three gradients"))
-        })();
-        s.record(case, outcome, tol);
+        s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
     }
     s
+}
+
+/// The statistics of the gradient furthest from passing.
+fn conv2d_backward_outcome(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Result<crate::verify::ErrorStats> {
+    let (x, w, _) = case.data();
+    let out_shape = case.params.output_shape(&x.shape, &w.shape)?;
+    let dy = HostTensor::random(&out_shape, case.seed ^ 0xd1d1);
+    let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &case.params)?;
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+    let all = crate::ops::conv2d_backward::Grads::ALL;
+    let g = crate::ops::conv2d_backward::conv2d_backward(ctx, &t(&x)?, &t(&w)?, &t(&dy)?, &case.params, all)?;
+    let score = |s: &crate::verify::ErrorStats| (s.rel_l2 / tol.rel_l2).max(s.max_abs / (tol.abs * (1.0 + s.max_ref)));
+    let mut worst: Option<crate::verify::ErrorStats> = None;
+    for (got, want) in [(g.grad_input, rdx), (g.grad_weight, rdw), (g.grad_bias, rdb)] {
+        let st = compare(&got.expect("all gradients were requested").to_vec(ctx)?, &want);
+        if worst.as_ref().is_none_or(|w| score(&st) > score(w)) {
+            worst = Some(st);
+        }
+    }
+    Ok(worst.expect("three gradients"))
 }
 
 /// A deform_conv2d case: a conv2d case plus offset groups, offset scale and v1/v2.
@@ -384,20 +376,24 @@ pub fn run_deform_conv2d(
 ) -> OpSummary {
     let mut s = OpSummary::new(format!("deform_conv2d/{}", algorithm.name()));
     for case in cases {
-        let outcome = (|| -> Result<crate::verify::ErrorStats> {
-            let (x, w, o, m, b) = case.data();
-            let p = DeformConv2dParams { algorithm, ..case.params() };
-            let (_, expected) = crate::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &p)?;
-            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-            let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
-            let y =
-                crate::ops::deform_conv2d::deform_conv2d(ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &p)?
-                    .to_vec(ctx)?;
-            Ok(compare(&y, &expected))
-        })();
-        s.record(case, outcome, tol);
+        s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
     }
     s
+}
+
+fn deform_conv2d_outcome(
+    ctx: &GpuContext,
+    case: &DeformConv2dCase,
+    algorithm: Algorithm,
+) -> Result<crate::verify::ErrorStats> {
+    let (x, w, o, m, b) = case.data();
+    let p = DeformConv2dParams { algorithm, ..case.params() };
+    let (_, expected) = crate::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &p)?;
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+    let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
+    let y = crate::ops::deform_conv2d::deform_conv2d(ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &p)?
+        .to_vec(ctx)?;
+    Ok(compare(&y, &expected))
 }
 
 /// The static part: shader × override set × target.
@@ -527,9 +523,9 @@ fn simpler(c: &Conv2dCase) -> Vec<Conv2dCase> {
     out
 }
 
-/// Greedily shrinks a failing case: takes any one-step-simpler variant that still fails,
-/// until none does. Returns the minimal case found.
-pub fn shrink_conv2d(case: &Conv2dCase, fails: impl Fn(&Conv2dCase) -> bool) -> Conv2dCase {
+/// Greedily shrinks a failing case: takes any one-step-simpler variant (from `simpler`)
+/// that still fails, until none does. Returns the minimal case found.
+pub fn shrink<C: Clone>(case: &C, simpler: impl Fn(&C) -> Vec<C>, fails: impl Fn(&C) -> bool) -> C {
     let mut cur = case.clone();
     'outer: for _ in 0..200 {
         for cand in simpler(&cur) {
@@ -541,4 +537,115 @@ pub fn shrink_conv2d(case: &Conv2dCase, fails: impl Fn(&Conv2dCase) -> bool) -> 
         break;
     }
     cur
+}
+
+/// [`shrink`] for conv2d cases (also the cases of conv2d_backward).
+pub fn shrink_conv2d(case: &Conv2dCase, fails: impl Fn(&Conv2dCase) -> bool) -> Conv2dCase {
+    shrink(case, simpler, fails)
+}
+
+/// [`shrink`] for deform_conv2d cases: the conv part shrinks as a conv2d case (offset groups
+/// fall back to 1 when they stop dividing Cin), then one offset group, no mask, small offsets.
+pub fn shrink_deform_conv2d(case: &DeformConv2dCase, fails: impl Fn(&DeformConv2dCase) -> bool) -> DeformConv2dCase {
+    let simpler_deform = |c: &DeformConv2dCase| -> Vec<DeformConv2dCase> {
+        let mut out: Vec<DeformConv2dCase> = simpler(&c.conv)
+            .into_iter()
+            .filter(|s| s.params.padding != Padding::Same)
+            .map(|conv| {
+                let og = if conv.input[1] % c.offset_groups == 0 { c.offset_groups } else { 1 };
+                DeformConv2dCase { conv, offset_groups: og, ..c.clone() }
+            })
+            .collect();
+        for d in [
+            DeformConv2dCase { offset_groups: 1, ..c.clone() },
+            DeformConv2dCase { mask: false, ..c.clone() },
+            DeformConv2dCase { scale: 0.5, ..c.clone() },
+        ] {
+            if d != *c {
+                out.push(d);
+            }
+        }
+        out
+    };
+    shrink(case, simpler_deform, fails)
+}
+
+/// [`shrink`] for conv_transpose2d cases.
+pub fn shrink_conv_transpose2d(
+    case: &ConvTranspose2dCase,
+    fails: impl Fn(&ConvTranspose2dCase) -> bool,
+) -> ConvTranspose2dCase {
+    let simpler_t = |c: &ConvTranspose2dCase| -> Vec<ConvTranspose2dCase> {
+        let g = c.params.groups as usize;
+        let (cig, cog) = (c.input[1] / g, c.weight[1]);
+        let mut out = Vec::new();
+        let mut push = |f: &dyn Fn(&mut ConvTranspose2dCase)| {
+            let mut d = c.clone();
+            f(&mut d);
+            if d != *c {
+                out.push(d);
+            }
+        };
+        push(&|d| d.input[0] = 1);
+        push(&|d| d.bias = false);
+        push(&|d| d.input[2] = (d.input[2] / 2).max(1));
+        push(&|d| d.input[3] = (d.input[3] / 2).max(1));
+        push(&|d| d.input[2] = d.input[2].saturating_sub(1).max(1));
+        push(&|d| d.input[3] = d.input[3].saturating_sub(1).max(1));
+        push(&|d| d.weight[2] = d.weight[2].saturating_sub(1).max(1));
+        push(&|d| d.weight[3] = d.weight[3].saturating_sub(1).max(1));
+        push(&|d| d.params.padding = Padding::Valid);
+        push(&|d| d.params.output_padding = [0, 0]);
+        push(&|d| {
+            d.params.stride = [1, 1];
+            d.params.output_padding = [0, 0];
+        });
+        push(&|d| {
+            d.params.dilation = [1, 1];
+            d.params.output_padding = [0, 0];
+        });
+        push(&|d| {
+            d.params.groups = 1;
+            d.input[1] = cig;
+            d.weight[0] = cig;
+        });
+        if cig > 1 {
+            push(&|d| {
+                d.input[1] = g * (cig - 1);
+                d.weight[0] = g * (cig - 1);
+            });
+        }
+        if cog > 1 {
+            push(&|d| d.weight[1] = cog - 1);
+        }
+        out.retain(|d| d.params.validate(&d.input, &d.weight, None).is_ok());
+        out
+    };
+    shrink(case, simpler_t, fails)
+}
+
+/// Checks one conv_transpose2d case: `None` if it matches the reference, else why not.
+pub fn check_conv_transpose2d(ctx: &GpuContext, case: &ConvTranspose2dCase, tol: Tolerance) -> Option<String> {
+    let mut s = OpSummary::new(String::new());
+    s.record(case, conv_transpose2d_outcome(ctx, case), tol);
+    s.failures.pop()
+}
+
+/// Checks one deform_conv2d case with `algorithm`.
+pub fn check_deform_conv2d(
+    ctx: &GpuContext,
+    case: &DeformConv2dCase,
+    algorithm: Algorithm,
+    tol: Tolerance,
+) -> Option<String> {
+    let mut s = OpSummary::new(String::new());
+    s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
+    s.failures.pop()
+}
+
+/// Checks one conv2d_backward case (all three gradients).
+pub fn check_conv2d_backward(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Option<String> {
+    let mut s = OpSummary::new(String::new());
+    s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
+    s.failures.pop()
 }

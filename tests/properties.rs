@@ -72,9 +72,27 @@ fn shrinking_finds_a_minimal_case() {
     assert_eq!((m.weight[2], m.weight[3], m.input[3]), (1, 1, 1), "{m}");
 }
 
+/// Finds the first failing case, shrinks it, and panics with both.
+fn report_minimal<C: Clone + std::fmt::Display>(
+    op: &str,
+    cases: &[C],
+    check: impl Fn(&C) -> Option<String>,
+    shrink: impl Fn(&C, &dyn Fn(&C) -> bool) -> C,
+) {
+    for (i, case) in cases.iter().enumerate() {
+        if let Some(why) = check(case) {
+            let minimal = shrink(case, &|c| check(c).is_some());
+            panic!(
+                "{op}: case {i} failed: {why}\n  minimal: {minimal}\n  minimal fails with: {}",
+                check(&minimal).unwrap_or_default()
+            );
+        }
+    }
+}
+
 #[test]
 fn conv_transpose2d_matches_reference_on_random_parameters() {
-    use wgconv::conformance::conv_transpose2d_cases;
+    use wgconv::conformance::{check_conv_transpose2d, conv_transpose2d_cases, shrink_conv_transpose2d};
     let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
     let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed);
     let cases = conv_transpose2d_cases(seed, n);
@@ -86,32 +104,64 @@ fn conv_transpose2d_matches_reference_on_random_parameters() {
     assert!(cases.iter().any(|c| c.params.output_padding != [0, 0] && c.params.stride[0] == 3));
     assert!(cases.iter().any(|c| c.params.groups > 1 && c.weight[0] == c.params.groups as usize));
     let Some(ctx) = common::gpu() else { return };
-    let s = wgconv::conformance::run_conv_transpose2d(ctx, &cases, Tolerance::default());
-    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
-    eprintln!("{n} random conv_transpose2d cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+    let tol = Tolerance::default();
+    report_minimal(
+        "conv_transpose2d",
+        &cases,
+        |c| check_conv_transpose2d(ctx, c, tol),
+        |c, f| shrink_conv_transpose2d(c, f),
+    );
+    eprintln!("{n} random conv_transpose2d cases passed");
 }
 
 #[test]
 fn conv2d_backward_matches_reference_on_random_parameters() {
+    use wgconv::conformance::check_conv2d_backward;
     let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
     let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed) ^ 0xbac;
     let Some(ctx) = common::gpu() else { return };
-    let cases = conv2d_cases(seed, n);
-    let s = wgconv::conformance::run_conv2d_backward(ctx, &cases, Tolerance::default());
-    assert!(s.ok(), "{} of {} failed:\n{}", s.cases - s.passed, s.cases, s.failures.join("\n"));
-    eprintln!("{n} random conv2d_backward cases passed (worst rel-L2 {:.2e})", s.worst_rel_l2);
+    let tol = Tolerance::default();
+    report_minimal(
+        "conv2d_backward",
+        &conv2d_cases(seed, n),
+        |c| check_conv2d_backward(ctx, c, tol),
+        |c, f| shrink_conv2d(c, f),
+    );
+    eprintln!("{n} random conv2d_backward cases passed");
 }
 
 #[test]
 fn deform_conv2d_matches_reference_on_random_parameters() {
+    use wgconv::conformance::{check_deform_conv2d, deform_conv2d_cases, shrink_deform_conv2d};
     let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
     let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed);
-    let cases = wgconv::conformance::deform_conv2d_cases(seed, n);
+    let cases = deform_conv2d_cases(seed, n);
     assert!(cases.iter().any(|c| c.offset_groups > 1 && c.mask) && cases.iter().any(|c| !c.mask && c.scale == 4.0));
     let Some(ctx) = common::gpu() else { return };
+    let tol = Tolerance::default();
     for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
-        let s = wgconv::conformance::run_deform_conv2d(ctx, &cases, algo, Tolerance::default());
-        assert!(s.ok(), "{}: {} of {} failed:\n{}", algo.name(), s.cases - s.passed, s.cases, s.failures.join("\n"));
-        eprintln!("{n} random deform_conv2d cases passed with {} (worst rel-L2 {:.2e})", algo.name(), s.worst_rel_l2);
+        report_minimal(
+            algo.name(),
+            &cases,
+            |c| check_deform_conv2d(ctx, c, algo, tol),
+            |c, f| shrink_deform_conv2d(c, f),
+        );
     }
+    eprintln!("{n} random deform_conv2d cases passed with both algorithms");
+}
+
+/// The transposed and deformable shrinkers also reach a minimal case.
+#[test]
+fn other_shrinkers_find_minimal_cases() {
+    use wgconv::conformance::{
+        conv_transpose2d_cases, deform_conv2d_cases, shrink_conv_transpose2d, shrink_deform_conv2d,
+    };
+    let t = conv_transpose2d_cases(3, 300).into_iter().find(|c| c.params.stride[0] == 3 && c.input[0] > 1).unwrap();
+    let bug = |c: &wgconv::conformance::ConvTranspose2dCase| c.params.stride[0] == 3;
+    let m = shrink_conv_transpose2d(&t, bug);
+    assert!(bug(&m) && m.input[0] == 1 && m.params.groups == 1 && !m.bias && m.weight[2] == 1, "{m}");
+    let d = deform_conv2d_cases(4, 300).into_iter().find(|c| c.mask && c.offset_groups > 1).unwrap();
+    let bug = |c: &wgconv::conformance::DeformConv2dCase| c.mask;
+    let m = shrink_deform_conv2d(&d, bug);
+    assert!(m.mask && m.offset_groups == 1 && m.conv.input[0] == 1 && m.scale == 0.5, "{m}");
 }

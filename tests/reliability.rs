@@ -9,7 +9,8 @@ use std::time::Duration;
 use wgconv::conformance::{conv2d_cases, Conv2dCase};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d, conv2d_into, Activation, Algorithm, Conv2dParams, Error, GpuContext, HostTensor, Padding, Tensor,
+    conv2d, conv2d_backward, conv2d_into, conv_transpose2d, deform_conv2d, Activation, Algorithm, Conv2dParams,
+    ConvTranspose2dParams, DeformConv2dParams, Error, GpuContext, Grads, HostTensor, Padding, Tensor,
 };
 
 type Check = fn(&Error) -> bool;
@@ -164,34 +165,67 @@ fn every_algorithm_is_deterministic() {
     }
 }
 
-/// Four threads, four different ops, one context, a few hundred calls: every result equals
-/// the single-threaded one bit for bit, and the whole thing finishes (bounded wait).
+/// Four threads, four different ops (conv2d, conv_transpose2d, deform_conv2d, conv2d
+/// backward), one context, 300 calls in all: every result equals the single-threaded one bit
+/// for bit, and the whole thing finishes (bounded wait).
 #[test]
 fn four_threads_share_one_context() {
     let Some(ctx) = common::fresh_gpu() else { return };
     let ctx = std::sync::Arc::new(ctx);
-    let jobs: Vec<(Vec<usize>, Vec<usize>, Conv2dParams)> = vec![
-        (vec![1, 8, 12, 12], vec![8, 8, 3, 3], Conv2dParams { padding: Padding::Same, ..Default::default() }),
-        (vec![1, 6, 10, 10], vec![12, 1, 3, 3], Conv2dParams { groups: 6, stride: [2, 2], ..Default::default() }),
-        (vec![2, 16, 7, 7], vec![8, 16, 1, 1], Conv2dParams { activation: Activation::Relu, ..Default::default() }),
-        (
-            vec![1, 4, 9, 9],
-            vec![4, 4, 3, 3],
-            Conv2dParams { algorithm: Algorithm::Im2colGemm, dilation: [2, 2], ..Default::default() },
-        ),
+    type Job = fn(&GpuContext) -> Vec<u32>;
+    let jobs: [Job; 4] = [
+        |ctx| {
+            let (x, w) = (
+                Tensor::from_host(ctx, &HostTensor::random(&[1, 8, 12, 12], 1)).unwrap(),
+                Tensor::from_host(ctx, &HostTensor::random(&[8, 8, 3, 3], 2)).unwrap(),
+            );
+            let p = Conv2dParams { padding: Padding::Same, activation: Activation::Relu, ..Default::default() };
+            conv2d(ctx, &x, &w, None, &p).unwrap().to_vec(ctx).unwrap().iter().map(|v| v.to_bits()).collect()
+        },
+        |ctx| {
+            let (x, w) = (
+                Tensor::from_host(ctx, &HostTensor::random(&[1, 6, 7, 7], 3)).unwrap(),
+                Tensor::from_host(ctx, &HostTensor::random(&[6, 2, 4, 4], 4)).unwrap(),
+            );
+            let p = ConvTranspose2dParams {
+                stride: [2, 2],
+                padding: Padding::Symmetric([1, 1]),
+                groups: 2,
+                ..Default::default()
+            };
+            conv_transpose2d(ctx, &x, &w, None, &p).unwrap().to_vec(ctx).unwrap().iter().map(|v| v.to_bits()).collect()
+        },
+        |ctx| {
+            let t = |s: &[usize], seed| Tensor::from_host(ctx, &HostTensor::random(s, seed)).unwrap();
+            let (x, w, o, m) = (t(&[1, 4, 8, 8], 5), t(&[4, 4, 3, 3], 6), t(&[1, 36, 8, 8], 7), t(&[1, 18, 8, 8], 8));
+            let p = DeformConv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+            deform_conv2d(ctx, &x, &w, &o, Some(&m), None, &p)
+                .unwrap()
+                .to_vec(ctx)
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        },
+        |ctx| {
+            let t = |s: &[usize], seed| Tensor::from_host(ctx, &HostTensor::random(s, seed)).unwrap();
+            let (x, w, dy) = (t(&[2, 4, 9, 9], 9), t(&[6, 4, 3, 3], 10), t(&[2, 6, 4, 4], 11));
+            let p = Conv2dParams { stride: [2, 2], ..Default::default() };
+            let g = conv2d_backward(ctx, &x, &w, &dy, &p, Grads::ALL).unwrap();
+            [g.grad_input, g.grad_weight, g.grad_bias]
+                .into_iter()
+                .flat_map(|t| t.unwrap().to_vec(ctx).unwrap())
+                .map(|v| v.to_bits())
+                .collect()
+        },
     ];
-    let run = |ctx: &GpuContext, (xs, ws, p): &(Vec<usize>, Vec<usize>, Conv2dParams)| -> Vec<u32> {
-        let x = Tensor::from_host(ctx, &HostTensor::random(xs, 1)).unwrap();
-        let w = Tensor::from_host(ctx, &HostTensor::random(ws, 2)).unwrap();
-        conv2d(ctx, &x, &w, None, p).unwrap().to_vec(ctx).unwrap().iter().map(|v| v.to_bits()).collect()
-    };
-    let expected: Vec<Vec<u32>> = jobs.iter().map(|j| run(&ctx, j)).collect();
+    let expected: Vec<Vec<u32>> = jobs.iter().map(|j| j(&ctx)).collect();
     let (tx, rx) = mpsc::channel();
     const ITERS: usize = 75;
     for (t, job) in jobs.into_iter().enumerate() {
         let (ctx, tx, want) = (ctx.clone(), tx.clone(), expected[t].clone());
         std::thread::spawn(move || {
-            let ok = (0..ITERS).all(|_| run(&ctx, &job) == want);
+            let ok = (0..ITERS).all(|_| job(&ctx) == want);
             let _ = tx.send((t, ok));
         });
     }
@@ -199,6 +233,22 @@ fn four_threads_share_one_context() {
     for _ in 0..4 {
         let (t, ok) = rx.recv_timeout(Duration::from_secs(240)).expect("a thread hung (no result within 240 s)");
         assert!(ok, "thread {t} got a result different from the single-threaded run");
+    }
+}
+
+/// deform_conv2d (both algorithms) is bit-identical run to run too.
+#[test]
+fn deform_conv2d_is_deterministic() {
+    let Some(ctx) = common::gpu() else { return };
+    let t = |s: &[usize], seed| Tensor::from_host(ctx, &HostTensor::random(s, seed)).unwrap();
+    let (x, w, o, m) = (t(&[2, 8, 10, 10], 1), t(&[8, 8, 3, 3], 2), t(&[2, 36, 10, 10], 3), t(&[2, 18, 10, 10], 4));
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        let p = DeformConv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
+        let first = deform_conv2d(ctx, &x, &w, &o, Some(&m), None, &p).unwrap().to_vec(ctx).unwrap();
+        for _ in 0..3 {
+            let again = deform_conv2d(ctx, &x, &w, &o, Some(&m), None, &p).unwrap().to_vec(ctx).unwrap();
+            assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", algorithm.name());
+        }
     }
 }
 
