@@ -353,3 +353,91 @@ fn waits_are_bounded() {
     .unwrap();
     assert!(compare(&y.to_vec(&ctx).unwrap(), &r).passes(Tolerance::default()));
 }
+
+/// The same for conv_transpose2d and deform_conv2d: each rule broken from random valid
+/// cases, the matching variant from host-side validation and from the GPU entry point, and no
+/// command buffer submitted.
+#[test]
+fn transposed_and_deformable_rules_are_their_errors() {
+    use wgconv::conformance::{conv_transpose2d_cases, deform_conv2d_cases};
+    let Some(ctx) = common::fresh_gpu() else { return };
+    let subs = ctx.submissions();
+    let t = |s: &[usize]| Tensor::empty(&ctx, s).unwrap();
+    let mut checked = 0;
+    for c in conv_transpose2d_cases(78, 40) {
+        let (x, w) = (c.input.to_vec(), c.weight.to_vec());
+        let p = c.params;
+        let limit = |a: usize| p.stride[a].max(p.dilation[a]);
+        let rules: Vec<(&str, Vec<usize>, Vec<usize>, ConvTranspose2dParams, Check)> = vec![
+            ("rank", x[1..].to_vec(), w.clone(), p, |e| matches!(e, Error::Rank { what: "input", .. })),
+            ("weight Cin", x.clone(), vec![w[0] + 1, w[1], w[2], w[3]], p, |e| matches!(e, Error::ChannelMismatch(_))),
+            ("groups 0", x.clone(), w.clone(), ConvTranspose2dParams { groups: 0, ..p }, |e| {
+                matches!(e, Error::Groups(_))
+            }),
+            ("groups ∤ Cin", x.clone(), w.clone(), ConvTranspose2dParams { groups: x[1] as u32 + 1, ..p }, |e| {
+                matches!(e, Error::Groups(_))
+            }),
+            ("stride 0", x.clone(), w.clone(), ConvTranspose2dParams { stride: [0, 1], ..p }, |e| {
+                matches!(e, Error::InvalidParam { name: "stride", .. })
+            }),
+            ("same", x.clone(), w.clone(), ConvTranspose2dParams { padding: Padding::Same, ..p }, |e| {
+                matches!(e, Error::InvalidParam { name: "padding", .. })
+            }),
+            (
+                "output_padding",
+                x.clone(),
+                w.clone(),
+                ConvTranspose2dParams { output_padding: [limit(0), 0], ..p },
+                |e| matches!(e, Error::InvalidParam { name: "output_padding", .. }),
+            ),
+            (
+                "crop everything",
+                x.clone(),
+                w.clone(),
+                ConvTranspose2dParams { padding: Padding::Symmetric([10_000, 0]), ..p },
+                |e| matches!(e, Error::EmptyOutput(_)),
+            ),
+        ];
+        for (rule, xs, ws, params, check) in rules {
+            let e = params.validate(&xs, &ws, None).expect_err(rule);
+            assert!(check(&e) && e.is_invalid_input(), "{rule}: {e:?} for {c}");
+            let e = conv_transpose2d(&ctx, &t(&xs), &t(&ws), None, &params).expect_err(rule);
+            assert!(check(&e), "{rule}: {e:?}");
+            checked += 1;
+        }
+    }
+    for c in deform_conv2d_cases(79, 40) {
+        let (x, w) = (c.conv.input.to_vec(), c.conv.weight.to_vec());
+        let p = c.params();
+        let g = p.as_conv2d().validate(&x, &w, None).unwrap();
+        let (n, taps, ho, wo) = (x[0], w[2] * w[3], g.h_out as usize, g.w_out as usize);
+        let og = c.offset_groups;
+        let off = vec![n, 2 * og * taps, ho, wo];
+        let mask = vec![n, og * taps, ho, wo];
+        let rules: Vec<(&str, Vec<usize>, Option<Vec<usize>>, Check)> = vec![
+            ("offset channels", vec![n, 2 * og * taps + 1, ho, wo], None, |e| matches!(e, Error::ChannelMismatch(_))),
+            ("offset groups ∤ Cin", vec![n, 2 * (x[1] + 1) * taps, ho, wo], None, |e| matches!(e, Error::Groups(_))),
+            ("offset size", vec![n, 2 * og * taps, ho + 1, wo], None, |e| {
+                matches!(e, Error::ShapeMismatch { what: "offset", .. })
+            }),
+            ("offset batch", vec![n + 1, 2 * og * taps, ho, wo], None, |e| {
+                matches!(e, Error::ShapeMismatch { what: "offset", .. })
+            }),
+            ("mask channels", off.clone(), Some(vec![n, og * taps + 1, ho, wo]), |e| {
+                matches!(e, Error::ShapeMismatch { what: "mask", .. })
+            }),
+            ("mask rank", off.clone(), Some(mask[1..].to_vec()), |e| matches!(e, Error::Rank { what: "mask", .. })),
+        ];
+        for (rule, os, ms, check) in rules {
+            let e = p.validate(&x, &w, &os, ms.as_deref(), None).expect_err(rule);
+            assert!(check(&e) && e.is_invalid_input(), "{rule}: {e:?} for {c}");
+            let mg = ms.as_deref().map(t);
+            let e = deform_conv2d(&ctx, &t(&x), &t(&w), &t(&os), mg.as_ref(), None, &p).expect_err(rule);
+            assert!(check(&e), "{rule}: {e:?}");
+            checked += 1;
+        }
+        assert!(p.validate(&x, &w, &off, Some(&mask), None).is_ok());
+    }
+    assert!(checked >= 500, "{checked}");
+    assert_eq!(ctx.submissions(), subs, "no GPU work was submitted for an invalid call");
+}
