@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::params::{Algorithm, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding};
+use crate::params::{
+    Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
+};
 use crate::shaders::{check_shader, ShaderId, Target};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
@@ -396,6 +398,74 @@ fn deform_conv2d_outcome(
     Ok(compare(&y, &expected))
 }
 
+/// conv1d on the conv2d cases' width axis (first row of input and kernel, the case's width
+/// stride, dilation and padding), against the 1-D reference.
+pub fn run_conv1d(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpSummary {
+    let mut s = OpSummary::new("conv1d".into());
+    for case in cases {
+        let p = &case.params;
+        let padding = match p.padding {
+            Padding::Valid => Padding1d::Valid,
+            Padding::Same => Padding1d::Same,
+            Padding::Symmetric([_, w]) => Padding1d::Symmetric(w),
+            Padding::Explicit { left, right, .. } => Padding1d::Explicit { left, right },
+        };
+        let params = Conv1dParams {
+            stride: p.stride[1],
+            padding,
+            dilation: p.dilation[1],
+            groups: p.groups,
+            activation: p.activation,
+            algorithm: Algorithm::Auto,
+        };
+        let (x, w, b) = case.data();
+        let x = HostTensor {
+            shape: vec![case.input[0], case.input[1], case.input[3]],
+            data: x.data[..case.input[0] * case.input[1] * case.input[3]].to_vec(),
+        };
+        let w = HostTensor {
+            shape: vec![case.weight[0], case.weight[1], case.weight[3]],
+            data: w.data[..case.weight[0] * case.weight[1] * case.weight[3]].to_vec(),
+        };
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (_, expected) = crate::reference::conv1d(&x, &w, b.as_ref(), &params)?;
+            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+            let bg = b.as_ref().map(t).transpose()?;
+            let y = crate::ops::conv1d::conv1d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(case, outcome, tol);
+    }
+    s
+}
+
+/// max and average pooling on random shapes, kernels, strides and legal paddings.
+pub fn run_pool2d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> OpSummary {
+    let mut s = OpSummary::new("pool2d".into());
+    let mut rng = SplitMix64::new(seed ^ 0x9001);
+    for i in 0..count {
+        let kernel = [rng.range(1, 4), rng.range(1, 4)];
+        let stride = if rng.range(0, 2) == 0 { None } else { Some([rng.range(1, 3), rng.range(1, 3)]) };
+        let padding = [rng.range(0, kernel[0] / 2), rng.range(0, kernel[1] / 2)];
+        let p = crate::params::Pool2dParams { kernel, stride, padding, count_include_pad: rng.range(0, 1) == 1 };
+        let shape = [
+            rng.range(1, 2) as usize,
+            rng.range(1, 4) as usize,
+            rng.range(kernel[0], 12) as usize,
+            rng.range(kernel[1], 12) as usize,
+        ];
+        let mode = if i % 2 == 0 { crate::ops::pool2d::PoolMode::Max } else { crate::ops::pool2d::PoolMode::Avg };
+        let x = HostTensor::random(&shape, rng.next_u64());
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (_, expected) = crate::reference::pool2d(&x, &p, mode)?;
+            let y = crate::ops::pool2d::pool2d(ctx, &Tensor::from_host(ctx, &x)?, &p, mode)?.to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(&format!("{mode:?} pool x{shape:?} {p:?}"), outcome, tol);
+    }
+    s
+}
+
 /// The static part: shader × override set × target.
 #[derive(Clone, Debug, Serialize)]
 pub struct StaticSummary {
@@ -429,16 +499,16 @@ impl ConformanceReport {
 
     pub fn table(&self) -> String {
         let mut s = format!("adapter: {} ({})\n", self.adapter, self.backend);
-        s += &format!("{:<24} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
+        s += &format!("{:<28} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
         for o in &self.ops {
             s += &format!(
-                "{:<24} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                "{:<28} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
                 o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
             );
         }
         if let Some(st) = &self.static_check {
             s += &format!(
-                "{:<24} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "{:<28} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
                 "shaders (static)",
                 st.checked,
                 st.checked - st.failures.len()
@@ -469,6 +539,8 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         .collect();
     ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
     ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
+    ops.push(run_conv1d(ctx, &cases, Tolerance::default()));
+    ops.push(run_pool2d(ctx, seed, cases_per_op, Tolerance::default()));
     let deform = deform_conv2d_cases(seed, cases_per_op);
     for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         ops.push(run_deform_conv2d(ctx, &deform, algo, Tolerance::default()));

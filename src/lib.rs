@@ -96,6 +96,7 @@ pub mod verify;
 
 pub use context::{ContextOptions, EngineConfig, GemmKernel, GpuContext};
 pub use error::{Error, Result};
+pub use ops::conv1d::{conv1d, conv1d_into};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
 pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
 pub use ops::conv_transpose2d::{
@@ -103,8 +104,9 @@ pub use ops::conv_transpose2d::{
 };
 pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
 pub use ops::gemm::{matmul, matmul_into};
+pub use ops::pool2d::{avg_pool2d, max_pool2d, pool2d_into, PoolMode};
 pub use params::{
-    Activation, Algorithm, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
-    DeformConv2dParams, DeformGeometry, Padding, Pads,
+    Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    DeformConv2dParams, DeformGeometry, Padding, Padding1d, Pads, Pool2dParams,
 };
 pub use tensor::{HostTensor, Tensor};

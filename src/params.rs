@@ -670,6 +670,133 @@ impl DeformConv2dParams {
     }
 }
 
+/// Padding of a 1-D conv's one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding1d {
+    #[default]
+    Valid,
+    /// `p` on both sides.
+    Symmetric(u32),
+    Explicit {
+        left: u32,
+        right: u32,
+    },
+    /// Output length = input length (stride 1 only; the odd one on the right, as PyTorch).
+    Same,
+}
+
+/// Parameters of `conv1d` (as `torch.nn.functional.conv1d`) on `[N, C, L]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv1dParams {
+    pub stride: u32,
+    pub padding: Padding1d,
+    pub dilation: u32,
+    pub groups: u32,
+    pub activation: Activation,
+    pub algorithm: Algorithm,
+}
+
+impl Default for Conv1dParams {
+    fn default() -> Self {
+        Conv1dParams {
+            stride: 1,
+            padding: Padding1d::Valid,
+            dilation: 1,
+            groups: 1,
+            activation: Activation::None,
+            algorithm: Algorithm::Auto,
+        }
+    }
+}
+
+impl Conv1dParams {
+    /// The conv2d over `[N, C, 1, L]` with a `[Cout, Cin/G, 1, k]` kernel that computes this
+    /// conv1d exactly (the height axis has one row, no padding, stride and dilation 1).
+    pub fn as_conv2d(&self) -> Conv2dParams {
+        let padding = match self.padding {
+            Padding1d::Valid => Padding::Valid,
+            Padding1d::Symmetric(p) => Padding::Explicit { top: 0, left: p, bottom: 0, right: p },
+            Padding1d::Explicit { left, right } => Padding::Explicit { top: 0, left, bottom: 0, right },
+            Padding1d::Same => Padding::Same,
+        };
+        Conv2dParams {
+            stride: [1, self.stride],
+            padding,
+            dilation: [1, self.dilation],
+            groups: self.groups,
+            algorithm: self.algorithm,
+            activation: self.activation,
+        }
+    }
+
+    /// Validates input `[N, Cin, L]`, weight `[Cout, Cin/groups, k]`, bias `[Cout]`; returns
+    /// the output shape `[N, Cout, Lo]`.
+    pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<[usize; 3]> {
+        check_rank("input", input, 3, "N, Cin, L")?;
+        check_rank("weight", weight, 3, "Cout, Cin/groups, k")?;
+        if self.padding == Padding1d::Same && self.stride != 1 {
+            return Err(Error::param(
+                "padding",
+                format!("'same' needs stride 1 (as in PyTorch), got stride {}", self.stride),
+            ));
+        }
+        let g = self.as_conv2d().validate(
+            &[input[0], input[1], 1, input[2]],
+            &[weight[0], weight[1], 1, weight[2]],
+            bias,
+        )?;
+        Ok([g.n as usize, g.c_out as usize, g.w_out as usize])
+    }
+}
+
+/// Parameters of `max_pool2d` / `avg_pool2d` (PyTorch semantics; ceil_mode false,
+/// dilation 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dParams {
+    pub kernel: [u32; 2],
+    /// `None`: the kernel size, as PyTorch's default.
+    pub stride: Option<[u32; 2]>,
+    /// Symmetric, each ≤ kernel / 2 (PyTorch's rule).
+    pub padding: [u32; 2],
+    /// avg_pool2d only: divide by the whole window (true, PyTorch's default) or by the
+    /// in-image positions.
+    pub count_include_pad: bool,
+}
+
+impl Pool2dParams {
+    pub fn new(kernel: [u32; 2]) -> Self {
+        Pool2dParams { kernel, stride: None, padding: [0, 0], count_include_pad: true }
+    }
+
+    pub fn stride(&self) -> [u32; 2] {
+        self.stride.unwrap_or(self.kernel)
+    }
+
+    /// Validates an input `[N, C, H, W]`; returns the output shape `[N, C, Ho, Wo]`.
+    pub fn validate(&self, input: &[usize]) -> Result<[usize; 4]> {
+        check_rank("input", input, 4, "N, C, H, W")?;
+        if self.kernel.contains(&0) {
+            return Err(Error::param("kernel", format!("{:?}: each must be ≥ 1", self.kernel)));
+        }
+        let stride = self.stride();
+        if stride.contains(&0) {
+            return Err(Error::param("stride", format!("{stride:?}: each must be ≥ 1")));
+        }
+        for a in 0..2 {
+            if self.padding[a] > self.kernel[a] / 2 {
+                return Err(Error::param(
+                    "padding",
+                    format!("{:?} must be at most half the kernel {:?} (as in PyTorch)", self.padding, self.kernel),
+                ));
+            }
+        }
+        let (h, w) = (to_u32("H", input[2])?, to_u32("W", input[3])?);
+        let ho = conv_out_len("height", h, self.padding[0], self.padding[0], self.kernel[0], stride[0], 1)?;
+        let wo = conv_out_len("width", w, self.padding[1], self.padding[1], self.kernel[1], stride[1], 1)?;
+        Ok([input[0], input[1], ho as usize, wo as usize])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

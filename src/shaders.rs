@@ -21,6 +21,8 @@ pub enum ShaderId {
     ChannelSum,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
+    /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
+    Pool2d,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -44,6 +46,7 @@ impl ShaderId {
         ShaderId::Col2im,
         ShaderId::ChannelSum,
         ShaderId::DeformIm2col,
+        ShaderId::Pool2d,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +58,7 @@ impl ShaderId {
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
             ShaderId::DeformIm2col => "deform_im2col",
+            ShaderId::Pool2d => "pool2d",
         }
     }
 
@@ -66,6 +70,7 @@ impl ShaderId {
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
+            ShaderId::Pool2d => "pool2d.wgsl",
         }
     }
 
@@ -78,6 +83,7 @@ impl ShaderId {
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
+            ShaderId::Pool2d => &["pool2d.wgsl"],
         }
     }
 
@@ -100,6 +106,7 @@ impl ShaderId {
             ShaderId::DeformIm2col => {
                 concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
             }
+            ShaderId::Pool2d => include_str!("../shaders/pool2d.wgsl"),
         }
     }
 
@@ -116,7 +123,6 @@ impl ShaderId {
         match self {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
-            // params, a, b, bias, c
             // params, a, b, bias, c, offset, mask
             ShaderId::Gemm | ShaderId::Gemm8x8 => {
                 &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite, StorageRead, StorageRead]
@@ -129,6 +135,8 @@ impl ShaderId {
             ShaderId::ChannelSum => &[Uniform, StorageRead, StorageReadWrite],
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            // params, input, out
+            ShaderId::Pool2d => &[Uniform, StorageRead, StorageReadWrite],
         }
     }
 
@@ -140,6 +148,11 @@ impl ShaderId {
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }
+            // max; avg counting the padding; avg counting in-image positions only
+            ShaderId::Pool2d => [(0.0, true), (1.0, true), (1.0, false)]
+                .into_iter()
+                .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
+                .collect(),
             ShaderId::Gemm | ShaderId::Gemm8x8 => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {

@@ -4,6 +4,7 @@
 
 use wgconv::ops::conv2d_backward::SumParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
+use wgconv::ops::pool2d::PoolParams;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
 use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
 
@@ -53,6 +54,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
+    assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
 }
 
 #[test]

@@ -115,6 +115,34 @@ def deform_conv2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=
             "dilation": list(dilation), "groups": groups, "bias": bias, "mask": mask}
 
 
+def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, k, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float() if bias else None
+    y = F.conv1d(x.double(), wt.double(), b.double() if b is not None else None, stride=stride, padding=padding,
+                 dilation=dilation, groups=groups)
+    d = os.path.join(ROOT, "conv1d", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("bias", b), ("output", y)]:
+        if arr is not None:
+            np.save(os.path.join(d, fname + ".npy"), arr.numpy())
+    return {"name": name, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups, "bias": bias}
+
+
+def pool2d_case(name, n, c, h, w, kernel, stride=None, padding=(0, 0), count_include_pad=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, c, h, w, generator=g) * 2 - 1).float()
+    ymax = F.max_pool2d(x.double(), kernel, stride=stride, padding=padding)
+    yavg = F.avg_pool2d(x.double(), kernel, stride=stride, padding=padding, count_include_pad=count_include_pad)
+    d = os.path.join(ROOT, "pool2d", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("max", ymax), ("avg", yavg)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.numpy())
+    return {"name": name, "kernel": list(kernel), "stride": list(stride) if stride else None, "padding": list(padding),
+            "count_include_pad": count_include_pad}
+
+
 def check_crop_equals_padding():
     # The crop above is what padding does: compare with PyTorch's own symmetric padding.
     g = torch.Generator().manual_seed(1)
@@ -179,6 +207,25 @@ def main():
     with open(os.path.join(ROOT, "deform_conv2d", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": dcases}, f, indent=1)
     print(f"wrote {len(dcases)} deform_conv2d cases")
+
+    c1 = [
+        conv1d_case("basic", 1, 3, 17, 4, 3, padding=1),
+        conv1d_case("stride2_dil2", 2, 4, 23, 3, 5, stride=2, padding=2, dilation=2, seed=1),
+        conv1d_case("groups2", 1, 4, 11, 6, 3, groups=2, seed=2),
+        conv1d_case("depthwise_same", 1, 5, 12, 5, 4, padding="same", groups=5, bias=False, seed=3),
+        conv1d_case("pointwise", 3, 8, 9, 2, 1, seed=4),
+    ]
+    with open(os.path.join(ROOT, "conv1d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": c1}, f, indent=1)
+    pc = [
+        pool2d_case("k2", 1, 3, 8, 8, (2, 2)),
+        pool2d_case("k3_s2_p1", 2, 2, 9, 7, (3, 3), stride=(2, 2), padding=(1, 1), seed=1),
+        pool2d_case("k3_s2_p1_exclude_pad", 1, 2, 9, 7, (3, 3), stride=(2, 2), padding=(1, 1), count_include_pad=False, seed=2),
+        pool2d_case("nonsquare", 1, 4, 10, 9, (2, 3), stride=(1, 2), padding=(1, 1), seed=3),
+    ]
+    with open(os.path.join(ROOT, "pool2d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": pc}, f, indent=1)
+    print(f"wrote {len(c1)} conv1d and {len(pc)} pool2d cases")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,14 @@ enum RunOp {
     /// torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask).
     #[command(name = "deform_conv2d", alias = "deform-conv2d")]
     DeformConv2d(DeformArgs),
+    /// torch.nn.functional.conv1d on [N, C, L] (padding P | L,R | same | valid).
+    Conv1d(Conv2dArgs),
+    /// torch.nn.functional.max_pool2d (ceil_mode false).
+    #[command(name = "max_pool2d", alias = "max-pool2d")]
+    MaxPool2d(PoolArgs),
+    /// torch.nn.functional.avg_pool2d (ceil_mode false).
+    #[command(name = "avg_pool2d", alias = "avg-pool2d")]
+    AvgPool2d(PoolArgs),
     /// Gradients of conv2d (as PyTorch autograd): grad_input, grad_weight, grad_bias.
     #[command(name = "conv2d_backward", alias = "conv2d-backward")]
     Conv2dBackward(BackwardArgs),
@@ -148,6 +156,29 @@ struct DeformArgs {
     /// auto | implicit_gemm | im2col_gemm.
     #[arg(long, default_value = "auto")]
     algo: String,
+}
+
+#[derive(Args)]
+struct PoolArgs {
+    /// Input [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// KH,KW or one value for both.
+    #[arg(long)]
+    kernel: String,
+    /// SH,SW (default: the kernel).
+    #[arg(long)]
+    stride: Option<String>,
+    /// PH,PW, each ≤ kernel/2.
+    #[arg(long, default_value = "0")]
+    padding: String,
+    /// avg_pool2d: divide by the whole window including padding (PyTorch's default).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    count_include_pad: bool,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args)]
@@ -255,6 +286,9 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
+        Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
+        Cmd::Run(RunOp::MaxPool2d(a)) => run_pool(&a, wgconv::PoolMode::Max),
+        Cmd::Run(RunOp::AvgPool2d(a)) => run_pool(&a, wgconv::PoolMode::Avg),
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
     };
@@ -475,6 +509,91 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     finish(a, &out, summary, || {
         wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &params).map(|(_, r)| r)
     })
+}
+
+fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let one = |flag: &str, text: &str| -> Result<u32, Failure> {
+        text.trim()
+            .parse::<u32>()
+            .map_err(|_| Failure(format!("--{flag} takes one non-negative integer for conv1d, got '{text}'"), 2))
+    };
+    let padding = match parse_padding(&a.padding)? {
+        Padding::Same => wgconv::Padding1d::Same,
+        Padding::Valid => wgconv::Padding1d::Valid,
+        Padding::Symmetric([p, q]) if p == q => wgconv::Padding1d::Symmetric(p),
+        Padding::Symmetric([l, r]) => wgconv::Padding1d::Explicit { left: l, right: r },
+        Padding::Explicit { .. } => {
+            return Err(Failure("--padding for conv1d is P, L,R, same or valid".into(), 2));
+        }
+    };
+    let params = wgconv::Conv1dParams {
+        stride: one("stride", &a.stride)?,
+        padding,
+        dilation: one("dilation", &a.dilation)?,
+        groups: a.groups,
+        activation: parse_activation(&a.activation)?,
+        algorithm: Algorithm::from_name(&args.algo)
+            .ok_or_else(|| Failure(format!("--algo: unknown '{}'", args.algo), 2))?,
+    };
+    let Loaded { x, w, b } = load_all(a)?;
+    params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
+    let bg = b.as_ref().map(t).transpose()?;
+    let out = wgconv::conv1d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
+    let summary = format!(
+        "conv1d {:?} * {:?} (stride {}, padding {:?}, dilation {}, groups {}) -> {:?} in {:.1} ms on {}",
+        x.shape,
+        w.shape,
+        params.stride,
+        params.padding,
+        params.dilation,
+        params.groups,
+        out.shape,
+        t0.elapsed().as_secs_f64() * 1e3,
+        ctx.adapter_info().name
+    );
+    finish(a, &out, summary, || wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+}
+
+fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
+    let params = wgconv::Pool2dParams {
+        kernel: parse_pair("kernel", &a.kernel)?,
+        stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
+        padding: parse_pair("padding", &a.padding)?,
+        count_include_pad: a.count_include_pad,
+    };
+    let x = load(&a.input, "input")?;
+    params.validate(&x.shape)?;
+    let ctx = GpuContext::new()?;
+    let xg = Tensor::from_host(&ctx, &x)?;
+    let y = match mode {
+        wgconv::PoolMode::Max => wgconv::max_pool2d(&ctx, &xg, &params)?,
+        wgconv::PoolMode::Avg => wgconv::avg_pool2d(&ctx, &xg, &params)?,
+    };
+    let out = y.to_host(&ctx)?;
+    out.write_npy(&a.out)?;
+    println!(
+        "{mode:?} pool {:?} (kernel {:?}, stride {:?}, padding {:?}) -> {:?}",
+        x.shape,
+        params.kernel,
+        params.stride(),
+        params.padding,
+        out.shape
+    );
+    println!("wrote {}", a.out.display());
+    if a.verify {
+        let (_, r) = wgconv::reference::pool2d(&x, &params, mode)?;
+        let stats = compare(&out.data, &r);
+        let ok = stats.passes(Tolerance::default());
+        println!("verify: {stats}: {}", if ok { "PASS" } else { "FAIL" });
+        if !ok {
+            return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
+        }
+    }
+    Ok(())
 }
 
 fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
@@ -710,11 +829,14 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
     let mut reports: Vec<ConformanceReport> = Vec::new();
     let mut open_failures = Vec::new();
     for (i, opts) in targets.into_iter().enumerate() {
-        let label = format!(
-            "{:?} {}",
-            opts.backends.unwrap_or(wgpu::Backends::all()),
-            opts.adapter_name.clone().unwrap_or_default()
-        );
+        let label = match (&opts.backends, &opts.adapter_name) {
+            (None, None) => "default adapter".to_string(),
+            (b, n) => format!(
+                "{} {}",
+                b.map_or("any backend".to_string(), |b| format!("{b:?}")),
+                n.clone().unwrap_or_default()
+            ),
+        };
         eprintln!("conformance: {label}");
         let ctx = match GpuContext::with_options(opts) {
             Ok(c) => c,

@@ -1,6 +1,7 @@
 //! GPU ops. Each op validates everything before it creates any GPU object, so an invalid
 //! call returns an [`crate::Error`] with no work submitted.
 
+pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv_transpose2d;
@@ -8,6 +9,7 @@ pub mod deform_conv2d;
 pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
+pub mod pool2d;
 
 use std::num::NonZeroU64;
 
