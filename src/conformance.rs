@@ -466,6 +466,45 @@ pub fn run_pool2d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
     s
 }
 
+/// conv3d on random small volumes (kernels 1–3 per axis, strides and dilations 1–2,
+/// symmetric or `same` padding, groups 1–2), against the 3-D reference.
+pub fn run_conv3d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> OpSummary {
+    use crate::params::{Conv3dParams, Padding3d};
+    let mut s = OpSummary::new("conv3d".into());
+    let mut rng = SplitMix64::new(seed ^ 0x3d3d);
+    let mut done = 0;
+    while done < count {
+        let groups = rng.range(1, 2);
+        let k = [rng.range(1, 3), rng.range(1, 3), rng.range(1, 3)];
+        let same = rng.range(0, 3) == 0;
+        let stride = if same { [1; 3] } else { [rng.range(1, 2), rng.range(1, 2), rng.range(1, 2)] };
+        let dilation = [rng.range(1, 2), rng.range(1, 2), rng.range(1, 2)];
+        let padding =
+            if same { Padding3d::Same } else { Padding3d::Symmetric([0, 1, 2].map(|a| rng.range(0, k[a] - 1))) };
+        let params = Conv3dParams { stride, padding, dilation, groups, ..Default::default() };
+        let cin = groups as usize * rng.range(1, 3) as usize;
+        let cout = groups as usize * rng.range(1, 3) as usize;
+        let size = [0, 1, 2].map(|a| (dilation[a] * (k[a] - 1) + 1 + rng.range(0, 4)) as usize);
+        let x = HostTensor::random(&[rng.range(1, 2) as usize, cin, size[0], size[1], size[2]], rng.next_u64());
+        let w = HostTensor::random(
+            &[cout, cin / groups as usize, k[0] as usize, k[1] as usize, k[2] as usize],
+            rng.next_u64(),
+        );
+        if params.validate(&x.shape, &w.shape, None).is_err() {
+            continue;
+        }
+        done += 1;
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (_, expected) = crate::reference::conv3d(&x, &w, None, &params)?;
+            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+            let y = crate::ops::conv3d::conv3d(ctx, &t(&x)?, &t(&w)?, None, &params)?.to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(&format!("conv3d x{:?} w{:?} {params:?}", x.shape, w.shape), outcome, tol);
+    }
+    s
+}
+
 /// The static part: shader × override set × target.
 #[derive(Clone, Debug, Serialize)]
 pub struct StaticSummary {
@@ -541,6 +580,7 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
     ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
     ops.push(run_conv1d(ctx, &cases, Tolerance::default()));
     ops.push(run_pool2d(ctx, seed, cases_per_op, Tolerance::default()));
+    ops.push(run_conv3d(ctx, seed, cases_per_op, Tolerance::default()));
     let deform = deform_conv2d_cases(seed, cases_per_op);
     for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         ops.push(run_deform_conv2d(ctx, &deform, algo, Tolerance::default()));

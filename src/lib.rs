@@ -99,6 +99,7 @@ pub use error::{Error, Result};
 pub use ops::conv1d::{conv1d, conv1d_into};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
 pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
+pub use ops::conv3d::{conv3d, conv3d_into};
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
 };
@@ -106,7 +107,8 @@ pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo
 pub use ops::gemm::{matmul, matmul_into};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, pool2d_into, PoolMode};
 pub use params::{
-    Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
-    DeformConv2dParams, DeformGeometry, Padding, Padding1d, Pads, Pool2dParams,
+    Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, Conv3dGeometry, Conv3dParams,
+    ConvTranspose2dGeometry, ConvTranspose2dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d,
+    Pads, Pool2dParams,
 };
 pub use tensor::{HostTensor, Tensor};

@@ -23,6 +23,8 @@ pub enum ShaderId {
     DeformIm2col,
     /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
     Pool2d,
+    /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
+    Vol2col,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -47,6 +49,7 @@ impl ShaderId {
         ShaderId::ChannelSum,
         ShaderId::DeformIm2col,
         ShaderId::Pool2d,
+        ShaderId::Vol2col,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl ShaderId {
             ShaderId::ChannelSum => "channel_sum",
             ShaderId::DeformIm2col => "deform_im2col",
             ShaderId::Pool2d => "pool2d",
+            ShaderId::Vol2col => "vol2col",
         }
     }
 
@@ -71,6 +75,7 @@ impl ShaderId {
             ShaderId::ChannelSum => "channel_sum.wgsl",
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
             ShaderId::Pool2d => "pool2d.wgsl",
+            ShaderId::Vol2col => "vol2col.wgsl",
         }
     }
 
@@ -84,6 +89,7 @@ impl ShaderId {
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
             ShaderId::Pool2d => &["pool2d.wgsl"],
+            ShaderId::Vol2col => &["vol2col.wgsl"],
         }
     }
 
@@ -107,6 +113,7 @@ impl ShaderId {
                 concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
             }
             ShaderId::Pool2d => include_str!("../shaders/pool2d.wgsl"),
+            ShaderId::Vol2col => include_str!("../shaders/vol2col.wgsl"),
         }
     }
 
@@ -137,6 +144,8 @@ impl ShaderId {
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, out
             ShaderId::Pool2d => &[Uniform, StorageRead, StorageReadWrite],
+            // params, input, col
+            ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
         }
     }
 
@@ -144,7 +153,7 @@ impl ShaderId {
     /// and by `wgconv conformance`).
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
-            ShaderId::Im2col | ShaderId::ChannelSum => vec![Overrides::none()],
+            ShaderId::Im2col | ShaderId::ChannelSum | ShaderId::Vol2col => vec![Overrides::none()],
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }

@@ -3,6 +3,7 @@
 //! uniform layouts against their Rust twins. No GPU needed.
 
 use wgconv::ops::conv2d_backward::SumParams;
+use wgconv::ops::conv3d::Vol2colParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
 use wgconv::ops::pool2d::PoolParams;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
@@ -55,6 +56,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
+    assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
 }
 
 #[test]

@@ -143,6 +143,24 @@ def pool2d_case(name, n, c, h, w, kernel, stride=None, padding=(0, 0), count_inc
             "count_include_pad": count_include_pad}
 
 
+def conv3d_case(name, n, cin, dhw, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, *dhw, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, *k, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float() if bias else None
+    y = F.conv3d(x.double(), wt.double(), b.double() if b is not None else None, stride=stride, padding=padding,
+                 dilation=dilation, groups=groups)
+    d = os.path.join(ROOT, "conv3d", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("bias", b), ("output", y)]:
+        if arr is not None:
+            np.save(os.path.join(d, fname + ".npy"), arr.numpy())
+    pad = padding if isinstance(padding, str) else list(padding if isinstance(padding, tuple) else (padding,) * 3)
+    st = list(stride if isinstance(stride, tuple) else (stride,) * 3)
+    dl = list(dilation if isinstance(dilation, tuple) else (dilation,) * 3)
+    return {"name": name, "stride": st, "padding": pad, "dilation": dl, "groups": groups, "bias": bias}
+
+
 def check_crop_equals_padding():
     # The crop above is what padding does: compare with PyTorch's own symmetric padding.
     g = torch.Generator().manual_seed(1)
@@ -226,6 +244,15 @@ def main():
     with open(os.path.join(ROOT, "pool2d", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": pc}, f, indent=1)
     print(f"wrote {len(c1)} conv1d and {len(pc)} pool2d cases")
+
+    c3 = [
+        conv3d_case("basic", 1, 2, (5, 6, 6), 3, (3, 3, 3), padding=1),
+        conv3d_case("stride_dil_nonsquare", 2, 3, (7, 6, 8), 2, (3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1), seed=1),
+        conv3d_case("groups_same", 1, 4, (4, 5, 5), 4, (3, 3, 2), padding="same", groups=2, bias=False, seed=2),
+    ]
+    with open(os.path.join(ROOT, "conv3d", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": c3}, f, indent=1)
+    print(f"wrote {len(c3)} conv3d cases")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,8 @@ enum RunOp {
     DeformConv2d(DeformArgs),
     /// torch.nn.functional.conv1d on [N, C, L] (padding P | L,R | same | valid).
     Conv1d(Conv2dArgs),
+    /// torch.nn.functional.conv3d on [N, C, D, H, W] (stride/padding/dilation: one value or D,H,W).
+    Conv3d(ConvArgs),
     /// torch.nn.functional.max_pool2d (ceil_mode false).
     #[command(name = "max_pool2d", alias = "max-pool2d")]
     MaxPool2d(PoolArgs),
@@ -287,6 +289,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
+        Cmd::Run(RunOp::Conv3d(a)) => run_conv3d(&a),
         Cmd::Run(RunOp::MaxPool2d(a)) => run_pool(&a, wgconv::PoolMode::Max),
         Cmd::Run(RunOp::AvgPool2d(a)) => run_pool(&a, wgconv::PoolMode::Avg),
         Cmd::Bench(a) => bench(&a),
@@ -556,6 +559,43 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         ctx.adapter_info().name
     );
     finish(a, &out, summary, || wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+}
+
+fn parse_triple(flag: &str, text: &str) -> Result<[u32; 3], Failure> {
+    let vals: Result<Vec<u32>, _> = text.split(',').map(|v| v.trim().parse::<u32>()).collect();
+    match vals.as_deref() {
+        Ok([v]) => Ok([*v; 3]),
+        Ok([a, b, c]) => Ok([*a, *b, *c]),
+        _ => Err(Failure(format!("--{flag} takes one value or D,H,W for conv3d, got '{text}'"), 2)),
+    }
+}
+
+fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
+    let padding = match a.padding.trim() {
+        "same" => wgconv::Padding3d::Same,
+        "valid" => wgconv::Padding3d::Valid,
+        p => wgconv::Padding3d::Symmetric(parse_triple("padding", p)?),
+    };
+    let params = wgconv::Conv3dParams {
+        stride: parse_triple("stride", &a.stride)?,
+        padding,
+        dilation: parse_triple("dilation", &a.dilation)?,
+        groups: a.groups,
+        activation: parse_activation(&a.activation)?,
+    };
+    let Loaded { x, w, b } = load_all(a)?;
+    params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
+    let bg = b.as_ref().map(t).transpose()?;
+    let out = wgconv::conv3d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
+    let summary = format!(
+        "conv3d {:?} * {:?} (stride {:?}, padding {:?}, dilation {:?}, groups {}) -> {:?} via vol2col+gemm in {:.1} ms on {}",
+        x.shape, w.shape, params.stride, params.padding, params.dilation, params.groups, out.shape,
+        t0.elapsed().as_secs_f64() * 1e3, ctx.adapter_info().name
+    );
+    finish(a, &out, summary, || wgconv::reference::conv3d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
 }
 
 fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {

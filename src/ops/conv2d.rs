@@ -145,6 +145,8 @@ pub(crate) enum Unfold<'a> {
     Plain(&'a Tensor),
     /// deform_im2col.wgsl: bilinear samples at the offsets, times the mask.
     Deform { input: &'a Tensor, offset: &'a Tensor, mask: Option<&'a Tensor>, offset_groups: u32 },
+    /// vol2col.wgsl: the 3-D unfold of conv3d (`g` is then its flattened GEMM geometry).
+    Vol2col { input: &'a Tensor, geometry: crate::params::Conv3dGeometry },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -203,6 +205,9 @@ pub(crate) fn encode_im2col_gemm(
             Unfold::Deform { offset_groups, .. } => {
                 arena.push(&crate::ops::deform_conv2d::DeformIm2colParams::new(&ip, offset_groups))
             }
+            Unfold::Vol2col { geometry, .. } => {
+                arena.push(&crate::ops::conv3d::Vol2colParams::new(&geometry, col0, cols))
+            }
         };
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
         blocks.push((ip, ib, gp, arena.push(&gp)));
@@ -215,6 +220,9 @@ pub(crate) fn encode_im2col_gemm(
             Unfold::Plain(input) => im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?,
             Unfold::Deform { input, offset, mask, .. } => {
                 crate::ops::deform_conv2d::prepare_unfold(ctx, &uniforms, *ib, ip, input, offset, mask, &workspace)?
+            }
+            Unfold::Vol2col { input, .. } => {
+                crate::ops::conv3d::prepare_unfold(ctx, &uniforms, *ib, ip.total, input, &workspace)?
             }
         });
         let col = range(&workspace, (0, ip.total as u64 * 4));

@@ -4,6 +4,7 @@
 pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_backward;
+pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod deform_conv2d;
 pub mod depthwise;

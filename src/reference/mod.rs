@@ -4,6 +4,7 @@
 pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_backward;
+pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod deform_conv2d;
 pub mod pool2d;
@@ -11,6 +12,7 @@ pub mod pool2d;
 pub use conv1d::conv1d;
 pub use conv2d::{conv2d, conv2d_at};
 pub use conv2d_backward::conv2d_backward;
+pub use conv3d::conv3d;
 pub use conv_transpose2d::conv_transpose2d;
 pub use deform_conv2d::deform_conv2d;
 pub use pool2d::pool2d;

@@ -1,0 +1,80 @@
+// vol2col: im2col for conv3d. Unfolds a chunk of output voxels of an NCDHW input.
+//
+// input: [N, Cin, D, H, W]
+// col:   [Cin·kd·kh·kw, cols], row ((ci·kd + a)·kh + i)·kw + j, column = output voxel
+//        p = col0 + c of the flattened (n, oz, oy, ox).
+// col[r, c] = input[n, ci, oz·sd − pf + a·dd, oy·sh − pt + i·dh, ox·sw − pl + j·dw], or 0 in
+// the padding. The dense tiled GEMM then multiplies the weight [Cout, Cin/G·kd·kh·kw] with it,
+// exactly as for conv2d (the depth and height axes flattened into one).
+
+struct Vol2colParams {
+    c_in: u32,
+    d: u32,
+    h: u32,
+    w: u32,
+    kd: u32,
+    kh: u32,
+    kw: u32,
+    stride_d: u32,
+    stride_h: u32,
+    stride_w: u32,
+    dil_d: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pad_front: u32,
+    pad_top: u32,
+    pad_left: u32,
+    d_out: u32,
+    h_out: u32,
+    w_out: u32,
+    col0: u32,
+    cols: u32,
+    total: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Vol2colParams;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> col: array<f32>;
+
+const WG: u32 = 256u;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
+    if (idx >= params.total) {
+        return;
+    }
+    let row = idx / params.cols;
+    let c = idx - row * params.cols;
+    let taps = params.kd * params.kh * params.kw;
+    let ci = row / taps;
+    var tap = row - ci * taps;
+    let a = tap / (params.kh * params.kw);
+    tap = tap - a * params.kh * params.kw;
+    let i = tap / params.kw;
+    let j = tap - i * params.kw;
+
+    let p = params.col0 + c;
+    let vox = params.d_out * params.h_out * params.w_out;
+    let n = p / vox;
+    var q = p - n * vox;
+    let oz = q / (params.h_out * params.w_out);
+    q = q - oz * params.h_out * params.w_out;
+    let oy = q / params.w_out;
+    let ox = q - oy * params.w_out;
+
+    let iz = i32(oz * params.stride_d + a * params.dil_d) - i32(params.pad_front);
+    let iy = i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top);
+    let ix = i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left);
+    var v = 0.0;
+    if (iz >= 0 && iz < i32(params.d) && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
+        v = input[(((n * params.c_in + ci) * params.d + u32(iz)) * params.h + u32(iy)) * params.w + u32(ix)];
+    }
+    col[idx] = v;
+}
