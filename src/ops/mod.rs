@@ -11,6 +11,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
+pub mod separable_conv2d;
 
 use std::num::NonZeroU64;
 
