@@ -23,6 +23,10 @@
 //                bilinearly at (oy·sh − pt + i·dh + dy, ox·sw − pl + j·dw + dx), dy/dx from
 //                `offset` [N, 2·G_off·kh·kw, Ho, Wo] of the channel's offset group, times
 //                `mask` [N, G_off·kh·kw, Ho, Wo] when HAS_MASK (deform_im2col.wgsl's layouts).
+//    5 depthwise b is the NCHW input [N, C, H, W]; B[k, n] is the depthwise conv's output
+//                channel k (of C·dw_mult) at pixel n, computed on the fly from `dw_weight`
+//                [C·dw_mult, 1, kh, kw] (+ `dw_bias` when HAS_DW_BIAS, then DW_ACT): the
+//                fused depthwise-separable block, A being the pointwise weight [Cout, K].
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
@@ -45,6 +49,9 @@ override HAS_BIAS: bool = false;
 override B_MODE: u32 = 0u;
 override A_MODE: u32 = 0u;
 override HAS_MASK: bool = false;
+override HAS_DW_BIAS: bool = false;
+// The depthwise stage's activation in B_MODE 5: 0 none, 1 relu, 2 relu6.
+override DW_ACT: u32 = 0u;
 
 struct GemmParams {
     m: u32,
@@ -74,7 +81,7 @@ struct GemmParams {
     a_hw: u32,
     a_channels: u32,
     offset_groups: u32,
-    _pad1: u32,
+    dw_mult: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -84,6 +91,8 @@ struct GemmParams {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read> offset: array<f32>;
 @group(0) @binding(6) var<storage, read> mask: array<f32>;
+@group(0) @binding(7) var<storage, read> dw_weight: array<f32>;
+@group(0) @binding(8) var<storage, read> dw_bias: array<f32>;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -161,7 +170,7 @@ fn columns(g: u32, b_c: u32) -> Cols {
     c.base = vec4<u32>(0u);
     c.iy0 = vec4<i32>(0);
     c.ix0 = vec4<i32>(0);
-    if (B_MODE == 1u || B_MODE == 4u) {
+    if (B_MODE == 1u || B_MODE == 4u || B_MODE == 5u) {
         let oy = q / vec4<u32>(params.w_out);
         let ox = q - oy * params.w_out;
         c.base = c.img * (params.c_in * params.h * params.w);
@@ -206,6 +215,34 @@ fn deform_sample(ok: bool, img: u32, q: u32, base: u32, iy0: i32, ix0: i32, plan
     return v;
 }
 
+// Row cm of the depthwise stage (B_MODE 5) at the four columns of `c`.
+fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
+    let taps = params.kh * params.kw;
+    let plane = (cm / params.dw_mult) * params.h * params.w;
+    var v = vec4<f32>(0.0);
+    for (var i = 0u; i < params.kh; i++) {
+        let dy = i32(i * params.dil_h);
+        for (var j = 0u; j < params.kw; j++) {
+            let dx = i32(j * params.dil_w);
+            let wv = dw_weight[cm * taps + i * params.kw + j];
+            v += wv * vec4<f32>(gather(c.ok.x, c.base.x + plane, c.iy0.x + dy, c.ix0.x + dx),
+                                gather(c.ok.y, c.base.y + plane, c.iy0.y + dy, c.ix0.y + dx),
+                                gather(c.ok.z, c.base.z + plane, c.iy0.z + dy, c.ix0.z + dx),
+                                gather(c.ok.w, c.base.w + plane, c.iy0.w + dy, c.ix0.w + dx));
+        }
+    }
+    if (HAS_DW_BIAS) {
+        v += dw_bias[cm];
+    }
+    if (DW_ACT == 1u) {
+        v = max(v, vec4<f32>(0.0));
+    } else if (DW_ACT == 2u) {
+        v = clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    // Columns past N stay 0 (their products are never stored, but keep them finite).
+    return select(vec4<f32>(0.0), v, c.ok);
+}
+
 // Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N).
 fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
     var bv = vec4<f32>(0.0);
@@ -236,6 +273,8 @@ fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(c.ok.y, c.base.y + chan, c.iy0.y + dy, c.ix0.y + dx),
                        gather(c.ok.z, c.base.z + chan, c.iy0.z + dy, c.ix0.z + dx),
                        gather(c.ok.w, c.base.w + chan, c.iy0.w + dy, c.ix0.w + dx));
+    } else if (B_MODE == 5u) {
+        bv = depthwise_row(c, bk);
     } else if (B_MODE == 4u) {
         let taps = params.kh * params.kw;
         let cl = bk / taps;

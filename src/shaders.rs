@@ -130,10 +130,18 @@ impl ShaderId {
         match self {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
-            // params, a, b, bias, c, offset, mask
-            ShaderId::Gemm | ShaderId::Gemm8x8 => {
-                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite, StorageRead, StorageRead]
-            }
+            // params, a, b, bias, c, offset, mask, dw_weight, dw_bias
+            ShaderId::Gemm | ShaderId::Gemm8x8 => &[
+                Uniform,
+                StorageRead,
+                StorageRead,
+                StorageRead,
+                StorageReadWrite,
+                StorageRead,
+                StorageRead,
+                StorageRead,
+                StorageRead,
+            ],
             // params, input, weight, bias, out
             ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, col, bias, out
@@ -175,6 +183,20 @@ impl ShaderId {
                 sets.push(plain().with("B_MODE", 2.0).with("A_MODE", 1.0));
                 // conv2d grad_weight: dY × the transposed im2col matrix, gathered.
                 sets.push(plain().with("B_MODE", 3.0).with("A_MODE", 2.0));
+                // separable_conv2d, fused: the depthwise stage computed by the B loader.
+                for ov in epilogue_sets() {
+                    for dw_bias in [false, true] {
+                        for dw_act in 0..3 {
+                            sets.push(
+                                ov.clone()
+                                    .with("B_MODE", 5.0)
+                                    .with("A_MODE", 0.0)
+                                    .flag("HAS_DW_BIAS", dw_bias)
+                                    .with("DW_ACT", dw_act as f64),
+                            );
+                        }
+                    }
+                }
                 // deform_conv2d, implicit: bilinear samples gathered by the B loader.
                 for ov in epilogue_sets() {
                     for mask in [false, true] {

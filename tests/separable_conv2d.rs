@@ -53,15 +53,33 @@ fn matches_the_composed_reference() {
         let pwp = Conv2dParams { activation: p.pointwise_activation, ..Default::default() };
         let (_, r) = wgconv::reference::conv2d(&mid, &pw, Some(&pb), &pwp).unwrap();
         let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
-        let y = separable_conv2d(ctx, &t(&x), &t(&dw), Some(&t(&db)), &t(&pw), Some(&t(&pb)), &p).unwrap();
-        let s = compare(&y.to_vec(ctx).unwrap(), &r);
-        assert!(s.passes(Tolerance::default()), "case {i}: {s}");
+        for fused in [false, true] {
+            for with_bias in [true, false] {
+                let p = SeparableParams { fused, ..p };
+                let (db_t, pb_t) = (with_bias.then(|| t(&db)), with_bias.then(|| t(&pb)));
+                let y = separable_conv2d(ctx, &t(&x), &t(&dw), db_t.as_ref(), &t(&pw), pb_t.as_ref(), &p).unwrap();
+                let want = if with_bias {
+                    r.clone()
+                } else {
+                    let (ms, m) = wgconv::reference::conv2d(&x, &dw, None, &dwp).unwrap();
+                    let m = HostTensor::new(&ms, m.iter().map(|&v| v as f32).collect()).unwrap();
+                    wgconv::reference::conv2d(&m, &pw, None, &pwp).unwrap().1
+                };
+                let s = compare(&y.to_vec(ctx).unwrap(), &want);
+                assert!(s.passes(Tolerance::default()), "case {i} fused={fused} bias={with_bias}: {s}");
+            }
+        }
     }
 }
 
 #[test]
 fn bad_weights() {
     let p = SeparableParams::default();
+    let fused_gelu = SeparableParams { fused: true, depthwise_activation: Activation::Gelu, ..p };
+    assert!(matches!(
+        fused_gelu.validate(&[1, 4, 8, 8], &[4, 1, 3, 3], None, &[6, 4, 1, 1], None),
+        Err(Error::InvalidParam { name: "depthwise_activation", .. })
+    ));
     assert!(matches!(
         p.validate(&[1, 4, 8, 8], &[4, 2, 3, 3], None, &[6, 4, 1, 1], None),
         Err(Error::ChannelMismatch(_))

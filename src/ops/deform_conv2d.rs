@@ -179,7 +179,7 @@ pub fn deform_conv2d_into(
             whole(input),
             bias,
             output,
-            Some((offset, mask)),
+            gemm::Aux::Deform { offset, mask },
         )?;
         record(encoder, "deform_conv2d", &[d]);
         Ok(())

@@ -13,7 +13,7 @@ uniform_block! {
     GemmParams {
         m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
         c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0, a_hw, a_channels,
-        offset_groups, _pad1,
+        offset_groups, dw_mult,
     }
 }
 
@@ -34,6 +34,8 @@ pub enum BMode {
     Taps = 3,
     /// Deformable: bilinear samples at offsets (times a mask) gathered from the input.
     Deform = 4,
+    /// A depthwise conv's output computed on the fly (the fused separable block).
+    Depthwise = 5,
 }
 
 impl GemmParams {
@@ -113,10 +115,28 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Dispatch> {
-    prepare_sampling(ctx, uniforms, block, p, (a_mode, mode), activation, a, b, bias, c, None)
+    prepare_sampling(ctx, uniforms, block, p, (a_mode, mode), activation, a, b, bias, c, Aux::None)
 }
 
-/// [`prepare`] with the deformable mode's offsets and optional mask (`BMode::Deform`).
+/// The extra operands of the sampling B modes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Aux<'a> {
+    None,
+    /// `BMode::Deform`: offsets and an optional mask.
+    Deform {
+        offset: &'a Tensor,
+        mask: Option<&'a Tensor>,
+    },
+    /// `BMode::Depthwise`: the depthwise weight, its optional bias, and its activation code
+    /// (0 none, 1 relu, 2 relu6).
+    Depthwise {
+        weight: &'a Tensor,
+        bias: Option<&'a Tensor>,
+        act: u32,
+    },
+}
+
+/// [`prepare`] with the extra operands of `BMode::Deform` or `BMode::Depthwise`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_sampling(
     ctx: &GpuContext,
@@ -129,18 +149,24 @@ pub(crate) fn prepare_sampling(
     b: wgpu::BindingResource<'_>,
     bias: Option<&Tensor>,
     c: &Tensor,
-    deform: Option<(&Tensor, Option<&Tensor>)>,
+    aux: Aux<'_>,
 ) -> Result<Dispatch> {
-    let (offset, mask) = match deform {
-        Some((o, m)) => (Some(o), m),
-        None => (None, None),
-    };
+    let (mut offset, mut mask, mut dw_w, mut dw_b) = (None, None, None, None);
+    match aux {
+        Aux::None => {}
+        Aux::Deform { offset: o, mask: m } => (offset, mask) = (Some(o), m),
+        Aux::Depthwise { weight, bias, .. } => (dw_w, dw_b) = (Some(weight), bias),
+    }
     let overrides = Overrides::none()
         .flag("HAS_BIAS", bias.is_some())
         .with("B_MODE", mode as u32 as f64)
         .with("A_MODE", a_mode as u32 as f64)
         .with("ACT", activation.code() as f64);
-    let overrides = if mode == BMode::Deform { overrides.flag("HAS_MASK", mask.is_some()) } else { overrides };
+    let overrides = match aux {
+        Aux::Deform { .. } => overrides.flag("HAS_MASK", mask.is_some()),
+        Aux::Depthwise { act, .. } => overrides.flag("HAS_DW_BIAS", dw_b.is_some()).with("DW_ACT", act as f64),
+        Aux::None => overrides,
+    };
     let id = match ctx.config().gemm_kernel {
         GemmKernel::Block4x4 => ShaderId::Gemm,
         GemmKernel::Block8x8 => ShaderId::Gemm8x8,
@@ -151,7 +177,17 @@ pub(crate) fn prepare_sampling(
     let bind_group = ctx.bind_group(
         id,
         &bgl,
-        &[range(uniforms, block), whole(a), b, bias, whole(c), optional(ctx, offset), optional(ctx, mask)],
+        &[
+            range(uniforms, block),
+            whole(a),
+            b,
+            bias,
+            whole(c),
+            optional(ctx, offset),
+            optional(ctx, mask),
+            optional(ctx, dw_w),
+            optional(ctx, dw_b),
+        ],
     );
     Ok(Dispatch { pipeline, bind_group, grid })
 }

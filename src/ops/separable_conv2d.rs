@@ -1,10 +1,16 @@
 //! Depthwise-separable block: `pointwise(act_dw(depthwise(x) + b_dw)) + b_pw`, then `act_pw`,
-//! as one call (MobileNet's building block). Recorded as the depthwise kernel into an
-//! intermediate `[N, C·mult, Ho, Wo]` tensor followed by the 1x1 GEMM, in one encoder.
+//! as one call (MobileNet's building block). Two ways:
+//! - two passes: the depthwise kernel into an intermediate `[N, C·mult, Ho, Wo]` tensor, then
+//!   the 1x1 GEMM, in one encoder;
+//! - fused: one GEMM whose B loader computes the depthwise output on the fly (`B_MODE` 5), no
+//!   intermediate tensor in global memory; each depthwise value is recomputed once per
+//!   64-row tile of Cout.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::conv2d::conv2d_into;
+use crate::ops::gemm::{self, AMode, BMode, GemmParams};
+use crate::ops::{check_binding, record, whole, UniformArena};
 use crate::params::{Activation, Algorithm, Conv2dParams, Padding};
 use crate::tensor::Tensor;
 
@@ -17,6 +23,9 @@ pub struct SeparableParams {
     pub dilation: [u32; 2],
     pub depthwise_activation: Activation,
     pub pointwise_activation: Activation,
+    /// One fused GEMM instead of two passes (the depthwise activation must then be none,
+    /// relu or relu6).
+    pub fused: bool,
 }
 
 impl Default for SeparableParams {
@@ -27,6 +36,7 @@ impl Default for SeparableParams {
             dilation: [1, 1],
             depthwise_activation: Activation::None,
             pointwise_activation: Activation::None,
+            fused: false,
         }
     }
 }
@@ -72,7 +82,26 @@ impl SeparableParams {
             });
         }
         let out = pw.validate(&mid, pw_weight, pw_bias)?.output_shape();
+        if self.fused && self.dw_act_code().is_none() {
+            return Err(Error::param(
+                "depthwise_activation",
+                format!(
+                    "the fused block applies none, relu or relu6 after the depthwise stage, not {:?}",
+                    self.depthwise_activation
+                ),
+            ));
+        }
         Ok((mid, out))
+    }
+
+    /// The fused kernel's `DW_ACT` code.
+    fn dw_act_code(&self) -> Option<u32> {
+        match self.depthwise_activation {
+            Activation::None => Some(0),
+            Activation::Relu => Some(1),
+            Activation::Relu6 => Some(2),
+            _ => None,
+        }
     }
 }
 
@@ -86,6 +115,34 @@ pub fn separable_conv2d(
     pw_bias: Option<&Tensor>,
     params: &SeparableParams,
 ) -> Result<Tensor> {
+    let (_, out) = params.validate(
+        input.shape(),
+        dw_weight.shape(),
+        dw_bias.map(|b| b.shape()),
+        pw_weight.shape(),
+        pw_bias.map(|b| b.shape()),
+    )?;
+    let output = Tensor::empty(ctx, &out)?;
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("separable_conv2d") });
+    separable_conv2d_into(ctx, &mut encoder, input, dw_weight, dw_bias, pw_weight, pw_bias, params, &output)?;
+    ctx.submit(encoder)?;
+    Ok(output)
+}
+
+/// Records the block into the caller's encoder; writes `output` (`[N, Cout, Ho, Wo]`).
+#[allow(clippy::too_many_arguments)]
+pub fn separable_conv2d_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    dw_weight: &Tensor,
+    dw_bias: Option<&Tensor>,
+    pw_weight: &Tensor,
+    pw_bias: Option<&Tensor>,
+    params: &SeparableParams,
+    output: &Tensor,
+) -> Result<()> {
     let (mid, out) = params.validate(
         input.shape(),
         dw_weight.shape(),
@@ -93,13 +150,49 @@ pub fn separable_conv2d(
         pw_weight.shape(),
         pw_bias.map(|b| b.shape()),
     )?;
+    if output.shape() != out {
+        return Err(Error::Buffer { what: "output", reason: format!("shape {:?}, expected {out:?}", output.shape()) });
+    }
     let (dw, pw) = params.stages(input.shape()[1]);
-    let hidden = Tensor::empty(ctx, &mid)?;
-    let output = Tensor::empty(ctx, &out)?;
-    let mut encoder =
-        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("separable_conv2d") });
-    conv2d_into(ctx, &mut encoder, input, dw_weight, dw_bias, &dw, &hidden)?;
-    conv2d_into(ctx, &mut encoder, &hidden, pw_weight, pw_bias, &pw, &output)?;
-    ctx.submit(encoder)?;
-    Ok(output)
+    if !params.fused {
+        let hidden = Tensor::empty(ctx, &mid)?;
+        conv2d_into(ctx, encoder, input, dw_weight, dw_bias, &dw, &hidden)?;
+        conv2d_into(ctx, encoder, &hidden, pw_weight, pw_bias, &pw, output)?;
+        return Ok(());
+    }
+    for (t, what) in [(input, "input"), (dw_weight, "dw_weight"), (pw_weight, "pw_weight"), (output, "output")] {
+        t.check_device(ctx, what)?;
+        check_binding(ctx, t, what)?;
+    }
+    for t in [dw_bias, pw_bias].into_iter().flatten() {
+        t.check_device(ctx, "bias")?;
+    }
+    let g = dw.validate(input.shape(), dw_weight.shape(), None)?;
+    let hw = g.h_out * g.w_out;
+    let (c_out, c_mid) = (out[1] as u32, mid[1] as u32);
+    let p = GemmParams {
+        dw_mult: c_mid / g.c_in,
+        ..GemmParams::new(c_out, g.n * hw, c_mid, 1, hw, 0, c_out * hw).gathering(&g)
+    };
+    let act = params.dw_act_code().expect("validated above");
+    ctx.scoped(|| -> Result<()> {
+        let mut arena = UniformArena::new(ctx);
+        let block = arena.push(&p);
+        let uniforms = arena.finish(ctx)?;
+        let d = gemm::prepare_sampling(
+            ctx,
+            &uniforms,
+            block,
+            &p,
+            (AMode::RowMajor, BMode::Depthwise),
+            params.pointwise_activation,
+            pw_weight,
+            whole(input),
+            pw_bias,
+            output,
+            gemm::Aux::Depthwise { weight: dw_weight, bias: dw_bias, act },
+        )?;
+        record(encoder, "separable_conv2d", &[d]);
+        Ok(())
+    })?
 }
