@@ -20,6 +20,8 @@ pub enum BenchOp {
     Conv2d,
     /// The backward pass of a conv2d row (`wgconv bench --backward`).
     Conv2dBackward,
+    /// A depthwise-separable block (`wgconv bench --separable`).
+    SeparableConv2d,
     ConvTranspose2d,
     DeformConv2d,
 }
@@ -29,6 +31,7 @@ impl BenchOp {
         match self {
             BenchOp::Conv2d => "conv2d",
             BenchOp::Conv2dBackward => "conv2d_backward",
+            BenchOp::SeparableConv2d => "separable_conv2d",
             BenchOp::ConvTranspose2d => "conv_transpose2d",
             BenchOp::DeformConv2d => "deform_conv2d",
         }
@@ -327,6 +330,9 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
         }
         BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
+        BenchOp::SeparableConv2d => {
+            CaseResult::skipped(case, algorithm.name(), "n/a: separable rows come from run_separable".into())
+        }
         BenchOp::DeformConv2d => match run_deform_conv2d(ctx, case, algorithm, opts) {
             Ok(r) => r,
             Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
@@ -465,6 +471,49 @@ fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) 
     };
     let bytes = 4.0 * 2.0 * (x.data.len() + w.data.len() + dy.data.len()) as f64;
     Ok(measured(case, "gemm_bwd", &times, method, 2.0 * g.flops(), bytes, 0, check))
+}
+
+/// Times a depthwise-separable block (MobileNetV2's expansion-free form): a depthwise 3x3
+/// over the depthwise row `case` (`mbv2_dw`/`mbv2_dw_s2`: 144 channels) then a pointwise
+/// conv to `c_out_pw` channels, fused or in two passes. FLOPs: both stages' together.
+pub fn run_separable(
+    ctx: &GpuContext,
+    case: &BenchCase,
+    c_out_pw: u32,
+    fused: bool,
+    opts: &BenchOptions,
+) -> CaseResult {
+    let mut row = case.clone();
+    row.op = BenchOp::SeparableConv2d;
+    row.id = format!("{}_sep{c_out_pw}", case.id);
+    let name = if fused { "fused" } else { "two_pass" };
+    let run = || -> Result<CaseResult> {
+        let params = crate::ops::separable_conv2d::SeparableParams {
+            stride: [case.stride; 2],
+            padding: Padding::Symmetric([case.pad; 2]),
+            dilation: [case.dil; 2],
+            depthwise_activation: crate::params::Activation::Relu6,
+            fused,
+            ..Default::default()
+        };
+        let seed = case_seed(case);
+        let (c, cp) = (case.c_in as usize, c_out_pw as usize);
+        let x = HostTensor::random(&[case.n as usize, c, case.h as usize, case.w as usize], seed);
+        let dw = HostTensor::random(&[c, 1, case.kh as usize, case.kw as usize], seed + 1);
+        let pw = HostTensor::random(&[cp, c, 1, 1], seed + 2);
+        let (mid, out) = params.validate(&x.shape, &dw.shape, None, &pw.shape, None)?;
+        let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+        let (xg, dwg, pwg) = (t(&x)?, t(&dw)?, t(&pw)?);
+        let y = Tensor::empty(ctx, &out)?;
+        let (times, method) = time_op(ctx, opts, |enc| {
+            crate::ops::separable_conv2d::separable_conv2d_into(ctx, enc, &xg, &dwg, None, &pwg, None, &params, &y)
+        })?;
+        let flops = 2.0 * (mid.iter().product::<usize>() * case.kh as usize * case.kw as usize) as f64
+            + 2.0 * (out.iter().product::<usize>() * c) as f64;
+        let bytes = 4.0 * (x.data.len() + dw.data.len() + pw.data.len() + out.iter().product::<usize>()) as f64;
+        Ok(measured(&row, name, &times, method, flops, bytes, 0, None))
+    };
+    run().unwrap_or_else(|e| CaseResult::skipped(&row, name, format!("error: {e}")))
 }
 
 /// deform_conv2d v2 with one offset group (the `dcn_v2` row): offsets uniform in [−2, 2],

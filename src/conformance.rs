@@ -505,6 +505,58 @@ pub fn run_conv3d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
     s
 }
 
+/// The depthwise-separable block (two passes and fused) on random shapes against the two
+/// conv2d references composed (the intermediate rounded to f32, as the GPU stores it).
+pub fn run_separable(ctx: &GpuContext, seed: u64, count: usize, fused: bool, tol: Tolerance) -> OpSummary {
+    use crate::ops::separable_conv2d::{separable_conv2d, SeparableParams};
+    use crate::params::Activation;
+    let mut s = OpSummary::new(format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" }));
+    let mut rng = SplitMix64::new(seed ^ 0x5e9a);
+    for _ in 0..count {
+        let (c, mult, cout) = (rng.range(1, 6) as usize, rng.range(1, 2) as usize, rng.range(1, 70) as usize);
+        let k = [rng.range(1, 3), rng.range(1, 3)];
+        let stride = [rng.range(1, 2), rng.range(1, 2)];
+        let padding =
+            Padding::Symmetric([rng.range(0, k[0] / 2 + 1).min(k[0] - 1), rng.range(0, k[1] / 2 + 1).min(k[1] - 1)]);
+        let acts = [Activation::None, Activation::Relu, Activation::Relu6];
+        let p = SeparableParams {
+            stride,
+            padding,
+            depthwise_activation: acts[rng.range(0, 2) as usize],
+            pointwise_activation: acts[rng.range(0, 2) as usize],
+            fused,
+            ..Default::default()
+        };
+        let x = HostTensor::random(
+            &[rng.range(1, 2) as usize, c, (k[0] + rng.range(0, 6)) as usize, (k[1] + rng.range(0, 6)) as usize],
+            rng.next_u64(),
+        );
+        let dw = HostTensor::random(&[c * mult, 1, k[0] as usize, k[1] as usize], rng.next_u64());
+        let pw = HostTensor::random(&[cout, c * mult, 1, 1], rng.next_u64());
+        let (db, pb) = (HostTensor::random(&[c * mult], rng.next_u64()), HostTensor::random(&[cout], rng.next_u64()));
+        let label = format!("separable x{:?} dw{:?} pw{:?} {p:?}", x.shape, dw.shape, pw.shape);
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let dwp = Conv2dParams {
+                stride,
+                padding,
+                groups: c as u32,
+                activation: p.depthwise_activation,
+                ..Default::default()
+            };
+            let (ms, m) = crate::reference::conv2d(&x, &dw, Some(&db), &dwp)?;
+            let m = HostTensor::new(&ms, m.iter().map(|&v| v as f32).collect())?;
+            let pwp = Conv2dParams { activation: p.pointwise_activation, ..Default::default() };
+            let (_, expected) = crate::reference::conv2d(&m, &pw, Some(&pb), &pwp)?;
+            let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+            let y =
+                separable_conv2d(ctx, &t(&x)?, &t(&dw)?, Some(&t(&db)?), &t(&pw)?, Some(&t(&pb)?), &p)?.to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(&label, outcome, tol);
+    }
+    s
+}
+
 /// The static part: shader × override set × target.
 #[derive(Clone, Debug, Serialize)]
 pub struct StaticSummary {
@@ -581,6 +633,9 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
     ops.push(run_conv1d(ctx, &cases, Tolerance::default()));
     ops.push(run_pool2d(ctx, seed, cases_per_op, Tolerance::default()));
     ops.push(run_conv3d(ctx, seed, cases_per_op, Tolerance::default()));
+    for fused in [false, true] {
+        ops.push(run_separable(ctx, seed, cases_per_op, fused, Tolerance::default()));
+    }
     let deform = deform_conv2d_cases(seed, cases_per_op);
     for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         ops.push(run_deform_conv2d(ctx, &deform, algo, Tolerance::default()));

@@ -100,6 +100,10 @@ struct BenchArgs {
     /// Also time the backward pass (grad input, weight, bias) of every conv2d row.
     #[arg(long)]
     backward: bool,
+    /// Also time depthwise-separable blocks (each depthwise row + a 1x1 to 24 channels),
+    /// fused and in two passes.
+    #[arg(long)]
+    separable: bool,
     /// Skip measuring the adapter's GEMM and copy ceilings.
     #[arg(long)]
     no_ceilings: bool,
@@ -815,6 +819,12 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
             progress.show(&format!("{} ({})", case.id, algo.name()));
             results.push(run_case(&ctx, case, algo, &opts));
             progress.step();
+        }
+        if a.separable && case.op == wgconv::bench::BenchOp::Conv2d && case.groups == case.c_in && case.groups > 1 {
+            for fused in [false, true] {
+                progress.show(&format!("{} (separable)", case.id));
+                results.push(wgconv::bench::run_separable(&ctx, case, 24, fused, &opts));
+            }
         }
         if a.backward && case.op == wgconv::bench::BenchOp::Conv2d {
             progress.show(&format!("{} (backward)", case.id));
