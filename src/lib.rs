@@ -5,7 +5,9 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`] the gradients PyTorch autograd gives. [`conv2d`] computes
+//! [`conv2d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
+//! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
+//! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
 //! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
 //! the same argument order and output shape,
 //! `Ho = ⌊(H + pad_top + pad_bottom − dilation·(kh−1) − 1) / stride⌋ + 1` (likewise W).
