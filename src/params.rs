@@ -279,7 +279,7 @@ pub(crate) fn check_rank(what: &'static str, shape: &[usize], rank: usize, layou
 }
 
 /// The rules every conv's scalar parameters follow.
-fn check_scalars(stride: [u32; 2], dilation: [u32; 2], groups: u32, activation: Activation) -> Result<()> {
+fn check_scalars(stride: &[u32], dilation: &[u32], groups: u32, activation: Activation) -> Result<()> {
     if stride.contains(&0) {
         return Err(Error::param("stride", format!("{stride:?}: each must be ≥ 1")));
     }
@@ -322,7 +322,7 @@ pub fn conv_out_len(
 impl Conv2dParams {
     /// Checks the scalar parameters alone (no shapes).
     pub fn validate_scalars(&self) -> Result<()> {
-        check_scalars(self.stride, self.dilation, self.groups, self.activation)?;
+        check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same && self.stride != [1, 1] {
             return Err(Error::param(
                 "padding",
@@ -491,7 +491,7 @@ impl ConvTranspose2dParams {
     ) -> Result<ConvTranspose2dGeometry> {
         check_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cin, Cout/groups, kh, kw")?;
-        check_scalars(self.stride, self.dilation, self.groups, self.activation)?;
+        check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not defined for conv_transpose2d (as in PyTorch)"));
         }
@@ -879,12 +879,7 @@ impl Conv3dParams {
     pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv3dGeometry> {
         check_rank("input", input, 5, "N, Cin, D, H, W")?;
         check_rank("weight", weight, 5, "Cout, Cin/groups, kd, kh, kw")?;
-        if self.stride.contains(&0) {
-            return Err(Error::param("stride", format!("{:?}: each must be ≥ 1", self.stride)));
-        }
-        if self.dilation.contains(&0) {
-            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
-        }
+        check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding3d::Same && self.stride != [1, 1, 1] {
             return Err(Error::param(
                 "padding",

@@ -155,7 +155,10 @@ pub fn separable_conv2d_into(
     }
     let (dw, pw) = params.stages(input.shape()[1]);
     if !params.fused {
-        let hidden = Tensor::empty(ctx, &mid)?;
+        // The intermediate lives in the context's workspace (no allocation per call): neither
+        // stage of this path uses the workspace itself, and queue order serialises its users.
+        let bytes = mid.iter().product::<usize>() as u64 * 4;
+        let hidden = Tensor::from_buffer(ctx, ctx.workspace(bytes)?, &mid)?;
         conv2d_into(ctx, encoder, input, dw_weight, dw_bias, &dw, &hidden)?;
         conv2d_into(ctx, encoder, &hidden, pw_weight, pw_bias, &pw, output)?;
         return Ok(());
