@@ -40,7 +40,7 @@ impl EngineConfig {
         EngineConfig {
             workspace_budget: 256 << 20,
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
-            max_binding_size: limits.max_storage_buffer_binding_size as u64,
+            max_binding_size: limits.max_storage_buffer_binding_size,
             wait_timeout: Duration::from_secs(600),
             gemm_kernel: GemmKernel::default(),
         }
@@ -248,10 +248,7 @@ impl GpuContext {
 
     /// Largest storage binding the engine uses now, in bytes.
     pub(crate) fn max_binding(&self) -> u64 {
-        self.config()
-            .max_binding_size
-            .min(self.limits.max_storage_buffer_binding_size as u64)
-            .min(self.limits.max_buffer_size)
+        self.config().max_binding_size.min(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
     }
 
     /// Errors if the device was lost or destroyed.

@@ -287,8 +287,11 @@ impl std::fmt::Display for ShaderCheckError {
     }
 }
 
+/// A failed stage of the static check: (stage, message).
+pub type StageError = (String, String);
+
 /// Parses and validates WGSL with naga (all capabilities the engine may use).
-pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), (String, String)> {
+pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), StageError> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
     let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
         .validate(&module)
@@ -298,7 +301,7 @@ pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::Mo
 
 /// Specialises `source` with `overrides` and translates it to `target`; returns the
 /// generated code's length in bytes (words ×4 for SPIR-V).
-pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, (String, String)> {
+pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, StageError> {
     let (module, info) = parse_and_validate(source)?;
     let constants: naga::back::PipelineConstants =
         overrides.entries().iter().map(|&(n, v)| (n.to_string(), v)).collect();
@@ -365,7 +368,7 @@ pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
 }
 
 /// Bindings of group 0 as naga reflects them from the WGSL: (binding, kind).
-pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, (String, String)> {
+pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, StageError> {
     let (module, _) = parse_and_validate(source)?;
     let mut out = Vec::new();
     for (_, var) in module.global_variables.iter() {
@@ -389,7 +392,7 @@ pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, (String
 
 /// Member names and byte offsets of the uniform struct at binding 0, and its size, as naga
 /// lays it out (checked against the `#[repr(C)]` Rust twins in tests).
-pub fn reflect_uniform(source: &str) -> Result<(Vec<(String, u32)>, u32), (String, String)> {
+pub fn reflect_uniform(source: &str) -> Result<(Vec<(String, u32)>, u32), StageError> {
     let (module, _) = parse_and_validate(source)?;
     for (_, var) in module.global_variables.iter() {
         if var.space != naga::AddressSpace::Uniform {

@@ -179,7 +179,6 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkP
     Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Per chunk: unfold the input into the workspace, then the dense GEMM into the output.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_im2col_gemm(

@@ -6,6 +6,7 @@
 //! - `Im2colGemm`: a deformable im2col (`deform_im2col.wgsl`: each column entry is the
 //!   bilinear sample of its input channel at the offset position, times the mask) feeding the
 //!   dense GEMM, chunked over output pixels to the workspace budget.
+//!
 //! See deform_im2col.wgsl for the offset and mask layouts.
 
 use crate::context::GpuContext;

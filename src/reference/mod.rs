@@ -1,5 +1,7 @@
 //! CPU twins of the GPU ops: straightforward loops accumulating in f64, written from the
 //! definitions (PyTorch semantics), used by tests, `wgconv run --verify` and conformance.
+//! Index loops are deliberate here: they read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
 
 pub mod conv1d;
 pub mod conv2d;
