@@ -470,7 +470,8 @@ fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) 
         None
     };
     let bytes = 4.0 * 2.0 * (x.data.len() + w.data.len() + dy.data.len()) as f64;
-    Ok(measured(case, "gemm_bwd", &times, method, 2.0 * g.flops(), bytes, 0, check))
+    let name = if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" };
+    Ok(measured(case, name, &times, method, 2.0 * g.flops(), bytes, 0, check))
 }
 
 /// Times a depthwise-separable block (MobileNetV2's expansion-free form): a depthwise 3x3

@@ -25,6 +25,10 @@ pub enum ShaderId {
     Pool2d,
     /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
     Vol2col,
+    /// `shaders/depthwise_backward.wgsl`, entry `grad_input`.
+    DepthwiseGradInput,
+    /// `shaders/depthwise_backward.wgsl`, entry `grad_weight`.
+    DepthwiseGradWeight,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -50,6 +54,8 @@ impl ShaderId {
         ShaderId::DeformIm2col,
         ShaderId::Pool2d,
         ShaderId::Vol2col,
+        ShaderId::DepthwiseGradInput,
+        ShaderId::DepthwiseGradWeight,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,8 @@ impl ShaderId {
             ShaderId::DeformIm2col => "deform_im2col",
             ShaderId::Pool2d => "pool2d",
             ShaderId::Vol2col => "vol2col",
+            ShaderId::DepthwiseGradInput => "depthwise_grad_input",
+            ShaderId::DepthwiseGradWeight => "depthwise_grad_weight",
         }
     }
 
@@ -76,6 +84,7 @@ impl ShaderId {
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
             ShaderId::Pool2d => "pool2d.wgsl",
             ShaderId::Vol2col => "vol2col.wgsl",
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => "depthwise_backward.wgsl",
         }
     }
 
@@ -90,6 +99,7 @@ impl ShaderId {
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
             ShaderId::Pool2d => &["pool2d.wgsl"],
             ShaderId::Vol2col => &["vol2col.wgsl"],
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => &["depthwise_backward.wgsl"],
         }
     }
 
@@ -114,12 +124,17 @@ impl ShaderId {
             }
             ShaderId::Pool2d => include_str!("../shaders/pool2d.wgsl"),
             ShaderId::Vol2col => include_str!("../shaders/vol2col.wgsl"),
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
+                include_str!("../shaders/depthwise_backward.wgsl")
+            }
         }
     }
 
     pub fn entry_point(self) -> &'static str {
         match self {
             ShaderId::Gemm8x8 => "main_8x8",
+            ShaderId::DepthwiseGradInput => "grad_input",
+            ShaderId::DepthwiseGradWeight => "grad_weight",
             _ => "main",
         }
     }
@@ -154,6 +169,10 @@ impl ShaderId {
             ShaderId::Pool2d => &[Uniform, StorageRead, StorageReadWrite],
             // params, input, col
             ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
+            // params, x, w, dy, grad
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
+                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite]
+            }
         }
     }
 
@@ -161,7 +180,11 @@ impl ShaderId {
     /// and by `wgconv conformance`).
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
-            ShaderId::Im2col | ShaderId::ChannelSum | ShaderId::Vol2col => vec![Overrides::none()],
+            ShaderId::Im2col
+            | ShaderId::ChannelSum
+            | ShaderId::Vol2col
+            | ShaderId::DepthwiseGradInput
+            | ShaderId::DepthwiseGradWeight => vec![Overrides::none()],
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }

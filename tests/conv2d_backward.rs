@@ -135,13 +135,18 @@ fn finite_differences() {
 #[test]
 fn deterministic() {
     let Some(ctx) = gpu() else { return };
-    let c = case(2, 16, [12, 12], 32, [3, 3]).pad(sym(1, 1)).stride([2, 2]);
-    let (x, w, dy) = tensors(&c, 3);
-    let first = gpu_grads(ctx, &x, &w, &dy, &c.params);
-    for _ in 0..3 {
-        let again = gpu_grads(ctx, &x, &w, &dy, &c.params);
-        for (a, b) in first.iter().zip(&again) {
-            assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()));
+    // A dense conv (GEMM paths) and a depthwise one (its own kernels).
+    for c in [
+        case(2, 16, [12, 12], 32, [3, 3]).pad(sym(1, 1)).stride([2, 2]),
+        case(2, 8, [13, 11], 16, [3, 3]).pad(sym(1, 1)).groups(8).stride([2, 1]),
+    ] {
+        let (x, w, dy) = tensors(&c, 3);
+        let first = gpu_grads(ctx, &x, &w, &dy, &c.params);
+        for _ in 0..3 {
+            let again = gpu_grads(ctx, &x, &w, &dy, &c.params);
+            for (a, b) in first.iter().zip(&again) {
+                assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! override set the engine uses, translate to SPIR-V, MSL, HLSL and GLSL; bindings and
 //! uniform layouts against their Rust twins. No GPU needed.
 
-use wgconv::ops::conv2d_backward::SumParams;
+use wgconv::ops::conv2d_backward::{DwBackParams, SumParams};
 use wgconv::ops::conv3d::Vol2colParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
 use wgconv::ops::pool2d::PoolParams;
@@ -57,6 +57,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
+    assert_twin(ShaderId::DepthwiseGradInput, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
 }
 
 #[test]
