@@ -547,7 +547,7 @@ fn run_deform_conv2d(
         seed + 1,
     );
     let b = HostTensor::random(&[case.c_out as usize], seed + 2);
-    let g = params.as_conv2d().validate(&x.shape, &w.shape, Some(&b.shape))?;
+    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
     let taps = (case.kh * case.kw) as usize;
     let (ho, wo) = (g.h_out as usize, g.w_out as usize);
     let mut off = HostTensor::random(&[case.n as usize, 2 * taps, ho, wo], seed + 3);

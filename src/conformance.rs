@@ -316,15 +316,7 @@ pub struct DeformConv2dCase {
 
 impl DeformConv2dCase {
     pub fn params(&self) -> DeformConv2dParams {
-        let p = &self.conv.params;
-        DeformConv2dParams {
-            stride: p.stride,
-            padding: p.padding,
-            dilation: p.dilation,
-            groups: p.groups,
-            activation: p.activation,
-            algorithm: Algorithm::Auto,
-        }
+        Conv2dParams { algorithm: Algorithm::Auto, ..self.conv.params }
     }
 
     /// (input, weight, offset, mask, bias)

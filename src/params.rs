@@ -569,34 +569,13 @@ impl ConvTranspose2dParams {
     }
 }
 
-/// Parameters of `deform_conv2d` (as `torchvision.ops.deform_conv2d`). Padding may also be
-/// explicit per side here; `Same` is an error, as torchvision has no such mode.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DeformConv2dParams {
-    pub stride: [u32; 2],
-    pub padding: Padding,
-    pub dilation: [u32; 2],
-    /// Weight groups (from the weight: `Cin / weight.shape[1]`); the offset groups come
-    /// from the offset's channels.
-    pub groups: u32,
-    pub activation: Activation,
-    /// `Auto` or `ImplicitGemm` (bilinear samples gathered by the GEMM's B loader, no
-    /// workspace), or `Im2colGemm` (a deformable im2col workspace, then the GEMM).
-    pub algorithm: Algorithm,
-}
-
-impl Default for DeformConv2dParams {
-    fn default() -> Self {
-        DeformConv2dParams {
-            stride: [1, 1],
-            padding: Padding::Valid,
-            dilation: [1, 1],
-            groups: 1,
-            activation: Activation::None,
-            algorithm: Algorithm::Auto,
-        }
-    }
-}
+/// Parameters of `deform_conv2d` (as `torchvision.ops.deform_conv2d`): the same fields as
+/// conv2d's (`groups` are the weight groups; the offset groups come from the offset's
+/// channels), validated by [`Conv2dParams::validate_deform`]. Padding may be explicit per side;
+/// `Same` is an error, as torchvision has no such mode. `algorithm` is `Auto` /
+/// `ImplicitGemm` (bilinear samples gathered by the GEMM's B loader, no workspace) or
+/// `Im2colGemm` (a deformable im2col workspace, then the GEMM).
+pub type DeformConv2dParams = Conv2dParams;
 
 /// A validated deform_conv2d: the conv's sizes and the number of offset groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -605,22 +584,10 @@ pub struct DeformGeometry {
     pub offset_groups: u32,
 }
 
-impl DeformConv2dParams {
-    /// The conv2d these parameters describe (the sampling grid of zero offsets).
-    pub fn as_conv2d(&self) -> Conv2dParams {
-        Conv2dParams {
-            stride: self.stride,
-            padding: self.padding,
-            dilation: self.dilation,
-            groups: self.groups,
-            algorithm: Algorithm::Auto,
-            activation: self.activation,
-        }
-    }
-
+impl Conv2dParams {
     /// Validates input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`, offset
     /// `[N, 2·G_off·kh·kw, Ho, Wo]`, mask `[N, G_off·kh·kw, Ho, Wo]` and bias `[Cout]`.
-    pub fn validate(
+    pub fn validate_deform(
         &self,
         input: &[usize],
         weight: &[usize],
@@ -637,7 +604,7 @@ impl DeformConv2dParams {
                 format!("deform_conv2d runs implicit_gemm or im2col_gemm, not {}", self.algorithm.name()),
             ));
         }
-        let conv = self.as_conv2d().validate(input, weight, bias)?;
+        let conv = self.validate(input, weight, bias)?;
         check_rank("offset", offset, 4, "N, 2·offset_groups·kh·kw, Ho, Wo")?;
         let taps = (conv.kh * conv.kw) as usize;
         if offset[1] % (2 * taps) != 0 {

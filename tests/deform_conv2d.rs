@@ -74,7 +74,7 @@ impl D {
     fn data(&self, seed: u64) -> (HostTensor, HostTensor, HostTensor, Option<HostTensor>, Option<HostTensor>) {
         let x = HostTensor::random(&self.x, seed);
         let w = HostTensor::random(&[self.cout, self.x[1] / self.p.groups as usize, self.k[0], self.k[1]], seed + 1);
-        let g = self.p.as_conv2d().validate(&x.shape, &w.shape, None).unwrap();
+        let g = self.p.validate(&x.shape, &w.shape, None).unwrap();
         let (ho, wo, taps) = (g.h_out as usize, g.w_out as usize, self.k[0] * self.k[1]);
         let mut rng = SplitMix64::new(seed + 2);
         let n_off = self.x[0] * 2 * self.og * taps * ho * wo;
@@ -180,7 +180,10 @@ fn zero_offsets_equal_conv2d() {
         let y = gpu_run(ctx, &x, &w, &zeros, ones.as_ref(), b.as_ref(), &c.p);
         let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
         let bg = b.as_ref().map(t);
-        let yc = conv2d(ctx, &t(&x), &t(&w), bg.as_ref(), &c.p.as_conv2d()).unwrap().to_vec(ctx).unwrap();
+        let yc = conv2d(ctx, &t(&x), &t(&w), bg.as_ref(), &Conv2dParams { algorithm: Algorithm::Auto, ..c.p })
+            .unwrap()
+            .to_vec(ctx)
+            .unwrap();
         let max = y.iter().zip(&yc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max <= 1e-6, "max |deform − conv2d| = {max}");
     }
@@ -222,8 +225,8 @@ fn integer_offsets_equal_a_shifted_conv2d() {
 fn bad_shapes_are_clear_errors() {
     let p = DeformConv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
     let (x, w) = ([1, 4, 6, 6], [3, 4, 3, 3]);
-    assert!(p.validate(&x, &w, &[1, 18, 6, 6], Some(&[1, 9, 6, 6]), Some(&[3])).is_ok());
-    let e = |o: &[usize], m: Option<&[usize]>| p.validate(&x, &w, o, m, None).unwrap_err();
+    assert!(p.validate_deform(&x, &w, &[1, 18, 6, 6], Some(&[1, 9, 6, 6]), Some(&[3])).is_ok());
+    let e = |o: &[usize], m: Option<&[usize]>| p.validate_deform(&x, &w, o, m, None).unwrap_err();
     assert!(matches!(e(&[1, 17, 6, 6], None), Error::ChannelMismatch(_)));
     assert!(matches!(e(&[1, 54, 6, 6], None), Error::Groups(_)), "3 offset groups do not divide 4 channels");
     assert!(matches!(e(&[1, 18, 5, 6], None), Error::ShapeMismatch { what: "offset", .. }));
@@ -233,7 +236,7 @@ fn bad_shapes_are_clear_errors() {
     assert!(matches!(e(&[18, 6, 6], None), Error::Rank { what: "offset", .. }));
     let same = DeformConv2dParams { padding: Padding::Same, ..p };
     assert!(matches!(
-        same.validate(&x, &w, &[1, 18, 6, 6], None, None),
+        same.validate_deform(&x, &w, &[1, 18, 6, 6], None, None),
         Err(Error::InvalidParam { name: "padding", .. })
     ));
 }

@@ -409,7 +409,7 @@ fn transposed_and_deformable_rules_are_their_errors() {
     for c in deform_conv2d_cases(79, 40) {
         let (x, w) = (c.conv.input.to_vec(), c.conv.weight.to_vec());
         let p = c.params();
-        let g = p.as_conv2d().validate(&x, &w, None).unwrap();
+        let g = p.validate(&x, &w, None).unwrap();
         let (n, taps, ho, wo) = (x[0], w[2] * w[3], g.h_out as usize, g.w_out as usize);
         let og = c.offset_groups;
         let off = vec![n, 2 * og * taps, ho, wo];
@@ -429,14 +429,14 @@ fn transposed_and_deformable_rules_are_their_errors() {
             ("mask rank", off.clone(), Some(mask[1..].to_vec()), |e| matches!(e, Error::Rank { what: "mask", .. })),
         ];
         for (rule, os, ms, check) in rules {
-            let e = p.validate(&x, &w, &os, ms.as_deref(), None).expect_err(rule);
+            let e = p.validate_deform(&x, &w, &os, ms.as_deref(), None).expect_err(rule);
             assert!(check(&e) && e.is_invalid_input(), "{rule}: {e:?} for {c}");
             let mg = ms.as_deref().map(t);
             let e = deform_conv2d(&ctx, &t(&x), &t(&w), &t(&os), mg.as_ref(), None, &p).expect_err(rule);
             assert!(check(&e), "{rule}: {e:?}");
             checked += 1;
         }
-        assert!(p.validate(&x, &w, &off, Some(&mask), None).is_ok());
+        assert!(p.validate_deform(&x, &w, &off, Some(&mask), None).is_ok());
     }
     assert!(checked >= 500, "{checked}");
     assert_eq!(ctx.submissions(), subs, "no GPU work was submitted for an invalid call");

@@ -480,7 +480,7 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     let o = load(&args.offset, "offset")?;
     let m = args.mask.as_ref().map(|p| load(p, "mask")).transpose()?;
-    let dg = params.validate(
+    let dg = params.validate_deform(
         &x.shape,
         &w.shape,
         &o.shape,

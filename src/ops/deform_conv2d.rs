@@ -99,7 +99,7 @@ pub fn deform_conv2d(
     bias: Option<&Tensor>,
     params: &DeformConv2dParams,
 ) -> Result<Tensor> {
-    let dg = params.validate(
+    let dg = params.validate_deform(
         input.shape(),
         weight.shape(),
         offset.shape(),
@@ -127,7 +127,7 @@ pub fn deform_conv2d_into(
     params: &DeformConv2dParams,
     output: &Tensor,
 ) -> Result<DeformConv2dInfo> {
-    let dg = params.validate(
+    let dg = params.validate_deform(
         input.shape(),
         weight.shape(),
         offset.shape(),

@@ -37,7 +37,7 @@ pub fn deform_conv2d(
     bias: Option<&HostTensor>,
     params: &DeformConv2dParams,
 ) -> Result<([usize; 4], Vec<f64>)> {
-    let dg = params.validate(
+    let dg = params.validate_deform(
         &input.shape,
         &weight.shape,
         &offset.shape,
