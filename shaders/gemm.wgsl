@@ -8,6 +8,9 @@
 //      [Cin, Cout/G, kh, kw] is this with K = Cin/G, M = (Cout/G)·kh·kw.
 //    2 an NCHW conv output gradient dY [N, a_channels, a_hw] read as [groups, M, K] with
 //      A[g, m, k] = dY[img, g·M + m, q] for pixel k = img·a_hw + q (grad_weight).
+//    3 the conv_transpose2d weight [Cin, Cout/G, kh, kw] seen by one output phase (B_MODE 6):
+//      A[m, k] = W[gc·Cin/G + cl, m, i, j] for k = (cl·taps_y + ty)·taps_x + tx, with the
+//      phase's taps i = i0y + ty·step_y, j = i0x + tx·step_x; 0 for a tap past the kernel.
 // b: depends on B_MODE, the source of the [groups, K, N] operand:
 //    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
 //    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
@@ -27,20 +30,35 @@
 //                channel k (of C·dw_mult) at pixel n, computed on the fly from `dw_weight`
 //                [C·dw_mult, 1, kh, kw] (+ `dw_bias` when HAS_DW_BIAS, then DW_ACT): the
 //                fused depthwise-separable block, A being the pointwise weight [Cout, K].
+//    6 transposed b is the NCHW input of a conv_transpose2d, decomposed into its sh·sw output
+//                phases (ry, rx) = (oy mod sh, ox mod sw): group index g = phase·G + gc. An
+//                output row oy = ry + sh·qy receives exactly the taps i ≡ i0y (mod step_y),
+//                step_y = sh / gcd(sh, dh), where i0y·dh ≡ ry + pt (mod sh), from input row
+//                iy = (oy + pt − i·dh) / sh = qy + by − ty·dq_y, dq_y = dh / gcd(sh, dh) (same
+//                along x). Column n is phase pixel (img, qy, qx) of the grid [N, ⌈Ho/sh⌉,
+//                ⌈Wo/sw⌉] (hw and w_out hold that grid); row k is (cl, ty, tx) as in A_MODE 3.
+//                A stride-s transposed conv thus becomes s² dense implicit GEMMs with no
+//                zero-insertion and no col2im; each output is written once.
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
-//    c[(img − img0)·c_image_stride + co·hw + q]. An NCHW conv output has hw = Ho·Wo and
+//    c[(img − img0)·c_image_stride + co·hw + q] (B_MODE 6: co = gc·M + m and the pixel
+//    (ry + sh·qy)·out_w + rx + sw·qx of an out_h × out_w plane). An NCHW conv output has hw = Ho·Wo and
 //    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = img0 = 0; a chunk of
 //    images img0.. written to a workspace sets img0 to its first image.
 //
-// Each workgroup computes one 64×64 tile of C for one group, K advancing in slices of 16
-// through workgroup memory. Two entry points share everything but the register blocking:
-//   main      16×16 invocations, a 4×4 block each in four named vec4 accumulators;
-//   main_8x8   8×8 invocations, an 8×8 block each in sixteen named vec4 accumulators: four
-//              times the multiply-adds per workgroup-memory load, and a quarter of the
-//              invocations to step through each barrier (llvmpipe runs a workgroup's
-//              invocations as SIMD groups on one thread).
+// Each workgroup computes one tile of C for one group, K advancing in slices of 16 through
+// workgroup memory. Three entry points share everything but the tile and register blocking:
+//   main        64×64 tile, 16×16 invocations, a 4×4 block each in four named vec4
+//               accumulators;
+//   main_8x8    64×64 tile, 8×8 invocations, an 8×8 block each in sixteen named vec4
+//               accumulators: four times the multiply-adds per workgroup-memory load, and a
+//               quarter of the invocations to step through each barrier (llvmpipe runs a
+//               workgroup's invocations as SIMD groups on one thread);
+//   main_16x16  128×128 tile, 8×8 invocations, a 16×16 block each in sixteen mat4x4
+//               accumulators (4×4 sub-blocks): eight vec4 loads from workgroup memory feed 256
+//               multiply-adds, twice the 8×8 kernel's ratio. On llvmpipe every load inside a
+//               loop runs lane by lane, so that ratio sets the speed.
 // Named accumulators, not arrays: llvmpipe and most drivers keep them in registers, where a
 // private array would spill. Tiles are numbered (g, tile_m, tile_n) and the grid may be
 // folded into y and z: linear id = x + nx·(y + ny·z).
@@ -58,9 +76,6 @@ struct GemmParams {
     n: u32,
     k: u32,
     groups: u32,
-    tiles_m: u32,
-    tiles_n: u32,
-    total_tiles: u32,
     hw: u32,
     col0: u32,
     c_image_stride: u32,
@@ -82,6 +97,15 @@ struct GemmParams {
     a_channels: u32,
     offset_groups: u32,
     dw_mult: u32,
+    // B_MODE 6 (transposed) only: the real output plane, the taps per phase and their steps.
+    out_h: u32,
+    out_w: u32,
+    taps_y: u32,
+    taps_x: u32,
+    step_y: u32,
+    step_x: u32,
+    dq_y: u32,
+    dq_x: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -103,8 +127,83 @@ var<workgroup> a_tile: array<vec4<f32>, 256>;
 // b_tile[k·16 + j] = B[k0 + k][col0 + 4j .. col0 + 4j + 3]  (four columns of one row of B)
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 
-fn load_a(g: u32, row: u32, k: u32) -> f32 {
+// What a workgroup's group index g means. Every mode but B_MODE 6: the conv group gc = g.
+// B_MODE 6: g = phase·G + gc with phase = ry·sw + rx; the phase's first taps (i0y, i0x), the
+// input offsets (by, bx) of its tap (i0y, i0x), and whether it has taps at all along y / x.
+struct Phase {
+    gc: u32,
+    ry: u32,
+    rx: u32,
+    i0y: u32,
+    i0x: u32,
+    by: i32,
+    bx: i32,
+    ok: bool,
+}
+
+// The first tap i0 < step with i0·d ≡ r + p (mod s), and (r + p − i0·d) / s (exact), or
+// i0 = step when no tap reaches this phase (gcd(s, d) ∤ r + p).
+fn phase_axis(r: u32, s: u32, d: u32, p: u32, step: u32) -> vec2<i32> {
+    let a = r + p;
+    for (var i0 = 0u; i0 < step; i0++) {
+        if ((i0 * d) % s == a % s) {
+            return vec2<i32>(i32(i0), (i32(a) - i32(i0 * d)) / i32(s));
+        }
+    }
+    return vec2<i32>(i32(step), 0);
+}
+
+fn phase_of(g: u32) -> Phase {
+    var ph: Phase;
+    ph.gc = g;
+    ph.ok = true;
+    if (B_MODE == 6u) {
+        let conv_groups = params.groups / (params.stride_h * params.stride_w);
+        let phase = g / conv_groups;
+        ph.gc = g - phase * conv_groups;
+        ph.ry = phase / params.stride_w;
+        ph.rx = phase - ph.ry * params.stride_w;
+        let y = phase_axis(ph.ry, params.stride_h, params.dil_h, params.pad_top, params.step_y);
+        let x = phase_axis(ph.rx, params.stride_w, params.dil_w, params.pad_left, params.step_x);
+        ph.i0y = u32(y.x);
+        ph.i0x = u32(x.x);
+        ph.by = y.y;
+        ph.bx = x.y;
+        ph.ok = ph.i0y < params.step_y && ph.i0x < params.step_x;
+    }
+    return ph;
+}
+
+// Row k of a phase (B_MODE 6 / A_MODE 3) as (channel cl, tap ty, tap tx, real): the tap
+// (i0y + ty·step_y, i0x + tx·step_x) is real when it lies inside the kernel. Phantom taps are
+// 0 in both A and B, so they add exactly 0.
+fn phase_tap(ph: Phase, k: u32) -> vec4<u32> {
+    let per = params.taps_y * params.taps_x;
+    let cl = k / per;
+    let t = k - cl * per;
+    let ty = t / params.taps_x;
+    let tx = t - ty * params.taps_x;
+    let ok = ph.ok && ph.i0y + ty * params.step_y < params.kh && ph.i0x + tx * params.step_x < params.kw;
+    return vec4<u32>(cl, ty, tx, select(0u, 1u, ok));
+}
+
+// First input channel of conv group gc in B_MODE 6 (params.groups counts phases × groups).
+fn phase_channel0(gc: u32) -> u32 {
+    return gc * (params.c_in / (params.groups / (params.stride_h * params.stride_w)));
+}
+
+fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
+    let g = ph.gc;
     if (row < params.m) {
+        if (A_MODE == 3u) {
+            let t = phase_tap(ph, k);
+            if (t.w == 0u) {
+                return 0.0;
+            }
+            let i = ph.i0y + t.y * params.step_y;
+            let j = ph.i0x + t.z * params.step_x;
+            return a[(((phase_channel0(g) + t.x) * params.m + row) * params.kh + i) * params.kw + j];
+        }
         if (A_MODE == 1u) {
             return a[(g * params.k + k) * params.m + row];
         }
@@ -126,11 +225,11 @@ fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
     return 0.0;
 }
 
-fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
+fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     if (m >= params.m) {
         return;
     }
-    let co = g * params.m + m;
+    let co = ph.gc * params.m + m;
     var add = 0.0;
     if (HAS_BIAS) {
         add = bias[co];
@@ -142,7 +241,17 @@ fn store_row(g: u32, m: u32, n0: u32, v: vec4<f32>) {
             let p = params.col0 + n;
             let img = p / params.hw;
             let q = p - img * params.hw;
-            c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
+            if (B_MODE == 6u) {
+                let qy = q / params.w_out;
+                let oy = ph.ry + params.stride_h * qy;
+                let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
+                if (oy < params.out_h && ox < params.out_w) {
+                    let plane = params.out_h * params.out_w;
+                    c[(img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox] = activate(v[e] + add, alpha);
+                }
+            } else {
+                c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
+            }
         }
     }
 }
@@ -159,7 +268,8 @@ struct Cols {
     ix0: vec4<i32>,
 }
 
-fn columns(g: u32, b_c: u32) -> Cols {
+fn columns(ph: Phase, b_c: u32) -> Cols {
+    let g = ph.gc;
     var c: Cols;
     let cols = vec4<u32>(b_c, b_c + 1u, b_c + 2u, b_c + 3u);
     c.ok = cols < vec4<u32>(params.n);
@@ -176,6 +286,15 @@ fn columns(g: u32, b_c: u32) -> Cols {
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
         c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
+    } else if (B_MODE == 6u) {
+        // Phase pixel (qy, qx); columns outside the real output plane gather nothing.
+        let qy = q / vec4<u32>(params.w_out);
+        let qx = q - qy * params.w_out;
+        c.ok = c.ok & (vec4<u32>(ph.ry) + qy * params.stride_h < vec4<u32>(params.out_h))
+                    & (vec4<u32>(ph.rx) + qx * params.stride_w < vec4<u32>(params.out_w));
+        c.base = c.img * (params.c_in * params.h * params.w);
+        c.iy0 = vec4<i32>(qy) + ph.by;
+        c.ix0 = vec4<i32>(qx) + ph.bx;
     } else if (B_MODE == 2u) {
         c.base = c.img * (params.c_in * params.hw) + q;
     } else if (B_MODE == 3u) {
@@ -244,7 +363,8 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
 }
 
 // Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N).
-fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
+fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
+    let g = ph.gc;
     var bv = vec4<f32>(0.0);
     if (bk >= params.k) {
         return bv;
@@ -275,6 +395,16 @@ fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(c.ok.w, c.base.w + chan, c.iy0.w + dy, c.ix0.w + dx));
     } else if (B_MODE == 5u) {
         bv = depthwise_row(c, bk);
+    } else if (B_MODE == 6u) {
+        let t = phase_tap(ph, bk);
+        let ok = t.w != 0u;
+        let chan = (phase_channel0(g) + t.x) * params.h * params.w;
+        let dy = i32(t.y * params.dq_y);
+        let dx = i32(t.z * params.dq_x);
+        bv = vec4<f32>(gather(ok && c.ok.x, c.base.x + chan, c.iy0.x - dy, c.ix0.x - dx),
+                       gather(ok && c.ok.y, c.base.y + chan, c.iy0.y - dy, c.ix0.y - dx),
+                       gather(ok && c.ok.z, c.base.z + chan, c.iy0.z - dy, c.ix0.z - dx),
+                       gather(ok && c.ok.w, c.base.w + chan, c.iy0.w - dy, c.ix0.w - dx));
     } else if (B_MODE == 4u) {
         let taps = params.kh * params.kw;
         let cl = bk / taps;
@@ -319,21 +449,23 @@ fn load_b(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
 }
 
 // Rows 4·i4 .. 4·i4 + 3 of the tile at column k0 + kk of A.
-fn load_a4(g: u32, row0: u32, i4: u32, k: u32) -> vec4<f32> {
+fn load_a4(ph: Phase, row0: u32, i4: u32, k: u32) -> vec4<f32> {
     if (k >= params.k) {
         return vec4<f32>(0.0);
     }
     let r = row0 + 4u * i4;
-    return vec4<f32>(load_a(g, r, k), load_a(g, r + 1u, k), load_a(g, r + 2u, k), load_a(g, r + 3u, k));
+    return vec4<f32>(load_a(ph, r, k), load_a(ph, r + 1u, k), load_a(ph, r + 2u, k), load_a(ph, r + 3u, k));
 }
 
-// The tile of workgroup `tile`: (group, first row, first column), or g = groups when the
-// workgroup is past the last tile of a folded grid.
-fn tile_origin(tile: u32) -> vec3<u32> {
-    let per_group = params.tiles_m * params.tiles_n;
+// The tile of workgroup `tile` for a kernel of bm × bn tiles: (group, first row, first
+// column, 1), or w = 0 when the workgroup is past the last tile of a folded grid.
+fn tile_origin(tile: u32, bm: u32, bn: u32) -> vec4<u32> {
+    let tiles_m = (params.m + bm - 1u) / bm;
+    let tiles_n = (params.n + bn - 1u) / bn;
+    let per_group = tiles_m * tiles_n;
     let g = tile / per_group;
     let t = tile - g * per_group;
-    return vec3<u32>(g, (t / params.tiles_n) * BM, (t % params.tiles_n) * BN);
+    return vec4<u32>(g, (t / tiles_n) * bm, (t % tiles_n) * bn, select(0u, 1u, g < params.groups));
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -343,12 +475,11 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
-    if (tile >= params.total_tiles) {
+    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), BM, BN);
+    if (o.w == 0u) {
         return;
     }
-    let o = tile_origin(tile);
-    let g = o.x;
+    let ph = phase_of(o.x);
     let row0 = o.y;
     let col0 = o.z;
 
@@ -363,13 +494,13 @@ fn main(
     let a_i = li / BK;
     let b_k = li / 16u;
     let b_j = li % 16u;
-    let cols = columns(g, col0 + 4u * b_j);
+    let cols = columns(ph, col0 + 4u * b_j);
 
     let k_tiles = (params.k + BK - 1u) / BK;
     for (var kt = 0u; kt < k_tiles; kt++) {
         let k0 = kt * BK;
-        a_tile[a_k * 16u + a_i] = load_a4(g, row0, a_i, k0 + a_k);
-        b_tile[b_k * 16u + b_j] = load_b(g, cols, k0 + b_k, col0 + 4u * b_j);
+        a_tile[a_k * 16u + a_i] = load_a4(ph, row0, a_i, k0 + a_k);
+        b_tile[b_k * 16u + b_j] = load_b(ph, cols, k0 + b_k, col0 + 4u * b_j);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let x = a_tile[kk * 16u + lid.y];
@@ -384,10 +515,10 @@ fn main(
 
     let m0 = row0 + 4u * lid.y;
     let n0 = col0 + 4u * lid.x;
-    store_row(g, m0, n0, acc0);
-    store_row(g, m0 + 1u, n0, acc1);
-    store_row(g, m0 + 2u, n0, acc2);
-    store_row(g, m0 + 3u, n0, acc3);
+    store_row(ph, m0, n0, acc0);
+    store_row(ph, m0 + 1u, n0, acc1);
+    store_row(ph, m0 + 2u, n0, acc2);
+    store_row(ph, m0 + 3u, n0, acc3);
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -397,12 +528,11 @@ fn main_8x8(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
-    if (tile >= params.total_tiles) {
+    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), BM, BN);
+    if (o.w == 0u) {
         return;
     }
-    let o = tile_origin(tile);
-    let g = o.x;
+    let ph = phase_of(o.x);
     let row0 = o.y;
     let col0 = o.z;
 
@@ -429,15 +559,15 @@ fn main_8x8(
     // 4·(li % 16) .. + 3, the same for every e (so one column precompute serves all four).
     let a_k = li % BK;
     let b_j = li % 16u;
-    let cols = columns(g, col0 + 4u * b_j);
+    let cols = columns(ph, col0 + 4u * b_j);
 
     let k_tiles = (params.k + BK - 1u) / BK;
     for (var kt = 0u; kt < k_tiles; kt++) {
         let k0 = kt * BK;
         for (var e = 0u; e < 4u; e++) {
             let slot = li / 16u + 4u * e;
-            a_tile[a_k * 16u + slot] = load_a4(g, row0, slot, k0 + a_k);
-            b_tile[slot * 16u + b_j] = load_b(g, cols, k0 + slot, col0 + 4u * b_j);
+            a_tile[a_k * 16u + slot] = load_a4(ph, row0, slot, k0 + a_k);
+            b_tile[slot * 16u + b_j] = load_b(ph, cols, k0 + slot, col0 + 4u * b_j);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -467,20 +597,168 @@ fn main_8x8(
 
     let m0 = row0 + 8u * lid.y;
     let n0 = col0 + 8u * lid.x;
-    store_row(g, m0, n0, acc00);
-    store_row(g, m0, n0 + 4u, acc01);
-    store_row(g, m0 + 1u, n0, acc10);
-    store_row(g, m0 + 1u, n0 + 4u, acc11);
-    store_row(g, m0 + 2u, n0, acc20);
-    store_row(g, m0 + 2u, n0 + 4u, acc21);
-    store_row(g, m0 + 3u, n0, acc30);
-    store_row(g, m0 + 3u, n0 + 4u, acc31);
-    store_row(g, m0 + 4u, n0, acc40);
-    store_row(g, m0 + 4u, n0 + 4u, acc41);
-    store_row(g, m0 + 5u, n0, acc50);
-    store_row(g, m0 + 5u, n0 + 4u, acc51);
-    store_row(g, m0 + 6u, n0, acc60);
-    store_row(g, m0 + 6u, n0 + 4u, acc61);
-    store_row(g, m0 + 7u, n0, acc70);
-    store_row(g, m0 + 7u, n0 + 4u, acc71);
+    store_row(ph, m0, n0, acc00);
+    store_row(ph, m0, n0 + 4u, acc01);
+    store_row(ph, m0 + 1u, n0, acc10);
+    store_row(ph, m0 + 1u, n0 + 4u, acc11);
+    store_row(ph, m0 + 2u, n0, acc20);
+    store_row(ph, m0 + 2u, n0 + 4u, acc21);
+    store_row(ph, m0 + 3u, n0, acc30);
+    store_row(ph, m0 + 3u, n0 + 4u, acc31);
+    store_row(ph, m0 + 4u, n0, acc40);
+    store_row(ph, m0 + 4u, n0 + 4u, acc41);
+    store_row(ph, m0 + 5u, n0, acc50);
+    store_row(ph, m0 + 5u, n0 + 4u, acc51);
+    store_row(ph, m0 + 6u, n0, acc60);
+    store_row(ph, m0 + 6u, n0 + 4u, acc61);
+    store_row(ph, m0 + 7u, n0, acc70);
+    store_row(ph, m0 + 7u, n0 + 4u, acc71);
+}
+
+// main_16x16's tile shape (the Rust twin is `TileShape`): 0 square 128×128 (8×8 invocations,
+// K slices of 16), 1 wide 64×256 (4×16 invocations, K slices of 8), 2 tall 256×64 (16×4
+// invocations, K slices of 8). The host picks the one that wastes the fewest padded rows and
+// columns for the GEMM's M and N; all three use at most 16 KiB of workgroup memory.
+override TILE_SHAPE: u32 = 0u;
+
+// Invocations along N; along M there are 64 / that.
+fn wg_x() -> u32 {
+    return select(select(8u, 16u, TILE_SHAPE == 1u), 4u, TILE_SHAPE == 2u);
+}
+
+fn bk16() -> u32 {
+    return select(8u, 16u, TILE_SHAPE == 0u);
+}
+
+// a_tile16[k·BM/4 + i] = A[row0 + 4i .. row0 + 4i + 3][k0 + k]
+var<workgroup> a_tile16: array<vec4<f32>, 512>;
+// b_tile16[k·BN/4 + j] = B[k0 + k][col0 + 4j .. col0 + 4j + 3]
+var<workgroup> b_tile16: array<vec4<f32>, 512>;
+
+// x·yᵀ for four rows x and four columns y: column c of the result is row c's four values.
+fn outer4(x: vec4<f32>, y: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(x.x * y, x.y * y, x.z * y, x.w * y);
+}
+
+// Stores the 4×4 sub-block `acc` whose first row is m and first column n.
+fn store4(ph: Phase, m: u32, n: u32, acc: mat4x4<f32>) {
+    store_row(ph, m, n, acc[0]);
+    store_row(ph, m + 1u, n, acc[1]);
+    store_row(ph, m + 2u, n, acc[2]);
+    store_row(ph, m + 3u, n, acc[3]);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn main_16x16(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let nx = wg_x();
+    let lx = li % nx;
+    let ly = li / nx;
+    let bm = 16u * (64u / nx);
+    let bn = 16u * nx;
+    let bk = bk16();
+    // vec4 slots per row of k in each tile
+    let aq = bm / 4u;
+    let bq = bn / 4u;
+    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), bm, bn);
+    if (o.w == 0u) {
+        return;
+    }
+    let ph = phase_of(o.x);
+    let row0 = o.y;
+    let col0 = o.z;
+
+    // acc<t><u>: rows 16·ly + 4t .. + 3 (one per matrix column), columns 16·lx + 4u .. + 3
+    // (the four components).
+    var acc00 = mat4x4<f32>();
+    var acc01 = mat4x4<f32>();
+    var acc02 = mat4x4<f32>();
+    var acc03 = mat4x4<f32>();
+    var acc10 = mat4x4<f32>();
+    var acc11 = mat4x4<f32>();
+    var acc12 = mat4x4<f32>();
+    var acc13 = mat4x4<f32>();
+    var acc20 = mat4x4<f32>();
+    var acc21 = mat4x4<f32>();
+    var acc22 = mat4x4<f32>();
+    var acc23 = mat4x4<f32>();
+    var acc30 = mat4x4<f32>();
+    var acc31 = mat4x4<f32>();
+    var acc32 = mat4x4<f32>();
+    var acc33 = mat4x4<f32>();
+
+    // Loader roles (64 invocations fill the bk·aq and bk·bq slots of the tiles): for A,
+    // column k = li % bk of row quads li / bk + (64 / bk)·e; for B, rows li / bq + (64 / bq)·e
+    // and the four columns 4·(li % bq) .. + 3, the same for every e (one column precompute
+    // serves them all).
+    let a_k = li % bk;
+    let b_j = li % bq;
+    let cols = columns(ph, col0 + 4u * b_j);
+    let a_loads = bk * aq / 64u;
+    let b_loads = bk * bq / 64u;
+
+    let k_tiles = (params.k + bk - 1u) / bk;
+    for (var kt = 0u; kt < k_tiles; kt++) {
+        let k0 = kt * bk;
+        for (var e = 0u; e < a_loads; e++) {
+            let a_slot = li / bk + (64u / bk) * e;
+            a_tile16[a_k * aq + a_slot] = load_a4(ph, row0, a_slot, k0 + a_k);
+        }
+        for (var e = 0u; e < b_loads; e++) {
+            let b_row = li / bq + (64u / bq) * e;
+            b_tile16[b_row * bq + b_j] = load_b(ph, cols, k0 + b_row, col0 + 4u * b_j);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < bk; kk++) {
+            let a = kk * aq + 4u * ly;
+            let b = kk * bq + 4u * lx;
+            let x0 = a_tile16[a];
+            let x1 = a_tile16[a + 1u];
+            let x2 = a_tile16[a + 2u];
+            let x3 = a_tile16[a + 3u];
+            let y0 = b_tile16[b];
+            let y1 = b_tile16[b + 1u];
+            let y2 = b_tile16[b + 2u];
+            let y3 = b_tile16[b + 3u];
+            acc00 += outer4(x0, y0);
+            acc01 += outer4(x0, y1);
+            acc02 += outer4(x0, y2);
+            acc03 += outer4(x0, y3);
+            acc10 += outer4(x1, y0);
+            acc11 += outer4(x1, y1);
+            acc12 += outer4(x1, y2);
+            acc13 += outer4(x1, y3);
+            acc20 += outer4(x2, y0);
+            acc21 += outer4(x2, y1);
+            acc22 += outer4(x2, y2);
+            acc23 += outer4(x2, y3);
+            acc30 += outer4(x3, y0);
+            acc31 += outer4(x3, y1);
+            acc32 += outer4(x3, y2);
+            acc33 += outer4(x3, y3);
+        }
+        workgroupBarrier();
+    }
+
+    let m0 = row0 + 16u * ly;
+    let n0 = col0 + 16u * lx;
+    store4(ph, m0, n0, acc00);
+    store4(ph, m0, n0 + 4u, acc01);
+    store4(ph, m0, n0 + 8u, acc02);
+    store4(ph, m0, n0 + 12u, acc03);
+    store4(ph, m0 + 4u, n0, acc10);
+    store4(ph, m0 + 4u, n0 + 4u, acc11);
+    store4(ph, m0 + 4u, n0 + 8u, acc12);
+    store4(ph, m0 + 4u, n0 + 12u, acc13);
+    store4(ph, m0 + 8u, n0, acc20);
+    store4(ph, m0 + 8u, n0 + 4u, acc21);
+    store4(ph, m0 + 8u, n0 + 8u, acc22);
+    store4(ph, m0 + 8u, n0 + 12u, acc23);
+    store4(ph, m0 + 12u, n0, acc30);
+    store4(ph, m0 + 12u, n0 + 4u, acc31);
+    store4(ph, m0 + 12u, n0 + 8u, acc32);
+    store4(ph, m0 + 12u, n0 + 12u, acc33);
 }

@@ -319,16 +319,19 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             Ok(r) => r,
             Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
         },
-        // One algorithm: timed under --algo auto (and as the first of --algo all).
-        BenchOp::ConvTranspose2d if matches!(algorithm, Algorithm::Auto | Algorithm::Im2colGemm) => {
-            match run_conv_transpose2d(ctx, case, opts) {
+        BenchOp::ConvTranspose2d
+            if matches!(algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::GemmCol2im) =>
+        {
+            match run_conv_transpose2d(ctx, case, algorithm, opts) {
                 Ok(r) => r,
-                Err(e) => CaseResult::skipped(case, "gemm_col2im", format!("error: {e}")),
+                Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
             }
         }
-        BenchOp::ConvTranspose2d => {
-            CaseResult::skipped(case, algorithm.name(), "n/a: conv_transpose2d has one algorithm".into())
-        }
+        BenchOp::ConvTranspose2d => CaseResult::skipped(
+            case,
+            algorithm.name(),
+            "n/a: conv_transpose2d runs implicit_gemm or gemm_col2im".into(),
+        ),
         BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
         BenchOp::SeparableConv2d => {
             CaseResult::skipped(case, algorithm.name(), "n/a: separable rows come from run_separable".into())
@@ -584,12 +587,18 @@ fn run_deform_conv2d(
     Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
 }
 
-fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+fn run_conv_transpose2d(
+    ctx: &GpuContext,
+    case: &BenchCase,
+    algorithm: Algorithm,
+    opts: &BenchOptions,
+) -> Result<CaseResult> {
     let params = crate::params::ConvTranspose2dParams {
         stride: [case.stride; 2],
         padding: Padding::Symmetric([case.pad; 2]),
         dilation: [case.dil; 2],
         groups: case.groups,
+        algorithm,
         ..Default::default()
     };
     let seed = case_seed(case);
@@ -616,7 +625,7 @@ fn run_conv_transpose2d(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions)
         None
     };
     let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    Ok(measured(case, "gemm_col2im", &times, method, g.flops(), bytes, info.workspace_bytes, check))
+    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
 }
 
 /// What this adapter reaches at best, measured once per run.

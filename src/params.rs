@@ -65,12 +65,22 @@ pub enum Algorithm {
     /// Depthwise (groups = Cin, any channel multiplier): a direct kernel, four outputs per
     /// invocation.
     Depthwise,
+    /// A direct kernel: 4 output pixels × 16 output channels per invocation, the weights
+    /// read at workgroup-uniform addresses; no workspace, no workgroup memory.
+    Direct,
+    /// conv_transpose2d only: the GEMM `Wᵀ·X` into a column workspace, then a col2im gather.
+    /// (`ImplicitGemm` is conv_transpose2d's other algorithm: its sh·sw output phases as
+    /// implicit GEMMs, no workspace.)
+    GemmCol2im,
 }
 
 impl Algorithm {
     /// Every concrete algorithm, in the order `--algo all` runs them.
-    pub const ALL: [Algorithm; 4] =
-        [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise];
+    pub const ALL: [Algorithm; 5] =
+        [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise, Algorithm::Direct];
+
+    /// conv_transpose2d's algorithms, in the order `--algo all` runs them.
+    pub const TRANSPOSED: [Algorithm; 2] = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -79,11 +89,13 @@ impl Algorithm {
             Algorithm::ImplicitGemm => "implicit_gemm",
             Algorithm::Gemm1x1 => "gemm_1x1",
             Algorithm::Depthwise => "depthwise",
+            Algorithm::Direct => "direct",
+            Algorithm::GemmCol2im => "gemm_col2im",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Algorithm> {
-        std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).find(|a| a.name() == name)
+        std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).chain(Algorithm::TRANSPOSED).find(|a| a.name() == name)
     }
 
     /// Why this algorithm cannot compute `g`, if it cannot.
@@ -98,6 +110,7 @@ impl Algorithm {
             Algorithm::Depthwise if g.c_in_per_group() != 1 => {
                 Some(format!("depthwise needs groups = Cin (got groups {} for Cin {})", g.groups, g.c_in))
             }
+            Algorithm::GemmCol2im => Some("gemm_col2im computes conv_transpose2d, not conv2d".into()),
             _ => None,
         }
     }
@@ -406,6 +419,9 @@ pub struct ConvTranspose2dParams {
     pub groups: u32,
     /// Applied to every output after the bias.
     pub activation: Activation,
+    /// `Auto` / `ImplicitGemm`: the sh·sw output phases as implicit GEMMs (no workspace, no
+    /// col2im; the default); `GemmCol2im`: `Wᵀ·X` into a workspace, then a col2im gather.
+    pub algorithm: Algorithm,
 }
 
 impl Default for ConvTranspose2dParams {
@@ -417,6 +433,7 @@ impl Default for ConvTranspose2dParams {
             dilation: [1, 1],
             groups: 1,
             activation: Activation::None,
+            algorithm: Algorithm::Auto,
         }
     }
 }
@@ -494,6 +511,12 @@ impl ConvTranspose2dParams {
         check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not defined for conv_transpose2d (as in PyTorch)"));
+        }
+        if !matches!(self.algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::GemmCol2im) {
+            return Err(Error::param(
+                "algorithm",
+                format!("conv_transpose2d runs implicit_gemm or gemm_col2im, not {}", self.algorithm.name()),
+            ));
         }
         for axis in 0..2 {
             let limit = self.stride[axis].max(self.dilation[axis]);

@@ -12,6 +12,8 @@ pub enum ShaderId {
     Gemm,
     /// The same file's `main_8x8` entry point: 8×8 outputs per invocation.
     Gemm8x8,
+    /// The same file's `main_16x16` entry point: 128×128 tiles, 16×16 outputs per invocation.
+    Gemm16x16,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
     /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
@@ -29,6 +31,9 @@ pub enum ShaderId {
     DepthwiseGradInput,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_weight`.
     DepthwiseGradWeight,
+    /// `shaders/direct.wgsl` (after `activation.wgsl`): direct conv2d, 4 pixels × 16
+    /// channels per invocation, weights read at workgroup-uniform addresses.
+    Direct,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -48,6 +53,7 @@ impl ShaderId {
         ShaderId::Im2col,
         ShaderId::Gemm,
         ShaderId::Gemm8x8,
+        ShaderId::Gemm16x16,
         ShaderId::Depthwise,
         ShaderId::Col2im,
         ShaderId::ChannelSum,
@@ -56,6 +62,7 @@ impl ShaderId {
         ShaderId::Vol2col,
         ShaderId::DepthwiseGradInput,
         ShaderId::DepthwiseGradWeight,
+        ShaderId::Direct,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +70,7 @@ impl ShaderId {
             ShaderId::Im2col => "im2col",
             ShaderId::Gemm => "gemm",
             ShaderId::Gemm8x8 => "gemm_8x8",
+            ShaderId::Gemm16x16 => "gemm_16x16",
             ShaderId::Depthwise => "depthwise",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
@@ -71,13 +79,14 @@ impl ShaderId {
             ShaderId::Vol2col => "vol2col",
             ShaderId::DepthwiseGradInput => "depthwise_grad_input",
             ShaderId::DepthwiseGradWeight => "depthwise_grad_weight",
+            ShaderId::Direct => "direct",
         }
     }
 
     pub fn file(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col.wgsl",
-            ShaderId::Gemm | ShaderId::Gemm8x8 => "gemm.wgsl",
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => "gemm.wgsl",
             ShaderId::Depthwise => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
@@ -85,6 +94,7 @@ impl ShaderId {
             ShaderId::Pool2d => "pool2d.wgsl",
             ShaderId::Vol2col => "vol2col.wgsl",
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => "depthwise_backward.wgsl",
+            ShaderId::Direct => "direct.wgsl",
         }
     }
 
@@ -92,7 +102,9 @@ impl ShaderId {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             ShaderId::Im2col => &["im2col.wgsl"],
-            ShaderId::Gemm | ShaderId::Gemm8x8 => &["activation.wgsl", "bilinear.wgsl", "gemm.wgsl"],
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
+                &["activation.wgsl", "bilinear.wgsl", "gemm.wgsl"]
+            }
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
@@ -100,6 +112,7 @@ impl ShaderId {
             ShaderId::Pool2d => &["pool2d.wgsl"],
             ShaderId::Vol2col => &["vol2col.wgsl"],
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => &["depthwise_backward.wgsl"],
+            ShaderId::Direct => &["activation.wgsl", "direct.wgsl"],
         }
     }
 
@@ -107,7 +120,7 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
             // Shared WGSL is whole files concatenated (see `files`).
-            ShaderId::Gemm | ShaderId::Gemm8x8 => concat!(
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => concat!(
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
@@ -127,12 +140,16 @@ impl ShaderId {
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
                 include_str!("../shaders/depthwise_backward.wgsl")
             }
+            ShaderId::Direct => {
+                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/direct.wgsl"))
+            }
         }
     }
 
     pub fn entry_point(self) -> &'static str {
         match self {
             ShaderId::Gemm8x8 => "main_8x8",
+            ShaderId::Gemm16x16 => "main_16x16",
             ShaderId::DepthwiseGradInput => "grad_input",
             ShaderId::DepthwiseGradWeight => "grad_weight",
             _ => "main",
@@ -146,7 +163,7 @@ impl ShaderId {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, a, b, bias, c, offset, mask, dw_weight, dw_bias
-            ShaderId::Gemm | ShaderId::Gemm8x8 => &[
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => &[
                 Uniform,
                 StorageRead,
                 StorageRead,
@@ -158,7 +175,9 @@ impl ShaderId {
                 StorageRead,
             ],
             // params, input, weight, bias, out
-            ShaderId::Depthwise => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
+            ShaderId::Depthwise | ShaderId::Direct => {
+                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite]
+            }
             // params, col, bias, out
             ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
             // params, x, out
@@ -193,7 +212,7 @@ impl ShaderId {
                 .into_iter()
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),
-            ShaderId::Gemm | ShaderId::Gemm8x8 => {
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
                     for ov in epilogue_sets() {
@@ -204,6 +223,10 @@ impl ShaderId {
                 // and activation come later, in col2im.
                 let plain = || Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0);
                 sets.push(plain().with("B_MODE", 2.0).with("A_MODE", 1.0));
+                // conv_transpose2d by output phases, with its bias and activation.
+                for ov in epilogue_sets() {
+                    sets.push(ov.with("B_MODE", 6.0).with("A_MODE", 3.0));
+                }
                 // conv2d grad_weight: dY × the transposed im2col matrix, gathered.
                 sets.push(plain().with("B_MODE", 3.0).with("A_MODE", 2.0));
                 // separable_conv2d, fused: the depthwise stage computed by the B loader.
@@ -226,9 +249,16 @@ impl ShaderId {
                         sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 0.0).flag("HAS_MASK", mask));
                     }
                 }
+                if self == ShaderId::Gemm16x16 {
+                    // every set × each tile shape
+                    sets = sets
+                        .into_iter()
+                        .flat_map(|ov| (0..3).map(move |t| ov.clone().with("TILE_SHAPE", t as f64)))
+                        .collect();
+                }
                 sets
             }
-            ShaderId::Depthwise | ShaderId::Col2im => epilogue_sets(),
+            ShaderId::Depthwise | ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
         }
     }
 }

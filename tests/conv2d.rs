@@ -416,7 +416,7 @@ fn autotuner_measures_once_per_bucket_and_persists() {
     let c = case(1, 8, [12, 12], 8, [3, 3]).pad(sym(1, 1));
     let (stats, info) = run_case(&ctx, &c, 1);
     assert!(stats.passes(Tolerance::default()), "{stats}");
-    assert!(matches!(info.algorithm, Algorithm::Im2colGemm | Algorithm::ImplicitGemm), "{info:?}");
+    assert!(matches!(info.algorithm, Algorithm::Im2colGemm | Algorithm::ImplicitGemm | Algorithm::Direct), "{info:?}");
     assert_eq!(ctx.autotune_measurements(), 1);
     // Same bucket (13x11 rounds up to 16x16 like 12x12): no new measurement, same choice.
     let (stats, again) = run_case(&ctx, &case(1, 8, [13, 11], 8, [3, 3]).pad(sym(1, 1)), 2);
@@ -437,23 +437,61 @@ fn autotuner_measures_once_per_bucket_and_persists() {
     let _ = std::fs::remove_file(&file);
 }
 
-/// The other register blocking of the tiled GEMM (`GemmKernel::Block4x4`) on every case and
-/// every GEMM-based algorithm, so both entry points of gemm.wgsl stay correct.
+/// Every register blocking of the tiled GEMM on every case and every GEMM-based algorithm,
+/// so each entry point of gemm.wgsl stays correct whichever one `Auto` picks here.
 #[test]
-fn the_4x4_gemm_kernel_matches_reference() {
+fn every_gemm_kernel_matches_reference() {
     let Some(ctx) = fresh_gpu() else { return };
-    ctx.set_config(EngineConfig { gemm_kernel: wgconv::GemmKernel::Block4x4, ..ctx.config() });
     let mut failures = Vec::new();
-    for (i, c) in cases().iter().enumerate() {
-        for algo in [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
-            if !c.algorithms().contains(&algo) {
-                continue;
-            }
-            let (stats, _) = run_case(&ctx, &c.clone().algo(algo), 2000 + i as u64);
-            if !stats.passes(Tolerance::default()) {
-                failures.push(format!("case {i} {}: {stats}", algo.name()));
+    for kernel in [wgconv::GemmKernel::Block4x4, wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+        for (i, c) in cases().iter().enumerate() {
+            for algo in [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
+                if !c.algorithms().contains(&algo) {
+                    continue;
+                }
+                let (stats, _) = run_case(&ctx, &c.clone().algo(algo), 2000 + i as u64);
+                if !stats.passes(Tolerance::default()) {
+                    failures.push(format!("{kernel:?} case {i} {}: {stats}", algo.name()));
+                }
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The 16×16 kernel's three tile shapes, each picked by the GEMM's M and N, on plain
+/// matmuls with ragged edges (M, N, K not multiples of the tile or of 4) against the CPU.
+#[test]
+fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
+    use wgconv::TileShape;
+    let Some(ctx) = fresh_gpu() else { return };
+    ctx.set_config(EngineConfig { gemm_kernel: wgconv::GemmKernel::Block16x16, ..ctx.config() });
+    for (m, n, k, shape) in [
+        (120, 250, 37, TileShape::Square),
+        (250, 120, 16, TileShape::Square),
+        (130, 131, 9, TileShape::Wide),
+        (61, 517, 23, TileShape::Wide),
+        (3, 300, 5, TileShape::Wide),
+        (509, 62, 33, TileShape::Tall),
+        (300, 7, 1, TileShape::Tall),
+    ] {
+        assert_eq!(TileShape::pick(m, n), shape, "{m}x{n}");
+        let a = HostTensor::random(&[m as usize, k as usize], m as u64);
+        let b = HostTensor::random(&[k as usize, n as usize], n as u64);
+        let c = wgconv::ops::gemm::matmul(
+            &ctx,
+            &Tensor::from_host(&ctx, &a).unwrap(),
+            &Tensor::from_host(&ctx, &b).unwrap(),
+        )
+        .unwrap()
+        .to_vec(&ctx)
+        .unwrap();
+        let (m, n, k) = (m as usize, n as usize, k as usize);
+        let r: Vec<f64> = (0..m * n)
+            .map(|i| (0..k).map(|l| a.data[i / n * k + l] as f64 * b.data[l * n + i % n] as f64).sum())
+            .collect();
+        let s = compare(&c, &r);
+        assert!(s.passes(Tolerance::default()), "{shape:?} {m}x{n}x{k}: {s}");
+    }
 }

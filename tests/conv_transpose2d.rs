@@ -6,8 +6,8 @@ mod common;
 use common::{fresh_gpu, gpu};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv_transpose2d, conv_transpose2d_with_info, Activation, ConvTranspose2dParams, EngineConfig, Error, HostTensor,
-    Padding, Tensor,
+    conv_transpose2d, conv_transpose2d_with_info, Activation, Algorithm, ConvTranspose2dParams, EngineConfig, Error,
+    HostTensor, Padding, Tensor,
 };
 
 #[derive(Clone, Debug)]
@@ -109,36 +109,81 @@ fn cases() -> Vec<T> {
     ]
 }
 
+/// Every case × both algorithms (Auto runs the output-phase implicit GEMM).
 #[test]
 fn random_cases_match_reference() {
     let Some(ctx) = gpu() else { return };
     let all = cases();
     assert!(all.len() >= 25);
     let mut failures = Vec::new();
-    for (i, c) in all.iter().enumerate() {
-        let (s, _) = run(ctx, c, 300 + i as u64);
-        if !s.passes(Tolerance::default()) {
-            failures.push(format!("case {i} {c:?}: {s}"));
+    for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        for (i, c) in all.iter().enumerate() {
+            let mut c = c.clone();
+            c.p.algorithm = algo;
+            let (s, info) = run(ctx, &c, 300 + i as u64);
+            let expected = if algo == Algorithm::GemmCol2im { algo } else { Algorithm::ImplicitGemm };
+            assert_eq!(info.algorithm, expected);
+            if !s.passes(Tolerance::default()) {
+                failures.push(format!("{} case {i} {c:?}: {s}", algo.name()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The phase decomposition's corners: strides larger than the kernel (phases with no tap:
+/// bias only), dilation sharing a factor with the stride (gcd > 1: taps step by sh/gcd, some
+/// phases empty), kernels not a multiple of the step (phantom taps), outputs smaller than the
+/// stride (phases with no pixel), and the same with groups and a batch.
+#[test]
+fn output_phases_cover_every_tap_exactly_once() {
+    let Some(ctx) = gpu() else { return };
+    let corner = [
+        t(1, 3, [4, 4], 2, [2, 2]).s([4, 4]),
+        t(1, 3, [4, 5], 2, [3, 3]).s([5, 3]).op([3, 1]),
+        t(1, 2, [5, 5], 3, [3, 3]).s([2, 2]).d([2, 2]),
+        t(1, 2, [5, 6], 3, [4, 3]).s([4, 6]).d([2, 3]).pad(sym(1, 2)).op([1, 2]),
+        t(1, 2, [5, 5], 3, [3, 3]).s([3, 3]).d([2, 2]).op([2, 1]),
+        t(2, 4, [3, 4], 6, [5, 3]).g(2).s([2, 3]).d([3, 2]).pad(Padding::Explicit {
+            top: 3,
+            left: 0,
+            bottom: 1,
+            right: 2,
+        }),
+        t(1, 3, [1, 1], 2, [1, 1]).s([3, 3]),
+        t(3, 6, [2, 3], 6, [2, 2]).g(6).s([3, 2]).d([1, 2]).op([2, 1]),
+    ];
+    for (i, c) in corner.iter().enumerate() {
+        for algo in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+            let mut c = c.clone();
+            c.p.algorithm = algo;
+            let (s, _) = run(ctx, &c, 900 + i as u64);
+            assert!(s.passes(Tolerance::default()), "{} case {i} {c:?}: {s}", algo.name());
+        }
+    }
 }
 
 #[test]
 fn fused_activation_and_bias() {
     let Some(ctx) = gpu() else { return };
     for act in [Activation::Relu, Activation::LeakyRelu(0.3), Activation::Gelu, Activation::Tanh] {
-        let mut c = t(1, 4, [5, 5], 3, [4, 4]).s([2, 2]).pad(sym(1, 1));
-        c.p.activation = act;
-        let (s, _) = run(ctx, &c, 9);
-        assert!(s.passes(Tolerance::default()), "{act:?}: {s}");
+        for algo in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+            let mut c = t(1, 4, [5, 5], 3, [4, 4]).s([2, 2]).pad(sym(1, 1));
+            c.p.activation = act;
+            c.p.algorithm = algo;
+            let (s, _) = run(ctx, &c, 9);
+            assert!(s.passes(Tolerance::default()), "{act:?} {}: {s}", algo.name());
+        }
     }
 }
 
+/// gemm_col2im chunks its workspace over images; the phase GEMM needs none, so a budget too
+/// small for one image's columns is no obstacle to it.
 #[test]
 fn small_budget_splits_over_images() {
     let Some(ctx) = fresh_gpu() else { return };
-    let c = t(5, 3, [4, 4], 2, [3, 3]).s([2, 2]);
+    let mut c = t(5, 3, [4, 4], 2, [3, 3]).s([2, 2]);
+    c.p.algorithm = Algorithm::GemmCol2im;
     let per_image = 2 * 9 * 16 * 4;
     ctx.set_config(EngineConfig { workspace_budget: 2 * per_image, ..ctx.config() });
     let (s, info) = run(&ctx, &c, 3);
@@ -155,19 +200,26 @@ fn small_budget_splits_over_images() {
     )
     .unwrap_err();
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
+    c.p.algorithm = Algorithm::Auto;
+    let (s, info) = run(&ctx, &c, 3);
+    assert!(s.passes(Tolerance::default()), "{s}");
+    assert_eq!((info.algorithm, info.chunks, info.workspace_bytes), (Algorithm::ImplicitGemm, 1, 0));
 }
 
 #[test]
 fn deterministic() {
     let Some(ctx) = gpu() else { return };
-    let c = t(2, 16, [7, 7], 8, [4, 4]).s([2, 2]).pad(sym(1, 1));
-    let (x, w, b) = c.data(4);
-    let (xg, wg) = (Tensor::from_host(ctx, &x).unwrap(), Tensor::from_host(ctx, &w).unwrap());
-    let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
-    let first = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
-    for _ in 0..3 {
-        let again = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
-        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()));
+    for algo in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        let mut c = t(2, 16, [7, 7], 8, [4, 4]).s([2, 2]).pad(sym(1, 1));
+        c.p.algorithm = algo;
+        let (x, w, b) = c.data(4);
+        let (xg, wg) = (Tensor::from_host(ctx, &x).unwrap(), Tensor::from_host(ctx, &w).unwrap());
+        let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
+        let first = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
+        for _ in 0..3 {
+            let again = conv_transpose2d(ctx, &xg, &wg, Some(&bg), &c.p).unwrap().to_vec(ctx).unwrap();
+            assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", algo.name());
+        }
     }
 }
 
@@ -201,6 +253,12 @@ fn invalid_parameters() {
         Error::InvalidParam { name: "output_padding", .. }
     ));
     assert!(ConvTranspose2dParams { output_padding: [1, 0], dilation: [2, 1], ..d }.validate(&x, &w, None).is_ok());
+    for algo in [Algorithm::Im2colGemm, Algorithm::Gemm1x1, Algorithm::Depthwise] {
+        assert!(matches!(
+            v(ConvTranspose2dParams { algorithm: algo, ..d }, &x, &w, None),
+            Error::InvalidParam { name: "algorithm", .. }
+        ));
+    }
     // Padding that crops everything.
     assert!(matches!(
         v(ConvTranspose2dParams { padding: Padding::Symmetric([4, 0]), ..d }, &x, &w, None),
@@ -232,8 +290,11 @@ fn pytorch_golden_cases() {
         let Some(ctx) = gpu() else { continue };
         let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
         let (xg, wg) = (Tensor::from_host(ctx, &x).unwrap(), Tensor::from_host(ctx, &w).unwrap());
-        let y = conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), &p).unwrap().to_vec(ctx).unwrap();
-        let s = compare(&y, &e64);
-        assert!(s.passes(Tolerance::default()), "{name}: GPU vs torch: {s}");
+        for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+            let p = ConvTranspose2dParams { algorithm, ..p };
+            let y = conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), &p).unwrap().to_vec(ctx).unwrap();
+            let s = compare(&y, &e64);
+            assert!(s.passes(Tolerance::default()), "{name} {}: GPU vs torch: {s}", algorithm.name());
+        }
     }
 }

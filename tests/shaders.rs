@@ -5,6 +5,7 @@
 use wgconv::ops::conv2d_backward::{DwBackParams, SumParams};
 use wgconv::ops::conv3d::Vol2colParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
+use wgconv::ops::direct::DirectParams;
 use wgconv::ops::pool2d::PoolParams;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
 use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
@@ -58,6 +59,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
     assert_twin(ShaderId::DepthwiseGradInput, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
+    assert_twin(ShaderId::Direct, DirectParams::FIELDS, std::mem::size_of::<DirectParams>());
 }
 
 #[test]

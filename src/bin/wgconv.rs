@@ -97,6 +97,10 @@ struct BenchArgs {
     /// Keep autotuning results in this file (implies --autotune).
     #[arg(long)]
     autotune_cache: Option<PathBuf>,
+    /// Tile and register blocking of the tiled GEMM behind the GEMM-based algorithms:
+    /// 4x4, 8x8 or 16x16 (default: the engine's).
+    #[arg(long)]
+    gemm_kernel: Option<String>,
     /// Also time the backward pass (grad input, weight, bias) of every conv2d row.
     #[arg(long)]
     backward: bool,
@@ -270,6 +274,9 @@ struct ConvTranspose2dArgs {
     /// OH,OW or one value for both; each < max(stride, dilation).
     #[arg(long, default_value = "0")]
     output_padding: String,
+    /// auto | implicit_gemm (output phases, no workspace) | gemm_col2im.
+    #[arg(long, default_value = "auto")]
+    algo: String,
 }
 
 /// A failure to report on one line, with its exit code.
@@ -443,6 +450,8 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         dilation: parse_pair("dilation", &a.dilation)?,
         groups: a.groups,
         activation: parse_activation(&a.activation)?,
+        algorithm: Algorithm::from_name(&args.algo)
+            .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, gemm_col2im)", args.algo), 2))?,
     };
     let Loaded { x, w, b } = load_all(a)?;
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
@@ -459,9 +468,9 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     let out = y.to_host(&ctx)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     let summary = format!(
-        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} via gemm+col2im ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
-        params.groups, out.shape, info.chunks, info.workspace_bytes, ctx.adapter_info().name
+        params.groups, out.shape, info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
     finish(a, &out, summary, || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
 }
@@ -717,10 +726,10 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
 
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
     if text == "all" {
-        return Ok(Algorithm::ALL.to_vec());
+        return Ok(Algorithm::ALL.into_iter().chain([Algorithm::GemmCol2im]).collect());
     }
     Algorithm::from_name(text).map(|a| vec![a]).ok_or_else(|| {
-        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        let names: Vec<&str> = Algorithm::ALL.iter().chain(&[Algorithm::GemmCol2im]).map(|a| a.name()).collect();
         Failure(format!("--algo: unknown '{text}' (auto, all, {})", names.join(", ")), 2)
     })
 }
@@ -796,6 +805,15 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         wall_clock: a.wall_clock,
     };
     let ctx = GpuContext::new()?;
+    if let Some(k) = &a.gemm_kernel {
+        let kernel = match k.as_str() {
+            "4x4" => wgconv::GemmKernel::Block4x4,
+            "8x8" => wgconv::GemmKernel::Block8x8,
+            "16x16" => wgconv::GemmKernel::Block16x16,
+            other => return Err(Failure(format!("--gemm-kernel: unknown '{other}' (4x4, 8x8, 16x16)"), 2)),
+        };
+        ctx.set_config(wgconv::EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+    }
     if let Some(p) = &a.autotune_cache {
         let n = ctx.set_autotune_cache(p)?;
         eprintln!("autotune: {n} entries for this adapter loaded from {}", p.display());

@@ -15,7 +15,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode};
-use crate::ops::{check_binding, depthwise, gemm, im2col, range, record, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::Tensor;
 
@@ -131,7 +131,14 @@ pub fn conv2d_into(
                 let uniforms = arena.finish(ctx)?;
                 vec![depthwise::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
             }
+            Algorithm::Direct => {
+                let p = direct::DirectParams::new(&g, act.alpha());
+                let block = arena.push(&p);
+                let uniforms = arena.finish(ctx)?;
+                vec![direct::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
+            }
             Algorithm::Auto => unreachable!("resolved above"),
+            Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
         };
         record(encoder, "conv2d", &dispatches);
         Ok(())

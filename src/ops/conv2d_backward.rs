@@ -74,6 +74,7 @@ pub fn grad_input_params(params: &Conv2dParams, input: &[usize], weight: &[usize
         dilation: g.dilation,
         groups: g.groups,
         activation: Activation::None,
+        algorithm: crate::params::Algorithm::Auto,
     })
 }
 

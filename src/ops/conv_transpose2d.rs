@@ -1,13 +1,23 @@
 //! conv_transpose2d (PyTorch `torch.nn.functional.conv_transpose2d` semantics).
 //!
-//! Implementation: GEMM + col2im, never a scatter. Per chunk of images, `gemm.wgsl`
+//! Two algorithms, neither a scatter; each output element is written by exactly one
+//! invocation, so results are bit-identical run to run (a scatter would need float atomics).
+//!
+//! `ImplicitGemm` (the default): output row oy only receives the taps i with
+//! i·dh ≡ oy + pt (mod sh). Split the output into its sh·sw phases (oy mod sh, ox mod sw): in
+//! one phase those taps are i0, i0 + step, …, step = sh / gcd(sh, dh), and they read input rows
+//! that advance one by one with the phase's own rows, so each phase is an ordinary implicit
+//! GEMM (`A_MODE` 3 picks the phase's taps out of the weight, `B_MODE` 6 gathers the input),
+//! all phases and groups in one dispatch. No zero is inserted, no multiply is wasted (but on
+//! taps past the kernel when step ∤ kh), and no workspace is used. One caveat of any GEMM
+//! formulation: an infinite weight meeting a tap that falls outside the input gives NaN
+//! (0·∞) where the scatter that defines the op adds nothing; finite weights are exact.
+//!
+//! `GemmCol2im`: per chunk of images, `gemm.wgsl`
 //! computes `col[g] = W[g]ᵀ · X[g]` (`A_MODE` transposed: the weight `[Cin, Cout/G, kh, kw]`
 //! read as `[(Cout/G)·kh·kw, Cin/G]`; `B_MODE` pointwise: the input image as
 //! `[Cin/G, H·W]`), i.e. every input pixel's contribution to every tap of every output
 //! channel; then `col2im.wgsl` gathers, for each output element, the taps that land on it.
-//! Each output element is written by exactly one invocation, so results are deterministic
-//! run to run (a scatter would need float atomics), and no multiply is wasted on the zeros
-//! a zero-insertion formulation would add for stride > 1.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -15,7 +25,7 @@ use crate::ops::gemm::{AMode, BMode, GemmParams};
 use crate::ops::{
     check_binding, fold_grid, gemm, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
 };
-use crate::params::{Activation, ConvTranspose2dGeometry, ConvTranspose2dParams};
+use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
@@ -30,6 +40,8 @@ uniform_block! {
 /// What one conv_transpose2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dInfo {
+    /// `ImplicitGemm` or `GemmCol2im` (never `Auto`).
+    pub algorithm: Algorithm,
     pub geometry: ConvTranspose2dGeometry,
     /// Chunks of images the work was split into.
     pub chunks: u32,
@@ -91,6 +103,35 @@ pub fn conv_transpose2d_into(
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
+    if params.algorithm != Algorithm::GemmCol2im {
+        let p = phase_gemm_params(&g, params.activation.alpha());
+        ctx.scoped(|| -> Result<()> {
+            let mut arena = UniformArena::new(ctx);
+            let block = arena.push(&p);
+            let uniforms = arena.finish(ctx)?;
+            let d = gemm::prepare(
+                ctx,
+                &uniforms,
+                block,
+                &p,
+                (AMode::PhaseTaps, BMode::Transposed),
+                params.activation,
+                weight,
+                whole(input),
+                bias,
+                output,
+            )?;
+            record(encoder, "conv_transpose2d", &[d]);
+            Ok(())
+        })??;
+        return Ok(ConvTranspose2dInfo {
+            algorithm: Algorithm::ImplicitGemm,
+            geometry: g,
+            chunks: 1,
+            images_per_chunk: g.n,
+            workspace_bytes: 0,
+        });
+    }
     // One image's column matrix: Cout·kh·kw rows of H·W.
     let per_image = g.c_out as u64 * g.kh as u64 * g.kw as u64 * g.h as u64 * g.w as u64 * 4;
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
@@ -103,6 +144,7 @@ pub fn conv_transpose2d_into(
     let images = per_chunk.min(g.n as u64) as u32;
     let chunks = g.n.div_ceil(images);
     let info = ConvTranspose2dInfo {
+        algorithm: Algorithm::GemmCol2im,
         geometry: g,
         chunks,
         images_per_chunk: images,
@@ -175,6 +217,61 @@ pub fn conv_transpose2d_into(
         Ok(())
     })??;
     Ok(info)
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The GEMM of the phase decomposition (see the module docs and `B_MODE` 6 in gemm.wgsl): one
+/// group per (phase, conv group), M = Cout/G, K = (Cin/G)·taps_y·taps_x, and N the pixels of
+/// the largest phase grid ⌈Ho/sh⌉ × ⌈Wo/sw⌉ of every image (columns past a smaller phase's
+/// edge are skipped).
+pub(crate) fn phase_gemm_params(g: &ConvTranspose2dGeometry, alpha: f32) -> GemmParams {
+    let [sh, sw] = g.stride;
+    let [dh, dw] = g.dilation;
+    let (gy, gx) = (gcd(sh, dh), gcd(sw, dw));
+    let (step_y, step_x) = (sh / gy, sw / gx);
+    let (taps_y, taps_x) = (g.kh.div_ceil(step_y), g.kw.div_ceil(step_x));
+    let (hq, wq) = (g.h_out.div_ceil(sh), g.w_out.div_ceil(sw));
+    let k = g.c_in_per_group() * taps_y * taps_x;
+    let base = GemmParams::new(
+        g.c_out_per_group(),
+        g.n * hq * wq,
+        k,
+        g.groups * sh * sw,
+        hq * wq,
+        0,
+        g.c_out * g.h_out * g.w_out,
+    );
+    GemmParams {
+        alpha_bits: alpha.to_bits(),
+        c_in: g.c_in,
+        h: g.h,
+        w: g.w,
+        kh: g.kh,
+        kw: g.kw,
+        stride_h: sh,
+        stride_w: sw,
+        dil_h: dh,
+        dil_w: dw,
+        pad_top: g.pads.top,
+        pad_left: g.pads.left,
+        w_out: wq,
+        out_h: g.h_out,
+        out_w: g.w_out,
+        taps_y,
+        taps_x,
+        step_y,
+        step_x,
+        dq_y: dh / gy,
+        dq_x: dw / gx,
+        ..base
+    }
 }
 
 /// The workspace as a tensor of `bytes / 4` floats (the GEMM's C binding).

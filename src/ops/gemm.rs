@@ -1,7 +1,7 @@
 //! Encoding of `shaders/gemm.wgsl`, and [`matmul`], the plain GEMM the benchmark uses to
 //! measure an adapter's practical ceiling.
 
-use crate::context::{GemmKernel, GpuContext};
+use crate::context::{GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
 use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Conv2dGeometry};
@@ -11,14 +11,11 @@ use crate::tensor::Tensor;
 uniform_block! {
     /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
     GemmParams {
-        m, n, k, groups, tiles_m, tiles_n, total_tiles, hw, col0, c_image_stride, alpha_bits,
+        m, n, k, groups, hw, col0, c_image_stride, alpha_bits,
         c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0, a_hw, a_channels,
-        offset_groups, dw_mult,
+        offset_groups, dw_mult, out_h, out_w, taps_y, taps_x, step_y, step_x, dq_y, dq_x,
     }
 }
-
-/// Output tile of one workgroup (BM = BN in the shader).
-pub const TILE: u32 = 64;
 
 /// Where the GEMM's B operand comes from (the shader's `B_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,25 +33,14 @@ pub enum BMode {
     Deform = 4,
     /// A depthwise conv's output computed on the fly (the fused separable block).
     Depthwise = 5,
+    /// conv_transpose2d by output phases: each phase's taps gathered from the input.
+    Transposed = 6,
 }
 
 impl GemmParams {
     /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
     pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
-        let (tiles_m, tiles_n) = (m.div_ceil(TILE), n.div_ceil(TILE));
-        GemmParams {
-            m,
-            n,
-            k,
-            groups,
-            tiles_m,
-            tiles_n,
-            total_tiles: tiles_m * tiles_n * groups,
-            hw,
-            col0,
-            c_image_stride,
-            ..Default::default()
-        }
+        GemmParams { m, n, k, groups, hw, col0, c_image_stride, ..Default::default() }
     }
 
     /// Conv GEMM over output pixels `col0 .. col0 + cols` of `g`, with its activation slope
@@ -98,6 +84,8 @@ pub enum AMode {
     Transposed = 1,
     /// An NCHW output gradient read as `[groups, Cout/G, N·Ho·Wo]` (grad_weight).
     OutputGrad = 2,
+    /// The conv_transpose2d weight `[Cin, Cout/G, kh, kw]`, one output phase's taps.
+    PhaseTaps = 3,
 }
 
 /// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and
@@ -167,12 +155,18 @@ pub(crate) fn prepare_sampling(
         Aux::Depthwise { act, .. } => overrides.flag("HAS_DW_BIAS", dw_b.is_some()).with("DW_ACT", act as f64),
         Aux::None => overrides,
     };
-    let id = match ctx.config().gemm_kernel {
-        GemmKernel::Block4x4 => ShaderId::Gemm,
-        GemmKernel::Block8x8 => ShaderId::Gemm8x8,
+    let (id, (bm, bn), overrides) = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type) {
+        GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
+        GemmKernel::Block16x16 => {
+            let shape = TileShape::pick(p.m, p.n);
+            (ShaderId::Gemm16x16, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
+        }
+        GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
     };
     let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
-    let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
+    // One workgroup per tile of each group (the shader derives the same numbering).
+    let tiles = (p.m as u64).div_ceil(bm as u64) * (p.n as u64).div_ceil(bn as u64) * p.groups as u64;
+    let grid = fold_grid(tiles, ctx.max_workgroups_per_dim())?;
     let bias = optional(ctx, bias);
     let bind_group = ctx.bind_group(
         id,

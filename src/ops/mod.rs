@@ -8,6 +8,7 @@ pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod deform_conv2d;
 pub mod depthwise;
+pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
