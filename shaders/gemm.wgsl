@@ -1,5 +1,8 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
-// (activation.wgsl and bilinear.wgsl are concatenated in front: ACT, activate(), bilinear_at.)
+// (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl (the storage type `elem`),
+// activation.wgsl, bilinear.wgsl, and gemm_b_scalar.wgsl or gemm_b_quad.wgsl (the binding `b`
+// with its f32 readers b_at(i), b_quad(i) (elements i .. i + 3, i a multiple of 4 for the
+// quad variant) and b_len()).)
 //
 // a: depends on A_MODE:
 //    0 [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
@@ -109,10 +112,11 @@ struct GemmParams {
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// a, b, bias and c hold `elem` (f32, or f16 storage with f32 arithmetic); the sampling modes'
+// own operands below are always f32.
+@group(0) @binding(1) var<storage, read> a: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> c: array<elem>;
 @group(0) @binding(5) var<storage, read> offset: array<f32>;
 @group(0) @binding(6) var<storage, read> mask: array<f32>;
 @group(0) @binding(7) var<storage, read> dw_weight: array<f32>;
@@ -202,17 +206,17 @@ fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
             }
             let i = ph.i0y + t.y * params.step_y;
             let j = ph.i0x + t.z * params.step_x;
-            return a[(((phase_channel0(g) + t.x) * params.m + row) * params.kh + i) * params.kw + j];
+            return f32(a[(((phase_channel0(g) + t.x) * params.m + row) * params.kh + i) * params.kw + j]);
         }
         if (A_MODE == 1u) {
-            return a[(g * params.k + k) * params.m + row];
+            return f32(a[(g * params.k + k) * params.m + row]);
         }
         if (A_MODE == 2u) {
             let img = k / params.a_hw;
             let q = k - img * params.a_hw;
-            return a[(img * params.a_channels + g * params.m + row) * params.a_hw + q];
+            return f32(a[(img * params.a_channels + g * params.m + row) * params.a_hw + q]);
         }
-        return a[(g * params.m + row) * params.k + k];
+        return f32(a[(g * params.m + row) * params.k + k]);
     }
     return 0.0;
 }
@@ -220,7 +224,7 @@ fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
 // One input element for the implicit modes, 0 outside the image or past the last column.
 fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
     if (ok && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
-        return b[base + u32(iy) * params.w + u32(ix)];
+        return b_at(base + u32(iy) * params.w + u32(ix));
     }
     return 0.0;
 }
@@ -232,7 +236,7 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     let co = ph.gc * params.m + m;
     var add = 0.0;
     if (HAS_BIAS) {
-        add = bias[co];
+        add = f32(bias[co]);
     }
     let alpha = bitcast<f32>(params.alpha_bits);
     for (var e = 0u; e < 4u; e++) {
@@ -247,10 +251,10 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
                 let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
                 if (oy < params.out_h && ox < params.out_w) {
                     let plane = params.out_h * params.out_w;
-                    c[(img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox] = activate(v[e] + add, alpha);
+                    c[(img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox] = elem(activate(v[e] + add, alpha));
                 }
             } else {
-                c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = activate(v[e] + add, alpha);
+                c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = elem(activate(v[e] + add, alpha));
             }
         }
     }
@@ -372,11 +376,11 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
     if (B_MODE == 0u) {
         let row = g * params.k * params.n + bk * params.n;
         if (c.ok.w) {
-            bv = vec4<f32>(b[row + b_c], b[row + b_c + 1u], b[row + b_c + 2u], b[row + b_c + 3u]);
+            bv = b_quad(row + b_c);
         } else {
             for (var e = 0u; e < 4u; e++) {
                 if (b_c + e < params.n) {
-                    bv[e] = b[row + b_c + e];
+                    bv[e] = b_at(row + b_c + e);
                 }
             }
         }
@@ -436,13 +440,13 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
         if (c.ok.w && c.img.x == c.img.w) {
             // Four columns in one image: contiguous.
             let s = c.base.x + off;
-            bv = vec4<f32>(b[s], b[s + 1u], b[s + 2u], b[s + 3u]);
+            bv = b_quad(s);
         } else {
-            let last = arrayLength(&b) - 1u;
-            bv = vec4<f32>(select(0.0, b[min(c.base.x + off, last)], c.ok.x),
-                           select(0.0, b[min(c.base.y + off, last)], c.ok.y),
-                           select(0.0, b[min(c.base.z + off, last)], c.ok.z),
-                           select(0.0, b[min(c.base.w + off, last)], c.ok.w));
+            let last = b_len() - 1u;
+            bv = vec4<f32>(select(0.0, b_at(min(c.base.x + off, last)), c.ok.x),
+                           select(0.0, b_at(min(c.base.y + off, last)), c.ok.y),
+                           select(0.0, b_at(min(c.base.z + off, last)), c.ok.z),
+                           select(0.0, b_at(min(c.base.w + off, last)), c.ok.w));
         }
     }
     return bv;

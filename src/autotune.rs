@@ -138,6 +138,7 @@ impl GpuContext {
                 min_time: std::time::Duration::ZERO,
                 check_points: 0,
                 wall_clock: false,
+                dtype: crate::tensor::DType::F32,
             };
             let mut best = (f64::INFINITY, candidates[0]);
             for a in candidates {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{Algorithm, Conv2dParams, Padding};
-use crate::tensor::{HostTensor, Tensor};
+use crate::tensor::{DType, HostTensor, Tensor};
 
 /// The suite of `bench/shapes.md`, compiled in.
 pub const DEFAULT_SUITE: &str = include_str!("../bench/shapes.md");
@@ -153,11 +153,20 @@ pub struct BenchOptions {
     pub check_points: usize,
     /// Force GPU timestamps off.
     pub wall_clock: bool,
+    /// Storage of the conv2d rows' tensors (f16: the other ops' rows are n/a).
+    pub dtype: DType,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { warmup: 2, runs: 10, min_time: Duration::from_millis(500), check_points: 256, wall_clock: false }
+        BenchOptions {
+            warmup: 2,
+            runs: 10,
+            min_time: Duration::from_millis(500),
+            check_points: 256,
+            wall_clock: false,
+            dtype: DType::F32,
+        }
     }
 }
 
@@ -285,6 +294,13 @@ pub struct CaseResult {
     pub workspace_bytes: u64,
     /// Worst |gpu − ref| / (1 + |ref|) over the sampled points (None when not checked).
     pub check_max_err: Option<f64>,
+    /// Storage of the tensors.
+    #[serde(serialize_with = "dtype_name")]
+    pub dtype: DType,
+}
+
+fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(d.name())
 }
 
 impl CaseResult {
@@ -305,6 +321,7 @@ impl CaseResult {
             gbps: f64::NAN,
             workspace_bytes: 0,
             check_max_err: None,
+            dtype: DType::F32,
         }
     }
     pub fn ok(&self) -> bool {
@@ -314,6 +331,9 @@ impl CaseResult {
 
 /// Runs one suite case with one algorithm.
 pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> CaseResult {
+    if opts.dtype != DType::F32 && case.op != BenchOp::Conv2d {
+        return CaseResult::skipped(case, algorithm.name(), format!("n/a: {} storage is conv2d's", opts.dtype.name()));
+    }
     match case.op {
         BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
             Ok(r) => r,
@@ -380,15 +400,10 @@ fn measured(
     check_max_err: Option<f64>,
 ) -> CaseResult {
     let (median, min, max) = summarize(times);
-    let status = match check_max_err {
-        Some(e) if e > 1e-4 => format!("error: output differs from the reference (max rel err {e:.2e})"),
-        _ => "ok".into(),
-    };
-    CaseResult {
+    let mut r = CaseResult {
         id: case.id.clone(),
         op: case.op,
         algorithm: algorithm.into(),
-        status,
         runs: times.len(),
         median_ms: median,
         min_ms: min,
@@ -399,8 +414,24 @@ fn measured(
         bytes,
         gbps: bytes / (median * 1e6),
         workspace_bytes,
-        check_max_err,
-    }
+        check_max_err: None,
+        status: String::new(),
+        dtype: DType::F32,
+    };
+    apply_check(&mut r, check_max_err, CHECK_TOL);
+    r
+}
+
+/// Largest spot-check error (relative, see `spot_check`) an f32 result may show.
+const CHECK_TOL: f64 = 1e-4;
+
+/// Records the spot check and sets the status: `ok`, or an error past `tol`.
+fn apply_check(r: &mut CaseResult, check_max_err: Option<f64>, tol: f64) {
+    r.check_max_err = check_max_err;
+    r.status = match check_max_err {
+        Some(e) if e > tol => format!("error: output differs from the reference (max rel err {e:.2e})"),
+        _ => "ok".into(),
+    };
 }
 
 fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> Result<CaseResult> {
@@ -418,8 +449,17 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
         }
         other => other?,
     };
-    let (xg, wg, bg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &b)?);
-    let y = Tensor::empty(ctx, &g.output_shape())?;
+    // f16 rows: the reference sees the f16-rounded inputs, and the check allows one f16
+    // rounding of the output.
+    let dtype = opts.dtype;
+    let stored = |t: HostTensor| match dtype {
+        DType::F32 => t,
+        DType::F16 => HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t },
+    };
+    let (x, w, b) = (stored(x), stored(w), stored(b));
+    let upload = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
+    let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
+    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
     let (times, method) = time_op(ctx, opts, |enc| {
         info = Some(crate::ops::conv2d::conv2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
@@ -429,8 +469,12 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
         params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i))
     });
-    let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
+    let bytes = dtype.size() as f64 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
+    let tol = if dtype == DType::F16 { 2e-3 } else { CHECK_TOL };
+    let mut r = measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, None);
+    apply_check(&mut r, check, tol);
+    r.dtype = dtype;
+    Ok(r)
 }
 
 /// Times the backward pass (all three gradients) of a conv2d row; the result's op is
@@ -707,6 +751,9 @@ impl Report {
                 None => "-",
             }
         );
+        if self.results.iter().any(|r| r.ok() && r.dtype == DType::F16) {
+            s += "storage: f16 tensors, f32 accumulation (conv2d rows)\n";
+        }
         s += &format!(
             "{:<12} {:<16} {:<12} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",
             "id",

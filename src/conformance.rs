@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
 };
-use crate::shaders::{check_shader, ShaderId, Target};
+use crate::shaders::{check_shader, ShaderId};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 
@@ -206,8 +206,9 @@ impl std::fmt::Display for ConvTranspose2dCase {
         let p = &self.params;
         write!(
             f,
-            "conv_transpose2d x{:?} w{:?} bias={} stride={:?} padding={:?} output_padding={:?} dilation={:?} groups={} seed={}",
-            self.input, self.weight, self.bias, p.stride, p.padding, p.output_padding, p.dilation, p.groups, self.seed
+            "conv_transpose2d x{:?} w{:?} bias={} stride={:?} padding={:?} output_padding={:?} dilation={:?} groups={} algorithm={} seed={}",
+            self.input, self.weight, self.bias, p.stride, p.padding, p.output_padding, p.dilation, p.groups,
+            p.algorithm.name(), self.seed
         )
     }
 }
@@ -256,22 +257,58 @@ pub fn conv_transpose2d_cases(seed: u64, count: usize) -> Vec<ConvTranspose2dCas
 }
 
 /// Runs conv_transpose2d cases on the GPU against the scatter reference.
-pub fn run_conv_transpose2d(ctx: &GpuContext, cases: &[ConvTranspose2dCase], tol: Tolerance) -> OpSummary {
-    let mut s = OpSummary::new("conv_transpose2d".into());
+/// Runs conv_transpose2d with `algorithm` (`Auto`, `ImplicitGemm` or `GemmCol2im`) on
+/// `cases` against the scatter reference.
+pub fn run_conv_transpose2d(
+    ctx: &GpuContext,
+    cases: &[ConvTranspose2dCase],
+    algorithm: Algorithm,
+    tol: Tolerance,
+) -> OpSummary {
+    let mut s = OpSummary::new(format!("conv_transpose2d/{}", algorithm.name()));
     for case in cases {
-        s.record(case, conv_transpose2d_outcome(ctx, case), tol);
+        let params = ConvTranspose2dParams { algorithm, ..case.params };
+        s.record(case, conv_transpose2d_outcome(ctx, case, &params), tol);
     }
     s
 }
 
-fn conv_transpose2d_outcome(ctx: &GpuContext, case: &ConvTranspose2dCase) -> Result<crate::verify::ErrorStats> {
+fn conv_transpose2d_outcome(
+    ctx: &GpuContext,
+    case: &ConvTranspose2dCase,
+    params: &ConvTranspose2dParams,
+) -> Result<crate::verify::ErrorStats> {
     let (x, w, b) = case.data();
-    let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), &case.params)?;
+    let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), params)?;
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let bg = b.as_ref().map(t).transpose()?;
-    let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &case.params)?
-        .to_vec(ctx)?;
+    let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), params)?.to_vec(ctx)?;
     Ok(compare(&y, &expected))
+}
+
+/// conv2d on f16 tensors (`Auto`: implicit GEMM or 1x1 GEMM) against the reference of the
+/// f16-rounded inputs, at the f16 tolerance; `None` when the device lacks `SHADER_F16`.
+pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummary> {
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        return None;
+    }
+    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    let half =
+        |t: HostTensor| HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t };
+    let mut s = OpSummary::new("conv2d/f16".into());
+    for case in cases {
+        let outcome = (|| -> Result<crate::verify::ErrorStats> {
+            let (x, w, b) = case.data();
+            let (x, w, b) = (half(x), half(w), b.map(half));
+            let (_, expected) = crate::reference::conv2d(&x, &w, b.as_ref(), &case.params)?;
+            let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, crate::tensor::DType::F16);
+            let bg = b.as_ref().map(t).transpose()?;
+            let y = crate::ops::conv2d::conv2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &case.params)?.to_vec(ctx)?;
+            Ok(compare(&y, &expected))
+        })();
+        s.record(case, outcome, tol);
+    }
+    Some(s)
 }
 
 /// Runs conv2d backward (all three gradients) on the conv2d cases against the naive
@@ -560,7 +597,7 @@ pub fn run_static() -> StaticSummary {
     let mut checked = 0;
     let mut failures = Vec::new();
     for &id in ShaderId::ALL {
-        checked += id.override_sets().len() * Target::ALL.len();
+        checked += id.override_sets().len() * id.targets().len();
         failures.extend(check_shader(id).into_iter().map(|e| e.to_string()));
     }
     StaticSummary { checked, failures }
@@ -620,7 +657,11 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
         .chain(Algorithm::ALL)
         .map(|a| run_conv2d(ctx, &cases, a, Tolerance::default(), reference_conv2d))
         .collect();
-    ops.push(run_conv_transpose2d(ctx, &conv_transpose2d_cases(seed, cases_per_op), Tolerance::default()));
+    let transposed = conv_transpose2d_cases(seed, cases_per_op);
+    for algo in Algorithm::TRANSPOSED {
+        ops.push(run_conv_transpose2d(ctx, &transposed, algo, Tolerance::default()));
+    }
+    ops.extend(run_conv2d_f16(ctx, &cases));
     ops.push(run_conv2d_backward(ctx, &cases, Tolerance::default()));
     ops.push(run_conv1d(ctx, &cases, Tolerance::default()));
     ops.push(run_pool2d(ctx, seed, cases_per_op, Tolerance::default()));
@@ -786,7 +827,7 @@ pub fn shrink_conv_transpose2d(
 /// Checks one conv_transpose2d case: `None` if it matches the reference, else why not.
 pub fn check_conv_transpose2d(ctx: &GpuContext, case: &ConvTranspose2dCase, tol: Tolerance) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, conv_transpose2d_outcome(ctx, case), tol);
+    s.record(case, conv_transpose2d_outcome(ctx, case, &case.params), tol);
     s.failures.pop()
 }
 

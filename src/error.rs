@@ -62,8 +62,12 @@ pub enum Error {
     #[error("too large for this device: {0}")]
     TooLarge(String),
     /// The device lacks something the request needs.
-    #[error("unsupported on this device: {0}")]
+    #[error("unsupported: {0}")]
     Unsupported(String),
+
+    /// Tensors of one call with different element types (f32 and f16).
+    #[error("dtype mismatch: {0}")]
+    DTypeMismatch(String),
 
     /// wgpu reported a validation error (caught by an error scope).
     #[error("wgpu validation error: {0}")]

@@ -19,6 +19,18 @@
 //! kw]`, bias `[Cout]`, output `[N, Cout, Ho, Wo]`. A [`Tensor`] is a shape and a
 //! `wgpu::Buffer`; the buffer may be the caller's own ([`Tensor::from_buffer`], no copy).
 //!
+//! ## f16 storage
+//! On a device with `SHADER_F16` (a [`GpuContext::new`] context asks for it when the adapter
+//! has it), tensors may store f16 ([`DType::F16`]: [`Tensor::from_slice_as`],
+//! [`Tensor::empty_as`], [`Tensor::from_buffer_as`]); [`Tensor::to_vec`] widens to f32.
+//! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm` or `gemm_1x1` (what
+//! `Auto` picks for them, depthwise shapes included), loading f16, accumulating in f32 and
+//! storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
+//! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
+//! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
+//! [`Error::Unsupported`] for f16 tensors. Tolerance: one f16 rounding of each output
+//! (relative 2⁻¹¹) on top of the f32 bounds; tests use relative L2 ≤ 1e-3.
+//!
 //! ## Two ways to run
 //! - [`conv2d`] encodes, submits on the context's queue and returns the output tensor.
 //! - [`conv2d_into`] records into the caller's `wgpu::CommandEncoder` and submits nothing.
@@ -54,7 +66,8 @@
 //! | weight's `Cin/groups` × groups = input channels | [`Error::ChannelMismatch`] |
 //! | bias shape `[Cout]` | [`Error::BiasShape`] |
 //! | output size ≥ 1 on both axes | [`Error::EmptyOutput`] |
-//! | a forced algorithm supports the shape; a leaky-ReLU slope is finite | [`Error::InvalidParam`] |
+//! | a forced algorithm supports the shape (and the dtype); a leaky-ReLU slope is finite | [`Error::InvalidParam`] |
+//! | every tensor of the call has the input's dtype | [`Error::DTypeMismatch`] |
 //! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
 //! | each tensor fits one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
@@ -114,4 +127,4 @@ pub use params::{
     ConvTranspose2dGeometry, ConvTranspose2dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d,
     Pads, Pool2dParams,
 };
-pub use tensor::{HostTensor, Tensor};
+pub use tensor::{DType, HostTensor, Tensor};

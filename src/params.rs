@@ -115,6 +115,16 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm `Auto` runs for `g` on f16 tensors: the plain GEMM for pointwise convs,
+    /// else the implicit GEMM (the two with f16 kernels).
+    pub fn choose_f16(g: &Conv2dGeometry) -> Algorithm {
+        if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
+            Algorithm::Gemm1x1
+        } else {
+            Algorithm::ImplicitGemm
+        }
+    }
+
     /// The algorithm `Auto` runs for `g`: depthwise kernels for depthwise convs, a plain GEMM
     /// for pointwise ones, the implicit GEMM for everything else (it needs no workspace and
     /// skips the im2col pass; `wgconv bench --algo all` measures the alternatives).

@@ -14,6 +14,14 @@ pub enum ShaderId {
     Gemm8x8,
     /// The same file's `main_16x16` entry point: 128×128 tiles, 16×16 outputs per invocation.
     Gemm16x16,
+    /// `Gemm16x16` reading B as vec4 (`gemm_b_quad.wgsl`): dense and pointwise B whose rows
+    /// are 16-byte aligned.
+    Gemm16x16Quad,
+    /// `Gemm8x8`, `Gemm16x16` and `Gemm16x16Quad` with f16 storage (`dtype_f16.wgsl`):
+    /// conv2d's implicit and 1x1 GEMMs on f16 tensors.
+    Gemm8x8Half,
+    Gemm16x16Half,
+    Gemm16x16QuadHalf,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
     /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
@@ -54,6 +62,10 @@ impl ShaderId {
         ShaderId::Gemm,
         ShaderId::Gemm8x8,
         ShaderId::Gemm16x16,
+        ShaderId::Gemm16x16Quad,
+        ShaderId::Gemm8x8Half,
+        ShaderId::Gemm16x16Half,
+        ShaderId::Gemm16x16QuadHalf,
         ShaderId::Depthwise,
         ShaderId::Col2im,
         ShaderId::ChannelSum,
@@ -71,6 +83,10 @@ impl ShaderId {
             ShaderId::Gemm => "gemm",
             ShaderId::Gemm8x8 => "gemm_8x8",
             ShaderId::Gemm16x16 => "gemm_16x16",
+            ShaderId::Gemm16x16Quad => "gemm_16x16_quad",
+            ShaderId::Gemm8x8Half => "gemm_8x8_f16",
+            ShaderId::Gemm16x16Half => "gemm_16x16_f16",
+            ShaderId::Gemm16x16QuadHalf => "gemm_16x16_quad_f16",
             ShaderId::Depthwise => "depthwise",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
@@ -86,7 +102,13 @@ impl ShaderId {
     pub fn file(self) -> &'static str {
         match self {
             ShaderId::Im2col => "im2col.wgsl",
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => "gemm.wgsl",
+            ShaderId::Gemm
+            | ShaderId::Gemm8x8
+            | ShaderId::Gemm16x16
+            | ShaderId::Gemm16x16Quad
+            | ShaderId::Gemm8x8Half
+            | ShaderId::Gemm16x16Half
+            | ShaderId::Gemm16x16QuadHalf => "gemm.wgsl",
             ShaderId::Depthwise => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
@@ -103,7 +125,16 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => &["im2col.wgsl"],
             ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
-                &["activation.wgsl", "bilinear.wgsl", "gemm.wgsl"]
+                &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
+            }
+            ShaderId::Gemm16x16Quad => {
+                &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
+            }
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half => {
+                &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
+            }
+            ShaderId::Gemm16x16QuadHalf => {
+                &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
             }
             ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
@@ -121,8 +152,31 @@ impl ShaderId {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
             // Shared WGSL is whole files concatenated (see `files`).
             ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => concat!(
+                include_str!("../shaders/dtype_f32.wgsl"),
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
+                include_str!("../shaders/gemm_b_scalar.wgsl"),
+                include_str!("../shaders/gemm.wgsl")
+            ),
+            ShaderId::Gemm16x16Quad => concat!(
+                include_str!("../shaders/dtype_f32.wgsl"),
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/bilinear.wgsl"),
+                include_str!("../shaders/gemm_b_quad.wgsl"),
+                include_str!("../shaders/gemm.wgsl")
+            ),
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half => concat!(
+                include_str!("../shaders/dtype_f16.wgsl"),
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/bilinear.wgsl"),
+                include_str!("../shaders/gemm_b_scalar.wgsl"),
+                include_str!("../shaders/gemm.wgsl")
+            ),
+            ShaderId::Gemm16x16QuadHalf => concat!(
+                include_str!("../shaders/dtype_f16.wgsl"),
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/bilinear.wgsl"),
+                include_str!("../shaders/gemm_b_quad.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
             ),
             ShaderId::Depthwise => {
@@ -148,8 +202,10 @@ impl ShaderId {
 
     pub fn entry_point(self) -> &'static str {
         match self {
-            ShaderId::Gemm8x8 => "main_8x8",
-            ShaderId::Gemm16x16 => "main_16x16",
+            ShaderId::Gemm8x8 | ShaderId::Gemm8x8Half => "main_8x8",
+            ShaderId::Gemm16x16 | ShaderId::Gemm16x16Quad | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
+                "main_16x16"
+            }
             ShaderId::DepthwiseGradInput => "grad_input",
             ShaderId::DepthwiseGradWeight => "grad_weight",
             _ => "main",
@@ -163,7 +219,13 @@ impl ShaderId {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, a, b, bias, c, offset, mask, dw_weight, dw_bias
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => &[
+            ShaderId::Gemm
+            | ShaderId::Gemm8x8
+            | ShaderId::Gemm16x16
+            | ShaderId::Gemm16x16Quad
+            | ShaderId::Gemm8x8Half
+            | ShaderId::Gemm16x16Half
+            | ShaderId::Gemm16x16QuadHalf => &[
                 Uniform,
                 StorageRead,
                 StorageRead,
@@ -195,6 +257,21 @@ impl ShaderId {
         }
     }
 
+    /// Whether the kernel stores f16 (needs `SHADER_F16` on the device).
+    pub fn is_f16(self) -> bool {
+        matches!(self, ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf)
+    }
+
+    /// The targets the static check translates this kernel to: all four, but GLSL for the f16
+    /// kernels (naga 30's GLSL writer has no f16; no GL adapter offers `SHADER_F16` either).
+    pub fn targets(self) -> &'static [Target] {
+        if self.is_f16() {
+            &[Target::SpirV, Target::Msl, Target::Hlsl]
+        } else {
+            &Target::ALL
+        }
+    }
+
     /// Every override set the engine specialises this shader with (checked by naga in tests
     /// and by `wgconv conformance`).
     pub fn override_sets(self) -> Vec<Overrides> {
@@ -212,6 +289,34 @@ impl ShaderId {
                 .into_iter()
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
+                // conv2d's implicit and pointwise B (the quad variant: pointwise only), every
+                // epilogue, each tile shape of the 16x16 kernel
+                let modes: &[f64] = if self == ShaderId::Gemm16x16QuadHalf { &[2.0] } else { &[1.0, 2.0] };
+                let shapes = if self == ShaderId::Gemm8x8Half { 0..1 } else { 0..3 };
+                let mut sets = Vec::new();
+                for &mode in modes {
+                    for ov in epilogue_sets() {
+                        for t in shapes.clone() {
+                            let ov = ov.clone().with("B_MODE", mode).with("A_MODE", 0.0);
+                            sets.push(if self == ShaderId::Gemm8x8Half { ov } else { ov.with("TILE_SHAPE", t as f64) });
+                        }
+                    }
+                }
+                sets
+            }
+            ShaderId::Gemm16x16Quad => {
+                // dense and pointwise B only, every epilogue and tile shape
+                let mut sets = Vec::new();
+                for mode in [0.0, 2.0] {
+                    for ov in epilogue_sets() {
+                        for t in 0..3 {
+                            sets.push(ov.clone().with("B_MODE", mode).with("A_MODE", 0.0).with("TILE_SHAPE", t as f64));
+                        }
+                    }
+                }
+                sets
+            }
             ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
@@ -258,7 +363,25 @@ impl ShaderId {
                 }
                 sets
             }
-            ShaderId::Depthwise | ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
+            ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
+            // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
+            // 1 and 2, 5x5, a dilated 3x3, a 1x7.
+            ShaderId::Depthwise => {
+                let mut sets = Vec::new();
+                for [kh, kw, sw, dw] in
+                    [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]]
+                {
+                    let spec = |ov: Overrides| {
+                        ov.with("KH", kh as f64).with("KW", kw as f64).with("SW", sw as f64).with("DW", dw as f64)
+                    };
+                    if kh == 0 {
+                        sets.extend(epilogue_sets().into_iter().map(spec));
+                    } else {
+                        sets.push(spec(Overrides::none().flag("HAS_BIAS", true).with("ACT", 1.0)));
+                    }
+                }
+                sets
+            }
         }
     }
 }
@@ -411,7 +534,7 @@ pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Targe
 pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
     let mut errors = Vec::new();
     for ov in id.override_sets() {
-        for target in Target::ALL {
+        for &target in id.targets() {
             if let Err((stage, message)) = translate(id.source(), id.entry_point(), &ov, target) {
                 errors.push(ShaderCheckError { shader: id.file(), overrides: ov.to_string(), stage, message });
             }

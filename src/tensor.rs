@@ -1,5 +1,5 @@
-//! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32, C order) and [`HostTensor`]
-//! (the same on the CPU, with `.npy` I/O).
+//! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32 or f16, C order) and
+//! [`HostTensor`] (f32 on the CPU, with `.npy` I/O).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -15,15 +15,58 @@ fn numel_of(shape: &[usize]) -> Result<usize> {
 pub const TENSOR_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
-/// A dense f32 tensor in a wgpu buffer, row-major (NCHW for images).
+/// How a [`Tensor`] stores its elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DType {
+    /// IEEE binary32.
+    #[default]
+    F32,
+    /// IEEE binary16 storage (kernels accumulate in f32). Needs the device feature
+    /// `SHADER_F16`; conv2d's `implicit_gemm` and `gemm_1x1` read and write it (see the
+    /// crate docs), every other op returns an error for it.
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+        }
+    }
+}
+
+/// A dense tensor in a wgpu buffer, row-major (NCHW for images), f32 unless made with
+/// [`DType::F16`].
 ///
-/// The buffer may be larger than the shape needs; elements start at byte 0.
+/// The buffer may be larger than the shape needs; elements start at byte 0. An f16 tensor's
+/// buffer is rounded up to whole 4-byte words (storage bindings are sized in words).
 #[derive(Clone, Debug)]
 pub struct Tensor {
     shape: Vec<usize>,
     buffer: wgpu::Buffer,
+    dtype: DType,
     /// Id of the [`GpuContext`] the tensor was made on.
     ctx: u64,
+}
+
+/// Errors unless `ctx`'s device can store f16.
+fn check_f16(ctx: &GpuContext) -> Result<()> {
+    if ctx.device.features().contains(wgpu::Features::SHADER_F16) {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "f16 storage needs the SHADER_F16 feature, which this device ('{}') was not created with",
+            ctx.adapter_info().name
+        )))
+    }
 }
 
 impl Tensor {
@@ -38,7 +81,28 @@ impl Tensor {
             return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
         }
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(data), TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, ctx: ctx.id })
+    }
+
+    /// Uploads `data` stored as `dtype` (f16: rounded to nearest even; values beyond ±65504
+    /// become ±∞).
+    pub fn from_slice_as(ctx: &GpuContext, shape: &[usize], data: &[f32], dtype: DType) -> Result<Tensor> {
+        if dtype == DType::F32 {
+            return Self::from_slice(ctx, shape, data);
+        }
+        check_f16(ctx)?;
+        let n = numel_of(shape)?;
+        if n != data.len() {
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
+        }
+        let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+        halves.resize(n.next_multiple_of(2), 0);
+        let bytes = halves.len() as u64 * 2;
+        if bytes > ctx.limits().max_buffer_size {
+            return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
+        }
+        let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(&halves), TENSOR_USAGE)?;
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
     }
 
     /// Uploads a host tensor.
@@ -46,18 +110,35 @@ impl Tensor {
         Self::from_slice(ctx, &host.shape, &host.data)
     }
 
-    /// An uninitialised tensor (contents unspecified until written).
+    /// An uninitialised f32 tensor (contents unspecified until written).
     pub fn empty(ctx: &GpuContext, shape: &[usize]) -> Result<Tensor> {
-        let bytes = numel_of(shape)? as u64 * 4;
-        let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+        Self::empty_as(ctx, shape, DType::F32)
     }
 
-    /// Wraps a caller's buffer without copying. It must be on the context's device, have
-    /// `STORAGE` usage (plus `COPY_SRC` to be read back with [`Tensor::to_vec`]) and hold at
-    /// least 4·numel bytes.
+    /// An uninitialised tensor of `dtype`.
+    pub fn empty_as(ctx: &GpuContext, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        if dtype == DType::F16 {
+            check_f16(ctx)?;
+        }
+        let bytes = (numel_of(shape)? as u64 * dtype.size()).next_multiple_of(4);
+        let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
+    }
+
+    /// Wraps a caller's buffer of f32 without copying. It must be on the context's device,
+    /// have `STORAGE` usage (plus `COPY_SRC` to be read back with [`Tensor::to_vec`]) and hold
+    /// at least 4·numel bytes.
     pub fn from_buffer(ctx: &GpuContext, buffer: wgpu::Buffer, shape: &[usize]) -> Result<Tensor> {
-        let bytes = numel_of(shape)? as u64 * 4;
+        Self::from_buffer_as(ctx, buffer, shape, DType::F32)
+    }
+
+    /// [`Tensor::from_buffer`] for a buffer of `dtype` elements (f16: at least 2·numel bytes
+    /// rounded up to a multiple of 4).
+    pub fn from_buffer_as(ctx: &GpuContext, buffer: wgpu::Buffer, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        if dtype == DType::F16 {
+            check_f16(ctx)?;
+        }
+        let bytes = (numel_of(shape)? as u64 * dtype.size()).next_multiple_of(4);
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::Buffer { what: "tensor", reason: format!("usage {:?} lacks STORAGE", buffer.usage()) });
         }
@@ -67,7 +148,7 @@ impl Tensor {
                 reason: format!("{} bytes, shape {shape:?} needs {bytes}", buffer.size()),
             });
         }
-        Ok(Tensor { shape: shape.to_vec(), buffer, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -76,9 +157,23 @@ impl Tensor {
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
-    /// Bytes the shape covers (≤ the buffer's size).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// Bytes the shape covers, rounded up to whole 4-byte words (≤ the buffer's size): what
+    /// the kernels bind.
     pub fn byte_len(&self) -> u64 {
-        self.numel() as u64 * 4
+        (self.numel() as u64 * self.dtype.size()).next_multiple_of(4)
+    }
+    /// Errors unless the tensor holds f32 (for the ops that have no f16 kernels).
+    pub(crate) fn require_f32(&self, op: &str, what: &str) -> Result<()> {
+        match self.dtype {
+            DType::F32 => Ok(()),
+            d => Err(Error::Unsupported(format!(
+                "{op} takes f32 tensors, but {what} is {}: f16 storage is supported by conv2d (implicit_gemm, gemm_1x1) and conv1d",
+                d.name()
+            ))),
+        }
     }
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
@@ -115,8 +210,8 @@ impl Tensor {
         Ok(staging)
     }
 
-    /// Downloads the tensor (blocks until every earlier submission that writes it is done;
-    /// bounded by the context's `wait_timeout`).
+    /// Downloads the tensor as f32 (f16 values widened exactly; blocks until every earlier
+    /// submission that writes it is done; bounded by the context's `wait_timeout`).
     pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let mut encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
@@ -134,7 +229,13 @@ impl Tensor {
             None => return Err(Error::Map("the map callback was dropped".into())),
         }
         let view = slice.get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view[..self.byte_len() as usize]).to_vec();
+        let out = match self.dtype {
+            DType::F32 => bytemuck::cast_slice::<u8, f32>(&view[..self.byte_len() as usize]).to_vec(),
+            DType::F16 => bytemuck::cast_slice::<u8, u16>(&view[..self.byte_len() as usize])[..self.numel()]
+                .iter()
+                .map(|&h| half::f16::from_bits(h).to_f32())
+                .collect(),
+        };
         drop(view);
         staging.unmap();
         Ok(out)

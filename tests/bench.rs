@@ -17,8 +17,14 @@ fn runner_times_and_checks_a_small_suite() {
                  | tiny_dw | conv2d | 1 | 8 | 9x9 | 8 | 3 | 2 | 1 | 1 | 8 | depthwise |\n\
                  | dcn | deform_conv2d | 1 | 4 | 8x8 | 4 | 3x3 | 1 | 1 | 1 | 1 | |\n";
     let cases = parse_suite(suite).unwrap();
-    let opts =
-        BenchOptions { warmup: 1, runs: 3, min_time: std::time::Duration::ZERO, check_points: 64, wall_clock: false };
+    let opts = BenchOptions {
+        warmup: 1,
+        runs: 3,
+        min_time: std::time::Duration::ZERO,
+        check_points: 64,
+        wall_clock: false,
+        ..Default::default()
+    };
     let results: Vec<_> = cases.iter().map(|c| run_case(ctx, c, Algorithm::Auto, &opts)).collect();
     for r in &results {
         assert!(r.ok(), "{r:?}");

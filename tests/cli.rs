@@ -77,6 +77,32 @@ fn run_conv2d_verify_on_a_golden_case() {
     assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
 }
 
+/// `--f16`: f16 storage, verified at the f16 tolerance, the output holding f16 values and
+/// close to PyTorch's f32 result (within f16 rounding of the inputs and the output).
+#[test]
+fn run_conv2d_f16_verify_on_a_golden_case() {
+    let Some(ctx) = common::gpu() else { return };
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        eprintln!("SKIP: adapter lacks SHADER_F16");
+        return;
+    }
+    let out = tmp("y16.npy");
+    let case = "resnet_block_small";
+    let f = |n: &str| data(case, n).to_str().unwrap().to_string();
+    let (x, w, b) = (f("input.npy"), f("weight.npy"), f("bias.npy"));
+    let args = ["run", "conv2d", "--input", &x, "--weight", &w, "--bias", &b, "--padding", "1", "--f16", "--verify"];
+    let (code, stdout, stderr) = run(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS") && stdout.contains(" f16 via "), "{stdout}");
+    let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+    assert!(y.data.iter().all(|&v| half::f16::from_f32(v).to_f32() == v));
+    let (golden, _) = wgconv::HostTensor::read_npy(data(case, "output.npy")).unwrap();
+    let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
+    let s = wgconv::verify::compare(&y.data, &g64);
+    assert!(s.passes(wgconv::verify::Tolerance { rel_l2: 5e-3, abs: 5e-3 }), "{s}");
+    assert!(!s.passes(Default::default()), "f16 storage cannot match f32 to 1e-5: {s}");
+}
+
 #[test]
 fn bad_inputs_exit_nonzero_with_one_line() {
     let x = data("basic_3x3_pad1", "input.npy");

@@ -5,7 +5,7 @@ mod common;
 use common::{case, fresh_gpu, gpu, run_case, Case};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d, Activation, Algorithm, Conv2dParams, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor,
+    conv2d, Activation, Algorithm, Conv2dParams, DType, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor,
 };
 
 fn sym(h: u32, w: u32) -> Padding {
@@ -68,6 +68,11 @@ fn cases() -> Vec<Case> {
         case(1, 3, [13, 13], 4, [13, 13]),
         case(1, 2, [41, 43], 3, [3, 3]).pad(sym(1, 1)).stride([1, 1]),
         case(1, 11, [6, 6], 13, [2, 2]).stride([2, 2]).dil([2, 2]).pad(sym(1, 1)),
+        // Depthwise specialisations: a window wider than the shader's WIN_MAX (unspecialised
+        // path), stride 3, and planes of many tiles with a channel multiplier.
+        case(1, 3, [5, 40], 3, [1, 17]).groups(3).dil([1, 2]).pad(sym(0, 16)),
+        case(1, 4, [9, 23], 4, [3, 5]).groups(4).stride([2, 3]).pad(sym(1, 2)),
+        case(2, 4, [37, 70], 8, [3, 3]).groups(4).pad(sym(1, 1)),
     ]
 }
 
@@ -494,4 +499,102 @@ fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
         let s = compare(&c, &r);
         assert!(s.passes(Tolerance::default()), "{shape:?} {m}x{n}x{k}: {s}");
     }
+}
+
+/// `v` rounded to f16 and widened back (what an f16 tensor holds).
+fn to_f16(t: &HostTensor) -> HostTensor {
+    HostTensor::new(&t.shape, t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()).unwrap()
+}
+
+/// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 × both GPU-
+/// and CPU-default GEMM kernels, against the f64 reference of the f16-rounded inputs. The
+/// output must really be f16 (every value exactly representable), and within the rounding of
+/// one f16 store (2⁻¹¹ relative) plus f32 accumulation.
+#[test]
+fn f16_storage_matches_reference() {
+    let Some(ctx) = fresh_gpu() else { return };
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        assert!(std::env::var("WGCONV_REQUIRE_F16").as_deref() != Ok("1"), "adapter lacks SHADER_F16");
+        eprintln!("SKIP: adapter lacks SHADER_F16");
+        return;
+    }
+    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+        // The 8x8 kernel (the GPU default) on every third case, to keep compile time down.
+        let step = if kernel == wgconv::GemmKernel::Block8x8 { 3 } else { 1 };
+        for (i, c) in cases().iter().enumerate().step_by(step) {
+            for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
+                if !c.algorithms().contains(&algo) {
+                    continue;
+                }
+                let c = c.clone().algo(algo);
+                let (x, w, b) = c.data(4000 + i as u64);
+                let (x, w, b) = (to_f16(&x), to_f16(&w), b.as_ref().map(to_f16));
+                let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
+                let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
+                let (y, info) = wgconv::conv2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &c.params)
+                    .unwrap_or_else(|e| panic!("case {i} {}: {e}", algo.name()));
+                assert_eq!(y.dtype(), DType::F16);
+                assert!(matches!(info.algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1), "{info:?}");
+                let out = y.to_vec(&ctx).unwrap();
+                assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+                let s = compare(&out, &r);
+                runs += 1;
+                if !s.passes(tol) {
+                    failures.push(format!("{kernel:?} case {i} {}: {s}", algo.name()));
+                }
+            }
+        }
+    }
+    assert!(runs > 80, "{runs}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What f16 cannot do is an error, before any GPU work: other algorithms, mixed dtypes,
+/// other ops; and f16 tensors on a device created without SHADER_F16.
+#[test]
+fn f16_limits_are_clear_errors() {
+    let Some(ctx) = fresh_gpu() else { return };
+    // A device opened without SHADER_F16 (as an app might): a clear error, not silent f32.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let plain = GpuContext::from_device(device, queue);
+    let e = Tensor::from_slice_as(&plain, &[2, 2], &[1.0; 4], DType::F16).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(ref m) if m.contains("SHADER_F16")), "{e}");
+    assert!(matches!(Tensor::empty_as(&plain, &[3], DType::F16), Err(Error::Unsupported(_))));
+
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        eprintln!("SKIP: adapter lacks SHADER_F16");
+        return;
+    }
+    let x = Tensor::from_slice_as(&ctx, &[1, 4, 5, 5], &[0.5; 100], DType::F16).unwrap();
+    let w = Tensor::from_slice_as(&ctx, &[4, 1, 3, 3], &[0.25; 36], DType::F16).unwrap();
+    let w32 = Tensor::from_slice(&ctx, &[4, 1, 3, 3], &[0.25; 36]).unwrap();
+    let subs = ctx.submissions();
+    for algo in [Algorithm::Im2colGemm, Algorithm::Depthwise, Algorithm::Direct] {
+        let p = Conv2dParams { groups: 4, algorithm: algo, ..Default::default() };
+        let e = conv2d(&ctx, &x, &w, None, &p).unwrap_err();
+        assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+    }
+    let p = Conv2dParams { groups: 4, ..Default::default() };
+    assert!(matches!(conv2d(&ctx, &x, &w32, None, &p).unwrap_err(), Error::DTypeMismatch(_)));
+    let wt = Tensor::from_slice_as(&ctx, &[4, 1, 3, 3], &[0.25; 36], DType::F16).unwrap();
+    let e = wgconv::conv_transpose2d(
+        &ctx,
+        &x,
+        &wt,
+        None,
+        &wgconv::ConvTranspose2dParams { groups: 4, ..Default::default() },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    assert_eq!(ctx.submissions(), subs);
+    // Auto on a depthwise shape runs the implicit GEMM (no f16 depthwise kernel).
+    let (y, info) = wgconv::conv2d_with_info(&ctx, &x, &w, None, &p).unwrap();
+    assert_eq!((info.algorithm, y.dtype()), (Algorithm::ImplicitGemm, DType::F16));
+    assert!(y.to_vec(&ctx).unwrap().iter().all(|v| v.is_finite()));
 }

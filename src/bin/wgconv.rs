@@ -101,6 +101,10 @@ struct BenchArgs {
     /// 4x4, 8x8 or 16x16 (default: the engine's).
     #[arg(long)]
     gemm_kernel: Option<String>,
+    /// Store the conv2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
+    /// other ops' rows are n/a.
+    #[arg(long)]
+    f16: bool,
     /// Also time the backward pass (grad input, weight, bias) of every conv2d row.
     #[arg(long)]
     backward: bool,
@@ -262,9 +266,42 @@ struct ConvArgs {
 struct Conv2dArgs {
     #[command(flatten)]
     conv: ConvArgs,
-    /// auto | im2col_gemm | implicit_gemm | gemm_1x1 | depthwise.
+    /// auto | im2col_gemm | implicit_gemm | gemm_1x1 | depthwise | direct.
     #[arg(long, default_value = "auto")]
     algo: String,
+    /// Store the tensors as f16 on the GPU (f32 accumulation; needs SHADER_F16): the inputs
+    /// are rounded to f16, --verify compares with the reference of the rounded inputs at the
+    /// f16 tolerance, and the output file holds the f16 values widened to f32.
+    #[arg(long)]
+    f16: bool,
+}
+
+/// The storage `--f16` asks for.
+fn storage(f16: bool) -> wgconv::DType {
+    if f16 {
+        wgconv::DType::F16
+    } else {
+        wgconv::DType::F32
+    }
+}
+
+/// `t` as the GPU will hold it (f16: rounded to nearest even).
+fn stored(t: HostTensor, dtype: wgconv::DType) -> HostTensor {
+    match dtype {
+        wgconv::DType::F16 => {
+            HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t }
+        }
+        _ => t,
+    }
+}
+
+/// `--verify`'s bounds for results stored as `dtype`: the default for f32; for f16, one
+/// rounding of the output (2⁻¹¹ relative) with margin.
+fn tolerance(dtype: wgconv::DType) -> Tolerance {
+    match dtype {
+        wgconv::DType::F16 => Tolerance { rel_l2: 1e-3, abs: 1e-3 },
+        _ => Tolerance::default(),
+    }
 }
 
 #[derive(Args)]
@@ -382,12 +419,21 @@ fn finish(
     summary: String,
     reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
 ) -> Result<(), Failure> {
+    finish_with(a, out, summary, Tolerance::default(), reference)
+}
+
+fn finish_with(
+    a: &ConvArgs,
+    out: &HostTensor,
+    summary: String,
+    tol: Tolerance,
+    reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
+) -> Result<(), Failure> {
     out.write_npy(&a.out)?;
     println!("{summary}");
     println!("wrote {}", a.out.display());
     if a.verify {
         let stats = compare(&out.data, &reference()?);
-        let tol = Tolerance::default();
         let ok = stats.passes(tol);
         println!(
             "verify: {stats}; tolerance rel-L2 ≤ {:.0e}, max-abs ≤ {:.0e}·(1+max|ref|): {}",
@@ -426,19 +472,23 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     // Validate before touching the GPU: a bad shape is reported without opening a device.
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let dtype = storage(args.f16);
+    let (x, w, b) = (stored(x, dtype), stored(w, dtype), b.map(|b| stored(b, dtype)));
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b)).transpose()?;
-    let (y, info) =
-        conv2d_with_info(&ctx, &Tensor::from_host(&ctx, &x)?, &Tensor::from_host(&ctx, &w)?, bg.as_ref(), &params)?;
+    let up = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
+    let bg = b.as_ref().map(up).transpose()?;
+    let (y, info) = conv2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
     let out = y.to_host(&ctx)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     let summary = format!(
-        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out.shape,
-        info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
+        dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
-    finish(a, &out, summary, || wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+    finish_with(a, &out, summary, tolerance(dtype), || {
+        wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
+    })
 }
 
 fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
@@ -554,9 +604,11 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
     };
     let Loaded { x, w, b } = load_all(a)?;
     params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let dtype = storage(args.f16);
+    let (x, w, b) = (stored(x, dtype), stored(w, dtype), b.map(|b| stored(b, dtype)));
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
+    let t = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
     let bg = b.as_ref().map(t).transpose()?;
     let out = wgconv::conv1d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
     let summary = format!(
@@ -571,7 +623,9 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         t0.elapsed().as_secs_f64() * 1e3,
         ctx.adapter_info().name
     );
-    finish(a, &out, summary, || wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+    finish_with(a, &out, summary, tolerance(dtype), || {
+        wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
+    })
 }
 
 fn parse_triple(flag: &str, text: &str) -> Result<[u32; 3], Failure> {
@@ -803,6 +857,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         min_time: std::time::Duration::from_secs_f64(if a.quick { 0.0 } else { a.min_time.max(0.0) }),
         check_points: a.check_points,
         wall_clock: a.wall_clock,
+        dtype: if a.f16 { wgconv::DType::F16 } else { wgconv::DType::F32 },
     };
     let ctx = GpuContext::new()?;
     if let Some(k) = &a.gemm_kernel {

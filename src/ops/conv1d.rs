@@ -21,7 +21,7 @@ pub fn conv1d(
     params: &Conv1dParams,
 ) -> Result<Tensor> {
     let shape = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty(ctx, &shape)?;
+    let output = Tensor::empty_as(ctx, &shape, input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv1d") });
     conv1d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;

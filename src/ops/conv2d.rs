@@ -10,14 +10,18 @@
 //!   gathering from the input (`B_MODE` 1 / 2): no workspace, no im2col pass.
 //! - `Depthwise`: `depthwise.wgsl`, one dispatch.
 //!
-//! Every path adds the bias and applies the activation in its write-out.
+//! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.
+//!
+//! Every path adds the bias and applies the activation in its write-out. f16 tensors
+//! ([`crate::DType::F16`]) run `ImplicitGemm` or `Gemm1x1` with f16 loads and stores and f32
+//! accumulation.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode};
 use crate::ops::{check_binding, depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// What one conv2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +58,7 @@ pub fn conv2d_with_info(
     params: &Conv2dParams,
 ) -> Result<(Tensor, Conv2dInfo)> {
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty(ctx, &g.output_shape())?;
+    let output = Tensor::empty_as(ctx, &g.output_shape(), input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -89,11 +93,28 @@ pub fn conv2d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         check_binding(ctx, t, what)?;
     }
+    let dtype = input.dtype();
+    for (t, what) in [(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")] {
+        if let Some(t) = t.filter(|t| t.dtype() != dtype) {
+            return Err(Error::DTypeMismatch(format!(
+                "input is {} but {what} is {}: every tensor of a conv2d has one dtype",
+                dtype.name(),
+                t.dtype().name()
+            )));
+        }
+    }
     let algorithm = match params.algorithm {
+        Algorithm::Auto if dtype == DType::F16 => Algorithm::choose_f16(&g),
         Algorithm::Auto if ctx.autotune_enabled() => ctx.tune_conv2d(&g, params, bias.is_some())?,
         Algorithm::Auto => Algorithm::choose(&g),
         forced => forced, // validate() has checked that it supports g
     };
+    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1) {
+        return Err(Error::param(
+            "algorithm",
+            format!("f16 storage runs implicit_gemm or gemm_1x1, not {}", algorithm.name()),
+        ));
+    }
     let act = params.activation;
     let pixels = g.n * g.h_out * g.w_out;
     let mut info = Conv2dInfo { algorithm, geometry: g, chunks: 1, chunk_cols: pixels, workspace_bytes: 0 };

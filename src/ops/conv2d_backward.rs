@@ -127,6 +127,7 @@ pub fn conv2d_backward_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (grad_output, "grad_output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("conv2d_backward", what)?;
         check_binding(ctx, t, what)?;
     }
     let outs = [(&grads.grad_input, input.shape()), (&grads.grad_weight, weight.shape())];
@@ -139,6 +140,7 @@ pub fn conv2d_backward_into(
                 });
             }
             t.check_device(ctx, "gradient")?;
+            t.require_f32("conv2d_backward", "gradient")?;
         }
     }
     if let Some(db) = &grads.grad_bias {
@@ -149,6 +151,7 @@ pub fn conv2d_backward_into(
             });
         }
         db.check_device(ctx, "grad_bias")?;
+        db.require_f32("conv2d_backward", "grad_bias")?;
     }
     // Depthwise convs (one input channel per group) have kernels of their own: through the
     // grouped GEMMs each group would be a one-row GEMM (measured: mbv2_dw backward 760 ms).

@@ -104,10 +104,12 @@ pub fn conv3d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("conv3d", what)?;
         check_binding(ctx, t, what)?;
     }
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
+        b.require_f32("conv3d", "bias")?;
     }
     let flat = g.as_gemm_geometry();
     let plan = plan_chunks(ctx, &flat)?;

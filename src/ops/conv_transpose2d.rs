@@ -98,10 +98,12 @@ pub fn conv_transpose2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("conv_transpose2d", what)?;
         check_binding(ctx, t, what)?;
     }
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
+        b.require_f32("conv_transpose2d", "bias")?;
     }
     if params.algorithm != Algorithm::GemmCol2im {
         let p = phase_gemm_params(&g, params.activation.alpha());

@@ -143,11 +143,13 @@ pub fn deform_conv2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (offset, "offset"), (output, "output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("deform_conv2d", what)?;
         check_binding(ctx, t, what)?;
     }
     for (t, what) in [(mask, "mask"), (bias, "bias")] {
         if let Some(t) = t {
             t.check_device(ctx, what)?;
+            t.require_f32("deform_conv2d", what)?;
             check_binding(ctx, t, what)?;
         }
     }

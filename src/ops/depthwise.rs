@@ -1,5 +1,6 @@
 //! Encoding of `shaders/depthwise.wgsl`: depthwise conv2d (groups = Cin, any channel
-//! multiplier), four outputs of a row per invocation.
+//! multiplier), one output plane per workgroup, four outputs of a row per invocation, the
+//! kernel size, horizontal stride and dilation specialised as override constants.
 
 use crate::context::GpuContext;
 use crate::error::Result;
@@ -12,7 +13,7 @@ uniform_block! {
     /// Twin of `DepthwiseParams` in `shaders/depthwise.wgsl`.
     DepthwiseParams {
         c_in, h, w, c_out, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left,
-        h_out, w_out, mult, quads, total, alpha_bits, _pad0, _pad1,
+        h_out, w_out, mult, quads, planes, tiles, alpha_bits, _pad0,
     }
 }
 
@@ -39,14 +40,28 @@ impl DepthwiseParams {
             w_out: g.w_out,
             mult: g.c_out / g.c_in,
             quads,
-            // ≤ output elements, which fit one binding: no overflow.
-            total: g.n * g.c_out * g.h_out * quads,
+            planes: g.n * g.c_out,
+            // Ho·⌈Wo/4⌉ ≤ a plane's outputs, which fit one binding: no overflow.
+            tiles: (g.h_out * quads).div_ceil(WG as u32),
             alpha_bits: alpha.to_bits(),
             _pad0: 0,
-            _pad1: 0,
+        }
+    }
+
+    /// The `KH`, `KW`, `SW`, `DW` overrides: this conv's values when the window four outputs
+    /// share fits the shader's `WIN_MAX`, else 0 (read at run time).
+    pub fn specialisation(&self) -> [u32; 4] {
+        let window = 3 * self.stride_w as u64 + (self.kw as u64 - 1) * self.dil_w as u64 + 1;
+        if window <= WIN_MAX && self.kh <= WIN_MAX as u32 {
+            [self.kh, self.kw, self.stride_w, self.dil_w]
+        } else {
+            [0; 4]
         }
     }
 }
+
+/// The shader's `WIN_MAX`.
+const WIN_MAX: u64 = 32;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare(
@@ -60,9 +75,16 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let overrides = Overrides::none().flag("HAS_BIAS", bias.is_some()).with("ACT", activation.code() as f64);
+    let [kh, kw, sw, dw] = p.specialisation();
+    let overrides = Overrides::none()
+        .flag("HAS_BIAS", bias.is_some())
+        .with("ACT", activation.code() as f64)
+        .with("KH", kh as f64)
+        .with("KW", kw as f64)
+        .with("SW", sw as f64)
+        .with("DW", dw as f64);
     let (pipeline, bgl) = ctx.pipeline(ShaderId::Depthwise, &overrides)?;
-    let grid = fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?;
+    let grid = fold_grid(p.planes as u64 * p.tiles as u64, ctx.max_workgroups_per_dim())?;
     let bias = optional(ctx, bias);
     let bind_group = ctx.bind_group(
         ShaderId::Depthwise,

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
@@ -155,12 +155,25 @@ pub(crate) fn prepare_sampling(
         Aux::Depthwise { act, .. } => overrides.flag("HAS_DW_BIAS", dw_b.is_some()).with("DW_ACT", act as f64),
         Aux::None => overrides,
     };
+    // f16 storage (conv2d's implicit and 1x1 GEMMs only: the op checked every operand's
+    // dtype and the mode before getting here).
+    let half = c.dtype() == DType::F16;
+    debug_assert!(!half || (matches!(mode, BMode::Implicit | BMode::Pointwise) && a.dtype() == DType::F16));
     let (id, (bm, bn), overrides) = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type) {
-        GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
         GemmKernel::Block16x16 => {
             let shape = TileShape::pick(p.m, p.n);
-            (ShaderId::Gemm16x16, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
+            let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
+            let id = match (quad, half) {
+                (false, false) => ShaderId::Gemm16x16,
+                (true, false) => ShaderId::Gemm16x16Quad,
+                (false, true) => ShaderId::Gemm16x16Half,
+                (true, true) => ShaderId::Gemm16x16QuadHalf,
+            };
+            (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
         }
+        // f16 has no 4x4 variant: it runs the 8x8 one.
+        _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
+        GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
         GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
     };
     let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
@@ -186,6 +199,22 @@ pub(crate) fn prepare_sampling(
     Ok(Dispatch { pipeline, bind_group, grid })
 }
 
+/// Whether B can be read as vec4 (`gemm_b_quad.wgsl`): a dense or pointwise B whose binding
+/// is aligned and sized in whole vec4s, and whose four columns of a row always start at a multiple
+/// of 4 elements (dense: N % 4 = 0; pointwise: H·W % 4 = 0 and the first column too).
+fn quad_b(p: &GemmParams, mode: BMode, b: &wgpu::BindingResource<'_>, dtype: DType) -> bool {
+    let wgpu::BindingResource::Buffer(bb) = b else { return false };
+    let size = bb.size.map_or(bb.buffer.size().saturating_sub(bb.offset), |s| s.get());
+    let quad = 4 * dtype.size();
+    let aligned = bb.offset % quad == 0 && size % quad == 0;
+    aligned
+        && match mode {
+            BMode::Dense => p.n % 4 == 0,
+            BMode::Pointwise => p.hw % 4 == 0 && p.col0 % 4 == 0,
+            _ => false,
+        }
+}
+
 /// Checks `a: [M, K]`, `b: [K, N]` and returns `(M, N, K)`.
 fn matmul_dims(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<(u32, u32, u32)> {
     let (sa, sb) = (a.shape(), b.shape());
@@ -195,7 +224,9 @@ fn matmul_dims(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<(u32, u32, u3
         return Err(Error::ChannelMismatch(format!("a is {sa:?} but b is {sb:?}: inner sizes differ")));
     }
     a.check_device(ctx, "a")?;
+    a.require_f32("matmul", "a")?;
     b.check_device(ctx, "b")?;
+    b.require_f32("matmul", "b")?;
     check_binding(ctx, a, "a")?;
     check_binding(ctx, b, "b")?;
     match [sa[0], sb[1], sa[1]].map(u32::try_from) {
@@ -217,6 +248,7 @@ pub fn matmul_into(
         return Err(Error::Buffer { what: "c", reason: format!("shape {:?}, expected [{m}, {n}]", c.shape()) });
     }
     c.check_device(ctx, "c")?;
+    c.require_f32("matmul", "c")?;
     check_binding(ctx, c, "c")?;
     let p = GemmParams::new(m, n, k, 1, n, 0, 0);
     ctx.scoped(|| -> Result<()> {

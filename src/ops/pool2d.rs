@@ -58,6 +58,7 @@ pub fn pool2d_into(
     }
     for (t, what) in [(input, "input"), (output, "output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("pool2d", what)?;
         check_binding(ctx, t, what)?;
     }
     let s = input.shape();

@@ -165,10 +165,12 @@ pub fn separable_conv2d_into(
     }
     for (t, what) in [(input, "input"), (dw_weight, "dw_weight"), (pw_weight, "pw_weight"), (output, "output")] {
         t.check_device(ctx, what)?;
+        t.require_f32("separable_conv2d", what)?;
         check_binding(ctx, t, what)?;
     }
     for t in [dw_bias, pw_bias].into_iter().flatten() {
         t.check_device(ctx, "bias")?;
+        t.require_f32("separable_conv2d", "bias")?;
     }
     let g = dw.validate(input.shape(), dw_weight.shape(), None)?;
     let hw = g.h_out * g.w_out;

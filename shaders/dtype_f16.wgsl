@@ -1,0 +1,4 @@
+// Storage type of the GEMM's a, b, bias and c: f16 (arithmetic stays f32; values convert on
+// load and store). Must come first in the module: `enable` precedes every declaration.
+enable f16;
+alias elem = f16;
