@@ -408,7 +408,10 @@ impl GpuContext {
                 return Err(Error::Timeout(timeout));
             }
             std::thread::sleep(nap.min(timeout.saturating_sub(start.elapsed())));
-            nap = (nap * 2).min(Duration::from_millis(1));
+            // Back off to at most 200 µs: a poll costs a few µs, and a longer nap adds its
+            // half on average to every wait (measured: with a 1 ms cap, 5.7 ms wall clock
+            // for a 4.0 ms GPU time on mbv2_dw).
+            nap = (nap * 2).min(Duration::from_micros(200));
         }
     }
 
