@@ -619,16 +619,16 @@ impl ConformanceReport {
 
     pub fn table(&self) -> String {
         let mut s = format!("adapter: {} ({})\n", self.adapter, self.backend);
-        s += &format!("{:<28} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
+        s += &format!("{:<32} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
         for o in &self.ops {
             s += &format!(
-                "{:<28} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                "{:<32} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
                 o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
             );
         }
         if let Some(st) = &self.static_check {
             s += &format!(
-                "{:<28} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "{:<32} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
                 "shaders (static)",
                 st.checked,
                 st.checked - st.failures.len()

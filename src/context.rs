@@ -76,10 +76,22 @@ impl TileShape {
 }
 
 impl GemmKernel {
-    /// What `Auto` means on an adapter of this type.
-    pub fn resolve(self, device_type: wgpu::DeviceType) -> GemmKernel {
+    /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n`:
+    /// `Block16x16` on CPU adapters unless its tiles would give fewer than four workgroups
+    /// (measured on r50_c5, M 512 × N 49: two 256×64 tiles ran in 43–55 ms, the 8×8 kernel's
+    /// eight 64×64 tiles in 39–40 ms: with so few workgroups one slow thread holds up the
+    /// dispatch), `Block8x8` elsewhere. Explicit choices stand.
+    pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32) -> GemmKernel {
         match self {
-            GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => GemmKernel::Block16x16,
+            GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => {
+                let (bm, bn) = TileShape::pick(m, n).dims();
+                let tiles = (m as u64).div_ceil(bm as u64) * (n as u64).div_ceil(bn as u64) * groups as u64;
+                if tiles >= 4 {
+                    GemmKernel::Block16x16
+                } else {
+                    GemmKernel::Block8x8
+                }
+            }
             GemmKernel::Auto => GemmKernel::Block8x8,
             k => k,
         }
