@@ -452,11 +452,7 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     // f16 rows: the reference sees the f16-rounded inputs, and the check allows one f16
     // rounding of the output.
     let dtype = opts.dtype;
-    let stored = |t: HostTensor| match dtype {
-        DType::F32 => t,
-        DType::F16 => HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t },
-    };
-    let (x, w, b) = (stored(x), stored(w), stored(b));
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
     let upload = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
     let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
     let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;

@@ -293,15 +293,14 @@ pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummar
         return None;
     }
     let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
-    let half =
-        |t: HostTensor| HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t };
+    let f16 = crate::tensor::DType::F16;
     let mut s = OpSummary::new("conv2d/f16".into());
     for case in cases {
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (x, w, b) = case.data();
-            let (x, w, b) = (half(x), half(w), b.map(half));
+            let (x, w, b) = (x.rounded_to(f16), w.rounded_to(f16), b.map(|b| b.rounded_to(f16)));
             let (_, expected) = crate::reference::conv2d(&x, &w, b.as_ref(), &case.params)?;
-            let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, crate::tensor::DType::F16);
+            let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, f16);
             let bg = b.as_ref().map(t).transpose()?;
             let y = crate::ops::conv2d::conv2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &case.params)?.to_vec(ctx)?;
             Ok(compare(&y, &expected))

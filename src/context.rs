@@ -36,7 +36,7 @@ pub enum GemmKernel {
     /// 64×64 tiles; 64 invocations, 8×8 outputs each.
     Block8x8,
     /// 64 invocations, 16×16 outputs each, in a 128×128, 64×256 or 256×64 tile picked per
-    /// GEMM ([`TileShape::pick`]). On lavapipe it runs a 1024³ GEMM 1.8× faster than
+    /// GEMM ([`TileShape::pick`]). On lavapipe it runs a 1024³ GEMM 1.4–1.8× faster than
     /// `Block8x8` (every load inside a loop costs a lane-by-lane loop there, and this kernel
     /// loads half as often per multiply-add); on GPUs its 256 accumulators per invocation
     /// would spill, so it is not the GPU default.
@@ -77,10 +77,12 @@ impl TileShape {
 
 impl GemmKernel {
     /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n`:
-    /// `Block16x16` on CPU adapters unless its tiles would give fewer than four workgroups
-    /// (measured on r50_c5, M 512 × N 49: two 256×64 tiles ran in 43–55 ms, the 8×8 kernel's
-    /// eight 64×64 tiles in 39–40 ms: with so few workgroups one slow thread holds up the
-    /// dispatch), `Block8x8` elsewhere. Explicit choices stand.
+    /// `Block16x16` on CPU adapters unless its tiles would give fewer than four workgroups,
+    /// `Block8x8` elsewhere. Explicit choices stand. The fallback is for shapes like r50_c5
+    /// (M 512 × N 49: two 256×64 tiles): there the 8×8 kernel's eight 64×64 tiles ran in
+    /// 39.0 ms and the 16×16 kernel in 55.6 ms (`bench --algo all` runs a minute apart on
+    /// lavapipe); alternating runs on that noisy machine were inconclusive (43–54 against
+    /// 46–68 ms), so this is a conservative choice, not a measured win.
     pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32) -> GemmKernel {
         match self {
             GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => {

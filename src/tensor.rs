@@ -263,6 +263,18 @@ impl HostTensor {
         Ok(HostTensor { shape: shape.to_vec(), data })
     }
 
+    /// The values a tensor of `dtype` holds after upload: f16 rounds each to nearest even
+    /// (what [`Tensor::from_slice_as`] stores), f32 keeps them. References for f16 runs are
+    /// computed from these.
+    pub fn rounded_to(self, dtype: DType) -> Self {
+        match dtype {
+            DType::F32 => self,
+            DType::F16 => {
+                HostTensor { data: self.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..self }
+            }
+        }
+    }
+
     /// Seeded uniform values in [-1, 1), never all zero (splitmix64; the same on every platform).
     pub fn random(shape: &[usize], seed: u64) -> Self {
         let n: usize = shape.iter().product();

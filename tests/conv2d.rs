@@ -501,11 +501,6 @@ fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
     }
 }
 
-/// `v` rounded to f16 and widened back (what an f16 tensor holds).
-fn to_f16(t: &HostTensor) -> HostTensor {
-    HostTensor::new(&t.shape, t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()).unwrap()
-}
-
 /// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 × both GPU-
 /// and CPU-default GEMM kernels, against the f64 reference of the f16-rounded inputs. The
 /// output must really be f16 (every value exactly representable), and within the rounding of
@@ -532,7 +527,8 @@ fn f16_storage_matches_reference() {
                 }
                 let c = c.clone().algo(algo);
                 let (x, w, b) = c.data(4000 + i as u64);
-                let (x, w, b) = (to_f16(&x), to_f16(&w), b.as_ref().map(to_f16));
+                let (x, w, b) =
+                    (x.rounded_to(DType::F16), w.rounded_to(DType::F16), b.map(|b| b.rounded_to(DType::F16)));
                 let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
                 let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
                 let (y, info) = wgconv::conv2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &c.params)

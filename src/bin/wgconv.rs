@@ -285,16 +285,6 @@ fn storage(f16: bool) -> wgconv::DType {
     }
 }
 
-/// `t` as the GPU will hold it (f16: rounded to nearest even).
-fn stored(t: HostTensor, dtype: wgconv::DType) -> HostTensor {
-    match dtype {
-        wgconv::DType::F16 => {
-            HostTensor { data: t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(), ..t }
-        }
-        _ => t,
-    }
-}
-
 /// `--verify`'s bounds for results stored as `dtype`: the default for f32; for f16, one
 /// rounding of the output (2⁻¹¹ relative) with margin.
 fn tolerance(dtype: wgconv::DType) -> Tolerance {
@@ -473,7 +463,7 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     // Validate before touching the GPU: a bad shape is reported without opening a device.
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
-    let (x, w, b) = (stored(x, dtype), stored(w, dtype), b.map(|b| stored(b, dtype)));
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
     let up = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
@@ -605,7 +595,7 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
-    let (x, w, b) = (stored(x, dtype), stored(w, dtype), b.map(|b| stored(b, dtype)));
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
     let t = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
