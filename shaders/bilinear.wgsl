@@ -24,3 +24,39 @@ fn bilinear_at(y: f32, x: f32) -> Bilinear {
     let hx = 1.0 - lx;
     return Bilinear(i32(yf), i32(xf), vec4<f32>(hy * hx, hy * lx, ly * hx, ly * lx));
 }
+
+// The same for four positions at once (component e: position e), for loaders that sample
+// four columns: `inside` is the open-box test; y0/x0 are the top-left corners, clamped to
+// [−1, H − 1] × [−1, W − 1] so that positions outside the box (whose weights are 0 here)
+// still convert to integers in range; w00 .. w11 the corners' weights, 0 outside the box.
+struct Bilinear4 {
+    inside: vec4<bool>,
+    y0: vec4<i32>,
+    x0: vec4<i32>,
+    w00: vec4<f32>,
+    w01: vec4<f32>,
+    w10: vec4<f32>,
+    w11: vec4<f32>,
+}
+
+fn bilinear_at4(y: vec4<f32>, x: vec4<f32>, h: u32, w: u32) -> Bilinear4 {
+    let fh = f32(h);
+    let fw = f32(w);
+    var s: Bilinear4;
+    // false for NaN
+    s.inside = (y > vec4<f32>(-1.0)) & (y < vec4<f32>(fh)) & (x > vec4<f32>(-1.0)) & (x < vec4<f32>(fw));
+    let yf = floor(clamp(y, vec4<f32>(-1.0), vec4<f32>(fh - 1.0)));
+    let xf = floor(clamp(x, vec4<f32>(-1.0), vec4<f32>(fw - 1.0)));
+    let ly = y - yf;
+    let lx = x - xf;
+    let hy = 1.0 - ly;
+    let hx = 1.0 - lx;
+    s.y0 = vec4<i32>(yf);
+    s.x0 = vec4<i32>(xf);
+    let zero = vec4<f32>(0.0);
+    s.w00 = select(zero, hy * hx, s.inside);
+    s.w01 = select(zero, hy * lx, s.inside);
+    s.w10 = select(zero, ly * hx, s.inside);
+    s.w11 = select(zero, ly * lx, s.inside);
+    return s;
+}

@@ -1,6 +1,6 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
 // (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl (the storage type `elem`),
-// activation.wgsl, bilinear.wgsl, and gemm_b_scalar.wgsl or gemm_b_quad.wgsl (the binding `b`
+// activation.wgsl, bilinear.wgsl (B_MODE 4 samples with bilinear_at4), and gemm_b_scalar.wgsl or gemm_b_quad.wgsl (the binding `b`
 // with its f32 readers b_at(i), b_quad(i) (elements i .. i + 3, i a multiple of 4 for the
 // quad variant) and b_len()).)
 //
@@ -14,6 +14,8 @@
 //    3 the conv_transpose2d weight [Cin, Cout/G, kh, kw] seen by one output phase (B_MODE 6):
 //      A[m, k] = W[gc·Cin/G + cl, m, i, j] for k = (cl·taps_y + ty)·taps_x + tx, with the
 //      phase's taps i = i0y + ty·step_y, j = i0x + tx·step_x; 0 for a tap past the kernel.
+//    4 the conv weight [Cout, Cin/G, kh, kw] with its columns taken tap-major (B_MODE 4):
+//      A[g, m, k] = W[g·M + m, cl, t] for k = t·Cin/G + cl.
 // b: depends on B_MODE, the source of the [groups, K, N] operand:
 //    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
 //    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
@@ -29,6 +31,7 @@
 //                bilinearly at (oy·sh − pt + i·dh + dy, ox·sw − pl + j·dw + dx), dy/dx from
 //                `offset` [N, 2·G_off·kh·kw, Ho, Wo] of the channel's offset group, times
 //                `mask` [N, G_off·kh·kw, Ho, Wo] when HAS_MASK (deform_im2col.wgsl's layouts).
+//                Rows are tap-major: k = t·Cin/G + cl, t = i·kw + j (with A_MODE 4).
 //    5 depthwise b is the NCHW input [N, C, H, W]; B[k, n] is the depthwise conv's output
 //                channel k (of C·dw_mult) at pixel n, computed on the fly from `dw_weight`
 //                [C·dw_mult, 1, kh, kw] (+ `dw_bias` when HAS_DW_BIAS, then DW_ACT): the
@@ -211,6 +214,13 @@ fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
         if (A_MODE == 1u) {
             return f32(a[(g * params.k + k) * params.m + row]);
         }
+        if (A_MODE == 4u) {
+            // tap-major column k = t·Cin/G + cl of the weight row (cl, t)
+            let taps = params.kh * params.kw;
+            let cin_g = params.k / taps;
+            let t = k / cin_g;
+            return f32(a[(g * params.m + row) * params.k + (k - t * cin_g) * taps + t]);
+        }
         if (A_MODE == 2u) {
             let img = k / params.a_hw;
             let q = k - img * params.a_hw;
@@ -315,27 +325,71 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
     return c;
 }
 
-// One deformable sample of column e's pixel (B_MODE 4): channel plane `plane` (of image
-// c.img), offset group `og`, tap t = (i, j).
-fn deform_sample(ok: bool, img: u32, q: u32, base: u32, iy0: i32, ix0: i32, plane: u32, og: u32, t: u32, i: u32, j: u32) -> f32 {
-    if (!ok) {
-        return 0.0;
+// B_MODE 4's bilinear sampling of one (tap, offset group) at the invocation's four columns
+// (component e: column e): each corner's flat input index (image base + y·W + x) or −1 when
+// the corner lies outside the image or the sample outside the open box, and its weight times
+// the mask. Rows are ordered tap-major (k = t·Cin/G + cl), so every channel of a K slice
+// shares one (tap, offset group): the offsets, the mask and the weights are loaded and
+// computed once for all of them, and each row costs its four corner loads only (on llvmpipe,
+// where each load inside a loop runs lane by lane, that count sets the speed). An
+// invocation's columns are fixed for the whole K loop, so the key needs no column part.
+var<private> ds_key: u32 = 0xffffffffu;
+var<private> ds_c00: vec4<i32>;
+var<private> ds_c01: vec4<i32>;
+var<private> ds_c10: vec4<i32>;
+var<private> ds_c11: vec4<i32>;
+var<private> ds_w00: vec4<f32>;
+var<private> ds_w01: vec4<f32>;
+var<private> ds_w10: vec4<f32>;
+var<private> ds_w11: vec4<f32>;
+
+fn deform_refresh(c: Cols, t: u32, og: u32) {
+    let key = t * params.offset_groups + og;
+    if (key == ds_key) {
+        return;
     }
+    ds_key = key;
     let taps = params.kh * params.kw;
-    let off = ((img * params.offset_groups + og) * 2u * taps + 2u * t) * params.hw + q;
-    let y = f32(iy0 + i32(i * params.dil_h)) + offset[off];
-    let x = f32(ix0 + i32(j * params.dil_w)) + offset[off + params.hw];
-    var v = 0.0;
-    if (inside_sampling_box(y, x, params.h, params.w)) {
-        let s = bilinear_at(y, x);
-        let at = base + plane;
-        v = s.w.x * gather(true, at, s.y0, s.x0) + s.w.y * gather(true, at, s.y0, s.x0 + 1)
-          + s.w.z * gather(true, at, s.y0 + 1, s.x0) + s.w.w * gather(true, at, s.y0 + 1, s.x0 + 1);
-    }
+    let i = t / params.kw;
+    let j = t - i * params.kw;
+    // offset[img, og·2·taps + 2t (+1), q] and mask[img, og·taps + t, q]
+    let off = ((c.img * params.offset_groups + og) * 2u * taps + 2u * t) * params.hw + c.q;
+    let dy = vec4<f32>(offset[off.x], offset[off.y], offset[off.z], offset[off.w]);
+    let o2 = off + params.hw;
+    let dx = vec4<f32>(offset[o2.x], offset[o2.y], offset[o2.z], offset[o2.w]);
+    let y = vec4<f32>(c.iy0 + i32(i * params.dil_h)) + dy;
+    let x = vec4<f32>(c.ix0 + i32(j * params.dil_w)) + dx;
+    var m = vec4<f32>(1.0);
     if (HAS_MASK) {
-        v = v * mask[((img * params.offset_groups + og) * taps + t) * params.hw + q];
+        let mi = ((c.img * params.offset_groups + og) * taps + t) * params.hw + c.q;
+        m = vec4<f32>(mask[mi.x], mask[mi.y], mask[mi.z], mask[mi.w]);
     }
-    return v;
+    let s = bilinear_at4(y, x, params.h, params.w);
+    let inside = s.inside & c.ok;
+    let w = i32(params.w);
+    let y1 = s.y0 + 1;
+    let x1 = s.x0 + 1;
+    let in_y0 = inside & (s.y0 >= vec4<i32>(0));
+    let in_y1 = inside & (y1 < vec4<i32>(i32(params.h)));
+    let in_x0 = s.x0 >= vec4<i32>(0);
+    let in_x1 = x1 < vec4<i32>(w);
+    let base = vec4<i32>(c.base);
+    let none = vec4<i32>(-1);
+    ds_c00 = select(none, base + s.y0 * w + s.x0, in_y0 & in_x0);
+    ds_c01 = select(none, base + s.y0 * w + x1, in_y0 & in_x1);
+    ds_c10 = select(none, base + y1 * w + s.x0, in_y1 & in_x0);
+    ds_c11 = select(none, base + y1 * w + x1, in_y1 & in_x1);
+    let k = select(vec4<f32>(0.0), m, c.ok);
+    ds_w00 = s.w00 * k;
+    ds_w01 = s.w01 * k;
+    ds_w10 = s.w10 * k;
+    ds_w11 = s.w11 * k;
+}
+
+// One corner's input value at the four columns in channel plane `plane`; 0 where absent.
+fn deform_corner(at: vec4<i32>, plane: u32) -> vec4<f32> {
+    let i = vec4<u32>(max(at, vec4<i32>(0))) + plane;
+    return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), at >= vec4<i32>(0));
 }
 
 // Row cm of the depthwise stage (B_MODE 5) at the four columns of `c`.
@@ -410,18 +464,15 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(ok && c.ok.z, c.base.z + chan, c.iy0.z - dy, c.ix0.z - dx),
                        gather(ok && c.ok.w, c.base.w + chan, c.iy0.w - dy, c.ix0.w - dx));
     } else if (B_MODE == 4u) {
-        let taps = params.kh * params.kw;
-        let cl = bk / taps;
-        let t = bk - cl * taps;
-        let i = t / params.kw;
-        let j = t - i * params.kw;
-        let ci = g * (params.c_in / params.groups) + cl;
-        let og = ci / (params.c_in / params.offset_groups);
+        // Tap-major rows: k = t·Cin/G + cl (A_MODE 4 reads the weight in the same order).
+        let cin_g = params.c_in / params.groups;
+        let t = bk / cin_g;
+        let cl = bk - t * cin_g;
+        let ci = g * cin_g + cl;
+        deform_refresh(c, t, ci / (params.c_in / params.offset_groups));
         let plane = ci * params.h * params.w;
-        bv = vec4<f32>(deform_sample(c.ok.x, c.img.x, c.q.x, c.base.x, c.iy0.x, c.ix0.x, plane, og, t, i, j),
-                       deform_sample(c.ok.y, c.img.y, c.q.y, c.base.y, c.iy0.y, c.ix0.y, plane, og, t, i, j),
-                       deform_sample(c.ok.z, c.img.z, c.q.z, c.base.z, c.iy0.z, c.ix0.z, plane, og, t, i, j),
-                       deform_sample(c.ok.w, c.img.w, c.q.w, c.base.w, c.iy0.w, c.ix0.w, plane, og, t, i, j));
+        bv = ds_w00 * deform_corner(ds_c00, plane) + ds_w01 * deform_corner(ds_c01, plane)
+           + ds_w10 * deform_corner(ds_c10, plane) + ds_w11 * deform_corner(ds_c11, plane);
     } else if (B_MODE == 3u) {
         // Row bk is one output pixel: where its window starts in the input.
         let pimg = bk / params.a_hw;

@@ -351,7 +351,7 @@ impl ShaderId {
                 // deform_conv2d, implicit: bilinear samples gathered by the B loader.
                 for ov in epilogue_sets() {
                     for mask in [false, true] {
-                        sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 0.0).flag("HAS_MASK", mask));
+                        sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 4.0).flag("HAS_MASK", mask));
                     }
                 }
                 if self == ShaderId::Gemm16x16 {

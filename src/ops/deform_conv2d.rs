@@ -2,7 +2,8 @@
 //!
 //! Algorithms (`DeformConv2dParams::algorithm`):
 //! - `ImplicitGemm` (the default): the tiled GEMM's B loader takes the bilinear samples
-//!   itself (`B_MODE` 4), no workspace.
+//!   itself (`B_MODE` 4), no workspace. Its K runs tap-major (`A_MODE` 4 reads the weight in
+//!   that order) so that one tap's offsets, mask and bilinear weights serve every channel.
 //! - `Im2colGemm`: a deformable im2col (`deform_im2col.wgsl`: each column entry is the
 //!   bilinear sample of its input channel at the offset position, times the mask) feeding the
 //!   dense GEMM, chunked over output pixels to the workspace budget.
@@ -176,7 +177,7 @@ pub fn deform_conv2d_into(
             &uniforms,
             block,
             &p,
-            (AMode::RowMajor, BMode::Deform),
+            (AMode::TapMajor, BMode::Deform),
             act,
             weight,
             whole(input),

@@ -29,7 +29,8 @@ pub enum BMode {
     /// The im2col matrix transposed, gathered from the input: rows are output pixels,
     /// columns kernel taps (grad_weight).
     Taps = 3,
-    /// Deformable: bilinear samples at offsets (times a mask) gathered from the input.
+    /// Deformable: bilinear samples at offsets (times a mask) gathered from the input; rows
+    /// tap-major, so it pairs with `AMode::TapMajor`.
     Deform = 4,
     /// A depthwise conv's output computed on the fly (the fused separable block).
     Depthwise = 5,
@@ -86,6 +87,9 @@ pub enum AMode {
     OutputGrad = 2,
     /// The conv_transpose2d weight `[Cin, Cout/G, kh, kw]`, one output phase's taps.
     PhaseTaps = 3,
+    /// `[groups, M, K]` conv weights with the columns taken tap-major (`k = t·Cin/G + cl`),
+    /// the row order of `BMode::Deform`.
+    TapMajor = 4,
 }
 
 /// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and
