@@ -1,5 +1,6 @@
 // Depthwise conv2d (groups = Cin) with channel multiplier `mult` = Cout / Cin.
-// (activation.wgsl is concatenated in front: it provides ACT and activate().)
+// (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl, the storage type `elem` of
+// input, weight, bias and out, arithmetic in f32; and activation.wgsl: ACT and activate().)
 //
 // input:  [N, Cin, H, W]
 // weight: [Cin·mult, 1, kh, kw]; output channel co reads input channel co / mult
@@ -53,10 +54,10 @@ struct DepthwiseParams {
 }
 
 @group(0) @binding(0) var<uniform> params: DepthwiseParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read> weight: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> out: array<elem>;
 
 const WG: u32 = 64u;
 // Longest window `win` holds: 4 outputs at stride sw with a kw-tap kernel dilated by dw
@@ -103,21 +104,21 @@ fn main(
             for (var t = 0u; t < win_len; t++) {
                 let ix = x0 + i32(t);
                 let ok = row_ok && ix >= 0 && ix < i32(params.w);
-                win[t] = select(0.0, input[min(row + u32(max(ix, 0)), last)], ok);
+                win[t] = select(0.0, f32(input[min(row + u32(max(ix, 0)), last)]), ok);
             }
             for (var j = 0u; j < kw; j++) {
-                let wv = weight[wbase + i * kw + j];
+                let wv = f32(weight[wbase + i * kw + j]);
                 let t = j * dw;
                 acc += wv * vec4<f32>(win[t], win[t + sw], win[t + 2u * sw], win[t + 3u * sw]);
             }
         } else {
             for (var j = 0u; j < kw; j++) {
-                let wv = weight[wbase + i * kw + j];
+                let wv = f32(weight[wbase + i * kw + j]);
                 var xv = vec4<f32>(0.0);
                 for (var e = 0u; e < 4u; e++) {
                     let ix = x0 + i32(j * dw + e * sw);
                     let ok = row_ok && ix >= 0 && ix < i32(params.w);
-                    xv[e] = select(0.0, input[min(row + u32(max(ix, 0)), last)], ok);
+                    xv[e] = select(0.0, f32(input[min(row + u32(max(ix, 0)), last)]), ok);
                 }
                 acc += wv * xv;
             }
@@ -125,13 +126,13 @@ fn main(
     }
     var add = 0.0;
     if (HAS_BIAS) {
-        add = bias[co];
+        add = f32(bias[co]);
     }
     let alpha = bitcast<f32>(params.alpha_bits);
     let dst = ((n * params.c_out + co) * params.h_out + oy) * params.w_out;
     for (var e = 0u; e < 4u; e++) {
         if (live && 4u * q + e < params.w_out) {
-            out[dst + 4u * q + e] = activate(acc[e] + add, alpha);
+            out[dst + 4u * q + e] = elem(activate(acc[e] + add, alpha));
         }
     }
 }

@@ -1,2 +1,2 @@
-// Storage type of the GEMM's a, b, bias and c: f32.
+// Storage type `elem` of the GEMM's a, b, bias and c, and of the depthwise kernel's tensors: f32.
 alias elem = f32;

@@ -115,10 +115,13 @@ impl Algorithm {
         }
     }
 
-    /// The algorithm `Auto` runs for `g` on f16 tensors: the plain GEMM for pointwise convs,
-    /// else the implicit GEMM (the two with f16 kernels).
+    /// The algorithm `Auto` runs for `g` on f16 tensors: as [`Algorithm::choose`] among the
+    /// three with f16 kernels (depthwise, the plain GEMM for pointwise convs, else the
+    /// implicit GEMM).
     pub fn choose_f16(g: &Conv2dGeometry) -> Algorithm {
-        if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
+        if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
+            Algorithm::Depthwise
+        } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
             Algorithm::Gemm1x1
         } else {
             Algorithm::ImplicitGemm

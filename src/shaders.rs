@@ -24,6 +24,8 @@ pub enum ShaderId {
     Gemm16x16QuadHalf,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
+    /// `depthwise.wgsl` over f16 storage (f32 arithmetic).
+    DepthwiseHalf,
     /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
     /// conv_transpose2d.
     Col2im,
@@ -67,6 +69,7 @@ impl ShaderId {
         ShaderId::Gemm16x16Half,
         ShaderId::Gemm16x16QuadHalf,
         ShaderId::Depthwise,
+        ShaderId::DepthwiseHalf,
         ShaderId::Col2im,
         ShaderId::ChannelSum,
         ShaderId::DeformIm2col,
@@ -88,6 +91,7 @@ impl ShaderId {
             ShaderId::Gemm16x16Half => "gemm_16x16_f16",
             ShaderId::Gemm16x16QuadHalf => "gemm_16x16_quad_f16",
             ShaderId::Depthwise => "depthwise",
+            ShaderId::DepthwiseHalf => "depthwise_f16",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
             ShaderId::DeformIm2col => "deform_im2col",
@@ -109,7 +113,7 @@ impl ShaderId {
             | ShaderId::Gemm8x8Half
             | ShaderId::Gemm16x16Half
             | ShaderId::Gemm16x16QuadHalf => "gemm.wgsl",
-            ShaderId::Depthwise => "depthwise.wgsl",
+            ShaderId::Depthwise | ShaderId::DepthwiseHalf => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
@@ -136,7 +140,8 @@ impl ShaderId {
             ShaderId::Gemm16x16QuadHalf => {
                 &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
             }
-            ShaderId::Depthwise => &["activation.wgsl", "depthwise.wgsl"],
+            ShaderId::Depthwise => &["dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl"],
+            ShaderId::DepthwiseHalf => &["dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
@@ -179,9 +184,16 @@ impl ShaderId {
                 include_str!("../shaders/gemm_b_quad.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
             ),
-            ShaderId::Depthwise => {
-                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/depthwise.wgsl"))
-            }
+            ShaderId::Depthwise => concat!(
+                include_str!("../shaders/dtype_f32.wgsl"),
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/depthwise.wgsl")
+            ),
+            ShaderId::DepthwiseHalf => concat!(
+                include_str!("../shaders/dtype_f16.wgsl"),
+                include_str!("../shaders/activation.wgsl"),
+                include_str!("../shaders/depthwise.wgsl")
+            ),
             ShaderId::Col2im => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
@@ -237,7 +249,7 @@ impl ShaderId {
                 StorageRead,
             ],
             // params, input, weight, bias, out
-            ShaderId::Depthwise | ShaderId::Direct => {
+            ShaderId::Depthwise | ShaderId::DepthwiseHalf | ShaderId::Direct => {
                 &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite]
             }
             // params, col, bias, out
@@ -259,7 +271,10 @@ impl ShaderId {
 
     /// Whether the kernel stores f16 (needs `SHADER_F16` on the device).
     pub fn is_f16(self) -> bool {
-        matches!(self, ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf)
+        matches!(
+            self,
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf | ShaderId::DepthwiseHalf
+        )
     }
 
     /// The targets the static check translates this kernel to: all four, but GLSL for the f16
@@ -366,7 +381,7 @@ impl ShaderId {
             ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
             // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
             // 1 and 2, 5x5, a dilated 3x3, a 1x7.
-            ShaderId::Depthwise => {
+            ShaderId::Depthwise | ShaderId::DepthwiseHalf => {
                 let mut sets = Vec::new();
                 for [kh, kw, sw, dw] in
                     [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]]

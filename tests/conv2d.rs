@@ -501,7 +501,7 @@ fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
     }
 }
 
-/// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 × both GPU-
+/// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 / depthwise × both GPU-
 /// and CPU-default GEMM kernels, against the f64 reference of the f16-rounded inputs. The
 /// output must really be f16 (every value exactly representable), and within the rounding of
 /// one f16 store (2⁻¹¹ relative) plus f32 accumulation.
@@ -521,7 +521,7 @@ fn f16_storage_matches_reference() {
         // The 8x8 kernel (the GPU default) on every third case, to keep compile time down.
         let step = if kernel == wgconv::GemmKernel::Block8x8 { 3 } else { 1 };
         for (i, c) in cases().iter().enumerate().step_by(step) {
-            for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
+            for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise] {
                 if !c.algorithms().contains(&algo) {
                     continue;
                 }
@@ -534,7 +534,8 @@ fn f16_storage_matches_reference() {
                 let (y, info) = wgconv::conv2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &c.params)
                     .unwrap_or_else(|e| panic!("case {i} {}: {e}", algo.name()));
                 assert_eq!(y.dtype(), DType::F16);
-                assert!(matches!(info.algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1), "{info:?}");
+                let expected = if algo == Algorithm::Auto { Algorithm::choose_f16(&info.geometry) } else { algo };
+                assert_eq!(info.algorithm, expected);
                 let out = y.to_vec(&ctx).unwrap();
                 assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
                 let s = compare(&out, &r);
@@ -571,7 +572,7 @@ fn f16_limits_are_clear_errors() {
     let w = Tensor::from_slice_as(&ctx, &[4, 1, 3, 3], &[0.25; 36], DType::F16).unwrap();
     let w32 = Tensor::from_slice(&ctx, &[4, 1, 3, 3], &[0.25; 36]).unwrap();
     let subs = ctx.submissions();
-    for algo in [Algorithm::Im2colGemm, Algorithm::Depthwise, Algorithm::Direct] {
+    for algo in [Algorithm::Im2colGemm, Algorithm::Direct] {
         let p = Conv2dParams { groups: 4, algorithm: algo, ..Default::default() };
         let e = conv2d(&ctx, &x, &w, None, &p).unwrap_err();
         assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
@@ -589,8 +590,11 @@ fn f16_limits_are_clear_errors() {
     .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     assert_eq!(ctx.submissions(), subs);
-    // Auto on a depthwise shape runs the implicit GEMM (no f16 depthwise kernel).
+    // Auto on a depthwise shape runs the f16 depthwise kernel: 0.5 · 0.25 over the 3x3
+    // window (4 taps in the corners, 6 on the edges, 9 inside), exact in f16.
     let (y, info) = wgconv::conv2d_with_info(&ctx, &x, &w, None, &p).unwrap();
-    assert_eq!((info.algorithm, y.dtype()), (Algorithm::ImplicitGemm, DType::F16));
-    assert!(y.to_vec(&ctx).unwrap().iter().all(|v| v.is_finite()));
+    assert_eq!((info.algorithm, y.dtype()), (Algorithm::Depthwise, DType::F16));
+    let y = y.to_vec(&ctx).unwrap();
+    assert_eq!(y.len(), 4 * 3 * 3);
+    assert!(y.iter().all(|&v| v == 9.0 * 0.125), "{y:?}");
 }

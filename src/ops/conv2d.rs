@@ -13,7 +13,7 @@
 //! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.
 //!
 //! Every path adds the bias and applies the activation in its write-out. f16 tensors
-//! ([`crate::DType::F16`]) run `ImplicitGemm` or `Gemm1x1` with f16 loads and stores and f32
+//! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1` or `Depthwise` with f16 loads and stores and f32
 //! accumulation.
 
 use crate::context::GpuContext;
@@ -109,10 +109,11 @@ pub fn conv2d_into(
         Algorithm::Auto => Algorithm::choose(&g),
         forced => forced, // validate() has checked that it supports g
     };
-    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1) {
+    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
+    {
         return Err(Error::param(
             "algorithm",
-            format!("f16 storage runs implicit_gemm or gemm_1x1, not {}", algorithm.name()),
+            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
         ));
     }
     let act = params.activation;

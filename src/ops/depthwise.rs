@@ -1,13 +1,14 @@
 //! Encoding of `shaders/depthwise.wgsl`: depthwise conv2d (groups = Cin, any channel
 //! multiplier), one output plane per workgroup, four outputs of a row per invocation, the
-//! kernel size, horizontal stride and dilation specialised as override constants.
+//! kernel size, horizontal stride and dilation specialised as override constants; f32 or f16
+//! storage (f32 arithmetic).
 
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::ops::{fold_grid, optional, range, uniform_block, whole, Dispatch};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `DepthwiseParams` in `shaders/depthwise.wgsl`.
@@ -83,13 +84,11 @@ pub(crate) fn prepare(
         .with("KW", kw as f64)
         .with("SW", sw as f64)
         .with("DW", dw as f64);
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Depthwise, &overrides)?;
+    // f16 storage (conv2d checked that every tensor has the output's dtype)
+    let id = if out.dtype() == DType::F16 { ShaderId::DepthwiseHalf } else { ShaderId::Depthwise };
+    let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
     let grid = fold_grid(p.planes as u64 * p.tiles as u64, ctx.max_workgroups_per_dim())?;
     let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(
-        ShaderId::Depthwise,
-        &bgl,
-        &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)],
-    );
+    let bind_group = ctx.bind_group(id, &bgl, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)]);
     Ok(Dispatch { pipeline, bind_group, grid })
 }
