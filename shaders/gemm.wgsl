@@ -54,7 +54,7 @@
 //    images img0.. written to a workspace sets img0 to its first image.
 //
 // Each workgroup computes one tile of C for one group, K advancing in slices of 16 through
-// workgroup memory. Three entry points share everything but the tile and register blocking:
+// workgroup memory. Four entry points share everything but the tile and register blocking:
 //   main        64×64 tile, 16×16 invocations, a 4×4 block each in four named vec4
 //               accumulators;
 //   main_8x8    64×64 tile, 8×8 invocations, an 8×8 block each in sixteen named vec4
@@ -65,6 +65,8 @@
 //               accumulators (4×4 sub-blocks): eight vec4 loads from workgroup memory feed 256
 //               multiply-adds, twice the 8×8 kernel's ratio. On llvmpipe every load inside a
 //               loop runs lane by lane, so that ratio sets the speed.
+//   main_flat   main_16x16's tiles and blocks with no workgroup memory and no barrier (see
+//               there: for CPU adapters and B operands that load as vec4).
 // Named accumulators, not arrays: llvmpipe and most drivers keep them in registers, where a
 // private array would spill. Tiles are numbered (g, tile_m, tile_n) and the grid may be
 // folded into y and z: linear id = x + nx·(y + ny·z).
@@ -331,9 +333,10 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
 // the mask. Rows are ordered tap-major (k = t·Cin/G + cl), so every channel of a K slice
 // shares one (tap, offset group): the offsets, the mask and the weights are loaded and
 // computed once for all of them, and each row costs its four corner loads only (on llvmpipe,
-// where each load inside a loop runs lane by lane, that count sets the speed). An
-// invocation's columns are fixed for the whole K loop, so the key needs no column part.
+// where each load inside a loop runs lane by lane, that count sets the speed). The key holds
+// the first column too: main_flat loads four column quads per k (and then misses every time).
 var<private> ds_key: u32 = 0xffffffffu;
+var<private> ds_col: u32 = 0xffffffffu;
 var<private> ds_c00: vec4<i32>;
 var<private> ds_c01: vec4<i32>;
 var<private> ds_c10: vec4<i32>;
@@ -343,12 +346,13 @@ var<private> ds_w01: vec4<f32>;
 var<private> ds_w10: vec4<f32>;
 var<private> ds_w11: vec4<f32>;
 
-fn deform_refresh(c: Cols, t: u32, og: u32) {
+fn deform_refresh(c: Cols, b_c: u32, t: u32, og: u32) {
     let key = t * params.offset_groups + og;
-    if (key == ds_key) {
+    if (key == ds_key && b_c == ds_col) {
         return;
     }
     ds_key = key;
+    ds_col = b_c;
     let taps = params.kh * params.kw;
     let i = t / params.kw;
     let j = t - i * params.kw;
@@ -469,7 +473,7 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
         let t = bk / cin_g;
         let cl = bk - t * cin_g;
         let ci = g * cin_g + cl;
-        deform_refresh(c, t, ci / (params.c_in / params.offset_groups));
+        deform_refresh(c, b_c, t, ci / (params.c_in / params.offset_groups));
         let plane = ci * params.h * params.w;
         bv = ds_w00 * deform_corner(ds_c00, plane) + ds_w01 * deform_corner(ds_c01, plane)
            + ds_w10 * deform_corner(ds_c10, plane) + ds_w11 * deform_corner(ds_c11, plane);
@@ -800,6 +804,97 @@ fn main_16x16(
 
     let m0 = row0 + 16u * ly;
     let n0 = col0 + 16u * lx;
+    store4(ph, m0, n0, acc00);
+    store4(ph, m0, n0 + 4u, acc01);
+    store4(ph, m0, n0 + 8u, acc02);
+    store4(ph, m0, n0 + 12u, acc03);
+    store4(ph, m0 + 4u, n0, acc10);
+    store4(ph, m0 + 4u, n0 + 4u, acc11);
+    store4(ph, m0 + 4u, n0 + 8u, acc12);
+    store4(ph, m0 + 4u, n0 + 12u, acc13);
+    store4(ph, m0 + 8u, n0, acc20);
+    store4(ph, m0 + 8u, n0 + 4u, acc21);
+    store4(ph, m0 + 8u, n0 + 8u, acc22);
+    store4(ph, m0 + 8u, n0 + 12u, acc23);
+    store4(ph, m0 + 12u, n0, acc30);
+    store4(ph, m0 + 12u, n0 + 4u, acc31);
+    store4(ph, m0 + 12u, n0 + 8u, acc32);
+    store4(ph, m0 + 12u, n0 + 12u, acc33);
+}
+
+// main_flat: main_16x16's tiles and 16×16 blocks without workgroup memory or barriers: each
+// invocation reads its own 16 rows of A and 16 columns of B straight from the buffers, one k
+// at a time (L1 serves the neighbours' repeats). llvmpipe runs a workgroup's SIMD groups as
+// coroutines that switch at every barrier; with no barrier there is no switch, and on
+// lavapipe this kernel runs the GEMMs whose B rows load as vec4 (dense, pointwise: four
+// loads for 16 columns) ~1.3–1.4× faster than main_16x16 (single-threaded bench, r50_pw and
+// the 1024³ GEMM). Where B is gathered element by element (implicit, deform, ...) it loads
+// four times as often as main_16x16 and is not faster; on GPUs shared tiles win.
+@compute @workgroup_size(64, 1, 1)
+fn main_flat(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let nx = wg_x();
+    let lx = li % nx;
+    let ly = li / nx;
+    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), 16u * (64u / nx), 16u * nx);
+    if (o.w == 0u) {
+        return;
+    }
+    let ph = phase_of(o.x);
+    let m0 = o.y + 16u * ly;
+    let n0 = o.z + 16u * lx;
+
+    // acc<t><u> as in main_16x16: rows m0 + 4t .. + 3, columns n0 + 4u .. + 3.
+    var acc00 = mat4x4<f32>();
+    var acc01 = mat4x4<f32>();
+    var acc02 = mat4x4<f32>();
+    var acc03 = mat4x4<f32>();
+    var acc10 = mat4x4<f32>();
+    var acc11 = mat4x4<f32>();
+    var acc12 = mat4x4<f32>();
+    var acc13 = mat4x4<f32>();
+    var acc20 = mat4x4<f32>();
+    var acc21 = mat4x4<f32>();
+    var acc22 = mat4x4<f32>();
+    var acc23 = mat4x4<f32>();
+    var acc30 = mat4x4<f32>();
+    var acc31 = mat4x4<f32>();
+    var acc32 = mat4x4<f32>();
+    var acc33 = mat4x4<f32>();
+    let c0 = columns(ph, n0);
+    let c1 = columns(ph, n0 + 4u);
+    let c2 = columns(ph, n0 + 8u);
+    let c3 = columns(ph, n0 + 12u);
+    for (var k = 0u; k < params.k; k++) {
+        let x0 = load_a4(ph, m0, 0u, k);
+        let x1 = load_a4(ph, m0, 1u, k);
+        let x2 = load_a4(ph, m0, 2u, k);
+        let x3 = load_a4(ph, m0, 3u, k);
+        let y0 = load_b(ph, c0, k, n0);
+        let y1 = load_b(ph, c1, k, n0 + 4u);
+        let y2 = load_b(ph, c2, k, n0 + 8u);
+        let y3 = load_b(ph, c3, k, n0 + 12u);
+        acc00 += outer4(x0, y0);
+        acc01 += outer4(x0, y1);
+        acc02 += outer4(x0, y2);
+        acc03 += outer4(x0, y3);
+        acc10 += outer4(x1, y0);
+        acc11 += outer4(x1, y1);
+        acc12 += outer4(x1, y2);
+        acc13 += outer4(x1, y3);
+        acc20 += outer4(x2, y0);
+        acc21 += outer4(x2, y1);
+        acc22 += outer4(x2, y2);
+        acc23 += outer4(x2, y3);
+        acc30 += outer4(x3, y0);
+        acc31 += outer4(x3, y1);
+        acc32 += outer4(x3, y2);
+        acc33 += outer4(x3, y3);
+    }
+
     store4(ph, m0, n0, acc00);
     store4(ph, m0, n0 + 4u, acc01);
     store4(ph, m0, n0 + 8u, acc02);

@@ -28,7 +28,8 @@ pub struct EngineConfig {
 /// The tiled GEMM's tile and register blocking (see shaders/gemm.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GemmKernel {
-    /// `Block16x16` on CPU adapters (llvmpipe, SwiftShader), `Block8x8` on GPUs.
+    /// On CPU adapters (llvmpipe, SwiftShader) `Flat16x16` where B loads as vec4 (dense and
+    /// pointwise GEMMs), else `Block16x16`; `Block8x8` on GPUs.
     #[default]
     Auto,
     /// 64×64 tiles; 256 invocations, 4×4 outputs each.
@@ -41,6 +42,12 @@ pub enum GemmKernel {
     /// loads half as often per multiply-add); on GPUs its 256 accumulators per invocation
     /// would spill, so it is not the GPU default.
     Block16x16,
+    /// `Block16x16`'s tiles and blocks with no workgroup memory and no barrier: each
+    /// invocation reads its operands from the buffers. On llvmpipe, which runs a workgroup as
+    /// coroutines switching at every barrier, it runs dense and pointwise GEMMs (B read as
+    /// vec4) ~1.3–1.4× faster than `Block16x16`; GEMMs whose B is gathered per element load 4×
+    /// as often and gain nothing. f16 tensors run `Block16x16` instead (no f16 variant).
+    Flat16x16,
 }
 
 /// The tile of `GemmKernel::Block16x16` (the shader's `TILE_SHAPE`).
@@ -76,22 +83,23 @@ impl TileShape {
 }
 
 impl GemmKernel {
-    /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n`:
-    /// `Block16x16` on CPU adapters unless its tiles would give fewer than four workgroups,
-    /// `Block8x8` elsewhere. Explicit choices stand. The fallback is for shapes like r50_c5
-    /// (M 512 × N 49: two 256×64 tiles): there the 8×8 kernel's eight 64×64 tiles ran in
-    /// 39.0 ms and the 16×16 kernel in 55.6 ms (`bench --algo all` runs a minute apart on
-    /// lavapipe); alternating runs on that noisy machine were inconclusive (43–54 against
-    /// 46–68 ms), so this is a conservative choice, not a measured win.
-    pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32) -> GemmKernel {
+    /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n` whose B
+    /// operand loads as vec4 (`quad_b`) or not: on CPU adapters `Flat16x16` (quad B) or
+    /// `Block16x16` unless their tiles would give fewer than four workgroups; `Block8x8`
+    /// elsewhere. Explicit choices stand. The fallback is for shapes like r50_c5 (M 512 × N 49:
+    /// two 256×64 tiles): there the 8×8 kernel's eight 64×64 tiles ran in 39.0 ms and the
+    /// 16×16 kernel in 55.6 ms (`bench --algo all` runs a minute apart on lavapipe);
+    /// alternating runs on that noisy machine were inconclusive (43–54 against 46–68 ms), so
+    /// this is a conservative choice, not a measured win.
+    pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32, quad_b: bool) -> GemmKernel {
         match self {
             GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => {
                 let (bm, bn) = TileShape::pick(m, n).dims();
                 let tiles = (m as u64).div_ceil(bm as u64) * (n as u64).div_ceil(bn as u64) * groups as u64;
-                if tiles >= 4 {
-                    GemmKernel::Block16x16
-                } else {
-                    GemmKernel::Block8x8
+                match (tiles >= 4, quad_b) {
+                    (true, true) => GemmKernel::Flat16x16,
+                    (true, false) => GemmKernel::Block16x16,
+                    (false, _) => GemmKernel::Block8x8,
                 }
             }
             GemmKernel::Auto => GemmKernel::Block8x8,
@@ -538,6 +546,20 @@ mod tests {
         assert_eq!(super::size_class(96), 96);
         assert_eq!(super::size_class(97), 128);
         assert_eq!(super::size_class(129), 192);
+    }
+
+    #[test]
+    fn auto_gemm_kernel_per_adapter_and_shape() {
+        use super::GemmKernel::*;
+        use wgpu::DeviceType::{Cpu, DiscreteGpu};
+        // r50_pw: 64 × 3136, pointwise B read as vec4 → flat; gathered B → shared tiles
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, true), Flat16x16);
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, false), Block16x16);
+        // r50_c5: 512 × 49, two 256×64 tiles → 8×8
+        assert_eq!(Auto.resolve(Cpu, 512, 49, 1, true), Block8x8);
+        assert_eq!(Auto.resolve(DiscreteGpu, 64, 3136, 1, true), Block8x8);
+        assert_eq!(Block4x4.resolve(Cpu, 64, 3136, 1, true), Block4x4);
+        assert_eq!(Flat16x16.resolve(DiscreteGpu, 8, 8, 1, false), Flat16x16);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum ShaderId {
     /// `Gemm16x16` reading B as vec4 (`gemm_b_quad.wgsl`): dense and pointwise B whose rows
     /// are 16-byte aligned.
     Gemm16x16Quad,
+    /// The `main_flat` entry point (16×16 blocks, no workgroup memory) with scalar and with
+    /// vec4 B reads: for CPU adapters.
+    GemmFlat,
+    GemmFlatQuad,
     /// `Gemm8x8`, `Gemm16x16` and `Gemm16x16Quad` with f16 storage (`dtype_f16.wgsl`):
     /// conv2d's implicit and 1x1 GEMMs on f16 tensors.
     Gemm8x8Half,
@@ -65,6 +69,8 @@ impl ShaderId {
         ShaderId::Gemm8x8,
         ShaderId::Gemm16x16,
         ShaderId::Gemm16x16Quad,
+        ShaderId::GemmFlat,
+        ShaderId::GemmFlatQuad,
         ShaderId::Gemm8x8Half,
         ShaderId::Gemm16x16Half,
         ShaderId::Gemm16x16QuadHalf,
@@ -87,6 +93,8 @@ impl ShaderId {
             ShaderId::Gemm8x8 => "gemm_8x8",
             ShaderId::Gemm16x16 => "gemm_16x16",
             ShaderId::Gemm16x16Quad => "gemm_16x16_quad",
+            ShaderId::GemmFlat => "gemm_flat",
+            ShaderId::GemmFlatQuad => "gemm_flat_quad",
             ShaderId::Gemm8x8Half => "gemm_8x8_f16",
             ShaderId::Gemm16x16Half => "gemm_16x16_f16",
             ShaderId::Gemm16x16QuadHalf => "gemm_16x16_quad_f16",
@@ -110,6 +118,8 @@ impl ShaderId {
             | ShaderId::Gemm8x8
             | ShaderId::Gemm16x16
             | ShaderId::Gemm16x16Quad
+            | ShaderId::GemmFlat
+            | ShaderId::GemmFlatQuad
             | ShaderId::Gemm8x8Half
             | ShaderId::Gemm16x16Half
             | ShaderId::Gemm16x16QuadHalf => "gemm.wgsl",
@@ -128,10 +138,10 @@ impl ShaderId {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             ShaderId::Im2col => &["im2col.wgsl"],
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => {
                 &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
             }
-            ShaderId::Gemm16x16Quad => {
+            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {
                 &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
             }
             ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half => {
@@ -156,14 +166,14 @@ impl ShaderId {
         match self {
             ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
             // Shared WGSL is whole files concatenated (see `files`).
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => concat!(
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => concat!(
                 include_str!("../shaders/dtype_f32.wgsl"),
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
                 include_str!("../shaders/gemm_b_scalar.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
             ),
-            ShaderId::Gemm16x16Quad => concat!(
+            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => concat!(
                 include_str!("../shaders/dtype_f32.wgsl"),
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
@@ -218,6 +228,7 @@ impl ShaderId {
             ShaderId::Gemm16x16 | ShaderId::Gemm16x16Quad | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
                 "main_16x16"
             }
+            ShaderId::GemmFlat | ShaderId::GemmFlatQuad => "main_flat",
             ShaderId::DepthwiseGradInput => "grad_input",
             ShaderId::DepthwiseGradWeight => "grad_weight",
             _ => "main",
@@ -235,6 +246,8 @@ impl ShaderId {
             | ShaderId::Gemm8x8
             | ShaderId::Gemm16x16
             | ShaderId::Gemm16x16Quad
+            | ShaderId::GemmFlat
+            | ShaderId::GemmFlatQuad
             | ShaderId::Gemm8x8Half
             | ShaderId::Gemm16x16Half
             | ShaderId::Gemm16x16QuadHalf => &[
@@ -320,7 +333,7 @@ impl ShaderId {
                 }
                 sets
             }
-            ShaderId::Gemm16x16Quad => {
+            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {
                 // dense and pointwise B only, every epilogue and tile shape
                 let mut sets = Vec::new();
                 for mode in [0.0, 2.0] {
@@ -332,7 +345,7 @@ impl ShaderId {
                 }
                 sets
             }
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 => {
+            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => {
                 let mut sets = Vec::new();
                 for mode in 0..3 {
                     for ov in epilogue_sets() {
@@ -369,7 +382,7 @@ impl ShaderId {
                         sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 4.0).flag("HAS_MASK", mask));
                     }
                 }
-                if self == ShaderId::Gemm16x16 {
+                if matches!(self, ShaderId::Gemm16x16 | ShaderId::GemmFlat) {
                     // every set × each tile shape
                     sets = sets
                         .into_iter()

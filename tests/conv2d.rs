@@ -448,7 +448,8 @@ fn autotuner_measures_once_per_bucket_and_persists() {
 fn every_gemm_kernel_matches_reference() {
     let Some(ctx) = fresh_gpu() else { return };
     let mut failures = Vec::new();
-    for kernel in [wgconv::GemmKernel::Block4x4, wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+    use wgconv::GemmKernel::*;
+    for kernel in [Block4x4, Block8x8, Block16x16, Flat16x16] {
         ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
         for (i, c) in cases().iter().enumerate() {
             for algo in [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
@@ -465,14 +466,14 @@ fn every_gemm_kernel_matches_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The 16×16 kernel's three tile shapes, each picked by the GEMM's M and N, on plain
-/// matmuls with ragged edges (M, N, K not multiples of the tile or of 4) against the CPU.
+/// The 16×16 kernels' three tile shapes, each picked by the GEMM's M and N, on plain
+/// matmuls with ragged edges (M, N, K not multiples of the tile or of 4) against the CPU,
+/// with and without workgroup memory.
 #[test]
-fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
+fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
     use wgconv::TileShape;
     let Some(ctx) = fresh_gpu() else { return };
-    ctx.set_config(EngineConfig { gemm_kernel: wgconv::GemmKernel::Block16x16, ..ctx.config() });
-    for (m, n, k, shape) in [
+    for (m, n, k, shape, kernel) in [
         (120, 250, 37, TileShape::Square),
         (250, 120, 16, TileShape::Square),
         (130, 131, 9, TileShape::Wide),
@@ -480,7 +481,12 @@ fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
         (3, 300, 5, TileShape::Wide),
         (509, 62, 33, TileShape::Tall),
         (300, 7, 1, TileShape::Tall),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|(m, n, k, s)| {
+        [wgconv::GemmKernel::Block16x16, wgconv::GemmKernel::Flat16x16].map(|kernel| (m, n, k, s, kernel))
+    }) {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
         assert_eq!(TileShape::pick(m, n), shape, "{m}x{n}");
         let a = HostTensor::random(&[m as usize, k as usize], m as u64);
         let b = HostTensor::random(&[k as usize, n as usize], n as u64);
@@ -497,7 +503,7 @@ fn every_tile_shape_of_the_16x16_kernel_matches_the_cpu() {
             .map(|i| (0..k).map(|l| a.data[i / n * k + l] as f64 * b.data[l * n + i % n] as f64).sum())
             .collect();
         let s = compare(&c, &r);
-        assert!(s.passes(Tolerance::default()), "{shape:?} {m}x{n}x{k}: {s}");
+        assert!(s.passes(Tolerance::default()), "{kernel:?} {shape:?} {m}x{n}x{k}: {s}");
     }
 }
 

@@ -175,7 +175,7 @@ fn random_cases_match_reference() {
 fn every_gemm_kernel_matches_reference() {
     let Some(ctx) = fresh_gpu() else { return };
     let mut failures = Vec::new();
-    for kernel in [GemmKernel::Block4x4, GemmKernel::Block8x8, GemmKernel::Block16x16] {
+    for kernel in [GemmKernel::Block4x4, GemmKernel::Block8x8, GemmKernel::Block16x16, GemmKernel::Flat16x16] {
         ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
         for (i, c) in cases().iter().enumerate() {
             let (x, w, o, m, b) = c.data(900 + i as u64);

@@ -98,7 +98,7 @@ struct BenchArgs {
     #[arg(long)]
     autotune_cache: Option<PathBuf>,
     /// Tile and register blocking of the tiled GEMM behind the GEMM-based algorithms:
-    /// 4x4, 8x8 or 16x16 (default: the engine's).
+    /// 4x4, 8x8, 16x16 or flat (16x16 without workgroup memory) (default: the engine's).
     #[arg(long)]
     gemm_kernel: Option<String>,
     /// Store the conv2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
@@ -855,7 +855,8 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
             "4x4" => wgconv::GemmKernel::Block4x4,
             "8x8" => wgconv::GemmKernel::Block8x8,
             "16x16" => wgconv::GemmKernel::Block16x16,
-            other => return Err(Failure(format!("--gemm-kernel: unknown '{other}' (4x4, 8x8, 16x16)"), 2)),
+            "flat" => wgconv::GemmKernel::Flat16x16,
+            other => return Err(Failure(format!("--gemm-kernel: unknown '{other}' (4x4, 8x8, 16x16, flat)"), 2)),
         };
         ctx.set_config(wgconv::EngineConfig { gemm_kernel: kernel, ..ctx.config() });
     }

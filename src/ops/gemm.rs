@@ -163,24 +163,30 @@ pub(crate) fn prepare_sampling(
     // dtype and the mode before getting here).
     let half = c.dtype() == DType::F16;
     debug_assert!(!half || (matches!(mode, BMode::Implicit | BMode::Pointwise) && a.dtype() == DType::F16));
-    let (id, (bm, bn), overrides) =
-        match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups) {
-            GemmKernel::Block16x16 => {
-                let shape = TileShape::pick(p.m, p.n);
-                let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
-                let id = match (quad, half) {
-                    (false, false) => ShaderId::Gemm16x16,
-                    (true, false) => ShaderId::Gemm16x16Quad,
-                    (false, true) => ShaderId::Gemm16x16Half,
-                    (true, true) => ShaderId::Gemm16x16QuadHalf,
-                };
-                (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
-            }
-            // f16 has no 4x4 variant: it runs the 8x8 one.
-            _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
-            GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
-            GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
-        };
+    let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
+    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, quad) {
+        // no f16 variant of the flat kernel
+        GemmKernel::Flat16x16 if half => GemmKernel::Block16x16,
+        k => k,
+    };
+    let (id, (bm, bn), overrides) = match kernel {
+        GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
+            let shape = TileShape::pick(p.m, p.n);
+            let id = match (kernel == GemmKernel::Flat16x16, quad, half) {
+                (false, false, false) => ShaderId::Gemm16x16,
+                (false, true, false) => ShaderId::Gemm16x16Quad,
+                (false, false, true) => ShaderId::Gemm16x16Half,
+                (false, true, true) => ShaderId::Gemm16x16QuadHalf,
+                (true, false, _) => ShaderId::GemmFlat,
+                (true, true, _) => ShaderId::GemmFlatQuad,
+            };
+            (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
+        }
+        // f16 has no 4x4 variant: it runs the 8x8 one.
+        _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
+        GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
+        GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
+    };
     let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
     // One workgroup per tile of each group (the shader derives the same numbering).
     let tiles = (p.m as u64).div_ceil(bm as u64) * (p.n as u64).div_ceil(bn as u64) * p.groups as u64;
