@@ -28,8 +28,8 @@ pub struct EngineConfig {
 /// The tiled GEMM's tile and register blocking (see shaders/gemm.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GemmKernel {
-    /// On CPU adapters (llvmpipe, SwiftShader) `Flat16x16` where B loads as vec4 (dense and
-    /// pointwise GEMMs), else `Block16x16`; `Block8x8` on GPUs.
+    /// Per adapter and GEMM ([`GemmKernel::resolve`]): on CPU adapters (llvmpipe,
+    /// SwiftShader) `Flat16x16` or `Block16x16`, on GPUs `Block8x8`.
     #[default]
     Auto,
     /// 64×64 tiles; 256 invocations, 4×4 outputs each.
@@ -45,8 +45,9 @@ pub enum GemmKernel {
     /// `Block16x16`'s tiles and blocks with no workgroup memory and no barrier: each
     /// invocation reads its operands from the buffers. On llvmpipe, which runs a workgroup as
     /// coroutines switching at every barrier, it runs dense and pointwise GEMMs (B read as
-    /// vec4) ~1.3–1.4× faster than `Block16x16`; GEMMs whose B is gathered per element load 4×
-    /// as often and gain nothing. f16 tensors run `Block16x16` instead (no f16 variant).
+    /// vec4) ~1.3–1.4× faster than `Block16x16`, and GEMMs of few tiles up to 2× faster; GEMMs
+    /// of many tiles whose B is gathered per element load 4× as often and gain nothing. f16
+    /// tensors run `Block16x16` instead (no f16 variant).
     Flat16x16,
 }
 
@@ -82,24 +83,37 @@ impl TileShape {
     }
 }
 
+/// How a GEMM's B loader reads (an input of [`GemmKernel::resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BLoads {
+    /// Rows as vec4 (dense and pointwise B, 16-byte aligned).
+    Vec4,
+    /// Element by element (the implicit and transposed gathers).
+    Gather,
+    /// Bilinear samples whose per-tap sampling is cached per column quad (deform): the flat
+    /// kernel, which loads four quads per k, would recompute it every time.
+    Sample,
+}
+
 impl GemmKernel {
     /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n` whose B
-    /// operand loads as vec4 (`quad_b`) or not: on CPU adapters `Flat16x16` (quad B) or
-    /// `Block16x16` unless their tiles would give fewer than four workgroups; `Block8x8`
-    /// elsewhere. Explicit choices stand. The fallback is for shapes like r50_c5 (M 512 × N 49:
-    /// two 256×64 tiles): there the 8×8 kernel's eight 64×64 tiles ran in 39.0 ms and the
-    /// 16×16 kernel in 55.6 ms (`bench --algo all` runs a minute apart on lavapipe);
-    /// alternating runs on that noisy machine were inconclusive (43–54 against 46–68 ms), so
-    /// this is a conservative choice, not a measured win.
-    pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32, quad_b: bool) -> GemmKernel {
+    /// operand loads as `b`. Explicit choices stand. On GPUs `Block8x8`. On CPU adapters:
+    /// - `Flat16x16` where B loads as vec4, or where 16×16 tiles give fewer than four
+    ///   workgroups (r50_c5: M 512 × N 49, two 256×64 tiles): on lavapipe, alternating
+    ///   runs, r50_c5 took 25–35 ms flat against 49–71 ms with `Block8x8` and 57–65 ms with
+    ///   `Block16x16` (which is why few tiles used to mean `Block8x8`);
+    /// - `Block16x16` for gathered B on enough tiles (flat loads 4× as much B there and is
+    ///   not faster: r50_c2–c4 within ±20 % either way, noisy);
+    /// - `Block8x8` for sampled B on few tiles.
+    pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32, b: BLoads) -> GemmKernel {
         match self {
             GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => {
                 let (bm, bn) = TileShape::pick(m, n).dims();
                 let tiles = (m as u64).div_ceil(bm as u64) * (n as u64).div_ceil(bn as u64) * groups as u64;
-                match (tiles >= 4, quad_b) {
-                    (true, true) => GemmKernel::Flat16x16,
-                    (true, false) => GemmKernel::Block16x16,
-                    (false, _) => GemmKernel::Block8x8,
+                match (tiles >= 4, b) {
+                    (_, BLoads::Vec4) | (false, BLoads::Gather) => GemmKernel::Flat16x16,
+                    (true, _) => GemmKernel::Block16x16,
+                    (false, BLoads::Sample) => GemmKernel::Block8x8,
                 }
             }
             GemmKernel::Auto => GemmKernel::Block8x8,
@@ -550,16 +564,19 @@ mod tests {
 
     #[test]
     fn auto_gemm_kernel_per_adapter_and_shape() {
+        use super::BLoads::*;
         use super::GemmKernel::*;
         use wgpu::DeviceType::{Cpu, DiscreteGpu};
         // r50_pw: 64 × 3136, pointwise B read as vec4 → flat; gathered B → shared tiles
-        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, true), Flat16x16);
-        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, false), Block16x16);
-        // r50_c5: 512 × 49, two 256×64 tiles → 8×8
-        assert_eq!(Auto.resolve(Cpu, 512, 49, 1, true), Block8x8);
-        assert_eq!(Auto.resolve(DiscreteGpu, 64, 3136, 1, true), Block8x8);
-        assert_eq!(Block4x4.resolve(Cpu, 64, 3136, 1, true), Block4x4);
-        assert_eq!(Flat16x16.resolve(DiscreteGpu, 8, 8, 1, false), Flat16x16);
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Vec4), Flat16x16);
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Gather), Block16x16);
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Sample), Block16x16);
+        // r50_c5: 512 × 49, two 256×64 tiles → flat, but never for sampled B
+        assert_eq!(Auto.resolve(Cpu, 512, 49, 1, Gather), Flat16x16);
+        assert_eq!(Auto.resolve(Cpu, 512, 49, 1, Sample), Block8x8);
+        assert_eq!(Auto.resolve(DiscreteGpu, 64, 3136, 1, Vec4), Block8x8);
+        assert_eq!(Block4x4.resolve(Cpu, 64, 3136, 1, Vec4), Block4x4);
+        assert_eq!(Flat16x16.resolve(DiscreteGpu, 8, 8, 1, Gather), Flat16x16);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Encoding of `shaders/gemm.wgsl`, and [`matmul`], the plain GEMM the benchmark uses to
 //! measure an adapter's practical ceiling.
 
-use crate::context::{GemmKernel, GpuContext, TileShape};
+use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
 use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
 use crate::params::{Activation, Conv2dGeometry};
@@ -164,7 +164,12 @@ pub(crate) fn prepare_sampling(
     let half = c.dtype() == DType::F16;
     debug_assert!(!half || (matches!(mode, BMode::Implicit | BMode::Pointwise) && a.dtype() == DType::F16));
     let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
-    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, quad) {
+    let loads = match mode {
+        _ if quad => BLoads::Vec4,
+        BMode::Deform => BLoads::Sample,
+        _ => BLoads::Gather,
+    };
+    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
         // no f16 variant of the flat kernel
         GemmKernel::Flat16x16 if half => GemmKernel::Block16x16,
         k => k,
