@@ -153,7 +153,8 @@ pub struct BenchOptions {
     pub check_points: usize,
     /// Force GPU timestamps off.
     pub wall_clock: bool,
-    /// Storage of the conv2d rows' tensors (f16: the other ops' rows are n/a).
+    /// Storage of the conv2d and conv_transpose2d rows' tensors (f16: the other ops' rows are
+    /// n/a).
     pub dtype: DType,
 }
 
@@ -329,22 +330,34 @@ impl CaseResult {
     }
 }
 
+/// A row that did not run: "n/a" where the algorithm cannot run it (an f16 row of an
+/// algorithm without f16 kernels), else the error.
+fn not_run(case: &BenchCase, algorithm: Algorithm, e: Error) -> CaseResult {
+    match e {
+        Error::InvalidParam { name: "algorithm", reason } => {
+            CaseResult::skipped(case, algorithm.name(), format!("n/a: {reason}"))
+        }
+        e => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+    }
+}
+
 /// Runs one suite case with one algorithm.
 pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> CaseResult {
-    if opts.dtype != DType::F32 && case.op != BenchOp::Conv2d {
-        return CaseResult::skipped(case, algorithm.name(), format!("n/a: {} storage is conv2d's", opts.dtype.name()));
+    if opts.dtype != DType::F32 && !matches!(case.op, BenchOp::Conv2d | BenchOp::ConvTranspose2d) {
+        let why = format!("n/a: {} storage is conv2d's and conv_transpose2d's", opts.dtype.name());
+        return CaseResult::skipped(case, algorithm.name(), why);
     }
     match case.op {
         BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
             Ok(r) => r,
-            Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+            Err(e) => not_run(case, algorithm, e),
         },
         BenchOp::ConvTranspose2d
             if matches!(algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::GemmCol2im) =>
         {
             match run_conv_transpose2d(ctx, case, algorithm, opts) {
                 Ok(r) => r,
-                Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+                Err(e) => not_run(case, algorithm, e),
             }
         }
         BenchOp::ConvTranspose2d => CaseResult::skipped(
@@ -358,7 +371,7 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
         }
         BenchOp::DeformConv2d => match run_deform_conv2d(ctx, case, algorithm, opts) {
             Ok(r) => r,
-            Err(e) => CaseResult::skipped(case, algorithm.name(), format!("error: {e}")),
+            Err(e) => not_run(case, algorithm, e),
         },
     }
 }
@@ -649,8 +662,12 @@ fn run_conv_transpose2d(
     );
     let b = HostTensor::random(&[case.c_out as usize], seed + 2);
     let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
-    let (xg, wg, bg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &b)?);
-    let y = Tensor::empty(ctx, &g.output_shape())?;
+    // f16 rows as in run_conv2d: the reference sees the rounded inputs.
+    let dtype = opts.dtype;
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
+    let upload = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
+    let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
+    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
     let (times, method) = time_op(ctx, opts, |enc| {
         info = Some(crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
@@ -664,11 +681,15 @@ fn run_conv_transpose2d(
     } else {
         None
     };
-    let bytes = 4.0 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
+    let bytes = dtype.size() as f64 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
+    let tol = if dtype == DType::F16 { 2e-3 } else { CHECK_TOL };
+    let mut r = measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, None);
+    apply_check(&mut r, check, tol);
+    r.dtype = dtype;
+    Ok(r)
 }
 
-/// What this adapter reaches at best, measured once per run.
+// What this adapter reaches at best, measured once per run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ceilings {
     /// Size S of the S×S×S GEMM.
@@ -748,7 +769,7 @@ impl Report {
             }
         );
         if self.results.iter().any(|r| r.ok() && r.dtype == DType::F16) {
-            s += "storage: f16 tensors, f32 accumulation (conv2d rows)\n";
+            s += "storage: f16 tensors, f32 accumulation (conv2d and conv_transpose2d rows)\n";
         }
         s += &format!(
             "{:<12} {:<16} {:<12} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",

@@ -318,15 +318,20 @@ impl ShaderId {
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),
             ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
-                // conv2d's implicit and pointwise B (the quad variant: pointwise only), every
-                // epilogue, each tile shape of the 16x16 kernel
-                let modes: &[f64] = if self == ShaderId::Gemm16x16QuadHalf { &[2.0] } else { &[1.0, 2.0] };
+                // conv2d's implicit and pointwise B (the quad variant: pointwise only) and
+                // conv_transpose2d's output phases, every epilogue, each tile shape of the
+                // 16x16 kernel
+                let modes: &[(f64, f64)] = if self == ShaderId::Gemm16x16QuadHalf {
+                    &[(2.0, 0.0)]
+                } else {
+                    &[(1.0, 0.0), (2.0, 0.0), (6.0, 3.0)]
+                };
                 let shapes = if self == ShaderId::Gemm8x8Half { 0..1 } else { 0..3 };
                 let mut sets = Vec::new();
-                for &mode in modes {
+                for &(mode, a_mode) in modes {
                     for ov in epilogue_sets() {
                         for t in shapes.clone() {
-                            let ov = ov.clone().with("B_MODE", mode).with("A_MODE", 0.0);
+                            let ov = ov.clone().with("B_MODE", mode).with("A_MODE", a_mode);
                             sets.push(if self == ShaderId::Gemm8x8Half { ov } else { ov.with("TILE_SHAPE", t as f64) });
                         }
                     }

@@ -170,7 +170,7 @@ impl Tensor {
         match self.dtype {
             DType::F32 => Ok(()),
             d => Err(Error::Unsupported(format!(
-                "{op} takes f32 tensors, but {what} is {}: f16 storage is supported by conv2d (implicit_gemm, gemm_1x1) and conv1d",
+                "{op} takes f32 tensors, but {what} is {}: f16 storage is supported by conv2d (implicit_gemm, gemm_1x1, depthwise), conv1d and conv_transpose2d (implicit_gemm)",
                 d.name()
             ))),
         }

@@ -131,6 +131,50 @@ fn random_cases_match_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// f16 storage (f32 accumulation) on every case with both GEMM kernels a CPU adapter picks,
+/// against the f64 reference of the f16-rounded inputs: outputs exactly f16-representable,
+/// within one f16 rounding. gemm_col2im has no f16 path: an error before any GPU work.
+#[test]
+fn f16_storage_matches_reference() {
+    use wgconv::DType;
+    let Some(ctx) = fresh_gpu() else { return };
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        assert!(std::env::var("WGCONV_REQUIRE_F16").as_deref() != Ok("1"), "adapter lacks SHADER_F16");
+        eprintln!("SKIP: adapter lacks SHADER_F16");
+        return;
+    }
+    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
+    let mut failures = Vec::new();
+    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+        for (i, c) in cases().iter().enumerate() {
+            let (x, w, b) = c.data(700 + i as u64);
+            let (x, w, b) = (x.rounded_to(DType::F16), w.rounded_to(DType::F16), b.map(|b| b.rounded_to(DType::F16)));
+            let (shape, r) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &c.p).unwrap();
+            let (y, info) = conv_transpose2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &c.p)
+                .unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!((y.shape(), y.dtype(), info.algorithm), (&shape[..], DType::F16, Algorithm::ImplicitGemm));
+            let out = y.to_vec(&ctx).unwrap();
+            assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+            let s = compare(&out, &r);
+            if !s.passes(tol) {
+                failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let c = &cases()[2];
+    let (x, w, _) = c.data(1);
+    let p = ConvTranspose2dParams { algorithm: Algorithm::GemmCol2im, ..c.p };
+    let subs = ctx.submissions();
+    let e = conv_transpose2d(&ctx, &h(&x), &h(&w), None, &p).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+    let e = conv_transpose2d(&ctx, &h(&x), &Tensor::from_host(&ctx, &w).unwrap(), None, &c.p).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch(_)), "{e}");
+    assert_eq!(ctx.submissions(), subs);
+}
+
 /// The phase decomposition's corners: strides larger than the kernel (phases with no tap:
 /// bias only), dilation sharing a factor with the stride (gcd > 1: taps step by sh/gcd, some
 /// phases empty), kernels not a multiple of the step (phantom taps), outputs smaller than the

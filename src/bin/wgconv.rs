@@ -101,7 +101,7 @@ struct BenchArgs {
     /// 4x4, 8x8, 16x16 or flat (16x16 without workgroup memory) (default: the engine's).
     #[arg(long)]
     gemm_kernel: Option<String>,
-    /// Store the conv2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
+    /// Store the conv2d and conv_transpose2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
     /// other ops' rows are n/a.
     #[arg(long)]
     f16: bool,
@@ -304,6 +304,10 @@ struct ConvTranspose2dArgs {
     /// auto | implicit_gemm (output phases, no workspace) | gemm_col2im.
     #[arg(long, default_value = "auto")]
     algo: String,
+    /// Store the tensors as f16 on the GPU (implicit_gemm; f32 accumulation; needs
+    /// SHADER_F16), as `run conv2d --f16`.
+    #[arg(long)]
+    f16: bool,
 }
 
 /// A failure to report on one line, with its exit code.
@@ -495,24 +499,23 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     };
     let Loaded { x, w, b } = load_all(a)?;
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let dtype = storage(args.f16);
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b)).transpose()?;
-    let (y, info) = wgconv::conv_transpose2d_with_info(
-        &ctx,
-        &Tensor::from_host(&ctx, &x)?,
-        &Tensor::from_host(&ctx, &w)?,
-        bg.as_ref(),
-        &params,
-    )?;
+    let up = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
+    let bg = b.as_ref().map(up).transpose()?;
+    let (y, info) = wgconv::conv_transpose2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
     let out = y.to_host(&ctx)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     let summary = format!(
-        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
-        params.groups, out.shape, info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
+        params.groups, out.shape, dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
-    finish(a, &out, summary, || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+    finish_with(a, &out, summary, tolerance(dtype), || {
+        wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
+    })
 }
 
 fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {

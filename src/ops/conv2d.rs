@@ -19,7 +19,9 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode};
-use crate::ops::{check_binding, depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena};
+use crate::ops::{
+    check_binding, common_dtype, depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena,
+};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -93,16 +95,7 @@ pub fn conv2d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         check_binding(ctx, t, what)?;
     }
-    let dtype = input.dtype();
-    for (t, what) in [(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")] {
-        if let Some(t) = t.filter(|t| t.dtype() != dtype) {
-            return Err(Error::DTypeMismatch(format!(
-                "input is {} but {what} is {}: every tensor of a conv2d has one dtype",
-                dtype.name(),
-                t.dtype().name()
-            )));
-        }
-    }
+    let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let algorithm = match params.algorithm {
         Algorithm::Auto if dtype == DType::F16 => Algorithm::choose_f16(&g),
         Algorithm::Auto if ctx.autotune_enabled() => ctx.tune_conv2d(&g, params, bias.is_some())?,

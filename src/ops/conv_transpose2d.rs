@@ -23,11 +23,11 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode, GemmParams};
 use crate::ops::{
-    check_binding, fold_grid, gemm, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
+    check_binding, common_dtype, fold_grid, gemm, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
 };
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `Col2imParams` in `shaders/col2im.wgsl`.
@@ -71,7 +71,7 @@ pub fn conv_transpose2d_with_info(
     params: &ConvTranspose2dParams,
 ) -> Result<(Tensor, ConvTranspose2dInfo)> {
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty(ctx, &g.output_shape())?;
+    let output = Tensor::empty_as(ctx, &g.output_shape(), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose2d") });
     let info = conv_transpose2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
@@ -98,12 +98,16 @@ pub fn conv_transpose2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
-        t.require_f32("conv_transpose2d", what)?;
         check_binding(ctx, t, what)?;
     }
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
-        b.require_f32("conv_transpose2d", "bias")?;
+    }
+    // f16 storage: the output-phase implicit GEMM only (f16 loads and stores, f32 accumulation).
+    let dtype =
+        common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    if dtype == DType::F16 && params.algorithm == Algorithm::GemmCol2im {
+        return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not gemm_col2im"));
     }
     if params.algorithm != Algorithm::GemmCol2im {
         let p = phase_gemm_params(&g, params.activation.alpha());

@@ -18,7 +18,7 @@ use std::num::NonZeroU64;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Splits `total` workgroups into an `[x, y, z]` grid with each dimension ≤ `limit`.
 /// The grid may hold a few more than `total`; kernels recompute the linear id
@@ -106,6 +106,22 @@ pub(crate) fn optional<'a>(ctx: &'a GpuContext, t: Option<&'a Tensor>) -> wgpu::
         Some(t) => whole(t),
         None => range(&ctx.dummy, (0, 16)),
     }
+}
+
+/// The dtype every tensor of an op shares (the input's), or `Error::DTypeMismatch` naming the
+/// first that differs.
+pub(crate) fn common_dtype(op: &str, input: &Tensor, others: &[(Option<&Tensor>, &str)]) -> Result<DType> {
+    let dtype = input.dtype();
+    for (t, what) in others {
+        if let Some(t) = t.filter(|t| t.dtype() != dtype) {
+            return Err(Error::DTypeMismatch(format!(
+                "input is {} but {what} is {}: every tensor of a {op} has one dtype",
+                dtype.name(),
+                t.dtype().name()
+            )));
+        }
+    }
+    Ok(dtype)
 }
 
 /// Errors unless `t` fits one storage binding under the context's current limit.
