@@ -432,8 +432,9 @@ pub struct ConvTranspose2dParams {
     pub groups: u32,
     /// Applied to every output after the bias.
     pub activation: Activation,
-    /// `Auto` / `ImplicitGemm`: the sh·sw output phases as implicit GEMMs (no workspace, no
-    /// col2im; the default); `GemmCol2im`: `Wᵀ·X` into a workspace, then a col2im gather.
+    /// `ImplicitGemm`: the sh·sw output phases as implicit GEMMs (no workspace, no col2im);
+    /// `GemmCol2im`: `Wᵀ·X` into a workspace, then a col2im gather; `Auto` (the default):
+    /// per adapter, see `ops::conv_transpose2d::auto_algorithm` (the phases on GPUs).
     pub algorithm: Algorithm,
 }
 

@@ -109,7 +109,7 @@ fn cases() -> Vec<T> {
     ]
 }
 
-/// Every case × both algorithms (Auto runs the output-phase implicit GEMM).
+/// Every case × both algorithms and Auto (which picks one per adapter and shape).
 #[test]
 fn random_cases_match_reference() {
     let Some(ctx) = gpu() else { return };
@@ -121,7 +121,12 @@ fn random_cases_match_reference() {
             let mut c = c.clone();
             c.p.algorithm = algo;
             let (s, info) = run(ctx, &c, 300 + i as u64);
-            let expected = if algo == Algorithm::GemmCol2im { algo } else { Algorithm::ImplicitGemm };
+            let expected = match algo {
+                Algorithm::Auto => {
+                    wgconv::ops::conv_transpose2d::auto_algorithm(ctx, &info.geometry, wgconv::DType::F32)
+                }
+                a => a,
+            };
             assert_eq!(info.algorithm, expected);
             if !s.passes(Tolerance::default()) {
                 failures.push(format!("{} case {i} {c:?}: {s}", algo.name()));
@@ -205,6 +210,33 @@ fn output_phases_cover_every_tap_exactly_once() {
             assert!(s.passes(Tolerance::default()), "{} case {i} {c:?}: {s}", algo.name());
         }
     }
+}
+
+/// Auto per adapter: on a CPU adapter, the workspace path where its GEMM reads the input as
+/// vec4 (H·W a multiple of 4: the flat kernel), the output phases elsewhere, for f16, under a
+/// workspace budget too small for one image, and on GPUs.
+#[test]
+fn auto_picks_per_adapter_and_shape() {
+    use wgconv::ops::conv_transpose2d::auto_algorithm;
+    use wgconv::DType;
+    let Some(ctx) = fresh_gpu() else { return };
+    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let dcgan = ConvTranspose2dParams { stride: [2, 2], padding: sym(1, 1), ..Default::default() };
+    let g = dcgan.validate(&[1, 256, 14, 14], &[256, 128, 4, 4], None).unwrap();
+    let odd = dcgan.validate(&[1, 8, 5, 5], &[8, 4, 4, 4], None).unwrap();
+    let col2im_on_cpu = if cpu { Algorithm::GemmCol2im } else { Algorithm::ImplicitGemm };
+    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), col2im_on_cpu);
+    assert_eq!(auto_algorithm(&ctx, &g, DType::F16), Algorithm::ImplicitGemm);
+    assert_eq!(auto_algorithm(&ctx, &odd, DType::F32), Algorithm::ImplicitGemm);
+    // one image's column matrix: 128·16·196·4 bytes
+    ctx.set_config(EngineConfig { workspace_budget: 128 * 16 * 196 * 4 - 1, ..ctx.config() });
+    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), Algorithm::ImplicitGemm);
+    ctx.set_config(EngineConfig {
+        workspace_budget: 1 << 30,
+        gemm_kernel: wgconv::GemmKernel::Block16x16,
+        ..ctx.config()
+    });
+    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), Algorithm::ImplicitGemm);
 }
 
 #[test]
