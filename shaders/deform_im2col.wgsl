@@ -14,6 +14,11 @@
 // part first, as torchvision does. A sample with y ≤ −1, y ≥ H, x ≤ −1 or x ≥ W is 0;
 // otherwise each of the four bilinear corners that lies inside the image contributes with
 // its weight (no renormalisation).
+//
+// One invocation per (offset group og, tap t, column c): the offsets, the mask, the bilinear
+// weights and the corners depend on those only, so they are computed once and serve every
+// input channel of the offset group (a loop writing rows (ci·kh + i)·kw + j): four corner
+// loads per column entry instead of seven loads and the sampling arithmetic.
 
 override HAS_MASK: bool = false;
 
@@ -35,7 +40,8 @@ struct DeformIm2colParams {
     cols: u32,
     total: u32,
     offset_groups: u32,
-    _pad0: u32,
+    // G_off·kh·kw·cols invocations
+    threads: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -48,21 +54,9 @@ struct DeformIm2colParams {
 
 const WG: u32 = 256u;
 
-// One input value, 0 outside the image.
-fn texel(plane: u32, y: i32, x: i32) -> f32 {
-    if (y >= 0 && y < i32(params.h) && x >= 0 && x < i32(params.w)) {
-        return input[plane + u32(y) * params.w + u32(x)];
-    }
-    return 0.0;
-}
-
-fn sample(plane: u32, y: f32, x: f32) -> f32 {
-    if (!inside_sampling_box(y, x, params.h, params.w)) {
-        return 0.0;
-    }
-    let s = bilinear_at(y, x);
-    return s.w.x * texel(plane, s.y0, s.x0) + s.w.y * texel(plane, s.y0, s.x0 + 1)
-         + s.w.z * texel(plane, s.y0 + 1, s.x0) + s.w.w * texel(plane, s.y0 + 1, s.x0 + 1);
+// Input element `at` of channel plane `plane`, or 0 where the corner is absent (at < 0).
+fn corner(plane: u32, at: i32) -> f32 {
+    return select(0.0, input[plane + u32(max(at, 0))], at >= 0);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -72,14 +66,14 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let idx = (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
-    if (idx >= params.total) {
+    if (idx >= params.threads) {
         return;
     }
-    let row = idx / params.cols;
-    let c = idx - row * params.cols;
     let taps = params.kh * params.kw;
-    let ci = row / taps;
-    let tap = row - ci * taps;
+    let group_tap = idx / params.cols;
+    let c = idx - group_tap * params.cols;
+    let og = group_tap / taps;
+    let tap = group_tap - og * taps;
     let i = tap / params.kw;
     let j = tap - i * params.kw;
 
@@ -90,13 +84,35 @@ fn main(
     let oy = pix / params.w_out;
     let ox = pix - oy * params.w_out;
 
-    let og = ci / (params.c_in / params.offset_groups);
     let off = ((n * params.offset_groups + og) * 2u * taps + 2u * tap) * hw_out + pix;
     let y = f32(i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top)) + offset[off];
     let x = f32(i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left)) + offset[off + hw_out];
-    var v = sample((n * params.c_in + ci) * params.h * params.w, y, x);
+    var m = 1.0;
     if (HAS_MASK) {
-        v = v * mask[((n * params.offset_groups + og) * taps + tap) * hw_out + pix];
+        m = mask[((n * params.offset_groups + og) * taps + tap) * hw_out + pix];
     }
-    col[idx] = v;
+    // The four corners as offsets within a channel plane (−1: absent) and their weights
+    // times the mask; all absent outside the sampling box.
+    var at = vec4<i32>(-1);
+    var wt = vec4<f32>(0.0);
+    if (inside_sampling_box(y, x, params.h, params.w)) {
+        let s = bilinear_at(y, x);
+        let h = i32(params.h);
+        let w = i32(params.w);
+        let in_y = vec2<bool>(s.y0 >= 0, s.y0 + 1 < h);
+        let in_x = vec2<bool>(s.x0 >= 0, s.x0 + 1 < w);
+        let a = s.y0 * w + s.x0;
+        at = select(vec4<i32>(-1), vec4<i32>(a, a + 1, a + w, a + w + 1),
+                    vec4<bool>(in_y.x && in_x.x, in_y.x && in_x.y, in_y.y && in_x.x, in_y.y && in_x.y));
+        wt = s.w * m;
+    }
+    let per_group = params.c_in / params.offset_groups;
+    let plane_len = params.h * params.w;
+    for (var cl = 0u; cl < per_group; cl++) {
+        let ci = og * per_group + cl;
+        let plane = (n * params.c_in + ci) * plane_len;
+        let v = wt.x * corner(plane, at.x) + wt.y * corner(plane, at.y)
+              + wt.z * corner(plane, at.z) + wt.w * corner(plane, at.w);
+        col[(ci * taps + tap) * params.cols + c] = v;
+    }
 }

@@ -190,6 +190,56 @@ fn every_gemm_kernel_matches_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Auto per adapter: on a CPU adapter the im2col path (its dense GEMM runs the flat kernel),
+/// the implicit kernel when the engine's GEMM kernel is forced to another or on GPUs; and the
+/// info of a run reports what Auto ran.
+#[test]
+fn auto_picks_per_adapter_and_shape() {
+    use wgconv::ops::deform_conv2d::auto_algorithm;
+    let Some(ctx) = fresh_gpu() else { return };
+    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let p = DeformConv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    let dg =
+        p.validate_deform(&[1, 64, 56, 56], &[64, 64, 3, 3], &[1, 18, 56, 56], Some(&[1, 9, 56, 56]), None).unwrap();
+    let expected = if cpu { Algorithm::Im2colGemm } else { Algorithm::ImplicitGemm };
+    assert_eq!(auto_algorithm(&ctx, &dg.conv), expected);
+    let c = &cases()[2];
+    let (x, w, o, m, b) = c.data(77);
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h).unwrap();
+    let (mg, bg) = (m.as_ref().map(t), b.as_ref().map(t));
+    let g = c.p.validate_deform(&x.shape, &w.shape, &o.shape, m.as_ref().map(|m| &m.shape[..]), None).unwrap();
+    let y = Tensor::empty(&ctx, &g.conv.output_shape()).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let info =
+        wgconv::deform_conv2d_into(&ctx, &mut enc, &t(&x), &t(&w), &t(&o), mg.as_ref(), bg.as_ref(), &c.p, &y).unwrap();
+    ctx.submit(enc).unwrap();
+    assert_eq!(info.algorithm, auto_algorithm(&ctx, &g.conv));
+    let (_, r) = wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &c.p).unwrap();
+    let s = compare(&y.to_vec(&ctx).unwrap(), &r);
+    assert!(s.passes(Tolerance::default()), "{s}");
+    ctx.set_config(EngineConfig { gemm_kernel: GemmKernel::Block16x16, ..ctx.config() });
+    assert_eq!(auto_algorithm(&ctx, &dg.conv), Algorithm::ImplicitGemm);
+
+    // The im2col path over several chunks of output pixels (a budget of 5 columns), with
+    // offset groups and a batch: every chunk samples its own pixels.
+    let c = &cases()[19];
+    let (x, w, o, m, b) = c.data(78);
+    let (mg, bg) = (m.as_ref().map(t), b.as_ref().map(t));
+    let g = c.p.validate_deform(&x.shape, &w.shape, &o.shape, m.as_ref().map(|m| &m.shape[..]), None).unwrap();
+    let rows = (g.conv.c_in * g.conv.kh * g.conv.kw) as u64;
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 * 5, ..ctx.config() });
+    let y = Tensor::empty(&ctx, &g.conv.output_shape()).unwrap();
+    let p = DeformConv2dParams { algorithm: Algorithm::Im2colGemm, ..c.p };
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let info =
+        wgconv::deform_conv2d_into(&ctx, &mut enc, &t(&x), &t(&w), &t(&o), mg.as_ref(), bg.as_ref(), &p, &y).unwrap();
+    ctx.submit(enc).unwrap();
+    assert!(info.chunks > 4, "{info:?}");
+    let (_, r) = wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &c.p).unwrap();
+    let s = compare(&y.to_vec(&ctx).unwrap(), &r);
+    assert!(s.passes(Tolerance::default()), "{s}");
+}
+
 /// Zero offsets with mask 1 sample the regular grid: exactly conv2d (to 1e-6).
 #[test]
 fn zero_offsets_equal_conv2d() {

@@ -239,9 +239,17 @@ pub(crate) fn encode_im2col_gemm(
     for (ip, ib, gp, gb) in &blocks {
         dispatches.push(match unfold {
             Unfold::Plain(input) => im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?,
-            Unfold::Deform { input, offset, mask, .. } => {
-                crate::ops::deform_conv2d::prepare_unfold(ctx, &uniforms, *ib, ip, input, offset, mask, &workspace)?
-            }
+            Unfold::Deform { input, offset, mask, offset_groups } => crate::ops::deform_conv2d::prepare_unfold(
+                ctx,
+                &uniforms,
+                *ib,
+                ip,
+                offset_groups,
+                input,
+                offset,
+                mask,
+                &workspace,
+            )?,
             Unfold::Vol2col { input, .. } => {
                 crate::ops::conv3d::prepare_unfold(ctx, &uniforms, *ib, ip.total, input, &workspace)?
             }
