@@ -1,6 +1,7 @@
 //! conv2d forward (PyTorch `torch.nn.functional.conv2d` semantics).
 //!
-//! Algorithms (see [`Algorithm`]; `Auto` picks with [`Algorithm::choose`]):
+//! Algorithms (see [`Algorithm`]; `Auto` picks with [`auto_algorithm`]: [`Algorithm::choose`]
+//! per shape, and on CPU adapters `Im2colGemm` for convs of ≥ 256 output channels per group):
 //! - `Im2colGemm`: the output pixels `p = (n·Ho + oy)·Wo + ox` are cut into chunks whose
 //!   column matrix fits the workspace budget and one storage binding. For each chunk,
 //!   `im2col.wgsl` unfolds the input into `[Cin·kh·kw, cols]` and `gemm.wgsl` multiplies each
@@ -13,10 +14,10 @@
 //! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.
 //!
 //! Every path adds the bias and applies the activation in its write-out. f16 tensors
-//! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1` or `Depthwise` with f16 loads and stores and f32
-//! accumulation.
+//! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1` or `Depthwise` with f16 loads and
+//! stores and f32 accumulation.
 
-use crate::context::GpuContext;
+use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode};
 use crate::ops::{
@@ -99,7 +100,7 @@ pub fn conv2d_into(
     let algorithm = match params.algorithm {
         Algorithm::Auto if dtype == DType::F16 => Algorithm::choose_f16(&g),
         Algorithm::Auto if ctx.autotune_enabled() => ctx.tune_conv2d(&g, params, bias.is_some())?,
-        Algorithm::Auto => Algorithm::choose(&g),
+        Algorithm::Auto => auto_algorithm(ctx, &g),
         forced => forced, // validate() has checked that it supports g
     };
     if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
@@ -180,6 +181,35 @@ pub(crate) struct ChunkPlan {
     /// Pixels per chunk.
     pub cols: u32,
     pub chunks: u32,
+}
+
+/// What `Algorithm::Auto` runs for `g` (f32, autotuner off) on this context:
+/// [`Algorithm::choose`], except that on adapters where the im2col path's dense GEMM runs the
+/// flat kernel (CPU adapters with the engine's GEMM kernel choice; chunks of a multiple of 4
+/// columns) a conv with 256 or more output channels per group takes `Im2colGemm`: the unfold
+/// is then cheap next to a GEMM that many rows deep, and the flat GEMM beats the implicit
+/// one's shared tiles. On lavapipe (alternating runs, minimum of each): r50_c4 20.7–21.2
+/// against 22.8–23.7 ms, r50_c5 21.7–23.1 against 24.8, aspp_d6 79.2 against 77.4–81.1
+/// (even); with 128 channels the implicit GEMM stays ahead (r50_c3 21 against 24, r50_c3_b8
+/// 140–153 against 176–190). `ctx.autotune(true)` measures instead of guessing.
+pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
+    let chosen = Algorithm::choose(g);
+    if chosen != Algorithm::ImplicitGemm || g.c_out_per_group() < 256 {
+        return chosen;
+    }
+    let Ok(plan) = plan_chunks(ctx, g) else { return chosen };
+    let kernel = ctx.config().gemm_kernel.resolve(
+        ctx.adapter_info().device_type,
+        g.c_out_per_group(),
+        plan.cols,
+        g.groups,
+        BLoads::Vec4,
+    );
+    if kernel == GemmKernel::Flat16x16 && plan.cols % 4 == 0 {
+        Algorithm::Im2colGemm
+    } else {
+        chosen
+    }
 }
 
 /// Largest balanced chunks whose column matrix fits the workspace budget and one binding.
