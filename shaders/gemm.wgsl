@@ -1,8 +1,8 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
 // (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl (the storage type `elem`),
-// activation.wgsl, bilinear.wgsl (B_MODE 4 samples with bilinear_at4), and gemm_b_scalar.wgsl or gemm_b_quad.wgsl (the binding `b`
-// with its f32 readers b_at(i), b_quad(i) (elements i .. i + 3, i a multiple of 4 for the
-// quad variant) and b_len()).)
+// activation.wgsl, bilinear.wgsl (B_MODE 4 samples with bilinear_at4), and gemm_b_scalar.wgsl
+// or gemm_b_quad.wgsl (the binding `b` with its f32 readers b_at(i), b_quad(i) (elements
+// i .. i + 3, i a multiple of 4 for the quad variant) and b_len()).)
 //
 // a: depends on A_MODE:
 //    0 [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with

@@ -99,9 +99,10 @@ impl GemmKernel {
     /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n` whose B
     /// operand loads as `b`. Explicit choices stand. On GPUs `Block8x8`. On CPU adapters:
     /// - `Flat16x16` where B loads as vec4, or where 16×16 tiles give fewer than four
-    ///   workgroups (r50_c5: M 512 × N 49, two 256×64 tiles): on lavapipe, alternating
-    ///   runs, r50_c5 took 25–35 ms flat against 49–71 ms with `Block8x8` and 57–65 ms with
-    ///   `Block16x16` (which is why few tiles used to mean `Block8x8`);
+    ///   workgroups (r50_c5: M 512 × N 49, two 256×64 tiles): on lavapipe, the kernels
+    ///   alternating over two rounds, r50_c5 took 25–35 ms flat against 49–71 ms with
+    ///   `Block8x8` and 57–65 ms with `Block16x16` (minimums; which is why few tiles used to
+    ///   mean `Block8x8`);
     /// - `Block16x16` for gathered B on enough tiles (flat loads 4× as much B there and is
     ///   not faster: r50_c2–c4 within ±20 % either way, noisy);
     /// - `Block8x8` for sampled B on few tiles.

@@ -117,8 +117,10 @@ fn auto_picks_the_specialised_kernels() {
     let deep = if cpu { Algorithm::Im2colGemm } else { Algorithm::ImplicitGemm };
     assert_eq!(pick(case(1, 8, [6, 6], 256, [3, 3])), deep);
     assert_eq!(pick(case(1, 8, [6, 6], 255, [3, 3])), Algorithm::ImplicitGemm);
-    // 5·5 = 25 columns: not whole vec4 rows, so not the flat GEMM
-    assert_eq!(pick(case(1, 8, [7, 7], 256, [3, 3])), Algorithm::ImplicitGemm);
+    // 5·5 = 25 columns (not whole vec4 rows) in one tile: the flat GEMM for few tiles;
+    // 15·15 = 225 columns in four tiles: the shared tiles, so the implicit GEMM
+    assert_eq!(pick(case(1, 8, [7, 7], 256, [3, 3])), deep);
+    assert_eq!(pick(case(1, 8, [17, 17], 256, [3, 3])), Algorithm::ImplicitGemm);
 }
 
 #[test]

@@ -212,8 +212,8 @@ fn output_phases_cover_every_tap_exactly_once() {
     }
 }
 
-/// Auto per adapter: on a CPU adapter, the workspace path where its GEMM reads the input as
-/// vec4 (H·W a multiple of 4: the flat kernel), the output phases elsewhere, for f16, under a
+/// Auto per adapter: on a CPU adapter, the workspace path where its GEMM runs the flat kernel
+/// (the input read as vec4, or few tiles), the output phases elsewhere, for f16, under a
 /// workspace budget too small for one image, and on GPUs.
 #[test]
 fn auto_picks_per_adapter_and_shape() {
@@ -223,10 +223,14 @@ fn auto_picks_per_adapter_and_shape() {
     let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
     let dcgan = ConvTranspose2dParams { stride: [2, 2], padding: sym(1, 1), ..Default::default() };
     let g = dcgan.validate(&[1, 256, 14, 14], &[256, 128, 4, 4], None).unwrap();
-    let odd = dcgan.validate(&[1, 8, 5, 5], &[8, 4, 4, 4], None).unwrap();
+    // H·W = 25, not whole vec4 rows: the flat GEMM only for few tiles (64 × 25: one tile;
+    // 1024 × 225: sixteen)
+    let small = dcgan.validate(&[1, 8, 5, 5], &[8, 4, 4, 4], None).unwrap();
+    let odd = dcgan.validate(&[1, 8, 15, 15], &[8, 64, 4, 4], None).unwrap();
     let col2im_on_cpu = if cpu { Algorithm::GemmCol2im } else { Algorithm::ImplicitGemm };
     assert_eq!(auto_algorithm(&ctx, &g, DType::F32), col2im_on_cpu);
     assert_eq!(auto_algorithm(&ctx, &g, DType::F16), Algorithm::ImplicitGemm);
+    assert_eq!(auto_algorithm(&ctx, &small, DType::F32), col2im_on_cpu);
     assert_eq!(auto_algorithm(&ctx, &odd, DType::F32), Algorithm::ImplicitGemm);
     // one image's column matrix: 128·16·196·4 bytes
     ctx.set_config(EngineConfig { workspace_budget: 128 * 16 * 196 * 4 - 1, ..ctx.config() });

@@ -184,32 +184,37 @@ pub(crate) struct ChunkPlan {
 }
 
 /// What `Algorithm::Auto` runs for `g` (f32, autotuner off) on this context:
-/// [`Algorithm::choose`], except that on adapters where the im2col path's dense GEMM runs the
-/// flat kernel (CPU adapters with the engine's GEMM kernel choice; chunks of a multiple of 4
-/// columns) a conv with 256 or more output channels per group takes `Im2colGemm`: the unfold
-/// is then cheap next to a GEMM that many rows deep, and the flat GEMM beats the implicit
-/// one's shared tiles. On lavapipe (alternating runs, minimum of each): r50_c4 20.7–21.2
-/// against 22.8–23.7 ms, r50_c5 21.7–23.1 against 24.8, aspp_d6 79.2 against 77.4–81.1
-/// (even); with 128 channels the implicit GEMM stays ahead (r50_c3 21 against 24, r50_c3_b8
-/// 140–153 against 176–190). `ctx.autotune(true)` measures instead of guessing.
+/// [`Algorithm::choose`], except that a conv with 256 or more output channels per group takes
+/// `Im2colGemm` where that path's dense GEMM runs the flat kernel ([`im2col_gemm_runs_flat`]:
+/// CPU adapters with the engine's GEMM kernel choice): the unfold is then cheap next to a GEMM
+/// that many rows deep, and the flat GEMM beats the implicit one's shared tiles. On lavapipe
+/// (alternating runs, minimum of each): r50_c4 20.7–21.2 against 22.8–23.7 ms, r50_c5
+/// 21.7–23.1 against 24.8, aspp_d6 79.2 against 77.4–81.1 (even); with 128 channels the
+/// implicit GEMM stays ahead (r50_c3 21 against 24, r50_c3_b8 140–153 against 176–190).
+/// `ctx.autotune(true)` measures instead of guessing.
 pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
     let chosen = Algorithm::choose(g);
-    if chosen != Algorithm::ImplicitGemm || g.c_out_per_group() < 256 {
-        return chosen;
+    if chosen == Algorithm::ImplicitGemm && g.c_out_per_group() >= 256 && im2col_gemm_runs_flat(ctx, g) {
+        Algorithm::Im2colGemm
+    } else {
+        chosen
     }
-    let Ok(plan) = plan_chunks(ctx, g) else { return chosen };
+}
+
+/// Whether the dense GEMM of `g`'s im2col path (conv2d's, deform_conv2d's) resolves to
+/// [`GemmKernel::Flat16x16`] on this context: B rows read as vec4 when the chunks are whole
+/// vec4s, element by element otherwise (the flat kernel then only for few tiles).
+pub fn im2col_gemm_runs_flat(ctx: &GpuContext, g: &Conv2dGeometry) -> bool {
+    let Ok(plan) = plan_chunks(ctx, g) else { return false };
+    let loads = if plan.cols % 4 == 0 { BLoads::Vec4 } else { BLoads::Gather };
     let kernel = ctx.config().gemm_kernel.resolve(
         ctx.adapter_info().device_type,
         g.c_out_per_group(),
         plan.cols,
         g.groups,
-        BLoads::Vec4,
+        loads,
     );
-    if kernel == GemmKernel::Flat16x16 && plan.cols % 4 == 0 {
-        Algorithm::Im2colGemm
-    } else {
-        chosen
-    }
+    kernel == GemmKernel::Flat16x16
 }
 
 /// Largest balanced chunks whose column matrix fits the workspace budget and one binding.

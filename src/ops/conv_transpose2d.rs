@@ -88,17 +88,20 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
 }
 
 /// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `GemmCol2im`
-/// where its GEMM (`Wᵀ·X`, B the input read as vec4: H·W a multiple of 4) runs the flat
-/// kernel — CPU adapters with the engine's GEMM kernel choice — and one image's column matrix
-/// fits the workspace budget; else `ImplicitGemm` (no workspace; f16 always). On lavapipe,
+/// where its GEMM (`Wᵀ·X`, B the input image, read as vec4 when H·W is a multiple of 4) runs
+/// the flat kernel — CPU adapters with the engine's GEMM kernel choice — and one image's column
+/// matrix fits the workspace budget; else `ImplicitGemm` (no workspace; f16 always). On lavapipe,
 /// dcgan_up: 24 ms against 29.5 ms for the output phases (alternating runs, a quiet machine),
 /// where the phases had won against the shared-memory GEMM (29 against 48 ms).
 pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
     let (m, groups) = (g.c_out_per_group() * g.kh * g.kw, g.groups);
-    let flat = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, m, g.h * g.w, groups, BLoads::Vec4)
-        == GemmKernel::Flat16x16;
-    if dtype == DType::F32 && flat && (g.h * g.w) % 4 == 0 && col_bytes_per_image(g) <= budget {
+    // B is the input image read pointwise: vec4 rows when H·W is a multiple of 4.
+    let hw = g.h * g.w;
+    let loads = if hw % 4 == 0 { BLoads::Vec4 } else { BLoads::Gather };
+    let flat =
+        ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, m, hw, groups, loads) == GemmKernel::Flat16x16;
+    if dtype == DType::F32 && flat && col_bytes_per_image(g) <= budget {
         Algorithm::GemmCol2im
     } else {
         Algorithm::ImplicitGemm

@@ -11,7 +11,7 @@
 //!
 //! See deform_im2col.wgsl for the offset and mask layouts.
 
-use crate::context::{BLoads, GemmKernel, GpuContext};
+use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
 use crate::ops::gemm::{self, AMode, BMode, GemmParams};
@@ -96,19 +96,12 @@ pub struct DeformConv2dInfo {
 }
 
 /// What `Algorithm::Auto` runs for the conv `g` of a deform_conv2d on this context:
-/// `Im2colGemm` where its dense GEMM runs the flat kernel (CPU adapters with the engine's GEMM
-/// kernel choice, chunks of a multiple of 4 columns), else `ImplicitGemm` (no workspace). On
-/// lavapipe, dcn_v2: 21–22 ms against 45 ms (same process, quiet machine).
+/// `Im2colGemm` where its dense GEMM runs the flat kernel
+/// ([`crate::ops::conv2d::im2col_gemm_runs_flat`]: CPU adapters with the engine's GEMM kernel
+/// choice), else `ImplicitGemm` (no workspace). On lavapipe, dcn_v2: 21–22 ms against 45 ms
+/// (same process, quiet machine).
 pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
-    let Ok(plan) = plan_chunks(ctx, g) else { return Algorithm::ImplicitGemm };
-    let kernel = ctx.config().gemm_kernel.resolve(
-        ctx.adapter_info().device_type,
-        g.c_out_per_group(),
-        plan.cols,
-        g.groups,
-        BLoads::Vec4,
-    );
-    if kernel == GemmKernel::Flat16x16 && plan.cols % 4 == 0 {
+    if crate::ops::conv2d::im2col_gemm_runs_flat(ctx, g) {
         Algorithm::Im2colGemm
     } else {
         Algorithm::ImplicitGemm
