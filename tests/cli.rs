@@ -167,11 +167,22 @@ fn run_conv_transpose2d_verify_on_a_golden_case() {
     let (code, stdout, stderr) =
         run(&[&args[..], &["--output-padding", "2,1", "--out", out.to_str().unwrap(), "--verify"]].concat());
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("PASS") && stdout.contains("via implicit_gemm"), "{stdout}");
+    // Auto: the output phases or, on CPU adapters where its GEMM runs the flat kernel, col2im
+    assert!(stdout.contains("PASS") && stdout.contains(" f32 via "), "{stdout}");
+    assert!(stdout.contains("via implicit_gemm") || stdout.contains("via gemm_col2im"), "{stdout}");
     let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
     let (golden, _) = wgconv::HostTensor::read_npy(dir.join("output.npy")).unwrap();
     let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
     assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
+    // f16 storage (where the adapter has SHADER_F16): the output phases, verified at the f16
+    // tolerance against the reference of the rounded inputs
+    if common::gpu().unwrap().device().features().contains(wgpu::Features::SHADER_F16) {
+        let (code, stdout, stderr) =
+            run(&[&args[..], &["--output-padding", "2,1", "--f16", "--out", out.to_str().unwrap(), "--verify"]]
+                .concat());
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(stdout.contains("PASS") && stdout.contains(" f16 via implicit_gemm"), "{stdout}");
+    }
 
     // output_padding ≥ stride is a one-line error.
     let (code, _, err) = run(&[&args[..], &["--output-padding", "3", "--out", out.to_str().unwrap()]].concat());
