@@ -447,6 +447,27 @@ fn apply_check(r: &mut CaseResult, check_max_err: Option<f64>, tol: f64) {
     };
 }
 
+/// A timed row of `dtype` tensors (`elems` elements moved) with its spot check: "ok" within
+/// the dtype's tolerance (f16: one f16 rounding of the output).
+#[allow(clippy::too_many_arguments)]
+fn checked_row(
+    case: &BenchCase,
+    algorithm: &str,
+    (times, method): (&[f64], TimingMethod),
+    flops: f64,
+    elems: usize,
+    dtype: DType,
+    workspace_bytes: u64,
+    check: Option<f64>,
+) -> CaseResult {
+    let bytes = dtype.size() as f64 * elems as f64;
+    let tol = if dtype == DType::F16 { 2e-3 } else { CHECK_TOL };
+    let mut r = measured(case, algorithm, times, method, flops, bytes, workspace_bytes, None);
+    apply_check(&mut r, check, tol);
+    r.dtype = dtype;
+    r
+}
+
 fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> Result<CaseResult> {
     let params = case.conv2d_params(algorithm);
     let seed = case_seed(case);
@@ -478,12 +499,9 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
         params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i))
     });
-    let bytes = dtype.size() as f64 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    let tol = if dtype == DType::F16 { 2e-3 } else { CHECK_TOL };
-    let mut r = measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, None);
-    apply_check(&mut r, check, tol);
-    r.dtype = dtype;
-    Ok(r)
+    let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
+    let timed = (times.as_slice(), method);
+    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
 }
 
 /// Times the backward pass (all three gradients) of a conv2d row; the result's op is
@@ -681,15 +699,12 @@ fn run_conv_transpose2d(
     } else {
         None
     };
-    let bytes = dtype.size() as f64 * (x.data.len() + w.data.len() + b.data.len() + y.numel()) as f64;
-    let tol = if dtype == DType::F16 { 2e-3 } else { CHECK_TOL };
-    let mut r = measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, None);
-    apply_check(&mut r, check, tol);
-    r.dtype = dtype;
-    Ok(r)
+    let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
+    let timed = (times.as_slice(), method);
+    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
 }
 
-// What this adapter reaches at best, measured once per run.
+/// What this adapter reaches at best, measured once per run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ceilings {
     /// Size S of the S×S×S GEMM.

@@ -95,13 +95,13 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
 /// where the phases had won against the shared-memory GEMM (29 against 48 ms).
 pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-    let (m, groups) = (g.c_out_per_group() * g.kh * g.kw, g.groups);
-    // B is the input image read pointwise: vec4 rows when H·W is a multiple of 4.
-    let hw = g.h * g.w;
+    // The GEMM of one chunk: (Cout/G)·kh·kw rows, the chunk's images' pixels as columns, B the
+    // input read pointwise (vec4 rows when H·W is a multiple of 4).
+    let images = (budget / col_bytes_per_image(g)).min(g.n as u64) as u32;
+    let (m, n, hw) = (g.c_out_per_group() * g.kh * g.kw, images * g.h * g.w, g.h * g.w);
     let loads = if hw % 4 == 0 { BLoads::Vec4 } else { BLoads::Gather };
-    let flat =
-        ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, m, hw, groups, loads) == GemmKernel::Flat16x16;
-    if dtype == DType::F32 && flat && col_bytes_per_image(g) <= budget {
+    let kernel = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, m, n, g.groups, loads);
+    if dtype == DType::F32 && images > 0 && kernel == GemmKernel::Flat16x16 {
         Algorithm::GemmCol2im
     } else {
         Algorithm::ImplicitGemm
