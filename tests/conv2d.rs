@@ -522,13 +522,8 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
 /// one f16 store (2⁻¹¹ relative) plus f32 accumulation.
 #[test]
 fn f16_storage_matches_reference() {
-    let Some(ctx) = fresh_gpu() else { return };
-    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
-        assert!(std::env::var("WGCONV_REQUIRE_F16").as_deref() != Ok("1"), "adapter lacks SHADER_F16");
-        eprintln!("SKIP: adapter lacks SHADER_F16");
-        return;
-    }
-    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let tol = common::F16_TOLERANCE;
     let mut failures = Vec::new();
     let mut runs = 0;
     for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {

@@ -142,13 +142,8 @@ fn random_cases_match_reference() {
 #[test]
 fn f16_storage_matches_reference() {
     use wgconv::DType;
-    let Some(ctx) = fresh_gpu() else { return };
-    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
-        assert!(std::env::var("WGCONV_REQUIRE_F16").as_deref() != Ok("1"), "adapter lacks SHADER_F16");
-        eprintln!("SKIP: adapter lacks SHADER_F16");
-        return;
-    }
-    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let tol = common::F16_TOLERANCE;
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
     let mut failures = Vec::new();
     for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {

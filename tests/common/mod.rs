@@ -23,6 +23,22 @@ pub fn fresh_gpu() -> Option<GpuContext> {
     }
 }
 
+/// A new context whose device has `SHADER_F16`, or `None` (printing SKIP) without one; with
+/// `WGCONV_REQUIRE_F16=1` a missing feature fails the test instead.
+pub fn fresh_f16_gpu() -> Option<GpuContext> {
+    let ctx = fresh_gpu()?;
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        assert!(std::env::var("WGCONV_REQUIRE_F16").as_deref() != Ok("1"), "adapter lacks SHADER_F16");
+        eprintln!("SKIP: adapter lacks SHADER_F16");
+        return None;
+    }
+    Some(ctx)
+}
+
+/// The f16-storage tolerance: one f16 rounding of the output (2⁻¹¹ relative) plus f32
+/// accumulation.
+pub const F16_TOLERANCE: wgconv::verify::Tolerance = wgconv::verify::Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+
 /// One context shared by the tests of a binary (pipelines compile once).
 pub fn gpu() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
