@@ -282,6 +282,9 @@ struct Cols {
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
+    // B_MODE 1: the input index of tap (0, 0) of channel 0, base + iy0·W + ix0 (may point
+    // outside the image; only in-image taps are read).
+    at: vec4<i32>,
 }
 
 fn columns(ph: Phase, b_c: u32) -> Cols {
@@ -296,12 +299,14 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
     c.base = vec4<u32>(0u);
     c.iy0 = vec4<i32>(0);
     c.ix0 = vec4<i32>(0);
+    c.at = vec4<i32>(0);
     if (B_MODE == 1u || B_MODE == 4u || B_MODE == 5u) {
         let oy = q / vec4<u32>(params.w_out);
         let ox = q - oy * params.w_out;
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
         c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
+        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     } else if (B_MODE == 6u) {
         // Phase pixel (qy, qx); columns outside the real output plane gather nothing.
         let qy = q / vec4<u32>(params.w_out);
@@ -422,6 +427,57 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     }
     // Columns past N stay 0 (their products are never stored, but keep them finite).
     return select(vec4<f32>(0.0), v, c.ok);
+}
+
+// A_MODE 0 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
+// instead of a bounds check per load: their products land in accumulator rows that are never
+// stored.
+fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
+    let rows = min(vec4<u32>(r, r + 1u, r + 2u, r + 3u), vec4<u32>(params.m - 1u));
+    return (vec4<u32>(ph.gc * params.m) + rows) * params.k;
+}
+
+// Column k of the four rows starting at `rows` (a_rows).
+fn a_col(rows: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(f32(a[rows.x + k]), f32(a[rows.y + k]), f32(a[rows.z + k]), f32(a[rows.w + k]));
+}
+
+// main_flat walks B_MODE 1's K tap-major: step k is channel cl = k mod Cin/G of tap
+// t = k / (Cin/G), t = i·kw + j (A's column cl·kh·kw + t). Each column's input index and
+// padding test are worked out once per tap (tap_index); each channel then adds its plane.
+struct Tap {
+    t: u32,
+    i: u32,
+    j: u32,
+}
+
+fn next_tap(p: Tap) -> Tap {
+    var n = p;
+    n.t += 1u;
+    n.j += 1u;
+    if (n.j == params.kw) {
+        n.j = 0u;
+        n.i += 1u;
+    }
+    return n;
+}
+
+// Input index of tap p of channel 0 of group g at the four columns of `c`, or −1 where the
+// tap falls in the padding (or the column past N).
+fn tap_index(c: Cols, p: Tap, g: u32) -> vec4<i32> {
+    let dy = p.i * params.dil_h;
+    let dx = p.j * params.dil_w;
+    let ok = c.ok & (vec4<u32>(c.iy0 + i32(dy)) < vec4<u32>(params.h))
+                  & (vec4<u32>(c.ix0 + i32(dx)) < vec4<u32>(params.w));
+    let off = i32((g * (params.c_in / params.groups) * params.h + dy) * params.w + dx);
+    return select(vec4<i32>(-1), c.at + off, ok);
+}
+
+// The inputs at `at` (tap_index) in the channel plane `plane` elements further; 0 at −1.
+fn tap_load(at: vec4<i32>, plane: u32) -> vec4<f32> {
+    let ok = at >= vec4<i32>(0);
+    let i = vec4<u32>(select(vec4<i32>(0), at + i32(plane), ok));
+    return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), ok);
 }
 
 // Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N).
@@ -868,15 +924,67 @@ fn main_flat(
     let c1 = columns(ph, n0 + 4u);
     let c2 = columns(ph, n0 + 8u);
     let c3 = columns(ph, n0 + 12u);
+    // B_MODE 1: K tap-major (see Tap); at<u> hold tap t's input indices of columns
+    // n0 + 4u .. + 3.
+    let cin_g = params.c_in / params.groups;
+    let taps = params.kh * params.kw;
+    let plane = params.h * params.w;
+    var tap = Tap(0u, 0u, 0u);
+    var cl = 0u;
+    var at0 = vec4<i32>(-1);
+    var at1 = vec4<i32>(-1);
+    var at2 = vec4<i32>(-1);
+    var at3 = vec4<i32>(-1);
+    let r0 = a_rows(ph, m0);
+    let r1 = a_rows(ph, m0 + 4u);
+    let r2 = a_rows(ph, m0 + 8u);
+    let r3 = a_rows(ph, m0 + 12u);
     for (var k = 0u; k < params.k; k++) {
-        let x0 = load_a4(ph, m0, 0u, k);
-        let x1 = load_a4(ph, m0, 1u, k);
-        let x2 = load_a4(ph, m0, 2u, k);
-        let x3 = load_a4(ph, m0, 3u, k);
-        let y0 = load_b(ph, c0, k, n0);
-        let y1 = load_b(ph, c1, k, n0 + 4u);
-        let y2 = load_b(ph, c2, k, n0 + 8u);
-        let y3 = load_b(ph, c3, k, n0 + 12u);
+        var y0: vec4<f32>;
+        var y1: vec4<f32>;
+        var y2: vec4<f32>;
+        var y3: vec4<f32>;
+        // A's column for step k
+        var ka = k;
+        if (B_MODE == 1u) {
+            if (cl == 0u) {
+                at0 = tap_index(c0, tap, ph.gc);
+                at1 = tap_index(c1, tap, ph.gc);
+                at2 = tap_index(c2, tap, ph.gc);
+                at3 = tap_index(c3, tap, ph.gc);
+            }
+            ka = cl * taps + tap.t;
+            let pl = cl * plane;
+            y0 = tap_load(at0, pl);
+            y1 = tap_load(at1, pl);
+            y2 = tap_load(at2, pl);
+            y3 = tap_load(at3, pl);
+            cl += 1u;
+            if (cl == cin_g) {
+                cl = 0u;
+                tap = next_tap(tap);
+            }
+        } else {
+            y0 = load_b(ph, c0, k, n0);
+            y1 = load_b(ph, c1, k, n0 + 4u);
+            y2 = load_b(ph, c2, k, n0 + 8u);
+            y3 = load_b(ph, c3, k, n0 + 12u);
+        }
+        var x0: vec4<f32>;
+        var x1: vec4<f32>;
+        var x2: vec4<f32>;
+        var x3: vec4<f32>;
+        if (A_MODE == 0u) {
+            x0 = a_col(r0, ka);
+            x1 = a_col(r1, ka);
+            x2 = a_col(r2, ka);
+            x3 = a_col(r3, ka);
+        } else {
+            x0 = load_a4(ph, m0, 0u, ka);
+            x1 = load_a4(ph, m0, 1u, ka);
+            x2 = load_a4(ph, m0, 2u, ka);
+            x3 = load_a4(ph, m0, 3u, ka);
+        }
         acc00 += outer4(x0, y0);
         acc01 += outer4(x0, y1);
         acc02 += outer4(x0, y2);

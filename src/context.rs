@@ -88,8 +88,11 @@ impl TileShape {
 pub enum BLoads {
     /// Rows as vec4 (dense and pointwise B, 16-byte aligned).
     Vec4,
-    /// Element by element (the implicit and transposed gathers).
+    /// Element by element (the transposed and grad_weight gathers, unaligned dense B).
     Gather,
+    /// The implicit conv gather (`BMode::Implicit`): the flat kernel walks K tap-major and
+    /// works out each column's input index and padding test once per tap, not per element.
+    Implicit,
     /// Bilinear samples whose per-tap sampling is cached per column quad (deform): the flat
     /// kernel, which loads four quads per k, would recompute it every time.
     Sample,
@@ -103,8 +106,12 @@ impl GemmKernel {
     ///   alternating over two rounds, r50_c5 took 25–35 ms flat against 49–71 ms with
     ///   `Block8x8` and 57–65 ms with `Block16x16` (minimums; which is why few tiles used to
     ///   mean `Block8x8`);
-    /// - `Block16x16` for gathered B on enough tiles (flat loads 4× as much B there and is
-    ///   not faster: r50_c2–c4 within ±20 % either way, noisy);
+    /// - `Flat16x16` for the implicit conv gather (`BLoads::Implicit`), which the flat kernel
+    ///   walks tap-major: alternating runs, minimum of three, `Block16x16` against flat:
+    ///   r50_c2 22.1–23.5 against 13.9–14.4 ms, r50_c3 21.0–23.3 against 15.6–16.3, r50_c4
+    ///   22.8–23.5 against 16.8–17.4, r50_c3_b8 148.5–149.7 against 109.6–119.6;
+    /// - `Block16x16` for other gathered B on enough tiles (flat loads 4× as much B there and
+    ///   is not faster: r50_c2–c4 within ±20 % either way, noisy, before the tap-major walk);
     /// - `Block8x8` for sampled B on few tiles.
     pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32, b: BLoads) -> GemmKernel {
         match self {
@@ -112,7 +119,7 @@ impl GemmKernel {
                 let (bm, bn) = TileShape::pick(m, n).dims();
                 let tiles = (m as u64).div_ceil(bm as u64) * (n as u64).div_ceil(bn as u64) * groups as u64;
                 match (tiles >= 4, b) {
-                    (_, BLoads::Vec4) | (false, BLoads::Gather) => GemmKernel::Flat16x16,
+                    (_, BLoads::Vec4 | BLoads::Implicit) | (false, BLoads::Gather) => GemmKernel::Flat16x16,
                     (true, _) => GemmKernel::Block16x16,
                     (false, BLoads::Sample) => GemmKernel::Block8x8,
                 }
@@ -572,6 +579,10 @@ mod tests {
         assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Vec4), Flat16x16);
         assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Gather), Block16x16);
         assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Sample), Block16x16);
+        // the implicit conv gather: flat on CPUs whatever the tile count, shared tiles on GPUs
+        assert_eq!(Auto.resolve(Cpu, 64, 3136, 1, Implicit), Flat16x16);
+        assert_eq!(Auto.resolve(Cpu, 512, 49, 1, Implicit), Flat16x16);
+        assert_eq!(Auto.resolve(DiscreteGpu, 64, 3136, 1, Implicit), Block8x8);
         // r50_c5: 512 × 49, two 256×64 tiles → flat, but never for sampled B
         assert_eq!(Auto.resolve(Cpu, 512, 49, 1, Gather), Flat16x16);
         assert_eq!(Auto.resolve(Cpu, 512, 49, 1, Sample), Block8x8);

@@ -1,7 +1,7 @@
 //! conv2d forward (PyTorch `torch.nn.functional.conv2d` semantics).
 //!
 //! Algorithms (see [`Algorithm`]; `Auto` picks with [`auto_algorithm`]: [`Algorithm::choose`]
-//! per shape, and on CPU adapters `Im2colGemm` for convs of ≥ 256 output channels per group):
+//! per shape):
 //! - `Im2colGemm`: the output pixels `p = (n·Ho + oy)·Wo + ox` are cut into chunks whose
 //!   column matrix fits the workspace budget and one storage binding. For each chunk,
 //!   `im2col.wgsl` unfolds the input into `[Cin·kh·kw, cols]` and `gemm.wgsl` multiplies each
@@ -184,21 +184,14 @@ pub(crate) struct ChunkPlan {
 }
 
 /// What `Algorithm::Auto` runs for `g` (f32, autotuner off) on this context:
-/// [`Algorithm::choose`], except that a conv with 256 or more output channels per group takes
-/// `Im2colGemm` where that path's dense GEMM runs the flat kernel ([`im2col_gemm_runs_flat`]:
-/// CPU adapters with the engine's GEMM kernel choice): the unfold is then cheap next to a GEMM
-/// that many rows deep, and the flat GEMM beats the implicit one's shared tiles. On lavapipe
-/// (alternating runs, minimum of each): r50_c4 20.7–21.2 against 22.8–23.7 ms, r50_c5
-/// 21.7–23.1 against 24.8, aspp_d6 79.2 against 77.4–81.1 (even); with 128 channels the
-/// implicit GEMM stays ahead (r50_c3 21 against 24, r50_c3_b8 140–153 against 176–190).
+/// [`Algorithm::choose`] on every adapter. (CPU adapters used to take `Im2colGemm` for ≥ 256
+/// output channels per group, whose dense GEMM ran the flat kernel; since the implicit GEMM
+/// runs flat too, walking K tap-major, it is ahead on every such case: on lavapipe,
+/// alternating runs, minimum of three, im2col against implicit: r50_c4 20.1 against 16.7 ms,
+/// r50_c5 19.9 against 17.2, aspp_d6 71.1 against 55.6, r50_c3 23.4 against 15.5.)
 /// `ctx.autotune(true)` measures instead of guessing.
-pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
-    let chosen = Algorithm::choose(g);
-    if chosen == Algorithm::ImplicitGemm && g.c_out_per_group() >= 256 && im2col_gemm_runs_flat(ctx, g) {
-        Algorithm::Im2colGemm
-    } else {
-        chosen
-    }
+pub fn auto_algorithm(_ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
+    Algorithm::choose(g)
 }
 
 /// Whether the dense GEMM of `g`'s im2col path (conv2d's, deform_conv2d's) resolves to
