@@ -282,8 +282,8 @@ struct Cols {
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
-    // B_MODE 1: the input index of tap (0, 0) of channel 0, base + iy0·W + ix0 (may point
-    // outside the image; only in-image taps are read).
+    // B_MODE 1 and 6: the input index of tap (0, 0) of channel 0, base + iy0·W + ix0 (may
+    // point outside the image; only in-image taps are read).
     at: vec4<i32>,
 }
 
@@ -316,6 +316,7 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(qy) + ph.by;
         c.ix0 = vec4<i32>(qx) + ph.bx;
+        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     } else if (B_MODE == 2u) {
         c.base = c.img * (params.c_in * params.hw) + q;
     } else if (B_MODE == 3u) {
@@ -429,11 +430,15 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, c.ok);
 }
 
-// A_MODE 0 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
+// A_MODE 0 and 3 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
 // instead of a bounds check per load: their products land in accumulator rows that are never
 // stored.
 fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
     let rows = min(vec4<u32>(r, r + 1u, r + 2u, r + 3u), vec4<u32>(params.m - 1u));
+    if (A_MODE == 3u) {
+        // rows of the transposed-conv weight [Cin, M, kh, kw]; the channel is in the tap's offset
+        return rows * (params.kh * params.kw);
+    }
     return (vec4<u32>(ph.gc * params.m) + rows) * params.k;
 }
 
@@ -442,34 +447,74 @@ fn a_col(rows: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(f32(a[rows.x + k]), f32(a[rows.y + k]), f32(a[rows.z + k]), f32(a[rows.w + k]));
 }
 
-// main_flat walks B_MODE 1's K tap-major: step k is channel cl = k mod Cin/G of tap
-// t = k / (Cin/G), t = i·kw + j (A's column cl·kh·kw + t). Each column's input index and
-// padding test are worked out once per tap (tap_index); each channel then adds its plane.
+// main_flat walks the K of the gathering modes B_MODE 1 and 6 tap-major: step k is channel
+// cl = k mod C of tap t = k / C, C the input channels per conv group. B_MODE 1: t = i·kw + j
+// is the kernel tap (i, j) and A's column cl·kh·kw + t (A_MODE 0). B_MODE 6: t = ty·taps_x +
+// tx is the phase's tap (ty, tx), kernel tap (i0y + ty·step_y, i0x + tx·step_x), and A's
+// element ((c0 + cl)·M + row)·kh·kw + i·kw + j (A_MODE 3). Each column's input index and
+// padding test are worked out once per tap (tap_index); each channel then adds its plane, and
+// A its channel step (walk_a_step).
 struct Tap {
-    t: u32,
+    // (i, j) for B_MODE 1, (ty, tx) for B_MODE 6
     i: u32,
     j: u32,
+    // A's offset of this tap at channel cl = 0 (the row's own offset is in a_rows)
+    a: u32,
+    // false for a B_MODE 6 tap past the kernel, or a phase no tap reaches: contributes 0
+    real: bool,
 }
 
-fn next_tap(p: Tap) -> Tap {
-    var n = p;
-    n.t += 1u;
-    n.j += 1u;
-    if (n.j == params.kw) {
-        n.j = 0u;
-        n.i += 1u;
+// Input channels per conv group (params.groups counts phases × groups in B_MODE 6).
+fn walk_channels() -> u32 {
+    if (B_MODE == 6u) {
+        return params.c_in / (params.groups / (params.stride_h * params.stride_w));
     }
-    return n;
+    return params.c_in / params.groups;
 }
 
-// Input index of tap p of channel 0 of group g at the four columns of `c`, or −1 where the
-// tap falls in the padding (or the column past N).
-fn tap_index(c: Cols, p: Tap, g: u32) -> vec4<i32> {
-    let dy = p.i * params.dil_h;
-    let dx = p.j * params.dil_w;
-    let ok = c.ok & (vec4<u32>(c.iy0 + i32(dy)) < vec4<u32>(params.h))
-                  & (vec4<u32>(c.ix0 + i32(dx)) < vec4<u32>(params.w));
-    let off = i32((g * (params.c_in / params.groups) * params.h + dy) * params.w + dx);
+// How far A's offset moves from one channel to the next.
+fn walk_a_step() -> u32 {
+    if (B_MODE == 6u) {
+        return params.m * params.kh * params.kw;
+    }
+    return params.kh * params.kw;
+}
+
+fn tap_at(ph: Phase, i: u32, j: u32) -> Tap {
+    if (B_MODE == 6u) {
+        let ki = ph.i0y + i * params.step_y;
+        let kj = ph.i0x + j * params.step_x;
+        let real = ph.ok && ki < params.kh && kj < params.kw;
+        // a phantom tap reads a real weight (clamped) that is then zeroed
+        let a = phase_channel0(ph.gc) * walk_a_step() + min(ki, params.kh - 1u) * params.kw + min(kj, params.kw - 1u);
+        return Tap(i, j, a, real);
+    }
+    return Tap(i, j, i * params.kw + j, true);
+}
+
+fn next_tap(ph: Phase, p: Tap) -> Tap {
+    let nx = select(params.kw, params.taps_x, B_MODE == 6u);
+    if (p.j + 1u == nx) {
+        return tap_at(ph, p.i + 1u, 0u);
+    }
+    return tap_at(ph, p.i, p.j + 1u);
+}
+
+// Input index of tap p in channel 0 of the conv group at the four columns of `c`, or −1
+// where the tap falls in the padding (or is phantom, or the column is past N).
+fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
+    var dy: i32;
+    var dx: i32;
+    if (B_MODE == 6u) {
+        dy = -i32(p.i * params.dq_y);
+        dx = -i32(p.j * params.dq_x);
+    } else {
+        dy = i32(p.i * params.dil_h);
+        dx = i32(p.j * params.dil_w);
+    }
+    let ok = c.ok & vec4<bool>(p.real) & (vec4<u32>(c.iy0 + dy) < vec4<u32>(params.h))
+                  & (vec4<u32>(c.ix0 + dx) < vec4<u32>(params.w));
+    let off = i32(ph.gc * walk_channels() * params.h * params.w) + dy * i32(params.w) + dx;
     return select(vec4<i32>(-1), c.at + off, ok);
 }
 
@@ -924,12 +969,13 @@ fn main_flat(
     let c1 = columns(ph, n0 + 4u);
     let c2 = columns(ph, n0 + 8u);
     let c3 = columns(ph, n0 + 12u);
-    // B_MODE 1: K tap-major (see Tap); at<u> hold tap t's input indices of columns
+    // B_MODE 1 and 6: K tap-major (see Tap); at<u> hold the tap's input indices of columns
     // n0 + 4u .. + 3.
-    let cin_g = params.c_in / params.groups;
-    let taps = params.kh * params.kw;
+    let walk = B_MODE == 1u || B_MODE == 6u;
+    let channels = walk_channels();
+    let a_step = walk_a_step();
     let plane = params.h * params.w;
-    var tap = Tap(0u, 0u, 0u);
+    var tap = tap_at(ph, 0u, 0u);
     var cl = 0u;
     var at0 = vec4<i32>(-1);
     var at1 = vec4<i32>(-1);
@@ -944,25 +990,27 @@ fn main_flat(
         var y1: vec4<f32>;
         var y2: vec4<f32>;
         var y3: vec4<f32>;
-        // A's column for step k
+        // A's column (A_MODE 0) or element offset (A_MODE 3) for step k
         var ka = k;
-        if (B_MODE == 1u) {
+        var real = true;
+        if (walk) {
             if (cl == 0u) {
-                at0 = tap_index(c0, tap, ph.gc);
-                at1 = tap_index(c1, tap, ph.gc);
-                at2 = tap_index(c2, tap, ph.gc);
-                at3 = tap_index(c3, tap, ph.gc);
+                at0 = tap_index(ph, c0, tap);
+                at1 = tap_index(ph, c1, tap);
+                at2 = tap_index(ph, c2, tap);
+                at3 = tap_index(ph, c3, tap);
             }
-            ka = cl * taps + tap.t;
+            ka = tap.a + cl * a_step;
+            real = tap.real;
             let pl = cl * plane;
             y0 = tap_load(at0, pl);
             y1 = tap_load(at1, pl);
             y2 = tap_load(at2, pl);
             y3 = tap_load(at3, pl);
             cl += 1u;
-            if (cl == cin_g) {
+            if (cl == channels) {
                 cl = 0u;
-                tap = next_tap(tap);
+                tap = next_tap(ph, tap);
             }
         } else {
             y0 = load_b(ph, c0, k, n0);
@@ -974,7 +1022,13 @@ fn main_flat(
         var x1: vec4<f32>;
         var x2: vec4<f32>;
         var x3: vec4<f32>;
-        if (A_MODE == 0u) {
+        if (walk && !real) {
+            // a phantom tap: its B is 0 and its (clamped) weight must not make 0·∞ = NaN
+            x0 = vec4<f32>(0.0);
+            x1 = vec4<f32>(0.0);
+            x2 = vec4<f32>(0.0);
+            x3 = vec4<f32>(0.0);
+        } else if (A_MODE == 0u || A_MODE == 3u) {
             x0 = a_col(r0, ka);
             x1 = a_col(r1, ka);
             x2 = a_col(r2, ka);

@@ -136,6 +136,27 @@ fn random_cases_match_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The output phases through every register blocking of the tiled GEMM (Auto runs the flat
+/// kernel on CPU adapters and the 8×8 one on GPUs: each must stay right on every case).
+#[test]
+fn every_gemm_kernel_runs_the_phases() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let mut failures = Vec::new();
+    use wgconv::GemmKernel::*;
+    for kernel in [Block4x4, Block8x8, Block16x16, Flat16x16] {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+        for (i, c) in cases().iter().enumerate() {
+            let mut c = c.clone();
+            c.p.algorithm = Algorithm::ImplicitGemm;
+            let (s, _) = run(&ctx, &c, 1300 + i as u64);
+            if !s.passes(Tolerance::default()) {
+                failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// f16 storage (f32 accumulation) on every case with both GEMM kernels a CPU adapter picks,
 /// against the f64 reference of the f16-rounded inputs: outputs exactly f16-representable,
 /// within one f16 rounding. gemm_col2im has no f16 path: an error before any GPU work.
@@ -207,35 +228,23 @@ fn output_phases_cover_every_tap_exactly_once() {
     }
 }
 
-/// Auto per adapter: on a CPU adapter, the workspace path where its GEMM runs the flat kernel
-/// (the input read as vec4, or few tiles), the output phases elsewhere, for f16, under a
-/// workspace budget too small for one image, and on GPUs.
+/// Auto: the output phases on every adapter, dtype, shape and workspace budget (the flat GEMM
+/// on CPU adapters walks their gather tap-major, ahead of the workspace path there too).
 #[test]
-fn auto_picks_per_adapter_and_shape() {
+fn auto_picks_the_output_phases() {
     use wgconv::ops::conv_transpose2d::auto_algorithm;
     use wgconv::DType;
     let Some(ctx) = fresh_gpu() else { return };
-    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
     let dcgan = ConvTranspose2dParams { stride: [2, 2], padding: sym(1, 1), ..Default::default() };
     let g = dcgan.validate(&[1, 256, 14, 14], &[256, 128, 4, 4], None).unwrap();
-    // H·W = 25, not whole vec4 rows: the flat GEMM only for few tiles (64 × 25: one tile;
-    // 1024 × 225: sixteen)
-    let small = dcgan.validate(&[1, 8, 5, 5], &[8, 4, 4, 4], None).unwrap();
     let odd = dcgan.validate(&[1, 8, 15, 15], &[8, 64, 4, 4], None).unwrap();
-    let col2im_on_cpu = if cpu { Algorithm::GemmCol2im } else { Algorithm::ImplicitGemm };
-    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), col2im_on_cpu);
-    assert_eq!(auto_algorithm(&ctx, &g, DType::F16), Algorithm::ImplicitGemm);
-    assert_eq!(auto_algorithm(&ctx, &small, DType::F32), col2im_on_cpu);
-    assert_eq!(auto_algorithm(&ctx, &odd, DType::F32), Algorithm::ImplicitGemm);
-    // one image's column matrix: 128·16·196·4 bytes
-    ctx.set_config(EngineConfig { workspace_budget: 128 * 16 * 196 * 4 - 1, ..ctx.config() });
-    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), Algorithm::ImplicitGemm);
-    ctx.set_config(EngineConfig {
-        workspace_budget: 1 << 30,
-        gemm_kernel: wgconv::GemmKernel::Block16x16,
-        ..ctx.config()
-    });
-    assert_eq!(auto_algorithm(&ctx, &g, DType::F32), Algorithm::ImplicitGemm);
+    for (g, dtype) in [(&g, DType::F32), (&g, DType::F16), (&odd, DType::F32)] {
+        assert_eq!(auto_algorithm(&ctx, g, dtype), Algorithm::ImplicitGemm);
+    }
+    let c = t(1, 8, [15, 15], 64, [4, 4]).s([2, 2]).pad(sym(1, 1));
+    let (s, info) = run(&ctx, &c, 77);
+    assert!(s.passes(Tolerance::default()), "{s}");
+    assert_eq!(info.algorithm, Algorithm::ImplicitGemm);
 }
 
 #[test]

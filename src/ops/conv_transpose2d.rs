@@ -3,8 +3,7 @@
 //! Two algorithms, neither a scatter; each output element is written by exactly one
 //! invocation, so results are bit-identical run to run (a scatter would need float atomics).
 //!
-//! `Auto` picks per adapter ([`auto_algorithm`]): `GemmCol2im` on CPU adapters where its GEMM
-//! runs the flat kernel, else `ImplicitGemm`.
+//! `Auto` ([`auto_algorithm`]) runs `ImplicitGemm` on every adapter.
 //!
 //! `ImplicitGemm`: output row oy only receives the taps i with
 //! i·dh ≡ oy + pt (mod sh). Split the output into its sh·sw phases (oy mod sh, ox mod sw): in
@@ -22,7 +21,7 @@
 //! `[Cin/G, H·W]`), i.e. every input pixel's contribution to every tap of every output
 //! channel; then `col2im.wgsl` gathers, for each output element, the taps that land on it.
 
-use crate::context::{BLoads, GemmKernel, GpuContext};
+use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode, GemmParams};
 use crate::ops::{
@@ -87,25 +86,15 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
     g.c_out as u64 * g.kh as u64 * g.kw as u64 * g.h as u64 * g.w as u64 * 4
 }
 
-/// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `GemmCol2im`
-/// where its GEMM (`Wᵀ·X`, B the input image, read as vec4 when H·W is a multiple of 4) runs
-/// the flat kernel — CPU adapters with the engine's GEMM kernel choice — and one image's column
-/// matrix fits the workspace budget; else `ImplicitGemm` (no workspace; f16 always). On lavapipe,
-/// dcgan_up: 24 ms against 29.5 ms for the output phases (alternating runs, a quiet machine),
-/// where the phases had won against the shared-memory GEMM (29 against 48 ms).
-pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
-    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-    // The GEMM of one chunk: (Cout/G)·kh·kw rows, the chunk's images' pixels as columns, B the
-    // input read pointwise (vec4 rows when H·W is a multiple of 4).
-    let images = (budget / col_bytes_per_image(g)).min(g.n as u64) as u32;
-    let (m, n, hw) = (g.c_out_per_group() * g.kh * g.kw, images * g.h * g.w, g.h * g.w);
-    let loads = if hw % 4 == 0 { BLoads::Vec4 } else { BLoads::Gather };
-    let kernel = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, m, n, g.groups, loads);
-    if dtype == DType::F32 && images > 0 && kernel == GemmKernel::Flat16x16 {
-        Algorithm::GemmCol2im
-    } else {
-        Algorithm::ImplicitGemm
-    }
+/// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `ImplicitGemm`
+/// (the output phases: no workspace, no col2im pass) on every adapter. CPU adapters used to
+/// take `GemmCol2im` where its GEMM ran the flat kernel; the flat kernel now walks the phases'
+/// gather tap-major too and is ahead on every shape measured (lavapipe, alternating runs,
+/// minimum of two or three, gemm_col2im against the phases): dcgan_up 22.7 against 16.3 ms;
+/// 128→64 channels 28×28 k3 s2: 17.3–18.8 against 15.7–16.1 (a quarter of its taps phantom);
+/// k3 s1 (128→128): 22.7–23.0 against 16.5–16.9; k2 s2, 2 images: 17.6–17.9 against 8.0–8.5.
+pub fn auto_algorithm(_ctx: &GpuContext, _g: &ConvTranspose2dGeometry, _dtype: DType) -> Algorithm {
+    Algorithm::ImplicitGemm
 }
 
 /// Records into the caller's encoder without submitting; writes `output`.
