@@ -21,11 +21,14 @@ pub enum ShaderId {
     /// vec4 B reads: for CPU adapters.
     GemmFlat,
     GemmFlatQuad,
-    /// `Gemm8x8`, `Gemm16x16` and `Gemm16x16Quad` with f16 storage (`dtype_f16.wgsl`):
-    /// conv2d's implicit and 1x1 GEMMs on f16 tensors.
+    /// `Gemm8x8`, `Gemm16x16`, `Gemm16x16Quad`, `GemmFlat` and `GemmFlatQuad` with f16
+    /// storage (`dtype_f16.wgsl`): conv2d's implicit and 1x1 GEMMs and conv_transpose2d's
+    /// output phases on f16 tensors.
     Gemm8x8Half,
     Gemm16x16Half,
     Gemm16x16QuadHalf,
+    GemmFlatHalf,
+    GemmFlatQuadHalf,
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
     /// `depthwise.wgsl` over f16 storage (f32 arithmetic).
@@ -74,6 +77,8 @@ impl ShaderId {
         ShaderId::Gemm8x8Half,
         ShaderId::Gemm16x16Half,
         ShaderId::Gemm16x16QuadHalf,
+        ShaderId::GemmFlatHalf,
+        ShaderId::GemmFlatQuadHalf,
         ShaderId::Depthwise,
         ShaderId::DepthwiseHalf,
         ShaderId::Col2im,
@@ -98,6 +103,8 @@ impl ShaderId {
             ShaderId::Gemm8x8Half => "gemm_8x8_f16",
             ShaderId::Gemm16x16Half => "gemm_16x16_f16",
             ShaderId::Gemm16x16QuadHalf => "gemm_16x16_quad_f16",
+            ShaderId::GemmFlatHalf => "gemm_flat_f16",
+            ShaderId::GemmFlatQuadHalf => "gemm_flat_quad_f16",
             ShaderId::Depthwise => "depthwise",
             ShaderId::DepthwiseHalf => "depthwise_f16",
             ShaderId::Col2im => "col2im",
@@ -122,7 +129,9 @@ impl ShaderId {
             | ShaderId::GemmFlatQuad
             | ShaderId::Gemm8x8Half
             | ShaderId::Gemm16x16Half
-            | ShaderId::Gemm16x16QuadHalf => "gemm.wgsl",
+            | ShaderId::Gemm16x16QuadHalf
+            | ShaderId::GemmFlatHalf
+            | ShaderId::GemmFlatQuadHalf => "gemm.wgsl",
             ShaderId::Depthwise | ShaderId::DepthwiseHalf => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
@@ -144,10 +153,10 @@ impl ShaderId {
             ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {
                 &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
             }
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half => {
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::GemmFlatHalf => {
                 &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
             }
-            ShaderId::Gemm16x16QuadHalf => {
+            ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf => {
                 &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
             }
             ShaderId::Depthwise => &["dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl"],
@@ -180,14 +189,14 @@ impl ShaderId {
                 include_str!("../shaders/gemm_b_quad.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
             ),
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half => concat!(
+            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::GemmFlatHalf => concat!(
                 include_str!("../shaders/dtype_f16.wgsl"),
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
                 include_str!("../shaders/gemm_b_scalar.wgsl"),
                 include_str!("../shaders/gemm.wgsl")
             ),
-            ShaderId::Gemm16x16QuadHalf => concat!(
+            ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf => concat!(
                 include_str!("../shaders/dtype_f16.wgsl"),
                 include_str!("../shaders/activation.wgsl"),
                 include_str!("../shaders/bilinear.wgsl"),
@@ -228,7 +237,9 @@ impl ShaderId {
             ShaderId::Gemm16x16 | ShaderId::Gemm16x16Quad | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
                 "main_16x16"
             }
-            ShaderId::GemmFlat | ShaderId::GemmFlatQuad => "main_flat",
+            ShaderId::GemmFlat | ShaderId::GemmFlatQuad | ShaderId::GemmFlatHalf | ShaderId::GemmFlatQuadHalf => {
+                "main_flat"
+            }
             ShaderId::DepthwiseGradInput => "grad_input",
             ShaderId::DepthwiseGradWeight => "grad_weight",
             _ => "main",
@@ -250,7 +261,9 @@ impl ShaderId {
             | ShaderId::GemmFlatQuad
             | ShaderId::Gemm8x8Half
             | ShaderId::Gemm16x16Half
-            | ShaderId::Gemm16x16QuadHalf => &[
+            | ShaderId::Gemm16x16QuadHalf
+            | ShaderId::GemmFlatHalf
+            | ShaderId::GemmFlatQuadHalf => &[
                 Uniform,
                 StorageRead,
                 StorageRead,
@@ -286,7 +299,12 @@ impl ShaderId {
     pub fn is_f16(self) -> bool {
         matches!(
             self,
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf | ShaderId::DepthwiseHalf
+            ShaderId::Gemm8x8Half
+                | ShaderId::Gemm16x16Half
+                | ShaderId::Gemm16x16QuadHalf
+                | ShaderId::GemmFlatHalf
+                | ShaderId::GemmFlatQuadHalf
+                | ShaderId::DepthwiseHalf
         )
     }
 
@@ -317,11 +335,15 @@ impl ShaderId {
                 .into_iter()
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
-                // conv2d's implicit and pointwise B (the quad variant: pointwise only) and
+            ShaderId::Gemm8x8Half
+            | ShaderId::Gemm16x16Half
+            | ShaderId::Gemm16x16QuadHalf
+            | ShaderId::GemmFlatHalf
+            | ShaderId::GemmFlatQuadHalf => {
+                // conv2d's implicit and pointwise B (the quad variants: pointwise only) and
                 // conv_transpose2d's output phases, every epilogue, each tile shape of the
-                // 16x16 kernel
-                let modes: &[(f64, f64)] = if self == ShaderId::Gemm16x16QuadHalf {
+                // 16x16 kernels
+                let modes: &[(f64, f64)] = if matches!(self, ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf) {
                     &[(2.0, 0.0)]
                 } else {
                     &[(1.0, 0.0), (2.0, 0.0), (6.0, 3.0)]

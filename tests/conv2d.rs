@@ -512,8 +512,8 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
     }
 }
 
-/// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 / depthwise × both GPU-
-/// and CPU-default GEMM kernels, against the f64 reference of the f16-rounded inputs. The
+/// f16 storage, f32 accumulation: every case × Auto / implicit_gemm / gemm_1x1 / depthwise × the
+/// GPU- and CPU-default GEMM kernels and the shared 16×16, against the f64 reference of the f16-rounded inputs. The
 /// output must really be f16 (every value exactly representable), and within the rounding of
 /// one f16 store (2⁻¹¹ relative) plus f32 accumulation.
 #[test]
@@ -522,10 +522,11 @@ fn f16_storage_matches_reference() {
     let tol = common::F16_TOLERANCE;
     let mut failures = Vec::new();
     let mut runs = 0;
-    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16, wgconv::GemmKernel::Flat16x16] {
         ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
-        // The 8x8 kernel (the GPU default) on every third case, to keep compile time down.
-        let step = if kernel == wgconv::GemmKernel::Block8x8 { 3 } else { 1 };
+        // The 8x8 kernel (the GPU default) and the shared 16x16 on every third case, to keep
+        // compile time down; the flat kernel (the CPU default) on every case.
+        let step = if kernel == wgconv::GemmKernel::Flat16x16 { 1 } else { 3 };
         for (i, c) in cases().iter().enumerate().step_by(step) {
             for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise] {
                 if !c.algorithms().contains(&algo) {

@@ -157,7 +157,7 @@ fn every_gemm_kernel_runs_the_phases() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// f16 storage (f32 accumulation) on every case with both GEMM kernels a CPU adapter picks,
+/// f16 storage (f32 accumulation) on every case with the 8×8, shared 16×16 and flat GEMM kernels,
 /// against the f64 reference of the f16-rounded inputs: outputs exactly f16-representable,
 /// within one f16 rounding. gemm_col2im has no f16 path: an error before any GPU work.
 #[test]
@@ -167,7 +167,7 @@ fn f16_storage_matches_reference() {
     let tol = common::F16_TOLERANCE;
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
     let mut failures = Vec::new();
-    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16] {
+    for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16, wgconv::GemmKernel::Flat16x16] {
         ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
         for (i, c) in cases().iter().enumerate() {
             let (x, w, b) = c.data(700 + i as u64);

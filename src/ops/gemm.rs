@@ -172,11 +172,7 @@ pub(crate) fn prepare_sampling(
         BMode::Implicit | BMode::Transposed => BLoads::Implicit,
         _ => BLoads::Gather,
     };
-    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
-        // no f16 variant of the flat kernel
-        GemmKernel::Flat16x16 if half => GemmKernel::Block16x16,
-        k => k,
-    };
+    let kernel = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads);
     let (id, (bm, bn), overrides) = match kernel {
         GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
             let shape = TileShape::pick(p.m, p.n);
@@ -185,8 +181,10 @@ pub(crate) fn prepare_sampling(
                 (false, true, false) => ShaderId::Gemm16x16Quad,
                 (false, false, true) => ShaderId::Gemm16x16Half,
                 (false, true, true) => ShaderId::Gemm16x16QuadHalf,
-                (true, false, _) => ShaderId::GemmFlat,
-                (true, true, _) => ShaderId::GemmFlatQuad,
+                (true, false, false) => ShaderId::GemmFlat,
+                (true, true, false) => ShaderId::GemmFlatQuad,
+                (true, false, true) => ShaderId::GemmFlatHalf,
+                (true, true, true) => ShaderId::GemmFlatQuadHalf,
             };
             (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
         }
