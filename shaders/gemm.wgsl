@@ -65,8 +65,9 @@
 //               accumulators (4×4 sub-blocks): eight vec4 loads from workgroup memory feed 256
 //               multiply-adds, twice the 8×8 kernel's ratio. On llvmpipe every load inside a
 //               loop runs lane by lane, so that ratio sets the speed.
-//   main_flat   main_16x16's tiles and blocks with no workgroup memory and no barrier (see
-//               there: for CPU adapters and B operands that load as vec4).
+//   main_flat   main_16x16's tiles and blocks with no workgroup memory and no barrier, the
+//               implicit and transposed gathers walked tap-major (see there: for CPU
+//               adapters).
 // Named accumulators, not arrays: llvmpipe and most drivers keep them in registers, where a
 // private array would spill. Tiles are numbered (g, tile_m, tile_n) and the grid may be
 // folded into y and z: linear id = x + nx·(y + ny·z).
@@ -929,8 +930,14 @@ fn main_16x16(
 // coroutines that switch at every barrier; with no barrier there is no switch, and on
 // lavapipe this kernel runs the GEMMs whose B rows load as vec4 (dense, pointwise: four
 // loads for 16 columns) ~1.3–1.4× faster than main_16x16 (single-threaded bench, r50_pw and
-// the 1024³ GEMM). Where B is gathered element by element (implicit, deform, ...) it loads
-// four times as often as main_16x16 and is not faster; on GPUs shared tiles win.
+// the 1024³ GEMM). The implicit conv (B_MODE 1) and the transposed phases (B_MODE 6) walk K
+// tap-major (see Tap): each column's input index and padding test once per tap, then one
+// add and one load per channel; r50_c3 runs in ~16 ms against ~21–23 ms for main_16x16.
+// Where B is sampled (deform) it recomputes per load and is not faster. On GPUs shared tiles
+// win. Measured on lavapipe (Mesa 22.3): every storage-buffer load runs as a loop over the
+// SIMD lanes with a bounds test per component, so cost follows loaded elements, not load
+// instructions: reading A as vec4 (four k at once) was ~2× slower here, and removing three
+// of the four A loads per k (wrong results, an experiment) sped r50_c3 up only ~1.4×.
 @compute @workgroup_size(64, 1, 1)
 fn main_flat(
     @builtin(workgroup_id) wid: vec3<u32>,
