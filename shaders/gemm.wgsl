@@ -118,13 +118,13 @@ struct GemmParams {
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
-// a, b, bias and c hold `elem` (f32, or f16 storage with f32 arithmetic); the sampling modes'
-// own operands below are always f32.
+// a, b, bias, c, offset and mask hold `elem` (f32, or f16 storage with f32 arithmetic); the
+// fused depthwise stage's weight and bias are always f32.
 @group(0) @binding(1) var<storage, read> a: array<elem>;
 @group(0) @binding(3) var<storage, read> bias: array<elem>;
 @group(0) @binding(4) var<storage, read_write> c: array<elem>;
-@group(0) @binding(5) var<storage, read> offset: array<f32>;
-@group(0) @binding(6) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> offset: array<elem>;
+@group(0) @binding(6) var<storage, read> mask: array<elem>;
 @group(0) @binding(7) var<storage, read> dw_weight: array<f32>;
 @group(0) @binding(8) var<storage, read> dw_bias: array<f32>;
 
@@ -365,15 +365,15 @@ fn deform_refresh(c: Cols, b_c: u32, t: u32, og: u32) {
     let j = t - i * params.kw;
     // offset[img, og·2·taps + 2t (+1), q] and mask[img, og·taps + t, q]
     let off = ((c.img * params.offset_groups + og) * 2u * taps + 2u * t) * params.hw + c.q;
-    let dy = vec4<f32>(offset[off.x], offset[off.y], offset[off.z], offset[off.w]);
+    let dy = vec4<f32>(f32(offset[off.x]), f32(offset[off.y]), f32(offset[off.z]), f32(offset[off.w]));
     let o2 = off + params.hw;
-    let dx = vec4<f32>(offset[o2.x], offset[o2.y], offset[o2.z], offset[o2.w]);
+    let dx = vec4<f32>(f32(offset[o2.x]), f32(offset[o2.y]), f32(offset[o2.z]), f32(offset[o2.w]));
     let y = vec4<f32>(c.iy0 + i32(i * params.dil_h)) + dy;
     let x = vec4<f32>(c.ix0 + i32(j * params.dil_w)) + dx;
     var m = vec4<f32>(1.0);
     if (HAS_MASK) {
         let mi = ((c.img * params.offset_groups + og) * taps + t) * params.hw + c.q;
-        m = vec4<f32>(mask[mi.x], mask[mi.y], mask[mi.z], mask[mi.w]);
+        m = vec4<f32>(f32(mask[mi.x]), f32(mask[mi.y]), f32(mask[mi.z]), f32(mask[mi.w]));
     }
     let s = bilinear_at4(y, x, params.h, params.w);
     let inside = s.inside & c.ok;

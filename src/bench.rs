@@ -153,8 +153,8 @@ pub struct BenchOptions {
     pub check_points: usize,
     /// Force GPU timestamps off.
     pub wall_clock: bool,
-    /// Storage of the conv2d and conv_transpose2d rows' tensors (f16: the other ops' rows are
-    /// n/a).
+    /// Storage of the conv2d, conv_transpose2d and deform_conv2d rows' tensors (f16: the other
+    /// ops' rows are n/a).
     pub dtype: DType,
 }
 
@@ -343,8 +343,10 @@ fn not_run(case: &BenchCase, algorithm: Algorithm, e: Error) -> CaseResult {
 
 /// Runs one suite case with one algorithm.
 pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> CaseResult {
-    if opts.dtype != DType::F32 && !matches!(case.op, BenchOp::Conv2d | BenchOp::ConvTranspose2d) {
-        let why = format!("n/a: {} storage is conv2d's and conv_transpose2d's", opts.dtype.name());
+    if opts.dtype != DType::F32
+        && !matches!(case.op, BenchOp::Conv2d | BenchOp::ConvTranspose2d | BenchOp::DeformConv2d)
+    {
+        let why = format!("n/a: {} storage is conv2d's, conv_transpose2d's and deform_conv2d's", opts.dtype.name());
         return CaseResult::skipped(case, algorithm.name(), why);
     }
     match case.op {
@@ -628,9 +630,13 @@ fn run_deform_conv2d(
     off.data.iter_mut().for_each(|v| *v *= 2.0);
     let mut mask = HostTensor::random(&[case.n as usize, taps, ho, wo], seed + 4);
     mask.data.iter_mut().for_each(|v| *v = 0.5 * (*v + 1.0));
-    let t = |h: &HostTensor| Tensor::from_host(ctx, h);
+    // f16 rows as in run_conv2d: the reference sees the rounded inputs.
+    let dtype = opts.dtype;
+    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
+    let (off, mask) = (off.rounded_to(dtype), mask.rounded_to(dtype));
+    let t = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
     let (xg, wg, bg, og, mg) = (t(&x)?, t(&w)?, t(&b)?, t(&off)?, t(&mask)?);
-    let y = Tensor::empty(ctx, &g.output_shape())?;
+    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
     let (times, method) = time_op(ctx, opts, |enc| {
         info = Some(crate::ops::deform_conv2d::deform_conv2d_into(
@@ -653,9 +659,9 @@ fn run_deform_conv2d(
     } else {
         None
     };
-    let bytes =
-        4.0 * (x.data.len() + w.data.len() + b.data.len() + off.data.len() + mask.data.len() + y.numel()) as f64;
-    Ok(measured(case, info.algorithm.name(), &times, method, g.flops(), bytes, info.workspace_bytes, check))
+    let elems = x.data.len() + w.data.len() + b.data.len() + off.data.len() + mask.data.len() + y.numel();
+    let timed = (times.as_slice(), method);
+    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
 }
 
 fn run_conv_transpose2d(
@@ -784,7 +790,7 @@ impl Report {
             }
         );
         if self.results.iter().any(|r| r.ok() && r.dtype == DType::F16) {
-            s += "storage: f16 tensors, f32 accumulation (conv2d and conv_transpose2d rows)\n";
+            s += "storage: f16 tensors, f32 accumulation (conv2d, conv_transpose2d and deform_conv2d rows)\n";
         }
         s += &format!(
             "{:<12} {:<16} {:<12} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",

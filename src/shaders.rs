@@ -358,6 +358,21 @@ impl ShaderId {
                         }
                     }
                 }
+                // deform_conv2d's implicit GEMM (the quad variants never sample)
+                if !matches!(self, ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf) {
+                    for ov in epilogue_sets() {
+                        for mask in [false, true] {
+                            for t in shapes.clone() {
+                                let ov = ov.clone().with("B_MODE", 4.0).with("A_MODE", 4.0).flag("HAS_MASK", mask);
+                                sets.push(if self == ShaderId::Gemm8x8Half {
+                                    ov
+                                } else {
+                                    ov.with("TILE_SHAPE", t as f64)
+                                });
+                            }
+                        }
+                    }
+                }
                 sets
             }
             ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {

@@ -343,3 +343,60 @@ fn torchvision_golden_cases() {
         }
     }
 }
+
+/// f16 storage (every operand, offsets and mask included; f32 sampling and accumulation) on
+/// every case through the implicit GEMM with the GPU-default 8×8, the shared 16×16 and the
+/// flat kernels, against the f64 reference of the f16-rounded inputs: outputs exactly
+/// f16-representable, within one f16 rounding. Auto runs the implicit GEMM for f16; a forced
+/// im2col_gemm and mixed dtypes are errors before any GPU work.
+#[test]
+fn f16_storage_matches_reference() {
+    use wgconv::DType;
+    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
+    let r16 = |t: HostTensor| t.rounded_to(DType::F16);
+    let mut failures = Vec::new();
+    for kernel in [GemmKernel::Block8x8, GemmKernel::Block16x16, GemmKernel::Flat16x16] {
+        ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
+        for (i, c) in cases().iter().enumerate() {
+            let (x, w, o, m, b) = c.data(1700 + i as u64);
+            let (x, w, o, m, b) = (r16(x), r16(w), r16(o), m.map(r16), b.map(r16));
+            let (_, r) = wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &c.p).unwrap();
+            let (mg, bg) = (m.as_ref().map(h), b.as_ref().map(h));
+            let y = deform_conv2d(&ctx, &h(&x), &h(&w), &h(&o), mg.as_ref(), bg.as_ref(), &c.p)
+                .unwrap_or_else(|e| panic!("case {i}: {e}"));
+            assert_eq!(y.dtype(), DType::F16);
+            let out = y.to_vec(&ctx).unwrap();
+            assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+            let s = compare(&out, &r);
+            if !s.passes(common::F16_TOLERANCE) {
+                failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let c = &cases()[1];
+    let (x, w, o, _, _) = c.data(5);
+    let subs = ctx.submissions();
+    let p = DeformConv2dParams { algorithm: Algorithm::Im2colGemm, ..c.p };
+    let e = deform_conv2d(&ctx, &h(&x), &h(&w), &h(&o), None, None, &p).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+    let o32 = Tensor::from_host(&ctx, &o).unwrap();
+    let e = deform_conv2d(&ctx, &h(&x), &h(&w), &o32, None, None, &c.p).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch(_)), "{e}");
+    assert_eq!(ctx.submissions(), subs);
+    let info = wgconv::deform_conv2d_into(
+        &ctx,
+        &mut ctx.device().create_command_encoder(&Default::default()),
+        &h(&x),
+        &h(&w),
+        &h(&o),
+        None,
+        None,
+        &c.p,
+        &Tensor::empty_as(&ctx, &c.p.validate(&x.shape, &w.shape, None).unwrap().output_shape(), DType::F16).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info.algorithm, Algorithm::ImplicitGemm);
+}

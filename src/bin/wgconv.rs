@@ -101,7 +101,7 @@ struct BenchArgs {
     /// 4x4, 8x8, 16x16 or flat (16x16 without workgroup memory) (default: the engine's).
     #[arg(long)]
     gemm_kernel: Option<String>,
-    /// Store the conv2d and conv_transpose2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
+    /// Store the conv2d, conv_transpose2d and deform_conv2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
     /// other ops' rows are n/a.
     #[arg(long)]
     f16: bool,

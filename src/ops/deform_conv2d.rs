@@ -9,6 +9,9 @@
 //!   times the mask; one invocation samples one (offset group, tap, pixel) for all the group's
 //!   channels) feeding the dense GEMM, chunked over output pixels to the workspace budget.
 //!
+//! f16 tensors (every operand, offsets and mask included) run `ImplicitGemm` with f16 loads
+//! and stores and f32 sampling and accumulation; `Im2colGemm` has no f16 path (an error).
+//!
 //! See deform_im2col.wgsl for the offset and mask layouts.
 
 use crate::context::GpuContext;
@@ -16,10 +19,12 @@ use crate::error::{Error, Result};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
 use crate::ops::gemm::{self, AMode, BMode, GemmParams};
 use crate::ops::im2col::Im2colParams;
-use crate::ops::{check_binding, fold_grid, optional, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{
+    check_binding, common_dtype, fold_grid, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
+};
 use crate::params::{Algorithm, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `DeformIm2colParams` in `shaders/deform_im2col.wgsl`.
@@ -99,7 +104,8 @@ pub struct DeformConv2dInfo {
 /// `Im2colGemm` where its dense GEMM runs the flat kernel
 /// ([`crate::ops::conv2d::im2col_gemm_runs_flat`]: CPU adapters with the engine's GEMM kernel
 /// choice), else `ImplicitGemm` (no workspace). On lavapipe, dcn_v2: 21–22 ms against 45 ms
-/// (same process, quiet machine).
+/// (same process, quiet machine). f16 tensors always run `ImplicitGemm` (the deformable
+/// im2col has no f16 variant).
 pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
     if crate::ops::conv2d::im2col_gemm_runs_flat(ctx, g) {
         Algorithm::Im2colGemm
@@ -125,7 +131,7 @@ pub fn deform_conv2d(
         mask.map(|m| m.shape()),
         bias.map(|b| b.shape()),
     )?;
-    let output = Tensor::empty(ctx, &dg.conv.output_shape())?;
+    let output = Tensor::empty_as(ctx, &dg.conv.output_shape(), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("deform_conv2d") });
     deform_conv2d_into(ctx, &mut encoder, input, weight, offset, mask, bias, params, &output)?;
@@ -162,18 +168,26 @@ pub fn deform_conv2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (offset, "offset"), (output, "output")] {
         t.check_device(ctx, what)?;
-        t.require_f32("deform_conv2d", what)?;
         check_binding(ctx, t, what)?;
     }
     for (t, what) in [(mask, "mask"), (bias, "bias")] {
         if let Some(t) = t {
             t.check_device(ctx, what)?;
-            t.require_f32("deform_conv2d", what)?;
             check_binding(ctx, t, what)?;
         }
     }
+    // f16 storage: the implicit GEMM only (f16 loads and stores, f32 sampling and accumulation).
+    let dtype = common_dtype(
+        "deform_conv2d",
+        input,
+        &[(Some(weight), "weight"), (Some(offset), "offset"), (mask, "mask"), (bias, "bias"), (Some(output), "output")],
+    )?;
+    if dtype == DType::F16 && params.algorithm == Algorithm::Im2colGemm {
+        return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not im2col_gemm"));
+    }
     let act = params.activation;
     let algorithm = match params.algorithm {
+        Algorithm::Auto if dtype == DType::F16 => Algorithm::ImplicitGemm,
         Algorithm::Auto => auto_algorithm(ctx, &g),
         a => a,
     };

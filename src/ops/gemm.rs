@@ -159,11 +159,14 @@ pub(crate) fn prepare_sampling(
         Aux::Depthwise { act, .. } => overrides.flag("HAS_DW_BIAS", dw_b.is_some()).with("DW_ACT", act as f64),
         Aux::None => overrides,
     };
-    // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases: the op
-    // checked every operand's dtype and the mode before getting here).
+    // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases,
+    // deform_conv2d's implicit GEMM: the op checked every operand's dtype and the mode before
+    // getting here).
     let half = c.dtype() == DType::F16;
     debug_assert!(
-        !half || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed) && a.dtype() == DType::F16)
+        !half
+            || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform)
+                && a.dtype() == DType::F16)
     );
     let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
     let loads = match mode {
