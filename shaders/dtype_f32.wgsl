@@ -1,2 +1,3 @@
-// Storage type `elem` of the GEMM's a, b, bias and c, and of the depthwise kernel's tensors: f32.
+// Storage type `elem` of the GEMM's a, b, bias and c (and offset, mask), of the depthwise
+// and pooling kernels' tensors: f32.
 alias elem = f32;

@@ -1,5 +1,7 @@
 // max_pool2d / avg_pool2d (PyTorch semantics, ceil_mode false, dilation 1), one invocation
 // per output element.
+// (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl, the storage type `elem` of input
+// and out; the reduction runs in f32: max is exact either way, avg rounds once on the store.)
 //
 // input: [P, H, W] with P = N·C planes; out: [P, Ho, Wo].
 // Window of (oy, ox): rows oy·sh − pt .. + kh − 1, columns ox·sw − pl .. + kw − 1.
@@ -28,8 +30,8 @@ struct PoolParams {
 }
 
 @group(0) @binding(0) var<uniform> params: PoolParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 const WG: u32 = 256u;
 
@@ -62,7 +64,7 @@ fn main(
             if (x < 0 || x >= i32(params.w)) {
                 continue;
             }
-            let v = input[plane + u32(y) * params.w + u32(x)];
+            let v = f32(input[plane + u32(y) * params.w + u32(x)]);
             if (MODE == 0u) {
                 // NaN is tested on the bits: WGSL lets compilers assume `v != v` is false.
                 // Once NaN, best stays NaN (no comparison with it is true).
@@ -76,12 +78,12 @@ fn main(
         }
     }
     if (MODE == 0u) {
-        out[idx] = best;
+        out[idx] = elem(best);
     } else {
         var divisor = f32(count);
         if (COUNT_PAD) {
             divisor = f32(params.kh * params.kw);
         }
-        out[idx] = sum / divisor;
+        out[idx] = elem(sum / divisor);
     }
 }

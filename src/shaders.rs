@@ -42,6 +42,8 @@ pub enum ShaderId {
     DeformIm2col,
     /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
     Pool2d,
+    /// `pool2d.wgsl` over f16 storage (f32 arithmetic).
+    Pool2dHalf,
     /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
     Vol2col,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_input`.
@@ -85,6 +87,7 @@ impl ShaderId {
         ShaderId::ChannelSum,
         ShaderId::DeformIm2col,
         ShaderId::Pool2d,
+        ShaderId::Pool2dHalf,
         ShaderId::Vol2col,
         ShaderId::DepthwiseGradInput,
         ShaderId::DepthwiseGradWeight,
@@ -111,6 +114,7 @@ impl ShaderId {
             ShaderId::ChannelSum => "channel_sum",
             ShaderId::DeformIm2col => "deform_im2col",
             ShaderId::Pool2d => "pool2d",
+            ShaderId::Pool2dHalf => "pool2d_f16",
             ShaderId::Vol2col => "vol2col",
             ShaderId::DepthwiseGradInput => "depthwise_grad_input",
             ShaderId::DepthwiseGradWeight => "depthwise_grad_weight",
@@ -136,7 +140,7 @@ impl ShaderId {
             ShaderId::Col2im => "col2im.wgsl",
             ShaderId::ChannelSum => "channel_sum.wgsl",
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
-            ShaderId::Pool2d => "pool2d.wgsl",
+            ShaderId::Pool2d | ShaderId::Pool2dHalf => "pool2d.wgsl",
             ShaderId::Vol2col => "vol2col.wgsl",
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => "depthwise_backward.wgsl",
             ShaderId::Direct => "direct.wgsl",
@@ -164,7 +168,8 @@ impl ShaderId {
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
             ShaderId::ChannelSum => &["channel_sum.wgsl"],
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
-            ShaderId::Pool2d => &["pool2d.wgsl"],
+            ShaderId::Pool2d => &["dtype_f32.wgsl", "pool2d.wgsl"],
+            ShaderId::Pool2dHalf => &["dtype_f16.wgsl", "pool2d.wgsl"],
             ShaderId::Vol2col => &["vol2col.wgsl"],
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => &["depthwise_backward.wgsl"],
             ShaderId::Direct => &["activation.wgsl", "direct.wgsl"],
@@ -220,7 +225,12 @@ impl ShaderId {
             ShaderId::DeformIm2col => {
                 concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
             }
-            ShaderId::Pool2d => include_str!("../shaders/pool2d.wgsl"),
+            ShaderId::Pool2d => {
+                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/pool2d.wgsl"))
+            }
+            ShaderId::Pool2dHalf => {
+                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/pool2d.wgsl"))
+            }
             ShaderId::Vol2col => include_str!("../shaders/vol2col.wgsl"),
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
                 include_str!("../shaders/depthwise_backward.wgsl")
@@ -285,7 +295,7 @@ impl ShaderId {
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, out
-            ShaderId::Pool2d => &[Uniform, StorageRead, StorageReadWrite],
+            ShaderId::Pool2d | ShaderId::Pool2dHalf => &[Uniform, StorageRead, StorageReadWrite],
             // params, input, col
             ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, x, w, dy, grad
@@ -305,6 +315,7 @@ impl ShaderId {
                 | ShaderId::GemmFlatHalf
                 | ShaderId::GemmFlatQuadHalf
                 | ShaderId::DepthwiseHalf
+                | ShaderId::Pool2dHalf
         )
     }
 
@@ -331,7 +342,7 @@ impl ShaderId {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }
             // max; avg counting the padding; avg counting in-image positions only
-            ShaderId::Pool2d => [(0.0, true), (1.0, true), (1.0, false)]
+            ShaderId::Pool2d | ShaderId::Pool2dHalf => [(0.0, true), (1.0, true), (1.0, false)]
                 .into_iter()
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),

@@ -22,8 +22,9 @@ pub enum DType {
     #[default]
     F32,
     /// IEEE binary16 storage (kernels accumulate in f32). Needs the device feature
-    /// `SHADER_F16`; conv2d's `implicit_gemm` and `gemm_1x1` read and write it (see the
-    /// crate docs), every other op returns an error for it.
+    /// `SHADER_F16`; conv2d and conv1d (`implicit_gemm`, `gemm_1x1`, `depthwise`),
+    /// conv_transpose2d and deform_conv2d (`implicit_gemm`) and the poolings read and write it
+    /// (see the crate docs); every other op returns an error for it.
     F16,
 }
 

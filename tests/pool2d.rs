@@ -96,3 +96,42 @@ fn pytorch_golden_cases() {
         }
     }
 }
+
+/// f16 storage on every case: max is exactly the reference's maximum of the f16 inputs (an
+/// f16 value), avg within one f16 rounding of the f64 mean; the output takes the input's
+/// dtype, and an f32 output for an f16 input is an error.
+#[test]
+fn f16_storage_matches_reference() {
+    use wgconv::DType;
+    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let cases = [
+        ([2, 2, 9, 7], pp([3, 3], Some([2, 2]), [1, 1], true)),
+        ([2, 2, 9, 7], pp([3, 3], Some([2, 2]), [1, 1], false)),
+        ([3, 5, 13, 11], pp([3, 2], Some([3, 1]), [1, 0], false)),
+        ([1, 2, 7, 7], pp([7, 7], Some([1, 1]), [3, 3], true)),
+    ];
+    for (i, (shape, p)) in cases.iter().enumerate() {
+        let x = HostTensor::random(shape, 40 + i as u64).rounded_to(DType::F16);
+        let xg = Tensor::from_slice_as(&ctx, &x.shape, &x.data, DType::F16).unwrap();
+        for mode in [PoolMode::Max, PoolMode::Avg] {
+            let (oshape, r) = wgconv::reference::pool2d(&x, p, mode).unwrap();
+            let y = wgconv::ops::pool2d::pool2d(&ctx, &xg, p, mode).unwrap();
+            assert_eq!((y.shape(), y.dtype()), (&oshape[..], DType::F16));
+            let out = y.to_vec(&ctx).unwrap();
+            assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+            if mode == PoolMode::Max {
+                let exact: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+                assert_eq!(out, exact, "case {i} max");
+            } else {
+                let s = compare(&out, &r);
+                assert!(s.passes(common::F16_TOLERANCE), "case {i} avg: {s}");
+            }
+        }
+    }
+    let (shape, p) = &cases[0];
+    let x = Tensor::from_slice_as(&ctx, shape, &vec![0.5; shape.iter().product()], DType::F16).unwrap();
+    let out32 = Tensor::empty(&ctx, &p.validate(shape).unwrap()).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let e = wgconv::ops::pool2d::pool2d_into(&ctx, &mut enc, &x, p, PoolMode::Max, &out32).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch(_)), "{e}");
+}

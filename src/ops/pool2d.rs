@@ -1,12 +1,12 @@
 //! max_pool2d and avg_pool2d: one kernel (`shaders/pool2d.wgsl`), the reduction chosen by the
-//! `MODE` override.
+//! `MODE` override; f32 or f16 storage (the output takes the input's dtype; f32 arithmetic).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{check_binding, fold_grid, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, common_dtype, fold_grid, range, record, uniform_block, whole, Dispatch, UniformArena};
 use crate::params::Pool2dParams;
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `PoolParams` in `shaders/pool2d.wgsl`.
@@ -33,7 +33,7 @@ pub fn avg_pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams) -> Re
 /// Either pooling, submitted; returns `[N, C, Ho, Wo]`.
 pub fn pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams, mode: PoolMode) -> Result<Tensor> {
     let shape = params.validate(input.shape())?;
-    let output = Tensor::empty(ctx, &shape)?;
+    let output = Tensor::empty_as(ctx, &shape, input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pool2d") });
     pool2d_into(ctx, &mut encoder, input, params, mode, &output)?;
     ctx.submit(encoder)?;
@@ -58,9 +58,12 @@ pub fn pool2d_into(
     }
     for (t, what) in [(input, "input"), (output, "output")] {
         t.check_device(ctx, what)?;
-        t.require_f32("pool2d", what)?;
         check_binding(ctx, t, what)?;
     }
+    let id = match common_dtype("pool2d", input, &[(Some(output), "output")])? {
+        DType::F16 => ShaderId::Pool2dHalf,
+        _ => ShaderId::Pool2d,
+    };
     let s = input.shape();
     let stride = params.stride();
     let p = PoolParams {
@@ -84,9 +87,8 @@ pub fn pool2d_into(
         let overrides = Overrides::none()
             .with("MODE", mode as u32 as f64)
             .flag("COUNT_PAD", mode == PoolMode::Max || params.count_include_pad); // max ignores it
-        let (pipeline, bgl) = ctx.pipeline(ShaderId::Pool2d, &overrides)?;
-        let bind_group =
-            ctx.bind_group(ShaderId::Pool2d, &bgl, &[range(&uniforms, block), whole(input), whole(output)]);
+        let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
+        let bind_group = ctx.bind_group(id, &bgl, &[range(&uniforms, block), whole(input), whole(output)]);
         let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
         record(encoder, "pool2d", &[Dispatch { pipeline, bind_group, grid }]);
         Ok(())
