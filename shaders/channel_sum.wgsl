@@ -2,6 +2,7 @@
 //
 // x:   [N, C, hw]
 // out: [C]
+// (dtype_f32.wgsl or dtype_f16.wgsl in front: x and out hold `elem`; the sums run in f32.)
 // One workgroup per channel (grid folded into y/z): each of its 256 invocations sums a
 // strided share of the N·hw values in a fixed order, then a tree reduction in workgroup
 // memory combines them in a fixed order too, so the result is bit-identical run to run.
@@ -14,8 +15,8 @@ struct SumParams {
 }
 
 @group(0) @binding(0) var<uniform> params: SumParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -35,7 +36,7 @@ fn main(
     for (var e = lid; e < count; e += WG) {
         let img = e / params.hw;
         let q = e - img * params.hw;
-        acc += x[(img * params.channels + c) * params.hw + q];
+        acc += f32(x[(img * params.channels + c) * params.hw + q]);
     }
     partial[lid] = acc;
     workgroupBarrier();
@@ -46,6 +47,6 @@ fn main(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[c] = partial[0];
+        out[c] = elem(partial[0]);
     }
 }

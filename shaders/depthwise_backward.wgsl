@@ -1,4 +1,5 @@
 // Backward of a depthwise conv2d (groups = Cin, channel multiplier `mult`), two entry points.
+// (dtype_f32.wgsl or dtype_f16.wgsl in front: x, w, dy and grad hold `elem`; sums in f32.)
 // Both are gathers or fixed-order reductions: every result is written by one invocation or
 // one workgroup, so it is bit-identical run to run.
 //
@@ -37,10 +38,10 @@ struct DwBackParams {
 }
 
 @group(0) @binding(0) var<uniform> params: DwBackParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> dy: array<elem>;
+@group(0) @binding(4) var<storage, read_write> grad: array<elem>;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -84,11 +85,11 @@ fn grad_input(
                 if (ox >= params.w_out) {
                     continue;
                 }
-                acc += w[co * taps + i * params.kw + j] * dy[plane + oy * params.w_out + ox];
+                acc += f32(w[co * taps + i * params.kw + j]) * f32(dy[plane + oy * params.w_out + ox]);
             }
         }
     }
-    grad[idx] = acc;
+    grad[idx] = elem(acc);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -119,8 +120,8 @@ fn grad_weight(
         let iy = i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top);
         let ix = i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left);
         if (iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
-            let xv = x[((n * params.c_in + ci) * params.h + u32(iy)) * params.w + u32(ix)];
-            acc += dy[(n * params.c_out + co) * hw_out + q] * xv;
+            let xv = f32(x[((n * params.c_in + ci) * params.h + u32(iy)) * params.w + u32(ix)]);
+            acc += f32(dy[(n * params.c_out + co) * hw_out + q]) * xv;
         }
     }
     partial[lid] = acc;
@@ -132,6 +133,6 @@ fn grad_weight(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        grad[e] = partial[0];
+        grad[e] = elem(partial[0]);
     }
 }

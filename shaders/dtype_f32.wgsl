@@ -1,3 +1,3 @@
 // Storage type `elem` of the GEMM's a, b, bias and c (and offset, mask), of the depthwise
-// and pooling kernels' tensors: f32.
+// and pooling kernels' tensors, of channel_sum and depthwise_backward: f32.
 alias elem = f32;

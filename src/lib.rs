@@ -23,9 +23,10 @@
 //! On a device with `SHADER_F16` (a [`GpuContext::new`] context asks for it when the adapter
 //! has it), tensors may store f16 ([`DType::F16`]: [`Tensor::from_slice_as`],
 //! [`Tensor::empty_as`], [`Tensor::from_buffer_as`]); [`Tensor::to_vec`] widens to f32.
-//! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm` or `gemm_1x1` (what
-//! `Auto` picks for them, depthwise shapes included), loading f16, accumulating in f32 and
-//! storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
+//! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm`, `gemm_1x1` or
+//! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`] and [`deform_conv2d`]
+//! through `implicit_gemm`, [`conv2d_backward`] and the poolings through their f32 kernels'
+//! f16 variants: loading f16, accumulating in f32 and storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
 //! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
 //! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
 //! [`Error::Unsupported`] for f16 tensors. Tolerance: one f16 rounding of each output

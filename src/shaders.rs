@@ -38,6 +38,8 @@ pub enum ShaderId {
     Col2im,
     /// `shaders/channel_sum.wgsl`: per-channel sums (conv2d grad_bias).
     ChannelSum,
+    /// `channel_sum.wgsl` over f16 storage.
+    ChannelSumHalf,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
     /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
@@ -50,6 +52,9 @@ pub enum ShaderId {
     DepthwiseGradInput,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_weight`.
     DepthwiseGradWeight,
+    /// The two depthwise backward entry points over f16 storage.
+    DepthwiseGradInputHalf,
+    DepthwiseGradWeightHalf,
     /// `shaders/direct.wgsl` (after `activation.wgsl`): direct conv2d, 4 pixels × 16
     /// channels per invocation, weights read at workgroup-uniform addresses.
     Direct,
@@ -85,12 +90,15 @@ impl ShaderId {
         ShaderId::DepthwiseHalf,
         ShaderId::Col2im,
         ShaderId::ChannelSum,
+        ShaderId::ChannelSumHalf,
         ShaderId::DeformIm2col,
         ShaderId::Pool2d,
         ShaderId::Pool2dHalf,
         ShaderId::Vol2col,
         ShaderId::DepthwiseGradInput,
         ShaderId::DepthwiseGradWeight,
+        ShaderId::DepthwiseGradInputHalf,
+        ShaderId::DepthwiseGradWeightHalf,
         ShaderId::Direct,
     ];
 
@@ -112,12 +120,15 @@ impl ShaderId {
             ShaderId::DepthwiseHalf => "depthwise_f16",
             ShaderId::Col2im => "col2im",
             ShaderId::ChannelSum => "channel_sum",
+            ShaderId::ChannelSumHalf => "channel_sum_f16",
             ShaderId::DeformIm2col => "deform_im2col",
             ShaderId::Pool2d => "pool2d",
             ShaderId::Pool2dHalf => "pool2d_f16",
             ShaderId::Vol2col => "vol2col",
             ShaderId::DepthwiseGradInput => "depthwise_grad_input",
             ShaderId::DepthwiseGradWeight => "depthwise_grad_weight",
+            ShaderId::DepthwiseGradInputHalf => "depthwise_grad_input_f16",
+            ShaderId::DepthwiseGradWeightHalf => "depthwise_grad_weight_f16",
             ShaderId::Direct => "direct",
         }
     }
@@ -138,11 +149,14 @@ impl ShaderId {
             | ShaderId::GemmFlatQuadHalf => "gemm.wgsl",
             ShaderId::Depthwise | ShaderId::DepthwiseHalf => "depthwise.wgsl",
             ShaderId::Col2im => "col2im.wgsl",
-            ShaderId::ChannelSum => "channel_sum.wgsl",
+            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => "channel_sum.wgsl",
             ShaderId::DeformIm2col => "deform_im2col.wgsl",
             ShaderId::Pool2d | ShaderId::Pool2dHalf => "pool2d.wgsl",
             ShaderId::Vol2col => "vol2col.wgsl",
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => "depthwise_backward.wgsl",
+            ShaderId::DepthwiseGradInput
+            | ShaderId::DepthwiseGradWeight
+            | ShaderId::DepthwiseGradInputHalf
+            | ShaderId::DepthwiseGradWeightHalf => "depthwise_backward.wgsl",
             ShaderId::Direct => "direct.wgsl",
         }
     }
@@ -166,12 +180,18 @@ impl ShaderId {
             ShaderId::Depthwise => &["dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl"],
             ShaderId::DepthwiseHalf => &["dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl"],
             ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
-            ShaderId::ChannelSum => &["channel_sum.wgsl"],
+            ShaderId::ChannelSum => &["dtype_f32.wgsl", "channel_sum.wgsl"],
+            ShaderId::ChannelSumHalf => &["dtype_f16.wgsl", "channel_sum.wgsl"],
             ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
             ShaderId::Pool2d => &["dtype_f32.wgsl", "pool2d.wgsl"],
             ShaderId::Pool2dHalf => &["dtype_f16.wgsl", "pool2d.wgsl"],
             ShaderId::Vol2col => &["vol2col.wgsl"],
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => &["depthwise_backward.wgsl"],
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
+                &["dtype_f32.wgsl", "depthwise_backward.wgsl"]
+            }
+            ShaderId::DepthwiseGradInputHalf | ShaderId::DepthwiseGradWeightHalf => {
+                &["dtype_f16.wgsl", "depthwise_backward.wgsl"]
+            }
             ShaderId::Direct => &["activation.wgsl", "direct.wgsl"],
         }
     }
@@ -221,7 +241,12 @@ impl ShaderId {
             ShaderId::Col2im => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
             }
-            ShaderId::ChannelSum => include_str!("../shaders/channel_sum.wgsl"),
+            ShaderId::ChannelSum => {
+                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/channel_sum.wgsl"))
+            }
+            ShaderId::ChannelSumHalf => {
+                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/channel_sum.wgsl"))
+            }
             ShaderId::DeformIm2col => {
                 concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
             }
@@ -233,7 +258,10 @@ impl ShaderId {
             }
             ShaderId::Vol2col => include_str!("../shaders/vol2col.wgsl"),
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
-                include_str!("../shaders/depthwise_backward.wgsl")
+                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/depthwise_backward.wgsl"))
+            }
+            ShaderId::DepthwiseGradInputHalf | ShaderId::DepthwiseGradWeightHalf => {
+                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/depthwise_backward.wgsl"))
             }
             ShaderId::Direct => {
                 concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/direct.wgsl"))
@@ -250,8 +278,8 @@ impl ShaderId {
             ShaderId::GemmFlat | ShaderId::GemmFlatQuad | ShaderId::GemmFlatHalf | ShaderId::GemmFlatQuadHalf => {
                 "main_flat"
             }
-            ShaderId::DepthwiseGradInput => "grad_input",
-            ShaderId::DepthwiseGradWeight => "grad_weight",
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradInputHalf => "grad_input",
+            ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => "grad_weight",
             _ => "main",
         }
     }
@@ -291,7 +319,7 @@ impl ShaderId {
             // params, col, bias, out
             ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
             // params, x, out
-            ShaderId::ChannelSum => &[Uniform, StorageRead, StorageReadWrite],
+            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => &[Uniform, StorageRead, StorageReadWrite],
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, out
@@ -299,9 +327,10 @@ impl ShaderId {
             // params, input, col
             ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, x, w, dy, grad
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
-                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite]
-            }
+            ShaderId::DepthwiseGradInput
+            | ShaderId::DepthwiseGradWeight
+            | ShaderId::DepthwiseGradInputHalf
+            | ShaderId::DepthwiseGradWeightHalf => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
         }
     }
 
@@ -316,6 +345,9 @@ impl ShaderId {
                 | ShaderId::GemmFlatQuadHalf
                 | ShaderId::DepthwiseHalf
                 | ShaderId::Pool2dHalf
+                | ShaderId::ChannelSumHalf
+                | ShaderId::DepthwiseGradInputHalf
+                | ShaderId::DepthwiseGradWeightHalf
         )
     }
 
@@ -335,9 +367,12 @@ impl ShaderId {
         match self {
             ShaderId::Im2col
             | ShaderId::ChannelSum
+            | ShaderId::ChannelSumHalf
             | ShaderId::Vol2col
             | ShaderId::DepthwiseGradInput
-            | ShaderId::DepthwiseGradWeight => vec![Overrides::none()],
+            | ShaderId::DepthwiseGradWeight
+            | ShaderId::DepthwiseGradInputHalf
+            | ShaderId::DepthwiseGradWeightHalf => vec![Overrides::none()],
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }
@@ -357,7 +392,8 @@ impl ShaderId {
                 let modes: &[(f64, f64)] = if matches!(self, ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf) {
                     &[(2.0, 0.0)]
                 } else {
-                    &[(1.0, 0.0), (2.0, 0.0), (6.0, 3.0)]
+                    // + conv2d_backward's grad_weight (dY × the gathered taps)
+                    &[(1.0, 0.0), (2.0, 0.0), (6.0, 3.0), (3.0, 2.0)]
                 };
                 let shapes = if self == ShaderId::Gemm8x8Half { 0..1 } else { 0..3 };
                 let mut sets = Vec::new();

@@ -12,15 +12,20 @@
 //! - Depthwise convs (one input channel per group) use `depthwise_backward.wgsl` for
 //!   grad_input (a gather) and grad_weight (one fixed-order reduction per weight element).
 //!
+//! f16 storage (every tensor f16, f32 accumulation in every kernel) runs the same kernels'
+//! f16 variants; grad_input goes through conv_transpose2d's f16 output phases.
+//!
 //! No float atomics anywhere: every result is bit-identical run to run.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode, GemmParams};
-use crate::ops::{check_binding, fold_grid, gemm, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{
+    check_binding, common_dtype, fold_grid, gemm, range, record, uniform_block, whole, Dispatch, UniformArena,
+};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `SumParams` in `shaders/channel_sum.wgsl`.
@@ -88,7 +93,7 @@ pub fn conv2d_backward(
     which: Grads,
 ) -> Result<Conv2dGrads> {
     let g = params.validate(input.shape(), weight.shape(), None)?;
-    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty(ctx, shape)).transpose();
+    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
     let grads = Conv2dGrads {
         grad_input: alloc(which.input, input.shape())?,
         grad_weight: alloc(which.weight, weight.shape())?,
@@ -127,9 +132,21 @@ pub fn conv2d_backward_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (grad_output, "grad_output")] {
         t.check_device(ctx, what)?;
-        t.require_f32("conv2d_backward", what)?;
         check_binding(ctx, t, what)?;
     }
+    // f16 storage for every tensor or none (f32 accumulation in every kernel).
+    let dtype = common_dtype(
+        "conv2d_backward",
+        input,
+        &[
+            (Some(weight), "weight"),
+            (Some(grad_output), "grad_output"),
+            (grads.grad_input.as_ref(), "grad_input"),
+            (grads.grad_weight.as_ref(), "grad_weight"),
+            (grads.grad_bias.as_ref(), "grad_bias"),
+        ],
+    )?;
+    let half = dtype == DType::F16;
     let outs = [(&grads.grad_input, input.shape()), (&grads.grad_weight, weight.shape())];
     for (t, shape) in outs {
         if let Some(t) = t {
@@ -140,7 +157,6 @@ pub fn conv2d_backward_into(
                 });
             }
             t.check_device(ctx, "gradient")?;
-            t.require_f32("conv2d_backward", "gradient")?;
         }
     }
     if let Some(db) = &grads.grad_bias {
@@ -151,13 +167,12 @@ pub fn conv2d_backward_into(
             });
         }
         db.check_device(ctx, "grad_bias")?;
-        db.require_f32("conv2d_backward", "grad_bias")?;
     }
     // Depthwise convs (one input channel per group) have kernels of their own: through the
     // grouped GEMMs each group would be a one-row GEMM (measured: mbv2_dw backward 760 ms).
     let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
     if depthwise {
-        encode_depthwise_backward(ctx, encoder, &g, input, weight, grad_output, grads)?;
+        encode_depthwise_backward(ctx, encoder, &g, input, weight, grad_output, grads, half)?;
     } else if let Some(dx) = &grads.grad_input {
         let tp = grad_input_params(params, input.shape(), weight.shape())?;
         crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
@@ -199,9 +214,9 @@ pub fn conv2d_backward_into(
             )?);
         }
         if let Some(db) = db {
-            let (pipeline, bgl) = ctx.pipeline(ShaderId::ChannelSum, &Overrides::none())?;
-            let bind_group =
-                ctx.bind_group(ShaderId::ChannelSum, &bgl, &[range(&uniforms, sb), whole(grad_output), whole(db)]);
+            let id = if half { ShaderId::ChannelSumHalf } else { ShaderId::ChannelSum };
+            let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;
+            let bind_group = ctx.bind_group(id, &bgl, &[range(&uniforms, sb), whole(grad_output), whole(db)]);
             let grid = fold_grid(g.c_out as u64, ctx.max_workgroups_per_dim())?;
             dispatches.push(Dispatch { pipeline, bind_group, grid });
         }
@@ -210,7 +225,9 @@ pub fn conv2d_backward_into(
     })?
 }
 
-/// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`).
+/// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`), f16
+/// storage when `half`.
+#[allow(clippy::too_many_arguments)]
 fn encode_depthwise_backward(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -219,6 +236,7 @@ fn encode_depthwise_backward(
     weight: &Tensor,
     grad_output: &Tensor,
     grads: &Conv2dGrads,
+    half: bool,
 ) -> Result<()> {
     let base = DwBackParams {
         c_in: g.c_in,
@@ -247,9 +265,14 @@ fn encode_depthwise_backward(
         let (bi, bw) = (arena.push(&pi), arena.push(&pw));
         let uniforms = arena.finish(ctx)?;
         let mut dispatches = Vec::new();
+        let (gi, gw) = if half {
+            (ShaderId::DepthwiseGradInputHalf, ShaderId::DepthwiseGradWeightHalf)
+        } else {
+            (ShaderId::DepthwiseGradInput, ShaderId::DepthwiseGradWeight)
+        };
         let jobs = [
-            (&grads.grad_input, ShaderId::DepthwiseGradInput, bi, (pi.total as u64).div_ceil(256)),
-            (&grads.grad_weight, ShaderId::DepthwiseGradWeight, bw, pw.total as u64),
+            (&grads.grad_input, gi, bi, (pi.total as u64).div_ceil(256)),
+            (&grads.grad_weight, gw, bw, pw.total as u64),
         ];
         for (out, id, block, groups) in jobs {
             let Some(out) = out else { continue };

@@ -160,12 +160,12 @@ pub(crate) fn prepare_sampling(
         Aux::None => overrides,
     };
     // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases,
-    // deform_conv2d's implicit GEMM: the op checked every operand's dtype and the mode before
-    // getting here).
+    // deform_conv2d's implicit GEMM, conv2d_backward's grad_weight: the op checked every
+    // operand's dtype and the mode before getting here).
     let half = c.dtype() == DType::F16;
     debug_assert!(
         !half
-            || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform)
+            || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
                 && a.dtype() == DType::F16)
     );
     let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
