@@ -33,6 +33,11 @@ fn cases() -> Vec<Case> {
         case(1, 5, [12, 5], 3, [2, 3]).stride([3, 1]).dil([1, 2]),
         case(2, 4, [10, 10], 4, [3, 3]).dil([3, 3]).pad(sym(3, 3)),
         case(1, 9, [8, 8], 9, [5, 5]).groups(9).stride([2, 2]).pad(sym(2, 2)),
+        // depthwise 7x7 (49 taps: grad_weight's tap chunks), channel multiplier 2
+        case(1, 4, [9, 9], 8, [7, 7]).groups(4).pad(sym(3, 3)),
+        // depthwise with dilation above the stride and not a multiple of it (grad_input's
+        // division-free stepping of (q, r))
+        case(2, 3, [11, 10], 3, [3, 3]).groups(3).stride([2, 3]).dil([3, 2]).pad(sym(2, 1)),
     ]
 }
 

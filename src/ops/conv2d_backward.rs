@@ -259,9 +259,10 @@ fn encode_depthwise_backward(
     };
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
-        // grad_input: one invocation per input element; grad_weight: one workgroup per weight element.
+        // grad_input: one invocation per input element; grad_weight: one workgroup per
+        // (output channel, kernel row).
         let pi = DwBackParams { total: input.numel() as u32, ..base };
-        let pw = DwBackParams { total: weight.numel() as u32, ..base };
+        let pw = DwBackParams { total: g.c_out, ..base };
         let (bi, bw) = (arena.push(&pi), arena.push(&pw));
         let uniforms = arena.finish(ctx)?;
         let mut dispatches = Vec::new();
