@@ -330,6 +330,7 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.base = (vec4<u32>(g * (params.c_in / params.groups)) + cl) * (params.h * params.w);
         c.iy0 = vec4<i32>(ti * params.dil_h);
         c.ix0 = vec4<i32>(tj * params.dil_w);
+        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     }
     return c;
 }
@@ -431,7 +432,7 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, c.ok);
 }
 
-// A_MODE 0 and 3 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
+// A_MODE 0, 2 and 3 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
 // instead of a bounds check per load: their products land in accumulator rows that are never
 // stored.
 fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
@@ -439,6 +440,10 @@ fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
     if (A_MODE == 3u) {
         // rows of the transposed-conv weight [Cin, M, kh, kw]; the channel is in the tap's offset
         return rows * (params.kh * params.kw);
+    }
+    if (A_MODE == 2u) {
+        // channels g·M + row of dY [N, a_channels, a_hw]; the image and pixel are in Pix.a
+        return (vec4<u32>(ph.gc * params.m) + rows) * params.a_hw;
     }
     return (vec4<u32>(ph.gc * params.m) + rows) * params.k;
 }
@@ -517,6 +522,51 @@ fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
                   & (vec4<u32>(c.ix0 + dx) < vec4<u32>(params.w));
     let off = i32(ph.gc * walk_channels() * params.h * params.w) + dy * i32(params.w) + dx;
     return select(vec4<i32>(-1), c.at + off, ok);
+}
+
+// main_flat walks B_MODE 3's K (the output pixels p = (img·Ho + oy)·Wo + ox, in order) with
+// the pixel's coordinates stepped, no division per k: `a` is dY's offset of the pixel
+// (img·a_channels·a_hw + q, A_MODE 2), `b` the input index of its window's corner
+// img·Cin·H·W + y0·W + x0 with y0 = oy·sh − pt, x0 = ox·sw − pl (may lie outside the image).
+struct Pix {
+    img: u32,
+    oy: u32,
+    ox: u32,
+    y0: i32,
+    x0: i32,
+    a: u32,
+    b: i32,
+}
+
+fn pix_at(img: u32, oy: u32, ox: u32) -> Pix {
+    let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
+    let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
+    let a = (img * params.a_channels) * params.a_hw + oy * params.w_out + ox;
+    let b = i32(img * params.c_in * params.h * params.w) + y0 * i32(params.w) + x0;
+    return Pix(img, oy, ox, y0, x0, a, b);
+}
+
+fn next_pix(p: Pix) -> Pix {
+    if (p.ox + 1u < params.w_out) {
+        var n = p;
+        n.ox += 1u;
+        n.x0 += i32(params.stride_w);
+        n.a += 1u;
+        n.b += i32(params.stride_w);
+        return n;
+    }
+    if (p.oy + 1u < params.a_hw / params.w_out) {
+        return pix_at(p.img, p.oy + 1u, 0u);
+    }
+    return pix_at(p.img + 1u, 0u, 0u);
+}
+
+// B_MODE 3's row at pixel p for the four tap columns of `c` (0 where the tap falls outside
+// the image, or the column is past N).
+fn pix_load(c: Cols, p: Pix) -> vec4<f32> {
+    let ok = c.ok & (vec4<u32>(c.iy0 + p.y0) < vec4<u32>(params.h)) & (vec4<u32>(c.ix0 + p.x0) < vec4<u32>(params.w));
+    let i = vec4<u32>(select(vec4<i32>(0), c.at + p.b, ok));
+    return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), ok);
 }
 
 // The inputs at `at` (tap_index) in the channel plane `plane` elements further; 0 at −1.
@@ -992,12 +1042,14 @@ fn main_flat(
     let r1 = a_rows(ph, m0 + 4u);
     let r2 = a_rows(ph, m0 + 8u);
     let r3 = a_rows(ph, m0 + 12u);
+    // B_MODE 3: the pixel of step k (see Pix)
+    var px = pix_at(0u, 0u, 0u);
     for (var k = 0u; k < params.k; k++) {
         var y0: vec4<f32>;
         var y1: vec4<f32>;
         var y2: vec4<f32>;
         var y3: vec4<f32>;
-        // A's column (A_MODE 0) or element offset (A_MODE 3) for step k
+        // A's column (A_MODE 0) or element offset (A_MODE 2 and 3) for step k
         var ka = k;
         var real = true;
         if (walk) {
@@ -1019,6 +1071,13 @@ fn main_flat(
                 cl = 0u;
                 tap = next_tap(ph, tap);
             }
+        } else if (B_MODE == 3u && A_MODE == 2u) {
+            ka = px.a;
+            y0 = pix_load(c0, px);
+            y1 = pix_load(c1, px);
+            y2 = pix_load(c2, px);
+            y3 = pix_load(c3, px);
+            px = next_pix(px);
         } else {
             y0 = load_b(ph, c0, k, n0);
             y1 = load_b(ph, c1, k, n0 + 4u);
@@ -1035,7 +1094,7 @@ fn main_flat(
             x1 = vec4<f32>(0.0);
             x2 = vec4<f32>(0.0);
             x3 = vec4<f32>(0.0);
-        } else if (A_MODE == 0u || A_MODE == 3u) {
+        } else if (A_MODE == 0u || A_MODE == 3u || (A_MODE == 2u && B_MODE == 3u)) {
             x0 = a_col(r0, ka);
             x1 = a_col(r1, ka);
             x2 = a_col(r2, ka);

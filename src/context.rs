@@ -90,8 +90,10 @@ pub enum BLoads {
     Vec4,
     /// Element by element (the transposed and grad_weight gathers, unaligned dense B).
     Gather,
-    /// The implicit conv gather (`BMode::Implicit`): the flat kernel walks K tap-major and
-    /// works out each column's input index and padding test once per tap, not per element.
+    /// The gathers the flat kernel walks without a division per k: the implicit conv
+    /// (`BMode::Implicit`) and the transposed phases (`BMode::Transposed`) tap-major, each
+    /// column's input index and padding test once per tap; grad_weight's taps
+    /// (`BMode::Taps`) pixel by pixel, the pixel's coordinates stepped.
     Implicit,
     /// Bilinear samples whose per-tap sampling is cached per column quad (deform): the flat
     /// kernel, which loads four quads per k, would recompute it every time.
@@ -106,8 +108,8 @@ impl GemmKernel {
     ///   alternating over two rounds, r50_c5 took 25–35 ms flat against 49–71 ms with
     ///   `Block8x8` and 57–65 ms with `Block16x16` (minimums; which is why few tiles used to
     ///   mean `Block8x8`);
-    /// - `Flat16x16` for the implicit conv gather (`BLoads::Implicit`), which the flat kernel
-    ///   walks tap-major: alternating runs, minimum of three, `Block16x16` against flat:
+    /// - `Flat16x16` for the gathers it walks (`BLoads::Implicit`): alternating runs, minimum
+    ///   of three, `Block16x16` against flat on the implicit conv:
     ///   r50_c2 22.1–23.5 against 13.9–14.4 ms, r50_c3 21.0–23.3 against 15.6–16.3, r50_c4
     ///   22.8–23.5 against 16.8–17.4, r50_c3_b8 148.5–149.7 against 109.6–119.6;
     /// - `Block16x16` for other gathered B on enough tiles (flat loads 4× as much B there and

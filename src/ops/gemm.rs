@@ -172,7 +172,7 @@ pub(crate) fn prepare_sampling(
     let loads = match mode {
         _ if quad => BLoads::Vec4,
         BMode::Deform => BLoads::Sample,
-        BMode::Implicit | BMode::Transposed => BLoads::Implicit,
+        BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
         _ => BLoads::Gather,
     };
     let kernel = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads);
