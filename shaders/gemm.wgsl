@@ -283,8 +283,9 @@ struct Cols {
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
-    // B_MODE 1 and 6: the input index of tap (0, 0) of channel 0, base + iy0·W + ix0 (may
-    // point outside the image; only in-image taps are read).
+    // base + iy0·W + ix0: the input index of tap (0, 0) of channel 0 (B_MODE 1 and 6) or of
+    // the tap at output pixel (0, 0) (B_MODE 3); may point outside the image, only in-image
+    // positions are read.
     at: vec4<i32>,
 }
 
@@ -300,14 +301,12 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
     c.base = vec4<u32>(0u);
     c.iy0 = vec4<i32>(0);
     c.ix0 = vec4<i32>(0);
-    c.at = vec4<i32>(0);
     if (B_MODE == 1u || B_MODE == 4u || B_MODE == 5u) {
         let oy = q / vec4<u32>(params.w_out);
         let ox = q - oy * params.w_out;
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
         c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
-        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     } else if (B_MODE == 6u) {
         // Phase pixel (qy, qx); columns outside the real output plane gather nothing.
         let qy = q / vec4<u32>(params.w_out);
@@ -317,7 +316,6 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(qy) + ph.by;
         c.ix0 = vec4<i32>(qx) + ph.bx;
-        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     } else if (B_MODE == 2u) {
         c.base = c.img * (params.c_in * params.hw) + q;
     } else if (B_MODE == 3u) {
@@ -330,8 +328,8 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.base = (vec4<u32>(g * (params.c_in / params.groups)) + cl) * (params.h * params.w);
         c.iy0 = vec4<i32>(ti * params.dil_h);
         c.ix0 = vec4<i32>(tj * params.dil_w);
-        c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     }
+    c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
     return c;
 }
 
