@@ -563,8 +563,7 @@ fn next_pix(p: Pix) -> Pix {
 // the image, or the column is past N).
 fn pix_load(c: Cols, p: Pix) -> vec4<f32> {
     let ok = c.ok & (vec4<u32>(c.iy0 + p.y0) < vec4<u32>(params.h)) & (vec4<u32>(c.ix0 + p.x0) < vec4<u32>(params.w));
-    let i = vec4<u32>(select(vec4<i32>(0), c.at + p.b, ok));
-    return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), ok);
+    return tap_load(select(vec4<i32>(-1), c.at + p.b, ok), 0u);
 }
 
 // The inputs at `at` (tap_index) in the channel plane `plane` elements further; 0 at −1.
@@ -981,6 +980,7 @@ fn main_16x16(
 // the 1024³ GEMM). The implicit conv (B_MODE 1) and the transposed phases (B_MODE 6) walk K
 // tap-major (see Tap): each column's input index and padding test once per tap, then one
 // add and one load per channel; r50_c3 runs in ~16 ms against ~21–23 ms for main_16x16.
+// grad_weight's taps (B_MODE 3) walk the output pixels in order (see Pix).
 // Where B is sampled (deform) it recomputes per load and is not faster. On GPUs shared tiles
 // win. Measured on lavapipe (Mesa 22.3): every storage-buffer load runs as a loop over the
 // SIMD lanes with a bounds test per component, so cost follows loaded elements, not load

@@ -544,7 +544,7 @@ fn f16_storage_matches_reference() {
                 let expected = if algo == Algorithm::Auto { Algorithm::choose_f16(&info.geometry) } else { algo };
                 assert_eq!(info.algorithm, expected);
                 let out = y.to_vec(&ctx).unwrap();
-                assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+                assert!(common::all_f16(&out), "case {i}: not f16 values");
                 let s = compare(&out, &r);
                 runs += 1;
                 if !s.passes(tol) {

@@ -177,7 +177,7 @@ fn f16_storage_matches_reference() {
                 .unwrap_or_else(|e| panic!("case {i}: {e}"));
             assert_eq!((y.shape(), y.dtype(), info.algorithm), (&shape[..], DType::F16, Algorithm::ImplicitGemm));
             let out = y.to_vec(&ctx).unwrap();
-            assert!(out.iter().all(|&v| half::f16::from_f32(v).to_f32() == v), "case {i}: not f16 values");
+            assert!(common::all_f16(&out), "case {i}: not f16 values");
             let s = compare(&out, &r);
             if !s.passes(tol) {
                 failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));

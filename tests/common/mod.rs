@@ -39,6 +39,11 @@ pub fn fresh_f16_gpu() -> Option<GpuContext> {
 /// accumulation.
 pub const F16_TOLERANCE: wgconv::verify::Tolerance = wgconv::verify::Tolerance { rel_l2: 1e-3, abs: 1e-3 };
 
+/// Whether every value is exactly an f16 (what an f16 tensor widened to f32 must hold).
+pub fn all_f16(values: &[f32]) -> bool {
+    values.iter().all(|&v| half::f16::from_f32(v).to_f32() == v)
+}
+
 /// One context shared by the tests of a binary (pipelines compile once).
 pub fn gpu() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
