@@ -3,3 +3,4 @@
 // module: `enable` precedes every declaration.
 enable f16;
 alias elem = f16;
+const ELEM_IS_F32: bool = false;

@@ -126,7 +126,25 @@ struct GemmParams {
 @group(0) @binding(5) var<storage, read> offset: array<elem>;
 @group(0) @binding(6) var<storage, read> mask: array<elem>;
 @group(0) @binding(7) var<storage, read> dw_weight: array<f32>;
-@group(0) @binding(8) var<storage, read> dw_bias: array<f32>;
+// B_MODE 5: the fused depthwise stage's bias (read only). Otherwise, when K runs in several
+// passes over f16 storage: the f32 partial sums, laid out as c (f32 storage keeps them in c).
+@group(0) @binding(8) var<storage, read_write> aux: array<f32>;
+
+// K in passes. Some drivers stop every loop of an invocation once it has run 65535
+// iterations in total (Mesa ≤ 22's llvmpipe: one limiter per shader, shared by all its
+// loops, nested ones included), so the host splits K into ranges whose loop iterations stay
+// within a budget and records one dispatch per range, in order: pass j sums k in
+// [begin, end) on top of the partial sums of passes 0 .. j − 1 (begin = 0: from 0), and only
+// the last pass (last = 1) adds the bias, applies the activation and stores `elem`; earlier
+// passes store their f32 sums unrounded (in c for f32, in aux for f16), so a split GEMM sums
+// in exactly the order of an unsplit one. begin is a multiple of 16 (every K slice size).
+struct KPass {
+    begin: u32,
+    end: u32,
+    last: u32,
+    _pad: u32,
+}
+@group(0) @binding(9) var<uniform> kpass: KPass;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -242,35 +260,66 @@ fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
     return 0.0;
 }
 
-fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
-    if (m >= params.m) {
-        return;
+// Index in c of row m, column n (the conv write-out described at the top), or −1 for a
+// position that is not stored: past M or N, or outside the real output plane (B_MODE 6).
+fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
+    if (m >= params.m || n >= params.n) {
+        return -1;
     }
     let co = ph.gc * params.m + m;
+    let p = params.col0 + n;
+    let img = p / params.hw;
+    let q = p - img * params.hw;
+    if (B_MODE == 6u) {
+        let qy = q / params.w_out;
+        let oy = ph.ry + params.stride_h * qy;
+        let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
+        if (oy >= params.out_h || ox >= params.out_w) {
+            return -1;
+        }
+        let plane = params.out_h * params.out_w;
+        return i32((img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox);
+    }
+    return i32((img - params.img0) * params.c_image_stride + co * params.hw + q);
+}
+
+// Row m, columns n0 .. n0 + 3: the last K pass adds the bias, applies the activation and
+// stores `elem`; an earlier one stores its f32 partial sums (see KPass).
+fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     var add = 0.0;
-    if (HAS_BIAS) {
-        add = f32(bias[co]);
+    if (HAS_BIAS && m < params.m) {
+        add = f32(bias[ph.gc * params.m + m]);
     }
     let alpha = bitcast<f32>(params.alpha_bits);
     for (var e = 0u; e < 4u; e++) {
-        let n = n0 + e;
-        if (n < params.n) {
-            let p = params.col0 + n;
-            let img = p / params.hw;
-            let q = p - img * params.hw;
-            if (B_MODE == 6u) {
-                let qy = q / params.w_out;
-                let oy = ph.ry + params.stride_h * qy;
-                let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
-                if (oy < params.out_h && ox < params.out_w) {
-                    let plane = params.out_h * params.out_w;
-                    c[(img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox] = elem(activate(v[e] + add, alpha));
-                }
+        let i = out_index(ph, m, n0 + e);
+        if (i >= 0) {
+            if (kpass.last != 0u) {
+                c[i] = elem(activate(v[e] + add, alpha));
+            } else if (ELEM_IS_F32) {
+                c[i] = elem(v[e]);
             } else {
-                c[(img - params.img0) * params.c_image_stride + co * params.hw + q] = elem(activate(v[e] + add, alpha));
+                aux[i] = v[e];
             }
         }
     }
+}
+
+// The partial sums of row m, columns n0 .. n0 + 3 that the earlier K passes stored (0 where
+// nothing is stored): where a pass with begin > 0 starts its accumulators.
+fn load_row(ph: Phase, m: u32, n0: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let i = out_index(ph, m, n0 + e);
+        if (i >= 0) {
+            if (ELEM_IS_F32) {
+                v[e] = f32(c[i]);
+            } else {
+                v[e] = aux[i];
+            }
+        }
+    }
+    return v;
 }
 
 // What the B loader of one invocation knows about its four columns b_c .. b_c + 3, fixed for
@@ -419,7 +468,7 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
         }
     }
     if (HAS_DW_BIAS) {
-        v += dw_bias[cm];
+        v += aux[cm];
     }
     if (DW_ACT == 1u) {
         v = max(v, vec4<f32>(0.0));
@@ -695,6 +744,14 @@ fn main(
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    let m0 = row0 + 4u * lid.y;
+    let n0 = col0 + 4u * lid.x;
+    if (kpass.begin > 0u) {
+        acc0 = load_row(ph, m0, n0);
+        acc1 = load_row(ph, m0 + 1u, n0);
+        acc2 = load_row(ph, m0 + 2u, n0);
+        acc3 = load_row(ph, m0 + 3u, n0);
+    }
 
     // Loader roles: for A, column k = li % 16 of rows 4·(li / 16)..+3; for B, row li / 16
     // and the four columns 4·(li % 16)..+3.
@@ -704,8 +761,8 @@ fn main(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_tiles = (params.k + BK - 1u) / BK;
-    for (var kt = 0u; kt < k_tiles; kt++) {
+    let k_end = min(kpass.end, params.k);
+    for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         a_tile[a_k * 16u + a_i] = load_a4(ph, row0, a_i, k0 + a_k);
         b_tile[b_k * 16u + b_j] = load_b(ph, cols, k0 + b_k, col0 + 4u * b_j);
@@ -721,8 +778,6 @@ fn main(
         workgroupBarrier();
     }
 
-    let m0 = row0 + 4u * lid.y;
-    let n0 = col0 + 4u * lid.x;
     store_row(ph, m0, n0, acc0);
     store_row(ph, m0 + 1u, n0, acc1);
     store_row(ph, m0 + 2u, n0, acc2);
@@ -761,6 +816,26 @@ fn main_8x8(
     var acc61 = vec4<f32>(0.0);
     var acc70 = vec4<f32>(0.0);
     var acc71 = vec4<f32>(0.0);
+    let m0 = row0 + 8u * lid.y;
+    let n0 = col0 + 8u * lid.x;
+    if (kpass.begin > 0u) {
+        acc00 = load_row(ph, m0, n0);
+        acc01 = load_row(ph, m0, n0 + 4u);
+        acc10 = load_row(ph, m0 + 1u, n0);
+        acc11 = load_row(ph, m0 + 1u, n0 + 4u);
+        acc20 = load_row(ph, m0 + 2u, n0);
+        acc21 = load_row(ph, m0 + 2u, n0 + 4u);
+        acc30 = load_row(ph, m0 + 3u, n0);
+        acc31 = load_row(ph, m0 + 3u, n0 + 4u);
+        acc40 = load_row(ph, m0 + 4u, n0);
+        acc41 = load_row(ph, m0 + 4u, n0 + 4u);
+        acc50 = load_row(ph, m0 + 5u, n0);
+        acc51 = load_row(ph, m0 + 5u, n0 + 4u);
+        acc60 = load_row(ph, m0 + 6u, n0);
+        acc61 = load_row(ph, m0 + 6u, n0 + 4u);
+        acc70 = load_row(ph, m0 + 7u, n0);
+        acc71 = load_row(ph, m0 + 7u, n0 + 4u);
+    }
 
     // Loader roles (64 invocations fill 256 slots of each tile, four each): for A, column
     // k = li % 16 of row groups li / 16 + 4e; for B, rows li / 16 + 4e and the four columns
@@ -769,8 +844,8 @@ fn main_8x8(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_tiles = (params.k + BK - 1u) / BK;
-    for (var kt = 0u; kt < k_tiles; kt++) {
+    let k_end = min(kpass.end, params.k);
+    for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         for (var e = 0u; e < 4u; e++) {
             let slot = li / 16u + 4u * e;
@@ -803,8 +878,6 @@ fn main_8x8(
         workgroupBarrier();
     }
 
-    let m0 = row0 + 8u * lid.y;
-    let n0 = col0 + 8u * lid.x;
     store_row(ph, m0, n0, acc00);
     store_row(ph, m0, n0 + 4u, acc01);
     store_row(ph, m0 + 1u, n0, acc10);
@@ -856,6 +929,11 @@ fn store4(ph: Phase, m: u32, n: u32, acc: mat4x4<f32>) {
     store_row(ph, m + 3u, n, acc[3]);
 }
 
+// The partial sums of the 4×4 sub-block whose first row is m and first column n (KPass).
+fn load4(ph: Phase, m: u32, n: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(load_row(ph, m, n), load_row(ph, m + 1u, n), load_row(ph, m + 2u, n), load_row(ph, m + 3u, n));
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn main_16x16(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -897,6 +975,26 @@ fn main_16x16(
     var acc31 = mat4x4<f32>();
     var acc32 = mat4x4<f32>();
     var acc33 = mat4x4<f32>();
+    let m0 = row0 + 16u * ly;
+    let n0 = col0 + 16u * lx;
+    if (kpass.begin > 0u) {
+        acc00 = load4(ph, m0, n0);
+        acc01 = load4(ph, m0, n0 + 4u);
+        acc02 = load4(ph, m0, n0 + 8u);
+        acc03 = load4(ph, m0, n0 + 12u);
+        acc10 = load4(ph, m0 + 4u, n0);
+        acc11 = load4(ph, m0 + 4u, n0 + 4u);
+        acc12 = load4(ph, m0 + 4u, n0 + 8u);
+        acc13 = load4(ph, m0 + 4u, n0 + 12u);
+        acc20 = load4(ph, m0 + 8u, n0);
+        acc21 = load4(ph, m0 + 8u, n0 + 4u);
+        acc22 = load4(ph, m0 + 8u, n0 + 8u);
+        acc23 = load4(ph, m0 + 8u, n0 + 12u);
+        acc30 = load4(ph, m0 + 12u, n0);
+        acc31 = load4(ph, m0 + 12u, n0 + 4u);
+        acc32 = load4(ph, m0 + 12u, n0 + 8u);
+        acc33 = load4(ph, m0 + 12u, n0 + 12u);
+    }
 
     // Loader roles (64 invocations fill the bk·aq and bk·bq slots of the tiles): for A,
     // column k = li % bk of row quads li / bk + (64 / bk)·e; for B, rows li / bq + (64 / bq)·e
@@ -908,8 +1006,8 @@ fn main_16x16(
     let a_loads = bk * aq / 64u;
     let b_loads = bk * bq / 64u;
 
-    let k_tiles = (params.k + bk - 1u) / bk;
-    for (var kt = 0u; kt < k_tiles; kt++) {
+    let k_end = min(kpass.end, params.k);
+    for (var kt = kpass.begin / bk; kt * bk < k_end; kt++) {
         let k0 = kt * bk;
         for (var e = 0u; e < a_loads; e++) {
             let a_slot = li / bk + (64u / bk) * e;
@@ -951,8 +1049,6 @@ fn main_16x16(
         workgroupBarrier();
     }
 
-    let m0 = row0 + 16u * ly;
-    let n0 = col0 + 16u * lx;
     store4(ph, m0, n0, acc00);
     store4(ph, m0, n0 + 4u, acc01);
     store4(ph, m0, n0 + 8u, acc02);
@@ -1020,6 +1116,24 @@ fn main_flat(
     var acc31 = mat4x4<f32>();
     var acc32 = mat4x4<f32>();
     var acc33 = mat4x4<f32>();
+    if (kpass.begin > 0u) {
+        acc00 = load4(ph, m0, n0);
+        acc01 = load4(ph, m0, n0 + 4u);
+        acc02 = load4(ph, m0, n0 + 8u);
+        acc03 = load4(ph, m0, n0 + 12u);
+        acc10 = load4(ph, m0 + 4u, n0);
+        acc11 = load4(ph, m0 + 4u, n0 + 4u);
+        acc12 = load4(ph, m0 + 4u, n0 + 8u);
+        acc13 = load4(ph, m0 + 4u, n0 + 12u);
+        acc20 = load4(ph, m0 + 8u, n0);
+        acc21 = load4(ph, m0 + 8u, n0 + 4u);
+        acc22 = load4(ph, m0 + 8u, n0 + 8u);
+        acc23 = load4(ph, m0 + 8u, n0 + 12u);
+        acc30 = load4(ph, m0 + 12u, n0);
+        acc31 = load4(ph, m0 + 12u, n0 + 4u);
+        acc32 = load4(ph, m0 + 12u, n0 + 8u);
+        acc33 = load4(ph, m0 + 12u, n0 + 12u);
+    }
     let c0 = columns(ph, n0);
     let c1 = columns(ph, n0 + 4u);
     let c2 = columns(ph, n0 + 8u);
@@ -1040,9 +1154,25 @@ fn main_flat(
     let r1 = a_rows(ph, m0 + 4u);
     let r2 = a_rows(ph, m0 + 8u);
     let r3 = a_rows(ph, m0 + 12u);
+    // This pass starts at step kpass.begin (KPass): the walks' state there.
+    let k0 = kpass.begin;
+    if (walk) {
+        let t0 = k0 / channels;
+        cl = k0 - t0 * channels;
+        let per_row = select(params.kw, params.taps_x, B_MODE == 6u);
+        tap = tap_at(ph, t0 / per_row, t0 % per_row);
+        at0 = tap_index(ph, c0, tap);
+        at1 = tap_index(ph, c1, tap);
+        at2 = tap_index(ph, c2, tap);
+        at3 = tap_index(ph, c3, tap);
+    }
     // B_MODE 3: the pixel of step k (see Pix)
-    var px = pix_at(0u, 0u, 0u);
-    for (var k = 0u; k < params.k; k++) {
+    let img0 = k0 / max(params.a_hw, 1u);
+    let q0 = k0 - img0 * params.a_hw;
+    let oy0 = q0 / max(params.w_out, 1u);
+    var px = pix_at(img0, oy0, q0 - oy0 * params.w_out);
+    let k_end = min(kpass.end, params.k);
+    for (var k = k0; k < k_end; k++) {
         var y0: vec4<f32>;
         var y1: vec4<f32>;
         var y2: vec4<f32>;

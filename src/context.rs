@@ -23,7 +23,20 @@ pub struct EngineConfig {
     pub wait_timeout: Duration,
     /// Register blocking of the tiled GEMM behind every GEMM-based algorithm.
     pub gemm_kernel: GemmKernel,
+    /// The most loop iterations (all loops of the kernel together, nested ones counted at
+    /// every turn) one invocation may run in one dispatch. Longer reductions run as several
+    /// dispatches over consecutive ranges, each continuing the partial sums of the one
+    /// before, in the same order. Some drivers stop every loop of an invocation after 65535
+    /// iterations in total and silently return partial results (Mesa ≤ 22's llvmpipe); the
+    /// default, [`LOOP_BUDGET`], stays well inside that on any driver. Tests shrink it to
+    /// reach the split paths on small tensors.
+    pub loop_budget: u32,
 }
+
+/// Default [`EngineConfig::loop_budget`]: a quarter of the 65535 loop iterations per
+/// invocation after which Mesa 22's llvmpipe breaks out of every loop, which leaves room for
+/// the loops a kernel runs outside its reduction (its write-out, its setup).
+pub const LOOP_BUDGET: u32 = 16384;
 
 /// The tiled GEMM's tile and register blocking (see shaders/gemm.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -140,6 +153,7 @@ impl EngineConfig {
             max_binding_size: limits.max_storage_buffer_binding_size,
             wait_timeout: Duration::from_secs(600),
             gemm_kernel: GemmKernel::default(),
+            loop_budget: LOOP_BUDGET,
         }
     }
 }
@@ -176,6 +190,9 @@ pub struct GpuContext {
     /// A 16-byte storage buffer bound where a kernel's optional input is absent (never read:
     /// the kernel's `HAS_*` override is false).
     pub(crate) dummy: wgpu::Buffer,
+    /// A second one for unused read-write bindings: a buffer bound read-write may not be
+    /// bound read-only in the same dispatch.
+    pub(crate) dummy_rw: wgpu::Buffer,
     uncaptured: Arc<AtomicBool>,
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Serialises this context's submits and polls (see [`GpuContext::submit`]).
@@ -285,12 +302,15 @@ impl GpuContext {
 
     fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, owns_device: bool) -> Self {
         let limits = device.limits();
-        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgconv.dummy"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let dummy_of = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (dummy, dummy_rw) = (dummy_of("wgconv.dummy"), dummy_of("wgconv.dummy_rw"));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         GpuContext {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -304,6 +324,7 @@ impl GpuContext {
             submissions: Default::default(),
             owns_device,
             dummy,
+            dummy_rw,
             device,
             queue,
             info,

@@ -110,7 +110,7 @@ pub mod shaders;
 pub mod tensor;
 pub mod verify;
 
-pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape};
+pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, LOOP_BUDGET};
 pub use error::{Error, Result};
 pub use ops::conv1d::{conv1d, conv1d_into};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};

@@ -290,7 +290,8 @@ impl ShaderId {
         match self {
             // params, input, col
             ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
-            // params, a, b, bias, c, offset, mask, dw_weight, dw_bias
+            // params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16
+            // partial sums), kpass
             ShaderId::Gemm
             | ShaderId::Gemm8x8
             | ShaderId::Gemm16x16
@@ -310,7 +311,8 @@ impl ShaderId {
                 StorageRead,
                 StorageRead,
                 StorageRead,
-                StorageRead,
+                StorageReadWrite,
+                Uniform,
             ],
             // params, input, weight, bias, out
             ShaderId::Depthwise | ShaderId::DepthwiseHalf | ShaderId::Direct => {
@@ -685,10 +687,10 @@ pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, StageEr
 
 /// Member names and byte offsets of the uniform struct at binding 0, and its size, as naga
 /// lays it out (checked against the `#[repr(C)]` Rust twins in tests).
-pub fn reflect_uniform(source: &str) -> Result<(Vec<(String, u32)>, u32), StageError> {
+pub fn reflect_uniform(source: &str, binding: u32) -> Result<(Vec<(String, u32)>, u32), StageError> {
     let (module, _) = parse_and_validate(source)?;
     for (_, var) in module.global_variables.iter() {
-        if var.space != naga::AddressSpace::Uniform {
+        if var.space != naga::AddressSpace::Uniform || var.binding.as_ref().map(|b| b.binding) != Some(binding) {
             continue;
         }
         if let naga::TypeInner::Struct { members, span } = &module.types[var.ty].inner {

@@ -7,6 +7,7 @@ use wgconv::ops::conv3d::Vol2colParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
 use wgconv::ops::direct::DirectParams;
 use wgconv::ops::pool2d::PoolParams;
+use wgconv::ops::PassRange;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
 use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
 
@@ -42,7 +43,11 @@ fn bind_group_layouts_match_the_wgsl() {
 }
 
 fn assert_twin(id: ShaderId, fields: &[(&str, usize)], size: usize) {
-    let (members, span) = reflect_uniform(id.source()).unwrap();
+    assert_twin_at(id, 0, fields, size);
+}
+
+fn assert_twin_at(id: ShaderId, binding: u32, fields: &[(&str, usize)], size: usize) {
+    let (members, span) = reflect_uniform(id.source(), binding).unwrap();
     let ours: Vec<(String, u32)> = fields.iter().map(|&(n, o)| (n.to_string(), o as u32)).collect();
     assert_eq!(members, ours, "{}: uniform members/offsets", id.file());
     assert_eq!(span as usize, size, "{}: uniform size", id.file());
@@ -52,6 +57,7 @@ fn assert_twin(id: ShaderId, fields: &[(&str, usize)], size: usize) {
 fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Im2col, Im2colParams::FIELDS, std::mem::size_of::<Im2colParams>());
     assert_twin(ShaderId::Gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
+    assert_twin_at(ShaderId::Gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());

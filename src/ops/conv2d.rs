@@ -128,7 +128,7 @@ pub fn conv2d_into(
                 let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
                 let block = arena.push(&p);
                 let uniforms = arena.finish(ctx)?;
-                vec![gemm::prepare(
+                gemm::prepare(
                     ctx,
                     &uniforms,
                     block,
@@ -139,7 +139,7 @@ pub fn conv2d_into(
                     whole(input),
                     bias,
                     output,
-                )?]
+                )?
             }
             Algorithm::Depthwise => {
                 let p = depthwise::DepthwiseParams::new(&g, act.alpha());
@@ -283,7 +283,7 @@ pub(crate) fn encode_im2col_gemm(
             }
         });
         let col = range(&workspace, (0, ip.total as u64 * 4));
-        dispatches.push(gemm::prepare(
+        dispatches.extend(gemm::prepare(
             ctx,
             &uniforms,
             *gb,

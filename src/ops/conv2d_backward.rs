@@ -200,7 +200,7 @@ pub fn conv2d_backward_into(
         let uniforms = arena.finish(ctx)?;
         let mut dispatches: Vec<Dispatch> = Vec::new();
         if let Some(dw) = dw {
-            dispatches.push(gemm::prepare(
+            dispatches.extend(gemm::prepare(
                 ctx,
                 &uniforms,
                 gb,

@@ -137,7 +137,7 @@ pub fn conv_transpose2d_into(
             let mut arena = UniformArena::new(ctx);
             let block = arena.push(&p);
             let uniforms = arena.finish(ctx)?;
-            let d = gemm::prepare(
+            let dispatches = gemm::prepare(
                 ctx,
                 &uniforms,
                 block,
@@ -149,7 +149,7 @@ pub fn conv_transpose2d_into(
                 bias,
                 output,
             )?;
-            record(encoder, "conv_transpose2d", &[d]);
+            record(encoder, "conv_transpose2d", &dispatches);
             Ok(())
         })??;
         return Ok(ConvTranspose2dInfo {
@@ -220,7 +220,7 @@ pub fn conv_transpose2d_into(
         let mut dispatches = Vec::new();
         for (gp, gb, cp, cb, bytes) in &blocks {
             let col = range(&workspace, (0, *bytes));
-            dispatches.push(gemm::prepare(
+            dispatches.extend(gemm::prepare(
                 ctx,
                 &uniforms,
                 *gb,

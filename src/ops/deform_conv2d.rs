@@ -208,7 +208,7 @@ pub fn deform_conv2d_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;
-        let d = gemm::prepare_sampling(
+        let dispatches = gemm::prepare_sampling(
             ctx,
             &uniforms,
             block,
@@ -221,7 +221,7 @@ pub fn deform_conv2d_into(
             output,
             gemm::Aux::Deform { offset, mask },
         )?;
-        record(encoder, "deform_conv2d", &[d]);
+        record(encoder, "deform_conv2d", &dispatches);
         Ok(())
     })??;
     Ok(DeformConv2dInfo { algorithm: Algorithm::ImplicitGemm, geometry: dg, chunks: 1, workspace_bytes: 0 })

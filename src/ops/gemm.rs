@@ -3,7 +3,9 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
-use crate::ops::{check_binding, fold_grid, optional, range, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{
+    check_binding, fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, UniformArena,
+};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
@@ -106,7 +108,7 @@ pub(crate) fn prepare(
     b: wgpu::BindingResource<'_>,
     bias: Option<&Tensor>,
     c: &Tensor,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     prepare_sampling(ctx, uniforms, block, p, (a_mode, mode), activation, a, b, bias, c, Aux::None)
 }
 
@@ -129,6 +131,9 @@ pub(crate) enum Aux<'a> {
 }
 
 /// [`prepare`] with the extra operands of `BMode::Deform` or `BMode::Depthwise`.
+///
+/// Returns one dispatch per range of K (`loop_passes` under `EngineConfig::loop_budget`, see
+/// `KPass` in the shader), to be recorded in order; one where K fits.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare_sampling(
     ctx: &GpuContext,
@@ -142,7 +147,7 @@ pub(crate) fn prepare_sampling(
     bias: Option<&Tensor>,
     c: &Tensor,
     aux: Aux<'_>,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let (mut offset, mut mask, mut dw_w, mut dw_b) = (None, None, None, None);
     match aux {
         Aux::None => {}
@@ -175,7 +180,11 @@ pub(crate) fn prepare_sampling(
         BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
         _ => BLoads::Gather,
     };
-    let kernel = ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads);
+    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
+        // f16 has no 4x4 variant: it runs the 8x8 one.
+        GemmKernel::Block4x4 if half => GemmKernel::Block8x8,
+        k => k,
+    };
     let (id, (bm, bn), overrides) = match kernel {
         GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
             let shape = TileShape::pick(p.m, p.n);
@@ -191,7 +200,6 @@ pub(crate) fn prepare_sampling(
             };
             (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
         }
-        // f16 has no 4x4 variant: it runs the 8x8 one.
         _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
         GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
         GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
@@ -200,23 +208,81 @@ pub(crate) fn prepare_sampling(
     // One workgroup per tile of each group (the shader derives the same numbering).
     let tiles = (p.m as u64).div_ceil(bm as u64) * (p.n as u64).div_ceil(bn as u64) * p.groups as u64;
     let grid = fold_grid(tiles, ctx.max_workgroups_per_dim())?;
+    // K in ranges that keep every invocation's loop turns within the budget (KPass).
+    let (step, cost) = loop_cost(kernel, (bm, bn), mode, p);
+    let passes = loop_passes(p.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
+    // f16 keeps the partial sums of a split K in an f32 twin of c (f32 keeps them in c).
+    let partial = if half && passes.len() > 1 {
+        let bytes = c.numel() as u64 * 4;
+        if bytes > ctx.max_binding() {
+            return Err(Error::TooLarge(format!(
+                "the f32 partial sums of an f16 output {:?} over K = {} in {} passes need {bytes} bytes; \
+                 one storage binding holds at most {} on this device",
+                c.shape(),
+                p.k,
+                passes.len(),
+                ctx.max_binding()
+            )));
+        }
+        Some(ctx.create_buffer("wgconv.partial_sums", bytes, wgpu::BufferUsages::STORAGE)?)
+    } else {
+        None
+    };
+    let (pass_uniforms, blocks) = pass_blocks(ctx, &passes)?;
     let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(
-        id,
-        &bgl,
-        &[
-            range(uniforms, block),
-            whole(a),
-            b,
-            bias,
-            whole(c),
-            optional(ctx, offset),
-            optional(ctx, mask),
-            optional(ctx, dw_w),
-            optional(ctx, dw_b),
-        ],
-    );
-    Ok(Dispatch { pipeline, bind_group, grid })
+    let aux_binding = match (&partial, dw_b) {
+        (Some(buf), _) => range(buf, (0, buf.size())),
+        (None, Some(b)) => whole(b),
+        (None, None) => range(&ctx.dummy_rw, (0, 16)),
+    };
+    Ok(blocks
+        .into_iter()
+        .map(|block_k| {
+            let bind_group = ctx.bind_group(
+                id,
+                &bgl,
+                &[
+                    range(uniforms, block),
+                    whole(a),
+                    b.clone(),
+                    bias.clone(),
+                    whole(c),
+                    optional(ctx, offset),
+                    optional(ctx, mask),
+                    optional(ctx, dw_w),
+                    aux_binding.clone(),
+                    range(&pass_uniforms, block_k),
+                ],
+            );
+            Dispatch { pipeline: pipeline.clone(), bind_group, grid }
+        })
+        .collect())
+}
+
+/// The GEMM kernel's K loop: (K per turn of its outer loop, an upper bound on the loop turns
+/// per outer turn, inner loops included; see the entry points in gemm.wgsl).
+fn loop_cost(kernel: GemmKernel, (bm, bn): (u32, u32), mode: BMode, p: &GemmParams) -> (u32, u64) {
+    // Turns of the loops inside one load_b call.
+    let per_load_b = match mode {
+        // the scalar reads of a ragged last column quad
+        BMode::Dense => 4,
+        // depthwise_row: kh rows of kw taps
+        BMode::Depthwise => (p.kh as u64) * (p.kw as u64 + 1),
+        _ => 0,
+    };
+    match kernel {
+        // one k per turn, four load_b calls (none for the tap-major walks, counted anyway)
+        GemmKernel::Flat16x16 => (1, 1 + 4 * per_load_b),
+        GemmKernel::Block16x16 => {
+            let bk = if bm == bn { 16 } else { 8 };
+            let a_loads = (bk * bm / 4 / 64) as u64;
+            let b_loads = (bk * bn / 4 / 64) as u64;
+            (bk, 1 + bk as u64 + a_loads + b_loads + b_loads * per_load_b)
+        }
+        // main_8x8: four A and B loads per invocation and slice of 16
+        GemmKernel::Block8x8 | GemmKernel::Auto => (16, 1 + 16 + 4 + 4 * per_load_b),
+        GemmKernel::Block4x4 => (16, 1 + 16 + per_load_b),
+    }
 }
 
 /// Whether B can be read as vec4 (`gemm_b_quad.wgsl`): a dense or pointwise B whose binding
@@ -275,7 +341,7 @@ pub fn matmul_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;
-        let d = prepare(
+        let dispatches = prepare(
             ctx,
             &uniforms,
             block,
@@ -289,7 +355,9 @@ pub fn matmul_into(
         )?;
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
-        d.record(&mut pass);
+        for d in &dispatches {
+            d.record(&mut pass);
+        }
         Ok(())
     })?
 }

@@ -154,6 +154,46 @@ macro_rules! uniform_block {
 }
 pub(crate) use uniform_block;
 
+uniform_block! {
+    /// Twin of `KPass` in `shaders/gemm.wgsl` and `Pass` in the other kernels that reduce
+    /// over a long range: the range `begin .. end` one dispatch covers, and whether it is the
+    /// last one (which finishes the output; earlier ones leave partial results).
+    PassRange { begin, end, last, _pad }
+}
+
+/// Consecutive ranges covering `0 .. len` for a kernel whose loops turn `cost` times per
+/// `unit` of the range (an upper bound, inner loops included): each range starts at a
+/// multiple of `unit` and costs at most `budget` turns (at least one unit per range). One
+/// range `0 .. len` where everything fits. See `EngineConfig::loop_budget`.
+pub(crate) fn loop_passes(len: u32, unit: u32, cost: u64, budget: u32) -> Vec<(u32, u32)> {
+    let unit = unit.max(1);
+    let units = (budget as u64 / cost.max(1)).max(1);
+    let step = (units * unit as u64).min(u32::MAX as u64) as u32;
+    let mut passes = Vec::new();
+    let mut begin = 0u32;
+    loop {
+        let end = begin.saturating_add(step).min(len);
+        passes.push((begin, end));
+        if end >= len {
+            return passes;
+        }
+        begin = end;
+    }
+}
+
+/// One uniform buffer holding a [`PassRange`] block per range (at the device's offset
+/// alignment), and the (offset, size) of each block.
+pub(crate) fn pass_blocks(ctx: &GpuContext, passes: &[(u32, u32)]) -> Result<(wgpu::Buffer, Vec<(u64, u64)>)> {
+    let mut arena = UniformArena::new(ctx);
+    let last = passes.len() - 1;
+    let blocks = passes
+        .iter()
+        .enumerate()
+        .map(|(i, &(begin, end))| arena.push(&PassRange { begin, end, last: (i == last) as u32, _pad: 0 }))
+        .collect();
+    Ok((arena.finish(ctx)?, blocks))
+}
+
 #[cfg(test)]
 mod tests {
     use super::fold_grid;
@@ -170,5 +210,31 @@ mod tests {
         }
         assert!(fold_grid(28, 3).is_err());
         assert!(fold_grid(344, 7).is_err());
+    }
+
+    #[test]
+    fn loop_passes_cover_the_range_within_the_budget() {
+        use super::loop_passes;
+        assert_eq!(loop_passes(100, 16, 1, 16384), vec![(0, 100)]);
+        assert_eq!(loop_passes(65536, 1, 1, 16384), vec![(0, 16384), (16384, 32768), (32768, 49152), (49152, 65536)]);
+        // 37 turns per 16 of K: 442 units of 16 per pass
+        let p = loop_passes(65536, 16, 37, 16384);
+        assert_eq!(p[0], (0, 7072));
+        for (len, unit, cost, budget) in
+            [(1_000_003u32, 16u32, 37u64, 16384u32), (17, 16, 5, 3), (5, 1, 100, 10), (0, 16, 1, 8)]
+        {
+            let p = loop_passes(len, unit, cost, budget);
+            assert_eq!(p.first().unwrap().0, 0);
+            assert_eq!(p.last().unwrap().1, len);
+            for w in p.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+            }
+            for &(b, e) in &p {
+                assert_eq!(b % unit, 0);
+                assert!(e > b || len == 0);
+                let units = (e - b).div_ceil(unit) as u64;
+                assert!(units == 1 || units * cost <= budget as u64, "{len} {unit} {cost} {budget}: {b}..{e}");
+            }
+        }
     }
 }

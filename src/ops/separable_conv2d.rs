@@ -184,7 +184,7 @@ pub fn separable_conv2d_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;
-        let d = gemm::prepare_sampling(
+        let dispatches = gemm::prepare_sampling(
             ctx,
             &uniforms,
             block,
@@ -197,7 +197,7 @@ pub fn separable_conv2d_into(
             output,
             gemm::Aux::Depthwise { weight: dw_weight, bias: dw_bias, act },
         )?;
-        record(encoder, "separable_conv2d", &[d]);
+        record(encoder, "separable_conv2d", &dispatches);
         Ok(())
     })?
 }
