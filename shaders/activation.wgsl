@@ -14,7 +14,17 @@ fn erf_approx(x: f32) -> f32 {
     return select(y, -y, x < 0.0);
 }
 
+// NaN, tested on the bits: WGSL lets compilers assume `x != x` is false, and max / clamp
+// may return either operand for NaN.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// NaN passes every activation unchanged, as in PyTorch.
 fn activate(x: f32, alpha: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
     switch ACT {
         case 1u: { return max(x, 0.0); }
         case 2u: { return clamp(x, 0.0, 6.0); }

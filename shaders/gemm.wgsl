@@ -470,10 +470,12 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     if (HAS_DW_BIAS) {
         v += aux[cm];
     }
+    // NaN stays NaN (tested on the bits, see is_nan)
+    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
     if (DW_ACT == 1u) {
-        v = max(v, vec4<f32>(0.0));
+        v = select(max(v, vec4<f32>(0.0)), v, nan);
     } else if (DW_ACT == 2u) {
-        v = clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+        v = select(clamp(v, vec4<f32>(0.0), vec4<f32>(6.0)), v, nan);
     }
     // Columns past N stay 0 (their products are never stored, but keep them finite).
     return select(vec4<f32>(0.0), v, c.ok);

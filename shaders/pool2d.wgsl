@@ -26,12 +26,31 @@ struct PoolParams {
     h_out: u32,
     w_out: u32,
     total: u32,
+    // The window is walked in units of (row, chunk of col_chunk columns): chunks per row.
+    col_chunk: u32,
+    chunks: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// The units begin .. end of the window this dispatch covers. Some drivers stop every loop of
+// an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the host splits
+// long windows (global pooling) into passes of bounded loop turns: each continues the
+// running max / sum the previous one left in `part`, and the last writes the output.
+struct Pass {
+    begin: u32,
+    end: u32,
+    last: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: PoolParams;
 @group(0) @binding(1) var<storage, read> input: array<elem>;
 @group(0) @binding(2) var<storage, read_write> out: array<elem>;
+@group(0) @binding(3) var<uniform> range: Pass;
+// the running max or sum of each output between passes (f32; unused with one pass)
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -53,13 +72,19 @@ fn main(
     let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
     var best = bitcast<f32>(0xff800000u); // −∞
     var sum = 0.0;
-    var count = 0u;
-    for (var i = 0u; i < params.kh; i++) {
+    if (range.begin > 0u) {
+        best = part[idx];
+        sum = best;
+    }
+    for (var u = range.begin; u < range.end; u++) {
+        let i = u / params.chunks;
         let y = y0 + i32(i);
         if (y < 0 || y >= i32(params.h)) {
             continue;
         }
-        for (var j = 0u; j < params.kw; j++) {
+        let j0 = (u - i * params.chunks) * params.col_chunk;
+        let j1 = min(params.kw, j0 + params.col_chunk);
+        for (var j = j0; j < j1; j++) {
             let x = x0 + i32(j);
             if (x < 0 || x >= i32(params.w)) {
                 continue;
@@ -73,16 +98,22 @@ fn main(
                 }
             } else {
                 sum += v;
-                count += 1u;
             }
         }
+    }
+    if (range.last == 0u) {
+        part[idx] = select(sum, best, MODE == 0u);
+        return;
     }
     if (MODE == 0u) {
         out[idx] = elem(best);
     } else {
-        var divisor = f32(count);
-        if (COUNT_PAD) {
-            divisor = f32(params.kh * params.kw);
+        var divisor = f32(params.kh * params.kw);
+        if (!COUNT_PAD) {
+            // the in-image rows times the in-image columns of the window
+            let rows = min(i32(params.h), y0 + i32(params.kh)) - max(0, y0);
+            let cols = min(i32(params.w), x0 + i32(params.kw)) - max(0, x0);
+            divisor = f32(max(rows, 0) * max(cols, 0));
         }
         out[idx] = elem(sum / divisor);
     }

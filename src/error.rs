@@ -65,6 +65,12 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    /// Values that storing as f16 would turn from finite into ±∞ (|x| ≥ 65520 rounds past
+    /// f16's largest finite value, 65504).
+    #[error(
+        "{count} value(s) of {what} exceed f16's range (±65504; largest magnitude {largest:e}): stored as f16 they would become ±inf"
+    )]
+    F16Range { what: String, count: usize, largest: f32 },
     /// Tensors of one call with different element types (f32 and f16).
     #[error("dtype mismatch: {0}")]
     DTypeMismatch(String),

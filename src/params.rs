@@ -181,7 +181,11 @@ impl Activation {
     }
 
     /// The function in f64 (the reference's).
+    /// NaN passes every function unchanged, as in PyTorch (`f64::max` alone would drop it).
     pub fn apply(self, x: f64) -> f64 {
+        if x.is_nan() {
+            return x;
+        }
         match self {
             Activation::None => x,
             Activation::Relu => x.max(0.0),

@@ -324,8 +324,10 @@ impl ShaderId {
             ShaderId::ChannelSum | ShaderId::ChannelSumHalf => &[Uniform, StorageRead, StorageReadWrite],
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
-            // params, input, out
-            ShaderId::Pool2d | ShaderId::Pool2dHalf => &[Uniform, StorageRead, StorageReadWrite],
+            // params, input, out, pass, part
+            ShaderId::Pool2d | ShaderId::Pool2dHalf => {
+                &[Uniform, StorageRead, StorageReadWrite, Uniform, StorageReadWrite]
+            }
             // params, input, col
             ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
             // params, x, w, dy, grad

@@ -58,6 +58,23 @@ pub struct Tensor {
     ctx: u64,
 }
 
+/// The finite values of `data` that f16 rounds to ±∞: how many, and the largest magnitude.
+pub fn f16_overflow(data: &[f32]) -> Option<(usize, f32)> {
+    let over = data.iter().filter(|v| v.is_finite() && half::f16::from_f32(**v).is_infinite());
+    over.fold(None, |acc, v| match acc {
+        None => Some((1, v.abs())),
+        Some((n, m)) => Some((n + 1, m.max(v.abs()))),
+    })
+}
+
+/// `Error::F16Range` for `data` (named `what`) when f16 cannot hold one of its finite values.
+fn check_f16_range(data: &[f32], what: &str) -> Result<()> {
+    match f16_overflow(data) {
+        Some((count, largest)) => Err(Error::F16Range { what: what.to_string(), count, largest }),
+        None => Ok(()),
+    }
+}
+
 /// Errors unless `ctx`'s device can store f16.
 fn check_f16(ctx: &GpuContext) -> Result<()> {
     if ctx.device.features().contains(wgpu::Features::SHADER_F16) {
@@ -85,9 +102,21 @@ impl Tensor {
         Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, ctx: ctx.id })
     }
 
-    /// Uploads `data` stored as `dtype` (f16: rounded to nearest even; values beyond ±65504
-    /// become ±∞).
+    /// Uploads `data` stored as `dtype` (f16: rounded to nearest even).
+    ///
+    /// Errors: [`Error::F16Range`] when a finite value would become ±∞ as f16 (|x| ≥ 65520),
+    /// naming how many and the largest magnitude (NaN and ±∞ themselves are kept);
+    /// [`Tensor::from_slice_as_lossy`] stores them as ±∞ instead.
     pub fn from_slice_as(ctx: &GpuContext, shape: &[usize], data: &[f32], dtype: DType) -> Result<Tensor> {
+        if dtype == DType::F16 {
+            check_f16_range(data, "the data")?;
+        }
+        Self::from_slice_as_lossy(ctx, shape, data, dtype)
+    }
+
+    /// [`Tensor::from_slice_as`] with IEEE rounding and no range check: f16 values beyond
+    /// ±65504 become ±∞.
+    pub fn from_slice_as_lossy(ctx: &GpuContext, shape: &[usize], data: &[f32], dtype: DType) -> Result<Tensor> {
         if dtype == DType::F32 {
             return Self::from_slice(ctx, shape, data);
         }
@@ -264,9 +293,18 @@ impl HostTensor {
         Ok(HostTensor { shape: shape.to_vec(), data })
     }
 
+    /// [`HostTensor::rounded_to`], refusing values that f16 cannot hold: errors with
+    /// [`Error::F16Range`] (naming `what`) when a finite value would become ±∞.
+    pub fn checked_to(self, dtype: DType, what: &str) -> Result<Self> {
+        if dtype == DType::F16 {
+            check_f16_range(&self.data, what)?;
+        }
+        Ok(self.rounded_to(dtype))
+    }
+
     /// The values a tensor of `dtype` holds after upload: f16 rounds each to nearest even
-    /// (what [`Tensor::from_slice_as`] stores), f32 keeps them. References for f16 runs are
-    /// computed from these.
+    /// (what [`Tensor::from_slice_as_lossy`] stores: values beyond ±65504 become ±∞), f32
+    /// keeps them. References for f16 runs are computed from these.
     pub fn rounded_to(self, dtype: DType) -> Self {
         match dtype {
             DType::F32 => self,

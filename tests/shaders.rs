@@ -63,6 +63,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
+    assert_twin_at(ShaderId::Pool2d, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
     assert_twin(ShaderId::DepthwiseGradInput, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
     assert_twin(ShaderId::Direct, DirectParams::FIELDS, std::mem::size_of::<DirectParams>());

@@ -260,6 +260,10 @@ struct ConvArgs {
     /// Also run the CPU reference (f64) and compare; exit 3 past tolerance.
     #[arg(long)]
     verify: bool,
+    /// With --f16: store values beyond f16's range (|x| > 65504) as ±inf instead of
+    /// refusing them.
+    #[arg(long)]
+    allow_f16_overflow: bool,
 }
 
 #[derive(Args)]
@@ -413,8 +417,30 @@ fn finish(
     summary: String,
     reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
 ) -> Result<(), Failure> {
-    finish_with(a, out, summary, Tolerance::default(), reference)
+    finish_with(a, out, summary, Tolerance::default(), reference, None)
 }
+
+/// The loaded inputs as stored in `dtype`: f16 rounds them, refusing values f16 cannot hold
+/// (one line naming the tensor, how many values and the largest) unless
+/// `--allow-f16-overflow`.
+fn stored_as(a: &ConvArgs, dtype: wgconv::DType, l: Loaded) -> Result<Loaded, Failure> {
+    let round = |h: HostTensor, what: &str| -> Result<HostTensor, Failure> {
+        if a.allow_f16_overflow {
+            Ok(h.rounded_to(dtype))
+        } else {
+            h.checked_to(dtype, what).map_err(|e| Failure(format!("{e} (--allow-f16-overflow stores them as ±inf)"), 2))
+        }
+    };
+    Ok(Loaded {
+        x: round(l.x, "the input")?,
+        w: round(l.w, "the weight")?,
+        b: l.b.map(|b| round(b, "the bias")).transpose()?,
+    })
+}
+
+/// The f32 reference of the inputs before f16 rounding, for `--verify` of an f16 run: an
+/// output that is ±inf or NaN where it is finite fails, whatever the f16 comparison says.
+type Unrounded<'a> = Option<Box<dyn FnOnce() -> wgconv::Result<Vec<f64>> + 'a>>;
 
 fn finish_with(
     a: &ConvArgs,
@@ -422,6 +448,7 @@ fn finish_with(
     summary: String,
     tol: Tolerance,
     reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
+    unrounded: Unrounded<'_>,
 ) -> Result<(), Failure> {
     out.write_npy(&a.out)?;
     println!("{summary}");
@@ -437,6 +464,17 @@ fn finish_with(
         );
         if !ok {
             return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
+        }
+        if let Some(unrounded) = unrounded {
+            let exact = unrounded()?;
+            let bad = out.data.iter().zip(&exact).filter(|(o, r)| !o.is_finite() && r.is_finite()).count();
+            if bad > 0 {
+                println!("verify: {bad} output(s) are ±inf or NaN where the f32 reference of the unrounded inputs is finite: FAIL");
+                return Err(Failure(
+                    "f16 storage overflowed: outputs are not finite where the f32 answer is".into(),
+                    3,
+                ));
+            }
         }
     }
     Ok(())
@@ -467,10 +505,11 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     // Validate before touching the GPU: a bad shape is reported without opening a device.
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
+    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
+    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let up = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
+    let up = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
     let bg = b.as_ref().map(up).transpose()?;
     let (y, info) = conv2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
     let out = y.to_host(&ctx)?;
@@ -480,9 +519,17 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out.shape,
         dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
-    finish_with(a, &out, summary, tolerance(dtype), || {
-        wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
-    })
+    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
+        Box::new(|| wgconv::reference::conv2d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r)) as Box<dyn FnOnce() -> _>
+    });
+    finish_with(
+        a,
+        &out,
+        summary,
+        tolerance(dtype),
+        || wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
+        unrounded,
+    )
 }
 
 fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
@@ -500,10 +547,11 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
+    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
+    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let up = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
+    let up = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
     let bg = b.as_ref().map(up).transpose()?;
     let (y, info) = wgconv::conv_transpose2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
     let out = y.to_host(&ctx)?;
@@ -513,9 +561,18 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
         params.groups, out.shape, dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
     );
-    finish_with(a, &out, summary, tolerance(dtype), || {
-        wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
-    })
+    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
+        Box::new(|| wgconv::reference::conv_transpose2d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r))
+            as Box<dyn FnOnce() -> _>
+    });
+    finish_with(
+        a,
+        &out,
+        summary,
+        tolerance(dtype),
+        || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
+        unrounded,
+    )
 }
 
 fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
@@ -598,10 +655,11 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.map(|b| b.rounded_to(dtype)));
+    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
+    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype);
+    let t = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
     let bg = b.as_ref().map(t).transpose()?;
     let out = wgconv::conv1d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
     let summary = format!(
@@ -616,9 +674,17 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         t0.elapsed().as_secs_f64() * 1e3,
         ctx.adapter_info().name
     );
-    finish_with(a, &out, summary, tolerance(dtype), || {
-        wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r)
-    })
+    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
+        Box::new(|| wgconv::reference::conv1d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r)) as Box<dyn FnOnce() -> _>
+    });
+    finish_with(
+        a,
+        &out,
+        summary,
+        tolerance(dtype),
+        || wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
+        unrounded,
+    )
 }
 
 fn parse_triple(flag: &str, text: &str) -> Result<[u32; 3], Failure> {

@@ -103,6 +103,23 @@ pub fn conv2d_into(
         Algorithm::Auto => auto_algorithm(ctx, &g),
         forced => forced, // validate() has checked that it supports g
     };
+    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
+    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
+    // K runs in passes, and a forced choice is an error rather than a wrong answer.
+    let algorithm = match loop_turns(algorithm, &g) {
+        Some(turns) if turns > ctx.config().loop_budget as u64 => {
+            if params.algorithm != Algorithm::Auto {
+                return Err(Error::Unsupported(format!(
+                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {} \
+                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+                    algorithm.name(),
+                    ctx.config().loop_budget
+                )));
+            }
+            Algorithm::ImplicitGemm
+        }
+        _ => algorithm,
+    };
     if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
     {
         return Err(Error::param(
@@ -190,6 +207,22 @@ pub(crate) struct ChunkPlan {
 /// alternating runs, minimum of three, im2col against implicit: r50_c4 20.1 against 16.7 ms,
 /// r50_c5 19.9 against 17.2, aspp_d6 71.1 against 55.6, r50_c3 23.4 against 15.5.)
 /// `ctx.autotune(true)` measures instead of guessing.
+/// Upper bound on the loop turns of one invocation of the kernels that do not split their
+/// sums (see `depthwise.wgsl` and `direct.wgsl`); `None` for the GEMM-based algorithms.
+pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64> {
+    let (kh, kw) = (g.kh as u64, g.kw as u64);
+    match algorithm {
+        // per kernel row: the input window of four outputs, the taps, the taps × 4 outputs
+        Algorithm::Depthwise => {
+            let window = 3 * g.stride[1] as u64 + (kw - 1) * g.dilation[1] as u64 + 1;
+            Some(4 + kh * (1 + window + 6 * kw))
+        }
+        // every channel of the group, every tap
+        Algorithm::Direct => Some(4 + g.c_in_per_group() as u64 * (1 + kh * (1 + kw))),
+        _ => None,
+    }
+}
+
 pub fn auto_algorithm(_ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
     Algorithm::choose(g)
 }

@@ -170,14 +170,23 @@ pub fn conv2d_backward_into(
     }
     // Depthwise convs (one input channel per group) have kernels of their own: through the
     // grouped GEMMs each group would be a one-row GEMM (measured: mbv2_dw backward 760 ms).
+    // They loop over every tap (grad_input) or every output pixel (grad_weight) in one
+    // invocation: past the loop budget (`EngineConfig::loop_budget`: some drivers cut loops
+    // short) that gradient takes the general path, whose GEMM splits K into passes.
     let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
-    if depthwise {
-        encode_depthwise_backward(ctx, encoder, &g, input, weight, grad_output, grads, half)?;
-    } else if let Some(dx) = &grads.grad_input {
+    let budget = ctx.config().loop_budget as u64;
+    let dw_input = depthwise && depthwise_grad_input_turns(&g) <= budget;
+    let dw_weight = depthwise && depthwise_grad_weight_turns(&g) <= budget;
+    if dw_input || dw_weight {
+        let gi = grads.grad_input.as_ref().filter(|_| dw_input);
+        let gw = grads.grad_weight.as_ref().filter(|_| dw_weight);
+        encode_depthwise_backward(ctx, encoder, &g, input, weight, grad_output, (gi, gw), half)?;
+    }
+    if let Some(dx) = grads.grad_input.as_ref().filter(|_| !dw_input) {
         let tp = grad_input_params(params, input.shape(), weight.shape())?;
         crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
     }
-    let dw = if depthwise { &None } else { &grads.grad_weight };
+    let dw = if dw_weight { &None } else { &grads.grad_weight };
     let db = &grads.grad_bias;
     if dw.is_none() && db.is_none() {
         return Ok(());
@@ -225,8 +234,24 @@ pub fn conv2d_backward_into(
     })?
 }
 
+/// Loop turns of one `depthwise_backward.wgsl` grad_input invocation: every tap of every
+/// channel multiple.
+fn depthwise_grad_input_turns(g: &crate::params::Conv2dGeometry) -> u64 {
+    let mult = (g.c_out / g.c_in) as u64;
+    mult * (1 + g.kh as u64 * (1 + g.kw as u64))
+}
+
+/// Loop turns of one grad_weight invocation: per chunk of 25 taps, its 1/64 of the output
+/// pixels (each turning over the chunk's taps), then the store and the 6-step tree reduction.
+fn depthwise_grad_weight_turns(g: &crate::params::Conv2dGeometry) -> u64 {
+    let taps = (g.kh * g.kw) as u64;
+    let pixels = g.n as u64 * g.h_out as u64 * g.w_out as u64;
+    let chunk = taps.min(25);
+    taps.div_ceil(25) * (1 + pixels.div_ceil(64) * (1 + chunk) + 8 * (1 + chunk))
+}
+
 /// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`), f16
-/// storage when `half`.
+/// storage when `half`; each only where given.
 #[allow(clippy::too_many_arguments)]
 fn encode_depthwise_backward(
     ctx: &GpuContext,
@@ -235,7 +260,7 @@ fn encode_depthwise_backward(
     input: &Tensor,
     weight: &Tensor,
     grad_output: &Tensor,
-    grads: &Conv2dGrads,
+    (grad_input, grad_weight): (Option<&Tensor>, Option<&Tensor>),
     half: bool,
 ) -> Result<()> {
     let base = DwBackParams {
@@ -271,10 +296,7 @@ fn encode_depthwise_backward(
         } else {
             (ShaderId::DepthwiseGradInput, ShaderId::DepthwiseGradWeight)
         };
-        let jobs = [
-            (&grads.grad_input, gi, bi, (pi.total as u64).div_ceil(256)),
-            (&grads.grad_weight, gw, bw, pw.total as u64),
-        ];
+        let jobs = [(grad_input, gi, bi, (pi.total as u64).div_ceil(256)), (grad_weight, gw, bw, pw.total as u64)];
         for (out, id, block, groups) in jobs {
             let Some(out) = out else { continue };
             let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;

@@ -3,14 +3,19 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{check_binding, common_dtype, fold_grid, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::ops::{
+    check_binding, common_dtype, fold_grid, loop_passes, pass_blocks, range, record, uniform_block, whole, Dispatch,
+    UniformArena,
+};
 use crate::params::Pool2dParams;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
 
 uniform_block! {
     /// Twin of `PoolParams` in `shaders/pool2d.wgsl`.
-    PoolParams { h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, _pad0 }
+    PoolParams {
+        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks, _pad0, _pad1, _pad2,
+    }
 }
 
 /// Which reduction.
@@ -78,8 +83,14 @@ pub fn pool2d_into(
         h_out: shape[2] as u32,
         w_out: shape[3] as u32,
         total: output.numel() as u32,
-        _pad0: 0,
+        ..Default::default()
     };
+    // The window in units of (row, chunk of columns), in passes of bounded loop turns (see
+    // `Pass` in the shader): one pass unless the window has thousands of positions.
+    let budget = ctx.config().loop_budget.max(2);
+    let col_chunk = p.kw.min(budget - 1);
+    let p = PoolParams { col_chunk, chunks: p.kw.div_ceil(col_chunk), ..p };
+    let passes = loop_passes(p.kh * p.chunks, 1, col_chunk as u64 + 1, budget);
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
@@ -88,9 +99,31 @@ pub fn pool2d_into(
             .with("MODE", mode as u32 as f64)
             .flag("COUNT_PAD", mode == PoolMode::Max || params.count_include_pad); // max ignores it
         let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
-        let bind_group = ctx.bind_group(id, &bgl, &[range(&uniforms, block), whole(input), whole(output)]);
         let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
-        record(encoder, "pool2d", &[Dispatch { pipeline, bind_group, grid }]);
+        let part = match passes.len() {
+            1 => None,
+            _ => Some(ctx.create_buffer("wgconv.pool_partial", p.total as u64 * 4, wgpu::BufferUsages::STORAGE)?),
+        };
+        let part = part.as_ref().unwrap_or(&ctx.dummy_rw);
+        let (pass_uniforms, pass_ranges) = pass_blocks(ctx, &passes)?;
+        let dispatches: Vec<Dispatch> = pass_ranges
+            .into_iter()
+            .map(|pr| {
+                let bind_group = ctx.bind_group(
+                    id,
+                    &bgl,
+                    &[
+                        range(&uniforms, block),
+                        whole(input),
+                        whole(output),
+                        range(&pass_uniforms, pr),
+                        range(part, (0, part.size())),
+                    ],
+                );
+                Dispatch { pipeline: pipeline.clone(), bind_group, grid }
+            })
+            .collect();
+        record(encoder, "pool2d", &dispatches);
         Ok(())
     })?
 }
