@@ -134,10 +134,11 @@ struct GemmParams {
 // iterations in total (Mesa ≤ 22's llvmpipe: one limiter per shader, shared by all its
 // loops, nested ones included), so the host splits K into ranges whose loop iterations stay
 // within a budget and records one dispatch per range, in order: pass j sums k in
-// [begin, end) on top of the partial sums of passes 0 .. j − 1 (begin = 0: from 0), and only
-// the last pass (last = 1) adds the bias, applies the activation and stores `elem`; earlier
-// passes store their f32 sums unrounded (in c for f32, in aux for f16), so a split GEMM sums
-// in exactly the order of an unsplit one. begin is a multiple of 16 (every K slice size).
+// [begin, end) from 0 and adds that onto the partial sums of passes 0 .. j − 1 (begin > 0);
+// only the last pass (last = 1) adds the bias, applies the activation and stores `elem`,
+// earlier ones store their f32 partial sums unrounded (in c for f32, in aux for f16). The
+// order of the additions is fixed, so results are the same run to run. begin is a multiple
+// of 16 (every K slice size).
 struct KPass {
     begin: u32,
     end: u32,
@@ -283,8 +284,17 @@ fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
     return i32((img - params.img0) * params.c_image_stride + co * params.hw + q);
 }
 
-// Row m, columns n0 .. n0 + 3: the last K pass adds the bias, applies the activation and
-// stores `elem`; an earlier one stores its f32 partial sums (see KPass).
+// The partial sums that the K passes before this one left at c's index i (KPass).
+fn partial_at(i: i32) -> f32 {
+    if (ELEM_IS_F32) {
+        return f32(c[i]);
+    }
+    return aux[i];
+}
+
+// Row m, columns n0 .. n0 + 3 of this K pass's sums: added to the partial sums of the
+// passes before (begin > 0), then the last pass adds the bias, applies the activation and
+// stores `elem`, an earlier one stores the f32 partial sums (see KPass).
 fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     var add = 0.0;
     if (HAS_BIAS && m < params.m) {
@@ -294,32 +304,18 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     for (var e = 0u; e < 4u; e++) {
         let i = out_index(ph, m, n0 + e);
         if (i >= 0) {
-            if (kpass.last != 0u) {
-                c[i] = elem(activate(v[e] + add, alpha));
-            } else if (ELEM_IS_F32) {
-                c[i] = elem(v[e]);
+            var sum = v[e];
+            if (kpass.begin > 0u) {
+                sum += partial_at(i);
+            }
+            let done = select(sum, activate(sum + add, alpha), kpass.last != 0u);
+            if (ELEM_IS_F32 || kpass.last != 0u) {
+                c[i] = elem(done);
             } else {
-                aux[i] = v[e];
+                aux[i] = sum;
             }
         }
     }
-}
-
-// The partial sums of row m, columns n0 .. n0 + 3 that the earlier K passes stored (0 where
-// nothing is stored): where a pass with begin > 0 starts its accumulators.
-fn load_row(ph: Phase, m: u32, n0: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var e = 0u; e < 4u; e++) {
-        let i = out_index(ph, m, n0 + e);
-        if (i >= 0) {
-            if (ELEM_IS_F32) {
-                v[e] = f32(c[i]);
-            } else {
-                v[e] = aux[i];
-            }
-        }
-    }
-    return v;
 }
 
 // What the B loader of one invocation knows about its four columns b_c .. b_c + 3, fixed for
@@ -748,12 +744,6 @@ fn main(
     var acc3 = vec4<f32>(0.0);
     let m0 = row0 + 4u * lid.y;
     let n0 = col0 + 4u * lid.x;
-    if (kpass.begin > 0u) {
-        acc0 = load_row(ph, m0, n0);
-        acc1 = load_row(ph, m0 + 1u, n0);
-        acc2 = load_row(ph, m0 + 2u, n0);
-        acc3 = load_row(ph, m0 + 3u, n0);
-    }
 
     // Loader roles: for A, column k = li % 16 of rows 4·(li / 16)..+3; for B, row li / 16
     // and the four columns 4·(li % 16)..+3.
@@ -820,24 +810,6 @@ fn main_8x8(
     var acc71 = vec4<f32>(0.0);
     let m0 = row0 + 8u * lid.y;
     let n0 = col0 + 8u * lid.x;
-    if (kpass.begin > 0u) {
-        acc00 = load_row(ph, m0, n0);
-        acc01 = load_row(ph, m0, n0 + 4u);
-        acc10 = load_row(ph, m0 + 1u, n0);
-        acc11 = load_row(ph, m0 + 1u, n0 + 4u);
-        acc20 = load_row(ph, m0 + 2u, n0);
-        acc21 = load_row(ph, m0 + 2u, n0 + 4u);
-        acc30 = load_row(ph, m0 + 3u, n0);
-        acc31 = load_row(ph, m0 + 3u, n0 + 4u);
-        acc40 = load_row(ph, m0 + 4u, n0);
-        acc41 = load_row(ph, m0 + 4u, n0 + 4u);
-        acc50 = load_row(ph, m0 + 5u, n0);
-        acc51 = load_row(ph, m0 + 5u, n0 + 4u);
-        acc60 = load_row(ph, m0 + 6u, n0);
-        acc61 = load_row(ph, m0 + 6u, n0 + 4u);
-        acc70 = load_row(ph, m0 + 7u, n0);
-        acc71 = load_row(ph, m0 + 7u, n0 + 4u);
-    }
 
     // Loader roles (64 invocations fill 256 slots of each tile, four each): for A, column
     // k = li % 16 of row groups li / 16 + 4e; for B, rows li / 16 + 4e and the four columns
@@ -918,6 +890,16 @@ var<workgroup> a_tile16: array<vec4<f32>, 512>;
 // b_tile16[k·BN/4 + j] = B[k0 + k][col0 + 4j .. col0 + 4j + 3]
 var<workgroup> b_tile16: array<vec4<f32>, 512>;
 
+// Stores a 16×16 block, sub-block 4t + u (acc<t><u>) at rows m0 + 4t, columns n0 + 4u, in a
+// loop: one inlined copy of the write-out instead of sixteen (llvmpipe compiles each copy
+// with its own masks; sixteen made the first dispatch of a kernel ~3× slower).
+fn store16(ph: Phase, m0: u32, n0: u32, blocks: array<mat4x4<f32>, 16>) {
+    var b = blocks;
+    for (var i = 0u; i < 16u; i++) {
+        store4(ph, m0 + 4u * (i / 4u), n0 + 4u * (i % 4u), b[i]);
+    }
+}
+
 // x·yᵀ for four rows x and four columns y: column c of the result is row c's four values.
 fn outer4(x: vec4<f32>, y: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(x.x * y, x.y * y, x.z * y, x.w * y);
@@ -929,11 +911,6 @@ fn store4(ph: Phase, m: u32, n: u32, acc: mat4x4<f32>) {
     store_row(ph, m + 1u, n, acc[1]);
     store_row(ph, m + 2u, n, acc[2]);
     store_row(ph, m + 3u, n, acc[3]);
-}
-
-// The partial sums of the 4×4 sub-block whose first row is m and first column n (KPass).
-fn load4(ph: Phase, m: u32, n: u32) -> mat4x4<f32> {
-    return mat4x4<f32>(load_row(ph, m, n), load_row(ph, m + 1u, n), load_row(ph, m + 2u, n), load_row(ph, m + 3u, n));
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -979,24 +956,6 @@ fn main_16x16(
     var acc33 = mat4x4<f32>();
     let m0 = row0 + 16u * ly;
     let n0 = col0 + 16u * lx;
-    if (kpass.begin > 0u) {
-        acc00 = load4(ph, m0, n0);
-        acc01 = load4(ph, m0, n0 + 4u);
-        acc02 = load4(ph, m0, n0 + 8u);
-        acc03 = load4(ph, m0, n0 + 12u);
-        acc10 = load4(ph, m0 + 4u, n0);
-        acc11 = load4(ph, m0 + 4u, n0 + 4u);
-        acc12 = load4(ph, m0 + 4u, n0 + 8u);
-        acc13 = load4(ph, m0 + 4u, n0 + 12u);
-        acc20 = load4(ph, m0 + 8u, n0);
-        acc21 = load4(ph, m0 + 8u, n0 + 4u);
-        acc22 = load4(ph, m0 + 8u, n0 + 8u);
-        acc23 = load4(ph, m0 + 8u, n0 + 12u);
-        acc30 = load4(ph, m0 + 12u, n0);
-        acc31 = load4(ph, m0 + 12u, n0 + 4u);
-        acc32 = load4(ph, m0 + 12u, n0 + 8u);
-        acc33 = load4(ph, m0 + 12u, n0 + 12u);
-    }
 
     // Loader roles (64 invocations fill the bk·aq and bk·bq slots of the tiles): for A,
     // column k = li % bk of row quads li / bk + (64 / bk)·e; for B, rows li / bq + (64 / bq)·e
@@ -1051,22 +1010,8 @@ fn main_16x16(
         workgroupBarrier();
     }
 
-    store4(ph, m0, n0, acc00);
-    store4(ph, m0, n0 + 4u, acc01);
-    store4(ph, m0, n0 + 8u, acc02);
-    store4(ph, m0, n0 + 12u, acc03);
-    store4(ph, m0 + 4u, n0, acc10);
-    store4(ph, m0 + 4u, n0 + 4u, acc11);
-    store4(ph, m0 + 4u, n0 + 8u, acc12);
-    store4(ph, m0 + 4u, n0 + 12u, acc13);
-    store4(ph, m0 + 8u, n0, acc20);
-    store4(ph, m0 + 8u, n0 + 4u, acc21);
-    store4(ph, m0 + 8u, n0 + 8u, acc22);
-    store4(ph, m0 + 8u, n0 + 12u, acc23);
-    store4(ph, m0 + 12u, n0, acc30);
-    store4(ph, m0 + 12u, n0 + 4u, acc31);
-    store4(ph, m0 + 12u, n0 + 8u, acc32);
-    store4(ph, m0 + 12u, n0 + 12u, acc33);
+    store16(ph, m0, n0, array<mat4x4<f32>, 16>(acc00, acc01, acc02, acc03, acc10, acc11, acc12, acc13,
+                                                acc20, acc21, acc22, acc23, acc30, acc31, acc32, acc33));
 }
 
 // main_flat: main_16x16's tiles and 16×16 blocks without workgroup memory or barriers: each
@@ -1118,24 +1063,6 @@ fn main_flat(
     var acc31 = mat4x4<f32>();
     var acc32 = mat4x4<f32>();
     var acc33 = mat4x4<f32>();
-    if (kpass.begin > 0u) {
-        acc00 = load4(ph, m0, n0);
-        acc01 = load4(ph, m0, n0 + 4u);
-        acc02 = load4(ph, m0, n0 + 8u);
-        acc03 = load4(ph, m0, n0 + 12u);
-        acc10 = load4(ph, m0 + 4u, n0);
-        acc11 = load4(ph, m0 + 4u, n0 + 4u);
-        acc12 = load4(ph, m0 + 4u, n0 + 8u);
-        acc13 = load4(ph, m0 + 4u, n0 + 12u);
-        acc20 = load4(ph, m0 + 8u, n0);
-        acc21 = load4(ph, m0 + 8u, n0 + 4u);
-        acc22 = load4(ph, m0 + 8u, n0 + 8u);
-        acc23 = load4(ph, m0 + 8u, n0 + 12u);
-        acc30 = load4(ph, m0 + 12u, n0);
-        acc31 = load4(ph, m0 + 12u, n0 + 4u);
-        acc32 = load4(ph, m0 + 12u, n0 + 8u);
-        acc33 = load4(ph, m0 + 12u, n0 + 12u);
-    }
     let c0 = columns(ph, n0);
     let c1 = columns(ph, n0 + 4u);
     let c2 = columns(ph, n0 + 8u);
@@ -1253,20 +1180,6 @@ fn main_flat(
         acc33 += outer4(x3, y3);
     }
 
-    store4(ph, m0, n0, acc00);
-    store4(ph, m0, n0 + 4u, acc01);
-    store4(ph, m0, n0 + 8u, acc02);
-    store4(ph, m0, n0 + 12u, acc03);
-    store4(ph, m0 + 4u, n0, acc10);
-    store4(ph, m0 + 4u, n0 + 4u, acc11);
-    store4(ph, m0 + 4u, n0 + 8u, acc12);
-    store4(ph, m0 + 4u, n0 + 12u, acc13);
-    store4(ph, m0 + 8u, n0, acc20);
-    store4(ph, m0 + 8u, n0 + 4u, acc21);
-    store4(ph, m0 + 8u, n0 + 8u, acc22);
-    store4(ph, m0 + 8u, n0 + 12u, acc23);
-    store4(ph, m0 + 12u, n0, acc30);
-    store4(ph, m0 + 12u, n0 + 4u, acc31);
-    store4(ph, m0 + 12u, n0 + 8u, acc32);
-    store4(ph, m0 + 12u, n0 + 12u, acc33);
+    store16(ph, m0, n0, array<mat4x4<f32>, 16>(acc00, acc01, acc02, acc03, acc10, acc11, acc12, acc13,
+                                                acc20, acc21, acc22, acc23, acc30, acc31, acc32, acc33));
 }

@@ -648,8 +648,15 @@ impl ConformanceReport {
     }
 }
 
-/// Runs every op's cases (and optionally the static check) on `ctx`.
-pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bool) -> ConformanceReport {
+/// Runs every op's cases, the probes at `probes` scale ([`crate::probes`]; none for `None`)
+/// and optionally the static check on `ctx`.
+pub fn run_all(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    with_static: bool,
+    probes: Option<crate::probes::ProbeScale>,
+) -> ConformanceReport {
     let info = ctx.adapter_info();
     let cases = conv2d_cases(seed, cases_per_op);
     let mut ops: Vec<OpSummary> = std::iter::once(Algorithm::Auto)
@@ -671,6 +678,9 @@ pub fn run_all(ctx: &GpuContext, seed: u64, cases_per_op: usize, with_static: bo
     let deform = deform_conv2d_cases(seed, cases_per_op);
     for algo in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         ops.push(run_deform_conv2d(ctx, &deform, algo, Tolerance::default()));
+    }
+    if let Some(scale) = probes {
+        ops.extend(crate::probes::run_probes(ctx, scale));
     }
     ConformanceReport {
         adapter: info.name.clone(),

@@ -25,8 +25,8 @@ pub struct EngineConfig {
     pub gemm_kernel: GemmKernel,
     /// The most loop iterations (all loops of the kernel together, nested ones counted at
     /// every turn) one invocation may run in one dispatch. Longer reductions run as several
-    /// dispatches over consecutive ranges, each continuing the partial sums of the one
-    /// before, in the same order. Some drivers stop every loop of an invocation after 65535
+    /// dispatches over consecutive ranges, each adding its sum onto the partial sums of the
+    /// ones before, in a fixed order (the same bits run to run). Some drivers stop every loop of an invocation after 65535
     /// iterations in total and silently return partial results (Mesa ≤ 22's llvmpipe); the
     /// default, [`LOOP_BUDGET`], stays well inside that on any driver. Tests shrink it to
     /// reach the split paths on small tensors.

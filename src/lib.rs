@@ -105,6 +105,7 @@ pub mod npy;
 pub mod ops;
 pub mod params;
 pub mod pipeline;
+pub mod probes;
 pub mod reference;
 pub mod shaders;
 pub mod tensor;

@@ -286,3 +286,32 @@ fn run_deform_conv2d_verify_on_a_golden_case() {
     ]);
     assert_one_line_error(code, &err, "offset");
 }
+
+/// The field case `f16_out_of_range` (inputs up to 3e5): `--f16` refuses to round them to ±inf
+/// (one line naming the tensor, the count and the largest magnitude); with
+/// `--allow-f16-overflow`, `--verify` fails because every output is non-finite where the f32
+/// answer is finite (it used to print PASS).
+#[test]
+fn f16_out_of_range_is_refused_and_never_verified() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/field/f16_out_of_range");
+    let (x, w) = (dir.join("x.npy"), dir.join("w.npy"));
+    let out = tmp("f16_range.npy");
+    let args = ["run", "conv2d", "--input", x.to_str().unwrap(), "--weight", w.to_str().unwrap()];
+    let mut refused = args.to_vec();
+    refused.extend(["--padding", "1", "--f16", "--verify", "--out", out.to_str().unwrap()]);
+    let (code, _, stderr) = run(&refused);
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(
+        code,
+        &stderr,
+        "value(s) of the input exceed f16's range (±65504; largest magnitude 3.1141944e5)",
+    );
+    let mut allowed = refused.clone();
+    allowed.push("--allow-f16-overflow");
+    let (code, stdout, stderr) = run(&allowed);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stdout.contains("where the f32 reference of the unrounded inputs is finite: FAIL"), "{stdout}");
+}

@@ -59,6 +59,10 @@ struct ConformanceArgs {
     /// Skip the static naga check.
     #[arg(long)]
     no_static: bool,
+    /// The probes of where faults hide (long reductions, special values, f16 limits):
+    /// quick (65535, 65536, ~100k terms per output), full (also ~1M) or none.
+    #[arg(long, default_value = "quick")]
+    probes: String,
     /// Write the report(s) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -996,6 +1000,12 @@ fn parse_backend(name: &str) -> Result<wgpu::Backends, Failure> {
 }
 
 fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
+    let probes = match a.probes.as_str() {
+        "quick" => Some(wgconv::probes::ProbeScale::Quick),
+        "full" => Some(wgconv::probes::ProbeScale::Full),
+        "none" => None,
+        other => return Err(Failure(format!("--probes: unknown '{other}' (quick, full, none)"), 2)),
+    };
     let backends = a.backend.as_deref().map(parse_backend).transpose()?;
     let targets: Vec<ContextOptions> = if a.all_adapters {
         let found = GpuContext::enumerate_adapters(backends);
@@ -1030,7 +1040,7 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
             Err(e) => return Err(e.into()),
         };
         // The static check does not depend on the adapter: run it once.
-        let report = run_all(&ctx, a.seed, a.cases, !a.no_static && i == 0);
+        let report = run_all(&ctx, a.seed, a.cases, !a.no_static && i == 0, probes);
         print!("{}", report.table());
         reports.push(report);
     }
