@@ -14,9 +14,23 @@ struct SumParams {
     _pad0: u32,
 }
 
+// The elements begin .. end of each channel this dispatch sums. Some drivers stop every loop
+// of an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the host
+// splits channels of many elements into passes of bounded loop turns: each adds its sum onto
+// the running sum in `part`, and the last writes `out`.
+struct Pass {
+    begin: u32,
+    end: u32,
+    last: u32,
+    _pad: u32,
+}
+
 @group(0) @binding(0) var<uniform> params: SumParams;
 @group(0) @binding(1) var<storage, read> x: array<elem>;
 @group(0) @binding(2) var<storage, read_write> out: array<elem>;
+@group(0) @binding(3) var<uniform> range: Pass;
+// the running sum of each channel between passes (f32; unused with one pass)
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -31,9 +45,8 @@ fn main(
     if (c >= params.channels) {
         return;
     }
-    let count = params.n * params.hw;
     var acc = 0.0;
-    for (var e = lid; e < count; e += WG) {
+    for (var e = range.begin + lid; e < range.end; e += WG) {
         let img = e / params.hw;
         let q = e - img * params.hw;
         acc += f32(x[(img * params.channels + c) * params.hw + q]);
@@ -47,6 +60,14 @@ fn main(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[c] = elem(partial[0]);
+        var sum = partial[0];
+        if (range.begin > 0u) {
+            sum = part[c] + sum;
+        }
+        if (range.last != 0u) {
+            out[c] = elem(sum);
+        } else {
+            part[c] = sum;
+        }
     }
 }

@@ -320,8 +320,10 @@ impl ShaderId {
             }
             // params, col, bias, out
             ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
-            // params, x, out
-            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => &[Uniform, StorageRead, StorageReadWrite],
+            // params, x, out, range, part
+            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => {
+                &[Uniform, StorageRead, StorageReadWrite, Uniform, StorageReadWrite]
+            }
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
             // params, input, out, pass, part

@@ -170,3 +170,82 @@ fn conv_transpose2d_sums_of_65536_terms_are_right() {
         check(&format!("{algorithm:?}"), &y.to_vec(&ctx).unwrap(), &r);
     }
 }
+
+/// conv2d_backward under a tiny loop budget: the grad_weight GEMM in passes, grad_bias's
+/// channel sums in passes, the depthwise kernels giving way to the general path; against the
+/// reference and repeated bit for bit.
+#[test]
+fn conv2d_backward_split_passes_are_right_and_repeat_bit_for_bit() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let defaults = ctx.config();
+    ctx.set_config(EngineConfig { loop_budget: 20, ..defaults });
+    let dense = case(2, 3, [9, 10], 4, [3, 3]).pad(Padding::Symmetric([1, 1]));
+    let depthwise = case(2, 3, [9, 10], 6, [3, 3]).pad(Padding::Symmetric([1, 1])).groups(3);
+    for c in [dense, depthwise] {
+        let (x, w, _) = c.data(41);
+        let dy = wgconv::HostTensor::random(&c.params.output_shape(&x.shape, &w.shape).unwrap(), 42);
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let grads = || {
+            let g = wgconv::conv2d_backward(
+                &ctx,
+                &up(&ctx, &x),
+                &up(&ctx, &w),
+                &up(&ctx, &dy),
+                &c.params,
+                wgconv::Grads::ALL,
+            )
+            .unwrap();
+            [g.grad_input, g.grad_weight, g.grad_bias].map(|t| t.unwrap().to_vec(&ctx).unwrap())
+        };
+        let (first, again) = (grads(), grads());
+        for ((name, reference), (a, b)) in
+            [("grad_input", &rdx), ("grad_weight", &rdw), ("grad_bias", &rdb)].iter().zip(first.iter().zip(&again))
+        {
+            let stats = wgconv::verify::compare(a, reference);
+            assert!(stats.passes(wgconv::verify::Tolerance::default()), "{name} groups {}: {stats}", c.params.groups);
+            assert!(a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
+        }
+    }
+    ctx.set_config(defaults);
+}
+
+/// The kernels that loop without splitting refuse a forced run past the loop budget with an
+/// error naming the budget (never a wrong answer), and Auto takes a kernel that splits.
+#[test]
+fn kernels_that_cannot_split_refuse_past_the_budget() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let defaults = ctx.config();
+    ctx.set_config(EngineConfig { loop_budget: 8, ..defaults });
+    let unsupported = |r: wgconv::Result<Tensor>| match r {
+        Err(wgconv::Error::Unsupported(m)) => assert!(m.contains("loop budget of 8"), "{m}"),
+        other => panic!("expected Unsupported, got {:?}", other.map(|t| t.shape().to_vec())),
+    };
+    // direct (8 channels × 3x3) and depthwise (3x3 taps) forced; Auto runs
+    let x = wgconv::HostTensor::random(&[1, 8, 6, 6], 51);
+    let w = wgconv::HostTensor::random(&[8, 8, 3, 3], 52);
+    let wd = wgconv::HostTensor::random(&[8, 1, 3, 3], 53);
+    for (w, groups, algo) in [(&w, 1, Algorithm::Direct), (&wd, 8, Algorithm::Depthwise)] {
+        let p = wgconv::Conv2dParams { groups, algorithm: algo, ..Default::default() };
+        unsupported(conv2d(&ctx, &up(&ctx, &x), &up(&ctx, w), None, &p));
+        let auto = wgconv::Conv2dParams { algorithm: Algorithm::Auto, ..p };
+        let (_, r) = wgconv::reference::conv2d(&x, w, None, &auto).unwrap();
+        check(
+            &format!("Auto groups {groups}"),
+            &conv2d(&ctx, &up(&ctx, &x), &up(&ctx, w), None, &auto).unwrap().to_vec(&ctx).unwrap(),
+            &r,
+        );
+    }
+    // gemm_col2im over 3x3 taps
+    let wt = wgconv::HostTensor::random(&[8, 2, 3, 3], 54);
+    let p = wgconv::ConvTranspose2dParams { algorithm: Algorithm::GemmCol2im, ..Default::default() };
+    unsupported(wgconv::conv_transpose2d(&ctx, &up(&ctx, &x), &up(&ctx, &wt), None, &p));
+    // deform im2col over 8 channels of one offset group; Auto takes the implicit GEMM
+    let off = wgconv::HostTensor::random(&[1, 18, 4, 4], 55);
+    let p = wgconv::Conv2dParams { algorithm: Algorithm::Im2colGemm, ..Default::default() };
+    unsupported(wgconv::deform_conv2d(&ctx, &up(&ctx, &x), &up(&ctx, &w), &up(&ctx, &off), None, None, &p));
+    let auto = wgconv::Conv2dParams { algorithm: Algorithm::Auto, ..p };
+    let (_, r) = wgconv::reference::deform_conv2d(&x, &w, &off, None, None, &auto).unwrap();
+    let y = wgconv::deform_conv2d(&ctx, &up(&ctx, &x), &up(&ctx, &w), &up(&ctx, &off), None, None, &auto).unwrap();
+    check("deform Auto", &y.to_vec(&ctx).unwrap(), &r);
+    ctx.set_config(defaults);
+}

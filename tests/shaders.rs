@@ -61,6 +61,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
+    assert_twin_at(ShaderId::ChannelSum, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     assert_twin_at(ShaderId::Pool2d, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());

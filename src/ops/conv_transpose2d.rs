@@ -131,6 +131,19 @@ pub fn conv_transpose2d_into(
         Algorithm::Auto => auto_algorithm(ctx, &g, dtype),
         a => a,
     };
+    // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
+    // budget (some drivers cut loops short) it is refused rather than wrong; the output
+    // phases split their K into passes.
+    let col2im_turns = g.kh as u64 * (1 + g.kw as u64);
+    if algorithm == Algorithm::GemmCol2im && col2im_turns > ctx.config().loop_budget as u64 {
+        return Err(Error::Unsupported(format!(
+            "gemm_col2im gathers each output over {}x{} taps in one loop, beyond the loop budget of {} \
+             (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+            g.kh,
+            g.kw,
+            ctx.config().loop_budget
+        )));
+    }
     if algorithm != Algorithm::GemmCol2im {
         let p = phase_gemm_params(&g, params.activation.alpha());
         ctx.scoped(|| -> Result<()> {

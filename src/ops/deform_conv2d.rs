@@ -191,6 +191,23 @@ pub fn deform_conv2d_into(
         Algorithm::Auto => auto_algorithm(ctx, &g),
         a => a,
     };
+    // deform_im2col.wgsl loops over the channels of an offset group in one invocation: past
+    // the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose K
+    // runs in passes, and a forced im2col_gemm is an error rather than a wrong answer.
+    let per_group = (g.c_in / dg.offset_groups) as u64;
+    let algorithm = match algorithm {
+        Algorithm::Im2colGemm if per_group + 1 > ctx.config().loop_budget as u64 => {
+            if params.algorithm == Algorithm::Im2colGemm {
+                return Err(Error::Unsupported(format!(
+                    "im2col_gemm samples the {per_group} channels of an offset group in one loop, beyond the loop \
+                     budget of {} (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+                    ctx.config().loop_budget
+                )));
+            }
+            Algorithm::ImplicitGemm
+        }
+        a => a,
+    };
     if algorithm == Algorithm::Im2colGemm {
         let plan = plan_chunks(ctx, &g)?;
         let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };
