@@ -159,6 +159,17 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// One of each (leaky_relu with α = 0.1).
+    pub const ALL: [Activation; 7] = [
+        Activation::None,
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::LeakyRelu(0.1),
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Gelu,
+    ];
+
     /// The kernels' `ACT` override value (see shaders/activation.wgsl).
     pub fn code(self) -> u32 {
         match self {

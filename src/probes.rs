@@ -235,16 +235,6 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
     vec![conv2d, others, deform, separable, backward, pool]
 }
 
-const ACTIVATIONS: [Activation; 7] = [
-    Activation::None,
-    Activation::Relu,
-    Activation::Relu6,
-    Activation::LeakyRelu(0.1),
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Gelu,
-];
-
 /// The special values, planted at seeded positions of `t` (every fourth value of the
 /// list's cycle, the rest stays random in [-1, 1)).
 fn plant(t: &mut HostTensor, seed: u64) {
@@ -274,7 +264,7 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
         }
         let mut b = HostTensor::random(&[6], 35);
         b.data[2] = f32::NAN;
-        for activation in ACTIVATIONS {
+        for activation in Activation::ALL {
             // each (activation, algorithm) pair compiles a pipeline: every algorithm with none
             // and relu, the other activations through Auto
             let algorithms: Vec<Algorithm> = match activation {

@@ -7,16 +7,6 @@ mod common;
 use common::{case, gpu};
 use wgconv::{conv2d, Activation, Algorithm, HostTensor, Padding, Tensor};
 
-const ACTIVATIONS: [Activation; 7] = [
-    Activation::None,
-    Activation::Relu,
-    Activation::Relu6,
-    Activation::LeakyRelu(0.1),
-    Activation::Sigmoid,
-    Activation::Tanh,
-    Activation::Gelu,
-];
-
 #[test]
 fn nan_and_inf_pass_every_activation_on_every_algorithm() {
     let Some(ctx) = gpu() else { return };
@@ -29,7 +19,7 @@ fn nan_and_inf_pass_every_activation_on_every_algorithm() {
         Tensor::from_host(ctx, &w).unwrap(),
         b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap()),
     );
-    for act in ACTIVATIONS {
+    for act in Activation::ALL {
         // every activation on Auto, relu on every algorithm (each pair compiles a pipeline)
         let algos = if act == Activation::Relu { base.algorithms() } else { vec![Algorithm::Auto] };
         for algo in algos {

@@ -21,7 +21,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::gemm::{AMode, BMode, GemmParams};
 use crate::ops::{
-    check_binding, common_dtype, fold_grid, gemm, loop_passes, pass_blocks, range, record, uniform_block, whole,
+    check_binding, common_dtype, fold_grid, gemm, loop_passes, pass_dispatches, range, record, uniform_block, whole,
     Dispatch, UniformArena,
 };
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
@@ -230,26 +230,8 @@ pub fn conv2d_backward_into(
             // each of 256 invocations turns once per 256 elements of its range (+ 8 for the
             // tree reduction): ranges of bounded turns, a running sum between them
             let passes = loop_passes(pixels, 256, 1, ctx.config().loop_budget.saturating_sub(8).max(1));
-            let part = match passes.len() {
-                1 => None,
-                _ => Some(ctx.create_buffer("wgconv.sum_partial", g.c_out as u64 * 4, wgpu::BufferUsages::STORAGE)?),
-            };
-            let part = part.as_ref().unwrap_or(&ctx.dummy_rw);
-            let (pass_uniforms, ranges) = pass_blocks(ctx, &passes)?;
-            for r in ranges {
-                let bind_group = ctx.bind_group(
-                    id,
-                    &bgl,
-                    &[
-                        range(&uniforms, sb),
-                        whole(grad_output),
-                        whole(db),
-                        range(&pass_uniforms, r),
-                        range(part, (0, part.size())),
-                    ],
-                );
-                dispatches.push(Dispatch { pipeline: pipeline.clone(), bind_group, grid });
-            }
+            let fixed = [range(&uniforms, sb), whole(grad_output), whole(db)];
+            dispatches.extend(pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, g.c_out as u64, grid)?);
         }
         record(encoder, "conv2d_backward", &dispatches);
         Ok(())

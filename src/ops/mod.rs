@@ -181,6 +181,35 @@ pub(crate) fn loop_passes(len: u32, unit: u32, cost: u64, budget: u32) -> Vec<(u
     }
 }
 
+/// One dispatch of kernel `id` per range of `passes`, for the kernels whose last two bindings
+/// are a [`PassRange`] uniform and an f32 buffer of `part_len` partial results kept between
+/// passes (allocated only with more than one pass; the read-write dummy otherwise): `fixed`
+/// are the bindings before them.
+pub(crate) fn pass_dispatches(
+    ctx: &GpuContext,
+    (id, pipeline, bgl): (crate::shaders::ShaderId, &wgpu::ComputePipeline, &wgpu::BindGroupLayout),
+    fixed: &[wgpu::BindingResource<'_>],
+    passes: &[(u32, u32)],
+    part_len: u64,
+    grid: [u32; 3],
+) -> Result<Vec<Dispatch>> {
+    let part = match passes.len() {
+        1 => None,
+        _ => Some(ctx.create_buffer("wgconv.partial", part_len * 4, wgpu::BufferUsages::STORAGE)?),
+    };
+    let part = part.as_ref().unwrap_or(&ctx.dummy_rw);
+    let (pass_uniforms, blocks) = pass_blocks(ctx, passes)?;
+    Ok(blocks
+        .into_iter()
+        .map(|block| {
+            let mut bindings = fixed.to_vec();
+            bindings.extend([range(&pass_uniforms, block), range(part, (0, part.size()))]);
+            let bind_group = ctx.bind_group(id, bgl, &bindings);
+            Dispatch { pipeline: pipeline.clone(), bind_group, grid }
+        })
+        .collect())
+}
+
 /// One uniform buffer holding a [`PassRange`] block per range (at the device's offset
 /// alignment), and the (offset, size) of each block.
 pub(crate) fn pass_blocks(ctx: &GpuContext, passes: &[(u32, u32)]) -> Result<(wgpu::Buffer, Vec<(u64, u64)>)> {

@@ -4,7 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::{
-    check_binding, common_dtype, fold_grid, loop_passes, pass_blocks, range, record, uniform_block, whole, Dispatch,
+    check_binding, common_dtype, fold_grid, loop_passes, pass_dispatches, range, record, uniform_block, whole,
     UniformArena,
 };
 use crate::params::Pool2dParams;
@@ -100,29 +100,8 @@ pub fn pool2d_into(
             .flag("COUNT_PAD", mode == PoolMode::Max || params.count_include_pad); // max ignores it
         let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
         let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
-        let part = match passes.len() {
-            1 => None,
-            _ => Some(ctx.create_buffer("wgconv.pool_partial", p.total as u64 * 4, wgpu::BufferUsages::STORAGE)?),
-        };
-        let part = part.as_ref().unwrap_or(&ctx.dummy_rw);
-        let (pass_uniforms, pass_ranges) = pass_blocks(ctx, &passes)?;
-        let dispatches: Vec<Dispatch> = pass_ranges
-            .into_iter()
-            .map(|pr| {
-                let bind_group = ctx.bind_group(
-                    id,
-                    &bgl,
-                    &[
-                        range(&uniforms, block),
-                        whole(input),
-                        whole(output),
-                        range(&pass_uniforms, pr),
-                        range(part, (0, part.size())),
-                    ],
-                );
-                Dispatch { pipeline: pipeline.clone(), bind_group, grid }
-            })
-            .collect();
+        let fixed = [range(&uniforms, block), whole(input), whole(output)];
+        let dispatches = pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, p.total as u64, grid)?;
         record(encoder, "pool2d", &dispatches);
         Ok(())
     })?
