@@ -14,10 +14,10 @@ struct SumParams {
     _pad0: u32,
 }
 
-// The elements begin .. end of each channel this dispatch sums. Some drivers stop every loop
-// of an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the host
-// splits channels of many elements into passes of bounded loop turns: each adds its sum onto
-// the running sum in `part`, and the last writes `out`.
+// The elements begin .. min(end, N·hw) of each channel this dispatch sums. Some drivers stop
+// every loop of an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the
+// host splits channels of many elements into passes of bounded loop turns: each adds its sum
+// onto the running sum in `part`, and the last writes `out`.
 struct Pass {
     begin: u32,
     end: u32,
@@ -46,7 +46,8 @@ fn main(
         return;
     }
     var acc = 0.0;
-    for (var e = range.begin + lid; e < range.end; e += WG) {
+    let e_end = min(range.end, params.n * params.hw);
+    for (var e = range.begin + lid; e < e_end; e += WG) {
         let img = e / params.hw;
         let q = e - img * params.hw;
         acc += f32(x[(img * params.channels + c) * params.hw + q]);

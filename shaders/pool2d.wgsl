@@ -34,10 +34,10 @@ struct PoolParams {
     _pad2: u32,
 }
 
-// The units begin .. end of the window this dispatch covers. Some drivers stop every loop of
-// an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the host splits
-// long windows (global pooling) into passes of bounded loop turns: each continues the
-// running max / sum the previous one left in `part`, and the last writes the output.
+// The units begin .. min(end, kh·chunks) of the window this dispatch covers. Some drivers stop
+// every loop of an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so the
+// host splits long windows (global pooling) into passes of bounded loop turns: each continues
+// the running max / sum the previous one left in `part`, and the last writes the output.
 struct Pass {
     begin: u32,
     end: u32,
@@ -76,7 +76,8 @@ fn main(
         best = part[idx];
         sum = best;
     }
-    for (var u = range.begin; u < range.end; u++) {
+    let u_end = min(range.end, params.kh * params.chunks);
+    for (var u = range.begin; u < u_end; u++) {
         let i = u / params.chunks;
         let y = y0 + i32(i);
         if (y < 0 || y >= i32(params.h)) {

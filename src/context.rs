@@ -193,6 +193,9 @@ pub struct GpuContext {
     /// A second one for unused read-write bindings: a buffer bound read-write may not be
     /// bound read-only in the same dispatch.
     pub(crate) dummy_rw: wgpu::Buffer,
+    /// The `PassRange` block of a reduction that runs in one pass (0 .. u32::MAX, last), made
+    /// on first use and bound by every such dispatch.
+    pub(crate) single_pass: std::sync::Mutex<Option<wgpu::Buffer>>,
     uncaptured: Arc<AtomicBool>,
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Serialises this context's submits and polls (see [`GpuContext::submit`]).
@@ -325,6 +328,7 @@ impl GpuContext {
             owns_device,
             dummy,
             dummy_rw,
+            single_pass: std::sync::Mutex::new(None),
             device,
             queue,
             info,

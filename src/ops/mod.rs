@@ -211,8 +211,24 @@ pub(crate) fn pass_dispatches(
 }
 
 /// One uniform buffer holding a [`PassRange`] block per range (at the device's offset
-/// alignment), and the (offset, size) of each block.
+/// alignment), and the (offset, size) of each block. One range starting at 0 binds the
+/// context's constant block `0 .. u32::MAX` instead: kernels read `min(end, their length)`.
 pub(crate) fn pass_blocks(ctx: &GpuContext, passes: &[(u32, u32)]) -> Result<(wgpu::Buffer, Vec<(u64, u64)>)> {
+    // one pass (the common case): the context's constant block, no buffer per call; the
+    // kernels clamp `end` to their range
+    if let [(0, _)] = passes {
+        let mut slot = ctx.single_pass.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let whole = PassRange { begin: 0, end: u32::MAX, last: 1, _pad: 0 };
+            *slot = Some(ctx.create_buffer_with_data(
+                "wgconv.single_pass",
+                bytemuck::bytes_of(&whole),
+                wgpu::BufferUsages::UNIFORM,
+            )?);
+        }
+        let buffer = slot.clone().expect("set above");
+        return Ok((buffer, vec![(0, std::mem::size_of::<PassRange>() as u64)]));
+    }
     let mut arena = UniformArena::new(ctx);
     let last = passes.len() - 1;
     let blocks = passes
