@@ -1,9 +1,17 @@
 // Fused activations, concatenated in front of the kernels that apply them in their
-// write-out. ACT selects the function (the Rust twin is `Activation::code`):
-// 0 none, 1 relu, 2 relu6, 3 leaky_relu(alpha), 4 sigmoid, 5 tanh, 6 gelu (erf form, as
-// PyTorch's default). alpha comes from the kernel's uniform block.
+// write-out. ACT selects the function (the Rust twin is `Activation::code`; tests/shaders.rs
+// checks that both agree): gelu is the erf form, PyTorch's default; leaky_relu's slope alpha
+// comes from the kernel's uniform block.
 
-override ACT: u32 = 0u;
+const ACT_NONE: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_RELU6: u32 = 2u;
+const ACT_LEAKY_RELU: u32 = 3u;
+const ACT_SIGMOID: u32 = 4u;
+const ACT_TANH: u32 = 5u;
+const ACT_GELU: u32 = 6u;
+
+override ACT: u32 = ACT_NONE;
 
 // erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), odd-extended.
 fn erf_approx(x: f32) -> f32 {
@@ -26,13 +34,13 @@ fn activate(x: f32, alpha: f32) -> f32 {
         return x;
     }
     switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        case 3u: { return select(x, alpha * x, x < 0.0); }
-        case 4u: { return 1.0 / (1.0 + exp(-x)); }
+        case ACT_RELU: { return max(x, 0.0); }
+        case ACT_RELU6: { return clamp(x, 0.0, 6.0); }
+        case ACT_LEAKY_RELU: { return select(x, alpha * x, x < 0.0); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
         // tanh(±15) is ±1 in f32; clamping keeps exp-based tanh implementations from inf/inf.
-        case 5u: { return tanh(clamp(x, -15.0, 15.0)); }
-        case 6u: { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }
+        case ACT_TANH: { return tanh(clamp(x, -15.0, 15.0)); }
+        case ACT_GELU: { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }
         default: { return x; }
     }
 }

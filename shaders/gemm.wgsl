@@ -1,54 +1,54 @@
 // Batched tiled GEMM with the convolution write-out: C[g] = A[g] · B[g] (+ bias, activation).
 // (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl (the storage type `elem`),
-// activation.wgsl, bilinear.wgsl (B_MODE 4 samples with bilinear_at4), and gemm_b_scalar.wgsl
+// activation.wgsl, bilinear.wgsl (B_DEFORM samples with bilinear_at4), gemm_modes.wgsl, and gemm_b_scalar.wgsl
 // or gemm_b_quad.wgsl (the binding `b` with its f32 readers b_at(i), b_quad(i) (elements
 // i .. i + 3, i a multiple of 4 for the quad variant) and b_len()).)
 //
-// a: depends on A_MODE:
-//    0 [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
+// a: depends on A_MODE (the names are gemm_modes.wgsl's constants):
+//    A_ROW_MAJOR    [groups, M, K] row-major. The conv weight [Cout, Cin/G, kh, kw] is exactly this with
 //      M = Cout/G, K = (Cin/G)·kh·kw.
-//    1 [groups, K, M] row-major, read transposed. The conv_transpose2d weight
+//    A_TRANSPOSED   [groups, K, M] row-major, read transposed. The conv_transpose2d weight
 //      [Cin, Cout/G, kh, kw] is this with K = Cin/G, M = (Cout/G)·kh·kw.
-//    2 an NCHW conv output gradient dY [N, a_channels, a_hw] read as [groups, M, K] with
+//    A_OUTPUT_GRAD  an NCHW conv output gradient dY [N, a_channels, a_hw] read as [groups, M, K] with
 //      A[g, m, k] = dY[img, g·M + m, q] for pixel k = img·a_hw + q (grad_weight).
-//    3 the conv_transpose2d weight [Cin, Cout/G, kh, kw] seen by one output phase (B_MODE 6):
+//    A_PHASE_TAPS   the conv_transpose2d weight [Cin, Cout/G, kh, kw] seen by one output phase (B_TRANSPOSED):
 //      A[m, k] = W[gc·Cin/G + cl, m, i, j] for k = (cl·taps_y + ty)·taps_x + tx, with the
 //      phase's taps i = i0y + ty·step_y, j = i0x + tx·step_x; 0 for a tap past the kernel.
-//    4 the conv weight [Cout, Cin/G, kh, kw] with its columns taken tap-major (B_MODE 4):
+//    A_TAP_MAJOR    the conv weight [Cout, Cin/G, kh, kw] with its columns taken tap-major (B_DEFORM):
 //      A[g, m, k] = W[g·M + m, cl, t] for k = t·Cin/G + cl.
-// b: depends on B_MODE, the source of the [groups, K, N] operand:
-//    0 dense     b is that matrix, row-major (the im2col workspace of one chunk).
-//    1 implicit  b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
+// b: depends on B_MODE, the source of the [groups, K, N] operand (B_DENSE .. B_TRANSPOSED):
+//    DENSE      b is that matrix, row-major (the im2col workspace of one chunk).
+//    IMPLICIT   b is the NCHW input; B[g, k, n] is gathered on the fly (implicit GEMM):
 //                k = (cl·kh + i)·kw + j, channel ci = g·Cin/G + cl, pixel p = col0 + n =
 //                (img·Ho + oy)·Wo + ox, value input[img, ci, oy·sh − pt + i·dh,
 //                ox·sw − pl + j·dw] or 0 in the padding. No workspace.
-//    2 pointwise b is the NCHW input of a 1x1, stride-1, unpadded conv: B[g, k, n] =
+//    POINTWISE  b is the NCHW input of a 1x1, stride-1, unpadded conv: B[g, k, n] =
 //                input[img, g·K + k, q] with q the pixel within the image.
-//    3 taps      b is the NCHW input; the im2col matrix transposed (grad_weight): row k is
+//    TAPS       b is the NCHW input; the im2col matrix transposed (grad_weight): row k is
 //                output pixel k = (img·Ho + oy)·Wo + ox (a_hw = Ho·Wo), column
 //                n = (cl·kh + i)·kw + j is a kernel tap of channel g·Cin/G + cl.
-//    4 deform    b is the NCHW input; as implicit, but tap (i, j) of pixel (oy, ox) samples
+//    DEFORM     b is the NCHW input; as implicit, but tap (i, j) of pixel (oy, ox) samples
 //                bilinearly at (oy·sh − pt + i·dh + dy, ox·sw − pl + j·dw + dx), dy/dx from
 //                `offset` [N, 2·G_off·kh·kw, Ho, Wo] of the channel's offset group, times
 //                `mask` [N, G_off·kh·kw, Ho, Wo] when HAS_MASK (deform_im2col.wgsl's layouts).
-//                Rows are tap-major: k = t·Cin/G + cl, t = i·kw + j (with A_MODE 4).
-//    5 depthwise b is the NCHW input [N, C, H, W]; B[k, n] is the depthwise conv's output
+//                Rows are tap-major: k = t·Cin/G + cl, t = i·kw + j (with A_TAP_MAJOR).
+//    DEPTHWISE  b is the NCHW input [N, C, H, W]; B[k, n] is the depthwise conv's output
 //                channel k (of C·dw_mult) at pixel n, computed on the fly from `dw_weight`
 //                [C·dw_mult, 1, kh, kw] (+ `dw_bias` when HAS_DW_BIAS, then DW_ACT): the
 //                fused depthwise-separable block, A being the pointwise weight [Cout, K].
-//    6 transposed b is the NCHW input of a conv_transpose2d, decomposed into its sh·sw output
+//    TRANSPOSED b is the NCHW input of a conv_transpose2d, decomposed into its sh·sw output
 //                phases (ry, rx) = (oy mod sh, ox mod sw): group index g = phase·G + gc. An
 //                output row oy = ry + sh·qy receives exactly the taps i ≡ i0y (mod step_y),
 //                step_y = sh / gcd(sh, dh), where i0y·dh ≡ ry + pt (mod sh), from input row
 //                iy = (oy + pt − i·dh) / sh = qy + by − ty·dq_y, dq_y = dh / gcd(sh, dh) (same
 //                along x). Column n is phase pixel (img, qy, qx) of the grid [N, ⌈Ho/sh⌉,
-//                ⌈Wo/sw⌉] (hw and w_out hold that grid); row k is (cl, ty, tx) as in A_MODE 3.
+//                ⌈Wo/sw⌉] (hw and w_out hold that grid); row k is (cl, ty, tx) as in A_PHASE_TAPS.
 //                A stride-s transposed conv thus becomes s² dense implicit GEMMs with no
 //                zero-insertion and no col2im; each output is written once.
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
-//    c[(img − img0)·c_image_stride + co·hw + q] (B_MODE 6: co = gc·M + m and the pixel
+//    c[(img − img0)·c_image_stride + co·hw + q] (B_TRANSPOSED: co = gc·M + m and the pixel
 //    (ry + sh·qy)·out_w + rx + sw·qx of an out_h × out_w plane). An NCHW conv output has hw = Ho·Wo and
 //    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = img0 = 0; a chunk of
 //    images img0.. written to a workspace sets img0 to its first image.
@@ -73,12 +73,12 @@
 // folded into y and z: linear id = x + nx·(y + ny·z).
 
 override HAS_BIAS: bool = false;
-override B_MODE: u32 = 0u;
-override A_MODE: u32 = 0u;
+override B_MODE: u32 = B_DENSE;
+override A_MODE: u32 = A_ROW_MAJOR;
 override HAS_MASK: bool = false;
 override HAS_DW_BIAS: bool = false;
-// The depthwise stage's activation in B_MODE 5: 0 none, 1 relu, 2 relu6.
-override DW_ACT: u32 = 0u;
+// The depthwise stage's activation in B_DEPTHWISE: ACT_NONE, ACT_RELU or ACT_RELU6.
+override DW_ACT: u32 = ACT_NONE;
 
 struct GemmParams {
     m: u32,
@@ -106,7 +106,7 @@ struct GemmParams {
     a_channels: u32,
     offset_groups: u32,
     dw_mult: u32,
-    // B_MODE 6 (transposed) only: the real output plane, the taps per phase and their steps.
+    // B_TRANSPOSED (transposed) only: the real output plane, the taps per phase and their steps.
     out_h: u32,
     out_w: u32,
     taps_y: u32,
@@ -126,7 +126,7 @@ struct GemmParams {
 @group(0) @binding(5) var<storage, read> offset: array<elem>;
 @group(0) @binding(6) var<storage, read> mask: array<elem>;
 @group(0) @binding(7) var<storage, read> dw_weight: array<f32>;
-// B_MODE 5: the fused depthwise stage's bias (read only). Otherwise, when K runs in several
+// B_DEPTHWISE: the fused depthwise stage's bias (read only). Otherwise, when K runs in several
 // passes over f16 storage: the f32 partial sums, laid out as c (f32 storage keeps them in c).
 @group(0) @binding(8) var<storage, read_write> aux: array<f32>;
 
@@ -156,8 +156,8 @@ var<workgroup> a_tile: array<vec4<f32>, 256>;
 // b_tile[k·16 + j] = B[k0 + k][col0 + 4j .. col0 + 4j + 3]  (four columns of one row of B)
 var<workgroup> b_tile: array<vec4<f32>, 256>;
 
-// What a workgroup's group index g means. Every mode but B_MODE 6: the conv group gc = g.
-// B_MODE 6: g = phase·G + gc with phase = ry·sw + rx; the phase's first taps (i0y, i0x), the
+// What a workgroup's group index g means. Every mode but B_TRANSPOSED: the conv group gc = g.
+// B_TRANSPOSED: g = phase·G + gc with phase = ry·sw + rx; the phase's first taps (i0y, i0x), the
 // input offsets (by, bx) of its tap (i0y, i0x), and whether it has taps at all along y / x.
 struct Phase {
     gc: u32,
@@ -186,7 +186,7 @@ fn phase_of(g: u32) -> Phase {
     var ph: Phase;
     ph.gc = g;
     ph.ok = true;
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         let conv_groups = params.groups / (params.stride_h * params.stride_w);
         let phase = g / conv_groups;
         ph.gc = g - phase * conv_groups;
@@ -203,7 +203,7 @@ fn phase_of(g: u32) -> Phase {
     return ph;
 }
 
-// Row k of a phase (B_MODE 6 / A_MODE 3) as (channel cl, tap ty, tap tx, real): the tap
+// Row k of a phase (B_TRANSPOSED / A_PHASE_TAPS) as (channel cl, tap ty, tap tx, real): the tap
 // (i0y + ty·step_y, i0x + tx·step_x) is real when it lies inside the kernel. Phantom taps are
 // 0 in both A and B, so they add exactly 0.
 fn phase_tap(ph: Phase, k: u32) -> vec4<u32> {
@@ -216,7 +216,7 @@ fn phase_tap(ph: Phase, k: u32) -> vec4<u32> {
     return vec4<u32>(cl, ty, tx, select(0u, 1u, ok));
 }
 
-// First input channel of conv group gc in B_MODE 6 (params.groups counts phases × groups).
+// First input channel of conv group gc in B_TRANSPOSED (params.groups counts phases × groups).
 fn phase_channel0(gc: u32) -> u32 {
     return gc * (params.c_in / (params.groups / (params.stride_h * params.stride_w)));
 }
@@ -224,7 +224,7 @@ fn phase_channel0(gc: u32) -> u32 {
 fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
     let g = ph.gc;
     if (row < params.m) {
-        if (A_MODE == 3u) {
+        if (A_MODE == A_PHASE_TAPS) {
             let t = phase_tap(ph, k);
             if (t.w == 0u) {
                 return 0.0;
@@ -233,17 +233,17 @@ fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
             let j = ph.i0x + t.z * params.step_x;
             return f32(a[(((phase_channel0(g) + t.x) * params.m + row) * params.kh + i) * params.kw + j]);
         }
-        if (A_MODE == 1u) {
+        if (A_MODE == A_TRANSPOSED) {
             return f32(a[(g * params.k + k) * params.m + row]);
         }
-        if (A_MODE == 4u) {
+        if (A_MODE == A_TAP_MAJOR) {
             // tap-major column k = t·Cin/G + cl of the weight row (cl, t)
             let taps = params.kh * params.kw;
             let cin_g = params.k / taps;
             let t = k / cin_g;
             return f32(a[(g * params.m + row) * params.k + (k - t * cin_g) * taps + t]);
         }
-        if (A_MODE == 2u) {
+        if (A_MODE == A_OUTPUT_GRAD) {
             let img = k / params.a_hw;
             let q = k - img * params.a_hw;
             return f32(a[(img * params.a_channels + g * params.m + row) * params.a_hw + q]);
@@ -262,7 +262,7 @@ fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
 }
 
 // Index in c of row m, column n (the conv write-out described at the top), or −1 for a
-// position that is not stored: past M or N, or outside the real output plane (B_MODE 6).
+// position that is not stored: past M or N, or outside the real output plane (B_TRANSPOSED).
 fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
     if (m >= params.m || n >= params.n) {
         return -1;
@@ -271,7 +271,7 @@ fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
     let p = params.col0 + n;
     let img = p / params.hw;
     let q = p - img * params.hw;
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         let qy = q / params.w_out;
         let oy = ph.ry + params.stride_h * qy;
         let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
@@ -328,8 +328,8 @@ struct Cols {
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
-    // base + iy0·W + ix0: the input index of tap (0, 0) of channel 0 (B_MODE 1 and 6) or of
-    // the tap at output pixel (0, 0) (B_MODE 3); may point outside the image, only in-image
+    // base + iy0·W + ix0: the input index of tap (0, 0) of channel 0 (B_IMPLICIT and 6) or of
+    // the tap at output pixel (0, 0) (B_TAPS); may point outside the image, only in-image
     // positions are read.
     at: vec4<i32>,
 }
@@ -346,13 +346,13 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
     c.base = vec4<u32>(0u);
     c.iy0 = vec4<i32>(0);
     c.ix0 = vec4<i32>(0);
-    if (B_MODE == 1u || B_MODE == 4u || B_MODE == 5u) {
+    if (B_MODE == B_IMPLICIT || B_MODE == B_DEFORM || B_MODE == B_DEPTHWISE) {
         let oy = q / vec4<u32>(params.w_out);
         let ox = q - oy * params.w_out;
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
         c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
-    } else if (B_MODE == 6u) {
+    } else if (B_MODE == B_TRANSPOSED) {
         // Phase pixel (qy, qx); columns outside the real output plane gather nothing.
         let qy = q / vec4<u32>(params.w_out);
         let qx = q - qy * params.w_out;
@@ -361,9 +361,9 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.base = c.img * (params.c_in * params.h * params.w);
         c.iy0 = vec4<i32>(qy) + ph.by;
         c.ix0 = vec4<i32>(qx) + ph.bx;
-    } else if (B_MODE == 2u) {
+    } else if (B_MODE == B_POINTWISE) {
         c.base = c.img * (params.c_in * params.hw) + q;
-    } else if (B_MODE == 3u) {
+    } else if (B_MODE == B_TAPS) {
         // Columns are taps: their channel plane and offsets.
         let taps = params.kh * params.kw;
         let cl = cols / vec4<u32>(taps);
@@ -378,7 +378,7 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
     return c;
 }
 
-// B_MODE 4's bilinear sampling of one (tap, offset group) at the invocation's four columns
+// B_DEFORM's bilinear sampling of one (tap, offset group) at the invocation's four columns
 // (component e: column e): each corner's flat input index (image base + y·W + x) or −1 when
 // the corner lies outside the image or the sample outside the open box, and its weight times
 // the mask. Rows are ordered tap-major (k = t·Cin/G + cl), so every channel of a K slice
@@ -447,7 +447,7 @@ fn deform_corner(at: vec4<i32>, plane: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), at >= vec4<i32>(0));
 }
 
-// Row cm of the depthwise stage (B_MODE 5) at the four columns of `c`.
+// Row cm of the depthwise stage (B_DEPTHWISE) at the four columns of `c`.
 fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     let taps = params.kh * params.kw;
     let plane = (cm / params.dw_mult) * params.h * params.w;
@@ -468,25 +468,25 @@ fn depthwise_row(c: Cols, cm: u32) -> vec4<f32> {
     }
     // NaN stays NaN (tested on the bits, see is_nan)
     let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
-    if (DW_ACT == 1u) {
+    if (DW_ACT == ACT_RELU) {
         v = select(max(v, vec4<f32>(0.0)), v, nan);
-    } else if (DW_ACT == 2u) {
+    } else if (DW_ACT == ACT_RELU6) {
         v = select(clamp(v, vec4<f32>(0.0), vec4<f32>(6.0)), v, nan);
     }
     // Columns past N stay 0 (their products are never stored, but keep them finite).
     return select(vec4<f32>(0.0), v, c.ok);
 }
 
-// A_MODE 0, 2 and 3 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
+// A_ROW_MAJOR, 2 and 3 in main_flat: where rows r .. r + 3 of A start. Rows past M read row M − 1
 // instead of a bounds check per load: their products land in accumulator rows that are never
 // stored.
 fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
     let rows = min(vec4<u32>(r, r + 1u, r + 2u, r + 3u), vec4<u32>(params.m - 1u));
-    if (A_MODE == 3u) {
+    if (A_MODE == A_PHASE_TAPS) {
         // rows of the transposed-conv weight [Cin, M, kh, kw]; the channel is in the tap's offset
         return rows * (params.kh * params.kw);
     }
-    if (A_MODE == 2u) {
+    if (A_MODE == A_OUTPUT_GRAD) {
         // channels g·M + row of dY [N, a_channels, a_hw]; the image and pixel are in Pix.a
         return (vec4<u32>(ph.gc * params.m) + rows) * params.a_hw;
     }
@@ -498,26 +498,26 @@ fn a_col(rows: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(f32(a[rows.x + k]), f32(a[rows.y + k]), f32(a[rows.z + k]), f32(a[rows.w + k]));
 }
 
-// main_flat walks the K of the gathering modes B_MODE 1 and 6 tap-major: step k is channel
-// cl = k mod C of tap t = k / C, C the input channels per conv group. B_MODE 1: t = i·kw + j
-// is the kernel tap (i, j) and A's column cl·kh·kw + t (A_MODE 0). B_MODE 6: t = ty·taps_x +
+// main_flat walks the K of the gathering modes B_IMPLICIT and 6 tap-major: step k is channel
+// cl = k mod C of tap t = k / C, C the input channels per conv group. B_IMPLICIT: t = i·kw + j
+// is the kernel tap (i, j) and A's column cl·kh·kw + t (A_ROW_MAJOR). B_TRANSPOSED: t = ty·taps_x +
 // tx is the phase's tap (ty, tx), kernel tap (i0y + ty·step_y, i0x + tx·step_x), and A's
-// element ((c0 + cl)·M + row)·kh·kw + i·kw + j (A_MODE 3). Each column's input index and
+// element ((c0 + cl)·M + row)·kh·kw + i·kw + j (A_PHASE_TAPS). Each column's input index and
 // padding test are worked out once per tap (tap_index); each channel then adds its plane, and
 // A its channel step (walk_a_step).
 struct Tap {
-    // (i, j) for B_MODE 1, (ty, tx) for B_MODE 6
+    // (i, j) for B_IMPLICIT, (ty, tx) for B_TRANSPOSED
     i: u32,
     j: u32,
     // A's offset of this tap at channel cl = 0 (the row's own offset is in a_rows)
     a: u32,
-    // false for a B_MODE 6 tap past the kernel, or a phase no tap reaches: contributes 0
+    // false for a B_TRANSPOSED tap past the kernel, or a phase no tap reaches: contributes 0
     real: bool,
 }
 
-// Input channels per conv group (params.groups counts phases × groups in B_MODE 6).
+// Input channels per conv group (params.groups counts phases × groups in B_TRANSPOSED).
 fn walk_channels() -> u32 {
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         return params.c_in / (params.groups / (params.stride_h * params.stride_w));
     }
     return params.c_in / params.groups;
@@ -525,14 +525,14 @@ fn walk_channels() -> u32 {
 
 // How far A's offset moves from one channel to the next.
 fn walk_a_step() -> u32 {
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         return params.m * params.kh * params.kw;
     }
     return params.kh * params.kw;
 }
 
 fn tap_at(ph: Phase, i: u32, j: u32) -> Tap {
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         let ki = ph.i0y + i * params.step_y;
         let kj = ph.i0x + j * params.step_x;
         let real = ph.ok && ki < params.kh && kj < params.kw;
@@ -544,7 +544,7 @@ fn tap_at(ph: Phase, i: u32, j: u32) -> Tap {
 }
 
 fn next_tap(ph: Phase, p: Tap) -> Tap {
-    let nx = select(params.kw, params.taps_x, B_MODE == 6u);
+    let nx = select(params.kw, params.taps_x, B_MODE == B_TRANSPOSED);
     if (p.j + 1u == nx) {
         return tap_at(ph, p.i + 1u, 0u);
     }
@@ -556,7 +556,7 @@ fn next_tap(ph: Phase, p: Tap) -> Tap {
 fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
     var dy: i32;
     var dx: i32;
-    if (B_MODE == 6u) {
+    if (B_MODE == B_TRANSPOSED) {
         dy = -i32(p.i * params.dq_y);
         dx = -i32(p.j * params.dq_x);
     } else {
@@ -569,9 +569,9 @@ fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
     return select(vec4<i32>(-1), c.at + off, ok);
 }
 
-// main_flat walks B_MODE 3's K (the output pixels p = (img·Ho + oy)·Wo + ox, in order) with
+// main_flat walks B_TAPS's K (the output pixels p = (img·Ho + oy)·Wo + ox, in order) with
 // the pixel's coordinates stepped, no division per k: `a` is dY's offset of the pixel
-// (img·a_channels·a_hw + q, A_MODE 2), `b` the input index of its window's corner
+// (img·a_channels·a_hw + q, A_OUTPUT_GRAD), `b` the input index of its window's corner
 // img·Cin·H·W + y0·W + x0 with y0 = oy·sh − pt, x0 = ox·sw − pl (may lie outside the image).
 struct Pix {
     img: u32,
@@ -606,7 +606,7 @@ fn next_pix(p: Pix) -> Pix {
     return pix_at(p.img + 1u, 0u, 0u);
 }
 
-// B_MODE 3's row at pixel p for the four tap columns of `c` (0 where the tap falls outside
+// B_TAPS's row at pixel p for the four tap columns of `c` (0 where the tap falls outside
 // the image, or the column is past N).
 fn pix_load(c: Cols, p: Pix) -> vec4<f32> {
     let ok = c.ok & (vec4<u32>(c.iy0 + p.y0) < vec4<u32>(params.h)) & (vec4<u32>(c.ix0 + p.x0) < vec4<u32>(params.w));
@@ -627,7 +627,7 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
     if (bk >= params.k) {
         return bv;
     }
-    if (B_MODE == 0u) {
+    if (B_MODE == B_DENSE) {
         let row = g * params.k * params.n + bk * params.n;
         if (c.ok.w) {
             bv = b_quad(row + b_c);
@@ -638,7 +638,7 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                 }
             }
         }
-    } else if (B_MODE == 1u) {
+    } else if (B_MODE == B_IMPLICIT) {
         let taps = params.kh * params.kw;
         let cl = bk / taps;
         let tap = bk - cl * taps;
@@ -651,9 +651,9 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(c.ok.y, c.base.y + chan, c.iy0.y + dy, c.ix0.y + dx),
                        gather(c.ok.z, c.base.z + chan, c.iy0.z + dy, c.ix0.z + dx),
                        gather(c.ok.w, c.base.w + chan, c.iy0.w + dy, c.ix0.w + dx));
-    } else if (B_MODE == 5u) {
+    } else if (B_MODE == B_DEPTHWISE) {
         bv = depthwise_row(c, bk);
-    } else if (B_MODE == 6u) {
+    } else if (B_MODE == B_TRANSPOSED) {
         let t = phase_tap(ph, bk);
         let ok = t.w != 0u;
         let chan = (phase_channel0(g) + t.x) * params.h * params.w;
@@ -663,8 +663,8 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
                        gather(ok && c.ok.y, c.base.y + chan, c.iy0.y - dy, c.ix0.y - dx),
                        gather(ok && c.ok.z, c.base.z + chan, c.iy0.z - dy, c.ix0.z - dx),
                        gather(ok && c.ok.w, c.base.w + chan, c.iy0.w - dy, c.ix0.w - dx));
-    } else if (B_MODE == 4u) {
-        // Tap-major rows: k = t·Cin/G + cl (A_MODE 4 reads the weight in the same order).
+    } else if (B_MODE == B_DEFORM) {
+        // Tap-major rows: k = t·Cin/G + cl (A_TAP_MAJOR reads the weight in the same order).
         let cin_g = params.c_in / params.groups;
         let t = bk / cin_g;
         let cl = bk - t * cin_g;
@@ -673,7 +673,7 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
         let plane = ci * params.h * params.w;
         bv = ds_w00 * deform_corner(ds_c00, plane) + ds_w01 * deform_corner(ds_c01, plane)
            + ds_w10 * deform_corner(ds_c10, plane) + ds_w11 * deform_corner(ds_c11, plane);
-    } else if (B_MODE == 3u) {
+    } else if (B_MODE == B_TAPS) {
         // Row bk is one output pixel: where its window starts in the input.
         let pimg = bk / params.a_hw;
         let pq = bk - pimg * params.a_hw;
@@ -870,19 +870,19 @@ fn main_8x8(
     store_row(ph, m0 + 7u, n0 + 4u, acc71);
 }
 
-// main_16x16's tile shape (the Rust twin is `TileShape`): 0 square 128×128 (8×8 invocations,
-// K slices of 16), 1 wide 64×256 (4×16 invocations, K slices of 8), 2 tall 256×64 (16×4
-// invocations, K slices of 8). The host picks the one that wastes the fewest padded rows and
+// main_16x16's tile shape (the Rust twin is `TileShape`): TILE_SQUARE 128×128 (8×8
+// invocations, K slices of 16), TILE_WIDE 64×256 (4×16 invocations, K slices of 8), TILE_TALL
+// 256×64 (16×4 invocations, K slices of 8). The host picks the one that wastes the fewest padded rows and
 // columns for the GEMM's M and N; all three use at most 16 KiB of workgroup memory.
-override TILE_SHAPE: u32 = 0u;
+override TILE_SHAPE: u32 = TILE_SQUARE;
 
 // Invocations along N; along M there are 64 / that.
 fn wg_x() -> u32 {
-    return select(select(8u, 16u, TILE_SHAPE == 1u), 4u, TILE_SHAPE == 2u);
+    return select(select(8u, 16u, TILE_SHAPE == TILE_WIDE), 4u, TILE_SHAPE == TILE_TALL);
 }
 
 fn bk16() -> u32 {
-    return select(8u, 16u, TILE_SHAPE == 0u);
+    return select(8u, 16u, TILE_SHAPE == TILE_SQUARE);
 }
 
 // a_tile16[k·BM/4 + i] = A[row0 + 4i .. row0 + 4i + 3][k0 + k]
@@ -1020,10 +1020,10 @@ fn main_16x16(
 // coroutines that switch at every barrier; with no barrier there is no switch, and on
 // lavapipe this kernel runs the GEMMs whose B rows load as vec4 (dense, pointwise: four
 // loads for 16 columns) ~1.3–1.4× faster than main_16x16 (single-threaded bench, r50_pw and
-// the 1024³ GEMM). The implicit conv (B_MODE 1) and the transposed phases (B_MODE 6) walk K
+// the 1024³ GEMM). The implicit conv (B_IMPLICIT) and the transposed phases (B_TRANSPOSED) walk K
 // tap-major (see Tap): each column's input index and padding test once per tap, then one
 // add and one load per channel; r50_c3 runs in ~16 ms against ~21–23 ms for main_16x16.
-// grad_weight's taps (B_MODE 3) walk the output pixels in order (see Pix).
+// grad_weight's taps (B_TAPS) walk the output pixels in order (see Pix).
 // Where B is sampled (deform) it recomputes per load and is not faster. On GPUs shared tiles
 // win. Measured on lavapipe (Mesa 22.3): every storage-buffer load runs as a loop over the
 // SIMD lanes with a bounds test per component, so cost follows loaded elements, not load
@@ -1067,9 +1067,9 @@ fn main_flat(
     let c1 = columns(ph, n0 + 4u);
     let c2 = columns(ph, n0 + 8u);
     let c3 = columns(ph, n0 + 12u);
-    // B_MODE 1 and 6: K tap-major (see Tap); at<u> hold the tap's input indices of columns
+    // B_IMPLICIT and 6: K tap-major (see Tap); at<u> hold the tap's input indices of columns
     // n0 + 4u .. + 3.
-    let walk = B_MODE == 1u || B_MODE == 6u;
+    let walk = B_MODE == B_IMPLICIT || B_MODE == B_TRANSPOSED;
     let channels = walk_channels();
     let a_step = walk_a_step();
     let plane = params.h * params.w;
@@ -1088,14 +1088,14 @@ fn main_flat(
     if (walk) {
         let t0 = k0 / channels;
         cl = k0 - t0 * channels;
-        let per_row = select(params.kw, params.taps_x, B_MODE == 6u);
+        let per_row = select(params.kw, params.taps_x, B_MODE == B_TRANSPOSED);
         tap = tap_at(ph, t0 / per_row, t0 % per_row);
         at0 = tap_index(ph, c0, tap);
         at1 = tap_index(ph, c1, tap);
         at2 = tap_index(ph, c2, tap);
         at3 = tap_index(ph, c3, tap);
     }
-    // B_MODE 3: the pixel of step k (see Pix)
+    // B_TAPS: the pixel of step k (see Pix)
     let img0 = k0 / max(params.a_hw, 1u);
     let q0 = k0 - img0 * params.a_hw;
     let oy0 = q0 / max(params.w_out, 1u);
@@ -1106,7 +1106,7 @@ fn main_flat(
         var y1: vec4<f32>;
         var y2: vec4<f32>;
         var y3: vec4<f32>;
-        // A's column (A_MODE 0) or element offset (A_MODE 2 and 3) for step k
+        // A's column (A_ROW_MAJOR) or element offset (A_OUTPUT_GRAD and 3) for step k
         var ka = k;
         var real = true;
         if (walk) {
@@ -1128,7 +1128,7 @@ fn main_flat(
                 cl = 0u;
                 tap = next_tap(ph, tap);
             }
-        } else if (B_MODE == 3u && A_MODE == 2u) {
+        } else if (B_MODE == B_TAPS && A_MODE == A_OUTPUT_GRAD) {
             ka = px.a;
             y0 = pix_load(c0, px);
             y1 = pix_load(c1, px);
@@ -1151,7 +1151,7 @@ fn main_flat(
             x1 = vec4<f32>(0.0);
             x2 = vec4<f32>(0.0);
             x3 = vec4<f32>(0.0);
-        } else if (A_MODE == 0u || A_MODE == 3u || (A_MODE == 2u && B_MODE == 3u)) {
+        } else if (A_MODE == A_ROW_MAJOR || A_MODE == A_PHASE_TAPS || (A_MODE == A_OUTPUT_GRAD && B_MODE == B_TAPS)) {
             x0 = a_col(r0, ka);
             x1 = a_col(r1, ka);
             x2 = a_col(r2, ka);

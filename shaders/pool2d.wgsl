@@ -5,13 +5,17 @@
 //
 // input: [P, H, W] with P = N·C planes; out: [P, Ho, Wo].
 // Window of (oy, ox): rows oy·sh − pt .. + kh − 1, columns ox·sw − pl .. + kw − 1.
-// MODE 0 (max): maximum over the in-image positions (padding is −∞, never 0); a NaN in the
-//               window gives NaN, as PyTorch.
-// MODE 1 (avg): sum over the in-image positions divided by kh·kw (COUNT_PAD: the window
-//               never leaves the padded input, so that is its size) or by the number of
-//               in-image positions.
+// MODE_MAX: maximum over the in-image positions (padding is −∞, never 0); a NaN in the
+//           window gives NaN, as PyTorch.
+// MODE_AVG: sum over the in-image positions divided by kh·kw (COUNT_PAD: the window never
+//           leaves the padded input, so that is its size) or by the number of in-image
+//           positions.
+// (The Rust twin is `PoolMode`; tests/shaders.rs checks that both agree.)
 
-override MODE: u32 = 0u;
+const MODE_MAX: u32 = 0u;
+const MODE_AVG: u32 = 1u;
+
+override MODE: u32 = MODE_MAX;
 override COUNT_PAD: bool = true;
 
 struct PoolParams {
@@ -91,7 +95,7 @@ fn main(
                 continue;
             }
             let v = f32(input[plane + u32(y) * params.w + u32(x)]);
-            if (MODE == 0u) {
+            if (MODE == MODE_MAX) {
                 // NaN is tested on the bits: WGSL lets compilers assume `v != v` is false.
                 // Once NaN, best stays NaN (no comparison with it is true).
                 if (v > best || (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) {
@@ -103,10 +107,10 @@ fn main(
         }
     }
     if (range.last == 0u) {
-        part[idx] = select(sum, best, MODE == 0u);
+        part[idx] = select(sum, best, MODE == MODE_MAX);
         return;
     }
-    if (MODE == 0u) {
+    if (MODE == MODE_MAX) {
         out[idx] = elem(best);
     } else {
         var divisor = f32(params.kh * params.kw);

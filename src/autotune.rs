@@ -132,23 +132,21 @@ impl GpuContext {
                 Tensor::empty(self, &[g.c_out as usize, g.c_in_per_group() as usize, g.kh as usize, g.kw as usize])?;
             let b = if with_bias { Some(Tensor::empty(self, &[g.c_out as usize])?) } else { None };
             let y = Tensor::empty(self, &g.output_shape())?;
-            let opts = crate::bench::BenchOptions {
+            let opts = crate::timing::TimingOptions {
                 warmup: 1,
                 runs: 3,
                 min_time: std::time::Duration::ZERO,
-                check_points: 0,
                 wall_clock: false,
-                dtype: crate::tensor::DType::F32,
             };
             let mut best = (f64::INFINITY, candidates[0]);
             for a in candidates {
                 let p = Conv2dParams { algorithm: a, ..*params };
-                let timed = crate::bench::time_op(self, &opts, |enc| {
+                let timed = crate::timing::time_op(self, &opts, |enc| {
                     crate::ops::conv2d::conv2d_into(self, enc, &x, &w, b.as_ref(), &p, &y).map(|_| ())
                 });
                 // A candidate that cannot run here (e.g. its workspace is too large) is not chosen.
                 if let Ok((times, _)) = timed {
-                    let median = crate::bench::summarize(&times).0;
+                    let median = crate::timing::summarize(&times).0;
                     if median < best.0 {
                         best = (median, a);
                     }

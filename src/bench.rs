@@ -1,7 +1,7 @@
 //! The benchmark runner behind `wgconv bench` and `benches/`: the shape suite, GPU timing,
 //! the adapter's ceilings (large GEMM, copy bandwidth), and the report (table, JSON, CSV, SVG).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -9,6 +9,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{Algorithm, Conv2dParams, Padding};
 use crate::tensor::{DType, HostTensor, Tensor};
+pub use crate::timing::{summarize, time_op, TimingMethod, TimingOptions};
 
 /// The suite of `bench/shapes.md`, compiled in.
 pub const DEFAULT_SUITE: &str = include_str!("../bench/shapes.md");
@@ -130,16 +131,6 @@ pub fn parse_suite(text: &str) -> std::result::Result<Vec<BenchCase>, String> {
     Ok(cases)
 }
 
-/// How the times were taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimingMethod {
-    /// GPU timestamp queries written before and after the op's passes.
-    GpuTimestamps,
-    /// Host wall time of encode + submit + wait.
-    WallClock,
-}
-
 /// Timing settings.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -171,105 +162,11 @@ impl Default for BenchOptions {
     }
 }
 
-/// Times `record` (which encodes one run of the op) `runs`+ times.
-/// Returns per-run milliseconds and the method used.
-pub fn time_op(
-    ctx: &GpuContext,
-    opts: &BenchOptions,
-    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
-) -> Result<(Vec<f64>, TimingMethod)> {
-    let run_once = |record: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
-                    ts: Option<(&wgpu::QuerySet, u32)>|
-     -> Result<f64> {
-        let t0 = Instant::now();
-        let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench") });
-        // Empty passes carry the timestamps: one at the beginning of the first, one at the
-        // end of the second, so the interval covers exactly the op's own passes.
-        if let Some((qs, i)) = ts {
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("t0"),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: qs,
-                    beginning_of_pass_write_index: Some(2 * i),
-                    end_of_pass_write_index: None,
-                }),
-            });
-        }
-        record(&mut encoder)?;
-        if let Some((qs, i)) = ts {
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("t1"),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: qs,
-                    beginning_of_pass_write_index: None,
-                    end_of_pass_write_index: Some(2 * i + 1),
-                }),
-            });
-        }
-        ctx.submit_and_wait(encoder)?;
-        Ok(t0.elapsed().as_secs_f64() * 1e3)
-    };
-    // At least one untimed run: pipeline compilation (and autotuning) happen in the first.
-    for _ in 0..opts.warmup.max(1) {
-        run_once(&mut record, None)?;
+impl BenchOptions {
+    /// The timing part of these options.
+    pub fn timing(&self) -> TimingOptions {
+        TimingOptions { warmup: self.warmup, runs: self.runs, min_time: self.min_time, wall_clock: self.wall_clock }
     }
-    const MAX_RUNS: u32 = 1000;
-    let use_ts = !opts.wall_clock && ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY);
-    let query_set = use_ts.then(|| {
-        ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * MAX_RUNS,
-        })
-    });
-    let mut wall = Vec::new();
-    let started = Instant::now();
-    while (wall.len() as u32) < opts.runs.max(1)
-        || (started.elapsed() < opts.min_time && (wall.len() as u32) < MAX_RUNS)
-    {
-        let i = wall.len() as u32;
-        wall.push(run_once(&mut record, query_set.as_ref().map(|q| (q, i)))?);
-    }
-    let Some(qs) = query_set else {
-        return Ok((wall, TimingMethod::WallClock));
-    };
-    let ticks = read_timestamps(ctx, &qs, 2 * wall.len() as u32)?;
-    let period_ns = ctx.queue().get_timestamp_period() as f64;
-    let gpu: Vec<f64> = ticks.chunks_exact(2).map(|p| p[1].wrapping_sub(p[0]) as f64 * period_ns / 1e6).collect();
-    // A backend that writes zeros or wraps is not trusted: fall back to wall time.
-    if gpu.iter().all(|&ms| ms > 0.0 && ms.is_finite() && ms < 1e7) {
-        Ok((gpu, TimingMethod::GpuTimestamps))
-    } else {
-        Ok((wall, TimingMethod::WallClock))
-    }
-}
-
-fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
-    let bytes = count as u64 * 8;
-    let resolve =
-        ctx.create_buffer("bench.resolve", bytes, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?;
-    let staging = ctx.create_buffer("bench.ts", bytes, wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ)?;
-    let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ts") });
-    encoder.resolve_query_set(qs, 0..count, &resolve, 0);
-    encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-    ctx.submit_and_wait(encoder)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.wait(None)?;
-    rx.recv().map_err(|e| Error::Map(e.to_string()))?.map_err(|e| Error::Map(e.to_string()))?;
-    let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Map(e.to_string()))?;
-    Ok(bytemuck::cast_slice::<u8, u64>(&view).to_vec())
-}
-
-/// Median, min, max of `v` (not empty).
-pub fn summarize(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
-    (median, s[0], s[n - 1])
 }
 
 /// One measured (or skipped) case.
@@ -493,7 +390,7 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
     let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
-    let (times, method) = time_op(ctx, opts, |enc| {
+    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
         info = Some(crate::ops::conv2d::conv2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
         Ok(())
     })?;
@@ -532,7 +429,8 @@ fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) 
         grad_weight: Some(Tensor::empty(ctx, &w.shape)?),
         grad_bias: Some(Tensor::empty(ctx, &[case.c_out as usize])?),
     };
-    let (times, method) = time_op(ctx, opts, |enc| conv2d_backward_into(ctx, enc, &xg, &wg, &dyg, &params, &grads))?;
+    let (times, method) =
+        time_op(ctx, &opts.timing(), |enc| conv2d_backward_into(ctx, enc, &xg, &wg, &dyg, &params, &grads))?;
     let check = if opts.check_points > 0 {
         // The naive f64 loops (about the forward's cost, twice over) give all three exactly.
         let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &params)?;
@@ -582,7 +480,7 @@ pub fn run_separable(
         let t = |h: &HostTensor| Tensor::from_host(ctx, h);
         let (xg, dwg, pwg) = (t(&x)?, t(&dw)?, t(&pw)?);
         let y = Tensor::empty(ctx, &out)?;
-        let (times, method) = time_op(ctx, opts, |enc| {
+        let (times, method) = time_op(ctx, &opts.timing(), |enc| {
             crate::ops::separable_conv2d::separable_conv2d_into(ctx, enc, &xg, &dwg, None, &pwg, None, &params, &y)
         })?;
         let flops = 2.0 * (mid.iter().product::<usize>() * case.kh as usize * case.kw as usize) as f64
@@ -638,7 +536,7 @@ fn run_deform_conv2d(
     let (xg, wg, bg, og, mg) = (t(&x)?, t(&w)?, t(&b)?, t(&off)?, t(&mask)?);
     let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
-    let (times, method) = time_op(ctx, opts, |enc| {
+    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
         info = Some(crate::ops::deform_conv2d::deform_conv2d_into(
             ctx,
             enc,
@@ -693,7 +591,7 @@ fn run_conv_transpose2d(
     let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
     let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
     let mut info = None;
-    let (times, method) = time_op(ctx, opts, |enc| {
+    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
         info = Some(crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
         Ok(())
     })?;
@@ -728,13 +626,13 @@ pub fn measure_ceilings(ctx: &GpuContext, gemm_size: u32, copy_mib: u64, opts: &
     let a = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 11))?;
     let b = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 12))?;
     let c = Tensor::empty(ctx, &[s, s])?;
-    let (t, _) = time_op(ctx, opts, |enc| crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c))?;
+    let (t, _) = time_op(ctx, &opts.timing(), |enc| crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c))?;
     let gemm_gflops = 2.0 * (s as f64).powi(3) / (summarize(&t).0 * 1e6);
 
     let bytes = copy_mib << 20;
     let src = ctx.create_buffer("bench.copy.src", bytes, wgpu::BufferUsages::COPY_SRC)?;
     let dst = ctx.create_buffer("bench.copy.dst", bytes, wgpu::BufferUsages::COPY_DST)?;
-    let (t, _) = time_op(ctx, opts, |enc| {
+    let (t, _) = time_op(ctx, &opts.timing(), |enc| {
         enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
         Ok(())
     })?;
@@ -1049,11 +947,5 @@ mod tests {
         assert_eq!(nice_step(1.2), 2.0);
         assert_eq!(nice_step(3.0), 5.0);
         assert_eq!(nice_step(0.031), 0.05);
-    }
-
-    #[test]
-    fn summary_statistics() {
-        assert_eq!(summarize(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
-        assert_eq!(summarize(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
     }
 }

@@ -76,6 +76,8 @@ pub enum TileShape {
 }
 
 impl TileShape {
+    pub const ALL: [TileShape; 3] = [TileShape::Square, TileShape::Wide, TileShape::Tall];
+
     /// (rows, columns) of C one workgroup computes.
     pub fn dims(self) -> (u32, u32) {
         match self {

@@ -96,8 +96,11 @@
 //! tolerance used by tests and `--verify`.
 
 pub mod autotune;
+#[cfg(feature = "cli")]
 pub mod bench;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod conformance;
 pub mod context;
 pub mod error;
@@ -105,10 +108,12 @@ pub mod npy;
 pub mod ops;
 pub mod params;
 pub mod pipeline;
+#[cfg(feature = "cli")]
 pub mod probes;
 pub mod reference;
 pub mod shaders;
 pub mod tensor;
+pub mod timing;
 pub mod verify;
 
 pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, LOOP_BUDGET};

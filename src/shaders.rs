@@ -72,6 +72,63 @@ pub enum BindingKind {
     StorageReadWrite,
 }
 
+/// One kernel's registration: its WGSL files joined in order (shared helpers first, the
+/// kernel's own file last), its entry point, the bindings of group 0 and whether it stores f16.
+#[derive(Debug)]
+pub struct KernelSpec {
+    pub name: &'static str,
+    pub files: &'static [&'static str],
+    pub source: &'static str,
+    pub entry: &'static str,
+    pub bindings: &'static [BindingKind],
+    pub f16: bool,
+}
+
+/// `wgsl!("a.wgsl", "b.wgsl")`: the file list and the files' text joined (compiled in with
+/// `include_str!`, so the crate works as a dependency).
+macro_rules! wgsl {
+    ($($f:literal),+) => {
+        (&[$($f),+], concat!($(include_str!(concat!("../shaders/", $f))),+))
+    };
+}
+
+type Source = (&'static [&'static str], &'static str);
+
+const GEMM_F32: Source =
+    wgsl!("dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl");
+const GEMM_F32_QUAD: Source =
+    wgsl!("dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl");
+const GEMM_F16: Source =
+    wgsl!("dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl");
+const GEMM_F16_QUAD: Source =
+    wgsl!("dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl");
+const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl");
+const DEPTHWISE_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl");
+const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
+const CHANNEL_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "channel_sum.wgsl");
+const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d.wgsl");
+const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d.wgsl");
+const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
+const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
+
+use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
+
+/// params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16 partial sums), kpass
+const GEMM_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U];
+/// params, input, weight, bias, out
+const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
+/// params, input, col
+const UNFOLD_BINDINGS: &[BindingKind] = &[U, R, Rw];
+/// params, input, out, pass range, running part
+const PASSES_BINDINGS: &[BindingKind] = &[U, R, Rw, U, Rw];
+
+/// `kernel!(name, source, entry, bindings, f16)`: one registration.
+macro_rules! kernel {
+    ($name:literal, $src:expr, $entry:literal, $bindings:expr, $f16:literal) => {
+        &KernelSpec { name: $name, files: $src.0, source: $src.1, entry: $entry, bindings: $bindings, f16: $f16 }
+    };
+}
+
 impl ShaderId {
     pub const ALL: &'static [ShaderId] = &[
         ShaderId::Im2col,
@@ -102,259 +159,89 @@ impl ShaderId {
         ShaderId::Direct,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The kernel's registration: every kernel is one line here.
+    pub fn spec(self) -> &'static KernelSpec {
         match self {
-            ShaderId::Im2col => "im2col",
-            ShaderId::Gemm => "gemm",
-            ShaderId::Gemm8x8 => "gemm_8x8",
-            ShaderId::Gemm16x16 => "gemm_16x16",
-            ShaderId::Gemm16x16Quad => "gemm_16x16_quad",
-            ShaderId::GemmFlat => "gemm_flat",
-            ShaderId::GemmFlatQuad => "gemm_flat_quad",
-            ShaderId::Gemm8x8Half => "gemm_8x8_f16",
-            ShaderId::Gemm16x16Half => "gemm_16x16_f16",
-            ShaderId::Gemm16x16QuadHalf => "gemm_16x16_quad_f16",
-            ShaderId::GemmFlatHalf => "gemm_flat_f16",
-            ShaderId::GemmFlatQuadHalf => "gemm_flat_quad_f16",
-            ShaderId::Depthwise => "depthwise",
-            ShaderId::DepthwiseHalf => "depthwise_f16",
-            ShaderId::Col2im => "col2im",
-            ShaderId::ChannelSum => "channel_sum",
-            ShaderId::ChannelSumHalf => "channel_sum_f16",
-            ShaderId::DeformIm2col => "deform_im2col",
-            ShaderId::Pool2d => "pool2d",
-            ShaderId::Pool2dHalf => "pool2d_f16",
-            ShaderId::Vol2col => "vol2col",
-            ShaderId::DepthwiseGradInput => "depthwise_grad_input",
-            ShaderId::DepthwiseGradWeight => "depthwise_grad_weight",
-            ShaderId::DepthwiseGradInputHalf => "depthwise_grad_input_f16",
-            ShaderId::DepthwiseGradWeightHalf => "depthwise_grad_weight_f16",
-            ShaderId::Direct => "direct",
+            ShaderId::Im2col => kernel!("im2col", wgsl!("im2col.wgsl"), "main", UNFOLD_BINDINGS, false),
+            ShaderId::Gemm => kernel!("gemm", GEMM_F32, "main", GEMM_BINDINGS, false),
+            ShaderId::Gemm8x8 => kernel!("gemm_8x8", GEMM_F32, "main_8x8", GEMM_BINDINGS, false),
+            ShaderId::Gemm16x16 => kernel!("gemm_16x16", GEMM_F32, "main_16x16", GEMM_BINDINGS, false),
+            ShaderId::Gemm16x16Quad => kernel!("gemm_16x16_quad", GEMM_F32_QUAD, "main_16x16", GEMM_BINDINGS, false),
+            ShaderId::GemmFlat => kernel!("gemm_flat", GEMM_F32, "main_flat", GEMM_BINDINGS, false),
+            ShaderId::GemmFlatQuad => kernel!("gemm_flat_quad", GEMM_F32_QUAD, "main_flat", GEMM_BINDINGS, false),
+            ShaderId::Gemm8x8Half => kernel!("gemm_8x8_f16", GEMM_F16, "main_8x8", GEMM_BINDINGS, true),
+            ShaderId::Gemm16x16Half => kernel!("gemm_16x16_f16", GEMM_F16, "main_16x16", GEMM_BINDINGS, true),
+            ShaderId::Gemm16x16QuadHalf => {
+                kernel!("gemm_16x16_quad_f16", GEMM_F16_QUAD, "main_16x16", GEMM_BINDINGS, true)
+            }
+            ShaderId::GemmFlatHalf => kernel!("gemm_flat_f16", GEMM_F16, "main_flat", GEMM_BINDINGS, true),
+            ShaderId::GemmFlatQuadHalf => {
+                kernel!("gemm_flat_quad_f16", GEMM_F16_QUAD, "main_flat", GEMM_BINDINGS, true)
+            }
+            ShaderId::Depthwise => kernel!("depthwise", DEPTHWISE_F32, "main", CONV_BINDINGS, false),
+            ShaderId::DepthwiseHalf => kernel!("depthwise_f16", DEPTHWISE_F16, "main", CONV_BINDINGS, true),
+            // params, col, bias, out
+            ShaderId::Col2im => {
+                kernel!("col2im", wgsl!("activation.wgsl", "col2im.wgsl"), "main", &[U, R, R, Rw], false)
+            }
+            ShaderId::ChannelSum => kernel!("channel_sum", CHANNEL_SUM_F32, "main", PASSES_BINDINGS, false),
+            ShaderId::ChannelSumHalf => kernel!("channel_sum_f16", CHANNEL_SUM_F16, "main", PASSES_BINDINGS, true),
+            // params, input, offset, mask, col
+            ShaderId::DeformIm2col => {
+                kernel!("deform_im2col", wgsl!("bilinear.wgsl", "deform_im2col.wgsl"), "main", &[U, R, R, R, Rw], false)
+            }
+            ShaderId::Pool2d => kernel!("pool2d", POOL2D_F32, "main", PASSES_BINDINGS, false),
+            ShaderId::Pool2dHalf => kernel!("pool2d_f16", POOL2D_F16, "main", PASSES_BINDINGS, true),
+            ShaderId::Vol2col => kernel!("vol2col", wgsl!("vol2col.wgsl"), "main", UNFOLD_BINDINGS, false),
+            // params, x, w, dy, grad
+            ShaderId::DepthwiseGradInput => {
+                kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", CONV_BINDINGS, false)
+            }
+            ShaderId::DepthwiseGradWeight => {
+                kernel!("depthwise_grad_weight", DEPTHWISE_BACKWARD_F32, "grad_weight", CONV_BINDINGS, false)
+            }
+            ShaderId::DepthwiseGradInputHalf => {
+                kernel!("depthwise_grad_input_f16", DEPTHWISE_BACKWARD_F16, "grad_input", CONV_BINDINGS, true)
+            }
+            ShaderId::DepthwiseGradWeightHalf => {
+                kernel!("depthwise_grad_weight_f16", DEPTHWISE_BACKWARD_F16, "grad_weight", CONV_BINDINGS, true)
+            }
+            ShaderId::Direct => {
+                kernel!("direct", wgsl!("activation.wgsl", "direct.wgsl"), "main", CONV_BINDINGS, false)
+            }
         }
     }
 
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The kernel's own file (the last of [`files`](Self::files)).
     pub fn file(self) -> &'static str {
-        match self {
-            ShaderId::Im2col => "im2col.wgsl",
-            ShaderId::Gemm
-            | ShaderId::Gemm8x8
-            | ShaderId::Gemm16x16
-            | ShaderId::Gemm16x16Quad
-            | ShaderId::GemmFlat
-            | ShaderId::GemmFlatQuad
-            | ShaderId::Gemm8x8Half
-            | ShaderId::Gemm16x16Half
-            | ShaderId::Gemm16x16QuadHalf
-            | ShaderId::GemmFlatHalf
-            | ShaderId::GemmFlatQuadHalf => "gemm.wgsl",
-            ShaderId::Depthwise | ShaderId::DepthwiseHalf => "depthwise.wgsl",
-            ShaderId::Col2im => "col2im.wgsl",
-            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => "channel_sum.wgsl",
-            ShaderId::DeformIm2col => "deform_im2col.wgsl",
-            ShaderId::Pool2d | ShaderId::Pool2dHalf => "pool2d.wgsl",
-            ShaderId::Vol2col => "vol2col.wgsl",
-            ShaderId::DepthwiseGradInput
-            | ShaderId::DepthwiseGradWeight
-            | ShaderId::DepthwiseGradInputHalf
-            | ShaderId::DepthwiseGradWeightHalf => "depthwise_backward.wgsl",
-            ShaderId::Direct => "direct.wgsl",
-        }
+        self.spec().files.last().copied().unwrap_or_default()
     }
 
     /// The files this kernel's source is made of, in order (shared helpers first).
     pub fn files(self) -> &'static [&'static str] {
-        match self {
-            ShaderId::Im2col => &["im2col.wgsl"],
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => {
-                &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
-            }
-            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {
-                &["dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
-            }
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::GemmFlatHalf => {
-                &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl"]
-            }
-            ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf => {
-                &["dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl"]
-            }
-            ShaderId::Depthwise => &["dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl"],
-            ShaderId::DepthwiseHalf => &["dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl"],
-            ShaderId::Col2im => &["activation.wgsl", "col2im.wgsl"],
-            ShaderId::ChannelSum => &["dtype_f32.wgsl", "channel_sum.wgsl"],
-            ShaderId::ChannelSumHalf => &["dtype_f16.wgsl", "channel_sum.wgsl"],
-            ShaderId::DeformIm2col => &["bilinear.wgsl", "deform_im2col.wgsl"],
-            ShaderId::Pool2d => &["dtype_f32.wgsl", "pool2d.wgsl"],
-            ShaderId::Pool2dHalf => &["dtype_f16.wgsl", "pool2d.wgsl"],
-            ShaderId::Vol2col => &["vol2col.wgsl"],
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
-                &["dtype_f32.wgsl", "depthwise_backward.wgsl"]
-            }
-            ShaderId::DepthwiseGradInputHalf | ShaderId::DepthwiseGradWeightHalf => {
-                &["dtype_f16.wgsl", "depthwise_backward.wgsl"]
-            }
-            ShaderId::Direct => &["activation.wgsl", "direct.wgsl"],
-        }
+        self.spec().files
     }
 
     pub fn source(self) -> &'static str {
-        match self {
-            ShaderId::Im2col => include_str!("../shaders/im2col.wgsl"),
-            // Shared WGSL is whole files concatenated (see `files`).
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => concat!(
-                include_str!("../shaders/dtype_f32.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/bilinear.wgsl"),
-                include_str!("../shaders/gemm_b_scalar.wgsl"),
-                include_str!("../shaders/gemm.wgsl")
-            ),
-            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => concat!(
-                include_str!("../shaders/dtype_f32.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/bilinear.wgsl"),
-                include_str!("../shaders/gemm_b_quad.wgsl"),
-                include_str!("../shaders/gemm.wgsl")
-            ),
-            ShaderId::Gemm8x8Half | ShaderId::Gemm16x16Half | ShaderId::GemmFlatHalf => concat!(
-                include_str!("../shaders/dtype_f16.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/bilinear.wgsl"),
-                include_str!("../shaders/gemm_b_scalar.wgsl"),
-                include_str!("../shaders/gemm.wgsl")
-            ),
-            ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf => concat!(
-                include_str!("../shaders/dtype_f16.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/bilinear.wgsl"),
-                include_str!("../shaders/gemm_b_quad.wgsl"),
-                include_str!("../shaders/gemm.wgsl")
-            ),
-            ShaderId::Depthwise => concat!(
-                include_str!("../shaders/dtype_f32.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/depthwise.wgsl")
-            ),
-            ShaderId::DepthwiseHalf => concat!(
-                include_str!("../shaders/dtype_f16.wgsl"),
-                include_str!("../shaders/activation.wgsl"),
-                include_str!("../shaders/depthwise.wgsl")
-            ),
-            ShaderId::Col2im => {
-                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/col2im.wgsl"))
-            }
-            ShaderId::ChannelSum => {
-                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/channel_sum.wgsl"))
-            }
-            ShaderId::ChannelSumHalf => {
-                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/channel_sum.wgsl"))
-            }
-            ShaderId::DeformIm2col => {
-                concat!(include_str!("../shaders/bilinear.wgsl"), include_str!("../shaders/deform_im2col.wgsl"))
-            }
-            ShaderId::Pool2d => {
-                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/pool2d.wgsl"))
-            }
-            ShaderId::Pool2dHalf => {
-                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/pool2d.wgsl"))
-            }
-            ShaderId::Vol2col => include_str!("../shaders/vol2col.wgsl"),
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradWeight => {
-                concat!(include_str!("../shaders/dtype_f32.wgsl"), include_str!("../shaders/depthwise_backward.wgsl"))
-            }
-            ShaderId::DepthwiseGradInputHalf | ShaderId::DepthwiseGradWeightHalf => {
-                concat!(include_str!("../shaders/dtype_f16.wgsl"), include_str!("../shaders/depthwise_backward.wgsl"))
-            }
-            ShaderId::Direct => {
-                concat!(include_str!("../shaders/activation.wgsl"), include_str!("../shaders/direct.wgsl"))
-            }
-        }
+        self.spec().source
     }
 
     pub fn entry_point(self) -> &'static str {
-        match self {
-            ShaderId::Gemm8x8 | ShaderId::Gemm8x8Half => "main_8x8",
-            ShaderId::Gemm16x16 | ShaderId::Gemm16x16Quad | ShaderId::Gemm16x16Half | ShaderId::Gemm16x16QuadHalf => {
-                "main_16x16"
-            }
-            ShaderId::GemmFlat | ShaderId::GemmFlatQuad | ShaderId::GemmFlatHalf | ShaderId::GemmFlatQuadHalf => {
-                "main_flat"
-            }
-            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradInputHalf => "grad_input",
-            ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => "grad_weight",
-            _ => "main",
-        }
+        self.spec().entry
     }
 
     /// Bindings 0.. of group 0, in order.
     pub fn bindings(self) -> &'static [BindingKind] {
-        use BindingKind::*;
-        match self {
-            // params, input, col
-            ShaderId::Im2col => &[Uniform, StorageRead, StorageReadWrite],
-            // params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16
-            // partial sums), kpass
-            ShaderId::Gemm
-            | ShaderId::Gemm8x8
-            | ShaderId::Gemm16x16
-            | ShaderId::Gemm16x16Quad
-            | ShaderId::GemmFlat
-            | ShaderId::GemmFlatQuad
-            | ShaderId::Gemm8x8Half
-            | ShaderId::Gemm16x16Half
-            | ShaderId::Gemm16x16QuadHalf
-            | ShaderId::GemmFlatHalf
-            | ShaderId::GemmFlatQuadHalf => &[
-                Uniform,
-                StorageRead,
-                StorageRead,
-                StorageRead,
-                StorageReadWrite,
-                StorageRead,
-                StorageRead,
-                StorageRead,
-                StorageReadWrite,
-                Uniform,
-            ],
-            // params, input, weight, bias, out
-            ShaderId::Depthwise | ShaderId::DepthwiseHalf | ShaderId::Direct => {
-                &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite]
-            }
-            // params, col, bias, out
-            ShaderId::Col2im => &[Uniform, StorageRead, StorageRead, StorageReadWrite],
-            // params, x, out, range, part
-            ShaderId::ChannelSum | ShaderId::ChannelSumHalf => {
-                &[Uniform, StorageRead, StorageReadWrite, Uniform, StorageReadWrite]
-            }
-            // params, input, offset, mask, col
-            ShaderId::DeformIm2col => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
-            // params, input, out, pass, part
-            ShaderId::Pool2d | ShaderId::Pool2dHalf => {
-                &[Uniform, StorageRead, StorageReadWrite, Uniform, StorageReadWrite]
-            }
-            // params, input, col
-            ShaderId::Vol2col => &[Uniform, StorageRead, StorageReadWrite],
-            // params, x, w, dy, grad
-            ShaderId::DepthwiseGradInput
-            | ShaderId::DepthwiseGradWeight
-            | ShaderId::DepthwiseGradInputHalf
-            | ShaderId::DepthwiseGradWeightHalf => &[Uniform, StorageRead, StorageRead, StorageRead, StorageReadWrite],
-        }
+        self.spec().bindings
     }
 
     /// Whether the kernel stores f16 (needs `SHADER_F16` on the device).
     pub fn is_f16(self) -> bool {
-        matches!(
-            self,
-            ShaderId::Gemm8x8Half
-                | ShaderId::Gemm16x16Half
-                | ShaderId::Gemm16x16QuadHalf
-                | ShaderId::GemmFlatHalf
-                | ShaderId::GemmFlatQuadHalf
-                | ShaderId::DepthwiseHalf
-                | ShaderId::Pool2dHalf
-                | ShaderId::ChannelSumHalf
-                | ShaderId::DepthwiseGradInputHalf
-                | ShaderId::DepthwiseGradWeightHalf
-        )
+        self.spec().f16
     }
 
     /// The targets the static check translates this kernel to: all four, but GLSL for the f16
@@ -589,6 +476,7 @@ impl std::fmt::Display for ShaderCheckError {
 /// A failed stage of the static check: (stage, message).
 pub type StageError = (String, String);
 
+#[cfg(feature = "shader-check")]
 /// Parses and validates WGSL with naga (all capabilities the engine may use).
 pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), StageError> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
@@ -598,6 +486,7 @@ pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::Mo
     Ok((module, info))
 }
 
+#[cfg(feature = "shader-check")]
 /// Specialises `source` with `overrides` and translates it to `target`; returns the
 /// generated code's length in bytes (words ×4 for SPIR-V).
 pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, StageError> {
@@ -653,6 +542,7 @@ pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Targe
     }
 }
 
+#[cfg(feature = "shader-check")]
 /// Checks one shader with every override set the engine uses against every target.
 pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
     let mut errors = Vec::new();
@@ -666,6 +556,7 @@ pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
     errors
 }
 
+#[cfg(feature = "shader-check")]
 /// Bindings of group 0 as naga reflects them from the WGSL: (binding, kind).
 pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, StageError> {
     let (module, _) = parse_and_validate(source)?;
@@ -689,6 +580,7 @@ pub fn reflect_bindings(source: &str) -> Result<Vec<(u32, BindingKind)>, StageEr
     Ok(out)
 }
 
+#[cfg(feature = "shader-check")]
 /// Member names and byte offsets of the uniform struct at binding 0, and its size, as naga
 /// lays it out (checked against the `#[repr(C)]` Rust twins in tests).
 pub fn reflect_uniform(source: &str, binding: u32) -> Result<(Vec<(String, u32)>, u32), StageError> {
@@ -703,4 +595,20 @@ pub fn reflect_uniform(source: &str, binding: u32) -> Result<(Vec<(String, u32)>
         }
     }
     Err(("uniform".into(), "no uniform struct".into()))
+}
+
+/// The `u32` constants a WGSL source declares (`const NAME: u32 = …u;`), by name, as naga
+/// evaluates them: the WGSL side of the values Rust must agree with.
+#[cfg(feature = "shader-check")]
+pub fn reflect_u32_constants(source: &str) -> Result<Vec<(String, u32)>, StageError> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| ("parse".to_string(), e.emit_to_string(source)))?;
+    let mut out = Vec::new();
+    for (_, c) in module.constants.iter() {
+        if let (Some(name), naga::Expression::Literal(naga::Literal::U32(v))) =
+            (&c.name, &module.global_expressions[c.init])
+        {
+            out.push((name.clone(), *v));
+        }
+    }
+    Ok(out)
 }

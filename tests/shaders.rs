@@ -6,10 +6,15 @@ use wgconv::ops::conv2d_backward::{DwBackParams, SumParams};
 use wgconv::ops::conv3d::Vol2colParams;
 use wgconv::ops::deform_conv2d::DeformIm2colParams;
 use wgconv::ops::direct::DirectParams;
+use wgconv::ops::gemm::{AMode, BMode};
+use wgconv::ops::pool2d::PoolMode;
 use wgconv::ops::pool2d::PoolParams;
 use wgconv::ops::PassRange;
 use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
-use wgconv::shaders::{check_shader, reflect_bindings, reflect_uniform, translate, Overrides, ShaderId, Target};
+use wgconv::shaders::{
+    check_shader, reflect_bindings, reflect_u32_constants, reflect_uniform, translate, Overrides, ShaderId, Target,
+};
+use wgconv::{Activation, TileShape};
 
 #[test]
 fn every_shader_translates_to_every_target() {
@@ -80,4 +85,79 @@ fn every_shader_file_is_registered() {
     known.sort();
     known.dedup();
     assert_eq!(files, known);
+}
+
+/// Every number WGSL and Rust must agree on is a named constant on both sides: each Rust
+/// variant has its WGSL constant, with the same value, and no WGSL constant of those families
+/// lacks a Rust variant.
+#[test]
+fn wgsl_constants_agree_with_their_rust_twins() {
+    fn b_name(m: BMode) -> &'static str {
+        match m {
+            BMode::Dense => "B_DENSE",
+            BMode::Implicit => "B_IMPLICIT",
+            BMode::Pointwise => "B_POINTWISE",
+            BMode::Taps => "B_TAPS",
+            BMode::Deform => "B_DEFORM",
+            BMode::Depthwise => "B_DEPTHWISE",
+            BMode::Transposed => "B_TRANSPOSED",
+        }
+    }
+    fn a_name(m: AMode) -> &'static str {
+        match m {
+            AMode::RowMajor => "A_ROW_MAJOR",
+            AMode::Transposed => "A_TRANSPOSED",
+            AMode::OutputGrad => "A_OUTPUT_GRAD",
+            AMode::PhaseTaps => "A_PHASE_TAPS",
+            AMode::TapMajor => "A_TAP_MAJOR",
+        }
+    }
+    fn tile_name(t: TileShape) -> &'static str {
+        match t {
+            TileShape::Square => "TILE_SQUARE",
+            TileShape::Wide => "TILE_WIDE",
+            TileShape::Tall => "TILE_TALL",
+        }
+    }
+    fn act_name(a: Activation) -> &'static str {
+        match a {
+            Activation::None => "ACT_NONE",
+            Activation::Relu => "ACT_RELU",
+            Activation::Relu6 => "ACT_RELU6",
+            Activation::LeakyRelu(_) => "ACT_LEAKY_RELU",
+            Activation::Sigmoid => "ACT_SIGMOID",
+            Activation::Tanh => "ACT_TANH",
+            Activation::Gelu => "ACT_GELU",
+        }
+    }
+    fn pool_name(m: PoolMode) -> &'static str {
+        match m {
+            PoolMode::Max => "MODE_MAX",
+            PoolMode::Avg => "MODE_AVG",
+        }
+    }
+    let check = |id: ShaderId, prefix: &str, rust: Vec<(&'static str, u32)>| {
+        let wgsl: Vec<(String, u32)> =
+            reflect_u32_constants(id.source()).unwrap().into_iter().filter(|(n, _)| n.starts_with(prefix)).collect();
+        let mut ours: Vec<(String, u32)> = rust.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        let mut theirs = wgsl;
+        ours.sort();
+        theirs.sort();
+        assert_eq!(theirs, ours, "{} constants {prefix}*", id.name());
+    };
+    for id in [ShaderId::Gemm, ShaderId::Gemm16x16QuadHalf] {
+        check(id, "B_", BMode::ALL.iter().map(|&m| (b_name(m), m as u32)).collect());
+        check(id, "A_", AMode::ALL.iter().map(|&m| (a_name(m), m as u32)).collect());
+        check(id, "TILE_", TileShape::ALL.iter().map(|&t| (tile_name(t), t as u32)).collect());
+    }
+    for id in ShaderId::ALL.iter().copied().filter(|id| id.files().contains(&"activation.wgsl")) {
+        check(id, "ACT_", Activation::ALL.iter().map(|&a| (act_name(a), a.code())).collect());
+    }
+    check(ShaderId::Pool2d, "MODE_", PoolMode::ALL.iter().map(|&m| (pool_name(m), m as u32)).collect());
+}
+
+#[test]
+fn the_constant_check_can_fail() {
+    let consts = reflect_u32_constants("const B_DENSE: u32 = 1u; const X: f32 = 2.0;").unwrap();
+    assert_eq!(consts, vec![("B_DENSE".to_string(), 1)]);
 }

@@ -40,6 +40,18 @@ pub enum BMode {
     Transposed = 6,
 }
 
+impl BMode {
+    pub const ALL: [BMode; 7] = [
+        BMode::Dense,
+        BMode::Implicit,
+        BMode::Pointwise,
+        BMode::Taps,
+        BMode::Deform,
+        BMode::Depthwise,
+        BMode::Transposed,
+    ];
+}
+
 impl GemmParams {
     /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
     pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
@@ -92,6 +104,11 @@ pub enum AMode {
     /// `[groups, M, K]` conv weights with the columns taken tap-major (`k = t·Cin/G + cl`),
     /// the row order of `BMode::Deform`.
     TapMajor = 4,
+}
+
+impl AMode {
+    pub const ALL: [AMode; 5] =
+        [AMode::RowMajor, AMode::Transposed, AMode::OutputGrad, AMode::PhaseTaps, AMode::TapMajor];
 }
 
 /// Prepares one GEMM dispatch. `bias` of `None` binds the context's dummy buffer and

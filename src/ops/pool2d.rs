@@ -25,6 +25,10 @@ pub enum PoolMode {
     Avg = 1,
 }
 
+impl PoolMode {
+    pub const ALL: [PoolMode; 2] = [PoolMode::Max, PoolMode::Avg];
+}
+
 /// Max pooling (padding is −∞), submitted.
 pub fn max_pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams) -> Result<Tensor> {
     pool2d(ctx, input, params, PoolMode::Max)
