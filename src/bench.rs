@@ -626,7 +626,7 @@ pub fn measure_ceilings(ctx: &GpuContext, gemm_size: u32, copy_mib: u64, opts: &
     let a = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 11))?;
     let b = Tensor::from_host(ctx, &HostTensor::random(&[s, s], 12))?;
     let c = Tensor::empty(ctx, &[s, s])?;
-    let (t, _) = time_op(ctx, &opts.timing(), |enc| crate::ops::gemm::matmul_into(ctx, enc, &a, &b, &c))?;
+    let (t, _) = time_op(ctx, &opts.timing(), |enc| crate::ops::matmul::matmul_into(ctx, enc, &a, &b, &c))?;
     let gemm_gflops = 2.0 * (s as f64).powi(3) / (summarize(&t).0 * 1e6);
 
     let bytes = copy_mib << 20;

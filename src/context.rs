@@ -50,17 +50,17 @@ pub enum GemmKernel {
     /// 64×64 tiles; 64 invocations, 8×8 outputs each.
     Block8x8,
     /// 64 invocations, 16×16 outputs each, in a 128×128, 64×256 or 256×64 tile picked per
-    /// GEMM ([`TileShape::pick`]). On lavapipe it runs a 1024³ GEMM 1.4–1.8× faster than
-    /// `Block8x8` (every load inside a loop costs a lane-by-lane loop there, and this kernel
-    /// loads half as often per multiply-add); on GPUs its 256 accumulators per invocation
-    /// would spill, so it is not the GPU default.
+    /// GEMM ([`TileShape::pick`]). It loads from workgroup memory half as often per
+    /// multiply-add as `Block8x8`, which is what counts on llvmpipe (every load inside a loop
+    /// runs lane by lane there); on GPUs its 256 accumulators per invocation would spill, so
+    /// it is not the GPU default. Measurements: BENCHMARKS.md.
     Block16x16,
     /// `Block16x16`'s tiles and blocks with no workgroup memory and no barrier: each
     /// invocation reads its operands from the buffers. On llvmpipe, which runs a workgroup as
-    /// coroutines switching at every barrier, it runs dense and pointwise GEMMs (B read as
-    /// vec4) ~1.3–1.4× faster than `Block16x16`, and GEMMs of few tiles up to 2× faster; GEMMs
-    /// of many tiles whose B is gathered per element load 4× as often and gain nothing. f16
-    /// tensors run `Block16x16` instead (no f16 variant).
+    /// coroutines switching at every barrier, it wins on dense and pointwise GEMMs (B read as
+    /// vec4) and on GEMMs of few tiles; GEMMs of many tiles whose B is gathered per element
+    /// load 4× as often and gain nothing. f16 tensors run `Block16x16` instead (no f16
+    /// variant).
     Flat16x16,
 }
 
@@ -119,17 +119,13 @@ impl GemmKernel {
     /// What `Auto` means on an adapter of this type for `groups` GEMMs of `m × n` whose B
     /// operand loads as `b`. Explicit choices stand. On GPUs `Block8x8`. On CPU adapters:
     /// - `Flat16x16` where B loads as vec4, or where 16×16 tiles give fewer than four
-    ///   workgroups (r50_c5: M 512 × N 49, two 256×64 tiles): on lavapipe, the kernels
-    ///   alternating over two rounds, r50_c5 took 25–35 ms flat against 49–71 ms with
-    ///   `Block8x8` and 57–65 ms with `Block16x16` (minimums; which is why few tiles used to
-    ///   mean `Block8x8`);
-    /// - `Flat16x16` for the gathers it walks (`BLoads::Implicit`): alternating runs, minimum
-    ///   of three, `Block16x16` against flat on the implicit conv:
-    ///   r50_c2 22.1–23.5 against 13.9–14.4 ms, r50_c3 21.0–23.3 against 15.6–16.3, r50_c4
-    ///   22.8–23.5 against 16.8–17.4, r50_c3_b8 148.5–149.7 against 109.6–119.6;
-    /// - `Block16x16` for other gathered B on enough tiles (flat loads 4× as much B there and
-    ///   is not faster: r50_c2–c4 within ±20 % either way, noisy, before the tap-major walk);
+    ///   workgroups (r50_c5, M 512 × N 49: 25–35 ms flat against 49–71 ms with `Block8x8` on
+    ///   lavapipe);
+    /// - `Flat16x16` for the gathers it walks (`BLoads::Implicit`);
+    /// - `Block16x16` for other gathered B on enough tiles (flat loads 4× as much B there);
     /// - `Block8x8` for sampled B on few tiles.
+    ///
+    /// The measurements behind each rule: BENCHMARKS.md, "Why Auto picks what it picks".
     pub fn resolve(self, device_type: wgpu::DeviceType, m: u32, n: u32, groups: u32, b: BLoads) -> GemmKernel {
         match self {
             GemmKernel::Auto if device_type == wgpu::DeviceType::Cpu => {

@@ -104,6 +104,7 @@ pub mod cli;
 pub mod conformance;
 pub mod context;
 pub mod error;
+pub mod kernels;
 pub mod npy;
 pub mod ops;
 pub mod params;
@@ -126,7 +127,7 @@ pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
 };
 pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
-pub use ops::gemm::{matmul, matmul_into};
+pub use ops::matmul::{matmul, matmul_into};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, pool2d_into, PoolMode};
 pub use ops::separable_conv2d::{separable_conv2d, separable_conv2d_into, SeparableParams};
 pub use params::{

@@ -495,7 +495,7 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
         assert_eq!(TileShape::pick(m, n), shape, "{m}x{n}");
         let a = HostTensor::random(&[m as usize, k as usize], m as u64);
         let b = HostTensor::random(&[k as usize, n as usize], n as u64);
-        let c = wgconv::ops::gemm::matmul(
+        let c = wgconv::ops::matmul::matmul(
             &ctx,
             &Tensor::from_host(&ctx, &a).unwrap(),
             &Tensor::from_host(&ctx, &b).unwrap(),

@@ -2,15 +2,18 @@
 //! override set the engine uses, translate to SPIR-V, MSL, HLSL and GLSL; bindings and
 //! uniform layouts against their Rust twins. No GPU needed.
 
-use wgconv::ops::conv2d_backward::{DwBackParams, SumParams};
-use wgconv::ops::conv3d::Vol2colParams;
-use wgconv::ops::deform_conv2d::DeformIm2colParams;
-use wgconv::ops::direct::DirectParams;
-use wgconv::ops::gemm::{AMode, BMode};
+use wgconv::kernels::channel_sum::SumParams;
+use wgconv::kernels::col2im::Col2imParams;
+use wgconv::kernels::deform_im2col::DeformIm2colParams;
+use wgconv::kernels::depthwise::DepthwiseParams;
+use wgconv::kernels::depthwise_backward::DwBackParams;
+use wgconv::kernels::direct::DirectParams;
+use wgconv::kernels::gemm::{AMode, BMode, GemmParams};
+use wgconv::kernels::im2col::Im2colParams;
+use wgconv::kernels::pool2d::PoolParams;
+use wgconv::kernels::vol2col::Vol2colParams;
+use wgconv::kernels::PassRange;
 use wgconv::ops::pool2d::PoolMode;
-use wgconv::ops::pool2d::PoolParams;
-use wgconv::ops::PassRange;
-use wgconv::ops::{conv_transpose2d::Col2imParams, depthwise::DepthwiseParams, gemm::GemmParams, im2col::Im2colParams};
 use wgconv::shaders::{
     check_shader, reflect_bindings, reflect_u32_constants, reflect_uniform, translate, Overrides, ShaderId, Target,
 };

@@ -19,10 +19,9 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
-use crate::ops::gemm::{AMode, BMode};
-use crate::ops::{
-    check_binding, common_dtype, depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena,
-};
+use crate::kernels::gemm::{AMode, BMode};
+use crate::kernels::{depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -201,12 +200,9 @@ pub(crate) struct ChunkPlan {
 }
 
 /// What `Algorithm::Auto` runs for `g` (f32, autotuner off) on this context:
-/// [`Algorithm::choose`] on every adapter. (CPU adapters used to take `Im2colGemm` for ≥ 256
-/// output channels per group, whose dense GEMM ran the flat kernel; since the implicit GEMM
-/// runs flat too, walking K tap-major, it is ahead on every such case: on lavapipe,
-/// alternating runs, minimum of three, im2col against implicit: r50_c4 20.1 against 16.7 ms,
-/// r50_c5 19.9 against 17.2, aspp_d6 71.1 against 55.6, r50_c3 23.4 against 15.5.)
-/// `ctx.autotune(true)` measures instead of guessing.
+/// [`Algorithm::choose`] on every adapter (the implicit GEMM is ahead of `Im2colGemm` on
+/// CPU adapters too: r50_c4 on lavapipe 16.7 against 20.1 ms; the others in BENCHMARKS.md,
+/// "Why Auto picks what it picks"). `ctx.autotune(true)` measures instead of guessing.
 /// Upper bound on the loop turns of one invocation of the kernels that do not split their
 /// sums (see `depthwise.wgsl` and `direct.wgsl`); `None` for the GEMM-based algorithms.
 pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64> {
@@ -285,10 +281,10 @@ pub(crate) fn encode_im2col_gemm(
         let ib = match unfold {
             Unfold::Plain(_) => arena.push(&ip),
             Unfold::Deform { offset_groups, .. } => {
-                arena.push(&crate::ops::deform_conv2d::DeformIm2colParams::new(&ip, offset_groups))
+                arena.push(&crate::kernels::deform_im2col::DeformIm2colParams::new(&ip, offset_groups))
             }
             Unfold::Vol2col { geometry, .. } => {
-                arena.push(&crate::ops::conv3d::Vol2colParams::new(&geometry, col0, cols))
+                arena.push(&crate::kernels::vol2col::Vol2colParams::new(&geometry, col0, cols))
             }
         };
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
@@ -300,7 +296,7 @@ pub(crate) fn encode_im2col_gemm(
     for (ip, ib, gp, gb) in &blocks {
         dispatches.push(match unfold {
             Unfold::Plain(input) => im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?,
-            Unfold::Deform { input, offset, mask, offset_groups } => crate::ops::deform_conv2d::prepare_unfold(
+            Unfold::Deform { input, offset, mask, offset_groups } => crate::kernels::deform_im2col::prepare(
                 ctx,
                 &uniforms,
                 *ib,
@@ -312,7 +308,7 @@ pub(crate) fn encode_im2col_gemm(
                 &workspace,
             )?,
             Unfold::Vol2col { input, .. } => {
-                crate::ops::conv3d::prepare_unfold(ctx, &uniforms, *ib, ip.total, input, &workspace)?
+                crate::kernels::vol2col::prepare(ctx, &uniforms, *ib, ip.total, input, &workspace)?
             }
         });
         let col = range(&workspace, (0, ip.total as u64 * 4));

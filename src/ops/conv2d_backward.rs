@@ -19,27 +19,13 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::gemm::{AMode, BMode, GemmParams};
-use crate::ops::{
-    check_binding, common_dtype, fold_grid, gemm, loop_passes, pass_dispatches, range, record, uniform_block, whole,
-    Dispatch, UniformArena,
-};
+use crate::kernels::channel_sum::{self, SumParams};
+use crate::kernels::depthwise_backward;
+use crate::kernels::gemm::{AMode, BMode, GemmParams};
+use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
-use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
-
-uniform_block! {
-    /// Twin of `SumParams` in `shaders/channel_sum.wgsl`.
-    SumParams { channels, hw, n, _pad0 }
-}
-
-uniform_block! {
-    /// Twin of `DwBackParams` in `shaders/depthwise_backward.wgsl`.
-    DwBackParams {
-        c_in, h, w, c_out, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        mult, n, total, _pad0, _pad1, _pad2,
-    }
-}
 
 /// Which gradients to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,12 +162,12 @@ pub fn conv2d_backward_into(
     // short) that gradient takes the general path, whose GEMM splits K into passes.
     let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
     let budget = ctx.config().loop_budget as u64;
-    let dw_input = depthwise && depthwise_grad_input_turns(&g) <= budget;
-    let dw_weight = depthwise && depthwise_grad_weight_turns(&g) <= budget;
+    let dw_input = depthwise && depthwise_backward::grad_input_turns(&g) <= budget;
+    let dw_weight = depthwise && depthwise_backward::grad_weight_turns(&g) <= budget;
     if dw_input || dw_weight {
         let gi = grads.grad_input.as_ref().filter(|_| dw_input);
         let gw = grads.grad_weight.as_ref().filter(|_| dw_weight);
-        encode_depthwise_backward(ctx, encoder, &g, input, weight, grad_output, (gi, gw), half)?;
+        depthwise_backward::record_backward(ctx, encoder, &g, input, weight, grad_output, (gi, gw), half)?;
     }
     if let Some(dx) = grads.grad_input.as_ref().filter(|_| !dw_input) {
         let tp = grad_input_params(params, input.shape(), weight.shape())?;
@@ -224,94 +210,9 @@ pub fn conv2d_backward_into(
             )?);
         }
         if let Some(db) = db {
-            let id = if half { ShaderId::ChannelSumHalf } else { ShaderId::ChannelSum };
-            let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;
-            let grid = fold_grid(g.c_out as u64, ctx.max_workgroups_per_dim())?;
-            // each of 256 invocations turns once per 256 elements of its range (+ 8 for the
-            // tree reduction): ranges of bounded turns, a running sum between them
-            let passes = loop_passes(pixels, 256, 1, ctx.config().loop_budget.saturating_sub(8).max(1));
-            let fixed = [range(&uniforms, sb), whole(grad_output), whole(db)];
-            dispatches.extend(pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, g.c_out as u64, grid)?);
+            dispatches.extend(channel_sum::prepare(ctx, &uniforms, sb, &sp, grad_output, db, half)?);
         }
         record(encoder, "conv2d_backward", &dispatches);
-        Ok(())
-    })?
-}
-
-/// Loop turns of one `depthwise_backward.wgsl` grad_input invocation: every tap of every
-/// channel multiple.
-fn depthwise_grad_input_turns(g: &crate::params::Conv2dGeometry) -> u64 {
-    let mult = (g.c_out / g.c_in) as u64;
-    mult * (1 + g.kh as u64 * (1 + g.kw as u64))
-}
-
-/// Loop turns of one grad_weight invocation: per chunk of 25 taps, its 1/64 of the output
-/// pixels (each turning over the chunk's taps), then the store and the 6-step tree reduction.
-fn depthwise_grad_weight_turns(g: &crate::params::Conv2dGeometry) -> u64 {
-    let taps = (g.kh * g.kw) as u64;
-    let pixels = g.n as u64 * g.h_out as u64 * g.w_out as u64;
-    let chunk = taps.min(25);
-    taps.div_ceil(25) * (1 + pixels.div_ceil(64) * (1 + chunk) + 8 * (1 + chunk))
-}
-
-/// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`), f16
-/// storage when `half`; each only where given.
-#[allow(clippy::too_many_arguments)]
-fn encode_depthwise_backward(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    g: &crate::params::Conv2dGeometry,
-    input: &Tensor,
-    weight: &Tensor,
-    grad_output: &Tensor,
-    (grad_input, grad_weight): (Option<&Tensor>, Option<&Tensor>),
-    half: bool,
-) -> Result<()> {
-    let base = DwBackParams {
-        c_in: g.c_in,
-        h: g.h,
-        w: g.w,
-        c_out: g.c_out,
-        kh: g.kh,
-        kw: g.kw,
-        stride_h: g.stride[0],
-        stride_w: g.stride[1],
-        dil_h: g.dilation[0],
-        dil_w: g.dilation[1],
-        pad_top: g.pads.top,
-        pad_left: g.pads.left,
-        h_out: g.h_out,
-        w_out: g.w_out,
-        mult: g.c_out / g.c_in,
-        n: g.n,
-        ..Default::default()
-    };
-    ctx.scoped(|| -> Result<()> {
-        let mut arena = UniformArena::new(ctx);
-        // grad_input: one invocation per input element; grad_weight: one workgroup per
-        // (output channel, kernel row).
-        let pi = DwBackParams { total: input.numel() as u32, ..base };
-        let pw = DwBackParams { total: g.c_out, ..base };
-        let (bi, bw) = (arena.push(&pi), arena.push(&pw));
-        let uniforms = arena.finish(ctx)?;
-        let mut dispatches = Vec::new();
-        let (gi, gw) = if half {
-            (ShaderId::DepthwiseGradInputHalf, ShaderId::DepthwiseGradWeightHalf)
-        } else {
-            (ShaderId::DepthwiseGradInput, ShaderId::DepthwiseGradWeight)
-        };
-        let jobs = [(grad_input, gi, bi, (pi.total as u64).div_ceil(256)), (grad_weight, gw, bw, pw.total as u64)];
-        for (out, id, block, groups) in jobs {
-            let Some(out) = out else { continue };
-            let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;
-            let bind_group = ctx.bind_group(
-                id,
-                &bgl,
-                &[range(&uniforms, block), whole(input), whole(weight), whole(grad_output), whole(out)],
-            );
-            dispatches.push(Dispatch { pipeline, bind_group, grid: fold_grid(groups, ctx.max_workgroups_per_dim())? });
-        }
-        record(encoder, "depthwise_backward", &dispatches);
         Ok(())
     })?
 }

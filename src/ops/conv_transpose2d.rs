@@ -23,21 +23,13 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::gemm::{AMode, BMode, GemmParams};
-use crate::ops::{
-    check_binding, common_dtype, fold_grid, gemm, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
-};
+use crate::kernels::col2im::Col2imParams;
+use crate::kernels::gemm::{AMode, BMode, GemmParams};
+use crate::kernels::{fold_grid, gemm, optional, range, record, whole, Dispatch, UniformArena};
+use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
-
-uniform_block! {
-    /// Twin of `Col2imParams` in `shaders/col2im.wgsl`.
-    Col2imParams {
-        c_out, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        img0, total, alpha_bits,
-    }
-}
 
 /// What one conv_transpose2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +79,9 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
 }
 
 /// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `ImplicitGemm`
-/// (the output phases: no workspace, no col2im pass) on every adapter. CPU adapters used to
-/// take `GemmCol2im` where its GEMM ran the flat kernel; the flat kernel now walks the phases'
-/// gather tap-major too and is ahead on every shape measured (lavapipe, alternating runs,
-/// minimum of two or three, gemm_col2im against the phases): dcgan_up 22.7 against 16.3 ms;
-/// 128→64 channels 28×28 k3 s2: 17.3–18.8 against 15.7–16.1 (a quarter of its taps phantom);
-/// k3 s1 (128→128): 22.7–23.0 against 16.5–16.9; k2 s2, 2 images: 17.6–17.9 against 8.0–8.5.
+/// (the output phases: no workspace, no col2im pass) on every adapter: ahead of `GemmCol2im`
+/// on every shape measured, CPU adapters included (dcgan_up on lavapipe: 16.3 against 22.7
+/// ms; the others in BENCHMARKS.md, "Why Auto picks what it picks").
 pub fn auto_algorithm(_ctx: &GpuContext, _g: &ConvTranspose2dGeometry, _dtype: DType) -> Algorithm {
     Algorithm::ImplicitGemm
 }

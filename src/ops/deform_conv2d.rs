@@ -16,79 +16,12 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::gemm::{self, AMode, BMode, GemmParams};
+use crate::kernels::{record, whole, UniformArena};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
-use crate::ops::gemm::{self, AMode, BMode, GemmParams};
-use crate::ops::im2col::Im2colParams;
-use crate::ops::{
-    check_binding, common_dtype, fold_grid, optional, range, record, uniform_block, whole, Dispatch, UniformArena,
-};
+use crate::ops::{check_binding, common_dtype};
 use crate::params::{Algorithm, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
-use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
-
-uniform_block! {
-    /// Twin of `DeformIm2colParams` in `shaders/deform_im2col.wgsl`.
-    DeformIm2colParams {
-        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        col0, cols, total, offset_groups, threads, _pad1, _pad2,
-    }
-}
-
-impl DeformIm2colParams {
-    pub fn new(p: &Im2colParams, offset_groups: u32) -> Self {
-        DeformIm2colParams {
-            c_in: p.c_in,
-            h: p.h,
-            w: p.w,
-            kh: p.kh,
-            kw: p.kw,
-            stride_h: p.stride_h,
-            stride_w: p.stride_w,
-            dil_h: p.dil_h,
-            dil_w: p.dil_w,
-            pad_top: p.pad_top,
-            pad_left: p.pad_left,
-            h_out: p.h_out,
-            w_out: p.w_out,
-            col0: p.col0,
-            cols: p.cols,
-            total: p.total,
-            offset_groups,
-            // one invocation per (offset group, tap, column)
-            threads: offset_groups * p.kh * p.kw * p.cols,
-            ..Default::default()
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn prepare_unfold(
-    ctx: &GpuContext,
-    uniforms: &wgpu::Buffer,
-    block: (u64, u64),
-    p: &Im2colParams,
-    offset_groups: u32,
-    input: &Tensor,
-    offset: &Tensor,
-    mask: Option<&Tensor>,
-    col: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::DeformIm2col, &Overrides::none().flag("HAS_MASK", mask.is_some()))?;
-    let threads = offset_groups as u64 * p.kh as u64 * p.kw as u64 * p.cols as u64;
-    let grid = fold_grid(threads.div_ceil(256), ctx.max_workgroups_per_dim())?;
-    let bind_group = ctx.bind_group(
-        ShaderId::DeformIm2col,
-        &bgl,
-        &[
-            range(uniforms, block),
-            whole(input),
-            whole(offset),
-            optional(ctx, mask),
-            range(col, (0, p.total as u64 * 4)),
-        ],
-    );
-    Ok(Dispatch { pipeline, bind_group, grid })
-}
 
 /// What one deform_conv2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,9 +36,8 @@ pub struct DeformConv2dInfo {
 /// What `Algorithm::Auto` runs for the conv `g` of a deform_conv2d on this context:
 /// `Im2colGemm` where its dense GEMM runs the flat kernel
 /// ([`crate::ops::conv2d::im2col_gemm_runs_flat`]: CPU adapters with the engine's GEMM kernel
-/// choice), else `ImplicitGemm` (no workspace). On lavapipe, dcn_v2: 21–22 ms against 45 ms
-/// (same process, quiet machine). f16 tensors always run `ImplicitGemm` (the deformable
-/// im2col has no f16 variant).
+/// choice; dcn_v2 on lavapipe: 21–22 ms against 45 ms), else `ImplicitGemm` (no workspace).
+/// f16 tensors always run `ImplicitGemm` (the deformable im2col has no f16 variant).
 pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
     if crate::ops::conv2d::im2col_gemm_runs_flat(ctx, g) {
         Algorithm::Im2colGemm

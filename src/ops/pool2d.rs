@@ -3,20 +3,10 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{
-    check_binding, common_dtype, fold_grid, loop_passes, pass_dispatches, range, record, uniform_block, whole,
-    UniformArena,
-};
+use crate::kernels::pool2d::{self, PoolParams};
+use crate::ops::{check_binding, common_dtype};
 use crate::params::Pool2dParams;
-use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
-
-uniform_block! {
-    /// Twin of `PoolParams` in `shaders/pool2d.wgsl`.
-    PoolParams {
-        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks, _pad0, _pad1, _pad2,
-    }
-}
 
 /// Which reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,10 +59,7 @@ pub fn pool2d_into(
         t.check_device(ctx, what)?;
         check_binding(ctx, t, what)?;
     }
-    let id = match common_dtype("pool2d", input, &[(Some(output), "output")])? {
-        DType::F16 => ShaderId::Pool2dHalf,
-        _ => ShaderId::Pool2d,
-    };
+    let half = common_dtype("pool2d", input, &[(Some(output), "output")])? == DType::F16;
     let s = input.shape();
     let stride = params.stride();
     let p = PoolParams {
@@ -89,24 +76,5 @@ pub fn pool2d_into(
         total: output.numel() as u32,
         ..Default::default()
     };
-    // The window in units of (row, chunk of columns), in passes of bounded loop turns (see
-    // `Pass` in the shader): one pass unless the window has thousands of positions.
-    let budget = ctx.config().loop_budget.max(2);
-    let col_chunk = p.kw.min(budget - 1);
-    let p = PoolParams { col_chunk, chunks: p.kw.div_ceil(col_chunk), ..p };
-    let passes = loop_passes(p.kh * p.chunks, 1, col_chunk as u64 + 1, budget);
-    ctx.scoped(|| -> Result<()> {
-        let mut arena = UniformArena::new(ctx);
-        let block = arena.push(&p);
-        let uniforms = arena.finish(ctx)?;
-        let overrides = Overrides::none()
-            .with("MODE", mode as u32 as f64)
-            .flag("COUNT_PAD", mode == PoolMode::Max || params.count_include_pad); // max ignores it
-        let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
-        let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
-        let fixed = [range(&uniforms, block), whole(input), whole(output)];
-        let dispatches = pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, p.total as u64, grid)?;
-        record(encoder, "pool2d", &dispatches);
-        Ok(())
-    })?
+    pool2d::record(ctx, encoder, p, mode, mode == PoolMode::Max || params.count_include_pad, input, output, half)
 }

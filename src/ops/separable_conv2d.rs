@@ -8,9 +8,10 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::gemm::{self, AMode, BMode, GemmParams};
+use crate::kernels::{record, whole, UniformArena};
+use crate::ops::check_binding;
 use crate::ops::conv2d::conv2d_into;
-use crate::ops::gemm::{self, AMode, BMode, GemmParams};
-use crate::ops::{check_binding, record, whole, UniformArena};
 use crate::params::{Activation, Algorithm, Conv2dParams, Padding};
 use crate::tensor::Tensor;
 

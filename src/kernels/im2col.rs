@@ -2,7 +2,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::ops::{fold_grid, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch};
 use crate::params::Conv2dGeometry;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;

@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::ops::{fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;

@@ -1,0 +1,68 @@
+//! `shaders/vol2col.wgsl`: conv3d's unfold of a chunk of output voxels into the column matrix
+//! `[Cin·kd·kh·kw, cols]` that the dense GEMM reads.
+
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch};
+use crate::params::Conv3dGeometry;
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `Vol2colParams` in `shaders/vol2col.wgsl`.
+    Vol2colParams {
+        c_in, d, h, w, kd, kh, kw, stride_d, stride_h, stride_w, dil_d, dil_h, dil_w,
+        pad_front, pad_top, pad_left, d_out, h_out, w_out, col0, cols, total, _pad0, _pad1,
+    }
+}
+
+impl Vol2colParams {
+    pub fn new(g: &Conv3dGeometry, col0: u32, cols: u32) -> Self {
+        let rows = g.c_in * g.kernel.iter().product::<u32>();
+        Vol2colParams {
+            c_in: g.c_in,
+            d: g.size[0],
+            h: g.size[1],
+            w: g.size[2],
+            kd: g.kernel[0],
+            kh: g.kernel[1],
+            kw: g.kernel[2],
+            stride_d: g.stride[0],
+            stride_h: g.stride[1],
+            stride_w: g.stride[2],
+            dil_d: g.dilation[0],
+            dil_h: g.dilation[1],
+            dil_w: g.dilation[2],
+            pad_front: g.pad_begin[0],
+            pad_top: g.pad_begin[1],
+            pad_left: g.pad_begin[2],
+            d_out: g.out[0],
+            h_out: g.out[1],
+            w_out: g.out[2],
+            col0,
+            cols,
+            total: rows * cols,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+/// The unfold of output voxels `col0 .. col0 + cols` (`total` = rows × cols entries of `col`).
+pub(crate) fn prepare(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    total: u32,
+    input: &Tensor,
+    col: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::Vol2col, &Overrides::none())?;
+    let grid = fold_grid((total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+    let bind_group = ctx.bind_group(
+        ShaderId::Vol2col,
+        &bgl,
+        &[range(uniforms, block), whole(input), range(col, (0, total as u64 * 4))],
+    );
+    Ok(Dispatch { pipeline, bind_group, grid })
+}

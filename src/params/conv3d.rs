@@ -1,0 +1,114 @@
+//! conv3d's parameters and geometry.
+
+use super::*;
+
+/// Parameters of `conv3d` (as `torch.nn.functional.conv3d`) on `[N, C, D, H, W]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv3dParams {
+    pub stride: [u32; 3],
+    pub padding: Padding3d,
+    pub dilation: [u32; 3],
+    pub groups: u32,
+    pub activation: Activation,
+}
+
+impl Default for Conv3dParams {
+    fn default() -> Self {
+        Conv3dParams {
+            stride: [1; 3],
+            padding: Padding3d::Valid,
+            dilation: [1; 3],
+            groups: 1,
+            activation: Activation::None,
+        }
+    }
+}
+
+/// Every size of one validated conv3d.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv3dGeometry {
+    pub n: u32,
+    pub c_in: u32,
+    pub c_out: u32,
+    /// Input `[D, H, W]`.
+    pub size: [u32; 3],
+    /// Kernel `[kd, kh, kw]`.
+    pub kernel: [u32; 3],
+    pub stride: [u32; 3],
+    pub dilation: [u32; 3],
+    /// Leading pads `[front, top, left]` (the trailing ones only shape the output size).
+    pub pad_begin: [u32; 3],
+    pub groups: u32,
+    /// Output `[Do, Ho, Wo]`.
+    pub out: [u32; 3],
+}
+
+impl Conv3dGeometry {
+    pub fn output_shape(&self) -> [usize; 5] {
+        [self.n as usize, self.c_out as usize, self.out[0] as usize, self.out[1] as usize, self.out[2] as usize]
+    }
+    /// The same GEMM seen as a conv2d whose height axis is depth × height: what the dense
+    /// GEMM and the chunk planner need (rows Cin·kd·kh·kw, pixels N·Do·Ho·Wo).
+    pub fn as_gemm_geometry(&self) -> Conv2dGeometry {
+        Conv2dGeometry {
+            n: self.n,
+            c_in: self.c_in,
+            h: self.size[0] * self.size[1],
+            w: self.size[2],
+            c_out: self.c_out,
+            kh: self.kernel[0] * self.kernel[1],
+            kw: self.kernel[2],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: Pads::ZERO,
+            groups: self.groups,
+            h_out: self.out[0] * self.out[1],
+            w_out: self.out[2],
+        }
+    }
+}
+
+impl Conv3dParams {
+    /// Validates input `[N, Cin, D, H, W]`, weight `[Cout, Cin/groups, kd, kh, kw]`, bias `[Cout]`.
+    pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv3dGeometry> {
+        check_rank("input", input, 5, "N, Cin, D, H, W")?;
+        check_rank("weight", weight, 5, "Cout, Cin/groups, kd, kh, kw")?;
+        check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
+        if self.padding == Padding3d::Same && self.stride != [1, 1, 1] {
+            return Err(Error::param(
+                "padding",
+                format!("'same' needs stride 1 (as in PyTorch), got {:?}", self.stride),
+            ));
+        }
+        // Groups, channels and bias follow conv2d's rules exactly: check them on a 2-D view.
+        let flat = Conv2dParams { groups: self.groups, activation: self.activation, ..Default::default() };
+        flat.validate(&[input[0], input[1], 1, 1], &[weight[0], weight[1], 1, 1], bias)?;
+        let mut out = [0u32; 3];
+        let mut pad_begin = [0u32; 3];
+        for a in 0..3 {
+            let (len, k) = (to_u32("size", input[2 + a])?, to_u32("kernel", weight[2 + a])?);
+            let (b, e) = match self.padding {
+                Padding3d::Valid => (0, 0),
+                Padding3d::Symmetric(p) => (p[a], p[a]),
+                Padding3d::Same => {
+                    let t = self.dilation[a] * (k - 1);
+                    (t / 2, t - t / 2)
+                }
+            };
+            pad_begin[a] = b;
+            out[a] = conv_out_len(["depth", "height", "width"][a], len, b, e, k, self.stride[a], self.dilation[a])?;
+        }
+        Ok(Conv3dGeometry {
+            n: to_u32("N", input[0])?,
+            c_in: to_u32("Cin", input[1])?,
+            c_out: to_u32("Cout", weight[0])?,
+            size: [input[2], input[3], input[4]].map(|v| v as u32),
+            kernel: [weight[2], weight[3], weight[4]].map(|v| v as u32),
+            stride: self.stride,
+            dilation: self.dilation,
+            pad_begin,
+            groups: self.groups,
+            out,
+        })
+    }
+}
