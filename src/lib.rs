@@ -119,8 +119,9 @@ pub mod verify;
 
 pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, LOOP_BUDGET};
 pub use error::{Error, Result};
+pub use kernels::Step;
 pub use ops::conv1d::{conv1d, conv1d_into};
-pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, Conv2dInfo};
+pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, plan_conv2d, Conv2dInfo, Conv2dPlan};
 pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
 pub use ops::conv3d::{conv3d, conv3d_into};
 pub use ops::conv_transpose2d::{

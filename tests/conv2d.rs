@@ -541,7 +541,7 @@ fn f16_storage_matches_reference() {
                 let (y, info) = wgconv::conv2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &c.params)
                     .unwrap_or_else(|e| panic!("case {i} {}: {e}", algo.name()));
                 assert_eq!(y.dtype(), DType::F16);
-                let expected = if algo == Algorithm::Auto { Algorithm::choose_f16(&info.geometry) } else { algo };
+                let expected = if algo == Algorithm::Auto { Algorithm::choose(&info.geometry) } else { algo };
                 assert_eq!(info.algorithm, expected);
                 let out = y.to_vec(&ctx).unwrap();
                 assert!(common::all_f16(&out), "case {i}: not f16 values");
@@ -599,4 +599,60 @@ fn f16_limits_are_clear_errors() {
     let y = y.to_vec(&ctx).unwrap();
     assert_eq!(y.len(), 4 * 3 * 3);
     assert!(y.iter().all(|&v| v == 9.0 * 0.125), "{y:?}");
+}
+
+/// The plan of a call is made before any GPU object (no pipeline, no submission), lists
+/// exactly the launches the call records (the call errors if they differ), and reports what
+/// the call reports.
+#[test]
+fn plan_lists_the_launches_before_any_gpu_object() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let rows = 5 * 9;
+    ctx.set_config(EngineConfig { workspace_budget: rows * 4 * 37, ..ctx.config() });
+    let cases = [
+        (case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm), 8 * 2),
+        (case(2, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)), 1),
+        (case(2, 8, [9, 10], 6, [1, 1]), 1),
+        (case(2, 8, [9, 10], 8, [3, 3]).pad(sym(1, 1)).groups(8), 1),
+        (case(1, 4, [9, 10], 6, [3, 3]).algo(Algorithm::Direct), 1),
+    ];
+    for (i, (c, launches)) in cases.iter().enumerate() {
+        let (x, w, b) = c.data(i as u64);
+        let (pipes, subs) = (ctx.pipelines_compiled(), ctx.submissions());
+        let plan = wgconv::plan_conv2d(
+            &ctx,
+            &x.shape,
+            &w.shape,
+            b.as_ref().map(|b| b.shape.as_slice()),
+            DType::F32,
+            &c.params,
+        )
+        .unwrap();
+        assert_eq!((ctx.pipelines_compiled(), ctx.submissions()), (pipes, subs), "planning built or ran nothing");
+        assert_eq!(plan.steps.len(), *launches, "{c:?}\n{plan}");
+        assert!(!plan.reason.is_empty());
+        let (stats, info) = run_case(&ctx, c, i as u64);
+        assert!(stats.passes(Tolerance::default()), "{stats}");
+        assert_eq!(info, plan.info(), "{c:?}");
+        assert_ne!(info.algorithm, Algorithm::Auto);
+    }
+}
+
+/// A reduction past the loop budget is planned as several K passes over consecutive ranges;
+/// one that fits is one launch. The printed plan names them.
+#[test]
+fn plan_splits_long_reductions_into_k_passes() {
+    let Some(ctx) = gpu() else { return };
+    let p = Conv2dParams::default();
+    // K = Cin·kh·kw = 8192·9 = 73728 terms
+    let long = wgconv::plan_conv2d(&ctx, &[1, 8192, 3, 3], &[2, 8192, 3, 3], None, DType::F32, &p).unwrap();
+    assert!(long.steps.len() > 1, "{long}");
+    assert!(long.steps.iter().all(|s| s.shader == long.steps[0].shader && s.note.contains("passes")), "{long}");
+    let text = long.to_string();
+    assert!(text.contains("K 0..") && text.contains("..73728 of"), "{text}");
+    let short = wgconv::plan_conv2d(&ctx, &[1, 64, 3, 3], &[2, 64, 3, 3], None, DType::F32, &p).unwrap();
+    assert_eq!(short.steps.len(), 1, "{short}");
+    // Invalid parameters are the validation errors, before any planning.
+    let e = wgconv::plan_conv2d(&ctx, &[1, 64, 3, 3], &[2, 63, 3, 3], None, DType::F32, &p).unwrap_err();
+    assert!(matches!(e, Error::ChannelMismatch(_)), "{e}");
 }

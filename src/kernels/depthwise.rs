@@ -5,7 +5,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
@@ -76,19 +76,33 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<Dispatch> {
+    // f16 storage (conv2d checked that every tensor has the output's dtype)
+    let step = step(ctx, p, activation, bias.is_some(), out.dtype() == DType::F16)?;
+    let bias = optional(ctx, bias);
+    step.dispatch(ctx, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)])
+}
+
+/// The launch of the depthwise conv `p`, specialised to its kernel shape where it is a common
+/// one; `half`: f16 storage.
+pub(crate) fn step(
+    ctx: &GpuContext,
+    p: &DepthwiseParams,
+    activation: Activation,
+    has_bias: bool,
+    half: bool,
+) -> Result<Step> {
     let [kh, kw, sw, dw] = p.specialisation();
     let overrides = Overrides::none()
-        .flag("HAS_BIAS", bias.is_some())
+        .flag("HAS_BIAS", has_bias)
         .with("ACT", activation.code() as f64)
         .with("KH", kh as f64)
         .with("KW", kw as f64)
         .with("SW", sw as f64)
         .with("DW", dw as f64);
-    // f16 storage (conv2d checked that every tensor has the output's dtype)
-    let id = if out.dtype() == DType::F16 { ShaderId::DepthwiseHalf } else { ShaderId::Depthwise };
-    let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
-    let grid = fold_grid(p.planes as u64 * p.tiles as u64, ctx.max_workgroups_per_dim())?;
-    let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(id, &bgl, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)]);
-    Ok(Dispatch { pipeline, bind_group, grid })
+    Ok(Step {
+        shader: if half { ShaderId::DepthwiseHalf } else { ShaderId::Depthwise },
+        overrides,
+        workgroups: fold_grid(p.planes as u64 * p.tiles as u64, ctx.max_workgroups_per_dim())?,
+        note: String::new(),
+    })
 }

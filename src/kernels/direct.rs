@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
@@ -64,14 +64,17 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let overrides = Overrides::none().flag("HAS_BIAS", bias.is_some()).with("ACT", activation.code() as f64);
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Direct, &overrides)?;
-    let grid = fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?;
+    let step = step(ctx, p, activation, bias.is_some())?;
     let bias = optional(ctx, bias);
-    let bind_group = ctx.bind_group(
-        ShaderId::Direct,
-        &bgl,
-        &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)],
-    );
-    Ok(Dispatch { pipeline, bind_group, grid })
+    step.dispatch(ctx, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)])
+}
+
+/// The launch of the direct conv `p`: one workgroup per tile of pixels × channels.
+pub(crate) fn step(ctx: &GpuContext, p: &DirectParams, activation: Activation, has_bias: bool) -> Result<Step> {
+    Ok(Step {
+        shader: ShaderId::Direct,
+        overrides: Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64),
+        workgroups: fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?,
+        note: String::new(),
+    })
 }

@@ -4,7 +4,7 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
-use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
@@ -146,50 +146,73 @@ pub(crate) enum Aux<'a> {
     },
 }
 
-/// [`prepare`] with the extra operands of `BMode::Deform` or `BMode::Depthwise`.
-///
-/// Returns one dispatch per range of K (`loop_passes` under `EngineConfig::loop_budget`, see
-/// `KPass` in the shader), to be recorded in order; one where K fits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn prepare_sampling(
-    ctx: &GpuContext,
-    uniforms: &wgpu::Buffer,
-    block: (u64, u64),
-    p: &GemmParams,
+/// What one GEMM records, decided before any GPU object exists: the kernel (entry point,
+/// B reader, dtype), its override constants, the grid of tiles, and the ranges of K its
+/// passes cover (`loop_passes` under `EngineConfig::loop_budget`; see `KPass` in the shader).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmPlan {
+    pub kernel: GemmKernel,
+    pub shader: ShaderId,
+    /// Every override, `TILE_SHAPE` included for the 16×16 entry points.
+    pub overrides: Overrides,
+    /// Rows × columns of C one workgroup computes.
+    pub tile: (u32, u32),
+    pub grid: [u32; 3],
+    /// `begin .. end` of K per dispatch, in recording order.
+    pub k_passes: Vec<(u32, u32)>,
+    /// Bytes of the f32 partial sums an f16 output needs when K runs in several passes.
+    pub partial_bytes: u64,
+}
+
+impl GemmPlan {
+    /// One step per range of K, `what` naming the GEMM.
+    pub fn steps(&self, what: &str) -> Vec<Step> {
+        let n = self.k_passes.len();
+        self.k_passes
+            .iter()
+            .map(|&(b, e)| Step {
+                shader: self.shader,
+                overrides: self.overrides.clone(),
+                workgroups: self.grid,
+                note: if n == 1 { format!("{what}, K {e}") } else { format!("{what}, K {b}..{e} of {n} passes") },
+            })
+            .collect()
+    }
+}
+
+/// The override constants of a GEMM with these modes, epilogue and extra operands.
+pub(crate) fn overrides(
     (a_mode, mode): (AMode, BMode),
     activation: Activation,
-    a: &Tensor,
-    b: wgpu::BindingResource<'_>,
-    bias: Option<&Tensor>,
-    c: &Tensor,
-    aux: Aux<'_>,
-) -> Result<Vec<Dispatch>> {
-    let (mut offset, mut mask, mut dw_w, mut dw_b) = (None, None, None, None);
-    match aux {
-        Aux::None => {}
-        Aux::Deform { offset: o, mask: m } => (offset, mask) = (Some(o), m),
-        Aux::Depthwise { weight, bias, .. } => (dw_w, dw_b) = (Some(weight), bias),
-    }
+    has_bias: bool,
+    aux: &Aux<'_>,
+) -> Overrides {
     let overrides = Overrides::none()
-        .flag("HAS_BIAS", bias.is_some())
+        .flag("HAS_BIAS", has_bias)
         .with("B_MODE", mode as u32 as f64)
         .with("A_MODE", a_mode as u32 as f64)
         .with("ACT", activation.code() as f64);
-    let overrides = match aux {
-        Aux::Deform { .. } => overrides.flag("HAS_MASK", mask.is_some()),
-        Aux::Depthwise { act, .. } => overrides.flag("HAS_DW_BIAS", dw_b.is_some()).with("DW_ACT", act as f64),
+    match *aux {
+        Aux::Deform { mask, .. } => overrides.flag("HAS_MASK", mask.is_some()),
+        Aux::Depthwise { bias, act, .. } => overrides.flag("HAS_DW_BIAS", bias.is_some()).with("DW_ACT", act as f64),
         Aux::None => overrides,
-    };
-    // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases,
-    // deform_conv2d's implicit GEMM, conv2d_backward's grad_weight: the op checked every
-    // operand's dtype and the mode before getting here).
-    let half = c.dtype() == DType::F16;
-    debug_assert!(
-        !half
-            || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
-                && a.dtype() == DType::F16)
-    );
-    let quad = quad_b(p, mode, &b, c.dtype()) && (!half || mode == BMode::Pointwise);
+    }
+}
+
+/// Plans the GEMM `p` in `mode` with `overrides` (see [`overrides`]) whose C has `c_numel`
+/// elements; `half`: f16 storage; `b_span`: (offset, size) in bytes of B's binding where B
+/// is a buffer range (dense and pointwise B may then be read as vec4).
+pub(crate) fn plan(
+    ctx: &GpuContext,
+    p: &GemmParams,
+    mode: BMode,
+    overrides: Overrides,
+    half: bool,
+    b_span: Option<(u64, u64)>,
+    c_numel: usize,
+) -> Result<GemmPlan> {
+    let dtype = if half { DType::F16 } else { DType::F32 };
+    let quad = quad_b(p, mode, b_span, dtype) && (!half || mode == BMode::Pointwise);
     let loads = match mode {
         _ if quad => BLoads::Vec4,
         BMode::Deform => BLoads::Sample,
@@ -199,9 +222,10 @@ pub(crate) fn prepare_sampling(
     let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
         // f16 has no 4x4 variant: it runs the 8x8 one.
         GemmKernel::Block4x4 if half => GemmKernel::Block8x8,
+        GemmKernel::Auto => GemmKernel::Block8x8,
         k => k,
     };
-    let (id, (bm, bn), overrides) = match kernel {
+    let (shader, tile, overrides) = match kernel {
         GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
             let shape = TileShape::pick(p.m, p.n);
             let id = match (kernel == GemmKernel::Flat16x16, quad, half) {
@@ -218,39 +242,99 @@ pub(crate) fn prepare_sampling(
         }
         _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
         GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
-        GemmKernel::Block8x8 | GemmKernel::Auto => (ShaderId::Gemm8x8, (64, 64), overrides),
+        _ => (ShaderId::Gemm8x8, (64, 64), overrides),
     };
-    let (pipeline, bgl) = ctx.pipeline(id, &overrides)?;
     // One workgroup per tile of each group (the shader derives the same numbering).
+    let (bm, bn) = tile;
     let tiles = (p.m as u64).div_ceil(bm as u64) * (p.n as u64).div_ceil(bn as u64) * p.groups as u64;
     let grid = fold_grid(tiles, ctx.max_workgroups_per_dim())?;
     // K in ranges that keep every invocation's loop turns within the budget (KPass).
-    let (step, cost) = loop_cost(kernel, (bm, bn), mode, p);
-    let passes = loop_passes(p.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
+    let (step, cost) = loop_cost(kernel, tile, mode, p);
+    let k_passes = loop_passes(p.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
     // f16 keeps the partial sums of a split K in an f32 twin of c (f32 keeps them in c).
-    let partial = if half && passes.len() > 1 {
-        let bytes = c.numel() as u64 * 4;
-        if bytes > ctx.max_binding() {
-            return Err(Error::TooLarge(format!(
-                "the f32 partial sums of an f16 output {:?} over K = {} in {} passes need {bytes} bytes; \
-                 one storage binding holds at most {} on this device",
-                c.shape(),
-                p.k,
-                passes.len(),
-                ctx.max_binding()
-            )));
-        }
-        Some(ctx.create_buffer("wgconv.partial_sums", bytes, wgpu::BufferUsages::STORAGE)?)
+    let partial_bytes = if half && k_passes.len() > 1 { c_numel as u64 * 4 } else { 0 };
+    if partial_bytes > ctx.max_binding() {
+        return Err(Error::TooLarge(format!(
+            "the f32 partial sums of an f16 output of {c_numel} elements over K = {} in {} passes need \
+             {partial_bytes} bytes; one storage binding holds at most {} on this device",
+            p.k,
+            k_passes.len(),
+            ctx.max_binding()
+        )));
+    }
+    Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes })
+}
+
+/// The (offset, size) in bytes of a buffer binding; `None` for other resources.
+pub(crate) fn span(b: &wgpu::BindingResource<'_>) -> Option<(u64, u64)> {
+    let wgpu::BindingResource::Buffer(bb) = b else { return None };
+    Some((bb.offset, bb.size.map_or(bb.buffer.size().saturating_sub(bb.offset), |s| s.get())))
+}
+
+/// [`prepare`] with the extra operands of `BMode::Deform` or `BMode::Depthwise`: plans the
+/// GEMM ([`plan`]) and builds its dispatches ([`prepare_planned`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_sampling(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &GemmParams,
+    (a_mode, mode): (AMode, BMode),
+    activation: Activation,
+    a: &Tensor,
+    b: wgpu::BindingResource<'_>,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    aux: Aux<'_>,
+) -> Result<Vec<Dispatch>> {
+    // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases,
+    // deform_conv2d's implicit GEMM, conv2d_backward's grad_weight: the op checked every
+    // operand's dtype and the mode before getting here).
+    let half = c.dtype() == DType::F16;
+    debug_assert!(
+        !half
+            || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
+                && a.dtype() == DType::F16)
+    );
+    let ov = overrides((a_mode, mode), activation, bias.is_some(), &aux);
+    let plan = plan(ctx, p, mode, ov, half, span(&b), c.numel())?;
+    prepare_planned(ctx, uniforms, block, &plan, a, b, bias, c, aux)
+}
+
+/// The dispatches of a planned GEMM: one per range of K, to be recorded in order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_planned(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    plan: &GemmPlan,
+    a: &Tensor,
+    b: wgpu::BindingResource<'_>,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    aux: Aux<'_>,
+) -> Result<Vec<Dispatch>> {
+    let (mut offset, mut mask, mut dw_w, mut dw_b) = (None, None, None, None);
+    match aux {
+        Aux::None => {}
+        Aux::Deform { offset: o, mask: m } => (offset, mask) = (Some(o), m),
+        Aux::Depthwise { weight, bias, .. } => (dw_w, dw_b) = (Some(weight), bias),
+    }
+    let id = plan.shader;
+    let (pipeline, bgl) = ctx.pipeline(id, &plan.overrides)?;
+    let partial = if plan.partial_bytes > 0 {
+        Some(ctx.create_buffer("wgconv.partial_sums", plan.partial_bytes, wgpu::BufferUsages::STORAGE)?)
     } else {
         None
     };
-    let (pass_uniforms, blocks) = pass_blocks(ctx, &passes)?;
+    let (pass_uniforms, blocks) = pass_blocks(ctx, &plan.k_passes)?;
     let bias = optional(ctx, bias);
     let aux_binding = match (&partial, dw_b) {
         (Some(buf), _) => range(buf, (0, buf.size())),
         (None, Some(b)) => whole(b),
         (None, None) => range(&ctx.dummy_rw, (0, 16)),
     };
+    let grid = plan.grid;
     Ok(blocks
         .into_iter()
         .map(|block_k| {
@@ -304,11 +388,10 @@ fn loop_cost(kernel: GemmKernel, (bm, bn): (u32, u32), mode: BMode, p: &GemmPara
 /// Whether B can be read as vec4 (`gemm_b_quad.wgsl`): a dense or pointwise B whose binding
 /// is aligned and sized in whole vec4s, and whose four columns of a row always start at a multiple
 /// of 4 elements (dense: N % 4 = 0; pointwise: H·W % 4 = 0 and the first column too).
-fn quad_b(p: &GemmParams, mode: BMode, b: &wgpu::BindingResource<'_>, dtype: DType) -> bool {
-    let wgpu::BindingResource::Buffer(bb) = b else { return false };
-    let size = bb.size.map_or(bb.buffer.size().saturating_sub(bb.offset), |s| s.get());
+fn quad_b(p: &GemmParams, mode: BMode, b_span: Option<(u64, u64)>, dtype: DType) -> bool {
+    let Some((offset, size)) = b_span else { return false };
     let quad = 4 * dtype.size();
-    let aligned = bb.offset % quad == 0 && size % quad == 0;
+    let aligned = offset % quad == 0 && size % quad == 0;
     aligned
         && match mode {
             BMode::Dense => p.n % 4 == 0,

@@ -2,7 +2,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch, Step};
 use crate::params::Conv2dGeometry;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
@@ -53,12 +53,15 @@ pub(crate) fn prepare(
     input: &Tensor,
     col: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Im2col, &Overrides::none())?;
-    let grid = fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?;
-    let bind_group = ctx.bind_group(
-        ShaderId::Im2col,
-        &bgl,
-        &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))],
-    );
-    Ok(Dispatch { pipeline, bind_group, grid })
+    step(ctx, p)?.dispatch(ctx, &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))])
+}
+
+/// The launch of the im2col of `p`: one invocation per column-matrix entry.
+pub(crate) fn step(ctx: &GpuContext, p: &Im2colParams) -> Result<Step> {
+    Ok(Step {
+        shader: ShaderId::Im2col,
+        overrides: Overrides::none(),
+        workgroups: fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?,
+        note: format!("columns {}..{}", p.col0, p.col0 + p.cols),
+    })
 }

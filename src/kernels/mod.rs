@@ -19,6 +19,7 @@ use std::num::NonZeroU64;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
 /// Splits `total` workgroups into an `[x, y, z]` grid with each dimension ≤ `limit`.
@@ -54,6 +55,39 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    }
+}
+
+/// One planned kernel launch: what a [`Dispatch`] will be, before any GPU object exists.
+/// A call's plan lists its steps in recording order (what `explain` prints and a replay
+/// records).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub shader: ShaderId,
+    pub overrides: Overrides,
+    /// The folded grid (`x · y · z` ≥ the workgroups the kernel needs; see [`fold_grid`]).
+    pub workgroups: [u32; 3],
+    /// What the step computes (a chunk, a range of K).
+    pub note: String,
+}
+
+impl Step {
+    /// The step's dispatch over `bindings` (group 0, in order).
+    pub(crate) fn dispatch(&self, ctx: &GpuContext, bindings: &[wgpu::BindingResource<'_>]) -> Result<Dispatch> {
+        let (pipeline, bgl) = ctx.pipeline(self.shader, &self.overrides)?;
+        let bind_group = ctx.bind_group(self.shader, &bgl, bindings);
+        Ok(Dispatch { pipeline, bind_group, grid: self.workgroups })
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [x, y, z] = self.workgroups;
+        write!(f, "{} [{}] grid {x}x{y}x{z}", self.shader.name(), self.overrides)?;
+        if !self.note.is_empty() {
+            write!(f, ": {}", self.note)?;
+        }
+        Ok(())
     }
 }
 

@@ -20,7 +20,7 @@
 use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{AMode, BMode};
-use crate::kernels::{depthwise, direct, gemm, im2col, range, record, whole, Dispatch, UniformArena};
+use crate::kernels::{depthwise, direct, gemm, im2col, range, record, whole, Dispatch, Step, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::{DType, Tensor};
@@ -67,9 +67,185 @@ pub fn conv2d_with_info(
     Ok((output, info))
 }
 
+/// What one conv2d call does, decided from the shapes, the dtype and the context's settings
+/// before any GPU object is created ([`plan_conv2d`]); [`conv2d_into`] records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dPlan {
+    pub geometry: Conv2dGeometry,
+    pub dtype: DType,
+    /// The algorithm that runs (never `Auto`).
+    pub algorithm: Algorithm,
+    /// Why: the rule that chose it, or "forced".
+    pub reason: String,
+    /// Pixel chunks of the im2col workspace (1 for the other algorithms).
+    pub chunks: u32,
+    /// Output pixels per chunk (the last may hold fewer).
+    pub chunk_cols: u32,
+    /// Workspace bytes one chunk uses (0 but for `Im2colGemm`).
+    pub workspace_bytes: u64,
+    /// The fused activation.
+    pub activation: Activation,
+    /// The kernel launches, in recording order.
+    pub steps: Vec<Step>,
+    /// The GEMM of `ImplicitGemm` / `Gemm1x1` (its steps are in `steps`).
+    gemm: Option<gemm::GemmPlan>,
+}
+
+impl Conv2dPlan {
+    /// What [`conv2d_into`] returns for this plan.
+    pub fn info(&self) -> Conv2dInfo {
+        Conv2dInfo {
+            algorithm: self.algorithm,
+            geometry: self.geometry,
+            chunks: self.chunks,
+            chunk_cols: self.chunk_cols,
+            workspace_bytes: self.workspace_bytes,
+        }
+    }
+}
+
+impl std::fmt::Display for Conv2dPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry;
+        writeln!(
+            f,
+            "conv2d {}x{}x{}x{} -> {:?}, {} ({})",
+            g.n,
+            g.c_in,
+            g.h,
+            g.w,
+            g.output_shape(),
+            self.algorithm.name(),
+            self.reason
+        )?;
+        if self.workspace_bytes > 0 {
+            writeln!(
+                f,
+                "  workspace {} bytes, {} chunks of {} pixels",
+                self.workspace_bytes, self.chunks, self.chunk_cols
+            )?;
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            writeln!(f, "  {}. {s}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans a conv2d of `input` `[N, Cin, H, W]` and `weight` `[Cout, Cin/groups, kh, kw]` (and
+/// `bias` `[Cout]`) stored as `dtype`: validates `params` (every rule of
+/// [`Conv2dParams::validate`]), picks the algorithm (`Auto`: [`Algorithm::choose`], or the
+/// autotuner's measurement when it is on, which runs GPU work once per bucketed shape), and
+/// lists the launches. Creates no GPU object but the autotuner's. Errors as [`conv2d`].
+pub fn plan_conv2d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    dtype: DType,
+    params: &Conv2dParams,
+) -> Result<Conv2dPlan> {
+    let g = params.validate(input, weight, bias)?;
+    let (algorithm, reason) = match params.algorithm {
+        Algorithm::Auto if dtype == DType::F32 && ctx.autotune_enabled() => {
+            (ctx.tune_conv2d(&g, params, bias.is_some())?, "autotuned: fastest measured".to_string())
+        }
+        Algorithm::Auto => {
+            let (a, why) = Algorithm::choose_why(&g);
+            (a, why.to_string())
+        }
+        forced => (forced, "forced".to_string()), // validate() has checked that it supports g
+    };
+    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
+    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
+    // K runs in passes, and a forced choice is an error rather than a wrong answer.
+    let budget = ctx.config().loop_budget;
+    let (algorithm, reason) = match loop_turns(algorithm, &g) {
+        Some(turns) if turns > budget as u64 => {
+            if params.algorithm != Algorithm::Auto {
+                return Err(Error::Unsupported(format!(
+                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {budget} \
+                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+                    algorithm.name(),
+                )));
+            }
+            (
+                Algorithm::ImplicitGemm,
+                format!("{} would loop {turns} times, past the loop budget {budget}", algorithm.name()),
+            )
+        }
+        _ => (algorithm, reason),
+    };
+    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
+    {
+        return Err(Error::param(
+            "algorithm",
+            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
+        ));
+    }
+    let act = params.activation;
+    let has_bias = bias.is_some();
+    let half = dtype == DType::F16;
+    let pixels = g.n * g.h_out * g.w_out;
+    let mut plan = Conv2dPlan {
+        geometry: g,
+        dtype,
+        algorithm,
+        reason,
+        chunks: 1,
+        chunk_cols: pixels,
+        workspace_bytes: 0,
+        activation: act,
+        steps: Vec::new(),
+        gemm: None,
+    };
+    match algorithm {
+        Algorithm::Im2colGemm => {
+            let chunks = plan_chunks(ctx, &g)?;
+            plan.chunks = chunks.chunks;
+            plan.chunk_cols = chunks.cols;
+            plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
+            let ov = gemm::overrides((AMode::RowMajor, BMode::Dense), act, has_bias, &gemm::Aux::None);
+            for c in 0..chunks.chunks {
+                let col0 = c * chunks.cols;
+                let cols = chunks.cols.min(chunks.pixels - col0);
+                let ip = im2col::Im2colParams::new(&g, col0, cols);
+                plan.steps.push(im2col::step(ctx, &ip)?);
+                let gp = gemm::GemmParams::conv(&g, col0, cols, act.alpha());
+                let b_span = Some((0, ip.total as u64 * 4));
+                let gplan = gemm::plan(ctx, &gp, BMode::Dense, ov.clone(), false, b_span, g.output_numel())?;
+                plan.steps.extend(gplan.steps(&format!("chunk {}/{}", c + 1, chunks.chunks)));
+            }
+        }
+        Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
+            let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
+            let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
+            let ov = gemm::overrides((AMode::RowMajor, mode), act, has_bias, &gemm::Aux::None);
+            let input_bytes = input.iter().product::<usize>() as u64 * dtype.size();
+            let gplan = gemm::plan(ctx, &p, mode, ov, half, Some((0, input_bytes)), g.output_numel())?;
+            plan.steps = gplan.steps(algorithm.name());
+            plan.gemm = Some(gplan);
+        }
+        Algorithm::Depthwise => plan.steps.push(depthwise::step(
+            ctx,
+            &depthwise::DepthwiseParams::new(&g, act.alpha()),
+            act,
+            has_bias,
+            half,
+        )?),
+        Algorithm::Direct => {
+            plan.steps.push(direct::step(ctx, &direct::DirectParams::new(&g, act.alpha()), act, has_bias)?)
+        }
+        Algorithm::Auto => unreachable!("resolved above"),
+        Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
+    }
+    Ok(plan)
+}
+
 /// Records the conv into the caller's `encoder` without submitting; writes `output`, which
 /// must have the output shape (see [`Conv2dParams::output_shape`]). Tensors may wrap the
-/// caller's own buffers ([`Tensor::from_buffer`]).
+/// caller's own buffers ([`Tensor::from_buffer`]). Validates, plans ([`plan_conv2d`]) and
+/// records the plan's steps.
 pub fn conv2d_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -96,86 +272,83 @@ pub fn conv2d_into(
         check_binding(ctx, t, what)?;
     }
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    let algorithm = match params.algorithm {
-        Algorithm::Auto if dtype == DType::F16 => Algorithm::choose_f16(&g),
-        Algorithm::Auto if ctx.autotune_enabled() => ctx.tune_conv2d(&g, params, bias.is_some())?,
-        Algorithm::Auto => auto_algorithm(ctx, &g),
-        forced => forced, // validate() has checked that it supports g
-    };
-    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
-    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
-    // K runs in passes, and a forced choice is an error rather than a wrong answer.
-    let algorithm = match loop_turns(algorithm, &g) {
-        Some(turns) if turns > ctx.config().loop_budget as u64 => {
-            if params.algorithm != Algorithm::Auto {
-                return Err(Error::Unsupported(format!(
-                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {} \
-                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
-                    algorithm.name(),
-                    ctx.config().loop_budget
-                )));
-            }
-            Algorithm::ImplicitGemm
-        }
-        _ => algorithm,
-    };
-    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
-    {
-        return Err(Error::param(
-            "algorithm",
-            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
-        ));
-    }
-    let act = params.activation;
-    let pixels = g.n * g.h_out * g.w_out;
-    let mut info = Conv2dInfo { algorithm, geometry: g, chunks: 1, chunk_cols: pixels, workspace_bytes: 0 };
+    let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
+    record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
+    Ok(plan.info())
+}
+
+/// Records `plan` (made for these tensors by [`plan_conv2d`]).
+fn record_conv2d(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &Conv2dPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<()> {
+    let g = &plan.geometry;
+    let act = plan.activation;
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
-        let dispatches: Vec<Dispatch> = match algorithm {
+        let dispatches: Vec<Dispatch> = match plan.algorithm {
             Algorithm::Im2colGemm => {
-                let plan = plan_chunks(ctx, &g)?;
-                info.chunks = plan.chunks;
-                info.chunk_cols = plan.cols;
-                info.workspace_bytes = plan.cols as u64 * plan.rows as u64 * 4;
-                return encode_im2col_gemm(ctx, encoder, &g, &plan, act, Unfold::Plain(input), weight, bias, output);
+                let chunks = plan_chunks(ctx, g)?;
+                let recorded =
+                    encode_im2col_gemm(ctx, encoder, g, &chunks, act, Unfold::Plain(input), weight, bias, output)?;
+                return plan.check_recorded(recorded);
             }
             Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
-                let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
-                let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
+                let gplan = plan.gemm.as_ref().ok_or_else(|| Error::Internal("conv2d plan without its GEMM".into()))?;
+                let p = gemm::GemmParams::conv(g, 0, plan.chunk_cols, act.alpha());
                 let block = arena.push(&p);
                 let uniforms = arena.finish(ctx)?;
-                gemm::prepare(
+                gemm::prepare_planned(
                     ctx,
                     &uniforms,
                     block,
-                    &p,
-                    (AMode::RowMajor, mode),
-                    act,
+                    gplan,
                     weight,
                     whole(input),
                     bias,
                     output,
+                    gemm::Aux::None,
                 )?
             }
             Algorithm::Depthwise => {
-                let p = depthwise::DepthwiseParams::new(&g, act.alpha());
+                let p = depthwise::DepthwiseParams::new(g, act.alpha());
                 let block = arena.push(&p);
                 let uniforms = arena.finish(ctx)?;
                 vec![depthwise::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
             }
             Algorithm::Direct => {
-                let p = direct::DirectParams::new(&g, act.alpha());
+                let p = direct::DirectParams::new(g, act.alpha());
                 let block = arena.push(&p);
                 let uniforms = arena.finish(ctx)?;
                 vec![direct::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
             }
-            Algorithm::Auto => unreachable!("resolved above"),
-            Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
+            Algorithm::Auto | Algorithm::GemmCol2im => {
+                return Err(Error::Internal(format!("conv2d plan with algorithm {}", plan.algorithm.name())))
+            }
         };
+        plan.check_recorded(dispatches.len())?;
         record(encoder, "conv2d", &dispatches);
         Ok(())
-    })??;
-    Ok(info)
+    })?
+}
+
+impl Conv2dPlan {
+    /// The recording made as many launches as the plan lists (the plan is what `explain`
+    /// shows and a replay records: it must not drift from what runs).
+    fn check_recorded(&self, recorded: usize) -> Result<()> {
+        if recorded != self.steps.len() {
+            return Err(Error::Internal(format!(
+                "conv2d recorded {recorded} launches but its plan lists {}",
+                self.steps.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What unfolds the input into the column workspace.
@@ -199,10 +372,6 @@ pub(crate) struct ChunkPlan {
     pub chunks: u32,
 }
 
-/// What `Algorithm::Auto` runs for `g` (f32, autotuner off) on this context:
-/// [`Algorithm::choose`] on every adapter (the implicit GEMM is ahead of `Im2colGemm` on
-/// CPU adapters too: r50_c4 on lavapipe 16.7 against 20.1 ms; the others in BENCHMARKS.md,
-/// "Why Auto picks what it picks"). `ctx.autotune(true)` measures instead of guessing.
 /// Upper bound on the loop turns of one invocation of the kernels that do not split their
 /// sums (see `depthwise.wgsl` and `direct.wgsl`); `None` for the GEMM-based algorithms.
 pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64> {
@@ -219,6 +388,10 @@ pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64
     }
 }
 
+/// What `Algorithm::Auto` runs for `g` (autotuner off) on this context: [`Algorithm::choose`]
+/// on every adapter (the implicit GEMM is ahead of `Im2colGemm` on CPU adapters too: r50_c4
+/// on lavapipe 16.7 against 20.1 ms; the others in BENCHMARKS.md, "Why Auto picks what it
+/// picks"). `ctx.autotune(true)` measures instead of guessing.
 pub fn auto_algorithm(_ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
     Algorithm::choose(g)
 }
@@ -259,6 +432,7 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkP
 }
 
 /// Per chunk: unfold the input into the workspace, then the dense GEMM into the output.
+/// Returns the number of launches recorded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_im2col_gemm(
     ctx: &GpuContext,
@@ -270,7 +444,7 @@ pub(crate) fn encode_im2col_gemm(
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
-) -> Result<()> {
+) -> Result<usize> {
     let workspace = ctx.workspace(plan.cols as u64 * plan.rows as u64 * 4)?;
     let mut arena = UniformArena::new(ctx);
     let mut blocks = Vec::with_capacity(plan.chunks as usize);
@@ -326,5 +500,5 @@ pub(crate) fn encode_im2col_gemm(
         )?);
     }
     record(encoder, "im2col_gemm", &dispatches);
-    Ok(())
+    Ok(dispatches.len())
 }

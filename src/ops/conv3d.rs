@@ -59,5 +59,6 @@ pub fn conv3d_into(
     let w2 = weight.reshape(&[weight.shape()[0], weight.shape()[1], flat.kh as usize, flat.kw as usize])?;
     let o2 = output.reshape(&flat.output_shape())?;
     let unfold = Unfold::Vol2col { input, geometry: g };
-    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &flat, &plan, params.activation, unfold, &w2, bias, &o2))?
+    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &flat, &plan, params.activation, unfold, &w2, bias, &o2))??;
+    Ok(())
 }

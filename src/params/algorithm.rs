@@ -69,29 +69,22 @@ impl Algorithm {
         }
     }
 
-    /// The algorithm `Auto` runs for `g` on f16 tensors: as [`Algorithm::choose`] among the
-    /// three with f16 kernels (depthwise, the plain GEMM for pointwise convs, else the
-    /// implicit GEMM).
-    pub fn choose_f16(g: &Conv2dGeometry) -> Algorithm {
-        if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
-            Algorithm::Depthwise
-        } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
-            Algorithm::Gemm1x1
-        } else {
-            Algorithm::ImplicitGemm
-        }
+    /// The algorithm `Auto` runs for `g` (every dtype: the three it picks have f16 kernels):
+    /// depthwise kernels for depthwise convs, a plain GEMM for pointwise ones, the implicit
+    /// GEMM for everything else (it needs no workspace and skips the im2col pass; `wgconv
+    /// bench --algo all` measures the alternatives).
+    pub fn choose(g: &Conv2dGeometry) -> Algorithm {
+        Algorithm::choose_why(g).0
     }
 
-    /// The algorithm `Auto` runs for `g`: depthwise kernels for depthwise convs, a plain GEMM
-    /// for pointwise ones, the implicit GEMM for everything else (it needs no workspace and
-    /// skips the im2col pass; `wgconv bench --algo all` measures the alternatives).
-    pub fn choose(g: &Conv2dGeometry) -> Algorithm {
+    /// [`Algorithm::choose`] with the rule that decided, in words.
+    pub fn choose_why(g: &Conv2dGeometry) -> (Algorithm, &'static str) {
         if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
-            Algorithm::Depthwise
+            (Algorithm::Depthwise, "depthwise conv (groups = Cin > 1)")
         } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
-            Algorithm::Gemm1x1
+            (Algorithm::Gemm1x1, "pointwise conv (1x1, stride 1, no padding)")
         } else {
-            Algorithm::ImplicitGemm
+            (Algorithm::ImplicitGemm, "general conv: implicit GEMM, no workspace")
         }
     }
 }
