@@ -7,17 +7,19 @@
 pub enum ShaderId {
     /// `shaders/im2col.wgsl`: input NCHW → column matrix `[Cin·kh·kw, pixels]`.
     Im2col,
-    /// `shaders/gemm.wgsl` (after `activation.wgsl`): batched tiled GEMM with the conv
-    /// write-out; its B operand is dense, gathered (implicit GEMM) or pointwise (`B_MODE`).
+    /// The batched tiled GEMM with the conv write-out (`shaders/gemm.wgsl` and its loader
+    /// files, A and B read as `A_MODE` / `B_MODE` say), `main` of `gemm_4x4.wgsl`: 4×4
+    /// outputs per invocation.
     Gemm,
-    /// The same file's `main_8x8` entry point: 8×8 outputs per invocation.
+    /// `main_8x8` (`gemm_8x8.wgsl`): 8×8 outputs per invocation.
     Gemm8x8,
-    /// The same file's `main_16x16` entry point: 128×128 tiles, 16×16 outputs per invocation.
+    /// `main_16x16` (`gemm_16x16.wgsl`): 128×128, 64×256 or 256×64 tiles, 16×16 outputs per
+    /// invocation.
     Gemm16x16,
     /// `Gemm16x16` reading B as vec4 (`gemm_b_quad.wgsl`): dense and pointwise B whose rows
     /// are 16-byte aligned.
     Gemm16x16Quad,
-    /// The `main_flat` entry point (16×16 blocks, no workgroup memory) with scalar and with
+    /// `main_flat` (`gemm_flat.wgsl`: 16×16 blocks, no workgroup memory) with scalar and with
     /// vec4 B reads: for CPU adapters.
     GemmFlat,
     GemmFlatQuad,
@@ -94,14 +96,43 @@ macro_rules! wgsl {
 
 type Source = (&'static [&'static str], &'static str);
 
-const GEMM_F32: Source =
-    wgsl!("dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl");
-const GEMM_F32_QUAD: Source =
-    wgsl!("dtype_f32.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl");
-const GEMM_F16: Source =
-    wgsl!("dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_scalar.wgsl", "gemm.wgsl");
-const GEMM_F16_QUAD: Source =
-    wgsl!("dtype_f16.wgsl", "activation.wgsl", "bilinear.wgsl", "gemm_modes.wgsl", "gemm_b_quad.wgsl", "gemm.wgsl");
+/// A GEMM kernel's files: the storage type, the shared helpers, the B reader (scalar or
+/// quad), the core with every loader, and the register blocking's own files (the entry point
+/// last).
+macro_rules! gemm {
+    ($dtype:literal, $b:literal, $($core:literal),+) => {
+        wgsl!(
+            $dtype,
+            "activation.wgsl",
+            "bilinear.wgsl",
+            "gemm_modes.wgsl",
+            $b,
+            "gemm.wgsl",
+            "gemm_a.wgsl",
+            "gemm_b.wgsl",
+            "gemm_b_dense.wgsl",
+            "gemm_b_pointwise.wgsl",
+            "gemm_b_implicit.wgsl",
+            "gemm_b_transposed.wgsl",
+            "gemm_b_taps.wgsl",
+            "gemm_b_deform.wgsl",
+            "gemm_b_depthwise.wgsl",
+            $($core),+
+        )
+    };
+}
+
+const GEMM_4X4: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_4x4.wgsl");
+const GEMM_8X8: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl");
+const GEMM_16X16: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
+const GEMM_16X16_QUAD: Source = gemm!("dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
+const GEMM_FLAT: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
+const GEMM_FLAT_QUAD: Source = gemm!("dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
+const GEMM_8X8_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl");
+const GEMM_16X16_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
+const GEMM_16X16_QUAD_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
+const GEMM_FLAT_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
+const GEMM_FLAT_QUAD_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
 const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl");
 const DEPTHWISE_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl");
 const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
@@ -163,20 +194,20 @@ impl ShaderId {
     pub fn spec(self) -> &'static KernelSpec {
         match self {
             ShaderId::Im2col => kernel!("im2col", wgsl!("im2col.wgsl"), "main", UNFOLD_BINDINGS, false),
-            ShaderId::Gemm => kernel!("gemm", GEMM_F32, "main", GEMM_BINDINGS, false),
-            ShaderId::Gemm8x8 => kernel!("gemm_8x8", GEMM_F32, "main_8x8", GEMM_BINDINGS, false),
-            ShaderId::Gemm16x16 => kernel!("gemm_16x16", GEMM_F32, "main_16x16", GEMM_BINDINGS, false),
-            ShaderId::Gemm16x16Quad => kernel!("gemm_16x16_quad", GEMM_F32_QUAD, "main_16x16", GEMM_BINDINGS, false),
-            ShaderId::GemmFlat => kernel!("gemm_flat", GEMM_F32, "main_flat", GEMM_BINDINGS, false),
-            ShaderId::GemmFlatQuad => kernel!("gemm_flat_quad", GEMM_F32_QUAD, "main_flat", GEMM_BINDINGS, false),
-            ShaderId::Gemm8x8Half => kernel!("gemm_8x8_f16", GEMM_F16, "main_8x8", GEMM_BINDINGS, true),
-            ShaderId::Gemm16x16Half => kernel!("gemm_16x16_f16", GEMM_F16, "main_16x16", GEMM_BINDINGS, true),
+            ShaderId::Gemm => kernel!("gemm", GEMM_4X4, "main", GEMM_BINDINGS, false),
+            ShaderId::Gemm8x8 => kernel!("gemm_8x8", GEMM_8X8, "main_8x8", GEMM_BINDINGS, false),
+            ShaderId::Gemm16x16 => kernel!("gemm_16x16", GEMM_16X16, "main_16x16", GEMM_BINDINGS, false),
+            ShaderId::Gemm16x16Quad => kernel!("gemm_16x16_quad", GEMM_16X16_QUAD, "main_16x16", GEMM_BINDINGS, false),
+            ShaderId::GemmFlat => kernel!("gemm_flat", GEMM_FLAT, "main_flat", GEMM_BINDINGS, false),
+            ShaderId::GemmFlatQuad => kernel!("gemm_flat_quad", GEMM_FLAT_QUAD, "main_flat", GEMM_BINDINGS, false),
+            ShaderId::Gemm8x8Half => kernel!("gemm_8x8_f16", GEMM_8X8_F16, "main_8x8", GEMM_BINDINGS, true),
+            ShaderId::Gemm16x16Half => kernel!("gemm_16x16_f16", GEMM_16X16_F16, "main_16x16", GEMM_BINDINGS, true),
             ShaderId::Gemm16x16QuadHalf => {
-                kernel!("gemm_16x16_quad_f16", GEMM_F16_QUAD, "main_16x16", GEMM_BINDINGS, true)
+                kernel!("gemm_16x16_quad_f16", GEMM_16X16_QUAD_F16, "main_16x16", GEMM_BINDINGS, true)
             }
-            ShaderId::GemmFlatHalf => kernel!("gemm_flat_f16", GEMM_F16, "main_flat", GEMM_BINDINGS, true),
+            ShaderId::GemmFlatHalf => kernel!("gemm_flat_f16", GEMM_FLAT_F16, "main_flat", GEMM_BINDINGS, true),
             ShaderId::GemmFlatQuadHalf => {
-                kernel!("gemm_flat_quad_f16", GEMM_F16_QUAD, "main_flat", GEMM_BINDINGS, true)
+                kernel!("gemm_flat_quad_f16", GEMM_FLAT_QUAD_F16, "main_flat", GEMM_BINDINGS, true)
             }
             ShaderId::Depthwise => kernel!("depthwise", DEPTHWISE_F32, "main", CONV_BINDINGS, false),
             ShaderId::DepthwiseHalf => kernel!("depthwise_f16", DEPTHWISE_F16, "main", CONV_BINDINGS, true),

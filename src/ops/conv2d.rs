@@ -8,7 +8,7 @@
 //!   group's weight block `[Cout/G, (Cin/G)·kh·kw]` with that group's rows, all groups in one
 //!   dispatch, writing straight into the NCHW output.
 //! - `ImplicitGemm` / `Gemm1x1`: the same GEMM over all pixels in one dispatch, its B loader
-//!   gathering from the input (`B_MODE` 1 / 2): no workspace, no im2col pass.
+//!   gathering from the input (`B_IMPLICIT` / `B_POINTWISE`): no workspace, no im2col pass.
 //! - `Depthwise`: `depthwise.wgsl`, one dispatch.
 //!
 //! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.

@@ -6,7 +6,7 @@
 //!   get zero gradient). The conv weight `[Cout, Cin/G, kh, kw]` is already the transposed
 //!   conv's `[Cin_T, Cout_T/G, kh, kw]`.
 //! - grad_weight = one GEMM per group, `dW[g] = dY[g] · im2col(x)[g]ᵀ`, with the im2col
-//!   matrix gathered on the fly (`A_MODE` 2, `B_MODE` 3): K runs over all N·Ho·Wo pixels, no
+//!   matrix gathered on the fly (`A_OUTPUT_GRAD`, `B_TAPS`): K runs over all N·Ho·Wo pixels, no
 //!   workspace.
 //! - grad_bias = per-channel sums of dy (`channel_sum.wgsl`, a fixed-order tree reduction).
 //! - Depthwise convs (one input channel per group) use `depthwise_backward.wgsl` for

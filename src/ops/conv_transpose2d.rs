@@ -9,7 +9,7 @@
 //! i·dh ≡ oy + pt (mod sh). Split the output into its sh·sw phases (oy mod sh, ox mod sw): in
 //! one phase those taps are i0, i0 + step, …, step = sh / gcd(sh, dh), and they read input rows
 //! that advance one by one with the phase's own rows, so each phase is an ordinary implicit
-//! GEMM (`A_MODE` 3 picks the phase's taps out of the weight, `B_MODE` 6 gathers the input),
+//! GEMM (`A_PHASE_TAPS` picks the phase's taps out of the weight, `B_TRANSPOSED` gathers the input),
 //! all phases and groups in one dispatch. No zero is inserted, no multiply is wasted (but on
 //! taps past the kernel when step ∤ kh), and no workspace is used. One caveat of any GEMM
 //! formulation: an infinite weight meeting a tap that falls outside the input gives NaN
@@ -256,7 +256,7 @@ fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
-/// The GEMM of the phase decomposition (see the module docs and `B_MODE` 6 in gemm.wgsl): one
+/// The GEMM of the phase decomposition (see the module docs and `B_TRANSPOSED` in gemm.wgsl's header): one
 /// group per (phase, conv group), M = Cout/G, K = (Cin/G)·taps_y·taps_x, and N the pixels of
 /// the largest phase grid ⌈Ho/sh⌉ × ⌈Wo/sw⌉ of every image (columns past a smaller phase's
 /// edge are skipped).

@@ -2,7 +2,7 @@
 //!
 //! Algorithms (`DeformConv2dParams::algorithm`; `Auto` picks per adapter, [`auto_algorithm`]):
 //! - `ImplicitGemm` (the default on GPUs): the tiled GEMM's B loader takes the bilinear samples
-//!   itself (`B_MODE` 4), no workspace. Its K runs tap-major (`A_MODE` 4 reads the weight in
+//!   itself (`B_DEFORM`), no workspace. Its K runs tap-major (`A_TAP_MAJOR` reads the weight in
 //!   that order) so that one tap's offsets, mask and bilinear weights serve every channel.
 //! - `Im2colGemm` (the default on CPU adapters): a deformable im2col (`deform_im2col.wgsl`:
 //!   each column entry is the bilinear sample of its input channel at the offset position,

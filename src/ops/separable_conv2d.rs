@@ -2,7 +2,7 @@
 //! as one call (MobileNet's building block). Two ways:
 //! - two passes: the depthwise kernel into an intermediate `[N, C·mult, Ho, Wo]` tensor, then
 //!   the 1x1 GEMM, in one encoder;
-//! - fused: one GEMM whose B loader computes the depthwise output on the fly (`B_MODE` 5), no
+//! - fused: one GEMM whose B loader computes the depthwise output on the fly (`B_DEPTHWISE`), no
 //!   intermediate tensor in global memory; each depthwise value is recomputed once per
 //!   64-row tile of Cout.
 

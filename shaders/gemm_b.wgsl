@@ -1,0 +1,102 @@
+// The GEMM's B operand: what each invocation knows of its four columns, the bounded
+// gathers every loader shares, and the dispatch to the loader of B_MODE.
+
+// What the B loader of one invocation knows about its four columns b_c .. b_c + 3, fixed for
+// the whole K loop: validity, image/plane offset and the input position of tap (0, 0)
+// (implicit) or the tap offsets (taps mode).
+struct Cols {
+    ok: vec4<bool>,
+    img: vec4<u32>,
+    q: vec4<u32>,
+    base: vec4<u32>,
+    iy0: vec4<i32>,
+    ix0: vec4<i32>,
+    // base + iy0·W + ix0: the input index of tap (0, 0) of channel 0 (B_IMPLICIT and B_TRANSPOSED) or of
+    // the tap at output pixel (0, 0) (B_TAPS); may point outside the image, only in-image
+    // positions are read.
+    at: vec4<i32>,
+}
+
+fn columns(ph: Phase, b_c: u32) -> Cols {
+    let g = ph.gc;
+    var c: Cols;
+    let cols = vec4<u32>(b_c, b_c + 1u, b_c + 2u, b_c + 3u);
+    c.ok = cols < vec4<u32>(params.n);
+    let p = vec4<u32>(params.col0) + cols;
+    c.img = p / vec4<u32>(params.hw);
+    let q = p - c.img * params.hw;
+    c.q = q;
+    c.base = vec4<u32>(0u);
+    c.iy0 = vec4<i32>(0);
+    c.ix0 = vec4<i32>(0);
+    if (B_MODE == B_IMPLICIT || B_MODE == B_DEFORM || B_MODE == B_DEPTHWISE) {
+        let oy = q / vec4<u32>(params.w_out);
+        let ox = q - oy * params.w_out;
+        c.base = c.img * (params.c_in * params.h * params.w);
+        c.iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
+        c.ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
+    } else if (B_MODE == B_TRANSPOSED) {
+        // Phase pixel (qy, qx); columns outside the real output plane gather nothing.
+        let qy = q / vec4<u32>(params.w_out);
+        let qx = q - qy * params.w_out;
+        c.ok = c.ok & (vec4<u32>(ph.ry) + qy * params.stride_h < vec4<u32>(params.out_h))
+                    & (vec4<u32>(ph.rx) + qx * params.stride_w < vec4<u32>(params.out_w));
+        c.base = c.img * (params.c_in * params.h * params.w);
+        c.iy0 = vec4<i32>(qy) + ph.by;
+        c.ix0 = vec4<i32>(qx) + ph.bx;
+    } else if (B_MODE == B_POINTWISE) {
+        c.base = c.img * (params.c_in * params.hw) + q;
+    } else if (B_MODE == B_TAPS) {
+        // Columns are taps: their channel plane and offsets.
+        let taps = params.kh * params.kw;
+        let cl = cols / vec4<u32>(taps);
+        let tap = cols - cl * taps;
+        let ti = tap / vec4<u32>(params.kw);
+        let tj = tap - ti * params.kw;
+        c.base = (vec4<u32>(g * (params.c_in / params.groups)) + cl) * (params.h * params.w);
+        c.iy0 = vec4<i32>(ti * params.dil_h);
+        c.ix0 = vec4<i32>(tj * params.dil_w);
+    }
+    c.at = vec4<i32>(c.base) + c.iy0 * i32(params.w) + c.ix0;
+    return c;
+}
+
+// One input element for the implicit modes, 0 outside the image or past the last column.
+fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
+    if (ok && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
+        return b_at(base + u32(iy) * params.w + u32(ix));
+    }
+    return 0.0;
+}
+
+// The inputs at `at` (tap_index) in the channel plane `plane` elements further; 0 at −1.
+fn tap_load(at: vec4<i32>, plane: u32) -> vec4<f32> {
+    let ok = at >= vec4<i32>(0);
+    let i = vec4<u32>(select(vec4<i32>(0), at + i32(plane), ok));
+    return select(vec4<f32>(0.0), vec4<f32>(b_at(i.x), b_at(i.y), b_at(i.z), b_at(i.w)), ok);
+}
+
+// Four values of row bk of B at columns b_c .. b_c + 3 (0 past K or N): the loader of B_MODE.
+fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
+    let g = ph.gc;
+    var bv = vec4<f32>(0.0);
+    if (bk >= params.k) {
+        return bv;
+    }
+    if (B_MODE == B_DENSE) {
+        bv = load_b_dense(g, c, bk, b_c);
+    } else if (B_MODE == B_IMPLICIT) {
+        bv = load_b_implicit(g, c, bk);
+    } else if (B_MODE == B_DEPTHWISE) {
+        bv = depthwise_row(c, bk);
+    } else if (B_MODE == B_TRANSPOSED) {
+        bv = load_b_transposed(ph, c, bk);
+    } else if (B_MODE == B_DEFORM) {
+        bv = load_b_deform(g, c, bk, b_c);
+    } else if (B_MODE == B_TAPS) {
+        bv = load_b_taps(c, bk);
+    } else {
+        bv = load_b_pointwise(g, c, bk);
+    }
+    return bv;
+}

@@ -1,0 +1,19 @@
+// B_POINTWISE: B is the NCHW input of a 1x1, stride-1, unpadded conv.
+
+// Row bk (an input channel) of a pointwise conv's B at the four columns of `c`.
+fn load_b_pointwise(g: u32, c: Cols, bk: u32) -> vec4<f32> {
+    var bv = vec4<f32>(0.0);
+    let off = (g * params.k + bk) * params.hw;
+    if (c.ok.w && c.img.x == c.img.w) {
+        // Four columns in one image: contiguous.
+        let s = c.base.x + off;
+        bv = b_quad(s);
+    } else {
+        let last = b_len() - 1u;
+        bv = vec4<f32>(select(0.0, b_at(min(c.base.x + off, last)), c.ok.x),
+                       select(0.0, b_at(min(c.base.y + off, last)), c.ok.y),
+                       select(0.0, b_at(min(c.base.z + off, last)), c.ok.z),
+                       select(0.0, b_at(min(c.base.w + off, last)), c.ok.w));
+    }
+    return bv;
+}
