@@ -13,6 +13,7 @@ pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
+pub mod tiling;
 pub mod vol2col;
 
 use std::num::NonZeroU64;
