@@ -59,7 +59,7 @@ impl Dispatch {
     }
 }
 
-/// One planned kernel launch: what a [`Dispatch`] will be, before any GPU object exists.
+/// One planned kernel launch: what a recorded dispatch will be, before any GPU object exists.
 /// A call's plan lists its steps in recording order (what `explain` prints and a replay
 /// records).
 #[derive(Clone, Debug, PartialEq)]
