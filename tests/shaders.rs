@@ -8,7 +8,7 @@ use wgconv::kernels::deform_im2col::DeformIm2colParams;
 use wgconv::kernels::depthwise::DepthwiseParams;
 use wgconv::kernels::depthwise_backward::DwBackParams;
 use wgconv::kernels::direct::DirectParams;
-use wgconv::kernels::gemm::{AMode, BMode, GemmParams};
+use wgconv::kernels::gemm::{AMode, BMode, GemmParams, GemmProblem};
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
 use wgconv::kernels::vol2col::Vol2colParams;
@@ -163,4 +163,27 @@ fn wgsl_constants_agree_with_their_rust_twins() {
 fn the_constant_check_can_fail() {
     let consts = reflect_u32_constants("const B_DENSE: u32 = 1u; const X: f32 = 2.0;").unwrap();
     assert_eq!(consts, vec![("B_DENSE".to_string(), 1)]);
+}
+
+/// The A and B modes are specialised only in the pairings `GemmProblem` names, and every
+/// scalar-B f32 GEMM kernel is checked with every problem.
+#[test]
+fn gemm_override_sets_are_the_legal_problems() {
+    let legal: Vec<(u32, u32)> =
+        GemmProblem::ALL.iter().map(|p| p.modes()).map(|(a, b)| (a as u32, b as u32)).collect();
+    let pair = |ov: &Overrides| {
+        let get = |n: &str| ov.entries().iter().find(|(k, _)| *k == n).map(|&(_, v)| v as u32);
+        (get("A_MODE").expect("A_MODE set"), get("B_MODE").expect("B_MODE set"))
+    };
+    for &id in ShaderId::ALL.iter().filter(|id| id.name().starts_with("gemm")) {
+        for ov in id.override_sets() {
+            assert!(legal.contains(&pair(&ov)), "{}: [{ov}] is no GemmProblem", id.name());
+        }
+    }
+    for id in [ShaderId::Gemm, ShaderId::Gemm8x8, ShaderId::Gemm16x16, ShaderId::GemmFlat] {
+        let pairs: Vec<(u32, u32)> = id.override_sets().iter().map(pair).collect();
+        for (p, l) in GemmProblem::ALL.iter().zip(&legal) {
+            assert!(pairs.contains(l), "{}: {p:?} is never checked", id.name());
+        }
+    }
 }

@@ -105,6 +105,55 @@ pub enum AMode {
     TapMajor = 4,
 }
 
+/// The GEMMs the kernel computes, each a legal pairing of how A and B are read (the shader's
+/// `A_MODE` and `B_MODE`); no other pairing is ever specialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmProblem {
+    /// A plain GEMM, or a conv over its im2col workspace: weight row-major × dense B.
+    Dense,
+    /// conv2d's implicit GEMM: weight × B gathered from the input.
+    Implicit,
+    /// A 1x1, stride-1, unpadded conv: weight × the input's channels.
+    Pointwise,
+    /// conv2d's grad_weight: dY × the input's taps (the im2col matrix transposed).
+    GradWeight,
+    /// deform_conv2d's implicit GEMM: the weight tap-major × bilinear samples.
+    Deform,
+    /// The fused depthwise-separable block: pointwise weight × the depthwise stage.
+    Separable,
+    /// conv_transpose2d by output phases: each phase's taps of the weight × its gathered input.
+    TransposedPhases,
+    /// conv_transpose2d's `GemmCol2im`: the weight transposed × the input's channels.
+    TransposedCols,
+}
+
+impl GemmProblem {
+    pub const ALL: [GemmProblem; 8] = [
+        GemmProblem::Dense,
+        GemmProblem::Implicit,
+        GemmProblem::Pointwise,
+        GemmProblem::GradWeight,
+        GemmProblem::Deform,
+        GemmProblem::Separable,
+        GemmProblem::TransposedPhases,
+        GemmProblem::TransposedCols,
+    ];
+
+    /// How this problem reads A and B.
+    pub fn modes(self) -> (AMode, BMode) {
+        match self {
+            GemmProblem::Dense => (AMode::RowMajor, BMode::Dense),
+            GemmProblem::Implicit => (AMode::RowMajor, BMode::Implicit),
+            GemmProblem::Pointwise => (AMode::RowMajor, BMode::Pointwise),
+            GemmProblem::GradWeight => (AMode::OutputGrad, BMode::Taps),
+            GemmProblem::Deform => (AMode::TapMajor, BMode::Deform),
+            GemmProblem::Separable => (AMode::RowMajor, BMode::Depthwise),
+            GemmProblem::TransposedPhases => (AMode::PhaseTaps, BMode::Transposed),
+            GemmProblem::TransposedCols => (AMode::Transposed, BMode::Pointwise),
+        }
+    }
+}
+
 impl AMode {
     pub const ALL: [AMode; 5] =
         [AMode::RowMajor, AMode::Transposed, AMode::OutputGrad, AMode::PhaseTaps, AMode::TapMajor];
@@ -118,14 +167,14 @@ pub(crate) fn prepare(
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     p: &GemmParams,
-    (a_mode, mode): (AMode, BMode),
+    problem: GemmProblem,
     activation: Activation,
     a: &Tensor,
     b: wgpu::BindingResource<'_>,
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    prepare_sampling(ctx, uniforms, block, p, (a_mode, mode), activation, a, b, bias, c, Aux::None)
+    prepare_sampling(ctx, uniforms, block, p, problem, activation, a, b, bias, c, Aux::None)
 }
 
 /// The extra operands of the sampling B modes.
@@ -181,12 +230,8 @@ impl GemmPlan {
 }
 
 /// The override constants of a GEMM with these modes, epilogue and extra operands.
-pub(crate) fn overrides(
-    (a_mode, mode): (AMode, BMode),
-    activation: Activation,
-    has_bias: bool,
-    aux: &Aux<'_>,
-) -> Overrides {
+pub(crate) fn overrides(problem: GemmProblem, activation: Activation, has_bias: bool, aux: &Aux<'_>) -> Overrides {
+    let (a_mode, mode) = problem.modes();
     let overrides = Overrides::none()
         .flag("HAS_BIAS", has_bias)
         .with("B_MODE", mode as u32 as f64)
@@ -199,18 +244,19 @@ pub(crate) fn overrides(
     }
 }
 
-/// Plans the GEMM `p` in `mode` with `overrides` (see [`overrides`]) whose C has `c_numel`
+/// Plans the GEMM `p` of `problem` with `overrides` (see [`overrides`]) whose C has `c_numel`
 /// elements; `half`: f16 storage; `b_span`: (offset, size) in bytes of B's binding where B
 /// is a buffer range (dense and pointwise B may then be read as vec4).
 pub(crate) fn plan(
     ctx: &GpuContext,
     p: &GemmParams,
-    mode: BMode,
+    problem: GemmProblem,
     overrides: Overrides,
     half: bool,
     b_span: Option<(u64, u64)>,
     c_numel: usize,
 ) -> Result<GemmPlan> {
+    let mode = problem.modes().1;
     let dtype = if half { DType::F16 } else { DType::F32 };
     let quad = quad_b(p, mode, b_span, dtype) && (!half || mode == BMode::Pointwise);
     let loads = match mode {
@@ -279,7 +325,7 @@ pub(crate) fn prepare_sampling(
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     p: &GemmParams,
-    (a_mode, mode): (AMode, BMode),
+    problem: GemmProblem,
     activation: Activation,
     a: &Tensor,
     b: wgpu::BindingResource<'_>,
@@ -291,13 +337,14 @@ pub(crate) fn prepare_sampling(
     // deform_conv2d's implicit GEMM, conv2d_backward's grad_weight: the op checked every
     // operand's dtype and the mode before getting here).
     let half = c.dtype() == DType::F16;
+    let mode = problem.modes().1;
     debug_assert!(
         !half
             || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
                 && a.dtype() == DType::F16)
     );
-    let ov = overrides((a_mode, mode), activation, bias.is_some(), &aux);
-    let plan = plan(ctx, p, mode, ov, half, span(&b), c.numel())?;
+    let ov = overrides(problem, activation, bias.is_some(), &aux);
+    let plan = plan(ctx, p, problem, ov, half, span(&b), c.numel())?;
     prepare_planned(ctx, uniforms, block, &plan, a, b, bias, c, aux)
 }
 

@@ -19,7 +19,7 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{AMode, BMode};
+use crate::kernels::gemm::GemmProblem;
 use crate::kernels::{depthwise, direct, gemm, im2col, range, record, whole, Dispatch, Step, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
@@ -205,7 +205,7 @@ pub fn plan_conv2d(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
-            let ov = gemm::overrides((AMode::RowMajor, BMode::Dense), act, has_bias, &gemm::Aux::None);
+            let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None);
             for c in 0..chunks.chunks {
                 let col0 = c * chunks.cols;
                 let cols = chunks.cols.min(chunks.pixels - col0);
@@ -213,16 +213,16 @@ pub fn plan_conv2d(
                 plan.steps.push(im2col::step(ctx, &ip)?);
                 let gp = gemm::GemmParams::conv(&g, col0, cols, act.alpha());
                 let b_span = Some((0, ip.total as u64 * 4));
-                let gplan = gemm::plan(ctx, &gp, BMode::Dense, ov.clone(), false, b_span, g.output_numel())?;
+                let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, g.output_numel())?;
                 plan.steps.extend(gplan.steps(&format!("chunk {}/{}", c + 1, chunks.chunks)));
             }
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
-            let mode = if algorithm == Algorithm::Gemm1x1 { BMode::Pointwise } else { BMode::Implicit };
+            let problem = if algorithm == Algorithm::Gemm1x1 { GemmProblem::Pointwise } else { GemmProblem::Implicit };
             let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
-            let ov = gemm::overrides((AMode::RowMajor, mode), act, has_bias, &gemm::Aux::None);
+            let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None);
             let input_bytes = input.iter().product::<usize>() as u64 * dtype.size();
-            let gplan = gemm::plan(ctx, &p, mode, ov, half, Some((0, input_bytes)), g.output_numel())?;
+            let gplan = gemm::plan(ctx, &p, problem, ov, half, Some((0, input_bytes)), g.output_numel())?;
             plan.steps = gplan.steps(algorithm.name());
             plan.gemm = Some(gplan);
         }
@@ -486,18 +486,7 @@ pub(crate) fn encode_im2col_gemm(
             }
         });
         let col = range(&workspace, (0, ip.total as u64 * 4));
-        dispatches.extend(gemm::prepare(
-            ctx,
-            &uniforms,
-            *gb,
-            gp,
-            (AMode::RowMajor, BMode::Dense),
-            act,
-            weight,
-            col,
-            bias,
-            output,
-        )?);
+        dispatches.extend(gemm::prepare(ctx, &uniforms, *gb, gp, GemmProblem::Dense, act, weight, col, bias, output)?);
     }
     record(encoder, "im2col_gemm", &dispatches);
     Ok(dispatches.len())

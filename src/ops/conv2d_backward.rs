@@ -21,7 +21,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
-use crate::kernels::gemm::{AMode, BMode, GemmParams};
+use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
@@ -201,7 +201,7 @@ pub fn conv2d_backward_into(
                 &uniforms,
                 gb,
                 &gp,
-                (AMode::OutputGrad, BMode::Taps),
+                GemmProblem::GradWeight,
                 Activation::None,
                 grad_output,
                 whole(input),

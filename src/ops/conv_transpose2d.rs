@@ -24,7 +24,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::col2im::Col2imParams;
-use crate::kernels::gemm::{AMode, BMode, GemmParams};
+use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{fold_grid, gemm, optional, range, record, whole, Dispatch, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
@@ -144,7 +144,7 @@ pub fn conv_transpose2d_into(
                 &uniforms,
                 block,
                 &p,
-                (AMode::PhaseTaps, BMode::Transposed),
+                GemmProblem::TransposedPhases,
                 params.activation,
                 weight,
                 whole(input),
@@ -227,7 +227,7 @@ pub fn conv_transpose2d_into(
                 &uniforms,
                 *gb,
                 gp,
-                (AMode::Transposed, BMode::Pointwise),
+                GemmProblem::TransposedCols,
                 Activation::None,
                 weight,
                 whole(input),

@@ -16,7 +16,7 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{self, AMode, BMode, GemmParams};
+use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::{record, whole, UniformArena};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
 use crate::ops::{check_binding, common_dtype};
@@ -162,7 +162,7 @@ pub fn deform_conv2d_into(
             &uniforms,
             block,
             &p,
-            (AMode::TapMajor, BMode::Deform),
+            GemmProblem::Deform,
             act,
             weight,
             whole(input),

@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{prepare, AMode, BMode, GemmParams};
+use crate::kernels::gemm::{prepare, GemmParams, GemmProblem};
 use crate::kernels::{whole, UniformArena};
 use crate::ops::check_binding;
 use crate::params::Activation;
@@ -49,18 +49,8 @@ pub fn matmul_into(
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;
-        let dispatches = prepare(
-            ctx,
-            &uniforms,
-            block,
-            &p,
-            (AMode::RowMajor, BMode::Dense),
-            Activation::None,
-            a,
-            whole(b),
-            None,
-            c,
-        )?;
+        let dispatches =
+            prepare(ctx, &uniforms, block, &p, GemmProblem::Dense, Activation::None, a, whole(b), None, c)?;
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
         for d in &dispatches {

@@ -8,7 +8,7 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{self, AMode, BMode, GemmParams};
+use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::{record, whole, UniformArena};
 use crate::ops::check_binding;
 use crate::ops::conv2d::conv2d_into;
@@ -190,7 +190,7 @@ pub fn separable_conv2d_into(
             &uniforms,
             block,
             &p,
-            (AMode::RowMajor, BMode::Depthwise),
+            GemmProblem::Separable,
             params.pointwise_activation,
             pw_weight,
             whole(input),
