@@ -125,7 +125,8 @@ pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, plan_conv2d, Conv2d
 pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
 pub use ops::conv3d::{conv3d, conv3d_into};
 pub use ops::conv_transpose2d::{
-    conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, ConvTranspose2dInfo,
+    conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,
+    ConvTranspose2dPlan,
 };
 pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
 pub use ops::matmul::{matmul, matmul_into};

@@ -382,3 +382,34 @@ fn pytorch_golden_cases() {
         }
     }
 }
+
+/// The plan of a call is made before any GPU object, lists exactly the launches the call
+/// records (a mismatch is an error of the call), and reports what the call reports: the
+/// output phases as one GEMM, `GemmCol2im` as a GEMM and a gather per chunk of images.
+#[test]
+fn plan_lists_the_launches_before_any_gpu_object() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let per_image = 2 * 9 * 16 * 4;
+    ctx.set_config(EngineConfig { workspace_budget: 2 * per_image, ..ctx.config() });
+    let mut col = t(5, 3, [4, 4], 2, [3, 3]).s([2, 2]);
+    col.p.algorithm = Algorithm::GemmCol2im;
+    let phases = t(2, 4, [5, 6], 6, [3, 3]).s([2, 2]).pad(sym(1, 1)).g(2);
+    for (i, (c, launches)) in [(col, 3 * 2), (phases, 1)].iter().enumerate() {
+        let (x, w, b) = c.data(i as u64);
+        let (pipes, subs) = (ctx.pipelines_compiled(), ctx.submissions());
+        let plan = wgconv::plan_conv_transpose2d(
+            &ctx,
+            &x.shape,
+            &w.shape,
+            b.as_ref().map(|b| b.shape.as_slice()),
+            wgconv::DType::F32,
+            &c.p,
+        )
+        .unwrap();
+        assert_eq!((ctx.pipelines_compiled(), ctx.submissions()), (pipes, subs), "planning built or ran nothing");
+        assert_eq!(plan.steps.len(), *launches, "{c:?}\n{plan}");
+        let (s, info) = run(&ctx, c, i as u64);
+        assert!(s.passes(Tolerance::default()), "{s}");
+        assert_eq!(info, plan.info(), "{c:?}");
+    }
+}

@@ -23,12 +23,11 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::col2im::Col2imParams;
+use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
-use crate::kernels::{fold_grid, gemm, optional, range, record, whole, Dispatch, UniformArena};
+use crate::kernels::{gemm, optional, range, record, whole, Step, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
-use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
 
 /// What one conv_transpose2d call did.
@@ -86,7 +85,172 @@ pub fn auto_algorithm(_ctx: &GpuContext, _g: &ConvTranspose2dGeometry, _dtype: D
     Algorithm::ImplicitGemm
 }
 
-/// Records into the caller's encoder without submitting; writes `output`.
+/// What one conv_transpose2d call does, decided before any GPU object is created
+/// ([`plan_conv_transpose2d`]); [`conv_transpose2d_into`] records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose2dPlan {
+    pub geometry: ConvTranspose2dGeometry,
+    pub dtype: DType,
+    /// `ImplicitGemm` or `GemmCol2im` (never `Auto`).
+    pub algorithm: Algorithm,
+    /// Why: the rule that chose it, or "forced".
+    pub reason: String,
+    /// Chunks of images (1 for `ImplicitGemm`).
+    pub chunks: u32,
+    /// Images per chunk (the last may hold fewer).
+    pub images_per_chunk: u32,
+    /// Workspace bytes one chunk uses (0 for `ImplicitGemm`).
+    pub workspace_bytes: u64,
+    pub activation: Activation,
+    /// The kernel launches, in recording order.
+    pub steps: Vec<Step>,
+}
+
+impl ConvTranspose2dPlan {
+    /// What [`conv_transpose2d_into`] returns for this plan.
+    pub fn info(&self) -> ConvTranspose2dInfo {
+        ConvTranspose2dInfo {
+            algorithm: self.algorithm,
+            geometry: self.geometry,
+            chunks: self.chunks,
+            images_per_chunk: self.images_per_chunk,
+            workspace_bytes: self.workspace_bytes,
+        }
+    }
+
+    fn check_recorded(&self, recorded: usize) -> Result<()> {
+        if recorded != self.steps.len() {
+            return Err(Error::Internal(format!(
+                "conv_transpose2d recorded {recorded} launches but its plan lists {}",
+                self.steps.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ConvTranspose2dPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry;
+        writeln!(
+            f,
+            "conv_transpose2d {}x{}x{}x{} -> {:?}, {} ({})",
+            g.n,
+            g.c_in,
+            g.h,
+            g.w,
+            g.output_shape(),
+            self.algorithm.name(),
+            self.reason
+        )?;
+        if self.workspace_bytes > 0 {
+            writeln!(
+                f,
+                "  workspace {} bytes, {} chunks of {} images",
+                self.workspace_bytes, self.chunks, self.images_per_chunk
+            )?;
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            writeln!(f, "  {}. {s}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// The GEMM of chunk `c` of `GemmCol2im` (images `img0 .. img0 + imgs` into the workspace).
+fn col_gemm_params(g: &ConvTranspose2dGeometry, img0: u32, imgs: u32) -> GemmParams {
+    let hw = g.h * g.w;
+    let (m, k) = (g.c_out_per_group() * g.kh * g.kw, g.c_in_per_group());
+    GemmParams {
+        c_in: g.c_in,
+        img0,
+        ..GemmParams::new(m, imgs * hw, k, g.groups, hw, img0 * hw, g.c_out * g.kh * g.kw * hw)
+    }
+}
+
+/// Plans a conv_transpose2d of `input` `[N, Cin, H, W]` and `weight` `[Cin, Cout/groups, kh,
+/// kw]` (and `bias` `[Cout]`) stored as `dtype`: validates `params`, picks the algorithm and
+/// lists the launches. Creates no GPU object. Errors as [`conv_transpose2d`].
+pub fn plan_conv_transpose2d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    dtype: DType,
+    params: &ConvTranspose2dParams,
+) -> Result<ConvTranspose2dPlan> {
+    let g = params.validate(input, weight, bias)?;
+    // f16 storage: the output-phase implicit GEMM only (f16 loads and stores, f32 accumulation).
+    if dtype == DType::F16 && params.algorithm == Algorithm::GemmCol2im {
+        return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not gemm_col2im"));
+    }
+    let (algorithm, reason) = match params.algorithm {
+        Algorithm::Auto => (auto_algorithm(ctx, &g, dtype), "output phases: no workspace, no col2im pass"),
+        a => (a, "forced"),
+    };
+    // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
+    // budget (some drivers cut loops short) it is refused rather than wrong; the output
+    // phases split their K into passes.
+    let col2im_turns = g.kh as u64 * (1 + g.kw as u64);
+    if algorithm == Algorithm::GemmCol2im && col2im_turns > ctx.config().loop_budget as u64 {
+        return Err(Error::Unsupported(format!(
+            "gemm_col2im gathers each output over {}x{} taps in one loop, beyond the loop budget of {} \
+             (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+            g.kh,
+            g.kw,
+            ctx.config().loop_budget
+        )));
+    }
+    let act = params.activation;
+    let has_bias = bias.is_some();
+    let input_bytes = input.iter().product::<usize>() as u64 * dtype.size();
+    let mut plan = ConvTranspose2dPlan {
+        geometry: g,
+        dtype,
+        algorithm,
+        reason: reason.to_string(),
+        chunks: 1,
+        images_per_chunk: g.n,
+        workspace_bytes: 0,
+        activation: act,
+        steps: Vec::new(),
+    };
+    if algorithm != Algorithm::GemmCol2im {
+        let p = phase_gemm_params(&g, act.alpha());
+        let problem = GemmProblem::TransposedPhases;
+        let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None);
+        let gplan = gemm::plan(ctx, &p, problem, ov, dtype == DType::F16, Some((0, input_bytes)), g.output_numel())?;
+        plan.algorithm = Algorithm::ImplicitGemm;
+        plan.steps = gplan.steps("output phases");
+        return Ok(plan);
+    }
+    let per_image = col_bytes_per_image(&g);
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let per_chunk = budget / per_image;
+    if per_chunk == 0 {
+        return Err(Error::TooLarge(format!(
+            "one image's column matrix is {per_image} bytes (Cout·kh·kw·H·W·4) but the workspace budget is {budget}"
+        )));
+    }
+    let images = per_chunk.min(g.n as u64) as u32;
+    plan.images_per_chunk = images;
+    plan.chunks = g.n.div_ceil(images);
+    plan.workspace_bytes = per_image * images as u64;
+    let problem = GemmProblem::TransposedCols;
+    let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+    for c in 0..plan.chunks {
+        let (img0, imgs) = (c * images, images.min(g.n - c * images));
+        let gp = col_gemm_params(&g, img0, imgs);
+        let col_numel = (per_image * imgs as u64 / 4) as usize;
+        let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, Some((0, input_bytes)), col_numel)?;
+        plan.steps.extend(gplan.steps(&format!("chunk {}/{} columns", c + 1, plan.chunks)));
+        plan.steps.push(col2im::step(ctx, &Col2imParams::new(&g, img0, imgs, act.alpha()), act, has_bias)?);
+    }
+    Ok(plan)
+}
+
+/// Records into the caller's encoder without submitting; writes `output`. Validates, plans
+/// ([`plan_conv_transpose2d`]) and records the plan's steps.
 pub fn conv_transpose2d_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -110,142 +274,64 @@ pub fn conv_transpose2d_into(
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
-    // f16 storage: the output-phase implicit GEMM only (f16 loads and stores, f32 accumulation).
     let dtype =
         common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    if dtype == DType::F16 && params.algorithm == Algorithm::GemmCol2im {
-        return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not gemm_col2im"));
-    }
-    let algorithm = match params.algorithm {
-        Algorithm::Auto => auto_algorithm(ctx, &g, dtype),
-        a => a,
-    };
-    // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
-    // budget (some drivers cut loops short) it is refused rather than wrong; the output
-    // phases split their K into passes.
-    let col2im_turns = g.kh as u64 * (1 + g.kw as u64);
-    if algorithm == Algorithm::GemmCol2im && col2im_turns > ctx.config().loop_budget as u64 {
-        return Err(Error::Unsupported(format!(
-            "gemm_col2im gathers each output over {}x{} taps in one loop, beyond the loop budget of {} \
-             (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
-            g.kh,
-            g.kw,
-            ctx.config().loop_budget
-        )));
-    }
-    if algorithm != Algorithm::GemmCol2im {
-        let p = phase_gemm_params(&g, params.activation.alpha());
-        ctx.scoped(|| -> Result<()> {
-            let mut arena = UniformArena::new(ctx);
+    let plan = plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
+    let act = plan.activation;
+    ctx.scoped(|| -> Result<()> {
+        let mut arena = UniformArena::new(ctx);
+        let mut dispatches = Vec::new();
+        if plan.algorithm == Algorithm::ImplicitGemm {
+            let p = phase_gemm_params(&g, act.alpha());
             let block = arena.push(&p);
             let uniforms = arena.finish(ctx)?;
-            let dispatches = gemm::prepare(
+            dispatches.extend(gemm::prepare(
                 ctx,
                 &uniforms,
                 block,
                 &p,
                 GemmProblem::TransposedPhases,
-                params.activation,
+                act,
                 weight,
                 whole(input),
                 bias,
                 output,
-            )?;
-            record(encoder, "conv_transpose2d", &dispatches);
-            Ok(())
-        })??;
-        return Ok(ConvTranspose2dInfo {
-            algorithm: Algorithm::ImplicitGemm,
-            geometry: g,
-            chunks: 1,
-            images_per_chunk: g.n,
-            workspace_bytes: 0,
-        });
-    }
-    let per_image = col_bytes_per_image(&g);
-    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-    let per_chunk = budget / per_image;
-    if per_chunk == 0 {
-        return Err(Error::TooLarge(format!(
-            "one image's column matrix is {per_image} bytes (Cout·kh·kw·H·W·4) but the workspace budget is {budget}"
-        )));
-    }
-    let images = per_chunk.min(g.n as u64) as u32;
-    let chunks = g.n.div_ceil(images);
-    let info = ConvTranspose2dInfo {
-        algorithm: Algorithm::GemmCol2im,
-        geometry: g,
-        chunks,
-        images_per_chunk: images,
-        workspace_bytes: per_image * images as u64,
-    };
-    let act = params.activation;
-    ctx.scoped(|| -> Result<()> {
-        let workspace = ctx.workspace(info.workspace_bytes)?;
-        let hw = g.h * g.w;
-        let (m, k) = (g.c_out_per_group() * g.kh * g.kw, g.c_in_per_group());
-        let mut arena = UniformArena::new(ctx);
-        let mut blocks = Vec::new();
-        for c in 0..chunks {
-            let img0 = c * images;
-            let imgs = images.min(g.n - img0);
-            let gp = GemmParams {
-                c_in: g.c_in,
-                img0,
-                ..GemmParams::new(m, imgs * hw, k, g.groups, hw, img0 * hw, g.c_out * g.kh * g.kw * hw)
-            };
-            let cp = Col2imParams {
-                c_out: g.c_out,
-                h: g.h,
-                w: g.w,
-                kh: g.kh,
-                kw: g.kw,
-                stride_h: g.stride[0],
-                stride_w: g.stride[1],
-                dil_h: g.dilation[0],
-                dil_w: g.dilation[1],
-                pad_top: g.pads.top,
-                pad_left: g.pads.left,
-                h_out: g.h_out,
-                w_out: g.w_out,
-                img0,
-                total: imgs * g.c_out * g.h_out * g.w_out,
-                alpha_bits: act.alpha().to_bits(),
-            };
-            blocks.push((gp, arena.push(&gp), cp, arena.push(&cp), per_image * imgs as u64));
-        }
-        let uniforms = arena.finish(ctx)?;
-        let (col2im, bgl) = ctx.pipeline(
-            ShaderId::Col2im,
-            &Overrides::none().flag("HAS_BIAS", bias.is_some()).with("ACT", act.code() as f64),
-        )?;
-        let mut dispatches = Vec::new();
-        for (gp, gb, cp, cb, bytes) in &blocks {
-            let col = range(&workspace, (0, *bytes));
-            dispatches.extend(gemm::prepare(
-                ctx,
-                &uniforms,
-                *gb,
-                gp,
-                GemmProblem::TransposedCols,
-                Activation::None,
-                weight,
-                whole(input),
-                None,
-                &col_tensor(ctx, &workspace, *bytes)?,
             )?);
-            let bind_group = ctx.bind_group(
-                ShaderId::Col2im,
-                &bgl,
-                &[range(&uniforms, *cb), col, optional(ctx, bias), whole(output)],
-            );
-            let grid = fold_grid((cp.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
-            dispatches.push(Dispatch { pipeline: col2im.clone(), bind_group, grid });
+        } else {
+            let workspace = ctx.workspace(plan.workspace_bytes)?;
+            let per_image = col_bytes_per_image(&g);
+            let images = plan.images_per_chunk;
+            let mut blocks = Vec::new();
+            for c in 0..plan.chunks {
+                let (img0, imgs) = (c * images, images.min(g.n - c * images));
+                let gp = col_gemm_params(&g, img0, imgs);
+                let cp = Col2imParams::new(&g, img0, imgs, act.alpha());
+                blocks.push((gp, arena.push(&gp), cp, arena.push(&cp), per_image * imgs as u64));
+            }
+            let uniforms = arena.finish(ctx)?;
+            for (gp, gb, cp, cb, bytes) in &blocks {
+                dispatches.extend(gemm::prepare(
+                    ctx,
+                    &uniforms,
+                    *gb,
+                    gp,
+                    GemmProblem::TransposedCols,
+                    Activation::None,
+                    weight,
+                    whole(input),
+                    None,
+                    &col_tensor(ctx, &workspace, *bytes)?,
+                )?);
+                let col = range(&workspace, (0, *bytes));
+                let step = col2im::step(ctx, cp, act, bias.is_some())?;
+                dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), col, optional(ctx, bias), whole(output)])?);
+            }
         }
+        plan.check_recorded(dispatches.len())?;
         record(encoder, "conv_transpose2d", &dispatches);
         Ok(())
     })??;
-    Ok(info)
+    Ok(plan.info())
 }
 
 fn gcd(a: u32, b: u32) -> u32 {

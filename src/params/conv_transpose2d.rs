@@ -58,6 +58,11 @@ pub struct ConvTranspose2dGeometry {
 }
 
 impl ConvTranspose2dGeometry {
+    /// Elements of the output: N·Cout·Ho·Wo.
+    pub fn output_numel(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+
     pub fn output_shape(&self) -> [usize; 4] {
         [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
     }
