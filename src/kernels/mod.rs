@@ -92,6 +92,39 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Writes a plan's lines: the op on `input` with its output shape, the algorithm and why,
+/// the workspace (`chunking` says how it is split) and each step, numbered.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_plan(
+    f: &mut std::fmt::Formatter<'_>,
+    op: &str,
+    input: [u32; 4],
+    output: [usize; 4],
+    (algorithm, reason): (&str, &str),
+    workspace_bytes: u64,
+    chunking: std::fmt::Arguments<'_>,
+    steps: &[Step],
+) -> std::fmt::Result {
+    let [n, c, h, w] = input;
+    writeln!(f, "{op} {n}x{c}x{h}x{w} -> {output:?}, {algorithm} ({reason})")?;
+    if workspace_bytes > 0 {
+        writeln!(f, "  workspace {workspace_bytes} bytes, {chunking}")?;
+    }
+    for (i, s) in steps.iter().enumerate() {
+        writeln!(f, "  {}. {s}", i + 1)?;
+    }
+    Ok(())
+}
+
+/// `Error::Internal` unless a call recorded as many launches as its plan lists (the plan is
+/// what `explain` shows and a replay records: it must not drift from what runs).
+pub(crate) fn check_recorded(op: &str, recorded: usize, planned: &[Step]) -> Result<()> {
+    if recorded != planned.len() {
+        return Err(Error::Internal(format!("{op} recorded {recorded} launches but its plan lists {}", planned.len())));
+    }
+    Ok(())
+}
+
 /// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards).
 pub(crate) fn record(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
     let mut pass =

@@ -20,7 +20,9 @@
 use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::GemmProblem;
-use crate::kernels::{depthwise, direct, gemm, im2col, range, record, whole, Dispatch, Step, UniformArena};
+use crate::kernels::{
+    check_recorded, depthwise, direct, gemm, im2col, range, record, whole, write_plan, Dispatch, Step, UniformArena,
+};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::{DType, Tensor};
@@ -107,28 +109,16 @@ impl Conv2dPlan {
 impl std::fmt::Display for Conv2dPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let g = &self.geometry;
-        writeln!(
+        write_plan(
             f,
-            "conv2d {}x{}x{}x{} -> {:?}, {} ({})",
-            g.n,
-            g.c_in,
-            g.h,
-            g.w,
+            "conv2d",
+            [g.n, g.c_in, g.h, g.w],
             g.output_shape(),
-            self.algorithm.name(),
-            self.reason
-        )?;
-        if self.workspace_bytes > 0 {
-            writeln!(
-                f,
-                "  workspace {} bytes, {} chunks of {} pixels",
-                self.workspace_bytes, self.chunks, self.chunk_cols
-            )?;
-        }
-        for (i, s) in self.steps.iter().enumerate() {
-            writeln!(f, "  {}. {s}", i + 1)?;
-        }
-        Ok(())
+            (self.algorithm.name(), &self.reason),
+            self.workspace_bytes,
+            format_args!("{} chunks of {} pixels", self.chunks, self.chunk_cols),
+            &self.steps,
+        )
     }
 }
 
@@ -296,7 +286,7 @@ fn record_conv2d(
                 let chunks = plan_chunks(ctx, g)?;
                 let recorded =
                     encode_im2col_gemm(ctx, encoder, g, &chunks, act, Unfold::Plain(input), weight, bias, output)?;
-                return plan.check_recorded(recorded);
+                return check_recorded("conv2d", recorded, &plan.steps);
             }
             Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
                 let gplan = plan.gemm.as_ref().ok_or_else(|| Error::Internal("conv2d plan without its GEMM".into()))?;
@@ -331,24 +321,10 @@ fn record_conv2d(
                 return Err(Error::Internal(format!("conv2d plan with algorithm {}", plan.algorithm.name())))
             }
         };
-        plan.check_recorded(dispatches.len())?;
+        check_recorded("conv2d", dispatches.len(), &plan.steps)?;
         record(encoder, "conv2d", &dispatches);
         Ok(())
     })?
-}
-
-impl Conv2dPlan {
-    /// The recording made as many launches as the plan lists (the plan is what `explain`
-    /// shows and a replay records: it must not drift from what runs).
-    fn check_recorded(&self, recorded: usize) -> Result<()> {
-        if recorded != self.steps.len() {
-            return Err(Error::Internal(format!(
-                "conv2d recorded {recorded} launches but its plan lists {}",
-                self.steps.len()
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// What unfolds the input into the column workspace.

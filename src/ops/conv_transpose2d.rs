@@ -25,7 +25,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
-use crate::kernels::{gemm, optional, range, record, whole, Step, UniformArena};
+use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::{check_binding, common_dtype};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
 use crate::tensor::{DType, Tensor};
@@ -117,43 +117,21 @@ impl ConvTranspose2dPlan {
             workspace_bytes: self.workspace_bytes,
         }
     }
-
-    fn check_recorded(&self, recorded: usize) -> Result<()> {
-        if recorded != self.steps.len() {
-            return Err(Error::Internal(format!(
-                "conv_transpose2d recorded {recorded} launches but its plan lists {}",
-                self.steps.len()
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl std::fmt::Display for ConvTranspose2dPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let g = &self.geometry;
-        writeln!(
+        write_plan(
             f,
-            "conv_transpose2d {}x{}x{}x{} -> {:?}, {} ({})",
-            g.n,
-            g.c_in,
-            g.h,
-            g.w,
+            "conv_transpose2d",
+            [g.n, g.c_in, g.h, g.w],
             g.output_shape(),
-            self.algorithm.name(),
-            self.reason
-        )?;
-        if self.workspace_bytes > 0 {
-            writeln!(
-                f,
-                "  workspace {} bytes, {} chunks of {} images",
-                self.workspace_bytes, self.chunks, self.images_per_chunk
-            )?;
-        }
-        for (i, s) in self.steps.iter().enumerate() {
-            writeln!(f, "  {}. {s}", i + 1)?;
-        }
-        Ok(())
+            (self.algorithm.name(), &self.reason),
+            self.workspace_bytes,
+            format_args!("{} chunks of {} images", self.chunks, self.images_per_chunk),
+            &self.steps,
+        )
     }
 }
 
@@ -327,7 +305,7 @@ pub fn conv_transpose2d_into(
                 dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), col, optional(ctx, bias), whole(output)])?);
             }
         }
-        plan.check_recorded(dispatches.len())?;
+        check_recorded("conv_transpose2d", dispatches.len(), &plan.steps)?;
         record(encoder, "conv_transpose2d", &dispatches);
         Ok(())
     })??;
