@@ -74,7 +74,10 @@ fn main(
     let plane = (rest / params.h_out) * params.h * params.w;
     let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
     let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
-    var best = bitcast<f32>(0xff800000u); // −∞
+    // −∞ made at run time: WGSL makes a constant expression that evaluates to an infinity a
+    // shader-creation error (Tint rejected the bitcast of a literal here; naga accepted it).
+    var neg_inf_bits = 0xff800000u;
+    var best = bitcast<f32>(neg_inf_bits);
     var sum = 0.0;
     if (range.begin > 0u) {
         best = part[idx];

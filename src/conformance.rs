@@ -2,6 +2,8 @@
 //! over each op's parameter space, each compared with the f64 CPU reference, plus the static
 //! check of every shader × override set × translation target.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 
 use crate::context::GpuContext;
@@ -10,8 +12,43 @@ use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
 };
 use crate::shaders::{check_shader, ShaderId};
+use crate::replay::ReplayWriter;
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
+
+thread_local! {
+    /// The replay folder [`export_all`] is writing, while it runs on this thread.
+    static EXPORT: RefCell<Option<ReplayWriter>> = const { RefCell::new(None) };
+}
+
+/// Runs `call` (one op call that returns its output tensors) and reads the outputs back.
+/// While [`export_all`] runs, the call is traced and written as a replay case of `op` with
+/// `expected` (one slice per output) and `tol`.
+fn outputs(
+    ctx: &GpuContext,
+    (op, case): (&str, &dyn std::fmt::Display),
+    tol: Tolerance,
+    expected: &[&[f64]],
+    call: impl FnOnce() -> Result<Vec<Tensor>>,
+) -> Result<Vec<Vec<f32>>> {
+    let exporting = EXPORT.with(|e| e.borrow().is_some());
+    if exporting {
+        ctx.begin_trace();
+    }
+    let tensors = call();
+    let trace = if exporting { Some(ctx.end_trace()) } else { None };
+    let tensors = tensors?;
+    if let Some(trace) = trace {
+        let trace = trace?;
+        let outs: Vec<(&Tensor, &[f64])> = tensors.iter().zip(expected.iter().copied()).collect();
+        EXPORT.with(|e| -> Result<()> {
+            let mut slot = e.borrow_mut();
+            let w = slot.as_mut().expect("checked above");
+            w.write_case(op, &case.to_string(), &trace, &outs, tol)
+        })?;
+    }
+    tensors.iter().map(|t| t.to_vec(ctx)).collect()
+}
 
 /// A conv2d case: shapes, parameters and the seed of its data.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,8 +209,10 @@ pub fn run_conv2d(
             let xg = Tensor::from_host(ctx, &x)?;
             let wg = Tensor::from_host(ctx, &w)?;
             let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
-            let y = crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &params)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+                Ok(vec![crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &params)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
         s.record(case, outcome, tol);
     }
@@ -268,22 +307,26 @@ pub fn run_conv_transpose2d(
     let mut s = OpSummary::new(format!("conv_transpose2d/{}", algorithm.name()));
     for case in cases {
         let params = ConvTranspose2dParams { algorithm, ..case.params };
-        s.record(case, conv_transpose2d_outcome(ctx, case, &params), tol);
+        s.record(case, conv_transpose2d_outcome(ctx, &s.op, case, &params, tol), tol);
     }
     s
 }
 
 fn conv_transpose2d_outcome(
     ctx: &GpuContext,
+    op: &str,
     case: &ConvTranspose2dCase,
     params: &ConvTranspose2dParams,
+    tol: Tolerance,
 ) -> Result<crate::verify::ErrorStats> {
     let (x, w, b) = case.data();
     let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), params)?;
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-    let bg = b.as_ref().map(t).transpose()?;
-    let y = crate::ops::conv_transpose2d::conv_transpose2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), params)?.to_vec(ctx)?;
-    Ok(compare(&y, &expected))
+    let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
+    let y = outputs(ctx, (op, case), tol, &[&expected], || {
+        Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), params)?])
+    })?;
+    Ok(compare(&y[0], &expected))
 }
 
 /// conv2d on f16 tensors (`Auto`: implicit GEMM or 1x1 GEMM) against the reference of the
@@ -301,9 +344,11 @@ pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummar
             let (x, w, b) = (x.rounded_to(f16), w.rounded_to(f16), b.map(|b| b.rounded_to(f16)));
             let (_, expected) = crate::reference::conv2d(&x, &w, b.as_ref(), &case.params)?;
             let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, f16);
-            let bg = b.as_ref().map(t).transpose()?;
-            let y = crate::ops::conv2d::conv2d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &case.params)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
+            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+                Ok(vec![crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
         s.record(case, outcome, tol);
     }
@@ -315,24 +360,34 @@ pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummar
 pub fn run_conv2d_backward(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpSummary {
     let mut s = OpSummary::new("conv2d_backward".into());
     for case in cases {
-        s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
+        s.record(case, conv2d_backward_outcome(ctx, &s.op, case, tol), tol);
     }
     s
 }
 
 /// The statistics of the gradient furthest from passing.
-fn conv2d_backward_outcome(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Result<crate::verify::ErrorStats> {
+fn conv2d_backward_outcome(
+    ctx: &GpuContext,
+    op: &str,
+    case: &Conv2dCase,
+    tol: Tolerance,
+) -> Result<crate::verify::ErrorStats> {
     let (x, w, _) = case.data();
     let out_shape = case.params.output_shape(&x.shape, &w.shape)?;
     let dy = HostTensor::random(&out_shape, case.seed ^ 0xd1d1);
     let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &case.params)?;
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let all = crate::ops::conv2d_backward::Grads::ALL;
-    let g = crate::ops::conv2d_backward::conv2d_backward(ctx, &t(&x)?, &t(&w)?, &t(&dy)?, &case.params, all)?;
+    let (xg, wg, dyg) = (t(&x)?, t(&w)?, t(&dy)?);
+    let got = outputs(ctx, (op, case), tol, &[&rdx, &rdw, &rdb], || {
+        let g = crate::ops::conv2d_backward::conv2d_backward(ctx, &xg, &wg, &dyg, &case.params, all)?;
+        let all = "all gradients were requested";
+        Ok(vec![g.grad_input.expect(all), g.grad_weight.expect(all), g.grad_bias.expect(all)])
+    })?;
     let score = |s: &crate::verify::ErrorStats| (s.rel_l2 / tol.rel_l2).max(s.max_abs / (tol.abs * (1.0 + s.max_ref)));
     let mut worst: Option<crate::verify::ErrorStats> = None;
-    for (got, want) in [(g.grad_input, rdx), (g.grad_weight, rdw), (g.grad_bias, rdb)] {
-        let st = compare(&got.expect("all gradients were requested").to_vec(ctx)?, &want);
+    for (got, want) in got.iter().zip([rdx, rdw, rdb]) {
+        let st = compare(got, &want);
         if worst.as_ref().is_none_or(|w| score(&st) > score(w)) {
             worst = Some(st);
         }
@@ -406,24 +461,28 @@ pub fn run_deform_conv2d(
 ) -> OpSummary {
     let mut s = OpSummary::new(format!("deform_conv2d/{}", algorithm.name()));
     for case in cases {
-        s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
+        s.record(case, deform_conv2d_outcome(ctx, &s.op, case, algorithm, tol), tol);
     }
     s
 }
 
 fn deform_conv2d_outcome(
     ctx: &GpuContext,
+    op: &str,
     case: &DeformConv2dCase,
     algorithm: Algorithm,
+    tol: Tolerance,
 ) -> Result<crate::verify::ErrorStats> {
     let (x, w, o, m, b) = case.data();
     let p = DeformConv2dParams { algorithm, ..case.params() };
     let (_, expected) = crate::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &p)?;
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
-    let y = crate::ops::deform_conv2d::deform_conv2d(ctx, &t(&x)?, &t(&w)?, &t(&o)?, mg.as_ref(), bg.as_ref(), &p)?
-        .to_vec(ctx)?;
-    Ok(compare(&y, &expected))
+    let (xg, wg, og) = (t(&x)?, t(&w)?, t(&o)?);
+    let y = outputs(ctx, (op, case), tol, &[&expected], || {
+        Ok(vec![crate::ops::deform_conv2d::deform_conv2d(ctx, &xg, &wg, &og, mg.as_ref(), bg.as_ref(), &p)?])
+    })?;
+    Ok(compare(&y[0], &expected))
 }
 
 /// conv1d on the conv2d cases' width axis (first row of input and kernel, the case's width
@@ -458,9 +517,11 @@ pub fn run_conv1d(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpS
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (_, expected) = crate::reference::conv1d(&x, &w, b.as_ref(), &params)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-            let bg = b.as_ref().map(t).transpose()?;
-            let y = crate::ops::conv1d::conv1d(ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
+            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+                Ok(vec![crate::ops::conv1d::conv1d(ctx, &xg, &wg, bg.as_ref(), &params)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
         s.record(case, outcome, tol);
     }
@@ -484,12 +545,16 @@ pub fn run_pool2d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
         ];
         let mode = if i % 2 == 0 { crate::ops::pool2d::PoolMode::Max } else { crate::ops::pool2d::PoolMode::Avg };
         let x = HostTensor::random(&shape, rng.next_u64());
+        let label = format!("{mode:?} pool x{shape:?} {p:?}");
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (_, expected) = crate::reference::pool2d(&x, &p, mode)?;
-            let y = crate::ops::pool2d::pool2d(ctx, &Tensor::from_host(ctx, &x)?, &p, mode)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let xg = Tensor::from_host(ctx, &x)?;
+            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
+                Ok(vec![crate::ops::pool2d::pool2d(ctx, &xg, &p, mode)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
-        s.record(&format!("{mode:?} pool x{shape:?} {p:?}"), outcome, tol);
+        s.record(&label, outcome, tol);
     }
     s
 }
@@ -522,13 +587,17 @@ pub fn run_conv3d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
             continue;
         }
         done += 1;
+        let label = format!("conv3d x{:?} w{:?} {params:?}", x.shape, w.shape);
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (_, expected) = crate::reference::conv3d(&x, &w, None, &params)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-            let y = crate::ops::conv3d::conv3d(ctx, &t(&x)?, &t(&w)?, None, &params)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let (xg, wg) = (t(&x)?, t(&w)?);
+            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
+                Ok(vec![crate::ops::conv3d::conv3d(ctx, &xg, &wg, None, &params)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
-        s.record(&format!("conv3d x{:?} w{:?} {params:?}", x.shape, w.shape), outcome, tol);
+        s.record(&label, outcome, tol);
     }
     s
 }
@@ -576,9 +645,11 @@ pub fn run_separable(ctx: &GpuContext, seed: u64, count: usize, fused: bool, tol
             let pwp = Conv2dParams { activation: p.pointwise_activation, ..Default::default() };
             let (_, expected) = crate::reference::conv2d(&m, &pw, Some(&pb), &pwp)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-            let y =
-                separable_conv2d(ctx, &t(&x)?, &t(&dw)?, Some(&t(&db)?), &t(&pw)?, Some(&t(&pb)?), &p)?.to_vec(ctx)?;
-            Ok(compare(&y, &expected))
+            let (xg, dwg, dbg, pwg, pbg) = (t(&x)?, t(&dw)?, t(&db)?, t(&pw)?, t(&pb)?);
+            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
+                Ok(vec![separable_conv2d(ctx, &xg, &dwg, Some(&dbg), &pwg, Some(&pbg), &p)?])
+            })?;
+            Ok(compare(&y[0], &expected))
         })();
         s.record(&label, outcome, tol);
     }
@@ -607,6 +678,9 @@ pub fn run_static() -> StaticSummary {
 pub struct ConformanceReport {
     pub adapter: String,
     pub backend: String,
+    /// The driver and its version as the adapter reports them (e.g. "llvmpipe Mesa 22.3.6
+    /// (LLVM 15.0.6)"), so that reports from different machines can be compared.
+    pub driver: String,
     pub ops: Vec<OpSummary>,
     pub static_check: Option<StaticSummary>,
 }
@@ -617,7 +691,7 @@ impl ConformanceReport {
     }
 
     pub fn table(&self) -> String {
-        let mut s = format!("adapter: {} ({})\n", self.adapter, self.backend);
+        let mut s = format!("adapter: {} ({}, driver: {})\n", self.adapter, self.backend, self.driver);
         s += &format!("{:<32} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
         for o in &self.ops {
             s += &format!(
@@ -685,9 +759,28 @@ pub fn run_all(
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         ops,
         static_check: with_static.then(run_static),
     }
+}
+
+/// Runs the cases of [`run_all`] (neither probes nor the static check) and writes each call
+/// as a replay into `dir` ([`crate::replay`]). Returns the report of the run on `ctx` and the
+/// number of replay cases written.
+pub fn export_all(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    dir: &std::path::Path,
+) -> Result<(ConformanceReport, usize)> {
+    let writer = ReplayWriter::new(ctx, dir)?;
+    EXPORT.with(|e| *e.borrow_mut() = Some(writer));
+    let report = run_all(ctx, seed, cases_per_op, false, None);
+    let writer = EXPORT.with(|e| e.borrow_mut().take()).expect("set above");
+    let written = writer.len();
+    writer.finish()?;
+    Ok((report, written))
 }
 
 /// Smaller variants of a case, each one step simpler (used to shrink a failure).
@@ -836,7 +929,7 @@ pub fn shrink_conv_transpose2d(
 /// Checks one conv_transpose2d case: `None` if it matches the reference, else why not.
 pub fn check_conv_transpose2d(ctx: &GpuContext, case: &ConvTranspose2dCase, tol: Tolerance) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, conv_transpose2d_outcome(ctx, case, &case.params), tol);
+    s.record(case, conv_transpose2d_outcome(ctx, "", case, &case.params, tol), tol);
     s.failures.pop()
 }
 
@@ -848,13 +941,13 @@ pub fn check_deform_conv2d(
     tol: Tolerance,
 ) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
+    s.record(case, deform_conv2d_outcome(ctx, "", case, algorithm, tol), tol);
     s.failures.pop()
 }
 
 /// Checks one conv2d_backward case (all three gradients).
 pub fn check_conv2d_backward(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
+    s.record(case, conv2d_backward_outcome(ctx, "", case, tol), tol);
     s.failures.pop()
 }

@@ -60,6 +60,11 @@ pub struct ContextOptions {
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
+    /// The limits to request. `None`: everything the adapter offers. `Some(wgpu::Limits::default())`
+    /// opens the device a browser grants without asking (WebGPU's defaults: 128 MiB storage
+    /// bindings, 256-byte offset alignment, 8 storage buffers per stage), which is how work
+    /// meant to run on every WebGPU implementation is recorded (`conformance --export`).
+    pub limits: Option<wgpu::Limits>,
 }
 
 /// The engine's handle on one wgpu device.
@@ -78,6 +83,8 @@ pub struct GpuContext {
     config: RwLock<EngineConfig>,
     /// Set by the device-lost callback (own devices only).
     lost: Arc<Mutex<Option<String>>>,
+    /// The open trace, if any ([`GpuContext::begin_trace`]).
+    pub(crate) tracer: Mutex<Option<crate::kernels::trace::Tracer>>,
     /// True when the context created the device (then it installed its own error handlers).
     owns_device: bool,
     /// The im2col workspace, shared by all calls (queue order serialises its uses).
@@ -130,7 +137,7 @@ impl GpuContext {
 
     /// Every adapter wgpu can see for these backends (for `wgconv info` and conformance).
     pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
-        let backends = backends_from(&ContextOptions { backends, adapter_name: None });
+        let backends = backends_from(&ContextOptions { backends, ..Default::default() });
         let instance = new_instance(backends);
         pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info()).collect()
     }
@@ -160,9 +167,9 @@ impl GpuContext {
                 .map_err(|e| Error::NoAdapter(format!("{e} (backends {backends:?})")))?,
         };
         let info = adapter.get_info();
-        // The adapter's own limits: wgpu's defaults cap storage bindings at 128 MiB, the
-        // workgroup at 256 invocations and workgroup storage at 16 KiB.
-        let required_limits = adapter.limits();
+        // The adapter's own limits unless told otherwise: wgpu's defaults cap storage
+        // bindings at 128 MiB, the workgroup at 256 invocations and workgroup storage at 16 KiB.
+        let required_limits = opts.limits.clone().unwrap_or_else(|| adapter.limits());
         let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -204,7 +211,7 @@ impl GpuContext {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: 16,
-                usage: wgpu::BufferUsages::STORAGE,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             })
         };
@@ -215,6 +222,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             config: RwLock::new(EngineConfig::for_limits(&limits)),
             lost: Arc::new(Mutex::new(None)),
+            tracer: Mutex::new(None),
             workspace: Mutex::new(None),
             uncaptured: Arc::new(AtomicBool::new(false)),
             tuner: Default::default(),
@@ -427,7 +435,7 @@ impl GpuContext {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
-                usage,
+                usage: copyable(usage),
                 mapped_at_creation: true,
             })
         })?;
@@ -454,10 +462,20 @@ impl GpuContext {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: size.max(4).next_multiple_of(4),
-                usage,
+                usage: copyable(usage),
                 mapped_at_creation: false,
             })
         })
+    }
+}
+
+/// `usage` plus `COPY_SRC` where wgpu allows it (not beside `MAP_READ`): the engine's buffers
+/// can all be copied out, which tracing needs ([`GpuContext::begin_trace`]).
+fn copyable(usage: wgpu::BufferUsages) -> wgpu::BufferUsages {
+    if usage.contains(wgpu::BufferUsages::MAP_READ) {
+        usage
+    } else {
+        usage | wgpu::BufferUsages::COPY_SRC
     }
 }
 

@@ -112,6 +112,8 @@ pub mod pipeline;
 #[cfg(feature = "cli")]
 pub mod probes;
 pub mod reference;
+#[cfg(feature = "cli")]
+pub mod replay;
 pub mod shaders;
 pub mod tensor;
 pub mod timing;

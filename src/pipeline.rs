@@ -131,10 +131,23 @@ impl GpuContext {
             .enumerate()
             .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(id.name()),
             layout: bgl,
             entries: &entries,
-        })
+        });
+        if let Some(tracer) = self.tracer.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            tracer.bind_group_made(&group, resources);
+        }
+        group
+    }
+
+    /// The (shader, override constants) a cached pipeline was compiled from.
+    pub(crate) fn pipeline_key(&self, pipeline: &wgpu::ComputePipeline) -> Option<(ShaderId, Overrides)> {
+        let map = self.pipelines.pipelines.read().unwrap_or_else(|p| p.into_inner());
+        let ((id, constants), _) = map.iter().find(|(_, p)| *p == pipeline)?;
+        let overrides =
+            constants.iter().fold(Overrides::none(), |o, &(name, bits)| o.with(name, f64::from_bits(bits)));
+        Some((*id, overrides))
     }
 }

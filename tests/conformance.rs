@@ -100,3 +100,83 @@ fn cli_conformance_prints_a_table_and_json() {
     let bad = Command::new(env!("CARGO_BIN_EXE_wgconv")).args(["conformance", "--backend", "glide"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// A trace lists what the plan lists (same kernels, constants and grids, in order): a replay
+/// records the launches the engine makes, never a second description of them.
+#[test]
+fn a_trace_is_the_plan_as_recorded() {
+    // its own context: a trace takes every call recorded on the context, from any thread
+    let Some(ctx) = common::fresh_gpu() else { return };
+    let p = Conv2dParams::default();
+    // K = 2048·9 = 18432 terms: more than one pass under the loop budget
+    let (x_shape, w_shape) = ([1usize, 2048, 3, 3], [2usize, 2048, 3, 3]);
+    let plan = wgconv::plan_conv2d(&ctx, &x_shape, &w_shape, None, wgconv::DType::F32, &p).unwrap();
+    assert!(plan.steps.len() > 1, "{plan}");
+    let x = wgconv::Tensor::from_host(&ctx, &HostTensor::random(&x_shape, 1)).unwrap();
+    let w = wgconv::Tensor::from_host(&ctx, &HostTensor::random(&w_shape, 2)).unwrap();
+    ctx.begin_trace();
+    let y = wgconv::conv2d(&ctx, &x, &w, None, &p).unwrap();
+    let trace = ctx.end_trace().unwrap();
+    let traced: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+    let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+    assert_eq!(traced, planned);
+    // the input's contents were taken before the call ran; the output is bound
+    let xi = trace.buffer_index(x.buffer()).expect("input bound");
+    assert_eq!(trace.buffers[xi].initial.len() as u64, x.buffer().size());
+    assert_eq!(&trace.buffers[xi].initial[..4], &HostTensor::random(&x_shape, 1).data[0].to_le_bytes());
+    assert!(trace.buffer_index(y.buffer()).is_some());
+    // nothing is traced once the trace is closed
+    assert!(ctx.end_trace().is_err());
+}
+
+/// `conformance --export`: every case is written, its bindings lie inside its buffers at the
+/// device's offset alignment, and outputs start as NaN (an element no kernel writes fails).
+#[test]
+fn export_writes_every_case_with_poisoned_outputs() {
+    let Some(_) = common::gpu() else { return };
+    let ctx = wgconv::GpuContext::with_options(wgconv::ContextOptions {
+        limits: Some(wgpu::Limits::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("wgconv-export-{}", std::process::id()));
+    let (report, written) = wgconv::conformance::export_all(&ctx, 5, 2, &dir).unwrap();
+    assert!(report.ok(), "{}", report.table());
+    let ran: usize = report.ops.iter().map(|o| o.cases).sum();
+    assert_eq!(written, ran);
+    let read_json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap()
+    };
+    let index = read_json("replay.json");
+    assert_eq!(index["format"], "wgconv-replay");
+    assert_eq!(index["limits"]["minUniformBufferOffsetAlignment"], 256);
+    let cases = index["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), written);
+    for c in cases {
+        let c = read_json(c.as_str().unwrap());
+        let buffers = c["buffers"].as_array().unwrap();
+        let dispatches = c["dispatches"].as_array().unwrap();
+        assert!(!dispatches.is_empty(), "{}", c["case"]);
+        for d in dispatches {
+            assert!(index["shaders"][d["shader"].as_str().unwrap()].is_object());
+            for b in d["bindings"].as_array().unwrap() {
+                let (k, off, size) = (b["buffer"].as_u64().unwrap(), b["offset"].as_u64().unwrap(), b["size"].as_u64().unwrap());
+                assert!(off + size <= buffers[k as usize]["size"].as_u64().unwrap(), "{}", c["case"]);
+                assert_eq!(off % 256, 0, "{}", c["case"]);
+            }
+        }
+        for o in c["outputs"].as_array().unwrap() {
+            let init = buffers[o["buffer"].as_u64().unwrap() as usize]["init"].as_str().expect("poisoned");
+            let bytes = std::fs::read(dir.join(init)).unwrap();
+            let count = o["count"].as_u64().unwrap() as usize;
+            let poisoned = match o["dtype"].as_str().unwrap() {
+                "f32" => bytes.chunks_exact(4).take(count).all(|b| f32::from_le_bytes(b.try_into().unwrap()).is_nan()),
+                _ => bytes.chunks_exact(2).take(count).all(|b| half::f16::from_le_bytes(b.try_into().unwrap()).is_nan()),
+            };
+            assert!(poisoned, "{}", c["case"]);
+            let expected = std::fs::read(dir.join(o["expected"].as_str().unwrap())).unwrap();
+            assert_eq!(expected.len(), count * 8);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

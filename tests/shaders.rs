@@ -187,3 +187,48 @@ fn gemm_override_sets_are_the_legal_problems() {
         }
     }
 }
+
+/// `bitcast<f32>(LITERAL)` (or f16, or a vector of either) whose bits are an infinity or a
+/// NaN: a constant expression with a non-finite value, which WGSL makes a shader-creation
+/// error. naga accepts it; Tint (Chrome, Dawn) refuses the whole module.
+fn nonfinite_constant_bitcasts(src: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in src.match_indices("bitcast<") {
+        let rest = &src[at + "bitcast<".len()..];
+        let Some(close) = rest.find(">(") else { continue };
+        let ty = &rest[..close];
+        let arg_start = &rest[close + 2..];
+        let Some(end) = arg_start.find(')') else { continue };
+        let arg = arg_start[..end].trim().trim_end_matches(['u', 'i']);
+        let bits = match arg.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => arg.parse::<u64>().ok(),
+        };
+        let Some(bits) = bits else { continue }; // not a literal: evaluated at run time
+        let nonfinite = if ty.contains("f16") {
+            (bits as u16 & 0x7c00) == 0x7c00
+        } else if ty.contains("f32") {
+            !f32::from_bits(bits as u32).is_finite()
+        } else {
+            false
+        };
+        if nonfinite {
+            found.push(format!("bitcast<{ty}>({})", &arg_start[..end]));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_constant_expression_is_an_infinity_or_nan() {
+    // the kind of fault: pool2d's max started from `bitcast<f32>(0xff800000u)`, which Dawn
+    // refused to compile while every naga target passed
+    assert_eq!(nonfinite_constant_bitcasts("var best = bitcast<f32>(0xff800000u);").len(), 1);
+    assert_eq!(nonfinite_constant_bitcasts("let n = bitcast<f16>(0x7e00u);").len(), 1);
+    assert!(nonfinite_constant_bitcasts("var b = 0xff800000u; var best = bitcast<f32>(b);").is_empty());
+    assert!(nonfinite_constant_bitcasts("let one = bitcast<f32>(0x3f800000u);").is_empty());
+    for &id in ShaderId::ALL {
+        let found = nonfinite_constant_bitcasts(id.source());
+        assert!(found.is_empty(), "{}: non-finite constant expressions {found:?}", id.name());
+    }
+}

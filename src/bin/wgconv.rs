@@ -66,6 +66,18 @@ struct ConformanceArgs {
     /// Write the report(s) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write every case as a replay into this folder: the kernels, constants, buffers
+    /// and dispatches as they ran here, with the expected output, for any WebGPU
+    /// implementation to run (`conformance/webgpu/`). Runs the cases only (no probes, no
+    /// static check), on one adapter.
+    #[arg(long, conflicts_with = "all_adapters")]
+    export: Option<PathBuf>,
+    /// The device limits to request: `adapter` (all it offers) or `webgpu` (WebGPU's defaults,
+    /// what a browser grants without asking: 256-byte offset alignment, 128 MiB bindings).
+    /// Default: `webgpu` with --export (so that a replay runs on any implementation), else
+    /// `adapter`.
+    #[arg(long)]
+    limits: Option<String>,
 }
 
 #[derive(Args)]
@@ -1007,6 +1019,11 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
         other => return Err(Failure(format!("--probes: unknown '{other}' (quick, full, none)"), 2)),
     };
     let backends = a.backend.as_deref().map(parse_backend).transpose()?;
+    let limits = match a.limits.as_deref().unwrap_or(if a.export.is_some() { "webgpu" } else { "adapter" }) {
+        "adapter" => None,
+        "webgpu" => Some(wgpu::Limits::default()),
+        other => return Err(Failure(format!("--limits: unknown '{other}' (adapter, webgpu)"), 2)),
+    };
     let targets: Vec<ContextOptions> = if a.all_adapters {
         let found = GpuContext::enumerate_adapters(backends);
         if found.is_empty() {
@@ -1014,10 +1031,14 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
         }
         found
             .into_iter()
-            .map(|i| ContextOptions { backends: Some(wgpu::Backends::from(i.backend)), adapter_name: Some(i.name) })
+            .map(|i| ContextOptions {
+                backends: Some(wgpu::Backends::from(i.backend)),
+                adapter_name: Some(i.name),
+                limits: limits.clone(),
+            })
             .collect()
     } else {
-        vec![ContextOptions { backends, adapter_name: a.adapter.clone() }]
+        vec![ContextOptions { backends, adapter_name: a.adapter.clone(), limits }]
     };
     let mut reports: Vec<ConformanceReport> = Vec::new();
     let mut open_failures = Vec::new();
@@ -1039,8 +1060,15 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
             }
             Err(e) => return Err(e.into()),
         };
-        // The static check does not depend on the adapter: run it once.
-        let report = run_all(&ctx, a.seed, a.cases, !a.no_static && i == 0, probes);
+        let report = match &a.export {
+            Some(dir) => {
+                let (report, written) = wgconv::conformance::export_all(&ctx, a.seed, a.cases, dir)?;
+                eprintln!("conformance: {written} replay cases written to {}", dir.display());
+                report
+            }
+            // The static check does not depend on the adapter: run it once.
+            None => run_all(&ctx, a.seed, a.cases, !a.no_static && i == 0, probes),
+        };
         print!("{}", report.table());
         reports.push(report);
     }

@@ -90,7 +90,7 @@ pub(crate) fn record_backward(
             );
             dispatches.push(Dispatch { pipeline, bind_group, grid: fold_grid(groups, ctx.max_workgroups_per_dim())? });
         }
-        record(encoder, "depthwise_backward", &dispatches);
+        record(ctx, encoder, "depthwise_backward", &dispatches);
         Ok(())
     })?
 }

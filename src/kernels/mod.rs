@@ -14,6 +14,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
 pub mod tiling;
+pub mod trace;
 pub mod vol2col;
 
 use std::num::NonZeroU64;
@@ -125,8 +126,10 @@ pub(crate) fn check_recorded(op: &str, recorded: usize, planned: &[Step]) -> Res
     Ok(())
 }
 
-/// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards).
-pub(crate) fn record(encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+/// Records `dispatches` in order in one compute pass (wgpu orders their buffer hazards), and
+/// adds them to the context's trace when one is open.
+pub(crate) fn record(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
+    ctx.trace_dispatches(label, dispatches);
     let mut pass =
         encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
     for d in dispatches {

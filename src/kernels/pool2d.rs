@@ -47,7 +47,7 @@ pub(crate) fn record(
         let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
         let fixed = [range(&uniforms, block), whole(input), whole(output)];
         let dispatches = pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, p.total as u64, grid)?;
-        record_all(encoder, "pool2d", &dispatches);
+        record_all(ctx, encoder, "pool2d", &dispatches);
         Ok(())
     })?
 }

@@ -322,7 +322,7 @@ fn record_conv2d(
             }
         };
         check_recorded("conv2d", dispatches.len(), &plan.steps)?;
-        record(encoder, "conv2d", &dispatches);
+        record(ctx, encoder, "conv2d", &dispatches);
         Ok(())
     })?
 }
@@ -464,6 +464,6 @@ pub(crate) fn encode_im2col_gemm(
         let col = range(&workspace, (0, ip.total as u64 * 4));
         dispatches.extend(gemm::prepare(ctx, &uniforms, *gb, gp, GemmProblem::Dense, act, weight, col, bias, output)?);
     }
-    record(encoder, "im2col_gemm", &dispatches);
+    record(ctx, encoder, "im2col_gemm", &dispatches);
     Ok(dispatches.len())
 }

@@ -212,7 +212,7 @@ pub fn conv2d_backward_into(
         if let Some(db) = db {
             dispatches.extend(channel_sum::prepare(ctx, &uniforms, sb, &sp, grad_output, db, half)?);
         }
-        record(encoder, "conv2d_backward", &dispatches);
+        record(ctx, encoder, "conv2d_backward", &dispatches);
         Ok(())
     })?
 }

@@ -306,7 +306,7 @@ pub fn conv_transpose2d_into(
             }
         }
         check_recorded("conv_transpose2d", dispatches.len(), &plan.steps)?;
-        record(encoder, "conv_transpose2d", &dispatches);
+        record(ctx, encoder, "conv_transpose2d", &dispatches);
         Ok(())
     })??;
     Ok(plan.info())

@@ -170,7 +170,7 @@ pub fn deform_conv2d_into(
             output,
             gemm::Aux::Deform { offset, mask },
         )?;
-        record(encoder, "deform_conv2d", &dispatches);
+        record(ctx, encoder, "deform_conv2d", &dispatches);
         Ok(())
     })??;
     Ok(DeformConv2dInfo { algorithm: Algorithm::ImplicitGemm, geometry: dg, chunks: 1, workspace_bytes: 0 })

@@ -4,7 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{prepare, GemmParams, GemmProblem};
-use crate::kernels::{whole, UniformArena};
+use crate::kernels::{record, whole, UniformArena};
 use crate::ops::check_binding;
 use crate::params::Activation;
 use crate::tensor::Tensor;
@@ -51,11 +51,7 @@ pub fn matmul_into(
         let uniforms = arena.finish(ctx)?;
         let dispatches =
             prepare(ctx, &uniforms, block, &p, GemmProblem::Dense, Activation::None, a, whole(b), None, c)?;
-        let mut pass =
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("matmul"), timestamp_writes: None });
-        for d in &dispatches {
-            d.record(&mut pass);
-        }
+        record(ctx, encoder, "matmul", &dispatches);
         Ok(())
     })?
 }

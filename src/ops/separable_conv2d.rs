@@ -198,7 +198,7 @@ pub fn separable_conv2d_into(
             output,
             gemm::Aux::Depthwise { weight: dw_weight, bias: dw_bias, act },
         )?;
-        record(encoder, "separable_conv2d", &dispatches);
+        record(ctx, encoder, "separable_conv2d", &dispatches);
         Ok(())
     })?
 }
