@@ -88,9 +88,13 @@ if (opts.serve) {
   const r = await reported;
   clearTimeout(timer);
   child.removeAllListeners('exit');
+  const exited = new Promise((res) => child.once('exit', res));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((res) => setTimeout(res, 5000))]);
   child.kill('SIGKILL');
   server.close();
-  await rm(profile, { recursive: true, force: true });
+  // Chromium's helper processes may still be writing the profile for a moment
+  await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch(() => {});
   const name = `chromium ${opts.adapter}${opts.static ? ' (static)' : ''}`;
   if (r.error) {
     console.log(`error: ${r.error}`);

@@ -83,8 +83,9 @@ impl Tracer {
 }
 
 impl GpuContext {
-    /// Starts tracing every dispatch this context records (see the module docs); a trace
-    /// already open is discarded.
+    /// Starts tracing every dispatch this context records, from any thread, until
+    /// [`GpuContext::end_trace`] (see the module docs); a trace already open is discarded.
+    /// Bind groups made before this call cannot be traced: trace whole calls.
     pub fn begin_trace(&self) {
         *self.tracer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tracer::default());
     }
