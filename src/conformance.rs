@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
 };
-use crate::shaders::{check_shader, ShaderId};
 use crate::replay::ReplayWriter;
+use crate::shaders::{check_shader, ShaderId};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 

@@ -146,8 +146,7 @@ impl GpuContext {
     pub(crate) fn pipeline_key(&self, pipeline: &wgpu::ComputePipeline) -> Option<(ShaderId, Overrides)> {
         let map = self.pipelines.pipelines.read().unwrap_or_else(|p| p.into_inner());
         let ((id, constants), _) = map.iter().find(|(_, p)| *p == pipeline)?;
-        let overrides =
-            constants.iter().fold(Overrides::none(), |o, &(name, bits)| o.with(name, f64::from_bits(bits)));
+        let overrides = constants.iter().fold(Overrides::none(), |o, &(name, bits)| o.with(name, f64::from_bits(bits)));
         Some((*id, overrides))
     }
 }

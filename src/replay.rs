@@ -145,7 +145,11 @@ impl ReplayWriter {
                 .buffer_index(t.buffer())
                 .ok_or_else(|| Error::Internal(format!("replay: output {j} of {op} is not bound by its dispatches")))?;
             if expected.len() != t.numel() {
-                return Err(Error::Internal(format!("replay: {op} output {j}: {} expected values for {} elements", expected.len(), t.numel())));
+                return Err(Error::Internal(format!(
+                    "replay: {op} output {j}: {} expected values for {} elements",
+                    expected.len(),
+                    t.numel()
+                )));
             }
             poisoned[k] = Some((t.dtype(), t.byte_len() as usize));
             let file = format!("{stem}/e{j}.f64");
@@ -176,11 +180,8 @@ impl ReplayWriter {
         }
         let mut dispatches = Vec::new();
         for d in &trace.dispatches {
-            let bindings: Vec<Value> = d
-                .bindings
-                .iter()
-                .map(|b| json!({ "buffer": b.buffer, "offset": b.offset, "size": b.size }))
-                .collect();
+            let bindings: Vec<Value> =
+                d.bindings.iter().map(|b| json!({ "buffer": b.buffer, "offset": b.offset, "size": b.size })).collect();
             dispatches.push(json!({
                 "shader": d.shader.name(),
                 "constants": constants_json(&d.overrides),
@@ -230,7 +231,9 @@ impl ReplayWriter {
         let static_sets: Vec<Value> = ShaderId::ALL
             .iter()
             .flat_map(|&id| {
-                id.override_sets().into_iter().map(move |o| json!({ "shader": id.name(), "constants": constants_json(&o) }))
+                id.override_sets()
+                    .into_iter()
+                    .map(move |o| json!({ "shader": id.name(), "constants": constants_json(&o) }))
             })
             .collect();
         write(&self.dir.join("static.json"), serde_json::to_string(&static_sets).expect("json").as_bytes())?;

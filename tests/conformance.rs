@@ -144,9 +144,8 @@ fn export_writes_every_case_with_poisoned_outputs() {
     assert!(report.ok(), "{}", report.table());
     let ran: usize = report.ops.iter().map(|o| o.cases).sum();
     assert_eq!(written, ran);
-    let read_json = |p: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap()
-    };
+    let read_json =
+        |p: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap() };
     let index = read_json("replay.json");
     assert_eq!(index["format"], "wgconv-replay");
     assert_eq!(index["limits"]["minUniformBufferOffsetAlignment"], 256);
@@ -160,7 +159,8 @@ fn export_writes_every_case_with_poisoned_outputs() {
         for d in dispatches {
             assert!(index["shaders"][d["shader"].as_str().unwrap()].is_object());
             for b in d["bindings"].as_array().unwrap() {
-                let (k, off, size) = (b["buffer"].as_u64().unwrap(), b["offset"].as_u64().unwrap(), b["size"].as_u64().unwrap());
+                let (k, off, size) =
+                    (b["buffer"].as_u64().unwrap(), b["offset"].as_u64().unwrap(), b["size"].as_u64().unwrap());
                 assert!(off + size <= buffers[k as usize]["size"].as_u64().unwrap(), "{}", c["case"]);
                 assert_eq!(off % 256, 0, "{}", c["case"]);
             }
@@ -171,7 +171,9 @@ fn export_writes_every_case_with_poisoned_outputs() {
             let count = o["count"].as_u64().unwrap() as usize;
             let poisoned = match o["dtype"].as_str().unwrap() {
                 "f32" => bytes.chunks_exact(4).take(count).all(|b| f32::from_le_bytes(b.try_into().unwrap()).is_nan()),
-                _ => bytes.chunks_exact(2).take(count).all(|b| half::f16::from_le_bytes(b.try_into().unwrap()).is_nan()),
+                _ => {
+                    bytes.chunks_exact(2).take(count).all(|b| half::f16::from_le_bytes(b.try_into().unwrap()).is_nan())
+                }
             };
             assert!(poisoned, "{}", c["case"]);
             let expected = std::fs::read(dir.join(o["expected"].as_str().unwrap())).unwrap();

@@ -178,7 +178,10 @@ impl GpuContext {
         let mut staging = Vec::new();
         for b in buffers {
             if !b.usage().contains(wgpu::BufferUsages::COPY_SRC) {
-                return Err(Error::param("trace", format!("a bound buffer of {} bytes lacks COPY_SRC usage", b.size())));
+                return Err(Error::param(
+                    "trace",
+                    format!("a bound buffer of {} bytes lacks COPY_SRC usage", b.size()),
+                ));
             }
             let s = self.create_buffer(
                 "wgconv.trace",
