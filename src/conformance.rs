@@ -16,18 +16,22 @@ use crate::shaders::{check_shader, ShaderId};
 use crate::tensor::{HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 
+/// A replay export under way on this thread ([`export_all`]): the writer, and the call that
+/// [`outputs`] traced last, written by [`OpSummary::record`] (which knows the op and the case).
+struct Export {
+    writer: ReplayWriter,
+    pending: Option<(crate::kernels::trace::Trace, Vec<Tensor>, Vec<Vec<f64>>)>,
+}
+
 thread_local! {
-    /// The replay folder [`export_all`] is writing, while it runs on this thread.
-    static EXPORT: RefCell<Option<ReplayWriter>> = const { RefCell::new(None) };
+    static EXPORT: RefCell<Option<Export>> = const { RefCell::new(None) };
 }
 
 /// Runs `call` (one op call that returns its output tensors) and reads the outputs back.
-/// While [`export_all`] runs, the call is traced and written as a replay case of `op` with
-/// `expected` (one slice per output) and `tol`.
-fn outputs(
+/// While [`export_all`] runs, the call is traced and kept, with `expected` (one slice per
+/// output), for the next [`OpSummary::record`] to write as a replay case.
+pub(crate) fn outputs(
     ctx: &GpuContext,
-    (op, case): (&str, &dyn std::fmt::Display),
-    tol: Tolerance,
     expected: &[&[f64]],
     call: impl FnOnce() -> Result<Vec<Tensor>>,
 ) -> Result<Vec<Vec<f32>>> {
@@ -39,15 +43,21 @@ fn outputs(
     let trace = if exporting { Some(ctx.end_trace()) } else { None };
     let tensors = tensors?;
     if let Some(trace) = trace {
-        let trace = trace?;
-        let outs: Vec<(&Tensor, &[f64])> = tensors.iter().zip(expected.iter().copied()).collect();
-        EXPORT.with(|e| -> Result<()> {
-            let mut slot = e.borrow_mut();
-            let w = slot.as_mut().expect("checked above");
-            w.write_case(op, &case.to_string(), &trace, &outs, tol)
-        })?;
+        let kept = (trace?, tensors.clone(), expected.iter().map(|e| e.to_vec()).collect());
+        EXPORT.with(|e| e.borrow_mut().as_mut().expect("checked above").pending = Some(kept));
     }
     tensors.iter().map(|t| t.to_vec(ctx)).collect()
+}
+
+/// Writes the call [`outputs`] kept, if any, as a replay case of `op`.
+fn write_pending(op: &str, case: &dyn std::fmt::Display, tol: Tolerance) -> Result<()> {
+    EXPORT.with(|e| {
+        let mut slot = e.borrow_mut();
+        let Some(export) = slot.as_mut() else { return Ok(()) };
+        let Some((trace, tensors, expected)) = export.pending.take() else { return Ok(()) };
+        let outs: Vec<(&Tensor, &[f64])> = tensors.iter().zip(expected.iter().map(Vec::as_slice)).collect();
+        export.writer.write_case(op, &case.to_string(), &trace, &outs, tol)
+    })
 }
 
 /// A conv2d case: shapes, parameters and the seed of its data.
@@ -162,7 +172,10 @@ impl OpSummary {
     }
 
     /// Counts one case's outcome.
+    /// Counts one case's outcome (and, during a replay export, writes the call the case
+    /// traced).
     pub fn record(&mut self, case: &dyn std::fmt::Display, outcome: Result<crate::verify::ErrorStats>, tol: Tolerance) {
+        let outcome = write_pending(&self.op, case, tol).and(outcome);
         self.cases += 1;
         let failure = match outcome {
             Ok(stats) => {
@@ -209,7 +222,7 @@ pub fn run_conv2d(
             let xg = Tensor::from_host(ctx, &x)?;
             let wg = Tensor::from_host(ctx, &w)?;
             let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
-            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+            let y = outputs(ctx, &[&expected], || {
                 Ok(vec![crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &params)?])
             })?;
             Ok(compare(&y[0], &expected))
@@ -307,23 +320,21 @@ pub fn run_conv_transpose2d(
     let mut s = OpSummary::new(format!("conv_transpose2d/{}", algorithm.name()));
     for case in cases {
         let params = ConvTranspose2dParams { algorithm, ..case.params };
-        s.record(case, conv_transpose2d_outcome(ctx, &s.op, case, &params, tol), tol);
+        s.record(case, conv_transpose2d_outcome(ctx, case, &params), tol);
     }
     s
 }
 
 fn conv_transpose2d_outcome(
     ctx: &GpuContext,
-    op: &str,
     case: &ConvTranspose2dCase,
     params: &ConvTranspose2dParams,
-    tol: Tolerance,
 ) -> Result<crate::verify::ErrorStats> {
     let (x, w, b) = case.data();
     let (_, expected) = crate::reference::conv_transpose2d(&x, &w, b.as_ref(), params)?;
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
-    let y = outputs(ctx, (op, case), tol, &[&expected], || {
+    let y = outputs(ctx, &[&expected], || {
         Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(ctx, &xg, &wg, bg.as_ref(), params)?])
     })?;
     Ok(compare(&y[0], &expected))
@@ -345,7 +356,7 @@ pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummar
             let (_, expected) = crate::reference::conv2d(&x, &w, b.as_ref(), &case.params)?;
             let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, f16);
             let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
-            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+            let y = outputs(ctx, &[&expected], || {
                 Ok(vec![crate::ops::conv2d::conv2d(ctx, &xg, &wg, bg.as_ref(), &case.params)?])
             })?;
             Ok(compare(&y[0], &expected))
@@ -360,18 +371,13 @@ pub fn run_conv2d_f16(ctx: &GpuContext, cases: &[Conv2dCase]) -> Option<OpSummar
 pub fn run_conv2d_backward(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpSummary {
     let mut s = OpSummary::new("conv2d_backward".into());
     for case in cases {
-        s.record(case, conv2d_backward_outcome(ctx, &s.op, case, tol), tol);
+        s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
     }
     s
 }
 
 /// The statistics of the gradient furthest from passing.
-fn conv2d_backward_outcome(
-    ctx: &GpuContext,
-    op: &str,
-    case: &Conv2dCase,
-    tol: Tolerance,
-) -> Result<crate::verify::ErrorStats> {
+fn conv2d_backward_outcome(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Result<crate::verify::ErrorStats> {
     let (x, w, _) = case.data();
     let out_shape = case.params.output_shape(&x.shape, &w.shape)?;
     let dy = HostTensor::random(&out_shape, case.seed ^ 0xd1d1);
@@ -379,7 +385,7 @@ fn conv2d_backward_outcome(
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let all = crate::ops::conv2d_backward::Grads::ALL;
     let (xg, wg, dyg) = (t(&x)?, t(&w)?, t(&dy)?);
-    let got = outputs(ctx, (op, case), tol, &[&rdx, &rdw, &rdb], || {
+    let got = outputs(ctx, &[&rdx, &rdw, &rdb], || {
         let g = crate::ops::conv2d_backward::conv2d_backward(ctx, &xg, &wg, &dyg, &case.params, all)?;
         let all = "all gradients were requested";
         Ok(vec![g.grad_input.expect(all), g.grad_weight.expect(all), g.grad_bias.expect(all)])
@@ -461,17 +467,15 @@ pub fn run_deform_conv2d(
 ) -> OpSummary {
     let mut s = OpSummary::new(format!("deform_conv2d/{}", algorithm.name()));
     for case in cases {
-        s.record(case, deform_conv2d_outcome(ctx, &s.op, case, algorithm, tol), tol);
+        s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
     }
     s
 }
 
 fn deform_conv2d_outcome(
     ctx: &GpuContext,
-    op: &str,
     case: &DeformConv2dCase,
     algorithm: Algorithm,
-    tol: Tolerance,
 ) -> Result<crate::verify::ErrorStats> {
     let (x, w, o, m, b) = case.data();
     let p = DeformConv2dParams { algorithm, ..case.params() };
@@ -479,7 +483,7 @@ fn deform_conv2d_outcome(
     let t = |h: &HostTensor| Tensor::from_host(ctx, h);
     let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
     let (xg, wg, og) = (t(&x)?, t(&w)?, t(&o)?);
-    let y = outputs(ctx, (op, case), tol, &[&expected], || {
+    let y = outputs(ctx, &[&expected], || {
         Ok(vec![crate::ops::deform_conv2d::deform_conv2d(ctx, &xg, &wg, &og, mg.as_ref(), bg.as_ref(), &p)?])
     })?;
     Ok(compare(&y[0], &expected))
@@ -518,7 +522,7 @@ pub fn run_conv1d(ctx: &GpuContext, cases: &[Conv2dCase], tol: Tolerance) -> OpS
             let (_, expected) = crate::reference::conv1d(&x, &w, b.as_ref(), &params)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
             let (xg, wg, bg) = (t(&x)?, t(&w)?, b.as_ref().map(t).transpose()?);
-            let y = outputs(ctx, (&s.op, case), tol, &[&expected], || {
+            let y = outputs(ctx, &[&expected], || {
                 Ok(vec![crate::ops::conv1d::conv1d(ctx, &xg, &wg, bg.as_ref(), &params)?])
             })?;
             Ok(compare(&y[0], &expected))
@@ -549,9 +553,7 @@ pub fn run_pool2d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
         let outcome = (|| -> Result<crate::verify::ErrorStats> {
             let (_, expected) = crate::reference::pool2d(&x, &p, mode)?;
             let xg = Tensor::from_host(ctx, &x)?;
-            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
-                Ok(vec![crate::ops::pool2d::pool2d(ctx, &xg, &p, mode)?])
-            })?;
+            let y = outputs(ctx, &[&expected], || Ok(vec![crate::ops::pool2d::pool2d(ctx, &xg, &p, mode)?]))?;
             Ok(compare(&y[0], &expected))
         })();
         s.record(&label, outcome, tol);
@@ -592,9 +594,7 @@ pub fn run_conv3d(ctx: &GpuContext, seed: u64, count: usize, tol: Tolerance) -> 
             let (_, expected) = crate::reference::conv3d(&x, &w, None, &params)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
             let (xg, wg) = (t(&x)?, t(&w)?);
-            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
-                Ok(vec![crate::ops::conv3d::conv3d(ctx, &xg, &wg, None, &params)?])
-            })?;
+            let y = outputs(ctx, &[&expected], || Ok(vec![crate::ops::conv3d::conv3d(ctx, &xg, &wg, None, &params)?]))?;
             Ok(compare(&y[0], &expected))
         })();
         s.record(&label, outcome, tol);
@@ -646,7 +646,7 @@ pub fn run_separable(ctx: &GpuContext, seed: u64, count: usize, fused: bool, tol
             let (_, expected) = crate::reference::conv2d(&m, &pw, Some(&pb), &pwp)?;
             let t = |h: &HostTensor| Tensor::from_host(ctx, h);
             let (xg, dwg, dbg, pwg, pbg) = (t(&x)?, t(&dw)?, t(&db)?, t(&pw)?, t(&pb)?);
-            let y = outputs(ctx, (&s.op, &label), tol, &[&expected], || {
+            let y = outputs(ctx, &[&expected], || {
                 Ok(vec![separable_conv2d(ctx, &xg, &dwg, Some(&dbg), &pwg, Some(&pbg), &p)?])
             })?;
             Ok(compare(&y[0], &expected))
@@ -765,19 +765,20 @@ pub fn run_all(
     }
 }
 
-/// Runs the cases of [`run_all`] (neither probes nor the static check) and writes each call
-/// as a replay into `dir` ([`crate::replay`]). Returns the report of the run on `ctx` and the
-/// number of replay cases written.
+/// Runs the cases of [`run_all`] and the probes at `probes` scale (no static check) and
+/// writes each call as a replay into `dir` ([`crate::replay`]). Returns the report of the run
+/// on `ctx` and the number of replay cases written.
 pub fn export_all(
     ctx: &GpuContext,
     seed: u64,
     cases_per_op: usize,
+    probes: Option<crate::probes::ProbeScale>,
     dir: &std::path::Path,
 ) -> Result<(ConformanceReport, usize)> {
     let writer = ReplayWriter::new(ctx, dir)?;
-    EXPORT.with(|e| *e.borrow_mut() = Some(writer));
-    let report = run_all(ctx, seed, cases_per_op, false, None);
-    let writer = EXPORT.with(|e| e.borrow_mut().take()).expect("set above");
+    EXPORT.with(|e| *e.borrow_mut() = Some(Export { writer, pending: None }));
+    let report = run_all(ctx, seed, cases_per_op, false, probes);
+    let writer = EXPORT.with(|e| e.borrow_mut().take()).expect("set above").writer;
     let written = writer.len();
     writer.finish()?;
     Ok((report, written))
@@ -929,7 +930,7 @@ pub fn shrink_conv_transpose2d(
 /// Checks one conv_transpose2d case: `None` if it matches the reference, else why not.
 pub fn check_conv_transpose2d(ctx: &GpuContext, case: &ConvTranspose2dCase, tol: Tolerance) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, conv_transpose2d_outcome(ctx, "", case, &case.params, tol), tol);
+    s.record(case, conv_transpose2d_outcome(ctx, case, &case.params), tol);
     s.failures.pop()
 }
 
@@ -941,13 +942,13 @@ pub fn check_deform_conv2d(
     tol: Tolerance,
 ) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, deform_conv2d_outcome(ctx, "", case, algorithm, tol), tol);
+    s.record(case, deform_conv2d_outcome(ctx, case, algorithm), tol);
     s.failures.pop()
 }
 
 /// Checks one conv2d_backward case (all three gradients).
 pub fn check_conv2d_backward(ctx: &GpuContext, case: &Conv2dCase, tol: Tolerance) -> Option<String> {
     let mut s = OpSummary::new(String::new());
-    s.record(case, conv2d_backward_outcome(ctx, "", case, tol), tol);
+    s.record(case, conv2d_backward_outcome(ctx, case, tol), tol);
     s.failures.pop()
 }

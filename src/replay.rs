@@ -25,7 +25,8 @@
 //! { "op": "conv2d/auto", "case": "conv2d x[..] w[..] ...", "f16": bool,
 //!   "tolerance": { "rel_l2": 1e-5, "abs": 1e-4 },   // pass: rel-L2 ≤ rel_l2 and
 //!                                                    // max-abs ≤ abs·(1 + max|expected|)
-//!   "buffers": [ { "size": BYTES, "init": "cases/NNNN/bK.bin" | null (zeros) } ],
+//!   "buffers": [ { "size": BYTES,   // up to the end of its furthest binding
+//!                  "init": "cases/NNNN/bK.bin" | null (zeros) } ],
 //!   "dispatches": [ { "shader": NAME, "constants": { NAME: NUMBER }, "pass": "conv2d",
 //!                     "bindings": [ { "buffer": K, "offset": BYTES, "size": BYTES } ],
 //!                     "workgroups": [X, Y, Z] } ],
@@ -157,14 +158,21 @@ impl ReplayWriter {
             write(&self.dir.join(&file), &bytes)?;
             outs.push(json!({ "buffer": k, "dtype": t.dtype().name(), "count": t.numel(), "expected": file }));
         }
+        // A buffer is written up to the end of its furthest binding: no kernel can read or
+        // write past it (a cached workspace is often much larger than one call binds).
+        let mut extent = vec![0u64; trace.buffers.len()];
+        for b in trace.dispatches.iter().flat_map(|d| &d.bindings) {
+            extent[b.buffer] = extent[b.buffer].max((b.offset + b.size).next_multiple_of(4));
+        }
         let mut buffers = Vec::new();
         for (k, b) in trace.buffers.iter().enumerate() {
-            let mut bytes = b.initial.clone();
+            let mut bytes = b.initial[..(extent[k] as usize).min(b.initial.len())].to_vec();
             if let Some((dtype, len)) = poisoned[k] {
                 let nan: &[u8] = match dtype {
                     DType::F32 => &f32::NAN.to_le_bytes(),
                     DType::F16 => &half::f16::NAN.to_le_bytes(),
                 };
+                let len = len.min(bytes.len());
                 for chunk in bytes[..len].chunks_exact_mut(nan.len()) {
                     chunk.copy_from_slice(nan);
                 }
@@ -176,7 +184,7 @@ impl ReplayWriter {
                 write(&self.dir.join(&file), &bytes)?;
                 json!(file)
             };
-            buffers.push(json!({ "size": b.initial.len(), "init": init }));
+            buffers.push(json!({ "size": bytes.len(), "init": init }));
         }
         let mut dispatches = Vec::new();
         for d in &trace.dispatches {

@@ -140,7 +140,7 @@ fn export_writes_every_case_with_poisoned_outputs() {
     })
     .unwrap();
     let dir = std::env::temp_dir().join(format!("wgconv-export-{}", std::process::id()));
-    let (report, written) = wgconv::conformance::export_all(&ctx, 5, 2, &dir).unwrap();
+    let (report, written) = wgconv::conformance::export_all(&ctx, 5, 2, None, &dir).unwrap();
     assert!(report.ok(), "{}", report.table());
     let ran: usize = report.ops.iter().map(|o| o.cases).sum();
     assert_eq!(written, ran);

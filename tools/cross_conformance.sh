@@ -167,9 +167,9 @@ wgpu_row "wgpu gl" "$out/wgpu-gl.log" "${conf[@]}" --cases "$wgpu_cases" --backe
 wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" \
     with_mesa25 "${conf[@]}" --cases "$wgpu_cases" --backend vulkan --no-static --probes "$probes"
 
-echo "cross: exporting the replay ($cases cases per op, WebGPU's default limits)"
+echo "cross: exporting the replay ($cases cases per op and the probes, WebGPU's default limits)"
 replay="$out/replay"
-if ! "${conf[@]}" --cases "$cases" --backend vulkan --export "$replay" >"$out/export.log" 2>&1; then
+if ! "${conf[@]}" --cases "$cases" --backend vulkan --probes "$probes" --export "$replay" >"$out/export.log" 2>&1; then
     tail -5 "$out/export.log"
     row "replay export" 0 1 "see $out/export.log"
 fi

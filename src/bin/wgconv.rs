@@ -66,10 +66,9 @@ struct ConformanceArgs {
     /// Write the report(s) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Also write every case as a replay into this folder: the kernels, constants, buffers
-    /// and dispatches as they ran here, with the expected output, for any WebGPU
-    /// implementation to run (`conformance/webgpu/`). Runs the cases only (no probes, no
-    /// static check), on one adapter.
+    /// Also write every case and probe as a replay into this folder: the kernels, constants,
+    /// buffers and dispatches as they ran here, with the expected output, for any WebGPU
+    /// implementation to run (`conformance/webgpu/`). No static check; one adapter.
     #[arg(long, conflicts_with = "all_adapters")]
     export: Option<PathBuf>,
     /// The device limits to request: `adapter` (all it offers) or `webgpu` (WebGPU's defaults,
@@ -1062,7 +1061,7 @@ fn conformance(a: &ConformanceArgs) -> Result<(), Failure> {
         };
         let report = match &a.export {
             Some(dir) => {
-                let (report, written) = wgconv::conformance::export_all(&ctx, a.seed, a.cases, dir)?;
+                let (report, written) = wgconv::conformance::export_all(&ctx, a.seed, a.cases, probes, dir)?;
                 eprintln!("conformance: {written} replay cases written to {}", dir.display());
                 report
             }
