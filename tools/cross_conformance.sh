@@ -133,7 +133,7 @@ js_row() {
     local p f k
     read -r p f k <<<"$counts"
     local note
-    note="$(sed -n 's/^adapter: //p' "$log" | head -1 | cut -c1-130)"
+    note="$(sed -n 's/^adapter: //p' "$log" | head -1 | cut -c1-160)"
     row "$name" "$p" "$f" "${k:+$k skipped: no shader-f16; }$note"
 }
 
