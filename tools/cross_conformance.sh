@@ -151,7 +151,7 @@ selfcheck() {
         const file = `${dir}/${c.outputs[0].expected}`, b = fs.readFileSync(file);
         b.writeDoubleLE(b.readDoubleLE(0) + 1, 0);
         fs.writeFileSync(file, b);' "$bad"
-    if with_mesa25 node "$runner/node.mjs" "$bad" --backend vulkan --limit 1 >"$log" 2>&1; then
+    if with_mesa25 timeout 300 node "$runner/node.mjs" "$bad" --backend vulkan --limit 1 >"$log" 2>&1; then
         row "runner self-check" 0 1 "a wrong expected value passed, see $log"
     elif grep -q "output 0 element 0: got" "$log"; then
         row "runner self-check (a wrong value fails)" 1 0
@@ -174,10 +174,11 @@ if ! "${conf[@]}" --cases "$cases" --backend vulkan --probes "$probes" --export 
     row "replay export" 0 1 "see $out/export.log"
 fi
 runner=conformance/webgpu
+# (a bound on each runner: a hung device must fail the row, not hold CI to its limit)
 js_row "dawn vulkan mesa-25 (replay)" "$out/dawn-vulkan.log" \
-    with_mesa25 node "$runner/node.mjs" "$replay" --backend vulkan
+    with_mesa25 timeout 1800 node "$runner/node.mjs" "$replay" --backend vulkan
 selfcheck
-js_row "tint static (dawn null)" "$out/tint.log" node "$runner/node.mjs" "$replay" --backend null --static
+js_row "tint static (dawn null)" "$out/tint.log" timeout 900 node "$runner/node.mjs" "$replay" --backend null --static
 js_row "chromium swiftshader (replay)" "$out/chromium.log" \
     node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter swiftshader
 js_row "chromium compat angle (replay)" "$out/chromium-compat.log" \
