@@ -17,7 +17,6 @@ use crate::shaders::{Overrides, ShaderId};
 #[derive(Debug)]
 pub struct TracedBuffer {
     pub buffer: wgpu::Buffer,
-    pub label: String,
     /// The contents before the first traced dispatch that bound it (the whole buffer).
     pub initial: Vec<u8>,
 }
@@ -151,8 +150,7 @@ impl GpuContext {
         let mut slot = self.tracer.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tracer) = slot.as_mut() else { return Ok(()) };
         for (buffer, initial) in new_buffers.into_iter().zip(contents) {
-            let label = format!("{:?}", buffer.usage());
-            tracer.trace.buffers.push(TracedBuffer { buffer, label, initial });
+            tracer.trace.buffers.push(TracedBuffer { buffer, initial });
         }
         for (shader, overrides, bound, workgroups) in traced {
             let bindings = bound
