@@ -400,7 +400,62 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     });
     let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
     let timed = (times.as_slice(), method);
-    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
+    let label = match info.batch_pieces {
+        0 | 1 => info.algorithm.name().to_string(),
+        k => format!("{}, {k} batch pieces", info.algorithm.name()),
+    };
+    Ok(checked_row(case, &label, timed, g.flops(), elems, dtype, info.workspace_bytes, check))
+}
+
+/// The high-resolution row (`wgconv bench --large`): 268 MB input and output, past the
+/// 128 MiB storage binding of lavapipe and WebGPU's defaults, so one call runs in batch
+/// pieces ([`crate::ops::batch`]).
+pub const LARGE_ROW: &str = "| seg_hr | conv2d | 4 | 64 | 512x512 | 64 | 3x3 | 1 | 1 | 1 | 1 | beyond one binding |";
+
+/// Times a conv2d row's work issued as N calls of one image each (views of the same
+/// buffers, one encoder): what a caller would do without batch pieces. Compare its GFLOP/s
+/// with the row's own (one call).
+pub fn run_batch1_calls(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> CaseResult {
+    let algorithm = Algorithm::Auto;
+    match batch1_calls(ctx, case, opts) {
+        Ok(r) => r,
+        Err(e) => not_run(case, algorithm, e),
+    }
+}
+
+fn batch1_calls(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
+    let params = case.conv2d_params(Algorithm::Auto);
+    let seed = case_seed(case);
+    let n = case.n as usize;
+    let x = HostTensor::random(&[n, case.c_in as usize, case.h as usize, case.w as usize], seed);
+    let w = HostTensor::random(
+        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
+        seed + 1,
+    );
+    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
+    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
+    let (xg, wg, bg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &b)?);
+    let y = Tensor::empty(ctx, &g.output_shape())?;
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    let image_bytes = |t: &Tensor| t.byte_len() / n as u64;
+    if image_bytes(&xg) % align != 0 || image_bytes(&y) % align != 0 {
+        return Ok(CaseResult::skipped(case, "auto, N calls", "n/a: images not at aligned offsets".into()));
+    }
+    let mut info = None;
+    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
+        for i in 0..n {
+            let (xi, yi) = (xg.narrow_batch(i, 1)?, y.narrow_batch(i, 1)?);
+            info = Some(crate::ops::conv2d::conv2d_into(ctx, enc, &xi, &wg, Some(&bg), &params, &yi)?);
+        }
+        Ok(())
+    })?;
+    let info = info.expect("time_op ran at least once");
+    let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
+        crate::reference::conv2d_at(&x, &w, Some(&b), &g, i)
+    });
+    let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
+    let label = format!("{}, {n} calls of N=1", info.algorithm.name());
+    Ok(checked_row(case, &label, (&times, method), g.flops(), elems, DType::F32, info.workspace_bytes, check))
 }
 
 /// Times the backward pass (all three gradients) of a conv2d row; the result's op is
@@ -690,8 +745,9 @@ impl Report {
         if self.results.iter().any(|r| r.ok() && r.dtype == DType::F16) {
             s += "storage: f16 tensors, f32 accumulation (conv2d, conv_transpose2d and deform_conv2d rows)\n";
         }
+        let aw = self.results.iter().map(|r| r.algorithm.chars().count()).max().unwrap_or(0).max(12);
         s += &format!(
-            "{:<12} {:<16} {:<12} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",
+            "{:<12} {:<16} {:<aw$} {:>10} {:>10} {:>10} {:>9} {:>7} {:>8} {:>7} {:>11}  {}\n",
             "id",
             "op",
             "algorithm",
@@ -710,7 +766,7 @@ impl Report {
                 continue; // an algorithm that does not apply to this shape (kept in JSON/CSV)
             }
             if !r.ok() && r.runs == 0 {
-                s += &format!("{:<12} {:<16} {:<12} {}\n", r.id, r.op.name(), r.algorithm, r.status);
+                s += &format!("{:<12} {:<16} {:<aw$} {}\n", r.id, r.op.name(), r.algorithm, r.status);
                 continue;
             }
             let (pg, pc) = match &self.ceilings {
@@ -721,7 +777,7 @@ impl Report {
                 None => ("-".into(), "-".into()),
             };
             s += &format!(
-                "{:<12} {:<16} {:<12} {:>10.3} {:>10.3} {:>10.3} {:>9.2} {:>7} {:>8.2} {:>7} {:>11}  {}\n",
+                "{:<12} {:<16} {:<aw$} {:>10.3} {:>10.3} {:>10.3} {:>9.2} {:>7} {:>8.2} {:>7} {:>11}  {}\n",
                 r.id,
                 r.op.name(),
                 r.algorithm,

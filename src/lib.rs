@@ -60,8 +60,8 @@
 //!
 //! | rule | variant |
 //! |---|---|
-//! | input rank 4, weight rank 4 | [`Error::Rank`] |
-//! | no dimension is 0 | [`Error::EmptyTensor`] |
+//! | input rank 4 (or 3: PyTorch's unbatched `[C, H, W]`), weight rank 4 | [`Error::Rank`] |
+//! | no dimension is 0 but the batch (N = 0 gives an empty output and runs nothing) | [`Error::EmptyTensor`] |
 //! | stride ≥ 1, dilation ≥ 1; `Same` only with stride 1 | [`Error::InvalidParam`] |
 //! | groups ≥ 1, divides Cin and Cout | [`Error::Groups`] |
 //! | weight's `Cin/groups` × groups = input channels | [`Error::ChannelMismatch`] |
@@ -71,7 +71,7 @@
 //! | every tensor of the call has the input's dtype | [`Error::DTypeMismatch`] |
 //! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
-//! | each tensor fits one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
+//! | each tensor fits one buffer (`max_buffer_size`); one image of each batched tensor, and the weight, fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
 //!
 //! At run time: wgpu validation, out-of-memory and internal errors become
 //! [`Error::Validation`], [`Error::OutOfMemory`], [`Error::Internal`]; a lost or destroyed
@@ -81,6 +81,23 @@
 //! The im2col workspace is split over output pixels (batch and rows) so that no chunk
 //! exceeds [`EngineConfig::workspace_budget`] or the device's storage binding size; grids
 //! above the per-dimension workgroup limit fold into y and z.
+//!
+//! ## The batch axis
+//! - **Beyond one binding.** A storage binding holds at most
+//!   `max_storage_buffer_binding_size` bytes (128 MiB on lavapipe and on WebGPU's defaults),
+//!   a buffer up to `max_buffer_size`. When an op's input or output (or deform_conv2d's offset
+//!   and mask) exceeds one binding, the op runs over consecutive pieces of the batch, each
+//!   bound in place at an aligned offset (or, where no aligned piece length fits, through a
+//!   scratch copy); every piece runs the algorithm chosen for the whole batch, so results are
+//!   bit-identical to one call ([`ops::batch`]). conv2d_backward splits grad_input; its
+//!   grad_weight and grad_bias reduce over the whole batch in one binding (an error past it).
+//!   One image larger than a binding is an error naming both.
+//! - **Empty batches.** N = 0 gives an output with N = 0 and records no GPU work
+//!   (conv2d_backward's grad_weight and grad_bias are zero-filled), as in PyTorch.
+//! - **Unbatched inputs.** Every op takes PyTorch's unbatched form (`[C, L]`, `[C, H, W]`,
+//!   `[C, D, H, W]`, with offset and mask `[2·G·kh·kw, Ho, Wo]`, `[G·kh·kw, Ho, Wo]`) as a
+//!   batch of one and returns its output without the batch axis; the `_into` forms take an
+//!   unbatched output. [`params::as_batched`] gives the shape validation takes.
 //!
 //! ## Threads
 //! [`GpuContext`] is `Send + Sync`. Pipelines are compiled once per (shader, override

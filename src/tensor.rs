@@ -54,6 +54,10 @@ pub struct Tensor {
     shape: Vec<usize>,
     buffer: wgpu::Buffer,
     dtype: DType,
+    /// Byte offset of the first element in `buffer` (0 but for the batch pieces an op binds
+    /// when a tensor exceeds one storage binding; always a multiple of the device's
+    /// `min_storage_buffer_offset_alignment` there).
+    offset: u64,
     /// Id of the [`GpuContext`] the tensor was made on.
     ctx: u64,
 }
@@ -99,7 +103,7 @@ impl Tensor {
             return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
         }
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(data), TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, offset: 0, ctx: ctx.id })
     }
 
     /// Uploads `data` stored as `dtype` (f16: rounded to nearest even).
@@ -132,7 +136,7 @@ impl Tensor {
             return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
         }
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(&halves), TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
     }
 
     /// Uploads a host tensor.
@@ -152,7 +156,7 @@ impl Tensor {
         }
         let bytes = (numel_of(shape)? as u64 * dtype.size()).next_multiple_of(4);
         let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
     }
 
     /// Wraps a caller's buffer of f32 without copying. It must be on the context's device,
@@ -178,7 +182,7 @@ impl Tensor {
                 reason: format!("{} bytes, shape {shape:?} needs {bytes}", buffer.size()),
             });
         }
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -208,6 +212,23 @@ impl Tensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+    /// Byte offset of the first element in [`Tensor::buffer`] (0 for every tensor made
+    /// through the public constructors).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+    /// Images `start .. start + len` of the first axis: the same buffer from a later offset
+    /// (no copy). The caller binds it only where the offset meets the device's alignment.
+    pub(crate) fn narrow_batch(&self, start: usize, len: usize) -> Result<Tensor> {
+        let n = *self.shape.first().ok_or_else(|| Error::Internal("narrow_batch of a scalar".into()))?;
+        if start + len > n {
+            return Err(Error::Internal(format!("images {start}..{} of {n}", start + len)));
+        }
+        let per_image = (self.numel() / n.max(1)) as u64 * self.dtype.size();
+        let mut shape = self.shape.clone();
+        shape[0] = len;
+        Ok(Tensor { shape, offset: self.offset + start as u64 * per_image, ..self.clone() })
+    }
     /// Same data, another shape of the same element count (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let n = numel_of(shape)?;
@@ -235,7 +256,7 @@ impl Tensor {
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         )?;
         if self.byte_len() > 0 {
-            encoder.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, self.byte_len());
+            encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, self.byte_len());
         }
         Ok(staging)
     }
@@ -291,6 +312,19 @@ impl HostTensor {
             return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
         }
         Ok(HostTensor { shape: shape.to_vec(), data })
+    }
+
+    /// PyTorch's unbatched form as a batch of one: a tensor of rank `rank − 1` gets a leading
+    /// axis of 1 (same data); any other is returned as is.
+    pub fn batched(&self, rank: usize) -> std::borrow::Cow<'_, HostTensor> {
+        if self.shape.len() + 1 == rank {
+            std::borrow::Cow::Owned(HostTensor {
+                shape: crate::params::as_batched(&self.shape, rank),
+                data: self.data.clone(),
+            })
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
     }
 
     /// [`HostTensor::rounded_to`], refusing values that f16 cannot hold: errors with

@@ -315,3 +315,32 @@ fn f16_out_of_range_is_refused_and_never_verified() {
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     assert!(stdout.contains("where the f32 reference of the unrounded inputs is finite: FAIL"), "{stdout}");
 }
+
+/// The field cases `empty_batch` (`x` `[0, 3, 3, 3]`, once refused) and `unbatched_chw`
+/// (`x` `[3, 6, 6]`, once refused): PyTorch's output shapes, verified.
+#[test]
+fn run_takes_empty_batches_and_unbatched_inputs() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let field = |case: &str, f: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/field").join(case).join(f).to_str().unwrap().to_string()
+    };
+    for (case, extra) in [("empty_batch", vec!["--bias", "b.npy"]), ("unbatched_chw", vec!["--padding", "1"])] {
+        let out = tmp(&format!("{case}.npy"));
+        let mut args = vec!["run".to_string(), "conv2d".into(), "--input".into(), field(case, "x.npy")];
+        args.extend(["--weight".into(), field(case, "w.npy")]);
+        for a in extra {
+            args.push(if a.ends_with(".npy") { field(case, a) } else { a.to_string() });
+        }
+        args.extend(["--out".into(), out.to_str().unwrap().into(), "--verify".into()]);
+        let (code, stdout, stderr) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{case}: {stdout}\n{stderr}");
+        assert!(stdout.contains("PASS"), "{case}: {stdout}");
+        let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+        let (want, _) = wgconv::HostTensor::read_npy(field(case, "y.npy")).unwrap();
+        assert_eq!(y.shape, want.shape, "{case}");
+        let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+        assert!(wgconv::verify::compare(&y.data, &want).passes(wgconv::verify::Tolerance { rel_l2: 1e-4, abs: 1e-3 }));
+    }
+}

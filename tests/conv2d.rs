@@ -231,7 +231,7 @@ fn small_workspace_budget_splits_into_chunks() {
 
 /// The storage-binding limit also caps chunks (a budget above it is clamped).
 #[test]
-fn binding_limit_caps_chunks_and_rejects_oversized_tensors() {
+fn binding_limit_caps_chunks_splits_batches_and_rejects_oversized_images() {
     let Some(ctx) = fresh_gpu() else { return };
     let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
     // input is 2·4·144·4 = 4608 bytes; allow 5000 per binding: im2col must split.
@@ -240,12 +240,19 @@ fn binding_limit_caps_chunks_and_rejects_oversized_tensors() {
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert!(info.workspace_bytes <= 5000 && info.chunks > 1, "{info:?}");
 
+    // 4000: the input exceeds one binding; one image (2304 bytes) does not: two batch pieces.
     ctx.set_config(EngineConfig { max_binding_size: 4000, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &c, 9);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert_eq!(info.batch_pieces, 2, "{info:?}");
+
+    // 2000: one image exceeds a binding: an error naming it.
+    ctx.set_config(EngineConfig { max_binding_size: 2000, ..ctx.config() });
     let (x, w, _) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
-    assert!(matches!(&e, Error::TooLarge(m) if m.contains("input")), "{e}");
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("one image of input")), "{e}");
 }
 
 /// Forcing a few workgroups per dimension folds every kernel's grid into y and z.

@@ -22,7 +22,7 @@ fn broken(c: &Conv2dCase) -> Vec<(&'static str, [Vec<usize>; 3], Conv2dParams, C
     let b = vec![c.weight[0]];
     let p = c.params;
     let mut out: Vec<(&'static str, [Vec<usize>; 3], Conv2dParams, Check)> = vec![
-        ("input rank", [x[1..].to_vec(), w.clone(), b.clone()], p, |e| matches!(e, Error::Rank { what: "input", .. })),
+        ("input rank", [x[2..].to_vec(), w.clone(), b.clone()], p, |e| matches!(e, Error::Rank { what: "input", .. })),
         ("weight rank", [x.clone(), w[..3].to_vec(), b.clone()], p, |e| {
             matches!(e, Error::Rank { what: "weight", .. })
         }),
@@ -369,7 +369,7 @@ fn transposed_and_deformable_rules_are_their_errors() {
         let p = c.params;
         let limit = |a: usize| p.stride[a].max(p.dilation[a]);
         let rules: Vec<(&str, Vec<usize>, Vec<usize>, ConvTranspose2dParams, Check)> = vec![
-            ("rank", x[1..].to_vec(), w.clone(), p, |e| matches!(e, Error::Rank { what: "input", .. })),
+            ("rank", x[2..].to_vec(), w.clone(), p, |e| matches!(e, Error::Rank { what: "input", .. })),
             ("weight Cin", x.clone(), vec![w[0] + 1, w[1], w[2], w[3]], p, |e| matches!(e, Error::ChannelMismatch(_))),
             ("groups 0", x.clone(), w.clone(), ConvTranspose2dParams { groups: 0, ..p }, |e| {
                 matches!(e, Error::Groups(_))

@@ -130,6 +130,11 @@ struct BenchArgs {
     /// Skip measuring the adapter's GEMM and copy ceilings.
     #[arg(long)]
     no_ceilings: bool,
+    /// Add the high-resolution row `seg_hr` ([4, 64, 512, 512], 3x3, 64 -> 64: 268 MB in and
+    /// out, past a 128 MiB storage binding, so one call runs in batch pieces), timed as one
+    /// call and as 4 calls of one image. About 3 minutes with --quick on lavapipe.
+    #[arg(long)]
+    large: bool,
     /// Time with the host clock even when the adapter has timestamp queries.
     #[arg(long)]
     wall_clock: bool,
@@ -518,7 +523,8 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     };
     let Loaded { x, w, b } = load_all(a)?;
     // Validate before touching the GPU: a bad shape is reported without opening a device.
-    let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let geometry =
+        params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
     let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
     let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
@@ -560,7 +566,8 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
             .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, gemm_col2im)", args.algo), 2))?,
     };
     let Loaded { x, w, b } = load_all(a)?;
-    let geometry = params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let geometry =
+        params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
     let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
     let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
@@ -604,18 +611,21 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     let Loaded { x, w, b } = load_all(a)?;
     let o = load(&args.offset, "offset")?;
     let m = args.mask.as_ref().map(|p| load(p, "mask")).transpose()?;
+    let batched = |s: &[usize]| wgconv::params::as_batched(s, 4);
     let dg = params.validate_deform(
-        &x.shape,
+        &batched(&x.shape),
         &w.shape,
-        &o.shape,
-        m.as_ref().map(|m| m.shape.as_slice()),
+        &batched(&o.shape),
+        m.as_ref().map(|m| batched(&m.shape)).as_deref(),
         b.as_ref().map(|b| b.shape.as_slice()),
     )?;
+    // An unbatched input ([C, H, W]) gives an unbatched output.
+    let out_shape = &dg.conv.output_shape()[4 - x.shape.len()..];
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
     let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
     let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
-    let y = Tensor::empty(&ctx, &dg.conv.output_shape())?;
+    let y = Tensor::empty(&ctx, out_shape)?;
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let info = wgconv::deform_conv2d_into(
         &ctx,
@@ -668,7 +678,7 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
             .ok_or_else(|| Failure(format!("--algo: unknown '{}'", args.algo), 2))?,
     };
     let Loaded { x, w, b } = load_all(a)?;
-    params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    params.validate(&wgconv::params::as_batched(&x.shape, 3), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let dtype = storage(args.f16);
     let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
     let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
@@ -725,7 +735,7 @@ fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
         activation: parse_activation(&a.activation)?,
     };
     let Loaded { x, w, b } = load_all(a)?;
-    params.validate(&x.shape, &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    params.validate(&wgconv::params::as_batched(&x.shape, 5), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
     let ctx = GpuContext::new()?;
     let t0 = Instant::now();
     let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
@@ -747,7 +757,7 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
         count_include_pad: a.count_include_pad,
     };
     let x = load(&a.input, "input")?;
-    params.validate(&x.shape)?;
+    params.validate(&wgconv::params::as_batched(&x.shape, 4))?;
     let ctx = GpuContext::new()?;
     let xg = Tensor::from_host(&ctx, &x)?;
     let y = match mode {
@@ -794,8 +804,8 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
         return Err(Failure("give at least one of --out-grad-input, --out-grad-weight, --out-grad-bias".into(), 2));
     }
     let (x, w, dy) = (load(&a.input, "input")?, load(&a.weight, "weight")?, load(&a.grad_output, "grad_output")?);
-    let g = params.validate(&x.shape, &w.shape, None)?;
-    if dy.shape != g.output_shape() {
+    let g = params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, None)?;
+    if wgconv::params::as_batched(&dy.shape, 4) != g.output_shape() {
         return Err(Failure(
             format!("grad_output has shape {:?}, the conv's output is {:?}", dy.shape, g.output_shape()),
             1,
@@ -912,6 +922,9 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         None => DEFAULT_SUITE.to_string(),
     };
     let mut cases = parse_suite(&text).map_err(|e| Failure(format!("suite: {e}"), 2))?;
+    if a.large {
+        cases.extend(parse_suite(wgconv::bench::LARGE_ROW).map_err(|e| Failure(format!("suite: {e}"), 2))?);
+    }
     if !a.only.is_empty() {
         if let Some(bad) = a.only.iter().find(|id| !cases.iter().any(|c| &c.id == *id)) {
             return Err(Failure(format!("--only: no case '{bad}' in the suite"), 2));
@@ -951,7 +964,9 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
     ctx.autotune(a.autotune || a.autotune_cache.is_some());
     let backward_rows =
         if a.backward { cases.iter().filter(|c| c.op == wgconv::bench::BenchOp::Conv2d).count() } else { 0 };
-    let mut progress = Progress::new(cases.len() * algos.len() + backward_rows + usize::from(!a.no_ceilings));
+    let batch1_rows = usize::from(a.large && cases.iter().any(|c| c.id == "seg_hr"));
+    let mut progress =
+        Progress::new(cases.len() * algos.len() + backward_rows + batch1_rows + usize::from(!a.no_ceilings));
     let ceilings = if a.no_ceilings {
         None
     } else {
@@ -973,6 +988,11 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
                 progress.show(&format!("{} (separable)", case.id));
                 results.push(wgconv::bench::run_separable(&ctx, case, 24, fused, &opts));
             }
+        }
+        if a.large && case.id == "seg_hr" {
+            progress.show(&format!("{} (batch-1 calls)", case.id));
+            results.push(wgconv::bench::run_batch1_calls(&ctx, case, &opts));
+            progress.step();
         }
         if a.backward && case.op == wgconv::bench::BenchOp::Conv2d {
             progress.show(&format!("{} (backward)", case.id));

@@ -168,7 +168,7 @@ pub(crate) fn range(buffer: &wgpu::Buffer, (offset, size): (u64, u64)) -> wgpu::
 
 /// The bytes of `t` that its shape covers, as a binding.
 pub(crate) fn whole(t: &Tensor) -> wgpu::BindingResource<'_> {
-    range(t.buffer(), (0, t.byte_len()))
+    range(t.buffer(), (t.offset(), t.byte_len()))
 }
 
 /// An optional input: the tensor, or the context's dummy buffer where the kernel's `HAS_*`

@@ -4,6 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::ops::conv2d::{conv2d_into, Conv2dInfo};
+use crate::ops::{as_batched, returned_shape, unbatched};
 use crate::params::Conv1dParams;
 use crate::tensor::Tensor;
 
@@ -20,8 +21,8 @@ pub fn conv1d(
     bias: Option<&Tensor>,
     params: &Conv1dParams,
 ) -> Result<Tensor> {
-    let shape = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty_as(ctx, &shape, input.dtype())?;
+    let shape = params.validate(&as_batched(input.shape(), 3), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &shape), input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv1d") });
     conv1d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -38,6 +39,9 @@ pub fn conv1d_into(
     params: &Conv1dParams,
     output: &Tensor,
 ) -> Result<Conv2dInfo> {
+    if let Some(v) = unbatched(3, &[(input, "input"), (output, "output")])? {
+        return conv1d_into(ctx, encoder, &v[0], weight, bias, params, &v[1]);
+    }
     let shape = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     if output.shape() != shape {
         return Err(crate::Error::Buffer {

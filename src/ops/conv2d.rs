@@ -23,7 +23,7 @@ use crate::kernels::gemm::GemmProblem;
 use crate::kernels::{
     check_recorded, depthwise, direct, gemm, im2col, range, record, whole, write_plan, Dispatch, Step, UniformArena,
 };
-use crate::ops::{check_binding, common_dtype};
+use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -39,6 +39,10 @@ pub struct Conv2dInfo {
     pub chunk_cols: u32,
     /// Workspace bytes one chunk uses (0 for every algorithm but `Im2colGemm`).
     pub workspace_bytes: u64,
+    /// Pieces of the batch run one after another because the input or output exceeds one
+    /// storage binding ([`crate::ops::batch`]; `chunks` and `workspace_bytes` then describe
+    /// the first piece); 1 otherwise, 0 for an empty batch.
+    pub batch_pieces: u32,
 }
 
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
@@ -61,8 +65,8 @@ pub fn conv2d_with_info(
     bias: Option<&Tensor>,
     params: &Conv2dParams,
 ) -> Result<(Tensor, Conv2dInfo)> {
-    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty_as(ctx, &g.output_shape(), input.dtype())?;
+    let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -102,6 +106,7 @@ impl Conv2dPlan {
             chunks: self.chunks,
             chunk_cols: self.chunk_cols,
             workspace_bytes: self.workspace_bytes,
+            batch_pieces: u32::from(self.geometry.n > 0),
         }
     }
 }
@@ -135,44 +140,9 @@ pub fn plan_conv2d(
     dtype: DType,
     params: &Conv2dParams,
 ) -> Result<Conv2dPlan> {
+    let input = &as_batched(input, 4)[..];
     let g = params.validate(input, weight, bias)?;
-    let (algorithm, reason) = match params.algorithm {
-        Algorithm::Auto if dtype == DType::F32 && ctx.autotune_enabled() => {
-            (ctx.tune_conv2d(&g, params, bias.is_some())?, "autotuned: fastest measured".to_string())
-        }
-        Algorithm::Auto => {
-            let (a, why) = Algorithm::choose_why(&g);
-            (a, why.to_string())
-        }
-        forced => (forced, "forced".to_string()), // validate() has checked that it supports g
-    };
-    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
-    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
-    // K runs in passes, and a forced choice is an error rather than a wrong answer.
-    let budget = ctx.config().loop_budget;
-    let (algorithm, reason) = match loop_turns(algorithm, &g) {
-        Some(turns) if turns > budget as u64 => {
-            if params.algorithm != Algorithm::Auto {
-                return Err(Error::Unsupported(format!(
-                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {budget} \
-                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
-                    algorithm.name(),
-                )));
-            }
-            (
-                Algorithm::ImplicitGemm,
-                format!("{} would loop {turns} times, past the loop budget {budget}", algorithm.name()),
-            )
-        }
-        _ => (algorithm, reason),
-    };
-    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
-    {
-        return Err(Error::param(
-            "algorithm",
-            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
-        ));
-    }
+    let (algorithm, reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some())?;
     let act = params.activation;
     let has_bias = bias.is_some();
     let half = dtype == DType::F16;
@@ -189,6 +159,11 @@ pub fn plan_conv2d(
         steps: Vec::new(),
         gemm: None,
     };
+    if g.n == 0 {
+        // An empty batch: an empty output and nothing to run (PyTorch returns the same).
+        plan.chunks = 0;
+        return Ok(plan);
+    }
     match algorithm {
         Algorithm::Im2colGemm => {
             let chunks = plan_chunks(ctx, &g)?;
@@ -232,6 +207,57 @@ pub fn plan_conv2d(
     Ok(plan)
 }
 
+/// The algorithm a conv2d of `g` runs and why: `params.algorithm` unless `Auto`, then the
+/// autotuner's pick when it is on, else [`Algorithm::choose`]; a kernel that would loop past
+/// the loop budget is replaced (Auto) or refused (forced). Every batch piece of a split call
+/// runs the choice made for the whole batch.
+fn choose_algorithm(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    params: &Conv2dParams,
+    dtype: DType,
+    has_bias: bool,
+) -> Result<(Algorithm, String)> {
+    let (algorithm, reason) = match params.algorithm {
+        Algorithm::Auto if dtype == DType::F32 && g.n > 0 && ctx.autotune_enabled() => {
+            (ctx.tune_conv2d(g, params, has_bias)?, "autotuned: fastest measured".to_string())
+        }
+        Algorithm::Auto => {
+            let (a, why) = Algorithm::choose_why(g);
+            (a, why.to_string())
+        }
+        forced => (forced, "forced".to_string()), // validate() has checked that it supports g
+    };
+    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
+    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
+    // K runs in passes, and a forced choice is an error rather than a wrong answer.
+    let budget = ctx.config().loop_budget;
+    let (algorithm, reason) = match loop_turns(algorithm, g) {
+        Some(turns) if turns > budget as u64 => {
+            if params.algorithm != Algorithm::Auto {
+                return Err(Error::Unsupported(format!(
+                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {budget} \
+                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+                    algorithm.name(),
+                )));
+            }
+            (
+                Algorithm::ImplicitGemm,
+                format!("{} would loop {turns} times, past the loop budget {budget}", algorithm.name()),
+            )
+        }
+        _ => (algorithm, reason),
+    };
+    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
+    {
+        return Err(Error::param(
+            "algorithm",
+            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
+        ));
+    }
+    Ok((algorithm, reason))
+}
+
 /// Records the conv into the caller's `encoder` without submitting; writes `output`, which
 /// must have the output shape (see [`Conv2dParams::output_shape`]). Tensors may wrap the
 /// caller's own buffers ([`Tensor::from_buffer`]). Validates, plans ([`plan_conv2d`]) and
@@ -245,6 +271,9 @@ pub fn conv2d_into(
     params: &Conv2dParams,
     output: &Tensor,
 ) -> Result<Conv2dInfo> {
+    if let Some(v) = unbatched(4, &[(input, "input"), (output, "output")])? {
+        return conv2d_into(ctx, encoder, &v[0], weight, bias, params, &v[1]);
+    }
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
@@ -258,13 +287,30 @@ pub fn conv2d_into(
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
-    for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
-        check_binding(ctx, t, what)?;
-    }
+    check_binding(ctx, weight, "weight")?;
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
-    record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
-    Ok(plan.info())
+    let bias_shape = bias.map(|b| b.shape());
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let pieces = batch::pieces(ctx, "conv2d", &batched)?;
+    if pieces.pieces <= 1 {
+        let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
+        if pieces.pieces == 1 {
+            record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
+        }
+        return Ok(Conv2dInfo { batch_pieces: pieces.pieces as u32, ..plan.info() });
+    }
+    // Every piece runs the algorithm chosen for the whole batch (bit-identical results).
+    let (algorithm, _) = choose_algorithm(ctx, &g, params, dtype, bias.is_some())?;
+    let piece_params = Conv2dParams { algorithm, ..*params };
+    let mut info = None;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        let plan = plan_conv2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, &piece_params)?;
+        record_conv2d(ctx, encoder, &plan, &t[0], weight, bias, &t[1])?;
+        info.get_or_insert(plan.info());
+        Ok(())
+    })?;
+    let info = info.ok_or_else(|| Error::Internal("conv2d split into no pieces".into()))?;
+    Ok(Conv2dInfo { geometry: g, batch_pieces: pieces.pieces as u32, ..info })
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv2d`]).

@@ -23,7 +23,7 @@ use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
-use crate::ops::{check_binding, common_dtype};
+use crate::ops::{as_batched, check_binding, common_dtype, unbatched};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
@@ -52,7 +52,7 @@ pub struct Conv2dGrads {
 
 /// The transposed-conv parameters whose output is the conv's input gradient.
 pub fn grad_input_params(params: &Conv2dParams, input: &[usize], weight: &[usize]) -> Result<ConvTranspose2dParams> {
-    let g = params.validate(input, weight, None)?;
+    let g = params.validate(&as_batched(input, 4), weight, None)?;
     let op = |axis: usize, len: u32, k: u32, pads: u32| {
         // H + pads − d·(k−1) − 1 = (Ho − 1)·s + r with 0 ≤ r < s: r rows are never reached.
         let span = (len + pads) as i64 - (g.dilation[axis] * (k - 1)) as i64 - 1;
@@ -79,7 +79,7 @@ pub fn conv2d_backward(
     params: &Conv2dParams,
     which: Grads,
 ) -> Result<Conv2dGrads> {
-    let g = params.validate(input.shape(), weight.shape(), None)?;
+    let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), None)?;
     let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
     let grads = Conv2dGrads {
         grad_input: alloc(which.input, input.shape())?,
@@ -104,6 +104,16 @@ pub fn conv2d_backward_into(
     params: &Conv2dParams,
     grads: &Conv2dGrads,
 ) -> Result<()> {
+    let mut tensors = vec![(input, "input"), (grad_output, "grad_output")];
+    tensors.extend(grads.grad_input.as_ref().map(|t| (t, "grad_input")));
+    if let Some(v) = unbatched(4, &tensors)? {
+        let batched = Conv2dGrads {
+            grad_input: grads.grad_input.as_ref().map(|_| v[2].clone()),
+            grad_weight: grads.grad_weight.clone(),
+            grad_bias: grads.grad_bias.clone(),
+        };
+        return conv2d_backward_into(ctx, encoder, &v[0], weight, &v[1], params, &batched);
+    }
     let g = params.validate(input.shape(), weight.shape(), None)?;
     if params.activation != Activation::None {
         return Err(Error::param(
@@ -119,8 +129,8 @@ pub fn conv2d_backward_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (grad_output, "grad_output")] {
         t.check_device(ctx, what)?;
-        check_binding(ctx, t, what)?;
     }
+    check_binding(ctx, weight, "weight")?;
     // f16 storage for every tensor or none (f32 accumulation in every kernel).
     let dtype = common_dtype(
         "conv2d_backward",
@@ -160,9 +170,32 @@ pub fn conv2d_backward_into(
     // They loop over every tap (grad_input) or every output pixel (grad_weight) in one
     // invocation: past the loop budget (`EngineConfig::loop_budget`: some drivers cut loops
     // short) that gradient takes the general path, whose GEMM splits K into passes.
+    if g.n == 0 {
+        // An empty batch: grad_input is empty, grad_weight and grad_bias are sums over no
+        // pixels (zeros, as PyTorch returns).
+        for t in [&grads.grad_weight, &grads.grad_bias].into_iter().flatten() {
+            encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_len()));
+        }
+        return Ok(());
+    }
+    // grad_input splits over the batch (conv_transpose2d's pieces); grad_weight and grad_bias
+    // sum over the whole batch in one reduction, which reads input and grad_output whole.
+    if grads.grad_weight.is_some() || grads.grad_bias.is_some() {
+        for (t, what) in [(input, "input"), (grad_output, "grad_output")] {
+            check_binding(ctx, t, what).map_err(|e| match e {
+                Error::TooLarge(m) => Error::TooLarge(format!(
+                    "{m}: grad_weight and grad_bias reduce over the whole batch in one binding (only grad_input \
+                     splits over the batch); call conv2d_backward per batch piece and add the gradients"
+                )),
+                e => e,
+            })?;
+        }
+    }
     let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
     let budget = ctx.config().loop_budget as u64;
-    let dw_input = depthwise && depthwise_backward::grad_input_turns(&g) <= budget;
+    // (Its grad_input kernel binds the whole tensors; conv_transpose2d's splits the batch.)
+    let whole_fits = [input, grad_output].iter().all(|t| t.byte_len() <= ctx.max_binding());
+    let dw_input = depthwise && whole_fits && depthwise_backward::grad_input_turns(&g) <= budget;
     let dw_weight = depthwise && depthwise_backward::grad_weight_turns(&g) <= budget;
     if dw_input || dw_weight {
         let gi = grads.grad_input.as_ref().filter(|_| dw_input);

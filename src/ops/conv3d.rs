@@ -5,8 +5,8 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::check_binding;
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
+use crate::ops::{as_batched, batch, check_binding, returned_shape, unbatched};
 use crate::params::Conv3dParams;
 use crate::tensor::Tensor;
 
@@ -18,8 +18,8 @@ pub fn conv3d(
     bias: Option<&Tensor>,
     params: &Conv3dParams,
 ) -> Result<Tensor> {
-    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty(ctx, &g.output_shape())?;
+    let g = params.validate(&as_batched(input.shape(), 5), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &g.output_shape()))?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv3d") });
     conv3d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -36,6 +36,9 @@ pub fn conv3d_into(
     params: &Conv3dParams,
     output: &Tensor,
 ) -> Result<()> {
+    if let Some(v) = unbatched(5, &[(input, "input"), (output, "output")])? {
+        return conv3d_into(ctx, encoder, &v[0], weight, bias, params, &v[1]);
+    }
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
@@ -46,12 +49,30 @@ pub fn conv3d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
         t.require_f32("conv3d", what)?;
-        check_binding(ctx, t, what)?;
     }
+    check_binding(ctx, weight, "weight")?;
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
         b.require_f32("conv3d", "bias")?;
     }
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let pieces = batch::pieces(ctx, "conv3d", &batched)?;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        record_conv3d(ctx, encoder, &t[0], weight, bias, params, &t[1])
+    })
+}
+
+/// Records the conv of tensors that each fit one binding.
+fn record_conv3d(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &Conv3dParams,
+    output: &Tensor,
+) -> Result<()> {
+    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     let flat = g.as_gemm_geometry();
     let plan = plan_chunks(ctx, &flat)?;
     // The GEMM reads the weight [Cout, Cin/G, kd, kh, kw] as [Cout, Cin/G·kd·kh·kw] and writes

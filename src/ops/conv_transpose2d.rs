@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
-use crate::ops::{check_binding, common_dtype};
+use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -63,8 +63,8 @@ pub fn conv_transpose2d_with_info(
     bias: Option<&Tensor>,
     params: &ConvTranspose2dParams,
 ) -> Result<(Tensor, ConvTranspose2dInfo)> {
-    let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty_as(ctx, &g.output_shape(), input.dtype())?;
+    let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), bias.map(|b| b.shape()))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose2d") });
     let info = conv_transpose2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
@@ -157,6 +157,7 @@ pub fn plan_conv_transpose2d(
     dtype: DType,
     params: &ConvTranspose2dParams,
 ) -> Result<ConvTranspose2dPlan> {
+    let input = &as_batched(input, 4)[..];
     let g = params.validate(input, weight, bias)?;
     // f16 storage: the output-phase implicit GEMM only (f16 loads and stores, f32 accumulation).
     if dtype == DType::F16 && params.algorithm == Algorithm::GemmCol2im {
@@ -193,6 +194,11 @@ pub fn plan_conv_transpose2d(
         activation: act,
         steps: Vec::new(),
     };
+    if g.n == 0 {
+        // An empty batch: an empty output and nothing to run.
+        plan.chunks = 0;
+        return Ok(plan);
+    }
     if algorithm != Algorithm::GemmCol2im {
         let p = phase_gemm_params(&g, act.alpha());
         let problem = GemmProblem::TransposedPhases;
@@ -238,6 +244,9 @@ pub fn conv_transpose2d_into(
     params: &ConvTranspose2dParams,
     output: &Tensor,
 ) -> Result<ConvTranspose2dInfo> {
+    if let Some(v) = unbatched(4, &[(input, "input"), (output, "output")])? {
+        return conv_transpose2d_into(ctx, encoder, &v[0], weight, bias, params, &v[1]);
+    }
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
@@ -247,14 +256,41 @@ pub fn conv_transpose2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
-        check_binding(ctx, t, what)?;
     }
+    check_binding(ctx, weight, "weight")?;
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
     let dtype =
         common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    let plan = plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
+    let bias_shape = bias.map(|b| b.shape());
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let pieces = batch::pieces(ctx, "conv_transpose2d", &batched)?;
+    let mut info = None;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        // Auto picks the same algorithm for every shape, so each piece runs the whole call's.
+        let plan = plan_conv_transpose2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, params)?;
+        record_conv_transpose2d(ctx, encoder, &plan, &t[0], weight, bias, &t[1])?;
+        info.get_or_insert(plan.info());
+        Ok(())
+    })?;
+    match info {
+        Some(info) => Ok(ConvTranspose2dInfo { geometry: g, ..info }),
+        None => Ok(plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?.info()),
+    }
+}
+
+/// Records `plan` (made for these tensors by [`plan_conv_transpose2d`]).
+fn record_conv_transpose2d(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &ConvTranspose2dPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<()> {
+    let g = plan.geometry;
     let act = plan.activation;
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
@@ -308,8 +344,7 @@ pub fn conv_transpose2d_into(
         check_recorded("conv_transpose2d", dispatches.len(), &plan.steps)?;
         record(ctx, encoder, "conv_transpose2d", &dispatches);
         Ok(())
-    })??;
-    Ok(plan.info())
+    })?
 }
 
 fn gcd(a: u32, b: u32) -> u32 {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::{record, whole, UniformArena};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
-use crate::ops::{check_binding, common_dtype};
+use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
 use crate::params::{Algorithm, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
 use crate::tensor::{DType, Tensor};
 
@@ -56,14 +56,17 @@ pub fn deform_conv2d(
     bias: Option<&Tensor>,
     params: &DeformConv2dParams,
 ) -> Result<Tensor> {
+    // PyTorch's unbatched form: input, offset and mask all without the batch axis.
+    let unbatched_input = input.shape().len() == 3;
+    let batched = |s: &[usize]| if unbatched_input { as_batched(s, 4) } else { s.to_vec() };
     let dg = params.validate_deform(
-        input.shape(),
+        &batched(input.shape()),
         weight.shape(),
-        offset.shape(),
-        mask.map(|m| m.shape()),
+        &batched(offset.shape()),
+        mask.map(|m| batched(m.shape())).as_deref(),
         bias.map(|b| b.shape()),
     )?;
-    let output = Tensor::empty_as(ctx, &dg.conv.output_shape(), input.dtype())?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &dg.conv.output_shape()), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("deform_conv2d") });
     deform_conv2d_into(ctx, &mut encoder, input, weight, offset, mask, bias, params, &output)?;
@@ -84,6 +87,12 @@ pub fn deform_conv2d_into(
     params: &DeformConv2dParams,
     output: &Tensor,
 ) -> Result<DeformConv2dInfo> {
+    let mut tensors = vec![(input, "input"), (offset, "offset"), (output, "output")];
+    tensors.extend(mask.map(|m| (m, "mask")));
+    if let Some(v) = unbatched(4, &tensors)? {
+        let mask = mask.map(|_| &v[3]);
+        return deform_conv2d_into(ctx, encoder, &v[0], weight, &v[1], mask, bias, params, &v[2]);
+    }
     let dg = params.validate_deform(
         input.shape(),
         weight.shape(),
@@ -100,13 +109,15 @@ pub fn deform_conv2d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (offset, "offset"), (output, "output")] {
         t.check_device(ctx, what)?;
-        check_binding(ctx, t, what)?;
     }
+    check_binding(ctx, weight, "weight")?;
     for (t, what) in [(mask, "mask"), (bias, "bias")] {
         if let Some(t) = t {
             t.check_device(ctx, what)?;
-            check_binding(ctx, t, what)?;
         }
+    }
+    if let Some(b) = bias {
+        check_binding(ctx, b, "bias")?;
     }
     // f16 storage: the implicit GEMM only (f16 loads and stores, f32 sampling and accumulation).
     let dtype = common_dtype(
@@ -114,10 +125,44 @@ pub fn deform_conv2d_into(
         input,
         &[(Some(weight), "weight"), (Some(offset), "offset"), (mask, "mask"), (bias, "bias"), (Some(output), "output")],
     )?;
+    // Chosen for the whole batch; every piece of a split call runs it.
+    let algorithm = choose_algorithm(ctx, params, &dg, dtype)?;
+    let mut batched = vec![batch::input(input, "input"), batch::input(offset, "offset")];
+    if let Some(m) = mask {
+        batched.push(batch::input(m, "mask"));
+    }
+    batched.push(batch::output(output, "output"));
+    let pieces = batch::pieces(ctx, "deform_conv2d", &batched)?;
+    let mut info = DeformConv2dInfo { algorithm, geometry: dg, chunks: 0, workspace_bytes: 0 };
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        let (x, off, m, out) = match t {
+            [x, off, m, out] => (x, off, Some(m), out),
+            [x, off, out] => (x, off, None, out),
+            _ => return Err(Error::Internal("deform_conv2d pieces".into())),
+        };
+        let piece = record_deform_conv2d(ctx, encoder, algorithm, params, x, weight, off, m, bias, out)?;
+        if info.chunks == 0 {
+            info.chunks = piece.chunks;
+            info.workspace_bytes = piece.workspace_bytes;
+        }
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// The algorithm a deform_conv2d runs: `params.algorithm` unless `Auto` (f16:
+/// `ImplicitGemm`; else [`auto_algorithm`]); `Im2colGemm` past the loop budget is replaced
+/// (Auto) or refused (forced).
+fn choose_algorithm(
+    ctx: &GpuContext,
+    params: &DeformConv2dParams,
+    dg: &DeformGeometry,
+    dtype: DType,
+) -> Result<Algorithm> {
+    let g = dg.conv;
     if dtype == DType::F16 && params.algorithm == Algorithm::Im2colGemm {
         return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not im2col_gemm"));
     }
-    let act = params.activation;
     let algorithm = match params.algorithm {
         Algorithm::Auto if dtype == DType::F16 => Algorithm::ImplicitGemm,
         Algorithm::Auto => auto_algorithm(ctx, &g),
@@ -127,7 +172,7 @@ pub fn deform_conv2d_into(
     // the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose K
     // runs in passes, and a forced im2col_gemm is an error rather than a wrong answer.
     let per_group = (g.c_in / dg.offset_groups) as u64;
-    let algorithm = match algorithm {
+    match algorithm {
         Algorithm::Im2colGemm if per_group + 1 > ctx.config().loop_budget as u64 => {
             if params.algorithm == Algorithm::Im2colGemm {
                 return Err(Error::Unsupported(format!(
@@ -136,10 +181,35 @@ pub fn deform_conv2d_into(
                     ctx.config().loop_budget
                 )));
             }
-            Algorithm::ImplicitGemm
+            Ok(Algorithm::ImplicitGemm)
         }
-        a => a,
-    };
+        a => Ok(a),
+    }
+}
+
+/// Records `algorithm` over tensors that each fit one binding.
+#[allow(clippy::too_many_arguments)]
+fn record_deform_conv2d(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    algorithm: Algorithm,
+    params: &DeformConv2dParams,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<DeformConv2dInfo> {
+    let dg = params.validate_deform(
+        input.shape(),
+        weight.shape(),
+        offset.shape(),
+        mask.map(|m| m.shape()),
+        bias.map(|b| b.shape()),
+    )?;
+    let g = dg.conv;
+    let act = params.activation;
     if algorithm == Algorithm::Im2colGemm {
         let plan = plan_chunks(ctx, &g)?;
         let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };

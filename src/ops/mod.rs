@@ -2,6 +2,7 @@
 //! call returns an [`crate::Error`] with no work submitted), then records the kernels of
 //! [`crate::kernels`].
 
+pub mod batch;
 pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_backward;
@@ -14,6 +15,7 @@ pub mod separable_conv2d;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+pub(crate) use crate::params::as_batched;
 use crate::tensor::{DType, Tensor};
 
 /// The dtype every tensor of an op shares (the input's), or `Error::DTypeMismatch` naming the
@@ -43,4 +45,44 @@ pub(crate) fn check_binding(ctx: &GpuContext, t: &Tensor, what: &str) -> Result<
         )));
     }
     Ok(())
+}
+
+/// PyTorch's unbatched form: when `tensors[0]` (the input) has rank `rank − 1`, every tensor
+/// of `tensors` must too, and each is returned as a batch of one (a view, no copy); `None`
+/// when the input is batched (or of another rank, which validation then reports).
+pub(crate) fn unbatched(rank: usize, tensors: &[(&Tensor, &'static str)]) -> Result<Option<Vec<Tensor>>> {
+    if tensors[0].0.shape().len() + 1 != rank {
+        return Ok(None);
+    }
+    let mut views = Vec::with_capacity(tensors.len());
+    for &(t, what) in tensors {
+        if t.shape().len() + 1 != rank {
+            return Err(Error::Buffer {
+                what,
+                reason: format!(
+                    "shape {:?}: an unbatched input (rank {}) takes unbatched tensors of rank {} throughout",
+                    t.shape(),
+                    rank - 1,
+                    rank - 1
+                ),
+            });
+        }
+        views.push(t.reshape(&batched_shape(t.shape()))?);
+    }
+    Ok(Some(views))
+}
+
+/// `shape` with a batch of one in front.
+pub(crate) fn batched_shape(shape: &[usize]) -> Vec<usize> {
+    std::iter::once(1).chain(shape.iter().copied()).collect()
+}
+
+/// The shape an op returns: `batched` without its batch axis when the input was unbatched
+/// (rank `batched.len() − 1`).
+pub(crate) fn returned_shape(input: &[usize], batched: &[usize]) -> Vec<usize> {
+    if input.len() + 1 == batched.len() {
+        batched[1..].to_vec()
+    } else {
+        batched.to_vec()
+    }
 }

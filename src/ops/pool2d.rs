@@ -4,7 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::pool2d::{self, PoolParams};
-use crate::ops::{check_binding, common_dtype};
+use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
 use crate::params::Pool2dParams;
 use crate::tensor::{DType, Tensor};
 
@@ -31,8 +31,8 @@ pub fn avg_pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams) -> Re
 
 /// Either pooling, submitted; returns `[N, C, Ho, Wo]`.
 pub fn pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams, mode: PoolMode) -> Result<Tensor> {
-    let shape = params.validate(input.shape())?;
-    let output = Tensor::empty_as(ctx, &shape, input.dtype())?;
+    let shape = params.validate(&as_batched(input.shape(), 4))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &shape), input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pool2d") });
     pool2d_into(ctx, &mut encoder, input, params, mode, &output)?;
     ctx.submit(encoder)?;
@@ -48,6 +48,9 @@ pub fn pool2d_into(
     mode: PoolMode,
     output: &Tensor,
 ) -> Result<()> {
+    if let Some(v) = unbatched(4, &[(input, "input"), (output, "output")])? {
+        return pool2d_into(ctx, encoder, &v[0], params, mode, &v[1]);
+    }
     let shape = params.validate(input.shape())?;
     if output.shape() != shape {
         return Err(Error::Buffer {
@@ -57,9 +60,26 @@ pub fn pool2d_into(
     }
     for (t, what) in [(input, "input"), (output, "output")] {
         t.check_device(ctx, what)?;
-        check_binding(ctx, t, what)?;
     }
     let half = common_dtype("pool2d", input, &[(Some(output), "output")])? == DType::F16;
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let pieces = batch::pieces(ctx, "pool2d", &batched)?;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half)
+    })
+}
+
+/// Records the pooling of tensors that each fit one binding.
+fn record_pool2d(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    params: &Pool2dParams,
+    mode: PoolMode,
+    output: &Tensor,
+    half: bool,
+) -> Result<()> {
+    let shape = output.shape();
     let s = input.shape();
     let stride = params.stride();
     let p = PoolParams {

@@ -10,8 +10,8 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::{record, whole, UniformArena};
-use crate::ops::check_binding;
 use crate::ops::conv2d::conv2d_into;
+use crate::ops::{as_batched, batch, check_binding, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, Conv2dParams, Padding};
 use crate::tensor::Tensor;
 
@@ -67,7 +67,7 @@ impl SeparableParams {
         pw_weight: &[usize],
         pw_bias: Option<&[usize]>,
     ) -> Result<([usize; 4], [usize; 4])> {
-        crate::params::check_rank("input", input, 4, "N, C, H, W")?;
+        crate::params::check_batched_rank("input", input, 4, "N, C, H, W")?;
         let (dw, pw) = self.stages(input[1]);
         if dw_weight.len() == 4 && dw_weight[1] != 1 {
             return Err(Error::ChannelMismatch(format!(
@@ -117,13 +117,13 @@ pub fn separable_conv2d(
     params: &SeparableParams,
 ) -> Result<Tensor> {
     let (_, out) = params.validate(
-        input.shape(),
+        &as_batched(input.shape(), 4),
         dw_weight.shape(),
         dw_bias.map(|b| b.shape()),
         pw_weight.shape(),
         pw_bias.map(|b| b.shape()),
     )?;
-    let output = Tensor::empty(ctx, &out)?;
+    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &out))?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("separable_conv2d") });
     separable_conv2d_into(ctx, &mut encoder, input, dw_weight, dw_bias, pw_weight, pw_bias, params, &output)?;
@@ -144,7 +144,10 @@ pub fn separable_conv2d_into(
     params: &SeparableParams,
     output: &Tensor,
 ) -> Result<()> {
-    let (mid, out) = params.validate(
+    if let Some(v) = unbatched(4, &[(input, "input"), (output, "output")])? {
+        return separable_conv2d_into(ctx, encoder, &v[0], dw_weight, dw_bias, pw_weight, pw_bias, params, &v[1]);
+    }
+    let (_, out) = params.validate(
         input.shape(),
         dw_weight.shape(),
         dw_bias.map(|b| b.shape()),
@@ -154,6 +157,33 @@ pub fn separable_conv2d_into(
     if output.shape() != out {
         return Err(Error::Buffer { what: "output", reason: format!("shape {:?}, expected {out:?}", output.shape()) });
     }
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let pieces = batch::pieces(ctx, "separable_conv2d", &batched)?;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        record_separable(ctx, encoder, &t[0], dw_weight, dw_bias, pw_weight, pw_bias, params, &t[1])
+    })
+}
+
+/// Records the block over tensors that each fit one binding.
+#[allow(clippy::too_many_arguments)]
+fn record_separable(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    dw_weight: &Tensor,
+    dw_bias: Option<&Tensor>,
+    pw_weight: &Tensor,
+    pw_bias: Option<&Tensor>,
+    params: &SeparableParams,
+    output: &Tensor,
+) -> Result<()> {
+    let (mid, out) = params.validate(
+        input.shape(),
+        dw_weight.shape(),
+        dw_bias.map(|b| b.shape()),
+        pw_weight.shape(),
+        pw_bias.map(|b| b.shape()),
+    )?;
     let (dw, pw) = params.stages(input.shape()[1]);
     if !params.fused {
         // The intermediate lives in the context's workspace (no allocation per call): neither

@@ -49,7 +49,7 @@ impl Conv1dParams {
     /// Validates input `[N, Cin, L]`, weight `[Cout, Cin/groups, k]`, bias `[Cout]`; returns
     /// the output shape `[N, Cout, Lo]`.
     pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<[usize; 3]> {
-        check_rank("input", input, 3, "N, Cin, L")?;
+        check_batched_rank("input", input, 3, "N, Cin, L")?;
         check_rank("weight", weight, 3, "Cout, Cin/groups, k")?;
         if self.padding == Padding1d::Same && self.stride != 1 {
             return Err(Error::param(

@@ -92,6 +92,18 @@ pub(crate) fn check_rank(what: &'static str, shape: &[usize], rank: usize, layou
     Ok(())
 }
 
+/// [`check_rank`] for a tensor whose first axis is the batch, which may be empty (N = 0, as
+/// in PyTorch: the op's output is empty too); every other axis must be non-empty.
+pub(crate) fn check_batched_rank(what: &'static str, shape: &[usize], rank: usize, layout: &'static str) -> Result<()> {
+    if shape.len() != rank {
+        return Err(Error::Rank { what, expected: rank, layout, got: shape.to_vec() });
+    }
+    if shape[1..].contains(&0) {
+        return Err(Error::EmptyTensor { what, shape: shape.to_vec() });
+    }
+    Ok(())
+}
+
 /// The rules every conv's scalar parameters follow.
 pub(crate) fn check_scalars(stride: &[u32], dilation: &[u32], groups: u32, activation: Activation) -> Result<()> {
     if stride.contains(&0) {
@@ -149,7 +161,7 @@ impl Conv2dParams {
     /// Validates against the shapes of input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh, kw]`
     /// and bias `[Cout]`, and returns every size of the conv.
     pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv2dGeometry> {
-        check_rank("input", input, 4, "N, Cin, H, W")?;
+        check_batched_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cout, Cin/groups, kh, kw")?;
         self.validate_scalars()?;
         let g = self.groups as usize;

@@ -71,7 +71,7 @@ impl Conv3dGeometry {
 impl Conv3dParams {
     /// Validates input `[N, Cin, D, H, W]`, weight `[Cout, Cin/groups, kd, kh, kw]`, bias `[Cout]`.
     pub fn validate(&self, input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Conv3dGeometry> {
-        check_rank("input", input, 5, "N, Cin, D, H, W")?;
+        check_batched_rank("input", input, 5, "N, Cin, D, H, W")?;
         check_rank("weight", weight, 5, "Cout, Cin/groups, kd, kh, kw")?;
         check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding3d::Same && self.stride != [1, 1, 1] {

@@ -111,7 +111,7 @@ impl ConvTranspose2dParams {
         weight: &[usize],
         bias: Option<&[usize]>,
     ) -> Result<ConvTranspose2dGeometry> {
-        check_rank("input", input, 4, "N, Cin, H, W")?;
+        check_batched_rank("input", input, 4, "N, Cin, H, W")?;
         check_rank("weight", weight, 4, "Cin, Cout/groups, kh, kw")?;
         check_scalars(&self.stride, &self.dilation, self.groups, self.activation)?;
         if self.padding == Padding::Same {

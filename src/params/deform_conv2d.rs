@@ -38,7 +38,7 @@ impl Conv2dParams {
             ));
         }
         let conv = self.validate(input, weight, bias)?;
-        check_rank("offset", offset, 4, "N, 2·offset_groups·kh·kw, Ho, Wo")?;
+        check_batched_rank("offset", offset, 4, "N, 2·offset_groups·kh·kw, Ho, Wo")?;
         let taps = (conv.kh * conv.kw) as usize;
         if offset[1] % (2 * taps) != 0 {
             return Err(Error::ChannelMismatch(format!(
@@ -60,7 +60,7 @@ impl Conv2dParams {
             return Err(Error::ShapeMismatch { what: "offset", expected, got: offset.to_vec() });
         }
         if let Some(m) = mask {
-            check_rank("mask", m, 4, "N, offset_groups·kh·kw, Ho, Wo")?;
+            check_batched_rank("mask", m, 4, "N, offset_groups·kh·kw, Ho, Wo")?;
             let expected = vec![n, og * taps, ho, wo];
             if m != expected.as_slice() {
                 return Err(Error::ShapeMismatch { what: "mask", expected, got: m.to_vec() });

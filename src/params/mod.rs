@@ -23,6 +23,17 @@ pub use deform_conv2d::*;
 pub use padding::*;
 pub use pool2d::*;
 
+/// A shape as the ops' validation takes it: PyTorch's unbatched form (rank `rank − 1`, e.g.
+/// `[C, H, W]` for a rank-4 op) gets a batch of one in front; any other shape is returned
+/// as is. Every op accepts unbatched tensors and returns its output without the batch axis.
+pub fn as_batched(shape: &[usize], rank: usize) -> Vec<usize> {
+    if shape.len() + 1 == rank {
+        std::iter::once(1).chain(shape.iter().copied()).collect()
+    } else {
+        shape.to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ impl Pool2dParams {
 
     /// Validates an input `[N, C, H, W]`; returns the output shape `[N, C, Ho, Wo]`.
     pub fn validate(&self, input: &[usize]) -> Result<[usize; 4]> {
-        check_rank("input", input, 4, "N, C, H, W")?;
+        check_batched_rank("input", input, 4, "N, C, H, W")?;
         if self.kernel.contains(&0) {
             return Err(Error::param("kernel", format!("{:?}: each must be ≥ 1", self.kernel)));
         }

@@ -12,6 +12,7 @@ pub fn conv1d(
     bias: Option<&HostTensor>,
     params: &Conv1dParams,
 ) -> Result<([usize; 3], Vec<f64>)> {
+    let input = &input.batched(3);
     let shape = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let [n, c_out, lo] = shape;
     let (c_in, l) = (input.shape[1], input.shape[2]);

@@ -13,6 +13,7 @@ pub fn conv2d(
     bias: Option<&HostTensor>,
     params: &Conv2dParams,
 ) -> Result<([usize; 4], Vec<f64>)> {
+    let input = &input.batched(4);
     let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let shape = g.output_shape();
     let act = params.activation;

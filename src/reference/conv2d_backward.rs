@@ -13,6 +13,7 @@ pub fn conv2d_backward(
     grad_output: &HostTensor,
     params: &Conv2dParams,
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (input, grad_output) = (&input.batched(4), &grad_output.batched(4));
     let g = params.validate(&input.shape, &weight.shape, None)?;
     if grad_output.shape != g.output_shape() {
         return Err(Error::Buffer {

@@ -13,6 +13,7 @@ pub fn conv3d(
     bias: Option<&HostTensor>,
     params: &Conv3dParams,
 ) -> Result<([usize; 5], Vec<f64>)> {
+    let input = &input.batched(5);
     let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let shape = g.output_shape();
     let [n, c_out, od, oh, ow] = shape;

@@ -14,6 +14,7 @@ pub fn conv_transpose2d(
     bias: Option<&HostTensor>,
     params: &ConvTranspose2dParams,
 ) -> Result<([usize; 4], Vec<f64>)> {
+    let input = &input.batched(4);
     let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let [n, c_in, h, w] = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
     let [c_out, kh, kw, ho, wo] = [g.c_out, g.kh, g.kw, g.h_out, g.w_out].map(|v| v as usize);

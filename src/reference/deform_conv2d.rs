@@ -37,6 +37,9 @@ pub fn deform_conv2d(
     bias: Option<&HostTensor>,
     params: &DeformConv2dParams,
 ) -> Result<([usize; 4], Vec<f64>)> {
+    let (input, offset) = (&input.batched(4), &offset.batched(4));
+    let mask = mask.map(|m| m.batched(4));
+    let mask = mask.as_deref();
     let dg = params.validate_deform(
         &input.shape,
         &weight.shape,

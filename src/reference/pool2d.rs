@@ -7,6 +7,7 @@ use crate::tensor::HostTensor;
 
 /// Returns the output shape and values (f64).
 pub fn pool2d(input: &HostTensor, params: &Pool2dParams, mode: PoolMode) -> Result<([usize; 4], Vec<f64>)> {
+    let input = &input.batched(4);
     let shape = params.validate(&input.shape)?;
     let [n, c, ho, wo] = shape;
     let (h, w) = (input.shape[2], input.shape[3]);

@@ -1,0 +1,367 @@
+//! The batch axis: empty batches (N = 0), PyTorch's unbatched inputs, and batches whose
+//! tensors exceed one storage binding (run in pieces; bit-identical to one call).
+//!
+//! The split tests open the device with WebGPU's default limits (256-byte offset alignment)
+//! and cap the binding size at 64 KiB so that small tensors reach every splitting path.
+
+mod common;
+
+use common::{fresh_gpu, gpu};
+use wgconv::ops::batch;
+use wgconv::verify::{compare, Tolerance};
+use wgconv::{
+    Activation, Algorithm, ContextOptions, Conv1dParams, Conv2dParams, Conv3dParams, ConvTranspose2dParams,
+    EngineConfig, GpuContext, Grads, HostTensor, Padding, Padding1d, Padding3d, Pool2dParams, PoolMode,
+    SeparableParams, Tensor,
+};
+
+/// One op on seeded data: the shapes of its batched tensors without the batch axis.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Conv2d(Algorithm),
+    /// An image of an odd number of words: pieces start misaligned and go through scratch buffers.
+    Conv2dOddImage,
+    Depthwise,
+    Conv1d,
+    Conv3d,
+    ConvTranspose2d(Algorithm),
+    Deform(Algorithm),
+    Pool(PoolMode),
+    Separable {
+        fused: bool,
+    },
+    /// conv2d_backward's grad_input (the gradient that splits over the batch).
+    GradInput,
+}
+
+const OPS: [Op; 15] = [
+    Op::Conv2d(Algorithm::ImplicitGemm),
+    Op::Conv2d(Algorithm::Im2colGemm),
+    Op::Conv2d(Algorithm::Direct),
+    Op::Conv2dOddImage,
+    Op::Depthwise,
+    Op::Conv1d,
+    Op::Conv3d,
+    Op::ConvTranspose2d(Algorithm::ImplicitGemm),
+    Op::ConvTranspose2d(Algorithm::GemmCol2im),
+    Op::Deform(Algorithm::ImplicitGemm),
+    Op::Deform(Algorithm::Im2colGemm),
+    Op::Pool(PoolMode::Max),
+    Op::Pool(PoolMode::Avg),
+    Op::Separable { fused: true },
+    Op::Separable { fused: false },
+];
+
+/// `[n, rest..]`, or `rest` alone for the unbatched form (`n = None`).
+fn shape(n: Option<usize>, rest: &[usize]) -> Vec<usize> {
+    n.into_iter().chain(rest.iter().copied()).collect()
+}
+
+fn up(ctx: &GpuContext, h: &HostTensor) -> Tensor {
+    Tensor::from_host(ctx, h).unwrap()
+}
+
+/// Runs `op` on a batch of `n` images (`None`: unbatched) and returns the output's shape
+/// and values; seeded, so the same images give the same data in every form.
+fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>, Vec<f32>)> {
+    let rnd = |rest: &[usize], seed| HostTensor::random(&shape(n, rest), seed);
+    let fixed = |s: &[usize], seed| HostTensor::random(s, seed);
+    let out = match op {
+        Op::Conv2d(algorithm) => {
+            let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
+            let (x, w, b) = (rnd(&[4, 32, 32], 1), fixed(&[8, 4, 3, 3], 2), fixed(&[8], 3));
+            wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), Some(&up(ctx, &b)), &p)?
+        }
+        Op::Conv2dOddImage => {
+            let p = Conv2dParams { algorithm: Algorithm::ImplicitGemm, ..Default::default() };
+            let (x, w) = (rnd(&[3, 45, 45], 4), fixed(&[5, 3, 2, 2], 5));
+            wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
+        }
+        Op::Depthwise => {
+            let p = Conv2dParams {
+                padding: Padding::Symmetric([1, 1]),
+                groups: 8,
+                algorithm: Algorithm::Depthwise,
+                activation: Activation::Relu,
+                ..Default::default()
+            };
+            let (x, w) = (rnd(&[8, 32, 32], 6), fixed(&[8, 1, 3, 3], 7));
+            wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
+        }
+        Op::Conv1d => {
+            let p = Conv1dParams { padding: Padding1d::Symmetric(1), ..Default::default() };
+            let (x, w) = (rnd(&[4, 1000], 8), fixed(&[8, 4, 3], 9));
+            wgconv::conv1d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
+        }
+        Op::Conv3d => {
+            let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
+            let (x, w) = (rnd(&[2, 8, 16, 16], 10), fixed(&[4, 2, 3, 3, 3], 11));
+            wgconv::conv3d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
+        }
+        Op::ConvTranspose2d(algorithm) => {
+            let p = ConvTranspose2dParams {
+                stride: [2, 2],
+                padding: Padding::Symmetric([1, 1]),
+                algorithm,
+                ..Default::default()
+            };
+            let (x, w) = (rnd(&[8, 16, 16], 12), fixed(&[8, 4, 4, 4], 13));
+            wgconv::conv_transpose2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
+        }
+        Op::Deform(algorithm) => {
+            let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
+            let (x, w) = (rnd(&[4, 24, 24], 14), fixed(&[8, 4, 3, 3], 15));
+            let mut off = rnd(&[18, 24, 24], 16);
+            off.data.iter_mut().for_each(|v| *v *= 2.5);
+            let mask = rnd(&[9, 24, 24], 17);
+            let (x, w, off, mask) = (up(ctx, &x), up(ctx, &w), up(ctx, &off), up(ctx, &mask));
+            wgconv::deform_conv2d(ctx, &x, &w, &off, Some(&mask), None, &p)?
+        }
+        Op::Pool(mode) => {
+            let p = Pool2dParams { stride: Some([1, 1]), padding: [1, 1], ..Pool2dParams::new([3, 3]) };
+            let x = up(ctx, &rnd(&[8, 32, 32], 18));
+            match mode {
+                PoolMode::Max => wgconv::max_pool2d(ctx, &x, &p)?,
+                PoolMode::Avg => wgconv::avg_pool2d(ctx, &x, &p)?,
+            }
+        }
+        Op::Separable { fused } => {
+            let p = SeparableParams {
+                padding: Padding::Symmetric([1, 1]),
+                depthwise_activation: Activation::Relu,
+                fused,
+                ..Default::default()
+            };
+            let (x, dw, pw) = (rnd(&[8, 32, 32], 19), fixed(&[8, 1, 3, 3], 20), fixed(&[16, 8, 1, 1], 21));
+            let (x, dw, pw) = (up(ctx, &x), up(ctx, &dw), up(ctx, &pw));
+            wgconv::separable_conv2d(ctx, &x, &dw, None, &pw, None, &p)?
+        }
+        Op::GradInput => {
+            let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), stride: [2, 2], ..Default::default() };
+            let (x, w, dy) = (rnd(&[4, 32, 32], 22), fixed(&[8, 4, 3, 3], 23), rnd(&[8, 16, 16], 24));
+            let grads = wgconv::conv2d_backward(
+                ctx,
+                &up(ctx, &x),
+                &up(ctx, &w),
+                &up(ctx, &dy),
+                &p,
+                Grads { input: true, weight: false, bias: false },
+            )?;
+            grads.grad_input.unwrap()
+        }
+    };
+    Ok((out.shape().to_vec(), out.to_vec(ctx)?))
+}
+
+#[test]
+fn every_op_returns_an_empty_output_for_an_empty_batch() {
+    let Some(ctx) = gpu() else { return };
+    for op in OPS.into_iter().chain([Op::GradInput]) {
+        let (s, v) = run(ctx, op, Some(0)).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        let (one, _) = run(ctx, op, Some(1)).unwrap();
+        assert_eq!(s[0], 0, "{op:?}: {s:?}");
+        assert_eq!(s[1..], one[1..], "{op:?}");
+        assert!(v.is_empty(), "{op:?}");
+    }
+}
+
+#[test]
+fn empty_batch_gives_zero_weight_and_bias_gradients() {
+    let Some(ctx) = gpu() else { return };
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    for groups in [1, 4] {
+        let p = Conv2dParams { groups, ..p };
+        let x = Tensor::from_slice(ctx, &[0, 4, 6, 6], &[]).unwrap();
+        let dy = Tensor::from_slice(ctx, &[0, 4, 6, 6], &[]).unwrap();
+        let w = up(ctx, &HostTensor::random(&[4, 4 / groups as usize, 3, 3], 1));
+        // Gradient buffers start as NaN: an op that writes nothing leaves them NaN.
+        let nan = |s: &[usize]| Tensor::from_slice(ctx, s, &vec![f32::NAN; s.iter().product()]).unwrap();
+        let grads = wgconv::Conv2dGrads {
+            grad_input: Some(Tensor::from_slice(ctx, &[0, 4, 6, 6], &[]).unwrap()),
+            grad_weight: Some(nan(w.shape())),
+            grad_bias: Some(nan(&[4])),
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        wgconv::conv2d_backward_into(ctx, &mut encoder, &x, &w, &dy, &p, &grads).unwrap();
+        ctx.submit(encoder).unwrap();
+        for t in [&grads.grad_weight, &grads.grad_bias].into_iter().flatten() {
+            assert!(t.to_vec(ctx).unwrap().iter().all(|&v| v == 0.0), "groups {groups}: {:?}", t.shape());
+        }
+    }
+}
+
+#[test]
+fn every_op_takes_an_unbatched_input_as_a_batch_of_one() {
+    let Some(ctx) = gpu() else { return };
+    for op in OPS.into_iter().chain([Op::GradInput]) {
+        let (s1, v1) = run(ctx, op, None).unwrap_or_else(|e| panic!("{op:?} unbatched: {e}"));
+        let (s, v) = run(ctx, op, Some(1)).unwrap();
+        assert_eq!(s1, s[1..], "{op:?}: the output drops the batch axis");
+        assert_eq!(
+            v1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            v.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{op:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unbatched_input_with_batched_companions_is_an_error() {
+    let Some(ctx) = gpu() else { return };
+    let x = up(ctx, &HostTensor::random(&[4, 8, 8], 1));
+    let w = up(ctx, &HostTensor::random(&[8, 4, 3, 3], 2));
+    let y = Tensor::empty(ctx, &[1, 8, 6, 6]).unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let e = wgconv::conv2d_into(ctx, &mut encoder, &x, &w, None, &Conv2dParams::default(), &y).unwrap_err();
+    assert!(e.to_string().contains("unbatched"), "{e}");
+}
+
+fn field_case(name: &str) -> impl Fn(&str) -> HostTensor {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/field").join(name);
+    move |f| HostTensor::read_npy(dir.join(f)).unwrap().0
+}
+
+#[test]
+fn empty_batch_field_case() {
+    let Some(ctx) = gpu() else { return };
+    let load = field_case("empty_batch");
+    let (x, w, b, y) = (load("x.npy"), load("w.npy"), load("b.npy"), load("y.npy"));
+    let out = wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), Some(&up(ctx, &b)), &Conv2dParams::default()).unwrap();
+    assert_eq!(out.shape(), y.shape);
+    assert!(out.to_vec(ctx).unwrap().is_empty());
+}
+
+#[test]
+fn unbatched_chw_field_case() {
+    let Some(ctx) = gpu() else { return };
+    let load = field_case("unbatched_chw");
+    let (x, w, y) = (load("x.npy"), load("w.npy"), load("y.npy"));
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    let out = wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p).unwrap();
+    assert_eq!(out.shape(), y.shape);
+    let want: Vec<f64> = y.data.iter().map(|&v| v as f64).collect();
+    let stats = compare(&out.to_vec(ctx).unwrap(), &want);
+    assert!(stats.passes(Tolerance { rel_l2: 1e-4, abs: 1e-3 }), "{stats}");
+}
+
+/// A context with WebGPU's default limits (what a browser grants).
+fn webgpu_default_context() -> Option<GpuContext> {
+    fresh_gpu()?;
+    let opts = ContextOptions { limits: Some(wgpu::Limits::default()), ..Default::default() };
+    Some(GpuContext::with_options(opts).expect("WebGPU's default limits"))
+}
+
+const CAP: u64 = 64 << 10;
+
+fn capped(ctx: &GpuContext, base: EngineConfig, on: bool) {
+    ctx.set_config(EngineConfig { max_binding_size: if on { CAP } else { base.max_binding_size }, ..base });
+}
+
+#[test]
+fn every_op_splits_a_batch_beyond_one_binding_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    assert_eq!(ctx.limits().min_storage_buffer_offset_alignment, 256);
+    let base = ctx.config();
+    for op in OPS.into_iter().chain([Op::GradInput]) {
+        let n = 7;
+        capped(&ctx, base, false);
+        ctx.begin_trace();
+        let (s, whole) = run(&ctx, op, Some(n)).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        let unsplit = ctx.end_trace().unwrap().dispatches.len();
+        let bytes = whole.len() as u64 * 4;
+        assert!(bytes > CAP, "{op:?}: the output ({bytes} bytes) must exceed the cap to test a split");
+        capped(&ctx, base, true);
+        let per_image = bytes / n as u64;
+        let pieces = batch::plan(&ctx, "test", n, &[("output", &s, per_image)]).unwrap();
+        assert!(pieces.pieces > 1, "{op:?}: {pieces:?}");
+        ctx.begin_trace();
+        let (s2, split) = run(&ctx, op, Some(n)).unwrap_or_else(|e| panic!("{op:?} split: {e}"));
+        // What the kernels bound: no binding over the cap, more launches than one call.
+        let trace = ctx.end_trace().unwrap();
+        let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+        assert!(largest <= CAP, "{op:?}: a {largest}-byte binding under a {CAP}-byte cap");
+        assert!(trace.dispatches.len() > unsplit, "{op:?}: {} launches split, {unsplit} whole", trace.dispatches.len());
+        assert_eq!(s, s2);
+        let differ = whole.iter().zip(&split).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{op:?}: {differ} of {} outputs differ from the unsplit run", whole.len());
+    }
+    capped(&ctx, base, false);
+}
+
+#[test]
+fn misaligned_pieces_go_through_scratch_buffers() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    capped(&ctx, base, true);
+    // 3·45·45 floats = 24300 bytes an image: pieces of 2 images start at 48600·k, never a
+    // multiple of 256, so every piece but the first is staged.
+    let pieces = batch::plan(&ctx, "test", 7, &[("input", &[7, 3, 45, 45], 24300)]).unwrap();
+    assert!(pieces.staged && pieces.pieces == 4, "{pieces:?}");
+    let (_, split) = run(&ctx, Op::Conv2dOddImage, Some(7)).unwrap();
+    capped(&ctx, base, false);
+    // Against the f64 reference too (the bit-identity test compares with the unsplit run).
+    let x = HostTensor::random(&[7, 3, 45, 45], 4);
+    let w = HostTensor::random(&[5, 3, 2, 2], 5);
+    let (_, want) = wgconv::reference::conv2d(&x, &w, None, &Conv2dParams::default()).unwrap();
+    let stats = compare(&split, &want);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
+#[test]
+fn one_image_beyond_one_binding_is_a_clear_error() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    capped(&ctx, base, true);
+    let x = up(&ctx, &HostTensor::random(&[2, 4, 96, 96], 1)); // 147456 bytes an image
+    let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
+    let e = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, wgconv::Error::TooLarge(_)), "{e:?}");
+    assert!(text.contains("one image of input") && text.contains("65536"), "{text}");
+}
+
+#[test]
+fn grad_weight_over_one_binding_is_a_clear_error() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    capped(&ctx, base, true);
+    let x = up(&ctx, &HostTensor::random(&[8, 4, 32, 32], 1));
+    let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
+    let dy = up(&ctx, &HostTensor::random(&[8, 4, 30, 30], 3));
+    let e = wgconv::conv2d_backward(&ctx, &x, &w, &dy, &Conv2dParams::default(), Grads::ALL).unwrap_err();
+    assert!(e.to_string().contains("grad_weight and grad_bias reduce over the whole batch"), "{e}");
+}
+
+/// The field report: `[12, 64, 240, 240]` (177 MB) was refused on lavapipe, whose storage
+/// bindings hold 128 MiB (as WebGPU's defaults). Checked at sampled outputs.
+#[test]
+fn input_of_177_mb_runs_past_a_128_mib_binding() {
+    let Some(ctx) = gpu() else { return };
+    let x = HostTensor::random(&[12, 64, 240, 240], 1);
+    let w = HostTensor::random(&[8, 64, 3, 3], 2);
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    let (xt, wt) = (up(ctx, &x), up(ctx, &w));
+    let (y, info) = wgconv::conv2d_with_info(ctx, &xt, &wt, None, &p).unwrap();
+    drop(xt);
+    let bytes = x.data.len() as u64 * 4;
+    if bytes > ctx.limits().max_storage_buffer_binding_size {
+        assert!(info.batch_pieces > 1, "{info:?}");
+    } else {
+        eprintln!("note: this adapter binds {bytes} bytes at once; nothing to split");
+    }
+    let y = y.to_vec(ctx).unwrap();
+    let g = p.validate(&x.shape, &w.shape, None).unwrap();
+    let mut rng = wgconv::verify::SplitMix64::new(3);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    // 250 outputs of every image (so every piece, the last included).
+    let per_image = y.len() / 12;
+    for b in 0..12 {
+        for _ in 0..250 {
+            let i = b * per_image + rng.range(0, per_image as u32) as usize;
+            got.push(y[i]);
+            want.push(wgconv::reference::conv2d_at(&x, &w, None, &g, i));
+        }
+    }
+    let stats = compare(&got, &want);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+}
