@@ -450,9 +450,8 @@ fn batch1_calls(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Resu
         Ok(())
     })?;
     let info = info.expect("time_op ran at least once");
-    let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
-        crate::reference::conv2d_at(&x, &w, Some(&b), &g, i)
-    });
+    let check =
+        spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| crate::reference::conv2d_at(&x, &w, Some(&b), &g, i));
     let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
     let label = format!("{}, {n} calls of N=1", info.algorithm.name());
     Ok(checked_row(case, &label, (&times, method), g.flops(), elems, DType::F32, info.workspace_bytes, check))

@@ -312,12 +312,102 @@ fn one_image_beyond_one_binding_is_a_clear_error() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
     capped(&ctx, base, true);
+    // conv_transpose2d splits over the batch only.
     let x = up(&ctx, &HostTensor::random(&[2, 4, 96, 96], 1)); // 147456 bytes an image
     let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
-    let e = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap_err();
+    let e = wgconv::conv_transpose2d(&ctx, &x, &w, None, &ConvTranspose2dParams::default()).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, wgconv::Error::TooLarge(_)), "{e:?}");
     assert!(text.contains("one image of input") && text.contains("65536"), "{text}");
+    // conv2d cuts an image into row bands, but not one output row: 64·300·4 bytes.
+    let x = up(&ctx, &HostTensor::random(&[1, 4, 3, 302], 3));
+    let w = up(&ctx, &HostTensor::random(&[64, 4, 3, 3], 4));
+    let e = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap_err();
+    assert!(e.to_string().contains("one output row"), "{e}");
+}
+
+/// One image of `[N, C, H, W]` over the binding cap: conv2d runs each image in bands of
+/// output rows (halo rows copied in, band outputs copied out), bit-identical to one call.
+#[test]
+fn an_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let half = ctx.device().features().contains(wgpu::Features::SHADER_F16);
+    let sym = |p| Padding::Symmetric([p, p]);
+    let explicit = Padding::Explicit { top: 3, left: 1, bottom: 0, right: 2 };
+    // (input, weight, params): 160 KiB an image (80 KiB as f16), 64 KiB per binding.
+    let cases: Vec<([usize; 4], [usize; 4], Conv2dParams)> = vec![
+        ([2, 8, 64, 80], [8, 8, 3, 3], Conv2dParams { padding: sym(1), ..Default::default() }),
+        (
+            [2, 8, 64, 80],
+            [8, 8, 3, 3],
+            Conv2dParams { padding: sym(1), algorithm: Algorithm::Im2colGemm, ..Default::default() },
+        ),
+        (
+            [2, 8, 64, 80],
+            [8, 8, 3, 3],
+            Conv2dParams { padding: sym(1), algorithm: Algorithm::Direct, ..Default::default() },
+        ),
+        (
+            [1, 8, 64, 80],
+            [6, 8, 5, 3],
+            Conv2dParams { stride: [2, 3], padding: sym(2), dilation: [2, 1], ..Default::default() },
+        ),
+        (
+            [1, 8, 64, 80],
+            [6, 8, 4, 4],
+            Conv2dParams { padding: explicit, activation: Activation::Relu, ..Default::default() },
+        ),
+        ([1, 8, 64, 80], [8, 8, 3, 3], Conv2dParams { padding: Padding::Same, dilation: [3, 2], ..Default::default() }),
+        (
+            [1, 8, 64, 72],
+            [8, 1, 3, 3],
+            Conv2dParams { padding: sym(1), groups: 8, algorithm: Algorithm::Depthwise, ..Default::default() },
+        ),
+        ([1, 8, 64, 72], [16, 8, 1, 1], Conv2dParams { algorithm: Algorithm::Gemm1x1, ..Default::default() }),
+    ];
+    for (xs, ws, p) in cases {
+        let dtypes: &[wgconv::DType] =
+            if half { &[wgconv::DType::F32, wgconv::DType::F16] } else { &[wgconv::DType::F32] };
+        for &dtype in dtypes {
+            if dtype == wgconv::DType::F16 && matches!(p.algorithm, Algorithm::Im2colGemm | Algorithm::Direct) {
+                continue;
+            }
+            let x = HostTensor::random(&xs, 7).rounded_to(dtype);
+            let w = HostTensor::random(&ws, 8).rounded_to(dtype);
+            let b = HostTensor::random(&[ws[0]], 9).rounded_to(dtype);
+            let t = |h: &HostTensor| Tensor::from_slice_as(&ctx, &h.shape, &h.data, dtype).unwrap();
+            let (xg, wg, bg) = (t(&x), t(&w), t(&b));
+            let wo = p.output_shape(&xs, &ws).unwrap()[3];
+            if dtype == wgconv::DType::F16 && (wo % 2 == 1 || xs[3] % 2 == 1) {
+                capped(&ctx, base, true);
+                let e = wgconv::conv2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap_err();
+                assert!(e.to_string().contains("f16 rows of odd width"), "{e}");
+                continue;
+            }
+            let go = |cap: bool| {
+                capped(&ctx, base, cap);
+                ctx.begin_trace();
+                let (y, info) = wgconv::conv2d_with_info(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+                let trace = ctx.end_trace().unwrap();
+                let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+                (y.to_vec(&ctx).unwrap(), info, largest)
+            };
+            let (whole, _, _) = go(false);
+            let (bands, info, largest) = go(true);
+            let what = format!("{xs:?} {ws:?} {p:?} {}", dtype.name());
+            assert!(info.row_bands > 1, "{what}: {info:?}");
+            assert!(largest <= CAP, "{what}: a {largest}-byte binding");
+            let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
+            if dtype == wgconv::DType::F32 {
+                let (_, want) = wgconv::reference::conv2d(&x, &w, Some(&b), &p).unwrap();
+                let stats = compare(&bands, &want);
+                assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
+            }
+        }
+    }
+    capped(&ctx, base, false);
 }
 
 #[test]
@@ -357,7 +447,40 @@ fn input_of_177_mb_runs_past_a_128_mib_binding() {
     let per_image = y.len() / 12;
     for b in 0..12 {
         for _ in 0..250 {
-            let i = b * per_image + rng.range(0, per_image as u32) as usize;
+            let i = b * per_image + rng.range(0, per_image as u32 - 1) as usize;
+            got.push(y[i]);
+            want.push(wgconv::reference::conv2d_at(&x, &w, None, &g, i));
+        }
+    }
+    let stats = compare(&got, &want);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
+/// The field report's `[1, 3, 4096, 4096]` (201 MB, one image past lavapipe's 128 MiB
+/// binding): conv2d in row bands, checked at 2,000 sampled outputs.
+#[test]
+fn image_of_201_mb_runs_in_row_bands() {
+    let Some(ctx) = gpu() else { return };
+    let x = HostTensor::random(&[1, 3, 4096, 4096], 1);
+    let w = HostTensor::random(&[4, 3, 3, 3], 2);
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm: Algorithm::Direct, ..Default::default() };
+    // Direct: the fastest here on lavapipe (0.3 GFLOP/s: four output channels fill few lanes).
+    let (y, info) = wgconv::conv2d_with_info(ctx, &up(ctx, &x), &up(ctx, &w), None, &p).unwrap();
+    if x.data.len() as u64 * 4 > ctx.limits().max_storage_buffer_binding_size {
+        assert!(info.row_bands > 1, "{info:?}");
+    }
+    let y = y.to_vec(ctx).unwrap();
+    let g = p.validate(&x.shape, &w.shape, None).unwrap();
+    let mut rng = wgconv::verify::SplitMix64::new(4);
+    // The rows next to every band boundary and random ones.
+    let band_rows = 4096 / info.row_bands.max(1) as usize;
+    let mut rows: Vec<usize> = (1..info.row_bands as usize).flat_map(|b| [b * band_rows - 1, b * band_rows]).collect();
+    rows.extend((0..50).map(|_| rng.range(0, 4095) as usize));
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for oy in rows {
+        for _ in 0..20 {
+            let (co, ox) = (rng.range(0, 3) as usize, rng.range(0, 4095) as usize);
+            let i = (co * 4096 + oy) * 4096 + ox;
             got.push(y[i]);
             want.push(wgconv::reference::conv2d_at(&x, &w, None, &g, i));
         }

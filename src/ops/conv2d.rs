@@ -23,8 +23,9 @@ use crate::kernels::gemm::GemmProblem;
 use crate::kernels::{
     check_recorded, depthwise, direct, gemm, im2col, range, record, whole, write_plan, Dispatch, Step, UniformArena,
 };
+use crate::ops::bands::{self, RowGeometry};
 use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
-use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams};
+use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
 /// What one conv2d call did.
@@ -43,6 +44,9 @@ pub struct Conv2dInfo {
     /// storage binding ([`crate::ops::batch`]; `chunks` and `workspace_bytes` then describe
     /// the first piece); 1 otherwise, 0 for an empty batch.
     pub batch_pieces: u32,
+    /// Bands of output rows each image runs in because one image exceeds one storage
+    /// binding ([`crate::ops::bands`]; `batch_pieces` then counts images); 1 otherwise.
+    pub row_bands: u32,
 }
 
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
@@ -107,6 +111,7 @@ impl Conv2dPlan {
             chunk_cols: self.chunk_cols,
             workspace_bytes: self.workspace_bytes,
             batch_pieces: u32::from(self.geometry.n > 0),
+            row_bands: 1,
         }
     }
 }
@@ -290,6 +295,11 @@ pub fn conv2d_into(
     check_binding(ctx, weight, "weight")?;
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let bias_shape = bias.map(|b| b.shape());
+    let max = ctx.max_binding();
+    let image_bytes = |t: &Tensor| (t.numel() / (g.n as usize).max(1)) as u64 * dtype.size();
+    if g.n > 0 && (image_bytes(input) > max || image_bytes(output) > max) {
+        return conv2d_in_bands(ctx, encoder, &g, params, dtype, input, weight, bias, output);
+    }
     let batched = [batch::input(input, "input"), batch::output(output, "output")];
     let pieces = batch::pieces(ctx, "conv2d", &batched)?;
     if pieces.pieces <= 1 {
@@ -311,6 +321,51 @@ pub fn conv2d_into(
     })?;
     let info = info.ok_or_else(|| Error::Internal("conv2d split into no pieces".into()))?;
     Ok(Conv2dInfo { geometry: g, batch_pieces: pieces.pieces as u32, ..info })
+}
+
+/// conv2d_into for images larger than one storage binding: each image in bands of output
+/// rows ([`crate::ops::bands`]), every band with the algorithm chosen for the whole call.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_in_bands(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    params: &Conv2dParams,
+    dtype: DType,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<Conv2dInfo> {
+    let (algorithm, _) = choose_algorithm(ctx, g, params, dtype, bias.is_some())?;
+    let rows = RowGeometry {
+        c_in: g.c_in as u64,
+        h: g.h as u64,
+        w: g.w as u64,
+        c_out: g.c_out as u64,
+        h_out: g.h_out as u64,
+        w_out: g.w_out as u64,
+        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
+        stride: g.stride[0] as u64,
+        pad_top: g.pads.top as u64,
+        elem: dtype.size(),
+    };
+    let bands = rows.plan("conv2d", ctx.max_binding())?;
+    let bias_shape = bias.map(|b| b.shape());
+    let mut info = None;
+    for i in 0..g.n as usize {
+        let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
+        bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, bottom| {
+            let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
+            let p = Conv2dParams { padding, algorithm, ..*params };
+            let plan = plan_conv2d(ctx, x.shape(), weight.shape(), bias_shape, dtype, &p)?;
+            record_conv2d(ctx, encoder, &plan, x, weight, bias, y)?;
+            info.get_or_insert(plan.info());
+            Ok(())
+        })?;
+    }
+    let info = info.ok_or_else(|| Error::Internal("conv2d in no bands".into()))?;
+    Ok(Conv2dInfo { geometry: *g, batch_pieces: g.n, row_bands: bands.bands as u32, ..info })
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv2d`]).

@@ -2,6 +2,7 @@
 //! call returns an [`crate::Error`] with no work submitted), then records the kernels of
 //! [`crate::kernels`].
 
+pub mod bands;
 pub mod batch;
 pub mod conv1d;
 pub mod conv2d;

@@ -1,0 +1,131 @@
+//! Row bands: one image whose input or output exceeds one storage binding runs over bands of
+//! output rows, each band a complete call of the op's kernels on scratch copies.
+//!
+//! In NCHW a band of rows is not contiguous (one run of rows per channel), so it cannot be
+//! bound in place: each band's input rows, with the halo its kernel window reaches, are
+//! copied channel by channel into a scratch tensor `[1, C, rows_in, W]`; the op writes the
+//! band's output `[1, Cout, rows, Wo]` into another scratch tensor, copied back channel by
+//! channel. Output rows `[oy0, oy1)` read input rows `[oy0·s − pt, (oy1 − 1)·s − pt + span)`
+//! (span = dilation·(kh − 1) + 1); the part outside the image becomes the band's own top and
+//! bottom padding, so every output element sums the same terms in the same order as in one
+//! call (zero padding is a value in every kernel): the result is bit-identical.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, TENSOR_USAGE};
+
+/// The row geometry of one image of a 2-D window op.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowGeometry {
+    pub c_in: u64,
+    pub h: u64,
+    pub w: u64,
+    pub c_out: u64,
+    pub h_out: u64,
+    pub w_out: u64,
+    /// Dilated kernel extent along the rows: dilation·(kh − 1) + 1.
+    pub span: u64,
+    pub stride: u64,
+    pub pad_top: u64,
+    /// Bytes per element.
+    pub elem: u64,
+}
+
+/// How an image is cut into bands of output rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowBands {
+    /// Output rows per band (the last may hold fewer).
+    pub rows: u64,
+    pub bands: u64,
+}
+
+impl RowGeometry {
+    /// Input rows `[lo, hi)` (before clipping to the image) that output rows `[oy0, oy1)` read.
+    fn input_rows(&self, oy0: u64, oy1: u64) -> (i64, i64) {
+        let lo = (oy0 * self.stride) as i64 - self.pad_top as i64;
+        (lo, lo + ((oy1 - oy0 - 1) * self.stride + self.span) as i64)
+    }
+
+    /// The largest balanced bands whose input (with its halo) and output each fit `max` bytes.
+    pub fn plan(&self, op: &str, max: u64) -> Result<RowBands> {
+        let out_row = self.c_out * self.w_out * self.elem;
+        let in_row = self.c_in * self.w * self.elem;
+        let by_out = max / out_row.max(1);
+        // (rows − 1)·stride + span input rows must fit.
+        let in_rows = max / in_row.max(1);
+        let by_in = if in_rows >= self.span { (in_rows - self.span) / self.stride + 1 } else { 0 };
+        let rows = by_out.min(by_in).min(self.h_out);
+        if rows == 0 {
+            return Err(Error::TooLarge(format!(
+                "{op}: one output row needs {} input rows of {in_row} bytes and {out_row} bytes of output; one \
+                 storage binding holds at most {max} bytes on this device",
+                self.span
+            )));
+        }
+        // 4-byte aligned copies: rows of f16 need an even number of elements.
+        if self.elem % 4 != 0 && (self.w % 2 != 0 || self.w_out % 2 != 0) {
+            return Err(Error::TooLarge(format!(
+                "{op}: one image exceeds one storage binding ({max} bytes), and f16 rows of odd width ({} in, {} \
+                 out) cannot be copied in bands (buffer copies move whole 4-byte words)",
+                self.w, self.w_out
+            )));
+        }
+        let bands = self.h_out.div_ceil(rows);
+        Ok(RowBands { rows: self.h_out.div_ceil(bands), bands })
+    }
+}
+
+/// Runs `each(encoder, band_input, band_output, pad_top, pad_bottom)` over the bands of one
+/// image (`input` `[1, C, H, W]`, `output` `[1, Cout, Ho, Wo]`, views at any 4-byte offset).
+pub(crate) fn for_each_band(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    geo: &RowGeometry,
+    bands: &RowBands,
+    input: &Tensor,
+    output: &Tensor,
+    mut each: impl FnMut(&mut wgpu::CommandEncoder, &Tensor, &Tensor, u32, u32) -> Result<()>,
+) -> Result<()> {
+    let g = geo;
+    let dtype = input.dtype();
+    let max_in_rows = ((bands.rows - 1) * g.stride + g.span).min(g.h);
+    let in_buf = ctx.create_buffer("wgconv.band_input", g.c_in * max_in_rows * g.w * g.elem, TENSOR_USAGE)?;
+    let out_buf = ctx.create_buffer("wgconv.band_output", g.c_out * bands.rows * g.w_out * g.elem, TENSOR_USAGE)?;
+    let (in_plane, out_plane) = (g.h * g.w * g.elem, g.h_out * g.w_out * g.elem);
+    for b in 0..bands.bands {
+        let oy0 = b * bands.rows;
+        let oy1 = (oy0 + bands.rows).min(g.h_out);
+        let (lo, hi) = g.input_rows(oy0, oy1);
+        let (a, z) = (lo.max(0) as u64, hi.clamp(0, g.h as i64) as u64);
+        let (pad_top, pad_bottom) = ((a as i64 - lo) as u32, (hi - z as i64) as u32);
+        if z <= a {
+            return Err(Error::Unsupported(format!(
+                "output rows {oy0}..{oy1} read only padding (top padding {} with a kernel span of {}): such an image \
+                 cannot be cut into row bands",
+                g.pad_top, g.span
+            )));
+        }
+        let rows_in = z - a;
+        let run = rows_in * g.w * g.elem;
+        for c in 0..g.c_in {
+            let src = input.offset() + c * in_plane + a * g.w * g.elem;
+            encoder.copy_buffer_to_buffer(input.buffer(), src, &in_buf, c * run, run);
+        }
+        let band_in =
+            Tensor::from_buffer_as(ctx, in_buf.clone(), &[1, g.c_in as usize, rows_in as usize, g.w as usize], dtype)?;
+        let rows = oy1 - oy0;
+        let band_out = Tensor::from_buffer_as(
+            ctx,
+            out_buf.clone(),
+            &[1, g.c_out as usize, rows as usize, g.w_out as usize],
+            dtype,
+        )?;
+        each(encoder, &band_in, &band_out, pad_top, pad_bottom)?;
+        let run = rows * g.w_out * g.elem;
+        for c in 0..g.c_out {
+            let dst = output.offset() + c * out_plane + oy0 * g.w_out * g.elem;
+            encoder.copy_buffer_to_buffer(&out_buf, c * run, output.buffer(), dst, run);
+        }
+    }
+    Ok(())
+}
