@@ -91,7 +91,11 @@
 //!   scratch copy); every piece runs the algorithm chosen for the whole batch, so results are
 //!   bit-identical to one call ([`ops::batch`]). conv2d_backward splits grad_input; its
 //!   grad_weight and grad_bias reduce over the whole batch in one binding (an error past it).
-//!   One image larger than a binding is an error naming both.
+//! - **Beyond one binding per image.** conv2d runs an image larger than one binding in bands
+//!   of output rows, conv3d a volume in slabs of output depth ([`ops::bands`]: each band's
+//!   input rows with their halo copied into a scratch tensor, its output copied back; the
+//!   image edge becomes the band's padding), bit-identical too. The other ops report such an
+//!   image as an error naming it and the limit.
 //! - **Empty batches.** N = 0 gives an output with N = 0 and records no GPU work
 //!   (conv2d_backward's grad_weight and grad_bias are zero-filled), as in PyTorch.
 //! - **Unbatched inputs.** Every op takes PyTorch's unbatched form (`[C, L]`, `[C, H, W]`,

@@ -488,3 +488,52 @@ fn image_of_201_mb_runs_in_row_bands() {
     let stats = compare(&got, &want);
     assert!(stats.passes(Tolerance::default()), "{stats}");
 }
+
+/// One volume over the binding cap: conv3d runs it in slabs of output depth, bit-identical.
+#[test]
+fn a_volume_beyond_one_binding_runs_in_depth_slabs_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let explicit = Padding3d::Explicit { begin: [2, 0, 1], end: [0, 1, 2] };
+    // 4·12·24·24·4 = 110592 bytes a volume, 64 KiB per binding.
+    let cases = [
+        (
+            [2, 4, 12, 24, 24],
+            [4, 4, 3, 3, 3],
+            Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() },
+        ),
+        (
+            [1, 4, 12, 24, 24],
+            [6, 4, 3, 2, 3],
+            Conv3dParams { stride: [2, 1, 2], dilation: [2, 1, 1], padding: explicit, ..Default::default() },
+        ),
+        (
+            [1, 4, 12, 24, 24],
+            [4, 2, 3, 3, 3],
+            Conv3dParams { padding: Padding3d::Same, groups: 2, activation: Activation::Relu, ..Default::default() },
+        ),
+    ];
+    for (xs, ws, p) in cases {
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let b = HostTensor::random(&[ws[0]], 3);
+        let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
+        };
+        let (whole, _, n_whole) = go(false);
+        let (slabs, largest, n_slabs) = go(true);
+        assert!(largest <= CAP && n_slabs > n_whole, "{p:?}: {largest} bytes, {n_slabs} launches ({n_whole} whole)");
+        let differ = whole.iter().zip(&slabs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{p:?}: {differ} of {} outputs differ", whole.len());
+        let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
+        let stats = compare(&slabs, &want);
+        assert!(stats.passes(Tolerance::default()), "{p:?}: {stats}");
+    }
+    capped(&ctx, base, false);
+}

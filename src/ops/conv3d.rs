@@ -5,9 +5,10 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
 use crate::ops::{as_batched, batch, check_binding, returned_shape, unbatched};
-use crate::params::Conv3dParams;
+use crate::params::{Conv3dGeometry, Conv3dParams, Padding3d};
 use crate::tensor::Tensor;
 
 /// 3-D convolution, submitted; returns `[N, Cout, Do, Ho, Wo]`.
@@ -55,11 +56,57 @@ pub fn conv3d_into(
         b.check_device(ctx, "bias")?;
         b.require_f32("conv3d", "bias")?;
     }
+    let max = ctx.max_binding();
+    let volume_bytes = |t: &Tensor| (t.numel() / (g.n as usize).max(1)) as u64 * 4;
+    if g.n > 0 && (volume_bytes(input) > max || volume_bytes(output) > max) {
+        return conv3d_in_slabs(ctx, encoder, &g, input, weight, bias, params, output);
+    }
     let batched = [batch::input(input, "input"), batch::output(output, "output")];
     let pieces = batch::pieces(ctx, "conv3d", &batched)?;
     batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
         record_conv3d(ctx, encoder, &t[0], weight, bias, params, &t[1])
     })
+}
+
+/// conv3d_into for volumes larger than one storage binding: each volume in slabs of output
+/// depth ([`crate::ops::bands`] with a depth plane as the row), bit-identical to one call.
+#[allow(clippy::too_many_arguments)]
+fn conv3d_in_slabs(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv3dGeometry,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &Conv3dParams,
+    output: &Tensor,
+) -> Result<()> {
+    let ([_, h, w], [_, ho, wo]) = (g.size.map(|v| v as u64), g.out.map(|v| v as u64));
+    let planes = RowGeometry {
+        c_in: g.c_in as u64,
+        h: g.size[0] as u64,
+        w: h * w,
+        c_out: g.c_out as u64,
+        h_out: g.out[0] as u64,
+        w_out: ho * wo,
+        span: g.dilation[0] as u64 * (g.kernel[0] as u64 - 1) + 1,
+        stride: g.stride[0] as u64,
+        pad_top: g.pad_begin[0] as u64,
+        elem: 4,
+    };
+    let slabs = planes.plan("conv3d", ctx.max_binding())?;
+    for i in 0..g.n as usize {
+        let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
+        bands::for_each_band(ctx, encoder, &planes, &slabs, &x, &y, |encoder, x, y, front, back| {
+            let x = x.reshape(&[1, g.c_in as usize, x.shape()[2], h as usize, w as usize])?;
+            let y = y.reshape(&[1, g.c_out as usize, y.shape()[2], ho as usize, wo as usize])?;
+            let [_, pt, pl] = g.pad_begin;
+            let [_, pb, pr] = g.pad_end;
+            let padding = Padding3d::Explicit { begin: [front, pt, pl], end: [back, pb, pr] };
+            record_conv3d(ctx, encoder, &x, weight, bias, &Conv3dParams { padding, ..*params }, &y)
+        })?;
+    }
+    Ok(())
 }
 
 /// Records the conv of tensors that each fit one binding.

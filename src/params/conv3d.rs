@@ -36,8 +36,10 @@ pub struct Conv3dGeometry {
     pub kernel: [u32; 3],
     pub stride: [u32; 3],
     pub dilation: [u32; 3],
-    /// Leading pads `[front, top, left]` (the trailing ones only shape the output size).
+    /// Leading pads `[front, top, left]`.
     pub pad_begin: [u32; 3],
+    /// Padding after each axis (depth, height, width).
+    pub pad_end: [u32; 3],
     pub groups: u32,
     /// Output `[Do, Ho, Wo]`.
     pub out: [u32; 3],
@@ -85,17 +87,20 @@ impl Conv3dParams {
         flat.validate(&[input[0], input[1], 1, 1], &[weight[0], weight[1], 1, 1], bias)?;
         let mut out = [0u32; 3];
         let mut pad_begin = [0u32; 3];
+        let mut pad_end = [0u32; 3];
         for a in 0..3 {
             let (len, k) = (to_u32("size", input[2 + a])?, to_u32("kernel", weight[2 + a])?);
             let (b, e) = match self.padding {
                 Padding3d::Valid => (0, 0),
                 Padding3d::Symmetric(p) => (p[a], p[a]),
+                Padding3d::Explicit { begin, end } => (begin[a], end[a]),
                 Padding3d::Same => {
                     let t = self.dilation[a] * (k - 1);
                     (t / 2, t - t / 2)
                 }
             };
             pad_begin[a] = b;
+            pad_end[a] = e;
             out[a] = conv_out_len(["depth", "height", "width"][a], len, b, e, k, self.stride[a], self.dilation[a])?;
         }
         Ok(Conv3dGeometry {
@@ -107,6 +112,7 @@ impl Conv3dParams {
             stride: self.stride,
             dilation: self.dilation,
             pad_begin,
+            pad_end,
             groups: self.groups,
             out,
         })

@@ -70,4 +70,7 @@ pub enum Padding3d {
     Symmetric([u32; 3]),
     /// Output size = input size (stride 1 only; the odd one at the end, as PyTorch).
     Same,
+    /// `begin` before and `end` after each axis (depth, height, width), as `F.pad` then a
+    /// valid conv3d.
+    Explicit { begin: [u32; 3], end: [u32; 3] },
 }
