@@ -537,3 +537,30 @@ fn a_volume_beyond_one_binding_runs_in_depth_slabs_bit_identically() {
     }
     capped(&ctx, base, false);
 }
+
+/// plan_conv2d of a split call lists every piece's and every band's launches, exactly what
+/// the call records (the trace), each note naming its piece or band.
+#[test]
+fn a_split_plan_is_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    capped(&ctx, base, true);
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    // Batch pieces (16 KiB images), then row bands (160 KiB images).
+    for (xs, pieces, bands, note) in [([7, 4, 32, 32], 4, 1, "images 6..7"), ([2, 8, 64, 80], 2, 3, "image 1, rows")] {
+        let ws = [8, xs[1], 3, 3];
+        let plan = wgconv::plan_conv2d(&ctx, &xs, &ws, None, wgconv::DType::F32, &p).unwrap();
+        assert_eq!((plan.batch_pieces, plan.row_bands), (pieces, bands), "{xs:?}");
+        assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+        let x = up(&ctx, &HostTensor::random(&xs, 1));
+        let w = up(&ctx, &HostTensor::random(&ws, 2));
+        ctx.begin_trace();
+        let (_, info) = wgconv::conv2d_with_info(&ctx, &x, &w, None, &p).unwrap();
+        let trace = ctx.end_trace().unwrap();
+        assert_eq!(info, plan.info());
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{xs:?}");
+    }
+    capped(&ctx, base, false);
+}

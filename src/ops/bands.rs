@@ -39,7 +39,40 @@ pub struct RowBands {
     pub bands: u64,
 }
 
+/// One band: output rows `[oy0, oy1)` from input rows `[in0, in0 + rows_in)` with this much
+/// padding above and below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Band {
+    pub oy0: u64,
+    pub oy1: u64,
+    pub in0: u64,
+    pub rows_in: u64,
+    pub pad_top: u32,
+    pub pad_bottom: u32,
+}
+
 impl RowGeometry {
+    /// The bands of `plan` in order.
+    pub fn bands(&self, plan: &RowBands) -> Result<Vec<Band>> {
+        (0..plan.bands)
+            .map(|b| {
+                let oy0 = b * plan.rows;
+                let oy1 = (oy0 + plan.rows).min(self.h_out);
+                let (lo, hi) = self.input_rows(oy0, oy1);
+                let (a, z) = (lo.max(0) as u64, hi.clamp(0, self.h as i64) as u64);
+                if z <= a {
+                    return Err(Error::Unsupported(format!(
+                        "output rows {oy0}..{oy1} read only padding (top padding {} with a kernel span of {}): \
+                         such an image cannot be cut into row bands",
+                        self.pad_top, self.span
+                    )));
+                }
+                let (pad_top, pad_bottom) = ((a as i64 - lo) as u32, (hi - z as i64) as u32);
+                Ok(Band { oy0, oy1, in0: a, rows_in: z - a, pad_top, pad_bottom })
+            })
+            .collect()
+    }
+
     /// Input rows `[lo, hi)` (before clipping to the image) that output rows `[oy0, oy1)` read.
     fn input_rows(&self, oy0: u64, oy1: u64) -> (i64, i64) {
         let lo = (oy0 * self.stride) as i64 - self.pad_top as i64;
@@ -92,20 +125,7 @@ pub(crate) fn for_each_band(
     let in_buf = ctx.create_buffer("wgconv.band_input", g.c_in * max_in_rows * g.w * g.elem, TENSOR_USAGE)?;
     let out_buf = ctx.create_buffer("wgconv.band_output", g.c_out * bands.rows * g.w_out * g.elem, TENSOR_USAGE)?;
     let (in_plane, out_plane) = (g.h * g.w * g.elem, g.h_out * g.w_out * g.elem);
-    for b in 0..bands.bands {
-        let oy0 = b * bands.rows;
-        let oy1 = (oy0 + bands.rows).min(g.h_out);
-        let (lo, hi) = g.input_rows(oy0, oy1);
-        let (a, z) = (lo.max(0) as u64, hi.clamp(0, g.h as i64) as u64);
-        let (pad_top, pad_bottom) = ((a as i64 - lo) as u32, (hi - z as i64) as u32);
-        if z <= a {
-            return Err(Error::Unsupported(format!(
-                "output rows {oy0}..{oy1} read only padding (top padding {} with a kernel span of {}): such an image \
-                 cannot be cut into row bands",
-                g.pad_top, g.span
-            )));
-        }
-        let rows_in = z - a;
+    for Band { oy0, oy1, in0: a, rows_in, pad_top, pad_bottom } in g.bands(bands)? {
         let run = rows_in * g.w * g.elem;
         for c in 0..g.c_in {
             let src = input.offset() + c * in_plane + a * g.w * g.elem;

@@ -95,9 +95,14 @@ pub struct Conv2dPlan {
     pub workspace_bytes: u64,
     /// The fused activation.
     pub activation: Activation,
-    /// The kernel launches, in recording order.
+    /// The kernel launches, in recording order (for a split call, every piece's or band's,
+    /// each note saying which).
     pub steps: Vec<Step>,
-    /// The GEMM of `ImplicitGemm` / `Gemm1x1` (its steps are in `steps`).
+    /// Pieces of the batch run one after another ([`Conv2dInfo::batch_pieces`]).
+    pub batch_pieces: u32,
+    /// Bands of output rows per image ([`Conv2dInfo::row_bands`]).
+    pub row_bands: u32,
+    /// The GEMM of `ImplicitGemm` / `Gemm1x1` (its steps are in `steps`) of an unsplit call.
     gemm: Option<gemm::GemmPlan>,
 }
 
@@ -110,8 +115,8 @@ impl Conv2dPlan {
             chunks: self.chunks,
             chunk_cols: self.chunk_cols,
             workspace_bytes: self.workspace_bytes,
-            batch_pieces: u32::from(self.geometry.n > 0),
-            row_bands: 1,
+            batch_pieces: self.batch_pieces,
+            row_bands: self.row_bands,
         }
     }
 }
@@ -162,11 +167,17 @@ pub fn plan_conv2d(
         workspace_bytes: 0,
         activation: act,
         steps: Vec::new(),
+        batch_pieces: 1,
+        row_bands: 1,
         gemm: None,
     };
     if g.n == 0 {
         // An empty batch: an empty output and nothing to run (PyTorch returns the same).
         plan.chunks = 0;
+        plan.batch_pieces = 0;
+        return Ok(plan);
+    }
+    if plan_split(ctx, &mut plan, input, weight, bias, params)? {
         return Ok(plan);
     }
     match algorithm {
@@ -210,6 +221,85 @@ pub fn plan_conv2d(
         Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
     }
     Ok(plan)
+}
+
+/// Where the input or output exceeds one storage binding: fills `plan` with the steps of
+/// every batch piece ([`crate::ops::batch`]) or, when one image exceeds it, of every band of
+/// output rows of every image ([`crate::ops::bands`]), each planned with `plan.algorithm`,
+/// and returns true; false when one call binds everything.
+fn plan_split(
+    ctx: &GpuContext,
+    plan: &mut Conv2dPlan,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    params: &Conv2dParams,
+) -> Result<bool> {
+    let (g, dtype) = (plan.geometry, plan.dtype);
+    let n = g.n as usize;
+    let out_shape = g.output_shape();
+    let per_image = |shape: &[usize]| (shape.iter().product::<usize>() / n) as u64 * dtype.size();
+    let (in_image, out_image) = (per_image(input), per_image(&out_shape));
+    let forced = Conv2dParams { algorithm: plan.algorithm, ..*params };
+    let mut parts: Vec<(Vec<usize>, Conv2dParams, String)> = Vec::new();
+    let max = ctx.max_binding();
+    if in_image > max || out_image > max {
+        let rows = row_geometry(&g, dtype);
+        let bands = rows.plan("conv2d", max)?;
+        let list = rows.bands(&bands)?;
+        for i in 0..n {
+            for b in &list {
+                let padding =
+                    Padding::Explicit { top: b.pad_top, left: g.pads.left, bottom: b.pad_bottom, right: g.pads.right };
+                let shape = vec![1, input[1], b.rows_in as usize, input[3]];
+                parts.push((
+                    shape,
+                    Conv2dParams { padding, ..forced },
+                    format!("image {i}, rows {}..{}", b.oy0, b.oy1),
+                ));
+            }
+        }
+        plan.batch_pieces = g.n;
+        plan.row_bands = bands.bands as u32;
+    } else {
+        let pieces = batch::plan(ctx, "conv2d", n, &[("input", input, in_image), ("output", &out_shape, out_image)])?;
+        if pieces.pieces <= 1 {
+            return Ok(false);
+        }
+        for n0 in (0..n).step_by(pieces.per_piece) {
+            let len = pieces.per_piece.min(n - n0);
+            let shape = vec![len, input[1], input[2], input[3]];
+            parts.push((shape, forced, format!("images {n0}..{}", n0 + len)));
+        }
+        plan.batch_pieces = pieces.pieces as u32;
+    }
+    for (k, (shape, p, what)) in parts.into_iter().enumerate() {
+        let part = plan_conv2d(ctx, &shape, weight, bias, dtype, &p)?;
+        if k == 0 {
+            (plan.chunks, plan.chunk_cols, plan.workspace_bytes) = (part.chunks, part.chunk_cols, part.workspace_bytes);
+        }
+        plan.steps.extend(part.steps.into_iter().map(|mut s| {
+            s.note = if s.note.is_empty() { what.clone() } else { format!("{what}: {}", s.note) };
+            s
+        }));
+    }
+    Ok(true)
+}
+
+/// The rows of one image of `g` as [`crate::ops::bands`] cuts them.
+fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
+    RowGeometry {
+        c_in: g.c_in as u64,
+        h: g.h as u64,
+        w: g.w as u64,
+        c_out: g.c_out as u64,
+        h_out: g.h_out as u64,
+        w_out: g.w_out as u64,
+        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
+        stride: g.stride[0] as u64,
+        pad_top: g.pads.top as u64,
+        elem: dtype.size(),
+    }
 }
 
 /// The algorithm a conv2d of `g` runs and why: `params.algorithm` unless `Auto`, then the
@@ -295,77 +385,33 @@ pub fn conv2d_into(
     check_binding(ctx, weight, "weight")?;
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let bias_shape = bias.map(|b| b.shape());
-    let max = ctx.max_binding();
-    let image_bytes = |t: &Tensor| (t.numel() / (g.n as usize).max(1)) as u64 * dtype.size();
-    if g.n > 0 && (image_bytes(input) > max || image_bytes(output) > max) {
-        return conv2d_in_bands(ctx, encoder, &g, params, dtype, input, weight, bias, output);
-    }
-    let batched = [batch::input(input, "input"), batch::output(output, "output")];
-    let pieces = batch::pieces(ctx, "conv2d", &batched)?;
-    if pieces.pieces <= 1 {
-        let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
-        if pieces.pieces == 1 {
-            record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
+    let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
+    // A split call: every piece or band is planned again for its own shape, with the
+    // algorithm chosen for the whole call (bit-identical results).
+    let split = Conv2dParams { algorithm: plan.algorithm, ..*params };
+    if plan.row_bands > 1 {
+        let rows = row_geometry(&g, dtype);
+        let bands = rows.plan("conv2d", ctx.max_binding())?;
+        for i in 0..g.n as usize {
+            let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
+            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, bottom| {
+                let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
+                let band =
+                    plan_conv2d(ctx, x.shape(), weight.shape(), bias_shape, dtype, &Conv2dParams { padding, ..split })?;
+                record_conv2d(ctx, encoder, &band, x, weight, bias, y)
+            })?;
         }
-        return Ok(Conv2dInfo { batch_pieces: pieces.pieces as u32, ..plan.info() });
-    }
-    // Every piece runs the algorithm chosen for the whole batch (bit-identical results).
-    let (algorithm, _) = choose_algorithm(ctx, &g, params, dtype, bias.is_some())?;
-    let piece_params = Conv2dParams { algorithm, ..*params };
-    let mut info = None;
-    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-        let plan = plan_conv2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, &piece_params)?;
-        record_conv2d(ctx, encoder, &plan, &t[0], weight, bias, &t[1])?;
-        info.get_or_insert(plan.info());
-        Ok(())
-    })?;
-    let info = info.ok_or_else(|| Error::Internal("conv2d split into no pieces".into()))?;
-    Ok(Conv2dInfo { geometry: g, batch_pieces: pieces.pieces as u32, ..info })
-}
-
-/// conv2d_into for images larger than one storage binding: each image in bands of output
-/// rows ([`crate::ops::bands`]), every band with the algorithm chosen for the whole call.
-#[allow(clippy::too_many_arguments)]
-fn conv2d_in_bands(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    g: &Conv2dGeometry,
-    params: &Conv2dParams,
-    dtype: DType,
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    output: &Tensor,
-) -> Result<Conv2dInfo> {
-    let (algorithm, _) = choose_algorithm(ctx, g, params, dtype, bias.is_some())?;
-    let rows = RowGeometry {
-        c_in: g.c_in as u64,
-        h: g.h as u64,
-        w: g.w as u64,
-        c_out: g.c_out as u64,
-        h_out: g.h_out as u64,
-        w_out: g.w_out as u64,
-        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
-        stride: g.stride[0] as u64,
-        pad_top: g.pads.top as u64,
-        elem: dtype.size(),
-    };
-    let bands = rows.plan("conv2d", ctx.max_binding())?;
-    let bias_shape = bias.map(|b| b.shape());
-    let mut info = None;
-    for i in 0..g.n as usize {
-        let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
-        bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, bottom| {
-            let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
-            let p = Conv2dParams { padding, algorithm, ..*params };
-            let plan = plan_conv2d(ctx, x.shape(), weight.shape(), bias_shape, dtype, &p)?;
-            record_conv2d(ctx, encoder, &plan, x, weight, bias, y)?;
-            info.get_or_insert(plan.info());
-            Ok(())
+    } else if plan.batch_pieces > 1 {
+        let batched = [batch::input(input, "input"), batch::output(output, "output")];
+        let pieces = batch::pieces(ctx, "conv2d", &batched)?;
+        batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+            let piece = plan_conv2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, &split)?;
+            record_conv2d(ctx, encoder, &piece, &t[0], weight, bias, &t[1])
         })?;
+    } else if plan.batch_pieces == 1 {
+        record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
     }
-    let info = info.ok_or_else(|| Error::Internal("conv2d in no bands".into()))?;
-    Ok(Conv2dInfo { geometry: *g, batch_pieces: g.n, row_bands: bands.bands as u32, ..info })
+    Ok(plan.info())
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv2d`]).
