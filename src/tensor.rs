@@ -217,6 +217,10 @@ impl Tensor {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+    /// The same tensor `bytes` further into its buffer (which must hold it there).
+    pub(crate) fn with_offset(self, bytes: u64) -> Tensor {
+        Tensor { offset: self.offset + bytes, ..self }
+    }
     /// Images `start .. start + len` of the first axis: the same buffer from a later offset
     /// (no copy). The caller binds it only where the offset meets the device's alignment.
     pub(crate) fn narrow_batch(&self, start: usize, len: usize) -> Result<Tensor> {

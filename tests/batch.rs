@@ -410,16 +410,42 @@ fn an_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
     capped(&ctx, base, false);
 }
 
+/// conv2d_backward with input and grad_output beyond one binding: grad_input splits like
+/// conv_transpose2d (bit-identical), grad_weight and grad_bias sum per batch piece and then
+/// over the pieces (equal within rounding: the sum is regrouped at piece boundaries).
 #[test]
-fn grad_weight_over_one_binding_is_a_clear_error() {
+fn backward_sums_weight_and_bias_gradients_over_batch_pieces() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
-    capped(&ctx, base, true);
-    let x = up(&ctx, &HostTensor::random(&[8, 4, 32, 32], 1));
-    let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
-    let dy = up(&ctx, &HostTensor::random(&[8, 4, 30, 30], 3));
-    let e = wgconv::conv2d_backward(&ctx, &x, &w, &dy, &Conv2dParams::default(), Grads::ALL).unwrap_err();
-    assert!(e.to_string().contains("grad_weight and grad_bias reduce over the whole batch"), "{e}");
+    for groups in [1, 4] {
+        let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, ..Default::default() };
+        let x = HostTensor::random(&[7, 4, 32, 32], 1);
+        let w = HostTensor::random(&[8, 4 / groups as usize, 3, 3], 2);
+        let dy = HostTensor::random(&[7, 8, 32, 32], 3);
+        let (xg, wg, dyg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &dy));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let g = wgconv::conv2d_backward(&ctx, &xg, &wg, &dyg, &p, Grads::ALL).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            let read = |t: Option<Tensor>| t.unwrap().to_vec(&ctx).unwrap();
+            ([read(g.grad_input), read(g.grad_weight), read(g.grad_bias)], largest)
+        };
+        let (whole, _) = go(false);
+        let (split, largest) = go(true);
+        assert!(largest <= CAP, "groups {groups}: a {largest}-byte binding");
+        let differ = whole[0].iter().zip(&split[0]).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "groups {groups}: {differ} grad_input elements differ from one call");
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
+        for (i, want) in [rdx, rdw, rdb].iter().enumerate() {
+            let stats = compare(&split[i], want);
+            assert!(stats.passes(Tolerance::default()), "groups {groups}, gradient {i}: {stats}");
+            let near = compare(&split[i], &whole[i].iter().map(|&v| v as f64).collect::<Vec<_>>());
+            assert!(near.passes(Tolerance::default()), "groups {groups}, gradient {i} against one call: {near}");
+        }
+    }
+    capped(&ctx, base, false);
 }
 
 /// The field report: `[12, 64, 240, 240]` (177 MB) was refused on lavapipe, whose storage
@@ -487,6 +513,31 @@ fn image_of_201_mb_runs_in_row_bands() {
     }
     let stats = compare(&got, &want);
     assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
+/// separable_conv2d with one image over the binding cap: the two passes, each conv2d in row
+/// bands (bit-identical to the unfused block in one call; the fused block within rounding).
+#[test]
+fn separable_blocks_beyond_one_binding_run_as_two_banded_passes() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let x = up(&ctx, &HostTensor::random(&[2, 8, 64, 80], 1)); // 160 KiB an image
+    let dw = up(&ctx, &HostTensor::random(&[8, 1, 3, 3], 2));
+    let pw = up(&ctx, &HostTensor::random(&[8, 8, 1, 1], 3));
+    let run = |fused: bool, cap: bool| {
+        capped(&ctx, base, cap);
+        let p = SeparableParams { padding: Padding::Symmetric([1, 1]), fused, ..Default::default() };
+        wgconv::separable_conv2d(&ctx, &x, &dw, None, &pw, None, &p).unwrap().to_vec(&ctx).unwrap()
+    };
+    let two_passes = run(false, false);
+    let banded = run(false, true);
+    let differ = two_passes.iter().zip(&banded).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert_eq!(differ, 0, "{differ} outputs differ");
+    let fused = run(true, false);
+    let fused_banded = run(true, true);
+    let stats = compare(&fused_banded, &fused.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    capped(&ctx, base, false);
 }
 
 /// One volume over the binding cap: conv3d runs it in slabs of output depth, bit-identical.

@@ -23,7 +23,7 @@ use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
-use crate::ops::{as_batched, check_binding, common_dtype, unbatched};
+use crate::ops::{as_batched, batch, check_binding, common_dtype, unbatched};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
@@ -48,6 +48,99 @@ pub struct Conv2dGrads {
     pub grad_weight: Option<Tensor>,
     /// `[Cout]`
     pub grad_bias: Option<Tensor>,
+}
+
+/// conv2d_backward_into for an input or grad_output beyond one storage binding: the backward
+/// pass of each batch piece ([`crate::ops::batch`]), grad_input into the piece's images (the
+/// same kernels as one call: bit-identical), grad_weight and grad_bias into aligned slots
+/// of a scratch buffer, then summed
+/// over the pieces in a fixed order (`channel_sum.wgsl` over `[pieces, slot]`) and copied
+/// into place. The sum over the batch is regrouped at the piece boundaries: equal to one
+/// call within f32 rounding, not bit for bit (f16: each piece's gradient is rounded to f16).
+#[allow(clippy::too_many_arguments)]
+fn backward_in_pieces(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv2dParams,
+    grads: &Conv2dGrads,
+    half: bool,
+) -> Result<()> {
+    let sums: Vec<&Tensor> = [&grads.grad_weight, &grads.grad_bias].into_iter().flatten().collect();
+    let mut batched = vec![batch::input(input, "input"), batch::input(grad_output, "grad_output")];
+    batched.extend(grads.grad_input.as_ref().map(|dx| batch::output(dx, "grad_input")));
+    let pieces = batch::pieces(ctx, "conv2d_backward", &batched)?;
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    // One slot per piece for each gradient, each slot starting at an aligned offset.
+    let slot = |t: &Tensor| t.byte_len().next_multiple_of(align);
+    let mut scratch = Vec::new();
+    for t in &sums {
+        let bytes = slot(t) * pieces.pieces as u64;
+        if bytes > ctx.max_binding() {
+            return Err(Error::TooLarge(format!(
+                "conv2d_backward: the {} per-piece gradients {:?} take {bytes} bytes; one storage binding holds at \
+                 most {} on this device",
+                pieces.pieces,
+                t.shape(),
+                ctx.max_binding()
+            )));
+        }
+        scratch.push(ctx.create_buffer("wgconv.piece_gradients", bytes, crate::tensor::TENSOR_USAGE)?);
+    }
+    let view = |k: usize, i: usize| {
+        Tensor::from_buffer_as(ctx, scratch[i].clone(), sums[i].shape(), sums[i].dtype())
+            .map(|t| t.with_offset(k as u64 * slot(sums[i])))
+    };
+    let mut k = 0;
+    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+        let mut i = 0;
+        let mut next = |on: bool| -> Result<Option<Tensor>> {
+            if !on {
+                return Ok(None);
+            }
+            i += 1;
+            view(k, i - 1).map(Some)
+        };
+        let piece = Conv2dGrads {
+            grad_input: t.get(2).cloned(),
+            grad_weight: next(grads.grad_weight.is_some())?,
+            grad_bias: next(grads.grad_bias.is_some())?,
+        };
+        k += 1;
+        conv2d_backward_into(ctx, encoder, &t[0], weight, &t[1], params, &piece)
+    })?;
+    if sums.is_empty() {
+        return Ok(());
+    }
+    // Σ over the pieces: the slots as [pieces, slot elements, 1], summed per element.
+    ctx.scoped(|| -> Result<()> {
+        let mut arena = UniformArena::new(ctx);
+        let elem = sums[0].dtype().size();
+        let blocks: Vec<_> = sums
+            .iter()
+            .map(|t| {
+                let sp = SumParams { channels: (slot(t) / elem) as u32, hw: 1, n: pieces.pieces as u32, _pad0: 0 };
+                (sp, arena.push(&sp))
+            })
+            .collect();
+        let uniforms = arena.finish(ctx)?;
+        let mut dispatches = Vec::new();
+        let mut totals = Vec::new();
+        for (i, (sp, block)) in blocks.iter().enumerate() {
+            let dtype = sums[i].dtype();
+            let x = Tensor::from_buffer_as(ctx, scratch[i].clone(), &[pieces.pieces, sp.channels as usize, 1], dtype)?;
+            let total = Tensor::empty_as(ctx, &[sp.channels as usize], dtype)?;
+            dispatches.extend(channel_sum::prepare(ctx, &uniforms, *block, sp, &x, &total, half)?);
+            totals.push(total);
+        }
+        record(ctx, encoder, "conv2d_backward", &dispatches);
+        for (total, t) in totals.iter().zip(&sums) {
+            encoder.copy_buffer_to_buffer(total.buffer(), 0, t.buffer(), t.offset(), t.byte_len());
+        }
+        Ok(())
+    })?
 }
 
 /// The transposed-conv parameters whose output is the conv's input gradient.
@@ -178,18 +271,8 @@ pub fn conv2d_backward_into(
         }
         return Ok(());
     }
-    // grad_input splits over the batch (conv_transpose2d's pieces); grad_weight and grad_bias
-    // sum over the whole batch in one reduction, which reads input and grad_output whole.
-    if grads.grad_weight.is_some() || grads.grad_bias.is_some() {
-        for (t, what) in [(input, "input"), (grad_output, "grad_output")] {
-            check_binding(ctx, t, what).map_err(|e| match e {
-                Error::TooLarge(m) => Error::TooLarge(format!(
-                    "{m}: grad_weight and grad_bias reduce over the whole batch in one binding (only grad_input \
-                     splits over the batch); call conv2d_backward per batch piece and add the gradients"
-                )),
-                e => e,
-            })?;
-        }
+    if input.byte_len() > ctx.max_binding() || grad_output.byte_len() > ctx.max_binding() {
+        return backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads, half);
     }
     let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
     let budget = ctx.config().loop_budget as u64;

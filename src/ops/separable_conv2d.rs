@@ -157,6 +157,24 @@ pub fn separable_conv2d_into(
     if output.shape() != out {
         return Err(Error::Buffer { what: "output", reason: format!("shape {:?}, expected {out:?}", output.shape()) });
     }
+    let n = input.shape()[0];
+    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * 4;
+    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
+        // One image beyond one binding: the two passes (fused or not), each a conv2d in row
+        // bands, the intermediate in a buffer of its own.
+        let (mid, _) = params.validate(
+            input.shape(),
+            dw_weight.shape(),
+            dw_bias.map(|b| b.shape()),
+            pw_weight.shape(),
+            pw_bias.map(|b| b.shape()),
+        )?;
+        let hidden = Tensor::empty(ctx, &mid)?;
+        let (dw, pw) = params.stages(input.shape()[1]);
+        conv2d_into(ctx, encoder, input, dw_weight, dw_bias, &dw, &hidden)?;
+        conv2d_into(ctx, encoder, &hidden, pw_weight, pw_bias, &pw, output)?;
+        return Ok(());
+    }
     let batched = [batch::input(input, "input"), batch::output(output, "output")];
     let pieces = batch::pieces(ctx, "separable_conv2d", &batched)?;
     batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
