@@ -515,6 +515,37 @@ fn image_of_201_mb_runs_in_row_bands() {
     assert!(stats.passes(Tolerance::default()), "{stats}");
 }
 
+/// max_pool2d and avg_pool2d with one image over the binding cap: row bands, bit-identical.
+#[test]
+fn pools_beyond_one_binding_run_in_row_bands_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let x = up(&ctx, &HostTensor::random(&[2, 8, 64, 80], 1)); // 160 KiB an image
+    for (k, stride, pad, count_include_pad) in [(3, 1, 1, true), (3, 2, 1, false), (5, 3, 2, true), (2, 2, 0, true)] {
+        let p = Pool2dParams {
+            stride: Some([stride, stride]),
+            padding: [pad, pad],
+            count_include_pad,
+            ..Pool2dParams::new([k, k])
+        };
+        for mode in [PoolMode::Max, PoolMode::Avg] {
+            let run = |cap: bool| {
+                capped(&ctx, base, cap);
+                ctx.begin_trace();
+                let y = wgconv::ops::pool2d::pool2d(&ctx, &x, &p, mode).unwrap().to_vec(&ctx).unwrap();
+                let trace = ctx.end_trace().unwrap();
+                (y, trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap())
+            };
+            let (whole, _) = run(false);
+            let (bands, largest) = run(true);
+            assert!(largest <= CAP, "{p:?} {mode:?}: a {largest}-byte binding");
+            let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{p:?} {mode:?}: {differ} outputs differ");
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// separable_conv2d with one image over the binding cap: the two passes, each conv2d in row
 /// bands (bit-identical to the unfused block in one call; the fused block within rounding).
 #[test]

@@ -231,7 +231,7 @@ fn small_workspace_budget_splits_into_chunks() {
 
 /// The storage-binding limit also caps chunks (a budget above it is clamped).
 #[test]
-fn binding_limit_caps_chunks_splits_batches_and_rejects_oversized_images() {
+fn binding_limit_caps_chunks_splits_batches_and_bands_images() {
     let Some(ctx) = fresh_gpu() else { return };
     let c = case(2, 4, [12, 12], 3, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
     // input is 2·4·144·4 = 4608 bytes; allow 5000 per binding: im2col must split.
@@ -246,13 +246,19 @@ fn binding_limit_caps_chunks_splits_batches_and_rejects_oversized_images() {
     assert!(stats.passes(Tolerance::default()), "{stats}");
     assert_eq!(info.batch_pieces, 2, "{info:?}");
 
-    // 2000: one image exceeds a binding: an error naming it.
+    // 2000: one image (2304 bytes) exceeds a binding: bands of output rows.
     ctx.set_config(EngineConfig { max_binding_size: 2000, ..ctx.config() });
+    let (stats, info) = run_case(&ctx, &c, 9);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert!(info.row_bands > 1, "{info:?}");
+
+    // 440: the weight (432 bytes) fits, one output row's 3 input rows (3 · 192 bytes) do not.
+    ctx.set_config(EngineConfig { max_binding_size: 440, ..ctx.config() });
     let (x, w, _) = c.data(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
-    assert!(matches!(&e, Error::TooLarge(m) if m.contains("one image of input")), "{e}");
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("one output row")), "{e}");
 }
 
 /// Forcing a few workgroups per dimension folds every kernel's grid into y and z.

@@ -4,6 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::pool2d::{self, PoolParams};
+use crate::ops::bands::{self, RowGeometry};
 use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
 use crate::params::Pool2dParams;
 use crate::tensor::{DType, Tensor};
@@ -61,15 +62,46 @@ pub fn pool2d_into(
     for (t, what) in [(input, "input"), (output, "output")] {
         t.check_device(ctx, what)?;
     }
-    let half = common_dtype("pool2d", input, &[(Some(output), "output")])? == DType::F16;
+    let dtype = common_dtype("pool2d", input, &[(Some(output), "output")])?;
+    let half = dtype == DType::F16;
+    let n = input.shape()[0];
+    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * dtype.size();
+    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
+        // One image beyond one binding: bands of output rows ([`crate::ops::bands`]). A band's
+        // top edge is the image's padding or real rows; the divisor of avg (the window's size,
+        // or its in-image positions) is the same as in one call.
+        let s = input.shape();
+        let rows = RowGeometry {
+            c_in: s[1] as u64,
+            h: s[2] as u64,
+            w: s[3] as u64,
+            c_out: s[1] as u64,
+            h_out: shape[2] as u64,
+            w_out: shape[3] as u64,
+            span: params.kernel[0] as u64,
+            stride: params.stride()[0] as u64,
+            pad_top: params.padding[0] as u64,
+            elem: dtype.size(),
+        };
+        let bands = rows.plan("pool2d", ctx.max_binding())?;
+        for i in 0..n {
+            let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
+            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, _| {
+                record_pool2d(ctx, encoder, x, params, mode, y, half, top)
+            })?;
+        }
+        return Ok(());
+    }
     let batched = [batch::input(input, "input"), batch::output(output, "output")];
     let pieces = batch::pieces(ctx, "pool2d", &batched)?;
     batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-        record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half)
+        record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half, params.padding[0])
     })
 }
 
-/// Records the pooling of tensors that each fit one binding.
+/// Records the pooling of tensors that each fit one binding, `pad_top` rows of padding above
+/// `input` (the params' own, or a row band's).
+#[allow(clippy::too_many_arguments)]
 fn record_pool2d(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -78,6 +110,7 @@ fn record_pool2d(
     mode: PoolMode,
     output: &Tensor,
     half: bool,
+    pad_top: u32,
 ) -> Result<()> {
     let shape = output.shape();
     let s = input.shape();
@@ -89,7 +122,7 @@ fn record_pool2d(
         kw: params.kernel[1],
         stride_h: stride[0],
         stride_w: stride[1],
-        pad_top: params.padding[0],
+        pad_top,
         pad_left: params.padding[1],
         h_out: shape[2] as u32,
         w_out: shape[3] as u32,
