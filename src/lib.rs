@@ -92,12 +92,13 @@
 //!   bit-identical to one call ([`ops::batch`]). conv2d_backward runs each piece's backward
 //!   pass (grad_input bit-identical) and sums the pieces' grad_weight and grad_bias in a fixed
 //!   order (equal to one call within rounding: the batch sum is regrouped at the pieces).
-//! - **Beyond one binding per image.** conv2d and the pools run an image larger than one
-//!   binding in bands of output rows, conv3d a volume in slabs of output depth ([`ops::bands`]: each band's
+//! - **Beyond one binding per image.** conv2d, conv_transpose2d and the pools run an image
+//!   larger than one binding in bands of output rows, conv3d a volume in slabs of output depth ([`ops::bands`]: each band's
 //!   input rows with their halo copied into a scratch tensor, its output copied back; the
 //!   image edge becomes the band's padding), bit-identical too; separable_conv2d runs such an
-//!   image as its two passes, each banded. The other ops (conv_transpose2d, deform_conv2d,
-//!   conv2d_backward) report such an image as an error naming it and the limit.
+//!   image as its two passes, each banded; conv2d_backward sums its weight and bias gradients
+//!   over the bands. deform_conv2d, whose samples may reach any input row, reports such an
+//!   image as an error naming it and the limit.
 //! - **Empty batches.** N = 0 gives an output with N = 0 and records no GPU work
 //!   (conv2d_backward's grad_weight and grad_bias are zero-filled), as in PyTorch.
 //! - **Unbatched inputs.** Every op takes PyTorch's unbatched form (`[C, L]`, `[C, H, W]`,

@@ -312,10 +312,11 @@ fn one_image_beyond_one_binding_is_a_clear_error() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
     capped(&ctx, base, true);
-    // conv_transpose2d splits over the batch only.
+    // deform_conv2d splits over the batch only (its samples may reach any input row).
     let x = up(&ctx, &HostTensor::random(&[2, 4, 96, 96], 1)); // 147456 bytes an image
     let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
-    let e = wgconv::conv_transpose2d(&ctx, &x, &w, None, &ConvTranspose2dParams::default()).unwrap_err();
+    let off = up(&ctx, &HostTensor::random(&[2, 18, 94, 94], 3));
+    let e = wgconv::deform_conv2d(&ctx, &x, &w, &off, None, None, &Conv2dParams::default()).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, wgconv::Error::TooLarge(_)), "{e:?}");
     assert!(text.contains("one image of input") && text.contains("65536"), "{text}");
@@ -411,17 +412,26 @@ fn an_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
 }
 
 /// conv2d_backward with input and grad_output beyond one binding: grad_input splits like
-/// conv_transpose2d (bit-identical), grad_weight and grad_bias sum per batch piece and then
-/// over the pieces (equal within rounding: the sum is regrouped at piece boundaries).
+/// conv_transpose2d (bit-identical), grad_weight and grad_bias sum per batch piece (or per
+/// row band of each image) and then over those (equal within rounding: the sum is regrouped).
 #[test]
 fn backward_sums_weight_and_bias_gradients_over_batch_pieces() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
-    for groups in [1, 4] {
-        let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, ..Default::default() };
-        let x = HostTensor::random(&[7, 4, 32, 32], 1);
-        let w = HostTensor::random(&[8, 4 / groups as usize, 3, 3], 2);
-        let dy = HostTensor::random(&[7, 8, 32, 32], 3);
+    // (input, groups, stride): 16 KiB images (batch pieces), then 160 KiB ones (row bands).
+    for (xs, groups, stride) in
+        [([7, 4, 32, 32], 1, 1), ([7, 4, 32, 32], 4, 1), ([2, 8, 64, 80], 1, 2), ([1, 8, 64, 80], 8, 1)]
+    {
+        let p = Conv2dParams {
+            padding: Padding::Symmetric([1, 1]),
+            groups,
+            stride: [stride, stride],
+            ..Default::default()
+        };
+        let c = xs[1];
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&[8, c / groups as usize, 3, 3], 2);
+        let dy = HostTensor::random(&p.output_shape(&xs, &w.shape).unwrap(), 3);
         let (xg, wg, dyg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &dy));
         let go = |cap: bool| {
             capped(&ctx, base, cap);
@@ -513,6 +523,62 @@ fn image_of_201_mb_runs_in_row_bands() {
     }
     let stats = compare(&got, &want);
     assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
+/// conv_transpose2d with one image over the binding cap: bands of output rows, each from the
+/// input rows that reach it (strides above the kernel, output padding, dilation, groups,
+/// both algorithms), bit-identical to one call.
+#[test]
+fn a_transposed_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let t = |stride, padding, output_padding, dilation, groups, algorithm| ConvTranspose2dParams {
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        algorithm,
+        ..Default::default()
+    };
+    let sym = |p| Padding::Symmetric([p, p]);
+    let auto = Algorithm::Auto;
+    // (input, Cout/groups, kernel, params); outputs over 64 KiB an image.
+    let cases = [
+        ([1, 8, 40, 40], 4, [4, 4], t([2, 2], sym(1), [0, 0], [1, 1], 1, auto)),
+        ([2, 8, 40, 40], 4, [4, 4], t([2, 2], sym(1), [0, 0], [1, 1], 1, Algorithm::GemmCol2im)),
+        (
+            [1, 8, 24, 30],
+            4,
+            [2, 3],
+            t([3, 2], Padding::Explicit { top: 2, left: 1, bottom: 0, right: 0 }, [2, 1], [1, 1], 1, auto),
+        ),
+        ([1, 8, 40, 40], 2, [3, 3], t([2, 2], sym(2), [1, 1], [2, 2], 2, auto)),
+        ([1, 8, 80, 80], 2, [3, 3], t([1, 1], sym(1), [0, 0], [1, 1], 4, auto)),
+    ];
+    for (xs, cpg, k, p) in cases {
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&[xs[1], cpg, k[0], k[1]], 2);
+        let b = HostTensor::random(&[cpg * p.groups as usize], 3);
+        let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
+        };
+        let (whole, _, n_whole) = go(false);
+        let (bands, largest, n_bands) = go(true);
+        assert!(largest <= CAP && n_bands > n_whole, "{p:?}: {largest} bytes, {n_bands} launches ({n_whole})");
+        let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{xs:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
+        let stats = compare(&bands, &want);
+        assert!(stats.passes(Tolerance::default()), "{p:?}: {stats}");
+    }
+    capped(&ctx, base, false);
 }
 
 /// max_pool2d and avg_pool2d with one image over the binding cap: row bands, bit-identical.

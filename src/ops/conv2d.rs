@@ -287,7 +287,7 @@ fn plan_split(
 }
 
 /// The rows of one image of `g` as [`crate::ops::bands`] cuts them.
-fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
+pub(crate) fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
     RowGeometry {
         c_in: g.c_in as u64,
         h: g.h as u64,
@@ -299,6 +299,8 @@ fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
         stride: g.stride[0] as u64,
         pad_top: g.pads.top as u64,
         elem: dtype.size(),
+        transposed: None,
+        workspace: None,
     }
 }
 
@@ -394,7 +396,8 @@ pub fn conv2d_into(
         let bands = rows.plan("conv2d", ctx.max_binding())?;
         for i in 0..g.n as usize {
             let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
-            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, bottom| {
+            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
+                let (top, bottom) = (band.pad_top, band.pad_bottom);
                 let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
                 let band =
                     plan_conv2d(ctx, x.shape(), weight.shape(), bias_shape, dtype, &Conv2dParams { padding, ..split })?;

@@ -23,7 +23,7 @@ use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
-use crate::ops::{as_batched, batch, check_binding, common_dtype, unbatched};
+use crate::ops::{as_batched, bands, batch, check_binding, common_dtype, unbatched};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
@@ -53,7 +53,10 @@ pub struct Conv2dGrads {
 /// conv2d_backward_into for an input or grad_output beyond one storage binding: the backward
 /// pass of each batch piece ([`crate::ops::batch`]), grad_input into the piece's images (the
 /// same kernels as one call: bit-identical), grad_weight and grad_bias into aligned slots
-/// of a scratch buffer, then summed
+/// of a scratch buffer. When one image exceeds a binding: grad_input by conv_transpose2d's
+/// row bands, and the weight and bias gradients of each band of output rows of each image
+/// (its grad_output rows and its input rows with their halo, [`crate::ops::bands`]) into
+/// the slots. The slots are then summed
 /// over the pieces in a fixed order (`channel_sum.wgsl` over `[pieces, slot]`) and copied
 /// into place. The sum over the batch is regrouped at the piece boundaries: equal to one
 /// call within f32 rounding, not bit for bit (f16: each piece's gradient is rounded to f16).
@@ -69,22 +72,34 @@ fn backward_in_pieces(
     half: bool,
 ) -> Result<()> {
     let sums: Vec<&Tensor> = [&grads.grad_weight, &grads.grad_bias].into_iter().flatten().collect();
+    let g = params.validate(input.shape(), weight.shape(), None)?;
+    let dtype = input.dtype();
+    let n = g.n as usize;
+    let image_bytes = |t: &Tensor| (t.numel() / n) as u64 * dtype.size();
+    let max = ctx.max_binding();
+    // The units each gradient gets a slot for: batch pieces, or (image, row band) pairs when
+    // one image exceeds a binding.
     let mut batched = vec![batch::input(input, "input"), batch::input(grad_output, "grad_output")];
     batched.extend(grads.grad_input.as_ref().map(|dx| batch::output(dx, "grad_input")));
-    let pieces = batch::pieces(ctx, "conv2d_backward", &batched)?;
+    let (units, split) = if image_bytes(input) > max || image_bytes(grad_output) > max {
+        let rows = crate::ops::conv2d::row_geometry(&g, dtype);
+        let bands = rows.plan("conv2d_backward", max)?;
+        (n * bands.bands as usize, Err((rows, bands)))
+    } else {
+        let pieces = batch::pieces(ctx, "conv2d_backward", &batched)?;
+        (pieces.pieces, Ok(pieces))
+    };
     let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
-    // One slot per piece for each gradient, each slot starting at an aligned offset.
+    // One slot per unit for each gradient, each slot starting at an aligned offset.
     let slot = |t: &Tensor| t.byte_len().next_multiple_of(align);
     let mut scratch = Vec::new();
     for t in &sums {
-        let bytes = slot(t) * pieces.pieces as u64;
-        if bytes > ctx.max_binding() {
+        let bytes = slot(t) * units as u64;
+        if bytes > max {
             return Err(Error::TooLarge(format!(
-                "conv2d_backward: the {} per-piece gradients {:?} take {bytes} bytes; one storage binding holds at \
-                 most {} on this device",
-                pieces.pieces,
+                "conv2d_backward: the {units} partial gradients {:?} (one per batch piece or row band) take {bytes} \
+                 bytes; one storage binding holds at most {max} on this device",
                 t.shape(),
-                ctx.max_binding()
             )));
         }
         scratch.push(ctx.create_buffer("wgconv.piece_gradients", bytes, crate::tensor::TENSOR_USAGE)?);
@@ -93,24 +108,48 @@ fn backward_in_pieces(
         Tensor::from_buffer_as(ctx, scratch[i].clone(), sums[i].shape(), sums[i].dtype())
             .map(|t| t.with_offset(k as u64 * slot(sums[i])))
     };
+    // The backward pass of unit k into its slots.
     let mut k = 0;
-    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-        let mut i = 0;
-        let mut next = |on: bool| -> Result<Option<Tensor>> {
-            if !on {
-                return Ok(None);
+    let mut unit =
+        |encoder: &mut wgpu::CommandEncoder, x: &Tensor, dy: &Tensor, dx: Option<Tensor>, p: &Conv2dParams| {
+            let mut i = 0;
+            let mut next = |on: bool| -> Result<Option<Tensor>> {
+                if !on {
+                    return Ok(None);
+                }
+                i += 1;
+                view(k, i - 1).map(Some)
+            };
+            let grads_k = Conv2dGrads {
+                grad_input: dx,
+                grad_weight: next(grads.grad_weight.is_some())?,
+                grad_bias: next(grads.grad_bias.is_some())?,
+            };
+            k += 1;
+            conv2d_backward_into(ctx, encoder, x, weight, dy, p, &grads_k)
+        };
+    match &split {
+        Ok(pieces) => batch::for_each_piece(ctx, encoder, pieces, &batched, |encoder, t| {
+            unit(encoder, &t[0], &t[1], t.get(2).cloned(), params)
+        })?,
+        Err((rows, bands)) => {
+            // grad_input: conv_transpose2d cuts each image into bands itself.
+            if let Some(dx) = &grads.grad_input {
+                let tp = grad_input_params(params, input.shape(), weight.shape())?;
+                crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
             }
-            i += 1;
-            view(k, i - 1).map(Some)
-        };
-        let piece = Conv2dGrads {
-            grad_input: t.get(2).cloned(),
-            grad_weight: next(grads.grad_weight.is_some())?,
-            grad_bias: next(grads.grad_bias.is_some())?,
-        };
-        k += 1;
-        conv2d_backward_into(ctx, encoder, &t[0], weight, &t[1], params, &piece)
-    })?;
+            if !sums.is_empty() {
+                for i in 0..n {
+                    let (x, dy) = (input.narrow_batch(i, 1)?, grad_output.narrow_batch(i, 1)?);
+                    bands::for_each_band(ctx, encoder, rows, bands, &x, &dy, bands::Role::In, |encoder, x, dy, b| {
+                        let (top, bottom) = (b.pad_top, b.pad_bottom);
+                        let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
+                        unit(encoder, x, dy, None, &Conv2dParams { padding, ..*params })
+                    })?;
+                }
+            }
+        }
+    }
     if sums.is_empty() {
         return Ok(());
     }
@@ -121,7 +160,7 @@ fn backward_in_pieces(
         let blocks: Vec<_> = sums
             .iter()
             .map(|t| {
-                let sp = SumParams { channels: (slot(t) / elem) as u32, hw: 1, n: pieces.pieces as u32, _pad0: 0 };
+                let sp = SumParams { channels: (slot(t) / elem) as u32, hw: 1, n: units as u32, _pad0: 0 };
                 (sp, arena.push(&sp))
             })
             .collect();
@@ -130,7 +169,7 @@ fn backward_in_pieces(
         let mut totals = Vec::new();
         for (i, (sp, block)) in blocks.iter().enumerate() {
             let dtype = sums[i].dtype();
-            let x = Tensor::from_buffer_as(ctx, scratch[i].clone(), &[pieces.pieces, sp.channels as usize, 1], dtype)?;
+            let x = Tensor::from_buffer_as(ctx, scratch[i].clone(), &[units, sp.channels as usize, 1], dtype)?;
             let total = Tensor::empty_as(ctx, &[sp.channels as usize], dtype)?;
             dispatches.extend(channel_sum::prepare(ctx, &uniforms, *block, sp, &x, &total, half)?);
             totals.push(total);

@@ -93,11 +93,14 @@ fn conv3d_in_slabs(
         stride: g.stride[0] as u64,
         pad_top: g.pad_begin[0] as u64,
         elem: 4,
+        transposed: None,
+        workspace: None,
     };
     let slabs = planes.plan("conv3d", ctx.max_binding())?;
     for i in 0..g.n as usize {
         let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
-        bands::for_each_band(ctx, encoder, &planes, &slabs, &x, &y, |encoder, x, y, front, back| {
+        bands::for_each_band(ctx, encoder, &planes, &slabs, &x, &y, bands::Role::Out, |encoder, x, y, band| {
+            let (front, back) = (band.pad_top, band.pad_bottom);
             let x = x.reshape(&[1, g.c_in as usize, x.shape()[2], h as usize, w as usize])?;
             let y = y.reshape(&[1, g.c_out as usize, y.shape()[2], ho as usize, wo as usize])?;
             let [_, pt, pl] = g.pad_begin;

@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
+use crate::ops::bands::{self, RowGeometry};
 use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
-use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams};
+use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
 /// What one conv_transpose2d call did.
@@ -264,6 +265,11 @@ pub fn conv_transpose2d_into(
     let dtype =
         common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let bias_shape = bias.map(|b| b.shape());
+    let n = g.n as usize;
+    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * dtype.size();
+    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
+        return conv_transpose2d_in_bands(ctx, encoder, &g, params, dtype, input, weight, bias, output);
+    }
     let batched = [batch::input(input, "input"), batch::output(output, "output")];
     let pieces = batch::pieces(ctx, "conv_transpose2d", &batched)?;
     let mut info = None;
@@ -278,6 +284,65 @@ pub fn conv_transpose2d_into(
         Some(info) => Ok(ConvTranspose2dInfo { geometry: g, ..info }),
         None => Ok(plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?.info()),
     }
+}
+
+/// conv_transpose2d_into for images larger than one storage binding: each image in bands of
+/// output rows ([`crate::ops::bands`], the transposed mapping), every band with the
+/// algorithm chosen for the whole call: bit-identical.
+#[allow(clippy::too_many_arguments)]
+fn conv_transpose2d_in_bands(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &ConvTranspose2dGeometry,
+    params: &ConvTranspose2dParams,
+    dtype: DType,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<ConvTranspose2dInfo> {
+    let algorithm = match params.algorithm {
+        Algorithm::Auto => auto_algorithm(ctx, g, dtype),
+        a => a,
+    };
+    let rows = RowGeometry {
+        c_in: g.c_in as u64,
+        h: g.h as u64,
+        w: g.w as u64,
+        c_out: g.c_out as u64,
+        h_out: g.h_out as u64,
+        w_out: g.w_out as u64,
+        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
+        stride: g.stride[0] as u64,
+        pad_top: g.pads.top as u64,
+        elem: dtype.size(),
+        transposed: Some(g.output_padding[0] as u64),
+        // GemmCol2im: one input row's columns, Cout·kh·kw·W floats.
+        workspace: (algorithm == Algorithm::GemmCol2im).then(|| {
+            let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+            (col_bytes_per_image(g) / g.h as u64, budget)
+        }),
+    };
+    let bands = rows.plan("conv_transpose2d", ctx.max_binding())?;
+    let mut info = None;
+    for i in 0..g.n as usize {
+        let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
+        bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
+            let padding = Padding::Explicit {
+                top: band.pad_top,
+                left: g.pads.left,
+                bottom: band.pad_bottom,
+                right: g.pads.right,
+            };
+            let output_padding = [band.out_pad, g.output_padding[1]];
+            let p = ConvTranspose2dParams { padding, output_padding, algorithm, ..*params };
+            let band_info = conv_transpose2d_into(ctx, encoder, x, weight, bias, &p, y)?;
+            info.get_or_insert(band_info);
+            Ok(())
+        })?;
+    }
+    let info = info.ok_or_else(|| Error::Internal("conv_transpose2d in no bands".into()))?;
+    Ok(ConvTranspose2dInfo { geometry: *g, ..info })
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv_transpose2d`]).

@@ -82,12 +82,14 @@ pub fn pool2d_into(
             stride: params.stride()[0] as u64,
             pad_top: params.padding[0] as u64,
             elem: dtype.size(),
+            transposed: None,
+            workspace: None,
         };
         let bands = rows.plan("pool2d", ctx.max_binding())?;
         for i in 0..n {
             let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
-            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, |encoder, x, y, top, _| {
-                record_pool2d(ctx, encoder, x, params, mode, y, half, top)
+            bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
+                record_pool2d(ctx, encoder, x, params, mode, y, half, band.pad_top)
             })?;
         }
         return Ok(());
