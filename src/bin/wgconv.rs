@@ -536,9 +536,9 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     let out = y.to_host(&ctx)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     let summary = format!(
-        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B{}) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
         x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out.shape,
-        dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
+        dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, split_text(&info), ctx.adapter_info().name
     );
     let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
         Box::new(|| wgconv::reference::conv2d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r)) as Box<dyn FnOnce() -> _>
@@ -551,6 +551,15 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
         || wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
         unrounded,
     )
+}
+
+/// How a conv2d beyond one storage binding was split (empty when it was not).
+fn split_text(info: &wgconv::Conv2dInfo) -> String {
+    match (info.batch_pieces, info.row_bands) {
+        (_, b) if b > 1 => format!("; each image in {b} row bands (beyond one storage binding)"),
+        (p, _) if p > 1 => format!("; {p} batch pieces (beyond one storage binding)"),
+        _ => String::new(),
+    }
 }
 
 fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
