@@ -79,6 +79,19 @@ fn check_f16_range(data: &[f32], what: &str) -> Result<()> {
     }
 }
 
+/// `Error::TooLarge` naming the tensor and both limits unless `bytes` fit one buffer.
+fn check_buffer_size(ctx: &GpuContext, shape: &[usize], bytes: u64) -> Result<()> {
+    let max = ctx.limits().max_buffer_size;
+    if bytes > max {
+        return Err(Error::TooLarge(format!(
+            "tensor {shape:?} is {bytes} bytes; one buffer holds at most {max} on this device (max_buffer_size). \
+             Ops split their work past one storage binding ({} bytes), but each tensor must fit one buffer",
+            ctx.max_binding()
+        )));
+    }
+    Ok(())
+}
+
 /// Errors unless `ctx`'s device can store f16.
 fn check_f16(ctx: &GpuContext) -> Result<()> {
     if ctx.device.features().contains(wgpu::Features::SHADER_F16) {
@@ -98,10 +111,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: data.len() });
         }
-        let bytes = (n as u64) * 4;
-        if bytes > ctx.limits().max_buffer_size {
-            return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
-        }
+        check_buffer_size(ctx, shape, (n as u64) * 4)?;
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(data), TENSOR_USAGE)?;
         Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, offset: 0, ctx: ctx.id })
     }
@@ -131,10 +141,7 @@ impl Tensor {
         }
         let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
         halves.resize(n.next_multiple_of(2), 0);
-        let bytes = halves.len() as u64 * 2;
-        if bytes > ctx.limits().max_buffer_size {
-            return Err(Error::TooLarge(format!("tensor {shape:?} ({bytes} bytes) exceeds max_buffer_size")));
-        }
+        check_buffer_size(ctx, shape, halves.len() as u64 * 2)?;
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(&halves), TENSOR_USAGE)?;
         Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
     }
@@ -155,6 +162,7 @@ impl Tensor {
             check_f16(ctx)?;
         }
         let bytes = (numel_of(shape)? as u64 * dtype.size()).next_multiple_of(4);
+        check_buffer_size(ctx, shape, bytes)?;
         let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
         Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
     }

@@ -712,3 +712,16 @@ fn a_split_plan_is_what_runs() {
     }
     capped(&ctx, base, false);
 }
+
+/// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
+/// anything is allocated, naming the tensor and both limits.
+#[test]
+fn a_tensor_beyond_one_buffer_is_a_clear_error() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let e = Tensor::empty(&ctx, &[1, 64, 1024, 1025]).unwrap_err(); // 268697600 bytes
+    let text = e.to_string();
+    assert!(matches!(e, wgconv::Error::TooLarge(_)), "{e:?}");
+    for needle in ["[1, 64, 1024, 1025]", "268697600", "268435456", "134217728"] {
+        assert!(text.contains(needle), "{needle} missing from: {text}");
+    }
+}
