@@ -71,7 +71,7 @@
 //! | every tensor of the call has the input's dtype | [`Error::DTypeMismatch`] |
 //! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
-//! | each tensor fits one buffer (`max_buffer_size`); one image of each batched tensor, and the weight, fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
+//! | each tensor fits one buffer (`max_buffer_size`); one output row of an image (conv2d, conv_transpose2d, pools), one depth plane (conv3d), one image (deform_conv2d) and one output channel's weights fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
 //!
 //! At run time: wgpu validation, out-of-memory and internal errors become
 //! [`Error::Validation`], [`Error::OutOfMemory`], [`Error::Internal`]; a lost or destroyed
@@ -97,7 +97,8 @@
 //!   input rows with their halo copied into a scratch tensor, its output copied back; the
 //!   image edge becomes the band's padding), bit-identical too; separable_conv2d runs such an
 //!   image as its two passes, each banded; conv2d_backward sums its weight and bias gradients
-//!   over the bands. deform_conv2d, whose samples may reach any input row, reports such an
+//!   over the bands. A conv2d weight beyond one binding runs in chunks of output channels
+//!   (whole groups, or part of one), one image at a time, bit-identical too. deform_conv2d, whose samples may reach any input row, reports such an
 //!   image as an error naming it and the limit.
 //! - **Empty batches.** N = 0 gives an output with N = 0 and records no GPU work
 //!   (conv2d_backward's grad_weight and grad_bias are zero-filled), as in PyTorch.

@@ -725,3 +725,54 @@ fn a_tensor_beyond_one_buffer_is_a_clear_error() {
         assert!(text.contains(needle), "{needle} missing from: {text}");
     }
 }
+
+/// A weight over the binding cap: conv2d runs chunks of output channels (whole groups, or
+/// part of one group), one image at a time, bit-identical to one call.
+#[test]
+fn a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let sym = Padding::Symmetric([1, 1]);
+    // (input, weight, params): every weight 73728 bytes, over 64 KiB.
+    let cases = [
+        ([2, 32, 8, 8], [64, 32, 3, 3], Conv2dParams { padding: sym, ..Default::default() }),
+        (
+            [2, 32, 8, 8],
+            [64, 32, 3, 3],
+            Conv2dParams { padding: sym, algorithm: Algorithm::Im2colGemm, ..Default::default() },
+        ),
+        (
+            [2, 32, 8, 8],
+            [128, 16, 3, 3],
+            Conv2dParams { padding: sym, groups: 2, activation: Activation::Relu, ..Default::default() },
+        ),
+        (
+            [1, 1024, 2, 4],
+            [2048, 1, 3, 3],
+            Conv2dParams { padding: sym, groups: 1024, algorithm: Algorithm::Depthwise, ..Default::default() },
+        ),
+    ];
+    for (xs, ws, p) in cases {
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let b = HostTensor::random(&[ws[0]], 3);
+        let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = wgconv::conv2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            (y.to_vec(&ctx).unwrap(), largest)
+        };
+        let (whole, _) = go(false);
+        let (chunks, largest) = go(true);
+        assert!(largest <= CAP, "{ws:?} {p:?}: a {largest}-byte binding");
+        let differ = whole.iter().zip(&chunks).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "{ws:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let (_, want) = wgconv::reference::conv2d(&x, &w, Some(&b), &p).unwrap();
+        let stats = compare(&chunks, &want);
+        assert!(stats.passes(Tolerance::default()), "{ws:?} {p:?}: {stats}");
+    }
+    capped(&ctx, base, false);
+}
