@@ -197,11 +197,8 @@ fn every_op_takes_an_unbatched_input_as_a_batch_of_one() {
         let (s1, v1) = run(ctx, op, None).unwrap_or_else(|e| panic!("{op:?} unbatched: {e}"));
         let (s, v) = run(ctx, op, Some(1)).unwrap();
         assert_eq!(s1, s[1..], "{op:?}: the output drops the batch axis");
-        assert_eq!(
-            v1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            v.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            "{op:?}"
-        );
+        assert_eq!(v1.len(), v.len(), "{op:?}");
+        assert_eq!(bits_differ(&v1, &v), 0, "{op:?}: unbatched and batch-of-one outputs differ");
     }
 }
 
@@ -253,6 +250,16 @@ fn webgpu_default_context() -> Option<GpuContext> {
 
 const CAP: u64 = 64 << 10;
 
+/// The largest binding, in bytes, any launch of `trace` made.
+fn largest_binding(trace: &wgconv::kernels::trace::Trace) -> u64 {
+    trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap_or(0)
+}
+
+/// How many elements of `a` and `b` differ in their bits.
+fn bits_differ(a: &[f32], b: &[f32]) -> usize {
+    a.iter().zip(b).filter(|(a, b)| a.to_bits() != b.to_bits()).count()
+}
+
 fn capped(ctx: &GpuContext, base: EngineConfig, on: bool) {
     ctx.set_config(EngineConfig { max_binding_size: if on { CAP } else { base.max_binding_size }, ..base });
 }
@@ -278,11 +285,11 @@ fn every_op_splits_a_batch_beyond_one_binding_bit_identically() {
         let (s2, split) = run(&ctx, op, Some(n)).unwrap_or_else(|e| panic!("{op:?} split: {e}"));
         // What the kernels bound: no binding over the cap, more launches than one call.
         let trace = ctx.end_trace().unwrap();
-        let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+        let largest = largest_binding(&trace);
         assert!(largest <= CAP, "{op:?}: a {largest}-byte binding under a {CAP}-byte cap");
         assert!(trace.dispatches.len() > unsplit, "{op:?}: {} launches split, {unsplit} whole", trace.dispatches.len());
         assert_eq!(s, s2);
-        let differ = whole.iter().zip(&split).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let differ = bits_differ(&whole, &split);
         assert_eq!(differ, 0, "{op:?}: {differ} of {} outputs differ from the unsplit run", whole.len());
     }
     capped(&ctx, base, false);
@@ -391,7 +398,7 @@ fn an_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
                 ctx.begin_trace();
                 let (y, info) = wgconv::conv2d_with_info(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
                 let trace = ctx.end_trace().unwrap();
-                let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+                let largest = largest_binding(&trace);
                 (y.to_vec(&ctx).unwrap(), info, largest)
             };
             let (whole, _, _) = go(false);
@@ -399,7 +406,7 @@ fn an_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
             let what = format!("{xs:?} {ws:?} {p:?} {}", dtype.name());
             assert!(info.row_bands > 1, "{what}: {info:?}");
             assert!(largest <= CAP, "{what}: a {largest}-byte binding");
-            let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            let differ = bits_differ(&whole, &bands);
             assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
             if dtype == wgconv::DType::F32 {
                 let (_, want) = wgconv::reference::conv2d(&x, &w, Some(&b), &p).unwrap();
@@ -438,14 +445,14 @@ fn backward_sums_weight_and_bias_gradients_over_batch_pieces() {
             ctx.begin_trace();
             let g = wgconv::conv2d_backward(&ctx, &xg, &wg, &dyg, &p, Grads::ALL).unwrap();
             let trace = ctx.end_trace().unwrap();
-            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            let largest = largest_binding(&trace);
             let read = |t: Option<Tensor>| t.unwrap().to_vec(&ctx).unwrap();
             ([read(g.grad_input), read(g.grad_weight), read(g.grad_bias)], largest)
         };
         let (whole, _) = go(false);
         let (split, largest) = go(true);
         assert!(largest <= CAP, "groups {groups}: a {largest}-byte binding");
-        let differ = whole[0].iter().zip(&split[0]).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let differ = bits_differ(&whole[0], &split[0]);
         assert_eq!(differ, 0, "groups {groups}: {differ} grad_input elements differ from one call");
         let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
         for (i, want) in [rdx, rdw, rdb].iter().enumerate() {
@@ -566,13 +573,13 @@ fn a_transposed_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
             ctx.begin_trace();
             let y = wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
             let trace = ctx.end_trace().unwrap();
-            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            let largest = largest_binding(&trace);
             (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
         };
         let (whole, _, n_whole) = go(false);
         let (bands, largest, n_bands) = go(true);
         assert!(largest <= CAP && n_bands > n_whole, "{p:?}: {largest} bytes, {n_bands} launches ({n_whole})");
-        let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let differ = bits_differ(&whole, &bands);
         assert_eq!(differ, 0, "{xs:?} {p:?}: {differ} of {} outputs differ", whole.len());
         let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&bands, &want);
@@ -600,12 +607,12 @@ fn pools_beyond_one_binding_run_in_row_bands_bit_identically() {
                 ctx.begin_trace();
                 let y = wgconv::ops::pool2d::pool2d(&ctx, &x, &p, mode).unwrap().to_vec(&ctx).unwrap();
                 let trace = ctx.end_trace().unwrap();
-                (y, trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap())
+                (y, largest_binding(&trace))
             };
             let (whole, _) = run(false);
             let (bands, largest) = run(true);
             assert!(largest <= CAP, "{p:?} {mode:?}: a {largest}-byte binding");
-            let differ = whole.iter().zip(&bands).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            let differ = bits_differ(&whole, &bands);
             assert_eq!(differ, 0, "{p:?} {mode:?}: {differ} outputs differ");
         }
     }
@@ -628,7 +635,7 @@ fn separable_blocks_beyond_one_binding_run_as_two_banded_passes() {
     };
     let two_passes = run(false, false);
     let banded = run(false, true);
-    let differ = two_passes.iter().zip(&banded).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    let differ = bits_differ(&two_passes, &banded);
     assert_eq!(differ, 0, "{differ} outputs differ");
     let fused = run(true, false);
     let fused_banded = run(true, true);
@@ -671,13 +678,13 @@ fn a_volume_beyond_one_binding_runs_in_depth_slabs_bit_identically() {
             ctx.begin_trace();
             let y = wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
             let trace = ctx.end_trace().unwrap();
-            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            let largest = largest_binding(&trace);
             (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
         };
         let (whole, _, n_whole) = go(false);
         let (slabs, largest, n_slabs) = go(true);
         assert!(largest <= CAP && n_slabs > n_whole, "{p:?}: {largest} bytes, {n_slabs} launches ({n_whole} whole)");
-        let differ = whole.iter().zip(&slabs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let differ = bits_differ(&whole, &slabs);
         assert_eq!(differ, 0, "{p:?}: {differ} of {} outputs differ", whole.len());
         let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&slabs, &want);
@@ -762,13 +769,13 @@ fn a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
             ctx.begin_trace();
             let y = wgconv::conv2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
             let trace = ctx.end_trace().unwrap();
-            let largest = trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap();
+            let largest = largest_binding(&trace);
             (y.to_vec(&ctx).unwrap(), largest)
         };
         let (whole, _) = go(false);
         let (chunks, largest) = go(true);
         assert!(largest <= CAP, "{ws:?} {p:?}: a {largest}-byte binding");
-        let differ = whole.iter().zip(&chunks).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let differ = bits_differ(&whole, &chunks);
         assert_eq!(differ, 0, "{ws:?} {p:?}: {differ} of {} outputs differ", whole.len());
         let (_, want) = wgconv::reference::conv2d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&chunks, &want);
