@@ -71,7 +71,7 @@
 //! | every tensor of the call has the input's dtype | [`Error::DTypeMismatch`] |
 //! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
-//! | each tensor fits one buffer (`max_buffer_size`); one output row of an image (conv2d, conv_transpose2d, pools), one depth plane (conv3d), one image (deform_conv2d) and one output channel's weights fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
+//! | each tensor fits one buffer (`max_buffer_size`); one output row of an image (conv2d, conv_transpose2d, pools), one output position's channels (conv1d), one depth plane (conv3d), one image (deform_conv2d) and one output channel's weights fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
 //!
 //! At run time: wgpu validation, out-of-memory and internal errors become
 //! [`Error::Validation`], [`Error::OutOfMemory`], [`Error::Internal`]; a lost or destroyed
@@ -93,7 +93,8 @@
 //!   pass (grad_input bit-identical) and sums the pieces' grad_weight and grad_bias in a fixed
 //!   order (equal to one call within rounding: the batch sum is regrouped at the pieces).
 //! - **Beyond one binding per image.** conv2d, conv_transpose2d and the pools run an image
-//!   larger than one binding in bands of output rows, conv3d a volume in slabs of output depth ([`ops::bands`]: each band's
+//!   larger than one binding in bands of output rows (conv1d a sequence, laid along the rows),
+//!   conv3d a volume in slabs of output depth ([`ops::bands`]: each band's
 //!   input rows with their halo copied into a scratch tensor, its output copied back; the
 //!   image edge becomes the band's padding), bit-identical too; separable_conv2d runs such an
 //!   image as its two passes, each banded; conv2d_backward sums its weight and bias gradients

@@ -783,3 +783,39 @@ fn a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
     }
     capped(&ctx, base, false);
 }
+
+/// conv1d with one sequence over the binding cap: the sequence along conv2d's rows, in
+/// bands, bit-identical to one call.
+#[test]
+fn a_sequence_beyond_one_binding_runs_in_bands_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let p = |stride, padding, dilation, algorithm| Conv1dParams {
+        stride,
+        padding,
+        dilation,
+        algorithm,
+        ..Default::default()
+    };
+    // 8·3000·4 = 96000 bytes a sequence.
+    for p in [
+        p(1, Padding1d::Symmetric(1), 1, Algorithm::Auto),
+        p(2, Padding1d::Explicit { left: 3, right: 0 }, 2, Algorithm::ImplicitGemm),
+        p(1, Padding1d::Same, 3, Algorithm::Direct),
+        p(3, Padding1d::Valid, 1, Algorithm::Im2colGemm),
+    ] {
+        let x = up(&ctx, &HostTensor::random(&[2, 8, 3000], 1));
+        let w = up(&ctx, &HostTensor::random(&[6, 8, 5], 2));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = wgconv::conv1d(&ctx, &x, &w, None, &p).unwrap().to_vec(&ctx).unwrap();
+            (y, largest_binding(&ctx.end_trace().unwrap()))
+        };
+        let (whole, _) = go(false);
+        let (bands, largest) = go(true);
+        assert!(largest <= CAP, "{p:?}: a {largest}-byte binding");
+        assert_eq!(bits_differ(&whole, &bands), 0, "{p:?}");
+    }
+    capped(&ctx, base, false);
+}

@@ -5,7 +5,7 @@ use crate::context::GpuContext;
 use crate::error::Result;
 use crate::ops::conv2d::{conv2d_into, Conv2dInfo};
 use crate::ops::{as_batched, returned_shape, unbatched};
-use crate::params::Conv1dParams;
+use crate::params::{Conv1dParams, Conv2dParams, Padding};
 use crate::tensor::Tensor;
 
 fn as_2d(t: &Tensor) -> Result<Tensor> {
@@ -49,5 +49,23 @@ pub fn conv1d_into(
             reason: format!("shape {:?}, expected {shape:?}", output.shape()),
         });
     }
-    conv2d_into(ctx, encoder, &as_2d(input)?, &as_2d(weight)?, bias, &params.as_conv2d(), &as_2d(output)?)
+    let p2 = params.as_conv2d();
+    let n = input.shape()[0];
+    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * t.dtype().size();
+    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
+        // One sequence beyond one binding: the sequence along conv2d's rows ([N, C, L, 1]),
+        // which conv2d cuts into bands, with the algorithm chosen for the usual [N, C, 1, L]
+        // view (the same taps in the same order: bit-identical).
+        let g = p2.validate(as_2d(input)?.shape(), as_2d(weight)?.shape(), bias.map(|b| b.shape()))?;
+        let dtype = input.dtype();
+        let (algorithm, _) = crate::ops::conv2d::choose_algorithm(ctx, &g, &p2, dtype, bias.is_some())?;
+        let rows = |t: &Tensor| {
+            let s = t.shape();
+            t.reshape(&[s[0], s[1], s[2], 1])
+        };
+        let padding = Padding::Explicit { top: g.pads.left, left: 0, bottom: g.pads.right, right: 0 };
+        let pr = Conv2dParams { stride: [params.stride, 1], padding, dilation: [params.dilation, 1], algorithm, ..p2 };
+        return conv2d_into(ctx, encoder, &rows(input)?, &rows(weight)?, bias, &pr, &rows(output)?);
+    }
+    conv2d_into(ctx, encoder, &as_2d(input)?, &as_2d(weight)?, bias, &p2, &as_2d(output)?)
 }

@@ -308,7 +308,7 @@ pub(crate) fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
 /// autotuner's pick when it is on, else [`Algorithm::choose`]; a kernel that would loop past
 /// the loop budget is replaced (Auto) or refused (forced). Every batch piece of a split call
 /// runs the choice made for the whole batch.
-fn choose_algorithm(
+pub(crate) fn choose_algorithm(
     ctx: &GpuContext,
     g: &Conv2dGeometry,
     params: &Conv2dParams,
