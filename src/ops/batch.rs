@@ -11,7 +11,8 @@
 //!
 //! Each output element is computed by the same kernel with the same sum order as in a
 //! single call (an op passes the algorithm chosen for the whole batch to every piece), so a
-//! split run is bit-identical to an unsplit one.
+//! split run is bit-identical to an unsplit one. The exception is a sum over the batch:
+//! conv2d_backward's grad_weight and grad_bias are summed per piece, then over the pieces.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -67,7 +68,8 @@ fn lcm(a: u64, b: u64) -> u64 {
 /// Plans the pieces of a batch of `n` images for tensors whose one image takes `per_image`
 /// bytes each (named for errors, with their shapes), under the context's binding limit.
 ///
-/// Errors: [`Error::TooLarge`] when one image of a tensor exceeds one binding.
+/// Errors: [`Error::TooLarge`] when one image of a tensor exceeds one binding (the ops that
+/// split images into bands, [`crate::ops::bands`], check that first).
 pub fn plan(ctx: &GpuContext, op: &str, n: usize, tensors: &[(&str, &[usize], u64)]) -> Result<BatchPieces> {
     let max = ctx.max_binding();
     let whole = |&(_, _, per): &(&str, &[usize], u64)| (per * n as u64).next_multiple_of(4) <= max;
@@ -79,8 +81,8 @@ pub fn plan(ctx: &GpuContext, op: &str, n: usize, tensors: &[(&str, &[usize], u6
         if per > max {
             return Err(Error::TooLarge(format!(
                 "{op}: one image of {what} {shape:?} is {per} bytes; one storage binding holds at most {max} on this \
-                 device (max_storage_buffer_binding_size, capped by EngineConfig::max_binding_size), and an op \
-                 splits its work over the batch only, never inside one image"
+                 device (max_storage_buffer_binding_size, capped by EngineConfig::max_binding_size), and {op} \
+                 does not split one image"
             )));
         }
         fit = fit.min(max / per.max(1));
