@@ -38,9 +38,9 @@ pub(crate) struct RowGeometry {
     pub pad_top: u64,
     /// Bytes per element.
     pub elem: u64,
-    /// `Some(output_padding)` along the rows for a transposed conv (the mapping of the
-    /// module docs); `None` for a windowed op (conv, pooling).
-    pub transposed: Option<u64>,
+    /// A transposed conv (the mapping of the module docs; its output padding is implied by
+    /// `h_out`), not a windowed op (conv, pooling).
+    pub transposed: bool,
     /// (bytes per input row, budget) of a workspace the band's kernels fill per input row
     /// (conv_transpose2d's `GemmCol2im` columns); `None` without one.
     pub workspace: Option<(u64, u64)>,
@@ -75,7 +75,7 @@ impl RowGeometry {
             .map(|b| {
                 let oy0 = b * plan.rows;
                 let oy1 = (oy0 + plan.rows).min(self.h_out);
-                if self.transposed.is_some() {
+                if self.transposed {
                     return self.transposed_band(oy0, oy1);
                 }
                 let (lo, hi) = self.input_rows(oy0, oy1);
@@ -135,7 +135,7 @@ impl RowGeometry {
         let in_rows = max / in_row.max(1);
         let in_rows = self.workspace.map_or(in_rows, |(row, budget)| in_rows.min(budget / row.max(1)));
         let by_in = if in_rows >= self.span { (in_rows - self.span) / self.stride + 1 } else { 0 };
-        let rows = if self.transposed.is_some() {
+        let rows = if self.transposed {
             // A band of r output rows reads at most ⌈(r + max(span − 1, s))/s⌉ + 2 input rows
             // (the `a` and `b` of the module docs).
             let reach = (self.span - 1).max(self.stride);

@@ -299,7 +299,7 @@ pub(crate) fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
         stride: g.stride[0] as u64,
         pad_top: g.pads.top as u64,
         elem: dtype.size(),
-        transposed: None,
+        transposed: false,
         workspace: None,
     }
 }

@@ -93,7 +93,7 @@ fn conv3d_in_slabs(
         stride: g.stride[0] as u64,
         pad_top: g.pad_begin[0] as u64,
         elem: 4,
-        transposed: None,
+        transposed: false,
         workspace: None,
     };
     let slabs = planes.plan("conv3d", ctx.max_binding())?;

@@ -316,7 +316,7 @@ fn conv_transpose2d_in_bands(
         stride: g.stride[0] as u64,
         pad_top: g.pads.top as u64,
         elem: dtype.size(),
-        transposed: Some(g.output_padding[0] as u64),
+        transposed: true,
         // GemmCol2im: one input row's columns, Cout·kh·kw·W floats.
         workspace: (algorithm == Algorithm::GemmCol2im).then(|| {
             let budget = ctx.config().workspace_budget.min(ctx.max_binding());

@@ -82,7 +82,7 @@ pub fn pool2d_into(
             stride: params.stride()[0] as u64,
             pad_top: params.padding[0] as u64,
             elem: dtype.size(),
-            transposed: None,
+            transposed: false,
             workspace: None,
         };
         let bands = rows.plan("pool2d", ctx.max_binding())?;
