@@ -64,17 +64,31 @@ fn up(ctx: &GpuContext, h: &HostTensor) -> Tensor {
 /// Runs `op` on a batch of `n` images (`None`: unbatched) and returns the output's shape
 /// and values; seeded, so the same images give the same data in every form.
 fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>, Vec<f32>)> {
+    run_with(ctx, op, n, false)
+}
+
+/// [`run`], with NaN, +∞ and −∞ in the first channel of every image of the input (of
+/// grad_output for `GradInput`) when `specials` is set.
+fn run_with(ctx: &GpuContext, op: Op, n: Option<usize>, specials: bool) -> wgconv::Result<(Vec<usize>, Vec<f32>)> {
     let rnd = |rest: &[usize], seed| HostTensor::random(&shape(n, rest), seed);
+    let input = |rest: &[usize], seed| {
+        let h = rnd(rest, seed);
+        if specials {
+            poison(h, n.unwrap_or(1), rest[1..].iter().product(), 83)
+        } else {
+            h
+        }
+    };
     let fixed = |s: &[usize], seed| HostTensor::random(s, seed);
     let out = match op {
         Op::Conv2d(algorithm) => {
             let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
-            let (x, w, b) = (rnd(&[4, 32, 32], 1), fixed(&[8, 4, 3, 3], 2), fixed(&[8], 3));
+            let (x, w, b) = (input(&[4, 32, 32], 1), fixed(&[8, 4, 3, 3], 2), fixed(&[8], 3));
             wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), Some(&up(ctx, &b)), &p)?
         }
         Op::Conv2dOddImage => {
             let p = Conv2dParams { algorithm: Algorithm::ImplicitGemm, ..Default::default() };
-            let (x, w) = (rnd(&[3, 45, 45], 4), fixed(&[5, 3, 2, 2], 5));
+            let (x, w) = (input(&[3, 45, 45], 4), fixed(&[5, 3, 2, 2], 5));
             wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
         }
         Op::Depthwise => {
@@ -85,17 +99,17 @@ fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>
                 activation: Activation::Relu,
                 ..Default::default()
             };
-            let (x, w) = (rnd(&[8, 32, 32], 6), fixed(&[8, 1, 3, 3], 7));
+            let (x, w) = (input(&[8, 32, 32], 6), fixed(&[8, 1, 3, 3], 7));
             wgconv::conv2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
         }
         Op::Conv1d => {
             let p = Conv1dParams { padding: Padding1d::Symmetric(1), ..Default::default() };
-            let (x, w) = (rnd(&[4, 1000], 8), fixed(&[8, 4, 3], 9));
+            let (x, w) = (input(&[4, 1000], 8), fixed(&[8, 4, 3], 9));
             wgconv::conv1d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
         }
         Op::Conv3d => {
             let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
-            let (x, w) = (rnd(&[2, 8, 16, 16], 10), fixed(&[4, 2, 3, 3, 3], 11));
+            let (x, w) = (input(&[2, 8, 16, 16], 10), fixed(&[4, 2, 3, 3, 3], 11));
             wgconv::conv3d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
         }
         Op::ConvTranspose2d(algorithm) => {
@@ -105,12 +119,12 @@ fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>
                 algorithm,
                 ..Default::default()
             };
-            let (x, w) = (rnd(&[8, 16, 16], 12), fixed(&[8, 4, 4, 4], 13));
+            let (x, w) = (input(&[8, 16, 16], 12), fixed(&[8, 4, 4, 4], 13));
             wgconv::conv_transpose2d(ctx, &up(ctx, &x), &up(ctx, &w), None, &p)?
         }
         Op::Deform(algorithm) => {
             let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
-            let (x, w) = (rnd(&[4, 24, 24], 14), fixed(&[8, 4, 3, 3], 15));
+            let (x, w) = (input(&[4, 24, 24], 14), fixed(&[8, 4, 3, 3], 15));
             let mut off = rnd(&[18, 24, 24], 16);
             off.data.iter_mut().for_each(|v| *v *= 2.5);
             let mask = rnd(&[9, 24, 24], 17);
@@ -119,7 +133,7 @@ fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>
         }
         Op::Pool(mode) => {
             let p = Pool2dParams { stride: Some([1, 1]), padding: [1, 1], ..Pool2dParams::new([3, 3]) };
-            let x = up(ctx, &rnd(&[8, 32, 32], 18));
+            let x = up(ctx, &input(&[8, 32, 32], 18));
             match mode {
                 PoolMode::Max => wgconv::max_pool2d(ctx, &x, &p)?,
                 PoolMode::Avg => wgconv::avg_pool2d(ctx, &x, &p)?,
@@ -132,13 +146,13 @@ fn run(ctx: &GpuContext, op: Op, n: Option<usize>) -> wgconv::Result<(Vec<usize>
                 fused,
                 ..Default::default()
             };
-            let (x, dw, pw) = (rnd(&[8, 32, 32], 19), fixed(&[8, 1, 3, 3], 20), fixed(&[16, 8, 1, 1], 21));
+            let (x, dw, pw) = (input(&[8, 32, 32], 19), fixed(&[8, 1, 3, 3], 20), fixed(&[16, 8, 1, 1], 21));
             let (x, dw, pw) = (up(ctx, &x), up(ctx, &dw), up(ctx, &pw));
             wgconv::separable_conv2d(ctx, &x, &dw, None, &pw, None, &p)?
         }
         Op::GradInput => {
             let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), stride: [2, 2], ..Default::default() };
-            let (x, w, dy) = (rnd(&[4, 32, 32], 22), fixed(&[8, 4, 3, 3], 23), rnd(&[8, 16, 16], 24));
+            let (x, w, dy) = (rnd(&[4, 32, 32], 22), fixed(&[8, 4, 3, 3], 23), input(&[8, 16, 16], 24));
             let grads = wgconv::conv2d_backward(
                 ctx,
                 &up(ctx, &x),
@@ -255,9 +269,31 @@ fn largest_binding(trace: &wgconv::kernels::trace::Trace) -> u64 {
     trace.dispatches.iter().flat_map(|d| &d.bindings).map(|b| b.size).max().unwrap_or(0)
 }
 
-/// How many elements of `a` and `b` differ in their bits.
+/// How many elements of `a` and `b` differ in their bits (any NaN equals any NaN: PyTorch
+/// does not define NaN payloads).
 fn bits_differ(a: &[f32], b: &[f32]) -> usize {
-    a.iter().zip(b).filter(|(a, b)| a.to_bits() != b.to_bits()).count()
+    a.iter().zip(b).filter(|(a, b)| a.to_bits() != b.to_bits() && !(a.is_nan() && b.is_nan())).count()
+}
+
+/// `h` (of `images` images) with NaN, +∞ and −∞ in turn every `every` elements of the
+/// first `plane` elements of each image (the first channel when `plane` is one channel's size).
+fn poison(mut h: HostTensor, images: usize, plane: usize, every: usize) -> HostTensor {
+    let image = h.data.len() / images.max(1);
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    for (i, image) in h.data.chunks_mut(image.max(1)).enumerate() {
+        for (k, j) in (i * 7 % every..plane.min(image.len())).step_by(every).enumerate() {
+            image[j] = specials[k % 3];
+        }
+    }
+    h
+}
+
+/// How many outputs are NaN, how many ±∞ and how many finite: a special-value test that
+/// finds none of the first two (or none of the last) probed nothing.
+fn kinds(v: &[f32]) -> (usize, usize, usize) {
+    let nan = v.iter().filter(|v| v.is_nan()).count();
+    let inf = v.iter().filter(|v| v.is_infinite()).count();
+    (nan, inf, v.len() - nan - inf)
 }
 
 fn capped(ctx: &GpuContext, base: EngineConfig, on: bool) {
@@ -817,5 +853,79 @@ fn a_sequence_beyond_one_binding_runs_in_bands_bit_identically() {
         assert!(largest <= CAP, "{p:?}: a {largest}-byte binding");
         assert_eq!(bits_differ(&whole, &bands), 0, "{p:?}");
     }
+    capped(&ctx, base, false);
+}
+
+/// NaN, +∞ and −∞ in the inputs (and a weight) of every split path: batch pieces for every
+/// op, then row bands, depth slabs and channel chunks with specials on the rows each band's
+/// halo copies. The split run gives the unsplit run's outputs, specials included.
+#[test]
+fn special_values_cross_every_split_unchanged() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let go = |cap: bool, f: &dyn Fn() -> Vec<f32>| {
+        capped(&ctx, base, cap);
+        ctx.begin_trace();
+        let v = f();
+        let trace = ctx.end_trace().unwrap();
+        (v, largest_binding(&trace), trace.dispatches.len())
+    };
+    let check = |what: &str, f: &dyn Fn() -> Vec<f32>| {
+        let (whole, _, n_whole) = go(false, f);
+        let (split, largest, n_split) = go(true, f);
+        assert!(largest <= CAP && n_split > n_whole, "{what}: {largest} bytes, {n_split} launches ({n_whole})");
+        let (nan, inf, finite) = kinds(&whole);
+        assert!(nan > 0 && inf > 0 && finite > 0, "{what}: {nan} NaN, {inf} ±∞, {finite} finite outputs");
+        let differ = bits_differ(&whole, &split);
+        assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ from the unsplit run", whole.len());
+    };
+    for op in OPS.into_iter().chain([Op::GradInput]) {
+        check(&format!("{op:?} in batch pieces"), &|| run_with(&ctx, op, Some(7), true).unwrap().1);
+    }
+    // One image over the cap. Specials every 83 elements of the first channel: about one a row.
+    let poisoned = |s: &[usize], seed| {
+        let plane = s[2..].iter().product();
+        up(&ctx, &poison(HostTensor::random(s, seed), s[0], plane, 83))
+    };
+    let fixed = |s: &[usize], seed| up(&ctx, &HostTensor::random(s, seed));
+    let read = |t: wgconv::Result<Tensor>| t.unwrap().to_vec(&ctx).unwrap();
+    let sym = Padding::Symmetric([1, 1]);
+    let image = poisoned(&[1, 8, 64, 80], 1); // 160 KiB
+    let w = fixed(&[8, 8, 3, 3], 2);
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm, Algorithm::Direct] {
+        let p = Conv2dParams { padding: sym, algorithm, ..Default::default() };
+        check(&format!("conv2d {algorithm:?} in row bands"), &|| read(wgconv::conv2d(&ctx, &image, &w, None, &p)));
+    }
+    let dw = fixed(&[8, 1, 3, 3], 3);
+    let p = Conv2dParams { padding: sym, groups: 8, algorithm: Algorithm::Depthwise, ..Default::default() };
+    check("depthwise in row bands", &|| read(wgconv::conv2d(&ctx, &image, &dw, None, &p)));
+    let pool = Pool2dParams { stride: Some([1, 1]), padding: [1, 1], ..Pool2dParams::new([3, 3]) };
+    for mode in [PoolMode::Max, PoolMode::Avg] {
+        check(&format!("{mode:?} pool in row bands"), &|| read(wgconv::ops::pool2d::pool2d(&ctx, &image, &pool, mode)));
+    }
+    let pw = fixed(&[8, 8, 1, 1], 4);
+    let p = SeparableParams { padding: sym, ..Default::default() };
+    check("separable in row bands", &|| read(wgconv::separable_conv2d(&ctx, &image, &dw, None, &pw, None, &p)));
+    let (xt, wt) = (poisoned(&[1, 8, 40, 40], 5), fixed(&[8, 4, 4, 4], 6));
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        let p = ConvTranspose2dParams { stride: [2, 2], padding: sym, algorithm, ..Default::default() };
+        check(&format!("conv_transpose2d {algorithm:?} in row bands"), &|| {
+            read(wgconv::conv_transpose2d(&ctx, &xt, &wt, None, &p))
+        });
+    }
+    let (xv, wv) = (poisoned(&[1, 4, 12, 24, 24], 7), fixed(&[4, 4, 3, 3, 3], 8));
+    let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
+    check("conv3d in depth slabs", &|| read(wgconv::conv3d(&ctx, &xv, &wv, None, &p)));
+    let (xs, ws) = (poisoned(&[1, 8, 3000], 9), fixed(&[6, 8, 5], 10));
+    let p = Conv1dParams { padding: Padding1d::Symmetric(2), ..Default::default() };
+    check("conv1d in bands", &|| read(wgconv::conv1d(&ctx, &xs, &ws, None, &p)));
+    // Channel chunks: a NaN, a +∞ and a −∞ weight, each in another chunk of output channels.
+    let mut wc = HostTensor::random(&[64, 32, 3, 3], 11);
+    for (channel, v) in [(0, f32::NAN), (30, f32::INFINITY), (63, f32::NEG_INFINITY)] {
+        wc.data[channel * 288 + 4] = v;
+    }
+    let (xc, wc) = (poisoned(&[2, 32, 8, 8], 12), up(&ctx, &wc));
+    let p = Conv2dParams { padding: sym, ..Default::default() };
+    check("conv2d in channel chunks", &|| read(wgconv::conv2d(&ctx, &xc, &wc, None, &p)));
     capped(&ctx, base, false);
 }
