@@ -15,6 +15,12 @@
 // otherwise each of the four bilinear corners that lies inside the image contributes with
 // its weight (no renormalisation).
 //
+// Bands (ops/deform_conv2d.rs, one image beyond one binding): the offsets, the mask and the
+// columns hold output rows row0 .. row0 + h_out only (oy counts from row0), and the input
+// binding may hold channels c_first .. c_first + c_count of each image only; rows of the
+// other channels are left to the launches that bind them. row0 = 0, c_first = 0 and
+// c_count = c_in for a whole call.
+//
 // One invocation per (offset group og, tap t, column c): the offsets, the mask, the bilinear
 // weights and the corners depend on those only, so they are computed once and serve every
 // input channel of the offset group (a loop writing rows (ci·kh + i)·kw + j): four corner
@@ -42,8 +48,12 @@ struct DeformIm2colParams {
     offset_groups: u32,
     // G_off·kh·kw·cols invocations
     threads: u32,
+    row0: u32,
+    c_first: u32,
+    c_count: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: DeformIm2colParams;
@@ -77,6 +87,14 @@ fn main(
     let i = tap / params.kw;
     let j = tap - i * params.kw;
 
+    // The input channels this launch binds, within offset group og.
+    let per_group = params.c_in / params.offset_groups;
+    let c_lo = max(og * per_group, params.c_first);
+    let c_hi = min((og + 1u) * per_group, params.c_first + params.c_count);
+    if (c_lo >= c_hi) {
+        return;
+    }
+
     let p = params.col0 + c;
     let hw_out = params.h_out * params.w_out;
     let n = p / hw_out;
@@ -85,7 +103,7 @@ fn main(
     let ox = pix - oy * params.w_out;
 
     let off = ((n * params.offset_groups + og) * 2u * taps + 2u * tap) * hw_out + pix;
-    let y = f32(i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top)) + offset[off];
+    let y = f32(i32((params.row0 + oy) * params.stride_h + i * params.dil_h) - i32(params.pad_top)) + offset[off];
     let x = f32(i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left)) + offset[off + hw_out];
     var m = 1.0;
     if (HAS_MASK) {
@@ -106,11 +124,9 @@ fn main(
                     vec4<bool>(in_y.x && in_x.x, in_y.x && in_x.y, in_y.y && in_x.x, in_y.y && in_x.y));
         wt = s.w * m;
     }
-    let per_group = params.c_in / params.offset_groups;
     let plane_len = params.h * params.w;
-    for (var cl = 0u; cl < per_group; cl++) {
-        let ci = og * per_group + cl;
-        let plane = (n * params.c_in + ci) * plane_len;
+    for (var ci = c_lo; ci < c_hi; ci++) {
+        let plane = (n * params.c_count + ci - params.c_first) * plane_len;
         let v = wt.x * corner(plane, at.x) + wt.y * corner(plane, at.y)
               + wt.z * corner(plane, at.z) + wt.w * corner(plane, at.w);
         col[(ci * taps + tap) * params.cols + c] = v;

@@ -355,14 +355,16 @@ fn one_image_beyond_one_binding_is_a_clear_error() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
     capped(&ctx, base, true);
-    // deform_conv2d splits over the batch only (its samples may reach any input row).
+    // deform_conv2d runs such images with im2col_gemm in bands; a forced implicit_gemm binds
+    // whole images.
     let x = up(&ctx, &HostTensor::random(&[2, 4, 96, 96], 1)); // 147456 bytes an image
     let w = up(&ctx, &HostTensor::random(&[4, 4, 3, 3], 2));
     let off = up(&ctx, &HostTensor::random(&[2, 18, 94, 94], 3));
-    let e = wgconv::deform_conv2d(&ctx, &x, &w, &off, None, None, &Conv2dParams::default()).unwrap_err();
+    let p = Conv2dParams { algorithm: Algorithm::ImplicitGemm, ..Default::default() };
+    let e = wgconv::deform_conv2d(&ctx, &x, &w, &off, None, None, &p).unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, wgconv::Error::TooLarge(_)), "{e:?}");
-    assert!(text.contains("one image of input") && text.contains("65536"), "{text}");
+    assert!(text.contains("implicit_gemm binds whole images") && text.contains("65536"), "{text}");
     // conv2d cuts an image into row bands, but not one output row: 64·300·4 bytes.
     let x = up(&ctx, &HostTensor::random(&[1, 4, 3, 302], 3));
     let w = up(&ctx, &HostTensor::random(&[64, 4, 3, 3], 4));
@@ -916,6 +918,10 @@ fn special_values_cross_every_split_unchanged() {
     let (xv, wv) = (poisoned(&[1, 4, 12, 24, 24], 7), fixed(&[4, 4, 3, 3, 3], 8));
     let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
     check("conv3d in depth slabs", &|| read(wgconv::conv3d(&ctx, &xv, &wv, None, &p)));
+    let (xd, wd) = (poisoned(&[1, 8, 50, 70], 13), fixed(&[8, 8, 3, 3], 14));
+    let off = up(&ctx, &HostTensor::random(&[1, 18, 50, 70], 15));
+    let p = Conv2dParams { padding: sym, algorithm: Algorithm::Im2colGemm, ..Default::default() };
+    check("deform_conv2d in row bands", &|| read(wgconv::deform_conv2d(&ctx, &xd, &wd, &off, None, None, &p)));
     let (xs, ws) = (poisoned(&[1, 8, 3000], 9), fixed(&[6, 8, 5], 10));
     let p = Conv1dParams { padding: Padding1d::Symmetric(2), ..Default::default() };
     check("conv1d in bands", &|| read(wgconv::conv1d(&ctx, &xs, &ws, None, &p)));
@@ -927,5 +933,87 @@ fn special_values_cross_every_split_unchanged() {
     let (xc, wc) = (poisoned(&[2, 32, 8, 8], 12), up(&ctx, &wc));
     let p = Conv2dParams { padding: sym, ..Default::default() };
     check("conv2d in channel chunks", &|| read(wgconv::conv2d(&ctx, &xc, &wc, None, &p)));
+    capped(&ctx, base, false);
+}
+
+/// deform_conv2d with one image over the binding cap: im2col_gemm in bands of output rows,
+/// offsets and mask copied band by band, the input bound whole or in chunks of channels
+/// (aligned in place, misaligned ones staged); bit-identical to one im2col_gemm call.
+#[test]
+fn a_deformable_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let im2col = |stride, padding, dilation, groups| Conv2dParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+        algorithm: Algorithm::Im2colGemm,
+        ..Default::default()
+    };
+    let sym = |p| Padding::Symmetric([p, p]);
+    // (input, Cout, offset groups, mask, params, input chunks)
+    let cases = [
+        // 36864-byte planes: one channel a chunk, every chunk aligned; two images.
+        ([2, 4, 96, 96], 4, 1, false, im2col([1, 1], sym(0), [1, 1], 1), 4),
+        // The input fits (28800 bytes); offsets, mask and output do not.
+        ([1, 2, 60, 60], 8, 1, true, im2col([1, 1], sym(1), [1, 1], 1), 1),
+        // 14000-byte planes: chunks of 4 channels, the second at 56000 (staged).
+        ([1, 8, 50, 70], 8, 2, true, im2col([2, 2], sym(2), [2, 2], 2), 2),
+    ];
+    for (xs, c_out, og, with_mask, p, chunks) in cases {
+        let ws = [c_out, xs[1] / p.groups as usize, 3, 3];
+        let [ho, wo] = {
+            let s = p.output_shape(&xs, &ws).unwrap();
+            [s[2], s[3]]
+        };
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let b = HostTensor::random(&[c_out], 3);
+        // Offsets up to ±15 pixels: samples far outside each band's own rows.
+        let mut off = HostTensor::random(&[xs[0], 2 * og * 9, ho, wo], 4);
+        off.data.iter_mut().for_each(|v| *v *= 15.0);
+        let m = HostTensor::random(&[xs[0], og * 9, ho, wo], 5);
+        let mask = with_mask.then_some(&m);
+        let (xg, wg, bg, og_t) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b), up(&ctx, &off));
+        let mg = mask.map(|m| up(&ctx, m));
+        let what = format!("{xs:?} og {og} mask {with_mask} {p:?}");
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = Tensor::empty(&ctx, &[xs[0], c_out, ho, wo]).unwrap();
+            let mut enc = ctx.device().create_command_encoder(&Default::default());
+            let info = wgconv::ops::deform_conv2d::deform_conv2d_into(
+                &ctx,
+                &mut enc,
+                &xg,
+                &wg,
+                &og_t,
+                mg.as_ref(),
+                Some(&bg),
+                &p,
+                &y,
+            )
+            .unwrap();
+            ctx.submit(enc).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let unfolds =
+                trace.dispatches.iter().filter(|d| d.shader == wgconv::shaders::ShaderId::DeformIm2col).count();
+            (y.to_vec(&ctx).unwrap(), info, largest_binding(&trace), unfolds)
+        };
+        let (whole, one, _, _) = go(false);
+        let (bands, info, largest, unfolds) = go(true);
+        assert_eq!(one.row_bands, 1, "{what}");
+        assert!(info.row_bands > 1 && info.algorithm == Algorithm::Im2colGemm, "{what}: {info:?}");
+        assert!(largest <= CAP, "{what}: a {largest}-byte binding");
+        // One unfold per (image, band, column chunk, input chunk).
+        assert_eq!(unfolds % chunks, 0, "{what}: {unfolds} unfolds, {chunks} input chunks");
+        assert!(unfolds >= xs[0] * info.row_bands as usize * chunks, "{what}: {unfolds} unfolds, {info:?}");
+        let differ = bits_differ(&whole, &bands);
+        assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ from one call", whole.len());
+        let (_, want) = wgconv::reference::deform_conv2d(&x, &w, &off, mask, Some(&b), &p).unwrap();
+        let stats = compare(&bands, &want);
+        assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
+    }
     capped(&ctx, base, false);
 }

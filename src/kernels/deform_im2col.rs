@@ -13,7 +13,7 @@ uniform_block! {
     /// Twin of `DeformIm2colParams` in `shaders/deform_im2col.wgsl`.
     DeformIm2colParams {
         c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        col0, cols, total, offset_groups, threads, _pad1, _pad2,
+        col0, cols, total, offset_groups, threads, row0, c_first, c_count, _pad1, _pad2, _pad3,
     }
 }
 
@@ -39,6 +39,9 @@ impl DeformIm2colParams {
             offset_groups,
             // one invocation per (offset group, tap, column)
             threads: offset_groups * p.kh * p.kw * p.cols,
+            row0: 0,
+            c_first: 0,
+            c_count: p.c_in,
             ..Default::default()
         }
     }

@@ -53,7 +53,7 @@ pub struct BatchPieces {
     pub staged: bool,
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
+pub(crate) fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {

@@ -581,8 +581,11 @@ fn record_conv2d(
 pub(crate) enum Unfold<'a> {
     /// im2col.wgsl
     Plain(&'a Tensor),
-    /// deform_im2col.wgsl: bilinear samples at the offsets, times the mask.
-    Deform { input: &'a Tensor, offset: &'a Tensor, mask: Option<&'a Tensor>, offset_groups: u32 },
+    /// deform_im2col.wgsl: bilinear samples at the offsets, times the mask. `inputs` are
+    /// chunks of input channels `(first channel, [N, channels, H, W])`, one launch each (one
+    /// chunk, all channels, in a whole call); the offsets, mask and output hold output rows
+    /// `row0 ..` (0 in a whole call).
+    Deform { inputs: &'a [(u32, Tensor)], offset: &'a Tensor, mask: Option<&'a Tensor>, offset_groups: u32, row0: u32 },
     /// vol2col.wgsl: the 3-D unfold of conv3d (`g` is then its flattened GEMM geometry).
     Vol2col { input: &'a Tensor, geometry: crate::params::Conv3dGeometry },
 }
@@ -678,39 +681,53 @@ pub(crate) fn encode_im2col_gemm(
         let col0 = c * plan.cols;
         let cols = plan.cols.min(plan.pixels - col0);
         let ip = im2col::Im2colParams::new(g, col0, cols);
-        let ib = match unfold {
-            Unfold::Plain(_) => arena.push(&ip),
-            Unfold::Deform { offset_groups, .. } => {
-                arena.push(&crate::kernels::deform_im2col::DeformIm2colParams::new(&ip, offset_groups))
-            }
+        // One unfold block per launch (a deformable unfold: one per chunk of input channels).
+        let ibs: Vec<(u64, u64)> = match unfold {
+            Unfold::Plain(_) => vec![arena.push(&ip)],
+            Unfold::Deform { inputs, offset_groups, row0, .. } => inputs
+                .iter()
+                .map(|(c_first, x)| {
+                    let p = crate::kernels::deform_im2col::DeformIm2colParams {
+                        row0,
+                        c_first: *c_first,
+                        c_count: x.shape()[1] as u32,
+                        ..crate::kernels::deform_im2col::DeformIm2colParams::new(&ip, offset_groups)
+                    };
+                    arena.push(&p)
+                })
+                .collect(),
             Unfold::Vol2col { geometry, .. } => {
-                arena.push(&crate::kernels::vol2col::Vol2colParams::new(&geometry, col0, cols))
+                vec![arena.push(&crate::kernels::vol2col::Vol2colParams::new(&geometry, col0, cols))]
             }
         };
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
-        blocks.push((ip, ib, gp, arena.push(&gp)));
+        blocks.push((ip, ibs, gp, arena.push(&gp)));
     }
     let uniforms = arena.finish(ctx)?;
 
     let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
-    for (ip, ib, gp, gb) in &blocks {
-        dispatches.push(match unfold {
-            Unfold::Plain(input) => im2col::prepare(ctx, &uniforms, *ib, ip, input, &workspace)?,
-            Unfold::Deform { input, offset, mask, offset_groups } => crate::kernels::deform_im2col::prepare(
-                ctx,
-                &uniforms,
-                *ib,
-                ip,
-                offset_groups,
-                input,
-                offset,
-                mask,
-                &workspace,
-            )?,
-            Unfold::Vol2col { input, .. } => {
-                crate::kernels::vol2col::prepare(ctx, &uniforms, *ib, ip.total, input, &workspace)?
+    for (ip, ibs, gp, gb) in &blocks {
+        match unfold {
+            Unfold::Plain(input) => dispatches.push(im2col::prepare(ctx, &uniforms, ibs[0], ip, input, &workspace)?),
+            Unfold::Deform { inputs, offset, mask, offset_groups, .. } => {
+                for ((_, input), ib) in inputs.iter().zip(ibs) {
+                    dispatches.push(crate::kernels::deform_im2col::prepare(
+                        ctx,
+                        &uniforms,
+                        *ib,
+                        ip,
+                        offset_groups,
+                        input,
+                        offset,
+                        mask,
+                        &workspace,
+                    )?);
+                }
             }
-        });
+            Unfold::Vol2col { input, .. } => {
+                dispatches.push(crate::kernels::vol2col::prepare(ctx, &uniforms, ibs[0], ip.total, input, &workspace)?)
+            }
+        }
         let col = range(&workspace, (0, ip.total as u64 * 4));
         dispatches.extend(gemm::prepare(ctx, &uniforms, *gb, gp, GemmProblem::Dense, act, weight, col, bias, output)?);
     }

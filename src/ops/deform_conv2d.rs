@@ -31,6 +31,9 @@ pub struct DeformConv2dInfo {
     pub geometry: DeformGeometry,
     pub chunks: u32,
     pub workspace_bytes: u64,
+    /// Bands of output rows per image: 1 unless one image of a tensor exceeds one storage
+    /// binding (then `Im2colGemm` runs band by band, see [`deform_conv2d_into`]).
+    pub row_bands: u32,
 }
 
 /// What `Algorithm::Auto` runs for the conv `g` of a deform_conv2d on this context:
@@ -75,6 +78,12 @@ pub fn deform_conv2d(
 }
 
 /// Records into the caller's encoder without submitting; writes `output`.
+///
+/// Tensors beyond one storage binding: the batch runs in pieces of whole images; when one
+/// image of the input, offset, mask or output exceeds a binding, every image runs
+/// `Im2colGemm` in bands of output rows (`Auto` picks it; a forced `ImplicitGemm` and f16
+/// tensors are [`Error::TooLarge`]), the input image bound whole or, past one binding, in
+/// chunks of input channels.
 #[allow(clippy::too_many_arguments)]
 pub fn deform_conv2d_into(
     ctx: &GpuContext,
@@ -125,6 +134,12 @@ pub fn deform_conv2d_into(
         input,
         &[(Some(weight), "weight"), (Some(offset), "offset"), (mask, "mask"), (bias, "bias"), (Some(output), "output")],
     )?;
+    let max = ctx.max_binding();
+    let mut per_image = vec![input, offset, output];
+    per_image.extend(mask);
+    if g.n > 0 && per_image.iter().any(|t| (t.byte_len() / g.n as u64) > max) {
+        return deform_in_bands(ctx, encoder, params, &dg, dtype, input, weight, offset, mask, bias, output);
+    }
     // Chosen for the whole batch; every piece of a split call runs it.
     let algorithm = choose_algorithm(ctx, params, &dg, dtype)?;
     let mut batched = vec![batch::input(input, "input"), batch::input(offset, "offset")];
@@ -133,7 +148,7 @@ pub fn deform_conv2d_into(
     }
     batched.push(batch::output(output, "output"));
     let pieces = batch::pieces(ctx, "deform_conv2d", &batched)?;
-    let mut info = DeformConv2dInfo { algorithm, geometry: dg, chunks: 0, workspace_bytes: 0 };
+    let mut info = DeformConv2dInfo { algorithm, geometry: dg, chunks: 0, workspace_bytes: 0, row_bands: 1 };
     batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
         let (x, off, m, out) = match t {
             [x, off, m, out] => (x, off, Some(m), out),
@@ -212,13 +227,15 @@ fn record_deform_conv2d(
     let act = params.activation;
     if algorithm == Algorithm::Im2colGemm {
         let plan = plan_chunks(ctx, &g)?;
-        let unfold = Unfold::Deform { input, offset, mask, offset_groups: dg.offset_groups };
+        let inputs = [(0, input.clone())];
+        let unfold = Unfold::Deform { inputs: &inputs, offset, mask, offset_groups: dg.offset_groups, row0: 0 };
         ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, act, unfold, weight, bias, output))??;
         return Ok(DeformConv2dInfo {
             algorithm: Algorithm::Im2colGemm,
             geometry: dg,
             chunks: plan.chunks,
             workspace_bytes: plan.cols as u64 * plan.rows as u64 * 4,
+            row_bands: 1,
         });
     }
     ctx.scoped(|| -> Result<()> {
@@ -243,5 +260,148 @@ fn record_deform_conv2d(
         record(ctx, encoder, "deform_conv2d", &dispatches);
         Ok(())
     })??;
-    Ok(DeformConv2dInfo { algorithm: Algorithm::ImplicitGemm, geometry: dg, chunks: 1, workspace_bytes: 0 })
+    Ok(DeformConv2dInfo {
+        algorithm: Algorithm::ImplicitGemm,
+        geometry: dg,
+        chunks: 1,
+        workspace_bytes: 0,
+        row_bands: 1,
+    })
+}
+
+/// deform_conv2d when one image of a tensor exceeds one storage binding: image by image,
+/// `Im2colGemm` in bands of output rows. A band's offset and mask rows are copied channel
+/// by channel into scratch tensors `[1, C, rows, Wo]`, its output written to a scratch
+/// `[1, Cout, rows, Wo]` and copied out, and the deformable unfold counts rows from the
+/// band's first (`row0`). The samples may reach any input row, so the input image is bound
+/// whole: in place where its offset is aligned (else copied to scratch), in chunks of input
+/// channels where it exceeds one binding, one unfold launch per chunk, each writing its
+/// channels' rows of the same column matrix. Every output is the sum one `Im2colGemm` call
+/// forms.
+#[allow(clippy::too_many_arguments)]
+fn deform_in_bands(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    params: &DeformConv2dParams,
+    dg: &DeformGeometry,
+    dtype: DType,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<DeformConv2dInfo> {
+    let g = dg.conv;
+    let max = ctx.max_binding();
+    let beyond = format!("deform_conv2d: one image beyond one storage binding ({max} bytes) runs im2col_gemm in bands");
+    if dtype == DType::F16 {
+        return Err(Error::TooLarge(format!("{beyond}, which has no f16 path")));
+    }
+    if params.algorithm == Algorithm::ImplicitGemm {
+        return Err(Error::TooLarge(format!(
+            "{beyond}; implicit_gemm binds whole images (ask for auto or im2col_gemm)"
+        )));
+    }
+    let forced = DeformConv2dParams { algorithm: Algorithm::Im2colGemm, ..*params };
+    let algorithm = choose_algorithm(ctx, &forced, dg, dtype)?;
+    let (ho, wo, elem) = (g.h_out as u64, g.w_out as u64, 4u64);
+    let taps = g.kh as u64 * g.kw as u64;
+    let groups = dg.offset_groups as u64;
+    let (off_c, mask_c, c_out) = (2 * groups * taps, groups * taps, g.c_out as u64);
+    let widest = off_c.max(c_out).max(if mask.is_some() { mask_c } else { 0 });
+    let rows = (max / (widest * wo * elem)).min(ho);
+    if rows == 0 {
+        return Err(Error::TooLarge(format!(
+            "{beyond}, but one output row of {widest} channels × {wo} pixels exceeds one binding"
+        )));
+    }
+    let plane = g.h as u64 * g.w as u64 * elem;
+    let c_in = g.c_in as u64;
+    let mut per_chunk = (max / plane).min(c_in);
+    if per_chunk == 0 {
+        return Err(Error::TooLarge(format!(
+            "{beyond}, but one input channel plane ({plane} bytes) exceeds one binding"
+        )));
+    }
+    // Chunks that start aligned within an image, where that still fits.
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    let step = align / batch::gcd(plane, align);
+    if per_chunk < c_in && step <= per_chunk {
+        per_chunk -= per_chunk % step;
+    }
+    let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), crate::tensor::TENSOR_USAGE);
+    let tensor = |buf: &wgpu::Buffer, shape: &[usize]| Tensor::from_buffer_as(ctx, buf.clone(), shape, dtype);
+    let off_band = scratch("wgconv.deform_band_offset", off_c * rows * wo * elem)?;
+    let mask_band = mask.map(|_| scratch("wgconv.deform_band_mask", mask_c * rows * wo * elem)).transpose()?;
+    let out_band = scratch("wgconv.deform_band_output", c_out * rows * wo * elem)?;
+    let mut staged: Vec<Option<wgpu::Buffer>> = vec![None; c_in.div_ceil(per_chunk) as usize];
+    let (h, w) = (g.h as usize, g.w as usize);
+    let mut info = DeformConv2dInfo {
+        algorithm,
+        geometry: *dg,
+        chunks: 0,
+        workspace_bytes: 0,
+        row_bands: ho.div_ceil(rows) as u32,
+    };
+    // Rows oy0 .. oy0 + r of each of `channels` planes of image i of `t` (Ho·Wo each) to or
+    // from a packed band `[channels, r, Wo]`.
+    let band_copy = |encoder: &mut wgpu::CommandEncoder, t: &Tensor, band: &wgpu::Buffer, i, channels, oy0, r, into| {
+        for c in 0..channels {
+            let at = t.offset() + ((i * channels + c) * ho + oy0) * wo * elem;
+            let (len, b_at) = (r * wo * elem, c * r * wo * elem);
+            if into {
+                encoder.copy_buffer_to_buffer(t.buffer(), at, band, b_at, len);
+            } else {
+                encoder.copy_buffer_to_buffer(band, b_at, t.buffer(), at, len);
+            }
+        }
+    };
+    for i in 0..g.n as u64 {
+        let mut inputs = Vec::with_capacity(staged.len());
+        for (k, c0) in (0..c_in).step_by(per_chunk as usize).enumerate() {
+            let cc = per_chunk.min(c_in - c0);
+            let at = input.offset() + (i * c_in + c0) * plane;
+            let shape = [1, cc as usize, h, w];
+            let x = if at % align == 0 {
+                tensor(input.buffer(), &shape)?.with_offset(at)
+            } else {
+                if staged[k].is_none() {
+                    staged[k] = Some(scratch("wgconv.deform_input_chunk", cc * plane)?);
+                }
+                let buf = staged[k].as_ref().expect("created above");
+                encoder.copy_buffer_to_buffer(input.buffer(), at, buf, 0, cc * plane);
+                tensor(buf, &shape)?
+            };
+            inputs.push((c0 as u32, x));
+        }
+        for oy0 in (0..ho).step_by(rows as usize) {
+            let r = rows.min(ho - oy0);
+            band_copy(encoder, offset, &off_band, i, off_c, oy0, r, true);
+            if let (Some(m), Some(mb)) = (mask, &mask_band) {
+                band_copy(encoder, m, mb, i, mask_c, oy0, r, true);
+            }
+            let band = |c: u64| [1, c as usize, r as usize, wo as usize];
+            let (off_t, out_t) = (tensor(&off_band, &band(off_c))?, tensor(&out_band, &band(c_out))?);
+            let mask_t = mask_band.as_ref().map(|mb| tensor(mb, &band(mask_c))).transpose()?;
+            let gb = Conv2dGeometry { n: 1, h_out: r as u32, ..g };
+            let plan = plan_chunks(ctx, &gb)?;
+            let unfold = Unfold::Deform {
+                inputs: &inputs,
+                offset: &off_t,
+                mask: mask_t.as_ref(),
+                offset_groups: dg.offset_groups,
+                row0: oy0 as u32,
+            };
+            ctx.scoped(|| {
+                encode_im2col_gemm(ctx, encoder, &gb, &plan, params.activation, unfold, weight, bias, &out_t)
+            })??;
+            band_copy(encoder, output, &out_band, i, c_out, oy0, r, false);
+            if info.chunks == 0 {
+                info.chunks = plan.chunks;
+                info.workspace_bytes = plan.cols as u64 * plan.rows as u64 * 4;
+            }
+        }
+    }
+    Ok(info)
 }
