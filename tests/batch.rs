@@ -822,6 +822,44 @@ fn a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
     capped(&ctx, base, false);
 }
 
+/// conv3d with a weight over the binding cap: the same output-channel chunks as conv2d.
+#[test]
+fn a_conv3d_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let sym = Padding3d::Symmetric([1, 1, 1]);
+    // Weights of 82944 bytes, over 64 KiB: whole groups, then parts of one group.
+    for (xs, ws, p) in [
+        ([2, 16, 4, 6, 6], [48, 16, 3, 3, 3], Conv3dParams { padding: sym, ..Default::default() }),
+        (
+            [2, 16, 4, 6, 6],
+            [96, 8, 3, 3, 3],
+            Conv3dParams { padding: sym, groups: 2, activation: Activation::Relu, ..Default::default() },
+        ),
+    ] {
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let b = HostTensor::random(&[ws[0]], 3);
+        let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let y = wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len())
+        };
+        let (whole, _, n_whole) = go(false);
+        let (chunks, largest, n_chunks) = go(true);
+        assert!(largest <= CAP && n_chunks > n_whole, "{ws:?}: {largest} bytes, {n_chunks} launches ({n_whole})");
+        let differ = bits_differ(&whole, &chunks);
+        assert_eq!(differ, 0, "{ws:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
+        let stats = compare(&chunks, &want);
+        assert!(stats.passes(Tolerance::default()), "{ws:?} {p:?}: {stats}");
+    }
+    capped(&ctx, base, false);
+}
+
 /// conv1d with one sequence over the binding cap: the sequence along conv2d's rows, in
 /// bands, bit-identical to one call.
 #[test]

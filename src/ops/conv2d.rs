@@ -24,6 +24,7 @@ use crate::kernels::{
     check_recorded, depthwise, direct, gemm, im2col, range, record, whole, write_plan, Dispatch, Step, UniformArena,
 };
 use crate::ops::bands::{self, RowGeometry};
+use crate::ops::channels;
 use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding};
 use crate::tensor::{DType, Tensor};
@@ -419,12 +420,8 @@ pub fn conv2d_into(
     Ok(plan.info())
 }
 
-/// conv2d_into for a weight larger than one storage binding: runs over chunks of output
-/// channels (whole groups where one group's weight fits a binding, else part of one group),
-/// one image at a time. Each chunk's weight rows, bias and input channels are copied into
-/// scratch tensors, its output channels copied back; every chunk runs the algorithm chosen
-/// for the whole call and sums the same taps in the same order: bit-identical. Each image
-/// must fit one binding.
+/// conv2d_into for a weight larger than one storage binding: chunks of output channels
+/// ([`crate::ops::channels`]), each planned with the algorithm chosen for the whole call.
 #[allow(clippy::too_many_arguments)]
 fn conv2d_by_channels(
     ctx: &GpuContext,
@@ -437,82 +434,15 @@ fn conv2d_by_channels(
     bias: Option<&Tensor>,
     output: &Tensor,
 ) -> Result<Conv2dInfo> {
-    let max = ctx.max_binding();
-    let elem = dtype.size();
-    let (hw, hw_out) = (g.h as u64 * g.w as u64, g.h_out as u64 * g.w_out as u64);
-    let image_bytes = |t: &Tensor| (t.numel() / g.n as usize) as u64 * elem;
-    if image_bytes(input) > max || image_bytes(output) > max {
-        return Err(Error::TooLarge(format!(
-            "conv2d: the weight {:?} ({} bytes) and one image of the input or output exceed one storage binding \
-             ({max} bytes) together; only one of them may",
-            weight.shape(),
-            weight.byte_len()
-        )));
-    }
-    let (cig, cog, groups) = (g.c_in_per_group() as u64, g.c_out_per_group() as u64, g.groups as u64);
-    let row = cig * g.kh as u64 * g.kw as u64 * elem; // one output channel's weights
-    if elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0 || row % 4 != 0 || cog % 2 != 0) {
-        return Err(Error::TooLarge(format!(
-            "conv2d: an f16 weight {:?} beyond one storage binding ({max} bytes) is cut into channel chunks by \
-             4-byte copies, which this shape's odd planes or rows cannot make",
-            weight.shape()
-        )));
-    }
-    // f16: chunks of an even number of channels, so that every copy starts on a 4-byte word.
-    let per_chunk = if elem % 4 != 0 { (max / row) & !1 } else { max / row };
-    if per_chunk == 0 {
-        return Err(Error::TooLarge(format!(
-            "conv2d: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes)"
-        )));
-    }
     let (algorithm, _) = choose_algorithm(ctx, g, params, dtype, bias.is_some())?;
-    // (first input channel, input channels, first output channel, output channels, groups)
-    let mut chunks = Vec::new();
-    if per_chunk >= cog {
-        let per = per_chunk / cog;
-        for g0 in (0..groups).step_by(per as usize) {
-            let k = per.min(groups - g0);
-            chunks.push((g0 * cig, k * cig, g0 * cog, k * cog, k));
-        }
-    } else {
-        for gi in 0..groups {
-            for c in (0..cog).step_by(per_chunk as usize) {
-                chunks.push((gi * cig, cig, gi * cog + c, per_chunk.min(cog - c), 1));
-            }
-        }
-    }
-    let most = |f: fn(&(u64, u64, u64, u64, u64)) -> u64| chunks.iter().map(f).max().unwrap_or(1);
-    let (max_ci, max_co) = (most(|c| c.1), most(|c| c.3));
-    let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), crate::tensor::TENSOR_USAGE);
-    let (xs, ws) = (scratch("wgconv.chunk_input", max_ci * hw * elem)?, scratch("wgconv.chunk_weight", max_co * row)?);
-    let (bs, ys) =
-        (scratch("wgconv.chunk_bias", max_co * elem)?, scratch("wgconv.chunk_output", max_co * hw_out * elem)?);
-    let tensor = |buf: &wgpu::Buffer, shape: &[usize]| Tensor::from_buffer_as(ctx, buf.clone(), shape, dtype);
-    let (kh, kw) = (g.kh as usize, g.kw as usize);
     let mut info = None;
-    for &(ci0, ci, co0, co, k) in &chunks {
-        let copy = |encoder: &mut wgpu::CommandEncoder, from: &Tensor, at: u64, to: &wgpu::Buffer, bytes: u64| {
-            encoder.copy_buffer_to_buffer(from.buffer(), from.offset() + at, to, 0, bytes.next_multiple_of(4));
-        };
-        copy(encoder, weight, co0 * row, &ws, co * row);
-        if let Some(b) = bias {
-            copy(encoder, b, co0 * elem, &bs, co * elem);
-        }
-        let w = tensor(&ws, &[co as usize, cig as usize, kh, kw])?;
-        let b = bias.map(|_| tensor(&bs, &[co as usize])).transpose()?;
-        let p = Conv2dParams { groups: k as u32, algorithm, ..*params };
-        for i in 0..g.n as u64 {
-            let x_at = (i * g.c_in as u64 + ci0) * hw * elem;
-            copy(encoder, input, x_at, &xs, ci * hw * elem);
-            let x = tensor(&xs, &[1, ci as usize, g.h as usize, g.w as usize])?;
-            let y = tensor(&ys, &[1, co as usize, g.h_out as usize, g.w_out as usize])?;
-            let plan = plan_conv2d(ctx, x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), dtype, &p)?;
-            record_conv2d(ctx, encoder, &plan, &x, &w, b.as_ref(), &y)?;
-            info.get_or_insert(plan.info());
-            let y_at = output.offset() + (i * g.c_out as u64 + co0) * hw_out * elem;
-            encoder.copy_buffer_to_buffer(&ys, 0, output.buffer(), y_at, (co * hw_out * elem).next_multiple_of(4));
-        }
-    }
+    channels::for_each_chunk(ctx, encoder, "conv2d", g.groups, input, weight, bias, output, |encoder, c| {
+        let p = Conv2dParams { groups: c.groups, algorithm, ..*params };
+        let plan = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;
+        record_conv2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
+        info.get_or_insert(plan.info());
+        Ok(())
+    })?;
     let info = info.ok_or_else(|| Error::Internal("conv2d in no channel chunks".into()))?;
     Ok(Conv2dInfo { geometry: *g, batch_pieces: g.n, ..info })
 }

@@ -7,7 +7,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
-use crate::ops::{as_batched, batch, check_binding, returned_shape, unbatched};
+use crate::ops::{as_batched, batch, channels, returned_shape, unbatched};
 use crate::params::{Conv3dGeometry, Conv3dParams, Padding3d};
 use crate::tensor::Tensor;
 
@@ -51,12 +51,19 @@ pub fn conv3d_into(
         t.check_device(ctx, what)?;
         t.require_f32("conv3d", what)?;
     }
-    check_binding(ctx, weight, "weight")?;
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
         b.require_f32("conv3d", "bias")?;
     }
     let max = ctx.max_binding();
+    if g.n > 0 && weight.byte_len() > max {
+        // Chunks of output channels, one volume at a time (crate::ops::channels).
+        channels::for_each_chunk(ctx, encoder, "conv3d", g.groups, input, weight, bias, output, |encoder, c| {
+            let p = Conv3dParams { groups: c.groups, ..*params };
+            record_conv3d(ctx, encoder, c.input, c.weight, c.bias, &p, c.output)
+        })?;
+        return Ok(());
+    }
     let volume_bytes = |t: &Tensor| (t.numel() / (g.n as usize).max(1)) as u64 * 4;
     if g.n > 0 && (volume_bytes(input) > max || volume_bytes(output) > max) {
         return conv3d_in_slabs(ctx, encoder, &g, input, weight, bias, params, output);

@@ -1,0 +1,120 @@
+//! Output-channel chunks: an op whose weight `[Cout, Cin/G, k..]` exceeds one storage binding
+//! runs over chunks of output channels (whole groups where one group's weight fits a binding,
+//! else part of one group), one image at a time. Each chunk's weight rows, bias and input
+//! channels are copied into scratch tensors and its output channels copied back. A chunk
+//! runs the op's kernels on fewer channels with the algorithm chosen for the whole call, and
+//! every output sums the same taps in the same order: bit-identical to one call.
+//!
+//! Used by conv2d and conv3d (the shapes come from the tensors: input `[N, Cin, s..]`,
+//! weight `[Cout, Cin/G, k..]`, output `[N, Cout, o..]`). One image of the input and of the
+//! output must each fit one binding. Copies need 4-byte alignment, so f16 tensors need even
+//! planes, even channel counts per group and weight rows of whole words.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, TENSOR_USAGE};
+
+/// One chunk's tensors (scratch views) and its group count.
+pub(crate) struct Chunk<'a> {
+    /// `[1, channels, s..]`
+    pub input: &'a Tensor,
+    /// `[channels out, Cin/G, k..]`
+    pub weight: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    /// `[1, channels out, o..]`
+    pub output: &'a Tensor,
+    /// Groups of the chunk's call (1 when it is part of one group).
+    pub groups: u32,
+}
+
+/// Runs `each` over the output-channel chunks of `weight` (see the module docs); returns the
+/// number of chunks.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_chunk(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    op: &str,
+    groups: u32,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+    mut each: impl FnMut(&mut wgpu::CommandEncoder, Chunk<'_>) -> Result<()>,
+) -> Result<usize> {
+    let max = ctx.max_binding();
+    let dtype = input.dtype();
+    let elem = dtype.size();
+    let (xs, ws, ys) = (input.shape(), weight.shape(), output.shape());
+    let n = xs[0] as u64;
+    let (c_in, c_out) = (xs[1] as u64, ws[0] as u64);
+    let plane = |s: &[usize]| s[2..].iter().product::<usize>() as u64;
+    let (hw, hw_out) = (plane(xs), plane(ys));
+    if c_in * hw * elem > max || c_out * hw_out * elem > max {
+        return Err(Error::TooLarge(format!(
+            "{op}: the weight {ws:?} ({} bytes) and one image of the input or output exceed one storage binding \
+             ({max} bytes) together; only one of them may",
+            weight.byte_len()
+        )));
+    }
+    let groups = groups as u64;
+    let (cig, cog) = (c_in / groups, c_out / groups);
+    let row = ws[1..].iter().product::<usize>() as u64 * elem; // one output channel's weights
+    if elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0 || row % 4 != 0 || cog % 2 != 0) {
+        return Err(Error::TooLarge(format!(
+            "{op}: an f16 weight {ws:?} beyond one storage binding ({max} bytes) is cut into channel chunks by \
+             4-byte copies, which this shape's odd planes or rows cannot make"
+        )));
+    }
+    // f16: chunks of an even number of channels, so that every copy starts on a 4-byte word.
+    let per_chunk = if elem % 4 != 0 { (max / row) & !1 } else { max / row };
+    if per_chunk == 0 {
+        return Err(Error::TooLarge(format!(
+            "{op}: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes)"
+        )));
+    }
+    // (first input channel, input channels, first output channel, output channels, groups)
+    let mut chunks = Vec::new();
+    if per_chunk >= cog {
+        let per = per_chunk / cog;
+        for g0 in (0..groups).step_by(per as usize) {
+            let k = per.min(groups - g0);
+            chunks.push((g0 * cig, k * cig, g0 * cog, k * cog, k));
+        }
+    } else {
+        for gi in 0..groups {
+            for c in (0..cog).step_by(per_chunk as usize) {
+                chunks.push((gi * cig, cig, gi * cog + c, per_chunk.min(cog - c), 1));
+            }
+        }
+    }
+    let most = |f: fn(&(u64, u64, u64, u64, u64)) -> u64| chunks.iter().map(f).max().unwrap_or(1);
+    let (max_ci, max_co) = (most(|c| c.1), most(|c| c.3));
+    let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), TENSOR_USAGE);
+    let (xb, wb) = (scratch("wgconv.chunk_input", max_ci * hw * elem)?, scratch("wgconv.chunk_weight", max_co * row)?);
+    let (bb, yb) =
+        (scratch("wgconv.chunk_bias", max_co * elem)?, scratch("wgconv.chunk_output", max_co * hw_out * elem)?);
+    let view = |buf: &wgpu::Buffer, first: &[usize], shape: &[usize], rest: &[usize]| {
+        let s: Vec<usize> = first.iter().chain(shape).chain(rest).copied().collect();
+        Tensor::from_buffer_as(ctx, buf.clone(), &s, dtype)
+    };
+    let copy = |encoder: &mut wgpu::CommandEncoder, from: &Tensor, at: u64, to: &wgpu::Buffer, bytes: u64| {
+        encoder.copy_buffer_to_buffer(from.buffer(), from.offset() + at, to, 0, bytes.next_multiple_of(4));
+    };
+    for &(ci0, ci, co0, co, k) in &chunks {
+        copy(encoder, weight, co0 * row, &wb, co * row);
+        if let Some(b) = bias {
+            copy(encoder, b, co0 * elem, &bb, co * elem);
+        }
+        let w = view(&wb, &[], &[co as usize], &ws[1..])?;
+        let b = bias.map(|_| view(&bb, &[], &[co as usize], &[])).transpose()?;
+        let x = view(&xb, &[1], &[ci as usize], &xs[2..])?;
+        let y = view(&yb, &[1], &[co as usize], &ys[2..])?;
+        for i in 0..n {
+            copy(encoder, input, (i * c_in + ci0) * hw * elem, &xb, ci * hw * elem);
+            each(encoder, Chunk { input: &x, weight: &w, bias: b.as_ref(), output: &y, groups: k as u32 })?;
+            let y_at = output.offset() + (i * c_out + co0) * hw_out * elem;
+            encoder.copy_buffer_to_buffer(&yb, 0, output.buffer(), y_at, (co * hw_out * elem).next_multiple_of(4));
+        }
+    }
+    Ok(chunks.len())
+}
