@@ -860,6 +860,51 @@ fn a_conv3d_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
     capped(&ctx, base, false);
 }
 
+/// conv_transpose2d with a weight `[Cin, Cout/G, kh, kw]` over the binding cap: chunks of
+/// output channels, whole groups copied as one run, part of one group per input channel.
+#[test]
+fn a_transposed_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let t = |stride, groups, algorithm| ConvTranspose2dParams {
+        stride,
+        padding: Padding::Symmetric([1, 1]),
+        groups,
+        algorithm,
+        ..Default::default()
+    };
+    // (input, weight, params): weights of 73728 and 81920 bytes, over 64 KiB.
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        for (xs, ws, p) in [
+            ([2, 64, 6, 6], [64, 32, 3, 3], t([1, 1], 1, algorithm)), // parts of one group
+            ([2, 64, 6, 6], [64, 32, 3, 3], t([2, 2], 2, algorithm)), // one group a chunk
+            ([1, 64, 5, 7], [64, 20, 4, 4], t([2, 2], 4, algorithm)), // three groups, then one
+        ] {
+            let x = HostTensor::random(&xs, 1);
+            let w = HostTensor::random(&ws, 2);
+            let b = HostTensor::random(&[ws[1] * p.groups as usize], 3);
+            let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+            let go = |cap: bool| {
+                capped(&ctx, base, cap);
+                ctx.begin_trace();
+                let y = wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
+                let trace = ctx.end_trace().unwrap();
+                (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len())
+            };
+            let (whole, _, n_whole) = go(false);
+            let (chunks, largest, n_chunks) = go(true);
+            let what = format!("{ws:?} {p:?}");
+            assert!(largest <= CAP && n_chunks > n_whole, "{what}: {largest} bytes, {n_chunks} launches ({n_whole})");
+            let differ = bits_differ(&whole, &chunks);
+            assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
+            let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
+            let stats = compare(&chunks, &want);
+            assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// conv1d with one sequence over the binding cap: the sequence along conv2d's rows, in
 /// bands, bit-identical to one call.
 #[test]

@@ -6,13 +6,24 @@
 //! every output sums the same taps in the same order: bit-identical to one call.
 //!
 //! Used by conv2d and conv3d (the shapes come from the tensors: input `[N, Cin, s..]`,
-//! weight `[Cout, Cin/G, k..]`, output `[N, Cout, o..]`). One image of the input and of the
-//! output must each fit one binding. Copies need 4-byte alignment, so f16 tensors need even
-//! planes, even channel counts per group and weight rows of whole words.
+//! weight `[Cout, Cin/G, k..]`, output `[N, Cout, o..]`) and conv_transpose2d (weight
+//! `[Cin, Cout/G, k..]`: a chunk of whole groups is one run of its bytes, part of one group
+//! one run per input channel). One image of the input and of the output must each fit one
+//! binding. Copies need 4-byte alignment, so f16 tensors need even planes, even channel
+//! counts per group and weight rows of whole words.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, TENSOR_USAGE};
+
+/// How the weight's first two axes hold the channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `[Cout, Cin/G, k..]` (convolutions)
+    OutIn,
+    /// `[Cin, Cout/G, k..]` (transposed convolutions)
+    InOut,
+}
 
 /// One chunk's tensors (scratch views) and its group count.
 pub(crate) struct Chunk<'a> {
@@ -27,18 +38,21 @@ pub(crate) struct Chunk<'a> {
     pub groups: u32,
 }
 
-/// Runs `each` over the output-channel chunks of `weight` (see the module docs); returns the
+/// Runs `each` over the output-channel chunks of `weight` (see the module docs), at most
+/// `most` output channels a chunk where the op's workspace limits them too; returns the
 /// number of chunks.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_chunk(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     op: &str,
+    layout: Layout,
     groups: u32,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
+    most: Option<u64>,
     mut each: impl FnMut(&mut wgpu::CommandEncoder, Chunk<'_>) -> Result<()>,
 ) -> Result<usize> {
     let max = ctx.max_binding();
@@ -46,7 +60,7 @@ pub(crate) fn for_each_chunk(
     let elem = dtype.size();
     let (xs, ws, ys) = (input.shape(), weight.shape(), output.shape());
     let n = xs[0] as u64;
-    let (c_in, c_out) = (xs[1] as u64, ws[0] as u64);
+    let (c_in, c_out) = (xs[1] as u64, ys[1] as u64);
     let plane = |s: &[usize]| s[2..].iter().product::<usize>() as u64;
     let (hw, hw_out) = (plane(xs), plane(ys));
     if c_in * hw * elem > max || c_out * hw_out * elem > max {
@@ -58,7 +72,8 @@ pub(crate) fn for_each_chunk(
     }
     let groups = groups as u64;
     let (cig, cog) = (c_in / groups, c_out / groups);
-    let row = ws[1..].iter().product::<usize>() as u64 * elem; // one output channel's weights
+    let taps = ws[2..].iter().product::<usize>() as u64;
+    let row = cig * taps * elem; // one output channel's weights
     if elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0 || row % 4 != 0 || cog % 2 != 0) {
         return Err(Error::TooLarge(format!(
             "{op}: an f16 weight {ws:?} beyond one storage binding ({max} bytes) is cut into channel chunks by \
@@ -66,10 +81,12 @@ pub(crate) fn for_each_chunk(
         )));
     }
     // f16: chunks of an even number of channels, so that every copy starts on a 4-byte word.
-    let per_chunk = if elem % 4 != 0 { (max / row) & !1 } else { max / row };
+    let fit = (max / row).min(most.unwrap_or(u64::MAX));
+    let per_chunk = if elem % 4 != 0 { fit & !1 } else { fit };
     if per_chunk == 0 {
         return Err(Error::TooLarge(format!(
-            "{op}: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes)"
+            "{op}: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes), or its \
+             workspace the budget"
         )));
     }
     // (first input channel, input channels, first output channel, output channels, groups)
@@ -101,11 +118,29 @@ pub(crate) fn for_each_chunk(
         encoder.copy_buffer_to_buffer(from.buffer(), from.offset() + at, to, 0, bytes.next_multiple_of(4));
     };
     for &(ci0, ci, co0, co, k) in &chunks {
-        copy(encoder, weight, co0 * row, &wb, co * row);
+        let w = match layout {
+            Layout::OutIn => {
+                copy(encoder, weight, co0 * row, &wb, co * row);
+                view(&wb, &[], &[co as usize], &ws[1..])?
+            }
+            // Whole groups: their input channels' rows in one run; part of one group: the
+            // chunk's output channels of each input channel.
+            Layout::InOut if k > 1 || co == cog => {
+                copy(encoder, weight, ci0 * cog * taps * elem, &wb, co * row);
+                view(&wb, &[], &[ci as usize, cog as usize], &ws[2..])?
+            }
+            Layout::InOut => {
+                let (len, first) = (co * taps * elem, co0 - (co0 / cog) * cog);
+                for c in 0..ci {
+                    let at = weight.offset() + ((ci0 + c) * cog + first) * taps * elem;
+                    encoder.copy_buffer_to_buffer(weight.buffer(), at, &wb, c * len, len);
+                }
+                view(&wb, &[], &[ci as usize, co as usize], &ws[2..])?
+            }
+        };
         if let Some(b) = bias {
             copy(encoder, b, co0 * elem, &bb, co * elem);
         }
-        let w = view(&wb, &[], &[co as usize], &ws[1..])?;
         let b = bias.map(|_| view(&bb, &[], &[co as usize], &[])).transpose()?;
         let x = view(&xb, &[1], &[ci as usize], &xs[2..])?;
         let y = view(&yb, &[1], &[co as usize], &ys[2..])?;

@@ -436,13 +436,25 @@ fn conv2d_by_channels(
 ) -> Result<Conv2dInfo> {
     let (algorithm, _) = choose_algorithm(ctx, g, params, dtype, bias.is_some())?;
     let mut info = None;
-    channels::for_each_chunk(ctx, encoder, "conv2d", g.groups, input, weight, bias, output, |encoder, c| {
-        let p = Conv2dParams { groups: c.groups, algorithm, ..*params };
-        let plan = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;
-        record_conv2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
-        info.get_or_insert(plan.info());
-        Ok(())
-    })?;
+    channels::for_each_chunk(
+        ctx,
+        encoder,
+        "conv2d",
+        channels::Layout::OutIn,
+        g.groups,
+        input,
+        weight,
+        bias,
+        output,
+        None,
+        |encoder, c| {
+            let p = Conv2dParams { groups: c.groups, algorithm, ..*params };
+            let plan = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;
+            record_conv2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
+            info.get_or_insert(plan.info());
+            Ok(())
+        },
+    )?;
     let info = info.ok_or_else(|| Error::Internal("conv2d in no channel chunks".into()))?;
     Ok(Conv2dInfo { geometry: *g, batch_pieces: g.n, ..info })
 }

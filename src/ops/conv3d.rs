@@ -58,10 +58,22 @@ pub fn conv3d_into(
     let max = ctx.max_binding();
     if g.n > 0 && weight.byte_len() > max {
         // Chunks of output channels, one volume at a time (crate::ops::channels).
-        channels::for_each_chunk(ctx, encoder, "conv3d", g.groups, input, weight, bias, output, |encoder, c| {
-            let p = Conv3dParams { groups: c.groups, ..*params };
-            record_conv3d(ctx, encoder, c.input, c.weight, c.bias, &p, c.output)
-        })?;
+        channels::for_each_chunk(
+            ctx,
+            encoder,
+            "conv3d",
+            channels::Layout::OutIn,
+            g.groups,
+            input,
+            weight,
+            bias,
+            output,
+            None,
+            |encoder, c| {
+                let p = Conv3dParams { groups: c.groups, ..*params };
+                record_conv3d(ctx, encoder, c.input, c.weight, c.bias, &p, c.output)
+            },
+        )?;
         return Ok(());
     }
     let volume_bytes = |t: &Tensor| (t.numel() / (g.n as usize).max(1)) as u64 * 4;

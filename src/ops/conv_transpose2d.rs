@@ -27,7 +27,7 @@ use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::bands::{self, RowGeometry};
-use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
+use crate::ops::{as_batched, batch, channels, common_dtype, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
@@ -258,13 +258,53 @@ pub fn conv_transpose2d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
     }
-    check_binding(ctx, weight, "weight")?;
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
     let dtype =
         common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let bias_shape = bias.map(|b| b.shape());
+    if g.n > 0 && weight.byte_len() > ctx.max_binding() {
+        // Chunks of output channels, one image at a time (crate::ops::channels), each with
+        // the whole call's algorithm.
+        let algorithm = match params.algorithm {
+            Algorithm::Auto => auto_algorithm(ctx, &g, dtype),
+            a => a,
+        };
+        let mut info = None;
+        let layout = channels::Layout::InOut;
+        // GemmCol2im: one image's columns of a chunk, Cout·kh·kw·H·W floats, fit the workspace.
+        let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+        let most = (algorithm == Algorithm::GemmCol2im).then(|| budget / (col_bytes_per_image(&g) / g.c_out as u64));
+        channels::for_each_chunk(
+            ctx,
+            encoder,
+            "conv_transpose2d",
+            layout,
+            g.groups,
+            input,
+            weight,
+            bias,
+            output,
+            most,
+            |encoder, c| {
+                let p = ConvTranspose2dParams { groups: c.groups, algorithm, ..*params };
+                let plan = plan_conv_transpose2d(
+                    ctx,
+                    c.input.shape(),
+                    c.weight.shape(),
+                    c.bias.map(|b| b.shape()),
+                    dtype,
+                    &p,
+                )?;
+                record_conv_transpose2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
+                info.get_or_insert(plan.info());
+                Ok(())
+            },
+        )?;
+        let info = info.ok_or_else(|| Error::Internal("conv_transpose2d in no channel chunks".into()))?;
+        return Ok(ConvTranspose2dInfo { geometry: g, ..info });
+    }
     let n = g.n as usize;
     let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * dtype.size();
     if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
