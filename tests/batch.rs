@@ -682,6 +682,32 @@ fn separable_blocks_beyond_one_binding_run_as_two_banded_passes() {
     capped(&ctx, base, false);
 }
 
+/// separable_conv2d with a pointwise weight over the binding cap: the two passes, the
+/// pointwise one in channel chunks (bit-identical to the unfused block in one call).
+#[test]
+fn separable_weights_beyond_one_binding_run_as_two_passes_in_chunks() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let x = up(&ctx, &HostTensor::random(&[2, 192, 4, 4], 1));
+    let dw = up(&ctx, &HostTensor::random(&[192, 1, 3, 3], 2));
+    let pw = up(&ctx, &HostTensor::random(&[96, 192, 1, 1], 3)); // 73728 bytes
+    let run = |fused: bool, cap: bool| {
+        capped(&ctx, base, cap);
+        let p = SeparableParams { padding: Padding::Symmetric([1, 1]), fused, ..Default::default() };
+        ctx.begin_trace();
+        let y = wgconv::separable_conv2d(&ctx, &x, &dw, None, &pw, None, &p).unwrap().to_vec(&ctx).unwrap();
+        (y, largest_binding(&ctx.end_trace().unwrap()))
+    };
+    let (two_passes, _) = run(false, false);
+    for fused in [false, true] {
+        let (chunked, largest) = run(fused, true);
+        assert!(largest <= CAP, "fused {fused}: a {largest}-byte binding");
+        let differ = bits_differ(&two_passes, &chunked);
+        assert_eq!(differ, 0, "fused {fused}: {differ} outputs differ");
+    }
+    capped(&ctx, base, false);
+}
+
 /// One volume over the binding cap: conv3d runs it in slabs of output depth, bit-identical.
 #[test]
 fn a_volume_beyond_one_binding_runs_in_depth_slabs_bit_identically() {

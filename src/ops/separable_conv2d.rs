@@ -159,9 +159,12 @@ pub fn separable_conv2d_into(
     }
     let n = input.shape()[0];
     let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * 4;
-    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
-        // One image beyond one binding: the two passes (fused or not), each a conv2d in row
-        // bands, the intermediate in a buffer of its own.
+    let max = ctx.max_binding();
+    let beyond = image_bytes(input) > max || image_bytes(output) > max;
+    if n > 0 && (beyond || dw_weight.byte_len() > max || pw_weight.byte_len() > max) {
+        // One image or a weight beyond one binding: the two passes (fused or not), each a
+        // conv2d in row bands or channel chunks, the intermediate in a buffer of its own
+        // (the workspace may serve the passes).
         let (mid, _) = params.validate(
             input.shape(),
             dw_weight.shape(),
