@@ -503,6 +503,46 @@ fn backward_sums_weight_and_bias_gradients_over_batch_pieces() {
     capped(&ctx, base, false);
 }
 
+/// conv2d_backward with a weight over the binding cap: grad_input through conv_transpose2d's
+/// channel chunks, grad_weight and grad_bias per chunk of output channels over the whole
+/// batch: all three bit-identical to one call.
+#[test]
+fn backward_with_a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let sym = Padding::Symmetric([1, 1]);
+    for (xs, ws, groups, stride) in [
+        ([2, 32, 8, 8], [64, 32, 3, 3], 1, 1),
+        ([2, 32, 8, 8], [128, 16, 3, 3], 2, 2),
+        ([1, 1024, 2, 4], [2048, 1, 3, 3], 1024, 1),
+    ] {
+        let p = Conv2dParams { padding: sym, groups, stride: [stride, stride], ..Default::default() };
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let dy = HostTensor::random(&p.output_shape(&xs, &ws).unwrap(), 3);
+        let (xg, wg, dyg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &dy));
+        let go = |cap: bool| {
+            capped(&ctx, base, cap);
+            ctx.begin_trace();
+            let g = wgconv::conv2d_backward(&ctx, &xg, &wg, &dyg, &p, Grads::ALL).unwrap();
+            let largest = largest_binding(&ctx.end_trace().unwrap());
+            let read = |t: Option<Tensor>| t.unwrap().to_vec(&ctx).unwrap();
+            ([read(g.grad_input), read(g.grad_weight), read(g.grad_bias)], largest)
+        };
+        let (whole, _) = go(false);
+        let (split, largest) = go(true);
+        assert!(largest <= CAP, "{ws:?}: a {largest}-byte binding");
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
+        for (i, want) in [rdx, rdw, rdb].iter().enumerate() {
+            let differ = bits_differ(&whole[i], &split[i]);
+            assert_eq!(differ, 0, "{ws:?}: gradient {i}: {differ} of {} elements differ from one call", whole[i].len());
+            let stats = compare(&split[i], want);
+            assert!(stats.passes(Tolerance::default()), "{ws:?}, gradient {i}: {stats}");
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// The field report: `[12, 64, 240, 240]` (177 MB) was refused on lavapipe, whose storage
 /// bindings hold 128 MiB (as WebGPU's defaults). Checked at sampled outputs.
 #[test]

@@ -74,36 +74,16 @@ pub(crate) fn for_each_chunk(
     let (cig, cog) = (c_in / groups, c_out / groups);
     let taps = ws[2..].iter().product::<usize>() as u64;
     let row = cig * taps * elem; // one output channel's weights
-    if elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0 || row % 4 != 0 || cog % 2 != 0) {
+    if elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0) {
         return Err(Error::TooLarge(format!(
             "{op}: an f16 weight {ws:?} beyond one storage binding ({max} bytes) is cut into channel chunks by \
-             4-byte copies, which this shape's odd planes or rows cannot make"
+             4-byte copies, which this shape's odd planes cannot make"
         )));
     }
-    // f16: chunks of an even number of channels, so that every copy starts on a 4-byte word.
-    let fit = (max / row).min(most.unwrap_or(u64::MAX));
-    let per_chunk = if elem % 4 != 0 { fit & !1 } else { fit };
-    if per_chunk == 0 {
-        return Err(Error::TooLarge(format!(
-            "{op}: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes), or its \
-             workspace the budget"
-        )));
-    }
-    // (first input channel, input channels, first output channel, output channels, groups)
-    let mut chunks = Vec::new();
-    if per_chunk >= cog {
-        let per = per_chunk / cog;
-        for g0 in (0..groups).step_by(per as usize) {
-            let k = per.min(groups - g0);
-            chunks.push((g0 * cig, k * cig, g0 * cog, k * cog, k));
-        }
-    } else {
-        for gi in 0..groups {
-            for c in (0..cog).step_by(per_chunk as usize) {
-                chunks.push((gi * cig, cig, gi * cog + c, per_chunk.min(cog - c), 1));
-            }
-        }
-    }
+    let chunks: Vec<(u64, u64, u64, u64, u64)> = ranges(op, groups, c_in, c_out, row, elem, max, most)?
+        .iter()
+        .map(|r| (r.c_in0, r.c_in, r.c_out0, r.c_out, r.groups))
+        .collect();
     let most = |f: fn(&(u64, u64, u64, u64, u64)) -> u64| chunks.iter().map(f).max().unwrap_or(1);
     let (max_ci, max_co) = (most(|c| c.1), most(|c| c.3));
     let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), TENSOR_USAGE);
@@ -152,4 +132,63 @@ pub(crate) fn for_each_chunk(
         }
     }
     Ok(chunks.len())
+}
+
+/// A chunk of output channels and the input channels it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub c_in0: u64,
+    pub c_in: u64,
+    pub c_out0: u64,
+    pub c_out: u64,
+    /// Groups of the chunk's call (1 when it is part of one group).
+    pub groups: u64,
+}
+
+/// The chunks of `c_out` output channels (`row` bytes of weight each) in `groups` groups:
+/// whole groups where one group's weight fits `max` bytes, else parts of one group; at most
+/// `most` output channels a chunk. f16 (`elem` 2): an even number of channels a chunk, so
+/// that every copy starts on a 4-byte word.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ranges(
+    op: &str,
+    groups: u64,
+    c_in: u64,
+    c_out: u64,
+    row: u64,
+    elem: u64,
+    max: u64,
+    most: Option<u64>,
+) -> Result<Vec<Range>> {
+    let (cig, cog) = (c_in / groups, c_out / groups);
+    if elem % 4 != 0 && (row % 4 != 0 || cog % 2 != 0) {
+        return Err(Error::TooLarge(format!(
+            "{op}: f16 weights beyond one storage binding ({max} bytes) are cut into channel chunks by 4-byte \
+             copies, which odd channel counts ({cog} a group) or rows ({row} bytes) cannot make"
+        )));
+    }
+    let fit = (max / row).min(most.unwrap_or(u64::MAX));
+    let per_chunk = if elem % 4 != 0 { fit & !1 } else { fit };
+    if per_chunk == 0 {
+        return Err(Error::TooLarge(format!(
+            "{op}: one output channel's weights ({row} bytes) exceed one storage binding ({max} bytes), or its \
+             other tensors or workspace do"
+        )));
+    }
+    let mut chunks = Vec::new();
+    if per_chunk >= cog {
+        let per = per_chunk / cog;
+        for g0 in (0..groups).step_by(per as usize) {
+            let k = per.min(groups - g0);
+            chunks.push(Range { c_in0: g0 * cig, c_in: k * cig, c_out0: g0 * cog, c_out: k * cog, groups: k });
+        }
+    } else {
+        for gi in 0..groups {
+            for c in (0..cog).step_by(per_chunk as usize) {
+                let co = per_chunk.min(cog - c);
+                chunks.push(Range { c_in0: gi * cig, c_in: cig, c_out0: gi * cog + c, c_out: co, groups: 1 });
+            }
+        }
+    }
+    Ok(chunks)
 }

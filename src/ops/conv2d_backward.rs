@@ -23,7 +23,7 @@ use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
-use crate::ops::{as_batched, bands, batch, check_binding, common_dtype, unbatched};
+use crate::ops::{as_batched, bands, batch, channels, common_dtype, unbatched};
 use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
@@ -182,6 +182,113 @@ fn backward_in_pieces(
     })?
 }
 
+/// conv2d_backward_into for a weight beyond one storage binding: chunks of output channels
+/// ([`crate::ops::channels`]), each chunk's grad_output channels and input channels of the
+/// whole batch copied into scratch tensors, its backward pass run on them, its gradient rows
+/// (and, for chunks of whole groups, its grad_input channels) copied into place. Where a
+/// chunk is part of one group, grad_input is conv_transpose2d's (its own output-channel
+/// chunks of the weight read as `[Cin', Cout'/G]`).
+/// Every gradient element is the sum one call forms: bit-identical. The batch's channels of
+/// one chunk must fit one binding.
+fn backward_by_channels(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv2dParams,
+    grads: &Conv2dGrads,
+) -> Result<()> {
+    let g = params.validate(input.shape(), weight.shape(), None)?;
+    let (max, dtype) = (ctx.max_binding(), input.dtype());
+    let elem = dtype.size();
+    let (n, hw, hw_out) = (g.n as u64, g.h as u64 * g.w as u64, g.h_out as u64 * g.w_out as u64);
+    let row = g.c_in_per_group() as u64 * g.kh as u64 * g.kw as u64 * elem;
+    // A chunk's grad_output channels of the whole batch fit one binding.
+    let most = max / (n * hw_out * elem);
+    let chunks = channels::ranges(
+        "conv2d_backward",
+        g.groups as u64,
+        g.c_in as u64,
+        g.c_out as u64,
+        row,
+        elem,
+        max,
+        Some(most),
+    )?;
+    let widest = chunks.iter().map(|c| c.c_in).max().unwrap_or(0);
+    if n * widest * hw * elem > max || (elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0)) {
+        return Err(Error::TooLarge(format!(
+            "conv2d_backward: the weight {:?} exceeds one storage binding ({max} bytes), and so do the input \
+             channels of the batch one chunk of its output channels reads ({} bytes){}",
+            weight.shape(),
+            n * widest * hw * elem,
+            if elem % 4 != 0 { ", or f16 planes of odd size" } else { "" }
+        )));
+    }
+    // Chunks of whole groups hold every output channel their input channels feed: grad_input
+    // per chunk too (the kernels one call runs: the depthwise ones among them). Else the
+    // chunks' grad_input would be partial sums: conv_transpose2d forms it.
+    let whole_groups = chunks.iter().all(|c| c.c_out % g.c_out_per_group() as u64 == 0);
+    let dx_in_chunks = grads.grad_input.as_ref().filter(|_| whole_groups);
+    if let Some(dx) = grads.grad_input.as_ref().filter(|_| !whole_groups) {
+        let tp = grad_input_params(params, input.shape(), weight.shape())?;
+        crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
+    }
+    if grads.grad_weight.is_none() && grads.grad_bias.is_none() && dx_in_chunks.is_none() {
+        return Ok(());
+    }
+    let most_out = chunks.iter().map(|c| c.c_out).max().unwrap_or(0);
+    let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), crate::tensor::TENSOR_USAGE);
+    let xb = scratch("wgconv.chunk_input", n * widest * hw * elem)?;
+    let dyb = scratch("wgconv.chunk_grad_output", n * most_out * hw_out * elem)?;
+    let (wb, dwb) =
+        (scratch("wgconv.chunk_weight", most_out * row)?, scratch("wgconv.chunk_grad_weight", most_out * row)?);
+    let dbb = scratch("wgconv.chunk_grad_bias", most_out * elem)?;
+    let dxb = dx_in_chunks.map(|_| scratch("wgconv.chunk_grad_input", n * widest * hw * elem)).transpose()?;
+    let tensor = |b: &wgpu::Buffer, shape: &[usize]| Tensor::from_buffer_as(ctx, b.clone(), shape, dtype);
+    let copy =
+        |encoder: &mut wgpu::CommandEncoder, from: &wgpu::Buffer, at: u64, to: &wgpu::Buffer, to_at: u64, len| {
+            encoder.copy_buffer_to_buffer(from, at, to, to_at, len);
+        };
+    let (h, w, ho, wo) = (g.h as usize, g.w as usize, g.h_out as usize, g.w_out as usize);
+    for c in &chunks {
+        // Channels of every image, packed: [N, channels, plane].
+        for i in 0..n {
+            let (x_at, x_len) = (input.offset() + (i * g.c_in as u64 + c.c_in0) * hw * elem, c.c_in * hw * elem);
+            copy(encoder, input.buffer(), x_at, &xb, i * x_len, x_len);
+            let dy_at = grad_output.offset() + (i * g.c_out as u64 + c.c_out0) * hw_out * elem;
+            let dy_len = c.c_out * hw_out * elem;
+            copy(encoder, grad_output.buffer(), dy_at, &dyb, i * dy_len, dy_len);
+        }
+        copy(encoder, weight.buffer(), weight.offset() + c.c_out0 * row, &wb, 0, c.c_out * row);
+        let (ci, co) = (c.c_in as usize, c.c_out as usize);
+        let x = tensor(&xb, &[n as usize, ci, h, w])?;
+        let dy = tensor(&dyb, &[n as usize, co, ho, wo])?;
+        let wshape = [co, g.c_in_per_group() as usize, g.kh as usize, g.kw as usize];
+        let chunk_grads = Conv2dGrads {
+            grad_input: dxb.as_ref().map(|b| tensor(b, &[n as usize, ci, h, w])).transpose()?,
+            grad_weight: grads.grad_weight.as_ref().map(|_| tensor(&dwb, &wshape)).transpose()?,
+            grad_bias: grads.grad_bias.as_ref().map(|_| tensor(&dbb, &[co])).transpose()?,
+        };
+        let p = Conv2dParams { groups: c.groups as u32, ..*params };
+        conv2d_backward_into(ctx, encoder, &x, &tensor(&wb, &wshape)?, &dy, &p, &chunk_grads)?;
+        if let (Some(dx), Some(dxb)) = (dx_in_chunks, &dxb) {
+            for i in 0..n {
+                let (at, len) = (dx.offset() + (i * g.c_in as u64 + c.c_in0) * hw * elem, c.c_in * hw * elem);
+                copy(encoder, dxb, i * len, dx.buffer(), at, len);
+            }
+        }
+        if let Some(dw) = &grads.grad_weight {
+            copy(encoder, &dwb, 0, dw.buffer(), dw.offset() + c.c_out0 * row, (c.c_out * row).next_multiple_of(4));
+        }
+        if let Some(db) = &grads.grad_bias {
+            copy(encoder, &dbb, 0, db.buffer(), db.offset() + c.c_out0 * elem, (c.c_out * elem).next_multiple_of(4));
+        }
+    }
+    Ok(())
+}
+
 /// The transposed-conv parameters whose output is the conv's input gradient.
 pub fn grad_input_params(params: &Conv2dParams, input: &[usize], weight: &[usize]) -> Result<ConvTranspose2dParams> {
     let g = params.validate(&as_batched(input, 4), weight, None)?;
@@ -262,7 +369,6 @@ pub fn conv2d_backward_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (grad_output, "grad_output")] {
         t.check_device(ctx, what)?;
     }
-    check_binding(ctx, weight, "weight")?;
     // f16 storage for every tensor or none (f32 accumulation in every kernel).
     let dtype = common_dtype(
         "conv2d_backward",
@@ -309,6 +415,9 @@ pub fn conv2d_backward_into(
             encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_len()));
         }
         return Ok(());
+    }
+    if weight.byte_len() > ctx.max_binding() {
+        return backward_by_channels(ctx, encoder, input, weight, grad_output, params, grads);
     }
     if input.byte_len() > ctx.max_binding() || grad_output.byte_len() > ctx.max_binding() {
         return backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads, half);
