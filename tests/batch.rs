@@ -971,6 +971,59 @@ fn a_transposed_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically
     capped(&ctx, base, false);
 }
 
+/// deform_conv2d with a weight over the binding cap: output-channel chunks, each with its
+/// offset groups' offsets and mask, bit-identical to one call (both algorithms).
+#[test]
+fn a_deformable_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    // (input channels, weight, groups, offset groups): weights over 64 KiB.
+    let cases = [
+        (32, [64, 32, 3, 3], 1, 1),
+        (32, [128, 16, 3, 3], 2, 2),
+        (32, [64, 32, 3, 3], 1, 4),
+        (64, [128, 16, 3, 3], 4, 2), // chunks of two groups, one offset group
+        (48, [96, 24, 3, 3], 2, 3),  // 82944 bytes; groups of 24 channels, offset groups of 16
+    ];
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        for (c, ws, groups, og) in cases {
+            let xs = [2, c, 10, 10];
+            let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, algorithm, ..Default::default() };
+            let x = HostTensor::random(&xs, 1);
+            let w = HostTensor::random(&ws, 2);
+            let b = HostTensor::random(&[ws[0]], 3);
+            let mut off = HostTensor::random(&[2, 18 * og, 10, 10], 4);
+            off.data.iter_mut().for_each(|v| *v *= 3.0);
+            let m = HostTensor::random(&[2, 9 * og, 10, 10], 5);
+            let t = |h: &HostTensor| up(&ctx, h);
+            let (xg, wg, bg, offg, mg) = (t(&x), t(&w), t(&b), t(&off), t(&m));
+            let go = |cap: bool| {
+                capped(&ctx, base, cap);
+                ctx.begin_trace();
+                let y = wgconv::deform_conv2d(&ctx, &xg, &wg, &offg, Some(&mg), Some(&bg), &p);
+                let trace = ctx.end_trace().unwrap();
+                y.map(|y| (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len()))
+            };
+            let (whole, _, n_whole) = go(false).unwrap();
+            let what = format!("{ws:?} groups {groups} offset groups {og} {algorithm:?}");
+            if (groups, og) == (2, 3) {
+                // A group of 24 channels cuts the offset groups of 16 channels.
+                let e = go(true).err().unwrap();
+                assert!(e.to_string().contains("across offset groups of 16 channels"), "{what}: {e}");
+                continue;
+            }
+            let (chunks, largest, n_chunks) = go(true).unwrap();
+            assert!(largest <= CAP && n_chunks > n_whole, "{what}: {largest} bytes, {n_chunks} launches ({n_whole})");
+            let differ = bits_differ(&whole, &chunks);
+            assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
+            let (_, want) = wgconv::reference::deform_conv2d(&x, &w, &off, Some(&m), Some(&b), &p).unwrap();
+            let stats = compare(&chunks, &want);
+            assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// conv1d with one sequence over the binding cap: the sequence along conv2d's rows, in
 /// bands, bit-identical to one call.
 #[test]

@@ -36,11 +36,14 @@ pub(crate) struct Chunk<'a> {
     pub output: &'a Tensor,
     /// Groups of the chunk's call (1 when it is part of one group).
     pub groups: u32,
+    /// The image of the batch the chunk's input and output hold.
+    pub image: usize,
+    /// The chunk's channels (input and output, with the group count).
+    pub range: Range,
 }
 
-/// Runs `each` over the output-channel chunks of `weight` (see the module docs), at most
-/// `most` output channels a chunk where the op's workspace limits them too; returns the
-/// number of chunks.
+/// Runs `each` over the output-channel chunks of `weight` (see the module docs) within
+/// `limits`; returns the number of chunks.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_chunk(
     ctx: &GpuContext,
@@ -52,7 +55,7 @@ pub(crate) fn for_each_chunk(
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
-    most: Option<u64>,
+    limits: Limits,
     mut each: impl FnMut(&mut wgpu::CommandEncoder, Chunk<'_>) -> Result<()>,
 ) -> Result<usize> {
     let max = ctx.max_binding();
@@ -80,10 +83,9 @@ pub(crate) fn for_each_chunk(
              4-byte copies, which this shape's odd planes cannot make"
         )));
     }
-    let chunks: Vec<(u64, u64, u64, u64, u64)> = ranges(op, groups, c_in, c_out, row, elem, max, most)?
-        .iter()
-        .map(|r| (r.c_in0, r.c_in, r.c_out0, r.c_out, r.groups))
-        .collect();
+    let ranges = ranges(op, groups, c_in, c_out, row, elem, max, limits)?;
+    let chunks: Vec<(u64, u64, u64, u64, u64)> =
+        ranges.iter().map(|r| (r.c_in0, r.c_in, r.c_out0, r.c_out, r.groups)).collect();
     let most = |f: fn(&(u64, u64, u64, u64, u64)) -> u64| chunks.iter().map(f).max().unwrap_or(1);
     let (max_ci, max_co) = (most(|c| c.1), most(|c| c.3));
     let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), TENSOR_USAGE);
@@ -97,7 +99,7 @@ pub(crate) fn for_each_chunk(
     let copy = |encoder: &mut wgpu::CommandEncoder, from: &Tensor, at: u64, to: &wgpu::Buffer, bytes: u64| {
         encoder.copy_buffer_to_buffer(from.buffer(), from.offset() + at, to, 0, bytes.next_multiple_of(4));
     };
-    for &(ci0, ci, co0, co, k) in &chunks {
+    for (&(ci0, ci, co0, co, k), &range) in chunks.iter().zip(&ranges) {
         let w = match layout {
             Layout::OutIn => {
                 copy(encoder, weight, co0 * row, &wb, co * row);
@@ -126,12 +128,31 @@ pub(crate) fn for_each_chunk(
         let y = view(&yb, &[1], &[co as usize], &ys[2..])?;
         for i in 0..n {
             copy(encoder, input, (i * c_in + ci0) * hw * elem, &xb, ci * hw * elem);
-            each(encoder, Chunk { input: &x, weight: &w, bias: b.as_ref(), output: &y, groups: k as u32 })?;
+            let chunk = Chunk {
+                input: &x,
+                weight: &w,
+                bias: b.as_ref(),
+                output: &y,
+                groups: k as u32,
+                image: i as usize,
+                range,
+            };
+            each(encoder, chunk)?;
             let y_at = output.offset() + (i * c_out + co0) * hw_out * elem;
             encoder.copy_buffer_to_buffer(&yb, 0, output.buffer(), y_at, (co * hw_out * elem).next_multiple_of(4));
         }
     }
     Ok(chunks.len())
+}
+
+/// What else bounds a chunk besides the weight's binding.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Limits {
+    /// At most this many output channels a chunk (an op's workspace or other tensors).
+    pub most: Option<u64>,
+    /// Chunks of whole groups hold a multiple of this many groups, or a divisor of it
+    /// (deform_conv2d: the weight groups one offset group spans); 0 or 1: any number.
+    pub group_step: u64,
 }
 
 /// A chunk of output channels and the input channels it reads.
@@ -146,9 +167,9 @@ pub(crate) struct Range {
 }
 
 /// The chunks of `c_out` output channels (`row` bytes of weight each) in `groups` groups:
-/// whole groups where one group's weight fits `max` bytes, else parts of one group; at most
-/// `most` output channels a chunk. f16 (`elem` 2): an even number of channels a chunk, so
-/// that every copy starts on a 4-byte word.
+/// whole groups where one group's weight fits `max` bytes, else parts of one group; within
+/// `limits`. f16 (`elem` 2): an even number of channels a chunk, so that every copy starts
+/// on a 4-byte word.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn ranges(
     op: &str,
@@ -158,7 +179,7 @@ pub(crate) fn ranges(
     row: u64,
     elem: u64,
     max: u64,
-    most: Option<u64>,
+    limits: Limits,
 ) -> Result<Vec<Range>> {
     let (cig, cog) = (c_in / groups, c_out / groups);
     if elem % 4 != 0 && (row % 4 != 0 || cog % 2 != 0) {
@@ -167,7 +188,7 @@ pub(crate) fn ranges(
              copies, which odd channel counts ({cog} a group) or rows ({row} bytes) cannot make"
         )));
     }
-    let fit = (max / row).min(most.unwrap_or(u64::MAX));
+    let fit = (max / row).min(limits.most.unwrap_or(u64::MAX));
     let per_chunk = if elem % 4 != 0 { fit & !1 } else { fit };
     if per_chunk == 0 {
         return Err(Error::TooLarge(format!(
@@ -177,7 +198,10 @@ pub(crate) fn ranges(
     }
     let mut chunks = Vec::new();
     if per_chunk >= cog {
+        let step = limits.group_step.max(1);
         let per = per_chunk / cog;
+        // A multiple of the step, or its largest divisor that fits.
+        let per = if per >= step { per - per % step } else { (1..=per).rev().find(|k| step % k == 0).unwrap_or(1) };
         for g0 in (0..groups).step_by(per as usize) {
             let k = per.min(groups - g0);
             chunks.push(Range { c_in0: g0 * cig, c_in: k * cig, c_out0: g0 * cog, c_out: k * cog, groups: k });

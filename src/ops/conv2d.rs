@@ -446,7 +446,7 @@ fn conv2d_by_channels(
         weight,
         bias,
         output,
-        None,
+        channels::Limits::default(),
         |encoder, c| {
             let p = Conv2dParams { groups: c.groups, algorithm, ..*params };
             let plan = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;

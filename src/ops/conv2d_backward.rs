@@ -214,7 +214,7 @@ fn backward_by_channels(
         row,
         elem,
         max,
-        Some(most),
+        channels::Limits { most: Some(most), group_step: 1 },
     )?;
     let widest = chunks.iter().map(|c| c.c_in).max().unwrap_or(0);
     if n * widest * hw * elem > max || (elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0)) {

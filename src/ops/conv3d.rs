@@ -68,7 +68,7 @@ pub fn conv3d_into(
             weight,
             bias,
             output,
-            None,
+            channels::Limits::default(),
             |encoder, c| {
                 let p = Conv3dParams { groups: c.groups, ..*params };
                 record_conv3d(ctx, encoder, c.input, c.weight, c.bias, &p, c.output)

@@ -286,7 +286,7 @@ pub fn conv_transpose2d_into(
             weight,
             bias,
             output,
-            most,
+            channels::Limits { most, group_step: 1 },
             |encoder, c| {
                 let p = ConvTranspose2dParams { groups: c.groups, algorithm, ..*params };
                 let plan = plan_conv_transpose2d(

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::{record, whole, UniformArena};
 use crate::ops::conv2d::{encode_im2col_gemm, plan_chunks, Unfold};
-use crate::ops::{as_batched, batch, check_binding, common_dtype, returned_shape, unbatched};
+use crate::ops::{as_batched, batch, channels, check_binding, common_dtype, returned_shape, unbatched};
 use crate::params::{Algorithm, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
 use crate::tensor::{DType, Tensor};
 
@@ -119,7 +119,6 @@ pub fn deform_conv2d_into(
     for (t, what) in [(input, "input"), (weight, "weight"), (offset, "offset"), (output, "output")] {
         t.check_device(ctx, what)?;
     }
-    check_binding(ctx, weight, "weight")?;
     for (t, what) in [(mask, "mask"), (bias, "bias")] {
         if let Some(t) = t {
             t.check_device(ctx, what)?;
@@ -135,6 +134,9 @@ pub fn deform_conv2d_into(
         &[(Some(weight), "weight"), (Some(offset), "offset"), (mask, "mask"), (bias, "bias"), (Some(output), "output")],
     )?;
     let max = ctx.max_binding();
+    if g.n > 0 && weight.byte_len() > max {
+        return deform_by_channels(ctx, encoder, params, &dg, dtype, input, weight, offset, mask, bias, output);
+    }
     let mut per_image = vec![input, offset, output];
     per_image.extend(mask);
     if g.n > 0 && per_image.iter().any(|t| (t.byte_len() / g.n as u64) > max) {
@@ -404,4 +406,103 @@ fn deform_in_bands(
         }
     }
     Ok(info)
+}
+
+/// deform_conv2d when the weight exceeds one storage binding: chunks of output channels,
+/// one image at a time ([`crate::ops::channels`]), each with the offsets and mask of the
+/// offset groups its input channels belong to (copied into scratch tensors), with the
+/// algorithm chosen for the whole call: bit-identical. A chunk's input channels must be
+/// whole offset groups or lie within one: an error where the offset groups cut the weight
+/// groups (the group counts divide neither way).
+#[allow(clippy::too_many_arguments)]
+fn deform_by_channels(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    params: &DeformConv2dParams,
+    dg: &DeformGeometry,
+    dtype: DType,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    output: &Tensor,
+) -> Result<DeformConv2dInfo> {
+    let g = dg.conv;
+    let max = ctx.max_binding();
+    let per_image = |t: &Tensor| t.byte_len() / g.n as u64;
+    if per_image(offset) > max || mask.is_some_and(|m| per_image(m) > max) {
+        return Err(Error::TooLarge(format!(
+            "deform_conv2d: the weight {:?} and one image of the offsets or mask exceed one storage binding ({max} \
+             bytes) together; only one of them may",
+            weight.shape()
+        )));
+    }
+    let algorithm = choose_algorithm(ctx, params, dg, dtype)?;
+    let (taps, groups) = (g.kh as u64 * g.kw as u64, dg.offset_groups as u64);
+    let (hw_out, elem, per_group) = (g.h_out as u64 * g.w_out as u64, dtype.size(), (g.c_in / dg.offset_groups) as u64);
+    let scratch =
+        |label, t: &Tensor| ctx.create_buffer(label, per_image(t).next_multiple_of(4), crate::tensor::TENSOR_USAGE);
+    let off_s = scratch("wgconv.chunk_offset", offset)?;
+    let mask_s = mask.map(|m| scratch("wgconv.chunk_mask", m)).transpose()?;
+    let mut info = None;
+    let layout = channels::Layout::OutIn;
+    // Whole groups of chunks hold whole offset groups where the weight groups nest in them.
+    let group_step = if g.groups % dg.offset_groups == 0 { (g.groups / dg.offset_groups) as u64 } else { 1 };
+    let limits = channels::Limits { most: None, group_step };
+    channels::for_each_chunk(
+        ctx,
+        encoder,
+        "deform_conv2d",
+        layout,
+        g.groups,
+        input,
+        weight,
+        bias,
+        output,
+        limits,
+        |encoder, c| {
+            let (ci0, ci) = (c.range.c_in0, c.range.c_in);
+            let (og0, og1) = (ci0 / per_group, (ci0 + ci - 1) / per_group + 1);
+            if !(ci0 % per_group == 0 && ci % per_group == 0 || og1 - og0 == 1) {
+                return Err(Error::TooLarge(format!(
+                    "deform_conv2d: a chunk of output channels of the weight {:?} (beyond one storage binding, {max} \
+                 bytes) reads input channels {ci0}..{}, across offset groups of {per_group} channels",
+                    weight.shape(),
+                    ci0 + ci
+                )));
+            }
+            // The chunk's offset groups: channels og0·k·(2 or 1) .. of image i, one run each.
+            let i = c.image as u64;
+            let part = |t: &Tensor, buf: &wgpu::Buffer, per: u64, encoder: &mut wgpu::CommandEncoder| {
+                let at = t.offset() + (i * groups + og0) * per * taps * hw_out * elem;
+                let len = (og1 - og0) * per * taps * hw_out * elem;
+                encoder.copy_buffer_to_buffer(t.buffer(), at, buf, 0, len.next_multiple_of(4));
+                let shape = [1, ((og1 - og0) * per * taps) as usize, g.h_out as usize, g.w_out as usize];
+                Tensor::from_buffer_as(ctx, buf.clone(), &shape, dtype)
+            };
+            let off = part(offset, &off_s, 2, encoder)?;
+            let m = match (mask, &mask_s) {
+                (Some(m), Some(buf)) => Some(part(m, buf, 1, encoder)?),
+                _ => None,
+            };
+            let p = DeformConv2dParams { groups: c.groups, algorithm, ..*params };
+            let chunk = record_deform_conv2d(
+                ctx,
+                encoder,
+                algorithm,
+                &p,
+                c.input,
+                c.weight,
+                &off,
+                m.as_ref(),
+                c.bias,
+                c.output,
+            )?;
+            info.get_or_insert(chunk);
+            Ok(())
+        },
+    )?;
+    let info = info.ok_or_else(|| Error::Internal("deform_conv2d in no channel chunks".into()))?;
+    Ok(DeformConv2dInfo { geometry: *dg, ..info })
 }
