@@ -805,11 +805,16 @@ fn a_split_plan_is_what_runs() {
     let base = ctx.config();
     capped(&ctx, base, true);
     let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
-    // Batch pieces (16 KiB images), then row bands (160 KiB images).
-    for (xs, pieces, bands, note) in [([7, 4, 32, 32], 4, 1, "images 6..7"), ([2, 8, 64, 80], 2, 3, "image 1, rows")] {
-        let ws = [8, xs[1], 3, 3];
+    // Batch pieces (16 KiB images), row bands (160 KiB images), then channel chunks (a
+    // 73728-byte weight).
+    for (xs, ws, pieces, bands, chunks, note) in [
+        ([7, 4, 32, 32], [8, 4, 3, 3], 4, 1, 1, "images 6..7"),
+        ([2, 8, 64, 80], [8, 8, 3, 3], 2, 3, 1, "image 1, rows"),
+        ([2, 32, 8, 8], [64, 32, 3, 3], 2, 1, 2, "channels 56..64, image 1"),
+    ] {
         let plan = wgconv::plan_conv2d(&ctx, &xs, &ws, None, wgconv::DType::F32, &p).unwrap();
-        assert_eq!((plan.batch_pieces, plan.row_bands), (pieces, bands), "{xs:?}");
+        let split = (plan.batch_pieces, plan.row_bands, plan.channel_chunks);
+        assert_eq!(split, (pieces, bands, chunks), "{xs:?}");
         assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
         let x = up(&ctx, &HostTensor::random(&xs, 1));
         let w = up(&ctx, &HostTensor::random(&ws, 2));

@@ -556,6 +556,9 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
 /// How a conv2d beyond one storage binding was split (empty when it was not).
 fn split_text(info: &wgconv::Conv2dInfo) -> String {
     match (info.batch_pieces, info.row_bands) {
+        _ if info.channel_chunks > 1 => {
+            format!("; the weight in {} chunks of output channels (beyond one storage binding)", info.channel_chunks)
+        }
         (_, b) if b > 1 => format!("; each image in {b} row bands (beyond one storage binding)"),
         (p, _) if p > 1 => format!("; {p} batch pieces (beyond one storage binding)"),
         _ => String::new(),

@@ -66,13 +66,7 @@ pub(crate) fn for_each_chunk(
     let (c_in, c_out) = (xs[1] as u64, ys[1] as u64);
     let plane = |s: &[usize]| s[2..].iter().product::<usize>() as u64;
     let (hw, hw_out) = (plane(xs), plane(ys));
-    if c_in * hw * elem > max || c_out * hw_out * elem > max {
-        return Err(Error::TooLarge(format!(
-            "{op}: the weight {ws:?} ({} bytes) and one image of the input or output exceed one storage binding \
-             ({max} bytes) together; only one of them may",
-            weight.byte_len()
-        )));
-    }
+    check_images(op, ws, weight.byte_len(), c_in * hw * elem, c_out * hw_out * elem, max)?;
     let groups = groups as u64;
     let (cig, cog) = (c_in / groups, c_out / groups);
     let taps = ws[2..].iter().product::<usize>() as u64;
@@ -215,4 +209,16 @@ pub(crate) fn ranges(
         }
     }
     Ok(chunks)
+}
+
+/// Errors unless one image of the input (`input` bytes) and of the output fit `max` bytes
+/// beside a weight (`shape`, `bytes`) beyond one binding: the chunks run one image at a time.
+pub(crate) fn check_images(op: &str, shape: &[usize], bytes: u64, input: u64, output: u64, max: u64) -> Result<()> {
+    if input > max || output > max {
+        return Err(Error::TooLarge(format!(
+            "{op}: the weight {shape:?} ({bytes} bytes) and one image of the input or output exceed one storage \
+             binding ({max} bytes) together; only one of them may"
+        )));
+    }
+    Ok(())
 }

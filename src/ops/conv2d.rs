@@ -48,6 +48,10 @@ pub struct Conv2dInfo {
     /// Bands of output rows each image runs in because one image exceeds one storage
     /// binding ([`crate::ops::bands`]; `batch_pieces` then counts images); 1 otherwise.
     pub row_bands: u32,
+    /// Chunks of output channels the weight runs in because it exceeds one storage binding
+    /// ([`crate::ops::channels`]: every image of every chunk is a call of its own; `chunks`
+    /// and `workspace_bytes` then describe the first); 1 otherwise.
+    pub channel_chunks: u32,
 }
 
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
@@ -103,6 +107,8 @@ pub struct Conv2dPlan {
     pub batch_pieces: u32,
     /// Bands of output rows per image ([`Conv2dInfo::row_bands`]).
     pub row_bands: u32,
+    /// Chunks of output channels ([`Conv2dInfo::channel_chunks`]).
+    pub channel_chunks: u32,
     /// The GEMM of `ImplicitGemm` / `Gemm1x1` (its steps are in `steps`) of an unsplit call.
     gemm: Option<gemm::GemmPlan>,
 }
@@ -118,6 +124,7 @@ impl Conv2dPlan {
             workspace_bytes: self.workspace_bytes,
             batch_pieces: self.batch_pieces,
             row_bands: self.row_bands,
+            channel_chunks: self.channel_chunks,
         }
     }
 }
@@ -170,6 +177,7 @@ pub fn plan_conv2d(
         steps: Vec::new(),
         batch_pieces: 1,
         row_bands: 1,
+        channel_chunks: 1,
         gemm: None,
     };
     if g.n == 0 {
@@ -224,10 +232,11 @@ pub fn plan_conv2d(
     Ok(plan)
 }
 
-/// Where the input or output exceeds one storage binding: fills `plan` with the steps of
-/// every batch piece ([`crate::ops::batch`]) or, when one image exceeds it, of every band of
-/// output rows of every image ([`crate::ops::bands`]), each planned with `plan.algorithm`,
-/// and returns true; false when one call binds everything.
+/// Where a tensor exceeds one storage binding: fills `plan` with the steps of every chunk
+/// of output channels of every image when the weight exceeds it ([`crate::ops::channels`]),
+/// of every batch piece ([`crate::ops::batch`]) or, when one image exceeds it, of every band
+/// of output rows of every image ([`crate::ops::bands`]), each planned with
+/// `plan.algorithm`, and returns true; false when one call binds everything.
 fn plan_split(
     ctx: &GpuContext,
     plan: &mut Conv2dPlan,
@@ -242,9 +251,32 @@ fn plan_split(
     let per_image = |shape: &[usize]| (shape.iter().product::<usize>() / n) as u64 * dtype.size();
     let (in_image, out_image) = (per_image(input), per_image(&out_shape));
     let forced = Conv2dParams { algorithm: plan.algorithm, ..*params };
-    let mut parts: Vec<(Vec<usize>, Conv2dParams, String)> = Vec::new();
+    // (input, weight, bias, params, note) of each call
+    let mut parts: Vec<(Vec<usize>, Vec<usize>, Option<Vec<usize>>, Conv2dParams, String)> = Vec::new();
     let max = ctx.max_binding();
-    if in_image > max || out_image > max {
+    let weight_bytes = weight.iter().product::<usize>() as u64 * dtype.size();
+    if weight_bytes > max {
+        channels::check_images("conv2d", weight, weight_bytes, in_image, out_image, max)?;
+        let row = weight[1..].iter().product::<usize>() as u64 * dtype.size();
+        let (groups, c_in, c_out) = (g.groups as u64, g.c_in as u64, g.c_out as u64);
+        let limits = channels::Limits::default();
+        let chunks = channels::ranges("conv2d", groups, c_in, c_out, row, dtype.size(), max, limits)?;
+        for c in &chunks {
+            let (ci, co) = (c.c_in as usize, c.c_out as usize);
+            let p = Conv2dParams { groups: c.groups as u32, ..forced };
+            for i in 0..n {
+                parts.push((
+                    vec![1, ci, input[2], input[3]],
+                    vec![co, weight[1], weight[2], weight[3]],
+                    bias.map(|_| vec![co]),
+                    p,
+                    format!("channels {}..{}, image {i}", c.c_out0, c.c_out0 + c.c_out),
+                ));
+            }
+        }
+        plan.batch_pieces = g.n;
+        plan.channel_chunks = chunks.len() as u32;
+    } else if in_image > max || out_image > max {
         let rows = row_geometry(&g, dtype);
         let bands = rows.plan("conv2d", max)?;
         let list = rows.bands(&bands)?;
@@ -255,6 +287,8 @@ fn plan_split(
                 let shape = vec![1, input[1], b.rows_in as usize, input[3]];
                 parts.push((
                     shape,
+                    weight.to_vec(),
+                    bias.map(<[usize]>::to_vec),
                     Conv2dParams { padding, ..forced },
                     format!("image {i}, rows {}..{}", b.oy0, b.oy1),
                 ));
@@ -270,12 +304,18 @@ fn plan_split(
         for n0 in (0..n).step_by(pieces.per_piece) {
             let len = pieces.per_piece.min(n - n0);
             let shape = vec![len, input[1], input[2], input[3]];
-            parts.push((shape, forced, format!("images {n0}..{}", n0 + len)));
+            parts.push((
+                shape,
+                weight.to_vec(),
+                bias.map(<[usize]>::to_vec),
+                forced,
+                format!("images {n0}..{}", n0 + len),
+            ));
         }
         plan.batch_pieces = pieces.pieces as u32;
     }
-    for (k, (shape, p, what)) in parts.into_iter().enumerate() {
-        let part = plan_conv2d(ctx, &shape, weight, bias, dtype, &p)?;
+    for (k, (shape, weight, bias, p, what)) in parts.into_iter().enumerate() {
+        let part = plan_conv2d(ctx, &shape, &weight, bias.as_deref(), dtype, &p)?;
         if k == 0 {
             (plan.chunks, plan.chunk_cols, plan.workspace_bytes) = (part.chunks, part.chunk_cols, part.workspace_bytes);
         }
@@ -386,15 +426,32 @@ pub fn conv2d_into(
         b.check_device(ctx, "bias")?;
     }
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    if g.n > 0 && weight.byte_len() > ctx.max_binding() {
-        return conv2d_by_channels(ctx, encoder, &g, params, dtype, input, weight, bias, output);
-    }
     let bias_shape = bias.map(|b| b.shape());
     let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
-    // A split call: every piece or band is planned again for its own shape, with the
+    // A split call: every piece, band or chunk is planned again for its own shape, with the
     // algorithm chosen for the whole call (bit-identical results).
     let split = Conv2dParams { algorithm: plan.algorithm, ..*params };
-    if plan.row_bands > 1 {
+    if plan.channel_chunks > 1 {
+        let layout = channels::Layout::OutIn;
+        let limits = channels::Limits::default();
+        channels::for_each_chunk(
+            ctx,
+            encoder,
+            "conv2d",
+            layout,
+            g.groups,
+            input,
+            weight,
+            bias,
+            output,
+            limits,
+            |encoder, c| {
+                let p = Conv2dParams { groups: c.groups, ..split };
+                let part = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;
+                record_conv2d(ctx, encoder, &part, c.input, c.weight, c.bias, c.output)
+            },
+        )?;
+    } else if plan.row_bands > 1 {
         let rows = row_geometry(&g, dtype);
         let bands = rows.plan("conv2d", ctx.max_binding())?;
         for i in 0..g.n as usize {
@@ -418,45 +475,6 @@ pub fn conv2d_into(
         record_conv2d(ctx, encoder, &plan, input, weight, bias, output)?;
     }
     Ok(plan.info())
-}
-
-/// conv2d_into for a weight larger than one storage binding: chunks of output channels
-/// ([`crate::ops::channels`]), each planned with the algorithm chosen for the whole call.
-#[allow(clippy::too_many_arguments)]
-fn conv2d_by_channels(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    g: &Conv2dGeometry,
-    params: &Conv2dParams,
-    dtype: DType,
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    output: &Tensor,
-) -> Result<Conv2dInfo> {
-    let (algorithm, _) = choose_algorithm(ctx, g, params, dtype, bias.is_some())?;
-    let mut info = None;
-    channels::for_each_chunk(
-        ctx,
-        encoder,
-        "conv2d",
-        channels::Layout::OutIn,
-        g.groups,
-        input,
-        weight,
-        bias,
-        output,
-        channels::Limits::default(),
-        |encoder, c| {
-            let p = Conv2dParams { groups: c.groups, algorithm, ..*params };
-            let plan = plan_conv2d(ctx, c.input.shape(), c.weight.shape(), c.bias.map(|b| b.shape()), dtype, &p)?;
-            record_conv2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
-            info.get_or_insert(plan.info());
-            Ok(())
-        },
-    )?;
-    let info = info.ok_or_else(|| Error::Internal("conv2d in no channel chunks".into()))?;
-    Ok(Conv2dInfo { geometry: *g, batch_pieces: g.n, ..info })
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv2d`]).
