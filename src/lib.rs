@@ -71,7 +71,7 @@
 //! | every tensor of the call has the input's dtype | [`Error::DTypeMismatch`] |
 //! | all tensors made on this context | [`Error::DeviceMismatch`] |
 //! | output tensor of the output shape; caller buffers large enough, with STORAGE usage | [`Error::Buffer`] |
-//! | each tensor fits one buffer (`max_buffer_size`); one output row of an image (conv2d, conv_transpose2d, pools), one output position's channels (conv1d), one depth plane (conv3d), one image (deform_conv2d) and one output channel's weights fit one storage binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
+//! | each tensor fits one buffer (`max_buffer_size`); one output row of an image (conv2d, conv_transpose2d, pools, deform_conv2d), one output position's channels (conv1d), one depth plane (conv3d), one input channel plane (deform_conv2d) and one output channel's weights fit one storage binding; a weight and one image do not both exceed one binding; f16 bands and chunks need even plane widths, f16 deform_conv2d images fit one binding; one im2col column fits the workspace budget; grids fit 3 dimensions | [`Error::TooLarge`] |
 //!
 //! At run time: wgpu validation, out-of-memory and internal errors become
 //! [`Error::Validation`], [`Error::OutOfMemory`], [`Error::Internal`]; a lost or destroyed
@@ -98,9 +98,15 @@
 //!   input rows with their halo copied into a scratch tensor, its output copied back; the
 //!   image edge becomes the band's padding), bit-identical too; separable_conv2d runs such an
 //!   image as its two passes, each banded; conv2d_backward sums its weight and bias gradients
-//!   over the bands. A conv2d weight beyond one binding runs in chunks of output channels
-//!   (whole groups, or part of one), one image at a time, bit-identical too. deform_conv2d, whose samples may reach any input row, reports such an
-//!   image as an error naming it and the limit.
+//!   over the bands. deform_conv2d, whose samples may reach any input row, runs such an
+//!   image with `Im2colGemm` in bands of output rows, the input image bound whole (in chunks
+//!   of input channels, one unfold launch each, where it exceeds a binding), bit-identical
+//!   to one `Im2colGemm` call.
+//! - **Weights beyond one binding.** conv2d, conv3d, conv_transpose2d, deform_conv2d and
+//!   conv2d_backward run a weight larger than one binding in chunks of output channels (whole
+//!   groups, or part of one; [`ops::channels`]), one image at a time (conv2d_backward: the
+//!   whole batch's channels of a chunk), bit-identical to one call; separable_conv2d runs
+//!   its two passes, each chunked. A weight and one image may not both exceed a binding.
 //! - **Empty batches.** N = 0 gives an output with N = 0 and records no GPU work
 //!   (conv2d_backward's grad_weight and grad_bias are zero-filled), as in PyTorch.
 //! - **Unbatched inputs.** Every op takes PyTorch's unbatched form (`[C, L]`, `[C, H, W]`,

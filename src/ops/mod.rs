@@ -4,7 +4,7 @@
 
 pub mod bands;
 pub mod batch;
-pub(crate) mod channels;
+pub mod channels;
 pub mod conv1d;
 pub mod conv2d;
 pub mod conv2d_backward;
