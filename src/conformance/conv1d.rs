@@ -1,0 +1,50 @@
+//! conv1d's conformance cases (on the conv2d cases' width axis).
+
+use super::*;
+
+/// conv1d on a conv2d case's width axis (the case's width, stride, dilation and padding; its
+/// data's first values), against the 1-D reference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv1dCase(pub Conv2dCase);
+
+impl std::fmt::Display for Conv1dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Conv1dCase {
+    pub fn params(&self) -> Conv1dParams {
+        let p = &self.0.params;
+        let padding = match p.padding {
+            Padding::Valid => Padding1d::Valid,
+            Padding::Same => Padding1d::Same,
+            Padding::Symmetric([_, w]) => Padding1d::Symmetric(w),
+            Padding::Explicit { left, right, .. } => Padding1d::Explicit { left, right },
+        };
+        Conv1dParams {
+            stride: p.stride[1],
+            padding,
+            dilation: p.dilation[1],
+            groups: p.groups,
+            activation: p.activation,
+            algorithm: Algorithm::Auto,
+        }
+    }
+}
+
+impl OpCase for Conv1dCase {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        let (c, (x, w, b)) = (&self.0, self.0.data());
+        // [N, C, W] and [Cout, Cin/G, kw]: the first values of the case's seeded data.
+        let row =
+            |h: HostTensor, s: [usize; 4]| HostTensor::new(&[s[0], s[1], s[3]], h.data[..s[0] * s[1] * s[3]].to_vec());
+        Ok([row(x, c.input)?, row(w, c.weight)?].into_iter().chain(b).collect())
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(vec![crate::reference::conv1d(&i[0], &i[1], i.get(2), &self.params())?.1])
+    }
+    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
+        Ok(vec![crate::ops::conv1d::conv1d(ctx, &t[0], &t[1], t.get(2), &self.params())?])
+    }
+}

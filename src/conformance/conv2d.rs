@@ -1,0 +1,204 @@
+//! conv2d's conformance cases: the generator over its parameter space, the reference,
+//! the call, the shrinker's simpler variants, and the runner with a swappable oracle.
+
+use super::*;
+
+/// A conv2d case: shapes, parameters and the seed of its data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dCase {
+    pub input: [usize; 4],
+    pub weight: [usize; 4],
+    pub bias: bool,
+    pub params: Conv2dParams,
+    pub seed: u64,
+}
+
+impl Conv2dCase {
+    /// Seeded data: values in [-1, 1).
+    pub fn data(&self) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        let x = HostTensor::random(&self.input, self.seed);
+        let w = HostTensor::random(&self.weight, self.seed ^ 0x5151_5151);
+        let b = self.bias.then(|| HostTensor::random(&[self.weight[0]], self.seed ^ 0xb1a5));
+        (x, w, b)
+    }
+}
+
+impl std::fmt::Display for Conv2dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.params;
+        write!(
+            f,
+            "conv2d x{:?} w{:?} bias={} stride={:?} padding={:?} dilation={:?} groups={} seed={}",
+            self.input, self.weight, self.bias, p.stride, p.padding, p.dilation, p.groups, self.seed
+        )
+    }
+}
+
+/// A random valid conv2d over the whole parameter space, small enough to check quickly:
+/// groups 1, 2–4 or depthwise (channel multiplier 1–2), kernels 1–5 (non-square), strides and
+/// dilations 1–3 (asymmetric), every padding kind, N 1–3, sizes that include 1 and primes.
+pub fn random_conv2d_case(rng: &mut SplitMix64) -> Conv2dCase {
+    let (groups, cig, cog) = match rng.range(0, 9) {
+        0..=4 => (1, rng.range(1, 6), rng.range(1, 6)),
+        5..=6 => (rng.range(2, 4), rng.range(1, 3), rng.range(1, 3)),
+        _ => {
+            let c = rng.range(1, 9);
+            (c, 1, rng.range(1, 2))
+        }
+    };
+    // One case in eight is pointwise (1x1, stride 1, unpadded): its own fast path.
+    let pointwise = rng.range(0, 7) == 0;
+    let k = if pointwise { [1, 1] } else { [rng.range(1, 5), rng.range(1, 5)] };
+    let dilation = [rng.range(1, 3), rng.range(1, 3)];
+    let stride = if pointwise { [1, 1] } else { [rng.range(1, 3), rng.range(1, 3)] };
+    let padding = match rng.range(0, 4) {
+        _ if pointwise => Padding::Valid,
+        0 => Padding::Valid,
+        1 => Padding::Symmetric([rng.range(0, k[0]), rng.range(0, k[1])]),
+        2 => Padding::Explicit {
+            top: rng.range(0, 3),
+            left: rng.range(0, 3),
+            bottom: rng.range(0, 3),
+            right: rng.range(0, 3),
+        },
+        _ => Padding::Same,
+    };
+    let stride = if padding == Padding::Same { [1, 1] } else { stride };
+    let pads = padding.resolve(k, dilation);
+    // Smallest input that gives an output of ≥ 1, then a few more.
+    let min_len = |axis: usize, pb: u32, pe: u32| (dilation[axis] * (k[axis] - 1) + 1).saturating_sub(pb + pe).max(1);
+    let h = min_len(0, pads.top, pads.bottom) + rng.range(0, 9);
+    let w = min_len(1, pads.left, pads.right) + rng.range(0, 9);
+    let params = Conv2dParams { stride, padding, dilation, groups, ..Default::default() };
+    Conv2dCase {
+        input: [rng.range(1, 3) as usize, (groups * cig) as usize, h as usize, w as usize],
+        weight: [(groups * cog) as usize, cig as usize, k[0] as usize, k[1] as usize],
+        bias: rng.range(0, 1) == 1,
+        params,
+        seed: rng.next_u64(),
+    }
+}
+
+/// `count` cases from `seed`.
+pub fn conv2d_cases(seed: u64, count: usize) -> Vec<Conv2dCase> {
+    let mut rng = SplitMix64::new(seed);
+    (0..count).map(|_| random_conv2d_case(&mut rng)).collect()
+}
+
+/// Computes the expected output of a case (the f64 reference, unless a test swaps it).
+pub type Conv2dOracle = fn(&HostTensor, &HostTensor, Option<&HostTensor>, &Conv2dParams) -> Result<Vec<f64>>;
+
+/// The default oracle: [`crate::reference::conv2d()`].
+pub fn reference_conv2d(x: &HostTensor, w: &HostTensor, b: Option<&HostTensor>, p: &Conv2dParams) -> Result<Vec<f64>> {
+    crate::reference::conv2d(x, w, b, p).map(|(_, v)| v)
+}
+
+impl OpCase for Conv2dCase {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        let (x, w, b) = self.data();
+        Ok([x, w].into_iter().chain(b).collect())
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(vec![reference_conv2d(&i[0], &i[1], i.get(2), &self.params)?])
+    }
+    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
+        Ok(vec![crate::ops::conv2d::conv2d(ctx, &t[0], &t[1], t.get(2), &self.params)?])
+    }
+    fn applies(&self) -> bool {
+        let bias = [self.weight[0]];
+        let checked = self.params.validate(&self.input, &self.weight, self.bias.then_some(&bias[..]));
+        !matches!(checked, Err(Error::InvalidParam { name: "algorithm", .. }))
+    }
+    fn simpler(&self) -> Vec<Self> {
+        simpler(self)
+    }
+}
+
+/// A conv2d case whose expected output comes from another oracle (a test's).
+#[derive(Clone)]
+struct Oracled {
+    case: Conv2dCase,
+    oracle: Conv2dOracle,
+}
+
+impl std::fmt::Display for Oracled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.case.fmt(f)
+    }
+}
+
+impl OpCase for Oracled {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        self.case.inputs()
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(vec![(self.oracle)(&i[0], &i[1], i.get(2), &self.case.params)?])
+    }
+    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.case.run(ctx, t)
+    }
+    fn applies(&self) -> bool {
+        self.case.applies()
+    }
+}
+
+/// The cases with `algorithm` forced.
+pub(super) fn with_algorithm(cases: &[Conv2dCase], algorithm: Algorithm) -> Vec<Conv2dCase> {
+    cases.iter().map(|c| Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() }).collect()
+}
+
+/// Runs `cases` on the GPU with `algorithm` and compares each with `oracle`. Cases the
+/// algorithm cannot run are left out of the count.
+pub fn run_conv2d(
+    ctx: &GpuContext,
+    cases: &[Conv2dCase],
+    algorithm: Algorithm,
+    tol: Tolerance,
+    oracle: Conv2dOracle,
+) -> OpSummary {
+    let cases: Vec<Oracled> =
+        with_algorithm(cases, algorithm).into_iter().map(|case| Oracled { case, oracle }).collect();
+    run_op(ctx, format!("conv2d/{}", algorithm.name()), &cases, DType::F32, tol)
+}
+
+/// Smaller variants of a case, each one step simpler (used to shrink a failure).
+pub(super) fn simpler(c: &Conv2dCase) -> Vec<Conv2dCase> {
+    let mut out = Vec::new();
+    let g = c.params.groups as usize;
+    let (cig, cog) = (c.input[1] / g, c.weight[0] / g);
+    let mut push = |f: &dyn Fn(&mut Conv2dCase)| {
+        let mut d = c.clone();
+        f(&mut d);
+        if d != *c {
+            out.push(d);
+        }
+    };
+    push(&|d| d.input[0] = 1);
+    push(&|d| d.bias = false);
+    push(&|d| d.input[2] = (d.input[2] / 2).max(1));
+    push(&|d| d.input[3] = (d.input[3] / 2).max(1));
+    push(&|d| d.input[2] = d.input[2].saturating_sub(1).max(1));
+    push(&|d| d.input[3] = d.input[3].saturating_sub(1).max(1));
+    push(&|d| d.weight[2] = d.weight[2].saturating_sub(1).max(1));
+    push(&|d| d.weight[3] = d.weight[3].saturating_sub(1).max(1));
+    push(&|d| d.params.stride = [1, 1]);
+    push(&|d| d.params.dilation = [1, 1]);
+    push(&|d| d.params.padding = Padding::Valid);
+    push(&|d| {
+        // one group, keeping the per-group channel counts
+        d.params.groups = 1;
+        d.input[1] = cig;
+        d.weight[0] = cog;
+    });
+    if cig > 1 {
+        push(&|d| {
+            d.input[1] = g * (cig - 1);
+            d.weight[1] = cig - 1;
+        });
+    }
+    if cog > 1 {
+        push(&|d| d.weight[0] = g * (cog - 1));
+    }
+    out.retain(|d| d.params.validate(&d.input, &d.weight, None).is_ok());
+    out
+}

@@ -1,0 +1,60 @@
+//! conv3d's conformance cases.
+
+use super::*;
+
+/// A conv3d case (no bias).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv3dCase {
+    pub input: [usize; 5],
+    pub weight: [usize; 5],
+    pub params: crate::params::Conv3dParams,
+    /// Seeds of the input and the weight.
+    pub seeds: [u64; 2],
+}
+
+impl std::fmt::Display for Conv3dCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conv3d x{:?} w{:?} {:?}", self.input, self.weight, self.params)
+    }
+}
+
+/// `count` conv3d cases from `seed`: small volumes, kernels 1–3 per axis, strides and
+/// dilations 1–2, symmetric or `same` padding, groups 1–2.
+pub fn conv3d_cases(seed: u64, count: usize) -> Vec<Conv3dCase> {
+    use crate::params::{Conv3dParams, Padding3d};
+    let mut rng = SplitMix64::new(seed ^ 0x3d3d);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let groups = rng.range(1, 2);
+        let k = [rng.range(1, 3), rng.range(1, 3), rng.range(1, 3)];
+        let same = rng.range(0, 3) == 0;
+        let stride = if same { [1; 3] } else { [rng.range(1, 2), rng.range(1, 2), rng.range(1, 2)] };
+        let dilation = [rng.range(1, 2), rng.range(1, 2), rng.range(1, 2)];
+        let padding =
+            if same { Padding3d::Same } else { Padding3d::Symmetric([0, 1, 2].map(|a| rng.range(0, k[a] - 1))) };
+        let params = Conv3dParams { stride, padding, dilation, groups, ..Default::default() };
+        let cin = groups as usize * rng.range(1, 3) as usize;
+        let cout = groups as usize * rng.range(1, 3) as usize;
+        let size = [0, 1, 2].map(|a| (dilation[a] * (k[a] - 1) + 1 + rng.range(0, 4)) as usize);
+        let input = [rng.range(1, 2) as usize, cin, size[0], size[1], size[2]];
+        let x_seed = rng.next_u64();
+        let weight = [cout, cin / groups as usize, k[0] as usize, k[1] as usize, k[2] as usize];
+        let case = Conv3dCase { input, weight, params, seeds: [x_seed, rng.next_u64()] };
+        if params.validate(&input, &weight, None).is_ok() {
+            out.push(case);
+        }
+    }
+    out
+}
+
+impl OpCase for Conv3dCase {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        Ok(vec![HostTensor::random(&self.input, self.seeds[0]), HostTensor::random(&self.weight, self.seeds[1])])
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(vec![crate::reference::conv3d(&i[0], &i[1], None, &self.params)?.1])
+    }
+    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
+        Ok(vec![crate::ops::conv3d::conv3d(ctx, &t[0], &t[1], None, &self.params)?])
+    }
+}

@@ -1,0 +1,366 @@
+//! The conformance runner behind `wgconv conformance` and the tests: seeded random cases
+//! over each op's parameter space, each compared with the f64 CPU reference, plus the static
+//! check of every shader × override set × translation target.
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::params::{
+    Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
+};
+use crate::replay::ReplayWriter;
+use crate::shaders::{check_shader, ShaderId};
+use crate::tensor::{DType, HostTensor, Tensor};
+use crate::verify::{compare, SplitMix64, Tolerance};
+
+mod conv1d;
+mod conv2d;
+mod conv2d_backward;
+mod conv3d;
+mod conv_transpose2d;
+mod deform_conv2d;
+mod pool2d;
+mod separable_conv2d;
+
+pub use conv1d::*;
+pub use conv2d::*;
+pub use conv2d_backward::*;
+pub use conv3d::*;
+pub use conv_transpose2d::*;
+pub use deform_conv2d::*;
+pub use pool2d::*;
+pub use separable_conv2d::*;
+
+/// A replay export under way on this thread ([`export_all`]): the writer, and the call that
+/// [`outputs`] traced last, written by [`OpSummary::record`] (which knows the op and the case).
+struct Export {
+    writer: ReplayWriter,
+    pending: Option<(crate::kernels::trace::Trace, Vec<Tensor>, Vec<Vec<f64>>)>,
+}
+
+thread_local! {
+    static EXPORT: RefCell<Option<Export>> = const { RefCell::new(None) };
+}
+
+/// Runs `call` (one op call that returns its output tensors) and reads the outputs back.
+/// While [`export_all`] runs, the call is traced and kept, with `expected` (one slice per
+/// output), for the next [`OpSummary::record`] to write as a replay case.
+pub(crate) fn outputs(
+    ctx: &GpuContext,
+    expected: &[&[f64]],
+    call: impl FnOnce() -> Result<Vec<Tensor>>,
+) -> Result<Vec<Vec<f32>>> {
+    let exporting = EXPORT.with(|e| e.borrow().is_some());
+    if exporting {
+        ctx.begin_trace();
+    }
+    let tensors = call();
+    let trace = if exporting { Some(ctx.end_trace()) } else { None };
+    let tensors = tensors?;
+    if let Some(trace) = trace {
+        let kept = (trace?, tensors.clone(), expected.iter().map(|e| e.to_vec()).collect());
+        EXPORT.with(|e| e.borrow_mut().as_mut().expect("checked above").pending = Some(kept));
+    }
+    tensors.iter().map(|t| t.to_vec(ctx)).collect()
+}
+
+/// Writes the call [`outputs`] kept, if any, as a replay case of `op`.
+fn write_pending(op: &str, case: &dyn std::fmt::Display, tol: Tolerance) -> Result<()> {
+    EXPORT.with(|e| {
+        let mut slot = e.borrow_mut();
+        let Some(export) = slot.as_mut() else { return Ok(()) };
+        let Some((trace, tensors, expected)) = export.pending.take() else { return Ok(()) };
+        let outs: Vec<(&Tensor, &[f64])> = tensors.iter().zip(expected.iter().map(Vec::as_slice)).collect();
+        export.writer.write_case(op, &case.to_string(), &trace, &outs, tol)
+    })
+}
+
+/// One op's test case: seeded inputs, the f64 reference, the GPU call and simpler variants.
+/// The conformance runner, the replay export, the shrinker and the property tests all take
+/// an op through this, so an op is described once: its case type (with its generator), one
+/// `impl OpCase`, and its line in [`run_all`].
+pub trait OpCase: Clone + std::fmt::Display {
+    /// The inputs, seeded, in the op's argument order.
+    fn inputs(&self) -> Result<Vec<HostTensor>>;
+    /// The f64 reference of each output for `inputs`.
+    fn expected(&self, inputs: &[HostTensor]) -> Result<Vec<Vec<f64>>>;
+    /// The GPU call on `inputs` uploaded (same order); its output tensors.
+    fn run(&self, ctx: &GpuContext, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+    /// Whether the case's forced algorithm takes it at all (the runner leaves out the cases
+    /// it does not).
+    fn applies(&self) -> bool {
+        true
+    }
+    /// Variants one step simpler, each valid ([`shrink_case`]).
+    fn simpler(&self) -> Vec<Self> {
+        Vec::new()
+    }
+}
+
+/// How far `s` is from failing `tol` (above 1: it fails).
+fn score(s: &crate::verify::ErrorStats, tol: Tolerance) -> f64 {
+    (s.rel_l2 / tol.rel_l2).max(s.max_abs / (tol.abs * (1.0 + s.max_ref)))
+}
+
+/// Runs one case with its tensors stored as `dtype` (f16: the inputs rounded to f16 first,
+/// the reference computed from the rounded values) and returns the statistics of the output
+/// furthest from passing `tol`.
+pub fn outcome<C: OpCase>(
+    ctx: &GpuContext,
+    case: &C,
+    dtype: DType,
+    tol: Tolerance,
+) -> Result<crate::verify::ErrorStats> {
+    let inputs: Vec<HostTensor> =
+        case.inputs()?.into_iter().map(|h| if dtype == DType::F32 { h } else { h.rounded_to(dtype) }).collect();
+    let expected = case.expected(&inputs)?;
+    let uploaded: Vec<Tensor> =
+        inputs.iter().map(|h| Tensor::from_slice_as(ctx, &h.shape, &h.data, dtype)).collect::<Result<_>>()?;
+    let refs: Vec<&[f64]> = expected.iter().map(Vec::as_slice).collect();
+    let got = outputs(ctx, &refs, || case.run(ctx, &uploaded))?;
+    let mut worst: Option<crate::verify::ErrorStats> = None;
+    for (got, want) in got.iter().zip(&expected) {
+        let st = compare(got, want);
+        if worst.as_ref().is_none_or(|w| score(&st, tol) > score(w, tol)) {
+            worst = Some(st);
+        }
+    }
+    worst.ok_or_else(|| Error::Internal("a conformance case without outputs".into()))
+}
+
+/// Runs the cases that apply, stored as `dtype`, each against its reference at `tol`.
+pub fn run_op<C: OpCase>(
+    ctx: &GpuContext,
+    op: impl Into<String>,
+    cases: &[C],
+    dtype: DType,
+    tol: Tolerance,
+) -> OpSummary {
+    let mut s = OpSummary::new(op.into());
+    for case in cases.iter().filter(|c| c.applies()) {
+        s.record(case, outcome(ctx, case, dtype, tol), tol);
+    }
+    s
+}
+
+/// One f32 case: `None` if it matches its reference at `tol` (or does not apply), else why not.
+pub fn check<C: OpCase>(ctx: &GpuContext, case: &C, tol: Tolerance) -> Option<String> {
+    if !case.applies() {
+        return None;
+    }
+    let mut s = OpSummary::new(String::new());
+    s.record(case, outcome(ctx, case, DType::F32, tol), tol);
+    s.failures.pop()
+}
+
+/// Greedily shrinks a failing case through [`OpCase::simpler`] ([`shrink`]).
+pub fn shrink_case<C: OpCase>(case: &C, fails: impl Fn(&C) -> bool) -> C {
+    shrink(case, C::simpler, fails)
+}
+
+/// Results of one op over its cases.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpSummary {
+    pub op: String,
+    pub cases: usize,
+    pub passed: usize,
+    pub worst_rel_l2: f64,
+    pub worst_max_abs: f64,
+    /// One line per failing case (first 20).
+    pub failures: Vec<String>,
+}
+
+impl OpSummary {
+    pub fn new(op: String) -> Self {
+        OpSummary { op, cases: 0, passed: 0, worst_rel_l2: 0.0, worst_max_abs: 0.0, failures: Vec::new() }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.passed == self.cases
+    }
+
+    /// Counts one case's outcome.
+    /// Counts one case's outcome (and, during a replay export, writes the call the case
+    /// traced).
+    pub fn record(&mut self, case: &dyn std::fmt::Display, outcome: Result<crate::verify::ErrorStats>, tol: Tolerance) {
+        let outcome = write_pending(&self.op, case, tol).and(outcome);
+        self.cases += 1;
+        let failure = match outcome {
+            Ok(stats) => {
+                self.worst_rel_l2 = self.worst_rel_l2.max(stats.rel_l2);
+                self.worst_max_abs = self.worst_max_abs.max(stats.max_abs);
+                if stats.passes(tol) {
+                    self.passed += 1;
+                    None
+                } else {
+                    Some(format!("{case}: {stats}"))
+                }
+            }
+            Err(e) => Some(format!("{case}: error: {e}")),
+        };
+        if let Some(f) = failure {
+            if self.failures.len() < 20 {
+                self.failures.push(f);
+            }
+        }
+    }
+}
+
+/// The static part: shader × override set × target.
+#[derive(Clone, Debug, Serialize)]
+pub struct StaticSummary {
+    pub checked: usize,
+    pub failures: Vec<String>,
+}
+
+pub fn run_static() -> StaticSummary {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for &id in ShaderId::ALL {
+        checked += id.override_sets().len() * id.targets().len();
+        failures.extend(check_shader(id).into_iter().map(|e| e.to_string()));
+    }
+    StaticSummary { checked, failures }
+}
+
+/// One adapter's conformance run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConformanceReport {
+    pub adapter: String,
+    pub backend: String,
+    /// The driver and its version as the adapter reports them (e.g. "llvmpipe Mesa 22.3.6
+    /// (LLVM 15.0.6)"), so that reports from different machines can be compared.
+    pub driver: String,
+    pub ops: Vec<OpSummary>,
+    pub static_check: Option<StaticSummary>,
+}
+
+impl ConformanceReport {
+    pub fn ok(&self) -> bool {
+        self.ops.iter().all(OpSummary::ok) && self.static_check.as_ref().is_none_or(|s| s.failures.is_empty())
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = format!("adapter: {} ({}, driver: {})\n", self.adapter, self.backend, self.driver);
+        s += &format!("{:<32} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
+        for o in &self.ops {
+            s += &format!(
+                "{:<32} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
+            );
+        }
+        if let Some(st) = &self.static_check {
+            s += &format!(
+                "{:<32} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "shaders (static)",
+                st.checked,
+                st.checked - st.failures.len()
+            );
+        }
+        for o in &self.ops {
+            for f in &o.failures {
+                s += &format!("FAIL {f}\n");
+            }
+        }
+        if let Some(st) = &self.static_check {
+            for f in &st.failures {
+                s += &format!("FAIL {f}\n");
+            }
+        }
+        s += if self.ok() { "result: PASS\n" } else { "result: FAIL\n" };
+        s
+    }
+}
+
+/// Runs every op's cases, the probes at `probes` scale ([`crate::probes`]; none for `None`)
+/// and optionally the static check on `ctx`.
+pub fn run_all(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    with_static: bool,
+    probes: Option<crate::probes::ProbeScale>,
+) -> ConformanceReport {
+    let info = ctx.adapter_info();
+    let (f32, tol, n) = (DType::F32, Tolerance::default(), cases_per_op);
+    let cases = conv2d_cases(seed, n);
+    let mut ops: Vec<OpSummary> = std::iter::once(Algorithm::Auto)
+        .chain(Algorithm::ALL)
+        .map(|a| run_op(ctx, format!("conv2d/{}", a.name()), &conv2d::with_algorithm(&cases, a), f32, tol))
+        .collect();
+    let transposed = conv_transpose2d_cases(seed, n);
+    for a in Algorithm::TRANSPOSED {
+        let forced: Vec<_> = transposed
+            .iter()
+            .map(|c| ConvTranspose2dCase { params: ConvTranspose2dParams { algorithm: a, ..c.params }, ..c.clone() })
+            .collect();
+        ops.push(run_op(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol));
+    }
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
+        ops.push(run_op(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }));
+    }
+    let backward: Vec<_> = cases.iter().cloned().map(Conv2dBackwardCase).collect();
+    ops.push(run_op(ctx, "conv2d_backward", &backward, f32, tol));
+    let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
+    ops.push(run_op(ctx, "conv1d", &conv1d, f32, tol));
+    ops.push(run_op(ctx, "pool2d", &pool2d_cases(seed, n), f32, tol));
+    ops.push(run_op(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol));
+    for fused in [false, true] {
+        let name = format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" });
+        ops.push(run_op(ctx, name, &separable_cases(seed, n, fused), f32, tol));
+    }
+    let deform = deform_conv2d_cases(seed, n);
+    for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        let forced: Vec<_> = deform.iter().map(|c| c.with_algorithm(a)).collect();
+        ops.push(run_op(ctx, format!("deform_conv2d/{}", a.name()), &forced, f32, tol));
+    }
+    if let Some(scale) = probes {
+        ops.extend(crate::probes::run_probes(ctx, scale));
+    }
+    ConformanceReport {
+        adapter: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        ops,
+        static_check: with_static.then(run_static),
+    }
+}
+
+/// Runs the cases of [`run_all`] and the probes at `probes` scale (no static check) and
+/// writes each call as a replay into `dir` ([`crate::replay`]). Returns the report of the run
+/// on `ctx` and the number of replay cases written.
+pub fn export_all(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    probes: Option<crate::probes::ProbeScale>,
+    dir: &std::path::Path,
+) -> Result<(ConformanceReport, usize)> {
+    let writer = ReplayWriter::new(ctx, dir)?;
+    EXPORT.with(|e| *e.borrow_mut() = Some(Export { writer, pending: None }));
+    let report = run_all(ctx, seed, cases_per_op, false, probes);
+    let writer = EXPORT.with(|e| e.borrow_mut().take()).expect("set above").writer;
+    let written = writer.len();
+    writer.finish()?;
+    Ok((report, written))
+}
+
+/// Greedily shrinks a failing case: takes any one-step-simpler variant (from `simpler`)
+/// that still fails, until none does. Returns the minimal case found.
+pub fn shrink<C: Clone>(case: &C, simpler: impl Fn(&C) -> Vec<C>, fails: impl Fn(&C) -> bool) -> C {
+    let mut cur = case.clone();
+    'outer: for _ in 0..200 {
+        for cand in simpler(&cur) {
+            if fails(&cand) {
+                cur = cand;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    cur
+}
