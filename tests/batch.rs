@@ -300,6 +300,29 @@ fn capped(ctx: &GpuContext, base: EngineConfig, on: bool) {
     ctx.set_config(EngineConfig { max_binding_size: if on { CAP } else { base.max_binding_size }, ..base });
 }
 
+/// Runs `f` (one op call, returning its output values) in one call and then under the 64
+/// KiB cap, each traced; asserts that the capped run bound nothing over the cap, made more
+/// launches than one call (it split) and gave one call's outputs bit for bit. Returns the
+/// split run's outputs.
+fn split_matches_whole(ctx: &GpuContext, what: &str, f: &dyn Fn() -> Vec<f32>) -> Vec<f32> {
+    let base = ctx.config();
+    let run = |cap: bool| {
+        capped(ctx, base, cap);
+        ctx.begin_trace();
+        let v = f();
+        let trace = ctx.end_trace().unwrap();
+        (v, largest_binding(&trace), trace.dispatches.len())
+    };
+    let (whole, _, n_whole) = run(false);
+    let (split, largest, n_split) = run(true);
+    capped(ctx, base, false);
+    assert!(largest <= CAP, "{what}: a {largest}-byte binding under a {CAP}-byte cap");
+    assert!(n_split > n_whole, "{what}: {n_split} launches split, {n_whole} in one call");
+    let differ = bits_differ(&whole, &split);
+    assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ from one call", whole.len());
+    split
+}
+
 #[test]
 fn every_op_splits_a_batch_beyond_one_binding_bit_identically() {
     let Some(ctx) = webgpu_default_context() else { return };
@@ -646,19 +669,9 @@ fn a_transposed_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
         let w = HostTensor::random(&[xs[1], cpg, k[0], k[1]], 2);
         let b = HostTensor::random(&[cpg * p.groups as usize], 3);
         let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
-        let go = |cap: bool| {
-            capped(&ctx, base, cap);
-            ctx.begin_trace();
-            let y = wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
-            let trace = ctx.end_trace().unwrap();
-            let largest = largest_binding(&trace);
-            (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
-        };
-        let (whole, _, n_whole) = go(false);
-        let (bands, largest, n_bands) = go(true);
-        assert!(largest <= CAP && n_bands > n_whole, "{p:?}: {largest} bytes, {n_bands} launches ({n_whole})");
-        let differ = bits_differ(&whole, &bands);
-        assert_eq!(differ, 0, "{xs:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let bands = split_matches_whole(&ctx, &format!("{xs:?} {p:?}"), &|| {
+            wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
+        });
         let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&bands, &want);
         assert!(stats.passes(Tolerance::default()), "{p:?}: {stats}");
@@ -777,19 +790,9 @@ fn a_volume_beyond_one_binding_runs_in_depth_slabs_bit_identically() {
         let w = HostTensor::random(&ws, 2);
         let b = HostTensor::random(&[ws[0]], 3);
         let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
-        let go = |cap: bool| {
-            capped(&ctx, base, cap);
-            ctx.begin_trace();
-            let y = wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
-            let trace = ctx.end_trace().unwrap();
-            let largest = largest_binding(&trace);
-            (y.to_vec(&ctx).unwrap(), largest, trace.dispatches.len())
-        };
-        let (whole, _, n_whole) = go(false);
-        let (slabs, largest, n_slabs) = go(true);
-        assert!(largest <= CAP && n_slabs > n_whole, "{p:?}: {largest} bytes, {n_slabs} launches ({n_whole} whole)");
-        let differ = bits_differ(&whole, &slabs);
-        assert_eq!(differ, 0, "{p:?}: {differ} of {} outputs differ", whole.len());
+        let slabs = split_matches_whole(&ctx, &format!("{p:?}"), &|| {
+            wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
+        });
         let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&slabs, &want);
         assert!(stats.passes(Tolerance::default()), "{p:?}: {stats}");
@@ -873,19 +876,9 @@ fn a_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
         let w = HostTensor::random(&ws, 2);
         let b = HostTensor::random(&[ws[0]], 3);
         let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
-        let go = |cap: bool| {
-            capped(&ctx, base, cap);
-            ctx.begin_trace();
-            let y = wgconv::conv2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
-            let trace = ctx.end_trace().unwrap();
-            let largest = largest_binding(&trace);
-            (y.to_vec(&ctx).unwrap(), largest)
-        };
-        let (whole, _) = go(false);
-        let (chunks, largest) = go(true);
-        assert!(largest <= CAP, "{ws:?} {p:?}: a {largest}-byte binding");
-        let differ = bits_differ(&whole, &chunks);
-        assert_eq!(differ, 0, "{ws:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let chunks = split_matches_whole(&ctx, &format!("{ws:?} {p:?}"), &|| {
+            wgconv::conv2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
+        });
         let (_, want) = wgconv::reference::conv2d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&chunks, &want);
         assert!(stats.passes(Tolerance::default()), "{ws:?} {p:?}: {stats}");
@@ -912,18 +905,9 @@ fn a_conv3d_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically() {
         let w = HostTensor::random(&ws, 2);
         let b = HostTensor::random(&[ws[0]], 3);
         let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
-        let go = |cap: bool| {
-            capped(&ctx, base, cap);
-            ctx.begin_trace();
-            let y = wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
-            let trace = ctx.end_trace().unwrap();
-            (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len())
-        };
-        let (whole, _, n_whole) = go(false);
-        let (chunks, largest, n_chunks) = go(true);
-        assert!(largest <= CAP && n_chunks > n_whole, "{ws:?}: {largest} bytes, {n_chunks} launches ({n_whole})");
-        let differ = bits_differ(&whole, &chunks);
-        assert_eq!(differ, 0, "{ws:?} {p:?}: {differ} of {} outputs differ", whole.len());
+        let chunks = split_matches_whole(&ctx, &format!("{ws:?} {p:?}"), &|| {
+            wgconv::conv3d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
+        });
         let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
         let stats = compare(&chunks, &want);
         assert!(stats.passes(Tolerance::default()), "{ws:?} {p:?}: {stats}");
@@ -955,19 +939,10 @@ fn a_transposed_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically
             let w = HostTensor::random(&ws, 2);
             let b = HostTensor::random(&[ws[1] * p.groups as usize], 3);
             let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
-            let go = |cap: bool| {
-                capped(&ctx, base, cap);
-                ctx.begin_trace();
-                let y = wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap();
-                let trace = ctx.end_trace().unwrap();
-                (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len())
-            };
-            let (whole, _, n_whole) = go(false);
-            let (chunks, largest, n_chunks) = go(true);
             let what = format!("{ws:?} {p:?}");
-            assert!(largest <= CAP && n_chunks > n_whole, "{what}: {largest} bytes, {n_chunks} launches ({n_whole})");
-            let differ = bits_differ(&whole, &chunks);
-            assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
+            let chunks = split_matches_whole(&ctx, &what, &|| {
+                wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
+            });
             let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
             let stats = compare(&chunks, &want);
             assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
@@ -1002,25 +977,17 @@ fn a_deformable_weight_beyond_one_binding_runs_in_channel_chunks_bit_identically
             let m = HostTensor::random(&[2, 9 * og, 10, 10], 5);
             let t = |h: &HostTensor| up(&ctx, h);
             let (xg, wg, bg, offg, mg) = (t(&x), t(&w), t(&b), t(&off), t(&m));
-            let go = |cap: bool| {
-                capped(&ctx, base, cap);
-                ctx.begin_trace();
-                let y = wgconv::deform_conv2d(&ctx, &xg, &wg, &offg, Some(&mg), Some(&bg), &p);
-                let trace = ctx.end_trace().unwrap();
-                y.map(|y| (y.to_vec(&ctx).unwrap(), largest_binding(&trace), trace.dispatches.len()))
-            };
-            let (whole, _, n_whole) = go(false).unwrap();
+            let call = || wgconv::deform_conv2d(&ctx, &xg, &wg, &offg, Some(&mg), Some(&bg), &p);
             let what = format!("{ws:?} groups {groups} offset groups {og} {algorithm:?}");
             if (groups, og) == (2, 3) {
                 // A group of 24 channels cuts the offset groups of 16 channels.
-                let e = go(true).err().unwrap();
+                capped(&ctx, base, true);
+                let e = call().err().unwrap();
+                capped(&ctx, base, false);
                 assert!(e.to_string().contains("across offset groups of 16 channels"), "{what}: {e}");
                 continue;
             }
-            let (chunks, largest, n_chunks) = go(true).unwrap();
-            assert!(largest <= CAP && n_chunks > n_whole, "{what}: {largest} bytes, {n_chunks} launches ({n_whole})");
-            let differ = bits_differ(&whole, &chunks);
-            assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ", whole.len());
+            let chunks = split_matches_whole(&ctx, &what, &|| call().unwrap().to_vec(&ctx).unwrap());
             let (_, want) = wgconv::reference::deform_conv2d(&x, &w, &off, Some(&m), Some(&b), &p).unwrap();
             let stats = compare(&chunks, &want);
             assert!(stats.passes(Tolerance::default()), "{what}: {stats}");
@@ -1072,21 +1039,10 @@ fn a_sequence_beyond_one_binding_runs_in_bands_bit_identically() {
 fn special_values_cross_every_split_unchanged() {
     let Some(ctx) = webgpu_default_context() else { return };
     let base = ctx.config();
-    let go = |cap: bool, f: &dyn Fn() -> Vec<f32>| {
-        capped(&ctx, base, cap);
-        ctx.begin_trace();
-        let v = f();
-        let trace = ctx.end_trace().unwrap();
-        (v, largest_binding(&trace), trace.dispatches.len())
-    };
     let check = |what: &str, f: &dyn Fn() -> Vec<f32>| {
-        let (whole, _, n_whole) = go(false, f);
-        let (split, largest, n_split) = go(true, f);
-        assert!(largest <= CAP && n_split > n_whole, "{what}: {largest} bytes, {n_split} launches ({n_whole})");
-        let (nan, inf, finite) = kinds(&whole);
+        let split = split_matches_whole(&ctx, what, f);
+        let (nan, inf, finite) = kinds(&split);
         assert!(nan > 0 && inf > 0 && finite > 0, "{what}: {nan} NaN, {inf} ±∞, {finite} finite outputs");
-        let differ = bits_differ(&whole, &split);
-        assert_eq!(differ, 0, "{what}: {differ} of {} outputs differ from the unsplit run", whole.len());
     };
     for op in OPS.into_iter().chain([Op::GradInput]) {
         check(&format!("{op:?} in batch pieces"), &|| run_with(&ctx, op, Some(7), true).unwrap().1);
