@@ -633,6 +633,45 @@ fn image_of_201_mb_runs_in_row_bands() {
     assert!(stats.passes(Tolerance::default()), "{stats}");
 }
 
+/// deform_conv2d with offsets of 151 MB for one image (past lavapipe's 128 MiB binding):
+/// im2col_gemm in row bands, checked at sampled outputs on both sides of every band boundary.
+#[test]
+fn deformable_offsets_of_151_mb_run_in_row_bands() {
+    let Some(ctx) = gpu() else { return };
+    let (h, w) = (2048, 1024);
+    let x = HostTensor::random(&[1, 8, h, w], 1);
+    let wt = HostTensor::random(&[8, 8, 3, 3], 2);
+    let mut off = HostTensor::random(&[1, 18, h, w], 3); // 150994944 bytes
+    off.data.iter_mut().for_each(|v| *v *= 6.0);
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    let y = Tensor::empty(ctx, &[1, 8, h, w]).unwrap();
+    let (xg, wg, og) = (up(ctx, &x), up(ctx, &wt), up(ctx, &off));
+    let info =
+        wgconv::ops::deform_conv2d::deform_conv2d_into(ctx, &mut enc, &xg, &wg, &og, None, None, &p, &y).unwrap();
+    ctx.submit(enc).unwrap();
+    if off.data.len() as u64 * 4 > ctx.limits().max_storage_buffer_binding_size {
+        assert!(info.row_bands > 1, "{info:?}");
+    }
+    let y = y.to_vec(ctx).unwrap();
+    let dg = p.validate_deform(&x.shape, &wt.shape, &off.shape, None, None).unwrap();
+    let mut rng = wgconv::verify::SplitMix64::new(4);
+    let band_rows = h.div_ceil(info.row_bands.max(1) as usize);
+    let mut rows: Vec<usize> = (1..info.row_bands as usize).flat_map(|b| [b * band_rows - 1, b * band_rows]).collect();
+    rows.extend((0..40).map(|_| rng.range(0, h as u32 - 1) as usize));
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for oy in rows {
+        for _ in 0..25 {
+            let (co, ox) = (rng.range(0, 7) as usize, rng.range(0, w as u32 - 1) as usize);
+            let i = (co * h + oy) * w + ox;
+            got.push(y[i]);
+            want.push(wgconv::reference::deform_conv2d_at(&x, &wt, &off, None, None, &dg, i));
+        }
+    }
+    let stats = compare(&got, &want);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+}
+
 /// conv_transpose2d with one image over the binding cap: bands of output rows, each from the
 /// input rows that reach it (strides above the kernel, output padding, dilation, groups,
 /// both algorithms), bit-identical to one call.

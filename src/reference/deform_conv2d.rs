@@ -6,7 +6,7 @@
 //! f32 as torchvision does for float tensors; everything else accumulates in f64.
 
 use crate::error::Result;
-use crate::params::DeformConv2dParams;
+use crate::params::{DeformConv2dParams, DeformGeometry};
 use crate::tensor::HostTensor;
 
 fn sample(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f64 {
@@ -47,47 +47,53 @@ pub fn deform_conv2d(
         mask.map(|m| m.shape.as_slice()),
         bias.map(|b| b.shape.as_slice()),
     )?;
+    let out = (0..dg.conv.output_numel())
+        .map(|i| params.activation.apply(deform_conv2d_at(input, weight, offset, mask, bias, &dg, i)))
+        .collect();
+    Ok((dg.conv.output_shape(), out))
+}
+
+/// One output element (flat index `index` of the NCHW output) before the activation, for
+/// spot checks of large outputs. `dg` must come from `params.validate_deform` of these
+/// (batched) tensors.
+pub fn deform_conv2d_at(
+    input: &HostTensor,
+    weight: &HostTensor,
+    offset: &HostTensor,
+    mask: Option<&HostTensor>,
+    bias: Option<&HostTensor>,
+    dg: &DeformGeometry,
+    index: usize,
+) -> f64 {
     let g = dg.conv;
     let og_count = dg.offset_groups as usize;
-    let [n, c_in, h, w] = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
+    let [c_in, h, w] = [g.c_in, g.h, g.w].map(|v| v as usize);
     let [c_out, kh, kw, ho, wo] = [g.c_out, g.kh, g.kw, g.h_out, g.w_out].map(|v| v as usize);
     let (cig, cog) = (g.c_in_per_group() as usize, g.c_out_per_group() as usize);
-    let per_og = c_in / og_count;
-    let taps = kh * kw;
-    let hw_out = ho * wo;
-    let mut out = vec![0f64; n * c_out * hw_out];
-    for b in 0..n {
-        for co in 0..c_out {
-            let grp = co / cog;
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let pix = oy * wo + ox;
-                    let mut acc = bias.map_or(0.0, |bv| bv.data[co] as f64);
-                    for cl in 0..cig {
-                        let ci = grp * cig + cl;
-                        let og = ci / per_og;
-                        let plane = &input.data[(b * c_in + ci) * h * w..][..h * w];
-                        for i in 0..kh {
-                            for j in 0..kw {
-                                let t = i * kw + j;
-                                let off = ((b * og_count + og) * 2 * taps + 2 * t) * hw_out + pix;
-                                let (dy, dx) = (offset.data[off], offset.data[off + hw_out]);
-                                let base_y =
-                                    (oy * g.stride[0] as usize + i * g.dilation[0] as usize) as i64 - g.pads.top as i64;
-                                let base_x = (ox * g.stride[1] as usize + j * g.dilation[1] as usize) as i64
-                                    - g.pads.left as i64;
-                                let mut v = sample(plane, h, w, base_y as f32 + dy, base_x as f32 + dx);
-                                if let Some(m) = mask {
-                                    v *= m.data[((b * og_count + og) * taps + t) * hw_out + pix] as f64;
-                                }
-                                acc += weight.data[((co * cig + cl) * kh + i) * kw + j] as f64 * v;
-                            }
-                        }
-                    }
-                    out[(b * c_out + co) * hw_out + pix] = params.activation.apply(acc);
+    let (per_og, taps, hw_out) = (c_in / og_count, kh * kw, ho * wo);
+    let (pix, rest) = (index % hw_out, index / hw_out);
+    let (co, b) = (rest % c_out, rest / c_out);
+    let (oy, ox) = (pix / wo, pix % wo);
+    let grp = co / cog;
+    let mut acc = bias.map_or(0.0, |bv| bv.data[co] as f64);
+    for cl in 0..cig {
+        let ci = grp * cig + cl;
+        let og = ci / per_og;
+        let plane = &input.data[(b * c_in + ci) * h * w..][..h * w];
+        for i in 0..kh {
+            for j in 0..kw {
+                let t = i * kw + j;
+                let off = ((b * og_count + og) * 2 * taps + 2 * t) * hw_out + pix;
+                let (dy, dx) = (offset.data[off], offset.data[off + hw_out]);
+                let base_y = (oy * g.stride[0] as usize + i * g.dilation[0] as usize) as i64 - g.pads.top as i64;
+                let base_x = (ox * g.stride[1] as usize + j * g.dilation[1] as usize) as i64 - g.pads.left as i64;
+                let mut v = sample(plane, h, w, base_y as f32 + dy, base_x as f32 + dx);
+                if let Some(m) = mask {
+                    v *= m.data[((b * og_count + og) * taps + t) * hw_out + pix] as f64;
                 }
+                acc += weight.data[((co * cig + cl) * kh + i) * kw + j] as f64 * v;
             }
         }
     }
-    Ok((g.output_shape(), out))
+    acc
 }

@@ -16,5 +16,5 @@ pub use conv2d::{conv2d, conv2d_at};
 pub use conv2d_backward::conv2d_backward;
 pub use conv3d::conv3d;
 pub use conv_transpose2d::conv_transpose2d;
-pub use deform_conv2d::deform_conv2d;
+pub use deform_conv2d::{deform_conv2d, deform_conv2d_at};
 pub use pool2d::pool2d;
