@@ -164,7 +164,7 @@ pub use ops::conv_transpose2d::{
 };
 pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
 pub use ops::matmul::{matmul, matmul_into};
-pub use ops::pool2d::{avg_pool2d, max_pool2d, pool2d_into, PoolMode};
+pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
 pub use ops::separable_conv2d::{separable_conv2d, separable_conv2d_into, SeparableParams};
 pub use params::{
     Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, Conv3dGeometry, Conv3dParams,

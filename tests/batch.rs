@@ -871,6 +871,43 @@ fn a_split_plan_is_what_runs() {
     capped(&ctx, base, false);
 }
 
+/// plan_pool2d lists what pool2d_into records: one call, batch pieces, row bands, and the
+/// passes of a window past the loop budget, each note naming its piece, band or pass.
+#[test]
+fn pool_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let p = Pool2dParams { stride: Some([1, 1]), padding: [1, 1], ..Pool2dParams::new([3, 3]) };
+    let wide = Pool2dParams { stride: Some([1, 1]), ..Pool2dParams::new([2, 40]) };
+    // (input, params, cap, loop budget, batch pieces, row bands, a note)
+    let cases = [
+        ([2, 4, 16, 16], p, false, base.loop_budget, 1, 1, ""),
+        ([7, 4, 32, 32], p, true, base.loop_budget, 2, 1, "images 4..7"),
+        ([2, 8, 64, 80], p, true, base.loop_budget, 2, 3, "image 1, rows"),
+        ([1, 2, 8, 48], wide, false, 16, 1, 1, "window units 5..6"),
+    ];
+    for (xs, params, cap, loop_budget, pieces, bands, note) in cases {
+        for mode in [PoolMode::Max, PoolMode::Avg] {
+            capped(&ctx, EngineConfig { loop_budget, ..base }, cap);
+            let plan = wgconv::plan_pool2d(&ctx, &xs, wgconv::DType::F32, &params, mode).unwrap();
+            assert_eq!((plan.batch_pieces, plan.row_bands), (pieces, bands), "{xs:?}\n{plan}");
+            assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+            let x = up(&ctx, &HostTensor::random(&xs, 1));
+            ctx.begin_trace();
+            let y = wgconv::ops::pool2d::pool2d(&ctx, &x, &params, mode).unwrap();
+            let trace = ctx.end_trace().unwrap();
+            let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+            let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+            assert_eq!(ran, planned, "{xs:?} {mode:?}");
+            // And the values: the reference.
+            let (_, want) = wgconv::reference::pool2d(&HostTensor::random(&xs, 1), &params, mode).unwrap();
+            let stats = compare(&y.to_vec(&ctx).unwrap(), &want);
+            assert!(stats.passes(Tolerance::default()), "{xs:?} {mode:?}: {stats}");
+        }
+    }
+    ctx.set_config(base);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

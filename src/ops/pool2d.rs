@@ -4,6 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::pool2d::{self, PoolParams};
+use crate::kernels::{check_recorded, write_plan, Step};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
 use crate::params::Pool2dParams;
@@ -40,7 +41,137 @@ pub fn pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams, mode: Poo
     Ok(output)
 }
 
-/// Records into the caller's encoder; writes `output`.
+/// What one pool2d call records, decided from the input's shape, the dtype and the
+/// parameters before any GPU object ([`plan_pool2d`]; [`pool2d_into`] records it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool2dPlan {
+    /// `[N, C, H, W]` (an unbatched input as a batch of one)
+    pub input: [usize; 4],
+    /// `[N, C, Ho, Wo]`
+    pub output: [usize; 4],
+    pub mode: PoolMode,
+    pub dtype: DType,
+    /// Pieces of the batch run one after another because the input or output exceeds one
+    /// storage binding ([`crate::ops::batch`]); 1 otherwise, 0 for an empty batch.
+    pub batch_pieces: u32,
+    /// Bands of output rows per image because one image exceeds one binding
+    /// ([`crate::ops::bands`]; `batch_pieces` then counts images); 1 otherwise.
+    pub row_bands: u32,
+    /// Every launch, in recording order (a split call's each note says which piece or band).
+    pub steps: Vec<Step>,
+}
+
+impl std::fmt::Display for Pool2dPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.mode {
+            PoolMode::Max => "max_pool2d",
+            PoolMode::Avg => "avg_pool2d",
+        };
+        let input = self.input.map(|v| v as u32);
+        let split = match (self.batch_pieces, self.row_bands) {
+            (_, b) if b > 1 => format!("each image in {b} row bands"),
+            (p, _) if p > 1 => format!("{p} batch pieces"),
+            _ => "one call".to_string(),
+        };
+        write_plan(f, op, input, self.output, ("pool2d", &split), 0, format_args!(""), &self.steps)
+    }
+}
+
+/// Plans a pooling of `input` `[N, C, H, W]` (or `[C, H, W]`) stored as `dtype`: validates
+/// `params` and lists the launches, splitting over the batch or into bands of output rows
+/// where a tensor exceeds one storage binding. Creates no GPU object. Errors as [`pool2d`].
+pub fn plan_pool2d(
+    ctx: &GpuContext,
+    input: &[usize],
+    dtype: DType,
+    params: &Pool2dParams,
+    mode: PoolMode,
+) -> Result<Pool2dPlan> {
+    let input = as_batched(input, 4);
+    let output = params.validate(&input)?;
+    let (x, y): ([usize; 4], [usize; 4]) = (
+        input.as_slice().try_into().map_err(|_| Error::Internal("pool2d input rank".into()))?,
+        output.as_slice().try_into().map_err(|_| Error::Internal("pool2d output rank".into()))?,
+    );
+    let mut plan = Pool2dPlan { input: x, output: y, mode, dtype, batch_pieces: 1, row_bands: 1, steps: Vec::new() };
+    let n = x[0];
+    if n == 0 {
+        plan.batch_pieces = 0;
+        return Ok(plan);
+    }
+    let (count_pad, half) = (mode == PoolMode::Max || params.count_include_pad, dtype == DType::F16);
+    let max = ctx.max_binding();
+    let per_image = |s: &[usize; 4]| (s.iter().product::<usize>() / n) as u64 * dtype.size();
+    let mut steps = |x: [usize; 4], y: [usize; 4], pad_top: u32, what: String| -> Result<()> {
+        let p = pool_params(params, x, y, pad_top);
+        plan.steps.extend(pool2d::steps(ctx, p, mode, count_pad, half, &what)?);
+        Ok(())
+    };
+    if per_image(&x) > max || per_image(&y) > max {
+        let rows = row_geometry(params, x, y, dtype);
+        let bands = rows.plan("pool2d", max)?;
+        for i in 0..n {
+            for b in rows.bands(&bands)? {
+                let (bx, by) = ([1, x[1], b.rows_in as usize, x[3]], [1, y[1], (b.oy1 - b.oy0) as usize, y[3]]);
+                steps(bx, by, b.pad_top as u32, format!("image {i}, rows {}..{}", b.oy0, b.oy1))?;
+            }
+        }
+        plan.batch_pieces = n as u32;
+        plan.row_bands = bands.bands as u32;
+    } else {
+        let pieces = batch::plan(ctx, "pool2d", n, &[("input", &x, per_image(&x)), ("output", &y, per_image(&y))])?;
+        for n0 in (0..n).step_by(pieces.per_piece) {
+            let len = pieces.per_piece.min(n - n0);
+            let what = if pieces.pieces > 1 { format!("images {n0}..{}", n0 + len) } else { String::new() };
+            steps([len, x[1], x[2], x[3]], [len, y[1], y[2], y[3]], params.padding[0], what)?;
+        }
+        plan.batch_pieces = pieces.pieces as u32;
+    }
+    Ok(plan)
+}
+
+/// The kernel's parameters for input `x` and output `y` (a piece, a band or the whole),
+/// `pad_top` rows of padding above `x` (the params' own, or a band's).
+fn pool_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4], pad_top: u32) -> PoolParams {
+    let stride = params.stride();
+    PoolParams {
+        h: x[2] as u32,
+        w: x[3] as u32,
+        kh: params.kernel[0],
+        kw: params.kernel[1],
+        stride_h: stride[0],
+        stride_w: stride[1],
+        pad_top,
+        pad_left: params.padding[1],
+        h_out: y[2] as u32,
+        w_out: y[3] as u32,
+        total: y.iter().product::<usize>() as u32,
+        ..Default::default()
+    }
+}
+
+/// The rows of one image as [`crate::ops::bands`] cuts them.
+fn row_geometry(params: &Pool2dParams, x: [usize; 4], y: [usize; 4], dtype: DType) -> RowGeometry {
+    RowGeometry {
+        c_in: x[1] as u64,
+        h: x[2] as u64,
+        w: x[3] as u64,
+        c_out: y[1] as u64,
+        h_out: y[2] as u64,
+        w_out: y[3] as u64,
+        span: params.kernel[0] as u64,
+        stride: params.stride()[0] as u64,
+        pad_top: params.padding[0] as u64,
+        elem: dtype.size(),
+        transposed: false,
+        workspace: None,
+    }
+}
+
+/// Records into the caller's encoder; writes `output`. Records [`plan_pool2d`]'s launches:
+/// a tensor beyond one storage binding runs in batch pieces, one image beyond it in bands of
+/// output rows (a band's top edge is the image's padding or real rows; avg's divisor, the
+/// window's size or its in-image positions, is the same as in one call).
 pub fn pool2d_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -64,45 +195,31 @@ pub fn pool2d_into(
     }
     let dtype = common_dtype("pool2d", input, &[(Some(output), "output")])?;
     let half = dtype == DType::F16;
-    let n = input.shape()[0];
-    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * dtype.size();
-    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
-        // One image beyond one binding: bands of output rows ([`crate::ops::bands`]). A band's
-        // top edge is the image's padding or real rows; the divisor of avg (the window's size,
-        // or its in-image positions) is the same as in one call.
-        let s = input.shape();
-        let rows = RowGeometry {
-            c_in: s[1] as u64,
-            h: s[2] as u64,
-            w: s[3] as u64,
-            c_out: s[1] as u64,
-            h_out: shape[2] as u64,
-            w_out: shape[3] as u64,
-            span: params.kernel[0] as u64,
-            stride: params.stride()[0] as u64,
-            pad_top: params.padding[0] as u64,
-            elem: dtype.size(),
-            transposed: false,
-            workspace: None,
-        };
+    let plan = plan_pool2d(ctx, input.shape(), dtype, params, mode)?;
+    let mut recorded = 0;
+    if plan.row_bands > 1 {
+        let rows = row_geometry(params, plan.input, plan.output, dtype);
         let bands = rows.plan("pool2d", ctx.max_binding())?;
-        for i in 0..n {
+        for i in 0..plan.input[0] {
             let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
             bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
-                record_pool2d(ctx, encoder, x, params, mode, y, half, band.pad_top)
+                recorded += record_pool2d(ctx, encoder, x, params, mode, y, half, band.pad_top)?;
+                Ok(())
             })?;
         }
-        return Ok(());
+    } else if plan.batch_pieces > 0 {
+        let batched = [batch::input(input, "input"), batch::output(output, "output")];
+        let pieces = batch::pieces(ctx, "pool2d", &batched)?;
+        batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+            recorded += record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half, params.padding[0])?;
+            Ok(())
+        })?;
     }
-    let batched = [batch::input(input, "input"), batch::output(output, "output")];
-    let pieces = batch::pieces(ctx, "pool2d", &batched)?;
-    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-        record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half, params.padding[0])
-    })
+    check_recorded("pool2d", recorded, &plan.steps)
 }
 
 /// Records the pooling of tensors that each fit one binding, `pad_top` rows of padding above
-/// `input` (the params' own, or a row band's).
+/// `input` (the params' own, or a row band's); returns the number of launches.
 #[allow(clippy::too_many_arguments)]
 fn record_pool2d(
     ctx: &GpuContext,
@@ -113,23 +230,11 @@ fn record_pool2d(
     output: &Tensor,
     half: bool,
     pad_top: u32,
-) -> Result<()> {
-    let shape = output.shape();
-    let s = input.shape();
-    let stride = params.stride();
-    let p = PoolParams {
-        h: s[2] as u32,
-        w: s[3] as u32,
-        kh: params.kernel[0],
-        kw: params.kernel[1],
-        stride_h: stride[0],
-        stride_w: stride[1],
-        pad_top,
-        pad_left: params.padding[1],
-        h_out: shape[2] as u32,
-        w_out: shape[3] as u32,
-        total: output.numel() as u32,
-        ..Default::default()
+) -> Result<usize> {
+    let shape = |t: &Tensor| -> Result<[usize; 4]> {
+        t.shape().try_into().map_err(|_| Error::Internal("pool2d tensor rank".into()))
     };
-    pool2d::record(ctx, encoder, p, mode, mode == PoolMode::Max || params.count_include_pad, input, output, half)
+    let p = pool_params(params, shape(input)?, shape(output)?, pad_top);
+    let count_pad = mode == PoolMode::Max || params.count_include_pad;
+    pool2d::record(ctx, encoder, p, mode, count_pad, input, output, half)
 }
