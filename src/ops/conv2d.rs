@@ -252,7 +252,8 @@ fn plan_split(
     let (in_image, out_image) = (per_image(input), per_image(&out_shape));
     let forced = Conv2dParams { algorithm: plan.algorithm, ..*params };
     // (input, weight, bias, params, note) of each call
-    let mut parts: Vec<(Vec<usize>, Vec<usize>, Option<Vec<usize>>, Conv2dParams, String)> = Vec::new();
+    type Part = (Vec<usize>, Vec<usize>, Option<Vec<usize>>, Conv2dParams, String);
+    let mut parts: Vec<Part> = Vec::new();
     let max = ctx.max_binding();
     let weight_bytes = weight.iter().product::<usize>() as u64 * dtype.size();
     if weight_bytes > max {

@@ -113,7 +113,7 @@ pub fn plan_pool2d(
         for i in 0..n {
             for b in rows.bands(&bands)? {
                 let (bx, by) = ([1, x[1], b.rows_in as usize, x[3]], [1, y[1], (b.oy1 - b.oy0) as usize, y[3]]);
-                steps(bx, by, b.pad_top as u32, format!("image {i}, rows {}..{}", b.oy0, b.oy1))?;
+                steps(bx, by, b.pad_top, format!("image {i}, rows {}..{}", b.oy0, b.oy1))?;
             }
         }
         plan.batch_pieces = n as u32;
