@@ -908,6 +908,39 @@ fn pool_plans_are_what_runs() {
     ctx.set_config(base);
 }
 
+/// plan_conv3d lists what conv3d_into records: one call, batch pieces, depth slabs and
+/// chunks of output channels, each note naming its part.
+#[test]
+fn conv3d_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
+    // (input, weight, cap, (pieces, slabs, channel chunks), a note)
+    let cases = [
+        ([2, 2, 4, 6, 6], [3, 2, 3, 3, 3], false, (1, 1, 1), "chunk 1/1"),
+        ([7, 2, 8, 16, 16], [2, 2, 3, 3, 3], true, (2, 1, 1), "volumes 4..7"),
+        ([2, 4, 12, 24, 24], [4, 4, 3, 3, 3], true, (2, 3, 1), "volume 1, depth"),
+        ([2, 16, 4, 6, 6], [48, 16, 3, 3, 3], true, (2, 1, 2), "channels 0..37, volume 1"),
+    ];
+    for (xs, ws, cap, split, note) in cases {
+        capped(&ctx, base, cap);
+        let plan = wgconv::plan_conv3d(&ctx, &xs, &ws, Some(&[ws[0]]), &p).unwrap();
+        assert_eq!((plan.batch_pieces, plan.depth_slabs, plan.channel_chunks), split, "{xs:?}\n{plan}");
+        assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+        let (x, w, b) = (HostTensor::random(&xs, 1), HostTensor::random(&ws, 2), HostTensor::random(&[ws[0]], 3));
+        ctx.begin_trace();
+        let y = wgconv::conv3d(&ctx, &up(&ctx, &x), &up(&ctx, &w), Some(&up(&ctx, &b)), &p).unwrap();
+        let trace = ctx.end_trace().unwrap();
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{xs:?}");
+        let (_, want) = wgconv::reference::conv3d(&x, &w, Some(&b), &p).unwrap();
+        let stats = compare(&y.to_vec(&ctx).unwrap(), &want);
+        assert!(stats.passes(Tolerance::default()), "{xs:?}: {stats}");
+    }
+    capped(&ctx, base, false);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

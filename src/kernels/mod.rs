@@ -99,15 +99,15 @@ impl std::fmt::Display for Step {
 pub(crate) fn write_plan(
     f: &mut std::fmt::Formatter<'_>,
     op: &str,
-    input: [u32; 4],
-    output: [usize; 4],
+    input: &[usize],
+    output: &[usize],
     (algorithm, reason): (&str, &str),
     workspace_bytes: u64,
     chunking: std::fmt::Arguments<'_>,
     steps: &[Step],
 ) -> std::fmt::Result {
-    let [n, c, h, w] = input;
-    writeln!(f, "{op} {n}x{c}x{h}x{w} -> {output:?}, {algorithm} ({reason})")?;
+    let input: Vec<String> = input.iter().map(usize::to_string).collect();
+    writeln!(f, "{op} {} -> {output:?}, {algorithm} ({reason})", input.join("x"))?;
     if workspace_bytes > 0 {
         writeln!(f, "  workspace {workspace_bytes} bytes, {chunking}")?;
     }

@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch, Step};
 use crate::params::Conv3dGeometry;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
@@ -65,4 +65,14 @@ pub(crate) fn prepare(
         &[range(uniforms, block), whole(input), range(col, (0, total as u64 * 4))],
     );
     Ok(Dispatch { pipeline, bind_group, grid })
+}
+
+/// The launch [`prepare`] makes for `p`.
+pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams) -> Result<Step> {
+    Ok(Step {
+        shader: ShaderId::Vol2col,
+        overrides: Overrides::none(),
+        workgroups: fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?,
+        note: format!("voxels {}..{}", p.col0, p.col0 + p.cols),
+    })
 }

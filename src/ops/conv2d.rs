@@ -135,8 +135,8 @@ impl std::fmt::Display for Conv2dPlan {
         write_plan(
             f,
             "conv2d",
-            [g.n, g.c_in, g.h, g.w],
-            g.output_shape(),
+            &[g.n, g.c_in, g.h, g.w].map(|v| v as usize),
+            &g.output_shape(),
             (self.algorithm.name(), &self.reason),
             self.workspace_bytes,
             format_args!("{} chunks of {} pixels", self.chunks, self.chunk_cols),
@@ -195,17 +195,8 @@ pub fn plan_conv2d(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
-            let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None);
-            for c in 0..chunks.chunks {
-                let col0 = c * chunks.cols;
-                let cols = chunks.cols.min(chunks.pixels - col0);
-                let ip = im2col::Im2colParams::new(&g, col0, cols);
-                plan.steps.push(im2col::step(ctx, &ip)?);
-                let gp = gemm::GemmParams::conv(&g, col0, cols, act.alpha());
-                let b_span = Some((0, ip.total as u64 * 4));
-                let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, g.output_numel())?;
-                plan.steps.extend(gplan.steps(&format!("chunk {}/{}", c + 1, chunks.chunks)));
-            }
+            let unfold = |col0, cols| im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols));
+            plan.steps = im2col_gemm_steps(ctx, &g, &chunks, act, has_bias, unfold)?;
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
             let problem = if algorithm == Algorithm::Gemm1x1 { GemmProblem::Pointwise } else { GemmProblem::Implicit };
@@ -619,6 +610,30 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkP
     // rows·cols·4 ≤ budget < 2^32 bytes, so every index the kernels form fits in u32.
     let to_u32 = |v: u64| u32::try_from(v).map_err(|_| Error::TooLarge(format!("{v} exceeds u32")));
     Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
+}
+
+/// The launches [`encode_im2col_gemm`] records for `g` in `chunks`: per chunk the unfold
+/// (`unfold(col0, cols)`: the unfold kernel's step) and the dense GEMM's K passes.
+pub(crate) fn im2col_gemm_steps(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    chunks: &ChunkPlan,
+    act: Activation,
+    has_bias: bool,
+    unfold: impl Fn(u32, u32) -> Result<Step>,
+) -> Result<Vec<Step>> {
+    let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None);
+    let mut steps = Vec::new();
+    for c in 0..chunks.chunks {
+        let col0 = c * chunks.cols;
+        let cols = chunks.cols.min(chunks.pixels - col0);
+        steps.push(unfold(col0, cols)?);
+        let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
+        let b_span = Some((0, chunks.rows as u64 * cols as u64 * 4));
+        let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, g.output_numel())?;
+        steps.extend(gplan.steps(&format!("chunk {}/{}", c + 1, chunks.chunks)));
+    }
+    Ok(steps)
 }
 
 /// Per chunk: unfold the input into the workspace, then the dense GEMM into the output.

@@ -126,8 +126,8 @@ impl std::fmt::Display for ConvTranspose2dPlan {
         write_plan(
             f,
             "conv_transpose2d",
-            [g.n, g.c_in, g.h, g.w],
-            g.output_shape(),
+            &[g.n, g.c_in, g.h, g.w].map(|v| v as usize),
+            &g.output_shape(),
             (self.algorithm.name(), &self.reason),
             self.workspace_bytes,
             format_args!("{} chunks of {} images", self.chunks, self.images_per_chunk),

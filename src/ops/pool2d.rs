@@ -67,13 +67,12 @@ impl std::fmt::Display for Pool2dPlan {
             PoolMode::Max => "max_pool2d",
             PoolMode::Avg => "avg_pool2d",
         };
-        let input = self.input.map(|v| v as u32);
         let split = match (self.batch_pieces, self.row_bands) {
             (_, b) if b > 1 => format!("each image in {b} row bands"),
             (p, _) if p > 1 => format!("{p} batch pieces"),
             _ => "one call".to_string(),
         };
-        write_plan(f, op, input, self.output, ("pool2d", &split), 0, format_args!(""), &self.steps)
+        write_plan(f, op, &self.input, &self.output, ("pool2d", &split), 0, format_args!(""), &self.steps)
     }
 }
 
