@@ -162,7 +162,9 @@ pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,
     ConvTranspose2dPlan,
 };
-pub use ops::deform_conv2d::{deform_conv2d, deform_conv2d_into, DeformConv2dInfo};
+pub use ops::deform_conv2d::{
+    deform_conv2d, deform_conv2d_into, plan_deform_conv2d, DeformConv2dInfo, DeformConv2dPlan,
+};
 pub use ops::matmul::{matmul, matmul_into};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
 pub use ops::separable_conv2d::{separable_conv2d, separable_conv2d_into, SeparableParams};

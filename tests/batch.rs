@@ -941,6 +941,48 @@ fn conv3d_plans_are_what_runs() {
     capped(&ctx, base, false);
 }
 
+/// plan_deform_conv2d lists what deform_conv2d_into records: one call (both algorithms),
+/// batch pieces, row bands (with input channel chunks) and chunks of output channels.
+#[test]
+fn deform_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let sym = Padding::Symmetric([1, 1]);
+    let p = |algorithm| Conv2dParams { padding: sym, algorithm, ..Default::default() };
+    let (implicit, im2col, auto) = (Algorithm::ImplicitGemm, Algorithm::Im2colGemm, Algorithm::Auto);
+    // (input, Cout, params, cap, (pieces, bands, channel chunks), a note)
+    let cases = [
+        ([2, 4, 10, 10], 4, p(implicit), false, (1, 1, 1), "implicit_gemm"),
+        ([2, 4, 10, 10], 4, p(im2col), false, (1, 1, 1), "columns 0.."),
+        ([7, 4, 16, 16], 4, p(implicit), true, (3, 1, 1), "images 6..7"),
+        ([2, 8, 50, 70], 8, p(auto), true, (2, 4, 1), "image 1, rows"),
+        ([2, 32, 10, 10], 64, p(implicit), true, (2, 1, 2), "channels 56..64, image 1"),
+    ];
+    for (xs, c_out, p, cap, split, note) in cases {
+        capped(&ctx, base, cap);
+        let ws = [c_out, xs[1], 3, 3];
+        let (os, ms) = ([xs[0], 18, xs[2], xs[3]], [xs[0], 9, xs[2], xs[3]]);
+        let f32 = wgconv::DType::F32;
+        let plan = wgconv::plan_deform_conv2d(&ctx, &xs, &ws, &os, Some(&ms), Some(&[c_out]), f32, &p).unwrap();
+        let got = (plan.batch_pieces, plan.row_bands, plan.channel_chunks);
+        assert_eq!(got, split, "{xs:?}\n{plan}");
+        assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+        let h = |s: &[usize], seed| HostTensor::random(s, seed);
+        let (x, w, o, m, b) = (h(&xs, 1), h(&ws, 2), h(&os, 3), h(&ms, 4), h(&[c_out], 5));
+        let t = |h: &HostTensor| up(&ctx, h);
+        ctx.begin_trace();
+        let y = wgconv::deform_conv2d(&ctx, &t(&x), &t(&w), &t(&o), Some(&t(&m)), Some(&t(&b)), &p).unwrap();
+        let trace = ctx.end_trace().unwrap();
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{xs:?}");
+        let (_, want) = wgconv::reference::deform_conv2d(&x, &w, &o, Some(&m), Some(&b), &p).unwrap();
+        let stats = compare(&y.to_vec(&ctx).unwrap(), &want);
+        assert!(stats.passes(Tolerance::default()), "{xs:?}: {stats}");
+    }
+    capped(&ctx, base, false);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

@@ -5,7 +5,7 @@
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::im2col::Im2colParams;
-use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch, Step};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
@@ -45,6 +45,24 @@ impl DeformIm2colParams {
             ..Default::default()
         }
     }
+}
+
+/// The launch [`prepare`] makes for the columns `p` describes (`has_mask`: v2), `note`
+/// saying which.
+pub(crate) fn step(
+    ctx: &GpuContext,
+    p: &Im2colParams,
+    offset_groups: u32,
+    has_mask: bool,
+    note: String,
+) -> Result<Step> {
+    let threads = offset_groups as u64 * p.kh as u64 * p.kw as u64 * p.cols as u64;
+    Ok(Step {
+        shader: ShaderId::DeformIm2col,
+        overrides: Overrides::none().flag("HAS_MASK", has_mask),
+        workgroups: fold_grid(threads.div_ceil(256), ctx.max_workgroups_per_dim())?,
+        note,
+    })
 }
 
 /// The deformable unfold of the columns `p` describes into `col` (mask where given).

@@ -195,7 +195,7 @@ pub fn plan_conv2d(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
-            let unfold = |col0, cols| im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols));
+            let unfold = |col0, cols| Ok(vec![im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols))?]);
             plan.steps = im2col_gemm_steps(ctx, &g, &chunks, act, has_bias, unfold)?;
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
@@ -613,21 +613,21 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkP
 }
 
 /// The launches [`encode_im2col_gemm`] records for `g` in `chunks`: per chunk the unfold
-/// (`unfold(col0, cols)`: the unfold kernel's step) and the dense GEMM's K passes.
+/// (`unfold(col0, cols)`: the unfold kernel's launches) and the dense GEMM's K passes.
 pub(crate) fn im2col_gemm_steps(
     ctx: &GpuContext,
     g: &Conv2dGeometry,
     chunks: &ChunkPlan,
     act: Activation,
     has_bias: bool,
-    unfold: impl Fn(u32, u32) -> Result<Step>,
+    unfold: impl Fn(u32, u32) -> Result<Vec<Step>>,
 ) -> Result<Vec<Step>> {
     let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None);
     let mut steps = Vec::new();
     for c in 0..chunks.chunks {
         let col0 = c * chunks.cols;
         let cols = chunks.cols.min(chunks.pixels - col0);
-        steps.push(unfold(col0, cols)?);
+        steps.extend(unfold(col0, cols)?);
         let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
         let b_span = Some((0, chunks.rows as u64 * cols as u64 * 4));
         let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, g.output_numel())?;

@@ -164,7 +164,7 @@ pub fn plan_conv3d(
     if parts.is_empty() {
         let flat = g.as_gemm_geometry();
         let chunks = plan_chunks(ctx, &flat)?;
-        let unfold = |col0, cols| vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols));
+        let unfold = |col0, cols| Ok(vec![vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols))?]);
         plan.steps = im2col_gemm_steps(ctx, &flat, &chunks, params.activation, bias.is_some(), unfold)?;
         plan.chunks = chunks.chunks;
         plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
