@@ -167,7 +167,9 @@ pub use ops::deform_conv2d::{
 };
 pub use ops::matmul::{matmul, matmul_into};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
-pub use ops::separable_conv2d::{separable_conv2d, separable_conv2d_into, SeparableParams};
+pub use ops::separable_conv2d::{
+    plan_separable_conv2d, separable_conv2d, separable_conv2d_into, SeparableParams, SeparablePlan,
+};
 pub use params::{
     Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, Conv3dGeometry, Conv3dParams,
     ConvTranspose2dGeometry, ConvTranspose2dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d,

@@ -983,6 +983,39 @@ fn deform_plans_are_what_runs() {
     capped(&ctx, base, false);
 }
 
+/// plan_separable_conv2d lists what separable_conv2d_into records: fused and two passes,
+/// in one call and in batch pieces, and the two passes an image beyond one binding takes.
+#[test]
+fn separable_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    // (input, fused, cap, fused in the plan, pieces, a note)
+    let cases = [
+        ([2, 8, 16, 16], true, false, true, 1, "fused"),
+        ([2, 8, 16, 16], false, false, false, 1, "pointwise"),
+        ([7, 8, 32, 32], true, true, true, 7, "images 6..7"),
+        ([7, 8, 32, 32], false, true, false, 7, "images 6..7: depthwise"),
+        ([2, 8, 64, 80], true, true, false, 1, "depthwise: image 1, rows"),
+    ];
+    for (xs, fused, cap, runs_fused, pieces, note) in cases {
+        capped(&ctx, base, cap);
+        let p = SeparableParams { padding: Padding::Symmetric([1, 1]), fused, ..Default::default() };
+        let (dws, pws) = ([xs[1], 1, 3, 3], [16, xs[1], 1, 1]);
+        let plan = wgconv::plan_separable_conv2d(&ctx, &xs, &dws, Some(&[xs[1]]), &pws, Some(&[16]), &p).unwrap();
+        assert_eq!((plan.fused, plan.batch_pieces), (runs_fused, pieces), "{xs:?}\n{plan}");
+        assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+        let h = |s: &[usize], seed| up(&ctx, &HostTensor::random(s, seed));
+        let (x, dw, db, pw, pb) = (h(&xs, 1), h(&dws, 2), h(&[xs[1]], 3), h(&pws, 4), h(&[16], 5));
+        ctx.begin_trace();
+        wgconv::separable_conv2d(&ctx, &x, &dw, Some(&db), &pw, Some(&pb), &p).unwrap();
+        let trace = ctx.end_trace().unwrap();
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{xs:?} fused {fused}");
+    }
+    capped(&ctx, base, false);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

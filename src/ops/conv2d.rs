@@ -52,6 +52,8 @@ pub struct Conv2dInfo {
     /// ([`crate::ops::channels`]: every image of every chunk is a call of its own; `chunks`
     /// and `workspace_bytes` then describe the first); 1 otherwise.
     pub channel_chunks: u32,
+    /// Kernel launches recorded (the plan's steps).
+    pub launches: u32,
 }
 
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
@@ -125,6 +127,7 @@ impl Conv2dPlan {
             batch_pieces: self.batch_pieces,
             row_bands: self.row_bands,
             channel_chunks: self.channel_chunks,
+            launches: self.steps.len() as u32,
         }
     }
 }
