@@ -1016,6 +1016,52 @@ fn separable_plans_are_what_runs() {
     capped(&ctx, base, false);
 }
 
+/// plan_conv_transpose2d lists what conv_transpose2d_into records: one call, batch pieces,
+/// row bands and chunks of output channels, with both algorithms.
+#[test]
+fn transposed_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    // (input, weight, cap, (pieces, bands, channel chunks), a note)
+    let cases = [
+        ([2, 8, 12, 12], [8, 4, 4, 4], false, (1, 1, 1), ""),
+        ([7, 8, 16, 16], [8, 4, 4, 4], true, (2, 1, 1), "images 4..7"),
+        ([1, 8, 40, 40], [8, 4, 4, 4], true, (1, 2, 1), "image 0, rows"),
+        ([2, 64, 6, 6], [64, 32, 3, 3], true, (2, 1, 2), "channels 0..28, image 1"),
+    ];
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        for (xs, ws, cap, split, note) in cases {
+            capped(&ctx, base, cap);
+            let p = ConvTranspose2dParams {
+                stride: [2, 2],
+                padding: Padding::Symmetric([1, 1]),
+                algorithm,
+                ..Default::default()
+            };
+            let f32 = wgconv::DType::F32;
+            let plan = wgconv::plan_conv_transpose2d(&ctx, &xs, &ws, Some(&[ws[1]]), f32, &p).unwrap();
+            // Bands: as many as each algorithm's workspace asks (gemm_col2im's more).
+            let got = (plan.batch_pieces, plan.row_bands > 1, plan.channel_chunks);
+            assert_eq!(got, (split.0, split.1 > 1, split.2), "{xs:?} {algorithm:?}\n{plan}");
+            assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{plan}");
+            let (x, w, b) = (HostTensor::random(&xs, 1), HostTensor::random(&ws, 2), HostTensor::random(&[ws[1]], 3));
+            ctx.begin_trace();
+            let (y, info) =
+                wgconv::conv_transpose2d_with_info(&ctx, &up(&ctx, &x), &up(&ctx, &w), Some(&up(&ctx, &b)), &p)
+                    .unwrap();
+            let trace = ctx.end_trace().unwrap();
+            assert_eq!(info, plan.info());
+            let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+            let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+            assert_eq!(ran, planned, "{xs:?} {algorithm:?}");
+            let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, Some(&b), &p).unwrap();
+            let stats = compare(&y.to_vec(&ctx).unwrap(), &want);
+            assert!(stats.passes(Tolerance::default()), "{xs:?} {algorithm:?}: {stats}");
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

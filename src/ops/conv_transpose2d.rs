@@ -43,6 +43,8 @@ pub struct ConvTranspose2dInfo {
     pub images_per_chunk: u32,
     /// Workspace bytes one chunk uses.
     pub workspace_bytes: u64,
+    /// Kernel launches recorded (the plan's steps).
+    pub launches: u32,
 }
 
 /// Transposed convolution, submitted; returns `[N, Cout, Ho, Wo]`.
@@ -103,7 +105,15 @@ pub struct ConvTranspose2dPlan {
     /// Workspace bytes one chunk uses (0 for `ImplicitGemm`).
     pub workspace_bytes: u64,
     pub activation: Activation,
-    /// The kernel launches, in recording order.
+    /// Pieces of the batch run one after another (an input or output beyond one storage
+    /// binding; `chunks` and `workspace_bytes` then describe the first); 1 otherwise, 0 for
+    /// an empty batch.
+    pub batch_pieces: u32,
+    /// Bands of output rows per image (one image beyond one binding); 1 otherwise.
+    pub row_bands: u32,
+    /// Chunks of output channels (the weight beyond one binding); 1 otherwise.
+    pub channel_chunks: u32,
+    /// The kernel launches, in recording order (a split call's each note says which part).
     pub steps: Vec<Step>,
 }
 
@@ -116,6 +126,7 @@ impl ConvTranspose2dPlan {
             chunks: self.chunks,
             images_per_chunk: self.images_per_chunk,
             workspace_bytes: self.workspace_bytes,
+            launches: self.steps.len() as u32,
         }
     }
 }
@@ -193,11 +204,18 @@ pub fn plan_conv_transpose2d(
         images_per_chunk: g.n,
         workspace_bytes: 0,
         activation: act,
+        batch_pieces: 1,
+        row_bands: 1,
+        channel_chunks: 1,
         steps: Vec::new(),
     };
     if g.n == 0 {
         // An empty batch: an empty output and nothing to run.
         plan.chunks = 0;
+        plan.batch_pieces = 0;
+        return Ok(plan);
+    }
+    if plan_split(ctx, &mut plan, input, weight, bias, params)? {
         return Ok(plan);
     }
     if algorithm != Algorithm::GemmCol2im {
@@ -234,6 +252,131 @@ pub fn plan_conv_transpose2d(
     Ok(plan)
 }
 
+/// Where a tensor exceeds one storage binding: fills `plan` with the steps of every chunk of
+/// output channels of every image (the weight beyond it, [`crate::ops::channels`]), of every
+/// batch piece ([`crate::ops::batch`]) or of every band of output rows of every image (one
+/// image beyond it, [`crate::ops::bands`]), each planned with `plan.algorithm`, and returns
+/// true; false when one call binds everything.
+fn plan_split(
+    ctx: &GpuContext,
+    plan: &mut ConvTranspose2dPlan,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    params: &ConvTranspose2dParams,
+) -> Result<bool> {
+    let (g, dtype) = (plan.geometry, plan.dtype);
+    let (n, elem, max) = (g.n as usize, dtype.size(), ctx.max_binding());
+    let out = g.output_shape();
+    let per_image = |s: &[usize]| (s.iter().product::<usize>() / n) as u64 * elem;
+    let forced = ConvTranspose2dParams { algorithm: plan.algorithm, ..*params };
+    // (input, weight, bias, params, note) of each call
+    type Part = (Vec<usize>, Vec<usize>, Option<Vec<usize>>, ConvTranspose2dParams, String);
+    let mut parts: Vec<Part> = Vec::new();
+    let weight_bytes = weight.iter().product::<usize>() as u64 * elem;
+    if weight_bytes > max {
+        channels::check_images("conv_transpose2d", weight, weight_bytes, per_image(input), per_image(&out), max)?;
+        let (groups, cog) = (g.groups as u64, weight[1] as u64);
+        let row = g.c_in as u64 / groups * weight[2..].iter().product::<usize>() as u64 * elem;
+        let limits = chunk_limits(ctx, &g, plan.algorithm);
+        let chunks =
+            channels::ranges("conv_transpose2d", groups, g.c_in as u64, g.c_out as u64, row, elem, max, limits)?;
+        for c in &chunks {
+            let (ci, co) = (c.c_in as usize, c.c_out as usize);
+            // Whole groups keep [Cin', Cout/G]; part of one group is [Cin/G, its channels].
+            let w1 = if c.groups > 1 || c.c_out == cog { weight[1] } else { co };
+            let p = ConvTranspose2dParams { groups: c.groups as u32, ..forced };
+            for i in 0..n {
+                let note = format!("channels {}..{}, image {i}", c.c_out0, c.c_out0 + c.c_out);
+                let x = vec![1, ci, input[2], input[3]];
+                parts.push((x, vec![ci, w1, weight[2], weight[3]], bias.map(|_| vec![co]), p, note));
+            }
+        }
+        plan.batch_pieces = g.n;
+        plan.channel_chunks = chunks.len() as u32;
+    } else if per_image(input) > max || per_image(&out) > max {
+        let rows = row_geometry(ctx, &g, plan.algorithm, dtype);
+        let bands = rows.plan("conv_transpose2d", max)?;
+        for i in 0..n {
+            for b in rows.bands(&bands)? {
+                let padding =
+                    Padding::Explicit { top: b.pad_top, left: g.pads.left, bottom: b.pad_bottom, right: g.pads.right };
+                let p = ConvTranspose2dParams { padding, output_padding: [b.out_pad, g.output_padding[1]], ..forced };
+                let x = vec![1, input[1], b.rows_in as usize, input[3]];
+                parts.push((
+                    x,
+                    weight.to_vec(),
+                    bias.map(<[usize]>::to_vec),
+                    p,
+                    format!("image {i}, rows {}..{}", b.oy0, b.oy1),
+                ));
+            }
+        }
+        plan.batch_pieces = g.n;
+        plan.row_bands = bands.bands as u32;
+    } else {
+        let pieces = batch::plan(
+            ctx,
+            "conv_transpose2d",
+            n,
+            &[("input", input, per_image(input)), ("output", &out, per_image(&out))],
+        )?;
+        if pieces.pieces <= 1 {
+            return Ok(false);
+        }
+        for n0 in (0..n).step_by(pieces.per_piece) {
+            let len = pieces.per_piece.min(n - n0);
+            let x = vec![len, input[1], input[2], input[3]];
+            parts.push((x, weight.to_vec(), bias.map(<[usize]>::to_vec), forced, format!("images {n0}..{}", n0 + len)));
+        }
+        plan.batch_pieces = pieces.pieces as u32;
+    }
+    plan.steps.clear();
+    for (k, (x, w, b, p, what)) in parts.into_iter().enumerate() {
+        let part = plan_conv_transpose2d(ctx, &x, &w, b.as_deref(), dtype, &p)?;
+        if k == 0 {
+            (plan.chunks, plan.images_per_chunk, plan.workspace_bytes) =
+                (part.chunks, part.images_per_chunk, part.workspace_bytes);
+        }
+        plan.steps.extend(part.steps.into_iter().map(|mut s| {
+            s.note = if s.note.is_empty() { what.clone() } else { format!("{what}: {}", s.note) };
+            s
+        }));
+    }
+    Ok(true)
+}
+
+/// The limits of a chunk of output channels besides its weight: with `GemmCol2im`, one
+/// image's columns of the chunk (Cout'·kh·kw·H·W floats) fit the workspace.
+fn chunk_limits(ctx: &GpuContext, g: &ConvTranspose2dGeometry, algorithm: Algorithm) -> channels::Limits {
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let most = (algorithm == Algorithm::GemmCol2im).then(|| budget / (col_bytes_per_image(g) / g.c_out as u64));
+    channels::Limits { most, group_step: 1 }
+}
+
+/// The rows of one image as [`crate::ops::bands`] cuts them (the transposed mapping; with
+/// `GemmCol2im`, bands also sized to the workspace: one input row's columns are
+/// Cout·kh·kw·W floats).
+fn row_geometry(ctx: &GpuContext, g: &ConvTranspose2dGeometry, algorithm: Algorithm, dtype: DType) -> RowGeometry {
+    RowGeometry {
+        c_in: g.c_in as u64,
+        h: g.h as u64,
+        w: g.w as u64,
+        c_out: g.c_out as u64,
+        h_out: g.h_out as u64,
+        w_out: g.w_out as u64,
+        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
+        stride: g.stride[0] as u64,
+        pad_top: g.pads.top as u64,
+        elem: dtype.size(),
+        transposed: true,
+        workspace: (algorithm == Algorithm::GemmCol2im).then(|| {
+            let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+            (col_bytes_per_image(g) / g.h as u64, budget)
+        }),
+    }
+}
+
 /// Records into the caller's encoder without submitting; writes `output`. Validates, plans
 /// ([`plan_conv_transpose2d`]) and records the plan's steps.
 pub fn conv_transpose2d_into(
@@ -264,71 +407,68 @@ pub fn conv_transpose2d_into(
     let dtype =
         common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
     let bias_shape = bias.map(|b| b.shape());
-    if g.n > 0 && weight.byte_len() > ctx.max_binding() {
-        // Chunks of output channels, one image at a time (crate::ops::channels), each with
-        // the whole call's algorithm.
-        let algorithm = match params.algorithm {
-            Algorithm::Auto => auto_algorithm(ctx, &g, dtype),
-            a => a,
-        };
-        let mut info = None;
-        let layout = channels::Layout::InOut;
-        // GemmCol2im: one image's columns of a chunk, Cout·kh·kw·H·W floats, fit the workspace.
-        let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-        let most = (algorithm == Algorithm::GemmCol2im).then(|| budget / (col_bytes_per_image(&g) / g.c_out as u64));
+    let plan = plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
+    // A split call: every piece, band or chunk is planned again for its own shape with the
+    // algorithm chosen for the whole call (bit-identical results).
+    let forced = ConvTranspose2dParams { algorithm: plan.algorithm, ..*params };
+    let mut recorded = 0;
+    let mut part = |encoder: &mut wgpu::CommandEncoder,
+                    p: &ConvTranspose2dParams,
+                    x: &Tensor,
+                    w: &Tensor,
+                    b: Option<&Tensor>,
+                    y: &Tensor|
+     -> Result<()> {
+        let part = plan_conv_transpose2d(ctx, x.shape(), w.shape(), b.map(|b| b.shape()), dtype, p)?;
+        record_conv_transpose2d(ctx, encoder, &part, x, w, b, y)?;
+        recorded += part.steps.len();
+        Ok(())
+    };
+    if plan.channel_chunks > 1 {
+        // Chunks of output channels, one image at a time (crate::ops::channels).
+        let (layout, limits) = (channels::Layout::InOut, chunk_limits(ctx, &g, plan.algorithm));
+        let op = "conv_transpose2d";
         channels::for_each_chunk(
             ctx,
             encoder,
-            "conv_transpose2d",
+            op,
             layout,
             g.groups,
             input,
             weight,
             bias,
             output,
-            channels::Limits { most, group_step: 1 },
+            limits,
             |encoder, c| {
-                let p = ConvTranspose2dParams { groups: c.groups, algorithm, ..*params };
-                let plan = plan_conv_transpose2d(
-                    ctx,
-                    c.input.shape(),
-                    c.weight.shape(),
-                    c.bias.map(|b| b.shape()),
-                    dtype,
-                    &p,
-                )?;
-                record_conv_transpose2d(ctx, encoder, &plan, c.input, c.weight, c.bias, c.output)?;
-                info.get_or_insert(plan.info());
-                Ok(())
+                part(
+                    encoder,
+                    &ConvTranspose2dParams { groups: c.groups, ..forced },
+                    c.input,
+                    c.weight,
+                    c.bias,
+                    c.output,
+                )
             },
         )?;
-        let info = info.ok_or_else(|| Error::Internal("conv_transpose2d in no channel chunks".into()))?;
-        return Ok(ConvTranspose2dInfo { geometry: g, ..info });
+    } else if plan.row_bands > 1 {
+        recorded = conv_transpose2d_in_bands(ctx, encoder, &g, &forced, dtype, input, weight, bias, output)?;
+    } else if plan.batch_pieces > 1 {
+        let batched = [batch::input(input, "input"), batch::output(output, "output")];
+        let pieces = batch::pieces(ctx, "conv_transpose2d", &batched)?;
+        batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
+            part(encoder, &forced, &t[0], weight, bias, &t[1])
+        })?;
+    } else if plan.batch_pieces == 1 {
+        record_conv_transpose2d(ctx, encoder, &plan, input, weight, bias, output)?;
+        recorded = plan.steps.len();
     }
-    let n = g.n as usize;
-    let image_bytes = |t: &Tensor| (t.numel() / n.max(1)) as u64 * dtype.size();
-    if n > 0 && (image_bytes(input) > ctx.max_binding() || image_bytes(output) > ctx.max_binding()) {
-        return conv_transpose2d_in_bands(ctx, encoder, &g, params, dtype, input, weight, bias, output);
-    }
-    let batched = [batch::input(input, "input"), batch::output(output, "output")];
-    let pieces = batch::pieces(ctx, "conv_transpose2d", &batched)?;
-    let mut info = None;
-    batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-        // Auto picks the same algorithm for every shape, so each piece runs the whole call's.
-        let plan = plan_conv_transpose2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, params)?;
-        record_conv_transpose2d(ctx, encoder, &plan, &t[0], weight, bias, &t[1])?;
-        info.get_or_insert(plan.info());
-        Ok(())
-    })?;
-    match info {
-        Some(info) => Ok(ConvTranspose2dInfo { geometry: g, ..info }),
-        None => Ok(plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?.info()),
-    }
+    check_recorded("conv_transpose2d", recorded, &plan.steps)?;
+    Ok(plan.info())
 }
 
 /// conv_transpose2d_into for images larger than one storage binding: each image in bands of
-/// output rows ([`crate::ops::bands`], the transposed mapping), every band with the
-/// algorithm chosen for the whole call: bit-identical.
+/// output rows ([`crate::ops::bands`], the transposed mapping), every band with
+/// `params.algorithm` (the whole call's): bit-identical. Returns the number of launches.
 #[allow(clippy::too_many_arguments)]
 fn conv_transpose2d_in_bands(
     ctx: &GpuContext,
@@ -340,31 +480,10 @@ fn conv_transpose2d_in_bands(
     weight: &Tensor,
     bias: Option<&Tensor>,
     output: &Tensor,
-) -> Result<ConvTranspose2dInfo> {
-    let algorithm = match params.algorithm {
-        Algorithm::Auto => auto_algorithm(ctx, g, dtype),
-        a => a,
-    };
-    let rows = RowGeometry {
-        c_in: g.c_in as u64,
-        h: g.h as u64,
-        w: g.w as u64,
-        c_out: g.c_out as u64,
-        h_out: g.h_out as u64,
-        w_out: g.w_out as u64,
-        span: g.dilation[0] as u64 * (g.kh as u64 - 1) + 1,
-        stride: g.stride[0] as u64,
-        pad_top: g.pads.top as u64,
-        elem: dtype.size(),
-        transposed: true,
-        // GemmCol2im: one input row's columns, Cout·kh·kw·W floats.
-        workspace: (algorithm == Algorithm::GemmCol2im).then(|| {
-            let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-            (col_bytes_per_image(g) / g.h as u64, budget)
-        }),
-    };
+) -> Result<usize> {
+    let rows = row_geometry(ctx, g, params.algorithm, dtype);
     let bands = rows.plan("conv_transpose2d", ctx.max_binding())?;
-    let mut info = None;
+    let mut recorded = 0;
     for i in 0..g.n as usize {
         let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
         bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
@@ -375,14 +494,12 @@ fn conv_transpose2d_in_bands(
                 right: g.pads.right,
             };
             let output_padding = [band.out_pad, g.output_padding[1]];
-            let p = ConvTranspose2dParams { padding, output_padding, algorithm, ..*params };
-            let band_info = conv_transpose2d_into(ctx, encoder, x, weight, bias, &p, y)?;
-            info.get_or_insert(band_info);
+            let p = ConvTranspose2dParams { padding, output_padding, ..*params };
+            recorded += conv_transpose2d_into(ctx, encoder, x, weight, bias, &p, y)?.launches as usize;
             Ok(())
         })?;
     }
-    let info = info.ok_or_else(|| Error::Internal("conv_transpose2d in no bands".into()))?;
-    Ok(ConvTranspose2dInfo { geometry: *g, ..info })
+    Ok(recorded)
 }
 
 /// Records `plan` (made for these tensors by [`plan_conv_transpose2d`]).
