@@ -156,7 +156,9 @@ pub use error::{Error, Result};
 pub use kernels::Step;
 pub use ops::conv1d::{conv1d, conv1d_into};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, plan_conv2d, Conv2dInfo, Conv2dPlan};
-pub use ops::conv2d_backward::{conv2d_backward, conv2d_backward_into, Conv2dGrads, Grads};
+pub use ops::conv2d_backward::{
+    conv2d_backward, conv2d_backward_into, plan_conv2d_backward, Conv2dBackwardPlan, Conv2dGrads, Grads,
+};
 pub use ops::conv3d::{conv3d, conv3d_into, plan_conv3d, Conv3dPlan};
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,

@@ -1062,6 +1062,59 @@ fn transposed_plans_are_what_runs() {
     capped(&ctx, base, false);
 }
 
+/// plan_conv2d_backward lists what conv2d_backward_into records: one call, the depthwise
+/// kernels, batch pieces, row bands, chunks of output channels, and a subset of the
+/// gradients; the gradients equal the reference's.
+#[test]
+fn backward_plans_are_what_runs() {
+    let Some(ctx) = webgpu_default_context() else { return };
+    let base = ctx.config();
+    let all = Grads::ALL;
+    let weight_only = Grads { input: false, weight: true, bias: false };
+    // (input, weight, groups, grads, cap, (pieces, bands, channel chunks), a note)
+    let cases = [
+        ([2, 8, 12, 12], [16, 8, 3, 3], 1, all, false, (1, 1, 1), "grad_input"),
+        ([2, 16, 12, 12], [16, 1, 3, 3], 16, all, false, (1, 1, 1), "grad_input, depthwise"),
+        ([6, 8, 16, 16], [16, 8, 3, 3], 1, all, true, (2, 1, 1), "images 4..6"),
+        ([1, 8, 48, 48], [8, 8, 3, 3], 1, all, true, (1, 2, 1), "image 0, rows"),
+        ([1, 8, 48, 48], [8, 8, 3, 3], 1, weight_only, true, (1, 2, 1), "grad_weight: Σ over"),
+        ([2, 32, 8, 8], [64, 32, 3, 3], 1, all, true, (1, 1, 2), "channels 0.."),
+        ([2, 32, 8, 8], [128, 16, 3, 3], 2, all, true, (1, 1, 2), "channels 64..128"),
+    ];
+    for (xs, ws, groups, which, cap, split, note) in cases {
+        capped(&ctx, base, cap);
+        let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, ..Default::default() };
+        let plan = wgconv::plan_conv2d_backward(&ctx, &xs, &ws, &p, wgconv::DType::F32, which).unwrap();
+        let got = (plan.batch_pieces, plan.row_bands > 1, plan.channel_chunks);
+        assert_eq!(got, (split.0, split.1 > 1, split.2), "{xs:?} {ws:?}\n{plan}");
+        assert!(plan.steps.iter().any(|s| s.note.starts_with(note)), "{note}:\n{plan}");
+        let x = HostTensor::random(&xs, 1);
+        let w = HostTensor::random(&ws, 2);
+        let g = p.validate(&xs, &ws, None).unwrap();
+        let dy = HostTensor::random(&g.output_shape(), 3);
+        ctx.begin_trace();
+        let grads = wgconv::conv2d_backward(&ctx, &up(&ctx, &x), &up(&ctx, &w), &up(&ctx, &dy), &p, which).unwrap();
+        let trace = ctx.end_trace().unwrap();
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.steps.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{xs:?} {ws:?}\n{plan}");
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &p).unwrap();
+        let outs = [
+            (&grads.grad_input, &rdx, which.input, "grad_input"),
+            (&grads.grad_weight, &rdw, which.weight, "grad_weight"),
+            (&grads.grad_bias, &rdb, which.bias, "grad_bias"),
+        ];
+        for (got, want, asked, what) in outs {
+            assert_eq!(got.is_some(), asked, "{what}");
+            if let Some(t) = got {
+                let stats = compare(&t.to_vec(&ctx).unwrap(), want);
+                assert!(stats.passes(Tolerance::default()), "{xs:?} {ws:?} {what}: {stats}");
+            }
+        }
+    }
+    capped(&ctx, base, false);
+}
+
 /// A tensor past one buffer (WebGPU's default max_buffer_size is 256 MiB) is refused before
 /// anything is allocated, naming the tensor and both limits.
 #[test]

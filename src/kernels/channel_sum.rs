@@ -4,13 +4,38 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, loop_passes, pass_dispatches, range, uniform_block, whole, Dispatch};
+use crate::kernels::{fold_grid, loop_passes, pass_dispatches, range, uniform_block, whole, Dispatch, Step};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
 uniform_block! {
     /// Twin of `SumParams` in `shaders/channel_sum.wgsl`.
     SumParams { channels, hw, n, _pad0 }
+}
+
+/// The kernel, its passes over the `n·hw` elements of a channel and its grid: each of 256
+/// invocations turns once per 256 elements of its range (+ 8 for the tree reduction), so
+/// the ranges keep the turns bounded, a running sum between them.
+fn launches(ctx: &GpuContext, p: &SumParams, half: bool) -> Result<(ShaderId, Vec<(u32, u32)>, [u32; 3])> {
+    let id = if half { ShaderId::ChannelSumHalf } else { ShaderId::ChannelSum };
+    let grid = fold_grid(p.channels as u64, ctx.max_workgroups_per_dim())?;
+    let passes = loop_passes(p.n * p.hw, 256, 1, ctx.config().loop_budget.saturating_sub(8).max(1));
+    Ok((id, passes, grid))
+}
+
+/// The steps [`prepare`] makes for `p`, one per pass, each note naming `what`.
+pub(crate) fn steps(ctx: &GpuContext, p: &SumParams, half: bool, what: &str) -> Result<Vec<Step>> {
+    let (id, passes, grid) = launches(ctx, p, half)?;
+    let many = passes.len() > 1;
+    Ok(passes
+        .iter()
+        .map(|&(a, b)| Step {
+            shader: id,
+            overrides: Overrides::none(),
+            workgroups: grid,
+            note: if many { format!("{what}, elements {a}..{b} of {}", p.n * p.hw) } else { what.to_string() },
+        })
+        .collect())
 }
 
 /// The dispatches that write `out[c] = Σ x[n, c, ·]` for the `p.channels` channels of `x`
@@ -24,12 +49,8 @@ pub(crate) fn prepare(
     out: &Tensor,
     half: bool,
 ) -> Result<Vec<Dispatch>> {
-    let id = if half { ShaderId::ChannelSumHalf } else { ShaderId::ChannelSum };
+    let (id, passes, grid) = launches(ctx, p, half)?;
     let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;
-    let grid = fold_grid(p.channels as u64, ctx.max_workgroups_per_dim())?;
-    // each of 256 invocations turns once per 256 elements of its range (+ 8 for the tree
-    // reduction): ranges of bounded turns, a running sum between them
-    let passes = loop_passes(p.n * p.hw, 256, 1, ctx.config().loop_budget.saturating_sub(8).max(1));
     let fixed = [range(uniforms, block), whole(x), whole(out)];
     pass_dispatches(ctx, (id, &pipeline, &bgl), &fixed, &passes, p.channels as u64, grid)
 }

@@ -4,7 +4,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, range, record, uniform_block, whole, Dispatch, UniformArena};
+use crate::kernels::{fold_grid, range, record, uniform_block, whole, Dispatch, Step, UniformArena};
 use crate::params::Conv2dGeometry;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
@@ -33,8 +33,32 @@ pub(crate) fn grad_weight_turns(g: &Conv2dGeometry) -> u64 {
     taps.div_ceil(25) * (1 + pixels.div_ceil(64) * (1 + chunk) + 8 * (1 + chunk))
 }
 
+/// The two kernels and their grids: grad_input one invocation per input element (256 per
+/// workgroup), grad_weight one workgroup per output channel.
+fn kernels(g: &Conv2dGeometry, half: bool) -> [(ShaderId, u64); 2] {
+    let input = g.n as u64 * g.c_in as u64 * g.h as u64 * g.w as u64;
+    if half {
+        [(ShaderId::DepthwiseGradInputHalf, input.div_ceil(256)), (ShaderId::DepthwiseGradWeightHalf, g.c_out as u64)]
+    } else {
+        [(ShaderId::DepthwiseGradInput, input.div_ceil(256)), (ShaderId::DepthwiseGradWeight, g.c_out as u64)]
+    }
+}
+
+/// The steps [`record_backward`] records when asked for grad_input and grad_weight as `which` says.
+pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Result<Vec<Step>> {
+    let [gi, gw] = kernels(g, half);
+    let mut steps = Vec::new();
+    for ((id, groups), on, what) in [(gi, input, "grad_input"), (gw, weight, "grad_weight")] {
+        if on {
+            let workgroups = fold_grid(groups, ctx.max_workgroups_per_dim())?;
+            steps.push(Step { shader: id, overrides: Overrides::none(), workgroups, note: format!("{what}, depthwise") });
+        }
+    }
+    Ok(steps)
+}
+
 /// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`), f16
-/// storage when `half`; each only where given.
+/// storage when `half`; each only where given. Returns the number of launches.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_backward(
     ctx: &GpuContext,
@@ -45,7 +69,7 @@ pub(crate) fn record_backward(
     grad_output: &Tensor,
     (grad_input, grad_weight): (Option<&Tensor>, Option<&Tensor>),
     half: bool,
-) -> Result<()> {
+) -> Result<usize> {
     let base = DwBackParams {
         c_in: g.c_in,
         h: g.h,
@@ -65,22 +89,17 @@ pub(crate) fn record_backward(
         n: g.n,
         ..Default::default()
     };
-    ctx.scoped(|| -> Result<()> {
+    ctx.scoped(|| -> Result<usize> {
         let mut arena = UniformArena::new(ctx);
         // grad_input: one invocation per input element; grad_weight: one workgroup per
-        // (output channel, kernel row).
+        // output channel.
         let pi = DwBackParams { total: input.numel() as u32, ..base };
         let pw = DwBackParams { total: g.c_out, ..base };
         let (bi, bw) = (arena.push(&pi), arena.push(&pw));
         let uniforms = arena.finish(ctx)?;
         let mut dispatches = Vec::new();
-        let (gi, gw) = if half {
-            (ShaderId::DepthwiseGradInputHalf, ShaderId::DepthwiseGradWeightHalf)
-        } else {
-            (ShaderId::DepthwiseGradInput, ShaderId::DepthwiseGradWeight)
-        };
-        let jobs = [(grad_input, gi, bi, (pi.total as u64).div_ceil(256)), (grad_weight, gw, bw, pw.total as u64)];
-        for (out, id, block, groups) in jobs {
+        let [gi, gw] = kernels(g, half);
+        for (out, (id, groups), block) in [(grad_input, gi, bi), (grad_weight, gw, bw)] {
             let Some(out) = out else { continue };
             let (pipeline, bgl) = ctx.pipeline(id, &Overrides::none())?;
             let bind_group = ctx.bind_group(
@@ -91,6 +110,6 @@ pub(crate) fn record_backward(
             dispatches.push(Dispatch { pipeline, bind_group, grid: fold_grid(groups, ctx.max_workgroups_per_dim())? });
         }
         record(ctx, encoder, "depthwise_backward", &dispatches);
-        Ok(())
+        Ok(dispatches.len())
     })?
 }

@@ -21,10 +21,10 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::depthwise_backward;
-use crate::kernels::gemm::{GemmParams, GemmProblem};
-use crate::kernels::{gemm, record, whole, Dispatch, UniformArena};
+use crate::kernels::gemm::{self, GemmParams, GemmProblem};
+use crate::kernels::{check_recorded, record, whole, write_plan, Dispatch, Step, UniformArena};
 use crate::ops::{as_batched, bands, batch, channels, common_dtype, unbatched};
-use crate::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding};
+use crate::params::{Activation, Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Tensor};
 
 /// Which gradients to compute.
@@ -70,7 +70,7 @@ fn backward_in_pieces(
     params: &Conv2dParams,
     grads: &Conv2dGrads,
     half: bool,
-) -> Result<()> {
+) -> Result<usize> {
     let sums: Vec<&Tensor> = [&grads.grad_weight, &grads.grad_bias].into_iter().flatten().collect();
     let g = params.validate(input.shape(), weight.shape(), None)?;
     let dtype = input.dtype();
@@ -89,21 +89,13 @@ fn backward_in_pieces(
         let pieces = batch::pieces(ctx, "conv2d_backward", &batched)?;
         (pieces.pieces, Ok(pieces))
     };
-    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
-    // One slot per unit for each gradient, each slot starting at an aligned offset.
-    let slot = |t: &Tensor| t.byte_len().next_multiple_of(align);
+    let slot = |t: &Tensor| slot_bytes(ctx, t.shape(), dtype);
     let mut scratch = Vec::new();
     for t in &sums {
-        let bytes = slot(t) * units as u64;
-        if bytes > max {
-            return Err(Error::TooLarge(format!(
-                "conv2d_backward: the {units} partial gradients {:?} (one per batch piece or row band) take {bytes} \
-                 bytes; one storage binding holds at most {max} on this device",
-                t.shape(),
-            )));
-        }
+        let bytes = slots_bytes(ctx, t.shape(), dtype, units)?;
         scratch.push(ctx.create_buffer("wgconv.piece_gradients", bytes, crate::tensor::TENSOR_USAGE)?);
     }
+    let (mut recorded, mut dx_launches) = (0, 0);
     let view = |k: usize, i: usize| {
         Tensor::from_buffer_as(ctx, scratch[i].clone(), sums[i].shape(), sums[i].dtype())
             .map(|t| t.with_offset(k as u64 * slot(sums[i])))
@@ -126,7 +118,8 @@ fn backward_in_pieces(
                 grad_bias: next(grads.grad_bias.is_some())?,
             };
             k += 1;
-            conv2d_backward_into(ctx, encoder, x, weight, dy, p, &grads_k)
+            recorded += record_checked(ctx, encoder, x, weight, dy, p, &grads_k)?;
+            Ok(())
         };
     match &split {
         Ok(pieces) => batch::for_each_piece(ctx, encoder, pieces, &batched, |encoder, t| {
@@ -135,8 +128,7 @@ fn backward_in_pieces(
         Err((rows, bands)) => {
             // grad_input: conv_transpose2d cuts each image into bands itself.
             if let Some(dx) = &grads.grad_input {
-                let tp = grad_input_params(params, input.shape(), weight.shape())?;
-                crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
+                dx_launches = grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
             }
             if !sums.is_empty() {
                 for i in 0..n {
@@ -150,11 +142,12 @@ fn backward_in_pieces(
             }
         }
     }
+    let recorded = recorded + dx_launches;
     if sums.is_empty() {
-        return Ok(());
+        return Ok(recorded);
     }
     // Σ over the pieces: the slots as [pieces, slot elements, 1], summed per element.
-    ctx.scoped(|| -> Result<()> {
+    let sums_recorded = ctx.scoped(|| -> Result<usize> {
         let mut arena = UniformArena::new(ctx);
         let elem = sums[0].dtype().size();
         let blocks: Vec<_> = sums
@@ -178,8 +171,9 @@ fn backward_in_pieces(
         for (total, t) in totals.iter().zip(&sums) {
             encoder.copy_buffer_to_buffer(total.buffer(), 0, t.buffer(), t.offset(), t.byte_len());
         }
-        Ok(())
-    })?
+        Ok(dispatches.len())
+    })??;
+    Ok(recorded + sums_recorded)
 }
 
 /// conv2d_backward_into for a weight beyond one storage binding: chunks of output channels
@@ -198,45 +192,25 @@ fn backward_by_channels(
     grad_output: &Tensor,
     params: &Conv2dParams,
     grads: &Conv2dGrads,
-) -> Result<()> {
+) -> Result<usize> {
     let g = params.validate(input.shape(), weight.shape(), None)?;
     let (max, dtype) = (ctx.max_binding(), input.dtype());
     let elem = dtype.size();
     let (n, hw, hw_out) = (g.n as u64, g.h as u64 * g.w as u64, g.h_out as u64 * g.w_out as u64);
     let row = g.c_in_per_group() as u64 * g.kh as u64 * g.kw as u64 * elem;
-    // A chunk's grad_output channels of the whole batch fit one binding.
-    let most = max / (n * hw_out * elem);
-    let chunks = channels::ranges(
-        "conv2d_backward",
-        g.groups as u64,
-        g.c_in as u64,
-        g.c_out as u64,
-        row,
-        elem,
-        max,
-        channels::Limits { most: Some(most), group_step: 1 },
-    )?;
+    let chunks = channel_chunks(&g, weight.shape(), dtype, max)?;
     let widest = chunks.iter().map(|c| c.c_in).max().unwrap_or(0);
-    if n * widest * hw * elem > max || (elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0)) {
-        return Err(Error::TooLarge(format!(
-            "conv2d_backward: the weight {:?} exceeds one storage binding ({max} bytes), and so do the input \
-             channels of the batch one chunk of its output channels reads ({} bytes){}",
-            weight.shape(),
-            n * widest * hw * elem,
-            if elem % 4 != 0 { ", or f16 planes of odd size" } else { "" }
-        )));
-    }
     // Chunks of whole groups hold every output channel their input channels feed: grad_input
     // per chunk too (the kernels one call runs: the depthwise ones among them). Else the
     // chunks' grad_input would be partial sums: conv_transpose2d forms it.
     let whole_groups = chunks.iter().all(|c| c.c_out % g.c_out_per_group() as u64 == 0);
     let dx_in_chunks = grads.grad_input.as_ref().filter(|_| whole_groups);
+    let mut recorded = 0;
     if let Some(dx) = grads.grad_input.as_ref().filter(|_| !whole_groups) {
-        let tp = grad_input_params(params, input.shape(), weight.shape())?;
-        crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
+        recorded += grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
     }
     if grads.grad_weight.is_none() && grads.grad_bias.is_none() && dx_in_chunks.is_none() {
-        return Ok(());
+        return Ok(recorded);
     }
     let most_out = chunks.iter().map(|c| c.c_out).max().unwrap_or(0);
     let scratch = |label, bytes: u64| ctx.create_buffer(label, bytes.next_multiple_of(4), crate::tensor::TENSOR_USAGE);
@@ -272,7 +246,7 @@ fn backward_by_channels(
             grad_bias: grads.grad_bias.as_ref().map(|_| tensor(&dbb, &[co])).transpose()?,
         };
         let p = Conv2dParams { groups: c.groups as u32, ..*params };
-        conv2d_backward_into(ctx, encoder, &x, &tensor(&wb, &wshape)?, &dy, &p, &chunk_grads)?;
+        recorded += record_checked(ctx, encoder, &x, &tensor(&wb, &wshape)?, &dy, &p, &chunk_grads)?;
         if let (Some(dx), Some(dxb)) = (dx_in_chunks, &dxb) {
             for i in 0..n {
                 let (at, len) = (dx.offset() + (i * g.c_in as u64 + c.c_in0) * hw * elem, c.c_in * hw * elem);
@@ -286,7 +260,65 @@ fn backward_by_channels(
             copy(encoder, &dbb, 0, db.buffer(), db.offset() + c.c_out0 * elem, (c.c_out * elem).next_multiple_of(4));
         }
     }
-    Ok(())
+    Ok(recorded)
+}
+
+/// The chunks of output channels a weight beyond one binding runs in: a chunk's
+/// grad_output channels and input channels of the whole batch must each fit one binding
+/// (f16: planes of even size, for 4-byte copies).
+fn channel_chunks(g: &Conv2dGeometry, weight: &[usize], dtype: DType, max: u64) -> Result<Vec<channels::Range>> {
+    let elem = dtype.size();
+    let (n, hw, hw_out) = (g.n as u64, g.h as u64 * g.w as u64, g.h_out as u64 * g.w_out as u64);
+    let row = g.c_in_per_group() as u64 * g.kh as u64 * g.kw as u64 * elem;
+    let most = max / (n * hw_out * elem).max(1);
+    let limits = channels::Limits { most: Some(most), group_step: 1 };
+    let chunks =
+        channels::ranges("conv2d_backward", g.groups as u64, g.c_in as u64, g.c_out as u64, row, elem, max, limits)?;
+    let widest = chunks.iter().map(|c| c.c_in).max().unwrap_or(0);
+    if n * widest * hw * elem > max || (elem % 4 != 0 && (hw % 2 != 0 || hw_out % 2 != 0)) {
+        return Err(Error::TooLarge(format!(
+            "conv2d_backward: the weight {weight:?} exceeds one storage binding ({max} bytes), and so do the input \
+             channels of the batch one chunk of its output channels reads ({} bytes){}",
+            n * widest * hw * elem,
+            if elem % 4 != 0 { ", or f16 planes of odd size" } else { "" }
+        )));
+    }
+    Ok(chunks)
+}
+
+/// Bytes of one aligned slot holding a partial gradient of `shape` (each slot starts at
+/// the device's storage offset alignment).
+fn slot_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType) -> u64 {
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    (shape.iter().product::<usize>() as u64 * dtype.size()).next_multiple_of(4).next_multiple_of(align)
+}
+
+/// Bytes of `units` slots of a partial gradient of `shape`; an error past one binding.
+fn slots_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType, units: usize) -> Result<u64> {
+    let (bytes, max) = (slot_bytes(ctx, shape, dtype) * units as u64, ctx.max_binding());
+    if bytes > max {
+        return Err(Error::TooLarge(format!(
+            "conv2d_backward: the {units} partial gradients {shape:?} (one per batch piece or row band) take {bytes} \
+             bytes; one storage binding holds at most {max} on this device",
+        )));
+    }
+    Ok(bytes)
+}
+
+/// grad_input as conv_transpose2d of grad_output (which bands, pieces and chunks itself);
+/// returns its number of launches.
+fn grad_input_transposed(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    grad_output: &Tensor,
+    weight: &Tensor,
+    params: &Conv2dParams,
+    input: &[usize],
+    dx: &Tensor,
+) -> Result<usize> {
+    let tp = grad_input_params(params, input, weight.shape())?;
+    let info = crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
+    Ok(info.launches as usize)
 }
 
 /// The transposed-conv parameters whose output is the conv's input gradient.
@@ -332,8 +364,263 @@ pub fn conv2d_backward(
     Ok(grads)
 }
 
+/// What one conv2d_backward call records, decided from the shapes, the parameters and the
+/// gradients asked for before any GPU object ([`plan_conv2d_backward`];
+/// [`conv2d_backward_into`] records it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dBackwardPlan {
+    pub geometry: Conv2dGeometry,
+    pub grads: Grads,
+    pub dtype: DType,
+    /// A depthwise conv's grad_input by `depthwise_backward.wgsl`'s gather (else
+    /// conv_transpose2d's); of the first part of a split call.
+    pub depthwise_input: bool,
+    /// A depthwise conv's grad_weight by `depthwise_backward.wgsl`'s reduction (else the
+    /// gathering GEMM); of the first part of a split call.
+    pub depthwise_weight: bool,
+    /// Pieces of the batch run one after another (an input or grad_output beyond one storage
+    /// binding); 1 otherwise, 0 for an empty batch.
+    pub batch_pieces: u32,
+    /// Bands of output rows per image for grad_weight and grad_bias (one image beyond one
+    /// binding); 1 otherwise.
+    pub row_bands: u32,
+    /// Chunks of output channels (the weight beyond one binding); 1 otherwise.
+    pub channel_chunks: u32,
+    /// Every launch, in recording order (a split call's each note says which part).
+    pub steps: Vec<Step>,
+}
+
+impl std::fmt::Display for Conv2dBackwardPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry;
+        let input = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
+        let asked: Vec<&str> = [(self.grads.input, "input"), (self.grads.weight, "weight"), (self.grads.bias, "bias")]
+            .into_iter()
+            .filter_map(|(on, what)| on.then_some(what))
+            .collect();
+        let split = match (self.batch_pieces, self.row_bands, self.channel_chunks) {
+            (_, _, c) if c > 1 => format!("{c} chunks of output channels"),
+            (_, b, _) if b > 1 => format!("each image in {b} row bands"),
+            (p, _, _) if p > 1 => format!("{p} batch pieces"),
+            _ => "one call".to_string(),
+        };
+        let depthwise = match (self.depthwise_input, self.depthwise_weight) {
+            (false, false) => "",
+            _ => ", depthwise kernels",
+        };
+        let what = format!("grad {}", asked.join(", "));
+        write_plan(
+            f,
+            "conv2d_backward",
+            &input,
+            &g.output_shape(),
+            (&what, &format!("{split}{depthwise}")),
+            0,
+            format_args!(""),
+            &self.steps,
+        )
+    }
+}
+
+/// Plans the backward pass of a conv2d of `input` `[N, Cin, H, W]` (or unbatched) and
+/// `weight` for the gradients in `which`: validates, and lists every launch (grad_input by
+/// conv_transpose2d or the depthwise gather, grad_weight by the gathering GEMM or the
+/// depthwise reduction, grad_bias by channel sums), split over the batch, into row bands or
+/// into chunks of output channels where a tensor exceeds one storage binding (then the
+/// partial weight and bias gradients summed). Creates no GPU object. Errors as
+/// [`conv2d_backward`].
+pub fn plan_conv2d_backward(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    params: &Conv2dParams,
+    dtype: DType,
+    which: Grads,
+) -> Result<Conv2dBackwardPlan> {
+    let input = as_batched(input, 4);
+    let g = params.validate(&input, weight, None)?;
+    check_no_activation(params)?;
+    let mut plan = Conv2dBackwardPlan {
+        geometry: g,
+        grads: which,
+        dtype,
+        depthwise_input: false,
+        depthwise_weight: false,
+        batch_pieces: 1,
+        row_bands: 1,
+        channel_chunks: 1,
+        steps: Vec::new(),
+    };
+    let n = g.n as usize;
+    if n == 0 {
+        // grad_weight and grad_bias are cleared: no launch.
+        plan.batch_pieces = 0;
+        return Ok(plan);
+    }
+    let (max, elem, half) = (ctx.max_binding(), dtype.size(), dtype == DType::F16);
+    let out = g.output_shape();
+    let bytes = |s: &[usize]| s.iter().product::<usize>() as u64 * elem;
+    let transposed = |plan: &mut Conv2dBackwardPlan, note: &str| -> Result<()> {
+        let tp = grad_input_params(params, &input, weight)?;
+        let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &out, weight, None, dtype, &tp)?;
+        plan.steps.extend(t.steps.into_iter().map(|s| noted(s, note)));
+        Ok(())
+    };
+    // (input, weight, params, grads, note) of each backward pass of a split call
+    let mut parts: Vec<(Vec<usize>, Vec<usize>, Conv2dParams, Grads, String)> = Vec::new();
+    let sums = Grads { input: false, ..which };
+    let mut units = 0;
+    if bytes(weight) > max {
+        let chunks = channel_chunks(&g, weight, dtype, max)?;
+        let whole_groups = chunks.iter().all(|c| c.c_out % g.c_out_per_group() as u64 == 0);
+        if which.input && !whole_groups {
+            transposed(&mut plan, "grad_input")?;
+        }
+        let each = Grads { input: which.input && whole_groups, ..which };
+        if each != (Grads { input: false, weight: false, bias: false }) {
+            for c in &chunks {
+                let x = vec![n, c.c_in as usize, input[2], input[3]];
+                let w: Vec<usize> = [c.c_out as usize].into_iter().chain(weight[1..].iter().copied()).collect();
+                let p = Conv2dParams { groups: c.groups as u32, ..*params };
+                parts.push((x, w, p, each, format!("channels {}..{}", c.c_out0, c.c_out0 + c.c_out)));
+            }
+        }
+        plan.channel_chunks = chunks.len() as u32;
+    } else if bytes(&input) > max || bytes(&out) > max {
+        if bytes(&input) / n as u64 > max || bytes(&out) / n as u64 > max {
+            let rows = crate::ops::conv2d::row_geometry(&g, dtype);
+            let bands = rows.plan("conv2d_backward", max)?;
+            units = n * bands.bands as usize;
+            if which.input {
+                transposed(&mut plan, "grad_input")?;
+            }
+            if which.weight || which.bias {
+                for i in 0..n {
+                    for b in rows.bands(&bands)? {
+                        let padding =
+                            Padding::Explicit { top: b.pad_top, left: g.pads.left, bottom: b.pad_bottom, right: g.pads.right };
+                        let x = vec![1, input[1], b.rows_in as usize, input[3]];
+                        let note = format!("image {i}, rows {}..{}", b.oy0, b.oy1);
+                        parts.push((x, weight.to_vec(), Conv2dParams { padding, ..*params }, sums, note));
+                    }
+                }
+            }
+            plan.batch_pieces = n as u32;
+            plan.row_bands = bands.bands as u32;
+        } else {
+            let per = |s: &[usize]| bytes(s) / n as u64;
+            let tensors = [("input", &input[..], per(&input)), ("grad_output", &out[..], per(&out))];
+            let pieces = batch::plan(ctx, "conv2d_backward", n, &tensors)?;
+            units = pieces.pieces;
+            for n0 in (0..n).step_by(pieces.per_piece) {
+                let len = pieces.per_piece.min(n - n0);
+                let x = [len].into_iter().chain(input[1..].iter().copied()).collect();
+                parts.push((x, weight.to_vec(), *params, which, format!("images {n0}..{}", n0 + len)));
+            }
+            plan.batch_pieces = pieces.pieces as u32;
+        }
+    } else {
+        whole_steps(ctx, &mut plan, &g, params, &input, weight)?;
+        return Ok(plan);
+    }
+    for (k, (x, w, p, grads, note)) in parts.into_iter().enumerate() {
+        let part = plan_conv2d_backward(ctx, &x, &w, &p, dtype, grads)?;
+        if k == 0 {
+            (plan.depthwise_input, plan.depthwise_weight) = (part.depthwise_input, part.depthwise_weight);
+        }
+        plan.steps.extend(part.steps.into_iter().map(|s| noted(s, &note)));
+    }
+    // The slots of the pieces or bands, summed per element.
+    if units > 0 {
+        let shapes = [(which.weight, "grad_weight", weight.to_vec()), (which.bias, "grad_bias", vec![g.c_out as usize])];
+        for (_, what, shape) in shapes.into_iter().filter(|s| s.0) {
+            let slot = slot_bytes(ctx, &shape, dtype);
+            slots_bytes(ctx, &shape, dtype, units)?;
+            let sp = SumParams { channels: (slot / elem) as u32, hw: 1, n: units as u32, _pad0: 0 };
+            plan.steps.extend(channel_sum::steps(ctx, &sp, half, &format!("{what}: Σ over {units} parts"))?);
+        }
+    }
+    Ok(plan)
+}
+
+/// `what: note` (or `what` alone).
+fn noted(mut s: Step, what: &str) -> Step {
+    s.note = if s.note.is_empty() { what.to_string() } else { format!("{what}: {}", s.note) };
+    s
+}
+
+/// The depthwise kernels each gradient of a conv whose tensors fit one binding takes:
+/// (grad_input, grad_weight). Depthwise convs (one input channel per group) have kernels of
+/// their own: through the grouped GEMMs each group would be a one-row GEMM (measured:
+/// mbv2_dw backward 760 ms). They loop over every tap (grad_input) or every output pixel
+/// (grad_weight) in one invocation: past the loop budget (`EngineConfig::loop_budget`: some
+/// drivers cut loops short) that gradient takes the general path, whose GEMM splits K into
+/// passes.
+fn depthwise_kernels(ctx: &GpuContext, g: &Conv2dGeometry) -> (bool, bool) {
+    let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
+    let budget = ctx.config().loop_budget as u64;
+    (
+        depthwise && depthwise_backward::grad_input_turns(g) <= budget,
+        depthwise && depthwise_backward::grad_weight_turns(g) <= budget,
+    )
+}
+
+/// The grad_weight GEMM: `dW[g]` of M = Cout/G rows and N = taps columns (hw = N keeps every
+/// column in image 0), K = every output pixel of the batch.
+fn grad_weight_gemm(g: &Conv2dGeometry) -> GemmParams {
+    let hw = g.h_out * g.w_out;
+    let taps = g.c_in_per_group() * g.kh * g.kw;
+    GemmParams {
+        a_hw: hw,
+        a_channels: g.c_out,
+        ..GemmParams::new(g.c_out_per_group(), taps, g.n * hw, g.groups, taps, 0, 0).gathering(g)
+    }
+}
+
+/// The launches of a backward pass whose tensors each fit one binding.
+fn whole_steps(
+    ctx: &GpuContext,
+    plan: &mut Conv2dBackwardPlan,
+    g: &Conv2dGeometry,
+    params: &Conv2dParams,
+    input: &[usize],
+    weight: &[usize],
+) -> Result<()> {
+    let (which, dtype, half) = (plan.grads, plan.dtype, plan.dtype == DType::F16);
+    let (dw_input, dw_weight) = depthwise_kernels(ctx, g);
+    (plan.depthwise_input, plan.depthwise_weight) = (dw_input && which.input, dw_weight && which.weight);
+    plan.steps.extend(depthwise_backward::steps(ctx, g, (plan.depthwise_input, plan.depthwise_weight), half)?);
+    if which.input && !dw_input {
+        let tp = grad_input_params(params, input, weight)?;
+        let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &g.output_shape(), weight, None, dtype, &tp)?;
+        plan.steps.extend(t.steps.into_iter().map(|s| noted(s, "grad_input")));
+    }
+    if which.weight && !dw_weight {
+        let overrides = gemm::overrides(GemmProblem::GradWeight, Activation::None, false, &gemm::Aux::None);
+        let numel = weight.iter().product();
+        let gp = grad_weight_gemm(g);
+        plan.steps.extend(gemm::plan(ctx, &gp, GemmProblem::GradWeight, overrides, half, None, numel)?.steps("grad_weight"));
+    }
+    if which.bias {
+        let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
+        plan.steps.extend(channel_sum::steps(ctx, &sp, half, "grad_bias")?);
+    }
+    Ok(())
+}
+
+fn check_no_activation(params: &Conv2dParams) -> Result<()> {
+    if params.activation != Activation::None {
+        return Err(Error::param(
+            "activation",
+            "conv2d_backward differentiates the convolution alone: pass the gradient with respect to the conv's output and no activation",
+        ));
+    }
+    Ok(())
+}
+
 /// Records the backward pass into the caller's encoder, writing each gradient tensor that
-/// `grads` holds (shapes of input, weight and `[Cout]`).
+/// `grads` holds (shapes of input, weight and `[Cout]`). Validates, plans
+/// ([`plan_conv2d_backward`]) and records the plan's launches.
 pub fn conv2d_backward_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -343,6 +630,19 @@ pub fn conv2d_backward_into(
     params: &Conv2dParams,
     grads: &Conv2dGrads,
 ) -> Result<()> {
+    record_checked(ctx, encoder, input, weight, grad_output, params, grads).map(|_| ())
+}
+
+/// [`conv2d_backward_into`], returning the number of launches (checked against the plan).
+fn record_checked(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv2dParams,
+    grads: &Conv2dGrads,
+) -> Result<usize> {
     let mut tensors = vec![(input, "input"), (grad_output, "grad_output")];
     tensors.extend(grads.grad_input.as_ref().map(|t| (t, "grad_input")));
     if let Some(v) = unbatched(4, &tensors)? {
@@ -351,15 +651,10 @@ pub fn conv2d_backward_into(
             grad_weight: grads.grad_weight.clone(),
             grad_bias: grads.grad_bias.clone(),
         };
-        return conv2d_backward_into(ctx, encoder, &v[0], weight, &v[1], params, &batched);
+        return record_checked(ctx, encoder, &v[0], weight, &v[1], params, &batched);
     }
     let g = params.validate(input.shape(), weight.shape(), None)?;
-    if params.activation != Activation::None {
-        return Err(Error::param(
-            "activation",
-            "conv2d_backward differentiates the convolution alone: pass the gradient with respect to the conv's output and no activation",
-        ));
-    }
+    check_no_activation(params)?;
     if grad_output.shape() != g.output_shape() {
         return Err(Error::Buffer {
             what: "grad_output",
@@ -403,59 +698,60 @@ pub fn conv2d_backward_into(
         }
         db.check_device(ctx, "grad_bias")?;
     }
-    // Depthwise convs (one input channel per group) have kernels of their own: through the
-    // grouped GEMMs each group would be a one-row GEMM (measured: mbv2_dw backward 760 ms).
-    // They loop over every tap (grad_input) or every output pixel (grad_weight) in one
-    // invocation: past the loop budget (`EngineConfig::loop_budget`: some drivers cut loops
-    // short) that gradient takes the general path, whose GEMM splits K into passes.
-    if g.n == 0 {
+    let which =
+        Grads { input: grads.grad_input.is_some(), weight: grads.grad_weight.is_some(), bias: grads.grad_bias.is_some() };
+    let plan = plan_conv2d_backward(ctx, input.shape(), weight.shape(), params, dtype, which)?;
+    let recorded = if plan.batch_pieces == 0 {
         // An empty batch: grad_input is empty, grad_weight and grad_bias are sums over no
         // pixels (zeros, as PyTorch returns).
         for t in [&grads.grad_weight, &grads.grad_bias].into_iter().flatten() {
             encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_len()));
         }
-        return Ok(());
+        0
+    } else if plan.channel_chunks > 1 {
+        backward_by_channels(ctx, encoder, input, weight, grad_output, params, grads)?
+    } else if plan.batch_pieces > 1 || plan.row_bands > 1 {
+        backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads, half)?
+    } else {
+        record_whole(ctx, encoder, &plan, input, weight, grad_output, params, grads)?
+    };
+    check_recorded("conv2d_backward", recorded, &plan.steps)?;
+    Ok(recorded)
+}
+
+/// Records a backward pass whose tensors each fit one binding, as `plan` lists it; returns
+/// the number of launches.
+#[allow(clippy::too_many_arguments)]
+fn record_whole(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &Conv2dBackwardPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv2dParams,
+    grads: &Conv2dGrads,
+) -> Result<usize> {
+    let (g, half) = (&plan.geometry, plan.dtype == DType::F16);
+    let mut recorded = 0;
+    if plan.depthwise_input || plan.depthwise_weight {
+        let gi = grads.grad_input.as_ref().filter(|_| plan.depthwise_input);
+        let gw = grads.grad_weight.as_ref().filter(|_| plan.depthwise_weight);
+        recorded += depthwise_backward::record_backward(ctx, encoder, g, input, weight, grad_output, (gi, gw), half)?;
     }
-    if weight.byte_len() > ctx.max_binding() {
-        return backward_by_channels(ctx, encoder, input, weight, grad_output, params, grads);
+    if let Some(dx) = grads.grad_input.as_ref().filter(|_| !plan.depthwise_input) {
+        recorded += grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
     }
-    if input.byte_len() > ctx.max_binding() || grad_output.byte_len() > ctx.max_binding() {
-        return backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads, half);
-    }
-    let depthwise = g.c_in_per_group() == 1 && g.groups > 1;
-    let budget = ctx.config().loop_budget as u64;
-    // (Its grad_input kernel binds the whole tensors; conv_transpose2d's splits the batch.)
-    let whole_fits = [input, grad_output].iter().all(|t| t.byte_len() <= ctx.max_binding());
-    let dw_input = depthwise && whole_fits && depthwise_backward::grad_input_turns(&g) <= budget;
-    let dw_weight = depthwise && depthwise_backward::grad_weight_turns(&g) <= budget;
-    if dw_input || dw_weight {
-        let gi = grads.grad_input.as_ref().filter(|_| dw_input);
-        let gw = grads.grad_weight.as_ref().filter(|_| dw_weight);
-        depthwise_backward::record_backward(ctx, encoder, &g, input, weight, grad_output, (gi, gw), half)?;
-    }
-    if let Some(dx) = grads.grad_input.as_ref().filter(|_| !dw_input) {
-        let tp = grad_input_params(params, input.shape(), weight.shape())?;
-        crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, encoder, grad_output, weight, None, &tp, dx)?;
-    }
-    let dw = if dw_weight { &None } else { &grads.grad_weight };
-    let db = &grads.grad_bias;
+    let dw = grads.grad_weight.as_ref().filter(|_| !plan.depthwise_weight);
+    let db = grads.grad_bias.as_ref();
     if dw.is_none() && db.is_none() {
-        return Ok(());
+        return Ok(recorded);
     }
-    ctx.scoped(|| -> Result<()> {
+    let more = ctx.scoped(|| -> Result<usize> {
         let mut arena = UniformArena::new(ctx);
-        let hw = g.h_out * g.w_out;
-        let pixels = g.n * hw;
-        let taps = g.c_in_per_group() * g.kh * g.kw;
-        // dW[g]: M = Cout/G rows, N = taps columns (hw = N keeps every column in image 0),
-        // K = all output pixels of the batch.
-        let gp = GemmParams {
-            a_hw: hw,
-            a_channels: g.c_out,
-            ..GemmParams::new(g.c_out_per_group(), taps, pixels, g.groups, taps, 0, 0).gathering(&g)
-        };
+        let gp = grad_weight_gemm(g);
         let gb = arena.push(&gp);
-        let sp = SumParams { channels: g.c_out, hw, n: g.n, _pad0: 0 };
+        let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
         let sb = arena.push(&sp);
         let uniforms = arena.finish(ctx)?;
         let mut dispatches: Vec<Dispatch> = Vec::new();
@@ -477,6 +773,7 @@ pub fn conv2d_backward_into(
             dispatches.extend(channel_sum::prepare(ctx, &uniforms, sb, &sp, grad_output, db, half)?);
         }
         record(ctx, encoder, "conv2d_backward", &dispatches);
-        Ok(())
-    })?
+        Ok(dispatches.len())
+    })??;
+    Ok(recorded + more)
 }
