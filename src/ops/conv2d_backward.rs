@@ -467,7 +467,8 @@ pub fn plan_conv2d_backward(
         Ok(())
     };
     // (input, weight, params, grads, note) of each backward pass of a split call
-    let mut parts: Vec<(Vec<usize>, Vec<usize>, Conv2dParams, Grads, String)> = Vec::new();
+    type Part = (Vec<usize>, Vec<usize>, Conv2dParams, Grads, String);
+    let mut parts: Vec<Part> = Vec::new();
     let sums = Grads { input: false, ..which };
     let mut units = 0;
     if bytes(weight) > max {
