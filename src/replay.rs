@@ -219,7 +219,7 @@ impl ReplayWriter {
     pub fn finish(self) -> Result<PathBuf> {
         let mut shaders = Map::new();
         // every kernel, so that the static list and the cases share one table
-        for &id in ShaderId::ALL {
+        for id in ShaderId::all() {
             let file = format!("shaders/{}.wgsl", id.name());
             write(&self.dir.join(&file), id.source().as_bytes())?;
             let bindings: Vec<&str> = id
@@ -236,9 +236,9 @@ impl ReplayWriter {
                 json!({ "file": file, "entry": id.entry_point(), "bindings": bindings, "f16": id.is_f16() }),
             );
         }
-        let static_sets: Vec<Value> = ShaderId::ALL
-            .iter()
-            .flat_map(|&id| {
+        let static_sets: Vec<Value> = ShaderId::all()
+            .into_iter()
+            .flat_map(|id| {
                 id.override_sets()
                     .into_iter()
                     .map(move |o| json!({ "shader": id.name(), "constants": constants_json(&o) }))

@@ -1,36 +1,19 @@
 //! The WGSL kernels: their sources, binding layouts, the override sets the engine uses, and
 //! static checks with naga (parse, validate, specialise, translate to SPIR-V/MSL/HLSL/GLSL).
 
+use crate::context::TileShape;
+use crate::kernels::gemm::GemmProblem;
+
 /// One WGSL kernel of `shaders/`. Sources are compiled into the crate (`include_str!`), so
 /// it works as a dependency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ShaderId {
     /// `shaders/im2col.wgsl`: input NCHW → column matrix `[Cin·kh·kw, pixels]`.
     Im2col,
-    /// The batched tiled GEMM with the conv write-out (`shaders/gemm.wgsl` and its loader
-    /// files, A and B read as `A_MODE` / `B_MODE` say), `main` of `gemm_4x4.wgsl`: 4×4
-    /// outputs per invocation.
-    Gemm,
-    /// `main_8x8` (`gemm_8x8.wgsl`): 8×8 outputs per invocation.
-    Gemm8x8,
-    /// `main_16x16` (`gemm_16x16.wgsl`): 128×128, 64×256 or 256×64 tiles, 16×16 outputs per
-    /// invocation.
-    Gemm16x16,
-    /// `Gemm16x16` reading B as vec4 (`gemm_b_quad.wgsl`): dense and pointwise B whose rows
-    /// are 16-byte aligned.
-    Gemm16x16Quad,
-    /// `main_flat` (`gemm_flat.wgsl`: 16×16 blocks, no workgroup memory) with scalar and with
-    /// vec4 B reads: for CPU adapters.
-    GemmFlat,
-    GemmFlatQuad,
-    /// `Gemm8x8`, `Gemm16x16`, `Gemm16x16Quad`, `GemmFlat` and `GemmFlatQuad` with f16
-    /// storage (`dtype_f16.wgsl`): conv2d's implicit and 1x1 GEMMs and conv_transpose2d's
-    /// output phases on f16 tensors.
-    Gemm8x8Half,
-    Gemm16x16Half,
-    Gemm16x16QuadHalf,
-    GemmFlatHalf,
-    GemmFlatQuadHalf,
+    /// A GEMM kernel: the batched tiled GEMM with the conv write-out (`shaders/gemm.wgsl`
+    /// and its loader files; the problem, `A_MODE` and `B_MODE`, is an override), for one
+    /// register blocking, B read width and storage type ([`GemmKey`]).
+    Gemm(GemmKey),
     /// `shaders/depthwise.wgsl` (after `activation.wgsl`): direct depthwise conv.
     Depthwise,
     /// `depthwise.wgsl` over f16 storage (f32 arithmetic).
@@ -122,17 +105,119 @@ macro_rules! gemm {
     };
 }
 
-const GEMM_4X4: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_4x4.wgsl");
-const GEMM_8X8: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl");
-const GEMM_16X16: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
-const GEMM_16X16_QUAD: Source = gemm!("dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
-const GEMM_FLAT: Source = gemm!("dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
-const GEMM_FLAT_QUAD: Source = gemm!("dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
-const GEMM_8X8_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl");
-const GEMM_16X16_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
-const GEMM_16X16_QUAD_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl");
-const GEMM_FLAT_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
-const GEMM_FLAT_QUAD_F16: Source = gemm!("dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl");
+/// Every GEMM kernel, one registration each: its key, name, source and entry point (the
+/// core's). The keys are the legal ones: vec4 B only for the 16×16 blockings (whose B tile
+/// rows are 16-byte aligned reads), f16 for all but 4×4.
+#[rustfmt::skip]
+const GEMM_KERNELS: &[(GemmKey, KernelSpec)] = {
+    use crate::context::GemmKernel::{Block16x16 as B16, Block4x4 as B4, Block8x8 as B8, Flat16x16 as Flat};
+    macro_rules! gemm_kernel {
+        ($core:ident, $quad:literal, $half:literal, $name:literal, $entry:literal, $dtype:literal, $b:literal, $($files:literal),+) => {
+            (
+                GemmKey { core: $core, quad: $quad, half: $half },
+                KernelSpec { name: $name, files: gemm!($dtype, $b, $($files),+).0, source: gemm!($dtype, $b, $($files),+).1, entry: $entry, bindings: GEMM_BINDINGS, f16: $half },
+            )
+        };
+    }
+    &[
+        gemm_kernel!(B4, false, false, "gemm", "main", "dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_4x4.wgsl"),
+        gemm_kernel!(B8, false, false, "gemm_8x8", "main_8x8", "dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl"),
+        gemm_kernel!(B16, false, false, "gemm_16x16", "main_16x16", "dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl"),
+        gemm_kernel!(B16, true, false, "gemm_16x16_quad", "main_16x16", "dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl"),
+        gemm_kernel!(Flat, false, false, "gemm_flat", "main_flat", "dtype_f32.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
+        gemm_kernel!(Flat, true, false, "gemm_flat_quad", "main_flat", "dtype_f32.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
+        gemm_kernel!(B8, false, true, "gemm_8x8_f16", "main_8x8", "dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_tile64.wgsl", "gemm_8x8.wgsl"),
+        gemm_kernel!(B16, false, true, "gemm_16x16_f16", "main_16x16", "dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl"),
+        gemm_kernel!(B16, true, true, "gemm_16x16_quad_f16", "main_16x16", "dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl"),
+        gemm_kernel!(Flat, false, true, "gemm_flat_f16", "main_flat", "dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
+        gemm_kernel!(Flat, true, true, "gemm_flat_quad_f16", "main_flat", "dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
+    ]
+};
+
+/// Which GEMM kernel runs: the register blocking (a resolved [`GemmKernel`], never `Auto`),
+/// whether B is read as vec4 (`gemm_b_quad.wgsl`, else `gemm_b_scalar.wgsl`) and whether
+/// tensors are stored as f16 (`dtype_f16.wgsl`). The problem it computes is an override
+/// (`A_MODE`, `B_MODE`: [`GemmProblem`]), so it is part of the pipeline's key too.
+///
+/// [`GemmKernel`]: crate::GemmKernel
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GemmKey {
+    pub core: crate::context::GemmKernel,
+    pub quad: bool,
+    pub half: bool,
+}
+
+impl GemmKey {
+    /// The registered kernel of this key; `None` for an illegal one (vec4 B on a 64×64
+    /// tile, f16 on 4×4, or `Auto`).
+    pub fn registered(self) -> Option<ShaderId> {
+        GEMM_KERNELS.iter().any(|(k, _)| *k == self).then_some(ShaderId::Gemm(self))
+    }
+
+    fn spec(self) -> &'static KernelSpec {
+        GEMM_KERNELS.iter().find(|(k, _)| *k == self).map(|(_, s)| s).expect("GemmKey::registered checks the key")
+    }
+
+    /// The problems this kernel computes: vec4 B reads need a dense or pointwise B (whole
+    /// rows in memory); f16 storage exists for the problems the f16 ops run.
+    pub fn problems(self) -> Vec<GemmProblem> {
+        GemmProblem::ALL
+            .into_iter()
+            .filter(|p| (!self.quad || p.reads_b_as_vec4()) && (!self.half || p.has_f16()))
+            .collect()
+    }
+
+    /// Every override set the engine specialises this kernel with: each of its problems with
+    /// the epilogues and extras that problem takes, and the tile shape where the core picks
+    /// one per GEMM.
+    fn override_sets(self) -> Vec<Overrides> {
+        use crate::context::GemmKernel;
+        let shapes = matches!(self.core, GemmKernel::Block16x16 | GemmKernel::Flat16x16);
+        let mut sets = Vec::new();
+        for problem in self.problems() {
+            for ov in problem_sets(problem) {
+                if shapes {
+                    sets.extend(TileShape::ALL.iter().map(|&t| ov.clone().with("TILE_SHAPE", t as u32 as f64)));
+                } else {
+                    sets.push(ov);
+                }
+            }
+        }
+        sets
+    }
+}
+
+/// The override sets of one GEMM problem: its `A_MODE` and `B_MODE` with every epilogue
+/// (bias × activation) it is run with, and its own flags (deform_conv2d's mask, the fused
+/// separable block's depthwise bias and activation).
+fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
+    let (a, b) = problem.modes();
+    let modes = |ov: Overrides| ov.with("A_MODE", a as u32 as f64).with("B_MODE", b as u32 as f64);
+    match problem {
+        // conv_transpose2d's gemm_col2im (bias and activation come later, in col2im) and
+        // conv2d's grad_weight: no epilogue
+        GemmProblem::TransposedCols | GemmProblem::GradWeight => {
+            vec![modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0))]
+        }
+        GemmProblem::Deform => epilogue_sets()
+            .into_iter()
+            .flat_map(|ov| [false, true].map(|mask| modes(ov.clone()).flag("HAS_MASK", mask)))
+            .collect(),
+        GemmProblem::Separable => {
+            let mut sets = Vec::new();
+            for ov in epilogue_sets() {
+                for dw_bias in [false, true] {
+                    for dw_act in 0..3 {
+                        sets.push(modes(ov.clone()).flag("HAS_DW_BIAS", dw_bias).with("DW_ACT", dw_act as f64));
+                    }
+                }
+            }
+            sets
+        }
+        _ => epilogue_sets().into_iter().map(modes).collect(),
+    }
+}
+
 const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl");
 const DEPTHWISE_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl");
 const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
@@ -161,54 +246,34 @@ macro_rules! kernel {
 }
 
 impl ShaderId {
-    pub const ALL: &'static [ShaderId] = &[
-        ShaderId::Im2col,
-        ShaderId::Gemm,
-        ShaderId::Gemm8x8,
-        ShaderId::Gemm16x16,
-        ShaderId::Gemm16x16Quad,
-        ShaderId::GemmFlat,
-        ShaderId::GemmFlatQuad,
-        ShaderId::Gemm8x8Half,
-        ShaderId::Gemm16x16Half,
-        ShaderId::Gemm16x16QuadHalf,
-        ShaderId::GemmFlatHalf,
-        ShaderId::GemmFlatQuadHalf,
-        ShaderId::Depthwise,
-        ShaderId::DepthwiseHalf,
-        ShaderId::Col2im,
-        ShaderId::ChannelSum,
-        ShaderId::ChannelSumHalf,
-        ShaderId::DeformIm2col,
-        ShaderId::Pool2d,
-        ShaderId::Pool2dHalf,
-        ShaderId::Vol2col,
-        ShaderId::DepthwiseGradInput,
-        ShaderId::DepthwiseGradWeight,
-        ShaderId::DepthwiseGradInputHalf,
-        ShaderId::DepthwiseGradWeightHalf,
-        ShaderId::Direct,
-    ];
+    /// Every kernel: each GEMM key registered, and the others.
+    pub fn all() -> Vec<ShaderId> {
+        let mut all = vec![ShaderId::Im2col];
+        all.extend(GEMM_KERNELS.iter().map(|(k, _)| ShaderId::Gemm(*k)));
+        all.extend([
+            ShaderId::Depthwise,
+            ShaderId::DepthwiseHalf,
+            ShaderId::Col2im,
+            ShaderId::ChannelSum,
+            ShaderId::ChannelSumHalf,
+            ShaderId::DeformIm2col,
+            ShaderId::Pool2d,
+            ShaderId::Pool2dHalf,
+            ShaderId::Vol2col,
+            ShaderId::DepthwiseGradInput,
+            ShaderId::DepthwiseGradWeight,
+            ShaderId::DepthwiseGradInputHalf,
+            ShaderId::DepthwiseGradWeightHalf,
+            ShaderId::Direct,
+        ]);
+        all
+    }
 
     /// The kernel's registration: every kernel is one line here.
     pub fn spec(self) -> &'static KernelSpec {
         match self {
             ShaderId::Im2col => kernel!("im2col", wgsl!("im2col.wgsl"), "main", UNFOLD_BINDINGS, false),
-            ShaderId::Gemm => kernel!("gemm", GEMM_4X4, "main", GEMM_BINDINGS, false),
-            ShaderId::Gemm8x8 => kernel!("gemm_8x8", GEMM_8X8, "main_8x8", GEMM_BINDINGS, false),
-            ShaderId::Gemm16x16 => kernel!("gemm_16x16", GEMM_16X16, "main_16x16", GEMM_BINDINGS, false),
-            ShaderId::Gemm16x16Quad => kernel!("gemm_16x16_quad", GEMM_16X16_QUAD, "main_16x16", GEMM_BINDINGS, false),
-            ShaderId::GemmFlat => kernel!("gemm_flat", GEMM_FLAT, "main_flat", GEMM_BINDINGS, false),
-            ShaderId::GemmFlatQuad => kernel!("gemm_flat_quad", GEMM_FLAT_QUAD, "main_flat", GEMM_BINDINGS, false),
-            ShaderId::Gemm8x8Half => kernel!("gemm_8x8_f16", GEMM_8X8_F16, "main_8x8", GEMM_BINDINGS, true),
-            ShaderId::Gemm16x16Half => kernel!("gemm_16x16_f16", GEMM_16X16_F16, "main_16x16", GEMM_BINDINGS, true),
-            ShaderId::Gemm16x16QuadHalf => {
-                kernel!("gemm_16x16_quad_f16", GEMM_16X16_QUAD_F16, "main_16x16", GEMM_BINDINGS, true)
-            }
-            ShaderId::GemmFlatHalf => kernel!("gemm_flat_f16", GEMM_FLAT_F16, "main_flat", GEMM_BINDINGS, true),
-            ShaderId::GemmFlatQuadHalf => {
-                kernel!("gemm_flat_quad_f16", GEMM_FLAT_QUAD_F16, "main_flat", GEMM_BINDINGS, true)
-            }
+            ShaderId::Gemm(key) => key.spec(),
             ShaderId::Depthwise => kernel!("depthwise", DEPTHWISE_F32, "main", CONV_BINDINGS, false),
             ShaderId::DepthwiseHalf => kernel!("depthwise_f16", DEPTHWISE_F16, "main", CONV_BINDINGS, true),
             // params, col, bias, out
@@ -305,105 +370,7 @@ impl ShaderId {
                 .into_iter()
                 .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
                 .collect(),
-            ShaderId::Gemm8x8Half
-            | ShaderId::Gemm16x16Half
-            | ShaderId::Gemm16x16QuadHalf
-            | ShaderId::GemmFlatHalf
-            | ShaderId::GemmFlatQuadHalf => {
-                // conv2d's implicit and pointwise B (the quad variants: pointwise only) and
-                // conv_transpose2d's output phases, every epilogue, each tile shape of the
-                // 16x16 kernels
-                let modes: &[(f64, f64)] = if matches!(self, ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf) {
-                    &[(2.0, 0.0)]
-                } else {
-                    // + conv2d_backward's grad_weight (dY × the gathered taps)
-                    &[(1.0, 0.0), (2.0, 0.0), (6.0, 3.0), (3.0, 2.0)]
-                };
-                let shapes = if self == ShaderId::Gemm8x8Half { 0..1 } else { 0..3 };
-                let mut sets = Vec::new();
-                for &(mode, a_mode) in modes {
-                    for ov in epilogue_sets() {
-                        for t in shapes.clone() {
-                            let ov = ov.clone().with("B_MODE", mode).with("A_MODE", a_mode);
-                            sets.push(if self == ShaderId::Gemm8x8Half { ov } else { ov.with("TILE_SHAPE", t as f64) });
-                        }
-                    }
-                }
-                // deform_conv2d's implicit GEMM (the quad variants never sample)
-                if !matches!(self, ShaderId::Gemm16x16QuadHalf | ShaderId::GemmFlatQuadHalf) {
-                    for ov in epilogue_sets() {
-                        for mask in [false, true] {
-                            for t in shapes.clone() {
-                                let ov = ov.clone().with("B_MODE", 4.0).with("A_MODE", 4.0).flag("HAS_MASK", mask);
-                                sets.push(if self == ShaderId::Gemm8x8Half {
-                                    ov
-                                } else {
-                                    ov.with("TILE_SHAPE", t as f64)
-                                });
-                            }
-                        }
-                    }
-                }
-                sets
-            }
-            ShaderId::Gemm16x16Quad | ShaderId::GemmFlatQuad => {
-                // dense and pointwise B only, every epilogue and tile shape
-                let mut sets = Vec::new();
-                for mode in [0.0, 2.0] {
-                    for ov in epilogue_sets() {
-                        for t in 0..3 {
-                            sets.push(ov.clone().with("B_MODE", mode).with("A_MODE", 0.0).with("TILE_SHAPE", t as f64));
-                        }
-                    }
-                }
-                sets
-            }
-            ShaderId::Gemm | ShaderId::Gemm8x8 | ShaderId::Gemm16x16 | ShaderId::GemmFlat => {
-                let mut sets = Vec::new();
-                for mode in 0..3 {
-                    for ov in epilogue_sets() {
-                        sets.push(ov.with("B_MODE", mode as f64).with("A_MODE", 0.0));
-                    }
-                }
-                // conv_transpose2d: transposed weights × the input as a pointwise B; the bias
-                // and activation come later, in col2im.
-                let plain = || Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0);
-                sets.push(plain().with("B_MODE", 2.0).with("A_MODE", 1.0));
-                // conv_transpose2d by output phases, with its bias and activation.
-                for ov in epilogue_sets() {
-                    sets.push(ov.with("B_MODE", 6.0).with("A_MODE", 3.0));
-                }
-                // conv2d grad_weight: dY × the transposed im2col matrix, gathered.
-                sets.push(plain().with("B_MODE", 3.0).with("A_MODE", 2.0));
-                // separable_conv2d, fused: the depthwise stage computed by the B loader.
-                for ov in epilogue_sets() {
-                    for dw_bias in [false, true] {
-                        for dw_act in 0..3 {
-                            sets.push(
-                                ov.clone()
-                                    .with("B_MODE", 5.0)
-                                    .with("A_MODE", 0.0)
-                                    .flag("HAS_DW_BIAS", dw_bias)
-                                    .with("DW_ACT", dw_act as f64),
-                            );
-                        }
-                    }
-                }
-                // deform_conv2d, implicit: bilinear samples gathered by the B loader.
-                for ov in epilogue_sets() {
-                    for mask in [false, true] {
-                        sets.push(ov.clone().with("B_MODE", 4.0).with("A_MODE", 4.0).flag("HAS_MASK", mask));
-                    }
-                }
-                if matches!(self, ShaderId::Gemm16x16 | ShaderId::GemmFlat) {
-                    // every set × each tile shape
-                    sets = sets
-                        .into_iter()
-                        .flat_map(|ov| (0..3).map(move |t| ov.clone().with("TILE_SHAPE", t as f64)))
-                        .collect();
-                }
-                sets
-            }
+            ShaderId::Gemm(key) => key.override_sets(),
             ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
             // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
             // 1 and 2, 5x5, a dilated 3x3, a 1x7.

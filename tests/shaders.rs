@@ -22,7 +22,7 @@ use wgconv::{Activation, TileShape};
 #[test]
 fn every_shader_translates_to_every_target() {
     let mut failures = Vec::new();
-    for &id in ShaderId::ALL {
+    for id in ShaderId::all() {
         failures.extend(check_shader(id));
     }
     assert!(failures.is_empty(), "{}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"));
@@ -43,7 +43,7 @@ fn the_check_can_fail() {
 
 #[test]
 fn bind_group_layouts_match_the_wgsl() {
-    for &id in ShaderId::ALL {
+    for id in ShaderId::all() {
         let reflected = reflect_bindings(id.source()).unwrap();
         let declared: Vec<_> = id.bindings().iter().enumerate().map(|(i, &k)| (i as u32, k)).collect();
         assert_eq!(reflected, declared, "{}", id.file());
@@ -64,8 +64,10 @@ fn assert_twin_at(id: ShaderId, binding: u32, fields: &[(&str, usize)], size: us
 #[test]
 fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Im2col, Im2colParams::FIELDS, std::mem::size_of::<Im2colParams>());
-    assert_twin(ShaderId::Gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
-    assert_twin_at(ShaderId::Gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
+    for gemm in gemm_kernels() {
+        assert_twin(gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
+        assert_twin_at(gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
+    }
     assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
@@ -84,7 +86,7 @@ fn every_shader_file_is_registered() {
     let mut files: Vec<String> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    let mut known: Vec<String> = ShaderId::ALL.iter().flat_map(|s| s.files()).map(|f| f.to_string()).collect();
+    let mut known: Vec<String> = ShaderId::all().iter().flat_map(|s| s.files()).map(|f| f.to_string()).collect();
     known.sort();
     known.dedup();
     assert_eq!(files, known);
@@ -148,12 +150,12 @@ fn wgsl_constants_agree_with_their_rust_twins() {
         theirs.sort();
         assert_eq!(theirs, ours, "{} constants {prefix}*", id.name());
     };
-    for id in [ShaderId::Gemm, ShaderId::Gemm16x16QuadHalf] {
+    for id in gemm_kernels() {
         check(id, "B_", BMode::ALL.iter().map(|&m| (b_name(m), m as u32)).collect());
         check(id, "A_", AMode::ALL.iter().map(|&m| (a_name(m), m as u32)).collect());
         check(id, "TILE_", TileShape::ALL.iter().map(|&t| (tile_name(t), t as u32)).collect());
     }
-    for id in ShaderId::ALL.iter().copied().filter(|id| id.files().contains(&"activation.wgsl")) {
+    for id in ShaderId::all().into_iter().filter(|id| id.files().contains(&"activation.wgsl")) {
         check(id, "ACT_", Activation::ALL.iter().map(|&a| (act_name(a), a.code())).collect());
     }
     check(ShaderId::Pool2d, "MODE_", PoolMode::ALL.iter().map(|&m| (pool_name(m), m as u32)).collect());
@@ -165,27 +167,58 @@ fn the_constant_check_can_fail() {
     assert_eq!(consts, vec![("B_DENSE".to_string(), 1)]);
 }
 
-/// The A and B modes are specialised only in the pairings `GemmProblem` names, and every
-/// scalar-B f32 GEMM kernel is checked with every problem.
+fn gemm_kernels() -> Vec<ShaderId> {
+    ShaderId::all().into_iter().filter(|id| matches!(id, ShaderId::Gemm(_))).collect()
+}
+
+/// The A and B modes are specialised only in the pairings `GemmProblem` names, every GEMM
+/// kernel is checked with every problem it computes, and the f32 scalar-B kernels compute
+/// every problem.
 #[test]
 fn gemm_override_sets_are_the_legal_problems() {
-    let legal: Vec<(u32, u32)> =
-        GemmProblem::ALL.iter().map(|p| p.modes()).map(|(a, b)| (a as u32, b as u32)).collect();
+    let modes = |p: &GemmProblem| {
+        let (a, b) = p.modes();
+        (a as u32, b as u32)
+    };
+    let legal: Vec<(u32, u32)> = GemmProblem::ALL.iter().map(modes).collect();
     let pair = |ov: &Overrides| {
         let get = |n: &str| ov.entries().iter().find(|(k, _)| *k == n).map(|&(_, v)| v as u32);
         (get("A_MODE").expect("A_MODE set"), get("B_MODE").expect("B_MODE set"))
     };
-    for &id in ShaderId::ALL.iter().filter(|id| id.name().starts_with("gemm")) {
-        for ov in id.override_sets() {
-            assert!(legal.contains(&pair(&ov)), "{}: [{ov}] is no GemmProblem", id.name());
-        }
-    }
-    for id in [ShaderId::Gemm, ShaderId::Gemm8x8, ShaderId::Gemm16x16, ShaderId::GemmFlat] {
+    let kernels = gemm_kernels();
+    assert_eq!(kernels.len(), 11, "4x4; 8x8 f32 and f16; 16x16 and flat × scalar/vec4 B × f32/f16");
+    for id in kernels {
+        let ShaderId::Gemm(key) = id else { unreachable!() };
         let pairs: Vec<(u32, u32)> = id.override_sets().iter().map(pair).collect();
-        for (p, l) in GemmProblem::ALL.iter().zip(&legal) {
-            assert!(pairs.contains(l), "{}: {p:?} is never checked", id.name());
+        for p in &pairs {
+            assert!(legal.contains(p), "{}: {p:?} is no GemmProblem", id.name());
         }
+        for p in key.problems() {
+            assert!(pairs.contains(&modes(&p)), "{}: {p:?} is never checked", id.name());
+        }
+        if !key.quad && !key.half {
+            assert_eq!(key.problems(), GemmProblem::ALL.to_vec(), "{}", id.name());
+        }
+        assert_eq!(id.is_f16(), key.half, "{}", id.name());
+        assert_eq!(id.files().contains(&"gemm_b_quad.wgsl"), key.quad, "{}", id.name());
     }
+}
+
+/// Only the legal GEMM keys have a kernel: no vec4 B on the 64×64 tiles, no f16 4×4, no
+/// `Auto` (it resolves before a key is formed).
+#[test]
+fn illegal_gemm_keys_have_no_kernel() {
+    use wgconv::shaders::GemmKey;
+    use wgconv::GemmKernel::{Auto, Block4x4, Block8x8, Flat16x16};
+    for (core, quad, half) in
+        [(Block4x4, true, false), (Block8x8, true, false), (Block4x4, false, true), (Auto, false, false)]
+    {
+        assert_eq!(GemmKey { core, quad, half }.registered(), None, "{core:?} quad={quad} f16={half}");
+    }
+    assert!(GemmKey { core: Flat16x16, quad: true, half: true }.registered().is_some());
+    // f16 vec4 B: the pointwise problem alone
+    let key = GemmKey { core: Flat16x16, quad: true, half: true };
+    assert_eq!(key.problems(), vec![GemmProblem::Pointwise]);
 }
 
 /// `bitcast<f32>(LITERAL)` (or f16, or a vector of either) whose bits are an infinity or a
@@ -227,7 +260,7 @@ fn no_constant_expression_is_an_infinity_or_nan() {
     assert_eq!(nonfinite_constant_bitcasts("let n = bitcast<f16>(0x7e00u);").len(), 1);
     assert!(nonfinite_constant_bitcasts("var b = 0xff800000u; var best = bitcast<f32>(b);").is_empty());
     assert!(nonfinite_constant_bitcasts("let one = bitcast<f32>(0x3f800000u);").is_empty());
-    for &id in ShaderId::ALL {
+    for id in ShaderId::all() {
         let found = nonfinite_constant_bitcasts(id.source());
         assert!(found.is_empty(), "{}: non-finite constant expressions {found:?}", id.name());
     }

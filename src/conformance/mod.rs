@@ -219,7 +219,7 @@ pub struct StaticSummary {
 pub fn run_static() -> StaticSummary {
     let mut checked = 0;
     let mut failures = Vec::new();
-    for &id in ShaderId::ALL {
+    for id in ShaderId::all() {
         checked += id.override_sets().len() * id.targets().len();
         failures.extend(check_shader(id).into_iter().map(|e| e.to_string()));
     }

@@ -45,13 +45,23 @@ fn kernels(g: &Conv2dGeometry, half: bool) -> [(ShaderId, u64); 2] {
 }
 
 /// The steps [`record_backward`] records when asked for grad_input and grad_weight as `which` says.
-pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Result<Vec<Step>> {
+pub(crate) fn steps(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    (input, weight): (bool, bool),
+    half: bool,
+) -> Result<Vec<Step>> {
     let [gi, gw] = kernels(g, half);
     let mut steps = Vec::new();
     for ((id, groups), on, what) in [(gi, input, "grad_input"), (gw, weight, "grad_weight")] {
         if on {
             let workgroups = fold_grid(groups, ctx.max_workgroups_per_dim())?;
-            steps.push(Step { shader: id, overrides: Overrides::none(), workgroups, note: format!("{what}, depthwise") });
+            steps.push(Step {
+                shader: id,
+                overrides: Overrides::none(),
+                workgroups,
+                note: format!("{what}, depthwise"),
+            });
         }
     }
     Ok(steps)

@@ -6,7 +6,7 @@ use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
 use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
-use crate::shaders::{Overrides, ShaderId};
+use crate::shaders::{GemmKey, Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
 
 uniform_block! {
@@ -154,6 +154,28 @@ impl GemmProblem {
     }
 }
 
+impl GemmProblem {
+    /// Whether B may be read as vec4 (`gemm_b_quad.wgsl`): B is a matrix in memory whose
+    /// rows a column tile reads contiguously (dense, or the input's channels).
+    pub fn reads_b_as_vec4(self) -> bool {
+        matches!(self.modes().1, BMode::Dense | BMode::Pointwise)
+    }
+
+    /// Whether an f16 kernel computes it: conv2d's implicit and 1x1 GEMMs and grad_weight,
+    /// deform_conv2d's implicit GEMM and conv_transpose2d's output phases (the ops with
+    /// f16 storage).
+    pub fn has_f16(self) -> bool {
+        matches!(
+            self,
+            GemmProblem::Implicit
+                | GemmProblem::Pointwise
+                | GemmProblem::GradWeight
+                | GemmProblem::Deform
+                | GemmProblem::TransposedPhases
+        )
+    }
+}
+
 impl AMode {
     pub const ALL: [AMode; 5] =
         [AMode::RowMajor, AMode::Transposed, AMode::OutputGrad, AMode::PhaseTaps, AMode::TapMajor];
@@ -258,37 +280,38 @@ pub(crate) fn plan(
 ) -> Result<GemmPlan> {
     let mode = problem.modes().1;
     let dtype = if half { DType::F16 } else { DType::F32 };
-    let quad = quad_b(p, mode, b_span, dtype) && (!half || mode == BMode::Pointwise);
-    let loads = match mode {
-        _ if quad => BLoads::Vec4,
-        BMode::Deform => BLoads::Sample,
-        BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
-        _ => BLoads::Gather,
+    let kernel = |quad: bool| {
+        let loads = match mode {
+            _ if quad => BLoads::Vec4,
+            BMode::Deform => BLoads::Sample,
+            BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
+            _ => BLoads::Gather,
+        };
+        match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
+            // f16 has no 4x4 variant: it runs the 8x8 one.
+            GemmKernel::Block4x4 if half => GemmKernel::Block8x8,
+            GemmKernel::Auto => GemmKernel::Block8x8,
+            k => k,
+        }
     };
-    let kernel = match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
-        // f16 has no 4x4 variant: it runs the 8x8 one.
-        GemmKernel::Block4x4 if half => GemmKernel::Block8x8,
-        GemmKernel::Auto => GemmKernel::Block8x8,
-        k => k,
+    let aligned = quad_b(p, mode, b_span, dtype) && problem.reads_b_as_vec4() && (!half || problem.has_f16());
+    let core = kernel(aligned);
+    // vec4 B where the core has such a variant (the 16x16 blockings), else scalar.
+    let key = GemmKey { core, quad: aligned, half };
+    let key = if key.registered().is_some() { key } else { GemmKey { quad: false, ..key } };
+    let Some(shader) = key.registered() else {
+        return Err(Error::Internal(format!("no GEMM kernel {key:?} for {problem:?}")));
     };
-    let (shader, tile, overrides) = match kernel {
+    if !key.problems().contains(&problem) {
+        return Err(Error::Internal(format!("the GEMM kernel {} does not compute {problem:?}", shader.name())));
+    }
+    let kernel = core;
+    let (tile, overrides) = match kernel {
         GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
             let shape = TileShape::pick(p.m, p.n);
-            let id = match (kernel == GemmKernel::Flat16x16, quad, half) {
-                (false, false, false) => ShaderId::Gemm16x16,
-                (false, true, false) => ShaderId::Gemm16x16Quad,
-                (false, false, true) => ShaderId::Gemm16x16Half,
-                (false, true, true) => ShaderId::Gemm16x16QuadHalf,
-                (true, false, false) => ShaderId::GemmFlat,
-                (true, true, false) => ShaderId::GemmFlatQuad,
-                (true, false, true) => ShaderId::GemmFlatHalf,
-                (true, true, true) => ShaderId::GemmFlatQuadHalf,
-            };
-            (id, shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
+            (shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
         }
-        _ if half => (ShaderId::Gemm8x8Half, (64, 64), overrides),
-        GemmKernel::Block4x4 => (ShaderId::Gemm, (64, 64), overrides),
-        _ => (ShaderId::Gemm8x8, (64, 64), overrides),
+        _ => ((64, 64), overrides),
     };
     // One workgroup per tile of each group (the shader derives the same numbering).
     let (bm, bn) = tile;

@@ -3,7 +3,7 @@
 //! setting (`EngineConfig::gemm_kernel`) and the kernels that record it (`kernels::gemm`).
 
 /// The tiled GEMM's tile and register blocking (see shaders/gemm.wgsl and its cores gemm_4x4/8x8/16x16/flat.wgsl).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum GemmKernel {
     /// Per adapter and GEMM ([`GemmKernel::resolve`]): on CPU adapters (llvmpipe,
     /// SwiftShader) `Flat16x16` or `Block16x16`, on GPUs `Block8x8`.
@@ -23,8 +23,7 @@ pub enum GemmKernel {
     /// invocation reads its operands from the buffers. On llvmpipe, which runs a workgroup as
     /// coroutines switching at every barrier, it wins on dense and pointwise GEMMs (B read as
     /// vec4) and on GEMMs of few tiles; GEMMs of many tiles whose B is gathered per element
-    /// load 4× as often and gain nothing. f16 tensors run `Block16x16` instead (no f16
-    /// variant).
+    /// load 4× as often and gain nothing.
     Flat16x16,
 }
 

@@ -498,8 +498,12 @@ pub fn plan_conv2d_backward(
             if which.weight || which.bias {
                 for i in 0..n {
                     for b in rows.bands(&bands)? {
-                        let padding =
-                            Padding::Explicit { top: b.pad_top, left: g.pads.left, bottom: b.pad_bottom, right: g.pads.right };
+                        let padding = Padding::Explicit {
+                            top: b.pad_top,
+                            left: g.pads.left,
+                            bottom: b.pad_bottom,
+                            right: g.pads.right,
+                        };
                         let x = vec![1, input[1], b.rows_in as usize, input[3]];
                         let note = format!("image {i}, rows {}..{}", b.oy0, b.oy1);
                         parts.push((x, weight.to_vec(), Conv2dParams { padding, ..*params }, sums, note));
@@ -533,7 +537,8 @@ pub fn plan_conv2d_backward(
     }
     // The slots of the pieces or bands, summed per element.
     if units > 0 {
-        let shapes = [(which.weight, "grad_weight", weight.to_vec()), (which.bias, "grad_bias", vec![g.c_out as usize])];
+        let shapes =
+            [(which.weight, "grad_weight", weight.to_vec()), (which.bias, "grad_bias", vec![g.c_out as usize])];
         for (_, what, shape) in shapes.into_iter().filter(|s| s.0) {
             let slot = slot_bytes(ctx, &shape, dtype);
             slots_bytes(ctx, &shape, dtype, units)?;
@@ -600,7 +605,8 @@ fn whole_steps(
         let overrides = gemm::overrides(GemmProblem::GradWeight, Activation::None, false, &gemm::Aux::None);
         let numel = weight.iter().product();
         let gp = grad_weight_gemm(g);
-        plan.steps.extend(gemm::plan(ctx, &gp, GemmProblem::GradWeight, overrides, half, None, numel)?.steps("grad_weight"));
+        plan.steps
+            .extend(gemm::plan(ctx, &gp, GemmProblem::GradWeight, overrides, half, None, numel)?.steps("grad_weight"));
     }
     if which.bias {
         let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
@@ -699,8 +705,11 @@ fn record_checked(
         }
         db.check_device(ctx, "grad_bias")?;
     }
-    let which =
-        Grads { input: grads.grad_input.is_some(), weight: grads.grad_weight.is_some(), bias: grads.grad_bias.is_some() };
+    let which = Grads {
+        input: grads.grad_input.is_some(),
+        weight: grads.grad_weight.is_some(),
+        bias: grads.grad_bias.is_some(),
+    };
     let plan = plan_conv2d_backward(ctx, input.shape(), weight.shape(), params, dtype, which)?;
     let recorded = if plan.batch_pieces == 0 {
         // An empty batch: grad_input is empty, grad_weight and grad_bias are sums over no
