@@ -105,7 +105,7 @@ fn conv2d_backward_matches_reference_on_random_parameters() {
     let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed) ^ 0xbac;
     let Some(ctx) = common::gpu() else { return };
     let tol = Tolerance::default();
-    let cases: Vec<_> = conv2d_cases(seed, n).into_iter().map(Conv2dBackwardCase).collect();
+    let cases: Vec<_> = conv2d_cases(seed, n).into_iter().map(|c| Conv2dBackwardCase(c, wgconv::Grads::ALL)).collect();
     report_minimal("conv2d_backward", &cases, |c| check(ctx, c, tol), |c, f| shrink_case(c, f));
     eprintln!("{n} random conv2d_backward cases passed");
 }

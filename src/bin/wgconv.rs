@@ -7,11 +7,13 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Report, DEFAULT_SUITE};
 use wgconv::cli::{parse_padding, parse_pair};
-use wgconv::conformance::{run_all, ConformanceReport};
+use wgconv::conformance::{
+    run_all, ConformanceReport, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase, ConvTranspose2dCase,
+    DeformConv2dCase, OpCase, Pool2dCase,
+};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv2d_with_info, Activation, Algorithm, ContextOptions, Conv2dParams, ConvTranspose2dParams, GpuContext,
-    HostTensor, Padding, Tensor,
+    Activation, Algorithm, ContextOptions, Conv2dParams, ConvTranspose2dParams, GpuContext, HostTensor, Padding, Tensor,
 };
 
 #[derive(Parser)]
@@ -415,89 +417,109 @@ fn parse_activation(text: &str) -> Result<Activation, Failure> {
     })
 }
 
-/// The op's input files, loaded and checked by `validate` before a device is opened.
-struct Loaded {
-    x: HostTensor,
-    w: HostTensor,
-    b: Option<HostTensor>,
+/// One `wgconv run` call: the op's case (its one description, [`OpCase`]: the GPU call and
+/// the f64 reference that conformance, the replay export and the tests use; built from the
+/// files' shapes, its seed unused), the inputs loaded from files in the case's order, and
+/// where each output the case computes goes.
+struct RunCall<'a, C> {
+    case: C,
+    /// (what, tensor): `what` names the tensor in messages.
+    inputs: Vec<(&'static str, HostTensor)>,
+    /// (name, file) of each output, in the case's output order.
+    outputs: Vec<(&'static str, &'a PathBuf)>,
+    dtype: wgconv::DType,
+    allow_f16_overflow: bool,
+    verify: bool,
 }
 
-fn load_all(a: &ConvArgs) -> Result<Loaded, Failure> {
-    Ok(Loaded {
-        x: load(&a.input, "input")?,
-        w: load(&a.weight, "weight")?,
-        b: a.bias.as_ref().map(|p| load(p, "bias")).transpose()?,
-    })
-}
-
-/// Writes the output, prints what ran, and with `--verify` compares with `reference`.
-fn finish(
-    a: &ConvArgs,
-    out: &HostTensor,
-    summary: String,
-    reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
+/// Stores the inputs as `dtype` (f16 refuses values it cannot hold, one line naming the
+/// tensor, unless `--allow-f16-overflow`), runs the case on a new context, writes each
+/// output, prints `summary` (given the context, the outputs and the milliseconds the call
+/// took with upload, first-use compile and readback) and the files written; with `--verify`
+/// compares each output with the reference of the stored inputs (exit 3 past tolerance),
+/// and for f16 also with the f32 reference of the unrounded inputs: an output that is ±inf
+/// or NaN where that one is finite fails, whatever the f16 comparison says.
+fn run_call<C: OpCase>(
+    call: RunCall<'_, C>,
+    summary: impl FnOnce(&GpuContext, &[HostTensor], f64) -> Result<String, Failure>,
 ) -> Result<(), Failure> {
-    finish_with(a, out, summary, Tolerance::default(), reference, None)
-}
-
-/// The loaded inputs as stored in `dtype`: f16 rounds them, refusing values f16 cannot hold
-/// (one line naming the tensor, how many values and the largest) unless
-/// `--allow-f16-overflow`.
-fn stored_as(a: &ConvArgs, dtype: wgconv::DType, l: Loaded) -> Result<Loaded, Failure> {
-    let round = |h: HostTensor, what: &str| -> Result<HostTensor, Failure> {
-        if a.allow_f16_overflow {
-            Ok(h.rounded_to(dtype))
-        } else {
-            h.checked_to(dtype, what).map_err(|e| Failure(format!("{e} (--allow-f16-overflow stores them as ±inf)"), 2))
-        }
-    };
-    Ok(Loaded {
-        x: round(l.x, "the input")?,
-        w: round(l.w, "the weight")?,
-        b: l.b.map(|b| round(b, "the bias")).transpose()?,
-    })
-}
-
-/// The f32 reference of the inputs before f16 rounding, for `--verify` of an f16 run: an
-/// output that is ±inf or NaN where it is finite fails, whatever the f16 comparison says.
-type Unrounded<'a> = Option<Box<dyn FnOnce() -> wgconv::Result<Vec<f64>> + 'a>>;
-
-fn finish_with(
-    a: &ConvArgs,
-    out: &HostTensor,
-    summary: String,
-    tol: Tolerance,
-    reference: impl FnOnce() -> wgconv::Result<Vec<f64>>,
-    unrounded: Unrounded<'_>,
-) -> Result<(), Failure> {
-    out.write_npy(&a.out)?;
-    println!("{summary}");
-    println!("wrote {}", a.out.display());
-    if a.verify {
-        let stats = compare(&out.data, &reference()?);
+    let RunCall { case, inputs, outputs, dtype, allow_f16_overflow, verify } = call;
+    let unrounded: Vec<HostTensor> = inputs.iter().map(|(_, h)| h.clone()).collect();
+    let stored = inputs
+        .into_iter()
+        .map(|(what, h)| {
+            if allow_f16_overflow {
+                Ok(h.rounded_to(dtype))
+            } else {
+                h.checked_to(dtype, what)
+                    .map_err(|e| Failure(format!("{e} (--allow-f16-overflow stores them as ±inf)"), 2))
+            }
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let ctx = GpuContext::new()?;
+    let t0 = Instant::now();
+    let up = stored
+        .iter()
+        .map(|h| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype))
+        .collect::<wgconv::Result<Vec<_>>>()?;
+    let host = case.run(&ctx, &up)?.iter().map(|t| t.to_host(&ctx)).collect::<wgconv::Result<Vec<_>>>()?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    for ((_, path), h) in outputs.iter().zip(&host) {
+        h.write_npy(path)?;
+    }
+    println!("{}", summary(&ctx, &host, ms)?);
+    for (_, path) in &outputs {
+        println!("wrote {}", path.display());
+    }
+    if !verify {
+        return Ok(());
+    }
+    let tol = tolerance(dtype);
+    let mut failed = false;
+    for ((name, _), (h, want)) in outputs.iter().zip(host.iter().zip(&case.expected(&stored)?)) {
+        let stats = compare(&h.data, want);
         let ok = stats.passes(tol);
+        failed |= !ok;
         println!(
-            "verify: {stats}; tolerance rel-L2 ≤ {:.0e}, max-abs ≤ {:.0e}·(1+max|ref|): {}",
+            "verify{}: {stats}; tolerance rel-L2 ≤ {:.0e}, max-abs ≤ {:.0e}·(1+max|ref|): {}",
+            if outputs.len() > 1 { format!(" {name}") } else { String::new() },
             tol.rel_l2,
             tol.abs,
             if ok { "PASS" } else { "FAIL" }
         );
-        if !ok {
-            return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
-        }
-        if let Some(unrounded) = unrounded {
-            let exact = unrounded()?;
-            let bad = out.data.iter().zip(&exact).filter(|(o, r)| !o.is_finite() && r.is_finite()).count();
-            if bad > 0 {
-                println!("verify: {bad} output(s) are ±inf or NaN where the f32 reference of the unrounded inputs is finite: FAIL");
-                return Err(Failure(
-                    "f16 storage overflowed: outputs are not finite where the f32 answer is".into(),
-                    3,
-                ));
-            }
+    }
+    if failed {
+        return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
+    }
+    if dtype == wgconv::DType::F16 {
+        let exact = case.expected(&unrounded)?;
+        let bad: usize = host
+            .iter()
+            .zip(&exact)
+            .map(|(h, e)| h.data.iter().zip(e).filter(|(o, r)| !o.is_finite() && r.is_finite()).count())
+            .sum();
+        if bad > 0 {
+            println!(
+                "verify: {bad} output(s) are ±inf or NaN where the f32 reference of the unrounded inputs is finite: FAIL"
+            );
+            return Err(Failure("f16 storage overflowed: outputs are not finite where the f32 answer is".into(), 3));
         }
     }
     Ok(())
+}
+
+/// The conv inputs a `run` op takes: input, weight and the bias if given.
+fn conv_inputs(a: &ConvArgs) -> Result<Vec<(&'static str, HostTensor)>, Failure> {
+    let mut v = vec![("the input", load(&a.input, "input")?), ("the weight", load(&a.weight, "weight")?)];
+    if let Some(p) = &a.bias {
+        v.push(("the bias", load(p, "bias")?));
+    }
+    Ok(v)
+}
+
+/// A shape of rank `N` (validated before, so the rank holds).
+fn dims<const N: usize>(shape: &[usize], what: &str) -> Result<[usize; N], Failure> {
+    shape.try_into().map_err(|_| Failure(format!("{what}: shape {shape:?} is not of rank {N}"), 2))
 }
 
 fn pads_text(padding: Padding, p: wgconv::Pads) -> String {
@@ -521,36 +543,31 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
             .ok_or_else(|| Failure("--algo all is for bench; run takes one algorithm".into(), 2))?,
         activation: parse_activation(&a.activation)?,
     };
-    let Loaded { x, w, b } = load_all(a)?;
+    let inputs = conv_inputs(a)?;
+    let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
     // Validate before touching the GPU: a bad shape is reported without opening a device.
-    let geometry =
-        params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let batched = wgconv::params::as_batched(x, 4);
+    let geometry = params.validate(&batched, w, b)?;
     let dtype = storage(args.f16);
-    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
-    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let up = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
-    let bg = b.as_ref().map(up).transpose()?;
-    let (y, info) = conv2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
-    let out = y.to_host(&ctx)?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let summary = format!(
-        "conv2d {:?} * {:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B{}) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-        x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out.shape,
-        dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, split_text(&info), ctx.adapter_info().name
-    );
-    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
-        Box::new(|| wgconv::reference::conv2d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r)) as Box<dyn FnOnce() -> _>
-    });
-    finish_with(
-        a,
-        &out,
-        summary,
-        tolerance(dtype),
-        || wgconv::reference::conv2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
-        unrounded,
-    )
+    let case =
+        Conv2dCase { input: dims(&batched, "input")?, weight: dims(w, "weight")?, bias: b.is_some(), params, seed: 0 };
+    let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype,
+        allow_f16_overflow: a.allow_f16_overflow,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let info = wgconv::plan_conv2d(ctx, &x, &w, b.as_deref(), dtype, &params)?.info();
+        Ok(format!(
+            "conv2d {x:?} * {w:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B{}) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out[0].shape,
+            dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, split_text(&info), ctx.adapter_info().name
+        ))
+    })
 }
 
 /// How a conv2d beyond one storage binding was split (empty when it was not).
@@ -577,36 +594,35 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, gemm_col2im)", args.algo), 2))?,
     };
-    let Loaded { x, w, b } = load_all(a)?;
-    let geometry =
-        params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
+    let inputs = conv_inputs(a)?;
+    let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
+    let batched = wgconv::params::as_batched(x, 4);
+    let geometry = params.validate(&batched, w, b)?;
     let dtype = storage(args.f16);
-    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
-    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let up = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
-    let bg = b.as_ref().map(up).transpose()?;
-    let (y, info) = wgconv::conv_transpose2d_with_info(&ctx, &up(&x)?, &up(&w)?, bg.as_ref(), &params)?;
-    let out = y.to_host(&ctx)?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let summary = format!(
-        "conv_transpose2d {:?} * {:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-        x.shape, w.shape, params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
-        params.groups, out.shape, dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
-    );
-    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
-        Box::new(|| wgconv::reference::conv_transpose2d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r))
-            as Box<dyn FnOnce() -> _>
-    });
-    finish_with(
-        a,
-        &out,
-        summary,
-        tolerance(dtype),
-        || wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
-        unrounded,
-    )
+    let case = ConvTranspose2dCase {
+        input: dims(&batched, "input")?,
+        weight: dims(w, "weight")?,
+        bias: b.is_some(),
+        params,
+        seed: 0,
+    };
+    let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype,
+        allow_f16_overflow: a.allow_f16_overflow,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let info = wgconv::plan_conv_transpose2d(ctx, &x, &w, b.as_deref(), dtype, &params)?.info();
+        Ok(format!(
+            "conv_transpose2d {x:?} * {w:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
+            params.groups, out[0].shape, dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
+        ))
+    })
 }
 
 fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
@@ -620,47 +636,55 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, im2col_gemm)", args.algo), 2))?,
     };
-    let Loaded { x, w, b } = load_all(a)?;
-    let o = load(&args.offset, "offset")?;
-    let m = args.mask.as_ref().map(|p| load(p, "mask")).transpose()?;
-    let batched = |s: &[usize]| wgconv::params::as_batched(s, 4);
+    // (input, weight, offset, mask (v2), bias): the case's order
+    let mut inputs = vec![
+        ("the input", load(&a.input, "input")?),
+        ("the weight", load(&a.weight, "weight")?),
+        ("the offsets", load(&args.offset, "offset")?),
+    ];
+    if let Some(p) = &args.mask {
+        inputs.push(("the mask", load(p, "mask")?));
+    }
+    if let Some(p) = &a.bias {
+        inputs.push(("the bias", load(p, "bias")?));
+    }
+    let shape = |i: usize| wgconv::params::as_batched(&inputs[i].1.shape, 4);
+    let mask = args.mask.is_some();
+    let bias = a.bias.as_ref().map(|_| inputs[inputs.len() - 1].1.shape.clone());
     let dg = params.validate_deform(
-        &batched(&x.shape),
-        &w.shape,
-        &batched(&o.shape),
-        m.as_ref().map(|m| batched(&m.shape)).as_deref(),
-        b.as_ref().map(|b| b.shape.as_slice()),
+        &shape(0),
+        &inputs[1].1.shape,
+        &shape(2),
+        mask.then(|| shape(3)).as_deref(),
+        bias.as_deref(),
     )?;
-    // An unbatched input ([C, H, W]) gives an unbatched output.
-    let out_shape = &dg.conv.output_shape()[4 - x.shape.len()..];
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
-    let (mg, bg) = (m.as_ref().map(t).transpose()?, b.as_ref().map(t).transpose()?);
-    let y = Tensor::empty(&ctx, out_shape)?;
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let info = wgconv::deform_conv2d_into(
-        &ctx,
-        &mut encoder,
-        &t(&x)?,
-        &t(&w)?,
-        &t(&o)?,
-        mg.as_ref(),
-        bg.as_ref(),
-        &params,
-        &y,
-    )?;
-    ctx.submit(encoder)?;
-    let out = y.to_host(&ctx)?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let summary = format!(
-        "deform_conv2d {} x{:?} * w{:?}, {} offset group(s) (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via deform {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-        if m.is_some() { "v2" } else { "v1" }, x.shape, w.shape, dg.offset_groups, params.stride,
-        pads_text(params.padding, dg.conv.pads), params.dilation, params.groups, out.shape, info.algorithm.name(),
-        ctx.adapter_info().name
-    );
-    finish(a, &out, summary, || {
-        wgconv::reference::deform_conv2d(&x, &w, &o, m.as_ref(), b.as_ref(), &params).map(|(_, r)| r)
+    let conv = Conv2dCase {
+        input: dims(&shape(0), "input")?,
+        weight: dims(&inputs[1].1.shape, "weight")?,
+        bias: bias.is_some(),
+        params,
+        seed: 0,
+    };
+    let case = DeformConv2dCase { conv, offset_groups: dg.offset_groups as usize, scale: 0.0, mask };
+    let (x, w, o, m) = (shape(0), inputs[1].1.shape.clone(), shape(2), mask.then(|| shape(3)));
+    let x_file = inputs[0].1.shape.clone();
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let plan =
+            wgconv::plan_deform_conv2d(ctx, &x, &w, &o, m.as_deref(), bias.as_deref(), wgconv::DType::F32, &params)?;
+        Ok(format!(
+            "deform_conv2d {} x{:?} * w{:?}, {} offset group(s) (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} via deform {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            if mask { "v2" } else { "v1" }, x_file, w, dg.offset_groups, params.stride,
+            pads_text(params.padding, dg.conv.pads), params.dilation, params.groups, out[0].shape, plan.algorithm.name(),
+            ctx.adapter_info().name
+        ))
     })
 }
 
@@ -689,39 +713,36 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}'", args.algo), 2))?,
     };
-    let Loaded { x, w, b } = load_all(a)?;
-    params.validate(&wgconv::params::as_batched(&x.shape, 3), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
-    let dtype = storage(args.f16);
-    let (x0, w0, b0) = (x.clone(), w.clone(), b.clone());
-    let Loaded { x, w, b } = stored_as(a, dtype, Loaded { x, w, b })?;
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype);
-    let bg = b.as_ref().map(t).transpose()?;
-    let out = wgconv::conv1d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
-    let summary = format!(
-        "conv1d {:?} * {:?} (stride {}, padding {:?}, dilation {}, groups {}) -> {:?} in {:.1} ms on {}",
-        x.shape,
-        w.shape,
-        params.stride,
-        params.padding,
-        params.dilation,
-        params.groups,
-        out.shape,
-        t0.elapsed().as_secs_f64() * 1e3,
-        ctx.adapter_info().name
+    let inputs = conv_inputs(a)?;
+    let (x, w) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone());
+    params.validate(&wgconv::params::as_batched(&x, 3), &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;
+    let case = Conv1dCase::of(
+        params,
+        dims(&wgconv::params::as_batched(&x, 3), "input")?,
+        dims(&w, "weight")?,
+        inputs.len() > 2,
     );
-    let unrounded: Unrounded<'_> = (dtype == wgconv::DType::F16).then(|| {
-        Box::new(|| wgconv::reference::conv1d(&x0, &w0, b0.as_ref(), &params).map(|(_, r)| r)) as Box<dyn FnOnce() -> _>
-    });
-    finish_with(
-        a,
-        &out,
-        summary,
-        tolerance(dtype),
-        || wgconv::reference::conv1d(&x, &w, b.as_ref(), &params).map(|(_, r)| r),
-        unrounded,
-    )
+    let dtype = storage(args.f16);
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype,
+        allow_f16_overflow: a.allow_f16_overflow,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        Ok(format!(
+            "conv1d {x:?} * {w:?} (stride {}, padding {:?}, dilation {}, groups {}) -> {:?} {} in {ms:.1} ms on {}",
+            params.stride,
+            params.padding,
+            params.dilation,
+            params.groups,
+            out[0].shape,
+            dtype.name(),
+            ctx.adapter_info().name
+        ))
+    })
 }
 
 fn parse_triple(flag: &str, text: &str) -> Result<[u32; 3], Failure> {
@@ -746,19 +767,30 @@ fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
         groups: a.groups,
         activation: parse_activation(&a.activation)?,
     };
-    let Loaded { x, w, b } = load_all(a)?;
-    params.validate(&wgconv::params::as_batched(&x.shape, 5), &w.shape, b.as_ref().map(|b| b.shape.as_slice()))?;
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
-    let bg = b.as_ref().map(t).transpose()?;
-    let out = wgconv::conv3d(&ctx, &t(&x)?, &t(&w)?, bg.as_ref(), &params)?.to_host(&ctx)?;
-    let summary = format!(
-        "conv3d {:?} * {:?} (stride {:?}, padding {:?}, dilation {:?}, groups {}) -> {:?} via vol2col+gemm in {:.1} ms on {}",
-        x.shape, w.shape, params.stride, params.padding, params.dilation, params.groups, out.shape,
-        t0.elapsed().as_secs_f64() * 1e3, ctx.adapter_info().name
-    );
-    finish(a, &out, summary, || wgconv::reference::conv3d(&x, &w, b.as_ref(), &params).map(|(_, r)| r))
+    let inputs = conv_inputs(a)?;
+    let (x, w) = (wgconv::params::as_batched(&inputs[0].1.shape, 5), inputs[1].1.shape.clone());
+    params.validate(&x, &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;
+    let case = Conv3dCase {
+        input: dims(&x, "input")?,
+        weight: dims(&w, "weight")?,
+        bias: inputs.len() > 2,
+        params,
+        seeds: [0, 0],
+    };
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        Ok(format!(
+            "conv3d {x:?} * {w:?} (stride {:?}, padding {:?}, dilation {:?}, groups {}) -> {:?} via vol2col+gemm in {ms:.1} ms on {}",
+            params.stride, params.padding, params.dilation, params.groups, out[0].shape, ctx.adapter_info().name
+        ))
+    })
 }
 
 fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
@@ -769,34 +801,27 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
         count_include_pad: a.count_include_pad,
     };
     let x = load(&a.input, "input")?;
-    params.validate(&wgconv::params::as_batched(&x.shape, 4))?;
-    let ctx = GpuContext::new()?;
-    let xg = Tensor::from_host(&ctx, &x)?;
-    let y = match mode {
-        wgconv::PoolMode::Max => wgconv::max_pool2d(&ctx, &xg, &params)?,
-        wgconv::PoolMode::Avg => wgconv::avg_pool2d(&ctx, &xg, &params)?,
+    let batched = wgconv::params::as_batched(&x.shape, 4);
+    params.validate(&batched)?;
+    let case = Pool2dCase { input: dims(&batched, "input")?, params, mode, seed: 0 };
+    let shape = x.shape.clone();
+    let call = RunCall {
+        case,
+        inputs: vec![("the input", x)],
+        outputs: vec![("output", &a.out)],
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
     };
-    let out = y.to_host(&ctx)?;
-    out.write_npy(&a.out)?;
-    println!(
-        "{mode:?} pool {:?} (kernel {:?}, stride {:?}, padding {:?}) -> {:?}",
-        x.shape,
-        params.kernel,
-        params.stride(),
-        params.padding,
-        out.shape
-    );
-    println!("wrote {}", a.out.display());
-    if a.verify {
-        let (_, r) = wgconv::reference::pool2d(&x, &params, mode)?;
-        let stats = compare(&out.data, &r);
-        let ok = stats.passes(Tolerance::default());
-        println!("verify: {stats}: {}", if ok { "PASS" } else { "FAIL" });
-        if !ok {
-            return Err(Failure("GPU result differs from the CPU reference beyond tolerance".into(), 3));
-        }
-    }
-    Ok(())
+    run_call(call, |_, out, _| {
+        Ok(format!(
+            "{mode:?} pool {shape:?} (kernel {:?}, stride {:?}, padding {:?}) -> {:?}",
+            params.kernel,
+            params.stride(),
+            params.padding,
+            out[0].shape
+        ))
+    })
 }
 
 fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
@@ -812,66 +837,43 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
         weight: a.out_grad_weight.is_some(),
         bias: a.out_grad_bias.is_some(),
     };
-    if !(which.input || which.weight || which.bias) {
+    let outputs: Vec<(&str, &PathBuf)> =
+        [("grad_input", &a.out_grad_input), ("grad_weight", &a.out_grad_weight), ("grad_bias", &a.out_grad_bias)]
+            .into_iter()
+            .filter_map(|(name, path)| path.as_ref().map(|p| (name, p)))
+            .collect();
+    if outputs.is_empty() {
         return Err(Failure("give at least one of --out-grad-input, --out-grad-weight, --out-grad-bias".into(), 2));
     }
-    let (x, w, dy) = (load(&a.input, "input")?, load(&a.weight, "weight")?, load(&a.grad_output, "grad_output")?);
-    let g = params.validate(&wgconv::params::as_batched(&x.shape, 4), &w.shape, None)?;
-    if wgconv::params::as_batched(&dy.shape, 4) != g.output_shape() {
-        return Err(Failure(
-            format!("grad_output has shape {:?}, the conv's output is {:?}", dy.shape, g.output_shape()),
-            1,
-        ));
-    }
-    let ctx = GpuContext::new()?;
-    let t0 = Instant::now();
-    let t = |h: &HostTensor| Tensor::from_host(&ctx, h);
-    let grads = wgconv::conv2d_backward(&ctx, &t(&x)?, &t(&w)?, &t(&dy)?, &params, which)?;
-    let outs = [
-        ("grad_input", grads.grad_input, &a.out_grad_input),
-        ("grad_weight", grads.grad_weight, &a.out_grad_weight),
-        ("grad_bias", grads.grad_bias, &a.out_grad_bias),
+    let inputs = vec![
+        ("the input", load(&a.input, "input")?),
+        ("the weight", load(&a.weight, "weight")?),
+        ("grad_output", load(&a.grad_output, "grad_output")?),
     ];
-    let mut host = Vec::new();
-    for (name, tensor, path) in outs {
-        if let (Some(tensor), Some(path)) = (tensor, path) {
-            let h = tensor.to_host(&ctx)?;
-            h.write_npy(path)?;
-            host.push((name, h, path.clone()));
-        }
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 4);
+    let g = params.validate(&batched, &w, None)?;
+    if wgconv::params::as_batched(&dy, 4) != g.output_shape() {
+        return Err(Failure(format!("grad_output has shape {dy:?}, the conv's output is {:?}", g.output_shape()), 1));
     }
-    println!(
-        "conv2d_backward x{:?} w{:?} dy{:?} -> {} in {:.1} ms (upload, first-use compile and readback included) on {}",
-        x.shape,
-        w.shape,
-        dy.shape,
-        host.iter().map(|(n, h, _)| format!("{n}{:?}", h.shape)).collect::<Vec<_>>().join(", "),
-        t0.elapsed().as_secs_f64() * 1e3,
-        ctx.adapter_info().name
-    );
-    for (_, _, path) in &host {
-        println!("wrote {}", path.display());
-    }
-    if a.verify {
-        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &params)?;
-        let tol = Tolerance::default();
-        let mut all = true;
-        for (name, h, _) in &host {
-            let want = match *name {
-                "grad_input" => &rdx,
-                "grad_weight" => &rdw,
-                _ => &rdb,
-            };
-            let stats = compare(&h.data, want);
-            let ok = stats.passes(tol);
-            all &= ok;
-            println!("verify {name}: {stats}: {}", if ok { "PASS" } else { "FAIL" });
-        }
-        if !all {
-            return Err(Failure("a gradient differs from the CPU reference beyond tolerance".into(), 3));
-        }
-    }
-    Ok(())
+    let conv =
+        Conv2dCase { input: dims(&batched, "input")?, weight: dims(&w, "weight")?, bias: false, params, seed: 0 };
+    let call = RunCall {
+        case: Conv2dBackwardCase(conv, which),
+        inputs,
+        outputs: outputs.clone(),
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
+        Ok(format!(
+            "conv2d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            grads.join(", "),
+            ctx.adapter_info().name
+        ))
+    })
 }
 
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {

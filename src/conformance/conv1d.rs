@@ -14,6 +14,33 @@ impl std::fmt::Display for Conv1dCase {
 }
 
 impl Conv1dCase {
+    /// The case of a conv1d of `input` `[N, Cin, L]` and `weight` `[Cout, Cin/G, k]` with
+    /// `params` (the width axis of a conv2d case of height 1; seed 0).
+    pub fn of(params: Conv1dParams, input: [usize; 3], weight: [usize; 3], bias: bool) -> Self {
+        let padding = match params.padding {
+            Padding1d::Valid => Padding::Valid,
+            Padding1d::Same => Padding::Same,
+            Padding1d::Symmetric(p) => Padding::Symmetric([0, p]),
+            Padding1d::Explicit { left, right } => Padding::Explicit { top: 0, left, bottom: 0, right },
+        };
+        let conv = Conv2dParams {
+            stride: [1, params.stride],
+            padding,
+            dilation: [1, params.dilation],
+            groups: params.groups,
+            activation: params.activation,
+            algorithm: params.algorithm,
+        };
+        Conv1dCase(Conv2dCase {
+            input: [input[0], input[1], 1, input[2]],
+            weight: [weight[0], weight[1], 1, weight[2]],
+            bias,
+            params: conv,
+            seed: 0,
+        })
+    }
+
+    /// The conv1d parameters of the case's width axis (its algorithm as given).
     pub fn params(&self) -> Conv1dParams {
         let p = &self.0.params;
         let padding = match p.padding {
@@ -28,7 +55,7 @@ impl Conv1dCase {
             dilation: p.dilation[1],
             groups: p.groups,
             activation: p.activation,
-            algorithm: Algorithm::Auto,
+            algorithm: p.algorithm,
         }
     }
 }

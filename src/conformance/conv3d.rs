@@ -2,11 +2,12 @@
 
 use super::*;
 
-/// A conv3d case (no bias).
+/// A conv3d case (the generator's have no bias).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv3dCase {
     pub input: [usize; 5],
     pub weight: [usize; 5],
+    pub bias: bool,
     pub params: crate::params::Conv3dParams,
     /// Seeds of the input and the weight.
     pub seeds: [u64; 2],
@@ -39,7 +40,7 @@ pub fn conv3d_cases(seed: u64, count: usize) -> Vec<Conv3dCase> {
         let input = [rng.range(1, 2) as usize, cin, size[0], size[1], size[2]];
         let x_seed = rng.next_u64();
         let weight = [cout, cin / groups as usize, k[0] as usize, k[1] as usize, k[2] as usize];
-        let case = Conv3dCase { input, weight, params, seeds: [x_seed, rng.next_u64()] };
+        let case = Conv3dCase { input, weight, bias: false, params, seeds: [x_seed, rng.next_u64()] };
         if params.validate(&input, &weight, None).is_ok() {
             out.push(case);
         }
@@ -48,13 +49,18 @@ pub fn conv3d_cases(seed: u64, count: usize) -> Vec<Conv3dCase> {
 }
 
 impl OpCase for Conv3dCase {
+    /// (input, weight, bias if any)
     fn inputs(&self) -> Result<Vec<HostTensor>> {
-        Ok(vec![HostTensor::random(&self.input, self.seeds[0]), HostTensor::random(&self.weight, self.seeds[1])])
+        let bias = self.bias.then(|| HostTensor::random(&[self.weight[0]], self.seeds[1] ^ 0xb1a5));
+        Ok([HostTensor::random(&self.input, self.seeds[0]), HostTensor::random(&self.weight, self.seeds[1])]
+            .into_iter()
+            .chain(bias)
+            .collect())
     }
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
-        Ok(vec![crate::reference::conv3d(&i[0], &i[1], None, &self.params)?.1])
+        Ok(vec![crate::reference::conv3d(&i[0], &i[1], i.get(2), &self.params)?.1])
     }
     fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::conv3d::conv3d(ctx, &t[0], &t[1], None, &self.params)?])
+        Ok(vec![crate::ops::conv3d::conv3d(ctx, &t[0], &t[1], t.get(2), &self.params)?])
     }
 }

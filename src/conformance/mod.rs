@@ -303,7 +303,8 @@ pub fn run_all(
         // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
         ops.push(run_op(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }));
     }
-    let backward: Vec<_> = cases.iter().cloned().map(Conv2dBackwardCase).collect();
+    let backward: Vec<_> =
+        cases.iter().cloned().map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
     ops.push(run_op(ctx, "conv2d_backward", &backward, f32, tol));
     let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
     ops.push(run_op(ctx, "conv1d", &conv1d, f32, tol));

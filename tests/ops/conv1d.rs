@@ -1,8 +1,6 @@
 //! conv1d against its own f64 reference loops and PyTorch goldens.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv1d, Algorithm, Conv1dParams, Error, HostTensor, Padding1d, Tensor};
 
@@ -73,7 +71,7 @@ fn bad_input() {
 
 #[test]
 fn pytorch_golden_cases() {
-    let cases = common::goldens("conv1d");
+    let cases = crate::common::goldens("conv1d");
     assert!(cases.len() >= 5);
     for c in cases {
         let padding = match &c.case["padding"] {

@@ -1,9 +1,7 @@
 //! conv_transpose2d on the GPU against the f64 scatter reference and PyTorch goldens; bad
 //! input; chunking; determinism.
 
-mod common;
-
-use common::{fresh_gpu, gpu};
+use crate::common::{fresh_gpu, gpu};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
     conv_transpose2d, conv_transpose2d_with_info, Activation, Algorithm, ConvTranspose2dParams, EngineConfig, Error,
@@ -163,8 +161,8 @@ fn every_gemm_kernel_runs_the_phases() {
 #[test]
 fn f16_storage_matches_reference() {
     use wgconv::DType;
-    let Some(ctx) = common::fresh_f16_gpu() else { return };
-    let tol = common::F16_TOLERANCE;
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
+    let tol = crate::common::F16_TOLERANCE;
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
     let mut failures = Vec::new();
     for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16, wgconv::GemmKernel::Flat16x16] {
@@ -177,7 +175,7 @@ fn f16_storage_matches_reference() {
                 .unwrap_or_else(|e| panic!("case {i}: {e}"));
             assert_eq!((y.shape(), y.dtype(), info.algorithm), (&shape[..], DType::F16, Algorithm::ImplicitGemm));
             let out = y.to_vec(&ctx).unwrap();
-            assert!(common::all_f16(&out), "case {i}: not f16 values");
+            assert!(crate::common::all_f16(&out), "case {i}: not f16 values");
             let s = compare(&out, &r);
             if !s.passes(tol) {
                 failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));
@@ -352,7 +350,7 @@ fn invalid_parameters() {
 
 #[test]
 fn pytorch_golden_cases() {
-    let cases = common::goldens("conv_transpose2d");
+    let cases = crate::common::goldens("conv_transpose2d");
     assert!(cases.len() >= 6);
     for c in cases {
         let name = &c.name;

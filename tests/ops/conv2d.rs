@@ -1,8 +1,6 @@
 //! conv2d on the GPU against the f64 CPU reference and PyTorch goldens; bad input; limits.
 
-mod common;
-
-use common::{case, fresh_gpu, gpu, run_case, Case};
+use crate::common::{case, fresh_gpu, gpu, run_case, Case};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
     conv2d, Activation, Algorithm, Conv2dParams, DType, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor,
@@ -167,7 +165,7 @@ fn fused_activations_match_reference() {
 /// reference agrees with PyTorch too.
 #[test]
 fn pytorch_golden_cases() {
-    let cases = common::goldens("conv2d");
+    let cases = crate::common::goldens("conv2d");
     assert!(cases.len() >= 10);
     let ctx = gpu();
     for c in cases {
@@ -531,8 +529,8 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
 /// one f16 store (2⁻¹¹ relative) plus f32 accumulation.
 #[test]
 fn f16_storage_matches_reference() {
-    let Some(ctx) = common::fresh_f16_gpu() else { return };
-    let tol = common::F16_TOLERANCE;
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
+    let tol = crate::common::F16_TOLERANCE;
     let mut failures = Vec::new();
     let mut runs = 0;
     for kernel in [wgconv::GemmKernel::Block8x8, wgconv::GemmKernel::Block16x16, wgconv::GemmKernel::Flat16x16] {
@@ -557,7 +555,7 @@ fn f16_storage_matches_reference() {
                 let expected = if algo == Algorithm::Auto { Algorithm::choose(&info.geometry) } else { algo };
                 assert_eq!(info.algorithm, expected);
                 let out = y.to_vec(&ctx).unwrap();
-                assert!(common::all_f16(&out), "case {i}: not f16 values");
+                assert!(crate::common::all_f16(&out), "case {i}: not f16 values");
                 let s = compare(&out, &r);
                 runs += 1;
                 if !s.passes(tol) {

@@ -2,9 +2,7 @@
 //! tanh used to turn it into 0, 0 and −1, and the reference dropped it for relu). The field
 //! case `relu_keeps_nan` (tests/data/field) is one NaN pixel under a 3x3 conv.
 
-mod common;
-
-use common::{case, gpu};
+use crate::common::{case, gpu};
 use wgconv::{conv2d, Activation, Algorithm, HostTensor, Padding, Tensor};
 
 #[test]

@@ -1,8 +1,6 @@
 //! The depthwise-separable block against the composition of the two conv2d references.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{separable_conv2d, Activation, Conv2dParams, Error, HostTensor, Padding, SeparableParams, Tensor};
 

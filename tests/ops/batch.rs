@@ -4,9 +4,7 @@
 //! The split tests open the device with WebGPU's default limits (256-byte offset alignment)
 //! and cap the binding size at 64 KiB so that small tensors reach every splitting path.
 
-mod common;
-
-use common::{fresh_gpu, gpu};
+use crate::common::{fresh_gpu, gpu};
 use wgconv::ops::batch;
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{

@@ -4,9 +4,7 @@
 //! must match the f64 reference and repeat bit for bit (pooling: bit-identical to one pass);
 //! real-size cases at 65535, 65536, ~100k and ~1M terms per output against the reference.
 
-mod common;
-
-use common::{case, fresh_gpu, Case};
+use crate::common::{case, fresh_gpu, Case};
 use wgconv::{conv2d, Algorithm, EngineConfig, GemmKernel, GpuContext, Padding, Tensor};
 
 /// The output, or `None` where the algorithm refuses a loop past the budget (direct,

@@ -2,9 +2,7 @@
 //! goldens, and its two anchors: zero offsets with mask 1 equal conv2d, integer offsets equal a
 //! shifted conv2d.
 
-mod common;
-
-use common::{fresh_gpu, gpu};
+use crate::common::{fresh_gpu, gpu};
 use wgconv::verify::{compare, SplitMix64, Tolerance};
 use wgconv::{
     conv2d, deform_conv2d, Algorithm, Conv2dParams, DeformConv2dParams, EngineConfig, Error, GemmKernel, GpuContext,
@@ -316,7 +314,7 @@ fn bad_shapes_are_clear_errors() {
 
 #[test]
 fn torchvision_golden_cases() {
-    let cases = common::goldens("deform_conv2d");
+    let cases = crate::common::goldens("deform_conv2d");
     assert!(cases.len() >= 6);
     for c in cases {
         let name = &c.name;
@@ -352,7 +350,7 @@ fn torchvision_golden_cases() {
 #[test]
 fn f16_storage_matches_reference() {
     use wgconv::DType;
-    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
     let r16 = |t: HostTensor| t.rounded_to(DType::F16);
     let mut failures = Vec::new();
@@ -367,9 +365,9 @@ fn f16_storage_matches_reference() {
                 .unwrap_or_else(|e| panic!("case {i}: {e}"));
             assert_eq!(y.dtype(), DType::F16);
             let out = y.to_vec(&ctx).unwrap();
-            assert!(common::all_f16(&out), "case {i}: not f16 values");
+            assert!(crate::common::all_f16(&out), "case {i}: not f16 values");
             let s = compare(&out, &r);
-            if !s.passes(common::F16_TOLERANCE) {
+            if !s.passes(crate::common::F16_TOLERANCE) {
                 failures.push(format!("{kernel:?} case {i} {c:?}: {s}"));
             }
         }

@@ -1,9 +1,7 @@
 //! conv2d backward on the GPU against the naive f64 loops, PyTorch autograd goldens and
 //! finite differences; determinism; bad input.
 
-mod common;
-
-use common::{case, gpu, Case};
+use crate::common::{case, gpu, Case};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv2d_backward, Activation, Conv2dParams, Error, Grads, HostTensor, Padding, Tensor};
 
@@ -83,7 +81,7 @@ fn gradients_match_reference() {
 #[test]
 fn every_gemm_kernel_matches_reference() {
     use wgconv::{EngineConfig, GemmKernel};
-    let Some(ctx) = common::fresh_gpu() else { return };
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
     let mut failures = Vec::new();
     for kernel in [GemmKernel::Block4x4, GemmKernel::Block8x8, GemmKernel::Block16x16, GemmKernel::Flat16x16] {
         ctx.set_config(EngineConfig { gemm_kernel: kernel, ..ctx.config() });
@@ -200,7 +198,7 @@ fn bad_input_is_an_error() {
 
 #[test]
 fn pytorch_autograd_golden_cases() {
-    let cases = common::goldens("conv2d_backward");
+    let cases = crate::common::goldens("conv2d_backward");
     assert!(cases.len() >= 6);
     for c in cases {
         let name = &c.name;
@@ -234,7 +232,7 @@ fn pytorch_autograd_golden_cases() {
 #[test]
 fn f16_storage_matches_reference() {
     use wgconv::{DType, EngineConfig, GemmKernel};
-    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
     let mut failures = Vec::new();
     for kernel in [GemmKernel::Block8x8, GemmKernel::Flat16x16] {
@@ -254,9 +252,9 @@ fn f16_storage_matches_reference() {
                 let got = got.unwrap();
                 assert_eq!(got.dtype(), DType::F16, "case {i} {name}");
                 let got = got.to_vec(&ctx).unwrap();
-                assert!(common::all_f16(&got), "case {i} {name}: not f16 values");
+                assert!(crate::common::all_f16(&got), "case {i} {name}: not f16 values");
                 let s = compare(&got, &want);
-                if !s.passes(common::F16_TOLERANCE) {
+                if !s.passes(crate::common::F16_TOLERANCE) {
                     failures.push(format!("{kernel:?} case {i} {name} {c:?}: {s}"));
                 }
             }

@@ -1,8 +1,6 @@
 //! conv3d against its own f64 reference loops and PyTorch goldens.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv3d, Conv3dParams, EngineConfig, Error, HostTensor, Padding3d, Tensor};
 
@@ -55,7 +53,7 @@ fn cases_match_reference() {
 /// A small workspace budget splits the voxels into many chunks; the result is unchanged.
 #[test]
 fn chunked_unfold() {
-    let Some(ctx) = common::fresh_gpu() else { return };
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
     let params = p([1; 3], Padding3d::Symmetric([1, 1, 1]), [1; 3], 1);
     let x = HostTensor::random(&[2, 3, 5, 6, 4], 1);
     let w = HostTensor::random(&[4, 3, 3, 3, 3], 2);
@@ -85,7 +83,7 @@ fn bad_input() {
 
 #[test]
 fn pytorch_golden_cases() {
-    let cases = common::goldens("conv3d");
+    let cases = crate::common::goldens("conv3d");
     assert!(cases.len() >= 3);
     for c in cases {
         let triple = |k: &str| {

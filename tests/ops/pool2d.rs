@@ -1,8 +1,6 @@
 //! max_pool2d / avg_pool2d against the reference and PyTorch goldens; padding rules; NaN.
 
-mod common;
-
-use common::gpu;
+use crate::common::gpu;
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{avg_pool2d, max_pool2d, Error, HostTensor, Pool2dParams, PoolMode, Tensor};
 
@@ -72,7 +70,7 @@ fn bad_parameters() {
 
 #[test]
 fn pytorch_golden_cases() {
-    let cases = common::goldens("pool2d");
+    let cases = crate::common::goldens("pool2d");
     assert!(cases.len() >= 4);
     for c in cases {
         let stride = (!c.case["stride"].is_null()).then(|| c.pair("stride"));
@@ -103,7 +101,7 @@ fn pytorch_golden_cases() {
 #[test]
 fn f16_storage_matches_reference() {
     use wgconv::DType;
-    let Some(ctx) = common::fresh_f16_gpu() else { return };
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
     let cases = [
         ([2, 2, 9, 7], pp([3, 3], Some([2, 2]), [1, 1], true)),
         ([2, 2, 9, 7], pp([3, 3], Some([2, 2]), [1, 1], false)),
@@ -118,13 +116,13 @@ fn f16_storage_matches_reference() {
             let y = wgconv::ops::pool2d::pool2d(&ctx, &xg, p, mode).unwrap();
             assert_eq!((y.shape(), y.dtype()), (&oshape[..], DType::F16));
             let out = y.to_vec(&ctx).unwrap();
-            assert!(common::all_f16(&out), "case {i}: not f16 values");
+            assert!(crate::common::all_f16(&out), "case {i}: not f16 values");
             if mode == PoolMode::Max {
                 let exact: Vec<f32> = r.iter().map(|&v| v as f32).collect();
                 assert_eq!(out, exact, "case {i} max");
             } else {
                 let s = compare(&out, &r);
-                assert!(s.passes(common::F16_TOLERANCE), "case {i} avg: {s}");
+                assert!(s.passes(crate::common::F16_TOLERANCE), "case {i} avg: {s}");
             }
         }
     }

@@ -1,8 +1,6 @@
 //! Using wgconv inside an app that owns the wgpu device: the app's buffers as tensors (no
 //! copy), the conv recorded into the app's encoder, the app submitting.
 
-mod common;
-
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv2d_into, Conv2dParams, Error, GpuContext, HostTensor, Padding, Tensor};
 use wgpu::util::DeviceExt;
