@@ -56,7 +56,7 @@
 //! rule is broken on purpose, from 60 random valid cases, by
 //! `tests/reliability.rs::every_broken_rule_is_its_error_with_no_gpu_work` (which also checks
 //! that no command buffer was submitted and no pipeline built) and, one by one, by
-//! `tests/conv2d.rs::invalid_parameters_are_clear_errors`:
+//! `tests/ops/conv2d.rs::invalid_parameters_are_clear_errors`:
 //!
 //! | rule | variant |
 //! |---|---|

@@ -68,6 +68,17 @@ impl GemmParams {
         }
     }
 
+    /// The dense GEMM of an unfolded conv over output pixels `col0 .. col0 + cols` (B the
+    /// column matrix of those pixels), with its activation slope: the conv write-out of
+    /// `[N, Cout, pixels per image]`.
+    pub fn unfolded(u: &crate::params::Unfolded, col0: u32, cols: u32, alpha: f32) -> Self {
+        let hw = u.pixels_per_image;
+        GemmParams {
+            alpha_bits: alpha.to_bits(),
+            ..GemmParams::new(u.c_out / u.groups, cols, u.rows / u.groups, u.groups, hw, col0, u.c_out * hw)
+        }
+    }
+
     /// These dimensions, with the conv geometry the gathering modes (`BMode::Implicit`,
     /// `BMode::Taps`) read the input with.
     pub fn gathering(self, g: &Conv2dGeometry) -> Self {

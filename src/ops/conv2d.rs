@@ -26,7 +26,7 @@ use crate::kernels::{
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::channels;
 use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
-use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding};
+use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding, Unfolded};
 use crate::tensor::{DType, Tensor};
 
 /// What one conv2d call did.
@@ -194,12 +194,12 @@ pub fn plan_conv2d(
     }
     match algorithm {
         Algorithm::Im2colGemm => {
-            let chunks = plan_chunks(ctx, &g)?;
+            let chunks = plan_chunks(ctx, &g.unfolded())?;
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
             let unfold = |col0, cols| Ok(vec![im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols))?]);
-            plan.steps = im2col_gemm_steps(ctx, &g, &chunks, act, has_bias, unfold)?;
+            plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, has_bias, unfold)?;
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
             let problem = if algorithm == Algorithm::Gemm1x1 { GemmProblem::Pointwise } else { GemmProblem::Implicit };
@@ -488,9 +488,9 @@ fn record_conv2d(
         let mut arena = UniformArena::new(ctx);
         let dispatches: Vec<Dispatch> = match plan.algorithm {
             Algorithm::Im2colGemm => {
-                let chunks = plan_chunks(ctx, g)?;
-                let recorded =
-                    encode_im2col_gemm(ctx, encoder, g, &chunks, act, Unfold::Plain(input), weight, bias, output)?;
+                let (u, unfold) = (g.unfolded(), Unfold::Plain { input, geometry: *g });
+                let chunks = plan_chunks(ctx, &u)?;
+                let recorded = encode_im2col_gemm(ctx, encoder, &u, &chunks, act, unfold, weight, bias, output)?;
                 return check_recorded("conv2d", recorded, &plan.steps);
             }
             Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
@@ -533,23 +533,31 @@ fn record_conv2d(
 }
 
 /// What unfolds the input into the column workspace.
+#[derive(Clone, Copy)]
 pub(crate) enum Unfold<'a> {
-    /// im2col.wgsl
-    Plain(&'a Tensor),
+    /// im2col.wgsl over a conv2d of this geometry.
+    Plain { input: &'a Tensor, geometry: Conv2dGeometry },
     /// deform_im2col.wgsl: bilinear samples at the offsets, times the mask. `inputs` are
     /// chunks of input channels `(first channel, [N, channels, H, W])`, one launch each (one
     /// chunk, all channels, in a whole call); the offsets, mask and output hold output rows
     /// `row0 ..` (0 in a whole call).
-    Deform { inputs: &'a [(u32, Tensor)], offset: &'a Tensor, mask: Option<&'a Tensor>, offset_groups: u32, row0: u32 },
-    /// vol2col.wgsl: the 3-D unfold of conv3d (`g` is then its flattened GEMM geometry).
+    Deform {
+        inputs: &'a [(u32, Tensor)],
+        offset: &'a Tensor,
+        mask: Option<&'a Tensor>,
+        offset_groups: u32,
+        row0: u32,
+        geometry: Conv2dGeometry,
+    },
+    /// vol2col.wgsl: the 3-D unfold of conv3d.
     Vol2col { input: &'a Tensor, geometry: crate::params::Conv3dGeometry },
 }
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ChunkPlan {
-    /// Rows of the column matrix: Cin·kh·kw.
+    /// Rows of the column matrix: Cin·taps.
     pub rows: u32,
-    /// Output pixels N·Ho·Wo.
+    /// Output pixels of the batch.
     pub pixels: u32,
     /// Pixels per chunk.
     pub cols: u32,
@@ -584,7 +592,7 @@ pub fn auto_algorithm(_ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
 /// [`GemmKernel::Flat16x16`] on this context: B rows read as vec4 when the chunks are whole
 /// vec4s, element by element otherwise (the flat kernel then only for few tiles).
 pub fn im2col_gemm_runs_flat(ctx: &GpuContext, g: &Conv2dGeometry) -> bool {
-    let Ok(plan) = plan_chunks(ctx, g) else { return false };
+    let Ok(plan) = plan_chunks(ctx, &g.unfolded()) else { return false };
     let loads = if plan.cols % 4 == 0 { BLoads::Vec4 } else { BLoads::Gather };
     let kernel = ctx.config().gemm_kernel.resolve(
         ctx.adapter_info().device_type,
@@ -597,14 +605,13 @@ pub fn im2col_gemm_runs_flat(ctx: &GpuContext, g: &Conv2dGeometry) -> bool {
 }
 
 /// Largest balanced chunks whose column matrix fits the workspace budget and one binding.
-pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
-    let rows = g.c_in as u64 * g.kh as u64 * g.kw as u64;
-    let pixels = g.n as u64 * g.h_out as u64 * g.w_out as u64;
+pub(crate) fn plan_chunks(ctx: &GpuContext, u: &Unfolded) -> Result<ChunkPlan> {
+    let (rows, pixels) = (u.rows as u64, u.pixels());
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
     let max_cols = budget / (rows * 4);
     if max_cols == 0 {
         return Err(Error::TooLarge(format!(
-            "one output pixel needs a {}-byte im2col column (Cin·kh·kw = {rows}) but the workspace budget is {budget} bytes",
+            "one output pixel needs a {}-byte im2col column (Cin·taps = {rows}) but the workspace budget is {budget} bytes",
             rows * 4
         )));
     }
@@ -615,11 +622,11 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkP
     Ok(ChunkPlan { rows: to_u32(rows)?, pixels: to_u32(pixels)?, cols: to_u32(cols)?, chunks: to_u32(chunks)? })
 }
 
-/// The launches [`encode_im2col_gemm`] records for `g` in `chunks`: per chunk the unfold
-/// (`unfold(col0, cols)`: the unfold kernel's launches) and the dense GEMM's K passes.
+/// The launches [`encode_im2col_gemm`] records for the conv `u` in `chunks`: per chunk the
+/// unfold (`unfold(col0, cols)`: the unfold kernel's launches) and the dense GEMM's K passes.
 pub(crate) fn im2col_gemm_steps(
     ctx: &GpuContext,
-    g: &Conv2dGeometry,
+    u: &Unfolded,
     chunks: &ChunkPlan,
     act: Activation,
     has_bias: bool,
@@ -631,21 +638,21 @@ pub(crate) fn im2col_gemm_steps(
         let col0 = c * chunks.cols;
         let cols = chunks.cols.min(chunks.pixels - col0);
         steps.extend(unfold(col0, cols)?);
-        let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
+        let gp = gemm::GemmParams::unfolded(u, col0, cols, act.alpha());
         let b_span = Some((0, chunks.rows as u64 * cols as u64 * 4));
-        let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, g.output_numel())?;
+        let gplan = gemm::plan(ctx, &gp, GemmProblem::Dense, ov.clone(), false, b_span, u.output_numel())?;
         steps.extend(gplan.steps(&format!("chunk {}/{}", c + 1, chunks.chunks)));
     }
     Ok(steps)
 }
 
-/// Per chunk: unfold the input into the workspace, then the dense GEMM into the output.
-/// Returns the number of launches recorded.
+/// Per chunk: unfold the input into the workspace, then the dense GEMM of the conv `u` into
+/// the output. Returns the number of launches recorded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_im2col_gemm(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
-    g: &Conv2dGeometry,
+    u: &Unfolded,
     plan: &ChunkPlan,
     act: Activation,
     unfold: Unfold<'_>,
@@ -659,36 +666,45 @@ pub(crate) fn encode_im2col_gemm(
     for c in 0..plan.chunks {
         let col0 = c * plan.cols;
         let cols = plan.cols.min(plan.pixels - col0);
-        let ip = im2col::Im2colParams::new(g, col0, cols);
+        // The 2-D unfolds' block (the deformable one extends it); conv3d's is its own.
+        let ip = match unfold {
+            Unfold::Plain { geometry, .. } | Unfold::Deform { geometry, .. } => {
+                Some(im2col::Im2colParams::new(&geometry, col0, cols))
+            }
+            Unfold::Vol2col { .. } => None,
+        };
         // One unfold block per launch (a deformable unfold: one per chunk of input channels).
-        let ibs: Vec<(u64, u64)> = match unfold {
-            Unfold::Plain(_) => vec![arena.push(&ip)],
-            Unfold::Deform { inputs, offset_groups, row0, .. } => inputs
+        let ibs: Vec<(u64, u64)> = match (unfold, &ip) {
+            (Unfold::Plain { .. }, Some(ip)) => vec![arena.push(ip)],
+            (Unfold::Deform { inputs, offset_groups, row0, .. }, Some(ip)) => inputs
                 .iter()
                 .map(|(c_first, x)| {
                     let p = crate::kernels::deform_im2col::DeformIm2colParams {
                         row0,
                         c_first: *c_first,
                         c_count: x.shape()[1] as u32,
-                        ..crate::kernels::deform_im2col::DeformIm2colParams::new(&ip, offset_groups)
+                        ..crate::kernels::deform_im2col::DeformIm2colParams::new(ip, offset_groups)
                     };
                     arena.push(&p)
                 })
                 .collect(),
-            Unfold::Vol2col { geometry, .. } => {
+            (Unfold::Vol2col { geometry, .. }, _) => {
                 vec![arena.push(&crate::kernels::vol2col::Vol2colParams::new(&geometry, col0, cols))]
             }
+            _ => return Err(Error::Internal("a 2-D unfold without its block".into())),
         };
-        let gp = gemm::GemmParams::conv(g, col0, cols, act.alpha());
-        blocks.push((ip, ibs, gp, arena.push(&gp)));
+        let gp = gemm::GemmParams::unfolded(u, col0, cols, act.alpha());
+        blocks.push((ip, plan.rows * cols, ibs, gp, arena.push(&gp)));
     }
     let uniforms = arena.finish(ctx)?;
 
     let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
-    for (ip, ibs, gp, gb) in &blocks {
-        match unfold {
-            Unfold::Plain(input) => dispatches.push(im2col::prepare(ctx, &uniforms, ibs[0], ip, input, &workspace)?),
-            Unfold::Deform { inputs, offset, mask, offset_groups, .. } => {
+    for (ip, total, ibs, gp, gb) in &blocks {
+        match (unfold, ip) {
+            (Unfold::Plain { input, .. }, Some(ip)) => {
+                dispatches.push(im2col::prepare(ctx, &uniforms, ibs[0], ip, input, &workspace)?)
+            }
+            (Unfold::Deform { inputs, offset, mask, offset_groups, .. }, Some(ip)) => {
                 for ((_, input), ib) in inputs.iter().zip(ibs) {
                     dispatches.push(crate::kernels::deform_im2col::prepare(
                         ctx,
@@ -703,11 +719,12 @@ pub(crate) fn encode_im2col_gemm(
                     )?);
                 }
             }
-            Unfold::Vol2col { input, .. } => {
-                dispatches.push(crate::kernels::vol2col::prepare(ctx, &uniforms, ibs[0], ip.total, input, &workspace)?)
+            (Unfold::Vol2col { input, .. }, _) => {
+                dispatches.push(crate::kernels::vol2col::prepare(ctx, &uniforms, ibs[0], *total, input, &workspace)?)
             }
+            _ => return Err(Error::Internal("a 2-D unfold without its block".into())),
         }
-        let col = range(&workspace, (0, ip.total as u64 * 4));
+        let col = range(&workspace, (0, *total as u64 * 4));
         dispatches.extend(gemm::prepare(ctx, &uniforms, *gb, gp, GemmProblem::Dense, act, weight, col, bias, output)?);
     }
     record(ctx, encoder, "im2col_gemm", &dispatches);

@@ -1,7 +1,7 @@
 //! conv3d (PyTorch `torch.nn.functional.conv3d` semantics) on `[N, C, D, H, W]`: `vol2col.wgsl`
 //! unfolds chunks of output voxels, then the same dense tiled GEMM as conv2d's `Im2colGemm`
-//! (depth and height flattened into one axis of its conv write-out; see
-//! [`crate::params::Conv3dGeometry::as_gemm_geometry`]). Chunked to the workspace budget.
+//! (its output written as `[N, Cout, Do·Ho·Wo]`; see [`crate::params::Unfolded`]). Chunked to
+//! the workspace budget.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -162,10 +162,10 @@ pub fn plan_conv3d(
         }
     }
     if parts.is_empty() {
-        let flat = g.as_gemm_geometry();
-        let chunks = plan_chunks(ctx, &flat)?;
+        let u = g.unfolded();
+        let chunks = plan_chunks(ctx, &u)?;
         let unfold = |col0, cols| Ok(vec![vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols))?]);
-        plan.steps = im2col_gemm_steps(ctx, &flat, &chunks, params.activation, bias.is_some(), unfold)?;
+        plan.steps = im2col_gemm_steps(ctx, &u, &chunks, params.activation, bias.is_some(), unfold)?;
         plan.chunks = chunks.chunks;
         plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
         return Ok(plan);
@@ -296,12 +296,12 @@ fn record_conv3d(
     output: &Tensor,
 ) -> Result<usize> {
     let g = params.validate(input.shape(), weight.shape(), bias.map(|b| b.shape()))?;
-    let flat = g.as_gemm_geometry();
-    let plan = plan_chunks(ctx, &flat)?;
+    let u = g.unfolded();
+    let plan = plan_chunks(ctx, &u)?;
     // The GEMM reads the weight [Cout, Cin/G, kd, kh, kw] as [Cout, Cin/G·kd·kh·kw] and writes
-    // the output as [N, Cout, Do·Ho, Wo]: the same bytes.
-    let w2 = weight.reshape(&[weight.shape()[0], weight.shape()[1], flat.kh as usize, flat.kw as usize])?;
-    let o2 = output.reshape(&flat.output_shape())?;
+    // the output as [N, Cout, Do·Ho·Wo]: the same bytes.
+    let w2 = weight.reshape(&[u.c_out as usize, (u.rows / u.groups) as usize])?;
+    let o2 = output.reshape(&[u.n as usize, u.c_out as usize, u.pixels_per_image as usize])?;
     let unfold = Unfold::Vol2col { input, geometry: g };
-    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &flat, &plan, params.activation, unfold, &w2, bias, &o2))?
+    ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &u, &plan, params.activation, unfold, &w2, bias, &o2))?
 }

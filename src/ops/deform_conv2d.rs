@@ -166,7 +166,7 @@ pub fn plan_deform_conv2d(
             for oy0 in (0..ho).step_by(rows as usize) {
                 let r = rows.min(ho - oy0);
                 let gb = Conv2dGeometry { n: 1, h_out: r as u32, ..g };
-                let chunks = plan_chunks(ctx, &gb)?;
+                let chunks = plan_chunks(ctx, &gb.unfolded())?;
                 let what = format!("image {i}, rows {oy0}..{}", oy0 + r);
                 let unfold = |col0, cols| -> Result<Vec<Step>> {
                     let ip = crate::kernels::im2col::Im2colParams::new(&gb, col0, cols);
@@ -182,7 +182,8 @@ pub fn plan_deform_conv2d(
                         })
                         .collect()
                 };
-                let steps = im2col_gemm_steps(ctx, &gb, &chunks, params.activation, bias.is_some(), unfold)?;
+                let steps =
+                    im2col_gemm_steps(ctx, &gb.unfolded(), &chunks, params.activation, bias.is_some(), unfold)?;
                 plan.steps.extend(steps.into_iter().map(|mut s| {
                     if !s.note.starts_with(&what) {
                         s.note = format!("{what}: {}", s.note);
@@ -258,13 +259,13 @@ pub fn plan_deform_conv2d(
     if parts.is_empty() {
         let act = params.activation;
         if plan.algorithm == Algorithm::Im2colGemm {
-            let chunks = plan_chunks(ctx, &g)?;
+            let chunks = plan_chunks(ctx, &g.unfolded())?;
             let unfold = |col0, cols| {
                 let ip = crate::kernels::im2col::Im2colParams::new(&g, col0, cols);
                 let note = format!("columns {col0}..{}", col0 + cols);
                 Ok(vec![deform_im2col::step(ctx, &ip, dg.offset_groups, m.is_some(), note)?])
             };
-            plan.steps = im2col_gemm_steps(ctx, &g, &chunks, act, bias.is_some(), unfold)?;
+            plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, bias.is_some(), unfold)?;
             (plan.chunks, plan.workspace_bytes) = (chunks.chunks, chunks.cols as u64 * chunks.rows as u64 * 4);
         } else {
             let pixels = g.n * g.h_out * g.w_out;
@@ -461,10 +462,11 @@ fn record_deform_conv2d(
     let g = dg.conv;
     let act = params.activation;
     if params.algorithm == Algorithm::Im2colGemm {
-        let plan = plan_chunks(ctx, &g)?;
-        let inputs = [(0, input.clone())];
-        let unfold = Unfold::Deform { inputs: &inputs, offset, mask, offset_groups: dg.offset_groups, row0: 0 };
-        return ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &g, &plan, act, unfold, weight, bias, output))?;
+        let (u, inputs) = (g.unfolded(), [(0, input.clone())]);
+        let plan = plan_chunks(ctx, &u)?;
+        let offset_groups = dg.offset_groups;
+        let unfold = Unfold::Deform { inputs: &inputs, offset, mask, offset_groups, row0: 0, geometry: g };
+        return ctx.scoped(|| encode_im2col_gemm(ctx, encoder, &u, &plan, act, unfold, weight, bias, output))?;
     }
     ctx.scoped(|| -> Result<usize> {
         let pixels = g.n * g.h_out * g.w_out;
@@ -623,16 +625,18 @@ fn deform_in_bands(
             let (off_t, out_t) = (tensor(&off_band, &band(off_c))?, tensor(&out_band, &band(c_out))?);
             let mask_t = mask_band.as_ref().map(|mb| tensor(mb, &band(mask_c))).transpose()?;
             let gb = Conv2dGeometry { n: 1, h_out: r as u32, ..g };
-            let plan = plan_chunks(ctx, &gb)?;
+            let u = gb.unfolded();
+            let plan = plan_chunks(ctx, &u)?;
             let unfold = Unfold::Deform {
                 inputs: &inputs,
                 offset: &off_t,
                 mask: mask_t.as_ref(),
                 offset_groups: dg.offset_groups,
                 row0: oy0 as u32,
+                geometry: gb,
             };
             recorded += ctx.scoped(|| {
-                encode_im2col_gemm(ctx, encoder, &gb, &plan, params.activation, unfold, weight, bias, &out_t)
+                encode_im2col_gemm(ctx, encoder, &u, &plan, params.activation, unfold, weight, bias, &out_t)
             })??;
             band_copy(encoder, output, &out_band, i, c_out, oy0, r, false);
         }

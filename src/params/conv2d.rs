@@ -58,6 +58,16 @@ impl Conv2dGeometry {
     pub fn output_shape(&self) -> [usize; 4] {
         [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
     }
+    /// The dense GEMM of this conv's im2col.
+    pub fn unfolded(&self) -> super::Unfolded {
+        super::Unfolded {
+            n: self.n,
+            rows: self.c_in * self.kh * self.kw,
+            c_out: self.c_out,
+            groups: self.groups,
+            pixels_per_image: self.h_out * self.w_out,
+        }
+    }
     /// Input channels per group.
     pub fn c_in_per_group(&self) -> u32 {
         self.c_in / self.groups

@@ -49,23 +49,14 @@ impl Conv3dGeometry {
     pub fn output_shape(&self) -> [usize; 5] {
         [self.n as usize, self.c_out as usize, self.out[0] as usize, self.out[1] as usize, self.out[2] as usize]
     }
-    /// The same GEMM seen as a conv2d whose height axis is depth × height: what the dense
-    /// GEMM and the chunk planner need (rows Cin·kd·kh·kw, pixels N·Do·Ho·Wo).
-    pub fn as_gemm_geometry(&self) -> Conv2dGeometry {
-        Conv2dGeometry {
+    /// The dense GEMM of this conv's vol2col (rows Cin·kd·kh·kw, pixels N·Do·Ho·Wo).
+    pub fn unfolded(&self) -> super::Unfolded {
+        super::Unfolded {
             n: self.n,
-            c_in: self.c_in,
-            h: self.size[0] * self.size[1],
-            w: self.size[2],
+            rows: self.c_in * self.kernel.iter().product::<u32>(),
             c_out: self.c_out,
-            kh: self.kernel[0] * self.kernel[1],
-            kw: self.kernel[2],
-            stride: [1, 1],
-            dilation: [1, 1],
-            pads: Pads::ZERO,
             groups: self.groups,
-            h_out: self.out[0] * self.out[1],
-            w_out: self.out[2],
+            pixels_per_image: self.out.iter().product(),
         }
     }
 }

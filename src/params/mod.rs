@@ -23,6 +23,31 @@ pub use deform_conv2d::*;
 pub use padding::*;
 pub use pool2d::*;
 
+/// A convolution as the dense GEMM over its unfolded input (im2col, vol2col, the deformable
+/// unfold): the column matrix has `rows` = Cin·(taps per channel) rows (every group's) and
+/// one column per output pixel of every image; each group's `Cout/groups` weight rows
+/// multiply its `rows/groups` rows. Any spatial rank: only these sizes reach the GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unfolded {
+    pub n: u32,
+    pub rows: u32,
+    pub c_out: u32,
+    pub groups: u32,
+    /// Output pixels (voxels) per image.
+    pub pixels_per_image: u32,
+}
+
+impl Unfolded {
+    /// Output pixels of the whole batch: the GEMM's columns.
+    pub fn pixels(&self) -> u64 {
+        self.n as u64 * self.pixels_per_image as u64
+    }
+    /// Elements of the output `[N, Cout, pixels]`.
+    pub fn output_numel(&self) -> usize {
+        self.n as usize * self.c_out as usize * self.pixels_per_image as usize
+    }
+}
+
 /// A shape as the ops' validation takes it: PyTorch's unbatched form (rank `rank − 1`, e.g.
 /// `[C, H, W]` for a rank-4 op) gets a batch of one in front; any other shape is returned
 /// as is. Every op accepts unbatched tensors and returns its output without the batch axis.
