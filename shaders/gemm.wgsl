@@ -88,7 +88,10 @@ override HAS_DW_BIAS: bool = false;
 // The depthwise stage's activation in B_DEPTHWISE: ACT_NONE, ACT_RELU or ACT_RELU6.
 override DW_ACT: u32 = ACT_NONE;
 
-struct GemmParams {
+// The uniform block: the GEMM's own sizes here, each loader's fields in its own struct,
+// declared in that loader's file (a uniform struct member of struct type starts at a multiple
+// of 16 bytes: every struct is padded to one).
+struct GemmDims {
     m: u32,
     n: u32,
     k: u32,
@@ -97,32 +100,24 @@ struct GemmParams {
     col0: u32,
     c_image_stride: u32,
     alpha_bits: u32,
-    c_in: u32,
-    h: u32,
-    w: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    dil_h: u32,
-    dil_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    w_out: u32,
     img0: u32,
-    a_hw: u32,
-    a_channels: u32,
-    offset_groups: u32,
-    dw_mult: u32,
-    // B_TRANSPOSED (transposed) only: the real output plane, the taps per phase and their steps.
-    out_h: u32,
-    out_w: u32,
-    taps_y: u32,
-    taps_x: u32,
-    step_y: u32,
-    step_x: u32,
-    dq_y: u32,
-    dq_x: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct GemmParams {
+    dims: GemmDims,
+    // gemm_b.wgsl: the input and window the gathering loaders read
+    conv: ConvWindow,
+    // gemm_a.wgsl: A_OUTPUT_GRAD's (and B_TAPS') output-gradient layout
+    grad: OutputGrad,
+    // gemm_b_deform.wgsl
+    deform: DeformSampling,
+    // gemm_b_depthwise.wgsl
+    dw: DepthwiseStage,
+    // gemm_b_transposed.wgsl
+    phases: OutputPhases,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;
@@ -185,18 +180,18 @@ fn phase_of(g: u32) -> Phase {
     ph.gc = g;
     ph.ok = true;
     if (B_MODE == B_TRANSPOSED) {
-        let conv_groups = params.groups / (params.stride_h * params.stride_w);
+        let conv_groups = params.dims.groups / (params.conv.stride_h * params.conv.stride_w);
         let phase = g / conv_groups;
         ph.gc = g - phase * conv_groups;
-        ph.ry = phase / params.stride_w;
-        ph.rx = phase - ph.ry * params.stride_w;
-        let y = phase_axis(ph.ry, params.stride_h, params.dil_h, params.pad_top, params.step_y);
-        let x = phase_axis(ph.rx, params.stride_w, params.dil_w, params.pad_left, params.step_x);
+        ph.ry = phase / params.conv.stride_w;
+        ph.rx = phase - ph.ry * params.conv.stride_w;
+        let y = phase_axis(ph.ry, params.conv.stride_h, params.conv.dil_h, params.conv.pad_top, params.phases.step_y);
+        let x = phase_axis(ph.rx, params.conv.stride_w, params.conv.dil_w, params.conv.pad_left, params.phases.step_x);
         ph.i0y = u32(y.x);
         ph.i0x = u32(x.x);
         ph.by = y.y;
         ph.bx = x.y;
-        ph.ok = ph.i0y < params.step_y && ph.i0x < params.step_x;
+        ph.ok = ph.i0y < params.phases.step_y && ph.i0x < params.phases.step_x;
     }
     return ph;
 }
@@ -204,24 +199,24 @@ fn phase_of(g: u32) -> Phase {
 // Index in c of row m, column n (the conv write-out described at the top), or −1 for a
 // position that is not stored: past M or N, or outside the real output plane (B_TRANSPOSED).
 fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
-    if (m >= params.m || n >= params.n) {
+    if (m >= params.dims.m || n >= params.dims.n) {
         return -1;
     }
-    let co = ph.gc * params.m + m;
-    let p = params.col0 + n;
-    let img = p / params.hw;
-    let q = p - img * params.hw;
+    let co = ph.gc * params.dims.m + m;
+    let p = params.dims.col0 + n;
+    let img = p / params.dims.hw;
+    let q = p - img * params.dims.hw;
     if (B_MODE == B_TRANSPOSED) {
-        let qy = q / params.w_out;
-        let oy = ph.ry + params.stride_h * qy;
-        let ox = ph.rx + params.stride_w * (q - qy * params.w_out);
-        if (oy >= params.out_h || ox >= params.out_w) {
+        let qy = q / params.conv.w_out;
+        let oy = ph.ry + params.conv.stride_h * qy;
+        let ox = ph.rx + params.conv.stride_w * (q - qy * params.conv.w_out);
+        if (oy >= params.phases.out_h || ox >= params.phases.out_w) {
             return -1;
         }
-        let plane = params.out_h * params.out_w;
-        return i32((img - params.img0) * params.c_image_stride + co * plane + oy * params.out_w + ox);
+        let plane = params.phases.out_h * params.phases.out_w;
+        return i32((img - params.dims.img0) * params.dims.c_image_stride + co * plane + oy * params.phases.out_w + ox);
     }
-    return i32((img - params.img0) * params.c_image_stride + co * params.hw + q);
+    return i32((img - params.dims.img0) * params.dims.c_image_stride + co * params.dims.hw + q);
 }
 
 // The partial sums that the K passes before this one left at c's index i (KPass).
@@ -237,10 +232,10 @@ fn partial_at(i: i32) -> f32 {
 // stores `elem`, an earlier one stores the f32 partial sums (see KPass).
 fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     var add = 0.0;
-    if (HAS_BIAS && m < params.m) {
-        add = f32(bias[ph.gc * params.m + m]);
+    if (HAS_BIAS && m < params.dims.m) {
+        add = f32(bias[ph.gc * params.dims.m + m]);
     }
-    let alpha = bitcast<f32>(params.alpha_bits);
+    let alpha = bitcast<f32>(params.dims.alpha_bits);
     for (var e = 0u; e < 4u; e++) {
         let i = out_index(ph, m, n0 + e);
         if (i >= 0) {
@@ -261,10 +256,10 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
 // The tile of workgroup `tile` for a kernel of bm × bn tiles: (group, first row, first
 // column, 1), or w = 0 when the workgroup is past the last tile of a folded grid.
 fn tile_origin(tile: u32, bm: u32, bn: u32) -> vec4<u32> {
-    let tiles_m = (params.m + bm - 1u) / bm;
-    let tiles_n = (params.n + bn - 1u) / bn;
+    let tiles_m = (params.dims.m + bm - 1u) / bm;
+    let tiles_n = (params.dims.n + bn - 1u) / bn;
     let per_group = tiles_m * tiles_n;
     let g = tile / per_group;
     let t = tile - g * per_group;
-    return vec4<u32>(g, (t / tiles_n) * bm, (t % tiles_n) * bn, select(0u, 1u, g < params.groups));
+    return vec4<u32>(g, (t / tiles_n) * bm, (t % tiles_n) * bn, select(0u, 1u, g < params.dims.groups));
 }

@@ -61,7 +61,7 @@ fn main_16x16(
     let a_loads = bk * aq / 64u;
     let b_loads = bk * bq / 64u;
 
-    let k_end = min(kpass.end, params.k);
+    let k_end = min(kpass.end, params.dims.k);
     for (var kt = kpass.begin / bk; kt * bk < k_end; kt++) {
         let k0 = kt * bk;
         for (var e = 0u; e < a_loads; e++) {

@@ -31,7 +31,7 @@ fn main(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_end = min(kpass.end, params.k);
+    let k_end = min(kpass.end, params.dims.k);
     for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         a_tile[a_k * 16u + a_i] = load_a4(ph, row0, a_i, k0 + a_k);

@@ -42,7 +42,7 @@ fn main_8x8(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_end = min(kpass.end, params.k);
+    let k_end = min(kpass.end, params.dims.k);
     for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         for (var e = 0u; e < 4u; e++) {

@@ -1,41 +1,50 @@
 // The GEMM's A operand, by A_MODE (see gemm.wgsl's header): the tiled kernels' element
 // and quad reads, and main_flat's row walk.
 
+// A_OUTPUT_GRAD (and B_TAPS): the output gradient's pixels per image and channels.
+struct OutputGrad {
+    a_hw: u32,
+    a_channels: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+
 fn load_a(ph: Phase, row: u32, k: u32) -> f32 {
     let g = ph.gc;
-    if (row < params.m) {
+    if (row < params.dims.m) {
         if (A_MODE == A_PHASE_TAPS) {
             let t = phase_tap(ph, k);
             if (t.w == 0u) {
                 return 0.0;
             }
-            let i = ph.i0y + t.y * params.step_y;
-            let j = ph.i0x + t.z * params.step_x;
-            return f32(a[(((phase_channel0(g) + t.x) * params.m + row) * params.kh + i) * params.kw + j]);
+            let i = ph.i0y + t.y * params.phases.step_y;
+            let j = ph.i0x + t.z * params.phases.step_x;
+            return f32(a[(((phase_channel0(g) + t.x) * params.dims.m + row) * params.conv.kh + i) * params.conv.kw + j]);
         }
         if (A_MODE == A_TRANSPOSED) {
-            return f32(a[(g * params.k + k) * params.m + row]);
+            return f32(a[(g * params.dims.k + k) * params.dims.m + row]);
         }
         if (A_MODE == A_TAP_MAJOR) {
             // tap-major column k = t·Cin/G + cl of the weight row (cl, t)
-            let taps = params.kh * params.kw;
-            let cin_g = params.k / taps;
+            let taps = params.conv.kh * params.conv.kw;
+            let cin_g = params.dims.k / taps;
             let t = k / cin_g;
-            return f32(a[(g * params.m + row) * params.k + (k - t * cin_g) * taps + t]);
+            return f32(a[(g * params.dims.m + row) * params.dims.k + (k - t * cin_g) * taps + t]);
         }
         if (A_MODE == A_OUTPUT_GRAD) {
-            let img = k / params.a_hw;
-            let q = k - img * params.a_hw;
-            return f32(a[(img * params.a_channels + g * params.m + row) * params.a_hw + q]);
+            let img = k / params.grad.a_hw;
+            let q = k - img * params.grad.a_hw;
+            return f32(a[(img * params.grad.a_channels + g * params.dims.m + row) * params.grad.a_hw + q]);
         }
-        return f32(a[(g * params.m + row) * params.k + k]);
+        return f32(a[(g * params.dims.m + row) * params.dims.k + k]);
     }
     return 0.0;
 }
 
 // Rows 4·i4 .. 4·i4 + 3 of the tile at column k0 + kk of A.
 fn load_a4(ph: Phase, row0: u32, i4: u32, k: u32) -> vec4<f32> {
-    if (k >= params.k) {
+    if (k >= params.dims.k) {
         return vec4<f32>(0.0);
     }
     let r = row0 + 4u * i4;
@@ -46,16 +55,16 @@ fn load_a4(ph: Phase, row0: u32, i4: u32, k: u32) -> vec4<f32> {
 // instead of a bounds check per load: their products land in accumulator rows that are never
 // stored.
 fn a_rows(ph: Phase, r: u32) -> vec4<u32> {
-    let rows = min(vec4<u32>(r, r + 1u, r + 2u, r + 3u), vec4<u32>(params.m - 1u));
+    let rows = min(vec4<u32>(r, r + 1u, r + 2u, r + 3u), vec4<u32>(params.dims.m - 1u));
     if (A_MODE == A_PHASE_TAPS) {
         // rows of the transposed-conv weight [Cin, M, kh, kw]; the channel is in the tap's offset
-        return rows * (params.kh * params.kw);
+        return rows * (params.conv.kh * params.conv.kw);
     }
     if (A_MODE == A_OUTPUT_GRAD) {
         // channels g·M + row of dY [N, a_channels, a_hw]; the image and pixel are in Pix.a
-        return (vec4<u32>(ph.gc * params.m) + rows) * params.a_hw;
+        return (vec4<u32>(ph.gc * params.dims.m) + rows) * params.grad.a_hw;
     }
-    return (vec4<u32>(ph.gc * params.m) + rows) * params.k;
+    return (vec4<u32>(ph.gc * params.dims.m) + rows) * params.dims.k;
 }
 
 // Column k of the four rows starting at `rows` (a_rows).

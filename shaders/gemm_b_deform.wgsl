@@ -1,6 +1,13 @@
 // B_DEFORM: deform_conv2d's B, bilinear samples of the input at the offsets (times the
 // mask), rows tap-major.
 
+struct DeformSampling {
+    offset_groups: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
 @group(0) @binding(5) var<storage, read> offset: array<elem>;
 @group(0) @binding(6) var<storage, read> mask: array<elem>;
 
@@ -24,34 +31,34 @@ var<private> ds_w10: vec4<f32>;
 var<private> ds_w11: vec4<f32>;
 
 fn deform_refresh(c: Cols, b_c: u32, t: u32, og: u32) {
-    let key = t * params.offset_groups + og;
+    let key = t * params.deform.offset_groups + og;
     if (key == ds_key && b_c == ds_col) {
         return;
     }
     ds_key = key;
     ds_col = b_c;
-    let taps = params.kh * params.kw;
-    let i = t / params.kw;
-    let j = t - i * params.kw;
+    let taps = params.conv.kh * params.conv.kw;
+    let i = t / params.conv.kw;
+    let j = t - i * params.conv.kw;
     // offset[img, og·2·taps + 2t (+1), q] and mask[img, og·taps + t, q]
-    let off = ((c.img * params.offset_groups + og) * 2u * taps + 2u * t) * params.hw + c.q;
+    let off = ((c.img * params.deform.offset_groups + og) * 2u * taps + 2u * t) * params.dims.hw + c.q;
     let dy = vec4<f32>(f32(offset[off.x]), f32(offset[off.y]), f32(offset[off.z]), f32(offset[off.w]));
-    let o2 = off + params.hw;
+    let o2 = off + params.dims.hw;
     let dx = vec4<f32>(f32(offset[o2.x]), f32(offset[o2.y]), f32(offset[o2.z]), f32(offset[o2.w]));
-    let y = vec4<f32>(c.iy0 + i32(i * params.dil_h)) + dy;
-    let x = vec4<f32>(c.ix0 + i32(j * params.dil_w)) + dx;
+    let y = vec4<f32>(c.iy0 + i32(i * params.conv.dil_h)) + dy;
+    let x = vec4<f32>(c.ix0 + i32(j * params.conv.dil_w)) + dx;
     var m = vec4<f32>(1.0);
     if (HAS_MASK) {
-        let mi = ((c.img * params.offset_groups + og) * taps + t) * params.hw + c.q;
+        let mi = ((c.img * params.deform.offset_groups + og) * taps + t) * params.dims.hw + c.q;
         m = vec4<f32>(f32(mask[mi.x]), f32(mask[mi.y]), f32(mask[mi.z]), f32(mask[mi.w]));
     }
-    let s = bilinear_at4(y, x, params.h, params.w);
+    let s = bilinear_at4(y, x, params.conv.h, params.conv.w);
     let inside = s.inside & c.ok;
-    let w = i32(params.w);
+    let w = i32(params.conv.w);
     let y1 = s.y0 + 1;
     let x1 = s.x0 + 1;
     let in_y0 = inside & (s.y0 >= vec4<i32>(0));
-    let in_y1 = inside & (y1 < vec4<i32>(i32(params.h)));
+    let in_y1 = inside & (y1 < vec4<i32>(i32(params.conv.h)));
     let in_x0 = s.x0 >= vec4<i32>(0);
     let in_x1 = x1 < vec4<i32>(w);
     let base = vec4<i32>(c.base);
@@ -77,12 +84,12 @@ fn deform_corner(at: vec4<i32>, plane: u32) -> vec4<f32> {
 // the row's channel at its tap, the per-tap sampling cached across the tap's channels.
 fn load_b_deform(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
     // Tap-major rows: k = t·Cin/G + cl (A_TAP_MAJOR reads the weight in the same order).
-    let cin_g = params.c_in / params.groups;
+    let cin_g = params.conv.c_in / params.dims.groups;
     let t = bk / cin_g;
     let cl = bk - t * cin_g;
     let ci = g * cin_g + cl;
-    deform_refresh(c, b_c, t, ci / (params.c_in / params.offset_groups));
-    let plane = ci * params.h * params.w;
+    deform_refresh(c, b_c, t, ci / (params.conv.c_in / params.deform.offset_groups));
+    let plane = ci * params.conv.h * params.conv.w;
     return ds_w00 * deform_corner(ds_c00, plane) + ds_w01 * deform_corner(ds_c01, plane)
         + ds_w10 * deform_corner(ds_c10, plane) + ds_w11 * deform_corner(ds_c11, plane);
 }

@@ -3,12 +3,12 @@
 // Row bk of a dense B [groups, K, N] (the im2col workspace) at columns b_c .. b_c + 3.
 fn load_b_dense(g: u32, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
     var bv = vec4<f32>(0.0);
-    let row = g * params.k * params.n + bk * params.n;
+    let row = g * params.dims.k * params.dims.n + bk * params.dims.n;
     if (c.ok.w) {
         bv = b_quad(row + b_c);
     } else {
         for (var e = 0u; e < 4u; e++) {
-            if (b_c + e < params.n) {
+            if (b_c + e < params.dims.n) {
                 bv[e] = b_at(row + b_c + e);
             }
         }

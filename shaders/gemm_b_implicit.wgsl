@@ -5,14 +5,14 @@
 // Row bk = (cl·kh + i)·kw + j of the implicit conv's B: channel cl's tap (i, j) at the four
 // columns of `c`.
 fn load_b_implicit(g: u32, c: Cols, bk: u32) -> vec4<f32> {
-    let taps = params.kh * params.kw;
+    let taps = params.conv.kh * params.conv.kw;
     let cl = bk / taps;
     let tap = bk - cl * taps;
-    let i = tap / params.kw;
-    let j = tap - i * params.kw;
-    let chan = (g * (params.c_in / params.groups) + cl) * params.h * params.w;
-    let dy = i32(i * params.dil_h);
-    let dx = i32(j * params.dil_w);
+    let i = tap / params.conv.kw;
+    let j = tap - i * params.conv.kw;
+    let chan = (g * (params.conv.c_in / params.dims.groups) + cl) * params.conv.h * params.conv.w;
+    let dy = i32(i * params.conv.dil_h);
+    let dx = i32(j * params.conv.dil_w);
     return vec4<f32>(gather(c.ok.x, c.base.x + chan, c.iy0.x + dy, c.ix0.x + dx),
                      gather(c.ok.y, c.base.y + chan, c.iy0.y + dy, c.ix0.y + dx),
                      gather(c.ok.z, c.base.z + chan, c.iy0.z + dy, c.ix0.z + dx),
@@ -36,36 +36,36 @@ struct Tap {
     real: bool,
 }
 
-// Input channels per conv group (params.groups counts phases × groups in B_TRANSPOSED).
+// Input channels per conv group (params.dims.groups counts phases × groups in B_TRANSPOSED).
 fn walk_channels() -> u32 {
     if (B_MODE == B_TRANSPOSED) {
-        return params.c_in / (params.groups / (params.stride_h * params.stride_w));
+        return params.conv.c_in / (params.dims.groups / (params.conv.stride_h * params.conv.stride_w));
     }
-    return params.c_in / params.groups;
+    return params.conv.c_in / params.dims.groups;
 }
 
 // How far A's offset moves from one channel to the next.
 fn walk_a_step() -> u32 {
     if (B_MODE == B_TRANSPOSED) {
-        return params.m * params.kh * params.kw;
+        return params.dims.m * params.conv.kh * params.conv.kw;
     }
-    return params.kh * params.kw;
+    return params.conv.kh * params.conv.kw;
 }
 
 fn tap_at(ph: Phase, i: u32, j: u32) -> Tap {
     if (B_MODE == B_TRANSPOSED) {
-        let ki = ph.i0y + i * params.step_y;
-        let kj = ph.i0x + j * params.step_x;
-        let real = ph.ok && ki < params.kh && kj < params.kw;
+        let ki = ph.i0y + i * params.phases.step_y;
+        let kj = ph.i0x + j * params.phases.step_x;
+        let real = ph.ok && ki < params.conv.kh && kj < params.conv.kw;
         // a phantom tap reads a real weight (clamped) that is then zeroed
-        let a = phase_channel0(ph.gc) * walk_a_step() + min(ki, params.kh - 1u) * params.kw + min(kj, params.kw - 1u);
+        let a = phase_channel0(ph.gc) * walk_a_step() + min(ki, params.conv.kh - 1u) * params.conv.kw + min(kj, params.conv.kw - 1u);
         return Tap(i, j, a, real);
     }
-    return Tap(i, j, i * params.kw + j, true);
+    return Tap(i, j, i * params.conv.kw + j, true);
 }
 
 fn next_tap(ph: Phase, p: Tap) -> Tap {
-    let nx = select(params.kw, params.taps_x, B_MODE == B_TRANSPOSED);
+    let nx = select(params.conv.kw, params.phases.taps_x, B_MODE == B_TRANSPOSED);
     if (p.j + 1u == nx) {
         return tap_at(ph, p.i + 1u, 0u);
     }
@@ -78,14 +78,14 @@ fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
     var dy: i32;
     var dx: i32;
     if (B_MODE == B_TRANSPOSED) {
-        dy = -i32(p.i * params.dq_y);
-        dx = -i32(p.j * params.dq_x);
+        dy = -i32(p.i * params.phases.dq_y);
+        dx = -i32(p.j * params.phases.dq_x);
     } else {
-        dy = i32(p.i * params.dil_h);
-        dx = i32(p.j * params.dil_w);
+        dy = i32(p.i * params.conv.dil_h);
+        dx = i32(p.j * params.conv.dil_w);
     }
-    let ok = c.ok & vec4<bool>(p.real) & (vec4<u32>(c.iy0 + dy) < vec4<u32>(params.h))
-                  & (vec4<u32>(c.ix0 + dx) < vec4<u32>(params.w));
-    let off = i32(ph.gc * walk_channels() * params.h * params.w) + dy * i32(params.w) + dx;
+    let ok = c.ok & vec4<bool>(p.real) & (vec4<u32>(c.iy0 + dy) < vec4<u32>(params.conv.h))
+                  & (vec4<u32>(c.ix0 + dx) < vec4<u32>(params.conv.w));
+    let off = i32(ph.gc * walk_channels() * params.conv.h * params.conv.w) + dy * i32(params.conv.w) + dx;
     return select(vec4<i32>(-1), c.at + off, ok);
 }

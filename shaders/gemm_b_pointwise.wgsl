@@ -3,7 +3,7 @@
 // Row bk (an input channel) of a pointwise conv's B at the four columns of `c`.
 fn load_b_pointwise(g: u32, c: Cols, bk: u32) -> vec4<f32> {
     var bv = vec4<f32>(0.0);
-    let off = (g * params.k + bk) * params.hw;
+    let off = (g * params.dims.k + bk) * params.dims.hw;
     if (c.ok.w && c.img.x == c.img.w) {
         // Four columns in one image: contiguous.
         let s = c.base.x + off;

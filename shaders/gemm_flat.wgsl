@@ -56,7 +56,7 @@ fn main_flat(
     let walk = B_MODE == B_IMPLICIT || B_MODE == B_TRANSPOSED;
     let channels = walk_channels();
     let a_step = walk_a_step();
-    let plane = params.h * params.w;
+    let plane = params.conv.h * params.conv.w;
     var tap = tap_at(ph, 0u, 0u);
     var cl = 0u;
     var at0 = vec4<i32>(-1);
@@ -72,7 +72,7 @@ fn main_flat(
     if (walk) {
         let t0 = k0 / channels;
         cl = k0 - t0 * channels;
-        let per_row = select(params.kw, params.taps_x, B_MODE == B_TRANSPOSED);
+        let per_row = select(params.conv.kw, params.phases.taps_x, B_MODE == B_TRANSPOSED);
         tap = tap_at(ph, t0 / per_row, t0 % per_row);
         at0 = tap_index(ph, c0, tap);
         at1 = tap_index(ph, c1, tap);
@@ -80,11 +80,11 @@ fn main_flat(
         at3 = tap_index(ph, c3, tap);
     }
     // B_TAPS: the pixel of step k (see Pix)
-    let img0 = k0 / max(params.a_hw, 1u);
-    let q0 = k0 - img0 * params.a_hw;
-    let oy0 = q0 / max(params.w_out, 1u);
-    var px = pix_at(img0, oy0, q0 - oy0 * params.w_out);
-    let k_end = min(kpass.end, params.k);
+    let img0 = k0 / max(params.grad.a_hw, 1u);
+    let q0 = k0 - img0 * params.grad.a_hw;
+    let oy0 = q0 / max(params.conv.w_out, 1u);
+    var px = pix_at(img0, oy0, q0 - oy0 * params.conv.w_out);
+    let k_end = min(kpass.end, params.dims.k);
     for (var k = k0; k < k_end; k++) {
         var y0: vec4<f32>;
         var y1: vec4<f32>;

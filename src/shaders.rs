@@ -595,6 +595,22 @@ pub fn reflect_uniform(source: &str, binding: u32) -> Result<(Vec<(String, u32)>
     Err(("uniform".into(), "no uniform struct".into()))
 }
 
+/// Member names and byte offsets of the struct type `name` the source declares, and its size
+/// (the parts of a uniform block made of structs).
+#[cfg(feature = "shader-check")]
+pub fn reflect_struct(source: &str, name: &str) -> Result<(Vec<(String, u32)>, u32), StageError> {
+    let (module, _) = parse_and_validate(source)?;
+    for (_, ty) in module.types.iter() {
+        if let (Some(n), naga::TypeInner::Struct { members, span }) = (&ty.name, &ty.inner) {
+            if n == name {
+                let fields = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+                return Ok((fields, *span));
+            }
+        }
+    }
+    Err(("struct".into(), format!("no struct {name}")))
+}
+
 /// The `u32` constants a WGSL source declares (`const NAME: u32 = …u;`), by name, as naga
 /// evaluates them: the WGSL side of the values Rust must agree with.
 #[cfg(feature = "shader-check")]

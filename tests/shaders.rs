@@ -8,14 +8,18 @@ use wgconv::kernels::deform_im2col::DeformIm2colParams;
 use wgconv::kernels::depthwise::DepthwiseParams;
 use wgconv::kernels::depthwise_backward::DwBackParams;
 use wgconv::kernels::direct::DirectParams;
-use wgconv::kernels::gemm::{AMode, BMode, GemmParams, GemmProblem};
+use wgconv::kernels::gemm::{
+    AMode, BMode, ConvWindow, DeformSampling, DepthwiseStage, GemmDims, GemmParams, GemmProblem, OutputGrad,
+    OutputPhases,
+};
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
 use wgconv::kernels::vol2col::Vol2colParams;
 use wgconv::kernels::PassRange;
 use wgconv::ops::pool2d::PoolMode;
 use wgconv::shaders::{
-    check_shader, reflect_bindings, reflect_u32_constants, reflect_uniform, translate, Overrides, ShaderId, Target,
+    check_shader, reflect_bindings, reflect_struct, reflect_u32_constants, reflect_uniform, translate, Overrides,
+    ShaderId, Target,
 };
 use wgconv::{Activation, TileShape};
 
@@ -67,6 +71,21 @@ fn uniform_structs_match_their_rust_twins() {
     for gemm in gemm_kernels() {
         assert_twin(gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
         assert_twin_at(gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
+        // each part of the GEMM's block, declared by its loader's file
+        let parts: [(&str, &[(&str, usize)], usize); 6] = [
+            ("GemmDims", GemmDims::FIELDS, std::mem::size_of::<GemmDims>()),
+            ("ConvWindow", ConvWindow::FIELDS, std::mem::size_of::<ConvWindow>()),
+            ("OutputGrad", OutputGrad::FIELDS, std::mem::size_of::<OutputGrad>()),
+            ("DeformSampling", DeformSampling::FIELDS, std::mem::size_of::<DeformSampling>()),
+            ("DepthwiseStage", DepthwiseStage::FIELDS, std::mem::size_of::<DepthwiseStage>()),
+            ("OutputPhases", OutputPhases::FIELDS, std::mem::size_of::<OutputPhases>()),
+        ];
+        for (name, fields, size) in parts {
+            let (members, span) = reflect_struct(gemm.source(), name).unwrap();
+            let ours: Vec<(String, u32)> = fields.iter().map(|&(n, o)| (n.to_string(), o as u32)).collect();
+            assert_eq!(members, ours, "{} {name}: members/offsets", gemm.name());
+            assert_eq!(span as usize, size, "{} {name}: size", gemm.name());
+        }
     }
     assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());

@@ -10,12 +10,60 @@ use crate::shaders::{GemmKey, Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
 
 uniform_block! {
-    /// Twin of `GemmParams` in `shaders/gemm.wgsl`.
-    GemmParams {
-        m, n, k, groups, hw, col0, c_image_stride, alpha_bits,
-        c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out, img0, a_hw, a_channels,
-        offset_groups, dw_mult, out_h, out_w, taps_y, taps_x, step_y, step_x, dq_y, dq_x,
-    }
+    /// Twin of `GemmDims` in `shaders/gemm.wgsl`: `groups` GEMMs of `m×k · k×n` and the conv
+    /// write-out (see the shader).
+    GemmDims { m, n, k, groups, hw, col0, c_image_stride, alpha_bits, img0, _pad0, _pad1, _pad2 }
+}
+
+uniform_block! {
+    /// Twin of `ConvWindow` in `shaders/gemm_b.wgsl`: the input and window the gathering
+    /// loaders read, and the width of the grid the columns walk.
+    ConvWindow { c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, w_out }
+}
+
+uniform_block! {
+    /// Twin of `OutputGrad` in `shaders/gemm_a.wgsl` (`AMode::OutputGrad`, `BMode::Taps`).
+    OutputGrad { a_hw, a_channels, _pad0, _pad1 }
+}
+
+uniform_block! {
+    /// Twin of `DeformSampling` in `shaders/gemm_b_deform.wgsl`.
+    DeformSampling { offset_groups, _pad0, _pad1, _pad2 }
+}
+
+uniform_block! {
+    /// Twin of `DepthwiseStage` in `shaders/gemm_b_depthwise.wgsl`.
+    DepthwiseStage { dw_mult, _pad0, _pad1, _pad2 }
+}
+
+uniform_block! {
+    /// Twin of `OutputPhases` in `shaders/gemm_b_transposed.wgsl`.
+    OutputPhases { out_h, out_w, taps_y, taps_x, step_y, step_x, dq_y, dq_x }
+}
+
+/// Twin of `GemmParams` in `shaders/gemm.wgsl`: the GEMM's sizes and each loader's fields
+/// (every part a multiple of 16 bytes, as a uniform struct member of struct type must start).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GemmParams {
+    pub dims: GemmDims,
+    pub conv: ConvWindow,
+    pub grad: OutputGrad,
+    pub deform: DeformSampling,
+    pub dw: DepthwiseStage,
+    pub phases: OutputPhases,
+}
+
+impl GemmParams {
+    /// `(part, byte offset)` in declaration order.
+    pub const FIELDS: &'static [(&'static str, usize)] = &[
+        ("dims", std::mem::offset_of!(GemmParams, dims)),
+        ("conv", std::mem::offset_of!(GemmParams, conv)),
+        ("grad", std::mem::offset_of!(GemmParams, grad)),
+        ("deform", std::mem::offset_of!(GemmParams, deform)),
+        ("dw", std::mem::offset_of!(GemmParams, dw)),
+        ("phases", std::mem::offset_of!(GemmParams, phases)),
+    ];
 }
 
 /// Where the GEMM's B operand comes from (the shader's `B_MODE`).
@@ -54,7 +102,14 @@ impl BMode {
 impl GemmParams {
     /// `groups` GEMMs of `m×k · k×n`, written through the conv layout (see the shader).
     pub fn new(m: u32, n: u32, k: u32, groups: u32, hw: u32, col0: u32, c_image_stride: u32) -> Self {
-        GemmParams { m, n, k, groups, hw, col0, c_image_stride, ..Default::default() }
+        let dims = GemmDims { m, n, k, groups, hw, col0, c_image_stride, ..Default::default() };
+        GemmParams { dims, ..Default::default() }
+    }
+
+    /// These dimensions with the activation slope `alpha` (leaky_relu).
+    pub fn with_alpha(mut self, alpha: f32) -> Self {
+        self.dims.alpha_bits = alpha.to_bits();
+        self
     }
 
     /// Conv GEMM over output pixels `col0 .. col0 + cols` of `g`, with its activation slope
@@ -62,10 +117,7 @@ impl GemmParams {
     pub fn conv(g: &Conv2dGeometry, col0: u32, cols: u32, alpha: f32) -> Self {
         let hw = g.h_out * g.w_out;
         let k = g.c_in_per_group() * g.kh * g.kw;
-        GemmParams {
-            alpha_bits: alpha.to_bits(),
-            ..GemmParams::new(g.c_out_per_group(), cols, k, g.groups, hw, col0, g.c_out * hw).gathering(g)
-        }
+        GemmParams::new(g.c_out_per_group(), cols, k, g.groups, hw, col0, g.c_out * hw).gathering(g).with_alpha(alpha)
     }
 
     /// The dense GEMM of an unfolded conv over output pixels `col0 .. col0 + cols` (B the
@@ -73,16 +125,13 @@ impl GemmParams {
     /// `[N, Cout, pixels per image]`.
     pub fn unfolded(u: &crate::params::Unfolded, col0: u32, cols: u32, alpha: f32) -> Self {
         let hw = u.pixels_per_image;
-        GemmParams {
-            alpha_bits: alpha.to_bits(),
-            ..GemmParams::new(u.c_out / u.groups, cols, u.rows / u.groups, u.groups, hw, col0, u.c_out * hw)
-        }
+        GemmParams::new(u.c_out / u.groups, cols, u.rows / u.groups, u.groups, hw, col0, u.c_out * hw).with_alpha(alpha)
     }
 
     /// These dimensions, with the conv geometry the gathering modes (`BMode::Implicit`,
     /// `BMode::Taps`) read the input with.
     pub fn gathering(self, g: &Conv2dGeometry) -> Self {
-        GemmParams {
+        let conv = ConvWindow {
             c_in: g.c_in,
             h: g.h,
             w: g.w,
@@ -95,8 +144,8 @@ impl GemmParams {
             pad_top: g.pads.top,
             pad_left: g.pads.left,
             w_out: g.w_out,
-            ..self
-        }
+        };
+        GemmParams { conv, ..self }
     }
 }
 
@@ -298,7 +347,8 @@ pub(crate) fn plan(
             BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
             _ => BLoads::Gather,
         };
-        match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.m, p.n, p.groups, loads) {
+        match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.dims.m, p.dims.n, p.dims.groups, loads)
+        {
             // f16 has no 4x4 variant: it runs the 8x8 one.
             GemmKernel::Block4x4 if half => GemmKernel::Block8x8,
             GemmKernel::Auto => GemmKernel::Block8x8,
@@ -319,25 +369,25 @@ pub(crate) fn plan(
     let kernel = core;
     let (tile, overrides) = match kernel {
         GemmKernel::Block16x16 | GemmKernel::Flat16x16 => {
-            let shape = TileShape::pick(p.m, p.n);
+            let shape = TileShape::pick(p.dims.m, p.dims.n);
             (shape.dims(), overrides.with("TILE_SHAPE", shape as u32 as f64))
         }
         _ => ((64, 64), overrides),
     };
     // One workgroup per tile of each group (the shader derives the same numbering).
     let (bm, bn) = tile;
-    let tiles = (p.m as u64).div_ceil(bm as u64) * (p.n as u64).div_ceil(bn as u64) * p.groups as u64;
+    let tiles = (p.dims.m as u64).div_ceil(bm as u64) * (p.dims.n as u64).div_ceil(bn as u64) * p.dims.groups as u64;
     let grid = fold_grid(tiles, ctx.max_workgroups_per_dim())?;
     // K in ranges that keep every invocation's loop turns within the budget (KPass).
     let (step, cost) = loop_cost(kernel, tile, mode, p);
-    let k_passes = loop_passes(p.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
+    let k_passes = loop_passes(p.dims.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
     // f16 keeps the partial sums of a split K in an f32 twin of c (f32 keeps them in c).
     let partial_bytes = if half && k_passes.len() > 1 { c_numel as u64 * 4 } else { 0 };
     if partial_bytes > ctx.max_binding() {
         return Err(Error::TooLarge(format!(
             "the f32 partial sums of an f16 output of {c_numel} elements over K = {} in {} passes need \
              {partial_bytes} bytes; one storage binding holds at most {} on this device",
-            p.k,
+            p.dims.k,
             k_passes.len(),
             ctx.max_binding()
         )));
@@ -448,7 +498,7 @@ fn loop_cost(kernel: GemmKernel, (bm, bn): (u32, u32), mode: BMode, p: &GemmPara
         // the scalar reads of a ragged last column quad
         BMode::Dense => 4,
         // depthwise_row: kh rows of kw taps
-        BMode::Depthwise => (p.kh as u64) * (p.kw as u64 + 1),
+        BMode::Depthwise => (p.conv.kh as u64) * (p.conv.kw as u64 + 1),
         _ => 0,
     };
     match kernel {
@@ -475,8 +525,8 @@ fn quad_b(p: &GemmParams, mode: BMode, b_span: Option<(u64, u64)>, dtype: DType)
     let aligned = offset % quad == 0 && size % quad == 0;
     aligned
         && match mode {
-            BMode::Dense => p.n % 4 == 0,
-            BMode::Pointwise => p.hw % 4 == 0 && p.col0 % 4 == 0,
+            BMode::Dense => p.dims.n % 4 == 0,
+            BMode::Pointwise => p.dims.hw % 4 == 0 && p.dims.col0 % 4 == 0,
             _ => false,
         }
 }

@@ -576,11 +576,9 @@ fn depthwise_kernels(ctx: &GpuContext, g: &Conv2dGeometry) -> (bool, bool) {
 fn grad_weight_gemm(g: &Conv2dGeometry) -> GemmParams {
     let hw = g.h_out * g.w_out;
     let taps = g.c_in_per_group() * g.kh * g.kw;
-    GemmParams {
-        a_hw: hw,
-        a_channels: g.c_out,
-        ..GemmParams::new(g.c_out_per_group(), taps, g.n * hw, g.groups, taps, 0, 0).gathering(g)
-    }
+    let mut p = GemmParams::new(g.c_out_per_group(), taps, g.n * hw, g.groups, taps, 0, 0).gathering(g);
+    p.grad = gemm::OutputGrad { a_hw: hw, a_channels: g.c_out, ..Default::default() };
+    p
 }
 
 /// The launches of a backward pass whose tensors each fit one binding.

@@ -151,11 +151,11 @@ impl std::fmt::Display for ConvTranspose2dPlan {
 fn col_gemm_params(g: &ConvTranspose2dGeometry, img0: u32, imgs: u32) -> GemmParams {
     let hw = g.h * g.w;
     let (m, k) = (g.c_out_per_group() * g.kh * g.kw, g.c_in_per_group());
-    GemmParams {
-        c_in: g.c_in,
-        img0,
-        ..GemmParams::new(m, imgs * hw, k, g.groups, hw, img0 * hw, g.c_out * g.kh * g.kw * hw)
-    }
+    let mut p = GemmParams::new(m, imgs * hw, k, g.groups, hw, img0 * hw, g.c_out * g.kh * g.kw * hw);
+    p.dims.img0 = img0;
+    // the pointwise B reads the input's channels: its channel count
+    p.conv.c_in = g.c_in;
+    p
 }
 
 /// Plans a conv_transpose2d of `input` `[N, Cin, H, W]` and `weight` `[Cin, Cout/groups, kh,
@@ -598,8 +598,7 @@ pub(crate) fn phase_gemm_params(g: &ConvTranspose2dGeometry, alpha: f32) -> Gemm
         0,
         g.c_out * g.h_out * g.w_out,
     );
-    GemmParams {
-        alpha_bits: alpha.to_bits(),
+    let conv = gemm::ConvWindow {
         c_in: g.c_in,
         h: g.h,
         w: g.w,
@@ -611,7 +610,10 @@ pub(crate) fn phase_gemm_params(g: &ConvTranspose2dGeometry, alpha: f32) -> Gemm
         dil_w: dw,
         pad_top: g.pads.top,
         pad_left: g.pads.left,
+        // the columns walk the phase grid
         w_out: wq,
+    };
+    let phases = gemm::OutputPhases {
         out_h: g.h_out,
         out_w: g.w_out,
         taps_y,
@@ -620,8 +622,8 @@ pub(crate) fn phase_gemm_params(g: &ConvTranspose2dGeometry, alpha: f32) -> Gemm
         step_x,
         dq_y: dh / gy,
         dq_x: dw / gx,
-        ..base
-    }
+    };
+    GemmParams { conv, phases, ..base.with_alpha(alpha) }
 }
 
 /// The workspace as a tensor of `bytes / 4` floats (the GEMM's C binding).

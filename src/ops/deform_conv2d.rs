@@ -182,8 +182,7 @@ pub fn plan_deform_conv2d(
                         })
                         .collect()
                 };
-                let steps =
-                    im2col_gemm_steps(ctx, &gb.unfolded(), &chunks, params.activation, bias.is_some(), unfold)?;
+                let steps = im2col_gemm_steps(ctx, &gb.unfolded(), &chunks, params.activation, bias.is_some(), unfold)?;
                 plan.steps.extend(steps.into_iter().map(|mut s| {
                     if !s.note.starts_with(&what) {
                         s.note = format!("{what}: {}", s.note);
@@ -269,7 +268,8 @@ pub fn plan_deform_conv2d(
             (plan.chunks, plan.workspace_bytes) = (chunks.chunks, chunks.cols as u64 * chunks.rows as u64 * 4);
         } else {
             let pixels = g.n * g.h_out * g.w_out;
-            let p = GemmParams { offset_groups: dg.offset_groups, ..GemmParams::conv(&g, 0, pixels, act.alpha()) };
+            let mut p = GemmParams::conv(&g, 0, pixels, act.alpha());
+            p.deform.offset_groups = dg.offset_groups;
             let ov = gemm::overrides(GemmProblem::Deform, act, bias.is_some(), &gemm::Aux::None)
                 .flag("HAS_MASK", m.is_some());
             let input_bytes = x.iter().product::<usize>() as u64 * elem;
@@ -470,7 +470,8 @@ fn record_deform_conv2d(
     }
     ctx.scoped(|| -> Result<usize> {
         let pixels = g.n * g.h_out * g.w_out;
-        let p = GemmParams { offset_groups: dg.offset_groups, ..GemmParams::conv(&g, 0, pixels, act.alpha()) };
+        let mut p = GemmParams::conv(&g, 0, pixels, act.alpha());
+        p.deform.offset_groups = dg.offset_groups;
         let mut arena = UniformArena::new(ctx);
         let block = arena.push(&p);
         let uniforms = arena.finish(ctx)?;

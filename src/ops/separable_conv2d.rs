@@ -255,10 +255,8 @@ fn fused_gemm(
     let g = dw.validate(x, dw_weight, None)?;
     let hw = g.h_out * g.w_out;
     let (c_out, c_mid) = (pw_weight[0] as u32, dw_weight[0] as u32);
-    let p = GemmParams {
-        dw_mult: c_mid / g.c_in,
-        ..GemmParams::new(c_out, g.n * hw, c_mid, 1, hw, 0, c_out * hw).gathering(&g)
-    };
+    let mut p = GemmParams::new(c_out, g.n * hw, c_mid, 1, hw, 0, c_out * hw).gathering(&g);
+    p.dw.dw_mult = c_mid / g.c_in;
     let act = params.dw_act_code().ok_or_else(|| Error::Internal("fused block with another activation".into()))?;
     let aux = gemm::overrides(GemmProblem::Separable, params.pointwise_activation, has_pw_bias, &gemm::Aux::None);
     Ok((p, aux.flag("HAS_DW_BIAS", has_dw_bias).with("DW_ACT", act as f64)))
