@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::conformance::{
+    Conv2dBackwardCase, Conv2dCase, ConvTranspose2dCase, DeformConv2dCase, OpCase, SeparableCase,
+};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{Algorithm, Conv2dParams, Padding};
@@ -280,7 +283,7 @@ fn case_seed(case: &BenchCase) -> u64 {
 }
 
 /// Worst |out − ref| / (1 + |ref|) over `points` sampled elements (first, last, random).
-fn spot_check(out: &[f32], points: usize, seed: u64, reference: impl Fn(usize) -> f64) -> Option<f64> {
+fn spot_check(out: &[f32], points: usize, seed: u64, mut reference: impl FnMut(usize) -> f64) -> Option<f64> {
     if points == 0 || out.is_empty() {
         return None;
     }
@@ -367,44 +370,83 @@ fn checked_row(
     r
 }
 
+/// Times one op call described by its case (the same [`OpCase`] conformance, the CLI and
+/// the tests use): its seeded inputs stored as `dtype` (f16: rounded first, and the
+/// reference sees the rounded values), its `_into` call recorded per timed run into
+/// preallocated outputs, then `check_points` sampled outputs of each output against the f64
+/// reference (pointwise where the op has one, else whole). Bytes moved: every input and
+/// output once.
+fn timed_case<C: OpCase>(
+    ctx: &GpuContext,
+    row: &BenchCase,
+    case: &C,
+    dtype: DType,
+    opts: &BenchOptions,
+) -> Result<CaseResult> {
+    let inputs: Vec<HostTensor> = case.inputs()?.into_iter().map(|h| h.rounded_to(dtype)).collect();
+    let shapes: Vec<&[usize]> = inputs.iter().map(|h| h.shape.as_slice()).collect();
+    let flops = case.flops(&shapes)?;
+    let up = inputs.iter().map(|h| Tensor::from_slice_as(ctx, &h.shape, &h.data, dtype)).collect::<Result<Vec<_>>>()?;
+    let outputs =
+        case.output_shapes(&shapes)?.iter().map(|s| Tensor::empty_as(ctx, s, dtype)).collect::<Result<Vec<_>>>()?;
+    let mut ran = None;
+    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
+        ran = Some(case.record(ctx, enc, &up, &outputs)?);
+        Ok(())
+    })?;
+    let ran = ran.ok_or_else(|| Error::Internal("time_op ran no call".into()))?;
+    let seed = case_seed(row);
+    let check = if opts.check_points == 0 {
+        None
+    } else if case.expected_at(&inputs, 0).is_some() && outputs.len() == 1 {
+        let out = outputs[0].to_vec(ctx)?;
+        let mut failed = None;
+        let worst = spot_check(&out, opts.check_points, seed, |i| match case.expected_at(&inputs, i) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                failed = Some(e);
+                f64::NAN
+            }
+            None => f64::NAN,
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        worst
+    } else {
+        let expected = case.expected(&inputs)?;
+        let mut worst = 0f64;
+        for (t, r) in outputs.iter().zip(&expected) {
+            worst = worst.max(spot_check(&t.to_vec(ctx)?, opts.check_points, seed, |i| r[i]).unwrap_or(0.0));
+        }
+        Some(worst)
+    };
+    let elems = inputs.iter().map(|h| h.data.len()).sum::<usize>() + outputs.iter().map(Tensor::numel).sum::<usize>();
+    let timed = (times.as_slice(), method);
+    Ok(checked_row(row, &ran.label, timed, flops, elems, dtype, ran.workspace_bytes, check))
+}
+
+/// The row's conv2d as a conformance case (with a bias), seeded from the row's id.
+fn conv2d_case(row: &BenchCase, algorithm: Algorithm) -> Conv2dCase {
+    let (n, c, co, g) = (row.n as usize, row.c_in as usize, row.c_out as usize, row.groups.max(1) as usize);
+    Conv2dCase {
+        input: [n, c, row.h as usize, row.w as usize],
+        weight: [co, c / g, row.kh as usize, row.kw as usize],
+        bias: true,
+        params: row.conv2d_params(algorithm),
+        seed: case_seed(row),
+    }
+}
+
 fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &BenchOptions) -> Result<CaseResult> {
-    let params = case.conv2d_params(algorithm);
-    let seed = case_seed(case);
-    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
-    let w = HostTensor::random(
-        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
-        seed + 1,
-    );
-    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
-    let g = match params.validate(&x.shape, &w.shape, Some(&b.shape)) {
+    let c = conv2d_case(case, algorithm);
+    match c.params.validate(&c.input, &c.weight, Some(&[c.weight[0]])) {
         Err(Error::InvalidParam { name: "algorithm", reason }) => {
             return Ok(CaseResult::skipped(case, algorithm.name(), format!("n/a: {reason}")));
         }
         other => other?,
     };
-    // f16 rows: the reference sees the f16-rounded inputs, and the check allows one f16
-    // rounding of the output.
-    let dtype = opts.dtype;
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
-    let upload = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
-    let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
-    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
-    let mut info = None;
-    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
-        info = Some(crate::ops::conv2d::conv2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
-        Ok(())
-    })?;
-    let info = info.expect("time_op ran at least once");
-    let check = spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| {
-        params.activation.apply(crate::reference::conv2d_at(&x, &w, Some(&b), &g, i))
-    });
-    let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
-    let timed = (times.as_slice(), method);
-    let label = match info.batch_pieces {
-        0 | 1 => info.algorithm.name().to_string(),
-        k => format!("{}, {k} batch pieces", info.algorithm.name()),
-    };
-    Ok(checked_row(case, &label, timed, g.flops(), elems, dtype, info.workspace_bytes, check))
+    timed_case(ctx, case, &c, opts.dtype, opts)
 }
 
 /// The high-resolution row (`wgconv bench --large`): 268 MB input and output, past the
@@ -466,40 +508,11 @@ pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions
         .unwrap_or_else(|e| CaseResult::skipped(&case, "gemm_bwd", format!("error: {e}")))
 }
 
+/// All three gradients of the row's conv2d (FLOPs: a forward pass per gradient of input and
+/// weight), f32.
 fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
-    use crate::ops::conv2d_backward::{conv2d_backward_into, Conv2dGrads};
-    let params = case.conv2d_params(Algorithm::Auto);
-    let seed = case_seed(case);
-    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
-    let w = HostTensor::random(
-        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
-        seed + 1,
-    );
-    let g = params.validate(&x.shape, &w.shape, None)?;
-    let dy = HostTensor::random(&g.output_shape(), seed + 3);
-    let (xg, wg, dyg) = (Tensor::from_host(ctx, &x)?, Tensor::from_host(ctx, &w)?, Tensor::from_host(ctx, &dy)?);
-    let grads = Conv2dGrads {
-        grad_input: Some(Tensor::empty(ctx, &x.shape)?),
-        grad_weight: Some(Tensor::empty(ctx, &w.shape)?),
-        grad_bias: Some(Tensor::empty(ctx, &[case.c_out as usize])?),
-    };
-    let (times, method) =
-        time_op(ctx, &opts.timing(), |enc| conv2d_backward_into(ctx, enc, &xg, &wg, &dyg, &params, &grads))?;
-    let check = if opts.check_points > 0 {
-        // The naive f64 loops (about the forward's cost, twice over) give all three exactly.
-        let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &w, &dy, &params)?;
-        let mut worst = 0f64;
-        for (t, r) in [(&grads.grad_input, rdx), (&grads.grad_weight, rdw), (&grads.grad_bias, rdb)] {
-            let out = t.as_ref().expect("allocated above").to_vec(ctx)?;
-            worst = worst.max(spot_check(&out, opts.check_points, seed, |i| r[i]).unwrap_or(0.0));
-        }
-        Some(worst)
-    } else {
-        None
-    };
-    let bytes = 4.0 * 2.0 * (x.data.len() + w.data.len() + dy.data.len()) as f64;
-    let name = if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" };
-    Ok(measured(case, name, &times, method, 2.0 * g.flops(), bytes, 0, check))
+    let c = Conv2dBackwardCase(conv2d_case(case, Algorithm::Auto), crate::ops::conv2d_backward::Grads::ALL);
+    timed_case(ctx, case, &c, DType::F32, opts)
 }
 
 /// Times a depthwise-separable block (MobileNetV2's expansion-free form): a depthwise 3x3
@@ -516,32 +529,24 @@ pub fn run_separable(
     row.op = BenchOp::SeparableConv2d;
     row.id = format!("{}_sep{c_out_pw}", case.id);
     let name = if fused { "fused" } else { "two_pass" };
-    let run = || -> Result<CaseResult> {
-        let params = crate::ops::separable_conv2d::SeparableParams {
-            stride: [case.stride; 2],
-            padding: Padding::Symmetric([case.pad; 2]),
-            dilation: [case.dil; 2],
-            depthwise_activation: crate::params::Activation::Relu6,
-            fused,
-            ..Default::default()
-        };
-        let seed = case_seed(case);
-        let (c, cp) = (case.c_in as usize, c_out_pw as usize);
-        let x = HostTensor::random(&[case.n as usize, c, case.h as usize, case.w as usize], seed);
-        let dw = HostTensor::random(&[c, 1, case.kh as usize, case.kw as usize], seed + 1);
-        let pw = HostTensor::random(&[cp, c, 1, 1], seed + 2);
-        let (mid, out) = params.validate(&x.shape, &dw.shape, None, &pw.shape, None)?;
-        let t = |h: &HostTensor| Tensor::from_host(ctx, h);
-        let (xg, dwg, pwg) = (t(&x)?, t(&dw)?, t(&pw)?);
-        let y = Tensor::empty(ctx, &out)?;
-        let (times, method) = time_op(ctx, &opts.timing(), |enc| {
-            crate::ops::separable_conv2d::separable_conv2d_into(ctx, enc, &xg, &dwg, None, &pwg, None, &params, &y)
-        })?;
-        let flops = 2.0 * (mid.iter().product::<usize>() * case.kh as usize * case.kw as usize) as f64
-            + 2.0 * (out.iter().product::<usize>() * c) as f64;
-        let bytes = 4.0 * (x.data.len() + dw.data.len() + pw.data.len() + out.iter().product::<usize>()) as f64;
-        Ok(measured(&row, name, &times, method, flops, bytes, 0, None))
+    let params = crate::ops::separable_conv2d::SeparableParams {
+        stride: [case.stride; 2],
+        padding: Padding::Symmetric([case.pad; 2]),
+        dilation: [case.dil; 2],
+        depthwise_activation: crate::params::Activation::Relu6,
+        fused,
+        ..Default::default()
     };
+    let (c, cp) = (case.c_in as usize, c_out_pw as usize);
+    let seed = case_seed(case);
+    let sep = SeparableCase {
+        input: [case.n as usize, c, case.h as usize, case.w as usize],
+        dw_weight: [c, 1, case.kh as usize, case.kw as usize],
+        pw_weight: [cp, c, 1, 1],
+        params,
+        seeds: [seed, seed + 1, seed + 2, seed + 3, seed + 4],
+    };
+    let run = || timed_case(ctx, &row, &sep, DType::F32, opts);
     run().unwrap_or_else(|e| CaseResult::skipped(&row, name, format!("error: {e}")))
 }
 
@@ -560,60 +565,8 @@ fn run_deform_conv2d(
             format!("n/a: deform_conv2d has no {}", algorithm.name()),
         ));
     }
-    let params = crate::params::DeformConv2dParams {
-        algorithm,
-        stride: [case.stride; 2],
-        padding: Padding::Symmetric([case.pad; 2]),
-        dilation: [case.dil; 2],
-        groups: case.groups,
-        ..Default::default()
-    };
-    let seed = case_seed(case);
-    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
-    let w = HostTensor::random(
-        &[case.c_out as usize, (case.c_in / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
-        seed + 1,
-    );
-    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
-    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
-    let taps = (case.kh * case.kw) as usize;
-    let (ho, wo) = (g.h_out as usize, g.w_out as usize);
-    let mut off = HostTensor::random(&[case.n as usize, 2 * taps, ho, wo], seed + 3);
-    off.data.iter_mut().for_each(|v| *v *= 2.0);
-    let mut mask = HostTensor::random(&[case.n as usize, taps, ho, wo], seed + 4);
-    mask.data.iter_mut().for_each(|v| *v = 0.5 * (*v + 1.0));
-    // f16 rows as in run_conv2d: the reference sees the rounded inputs.
-    let dtype = opts.dtype;
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
-    let (off, mask) = (off.rounded_to(dtype), mask.rounded_to(dtype));
-    let t = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
-    let (xg, wg, bg, og, mg) = (t(&x)?, t(&w)?, t(&b)?, t(&off)?, t(&mask)?);
-    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
-    let mut info = None;
-    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
-        info = Some(crate::ops::deform_conv2d::deform_conv2d_into(
-            ctx,
-            enc,
-            &xg,
-            &wg,
-            &og,
-            Some(&mg),
-            Some(&bg),
-            &params,
-            &y,
-        )?);
-        Ok(())
-    })?;
-    let info = info.expect("time_op ran at least once");
-    let check = if opts.check_points > 0 {
-        let (_, r) = crate::reference::deform_conv2d(&x, &w, &off, Some(&mask), Some(&b), &params)?;
-        spot_check(&y.to_vec(ctx)?, opts.check_points, seed, |i| r[i])
-    } else {
-        None
-    };
-    let elems = x.data.len() + w.data.len() + b.data.len() + off.data.len() + mask.data.len() + y.numel();
-    let timed = (times.as_slice(), method);
-    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
+    let dcn = DeformConv2dCase { conv: conv2d_case(case, algorithm), offset_groups: 1, scale: 2.0, mask: true };
+    timed_case(ctx, case, &dcn, opts.dtype, opts)
 }
 
 fn run_conv_transpose2d(
@@ -630,36 +583,15 @@ fn run_conv_transpose2d(
         algorithm,
         ..Default::default()
     };
-    let seed = case_seed(case);
-    let x = HostTensor::random(&[case.n as usize, case.c_in as usize, case.h as usize, case.w as usize], seed);
-    let w = HostTensor::random(
-        &[case.c_in as usize, (case.c_out / case.groups.max(1)) as usize, case.kh as usize, case.kw as usize],
-        seed + 1,
-    );
-    let b = HostTensor::random(&[case.c_out as usize], seed + 2);
-    let g = params.validate(&x.shape, &w.shape, Some(&b.shape))?;
-    // f16 rows as in run_conv2d: the reference sees the rounded inputs.
-    let dtype = opts.dtype;
-    let (x, w, b) = (x.rounded_to(dtype), w.rounded_to(dtype), b.rounded_to(dtype));
-    let upload = |t: &HostTensor| Tensor::from_slice_as(ctx, &t.shape, &t.data, dtype);
-    let (xg, wg, bg) = (upload(&x)?, upload(&w)?, upload(&b)?);
-    let y = Tensor::empty_as(ctx, &g.output_shape(), dtype)?;
-    let mut info = None;
-    let (times, method) = time_op(ctx, &opts.timing(), |enc| {
-        info = Some(crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, enc, &xg, &wg, Some(&bg), &params, &y)?);
-        Ok(())
-    })?;
-    let info = info.expect("time_op ran at least once");
-    let out = y.to_vec(ctx)?;
-    let check = if opts.check_points > 0 {
-        let (_, r) = crate::reference::conv_transpose2d(&x, &w, Some(&b), &params)?;
-        spot_check(&out, opts.check_points, seed, |i| r[i])
-    } else {
-        None
+    let (n, c, co, g) = (case.n as usize, case.c_in as usize, case.c_out as usize, case.groups.max(1) as usize);
+    let t = ConvTranspose2dCase {
+        input: [n, c, case.h as usize, case.w as usize],
+        weight: [c, co / g, case.kh as usize, case.kw as usize],
+        bias: true,
+        params,
+        seed: case_seed(case),
     };
-    let elems = x.data.len() + w.data.len() + b.data.len() + y.numel();
-    let timed = (times.as_slice(), method);
-    Ok(checked_row(case, info.algorithm.name(), timed, g.flops(), elems, dtype, info.workspace_bytes, check))
+    timed_case(ctx, case, &t, opts.dtype, opts)
 }
 
 /// What this adapter reaches at best, measured once per run.

@@ -71,7 +71,16 @@ impl OpCase for Conv1dCase {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![crate::reference::conv1d(&i[0], &i[1], i.get(2), &self.params())?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::conv1d::conv1d(ctx, &t[0], &t[1], t.get(2), &self.params())?])
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let out = self.params().validate(&crate::ops::as_batched(s[0], 3), s[1], s.get(2).copied())?;
+        Ok(vec![crate::ops::returned_shape(s[0], &out)])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let info = crate::ops::conv1d::conv1d_into(ctx, e, &t[0], &t[1], t.get(2), &self.params(), &o[0])?;
+        Ok(Ran { label: info.algorithm.name().to_string(), workspace_bytes: info.workspace_bytes })
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        let out = self.params().validate(&crate::ops::as_batched(s[0], 3), s[1], None)?;
+        Ok(2.0 * out.iter().product::<usize>() as f64 * s[1][1..].iter().product::<usize>() as f64)
     }
 }

@@ -101,8 +101,27 @@ impl OpCase for Conv2dCase {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![reference_conv2d(&i[0], &i[1], i.get(2), &self.params)?])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::conv2d::conv2d(ctx, &t[0], &t[1], t.get(2), &self.params)?])
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let g = self.params.validate(&crate::ops::as_batched(s[0], 4), s[1], s.get(2).copied())?;
+        Ok(vec![crate::ops::returned_shape(s[0], &g.output_shape())])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let info = crate::ops::conv2d::conv2d_into(ctx, e, &t[0], &t[1], t.get(2), &self.params, &o[0])?;
+        let label = match info.batch_pieces {
+            0 | 1 => info.algorithm.name().to_string(),
+            k => format!("{}, {k} batch pieces", info.algorithm.name()),
+        };
+        Ok(Ran { label, workspace_bytes: info.workspace_bytes })
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        Ok(self.params.validate(&crate::ops::as_batched(s[0], 4), s[1], None)?.flops())
+    }
+    fn expected_at(&self, i: &[HostTensor], at: usize) -> Option<Result<f64>> {
+        let g = match self.params.validate(&i[0].shape, &i[1].shape, None) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(self.params.activation.apply(crate::reference::conv2d_at(&i[0], &i[1], i.get(2), &g, at))))
     }
     fn applies(&self) -> bool {
         let bias = [self.weight[0]];
@@ -134,8 +153,14 @@ impl OpCase for Oracled {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![(self.oracle)(&i[0], &i[1], i.get(2), &self.case.params)?])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.case.run(ctx, t)
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        self.case.output_shapes(s)
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        self.case.record(ctx, e, t, o)
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        self.case.flops(s)
     }
     fn applies(&self) -> bool {
         self.case.applies()

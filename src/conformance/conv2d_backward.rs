@@ -40,9 +40,30 @@ impl OpCase for Conv2dBackwardCase {
         let g = self.1;
         Ok([(g.input, dx), (g.weight, dw), (g.bias, db)].into_iter().filter_map(|(on, v)| on.then_some(v)).collect())
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        let g = crate::ops::conv2d_backward::conv2d_backward(ctx, &t[0], &t[1], &t[2], &self.0.params, self.1)?;
-        Ok([g.grad_input, g.grad_weight, g.grad_bias].into_iter().flatten().collect())
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let g = self.1;
+        let bias = vec![s[1][0]];
+        Ok([(g.input, s[0].to_vec()), (g.weight, s[1].to_vec()), (g.bias, bias)]
+            .into_iter()
+            .filter_map(|(on, shape)| on.then_some(shape))
+            .collect())
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let mut outs = o.iter().cloned();
+        let mut next = |on: bool| if on { outs.next() } else { None };
+        let grads = crate::ops::conv2d_backward::Conv2dGrads {
+            grad_input: next(self.1.input),
+            grad_weight: next(self.1.weight),
+            grad_bias: next(self.1.bias),
+        };
+        crate::ops::conv2d_backward::conv2d_backward_into(ctx, e, &t[0], &t[1], &t[2], &self.0.params, &grads)?;
+        let g = self.0.params.validate(&crate::ops::as_batched(t[0].shape(), 4), t[1].shape(), None)?;
+        Ok(Ran::named(if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" }))
+    }
+    /// Each gradient asked for counts as one forward pass (grad_bias: none).
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        let forward = self.0.params.validate(&crate::ops::as_batched(s[0], 4), s[1], None)?.flops();
+        Ok(forward * (self.1.input as u32 + self.1.weight as u32) as f64)
     }
     fn simpler(&self) -> Vec<Self> {
         super::conv2d::simpler(&self.0).into_iter().map(|c| Conv2dBackwardCase(c, self.1)).collect()

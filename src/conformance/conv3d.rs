@@ -60,7 +60,16 @@ impl OpCase for Conv3dCase {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![crate::reference::conv3d(&i[0], &i[1], i.get(2), &self.params)?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::conv3d::conv3d(ctx, &t[0], &t[1], t.get(2), &self.params)?])
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let g = self.params.validate(&crate::ops::as_batched(s[0], 5), s[1], s.get(2).copied())?;
+        Ok(vec![crate::ops::returned_shape(s[0], &g.output_shape())])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        crate::ops::conv3d::conv3d_into(ctx, e, &t[0], &t[1], t.get(2), &self.params, &o[0])?;
+        Ok(Ran::named("vol2col_gemm"))
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        let g = self.params.validate(&crate::ops::as_batched(s[0], 5), s[1], None)?;
+        Ok(2.0 * g.output_shape().iter().product::<usize>() as f64 * s[1][1..].iter().product::<usize>() as f64)
     }
 }

@@ -86,8 +86,17 @@ impl OpCase for ConvTranspose2dCase {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![crate::reference::conv_transpose2d(&i[0], &i[1], i.get(2), &self.params)?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(ctx, &t[0], &t[1], t.get(2), &self.params)?])
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let g = self.params.validate(&crate::ops::as_batched(s[0], 4), s[1], s.get(2).copied())?;
+        Ok(vec![crate::ops::returned_shape(s[0], &g.output_shape())])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let info =
+            crate::ops::conv_transpose2d::conv_transpose2d_into(ctx, e, &t[0], &t[1], t.get(2), &self.params, &o[0])?;
+        Ok(Ran { label: info.algorithm.name().to_string(), workspace_bytes: info.workspace_bytes })
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        Ok(self.params.validate(&crate::ops::as_batched(s[0], 4), s[1], None)?.flops())
     }
     fn simpler(&self) -> Vec<Self> {
         simpler_transposed(self)

@@ -76,9 +76,20 @@ impl OpCase for DeformConv2dCase {
         let (m, b) = (self.mask.then(|| &i[3]), i.get(if self.mask { 4 } else { 3 }));
         Ok(vec![crate::reference::deform_conv2d(&i[0], &i[1], &i[2], m, b, &self.params())?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let batched = |x: &[usize]| crate::ops::as_batched(x, 4);
+        let (m, b) = (self.mask.then(|| batched(s[3])), s.get(if self.mask { 4 } else { 3 }).copied());
+        let dg = self.params().validate_deform(&batched(s[0]), s[1], &batched(s[2]), m.as_deref(), b)?;
+        Ok(vec![crate::ops::returned_shape(s[0], &dg.conv.output_shape())])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
         let (m, b) = (self.mask.then(|| &t[3]), t.get(if self.mask { 4 } else { 3 }));
-        Ok(vec![crate::ops::deform_conv2d::deform_conv2d(ctx, &t[0], &t[1], &t[2], m, b, &self.params())?])
+        let p = self.params();
+        let info = crate::ops::deform_conv2d::deform_conv2d_into(ctx, e, &t[0], &t[1], &t[2], m, b, &p, &o[0])?;
+        Ok(Ran { label: info.algorithm.name().to_string(), workspace_bytes: info.workspace_bytes })
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        Ok(self.params().validate(&crate::ops::as_batched(s[0], 4), s[1], None)?.flops())
     }
     fn simpler(&self) -> Vec<Self> {
         simpler_deform(self)

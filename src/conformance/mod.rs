@@ -87,8 +87,39 @@ pub trait OpCase: Clone + std::fmt::Display {
     fn inputs(&self) -> Result<Vec<HostTensor>>;
     /// The f64 reference of each output for `inputs`.
     fn expected(&self, inputs: &[HostTensor]) -> Result<Vec<Vec<f64>>>;
-    /// The GPU call on `inputs` uploaded (same order); its output tensors.
-    fn run(&self, ctx: &GpuContext, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
+    /// The shapes of the outputs for inputs of these shapes (same order).
+    fn output_shapes(&self, inputs: &[&[usize]]) -> Result<Vec<Vec<usize>>>;
+    /// Records the op's `_into` call on `inputs` (uploaded, same order) into `encoder`,
+    /// writing `outputs` (of [`output_shapes`](Self::output_shapes)): what [`run`](Self::run)
+    /// submits and what `wgconv bench` times. Returns what ran.
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        inputs: &[Tensor],
+        outputs: &[Tensor],
+    ) -> Result<Ran>;
+    /// The GPU call on `inputs` uploaded (same order), submitted; its output tensors (stored
+    /// as the first input is).
+    fn run(&self, ctx: &GpuContext, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(Tensor::shape).collect();
+        let dtype = inputs.first().map_or(DType::F32, Tensor::dtype);
+        let outputs =
+            self.output_shapes(&shapes)?.iter().map(|s| Tensor::empty_as(ctx, s, dtype)).collect::<Result<Vec<_>>>()?;
+        let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("case") });
+        self.record(ctx, &mut encoder, inputs, &outputs)?;
+        ctx.submit(encoder)?;
+        Ok(outputs)
+    }
+    /// 2 × the multiply-adds of one call on inputs of these shapes (the bench's GFLOP/s; each
+    /// gradient of a backward pass counts as a forward pass).
+    fn flops(&self, inputs: &[&[usize]]) -> Result<f64>;
+    /// Element `i` of the first output from the f64 reference alone, where the op has a
+    /// pointwise reference (the bench's spot checks of large cases); `None`: the bench
+    /// computes [`expected`](Self::expected) whole.
+    fn expected_at(&self, _inputs: &[HostTensor], _i: usize) -> Option<Result<f64>> {
+        None
+    }
     /// Whether the case's forced algorithm takes it at all (the runner leaves out the cases
     /// it does not).
     fn applies(&self) -> bool {
@@ -97,6 +128,20 @@ pub trait OpCase: Clone + std::fmt::Display {
     /// Variants one step simpler, each valid ([`shrink_case`]).
     fn simpler(&self) -> Vec<Self> {
         Vec::new()
+    }
+}
+
+/// What one recorded call ran: the algorithm (and how it split a tensor beyond one binding),
+/// and the workspace it used.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ran {
+    pub label: String,
+    pub workspace_bytes: u64,
+}
+
+impl Ran {
+    fn named(label: impl Into<String>) -> Self {
+        Ran { label: label.into(), workspace_bytes: 0 }
     }
 }
 

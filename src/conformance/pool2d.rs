@@ -47,7 +47,17 @@ impl OpCase for Pool2dCase {
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         Ok(vec![crate::reference::pool2d(&i[0], &self.params, self.mode)?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(vec![crate::ops::pool2d::pool2d(ctx, &t[0], &self.params, self.mode)?])
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let out = self.params.validate(&crate::ops::as_batched(s[0], 4))?;
+        Ok(vec![crate::ops::returned_shape(s[0], &out)])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        crate::ops::pool2d::pool2d_into(ctx, e, &t[0], &self.params, self.mode, &o[0])?;
+        Ok(Ran::named(format!("{:?} pool", self.mode)))
+    }
+    /// One comparison or addition per window position of each output.
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        let out = self.params.validate(&crate::ops::as_batched(s[0], 4))?;
+        Ok(out.iter().product::<usize>() as f64 * (self.params.kernel[0] * self.params.kernel[1]) as f64)
     }
 }

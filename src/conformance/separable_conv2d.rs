@@ -83,16 +83,28 @@ impl OpCase for SeparableCase {
         let pwp = Conv2dParams { activation: p.pointwise_activation, ..Default::default() };
         Ok(vec![crate::reference::conv2d(&m, &i[3], Some(&i[4]), &pwp)?.1])
     }
-    fn run(&self, ctx: &GpuContext, t: &[Tensor]) -> Result<Vec<Tensor>> {
-        let y = crate::ops::separable_conv2d::separable_conv2d(
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        let (_, out) = self.params.validate(s[0], s[1], Some(s[2]), s[3], Some(s[4]))?;
+        Ok(vec![out.to_vec()])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        crate::ops::separable_conv2d::separable_conv2d_into(
             ctx,
+            e,
             &t[0],
             &t[1],
             Some(&t[2]),
             &t[3],
             Some(&t[4]),
             &self.params,
+            &o[0],
         )?;
-        Ok(vec![y])
+        Ok(Ran::named(if self.params.fused { "fused" } else { "two_pass" }))
+    }
+    /// Both stages': the depthwise conv's and the pointwise conv's.
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        let (mid, out) = self.params.validate(s[0], s[1], None, s[3], None)?;
+        let taps = (s[1][2] * s[1][3]) as f64;
+        Ok(2.0 * mid.iter().product::<usize>() as f64 * taps + 2.0 * (out.iter().product::<usize>() * s[3][1]) as f64)
     }
 }
