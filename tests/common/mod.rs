@@ -50,79 +50,81 @@ pub fn gpu() -> Option<&'static GpuContext> {
     CTX.get_or_init(fresh_gpu).as_ref()
 }
 
-/// A conv2d test case: shapes and parameters; data come from a seed.
-#[derive(Clone, Debug)]
-pub struct Case {
-    pub n: usize,
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub params: Conv2dParams,
-    pub bias: bool,
-}
+/// A conv2d test case: conformance's own description of the op (`Conv2dCase`: its
+/// reference, its call, its shrinker), built here by shape, then parameter by parameter.
+pub use wgconv::conformance::Conv2dCase as Case;
 
+/// `n` images of `c_in` × `hw`, `c_out` filters of `k`, with a bias, default parameters.
 pub fn case(n: usize, c_in: usize, hw: [usize; 2], c_out: usize, k: [usize; 2]) -> Case {
-    Case { n, c_in, h: hw[0], w: hw[1], c_out, kh: k[0], kw: k[1], params: Conv2dParams::default(), bias: true }
+    Case {
+        input: [n, c_in, hw[0], hw[1]],
+        weight: [c_out, c_in, k[0], k[1]],
+        bias: true,
+        params: Conv2dParams::default(),
+        seed: 0,
+    }
 }
 
-impl Case {
-    pub fn stride(mut self, s: [u32; 2]) -> Self {
+/// The builder steps of a test's conv2d case.
+pub trait CaseExt: Sized {
+    fn stride(self, s: [u32; 2]) -> Self;
+    fn pad(self, p: Padding) -> Self;
+    fn dil(self, d: [u32; 2]) -> Self;
+    /// `g` groups (the weight's input channels become `Cin / g`).
+    fn groups(self, g: u32) -> Self;
+    fn algo(self, a: wgconv::Algorithm) -> Self;
+    fn act(self, a: wgconv::Activation) -> Self;
+    fn no_bias(self) -> Self;
+    /// The algorithms that can run this case (Auto first).
+    fn algorithms(&self) -> Vec<wgconv::Algorithm>;
+    /// (input, weight, bias) seeded with `seed`.
+    fn seeded(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>);
+}
+
+impl CaseExt for Case {
+    fn stride(mut self, s: [u32; 2]) -> Self {
         self.params.stride = s;
         self
     }
-    pub fn pad(mut self, p: Padding) -> Self {
+    fn pad(mut self, p: Padding) -> Self {
         self.params.padding = p;
         self
     }
-    pub fn dil(mut self, d: [u32; 2]) -> Self {
+    fn dil(mut self, d: [u32; 2]) -> Self {
         self.params.dilation = d;
         self
     }
-    pub fn groups(mut self, g: u32) -> Self {
+    fn groups(mut self, g: u32) -> Self {
         self.params.groups = g;
+        self.weight[1] = self.input[1] / g as usize;
         self
     }
-    pub fn algo(mut self, a: wgconv::Algorithm) -> Self {
+    fn algo(mut self, a: wgconv::Algorithm) -> Self {
         self.params.algorithm = a;
         self
     }
-    pub fn act(mut self, a: wgconv::Activation) -> Self {
+    fn act(mut self, a: wgconv::Activation) -> Self {
         self.params.activation = a;
         self
     }
-    /// The algorithms that can run this case (Auto first).
-    pub fn algorithms(&self) -> Vec<wgconv::Algorithm> {
-        let g = self
-            .params
-            .validate(
-                &[self.n, self.c_in, self.h, self.w],
-                &[self.c_out, self.c_in / self.params.groups as usize, self.kh, self.kw],
-                None,
-            )
-            .unwrap();
+    fn no_bias(mut self) -> Self {
+        self.bias = false;
+        self
+    }
+    fn algorithms(&self) -> Vec<wgconv::Algorithm> {
+        let g = self.params.validate(&self.input, &self.weight, None).unwrap();
         std::iter::once(wgconv::Algorithm::Auto)
             .chain(wgconv::Algorithm::ALL.into_iter().filter(|a| a.unsupported_reason(&g).is_none()))
             .collect()
     }
-    pub fn no_bias(mut self) -> Self {
-        self.bias = false;
-        self
-    }
-    pub fn data(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>) {
-        let g = self.params.groups as usize;
-        let x = HostTensor::random(&[self.n, self.c_in, self.h, self.w], seed);
-        let w = HostTensor::random(&[self.c_out, self.c_in / g, self.kh, self.kw], seed ^ 0x5151);
-        let b = self.bias.then(|| HostTensor::random(&[self.c_out], seed ^ 0xb1a5));
-        (x, w, b)
+    fn seeded(&self, seed: u64) -> (HostTensor, HostTensor, Option<HostTensor>) {
+        Case { seed, ..self.clone() }.data()
     }
 }
 
 /// Runs `case` on the GPU and the reference; returns the error statistics and what ran.
 pub fn run_case(ctx: &GpuContext, case: &Case, seed: u64) -> (ErrorStats, Conv2dInfo) {
-    let (x, w, b) = case.data(seed);
+    let (x, w, b) = case.seeded(seed);
     let (shape, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &case.params).expect("reference");
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();

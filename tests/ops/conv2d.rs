@@ -1,6 +1,6 @@
 //! conv2d on the GPU against the f64 CPU reference and PyTorch goldens; bad input; limits.
 
-use crate::common::{case, fresh_gpu, gpu, run_case, Case};
+use crate::common::{case, fresh_gpu, gpu, run_case, Case, CaseExt};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
     conv2d, Activation, Algorithm, Conv2dParams, DType, EngineConfig, Error, GpuContext, HostTensor, Padding, Tensor,
@@ -147,7 +147,7 @@ fn fused_activations_match_reference() {
         for act in acts {
             for algo in base.algorithms() {
                 let c = base.clone().act(act).algo(algo);
-                let (x, w, b) = c.data(3);
+                let (x, w, b) = c.seeded(3);
                 let w = HostTensor::new(&w.shape, w.data.iter().map(|v| v * 4.0).collect()).unwrap();
                 let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
                 let xg = Tensor::from_host(ctx, &x).unwrap();
@@ -219,7 +219,7 @@ fn small_workspace_budget_splits_into_chunks() {
 
     // Less than one column: a clear error, nothing submitted.
     ctx.set_config(EngineConfig { workspace_budget: rows * 4 - 4, ..ctx.config() });
-    let (x, w, b) = c.data(1);
+    let (x, w, b) = c.seeded(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let bg = Tensor::from_host(&ctx, b.as_ref().unwrap()).unwrap();
@@ -252,7 +252,7 @@ fn binding_limit_caps_chunks_splits_batches_and_bands_images() {
 
     // 440: the weight (432 bytes) fits, one output row's 3 input rows (3 · 192 bytes) do not.
     ctx.set_config(EngineConfig { max_binding_size: 440, ..ctx.config() });
-    let (x, w, _) = c.data(1);
+    let (x, w, _) = c.seeded(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &c.params).unwrap_err();
@@ -277,7 +277,7 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     }
     // 8·9·(24·24)/256 = 162 im2col workgroups > 3³: an error, not a wrong answer.
     let big = case(1, 8, [24, 24], 4, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Im2colGemm);
-    let (x, w, _) = big.data(1);
+    let (x, w, _) = big.seeded(1);
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &big.params).unwrap_err();
@@ -292,7 +292,7 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
 fn results_are_bit_identical_run_to_run() {
     let Some(ctx) = gpu() else { return };
     let c = case(2, 9, [15, 13], 11, [3, 3]).pad(sym(1, 1)).stride([2, 1]);
-    let (x, w, b) = c.data(3);
+    let (x, w, b) = c.seeded(3);
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();
     let bg = Tensor::from_host(ctx, b.as_ref().unwrap()).unwrap();
@@ -408,7 +408,7 @@ fn tensors_on_another_device_are_rejected() {
 fn reference_detects_a_wrong_answer() {
     // The comparison used by every test above must fail on a perturbed result.
     let c = case(1, 3, [5, 5], 2, [3, 3]).pad(sym(1, 1));
-    let (x, w, b) = c.data(5);
+    let (x, w, b) = c.seeded(5);
     let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
     let mut out: Vec<f32> = r.iter().map(|&v| v as f32).collect();
     assert!(compare(&out, &r).passes(Tolerance::default()));
@@ -544,7 +544,7 @@ fn f16_storage_matches_reference() {
                     continue;
                 }
                 let c = c.clone().algo(algo);
-                let (x, w, b) = c.data(4000 + i as u64);
+                let (x, w, b) = c.seeded(4000 + i as u64);
                 let (x, w, b) =
                     (x.rounded_to(DType::F16), w.rounded_to(DType::F16), b.map(|b| b.rounded_to(DType::F16)));
                 let (_, r) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
@@ -628,7 +628,7 @@ fn plan_lists_the_launches_before_any_gpu_object() {
         (case(1, 4, [9, 10], 6, [3, 3]).algo(Algorithm::Direct), 1),
     ];
     for (i, (c, launches)) in cases.iter().enumerate() {
-        let (x, w, b) = c.data(i as u64);
+        let (x, w, b) = c.seeded(i as u64);
         let (pipes, subs) = (ctx.pipelines_compiled(), ctx.submissions());
         let plan = wgconv::plan_conv2d(
             &ctx,

@@ -1,7 +1,7 @@
 //! conv2d backward on the GPU against the naive f64 loops, PyTorch autograd goldens and
 //! finite differences; determinism; bad input.
 
-use crate::common::{case, gpu, Case};
+use crate::common::{case, gpu, Case, CaseExt};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{conv2d_backward, Activation, Conv2dParams, Error, Grads, HostTensor, Padding, Tensor};
 
@@ -40,7 +40,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn tensors(c: &Case, seed: u64) -> (HostTensor, HostTensor, HostTensor) {
-    let (x, w, _) = c.data(seed);
+    let (x, w, _) = c.seeded(seed);
     let shape = c.params.output_shape(&x.shape, &w.shape).unwrap();
     (x, w, HostTensor::random(&shape, seed ^ 0xd1))
 }

@@ -4,13 +4,13 @@
 //! must match the f64 reference and repeat bit for bit (pooling: bit-identical to one pass);
 //! real-size cases at 65535, 65536, ~100k and ~1M terms per output against the reference.
 
-use crate::common::{case, fresh_gpu, Case};
+use crate::common::{case, fresh_gpu, Case, CaseExt};
 use wgconv::{conv2d, Algorithm, EngineConfig, GemmKernel, GpuContext, Padding, Tensor};
 
 /// The output, or `None` where the algorithm refuses a loop past the budget (direct,
 /// depthwise: they do not split).
 fn run(ctx: &GpuContext, c: &Case, algo: Algorithm) -> Option<Vec<f32>> {
-    let (x, w, b) = c.data(7);
+    let (x, w, b) = c.seeded(7);
     let xg = Tensor::from_host(ctx, &x).unwrap();
     let wg = Tensor::from_host(ctx, &w).unwrap();
     let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
@@ -32,7 +32,7 @@ fn conv2d_split_passes_are_right_and_repeat_bit_for_bit() {
     let defaults = ctx.config();
     for kernel in [GemmKernel::Block8x8, GemmKernel::Block16x16, GemmKernel::Flat16x16] {
         for c in &cases {
-            let (x, w, b) = c.data(7);
+            let (x, w, b) = c.seeded(7);
             for algo in c.algorithms() {
                 let p = wgconv::Conv2dParams { algorithm: algo, ..c.params };
                 let (_, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &p).unwrap();
@@ -98,7 +98,7 @@ fn conv2d_sums_of_65536_terms_and_more_are_right() {
     // (Cin, kernel, spatial): terms per output = Cin·k·k
     for (c_in, k, hw, all) in [(65535, 1, 2, true), (65536, 1, 2, true), (11_112, 3, 3, true), (1 << 20, 1, 2, false)] {
         let c = case(1, c_in, [hw, hw], 2, [k, k]);
-        let (x, w, b) = c.data(3);
+        let (x, w, b) = c.seeded(3);
         let (_, reference) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
         let algos = if all { c.algorithms() } else { vec![Algorithm::Auto] };
         for algo in algos {
@@ -121,13 +121,13 @@ fn conv2d_backward_sums_over_65536_pixels_and_more_are_right() {
     let dense = |n, hw| case(n, 2, [hw, hw], 3, [3, 3]).pad(Padding::Symmetric([1, 1]));
     let depthwise = |n, hw| case(n, 2, [hw, hw], 2, [3, 3]).pad(Padding::Symmetric([1, 1])).groups(2);
     for c in [dense(64, 32), dense(1, 320), depthwise(64, 32), depthwise(1, 1024)] {
-        let (x, w, _) = c.data(11);
+        let (x, w, _) = c.seeded(11);
         let dy = wgconv::HostTensor::random(&c.params.output_shape(&x.shape, &w.shape).unwrap(), 12);
         let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
         let grads =
             wgconv::conv2d_backward(&ctx, &up(&ctx, &x), &up(&ctx, &w), &up(&ctx, &dy), &c.params, wgconv::Grads::ALL)
                 .unwrap();
-        let what = format!("n {} {}x{} groups {}", c.n, c.h, c.w, c.params.groups);
+        let what = format!("n {} {}x{} groups {}", c.input[0], c.input[2], c.input[3], c.params.groups);
         check(&format!("grad_input {what}"), &grads.grad_input.unwrap().to_vec(&ctx).unwrap(), &rdx);
         check(&format!("grad_weight {what}"), &grads.grad_weight.unwrap().to_vec(&ctx).unwrap(), &rdw);
         check(&format!("grad_bias {what}"), &grads.grad_bias.unwrap().to_vec(&ctx).unwrap(), &rdb);
@@ -180,7 +180,7 @@ fn conv2d_backward_split_passes_are_right_and_repeat_bit_for_bit() {
     let dense = case(2, 3, [9, 10], 4, [3, 3]).pad(Padding::Symmetric([1, 1]));
     let depthwise = case(2, 3, [9, 10], 6, [3, 3]).pad(Padding::Symmetric([1, 1])).groups(3);
     for c in [dense, depthwise] {
-        let (x, w, _) = c.data(41);
+        let (x, w, _) = c.seeded(41);
         let dy = wgconv::HostTensor::random(&c.params.output_shape(&x.shape, &w.shape).unwrap(), 42);
         let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
         let grads = || {

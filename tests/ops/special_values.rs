@@ -2,14 +2,14 @@
 //! tanh used to turn it into 0, 0 and −1, and the reference dropped it for relu). The field
 //! case `relu_keeps_nan` (tests/data/field) is one NaN pixel under a 3x3 conv.
 
-use crate::common::{case, gpu};
+use crate::common::{case, gpu, CaseExt};
 use wgconv::{conv2d, Activation, Algorithm, HostTensor, Padding, Tensor};
 
 #[test]
 fn nan_and_inf_pass_every_activation_on_every_algorithm() {
     let Some(ctx) = gpu() else { return };
     let base = case(1, 3, [6, 6], 4, [3, 3]).pad(Padding::Symmetric([1, 1]));
-    let (mut x, w, b) = base.data(9);
+    let (mut x, w, b) = base.seeded(9);
     x.data[14] = f32::NAN; // channel 0, row 2, column 2
     x.data[36 + 30] = f32::INFINITY; // channel 1, row 5, column 0
     let (xg, wg, bg) = (
