@@ -167,7 +167,7 @@ pub use ops::conv_transpose2d::{
 pub use ops::deform_conv2d::{
     deform_conv2d, deform_conv2d_into, plan_deform_conv2d, DeformConv2dInfo, DeformConv2dPlan,
 };
-pub use ops::matmul::{matmul, matmul_into};
+pub use ops::matmul::{matmul, matmul_into, plan_matmul};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
 pub use ops::separable_conv2d::{
     plan_separable_conv2d, separable_conv2d, separable_conv2d_into, SeparableParams, SeparablePlan,

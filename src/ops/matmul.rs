@@ -3,8 +3,8 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{prepare, GemmParams, GemmProblem};
-use crate::kernels::{record, whole, UniformArena};
+use crate::kernels::gemm::{self, prepare, GemmParams, GemmProblem};
+use crate::kernels::{check_recorded, record, whole, Step, UniformArena};
 use crate::ops::check_binding;
 use crate::params::Activation;
 use crate::tensor::Tensor;
@@ -29,6 +29,28 @@ fn matmul_dims(ctx: &GpuContext, a: &Tensor, b: &Tensor) -> Result<(u32, u32, u3
     }
 }
 
+/// The launches of `C = A · B` for `A: [M, K]` and `B: [K, N]` (the GEMM's K passes), before
+/// any GPU object. Errors: ranks or inner sizes that do not agree.
+pub fn plan_matmul(ctx: &GpuContext, a: &[usize], b: &[usize]) -> Result<Vec<Step>> {
+    plan_steps(ctx, a, b, (0, b.iter().product::<usize>() as u64 * 4))
+}
+
+/// [`plan_matmul`] with B bound at `b_span` (offset, bytes): an aligned B is read as vec4.
+fn plan_steps(ctx: &GpuContext, a: &[usize], b: &[usize], b_span: (u64, u64)) -> Result<Vec<Step>> {
+    crate::params::check_rank("a", a, 2, "M, K")?;
+    crate::params::check_rank("b", b, 2, "K, N")?;
+    if a[1] != b[0] {
+        return Err(Error::ChannelMismatch(format!("a is {a:?} but b is {b:?}: inner sizes differ")));
+    }
+    let [m, n, k] = match [a[0], b[1], a[1]].map(u32::try_from) {
+        [Ok(m), Ok(n), Ok(k)] => [m, n, k],
+        _ => return Err(Error::TooLarge(format!("matmul {a:?} · {b:?}"))),
+    };
+    let p = GemmParams::new(m, n, k, 1, n, 0, 0);
+    let ov = gemm::overrides(GemmProblem::Dense, Activation::None, false, &gemm::Aux::None);
+    Ok(gemm::plan(ctx, &p, GemmProblem::Dense, ov, false, Some(b_span), m as usize * n as usize)?.steps("matmul"))
+}
+
 /// Records `C = A · B` (row-major `A: [M, K]`, `B: [K, N]`, `C: [M, N]`) into `encoder`.
 pub fn matmul_into(
     ctx: &GpuContext,
@@ -44,6 +66,8 @@ pub fn matmul_into(
     c.check_device(ctx, "c")?;
     c.require_f32("matmul", "c")?;
     check_binding(ctx, c, "c")?;
+    let b_span = gemm::span(&whole(b)).ok_or_else(|| Error::Internal("matmul: B is not a buffer range".into()))?;
+    let planned = plan_steps(ctx, a.shape(), b.shape(), b_span)?;
     let p = GemmParams::new(m, n, k, 1, n, 0, 0);
     ctx.scoped(|| -> Result<()> {
         let mut arena = UniformArena::new(ctx);
@@ -52,7 +76,7 @@ pub fn matmul_into(
         let dispatches =
             prepare(ctx, &uniforms, block, &p, GemmProblem::Dense, Activation::None, a, whole(b), None, c)?;
         record(ctx, encoder, "matmul", &dispatches);
-        Ok(())
+        check_recorded("matmul", dispatches.len(), &planned)
     })?
 }
 

@@ -484,7 +484,7 @@ fn every_gemm_kernel_matches_reference() {
 
 /// The 16×16 kernels' three tile shapes, each picked by the GEMM's M and N, on plain
 /// matmuls with ragged edges (M, N, K not multiples of the tile or of 4) against the CPU,
-/// with and without workgroup memory.
+/// with and without workgroup memory; each matmul's plan is what its trace shows.
 #[test]
 fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
     use wgconv::TileShape;
@@ -506,6 +506,8 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
         assert_eq!(TileShape::pick(m, n), shape, "{m}x{n}");
         let a = HostTensor::random(&[m as usize, k as usize], m as u64);
         let b = HostTensor::random(&[k as usize, n as usize], n as u64);
+        let plan = wgconv::plan_matmul(&ctx, &a.shape, &b.shape).unwrap();
+        ctx.begin_trace();
         let c = wgconv::ops::matmul::matmul(
             &ctx,
             &Tensor::from_host(&ctx, &a).unwrap(),
@@ -514,6 +516,11 @@ fn every_tile_shape_of_the_16x16_kernels_matches_the_cpu() {
         .unwrap()
         .to_vec(&ctx)
         .unwrap();
+        // the plan is what ran
+        let trace = ctx.end_trace().unwrap();
+        let ran: Vec<_> = trace.dispatches.iter().map(|d| (d.shader, d.overrides.clone(), d.workgroups)).collect();
+        let planned: Vec<_> = plan.iter().map(|s| (s.shader, s.overrides.clone(), s.workgroups)).collect();
+        assert_eq!(ran, planned, "{kernel:?} {m}x{n}x{k}");
         let (m, n, k) = (m as usize, n as usize, k as usize);
         let r: Vec<f64> = (0..m * n)
             .map(|i| (0..k).map(|l| a.data[i / n * k + l] as f64 * b.data[l * n + i % n] as f64).sum())
