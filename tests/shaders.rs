@@ -72,7 +72,8 @@ fn uniform_structs_match_their_rust_twins() {
         assert_twin(gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
         assert_twin_at(gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
         // each part of the GEMM's block, declared by its loader's file
-        let parts: [(&str, &[(&str, usize)], usize); 6] = [
+        type Part<'a> = (&'a str, &'a [(&'a str, usize)], usize);
+        let parts: [Part; 6] = [
             ("GemmDims", GemmDims::FIELDS, std::mem::size_of::<GemmDims>()),
             ("ConvWindow", ConvWindow::FIELDS, std::mem::size_of::<ConvWindow>()),
             ("OutputGrad", OutputGrad::FIELDS, std::mem::size_of::<OutputGrad>()),
