@@ -544,6 +544,7 @@ pub fn run_separable(
         dw_weight: [c, 1, case.kh as usize, case.kw as usize],
         pw_weight: [cp, c, 1, 1],
         params,
+        biases: false,
         seeds: [seed, seed + 1, seed + 2, seed + 3, seed + 4],
     };
     let run = || timed_case(ctx, &row, &sep, DType::F32, opts);

@@ -139,23 +139,42 @@ const GEMM_KERNELS: &[(GemmKey, KernelSpec)] = {
 /// tensors are stored as f16 (`dtype_f16.wgsl`). The problem it computes is an override
 /// (`A_MODE`, `B_MODE`: [`GemmProblem`]), so it is part of the pipeline's key too.
 ///
+/// Only registered (legal) keys exist: [`GemmKey::new`] is the one way to make one.
+///
 /// [`GemmKernel`]: crate::GemmKernel
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GemmKey {
-    pub core: crate::context::GemmKernel,
-    pub quad: bool,
-    pub half: bool,
+    core: crate::context::GemmKernel,
+    quad: bool,
+    half: bool,
 }
 
 impl GemmKey {
-    /// The registered kernel of this key; `None` for an illegal one (vec4 B on a 64×64
+    /// The key of a registered kernel; `None` for an illegal combination (vec4 B on a 64×64
     /// tile, f16 on 4×4, or `Auto`).
-    pub fn registered(self) -> Option<ShaderId> {
-        GEMM_KERNELS.iter().any(|(k, _)| *k == self).then_some(ShaderId::Gemm(self))
+    pub fn new(core: crate::context::GemmKernel, quad: bool, half: bool) -> Option<GemmKey> {
+        let key = GemmKey { core, quad, half };
+        GEMM_KERNELS.iter().any(|(k, _)| *k == key).then_some(key)
+    }
+
+    /// The register blocking.
+    pub fn core(self) -> crate::context::GemmKernel {
+        self.core
+    }
+
+    /// Whether B is read as vec4.
+    pub fn quad(self) -> bool {
+        self.quad
+    }
+
+    /// Whether tensors are stored as f16.
+    pub fn half(self) -> bool {
+        self.half
     }
 
     fn spec(self) -> &'static KernelSpec {
-        GEMM_KERNELS.iter().find(|(k, _)| *k == self).map(|(_, s)| s).expect("GemmKey::registered checks the key")
+        // Keys come from `new` (or the table itself): every one is registered.
+        GEMM_KERNELS.iter().find(|(k, _)| *k == self).map_or(&GEMM_KERNELS[0].1, |(_, s)| s)
     }
 
     /// The problems this kernel computes: vec4 B reads need a dense or pointwise B (whole

@@ -117,7 +117,7 @@ impl OpCase for Conv2dCase {
         Ok(self.params.validate(&crate::ops::as_batched(s[0], 4), s[1], None)?.flops())
     }
     fn expected_at(&self, i: &[HostTensor], at: usize) -> Option<Result<f64>> {
-        let g = match self.params.validate(&i[0].shape, &i[1].shape, None) {
+        let g = match self.params.validate(&crate::ops::as_batched(&i[0].shape, 4), &i[1].shape, None) {
             Ok(g) => g,
             Err(e) => return Some(Err(e)),
         };

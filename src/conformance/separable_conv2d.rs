@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// A depthwise-separable block case (both biases).
+/// A depthwise-separable block case, with both biases or none.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeparableCase {
     pub input: [usize; 4],
@@ -11,6 +11,8 @@ pub struct SeparableCase {
     /// `[Cout, C·mult, 1, 1]`
     pub pw_weight: [usize; 4],
     pub params: crate::ops::separable_conv2d::SeparableParams,
+    /// Both stages' biases (the generator's cases), or neither.
+    pub biases: bool,
     /// Seeds of the input, the two weights and the two biases.
     pub seeds: [u64; 5],
 }
@@ -50,27 +52,39 @@ pub fn separable_cases(seed: u64, count: usize, fused: bool) -> Vec<SeparableCas
                 [rng.range(1, 2) as usize, c, (k[0] + rng.range(0, 6)) as usize, (k[1] + rng.range(0, 6)) as usize];
             let seeds = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
             let dw_weight = [c * mult, 1, k[0] as usize, k[1] as usize];
-            SeparableCase { input, dw_weight, pw_weight: [cout, c * mult, 1, 1], params, seeds }
+            SeparableCase { input, dw_weight, pw_weight: [cout, c * mult, 1, 1], params, biases: true, seeds }
         })
         .collect()
 }
 
+impl SeparableCase {
+    /// (input, dw_weight, dw_bias, pw_weight, pw_bias) of the case's inputs in order.
+    fn parts<'a, T>(&self, t: &'a [T]) -> (&'a T, &'a T, Option<&'a T>, &'a T, Option<&'a T>) {
+        if self.biases {
+            (&t[0], &t[1], Some(&t[2]), &t[3], Some(&t[4]))
+        } else {
+            (&t[0], &t[1], None, &t[2], None)
+        }
+    }
+}
+
 impl OpCase for SeparableCase {
-    /// (input, dw_weight, dw_bias, pw_weight, pw_bias)
+    /// (input, dw_weight, dw_bias, pw_weight, pw_bias), the biases only with `biases`
     fn inputs(&self) -> Result<Vec<HostTensor>> {
         let [sx, sdw, spw, sdb, spb] = self.seeds;
-        Ok(vec![
-            HostTensor::random(&self.input, sx),
-            HostTensor::random(&self.dw_weight, sdw),
-            HostTensor::random(&[self.dw_weight[0]], sdb),
-            HostTensor::random(&self.pw_weight, spw),
-            HostTensor::random(&[self.pw_weight[0]], spb),
-        ])
+        let bias = |len: usize, seed| self.biases.then(|| HostTensor::random(&[len], seed));
+        Ok([HostTensor::random(&self.input, sx), HostTensor::random(&self.dw_weight, sdw)]
+            .into_iter()
+            .chain(bias(self.dw_weight[0], sdb))
+            .chain([HostTensor::random(&self.pw_weight, spw)])
+            .chain(bias(self.pw_weight[0], spb))
+            .collect())
     }
     /// The two conv2d references composed, the intermediate rounded to f32 (as the GPU
     /// stores it).
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
         let p = &self.params;
+        let (x, dw, dwb, pw, pwb) = self.parts(i);
         let dwp = Conv2dParams {
             stride: p.stride,
             padding: p.padding,
@@ -78,33 +92,26 @@ impl OpCase for SeparableCase {
             activation: p.depthwise_activation,
             ..Default::default()
         };
-        let (ms, m) = crate::reference::conv2d(&i[0], &i[1], Some(&i[2]), &dwp)?;
+        let (ms, m) = crate::reference::conv2d(x, dw, dwb, &dwp)?;
         let m = HostTensor::new(&ms, m.iter().map(|&v| v as f32).collect())?;
         let pwp = Conv2dParams { activation: p.pointwise_activation, ..Default::default() };
-        Ok(vec![crate::reference::conv2d(&m, &i[3], Some(&i[4]), &pwp)?.1])
+        Ok(vec![crate::reference::conv2d(&m, pw, pwb, &pwp)?.1])
     }
     fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
-        let (_, out) = self.params.validate(s[0], s[1], Some(s[2]), s[3], Some(s[4]))?;
+        let (x, dw, dwb, pw, pwb) = self.parts(s);
+        let (_, out) = self.params.validate(x, dw, dwb.copied(), pw, pwb.copied())?;
         Ok(vec![out.to_vec()])
     }
     fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
-        crate::ops::separable_conv2d::separable_conv2d_into(
-            ctx,
-            e,
-            &t[0],
-            &t[1],
-            Some(&t[2]),
-            &t[3],
-            Some(&t[4]),
-            &self.params,
-            &o[0],
-        )?;
+        let (x, dw, dwb, pw, pwb) = self.parts(t);
+        crate::ops::separable_conv2d::separable_conv2d_into(ctx, e, x, dw, dwb, pw, pwb, &self.params, &o[0])?;
         Ok(Ran::named(if self.params.fused { "fused" } else { "two_pass" }))
     }
     /// Both stages': the depthwise conv's and the pointwise conv's.
     fn flops(&self, s: &[&[usize]]) -> Result<f64> {
-        let (mid, out) = self.params.validate(s[0], s[1], None, s[3], None)?;
-        let taps = (s[1][2] * s[1][3]) as f64;
-        Ok(2.0 * mid.iter().product::<usize>() as f64 * taps + 2.0 * (out.iter().product::<usize>() * s[3][1]) as f64)
+        let (x, dw, _, pw, _) = self.parts(s);
+        let (mid, out) = self.params.validate(x, dw, None, pw, None)?;
+        let taps = (dw[2] * dw[3]) as f64;
+        Ok(2.0 * mid.iter().product::<usize>() as f64 * taps + 2.0 * (out.iter().product::<usize>() * pw[1]) as f64)
     }
 }

@@ -358,11 +358,10 @@ pub(crate) fn plan(
     let aligned = quad_b(p, mode, b_span, dtype) && problem.reads_b_as_vec4() && (!half || problem.has_f16());
     let core = kernel(aligned);
     // vec4 B where the core has such a variant (the 16x16 blockings), else scalar.
-    let key = GemmKey { core, quad: aligned, half };
-    let key = if key.registered().is_some() { key } else { GemmKey { quad: false, ..key } };
-    let Some(shader) = key.registered() else {
-        return Err(Error::Internal(format!("no GEMM kernel {key:?} for {problem:?}")));
+    let Some(key) = GemmKey::new(core, aligned, half).or_else(|| GemmKey::new(core, false, half)) else {
+        return Err(Error::Internal(format!("no GEMM kernel {core:?} (f16: {half}) for {problem:?}")));
     };
+    let shader = ShaderId::Gemm(key);
     if !key.problems().contains(&problem) {
         return Err(Error::Internal(format!("the GEMM kernel {} does not compute {problem:?}", shader.name())));
     }
