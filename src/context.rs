@@ -363,7 +363,7 @@ impl GpuContext {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         self.queue.on_submitted_work_done(move || flag.store(true, Ordering::Release));
-        let start = std::time::Instant::now();
+        let start = web_time::Instant::now();
         let mut nap = Duration::from_micros(10);
         loop {
             let polled = {

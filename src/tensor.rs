@@ -274,8 +274,17 @@ impl Tensor {
     }
 
     /// Downloads the tensor as f32 (f16 values widened exactly; blocks until every earlier
-    /// submission that writes it is done; bounded by the context's `wait_timeout`).
+    /// submission that writes it is done; bounded by the context's `wait_timeout`). Native
+    /// only in effect: on the web nothing may block, so pages await [`Tensor::to_vec_async`].
     pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        pollster::block_on(self.to_vec_async(ctx))
+    }
+
+    /// [`Tensor::to_vec`] as a future: the copy is recorded and submitted at once, and the
+    /// future resolves when it is mapped. On the web the browser's event loop gets there
+    /// (nothing blocks); natively the call first waits for the queue (the context's bounded
+    /// poll loop: wgpu runs map callbacks only when polled), so awaiting it blocks the thread.
+    pub async fn to_vec_async(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let mut encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         let staging = self.stage(ctx, &mut encoder)?;
@@ -285,8 +294,11 @@ impl Tensor {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+        #[cfg(not(target_arch = "wasm32"))]
         ctx.wait(Some(index))?;
-        match pollster::block_on(rx.receive()) {
+        #[cfg(target_arch = "wasm32")]
+        let _ = index;
+        match rx.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Map(e.to_string())),
             None => return Err(Error::Map("the map callback was dropped".into())),
@@ -307,6 +319,11 @@ impl Tensor {
     /// Downloads into a [`HostTensor`].
     pub fn to_host(&self, ctx: &GpuContext) -> Result<HostTensor> {
         Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec(ctx)? })
+    }
+
+    /// [`Tensor::to_host`] as a future (see [`Tensor::to_vec_async`]).
+    pub async fn to_host_async(&self, ctx: &GpuContext) -> Result<HostTensor> {
+        Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec_async(ctx).await? })
     }
 }
 

@@ -2,7 +2,11 @@
 //! device has them, host wall time otherwise. Used by the autotuner (library) and by
 //! `wgconv bench`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// `std::time::Instant` panics on wasm32-unknown-unknown; web-time is std's natively and
+// `performance.now()` in a browser.
+use web_time::Instant;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};

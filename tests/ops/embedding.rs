@@ -116,3 +116,28 @@ fn a_foreign_buffer_is_an_error_not_a_panic() {
     let y = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap().to_vec(&ctx).unwrap();
     assert_eq!(y, vec![9.0; 4]);
 }
+
+/// The async path a web page takes (issue #22): context creation and readback as futures,
+/// driven here by `pollster`; the values equal the blocking readback's, f32 and f16.
+#[test]
+fn async_context_and_readback_give_the_blocking_values() {
+    let Some(_) = crate::common::gpu() else { return };
+    let ctx = pollster::block_on(GpuContext::new_async()).expect("context");
+    let x = HostTensor::random(&[2, 3, 5, 7], 11);
+    let w = HostTensor::random(&[4, 3, 3, 3], 12);
+    let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
+    let y =
+        wgconv::conv2d(&ctx, &Tensor::from_host(&ctx, &x).unwrap(), &Tensor::from_host(&ctx, &w).unwrap(), None, &p)
+            .unwrap();
+    let blocking = y.to_vec(&ctx).unwrap();
+    let awaited = pollster::block_on(y.to_host_async(&ctx)).unwrap();
+    assert_eq!(awaited.shape, y.shape());
+    assert_eq!(awaited.data, blocking);
+    let (_, want) = wgconv::reference::conv2d(&x, &w, None, &p).unwrap();
+    assert!(compare(&awaited.data, &want).passes(Tolerance::default()));
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        let h = Tensor::from_slice_as(&ctx, &x.shape, &x.data, wgconv::DType::F16).unwrap();
+        let back = pollster::block_on(h.to_vec_async(&ctx)).unwrap();
+        assert_eq!(back, x.rounded_to(wgconv::DType::F16).data);
+    }
+}
