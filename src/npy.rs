@@ -1,8 +1,11 @@
 //! A small, strict reader and writer for NumPy `.npy` files (format versions 1.0, 2.0, 3.0).
 //!
-//! Reads little-endian `f4` (as is), `f8` and `f2` (converted to f32, reported in
-//! [`NpyInfo::converted_from`]), C order only. Every size in the header is checked against
-//! the bytes actually present before anything is allocated from it.
+//! Reads `f4` (as is), `f8` and `f2` (converted to f32, reported in
+//! [`NpyInfo::converted_from`]), little- or big-endian (`<`, `>`; `=` is little-endian, as
+//! NumPy writes it on every platform wgconv runs on), in C or Fortran order (a Fortran-order
+//! array, which NumPy writes for any F-contiguous array, is reordered to C order: the same
+//! array). Every size in the header is checked against the bytes actually present before
+//! anything is allocated from it.
 
 use crate::error::{Error, Result};
 
@@ -47,21 +50,27 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
     let shape_text = dict_value(header, "shape")?;
 
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let (itemsize, from): (usize, Option<&'static str>) = match descr {
-        "<f4" => (4, None),
-        "<f8" => (8, Some("float64")),
-        "<f2" => (2, Some("float16")),
-        other => {
+    let (big, kind) = match descr.split_at_checked(1) {
+        Some(("<" | "=", kind)) => (false, kind),
+        Some((">", kind)) => (true, kind),
+        _ => (false, ""),
+    };
+    let (itemsize, from): (usize, Option<&'static str>) = match (kind, big) {
+        ("f4", false) => (4, None),
+        ("f4", true) => (4, Some("big-endian float32")),
+        ("f8", _) => (8, Some("float64")),
+        ("f2", _) => (2, Some("float16")),
+        _ => {
             return Err(err(format!(
-                "dtype '{other}' is not supported: use little-endian float32 (or float64/float16, converted)"
+                "dtype '{descr}' is not supported: use float32 (or float64/float16, converted), either byte order"
             )))
         }
     };
-    match fortran {
-        "False" => {}
-        "True" => return Err(err("Fortran-order arrays are not supported: save with np.ascontiguousarray")),
+    let fortran = match fortran {
+        "False" => false,
+        "True" => true,
         other => return Err(err(format!("bad fortran_order value '{other}'"))),
-    }
+    };
     let shape = parse_shape(shape_text)?;
     let numel = shape
         .iter()
@@ -73,15 +82,48 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
         return Err(err(format!("shape {shape:?} of {descr} needs {want} data bytes but the file has {}", data.len())));
     }
     // Only now, with `want` proven to equal bytes that exist, allocate.
-    let out: Vec<f32> = match itemsize {
-        4 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        8 => data
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-        _ => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+    let word = |c: &[u8]| -> [u8; 8] {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        if big {
+            w[..c.len()].reverse();
+        }
+        w
     };
+    let out: Vec<f32> = match itemsize {
+        4 => data.chunks_exact(4).map(|c| f32::from_le_bytes(word(c)[..4].try_into().expect("4 bytes"))).collect(),
+        8 => data.chunks_exact(8).map(|c| f64::from_le_bytes(word(c)) as f32).collect(),
+        _ => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([word(c)[0], word(c)[1]]))).collect(),
+    };
+    let out = if fortran { fortran_to_c(&shape, &out) } else { out };
     Ok((shape, out, NpyInfo { converted_from: from }))
+}
+
+/// The same array in C order from its Fortran-order (first axis fastest) elements: C index
+/// i of multi-index (i0, .., ik) takes Fortran element i0 + s0·(i1 + s1·(i2 + ..)).
+fn fortran_to_c(shape: &[usize], f: &[f32]) -> Vec<f32> {
+    if shape.len() < 2 {
+        return f.to_vec();
+    }
+    // Fortran strides (elements) of each axis.
+    let mut strides = vec![1usize; shape.len()];
+    for a in 1..shape.len() {
+        strides[a] = strides[a - 1] * shape[a - 1];
+    }
+    let mut out = Vec::with_capacity(f.len());
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..f.len() {
+        out.push(f[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        // next C multi-index: the last axis fastest
+        for a in (0..shape.len()).rev() {
+            index[a] += 1;
+            if index[a] < shape[a] {
+                break;
+            }
+            index[a] = 0;
+        }
+    }
+    out
 }
 
 /// The text of `'key': value` in the header dict, up to the next top-level comma or `}`.
@@ -206,6 +248,64 @@ mod tests {
         let len = u16::from_le_bytes([bytes[8], bytes[9]]) + 13;
         bytes[8..10].copy_from_slice(&len.to_le_bytes());
         assert!(matches!(parse(&bytes), Err(Error::Npy(_))));
+    }
+
+    /// A v1.0 file with this header's descr and order, and these data bytes.
+    fn file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let order = if fortran { "True" } else { "False" };
+        let mut h = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        [b"\x93NUMPY\x01\x00".as_slice(), &(h.len() as u16).to_le_bytes(), h.as_bytes(), data].concat()
+    }
+
+    /// The kind of the field case `npy_fortran_order`: NumPy writes an F-contiguous array
+    /// (a transpose, say) in Fortran order; it is the same array.
+    #[test]
+    fn fortran_order_reads_as_the_same_array() {
+        // the 2x3 array [[0, 1, 2], [3, 4, 5]] stored column by column
+        let f: Vec<u8> = [0f32, 3.0, 1.0, 4.0, 2.0, 5.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (shape, data, _) = parse(&file("<f4", true, "(2, 3)", &f)).unwrap();
+        assert_eq!((shape, data), (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+        // rank 3: element (i, j, k) at Fortran index i + 2·(j + 3·k), value 100i + 10j + k
+        let (s0, s1, s2) = (2usize, 3usize, 4usize);
+        let mut f = vec![0f32; s0 * s1 * s2];
+        for i in 0..s0 {
+            for j in 0..s1 {
+                for k in 0..s2 {
+                    f[i + s0 * (j + s1 * k)] = (100 * i + 10 * j + k) as f32;
+                }
+            }
+        }
+        let bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (shape, data, _) = parse(&file("<f4", true, "(2, 3, 4)", &bytes)).unwrap();
+        assert_eq!(shape, vec![2, 3, 4]);
+        for (c, v) in data.iter().enumerate() {
+            let (i, j, k) = (c / 12, c / 4 % 3, c % 4);
+            assert_eq!(*v, (100 * i + 10 * j + k) as f32, "C index {c}");
+        }
+        // rank 1 and 0 are the same either way
+        let one: Vec<u8> = [1f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse(&file("<f4", true, "(2,)", &one)).unwrap().1, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn big_endian_floats_are_read() {
+        let vals = [1.5f64, -2.25, 3.0e5];
+        let be4: Vec<u8> = vals.iter().flat_map(|&v| (v as f32).to_be_bytes()).collect();
+        let (_, d, info) = parse(&file(">f4", false, "(3,)", &be4)).unwrap();
+        assert_eq!((d, info.converted_from), (vec![1.5, -2.25, 3.0e5], Some("big-endian float32")));
+        let be8: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(parse(&file(">f8", false, "(3,)", &be8)).unwrap().1, vec![1.5, -2.25, 3.0e5]);
+        let be2: Vec<u8> = [0x3c00u16, 0xc000].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(parse(&file(">f2", false, "(2,)", &be2)).unwrap().1, vec![1.0, -2.0]);
+        let native: Vec<u8> = [7f32].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse(&file("=f4", false, "(1,)", &native)).unwrap().1, vec![7.0]);
+        for bad in ["<i4", ">i8", "|u1", "f4", "<c8"] {
+            assert!(parse(&file(bad, false, "(1,)", &[0; 8])).is_err(), "{bad}");
+        }
     }
 
     #[test]

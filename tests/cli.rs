@@ -322,17 +322,23 @@ fn f16_out_of_range_is_refused_and_never_verified() {
     assert!(stdout.contains("where the f32 reference of the unrounded inputs is finite: FAIL"), "{stdout}");
 }
 
-/// The field cases `empty_batch` (`x` `[0, 3, 3, 3]`, once refused) and `unbatched_chw`
-/// (`x` `[3, 6, 6]`, once refused): PyTorch's output shapes, verified.
+/// The field cases `empty_batch` (`x` `[0, 3, 3, 3]`, once refused), `unbatched_chw` (`x`
+/// `[3, 6, 6]`, once refused) and `npy_fortran_order` (`x` saved from a transposed array,
+/// `fortran_order: True`, once refused): PyTorch's answers, verified.
 #[test]
-fn run_takes_empty_batches_and_unbatched_inputs() {
+fn run_takes_empty_batches_unbatched_inputs_and_fortran_order_files() {
     if common::gpu().is_none() {
         return;
     }
     let field = |case: &str, f: &str| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/field").join(case).join(f).to_str().unwrap().to_string()
     };
-    for (case, extra) in [("empty_batch", vec!["--bias", "b.npy"]), ("unbatched_chw", vec!["--padding", "1"])] {
+    let cases = [
+        ("empty_batch", vec!["--bias", "b.npy"]),
+        ("unbatched_chw", vec!["--padding", "1"]),
+        ("npy_fortran_order", vec!["--padding", "1"]),
+    ];
+    for (case, extra) in cases {
         let out = tmp(&format!("{case}.npy"));
         let mut args = vec!["run".to_string(), "conv2d".into(), "--input".into(), field(case, "x.npy")];
         args.extend(["--weight".into(), field(case, "w.npy")]);
