@@ -5,7 +5,7 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
+//! [`conv2d_backward`] and [`conv1d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
 //! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
 //! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
 //! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
@@ -155,6 +155,7 @@ pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, 
 pub use error::{Error, Result};
 pub use kernels::Step;
 pub use ops::conv1d::{conv1d, conv1d_into};
+pub use ops::conv1d_backward::{conv1d_backward, conv1d_backward_into};
 pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, plan_conv2d, Conv2dInfo, Conv2dPlan};
 pub use ops::conv2d_backward::{
     conv2d_backward, conv2d_backward_into, plan_conv2d_backward, Conv2dBackwardPlan, Conv2dGrads, Grads,

@@ -231,6 +231,43 @@ fn run_conv2d_backward_verify_on_a_golden_case() {
     assert_one_line_error(code, &err, "--out-grad");
 }
 
+/// `run conv1d_backward`: conv2d_backward's flags with one value per axis; the gradients
+/// asked for are written and each verified; a 2-value stride is refused in one line.
+#[test]
+fn run_conv1d_backward_verifies_each_gradient() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let p =
+        wgconv::Conv1dParams { stride: 2, padding: wgconv::Padding1d::Symmetric(1), groups: 2, ..Default::default() };
+    let (x, w) = (wgconv::HostTensor::random(&[2, 4, 17], 1), wgconv::HostTensor::random(&[6, 2, 3], 2));
+    let dy = wgconv::HostTensor::random(&p.validate(&x.shape, &w.shape, None).unwrap(), 3);
+    let files = [("c1b_x.npy", &x), ("c1b_w.npy", &w), ("c1b_dy.npy", &dy)].map(|(name, t)| {
+        let path = tmp(name);
+        t.write_npy(&path).unwrap();
+        path.to_str().unwrap().to_string()
+    });
+    let (gi, gw) = (tmp("c1b_gi.npy"), tmp("c1b_gw.npy"));
+    let mut args = vec!["run", "conv1d_backward", "--input", &files[0], "--weight", &files[1]];
+    args.extend(["--grad-output", &files[2], "--stride", "2", "--padding", "1", "--groups", "2"]);
+    let mut ok = args.clone();
+    ok.extend(["--out-grad-input", gi.to_str().unwrap(), "--out-grad-weight", gw.to_str().unwrap(), "--verify"]);
+    let (code, stdout, stderr) = run(&ok);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 2, "{stdout}");
+    let (rdx, rdw, _) = wgconv::reference::conv1d_backward(&x, &w, &dy, &p).unwrap();
+    for (out, want, shape) in [(&gi, &rdx, &x.shape), (&gw, &rdw, &w.shape)] {
+        let (y, _) = wgconv::HostTensor::read_npy(out).unwrap();
+        assert_eq!(&y.shape, shape);
+        assert!(wgconv::verify::compare(&y.data, want).passes(Default::default()));
+    }
+    let mut bad = args.clone();
+    bad[9] = "2,2"; // the stride's value
+    bad.extend(["--out-grad-input", gi.to_str().unwrap()]);
+    let (code, _, err) = run(&bad);
+    assert_one_line_error(code, &err, "--stride");
+}
+
 #[test]
 fn run_deform_conv2d_verify_on_a_golden_case() {
     if common::gpu().is_none() {

@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Report, DEFAULT_SUITE};
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
-    run_all, ConformanceReport, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase, ConvTranspose2dCase,
-    DeformConv2dCase, OpCase, Pool2dCase,
+    run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase,
+    ConvTranspose2dCase, DeformConv2dCase, OpCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
@@ -177,6 +177,10 @@ enum RunOp {
     /// Gradients of conv2d (as PyTorch autograd): grad_input, grad_weight, grad_bias.
     #[command(name = "conv2d_backward", alias = "conv2d-backward")]
     Conv2dBackward(BackwardArgs),
+    /// Gradients of conv1d (as PyTorch autograd) on [N, C, L]: conv2d_backward's flags, one
+    /// value per axis (padding P, L,R, same or valid).
+    #[command(name = "conv1d_backward", alias = "conv1d-backward")]
+    Conv1dBackward(BackwardArgs),
 }
 
 #[derive(Args)]
@@ -219,13 +223,13 @@ struct PoolArgs {
 
 #[derive(Args)]
 struct BackwardArgs {
-    /// The conv's input [N, Cin, H, W].
+    /// The conv's input [N, Cin, H, W] (conv1d: [N, Cin, L]).
     #[arg(long)]
     input: PathBuf,
-    /// The conv's weight [Cout, Cin/groups, kh, kw].
+    /// The conv's weight [Cout, Cin/groups, kh, kw] (conv1d: [Cout, Cin/groups, k]).
     #[arg(long)]
     weight: PathBuf,
-    /// Gradient of the loss with respect to the conv's output [N, Cout, Ho, Wo].
+    /// Gradient of the loss with respect to the conv's output [N, Cout, Ho, Wo] (conv1d: [N, Cout, Lo]).
     #[arg(long)]
     grad_output: PathBuf,
     #[arg(long, default_value = "1")]
@@ -355,6 +359,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv2d(a)) => run_conv2d(&a),
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
+        Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
         Cmd::Run(RunOp::Conv3d(a)) => run_conv3d(&a),
@@ -688,14 +693,15 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     })
 }
 
-fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
-    let a = &args.conv;
+/// conv1d's parameters from the conv flags: one value each for stride and dilation, padding
+/// P, L,R, same or valid.
+fn conv1d_params(stride: &str, padding: &str, dilation: &str, groups: u32) -> Result<wgconv::Conv1dParams, Failure> {
     let one = |flag: &str, text: &str| -> Result<u32, Failure> {
         text.trim()
             .parse::<u32>()
             .map_err(|_| Failure(format!("--{flag} takes one non-negative integer for conv1d, got '{text}'"), 2))
     };
-    let padding = match parse_padding(&a.padding)? {
+    let padding = match parse_padding(padding)? {
         Padding::Same => wgconv::Padding1d::Same,
         Padding::Valid => wgconv::Padding1d::Valid,
         Padding::Symmetric([p, q]) if p == q => wgconv::Padding1d::Symmetric(p),
@@ -704,14 +710,22 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
             return Err(Failure("--padding for conv1d is P, L,R, same or valid".into(), 2));
         }
     };
-    let params = wgconv::Conv1dParams {
-        stride: one("stride", &a.stride)?,
+    Ok(wgconv::Conv1dParams {
+        stride: one("stride", stride)?,
         padding,
-        dilation: one("dilation", &a.dilation)?,
-        groups: a.groups,
+        dilation: one("dilation", dilation)?,
+        groups,
+        ..Default::default()
+    })
+}
+
+fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let params = wgconv::Conv1dParams {
         activation: parse_activation(&a.activation)?,
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}'", args.algo), 2))?,
+        ..conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?
     };
     let inputs = conv_inputs(a)?;
     let (x, w) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone());
@@ -824,14 +838,12 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
     })
 }
 
-fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
-    let params = Conv2dParams {
-        stride: parse_pair("stride", &a.stride)?,
-        padding: parse_padding(&a.padding)?,
-        dilation: parse_pair("dilation", &a.dilation)?,
-        groups: a.groups,
-        ..Default::default()
-    };
+/// (name, file) of each output of a run.
+type Outputs<'a> = Vec<(&'static str, &'a PathBuf)>;
+
+/// The gradients a backward run asks for (those given an `--out-grad-*` file), and their
+/// files in output order; an error when none is.
+fn asked_grads(a: &BackwardArgs) -> Result<(wgconv::Grads, Outputs<'_>), Failure> {
     let which = wgconv::Grads {
         input: a.out_grad_input.is_some(),
         weight: a.out_grad_weight.is_some(),
@@ -845,11 +857,57 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
     if outputs.is_empty() {
         return Err(Failure("give at least one of --out-grad-input, --out-grad-weight, --out-grad-bias".into(), 2));
     }
-    let inputs = vec![
+    Ok((which, outputs))
+}
+
+/// A backward run's inputs: the conv's input and weight, and the gradient of its output.
+fn backward_inputs(a: &BackwardArgs) -> Result<Vec<(&'static str, HostTensor)>, Failure> {
+    Ok(vec![
         ("the input", load(&a.input, "input")?),
         ("the weight", load(&a.weight, "weight")?),
         ("grad_output", load(&a.grad_output, "grad_output")?),
-    ];
+    ])
+}
+
+fn run_conv1d_backward(a: &BackwardArgs) -> Result<(), Failure> {
+    let params = conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?;
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 3);
+    let out = params.validate(&batched, &w, None)?;
+    if wgconv::params::as_batched(&dy, 3) != out {
+        return Err(Failure(format!("grad_output has shape {dy:?}, the conv's output is {out:?}"), 1));
+    }
+    let case = Conv1dBackwardCase(Conv1dCase::of(params, dims(&batched, "input")?, dims(&w, "weight")?, false), which);
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: outputs.clone(),
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
+        Ok(format!(
+            "conv1d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            grads.join(", "),
+            ctx.adapter_info().name
+        ))
+    })
+}
+
+fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
+    let params = Conv2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        ..Default::default()
+    };
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
     let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
     let batched = wgconv::params::as_batched(&x, 4);
     let g = params.validate(&batched, &w, None)?;

@@ -17,6 +17,7 @@ use crate::tensor::{DType, HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 
 mod conv1d;
+mod conv1d_backward;
 mod conv2d;
 mod conv2d_backward;
 mod conv3d;
@@ -26,6 +27,7 @@ mod pool2d;
 mod separable_conv2d;
 
 pub use conv1d::*;
+pub use conv1d_backward::*;
 pub use conv2d::*;
 pub use conv2d_backward::*;
 pub use conv3d::*;
@@ -353,6 +355,9 @@ pub fn run_all(
     ops.push(run_op(ctx, "conv2d_backward", &backward, f32, tol));
     let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
     ops.push(run_op(ctx, "conv1d", &conv1d, f32, tol));
+    let conv1d_backward: Vec<_> =
+        conv1d.iter().cloned().map(|c| Conv1dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
+    ops.push(run_op(ctx, "conv1d_backward", &conv1d_backward, f32, tol));
     ops.push(run_op(ctx, "pool2d", &pool2d_cases(seed, n), f32, tol));
     ops.push(run_op(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol));
     for fused in [false, true] {

@@ -6,6 +6,7 @@ pub mod bands;
 pub mod batch;
 pub mod channels;
 pub mod conv1d;
+pub mod conv1d_backward;
 pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv3d;

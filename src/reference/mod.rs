@@ -4,6 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod conv1d;
+pub mod conv1d_backward;
 pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv3d;
@@ -12,6 +13,7 @@ pub mod deform_conv2d;
 pub mod pool2d;
 
 pub use conv1d::conv1d;
+pub use conv1d_backward::conv1d_backward;
 pub use conv2d::{conv2d, conv2d_at};
 pub use conv2d_backward::conv2d_backward;
 pub use conv3d::conv3d;

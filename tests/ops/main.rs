@@ -9,6 +9,7 @@ mod common;
 
 mod batch;
 mod conv1d;
+mod conv1d_backward;
 mod conv2d;
 mod conv2d_backward;
 mod conv3d;
