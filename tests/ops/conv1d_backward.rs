@@ -135,3 +135,33 @@ fn a_sequence_beyond_one_binding_runs_in_bands() {
         }
     }
 }
+
+/// f16 storage (every tensor f16, f32 accumulation), as conv2d_backward: each gradient is f16
+/// and within one f16 rounding of the reference of the rounded inputs.
+#[test]
+fn f16_storage_matches_reference() {
+    use wgconv::DType;
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
+    let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
+    let cases = [
+        ([2, 4, 22], [6, 4, 3], p(1, Padding1d::Symmetric(1), 1, 1)),
+        ([1, 6, 30], [6, 1, 5], p(2, Padding1d::Symmetric(2), 1, 6)),
+        ([2, 4, 18], [4, 2, 3], p(1, Padding1d::Same, 2, 2)),
+    ];
+    for (i, (xs, ws, params)) in cases.into_iter().enumerate() {
+        let x = HostTensor::random(&xs, 70 + i as u64).rounded_to(DType::F16);
+        let w = HostTensor::random(&ws, 80 + i as u64).rounded_to(DType::F16);
+        let out = params.validate(&xs, &ws, None).unwrap();
+        let dy = HostTensor::random(&out, 90 + i as u64).rounded_to(DType::F16);
+        let (rdx, rdw, rdb) = wgconv::reference::conv1d_backward(&x, &w, &dy, &params).unwrap();
+        let g = conv1d_backward(&ctx, &h(&x), &h(&w), &h(&dy), &params, Grads::ALL).unwrap();
+        for (name, got, want) in [("dx", g.grad_input, rdx), ("dw", g.grad_weight, rdw), ("db", g.grad_bias, rdb)] {
+            let got = got.unwrap();
+            assert_eq!(got.dtype(), DType::F16, "case {i} {name}");
+            let got = got.to_vec(&ctx).unwrap();
+            assert!(crate::common::all_f16(&got), "case {i} {name}: not f16 values");
+            let s = compare(&got, &want);
+            assert!(s.passes(crate::common::F16_TOLERANCE), "case {i} {name}: {s}");
+        }
+    }
+}
