@@ -25,7 +25,7 @@
 //! [`Tensor::empty_as`], [`Tensor::from_buffer_as`]); [`Tensor::to_vec`] widens to f32.
 //! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm`, `gemm_1x1` or
 //! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`] and [`deform_conv2d`]
-//! through `implicit_gemm`, [`conv2d_backward`] and the poolings through their f32 kernels'
+//! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`] and the poolings through their f32 kernels'
 //! f16 variants: loading f16, accumulating in f32 and storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
 //! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
 //! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
