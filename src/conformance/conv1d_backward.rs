@@ -25,25 +25,16 @@ impl OpCase for Conv1dBackwardCase {
         Ok(i)
     }
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
-        let (dx, dw, db) = crate::reference::conv1d_backward(&i[0], &i[1], &i[2], &self.0.params())?;
-        let g = self.1;
-        Ok([(g.input, dx), (g.weight, dw), (g.bias, db)].into_iter().filter_map(|(on, v)| on.then_some(v)).collect())
+        Ok(super::conv2d_backward::asked(
+            self.1,
+            crate::reference::conv1d_backward(&i[0], &i[1], &i[2], &self.0.params())?,
+        ))
     }
     fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
-        let g = self.1;
-        Ok([(g.input, s[0].to_vec()), (g.weight, s[1].to_vec()), (g.bias, vec![s[1][0]])]
-            .into_iter()
-            .filter_map(|(on, shape)| on.then_some(shape))
-            .collect())
+        Ok(super::conv2d_backward::grad_shapes(self.1, s))
     }
     fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
-        let mut outs = o.iter().cloned();
-        let mut next = |on: bool| if on { outs.next() } else { None };
-        let grads = crate::ops::conv2d_backward::Conv2dGrads {
-            grad_input: next(self.1.input),
-            grad_weight: next(self.1.weight),
-            grad_bias: next(self.1.bias),
-        };
+        let grads = super::conv2d_backward::grads_of(self.1, o);
         crate::ops::conv1d_backward::conv1d_backward_into(ctx, e, &t[0], &t[1], &t[2], &self.0.params(), &grads)?;
         Ok(Ran::named("conv1d_bwd"))
     }

@@ -16,14 +16,26 @@ impl std::fmt::Display for Conv2dBackwardCase {
     }
 }
 
-impl Conv2dBackwardCase {
-    /// The gradients' names, those asked for, in output order.
-    pub fn outputs(&self) -> Vec<&'static str> {
-        let g = self.1;
-        [(g.input, "grad_input"), (g.weight, "grad_weight"), (g.bias, "grad_bias")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect()
+/// The gradients in `g`, of (grad_input, grad_weight, grad_bias) in that order: what a
+/// backward case's outputs are (shared by the conv2d and conv1d backward cases).
+pub(super) fn asked<T>(g: Grads, (dx, dw, db): (T, T, T)) -> Vec<T> {
+    [(g.input, dx), (g.weight, dw), (g.bias, db)].into_iter().filter_map(|(on, v)| on.then_some(v)).collect()
+}
+
+/// The shapes of the gradients in `g` of a conv whose input and weight have shapes `s[0]`,
+/// `s[1]` (grad_bias: `[Cout]`).
+pub(super) fn grad_shapes(g: Grads, s: &[&[usize]]) -> Vec<Vec<usize>> {
+    asked(g, (s[0].to_vec(), s[1].to_vec(), vec![s[1][0]]))
+}
+
+/// The output tensors of a backward case, in order, as the gradients in `g`.
+pub(super) fn grads_of(g: Grads, outputs: &[Tensor]) -> crate::ops::conv2d_backward::Conv2dGrads {
+    let mut outs = outputs.iter().cloned();
+    let mut next = |on: bool| if on { outs.next() } else { None };
+    crate::ops::conv2d_backward::Conv2dGrads {
+        grad_input: next(g.input),
+        grad_weight: next(g.weight),
+        grad_bias: next(g.bias),
     }
 }
 
@@ -36,26 +48,13 @@ impl OpCase for Conv2dBackwardCase {
         Ok(vec![x, w, dy])
     }
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
-        let (dx, dw, db) = crate::reference::conv2d_backward(&i[0], &i[1], &i[2], &self.0.params)?;
-        let g = self.1;
-        Ok([(g.input, dx), (g.weight, dw), (g.bias, db)].into_iter().filter_map(|(on, v)| on.then_some(v)).collect())
+        Ok(asked(self.1, crate::reference::conv2d_backward(&i[0], &i[1], &i[2], &self.0.params)?))
     }
     fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
-        let g = self.1;
-        let bias = vec![s[1][0]];
-        Ok([(g.input, s[0].to_vec()), (g.weight, s[1].to_vec()), (g.bias, bias)]
-            .into_iter()
-            .filter_map(|(on, shape)| on.then_some(shape))
-            .collect())
+        Ok(grad_shapes(self.1, s))
     }
     fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
-        let mut outs = o.iter().cloned();
-        let mut next = |on: bool| if on { outs.next() } else { None };
-        let grads = crate::ops::conv2d_backward::Conv2dGrads {
-            grad_input: next(self.1.input),
-            grad_weight: next(self.1.weight),
-            grad_bias: next(self.1.bias),
-        };
+        let grads = grads_of(self.1, o);
         crate::ops::conv2d_backward::conv2d_backward_into(ctx, e, &t[0], &t[1], &t[2], &self.0.params, &grads)?;
         let g = self.0.params.validate(&crate::ops::as_batched(t[0].shape(), 4), t[1].shape(), None)?;
         Ok(Ran::named(if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" }))
