@@ -83,6 +83,11 @@ pub struct GpuContext {
     config: RwLock<EngineConfig>,
     /// Set by the device-lost callback (own devices only).
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error an error scope caught after its call had returned: on the web a
+    /// scope's result is a promise, and nothing may wait for it, so it lands here and the
+    /// context's next call ([`GpuContext::scoped`]) or wait ([`GpuContext::wait_async`],
+    /// readback) returns it. Natively scopes are awaited in place and this stays empty.
+    deferred: Arc<Mutex<Option<Error>>>,
     /// The open trace, if any ([`GpuContext::begin_trace`]).
     pub(crate) tracer: Mutex<Option<crate::kernels::trace::Tracer>>,
     /// True when the context created the device (then it installed its own error handlers).
@@ -222,6 +227,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             config: RwLock::new(EngineConfig::for_limits(&limits)),
             lost: Arc::new(Mutex::new(None)),
+            deferred: Arc::new(Mutex::new(None)),
             tracer: Mutex::new(None),
             workspace: Mutex::new(None),
             uncaptured: Arc::new(AtomicBool::new(false)),
@@ -296,29 +302,46 @@ impl GpuContext {
     /// Runs `f` inside validation, out-of-memory and internal error scopes, and turns what
     /// they caught into an [`Error`]. Scopes are thread-local in wgpu, so threads sharing the
     /// context do not see each other's errors.
+    ///
+    /// On the web (wasm32) a scope's result is a promise and nothing may block for it: `f`'s
+    /// value is returned at once and an error the scopes catch is returned by the context's
+    /// next `scoped` call or wait ([`GpuContext::wait_async`], [`crate::Tensor::to_vec_async`]).
     pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         self.check_alive()?;
+        self.take_deferred()?;
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
-        let i = pollster::block_on(internal.pop());
-        if v.is_some() || o.is_some() || i.is_some() {
-            self.poll_for_loss();
+        let (v, o, i) = (validation.pop(), oom.pop(), internal.pop());
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let caught = scope_error(pollster::block_on(v), pollster::block_on(o), pollster::block_on(i));
+            if let Some(e) = caught {
+                self.poll_for_loss();
+                self.check_alive()?;
+                return Err(e);
+            }
         }
-        self.check_alive()?;
-        if let Some(e) = o {
-            return Err(Error::OutOfMemory(e.to_string()));
-        }
-        if let Some(e) = v {
-            return Err(Error::Validation(e.to_string()));
-        }
-        if let Some(e) = i {
-            return Err(Error::Internal(e.to_string()));
+        #[cfg(target_arch = "wasm32")]
+        {
+            let slot = self.deferred.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(e) = scope_error(v.await, o.await, i.await) {
+                    slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                }
+            });
         }
         Ok(value)
+    }
+
+    /// Returns (once) the error a scope caught after its call returned (web only; see
+    /// [`GpuContext::scoped`]).
+    fn take_deferred(&self) -> Result<()> {
+        match self.deferred.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Finishes and submits `encoder` on the context's queue, inside error scopes.
@@ -359,6 +382,16 @@ impl GpuContext {
     /// on every driver. The queue lock is taken per poll, so other threads submit meanwhile.
     pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         let _ = index; // everything up to now is waited for, which includes `index`
+        #[cfg(target_arch = "wasm32")]
+        return Err(Error::Unsupported(
+            "a blocking wait on the web (the page's thread may not block): await GpuContext::wait_async".into(),
+        ));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.poll_until_done()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn poll_until_done(&self) -> Result<()> {
         let timeout = self.config().wait_timeout;
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
@@ -387,6 +420,35 @@ impl GpuContext {
             // for a 4.0 ms GPU time on mbv2_dw).
             nap = (nap * 2).min(Duration::from_micros(200));
         }
+    }
+
+    /// [`GpuContext::wait`] as a future: resolves when everything submitted so far is done,
+    /// then returns any error caught since (see [`GpuContext::scoped`]); errors with
+    /// [`Error::Timeout`] after the configured `wait_timeout`. On the web the wait is the
+    /// queue's `onSubmittedWorkDone` promise raced against a `setTimeout` timer, so the page's
+    /// event loop keeps running; natively it is [`GpuContext::wait`] (and so blocks).
+    pub async fn wait_async(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait(None)?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let timeout = self.config().wait_timeout;
+            let outcome = Arc::new(futures_intrusive::channel::OneshotChannel::<bool>::new());
+            let done = outcome.clone();
+            self.queue.on_submitted_work_done(move || {
+                let _ = done.send(true);
+            });
+            let timer = outcome.clone();
+            let _timer = crate::web::Timeout::new(timeout, move || {
+                let _ = timer.send(false);
+            });
+            if outcome.receive().await != Some(true) {
+                self.check_alive()?;
+                return Err(Error::Timeout(timeout));
+            }
+        }
+        self.check_alive()?;
+        self.take_deferred()
     }
 
     /// A storage buffer of at least `bytes` for im2col-style workspaces. Grows in size
@@ -469,6 +531,22 @@ impl GpuContext {
     }
 }
 
+/// The error to report from what one call's three scopes caught: out-of-memory first, then
+/// validation, then internal.
+fn scope_error(
+    validation: Option<wgpu::Error>,
+    oom: Option<wgpu::Error>,
+    internal: Option<wgpu::Error>,
+) -> Option<Error> {
+    if let Some(e) = oom {
+        return Some(Error::OutOfMemory(e.to_string()));
+    }
+    if let Some(e) = validation {
+        return Some(Error::Validation(e.to_string()));
+    }
+    internal.map(|e| Error::Internal(e.to_string()))
+}
+
 /// `usage` plus `COPY_SRC` where wgpu allows it (not beside `MAP_READ`): the engine's buffers
 /// can all be copied out, which tracing needs ([`GpuContext::begin_trace`]).
 fn copyable(usage: wgpu::BufferUsages) -> wgpu::BufferUsages {
@@ -510,6 +588,8 @@ mod tests {
         assert_eq!(super::size_class(129), 192);
     }
 
+    // (on wasm32 wgpu's WebGPU objects are JS handles, neither Send nor Sync)
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn context_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}

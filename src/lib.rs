@@ -132,7 +132,6 @@ pub mod autotune;
 pub mod bench;
 #[cfg(feature = "cli")]
 pub mod cli;
-#[cfg(feature = "cli")]
 pub mod conformance;
 pub mod context;
 pub mod error;
@@ -150,6 +149,8 @@ pub mod shaders;
 pub mod tensor;
 pub mod timing;
 pub mod verify;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, LOOP_BUDGET};
 pub use error::{Error, Result};

@@ -289,16 +289,15 @@ impl Tensor {
         let mut encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         let staging = self.stage(ctx, &mut encoder)?;
-        let index = ctx.submit(encoder)?;
+        ctx.submit(encoder)?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         let slice = staging.slice(..);
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        ctx.wait(Some(index))?;
-        #[cfg(target_arch = "wasm32")]
-        let _ = index;
+        // Bounded, and it returns the errors caught since the last call (on the web scopes
+        // report late: see GpuContext::scoped).
+        ctx.wait_async().await?;
         match rx.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Map(e.to_string())),

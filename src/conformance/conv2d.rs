@@ -135,6 +135,7 @@ impl OpCase for Conv2dCase {
 
 /// A conv2d case whose expected output comes from another oracle (a test's).
 #[derive(Clone)]
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 struct Oracled {
     case: Conv2dCase,
     oracle: Conv2dOracle,
@@ -173,7 +174,8 @@ pub(super) fn with_algorithm(cases: &[Conv2dCase], algorithm: Algorithm) -> Vec<
 }
 
 /// Runs `cases` on the GPU with `algorithm` and compares each with `oracle`. Cases the
-/// algorithm cannot run are left out of the count.
+/// algorithm cannot run are left out of the count (blocking; native only).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_conv2d(
     ctx: &GpuContext,
     cases: &[Conv2dCase],

@@ -2,17 +2,16 @@
 //! over each op's parameter space, each compared with the f64 CPU reference, plus the static
 //! check of every shader × override set × translation target.
 
+#[cfg(feature = "cli")]
 use std::cell::RefCell;
-
-use serde::Serialize;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
 };
+#[cfg(feature = "cli")]
 use crate::replay::ReplayWriter;
-use crate::shaders::{check_shader, ShaderId};
 use crate::tensor::{DType, HostTensor, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 
@@ -38,11 +37,13 @@ pub use separable_conv2d::*;
 
 /// A replay export under way on this thread ([`export_all`]): the writer, and the call that
 /// [`outputs`] traced last, written by [`OpSummary::record`] (which knows the op and the case).
+#[cfg(feature = "cli")]
 struct Export {
     writer: ReplayWriter,
     pending: Option<(crate::kernels::trace::Trace, Vec<Tensor>, Vec<Vec<f64>>)>,
 }
 
+#[cfg(feature = "cli")]
 thread_local! {
     static EXPORT: RefCell<Option<Export>> = const { RefCell::new(None) };
 }
@@ -50,26 +51,51 @@ thread_local! {
 /// Runs `call` (one op call that returns its output tensors) and reads the outputs back.
 /// While [`export_all`] runs, the call is traced and kept, with `expected` (one slice per
 /// output), for the next [`OpSummary::record`] to write as a replay case.
+#[cfg(feature = "cli")]
 pub(crate) fn outputs(
     ctx: &GpuContext,
     expected: &[&[f64]],
     call: impl FnOnce() -> Result<Vec<Tensor>>,
 ) -> Result<Vec<Vec<f32>>> {
-    let exporting = EXPORT.with(|e| e.borrow().is_some());
-    if exporting {
-        ctx.begin_trace();
+    pollster::block_on(outputs_async(ctx, expected, call))
+}
+
+/// [`outputs`] as a future: the call runs at once, the readbacks are awaited (on the web
+/// nothing blocks).
+async fn outputs_async(
+    ctx: &GpuContext,
+    expected: &[&[f64]],
+    call: impl FnOnce() -> Result<Vec<Tensor>>,
+) -> Result<Vec<Vec<f32>>> {
+    #[cfg(feature = "cli")]
+    let tensors = {
+        let exporting = EXPORT.with(|e| e.borrow().is_some());
+        if exporting {
+            ctx.begin_trace();
+        }
+        let tensors = call();
+        let trace = if exporting { Some(ctx.end_trace()) } else { None };
+        let tensors = tensors?;
+        if let Some(trace) = trace {
+            let kept = (trace?, tensors.clone(), expected.iter().map(|e| e.to_vec()).collect());
+            EXPORT.with(|e| e.borrow_mut().as_mut().expect("checked above").pending = Some(kept));
+        }
+        tensors
+    };
+    #[cfg(not(feature = "cli"))]
+    let tensors = {
+        let _ = expected;
+        call()?
+    };
+    let mut values = Vec::with_capacity(tensors.len());
+    for t in &tensors {
+        values.push(t.to_vec_async(ctx).await?);
     }
-    let tensors = call();
-    let trace = if exporting { Some(ctx.end_trace()) } else { None };
-    let tensors = tensors?;
-    if let Some(trace) = trace {
-        let kept = (trace?, tensors.clone(), expected.iter().map(|e| e.to_vec()).collect());
-        EXPORT.with(|e| e.borrow_mut().as_mut().expect("checked above").pending = Some(kept));
-    }
-    tensors.iter().map(|t| t.to_vec(ctx)).collect()
+    Ok(values)
 }
 
 /// Writes the call [`outputs`] kept, if any, as a replay case of `op`.
+#[cfg(feature = "cli")]
 fn write_pending(op: &str, case: &dyn std::fmt::Display, tol: Tolerance) -> Result<()> {
     EXPORT.with(|e| {
         let mut slot = e.borrow_mut();
@@ -78,6 +104,12 @@ fn write_pending(op: &str, case: &dyn std::fmt::Display, tol: Tolerance) -> Resu
         let outs: Vec<(&Tensor, &[f64])> = tensors.iter().zip(expected.iter().map(Vec::as_slice)).collect();
         export.writer.write_case(op, &case.to_string(), &trace, &outs, tol)
     })
+}
+
+/// Without the tool there is no replay export, so nothing is pending.
+#[cfg(not(feature = "cli"))]
+fn write_pending(_op: &str, _case: &dyn std::fmt::Display, _tol: Tolerance) -> Result<()> {
+    Ok(())
 }
 
 /// One op's test case: seeded inputs, the f64 reference, the GPU call and simpler variants.
@@ -154,8 +186,19 @@ fn score(s: &crate::verify::ErrorStats, tol: Tolerance) -> f64 {
 
 /// Runs one case with its tensors stored as `dtype` (f16: the inputs rounded to f16 first,
 /// the reference computed from the rounded values) and returns the statistics of the output
-/// furthest from passing `tol`.
+/// furthest from passing `tol`. Blocks (native only: the web awaits [`outcome_async`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn outcome<C: OpCase>(
+    ctx: &GpuContext,
+    case: &C,
+    dtype: DType,
+    tol: Tolerance,
+) -> Result<crate::verify::ErrorStats> {
+    pollster::block_on(outcome_async(ctx, case, dtype, tol))
+}
+
+/// [`outcome`] as a future.
+pub async fn outcome_async<C: OpCase>(
     ctx: &GpuContext,
     case: &C,
     dtype: DType,
@@ -167,7 +210,7 @@ pub fn outcome<C: OpCase>(
     let uploaded: Vec<Tensor> =
         inputs.iter().map(|h| Tensor::from_slice_as(ctx, &h.shape, &h.data, dtype)).collect::<Result<_>>()?;
     let refs: Vec<&[f64]> = expected.iter().map(Vec::as_slice).collect();
-    let got = outputs(ctx, &refs, || case.run(ctx, &uploaded))?;
+    let got = outputs_async(ctx, &refs, || case.run(ctx, &uploaded)).await?;
     let mut worst: Option<crate::verify::ErrorStats> = None;
     for (got, want) in got.iter().zip(&expected) {
         let st = compare(got, want);
@@ -178,8 +221,21 @@ pub fn outcome<C: OpCase>(
     worst.ok_or_else(|| Error::Internal("a conformance case without outputs".into()))
 }
 
-/// Runs the cases that apply, stored as `dtype`, each against its reference at `tol`.
+/// Runs the cases that apply, stored as `dtype`, each against its reference at `tol`
+/// (blocking; native only).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_op<C: OpCase>(
+    ctx: &GpuContext,
+    op: impl Into<String>,
+    cases: &[C],
+    dtype: DType,
+    tol: Tolerance,
+) -> OpSummary {
+    pollster::block_on(run_op_async(ctx, op, cases, dtype, tol))
+}
+
+/// [`run_op`] as a future.
+pub async fn run_op_async<C: OpCase>(
     ctx: &GpuContext,
     op: impl Into<String>,
     cases: &[C],
@@ -188,12 +244,15 @@ pub fn run_op<C: OpCase>(
 ) -> OpSummary {
     let mut s = OpSummary::new(op.into());
     for case in cases.iter().filter(|c| c.applies()) {
-        s.record(case, outcome(ctx, case, dtype, tol), tol);
+        let outcome = outcome_async(ctx, case, dtype, tol).await;
+        s.record(case, outcome, tol);
     }
     s
 }
 
-/// One f32 case: `None` if it matches its reference at `tol` (or does not apply), else why not.
+/// One f32 case: `None` if it matches its reference at `tol` (or does not apply), else why
+/// not (blocking; native only).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn check<C: OpCase>(ctx: &GpuContext, case: &C, tol: Tolerance) -> Option<String> {
     if !case.applies() {
         return None;
@@ -209,7 +268,8 @@ pub fn shrink_case<C: OpCase>(case: &C, fails: impl Fn(&C) -> bool) -> C {
 }
 
 /// Results of one op over its cases.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct OpSummary {
     pub op: String,
     pub cases: usize,
@@ -257,13 +317,16 @@ impl OpSummary {
 }
 
 /// The static part: shader × override set × target.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct StaticSummary {
     pub checked: usize,
     pub failures: Vec<String>,
 }
 
+#[cfg(feature = "shader-check")]
 pub fn run_static() -> StaticSummary {
+    use crate::shaders::{check_shader, ShaderId};
     let mut checked = 0;
     let mut failures = Vec::new();
     for id in ShaderId::all() {
@@ -274,7 +337,8 @@ pub fn run_static() -> StaticSummary {
 }
 
 /// One adapter's conformance run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct ConformanceReport {
     pub adapter: String,
     pub backend: String,
@@ -324,6 +388,7 @@ impl ConformanceReport {
 
 /// Runs every op's cases, the probes at `probes` scale ([`crate::probes`]; none for `None`)
 /// and optionally the static check on `ctx`.
+#[cfg(feature = "cli")]
 pub fn run_all(
     ctx: &GpuContext,
     seed: u64,
@@ -331,59 +396,69 @@ pub fn run_all(
     with_static: bool,
     probes: Option<crate::probes::ProbeScale>,
 ) -> ConformanceReport {
+    let mut report = pollster::block_on(run_cases_async(ctx, seed, cases_per_op));
+    if let Some(scale) = probes {
+        report.ops.extend(crate::probes::run_probes(ctx, scale));
+    }
+    report.static_check = with_static.then(run_static);
+    report
+}
+
+/// Every op's seeded cases (`cases_per_op` each, every algorithm; f16 where the device has
+/// it) against the f64 reference: [`run_all`] without the probes and the static check, and
+/// what the library runs in a browser, where nothing may block.
+pub async fn run_cases_async(ctx: &GpuContext, seed: u64, cases_per_op: usize) -> ConformanceReport {
     let info = ctx.adapter_info();
     let (f32, tol, n) = (DType::F32, Tolerance::default(), cases_per_op);
     let cases = conv2d_cases(seed, n);
-    let mut ops: Vec<OpSummary> = std::iter::once(Algorithm::Auto)
-        .chain(Algorithm::ALL)
-        .map(|a| run_op(ctx, format!("conv2d/{}", a.name()), &conv2d::with_algorithm(&cases, a), f32, tol))
-        .collect();
+    let mut ops: Vec<OpSummary> = Vec::new();
+    for a in std::iter::once(Algorithm::Auto).chain(Algorithm::ALL) {
+        ops.push(run_op_async(ctx, format!("conv2d/{}", a.name()), &conv2d::with_algorithm(&cases, a), f32, tol).await);
+    }
     let transposed = conv_transpose2d_cases(seed, n);
     for a in Algorithm::TRANSPOSED {
         let forced: Vec<_> = transposed
             .iter()
             .map(|c| ConvTranspose2dCase { params: ConvTranspose2dParams { algorithm: a, ..c.params }, ..c.clone() })
             .collect();
-        ops.push(run_op(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol));
+        ops.push(run_op_async(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol).await);
     }
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
-        ops.push(run_op(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }));
+        ops.push(run_op_async(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }).await);
     }
     let backward: Vec<_> =
         cases.iter().cloned().map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
-    ops.push(run_op(ctx, "conv2d_backward", &backward, f32, tol));
+    ops.push(run_op_async(ctx, "conv2d_backward", &backward, f32, tol).await);
     let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
-    ops.push(run_op(ctx, "conv1d", &conv1d, f32, tol));
+    ops.push(run_op_async(ctx, "conv1d", &conv1d, f32, tol).await);
     let conv1d_backward: Vec<_> =
         conv1d.iter().cloned().map(|c| Conv1dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
-    ops.push(run_op(ctx, "conv1d_backward", &conv1d_backward, f32, tol));
-    ops.push(run_op(ctx, "pool2d", &pool2d_cases(seed, n), f32, tol));
-    ops.push(run_op(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol));
+    ops.push(run_op_async(ctx, "conv1d_backward", &conv1d_backward, f32, tol).await);
+    ops.push(run_op_async(ctx, "pool2d", &pool2d_cases(seed, n), f32, tol).await);
+    ops.push(run_op_async(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol).await);
     for fused in [false, true] {
         let name = format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" });
-        ops.push(run_op(ctx, name, &separable_cases(seed, n, fused), f32, tol));
+        ops.push(run_op_async(ctx, name, &separable_cases(seed, n, fused), f32, tol).await);
     }
     let deform = deform_conv2d_cases(seed, n);
     for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         let forced: Vec<_> = deform.iter().map(|c| c.with_algorithm(a)).collect();
-        ops.push(run_op(ctx, format!("deform_conv2d/{}", a.name()), &forced, f32, tol));
-    }
-    if let Some(scale) = probes {
-        ops.extend(crate::probes::run_probes(ctx, scale));
+        ops.push(run_op_async(ctx, format!("deform_conv2d/{}", a.name()), &forced, f32, tol).await);
     }
     ConformanceReport {
         adapter: info.name.clone(),
         backend: format!("{:?}", info.backend),
         driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         ops,
-        static_check: with_static.then(run_static),
+        static_check: None,
     }
 }
 
 /// Runs the cases of [`run_all`] and the probes at `probes` scale (no static check) and
 /// writes each call as a replay into `dir` ([`crate::replay`]). Returns the report of the run
 /// on `ctx` and the number of replay cases written.
+#[cfg(feature = "cli")]
 pub fn export_all(
     ctx: &GpuContext,
     seed: u64,

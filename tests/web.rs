@@ -1,0 +1,158 @@
+//! The library on wasm32 through wgpu's WebGPU back end: every op's seeded conformance cases
+//! against the f64 reference, the deferred error scopes and the refusal to block, run in
+//! headless Chromium and in Node on Dawn by `tools/web_check.sh` (wasm-bindgen-test-runner).
+//! Natively this file is empty: the same cases run in `tests/ops` and `wgconv conformance`.
+#![cfg(target_arch = "wasm32")]
+
+use wasm_bindgen_test::wasm_bindgen_test;
+use wgconv::conformance::{
+    conv2d_cases, conv3d_cases, conv_transpose2d_cases, deform_conv2d_cases, pool2d_cases, run_op_async,
+    separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, ConvTranspose2dCase, OpCase,
+    OpSummary,
+};
+use wgconv::ops::conv2d_backward::Grads;
+use wgconv::params::{Algorithm, Conv2dParams, ConvTranspose2dParams};
+use wgconv::tensor::DType;
+use wgconv::verify::Tolerance;
+use wgconv::{ContextOptions, Error, GpuContext};
+
+/// Cases per op and algorithm: a browser on a software adapter runs them in seconds.
+const CASES: usize = 6;
+const SEED: u64 = 0x3eb;
+
+/// A context at WebGPU's default limits, the device any page gets without asking.
+async fn context() -> GpuContext {
+    let opts = ContextOptions { limits: Some(wgpu::Limits::default()), ..Default::default() };
+    let ctx = GpuContext::with_options_async(opts).await.expect("a WebGPU adapter");
+    static NAMED: std::sync::Once = std::sync::Once::new();
+    NAMED.call_once(|| {
+        let info = ctx.adapter_info();
+        // (browsers may leave the name empty: their adapter info is vendor and architecture)
+        let name = if info.name.is_empty() { "an adapter the browser does not name" } else { &info.name };
+        wasm_bindgen_test::console_log!("wgconv web tests on: {name}, {:?}", info.device_type);
+    });
+    assert!(ctx.limits().max_storage_buffer_binding_size <= 128 << 20);
+    ctx
+}
+
+async fn passes<C: OpCase>(ctx: &GpuContext, op: &str, cases: &[C], dtype: DType, tol: Tolerance) {
+    let s: OpSummary = run_op_async(ctx, op, cases, dtype, tol).await;
+    assert!(s.cases > 0, "{op}: no case applies");
+    assert!(s.ok(), "{op} on {}: {}/{} passed\n{}", ctx.adapter_info().name, s.passed, s.cases, s.failures.join("\n"));
+}
+
+fn conv2d_with(algorithm: Algorithm) -> Vec<Conv2dCase> {
+    conv2d_cases(SEED, CASES)
+        .into_iter()
+        .map(|c| Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn conv2d_every_algorithm_matches_the_reference() {
+    let ctx = context().await;
+    for a in std::iter::once(Algorithm::Auto).chain(Algorithm::ALL) {
+        passes(&ctx, &format!("conv2d/{}", a.name()), &conv2d_with(a), DType::F32, Tolerance::default()).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn conv2d_f16_matches_the_reference_where_the_adapter_has_shader_f16() {
+    let ctx = context().await;
+    if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        wasm_bindgen_test::console_log!("skipped: {} has no shader-f16", ctx.adapter_info().name);
+        return;
+    }
+    let tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+    passes(&ctx, "conv2d/f16", &conv2d_cases(SEED, CASES), DType::F16, tol).await;
+}
+
+#[wasm_bindgen_test]
+async fn conv2d_backward_matches_the_reference() {
+    let ctx = context().await;
+    let cases: Vec<_> = conv2d_cases(SEED, CASES).into_iter().map(|c| Conv2dBackwardCase(c, Grads::ALL)).collect();
+    passes(&ctx, "conv2d_backward", &cases, DType::F32, Tolerance::default()).await;
+}
+
+#[wasm_bindgen_test]
+async fn conv1d_and_its_backward_match_the_reference() {
+    let ctx = context().await;
+    let cases: Vec<_> = conv2d_cases(SEED, CASES).into_iter().map(Conv1dCase).collect();
+    passes(&ctx, "conv1d", &cases, DType::F32, Tolerance::default()).await;
+    let backward: Vec<_> = cases.into_iter().map(|c| Conv1dBackwardCase(c, Grads::ALL)).collect();
+    passes(&ctx, "conv1d_backward", &backward, DType::F32, Tolerance::default()).await;
+}
+
+#[wasm_bindgen_test]
+async fn conv_transpose2d_every_algorithm_matches_the_reference() {
+    let ctx = context().await;
+    for a in Algorithm::TRANSPOSED {
+        let cases: Vec<_> = conv_transpose2d_cases(SEED, CASES)
+            .into_iter()
+            .map(|c| ConvTranspose2dCase { params: ConvTranspose2dParams { algorithm: a, ..c.params }, ..c })
+            .collect();
+        passes(&ctx, &format!("conv_transpose2d/{}", a.name()), &cases, DType::F32, Tolerance::default()).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn pool2d_matches_the_reference() {
+    let ctx = context().await;
+    passes(&ctx, "pool2d", &pool2d_cases(SEED, CASES), DType::F32, Tolerance::default()).await;
+}
+
+#[wasm_bindgen_test]
+async fn conv3d_matches_the_reference() {
+    let ctx = context().await;
+    passes(&ctx, "conv3d", &conv3d_cases(SEED, CASES), DType::F32, Tolerance::default()).await;
+}
+
+#[wasm_bindgen_test]
+async fn separable_conv2d_fused_and_two_pass_match_the_reference() {
+    let ctx = context().await;
+    for fused in [false, true] {
+        passes(
+            &ctx,
+            &format!("separable_conv2d/fused={fused}"),
+            &separable_cases(SEED, CASES, fused),
+            DType::F32,
+            Tolerance::default(),
+        )
+        .await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn deform_conv2d_both_algorithms_match_the_reference() {
+    let ctx = context().await;
+    for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        let cases: Vec<_> = deform_conv2d_cases(SEED, CASES).iter().map(|c| c.with_algorithm(a)).collect();
+        passes(&ctx, &format!("deform_conv2d/{}", a.name()), &cases, DType::F32, Tolerance::default()).await;
+    }
+}
+
+/// On the web a scope's verdict is a promise: the call that caused the error returns, and the
+/// error comes out of the next wait (once), never out of wgpu's panicking default handler.
+#[wasm_bindgen_test]
+async fn a_wgpu_error_is_returned_by_the_next_wait_once() {
+    let ctx = context().await;
+    let invalid = ctx.scoped(|| {
+        // MAP_READ may be combined with COPY_DST only: a validation error.
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("invalid on purpose"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    });
+    assert!(invalid.is_ok(), "the web cannot know at once: {invalid:?}");
+    let reported = ctx.wait_async().await;
+    assert!(matches!(reported, Err(Error::Validation(_))), "{reported:?}");
+    assert!(ctx.wait_async().await.is_ok(), "reported twice");
+}
+
+#[wasm_bindgen_test]
+async fn blocking_waits_are_errors_on_the_web() {
+    let ctx = context().await;
+    assert!(matches!(ctx.wait(None), Err(Error::Unsupported(_))));
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The library in the browser (issue #22): tests/web.rs, built for wasm32-unknown-unknown with
+# wgpu's WebGPU back end, run by wasm-bindgen-test-runner
+#   chromium swiftshader   in headless Chromium through chromedriver (WebGPU on Chromium's
+#                          bundled SwiftShader; flags in tools/webdriver.json)
+#   dawn vulkan mesa-25    in Node on Dawn (the npm `webgpu` package, preloaded by
+#                          conformance/webgpu/dawn-globals.mjs) on Mesa 25's lavapipe: Dawn
+#                          refuses the system's Mesa 22
+# and the JavaScript package (web/: built by web/build.sh, which prints the .wasm's size) by
+# web/test.mjs on the same Dawn.
+# Installs what it needs: the wasm32 target, wasm-bindgen-cli at the version Cargo.lock pins
+# for wasm-bindgen (the runner must match it), Debian's chromium and chromium-driver, the npm
+# packages of conformance/webgpu (from its lock file), Mesa 25 (tools/fetch_mesa25.sh).
+# Prints one line per host, `NAME: N passed, M failed (adapter)`, then the total; exit 1 on
+# any failure (a host that cannot run counts as one failure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
+    export XDG_RUNTIME_DIR="$(mktemp -d)"
+    chmod 700 "$XDG_RUNTIME_DIR"
+fi
+out="$(mktemp -d)"
+
+echo "web: fetching what the web tests need"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || { echo "web: cannot add the wasm32 target" >&2; exit 1; }
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+ver="$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)"
+[ -n "$ver" ] || { echo "web: no wasm-bindgen in Cargo.lock" >&2; exit 1; }
+if [ "$(wasm-bindgen-test-runner --version 2>/dev/null || true)" != "wasm-bindgen-test-runner $ver" ]; then
+    # (not --locked: its lock names crates newer than some registry mirrors hold)
+    cargo install --quiet wasm-bindgen-cli --version "$ver"
+fi
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+(cd conformance/webgpu && npm ci --no-audit --no-fund --silent)
+mesa25_env="$(tools/fetch_mesa25.sh)"
+
+echo "web: building tests/web.rs for wasm32"
+test_cmd=(cargo test --release --target wasm32-unknown-unknown --no-default-features --test web)
+"${test_cmd[@]}" --quiet --no-run
+
+export WASM_BINDGEN_TEST_TIMEOUT=900
+rows=()
+total_pass=0
+total_fail=0
+# NAME LOG: one row from the runner's `test result:` line (or web/test.mjs's closing line)
+# and the adapter the tests logged
+row() {
+    local name="$1" log="$2" p f adapter
+    p="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' \
+        -e 's/^js package: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log" | tail -1)"
+    f="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' \
+        -e 's/^js package: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
+    adapter="$(sed -n -e 's/.*wgconv web tests on: //p' -e 's/^adapter: //p' "$log" | head -1 | cut -c1-120)"
+    if [ -z "$p" ]; then
+        tail -15 "$log"
+        p=0 f=1 adapter="did not run, see $log"
+    fi
+    grep -E '^test .* FAIL|^FAIL' "$log" || true
+    rows+=("$(printf '%-26s %s passed, %s failed (%s)' "$name:" "$p" "$f" "$adapter")")
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+}
+
+echo "web: chromium swiftshader"
+WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER="$(command -v chromedriver)" \
+    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tools/webdriver.json" \
+    timeout 1200 "${test_cmd[@]}" -- --nocapture >"$out/chromium.log" 2>&1 || true
+row "chromium swiftshader" "$out/chromium.log"
+
+echo "web: dawn vulkan mesa-25"
+(
+    eval "$mesa25_env"
+    NODE_ARGS="--import=$PWD/conformance/webgpu/dawn-globals.mjs" DAWN_BACKEND=vulkan \
+        timeout 1200 "${test_cmd[@]}" -- --nocapture
+) >"$out/dawn.log" 2>&1 || true
+row "dawn vulkan mesa-25" "$out/dawn.log"
+
+echo "web: the JavaScript package (web/) on dawn vulkan mesa-25"
+size="did not build, see $out/package.log"
+if (cd web && bash build.sh) >"$out/package.log" 2>&1; then
+    size="$(sed -n 's/^web: //p' "$out/package.log")"
+    (
+        eval "$mesa25_env"
+        cd web && timeout 900 node --import ../conformance/webgpu/dawn-globals.mjs test.mjs
+    ) >>"$out/package.log" 2>&1 || true
+fi
+row "js package on dawn" "$out/package.log"
+
+echo
+echo "web tests (tests/web.rs on wasm32; logs in $out)"
+printf '%s\n' "${rows[@]}"
+echo "wasm size: $size"
+echo "web: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

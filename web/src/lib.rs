@@ -1,0 +1,340 @@
+//! wgconv for JavaScript (wasm-bindgen): the ops with `torch.nn.functional`'s argument names
+//! and order, and wgconv's conformance run, on the page's WebGPU (or Dawn's in Node).
+//!
+//! ```js
+//! import init, { Wgconv } from './pkg/wgconv_web.js';
+//! await init();
+//! const wg = await Wgconv.create();
+//! const y = await wg.conv2d({ data: x, shape: [1, 3, 32, 32] }, { data: w, shape: [8, 3, 3, 3] }, null,
+//!                           { stride: 1, padding: 1 });
+//! // y.data: Float32Array, y.shape: [1, 8, 32, 32]
+//! ```
+//!
+//! Every method returns a promise; nothing blocks the page. Errors (bad shapes, parameters
+//! PyTorch rejects, a device error) reject the promise with wgconv's message.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wgconv::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding, Pool2dParams};
+use wgconv::{ContextOptions, GpuContext, Tensor};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** A dense row-major f32 tensor on the CPU side: `data.length` = the product of `shape`. */
+export interface HostTensor { data: Float32Array; shape: number[]; }
+/** One value for both axes, or `[height, width]`. */
+export type Pair = number | [number, number];
+export type ActivationName = "none" | "relu" | "relu6" | "leaky_relu" | `leaky_relu:${number}` | "sigmoid" | "tanh" | "gelu";
+/** torch.nn.functional.conv2d's keyword arguments (and a fused activation). */
+export interface Conv2dOptions { stride?: Pair; padding?: Pair | "valid" | "same"; dilation?: Pair; groups?: number; activation?: ActivationName; }
+/** torch.nn.functional.conv_transpose2d's keyword arguments. */
+export interface ConvTranspose2dOptions { stride?: Pair; padding?: Pair; output_padding?: Pair; dilation?: Pair; groups?: number; activation?: ActivationName; }
+/** torch.nn.functional.max_pool2d / avg_pool2d's arguments (`stride` defaults to the kernel size). */
+export interface Pool2dOptions { kernel_size: Pair; stride?: Pair; padding?: Pair; count_include_pad?: boolean; }
+export interface CreateOptions { /** "adapter" (default): everything the adapter offers; "default": WebGPU's default limits. */ limits?: "adapter" | "default"; }
+export interface OpResult { op: string; cases: number; passed: number; worst_rel_l2: number; worst_max_abs: number; failures: string[]; }
+export interface ConformanceResult { adapter: string; ok: boolean; ops: OpResult[]; table: string; }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "HostTensor")]
+    pub type JsTensor;
+    #[wasm_bindgen(typescript_type = "HostTensor | null | undefined")]
+    pub type JsOptionalTensor;
+    #[wasm_bindgen(typescript_type = "Conv2dOptions | undefined")]
+    pub type JsConv2dOptions;
+    #[wasm_bindgen(typescript_type = "ConvTranspose2dOptions | undefined")]
+    pub type JsConvTranspose2dOptions;
+    #[wasm_bindgen(typescript_type = "Pool2dOptions")]
+    pub type JsPool2dOptions;
+    #[wasm_bindgen(typescript_type = "CreateOptions | undefined")]
+    pub type JsCreateOptions;
+    #[wasm_bindgen(typescript_type = "Promise<HostTensor>")]
+    pub type TensorPromise;
+    #[wasm_bindgen(typescript_type = "Promise<ConformanceResult>")]
+    pub type ConformancePromise;
+}
+
+/// The engine on one WebGPU device.
+#[wasm_bindgen]
+pub struct Wgconv {
+    ctx: Rc<GpuContext>,
+}
+
+#[wasm_bindgen]
+impl Wgconv {
+    /// Opens the page's WebGPU adapter (`navigator.gpu`), asking for `shader-f16` and
+    /// `timestamp-query` where it has them.
+    pub async fn create(options: JsCreateOptions) -> Result<Wgconv, JsError> {
+        let limits = match get_str(&options, "limits")?.as_deref() {
+            None | Some("adapter") => None,
+            Some("default") => Some(wgpu::Limits::default()),
+            Some(other) => return Err(JsError::new(&format!("limits: 'adapter' or 'default', not '{other}'"))),
+        };
+        let ctx = GpuContext::with_options_async(ContextOptions { limits, ..Default::default() }).await.map_err(js)?;
+        Ok(Wgconv { ctx: Rc::new(ctx) })
+    }
+
+    /// The adapter's name as the implementation reports it (browsers may leave it empty).
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.ctx.adapter_info().name.clone()
+    }
+
+    /// `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)`:
+    /// input `[N, Cin, H, W]` (or `[Cin, H, W]`), weight `[Cout, Cin/groups, kh, kw]`, bias
+    /// `[Cout]` or null; resolves to `[N, Cout, Ho, Wo]`.
+    pub fn conv2d(
+        &self,
+        input: JsTensor,
+        weight: JsTensor,
+        bias: JsOptionalTensor,
+        options: JsConv2dOptions,
+    ) -> Result<TensorPromise, JsError> {
+        let params = Conv2dParams {
+            stride: get_pair(&options, "stride", 1)?,
+            padding: get_padding(&options, true)?,
+            dilation: get_pair(&options, "dilation", 1)?,
+            groups: get_u32(&options, "groups", 1)?,
+            activation: get_activation(&options)?,
+            ..Default::default()
+        };
+        self.weighted(&input, &weight, &bias, move |ctx, x, w, b| wgconv::conv2d(ctx, x, w, b, &params))
+    }
+
+    /// `torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding,
+    /// output_padding, groups, dilation)`: weight `[Cin, Cout/groups, kh, kw]`.
+    pub fn conv_transpose2d(
+        &self,
+        input: JsTensor,
+        weight: JsTensor,
+        bias: JsOptionalTensor,
+        options: JsConvTranspose2dOptions,
+    ) -> Result<TensorPromise, JsError> {
+        let params = ConvTranspose2dParams {
+            stride: get_pair(&options, "stride", 1)?,
+            padding: get_padding(&options, false)?,
+            output_padding: get_pair(&options, "output_padding", 0)?,
+            dilation: get_pair(&options, "dilation", 1)?,
+            groups: get_u32(&options, "groups", 1)?,
+            activation: get_activation(&options)?,
+            ..Default::default()
+        };
+        self.weighted(&input, &weight, &bias, move |ctx, x, w, b| wgconv::conv_transpose2d(ctx, x, w, b, &params))
+    }
+
+    /// `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding)`.
+    pub fn max_pool2d(&self, input: JsTensor, options: JsPool2dOptions) -> Result<TensorPromise, JsError> {
+        let (x, params) = (host(&input, "input")?, pool_params(&options)?);
+        Ok(self.spawn(move |ctx| wgconv::max_pool2d(ctx, &upload(ctx, &x)?, &params).map_err(js)))
+    }
+
+    /// `torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding,
+    /// count_include_pad=True)`.
+    pub fn avg_pool2d(&self, input: JsTensor, options: JsPool2dOptions) -> Result<TensorPromise, JsError> {
+        let (x, params) = (host(&input, "input")?, pool_params(&options)?);
+        Ok(self.spawn(move |ctx| wgconv::avg_pool2d(ctx, &upload(ctx, &x)?, &params).map_err(js)))
+    }
+
+    /// wgconv's conformance run on this device: every op's seeded cases (`cases_per_op` per
+    /// op and algorithm, f16 where the adapter has it) against the f64 reference, as
+    /// `wgconv conformance` runs them natively (without the probes and the static check).
+    pub fn conformance(&self, cases_per_op: u32, seed: f64) -> ConformancePromise {
+        let ctx = self.ctx.clone();
+        let promise = wasm_bindgen_futures::future_to_promise(async move {
+            let report = wgconv::conformance::run_cases_async(&ctx, seed as u64, cases_per_op as usize).await;
+            let ops = Array::new();
+            for o in &report.ops {
+                let failures: Array = o.failures.iter().map(|f| JsValue::from_str(f)).collect();
+                ops.push(&object(&[
+                    ("op", JsValue::from_str(&o.op)),
+                    ("cases", (o.cases as f64).into()),
+                    ("passed", (o.passed as f64).into()),
+                    ("worst_rel_l2", o.worst_rel_l2.into()),
+                    ("worst_max_abs", o.worst_max_abs.into()),
+                    ("failures", failures.into()),
+                ])?);
+            }
+            object(&[
+                ("adapter", JsValue::from_str(&report.adapter)),
+                ("ok", report.ok().into()),
+                ("ops", ops.into()),
+                ("table", JsValue::from_str(&report.table())),
+            ])
+        });
+        promise.unchecked_into()
+    }
+}
+
+impl Wgconv {
+    /// An op of (input, weight, optional bias): the three copied off the JS objects now,
+    /// uploaded and run by [`Wgconv::spawn`].
+    fn weighted(
+        &self,
+        input: &JsValue,
+        weight: &JsValue,
+        bias: &JsValue,
+        op: impl FnOnce(&GpuContext, &Tensor, &Tensor, Option<&Tensor>) -> wgconv::Result<Tensor> + 'static,
+    ) -> Result<TensorPromise, JsError> {
+        let (x, w, b) = (host(input, "input")?, host(weight, "weight")?, optional_host(bias, "bias")?);
+        Ok(self.spawn(move |ctx| {
+            let (x, w, b) = (upload(ctx, &x)?, upload(ctx, &w)?, b.map(|b| upload(ctx, &b)).transpose()?);
+            op(ctx, &x, &w, b.as_ref()).map_err(js)
+        }))
+    }
+
+    /// Runs `call` (uploads and the op, recorded and submitted at once) and resolves to its
+    /// output read back.
+    fn spawn(&self, call: impl FnOnce(&GpuContext) -> Result<Tensor, JsError> + 'static) -> TensorPromise {
+        let ctx = self.ctx.clone();
+        let promise: Promise = wasm_bindgen_futures::future_to_promise(async move {
+            let y = call(&ctx)?;
+            let data = y.to_vec_async(&ctx).await.map_err(js)?;
+            let shape: Array = y.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect();
+            object(&[("data", Float32Array::from(&data[..]).into()), ("shape", shape.into())])
+        });
+        promise.unchecked_into()
+    }
+}
+
+/// A tensor taken off a JS `{ data, shape }` (copied: the call runs after it returns).
+struct Host {
+    data: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+fn host(v: &JsValue, what: &str) -> Result<Host, JsError> {
+    if !v.is_object() {
+        return Err(JsError::new(&format!("{what}: an object {{ data: Float32Array, shape: number[] }}")));
+    }
+    let data = Reflect::get(v, &"data".into())
+        .ok()
+        .and_then(|d| d.dyn_into::<Float32Array>().ok())
+        .ok_or_else(|| JsError::new(&format!("{what}.data: a Float32Array")))?;
+    let shape = Reflect::get(v, &"shape".into()).map_err(|_| JsError::new(&format!("{what}.shape: missing")))?;
+    let shape = dims(&shape).ok_or_else(|| JsError::new(&format!("{what}.shape: an array of whole numbers ≥ 0")))?;
+    Ok(Host { data: data.to_vec(), shape })
+}
+
+fn optional_host(v: &JsValue, what: &str) -> Result<Option<Host>, JsError> {
+    if v.is_null() || v.is_undefined() {
+        Ok(None)
+    } else {
+        host(v, what).map(Some)
+    }
+}
+
+fn upload(ctx: &GpuContext, h: &Host) -> Result<Tensor, JsError> {
+    Tensor::from_slice(ctx, &h.shape, &h.data).map_err(js)
+}
+
+/// Whole numbers ≥ 0 from a JS array.
+fn dims(v: &JsValue) -> Option<Vec<usize>> {
+    if !Array::is_array(v) {
+        return None;
+    }
+    Array::from(v)
+        .iter()
+        .map(|d| d.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64).map(|f| f as usize))
+        .collect()
+}
+
+fn field(options: &JsValue, key: &str) -> Result<Option<JsValue>, JsError> {
+    if options.is_null() || options.is_undefined() {
+        return Ok(None);
+    }
+    let v = Reflect::get(options, &key.into()).map_err(|_| JsError::new(&format!("options.{key}: unreadable")))?;
+    Ok((!v.is_undefined() && !v.is_null()).then_some(v))
+}
+
+fn get_str(options: &JsValue, key: &str) -> Result<Option<String>, JsError> {
+    field(options, key)?
+        .map(|v| v.as_string().ok_or_else(|| JsError::new(&format!("options.{key}: a string"))))
+        .transpose()
+}
+
+fn get_u32(options: &JsValue, key: &str, default: u32) -> Result<u32, JsError> {
+    match field(options, key)? {
+        None => Ok(default),
+        Some(v) => whole(&v).ok_or_else(|| JsError::new(&format!("options.{key}: a whole number ≥ 0"))),
+    }
+}
+
+fn whole(v: &JsValue) -> Option<u32> {
+    v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64).map(|f| f as u32)
+}
+
+/// `n` (both axes) or `[h, w]`, as PyTorch takes an int or a pair.
+fn get_pair(options: &JsValue, key: &str, default: u32) -> Result<[u32; 2], JsError> {
+    match field(options, key)? {
+        None => Ok([default; 2]),
+        Some(v) => pair(&v).ok_or_else(|| JsError::new(&format!("options.{key}: a whole number or [h, w]"))),
+    }
+}
+
+fn pair(v: &JsValue) -> Option<[u32; 2]> {
+    if let Some(n) = whole(v) {
+        return Some([n, n]);
+    }
+    let d = dims(v)?;
+    match d[..] {
+        [h, w] => Some([u32::try_from(h).ok()?, u32::try_from(w).ok()?]),
+        _ => None,
+    }
+}
+
+/// `padding`: a number, `[ph, pw]`, or (conv2d) `'valid'` / `'same'`.
+fn get_padding(options: &JsValue, strings: bool) -> Result<Padding, JsError> {
+    let Some(v) = field(options, "padding")? else { return Ok(Padding::Symmetric([0, 0])) };
+    match v.as_string().as_deref() {
+        Some("valid") if strings => Ok(Padding::Valid),
+        Some("same") if strings => Ok(Padding::Same),
+        _ => pair(&v).map(Padding::Symmetric).ok_or_else(|| {
+            JsError::new(if strings {
+                "options.padding: a whole number, [ph, pw], 'valid' or 'same'"
+            } else {
+                "options.padding: a whole number or [ph, pw]"
+            })
+        }),
+    }
+}
+
+fn get_activation(options: &JsValue) -> Result<Activation, JsError> {
+    match get_str(options, "activation")? {
+        None => Ok(Activation::None),
+        Some(name) => Activation::parse(&name).ok_or_else(|| {
+            JsError::new(&format!(
+                "options.activation: '{name}' is not one of none, relu, relu6, leaky_relu[:α], sigmoid, tanh, gelu"
+            ))
+        }),
+    }
+}
+
+fn pool_params(options: &JsValue) -> Result<Pool2dParams, JsError> {
+    let kernel = field(options, "kernel_size")?
+        .and_then(|v| pair(&v))
+        .ok_or_else(|| JsError::new("options.kernel_size: a whole number or [kh, kw]"))?;
+    let stride = field(options, "stride")?
+        .map(|v| pair(&v).ok_or_else(|| JsError::new("options.stride: a whole number or [sh, sw]")))
+        .transpose()?;
+    let count_include_pad = match field(options, "count_include_pad")? {
+        None => true,
+        Some(v) => v.as_bool().ok_or_else(|| JsError::new("options.count_include_pad: a boolean"))?,
+    };
+    Ok(Pool2dParams { kernel, stride, padding: get_pair(options, "padding", 0)?, count_include_pad })
+}
+
+fn object(entries: &[(&str, JsValue)]) -> Result<JsValue, JsValue> {
+    let o = Object::new();
+    for (k, v) in entries {
+        Reflect::set(&o, &JsValue::from_str(k), v)?;
+    }
+    Ok(o.into())
+}
+
+fn js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
