@@ -6,8 +6,9 @@
 #   dawn vulkan mesa-25    in Node on Dawn (the npm `webgpu` package, preloaded by
 #                          conformance/webgpu/dawn-globals.mjs) on Mesa 25's lavapipe: Dawn
 #                          refuses the system's Mesa 22
-# and the JavaScript package (web/: built by web/build.sh, which prints the .wasm's size) by
-# web/test.mjs on the same Dawn.
+# and the JavaScript package (web/: built by web/build.sh, which prints the .wasm's size):
+# web/checks.mjs on the same Dawn (web/test.mjs) and in headless Chromium (web/test.html,
+# opened by web/page.mjs).
 # Installs what it needs: the wasm32 target, wasm-bindgen-cli at the version Cargo.lock pins
 # for wasm-bindgen (the runner must match it), Debian's chromium and chromium-driver, the npm
 # packages of conformance/webgpu (from its lock file), Mesa 25 (tools/fetch_mesa25.sh).
@@ -94,6 +95,12 @@ if (cd web && bash build.sh) >"$out/package.log" 2>&1; then
     ) >>"$out/package.log" 2>&1 || true
 fi
 row "js package on dawn" "$out/package.log"
+
+echo "web: the JavaScript package in chromium swiftshader"
+if [ -f web/pkg/wgconv_web_bg.wasm ]; then
+    timeout 1200 node web/page.mjs web/test.html --chromium "$(command -v chromium)" >"$out/package-chromium.log" 2>&1 || true
+fi
+row "js package in chromium" "$out/package-chromium.log"
 
 echo
 echo "web tests (tests/web.rs on wasm32; logs in $out)"

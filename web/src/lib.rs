@@ -1,24 +1,31 @@
-//! wgconv for JavaScript (wasm-bindgen): the ops with `torch.nn.functional`'s argument names
-//! and order, and wgconv's conformance run, on the page's WebGPU (or Dawn's in Node).
+//! wgconv for JavaScript (wasm-bindgen): the ops with `torch.nn.functional`'s (and
+//! torchvision's) argument names and order, on GPU-resident tensors, and wgconv's conformance
+//! run, on the page's WebGPU (or Dawn's in Node).
 //!
 //! ```js
 //! import init, { Wgconv } from './pkg/wgconv_web.js';
 //! await init();
 //! const wg = await Wgconv.create();
-//! const y = await wg.conv2d({ data: x, shape: [1, 3, 32, 32] }, { data: w, shape: [8, 3, 3, 3] }, null,
-//!                           { stride: 1, padding: 1 });
-//! // y.data: Float32Array, y.shape: [1, 8, 32, 32]
+//! const x = wg.tensor({ data: pixels, shape: [1, 3, 32, 32] });    // uploaded once
+//! const w = wg.tensor({ data: weights, shape: [8, 3, 3, 3] });
+//! const y = wg.max_pool2d(wg.conv2d(x, w, null, { padding: 1, activation: 'relu' }), { kernel_size: 2 });
+//! const { data, shape } = await y.read();                           // [1, 8, 16, 16]
 //! ```
 //!
-//! Every method returns a promise; nothing blocks the page. Errors (bad shapes, parameters
-//! PyTorch rejects, a device error) reject the promise with wgconv's message.
+//! An op validates its arguments and submits its work at once, returning the output
+//! [`Tensor`] (invalid arguments throw, with wgconv's message); nothing blocks the page, and
+//! a device error shows at the next `read()` or `finish()`. The page can use the engine's
+//! `GPUDevice` (`wg.device`) and a tensor's `GPUBuffer` (`t.buffer`, from `t.byteOffset`)
+//! in its own passes, without copies.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wgconv::params::{Activation, Conv2dParams, ConvTranspose2dParams, Padding, Pool2dParams};
-use wgconv::{ContextOptions, GpuContext, Tensor};
+use wgconv::{ContextOptions, GpuContext};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -31,6 +38,8 @@ export type ActivationName = "none" | "relu" | "relu6" | "leaky_relu" | `leaky_r
 export interface Conv2dOptions { stride?: Pair; padding?: Pair | "valid" | "same"; dilation?: Pair; groups?: number; activation?: ActivationName; }
 /** torch.nn.functional.conv_transpose2d's keyword arguments. */
 export interface ConvTranspose2dOptions { stride?: Pair; padding?: Pair; output_padding?: Pair; dilation?: Pair; groups?: number; activation?: ActivationName; }
+/** torchvision.ops.deform_conv2d's keyword arguments (`mask` is a tensor argument). */
+export interface DeformConv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; }
 /** torch.nn.functional.max_pool2d / avg_pool2d's arguments (`stride` defaults to the kernel size). */
 export interface Pool2dOptions { kernel_size: Pair; stride?: Pair; padding?: Pair; count_include_pad?: boolean; }
 export interface CreateOptions { /** "adapter" (default): everything the adapter offers; "default": WebGPU's default limits. */ limits?: "adapter" | "default"; }
@@ -41,27 +50,111 @@ export interface ConformanceResult { adapter: string; ok: boolean; ops: OpResult
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(typescript_type = "HostTensor")]
-    pub type JsTensor;
-    #[wasm_bindgen(typescript_type = "HostTensor | null | undefined")]
-    pub type JsOptionalTensor;
+    pub type JsHostTensor;
     #[wasm_bindgen(typescript_type = "Conv2dOptions | undefined")]
     pub type JsConv2dOptions;
     #[wasm_bindgen(typescript_type = "ConvTranspose2dOptions | undefined")]
     pub type JsConvTranspose2dOptions;
+    #[wasm_bindgen(typescript_type = "DeformConv2dOptions | undefined")]
+    pub type JsDeformConv2dOptions;
     #[wasm_bindgen(typescript_type = "Pool2dOptions")]
     pub type JsPool2dOptions;
     #[wasm_bindgen(typescript_type = "CreateOptions | undefined")]
     pub type JsCreateOptions;
     #[wasm_bindgen(typescript_type = "Promise<HostTensor>")]
-    pub type TensorPromise;
+    pub type HostPromise;
+    #[wasm_bindgen(typescript_type = "Promise<void>")]
+    pub type VoidPromise;
     #[wasm_bindgen(typescript_type = "Promise<ConformanceResult>")]
     pub type ConformancePromise;
+    #[wasm_bindgen(typescript_type = "number[]")]
+    pub type Dims;
+    #[wasm_bindgen(typescript_type = "Tensor | null | undefined")]
+    pub type JsOptionalTensor;
+    #[wasm_bindgen(typescript_type = "GPUBuffer")]
+    pub type JsGpuBuffer;
+    #[wasm_bindgen(typescript_type = "GPUDevice")]
+    pub type JsGpuDevice;
 }
 
 /// The engine on one WebGPU device.
 #[wasm_bindgen]
 pub struct Wgconv {
     ctx: Rc<GpuContext>,
+}
+
+/// A dense row-major tensor in a `GPUBuffer` of the engine's device (f32).
+#[wasm_bindgen]
+pub struct Tensor {
+    ctx: Rc<GpuContext>,
+    inner: wgconv::Tensor,
+    id: u32,
+}
+
+thread_local! {
+    /// Every live [`Tensor`] by id, for the optional arguments (bias, mask): wasm-bindgen
+    /// borrows a class instance only as a required argument, and taking an optional one by
+    /// value would empty the caller's JS object.
+    static LIVE: RefCell<HashMap<u32, wgconv::Tensor>> = RefCell::new(HashMap::new());
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        LIVE.with(|l| l.borrow_mut().remove(&self.id));
+    }
+}
+
+/// The tensor an optional argument names: `None` for null or undefined.
+fn optional_tensor(v: &JsValue, what: &str) -> Result<Option<wgconv::Tensor>, JsError> {
+    if v.is_null() || v.is_undefined() {
+        return Ok(None);
+    }
+    let id = Reflect::get(v, &"id".into()).ok().and_then(|id| id.as_f64());
+    id.and_then(|id| LIVE.with(|l| l.borrow().get(&(id as u32)).cloned()))
+        .map(Some)
+        .ok_or_else(|| JsError::new(&format!("{what}: a live Tensor (from wg.tensor or an op), null or undefined")))
+}
+
+#[wasm_bindgen]
+impl Tensor {
+    /// This tensor's number among the live ones (how optional arguments find it).
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The dimensions, outermost first.
+    #[wasm_bindgen(getter)]
+    pub fn shape(&self) -> Dims {
+        self.inner.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect::<Array>().unchecked_into()
+    }
+
+    /// The `GPUBuffer` holding the values, from [`Tensor::byte_offset`] on (usage STORAGE |
+    /// COPY_SRC | COPY_DST): the page may bind it in its own passes on `wg.device`.
+    #[wasm_bindgen(getter)]
+    pub fn buffer(&self) -> JsGpuBuffer {
+        let b: JsValue = self.inner.buffer().as_webgpu().map_or(JsValue::UNDEFINED, |b| b.clone().into());
+        b.unchecked_into()
+    }
+
+    /// Where the values start in [`Tensor::buffer`], in bytes.
+    #[wasm_bindgen(getter, js_name = byteOffset)]
+    pub fn byte_offset(&self) -> f64 {
+        self.inner.offset() as f64
+    }
+
+    /// Reads the values back once every op that writes them is done; rejects with the first
+    /// device error caught since the last read or `finish()`.
+    pub fn read(&self) -> HostPromise {
+        let (ctx, t) = (self.ctx.clone(), self.inner.clone());
+        let promise: Promise = wasm_bindgen_futures::future_to_promise(async move {
+            let data = t.to_vec_async(&ctx).await.map_err(js)?;
+            let shape: Array = t.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect();
+            object(&[("data", Float32Array::from(&data[..]).into()), ("shape", shape.into())])
+        });
+        promise.unchecked_into()
+    }
 }
 
 #[wasm_bindgen]
@@ -84,16 +177,41 @@ impl Wgconv {
         self.ctx.adapter_info().name.clone()
     }
 
+    /// The engine's `GPUDevice`, for the page's own passes on its tensors.
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> JsGpuDevice {
+        let d: JsValue = self.ctx.device().as_webgpu().map_or(JsValue::UNDEFINED, |d| d.clone().into());
+        d.unchecked_into()
+    }
+
+    /// Uploads `{ data, shape }` (f32, row-major) to a new tensor.
+    pub fn tensor(&self, host: JsHostTensor) -> Result<Tensor, JsError> {
+        let h = host_tensor(&host, "tensor")?;
+        let inner = wgconv::Tensor::from_slice(&self.ctx, &h.shape, &h.data).map_err(js)?;
+        Ok(self.wrap(inner))
+    }
+
+    /// Resolves when every op submitted so far is done; rejects with the first device error
+    /// caught since the last read or `finish()`, or after the context's wait timeout.
+    pub fn finish(&self) -> VoidPromise {
+        let ctx = self.ctx.clone();
+        let promise: Promise = wasm_bindgen_futures::future_to_promise(async move {
+            ctx.wait_async().await.map_err(js)?;
+            Ok(JsValue::UNDEFINED)
+        });
+        promise.unchecked_into()
+    }
+
     /// `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)`:
     /// input `[N, Cin, H, W]` (or `[Cin, H, W]`), weight `[Cout, Cin/groups, kh, kw]`, bias
-    /// `[Cout]` or null; resolves to `[N, Cout, Ho, Wo]`.
+    /// `[Cout]` or null; returns `[N, Cout, Ho, Wo]`.
     pub fn conv2d(
         &self,
-        input: JsTensor,
-        weight: JsTensor,
+        input: &Tensor,
+        weight: &Tensor,
         bias: JsOptionalTensor,
         options: JsConv2dOptions,
-    ) -> Result<TensorPromise, JsError> {
+    ) -> Result<Tensor, JsError> {
         let params = Conv2dParams {
             stride: get_pair(&options, "stride", 1)?,
             padding: get_padding(&options, true)?,
@@ -102,18 +220,19 @@ impl Wgconv {
             activation: get_activation(&options)?,
             ..Default::default()
         };
-        self.weighted(&input, &weight, &bias, move |ctx, x, w, b| wgconv::conv2d(ctx, x, w, b, &params))
+        let bias = optional_tensor(&bias, "bias")?;
+        self.output(wgconv::conv2d(&self.ctx, &input.inner, &weight.inner, bias.as_ref(), &params))
     }
 
     /// `torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding,
     /// output_padding, groups, dilation)`: weight `[Cin, Cout/groups, kh, kw]`.
     pub fn conv_transpose2d(
         &self,
-        input: JsTensor,
-        weight: JsTensor,
+        input: &Tensor,
+        weight: &Tensor,
         bias: JsOptionalTensor,
         options: JsConvTranspose2dOptions,
-    ) -> Result<TensorPromise, JsError> {
+    ) -> Result<Tensor, JsError> {
         let params = ConvTranspose2dParams {
             stride: get_pair(&options, "stride", 1)?,
             padding: get_padding(&options, false)?,
@@ -123,20 +242,42 @@ impl Wgconv {
             activation: get_activation(&options)?,
             ..Default::default()
         };
-        self.weighted(&input, &weight, &bias, move |ctx, x, w, b| wgconv::conv_transpose2d(ctx, x, w, b, &params))
+        let bias = optional_tensor(&bias, "bias")?;
+        self.output(wgconv::conv_transpose2d(&self.ctx, &input.inner, &weight.inner, bias.as_ref(), &params))
+    }
+
+    /// `torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation,
+    /// mask)`: offset `[N, 2·kh·kw·G, Ho, Wo]` ((y, x) pairs), mask `[N, kh·kw·G, Ho, Wo]` or
+    /// null (v1).
+    pub fn deform_conv2d(
+        &self,
+        input: &Tensor,
+        offset: &Tensor,
+        weight: &Tensor,
+        bias: JsOptionalTensor,
+        mask: JsOptionalTensor,
+        options: JsDeformConv2dOptions,
+    ) -> Result<Tensor, JsError> {
+        let params = Conv2dParams {
+            stride: get_pair(&options, "stride", 1)?,
+            padding: get_padding(&options, false)?,
+            dilation: get_pair(&options, "dilation", 1)?,
+            ..Default::default()
+        };
+        let (mask, bias) = (optional_tensor(&mask, "mask")?, optional_tensor(&bias, "bias")?);
+        let (x, w, off) = (&input.inner, &weight.inner, &offset.inner);
+        self.output(wgconv::deform_conv2d(&self.ctx, x, w, off, mask.as_ref(), bias.as_ref(), &params))
     }
 
     /// `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding)`.
-    pub fn max_pool2d(&self, input: JsTensor, options: JsPool2dOptions) -> Result<TensorPromise, JsError> {
-        let (x, params) = (host(&input, "input")?, pool_params(&options)?);
-        Ok(self.spawn(move |ctx| wgconv::max_pool2d(ctx, &upload(ctx, &x)?, &params).map_err(js)))
+    pub fn max_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
+        self.output(wgconv::max_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
     /// `torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding,
     /// count_include_pad=True)`.
-    pub fn avg_pool2d(&self, input: JsTensor, options: JsPool2dOptions) -> Result<TensorPromise, JsError> {
-        let (x, params) = (host(&input, "input")?, pool_params(&options)?);
-        Ok(self.spawn(move |ctx| wgconv::avg_pool2d(ctx, &upload(ctx, &x)?, &params).map_err(js)))
+    pub fn avg_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
+        self.output(wgconv::avg_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
     /// wgconv's conformance run on this device: every op's seeded cases (`cases_per_op` per
@@ -170,43 +311,24 @@ impl Wgconv {
 }
 
 impl Wgconv {
-    /// An op of (input, weight, optional bias): the three copied off the JS objects now,
-    /// uploaded and run by [`Wgconv::spawn`].
-    fn weighted(
-        &self,
-        input: &JsValue,
-        weight: &JsValue,
-        bias: &JsValue,
-        op: impl FnOnce(&GpuContext, &Tensor, &Tensor, Option<&Tensor>) -> wgconv::Result<Tensor> + 'static,
-    ) -> Result<TensorPromise, JsError> {
-        let (x, w, b) = (host(input, "input")?, host(weight, "weight")?, optional_host(bias, "bias")?);
-        Ok(self.spawn(move |ctx| {
-            let (x, w, b) = (upload(ctx, &x)?, upload(ctx, &w)?, b.map(|b| upload(ctx, &b)).transpose()?);
-            op(ctx, &x, &w, b.as_ref()).map_err(js)
-        }))
+    fn wrap(&self, inner: wgconv::Tensor) -> Tensor {
+        let id = NEXT_ID.with(|n| n.replace(n.get().wrapping_add(1).max(1)));
+        LIVE.with(|l| l.borrow_mut().insert(id, inner.clone()));
+        Tensor { ctx: self.ctx.clone(), inner, id }
     }
 
-    /// Runs `call` (uploads and the op, recorded and submitted at once) and resolves to its
-    /// output read back.
-    fn spawn(&self, call: impl FnOnce(&GpuContext) -> Result<Tensor, JsError> + 'static) -> TensorPromise {
-        let ctx = self.ctx.clone();
-        let promise: Promise = wasm_bindgen_futures::future_to_promise(async move {
-            let y = call(&ctx)?;
-            let data = y.to_vec_async(&ctx).await.map_err(js)?;
-            let shape: Array = y.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect();
-            object(&[("data", Float32Array::from(&data[..]).into()), ("shape", shape.into())])
-        });
-        promise.unchecked_into()
+    fn output(&self, y: wgconv::Result<wgconv::Tensor>) -> Result<Tensor, JsError> {
+        y.map(|t| self.wrap(t)).map_err(js)
     }
 }
 
-/// A tensor taken off a JS `{ data, shape }` (copied: the call runs after it returns).
+/// A tensor taken off a JS `{ data, shape }`.
 struct Host {
     data: Vec<f32>,
     shape: Vec<usize>,
 }
 
-fn host(v: &JsValue, what: &str) -> Result<Host, JsError> {
+fn host_tensor(v: &JsValue, what: &str) -> Result<Host, JsError> {
     if !v.is_object() {
         return Err(JsError::new(&format!("{what}: an object {{ data: Float32Array, shape: number[] }}")));
     }
@@ -217,18 +339,6 @@ fn host(v: &JsValue, what: &str) -> Result<Host, JsError> {
     let shape = Reflect::get(v, &"shape".into()).map_err(|_| JsError::new(&format!("{what}.shape: missing")))?;
     let shape = dims(&shape).ok_or_else(|| JsError::new(&format!("{what}.shape: an array of whole numbers ≥ 0")))?;
     Ok(Host { data: data.to_vec(), shape })
-}
-
-fn optional_host(v: &JsValue, what: &str) -> Result<Option<Host>, JsError> {
-    if v.is_null() || v.is_undefined() {
-        Ok(None)
-    } else {
-        host(v, what).map(Some)
-    }
-}
-
-fn upload(ctx: &GpuContext, h: &Host) -> Result<Tensor, JsError> {
-    Tensor::from_slice(ctx, &h.shape, &h.data).map_err(js)
 }
 
 /// Whole numbers ≥ 0 from a JS array.
