@@ -156,3 +156,23 @@ async fn blocking_waits_are_errors_on_the_web() {
     let ctx = context().await;
     assert!(matches!(ctx.wait(None), Err(Error::Unsupported(_))));
 }
+
+/// A destroyed device: the page's next readback rejects with the loss (the device's `lost`
+/// promise reports it), later calls fail at once, and nothing hangs or panics.
+#[wasm_bindgen_test]
+async fn a_destroyed_device_is_an_error() {
+    let ctx = context().await;
+    let x = wgconv::Tensor::from_slice(&ctx, &[1, 1, 3, 3], &[1.0; 9]).unwrap();
+    let w = wgconv::Tensor::from_slice(&ctx, &[1, 1, 2, 2], &[1.0; 4]).unwrap();
+    let p = Conv2dParams::default();
+    let y = wgconv::conv2d(&ctx, &x, &w, None, &p).unwrap();
+    assert_eq!(y.to_vec_async(&ctx).await.unwrap(), vec![4.0; 4]);
+    ctx.device().destroy();
+    let after = match wgconv::conv2d(&ctx, &x, &w, None, &p) {
+        Ok(y) => y.to_vec_async(&ctx).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(matches!(after, Err(Error::DeviceLost(_) | Error::Validation(_) | Error::Map(_))), "{after:?}");
+    assert!(matches!(ctx.check_alive(), Err(Error::DeviceLost(_))), "the context says it must be recreated");
+    assert!(matches!(wgconv::Tensor::from_slice(&ctx, &[2], &[1.0, 2.0]), Err(Error::DeviceLost(_))));
+}

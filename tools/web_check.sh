@@ -8,7 +8,8 @@
 #                          refuses the system's Mesa 22
 # and the JavaScript package (web/: built by web/build.sh, which prints the .wasm's size):
 # web/checks.mjs on the same Dawn (web/test.mjs) and in headless Chromium (web/test.html,
-# opened by web/page.mjs), and a short run of the bench page against TF.js (web/bench.html).
+# opened by web/page.mjs), a short run of the bench page against TF.js (web/bench.html), and
+# the example page (examples/web/index.html, which checks its own blur).
 # Installs what it needs: the wasm32 target, wasm-bindgen-cli at the version Cargo.lock pins
 # for wasm-bindgen (the runner must match it), Debian's chromium and chromium-driver, the npm
 # packages of conformance/webgpu (from its lock file), Mesa 25 (tools/fetch_mesa25.sh).
@@ -57,9 +58,9 @@ total_fail=0
 row() {
     local name="$1" log="$2" p f adapter
     p="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' \
-        -e 's/^\(js package\|bench checks\): \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
+        -e 's/^\(js package\|bench checks\|example page\): \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
     f="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' \
-        -e 's/^\(js package\|bench checks\): \([0-9]*\) passed, \([0-9]*\) failed$/\3/p' "$log" | tail -1)"
+        -e 's/^\(js package\|bench checks\|example page\): \([0-9]*\) passed, \([0-9]*\) failed$/\3/p' "$log" | tail -1)"
     adapter="$(sed -n -e 's/.*wgconv web tests on: //p' -e 's/^adapter: \([^;]*\).*/\1/p' "$log" | head -1 | cut -c1-120)"
     if [ -z "$p" ]; then
         tail -15 "$log"
@@ -110,6 +111,13 @@ if [ -f web/pkg/wgconv_web_bg.wasm ] && (cd web && npm ci --no-audit --no-fund -
         --query ids=r50_c4,mbv2_dw,dcgan_up,dcn_v2 --query seconds=0.2 >"$out/bench.log" 2>&1 || true
 fi
 row "bench page in chromium" "$out/bench.log"
+
+echo "web: the example page (examples/web) in chromium swiftshader"
+if [ -f web/pkg/wgconv_web_bg.wasm ]; then
+    timeout 300 node web/page.mjs examples/web/index.html --chromium "$(command -v chromium)" >"$out/example.log" 2>&1 || true
+    echo "example page: $(grep -c '^check: the blur matches' "$out/example.log") passed, $(grep -c '^FAIL' "$out/example.log") failed" >>"$out/example.log"
+fi
+row "example page in chromium" "$out/example.log"
 
 echo
 echo "web tests (tests/web.rs on wasm32; logs in $out)"
