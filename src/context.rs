@@ -317,9 +317,12 @@ impl GpuContext {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let caught = scope_error(pollster::block_on(v), pollster::block_on(o), pollster::block_on(i));
-            if let Some(e) = caught {
+            if caught.is_some() {
                 self.poll_for_loss();
-                self.check_alive()?;
+            }
+            // (a loss during `f` is the error to report, whatever the scopes caught)
+            self.check_alive()?;
+            if let Some(e) = caught {
                 return Err(e);
             }
         }

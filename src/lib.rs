@@ -132,6 +132,7 @@ pub mod autotune;
 pub mod bench;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod context;
 pub mod error;
@@ -140,7 +141,7 @@ pub mod npy;
 pub mod ops;
 pub mod params;
 pub mod pipeline;
-#[cfg(feature = "cli")]
+#[cfg(feature = "conformance")]
 pub mod probes;
 pub mod reference;
 #[cfg(feature = "cli")]

@@ -10,7 +10,7 @@
 //!   identity conv (exact), large-magnitude convs within range, and a value past the range
 //!   that must be refused, never stored as ∞ in silence.
 
-use crate::conformance::{outputs, OpSummary};
+use crate::conformance::{outputs_async, OpSummary};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::pool2d::PoolMode;
@@ -41,11 +41,17 @@ impl ProbeScale {
 /// Long sums in f32 against f64: √K growth of the rounding error, never an indexing error.
 const LONG: Tolerance = Tolerance { rel_l2: 1e-4, abs: 1e-3 };
 
-/// Every probe row.
+/// Every probe row (blocking; native only: the web awaits [`run_probes_async`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_probes(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
-    let mut rows = long_reductions(ctx, scale);
-    rows.extend(special_values(ctx));
-    rows.extend(f16_limits(ctx));
+    pollster::block_on(run_probes_async(ctx, scale))
+}
+
+/// [`run_probes`] as a future.
+pub async fn run_probes_async(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
+    let mut rows = long_reductions(ctx, scale).await;
+    rows.extend(special_values(ctx).await);
+    rows.extend(f16_limits(ctx).await);
     rows
 }
 
@@ -64,7 +70,7 @@ fn plane_of(pixels: usize) -> (usize, usize) {
 }
 
 /// Outputs summing `terms` values each, per op.
-fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
+async fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
     let mut conv2d = OpSummary::new("probe/long/conv2d".into());
     let mut others = OpSummary::new("probe/long/conv1d+conv3d+transposed".into());
     let mut deform = OpSummary::new("probe/long/deform_conv2d".into());
@@ -90,9 +96,9 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                 }
                 conv2d.record(
                     &format!("conv2d/{} x{:?} w{:?} ({} terms)", algorithm.name(), x.shape, w.shape, c_in * k * k),
-                    (|| {
+                    async {
                         let (_, r) = crate::reference::conv2d(&x, &w, Some(&b), &p)?;
-                        let y = outputs(ctx, &[&r], || {
+                        let y = outputs_async(ctx, &[&r], || {
                             Ok(vec![crate::ops::conv2d::conv2d(
                                 ctx,
                                 &up(ctx, &x)?,
@@ -100,9 +106,11 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                                 Some(&up(ctx, &b)?),
                                 &p,
                             )?])
-                        })?;
-                        Ok(compare(&y[0], &r))
-                    })(),
+                        })
+                        .await?;
+                        Ok::<_, Error>(compare(&y[0], &r))
+                    }
+                    .await,
                     LONG,
                 );
             }
@@ -112,28 +120,32 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
         let w1 = HostTensor::random(&[2, t, 1], 12);
         others.record(
             &format!("conv1d x{:?} ({t} terms)", x1.shape),
-            (|| {
+            async {
                 let p = Conv1dParams::default();
                 let (_, r) = crate::reference::conv1d(&x1, &w1, None, &p)?;
-                let y = outputs(ctx, &[&r], || {
+                let y = outputs_async(ctx, &[&r], || {
                     Ok(vec![crate::ops::conv1d::conv1d(ctx, &up(ctx, &x1)?, &up(ctx, &w1)?, None, &p)?])
-                })?;
-                Ok(compare(&y[0], &r))
-            })(),
+                })
+                .await?;
+                Ok::<_, Error>(compare(&y[0], &r))
+            }
+            .await,
             LONG,
         );
         let x3 = HostTensor::random(&[1, t, 1, 1, 2], 13);
         let w3 = HostTensor::random(&[2, t, 1, 1, 1], 14);
         others.record(
             &format!("conv3d x{:?} ({t} terms)", x3.shape),
-            (|| {
+            async {
                 let p = Conv3dParams::default();
                 let (_, r) = crate::reference::conv3d(&x3, &w3, None, &p)?;
-                let y = outputs(ctx, &[&r], || {
+                let y = outputs_async(ctx, &[&r], || {
                     Ok(vec![crate::ops::conv3d::conv3d(ctx, &up(ctx, &x3)?, &up(ctx, &w3)?, None, &p)?])
-                })?;
-                Ok(compare(&y[0], &r))
-            })(),
+                })
+                .await?;
+                Ok::<_, Error>(compare(&y[0], &r))
+            }
+            .await,
             LONG,
         );
         let xt = HostTensor::random(&[1, t, 2, 2], 15);
@@ -141,10 +153,10 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
         for algorithm in Algorithm::TRANSPOSED {
             others.record(
                 &format!("conv_transpose2d/{} x{:?} ({t} terms)", algorithm.name(), xt.shape),
-                (|| {
+                async {
                     let p = ConvTranspose2dParams { algorithm, ..Default::default() };
                     let (_, r) = crate::reference::conv_transpose2d(&xt, &wt, None, &p)?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(
                             ctx,
                             &up(ctx, &xt)?,
@@ -152,9 +164,11 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                             None,
                             &p,
                         )?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 LONG,
             );
         }
@@ -170,10 +184,10 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
         for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
             deform.record(
                 &format!("deform_conv2d/{} x{:?} ({} terms)", algorithm.name(), xd.shape, c * 9),
-                (|| {
+                async {
                     let p = Conv2dParams { algorithm, ..Default::default() };
                     let (_, r) = crate::reference::deform_conv2d(&xd, &wd, &off, Some(&mask), None, &p)?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![crate::ops::deform_conv2d::deform_conv2d(
                             ctx,
                             &up(ctx, &xd)?,
@@ -183,9 +197,11 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                             None,
                             &p,
                         )?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 LONG,
             );
         }
@@ -196,14 +212,14 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
         for fused in [false, true] {
             separable.record(
                 &format!("separable_conv2d/{} x{:?} ({t} terms)", if fused { "fused" } else { "two_pass" }, xs.shape),
-                (|| {
+                async {
                     use crate::ops::separable_conv2d::{separable_conv2d, SeparableParams};
                     let p = SeparableParams { fused, ..Default::default() };
                     let dwp = Conv2dParams { groups: t as u32, ..Default::default() };
                     let (ms, m) = crate::reference::conv2d(&xs, &dws, None, &dwp)?;
                     let m = HostTensor::new(&ms, m.iter().map(|&v| v as f32).collect())?;
                     let (_, r) = crate::reference::conv2d(&m, &pws, None, &Conv2dParams::default())?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![separable_conv2d(
                             ctx,
                             &up(ctx, &xs)?,
@@ -213,9 +229,11 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                             None,
                             &p,
                         )?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 LONG,
             );
         }
@@ -228,9 +246,9 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
             let dy = HostTensor::random(&[1, 2, h, w], 26);
             backward.record(
                 &format!("conv2d_backward x{:?} groups {groups} ({} pixels)", x.shape, h * w),
-                (|| {
+                async {
                     let (rdx, rdw, rdb) = crate::reference::conv2d_backward(&x, &wt, &dy, &p)?;
-                    let g = outputs(ctx, &[&rdx, &rdw, &rdb], || {
+                    let g = outputs_async(ctx, &[&rdx, &rdw, &rdb], || {
                         let g = crate::ops::conv2d_backward::conv2d_backward(
                             ctx,
                             &up(ctx, &x)?,
@@ -241,13 +259,15 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
                         )?;
                         let asked = "all gradients were asked for";
                         Ok(vec![g.grad_input.expect(asked), g.grad_weight.expect(asked), g.grad_bias.expect(asked)])
-                    })?;
+                    })
+                    .await?;
                     let worst = |a: ErrorStats, b: ErrorStats| if b.passes(LONG) { a } else { b };
                     let dx = compare(&g[0], &rdx);
                     let dw = compare(&g[1], &rdw);
                     let db = compare(&g[2], &rdb);
-                    Ok(worst(worst(dx, dw), db))
-                })(),
+                    Ok::<_, Error>(worst(worst(dx, dw), db))
+                }
+                .await,
                 LONG,
             );
         }
@@ -258,12 +278,15 @@ fn long_reductions(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
             let p = Pool2dParams::new([h as u32, w as u32]);
             pool.record(
                 &format!("{mode:?} pool x{:?} ({} positions)", xp.shape, h * w),
-                (|| {
+                async {
                     let (_, r) = crate::reference::pool2d(&xp, &p, mode)?;
-                    let y =
-                        outputs(ctx, &[&r], || Ok(vec![crate::ops::pool2d::pool2d(ctx, &up(ctx, &xp)?, &p, mode)?]))?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    let y = outputs_async(ctx, &[&r], || {
+                        Ok(vec![crate::ops::pool2d::pool2d(ctx, &up(ctx, &xp)?, &p, mode)?])
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 LONG,
             );
         }
@@ -308,7 +331,7 @@ fn special_operands(special_weights: bool) -> (HostTensor, HostTensor, HostTenso
 /// NaN, ±∞, huge, tiny and subnormal values in input, bias and (unpadded) weights: conv2d
 /// through every activation (every algorithm with none and relu), the other ops with an
 /// epilogue through none, relu and tanh.
-fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
+async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
     let mut conv = OpSummary::new("probe/special/conv2d".into());
     let mut others = OpSummary::new("probe/special/conv1d+conv3d+transposed+deform".into());
     let tol = Tolerance::default();
@@ -332,9 +355,9 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                         "conv2d/{} {activation:?} padding {padding:?} special weights {special_weights}",
                         algorithm.name()
                     ),
-                    (|| {
+                    async {
                         let (_, r) = crate::reference::conv2d(&x, &w, Some(&b), &p)?;
-                        let y = outputs(ctx, &[&r], || {
+                        let y = outputs_async(ctx, &[&r], || {
                             Ok(vec![crate::ops::conv2d::conv2d(
                                 ctx,
                                 &up(ctx, &x)?,
@@ -342,9 +365,11 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                                 Some(&up(ctx, &b)?),
                                 &p,
                             )?])
-                        })?;
-                        Ok(compare(&y[0], &r))
-                    })(),
+                        })
+                        .await?;
+                        Ok::<_, Error>(compare(&y[0], &r))
+                    }
+                    .await,
                     tol,
                 );
             }
@@ -356,10 +381,10 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
             let w1 = HostTensor::random(&[6, 4, 3], 36);
             others.record(
                 &format!("conv1d {activation:?}"),
-                (|| {
+                async {
                     let p = Conv1dParams { activation, ..Default::default() };
                     let (_, r) = crate::reference::conv1d(&x1, &w1, Some(&b), &p)?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![crate::ops::conv1d::conv1d(
                             ctx,
                             &up(ctx, &x1)?,
@@ -367,19 +392,21 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                             Some(&up(ctx, &b)?),
                             &p,
                         )?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 tol,
             );
             let x3 = HostTensor { shape: vec![2, 4, 2, 7, 3], data: x.data.clone() };
             let w3 = HostTensor::random(&[6, 4, 1, 3, 3], 37);
             others.record(
                 &format!("conv3d {activation:?}"),
-                (|| {
+                async {
                     let p = Conv3dParams { activation, ..Default::default() };
                     let (_, r) = crate::reference::conv3d(&x3, &w3, Some(&b), &p)?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![crate::ops::conv3d::conv3d(
                             ctx,
                             &up(ctx, &x3)?,
@@ -387,19 +414,21 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                             Some(&up(ctx, &b)?),
                             &p,
                         )?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 tol,
             );
             let wt = HostTensor::random(&[4, 6, 3, 3], 38);
             for algorithm in Algorithm::TRANSPOSED {
                 others.record(
                     &format!("conv_transpose2d/{} {activation:?}", algorithm.name()),
-                    (|| {
+                    async {
                         let p = ConvTranspose2dParams { stride: [2, 2], activation, algorithm, ..Default::default() };
                         let (_, r) = crate::reference::conv_transpose2d(&x, &wt, Some(&b), &p)?;
-                        let y = outputs(ctx, &[&r], || {
+                        let y = outputs_async(ctx, &[&r], || {
                             Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(
                                 ctx,
                                 &up(ctx, &x)?,
@@ -407,9 +436,11 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                                 Some(&up(ctx, &b)?),
                                 &p,
                             )?])
-                        })?;
-                        Ok(compare(&y[0], &r))
-                    })(),
+                        })
+                        .await?;
+                        Ok::<_, Error>(compare(&y[0], &r))
+                    }
+                    .await,
                     tol,
                 );
             }
@@ -420,10 +451,10 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
             for algorithm in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
                 others.record(
                     &format!("deform_conv2d/{} {activation:?}", algorithm.name()),
-                    (|| {
+                    async {
                         let p = Conv2dParams { activation, algorithm, ..Default::default() };
                         let (_, r) = crate::reference::deform_conv2d(&x, &w, &off, None, Some(&b), &p)?;
-                        let y = outputs(ctx, &[&r], || {
+                        let y = outputs_async(ctx, &[&r], || {
                             Ok(vec![crate::ops::deform_conv2d::deform_conv2d(
                                 ctx,
                                 &up(ctx, &x)?,
@@ -433,9 +464,11 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                                 up_opt(ctx, Some(&b))?.as_ref(),
                                 &p,
                             )?])
-                        })?;
-                        Ok(compare(&y[0], &r))
-                    })(),
+                        })
+                        .await?;
+                        Ok::<_, Error>(compare(&y[0], &r))
+                    }
+                    .await,
                     tol,
                 );
             }
@@ -458,13 +491,15 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
             };
             conv.record(
                 &format!("depthwise conv2d/{} {activation:?}", algorithm.name()),
-                (|| {
+                async {
                     let (_, r) = crate::reference::conv2d(&x, &w, None, &p)?;
-                    let y = outputs(ctx, &[&r], || {
+                    let y = outputs_async(ctx, &[&r], || {
                         Ok(vec![crate::ops::conv2d::conv2d(ctx, &up(ctx, &x)?, &up(ctx, &w)?, None, &p)?])
-                    })?;
-                    Ok(compare(&y[0], &r))
-                })(),
+                    })
+                    .await?;
+                    Ok::<_, Error>(compare(&y[0], &r))
+                }
+                .await,
                 tol,
             );
         }
@@ -473,7 +508,7 @@ fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
 }
 
 /// f16 at its limits (skipped without `SHADER_F16`).
-fn f16_limits(ctx: &GpuContext) -> Option<OpSummary> {
+async fn f16_limits(ctx: &GpuContext) -> Option<OpSummary> {
     if !ctx.device.features().contains(wgpu::Features::SHADER_F16) {
         return None;
     }
@@ -489,17 +524,19 @@ fn f16_limits(ctx: &GpuContext) -> Option<OpSummary> {
     }
     s.record(
         &"f16 identity conv at ±65504 and the subnormals",
-        (|| {
+        async {
             let x16 = x.clone().rounded_to(DType::F16);
             let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, DType::F16);
             let want: Vec<f64> = x16.data.iter().map(|&v| v as f64).collect();
-            let y = outputs(ctx, &[&want], || {
+            let y = outputs_async(ctx, &[&want], || {
                 Ok(vec![crate::ops::conv2d::conv2d(ctx, &t(&x16)?, &t(&w)?, None, &Conv2dParams::default())?])
-            })?;
+            })
+            .await?;
             let exact = y[0].iter().zip(&x16.data).all(|(a, b)| a == b);
             let stats = compare(&y[0], &want);
-            Ok(if exact { stats } else { ErrorStats { max_abs: f64::INFINITY, ..stats } })
-        })(),
+            Ok::<_, Error>(if exact { stats } else { ErrorStats { max_abs: f64::INFINITY, ..stats } })
+        }
+        .await,
         f16_tol,
     );
     // large magnitudes whose sums stay within range
@@ -514,15 +551,18 @@ fn f16_limits(ctx: &GpuContext) -> Option<OpSummary> {
     for algorithm in [Algorithm::Auto, Algorithm::ImplicitGemm] {
         s.record(
             &format!("f16 conv2d/{} inputs up to 3e4", algorithm.name()),
-            (|| {
+            async {
                 let (x16, w16) = (x.clone().rounded_to(DType::F16), w.clone().rounded_to(DType::F16));
                 let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
                 let (_, r) = crate::reference::conv2d(&x16, &w16, None, &p)?;
                 let t = |h: &HostTensor| Tensor::from_slice_as(ctx, &h.shape, &h.data, DType::F16);
-                let y =
-                    outputs(ctx, &[&r], || Ok(vec![crate::ops::conv2d::conv2d(ctx, &t(&x16)?, &t(&w16)?, None, &p)?]))?;
-                Ok(compare(&y[0], &r))
-            })(),
+                let y = outputs_async(ctx, &[&r], || {
+                    Ok(vec![crate::ops::conv2d::conv2d(ctx, &t(&x16)?, &t(&w16)?, None, &p)?])
+                })
+                .await?;
+                Ok::<_, Error>(compare(&y[0], &r))
+            }
+            .await,
             f16_tol,
         );
     }

@@ -9,7 +9,8 @@
 # and the JavaScript package (web/: built by web/build.sh, which prints the .wasm's size):
 # web/checks.mjs on the same Dawn (web/test.mjs) and in headless Chromium (web/test.html,
 # opened by web/page.mjs), a short run of the bench page against TF.js (web/bench.html), and
-# the example page (examples/web/index.html, which checks its own blur).
+# the example page (examples/web/index.html, which checks its own blur) and the conformance
+# page (web/conformance.html, one case per op).
 # Installs what it needs: the wasm32 target, wasm-bindgen-cli at the version Cargo.lock pins
 # for wasm-bindgen (the runner must match it), Debian's chromium and chromium-driver, the npm
 # packages of conformance/webgpu (from its lock file), Mesa 25 (tools/fetch_mesa25.sh).
@@ -46,7 +47,7 @@ fi
 mesa25_env="$(tools/fetch_mesa25.sh)"
 
 echo "web: building tests/web.rs for wasm32"
-test_cmd=(cargo test --release --target wasm32-unknown-unknown --no-default-features --test web)
+test_cmd=(cargo test --release --target wasm32-unknown-unknown --no-default-features --features conformance --test web)
 "${test_cmd[@]}" --quiet --no-run
 
 export WASM_BINDGEN_TEST_TIMEOUT=900
@@ -58,9 +59,9 @@ total_fail=0
 row() {
     local name="$1" log="$2" p f adapter
     p="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' \
-        -e 's/^\(js package\|bench checks\|example page\): \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
+        -e 's/^\(js package\|bench checks\|example page\|conformance page\): \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
     f="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' \
-        -e 's/^\(js package\|bench checks\|example page\): \([0-9]*\) passed, \([0-9]*\) failed$/\3/p' "$log" | tail -1)"
+        -e 's/^\(js package\|bench checks\|example page\|conformance page\): \([0-9]*\) passed, \([0-9]*\) failed$/\3/p' "$log" | tail -1)"
     adapter="$(sed -n -e 's/.*wgconv web tests on: //p' -e 's/^adapter: \([^;]*\).*/\1/p' "$log" | head -1 | cut -c1-120)"
     if [ -z "$p" ]; then
         tail -15 "$log"
@@ -118,6 +119,13 @@ if [ -f web/pkg/wgconv_web_bg.wasm ]; then
     echo "example page: $(grep -c '^check: the blur matches' "$out/example.log") passed, $(grep -c '^FAIL' "$out/example.log") failed" >>"$out/example.log"
 fi
 row "example page in chromium" "$out/example.log"
+
+echo "web: the conformance page (web/conformance.html) in chromium swiftshader, 1 case per op"
+if [ -f web/pkg/wgconv_web_bg.wasm ]; then
+    timeout 300 node web/page.mjs web/conformance.html --chromium "$(command -v chromium)" \
+        --query cases=1 --query probes=none >"$out/conformance-page.log" 2>&1 || true
+fi
+row "conformance page in chromium" "$out/conformance-page.log"
 
 echo
 echo "web tests (tests/web.rs on wasm32; logs in $out)"

@@ -84,8 +84,8 @@ export async function runChecks(Wgconv, log, { casesPerOp = 3 } = {}) {
     rejects(() => wg.conv2d(nine, ones22, null, { stride: [1, 2, 3] }), /options\.stride/));
   await check('a bias that is not a tensor throws', () =>
     rejects(() => wg.conv2d(nine, ones22, { data: new Float32Array(1), shape: [1] }, {}), /bias/));
-  await check('conformance: every op matches the f64 reference', async () => {
-    const r = await wg.conformance(casesPerOp, 2026);
+  await check('conformance: every op and probe matches the f64 reference', async () => {
+    const r = await wg.conformance(casesPerOp, 2026, 'quick');
     const cases = r.ops.reduce((n, o) => n + o.cases, 0);
     if (!r.ok || cases === 0) throw new Error(`${cases} cases\n${r.table}`);
     log(`     ${r.ops.length} ops, ${cases} cases passed`);

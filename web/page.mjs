@@ -8,12 +8,10 @@
 // Chromium's SwiftShader. --screenshot saves the page as Chromium draws it once it has
 // reported (through the DevTools protocol; Node 20 needs --experimental-websocket).
 // --serve: only serve and print the URL. Exit 1 when the page reports a failure or none.
-import http from 'node:http';
-import { spawn } from 'node:child_process';
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serve, inside, inChromium } from '../conformance/webgpu/headless.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -34,72 +32,35 @@ if (opts.screenshot && typeof WebSocket === 'undefined') {
   process.exit(2);
 }
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json',
-  '.wasm': 'application/wasm', '.png': 'image/png', '.jpg': 'image/jpeg', '.css': 'text/css' };
-const served = ['web', 'examples/web'].map((d) => path.join(repo, d) + path.sep);
 let resolveReport;
 const reported = new Promise((r) => { resolveReport = r; });
-const server = http.createServer(async (req, res) => {
-  const url = new URL(req.url, 'http://x');
-  if (req.method === 'POST') {
-    let body = '';
-    for await (const chunk of req) body += chunk;
-    res.end('ok');
-    if (url.pathname === '/log') console.log(body);
-    else if (url.pathname === '/report') resolveReport(JSON.parse(body));
-    return;
-  }
-  const file = path.resolve(repo, decodeURIComponent(url.pathname.slice(1)));
-  if (!served.some((d) => file.startsWith(d))) {
-    res.writeHead(403).end();
-    return;
-  }
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
+// web/ (with its node_modules: TF.js for the bench page) and examples/web/, nothing else
+const server = await serve(
+  (p) => (p.startsWith('/web/') ? inside(path.join(repo, 'web'), p.slice('/web/'.length), { modules: true })
+    : p.startsWith('/examples/web/') ? inside(path.join(repo, 'examples', 'web'), p.slice('/examples/web/'.length)) : null),
+  (p, body) => {
+    if (p === '/log') console.log(body);
+    else if (p === '/report') resolveReport(JSON.parse(body));
+  },
+);
 const query = new URLSearchParams([['report', '1'], ...opts.query]);
-const url = `http://127.0.0.1:${server.address().port}/${opts.page}?${query}`;
+const url = `http://127.0.0.1:${server.port}/${opts.page}?${query}`;
 if (opts.serve) {
   console.log(`serving: open ${url}`);
 } else {
-  const profile = await mkdtemp(path.join(tmpdir(), 'wgconv-page-'));
-  const flags = [
-    '--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
-    '--enable-unsafe-webgpu', '--enable-webgpu-developer-features', '--use-webgpu-adapter=swiftshader',
-    '--window-size=1280,800', ...(opts.screenshot ? ['--remote-debugging-port=0'] : []), url,
-  ];
-  const child = spawn(opts.chromium, flags, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  let devtools = null;
-  child.stderr.on('data', (d) => {
-    stderr = (stderr + d).slice(-8000);
-    devtools ??= /DevTools listening on (ws:\/\/\S+)/.exec(stderr)?.[1] ?? null;
-  });
-  const timer = setTimeout(() => resolveReport({ error: `no report after ${opts.timeout} s; chromium said:\n${stderr}` }), opts.timeout * 1000);
-  child.on('exit', (code) => resolveReport({ error: `chromium exited (${code}) before the page reported:\n${stderr}` }));
-  const r = await reported;
-  clearTimeout(timer);
-  if (opts.screenshot && !r.error) {
-    try {
+  const r = await inChromium({
+    chromium: opts.chromium,
+    url,
+    timeout: opts.timeout,
+    reported,
+    adapterFlags: ['--use-webgpu-adapter=swiftshader'],
+    devtools: !!opts.screenshot,
+    whileOpen: opts.screenshot && (async (devtools) => {
       await screenshot(devtools, opts.screenshot);
       console.log(`screenshot: ${opts.screenshot}`);
-    } catch (e) {
-      r.error = `screenshot: ${e.message}`;
-    }
-  }
-  child.removeAllListeners('exit');
-  const exited = new Promise((res) => child.once('exit', res));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((res) => setTimeout(res, 5000))]);
-  child.kill('SIGKILL');
+    }),
+  });
   server.close();
-  await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch(() => {});
   if (r.error) {
     console.log(`error: ${r.error}`);
     process.exit(1);

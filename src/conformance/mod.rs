@@ -48,21 +48,11 @@ thread_local! {
     static EXPORT: RefCell<Option<Export>> = const { RefCell::new(None) };
 }
 
-/// Runs `call` (one op call that returns its output tensors) and reads the outputs back.
-/// While [`export_all`] runs, the call is traced and kept, with `expected` (one slice per
-/// output), for the next [`OpSummary::record`] to write as a replay case.
-#[cfg(feature = "cli")]
-pub(crate) fn outputs(
-    ctx: &GpuContext,
-    expected: &[&[f64]],
-    call: impl FnOnce() -> Result<Vec<Tensor>>,
-) -> Result<Vec<Vec<f32>>> {
-    pollster::block_on(outputs_async(ctx, expected, call))
-}
-
-/// [`outputs`] as a future: the call runs at once, the readbacks are awaited (on the web
-/// nothing blocks).
-async fn outputs_async(
+/// Runs `call` (one op call that returns its output tensors) and reads the outputs back,
+/// awaiting the readbacks (on the web nothing blocks). While [`export_all`] runs, the call is
+/// traced and kept, with `expected` (one slice per output), for the next
+/// [`OpSummary::record`] to write as a replay case.
+pub(crate) async fn outputs_async(
     ctx: &GpuContext,
     expected: &[&[f64]],
     call: impl FnOnce() -> Result<Vec<Tensor>>,
@@ -396,18 +386,20 @@ pub fn run_all(
     with_static: bool,
     probes: Option<crate::probes::ProbeScale>,
 ) -> ConformanceReport {
-    let mut report = pollster::block_on(run_cases_async(ctx, seed, cases_per_op));
-    if let Some(scale) = probes {
-        report.ops.extend(crate::probes::run_probes(ctx, scale));
-    }
+    let mut report = pollster::block_on(run_cases_async(ctx, seed, cases_per_op, probes));
     report.static_check = with_static.then(run_static);
     report
 }
 
 /// Every op's seeded cases (`cases_per_op` each, every algorithm; f16 where the device has
-/// it) against the f64 reference: [`run_all`] without the probes and the static check, and
-/// what the library runs in a browser, where nothing may block.
-pub async fn run_cases_async(ctx: &GpuContext, seed: u64, cases_per_op: usize) -> ConformanceReport {
+/// it) against the f64 reference, then the probes at `probes` scale: [`run_all`] without
+/// the static check, and what the library runs in a browser, where nothing may block.
+pub async fn run_cases_async(
+    ctx: &GpuContext,
+    seed: u64,
+    cases_per_op: usize,
+    probes: Option<crate::probes::ProbeScale>,
+) -> ConformanceReport {
     let info = ctx.adapter_info();
     let (f32, tol, n) = (DType::F32, Tolerance::default(), cases_per_op);
     let cases = conv2d_cases(seed, n);
@@ -445,6 +437,9 @@ pub async fn run_cases_async(ctx: &GpuContext, seed: u64, cases_per_op: usize) -
     for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         let forced: Vec<_> = deform.iter().map(|c| c.with_algorithm(a)).collect();
         ops.push(run_op_async(ctx, format!("deform_conv2d/{}", a.name()), &forced, f32, tol).await);
+    }
+    if let Some(scale) = probes {
+        ops.extend(crate::probes::run_probes_async(ctx, scale).await);
     }
     ConformanceReport {
         adapter: info.name.clone(),

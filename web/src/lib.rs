@@ -280,13 +280,29 @@ impl Wgconv {
         self.output(wgconv::avg_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
-    /// wgconv's conformance run on this device: every op's seeded cases (`cases_per_op` per
-    /// op and algorithm, f16 where the adapter has it) against the f64 reference, as
-    /// `wgconv conformance` runs them natively (without the probes and the static check).
-    pub fn conformance(&self, cases_per_op: u32, seed: f64) -> ConformancePromise {
+    /// wgconv's conformance run on this device (with the crate's `conformance` feature, on by
+    /// default): every op's seeded cases (`cases_per_op` per
+    /// op and algorithm, f16 where the adapter has it) against the f64 reference, then the
+    /// probes (`probes`: `"none"` (default), `"quick"`: sums of 65535 to ~100k terms, NaN,
+    /// ±∞, huge, tiny and subnormal values through every activation, f16's limits; `"full"`:
+    /// sums of ~1M terms too), as `wgconv conformance` runs them natively (less its static
+    /// shader check).
+    #[cfg(feature = "conformance")]
+    pub fn conformance(
+        &self,
+        cases_per_op: u32,
+        seed: f64,
+        probes: Option<String>,
+    ) -> Result<ConformancePromise, JsError> {
+        let probes = match probes.as_deref() {
+            None | Some("none") => None,
+            Some("quick") => Some(wgconv::probes::ProbeScale::Quick),
+            Some("full") => Some(wgconv::probes::ProbeScale::Full),
+            Some(other) => return Err(JsError::new(&format!("probes: 'none', 'quick' or 'full', not '{other}'"))),
+        };
         let ctx = self.ctx.clone();
         let promise = wasm_bindgen_futures::future_to_promise(async move {
-            let report = wgconv::conformance::run_cases_async(&ctx, seed as u64, cases_per_op as usize).await;
+            let report = wgconv::conformance::run_cases_async(&ctx, seed as u64, cases_per_op as usize, probes).await;
             let ops = Array::new();
             for o in &report.ops {
                 let failures: Array = o.failures.iter().map(|f| JsValue::from_str(f)).collect();
@@ -306,7 +322,7 @@ impl Wgconv {
                 ("table", JsValue::from_str(&report.table())),
             ])
         });
-        promise.unchecked_into()
+        Ok(promise.unchecked_into())
     }
 }
 
