@@ -27,6 +27,8 @@ pub enum BenchOp {
     /// A depthwise-separable block (`wgconv bench --separable`).
     SeparableConv2d,
     ConvTranspose2d,
+    /// The backward pass of a conv_transpose2d row (`wgconv bench --backward`).
+    ConvTranspose2dBackward,
     DeformConv2d,
 }
 
@@ -37,6 +39,7 @@ impl BenchOp {
             BenchOp::Conv2dBackward => "conv2d_backward",
             BenchOp::SeparableConv2d => "separable_conv2d",
             BenchOp::ConvTranspose2d => "conv_transpose2d",
+            BenchOp::ConvTranspose2dBackward => "conv_transpose2d_backward",
             BenchOp::DeformConv2d => "deform_conv2d",
         }
     }
@@ -267,7 +270,7 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             algorithm.name(),
             "n/a: conv_transpose2d runs implicit_gemm or gemm_col2im".into(),
         ),
-        BenchOp::Conv2dBackward => run_backward_case(ctx, case, opts),
+        BenchOp::Conv2dBackward | BenchOp::ConvTranspose2dBackward => run_backward_case(ctx, case, opts),
         BenchOp::SeparableConv2d => {
             CaseResult::skipped(case, algorithm.name(), "n/a: separable rows come from run_separable".into())
         }
@@ -499,20 +502,40 @@ fn batch1_calls(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Resu
     Ok(checked_row(case, &label, (&times, method), g.flops(), elems, DType::F32, info.workspace_bytes, check))
 }
 
-/// Times the backward pass (all three gradients) of a conv2d row; the result's op is
-/// `conv2d_backward` and its FLOPs are those of grad_input plus grad_weight (2× forward).
-pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> CaseResult {
-    let mut case = case.clone();
-    case.op = BenchOp::Conv2dBackward;
-    run_conv2d_backward(ctx, &case, opts)
-        .unwrap_or_else(|e| CaseResult::skipped(&case, "gemm_bwd", format!("error: {e}")))
+impl BenchOp {
+    /// The op whose backward pass `wgconv bench --backward` times for this row's, if any.
+    pub fn backward(self) -> Option<BenchOp> {
+        match self {
+            BenchOp::Conv2d | BenchOp::Conv2dBackward => Some(BenchOp::Conv2dBackward),
+            BenchOp::ConvTranspose2d | BenchOp::ConvTranspose2dBackward => Some(BenchOp::ConvTranspose2dBackward),
+            BenchOp::SeparableConv2d | BenchOp::DeformConv2d => None,
+        }
+    }
 }
 
-/// All three gradients of the row's conv2d (FLOPs: a forward pass per gradient of input and
-/// weight), f32.
-fn run_conv2d_backward(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> Result<CaseResult> {
-    let c = Conv2dBackwardCase(conv2d_case(case, Algorithm::Auto), crate::ops::conv2d_backward::Grads::ALL);
-    timed_case(ctx, case, &c, DType::F32, opts)
+/// Times the backward pass (all three gradients) of a conv2d or conv_transpose2d row; the
+/// result's op is `conv2d_backward` or `conv_transpose2d_backward` and its FLOPs are those of
+/// grad_input plus grad_weight (2× forward).
+pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> CaseResult {
+    let mut case = case.clone();
+    let Some(op) = case.op.backward() else {
+        return CaseResult::skipped(&case, "backward", format!("n/a: no backward pass of {}", case.op.name()));
+    };
+    case.op = op;
+    let all = crate::ops::conv2d_backward::Grads::ALL;
+    let timed = match op {
+        BenchOp::Conv2dBackward => {
+            timed_case(ctx, &case, &Conv2dBackwardCase(conv2d_case(&case, Algorithm::Auto), all), DType::F32, opts)
+        }
+        _ => timed_case(
+            ctx,
+            &case,
+            &crate::conformance::ConvTranspose2dBackwardCase(conv_transpose2d_case(&case, Algorithm::Auto), all),
+            DType::F32,
+            opts,
+        ),
+    };
+    timed.unwrap_or_else(|e| CaseResult::skipped(&case, "backward", format!("error: {e}")))
 }
 
 /// Times a depthwise-separable block (MobileNetV2's expansion-free form): a depthwise 3x3
@@ -576,6 +599,11 @@ fn run_conv_transpose2d(
     algorithm: Algorithm,
     opts: &BenchOptions,
 ) -> Result<CaseResult> {
+    timed_case(ctx, case, &conv_transpose2d_case(case, algorithm), opts.dtype, opts)
+}
+
+/// The row's conv_transpose2d (with a bias) as a case.
+fn conv_transpose2d_case(case: &BenchCase, algorithm: Algorithm) -> ConvTranspose2dCase {
     let params = crate::params::ConvTranspose2dParams {
         stride: [case.stride; 2],
         padding: Padding::Symmetric([case.pad; 2]),
@@ -585,14 +613,13 @@ fn run_conv_transpose2d(
         ..Default::default()
     };
     let (n, c, co, g) = (case.n as usize, case.c_in as usize, case.c_out as usize, case.groups.max(1) as usize);
-    let t = ConvTranspose2dCase {
+    ConvTranspose2dCase {
         input: [n, c, case.h as usize, case.w as usize],
         weight: [c, co / g, case.kh as usize, case.kw as usize],
         bias: true,
         params,
         seed: case_seed(case),
-    };
-    timed_case(ctx, case, &t, opts.dtype, opts)
+    }
 }
 
 /// What this adapter reaches at best, measured once per run.

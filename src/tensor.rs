@@ -23,8 +23,8 @@ pub enum DType {
     F32,
     /// IEEE binary16 storage (kernels accumulate in f32). Needs the device feature
     /// `SHADER_F16`; conv2d and conv1d (`implicit_gemm`, `gemm_1x1`, `depthwise`),
-    /// conv_transpose2d and deform_conv2d (`implicit_gemm`), conv2d_backward, conv1d_backward
-    /// and the poolings read and write it (see the crate docs); every other op returns an
+    /// conv_transpose2d and deform_conv2d (`implicit_gemm`), conv2d_backward, conv1d_backward,
+    /// conv_transpose2d_backward and the poolings read and write it (see the crate docs); every other op returns an
     /// error for it.
     F16,
 }

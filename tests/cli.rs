@@ -268,6 +268,83 @@ fn run_conv1d_backward_verifies_each_gradient() {
     assert_one_line_error(code, &err, "--stride");
 }
 
+/// `run conv_transpose2d_backward`: the flags (--output-padding, the forward's --bias);
+/// every gradient asked for is written and verified; a bias of the wrong length and an
+/// output_padding the backward pass cannot crop are refused in one line.
+#[test]
+fn run_conv_transpose2d_backward_verifies_each_gradient() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let p = wgconv::ConvTranspose2dParams {
+        stride: [2, 2],
+        padding: wgconv::Padding::Symmetric([1, 1]),
+        output_padding: [1, 1],
+        groups: 2,
+        ..Default::default()
+    };
+    let (x, w) = (wgconv::HostTensor::random(&[2, 4, 5, 6], 1), wgconv::HostTensor::random(&[4, 3, 3, 3], 2));
+    let dy = wgconv::HostTensor::random(&p.output_shape(&x.shape, &w.shape).unwrap(), 3);
+    let (b, b_bad) = (wgconv::HostTensor::random(&[6], 4), wgconv::HostTensor::random(&[5], 5));
+    let files = [("ctb_x.npy", &x), ("ctb_w.npy", &w), ("ctb_dy.npy", &dy), ("ctb_b.npy", &b), ("ctb_bb.npy", &b_bad)]
+        .map(|(name, t)| {
+            let path = tmp(name);
+            t.write_npy(&path).unwrap();
+            path.to_str().unwrap().to_string()
+        });
+    let (gi, gw, gb) = (tmp("ctb_gi.npy"), tmp("ctb_gw.npy"), tmp("ctb_gb.npy"));
+    let mut args = vec!["run", "conv_transpose2d_backward", "--input", &files[0], "--weight", &files[1]];
+    args.extend(["--grad-output", &files[2], "--stride", "2", "--padding", "1", "--output-padding", "1"]);
+    args.extend(["--groups", "2", "--out-grad-input", gi.to_str().unwrap()]);
+    let mut ok = args.clone();
+    ok.extend([
+        "--bias",
+        &files[3],
+        "--out-grad-weight",
+        gw.to_str().unwrap(),
+        "--out-grad-bias",
+        gb.to_str().unwrap(),
+    ]);
+    ok.push("--verify");
+    let (code, stdout, stderr) = run(&ok);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 3, "{stdout}");
+    let (rdx, rdw, rdb) = wgconv::reference::conv_transpose2d_backward(&x, &w, &dy, &p).unwrap();
+    for (out, want, shape) in [(&gi, &rdx, &x.shape), (&gw, &rdw, &w.shape), (&gb, &rdb, &vec![6])] {
+        let (y, _) = wgconv::HostTensor::read_npy(out).unwrap();
+        assert_eq!(&y.shape, shape);
+        assert!(wgconv::verify::compare(&y.data, want).passes(Default::default()));
+    }
+    let mut bad = args.clone();
+    bad.extend(["--bias", &files[4]]);
+    let (code, _, err) = run(&bad);
+    assert_one_line_error(code, &err, "bias");
+    // stride 1, dilation 2, output_padding 1 past a padding of 0: refused, not cropped wrong
+    let q = wgconv::ConvTranspose2dParams { dilation: [2, 2], output_padding: [1, 1], ..Default::default() };
+    let w1 = wgconv::HostTensor::random(&[4, 6, 3, 3], 6);
+    let dy1 = wgconv::HostTensor::random(&q.output_shape(&x.shape, &w1.shape).unwrap(), 7);
+    let (w1f, dy1f) = (tmp("ctb_w1.npy"), tmp("ctb_dy1.npy"));
+    w1.write_npy(&w1f).unwrap();
+    dy1.write_npy(&dy1f).unwrap();
+    let (code, _, err) = run(&[
+        "run",
+        "conv_transpose2d_backward",
+        "--input",
+        &files[0],
+        "--weight",
+        w1f.to_str().unwrap(),
+        "--grad-output",
+        dy1f.to_str().unwrap(),
+        "--dilation",
+        "2",
+        "--output-padding",
+        "1",
+        "--out-grad-input",
+        gi.to_str().unwrap(),
+    ]);
+    assert_one_line_error(code, &err, "output_padding");
+}
+
 #[test]
 fn run_deform_conv2d_verify_on_a_golden_case() {
     if common::gpu().is_none() {

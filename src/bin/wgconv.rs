@@ -9,7 +9,7 @@ use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Repor
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
     run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase,
-    ConvTranspose2dCase, DeformConv2dCase, OpCase, Pool2dCase,
+    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dCase, OpCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
@@ -122,7 +122,8 @@ struct BenchArgs {
     /// other ops' rows are n/a.
     #[arg(long)]
     f16: bool,
-    /// Also time the backward pass (grad input, weight, bias) of every conv2d row.
+    /// Also time the backward pass (grad input, weight, bias) of every conv2d and
+    /// conv_transpose2d row.
     #[arg(long)]
     backward: bool,
     /// Also time depthwise-separable blocks (each depthwise row + a 1x1 to 24 channels),
@@ -181,6 +182,23 @@ enum RunOp {
     /// value per axis (padding P, L,R, same or valid).
     #[command(name = "conv1d_backward", alias = "conv1d-backward")]
     Conv1dBackward(BackwardArgs),
+    /// Gradients of conv_transpose2d (as PyTorch autograd): conv2d_backward's flags with the
+    /// weight [Cin, Cout/groups, kh, kw], --output-padding, and the forward's --bias (its
+    /// shape is checked; no gradient depends on its values).
+    #[command(name = "conv_transpose2d_backward", alias = "conv-transpose2d-backward")]
+    ConvTranspose2dBackward(TransposedBackwardArgs),
+}
+
+#[derive(Args)]
+struct TransposedBackwardArgs {
+    #[command(flatten)]
+    backward: BackwardArgs,
+    /// OH,OW or one value for both; each < max(stride, dilation).
+    #[arg(long, default_value = "0")]
+    output_padding: String,
+    /// The forward's bias [Cout] (optional).
+    #[arg(long)]
+    bias: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -360,6 +378,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
+        Cmd::Run(RunOp::ConvTranspose2dBackward(a)) => run_conv_transpose2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
         Cmd::Run(RunOp::Conv3d(a)) => run_conv3d(&a),
@@ -934,6 +953,53 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
     })
 }
 
+fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
+    let a = &args.backward;
+    let params = ConvTranspose2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        output_padding: parse_pair("output-padding", &args.output_padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        ..Default::default()
+    };
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 4);
+    let bias = args.bias.as_ref().map(|p| load(p, "bias")).transpose()?;
+    let g = params.validate(&batched, &w, bias.as_ref().map(|b| b.shape.as_slice()))?;
+    if wgconv::params::as_batched(&dy, 4) != g.output_shape() {
+        return Err(Failure(
+            format!("grad_output has shape {dy:?}, the transposed conv's output is {:?}", g.output_shape()),
+            1,
+        ));
+    }
+    let conv = ConvTranspose2dCase {
+        input: dims(&batched, "input")?,
+        weight: dims(&w, "weight")?,
+        bias: false,
+        params,
+        seed: 0,
+    };
+    let call = RunCall {
+        case: ConvTranspose2dBackwardCase(conv, which),
+        inputs,
+        outputs: outputs.clone(),
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
+        Ok(format!(
+            "conv_transpose2d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            grads.join(", "),
+            ctx.adapter_info().name
+        ))
+    })
+}
+
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
     if text == "all" {
         return Ok(Algorithm::ALL.into_iter().chain([Algorithm::GemmCol2im]).collect());
@@ -1034,8 +1100,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         eprintln!("autotune: {n} entries for this adapter loaded from {}", p.display());
     }
     ctx.autotune(a.autotune || a.autotune_cache.is_some());
-    let backward_rows =
-        if a.backward { cases.iter().filter(|c| c.op == wgconv::bench::BenchOp::Conv2d).count() } else { 0 };
+    let backward_rows = if a.backward { cases.iter().filter(|c| c.op.backward().is_some()).count() } else { 0 };
     let batch1_rows = usize::from(a.large && cases.iter().any(|c| c.id == "seg_hr"));
     let mut progress =
         Progress::new(cases.len() * algos.len() + backward_rows + batch1_rows + usize::from(!a.no_ceilings));
@@ -1066,7 +1131,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
             results.push(wgconv::bench::run_batch1_calls(&ctx, case, &opts));
             progress.step();
         }
-        if a.backward && case.op == wgconv::bench::BenchOp::Conv2d {
+        if a.backward && case.op.backward().is_some() {
             progress.show(&format!("{} (backward)", case.id));
             results.push(wgconv::bench::run_backward_case(&ctx, case, &opts));
             progress.step();

@@ -21,6 +21,7 @@ mod conv2d;
 mod conv2d_backward;
 mod conv3d;
 mod conv_transpose2d;
+mod conv_transpose2d_backward;
 mod deform_conv2d;
 mod pool2d;
 mod separable_conv2d;
@@ -31,6 +32,7 @@ pub use conv2d::*;
 pub use conv2d_backward::*;
 pub use conv3d::*;
 pub use conv_transpose2d::*;
+pub use conv_transpose2d_backward::*;
 pub use deform_conv2d::*;
 pub use pool2d::*;
 pub use separable_conv2d::*;
@@ -415,6 +417,12 @@ pub async fn run_cases_async(
             .collect();
         ops.push(run_op_async(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol).await);
     }
+    let transposed_backward: Vec<_> = transposed
+        .iter()
+        .cloned()
+        .map(|c| ConvTranspose2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "conv_transpose2d_backward", &transposed_backward, f32, tol).await);
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
         ops.push(run_op_async(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }).await);

@@ -11,6 +11,7 @@ pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv3d;
 pub mod conv_transpose2d;
+pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;
 pub mod matmul;
 pub mod pool2d;

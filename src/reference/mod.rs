@@ -9,6 +9,7 @@ pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv3d;
 pub mod conv_transpose2d;
+pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;
 pub mod pool2d;
 
@@ -18,5 +19,6 @@ pub use conv2d::{conv2d, conv2d_at};
 pub use conv2d_backward::conv2d_backward;
 pub use conv3d::conv3d;
 pub use conv_transpose2d::conv_transpose2d;
+pub use conv_transpose2d_backward::conv_transpose2d_backward;
 pub use deform_conv2d::{deform_conv2d, deform_conv2d_at};
 pub use pool2d::pool2d;

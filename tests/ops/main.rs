@@ -14,6 +14,7 @@ mod conv2d;
 mod conv2d_backward;
 mod conv3d;
 mod conv_transpose2d;
+mod conv_transpose2d_backward;
 mod deform_conv2d;
 mod embedding;
 mod long_reductions;
