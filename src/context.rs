@@ -84,10 +84,15 @@ pub struct GpuContext {
     /// Set by the device-lost callback (own devices only).
     lost: Arc<Mutex<Option<String>>>,
     /// The first error an error scope caught after its call had returned: on the web a
-    /// scope's result is a promise, and nothing may wait for it, so it lands here and the
-    /// context's next call ([`GpuContext::scoped`]) or wait ([`GpuContext::wait_async`],
-    /// readback) returns it. Natively scopes are awaited in place and this stays empty.
+    /// scope's result is a promise, and nothing may wait for it, so it lands here; every
+    /// readback rejects with it until [`GpuContext::wait_async`] reports and clears it.
+    /// Natively scopes are awaited in place and this stays empty.
     deferred: Arc<Mutex<Option<Error>>>,
+    /// Scope verdicts still awaited (web only): a wait resolves only once they are in, so an
+    /// error never misses the readback it should reject (WebGPU does not order
+    /// `popErrorScope`'s promises before `onSubmittedWorkDone`'s).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pending_scopes: Arc<std::sync::atomic::AtomicUsize>,
     /// The open trace, if any ([`GpuContext::begin_trace`]).
     pub(crate) tracer: Mutex<Option<crate::kernels::trace::Tracer>>,
     /// True when the context created the device (then it installed its own error handlers).
@@ -126,7 +131,9 @@ fn backends_from(opts: &ContextOptions) -> wgpu::Backends {
 
 impl GpuContext {
     /// Opens the default adapter headlessly (honours `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`).
+    /// Blocks: on the web it is [`Error::Unsupported`] (await [`GpuContext::new_async`]).
     pub fn new() -> Result<Self> {
+        no_blocking_on_the_web("GpuContext::new", "GpuContext::new_async")?;
         pollster::block_on(Self::new_async())
     }
 
@@ -135,13 +142,19 @@ impl GpuContext {
         Self::with_options_async(ContextOptions::default()).await
     }
 
-    /// Opens the adapter chosen by `opts` (blocking).
+    /// Opens the adapter chosen by `opts` (blocking; on the web [`Error::Unsupported`]: await
+    /// [`GpuContext::with_options_async`]).
     pub fn with_options(opts: ContextOptions) -> Result<Self> {
+        no_blocking_on_the_web("GpuContext::with_options", "GpuContext::with_options_async")?;
         pollster::block_on(Self::with_options_async(opts))
     }
 
     /// Every adapter wgpu can see for these backends (for `wgconv info` and conformance).
+    /// Blocks; on the web, where a page sees one adapter through `requestAdapter`, it is empty.
     pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::AdapterInfo> {
+        if cfg!(target_arch = "wasm32") {
+            return Vec::new();
+        }
         let backends = backends_from(&ContextOptions { backends, ..Default::default() });
         let instance = new_instance(backends);
         pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info()).collect()
@@ -228,6 +241,7 @@ impl GpuContext {
             config: RwLock::new(EngineConfig::for_limits(&limits)),
             lost: Arc::new(Mutex::new(None)),
             deferred: Arc::new(Mutex::new(None)),
+            pending_scopes: Default::default(),
             tracer: Mutex::new(None),
             workspace: Mutex::new(None),
             uncaptured: Arc::new(AtomicBool::new(false)),
@@ -304,11 +318,12 @@ impl GpuContext {
     /// context do not see each other's errors.
     ///
     /// On the web (wasm32) a scope's result is a promise and nothing may block for it: `f`'s
-    /// value is returned at once and an error the scopes catch is returned by the context's
-    /// next `scoped` call or wait ([`GpuContext::wait_async`], [`crate::Tensor::to_vec_async`]).
+    /// value is returned at once, and an error the scopes catch rejects every readback after
+    /// it ([`crate::Tensor::to_vec_async`]: no output of a failed call reads back as if
+    /// valid) until [`GpuContext::wait_async`] returns it, once, and clears it. Calls in
+    /// between are not refused for it: they did not cause it.
     pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         self.check_alive()?;
-        self.take_deferred()?;
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -328,22 +343,36 @@ impl GpuContext {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            let slot = self.deferred.clone();
+            let (slot, pending) = (self.deferred.clone(), self.pending_scopes.clone());
+            pending.fetch_add(1, Ordering::SeqCst);
             wasm_bindgen_futures::spawn_local(async move {
                 if let Some(e) = scope_error(v.await, o.await, i.await) {
                     slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                 }
+                pending.fetch_sub(1, Ordering::SeqCst);
             });
         }
         Ok(value)
     }
 
-    /// Returns (once) the error a scope caught after its call returned (web only; see
+    /// Returns, and clears, the error a scope caught after its call returned (web only; see
     /// [`GpuContext::scoped`]).
     fn take_deferred(&self) -> Result<()> {
         match self.deferred.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Returns a copy of that error, leaving it in place (readbacks; see
+    /// [`GpuContext::scoped`]). Only scope errors are deferred, and their variants carry a
+    /// message alone.
+    pub(crate) fn peek_deferred(&self) -> Result<()> {
+        match self.deferred.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            None => Ok(()),
+            Some(Error::Validation(m)) => Err(Error::Validation(m.clone())),
+            Some(Error::OutOfMemory(m)) => Err(Error::OutOfMemory(m.clone())),
+            Some(other) => Err(Error::Internal(other.to_string())),
         }
     }
 
@@ -385,10 +414,9 @@ impl GpuContext {
     /// on every driver. The queue lock is taken per poll, so other threads submit meanwhile.
     pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         let _ = index; // everything up to now is waited for, which includes `index`
+        no_blocking_on_the_web("GpuContext::wait", "GpuContext::wait_async")?;
         #[cfg(target_arch = "wasm32")]
-        return Err(Error::Unsupported(
-            "a blocking wait on the web (the page's thread may not block): await GpuContext::wait_async".into(),
-        ));
+        return Ok(());
         #[cfg(not(target_arch = "wasm32"))]
         self.poll_until_done()
     }
@@ -426,11 +454,18 @@ impl GpuContext {
     }
 
     /// [`GpuContext::wait`] as a future: resolves when everything submitted so far is done,
-    /// then returns any error caught since (see [`GpuContext::scoped`]); errors with
-    /// [`Error::Timeout`] after the configured `wait_timeout`. On the web the wait is the
-    /// queue's `onSubmittedWorkDone` promise raced against a `setTimeout` timer, so the page's
-    /// event loop keeps running; natively it is [`GpuContext::wait`] (and so blocks).
+    /// then returns, and clears, the first error caught since (see [`GpuContext::scoped`]);
+    /// errors with [`Error::Timeout`] after the configured `wait_timeout`. On the web the wait
+    /// is the queue's `onSubmittedWorkDone` promise raced against a `setTimeout` timer, so
+    /// the page's event loop keeps running; natively it is [`GpuContext::wait`] (and so
+    /// blocks).
     pub async fn wait_async(&self) -> Result<()> {
+        self.settle().await?;
+        self.take_deferred()
+    }
+
+    /// The wait of [`GpuContext::wait_async`], leaving a caught error in place.
+    pub(crate) async fn settle(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
         self.wait(None)?;
         #[cfg(target_arch = "wasm32")]
@@ -449,9 +484,15 @@ impl GpuContext {
                 self.check_alive()?;
                 return Err(Error::Timeout(timeout));
             }
+            let start = web_time::Instant::now();
+            while self.pending_scopes.load(Ordering::SeqCst) > 0 {
+                if start.elapsed() >= timeout {
+                    return Err(Error::Timeout(timeout));
+                }
+                crate::web::tick().await;
+            }
         }
-        self.check_alive()?;
-        self.take_deferred()
+        self.check_alive()
     }
 
     /// A storage buffer of at least `bytes` for im2col-style workspaces. Grows in size
@@ -532,6 +573,17 @@ impl GpuContext {
             })
         })
     }
+}
+
+/// [`Error::Unsupported`] on the web for a blocking call (`what`; the page's thread may not
+/// block, and `pollster::block_on` would spin there forever), naming the future to await.
+pub(crate) fn no_blocking_on_the_web(what: &str, instead: &str) -> Result<()> {
+    if cfg!(target_arch = "wasm32") {
+        return Err(Error::Unsupported(format!(
+            "{what} blocks, and a page's thread may not: await {instead} on the web"
+        )));
+    }
+    Ok(())
 }
 
 /// The error to report from what one call's three scopes caught: out-of-memory first, then

@@ -278,13 +278,16 @@ impl Tensor {
     /// submission that writes it is done; bounded by the context's `wait_timeout`). Native
     /// only in effect: on the web nothing may block, so pages await [`Tensor::to_vec_async`].
     pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        crate::context::no_blocking_on_the_web("Tensor::to_vec", "Tensor::to_vec_async")?;
         pollster::block_on(self.to_vec_async(ctx))
     }
 
     /// [`Tensor::to_vec`] as a future: the copy is recorded and submitted at once, and the
     /// future resolves when it is mapped. On the web the browser's event loop gets there
-    /// (nothing blocks); natively the call first waits for the queue (the context's bounded
-    /// poll loop: wgpu runs map callbacks only when polled), so awaiting it blocks the thread.
+    /// (nothing blocks), and a wgpu error caught since the last [`GpuContext::wait_async`]
+    /// rejects it (see [`GpuContext::scoped`]); natively the call first waits for the queue
+    /// (the context's bounded poll loop: wgpu runs map callbacks only when polled), so
+    /// awaiting it blocks the thread.
     pub async fn to_vec_async(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let mut encoder =
             ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
@@ -295,9 +298,10 @@ impl Tensor {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        // Bounded, and it returns the errors caught since the last call (on the web scopes
-        // report late: see GpuContext::scoped).
-        ctx.wait_async().await?;
+        // Bounded; and on the web, where scopes report late, an error caught since the last
+        // wait_async rejects the readback (GpuContext::scoped).
+        ctx.settle().await?;
+        ctx.peek_deferred()?;
         match rx.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Map(e.to_string())),

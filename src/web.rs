@@ -38,6 +38,17 @@ impl Drop for Timeout {
     }
 }
 
+/// Resolves after one turn of the event loop (`setTimeout(0)`): lets promises that are
+/// ready run their continuations first.
+pub(crate) async fn tick() {
+    let ch = std::sync::Arc::new(futures_intrusive::channel::OneshotChannel::<()>::new());
+    let fired = ch.clone();
+    let _timer = Timeout::new(Duration::ZERO, move || {
+        let _ = fired.send(());
+    });
+    ch.receive().await;
+}
+
 fn global_fn(name: &str) -> Option<js_sys::Function> {
     js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str(name)).ok()?.dyn_into().ok()
 }

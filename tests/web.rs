@@ -7,8 +7,8 @@
 use wasm_bindgen_test::wasm_bindgen_test;
 use wgconv::conformance::{
     conv2d_cases, conv3d_cases, conv_transpose2d_cases, deform_conv2d_cases, pool2d_cases, run_op_async,
-    separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, ConvTranspose2dCase, OpCase,
-    OpSummary,
+    separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, ConvTranspose2dBackwardCase,
+    ConvTranspose2dCase, OpCase, OpSummary,
 };
 use wgconv::ops::conv2d_backward::Grads;
 use wgconv::params::{Algorithm, Conv2dParams, ConvTranspose2dParams};
@@ -84,7 +84,7 @@ async fn conv1d_and_its_backward_match_the_reference() {
 }
 
 #[wasm_bindgen_test]
-async fn conv_transpose2d_every_algorithm_matches_the_reference() {
+async fn conv_transpose2d_every_algorithm_and_its_backward_match_the_reference() {
     let ctx = context().await;
     for a in Algorithm::TRANSPOSED {
         let cases: Vec<_> = conv_transpose2d_cases(SEED, CASES)
@@ -93,6 +93,9 @@ async fn conv_transpose2d_every_algorithm_matches_the_reference() {
             .collect();
         passes(&ctx, &format!("conv_transpose2d/{}", a.name()), &cases, DType::F32, Tolerance::default()).await;
     }
+    let backward: Vec<_> =
+        conv_transpose2d_cases(SEED, CASES).into_iter().map(|c| ConvTranspose2dBackwardCase(c, Grads::ALL)).collect();
+    passes(&ctx, "conv_transpose2d_backward", &backward, DType::F32, Tolerance::default()).await;
 }
 
 #[wasm_bindgen_test]
@@ -131,11 +134,15 @@ async fn deform_conv2d_both_algorithms_match_the_reference() {
     }
 }
 
-/// On the web a scope's verdict is a promise: the call that caused the error returns, and the
-/// error comes out of the next wait (once), never out of wgpu's panicking default handler.
+/// On the web a scope's verdict is a promise: the call that caused the error returns; every
+/// readback after it rejects with the error (no output of the failed call reads back as
+/// valid) while unrelated calls still run, until the next wait returns it, once; never out of
+/// wgpu's panicking default handler.
 #[wasm_bindgen_test]
-async fn a_wgpu_error_is_returned_by_the_next_wait_once() {
+async fn a_wgpu_error_rejects_readbacks_until_the_next_wait_reports_it() {
     let ctx = context().await;
+    let x = wgconv::Tensor::from_slice(&ctx, &[1, 1, 3, 3], &[1.0; 9]).unwrap();
+    let w = wgconv::Tensor::from_slice(&ctx, &[1, 1, 2, 2], &[1.0; 4]).unwrap();
     let invalid = ctx.scoped(|| {
         // MAP_READ may be combined with COPY_DST only: a validation error.
         ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -146,15 +153,31 @@ async fn a_wgpu_error_is_returned_by_the_next_wait_once() {
         })
     });
     assert!(invalid.is_ok(), "the web cannot know at once: {invalid:?}");
+    let y = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default());
+    assert!(y.is_ok(), "an unrelated call is not refused for an earlier error: {y:?}");
+    for _ in 0..2 {
+        let read = x.to_vec_async(&ctx).await;
+        assert!(matches!(read, Err(Error::Validation(_))), "a readback after the error: {read:?}");
+    }
     let reported = ctx.wait_async().await;
     assert!(matches!(reported, Err(Error::Validation(_))), "{reported:?}");
     assert!(ctx.wait_async().await.is_ok(), "reported twice");
+    assert_eq!(y.unwrap().to_vec_async(&ctx).await.unwrap(), vec![4.0; 4], "usable again once reported");
 }
 
+/// Every blocking call is an error on the web (pollster would spin forever there: the page's
+/// thread may not park), naming the future to await instead.
 #[wasm_bindgen_test]
-async fn blocking_waits_are_errors_on_the_web() {
+async fn blocking_calls_are_errors_on_the_web() {
     let ctx = context().await;
-    assert!(matches!(ctx.wait(None), Err(Error::Unsupported(_))));
+    assert!(matches!(ctx.wait(None), Err(Error::Unsupported(m)) if m.contains("wait_async")));
+    let x = wgconv::Tensor::from_slice(&ctx, &[2], &[1.0, 2.0]).unwrap();
+    assert!(matches!(x.to_vec(&ctx), Err(Error::Unsupported(m)) if m.contains("to_vec_async")));
+    assert!(matches!(x.to_host(&ctx), Err(Error::Unsupported(_))));
+    assert!(matches!(GpuContext::new(), Err(Error::Unsupported(m)) if m.contains("new_async")));
+    assert!(matches!(GpuContext::with_options(ContextOptions::default()), Err(Error::Unsupported(_))));
+    assert!(GpuContext::enumerate_adapters(None).is_empty());
+    assert_eq!(x.to_vec_async(&ctx).await.unwrap(), vec![1.0, 2.0]);
 }
 
 /// A destroyed device: the page's next readback rejects with the loss (the device's `lost`

@@ -54,78 +54,78 @@ export WASM_BINDGEN_TEST_TIMEOUT=900
 rows=()
 total_pass=0
 total_fail=0
-# NAME LOG: one row from the runner's `test result:` line (or web/test.mjs's closing line)
-# and the adapter the tests logged
-row() {
-    local name="$1" log="$2" p f adapter
+# NAME LOG COMMAND...: runs COMMAND (its output to LOG) as one row. The counts come from the
+# last summary line it prints (the test runner's `test result: … N passed; M failed`, or
+# `…: N passed, M failed` from test.mjs and web/page.mjs). A row fails when nothing passed,
+# when no summary came, or when the command failed with no failure counted: a host that
+# cannot run is a failure, never a pass of zero.
+run_row() {
+    local name="$1" log="$2" rc=0 p f adapter
+    shift 2
+    : >"$log"
+    "$@" >>"$log" 2>&1 || rc=$?
     p="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' \
-        -e 's/^\(js package\|bench checks\|example page\|conformance page\): \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log" | tail -1)"
+        -e 's/^[a-z ]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$log" | tail -1)"
     f="$(sed -n -e 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' \
-        -e 's/^\(js package\|bench checks\|example page\|conformance page\): \([0-9]*\) passed, \([0-9]*\) failed$/\3/p' "$log" | tail -1)"
-    adapter="$(sed -n -e 's/.*wgconv web tests on: //p' -e 's/^adapter: \([^;]*\).*/\1/p' "$log" | head -1 | cut -c1-120)"
-    if [ -z "$p" ]; then
+        -e 's/^[a-z ]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | tail -1)"
+    adapter="$(sed -n -e 's/.*wgconv web tests on: //p' -e 's/^adapter: \([^;]*\).*/\1/p' "$log" | head -1 | cut -c1-100)"
+    if [ -z "$p" ] || [ "$p" -eq 0 ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then
         tail -15 "$log"
-        p=0 f=1 adapter="did not run, see $log"
+        p="${p:-0}"
+        f=$(( ${f:-0} > 0 ? ${f:-0} : 1 ))
+        adapter="did not run as it should (exit $rc), see $log"
     fi
     grep -E '^test .* FAIL|^FAIL' "$log" || true
-    rows+=("$(printf '%-26s %s passed, %s failed (%s)' "$name:" "$p" "$f" "$adapter")")
+    rows+=("$(printf '%-30s %s passed, %s failed (%s)' "$name:" "$p" "$f" "$adapter")")
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
 }
-
-echo "web: chromium swiftshader"
-WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER="$(command -v chromedriver)" \
-    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tools/webdriver.json" \
-    timeout 1200 "${test_cmd[@]}" -- --nocapture >"$out/chromium.log" 2>&1 || true
-row "chromium swiftshader" "$out/chromium.log"
-
-echo "web: dawn vulkan mesa-25"
-(
-    eval "$mesa25_env"
-    NODE_ARGS="--import=$PWD/conformance/webgpu/dawn-globals.mjs" DAWN_BACKEND=vulkan \
-        timeout 1200 "${test_cmd[@]}" -- --nocapture
-) >"$out/dawn.log" 2>&1 || true
-row "dawn vulkan mesa-25" "$out/dawn.log"
-
-echo "web: the JavaScript package (web/) on dawn vulkan mesa-25"
-size="did not build, see $out/package.log"
-if (cd web && bash build.sh) >"$out/package.log" 2>&1; then
-    size="$(sed -n 's/^web: //p' "$out/package.log")"
+chromium="$(command -v chromium)"
+# (each page's own bound below the outer one, so that the runner stops its Chromium itself)
+page() { timeout 1300 node web/page.mjs "$1" --chromium "$chromium" --timeout 1200 "${@:2}"; }
+with_dawn() {
     (
         eval "$mesa25_env"
-        cd web && timeout 900 node --import ../conformance/webgpu/dawn-globals.mjs test.mjs
-    ) >>"$out/package.log" 2>&1 || true
+        export NODE_ARGS="--import=$PWD/conformance/webgpu/dawn-globals.mjs" DAWN_BACKEND=vulkan
+        "$@"
+    )
+}
+
+echo "web: tests/web.rs in chromium swiftshader"
+run_row "chromium swiftshader" "$out/chromium.log" env WASM_BINDGEN_USE_BROWSER=1 \
+    CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tools/webdriver.json" \
+    timeout 1200 "${test_cmd[@]}" -- --nocapture
+
+echo "web: tests/web.rs on dawn vulkan mesa-25"
+run_row "dawn vulkan mesa-25" "$out/dawn.log" with_dawn timeout 1200 "${test_cmd[@]}" -- --nocapture
+
+echo "web: the JavaScript package (web/): build"
+# (web/pkg is not tracked: a stale one must not stand in for a failed build)
+rm -rf web/pkg
+size="did not build, see $out/package-build.log"
+if (cd web && bash build.sh && npm ci --no-audit --no-fund --silent) >"$out/package-build.log" 2>&1; then
+    size="$(sed -n 's/^web: //p' "$out/package-build.log")"
 fi
-row "js package on dawn" "$out/package.log"
+
+echo "web: the JavaScript package on dawn vulkan mesa-25"
+run_row "js package on dawn" "$out/package.log" with_dawn bash -c \
+    'cd web && timeout 900 node --import ../conformance/webgpu/dawn-globals.mjs test.mjs'
 
 echo "web: the JavaScript package in chromium swiftshader"
-if [ -f web/pkg/wgconv_web_bg.wasm ]; then
-    timeout 1200 node web/page.mjs web/test.html --chromium "$(command -v chromium)" >"$out/package-chromium.log" 2>&1 || true
-fi
-row "js package in chromium" "$out/package-chromium.log"
+run_row "js package in chromium" "$out/package-chromium.log" page web/test.html
 
 # A smoke run of the same-page bench (4 cases, short): its outputs are checked against a
 # float64 reference before timing, for wgconv and TF.js alike; its times are not judged here.
 echo "web: the bench page (wgconv and TF.js WebGPU) in chromium swiftshader, 4 cases"
-if [ -f web/pkg/wgconv_web_bg.wasm ] && (cd web && npm ci --no-audit --no-fund --silent); then
-    timeout 900 node web/page.mjs web/bench.html --chromium "$(command -v chromium)" \
-        --query ids=r50_c4,mbv2_dw,dcgan_up,dcn_v2 --query seconds=0.2 >"$out/bench.log" 2>&1 || true
-fi
-row "bench page in chromium" "$out/bench.log"
+run_row "bench page in chromium" "$out/bench.log" page web/bench.html \
+    --query ids=r50_c4,mbv2_dw,dcgan_up,dcn_v2 --query seconds=0.2
 
 echo "web: the example page (examples/web) in chromium swiftshader"
-if [ -f web/pkg/wgconv_web_bg.wasm ]; then
-    timeout 300 node web/page.mjs examples/web/index.html --chromium "$(command -v chromium)" >"$out/example.log" 2>&1 || true
-    echo "example page: $(grep -c '^check: the blur matches' "$out/example.log") passed, $(grep -c '^FAIL' "$out/example.log") failed" >>"$out/example.log"
-fi
-row "example page in chromium" "$out/example.log"
+run_row "example page in chromium" "$out/example.log" page examples/web/index.html
 
 echo "web: the conformance page (web/conformance.html) in chromium swiftshader, 1 case per op"
-if [ -f web/pkg/wgconv_web_bg.wasm ]; then
-    timeout 300 node web/page.mjs web/conformance.html --chromium "$(command -v chromium)" \
-        --query cases=1 --query probes=none >"$out/conformance-page.log" 2>&1 || true
-fi
-row "conformance page in chromium" "$out/conformance-page.log"
+run_row "conformance page in chromium" "$out/conformance-page.log" page web/conformance.html \
+    --query cases=1 --query probes=none
 
 echo
 echo "web tests (tests/web.rs on wasm32; logs in $out)"

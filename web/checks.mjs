@@ -82,6 +82,11 @@ export async function runChecks(Wgconv, log, { casesPerOp = 3 } = {}) {
     rejects(() => wg.conv2d(nine, t([1, 2, 2, 2], new Array(8).fill(1)), null, {}), /channel/i));
   await check('bad options throw, not guessed', () =>
     rejects(() => wg.conv2d(nine, ones22, null, { stride: [1, 2, 3] }), /options\.stride/));
+  await check("an option wgconv does not take throws, typo or PyTorch's (ceil_mode)", async () => {
+    await rejects(() => wg.conv2d(nine, ones22, null, { paddng: 1 }), /options\.paddng: not an option of conv2d/);
+    await rejects(() => wg.max_pool2d(nine, { kernel_size: 2, ceil_mode: true }), /options\.ceil_mode: PyTorch's/);
+    await rejects(() => wg.conformance(0, 1), /cases_per_op/);
+  });
   await check('a bias that is not a tensor throws', () =>
     rejects(() => wg.conv2d(nine, ones22, { data: new Float32Array(1), shape: [1] }, {}), /bias/));
   await check('conformance: every op and probe matches the f64 reference', async () => {

@@ -40,7 +40,13 @@ const server = await serve(
     : p.startsWith('/examples/web/') ? inside(path.join(repo, 'examples', 'web'), p.slice('/examples/web/'.length)) : null),
   (p, body) => {
     if (p === '/log') console.log(body);
-    else if (p === '/report') resolveReport(JSON.parse(body));
+    else if (p === '/report') {
+      try {
+        resolveReport(JSON.parse(body));
+      } catch (e) {
+        resolveReport({ error: `the page's report is not JSON (${e.message}): ${body.slice(0, 200)}` });
+      }
+    }
   },
 );
 const query = new URLSearchParams([['report', '1'], ...opts.query]);
@@ -63,8 +69,10 @@ if (opts.serve) {
   server.close();
   if (r.error) {
     console.log(`error: ${r.error}`);
+    console.log(`page: 0 passed, 1 failed (the page did not report)`);
     process.exit(1);
   }
+  console.log(`page: ${r.passed} passed, ${r.failed} failed`);
   process.exit(r.failed || !r.passed ? 1 : 0);
 }
 

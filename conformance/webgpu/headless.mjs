@@ -72,10 +72,25 @@ export async function inChromium({ chromium, url, adapterFlags, timeout, reporte
     devtoolsUrl ??= /DevTools listening on (ws:\/\/\S+)/.exec(stderr)?.[1] ?? null;
   });
   let timer;
+  let exited = false;
   const failed = new Promise((res) => {
     timer = setTimeout(() => res({ error: `no result after ${timeout} s; chromium said:\n${stderr}` }), timeout * 1000);
-    child.on('exit', (code) => res({ error: `chromium exited (${code}) before the page reported:\n${stderr}` }));
+    child.on('exit', (code) => {
+      exited = true;
+      res({ error: `chromium exited (${code}) before the page reported:\n${stderr}` });
+    });
+    child.on('error', (e) => {
+      exited = true;
+      res({ error: `cannot start ${chromium}: ${e.message}` });
+    });
   });
+  // a runner killed from outside (a timeout around it) takes its Chromium along
+  const stop = () => {
+    child.kill('SIGKILL');
+    process.exit(1);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   const r = await Promise.race([reported, failed]);
   clearTimeout(timer);
   if (!r.error && whileOpen) {
@@ -86,10 +101,14 @@ export async function inChromium({ chromium, url, adapterFlags, timeout, reporte
     }
   }
   child.removeAllListeners('exit');
-  const exited = new Promise((res) => child.once('exit', res));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((res) => setTimeout(res, 5000))]);
-  child.kill('SIGKILL');
+  if (!exited) {
+    const gone = new Promise((res) => child.once('exit', res));
+    child.kill('SIGTERM');
+    await Promise.race([gone, new Promise((res) => setTimeout(res, 5000))]);
+    child.kill('SIGKILL');
+  }
+  process.removeListener('SIGTERM', stop);
+  process.removeListener('SIGINT', stop);
   // Chromium's helper processes may still be writing the profile for a moment
   await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }).catch(() => {});
   return r;

@@ -342,8 +342,12 @@ pub struct ConformanceReport {
 }
 
 impl ConformanceReport {
+    /// Every case and static check passed, and at least one case ran (a run of nothing
+    /// proves nothing).
     pub fn ok(&self) -> bool {
-        self.ops.iter().all(OpSummary::ok) && self.static_check.as_ref().is_none_or(|s| s.failures.is_empty())
+        self.ops.iter().all(OpSummary::ok)
+            && self.ops.iter().any(|o| o.cases > 0)
+            && self.static_check.as_ref().is_none_or(|s| s.failures.is_empty())
     }
 
     pub fn table(&self) -> String {

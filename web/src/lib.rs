@@ -29,6 +29,7 @@ use wgconv::{ContextOptions, GpuContext};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
+/// <reference types="@webgpu/types" />
 /** A dense row-major f32 tensor on the CPU side: `data.length` = the product of `shape`. */
 export interface HostTensor { data: Float32Array; shape: number[]; }
 /** One value for both axes, or `[height, width]`. */
@@ -42,24 +43,30 @@ export interface ConvTranspose2dOptions { stride?: Pair; padding?: Pair; output_
 export interface DeformConv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; }
 /** torch.nn.functional.max_pool2d / avg_pool2d's arguments (`stride` defaults to the kernel size). */
 export interface Pool2dOptions { kernel_size: Pair; stride?: Pair; padding?: Pair; count_include_pad?: boolean; }
-export interface CreateOptions { /** "adapter" (default): everything the adapter offers; "default": WebGPU's default limits. */ limits?: "adapter" | "default"; }
+export interface CreateOptions {
+  /** "adapter" (default): everything the adapter offers; "default": WebGPU's default limits. */
+  limits?: "adapter" | "default";
+  /** How long `read()` and `finish()` wait for the GPU before rejecting (default 600000). */
+  waitTimeoutMs?: number;
+}
 export interface OpResult { op: string; cases: number; passed: number; worst_rel_l2: number; worst_max_abs: number; failures: string[]; }
 export interface ConformanceResult { adapter: string; ok: boolean; ops: OpResult[]; table: string; }
+export type ProbeScale = "none" | "quick" | "full";
 "#;
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(typescript_type = "HostTensor")]
     pub type JsHostTensor;
-    #[wasm_bindgen(typescript_type = "Conv2dOptions | undefined")]
+    #[wasm_bindgen(typescript_type = "Conv2dOptions")]
     pub type JsConv2dOptions;
-    #[wasm_bindgen(typescript_type = "ConvTranspose2dOptions | undefined")]
+    #[wasm_bindgen(typescript_type = "ConvTranspose2dOptions")]
     pub type JsConvTranspose2dOptions;
-    #[wasm_bindgen(typescript_type = "DeformConv2dOptions | undefined")]
+    #[wasm_bindgen(typescript_type = "DeformConv2dOptions")]
     pub type JsDeformConv2dOptions;
     #[wasm_bindgen(typescript_type = "Pool2dOptions")]
     pub type JsPool2dOptions;
-    #[wasm_bindgen(typescript_type = "CreateOptions | undefined")]
+    #[wasm_bindgen(typescript_type = "CreateOptions")]
     pub type JsCreateOptions;
     #[wasm_bindgen(typescript_type = "Promise<HostTensor>")]
     pub type HostPromise;
@@ -69,8 +76,10 @@ extern "C" {
     pub type ConformancePromise;
     #[wasm_bindgen(typescript_type = "number[]")]
     pub type Dims;
-    #[wasm_bindgen(typescript_type = "Tensor | null | undefined")]
+    #[wasm_bindgen(typescript_type = "Tensor")]
     pub type JsOptionalTensor;
+    #[wasm_bindgen(typescript_type = "ProbeScale")]
+    pub type JsProbeScale;
     #[wasm_bindgen(typescript_type = "GPUBuffer")]
     pub type JsGpuBuffer;
     #[wasm_bindgen(typescript_type = "GPUDevice")]
@@ -106,11 +115,9 @@ impl Drop for Tensor {
 }
 
 /// The tensor an optional argument names: `None` for null or undefined.
-fn optional_tensor(v: &JsValue, what: &str) -> Result<Option<wgconv::Tensor>, JsError> {
-    if v.is_null() || v.is_undefined() {
-        return Ok(None);
-    }
-    let id = Reflect::get(v, &"id".into()).ok().and_then(|id| id.as_f64());
+fn optional_tensor(v: Option<JsValue>, what: &str) -> Result<Option<wgconv::Tensor>, JsError> {
+    let Some(v) = v.filter(|v| !v.is_null() && !v.is_undefined()) else { return Ok(None) };
+    let id = Reflect::get(&v, &"id".into()).ok().and_then(|id| id.as_f64());
     id.and_then(|id| LIVE.with(|l| l.borrow().get(&(id as u32)).cloned()))
         .map(Some)
         .ok_or_else(|| JsError::new(&format!("{what}: a live Tensor (from wg.tensor or an op), null or undefined")))
@@ -161,13 +168,28 @@ impl Tensor {
 impl Wgconv {
     /// Opens the page's WebGPU adapter (`navigator.gpu`), asking for `shader-f16` and
     /// `timestamp-query` where it has them.
-    pub async fn create(options: JsCreateOptions) -> Result<Wgconv, JsError> {
+    pub async fn create(options: Option<JsCreateOptions>) -> Result<Wgconv, JsError> {
+        let options = options_of(options.map(Into::into), "create", &["limits", "waitTimeoutMs"])?;
+        web_gpu_available()?;
         let limits = match get_str(&options, "limits")?.as_deref() {
             None | Some("adapter") => None,
             Some("default") => Some(wgpu::Limits::default()),
             Some(other) => return Err(JsError::new(&format!("limits: 'adapter' or 'default', not '{other}'"))),
         };
+        let timeout = field(&options, "waitTimeoutMs")?
+            .map(|v| {
+                v.as_f64()
+                    .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                    .ok_or_else(|| JsError::new("options.waitTimeoutMs: a number of milliseconds ≥ 0"))
+            })
+            .transpose()?;
         let ctx = GpuContext::with_options_async(ContextOptions { limits, ..Default::default() }).await.map_err(js)?;
+        if let Some(ms) = timeout {
+            ctx.set_config(wgconv::EngineConfig {
+                wait_timeout: std::time::Duration::from_secs_f64(ms / 1e3),
+                ..ctx.config()
+            });
+        }
         Ok(Wgconv { ctx: Rc::new(ctx) })
     }
 
@@ -209,9 +231,11 @@ impl Wgconv {
         &self,
         input: &Tensor,
         weight: &Tensor,
-        bias: JsOptionalTensor,
-        options: JsConv2dOptions,
+        bias: Option<JsOptionalTensor>,
+        options: Option<JsConv2dOptions>,
     ) -> Result<Tensor, JsError> {
+        let options =
+            options_of(options.map(Into::into), "conv2d", &["stride", "padding", "dilation", "groups", "activation"])?;
         let params = Conv2dParams {
             stride: get_pair(&options, "stride", 1)?,
             padding: get_padding(&options, true)?,
@@ -220,7 +244,7 @@ impl Wgconv {
             activation: get_activation(&options)?,
             ..Default::default()
         };
-        let bias = optional_tensor(&bias, "bias")?;
+        let bias = optional_tensor(bias.map(Into::into), "bias")?;
         self.output(wgconv::conv2d(&self.ctx, &input.inner, &weight.inner, bias.as_ref(), &params))
     }
 
@@ -230,9 +254,11 @@ impl Wgconv {
         &self,
         input: &Tensor,
         weight: &Tensor,
-        bias: JsOptionalTensor,
-        options: JsConvTranspose2dOptions,
+        bias: Option<JsOptionalTensor>,
+        options: Option<JsConvTranspose2dOptions>,
     ) -> Result<Tensor, JsError> {
+        let allowed = ["stride", "padding", "output_padding", "dilation", "groups", "activation"];
+        let options = options_of(options.map(Into::into), "conv_transpose2d", &allowed)?;
         let params = ConvTranspose2dParams {
             stride: get_pair(&options, "stride", 1)?,
             padding: get_padding(&options, false)?,
@@ -242,7 +268,7 @@ impl Wgconv {
             activation: get_activation(&options)?,
             ..Default::default()
         };
-        let bias = optional_tensor(&bias, "bias")?;
+        let bias = optional_tensor(bias.map(Into::into), "bias")?;
         self.output(wgconv::conv_transpose2d(&self.ctx, &input.inner, &weight.inner, bias.as_ref(), &params))
     }
 
@@ -254,29 +280,34 @@ impl Wgconv {
         input: &Tensor,
         offset: &Tensor,
         weight: &Tensor,
-        bias: JsOptionalTensor,
-        mask: JsOptionalTensor,
-        options: JsDeformConv2dOptions,
+        bias: Option<JsOptionalTensor>,
+        mask: Option<JsOptionalTensor>,
+        options: Option<JsDeformConv2dOptions>,
     ) -> Result<Tensor, JsError> {
+        let options = options_of(options.map(Into::into), "deform_conv2d", &["stride", "padding", "dilation"])?;
         let params = Conv2dParams {
             stride: get_pair(&options, "stride", 1)?,
             padding: get_padding(&options, false)?,
             dilation: get_pair(&options, "dilation", 1)?,
             ..Default::default()
         };
-        let (mask, bias) = (optional_tensor(&mask, "mask")?, optional_tensor(&bias, "bias")?);
+        let (mask, bias) =
+            (optional_tensor(mask.map(Into::into), "mask")?, optional_tensor(bias.map(Into::into), "bias")?);
         let (x, w, off) = (&input.inner, &weight.inner, &offset.inner);
         self.output(wgconv::deform_conv2d(&self.ctx, x, w, off, mask.as_ref(), bias.as_ref(), &params))
     }
 
     /// `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding)`.
     pub fn max_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
+        let options = options_of(Some(options.into()), "max_pool2d", &["kernel_size", "stride", "padding"])?;
         self.output(wgconv::max_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
     /// `torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding,
     /// count_include_pad=True)`.
     pub fn avg_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
+        let allowed = ["kernel_size", "stride", "padding", "count_include_pad"];
+        let options = options_of(Some(options.into()), "avg_pool2d", &allowed)?;
         self.output(wgconv::avg_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
@@ -290,10 +321,17 @@ impl Wgconv {
     #[cfg(feature = "conformance")]
     pub fn conformance(
         &self,
-        cases_per_op: u32,
+        cases_per_op: f64,
         seed: f64,
-        probes: Option<String>,
+        probes: Option<JsProbeScale>,
     ) -> Result<ConformancePromise, JsError> {
+        if !(cases_per_op >= 1.0 && cases_per_op.fract() == 0.0 && cases_per_op <= 1e6) {
+            return Err(JsError::new(&format!("cases_per_op: a whole number from 1 to 1e6, not {cases_per_op}")));
+        }
+        if !(seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0) {
+            return Err(JsError::new(&format!("seed: a whole number ≥ 0, not {seed}")));
+        }
+        let probes: Option<String> = probes.map(|p| JsValue::from(p).as_string().unwrap_or_default());
         let probes = match probes.as_deref() {
             None | Some("none") => None,
             Some("quick") => Some(wgconv::probes::ProbeScale::Quick),
@@ -366,6 +404,55 @@ fn dims(v: &JsValue) -> Option<Vec<usize>> {
         .iter()
         .map(|d| d.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64).map(|f| f as usize))
         .collect()
+}
+
+/// PyTorch's options wgconv does not take yet (issue #19), named as such rather than as typos.
+const NOT_YET: [&str; 6] = ["padding_mode", "ceil_mode", "divisor_override", "return_indices", "dilation", "groups"];
+
+/// The options object of `op` (undefined for none), every key checked against `allowed`: a
+/// typo or an option wgconv does not take must not run with a default in silence.
+fn options_of(options: Option<JsValue>, op: &str, allowed: &[&str]) -> Result<JsValue, JsError> {
+    let Some(options) = options.filter(|v| !v.is_null() && !v.is_undefined()) else { return Ok(JsValue::UNDEFINED) };
+    if !options.is_object() || Array::is_array(&options) {
+        return Err(JsError::new(&format!("{op}: options must be an object, like {{ {}: … }}", allowed[0])));
+    }
+    for key in Object::keys(options.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()) {
+        if allowed.contains(&key.as_str()) {
+            continue;
+        }
+        let list = allowed.join(", ");
+        return Err(JsError::new(&if NOT_YET.contains(&key.as_str()) {
+            format!("options.{key}: PyTorch's, but {op} here does not take it yet (it takes {list})")
+        } else {
+            format!("options.{key}: not an option of {op} (it takes {list})")
+        }));
+    }
+    Ok(options)
+}
+
+/// A clear rejection where there is no WebGPU: wgpu's own check panics (no `Window` or worker
+/// global) or names native back ends.
+fn web_gpu_available() -> Result<(), JsError> {
+    let global = js_sys::global();
+    let has = |name: &str| Reflect::get(&global, &name.into()).is_ok_and(|v| !v.is_undefined());
+    let gpu = Reflect::get(&global, &"navigator".into())
+        .ok()
+        .filter(|n| n.is_object())
+        .and_then(|n| Reflect::get(&n, &"gpu".into()).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null());
+    if !gpu {
+        return Err(JsError::new(
+            "WebGPU is not available here: navigator.gpu is undefined (it needs a browser with WebGPU, on a secure \
+             origin: https or localhost; in Node, preload a WebGPU implementation such as Dawn's `webgpu` package)",
+        ));
+    }
+    if !has("Window") && !has("WorkerGlobalScope") {
+        return Err(JsError::new(
+            "WebGPU's entry point is here but this is neither a window nor a worker (wgpu looks for one): \
+             define globalThis.Window, as conformance/webgpu/dawn-globals.mjs does for Node",
+        ));
+    }
+    Ok(())
 }
 
 fn field(options: &JsValue, key: &str) -> Result<Option<JsValue>, JsError> {
