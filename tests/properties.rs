@@ -111,6 +111,24 @@ fn conv2d_backward_matches_reference_on_random_parameters() {
 }
 
 #[test]
+fn conv_transpose2d_backward_matches_reference_on_random_parameters() {
+    use wgconv::conformance::{check, conv_transpose2d_cases, shrink_case, ConvTranspose2dBackwardCase, OpCase};
+    let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
+    let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed) ^ 0x7bac;
+    let cases: Vec<_> = conv_transpose2d_cases(seed, n)
+        .into_iter()
+        .map(|c| ConvTranspose2dBackwardCase(c, wgconv::Grads::ALL))
+        .collect();
+    // most of the space applies (not: output_padding past the padding by a stride or more)
+    let applying = cases.iter().filter(|c| c.applies()).count();
+    assert!(applying * 10 >= n * 7, "{applying} of {n} cases apply");
+    let Some(ctx) = common::gpu() else { return };
+    let tol = Tolerance::default();
+    report_minimal("conv_transpose2d_backward", &cases, |c| check(ctx, c, tol), |c, f| shrink_case(c, f));
+    eprintln!("{n} random conv_transpose2d_backward cases passed ({applying} apply)");
+}
+
+#[test]
 fn deform_conv2d_matches_reference_on_random_parameters() {
     use wgconv::conformance::{check, deform_conv2d_cases, shrink_case};
     let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
