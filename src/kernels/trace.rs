@@ -63,6 +63,10 @@ pub(crate) struct Tracer {
     /// Bind groups made while tracing, and what they bind (wgpu cannot be asked afterwards).
     bind_groups: HashMap<wgpu::BindGroup, Vec<(wgpu::Buffer, u64, u64)>>,
     error: Option<Error>,
+    /// Which trace this is ([`GpuContext::begin_trace`] numbers them): dispatches read under
+    /// one trace are not added to the next, should another thread end it and begin another
+    /// while their buffers are copied.
+    generation: u64,
 }
 
 impl Tracer {
@@ -86,7 +90,9 @@ impl GpuContext {
     /// [`GpuContext::end_trace`] (see the module docs); a trace already open is discarded.
     /// Bind groups made before this call cannot be traced: trace whole calls.
     pub fn begin_trace(&self) {
-        *self.tracer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tracer::default());
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.tracer.lock().unwrap_or_else(|p| p.into_inner()) = Some(Tracer { generation, ..Tracer::default() });
     }
 
     /// Ends tracing and returns what was recorded since [`GpuContext::begin_trace`].
@@ -128,9 +134,11 @@ impl GpuContext {
     fn trace_dispatches_inner(&self, pass: &str, dispatches: &[super::Dispatch]) -> Result<()> {
         let mut traced = Vec::new();
         let mut new_buffers: Vec<wgpu::Buffer> = Vec::new();
+        let generation;
         {
             let slot = self.tracer.lock().unwrap_or_else(|p| p.into_inner());
             let Some(tracer) = slot.as_ref() else { return Ok(()) };
+            generation = tracer.generation;
             for d in dispatches.iter().filter(|d| d.grid[0] != 0) {
                 let (shader, overrides) = self.pipeline_key(&d.pipeline).ok_or_else(|| {
                     Error::Internal(format!("trace: a {pass} pipeline is not in the context's cache"))
@@ -148,19 +156,20 @@ impl GpuContext {
         }
         let contents = self.read_buffers(&new_buffers)?;
         let mut slot = self.tracer.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tracer) = slot.as_mut() else { return Ok(()) };
+        let Some(tracer) = slot.as_mut().filter(|t| t.generation == generation) else { return Ok(()) };
         for (buffer, initial) in new_buffers.into_iter().zip(contents) {
             tracer.trace.buffers.push(TracedBuffer { buffer, initial });
         }
         for (shader, overrides, bound, workgroups) in traced {
-            let bindings = bound
+            let bindings: Option<Vec<TracedBinding>> = bound
                 .iter()
-                .map(|(b, offset, size)| TracedBinding {
-                    buffer: tracer.trace.buffer_index(b).expect("added above"),
-                    offset: *offset,
-                    size: *size,
+                .map(|(b, offset, size)| {
+                    Some(TracedBinding { buffer: tracer.trace.buffer_index(b)?, offset: *offset, size: *size })
                 })
                 .collect();
+            let Some(bindings) = bindings else {
+                return Err(Error::Internal(format!("trace: a buffer bound by a {pass} dispatch was not copied")));
+            };
             tracer.trace.dispatches.push(TracedDispatch { shader, overrides, bindings, workgroups, pass: pass.into() });
         }
         Ok(())

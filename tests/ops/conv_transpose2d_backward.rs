@@ -130,10 +130,12 @@ fn unbatched_and_empty_batches() {
 }
 
 /// Under a 64 KiB binding cap the pieces conv2d and its backward cut (batch pieces, row
-/// bands) give the reference's gradients; two uncapped runs give the same bits.
+/// bands) give the reference's gradients; two uncapped runs give the same bits. (Its own
+/// context: the cap and the trace would reach the other tests' calls on the shared one.)
 #[test]
 fn split_under_a_small_binding_and_repeatable() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let ctx = &ctx;
     let p = ConvTranspose2dParams {
         stride: [2, 2],
         padding: Padding::Symmetric([1, 1]),
@@ -169,10 +171,12 @@ fn split_under_a_small_binding_and_repeatable() {
 }
 
 /// output_padding past the padding by a stride or more (stride 1, dilation 2) would need the
-/// input gradient cropped: a clear error, and no GPU work.
+/// input gradient cropped: a clear error, and no GPU work (its own context: the shared one's
+/// submissions count the other tests' too).
 #[test]
 fn uncroppable_output_padding_is_refused() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let ctx = &ctx;
     let p = ConvTranspose2dParams { dilation: [2, 2], output_padding: [1, 0], ..Default::default() };
     let (x, w) = (HostTensor::random(&[1, 2, 5, 5], 61), HostTensor::random(&[2, 2, 3, 3], 62));
     let dy = HostTensor::random(&p.output_shape(&x.shape, &w.shape).unwrap(), 63);
