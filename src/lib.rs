@@ -136,6 +136,7 @@ pub mod cli;
 pub mod conformance;
 pub mod context;
 pub mod error;
+pub mod explain;
 pub mod kernels;
 pub mod npy;
 pub mod ops;

@@ -345,6 +345,62 @@ fn run_conv_transpose2d_backward_verifies_each_gradient() {
     assert_one_line_error(code, &err, "output_padding");
 }
 
+/// `explain` on ResNet-18's stem (numbers worked out by hand: 3·64·7·7 + 64 parameters,
+/// 64·112·112·3·49 MACs) and on a stack (the receptive field grows 7 → 11 → 19: rf +=
+/// d·(k−1)·jump); a malformed line is named in one line; `--json` writes the same numbers.
+#[test]
+fn explain_gives_a_layers_and_a_stacks_numbers() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let (code, out, err) = run(&[
+        "explain",
+        "conv2d",
+        "--input-shape",
+        "1,3,224,224",
+        "--weight-shape",
+        "64,3,7,7",
+        "--stride",
+        "2",
+        "--padding",
+        "3",
+        "--bias",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in [
+        "output [1, 64, 112, 112]",
+        "parameters 9472 ",
+        "MACs 118013952 ",
+        "FLOPs 236027904",
+        "receptive field 7×7   jump 2×2",
+        "algorithm ",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    let layers = tmp("explain_layers.txt");
+    std::fs::write(&layers, "# stem\nconv2d 64 k=7 s=2 p=3 bias\nmax_pool2d k=3 s=2 p=1\nconv2d 64 k=3 p=1\n").unwrap();
+    let json = tmp("explain.json");
+    let (code, out, err) = run(&[
+        "explain",
+        "--input-shape",
+        "2,3,224,224",
+        "--layers",
+        layers.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("receptive field 11×11   jump 4×4"), "{out}");
+    assert!(out.contains("stack: 3 layers, [2, 3, 224, 224] → [2, 64, 56, 56]"), "{out}");
+    assert!(out.contains("receptive field 19×19, jump 4×4"), "{out}");
+    let facts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(facts[2]["parameters"], 64 * 64 * 9);
+    assert_eq!(facts[1]["output_shape"], serde_json::json!([2, 64, 56, 56]));
+    std::fs::write(&layers, "conv2d 64 k=7 s=2\nconv2d k=3\n").unwrap();
+    let (code, _, err) = run(&["explain", "--input-shape", "1,3,32,32", "--layers", layers.to_str().unwrap()]);
+    assert_one_line_error(code, &err, "line 2");
+}
+
 #[test]
 fn run_deform_conv2d_verify_on_a_golden_case() {
     if common::gpu().is_none() {

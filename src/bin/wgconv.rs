@@ -39,6 +39,47 @@ enum Cmd {
     /// Check every op on seeded random cases against the CPU reference, and every shader's
     /// translation by naga; exits 1 on any failure.
     Conformance(ConformanceArgs),
+    /// A layer's (or a stack's) numbers: output shape, parameters, MACs and FLOPs, receptive
+    /// field and jump, memory, binding splits, the algorithm Auto picks here and why, and
+    /// the launches its plan records. No GPU work.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// conv2d (with --weight-shape), max_pool2d or avg_pool2d (with --kernel); or a stack
+    /// with --layers.
+    op: Option<String>,
+    /// N,C,H,W (the stack's input with --layers).
+    #[arg(long)]
+    input_shape: String,
+    /// Cout,Cin/groups,kh,kw (conv2d).
+    #[arg(long)]
+    weight_shape: Option<String>,
+    /// The conv has a bias [Cout].
+    #[arg(long)]
+    bias: bool,
+    /// KH,KW (pooling).
+    #[arg(long)]
+    kernel: Option<String>,
+    #[arg(long)]
+    stride: Option<String>,
+    #[arg(long, default_value = "0")]
+    padding: String,
+    #[arg(long, default_value = "1")]
+    dilation: String,
+    #[arg(long, default_value_t = 1)]
+    groups: u32,
+    /// The tensors stored as f16.
+    #[arg(long)]
+    f16: bool,
+    /// A stack of layers, one per line (see `wgconv::explain::stack`): `conv2d 64 k=7 s=2
+    /// p=3 bias`, `max_pool2d k=3 s=2 p=1`, ...
+    #[arg(long)]
+    layers: Option<PathBuf>,
+    /// Also write the numbers as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -386,6 +427,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::AvgPool2d(a)) => run_pool(&a, wgconv::PoolMode::Avg),
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
+        Cmd::Explain(a) => explain(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -998,6 +1040,79 @@ fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
             ctx.adapter_info().name
         ))
     })
+}
+
+fn explain(a: &ExplainArgs) -> Result<(), Failure> {
+    let shape = |text: &str, what: &str| -> Result<Vec<usize>, Failure> {
+        text.split(',')
+            .map(|v| v.trim().parse::<usize>().map_err(|_| Failure(format!("{what}: `{text}` is not N,C,H,W-like"), 2)))
+            .collect()
+    };
+    let input = shape(&a.input_shape, "--input-shape")?;
+    let dtype = storage(a.f16);
+    let ctx = GpuContext::new()?;
+    let prev = wgconv::explain::START;
+    let layers = match (&a.layers, a.op.as_deref()) {
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+            wgconv::explain::stack(&ctx, &input, dtype, &text)?
+        }
+        (Some(_), Some(op)) => return Err(Failure(format!("give either an op ({op}) or --layers, not both"), 2)),
+        (None, Some("conv2d")) => {
+            let w = a.weight_shape.as_deref().ok_or_else(|| Failure("conv2d needs --weight-shape".into(), 2))?;
+            let params = Conv2dParams {
+                stride: parse_pair("stride", a.stride.as_deref().unwrap_or("1"))?,
+                padding: parse_padding(&a.padding)?,
+                dilation: parse_pair("dilation", &a.dilation)?,
+                groups: a.groups,
+                ..Default::default()
+            };
+            vec![wgconv::explain::conv2d(&ctx, &input, &shape(w, "--weight-shape")?, a.bias, dtype, &params, prev)?]
+        }
+        (None, Some(op @ ("max_pool2d" | "avg_pool2d"))) => {
+            let k = a.kernel.as_deref().ok_or_else(|| Failure(format!("{op} needs --kernel"), 2))?;
+            let params = wgconv::Pool2dParams {
+                kernel: parse_pair("kernel", k)?,
+                stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
+                padding: parse_pair("padding", &a.padding)?,
+                count_include_pad: true,
+            };
+            let mode = if op == "max_pool2d" { wgconv::PoolMode::Max } else { wgconv::PoolMode::Avg };
+            vec![wgconv::explain::pool2d(&ctx, &input, dtype, &params, mode, prev)?]
+        }
+        (None, Some(other)) => {
+            return Err(Failure(format!("explain: `{other}`: conv2d, max_pool2d or avg_pool2d (or --layers)"), 2))
+        }
+        (None, None) => {
+            return Err(Failure("explain: give an op (conv2d, max_pool2d, avg_pool2d) or --layers".into(), 2))
+        }
+    };
+    println!("adapter: {} ({:?})", ctx.adapter_info().name, ctx.adapter_info().backend);
+    for l in &layers {
+        print!("{l}");
+    }
+    if layers.len() > 1 {
+        let last = layers.last().expect("more than one");
+        let sum = |f: fn(&wgconv::explain::LayerFacts) -> u64| layers.iter().map(f).sum::<u64>();
+        println!(
+            "stack: {} layers, {:?} → {:?}, parameters {}, MACs {}, FLOPs {}, receptive field {}×{}, jump {}×{}",
+            layers.len(),
+            input,
+            last.output_shape,
+            sum(|l| l.parameters),
+            sum(|l| l.macs),
+            sum(|l| l.flops),
+            last.receptive_field[0],
+            last.receptive_field[1],
+            last.jump[0],
+            last.jump[1]
+        );
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&layers).map_err(|e| Failure(format!("json: {e}"), 1))?;
+        std::fs::write(path, text).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
+    }
+    Ok(())
 }
 
 fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
