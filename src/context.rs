@@ -356,10 +356,19 @@ impl GpuContext {
     }
 
     /// Returns, and clears, the error a scope caught after its call returned (web only; see
-    /// [`GpuContext::scoped`]).
+    /// [`GpuContext::scoped`]). The cached pipelines, layouts, modules and buffers go too:
+    /// natively a failed creation is an error and nothing is cached, but on the web the call
+    /// went on with an invalid object, which the cache would otherwise hand out until the
+    /// page reloads (after a transient out-of-memory, say).
     fn take_deferred(&self) -> Result<()> {
-        match self.deferred.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => Err(e),
+        let taken = self.deferred.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(e) => {
+                self.pipelines.clear();
+                self.release_workspace();
+                *self.single_pass.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(e)
+            }
             None => Ok(()),
         }
     }

@@ -40,6 +40,15 @@ fn layout_entry(binding: u32, kind: BindingKind) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+impl PipelineCache {
+    /// Drops every cached layout, module and pipeline (the next use makes them again).
+    pub(crate) fn clear(&self) {
+        self.layouts.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.modules.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.pipelines.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 impl GpuContext {
     /// Number of compute pipelines this context has compiled (stays flat on the hot path).
     pub fn pipelines_compiled(&self) -> usize {

@@ -163,6 +163,12 @@ async fn a_wgpu_error_rejects_readbacks_until_the_next_wait_reports_it() {
     assert!(matches!(reported, Err(Error::Validation(_))), "{reported:?}");
     assert!(ctx.wait_async().await.is_ok(), "reported twice");
     assert_eq!(y.unwrap().to_vec_async(&ctx).await.unwrap(), vec![4.0; 4], "usable again once reported");
+    // the caches went with the error (an object made invalid is never handed out again): the
+    // same conv compiles its pipeline anew
+    let compiled = ctx.pipelines_compiled();
+    let again = wgconv::conv2d(&ctx, &x, &w, None, &Conv2dParams::default()).unwrap();
+    assert_eq!(again.to_vec_async(&ctx).await.unwrap(), vec![4.0; 4]);
+    assert!(ctx.pipelines_compiled() > compiled, "the pipeline cache was kept after a device error");
 }
 
 /// Every blocking call is an error on the web (pollster would spin forever there: the page's
