@@ -1125,41 +1125,27 @@ fn parse_algos(text: &str) -> Result<Vec<Algorithm>, Failure> {
     })
 }
 
-/// A one-line progress bar on stderr (only when stderr is a terminal).
-struct Progress {
-    total: usize,
-    done: usize,
-    tty: bool,
-    started: Instant,
-}
+/// A one-line progress bar on stderr with the elapsed time and an ETA (indicatif: drawn only
+/// when stderr is a terminal).
+struct Progress(indicatif::ProgressBar);
 
 impl Progress {
     fn new(total: usize) -> Self {
-        use std::io::IsTerminal;
-        Progress { total, done: 0, tty: std::io::stderr().is_terminal(), started: Instant::now() }
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} {elapsed} (ETA {eta}) {msg}")
+        {
+            bar.set_style(style.progress_chars("#>."));
+        }
+        Progress(bar)
     }
     fn show(&self, what: &str) {
-        if !self.tty {
-            return;
-        }
-        let width = 30;
-        let filled = width * self.done / self.total.max(1);
-        eprint!(
-            "\r\x1b[2K[{}{}] {}/{} {:.0}s {what}",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            self.done,
-            self.total,
-            self.started.elapsed().as_secs_f64()
-        );
+        self.0.set_message(what.to_string());
     }
     fn step(&mut self) {
-        self.done += 1;
+        self.0.inc(1);
     }
     fn finish(&self) {
-        if self.tty {
-            eprint!("\r\x1b[2K");
-        }
+        self.0.finish_and_clear();
     }
 }
 
