@@ -320,6 +320,56 @@ impl Tensor {
         Ok(out)
     }
 
+    /// An f32 tensor of `shape` holding a JavaScript `Float32Array`, written by the queue's
+    /// `writeBuffer` straight from the array (web only): the values never pass through the
+    /// wasm heap, which grows by each copy and never shrinks. Errors: the array's length is
+    /// not the shape's element count ([`Error::DataLength`]); those of [`Tensor::empty`].
+    #[cfg(target_arch = "wasm32")]
+    pub fn from_float32_array(ctx: &GpuContext, shape: &[usize], data: &js_sys::Float32Array) -> Result<Tensor> {
+        let numel = numel_of(shape)?;
+        if data.length() as usize != numel {
+            return Err(Error::DataLength { shape: shape.to_vec(), expected: numel, got: data.length() as usize });
+        }
+        let t = Tensor::empty(ctx, shape)?;
+        if numel > 0 {
+            let (queue, buffer) = web_handles(ctx, &t)?;
+            queue
+                .write_buffer_with_f64_and_buffer_source(buffer, t.offset as f64, data)
+                .map_err(|e| Error::Validation(format!("writeBuffer: {e:?}")))?;
+        }
+        Ok(t)
+    }
+
+    /// [`Tensor::to_vec_async`] into a new JavaScript `Float32Array` (web only, f32 tensors):
+    /// the staging buffer is mapped and copied out by the browser, never through the wasm
+    /// heap. Bounded and error-checked as [`Tensor::to_vec_async`].
+    #[cfg(target_arch = "wasm32")]
+    pub async fn to_float32_array_async(&self, ctx: &GpuContext) -> Result<js_sys::Float32Array> {
+        if self.dtype != DType::F32 {
+            return Err(Error::Unsupported(format!(
+                "to_float32_array_async reads f32 tensors, this one is {}: use to_vec_async",
+                self.dtype.name()
+            )));
+        }
+        let mut encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let staging = self.stage(ctx, &mut encoder)?;
+        ctx.submit(encoder)?;
+        ctx.settle().await?;
+        ctx.peek_deferred()?;
+        let raw = staging.as_webgpu().ok_or_else(|| Error::Unsupported("not a WebGPU buffer".into()))?;
+        const GPU_MAP_MODE_READ: u32 = 0x1; // GPUMapMode.READ
+        let mapped = raw.map_async(GPU_MAP_MODE_READ);
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(wasm_bindgen::JsValue::from(mapped)))
+            .await
+            .map_err(|e| Error::Map(format!("{e:?}")))?;
+        let range = raw.get_mapped_range().map_err(|e| Error::Map(format!("{e:?}")))?;
+        let bytes = (self.numel() * 4) as u32;
+        let out = js_sys::Float32Array::new(&range.slice_with_end(0, bytes));
+        raw.unmap();
+        Ok(out)
+    }
+
     /// Downloads into a [`HostTensor`].
     pub fn to_host(&self, ctx: &GpuContext) -> Result<HostTensor> {
         Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec(ctx)? })
@@ -329,6 +379,17 @@ impl Tensor {
     pub async fn to_host_async(&self, ctx: &GpuContext) -> Result<HostTensor> {
         Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec_async(ctx).await? })
     }
+}
+
+/// The raw WebGPU queue and `t`'s buffer (web only).
+#[cfg(target_arch = "wasm32")]
+fn web_handles<'a>(
+    ctx: &'a GpuContext,
+    t: &'a Tensor,
+) -> Result<(&'a wgpu::webgpu::GpuQueue, &'a wgpu::webgpu::GpuBuffer)> {
+    let queue = ctx.queue.as_webgpu().ok_or_else(|| Error::Unsupported("not a WebGPU queue".into()))?;
+    let buffer = t.buffer.as_webgpu().ok_or_else(|| Error::Unsupported("not a WebGPU buffer".into()))?;
+    Ok((queue, buffer))
 }
 
 /// A dense f32 tensor on the CPU, row-major.

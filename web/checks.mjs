@@ -1,8 +1,9 @@
 // The JavaScript package's checks, run the same way in Node on Dawn (test.mjs) and in a
 // browser page (test.html, driven by page.mjs): hand-worked values of each op, NaN through
 // a fused relu, the page's own writes into a tensor's GPUBuffer, rejected calls, and
-// wgconv's conformance run. `log(line)` receives one line per check.
-export async function runChecks(Wgconv, log, { casesPerOp = 3 } = {}) {
+// wgconv's conformance run. `log(line)` receives one line per check; `memory`: the module's
+// WebAssembly.Memory (what init() returns has it), for the check that data bypasses it.
+export async function runChecks(Wgconv, log, { casesPerOp = 3, memory = null } = {}) {
   const wg = await Wgconv.create();
   log(`adapter: ${wg.adapter || 'an adapter the implementation does not name'}`);
   let passed = 0, failed = 0;
@@ -78,6 +79,20 @@ export async function runChecks(Wgconv, log, { casesPerOp = 3 } = {}) {
     wg.device.queue.writeBuffer(x.buffer, x.byteOffset, new Float32Array([1, 2, 3, 4]));
     same((await wg.conv2d(x, ones22, null, {}).read()).data, [10], 'data');
   });
+  if (memory) {
+    await check('a 64 MiB tensor goes up and comes back without passing through the wasm heap', async () => {
+      const n = 16 << 20;
+      const data = new Float32Array(n);
+      for (let i = 0; i < n; i += 4099) data[i] = i;
+      const before = memory.buffer.byteLength;
+      const big = wg.tensor({ data, shape: [1, 1, 4096, 4096] });
+      const back = await wg.max_pool2d(big, { kernel_size: 1 }).read();
+      const grown = memory.buffer.byteLength - before;
+      if (back.data.length !== n || back.data[4099 * 7] !== 4099 * 7) throw new Error('values differ');
+      if (grown > 8 << 20) throw new Error(`the wasm heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+      big.free();
+    });
+  }
   await check('a weight with the wrong channel count throws a channel mismatch', () =>
     rejects(() => wg.conv2d(nine, t([1, 2, 2, 2], new Array(8).fill(1)), null, {}), /channel/i));
   await check('bad options throw, not guessed', () =>

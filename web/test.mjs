@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import init, { Wgconv } from './pkg/wgconv_web.js';
 import { runChecks } from './checks.mjs';
 
-await init({ module_or_path: await readFile(new URL('./pkg/wgconv_web_bg.wasm', import.meta.url)) });
-const { passed, failed } = await runChecks(Wgconv, (line) => console.log(line));
+const wasm = await init({ module_or_path: await readFile(new URL('./pkg/wgconv_web_bg.wasm', import.meta.url)) });
+const { passed, failed } = await runChecks(Wgconv, (line) => console.log(line), { memory: wasm.memory });
 console.log(`js package: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -156,9 +156,10 @@ impl Tensor {
     pub fn read(&self) -> HostPromise {
         let (ctx, t) = (self.ctx.clone(), self.inner.clone());
         let promise: Promise = wasm_bindgen_futures::future_to_promise(async move {
-            let data = t.to_vec_async(&ctx).await.map_err(js)?;
+            // (mapped and copied by the browser: not through the wasm heap)
+            let data = t.to_float32_array_async(&ctx).await.map_err(js)?;
             let shape: Array = t.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect();
-            object(&[("data", Float32Array::from(&data[..]).into()), ("shape", shape.into())])
+            object(&[("data", data.into()), ("shape", shape.into())])
         });
         promise.unchecked_into()
     }
@@ -209,7 +210,8 @@ impl Wgconv {
     /// Uploads `{ data, shape }` (f32, row-major) to a new tensor.
     pub fn tensor(&self, host: JsHostTensor) -> Result<Tensor, JsError> {
         let h = host_tensor(&host, "tensor")?;
-        let inner = wgconv::Tensor::from_slice(&self.ctx, &h.shape, &h.data).map_err(js)?;
+        // (written by the queue straight from the array: not through the wasm heap)
+        let inner = wgconv::Tensor::from_float32_array(&self.ctx, &h.shape, &h.data).map_err(js)?;
         Ok(self.wrap(inner))
     }
 
@@ -378,7 +380,7 @@ impl Wgconv {
 
 /// A tensor taken off a JS `{ data, shape }`.
 struct Host {
-    data: Vec<f32>,
+    data: Float32Array,
     shape: Vec<usize>,
 }
 
@@ -392,7 +394,7 @@ fn host_tensor(v: &JsValue, what: &str) -> Result<Host, JsError> {
         .ok_or_else(|| JsError::new(&format!("{what}.data: a Float32Array")))?;
     let shape = Reflect::get(v, &"shape".into()).map_err(|_| JsError::new(&format!("{what}.shape: missing")))?;
     let shape = dims(&shape).ok_or_else(|| JsError::new(&format!("{what}.shape: an array of whole numbers ≥ 0")))?;
-    Ok(Host { data: data.to_vec(), shape })
+    Ok(Host { data, shape })
 }
 
 /// Whole numbers ≥ 0 from a JS array.
