@@ -930,17 +930,16 @@ fn backward_inputs(a: &BackwardArgs) -> Result<Vec<(&'static str, HostTensor)>, 
     ])
 }
 
-fn run_conv1d_backward(a: &BackwardArgs) -> Result<(), Failure> {
-    let params = conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?;
-    let (which, outputs) = asked_grads(a)?;
-    let inputs = backward_inputs(a)?;
-    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
-    let batched = wgconv::params::as_batched(&x, 3);
-    let out = params.validate(&batched, &w, None)?;
-    if wgconv::params::as_batched(&dy, 3) != out {
-        return Err(Failure(format!("grad_output has shape {dy:?}, the conv's output is {out:?}"), 1));
-    }
-    let case = Conv1dBackwardCase(Conv1dCase::of(params, dims(&batched, "input")?, dims(&w, "weight")?, false), which);
+/// Runs a backward case (all gradients asked for by `--out-grad-*`) on the loaded inputs
+/// (input, weight, grad_output), writes and verifies each gradient, and prints one line.
+fn run_backward<C: OpCase>(
+    op: &str,
+    a: &BackwardArgs,
+    case: C,
+    outputs: Outputs<'_>,
+    inputs: Vec<(&'static str, HostTensor)>,
+) -> Result<(), Failure> {
+    let [x, w, dy] = [0, 1, 2].map(|i| inputs[i].1.shape.clone());
     let call = RunCall {
         case,
         inputs,
@@ -952,11 +951,25 @@ fn run_conv1d_backward(a: &BackwardArgs) -> Result<(), Failure> {
     run_call(call, |ctx, out, ms| {
         let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
         Ok(format!(
-            "conv1d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            "{op} x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
             grads.join(", "),
             ctx.adapter_info().name
         ))
     })
+}
+
+fn run_conv1d_backward(a: &BackwardArgs) -> Result<(), Failure> {
+    let params = conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?;
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 3);
+    let out = params.validate(&batched, &w, None)?;
+    if wgconv::params::as_batched(&dy, 3) != out {
+        return Err(Failure(format!("grad_output has shape {dy:?}, the conv's output is {out:?}"), 1));
+    }
+    let case = Conv1dBackwardCase(Conv1dCase::of(params, dims(&batched, "input")?, dims(&w, "weight")?, false), which);
+    run_backward("conv1d_backward", a, case, outputs, inputs)
 }
 
 fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
@@ -977,22 +990,7 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
     }
     let conv =
         Conv2dCase { input: dims(&batched, "input")?, weight: dims(&w, "weight")?, bias: false, params, seed: 0 };
-    let call = RunCall {
-        case: Conv2dBackwardCase(conv, which),
-        inputs,
-        outputs: outputs.clone(),
-        dtype: wgconv::DType::F32,
-        allow_f16_overflow: false,
-        verify: a.verify,
-    };
-    run_call(call, |ctx, out, ms| {
-        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
-        Ok(format!(
-            "conv2d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-            grads.join(", "),
-            ctx.adapter_info().name
-        ))
-    })
+    run_backward("conv2d_backward", a, Conv2dBackwardCase(conv, which), outputs, inputs)
 }
 
 fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
@@ -1024,22 +1022,7 @@ fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
         params,
         seed: 0,
     };
-    let call = RunCall {
-        case: ConvTranspose2dBackwardCase(conv, which),
-        inputs,
-        outputs: outputs.clone(),
-        dtype: wgconv::DType::F32,
-        allow_f16_overflow: false,
-        verify: a.verify,
-    };
-    run_call(call, |ctx, out, ms| {
-        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
-        Ok(format!(
-            "conv_transpose2d_backward x{x:?} w{w:?} dy{dy:?} -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
-            grads.join(", "),
-            ctx.adapter_info().name
-        ))
-    })
+    run_backward("conv_transpose2d_backward", a, ConvTranspose2dBackwardCase(conv, which), outputs, inputs)
 }
 
 fn explain(a: &ExplainArgs) -> Result<(), Failure> {
