@@ -423,9 +423,8 @@ impl GpuContext {
     /// on every driver. The queue lock is taken per poll, so other threads submit meanwhile.
     pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         let _ = index; // everything up to now is waited for, which includes `index`
-        no_blocking_on_the_web("GpuContext::wait", "GpuContext::wait_async")?;
         #[cfg(target_arch = "wasm32")]
-        return Ok(());
+        return no_blocking_on_the_web("GpuContext::wait", "GpuContext::wait_async");
         #[cfg(not(target_arch = "wasm32"))]
         self.poll_until_done()
     }

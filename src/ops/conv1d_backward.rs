@@ -23,12 +23,7 @@ pub fn conv1d_backward(
     which: Grads,
 ) -> Result<Conv2dGrads> {
     let shape = params.validate(&as_batched(input.shape(), 3), weight.shape(), None)?;
-    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
-    let grads = Conv2dGrads {
-        grad_input: alloc(which.input, input.shape())?,
-        grad_weight: alloc(which.weight, weight.shape())?,
-        grad_bias: alloc(which.bias, &[shape[1]])?,
-    };
+    let grads = Conv2dGrads::empty(ctx, which, input, weight, shape[1])?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv1d_backward") });
     conv1d_backward_into(ctx, &mut encoder, input, weight, grad_output, params, &grads)?;

@@ -50,6 +50,20 @@ pub struct Conv2dGrads {
     pub grad_bias: Option<Tensor>,
 }
 
+impl Conv2dGrads {
+    /// New tensors for the gradients in `which`, stored as `input` is: grad_input of
+    /// `input`'s shape, grad_weight of `weight`'s, grad_bias `[c_out]` (what the allocating
+    /// backward calls hand their `_into` twins).
+    pub(crate) fn empty(ctx: &GpuContext, which: Grads, input: &Tensor, weight: &Tensor, c_out: usize) -> Result<Self> {
+        let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
+        Ok(Conv2dGrads {
+            grad_input: alloc(which.input, input.shape())?,
+            grad_weight: alloc(which.weight, weight.shape())?,
+            grad_bias: alloc(which.bias, &[c_out])?,
+        })
+    }
+}
+
 /// conv2d_backward_into for an input or grad_output beyond one storage binding: the backward
 /// pass of each batch piece ([`crate::ops::batch`]), grad_input into the piece's images (the
 /// same kernels as one call: bit-identical), grad_weight and grad_bias into aligned slots
@@ -351,12 +365,7 @@ pub fn conv2d_backward(
     which: Grads,
 ) -> Result<Conv2dGrads> {
     let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), None)?;
-    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
-    let grads = Conv2dGrads {
-        grad_input: alloc(which.input, input.shape())?,
-        grad_weight: alloc(which.weight, weight.shape())?,
-        grad_bias: alloc(which.bias, &[g.c_out as usize])?,
-    };
+    let grads = Conv2dGrads::empty(ctx, which, input, weight, g.c_out as usize)?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d_backward") });
     conv2d_backward_into(ctx, &mut encoder, input, weight, grad_output, params, &grads)?;

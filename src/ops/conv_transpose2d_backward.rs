@@ -75,12 +75,7 @@ pub fn conv_transpose2d_backward(
 ) -> Result<Conv2dGrads> {
     let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), None)?;
     as_conv2d(params, input.shape(), weight.shape())?;
-    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
-    let grads = Conv2dGrads {
-        grad_input: alloc(which.input, input.shape())?,
-        grad_weight: alloc(which.weight, weight.shape())?,
-        grad_bias: alloc(which.bias, &[g.c_out as usize])?,
-    };
+    let grads = Conv2dGrads::empty(ctx, which, input, weight, g.c_out as usize)?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose2d_backward") });
     conv_transpose2d_backward_into(ctx, &mut encoder, input, weight, grad_output, params, &grads)?;
