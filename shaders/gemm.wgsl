@@ -45,6 +45,12 @@
 //                ⌈Wo/sw⌉] (hw and w_out hold that grid); row k is (cl, ty, tx) as in A_PHASE_TAPS.
 //                A stride-s transposed conv thus becomes s² dense implicit GEMMs with no
 //                zero-insertion and no col2im; each output is written once.
+//    COLUMNS_T  b is a column matrix (an unfold of output pixels, rows (g·N + n), one column per
+//                pixel) read transposed, chunk by chunk: row k of B is pixel k, column n the
+//                kernel column n (grad_weight over deform_im2col.wgsl's workspace, with
+//                A_OUTPUT_GRAD). The binding holds the chunk of chunk_cols pixels that k lies in
+//                (the last chunk fewer): B[g, k, n] = b[(g·N + n)·len + k − k0] with
+//                k0 = k − k mod chunk_cols, len = min(chunk_cols, K − k0).
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
@@ -76,7 +82,7 @@
 // the write-out shared by every kernel), gemm_a.wgsl (A's modes), gemm_b.wgsl (B's columns
 // and the loader dispatch) with one file per B loader, each holding its tiled read and its
 // flat walk side by side (gemm_b_dense, _pointwise, _implicit, _transposed, _taps, _deform,
-// _depthwise), and one core file per register blocking, the entry point: gemm_4x4.wgsl and
+// _depthwise, _columns_t), and one core file per register blocking, the entry point: gemm_4x4.wgsl and
 // gemm_8x8.wgsl (64×64 tiles, gemm_tile64.wgsl), gemm_16x16.wgsl and gemm_flat.wgsl (16×16
 // blocks, gemm_block16.wgsl).
 
@@ -118,6 +124,8 @@ struct GemmParams {
     dw: DepthwiseStage,
     // gemm_b_transposed.wgsl
     phases: OutputPhases,
+    // gemm_b_columns_t.wgsl
+    cols: ColumnChunk,
 }
 
 @group(0) @binding(0) var<uniform> params: GemmParams;

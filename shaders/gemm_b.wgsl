@@ -114,6 +114,8 @@ fn load_b(ph: Phase, c: Cols, bk: u32, b_c: u32) -> vec4<f32> {
         bv = load_b_deform(g, c, bk, b_c);
     } else if (B_MODE == B_TAPS) {
         bv = load_b_taps(c, bk);
+    } else if (B_MODE == B_COLUMNS_T) {
+        bv = load_b_columns_t(g, c, bk, b_c);
     } else {
         bv = load_b_pointwise(g, c, bk);
     }

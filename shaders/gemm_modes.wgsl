@@ -9,6 +9,7 @@ const B_TAPS: u32 = 3u;
 const B_DEFORM: u32 = 4u;
 const B_DEPTHWISE: u32 = 5u;
 const B_TRANSPOSED: u32 = 6u;
+const B_COLUMNS_T: u32 = 7u;
 
 // A_MODE: how the operand A is read.
 const A_ROW_MAJOR: u32 = 0u;

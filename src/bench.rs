@@ -30,6 +30,8 @@ pub enum BenchOp {
     /// The backward pass of a conv_transpose2d row (`wgconv bench --backward`).
     ConvTranspose2dBackward,
     DeformConv2d,
+    /// The backward pass of a deform_conv2d row (`wgconv bench --backward`).
+    DeformConv2dBackward,
 }
 
 impl BenchOp {
@@ -41,6 +43,7 @@ impl BenchOp {
             BenchOp::ConvTranspose2d => "conv_transpose2d",
             BenchOp::ConvTranspose2dBackward => "conv_transpose2d_backward",
             BenchOp::DeformConv2d => "deform_conv2d",
+            BenchOp::DeformConv2dBackward => "deform_conv2d_backward",
         }
     }
 }
@@ -270,7 +273,9 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
             algorithm.name(),
             "n/a: conv_transpose2d runs implicit_gemm or gemm_col2im".into(),
         ),
-        BenchOp::Conv2dBackward | BenchOp::ConvTranspose2dBackward => run_backward_case(ctx, case, opts),
+        BenchOp::Conv2dBackward | BenchOp::ConvTranspose2dBackward | BenchOp::DeformConv2dBackward => {
+            run_backward_case(ctx, case, opts)
+        }
         BenchOp::SeparableConv2d => {
             CaseResult::skipped(case, algorithm.name(), "n/a: separable rows come from run_separable".into())
         }
@@ -508,14 +513,15 @@ impl BenchOp {
         match self {
             BenchOp::Conv2d | BenchOp::Conv2dBackward => Some(BenchOp::Conv2dBackward),
             BenchOp::ConvTranspose2d | BenchOp::ConvTranspose2dBackward => Some(BenchOp::ConvTranspose2dBackward),
-            BenchOp::SeparableConv2d | BenchOp::DeformConv2d => None,
+            BenchOp::DeformConv2d | BenchOp::DeformConv2dBackward => Some(BenchOp::DeformConv2dBackward),
+            BenchOp::SeparableConv2d => None,
         }
     }
 }
 
-/// Times the backward pass (all three gradients) of a conv2d or conv_transpose2d row; the
-/// result's op is `conv2d_backward` or `conv_transpose2d_backward` and its FLOPs are those of
-/// grad_input plus grad_weight (2× forward).
+/// Times the backward pass (every gradient) of a conv2d, conv_transpose2d or deform_conv2d
+/// row; the result's op is that op's `_backward` and its FLOPs are those of grad_input plus
+/// grad_weight (2× forward).
 pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions) -> CaseResult {
     let mut case = case.clone();
     let Some(op) = case.op.backward() else {
@@ -526,6 +532,11 @@ pub fn run_backward_case(ctx: &GpuContext, case: &BenchCase, opts: &BenchOptions
     let timed = match op {
         BenchOp::Conv2dBackward => {
             timed_case(ctx, &case, &Conv2dBackwardCase(conv2d_case(&case, Algorithm::Auto), all), DType::F32, opts)
+        }
+        BenchOp::DeformConv2dBackward => {
+            let all = crate::ops::deform_conv2d_backward::DeformGrads::ALL;
+            let dcn = dcn_case(&case, Algorithm::Auto);
+            timed_case(ctx, &case, &crate::conformance::DeformConv2dBackwardCase(dcn, all), DType::F32, opts)
         }
         _ => timed_case(
             ctx,
@@ -589,8 +600,12 @@ fn run_deform_conv2d(
             format!("n/a: deform_conv2d has no {}", algorithm.name()),
         ));
     }
-    let dcn = DeformConv2dCase { conv: conv2d_case(case, algorithm), offset_groups: 1, scale: 2.0, mask: true };
-    timed_case(ctx, case, &dcn, opts.dtype, opts)
+    timed_case(ctx, case, &dcn_case(case, algorithm), opts.dtype, opts)
+}
+
+/// The row's deform_conv2d (v2: one offset group, offsets in [−2, 2], a mask) as a case.
+fn dcn_case(case: &BenchCase, algorithm: Algorithm) -> DeformConv2dCase {
+    DeformConv2dCase { conv: conv2d_case(case, algorithm), offset_groups: 1, scale: 2.0, mask: true }
 }
 
 fn run_conv_transpose2d(

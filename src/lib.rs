@@ -5,7 +5,8 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`], [`conv1d_backward`] and [`conv_transpose2d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
+//! [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`] and
+//! [`deform_conv2d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
 //! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
 //! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
 //! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
@@ -171,6 +172,10 @@ pub use ops::conv_transpose2d::{
 pub use ops::conv_transpose2d_backward::{conv_transpose2d_backward, conv_transpose2d_backward_into};
 pub use ops::deform_conv2d::{
     deform_conv2d, deform_conv2d_into, plan_deform_conv2d, DeformConv2dInfo, DeformConv2dPlan,
+};
+pub use ops::deform_conv2d_backward::{
+    deform_conv2d_backward, deform_conv2d_backward_into, plan_deform_conv2d_backward, DeformConv2dBackwardPlan,
+    DeformConv2dGrads, DeformGrads,
 };
 pub use ops::matmul::{matmul, matmul_into, plan_matmul};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};

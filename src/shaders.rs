@@ -27,6 +27,12 @@ pub enum ShaderId {
     ChannelSumHalf,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
+    /// `shaders/deform_backward.wgsl`, entry `largest`: the largest input-gradient term per element.
+    DeformBackwardLargest,
+    /// `shaders/deform_backward.wgsl`, entry `sample`: deform_conv2d_backward's per-sample pass.
+    DeformBackwardSample,
+    /// `shaders/deform_backward.wgsl`, entry `finish`: grad_input from the fixed-point sums.
+    DeformBackwardFinish,
     /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
     Pool2d,
     /// `pool2d.wgsl` over f16 storage (f32 arithmetic).
@@ -100,6 +106,7 @@ macro_rules! gemm {
             "gemm_b_taps.wgsl",
             "gemm_b_deform.wgsl",
             "gemm_b_depthwise.wgsl",
+            "gemm_b_columns_t.wgsl",
             $($core),+
         )
     };
@@ -214,8 +221,8 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
     let modes = |ov: Overrides| ov.with("A_MODE", a as u32 as f64).with("B_MODE", b as u32 as f64);
     match problem {
         // conv_transpose2d's gemm_col2im (bias and activation come later, in col2im) and
-        // conv2d's grad_weight: no epilogue
-        GemmProblem::TransposedCols | GemmProblem::GradWeight => {
+        // the grad_weights: no epilogue
+        GemmProblem::TransposedCols | GemmProblem::GradWeight | GemmProblem::GradWeightColumns => {
             vec![modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0))]
         }
         GemmProblem::Deform => epilogue_sets()
@@ -243,6 +250,7 @@ const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
 const CHANNEL_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "channel_sum.wgsl");
 const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d.wgsl");
 const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d.wgsl");
+const DEFORM_BACKWARD: Source = wgsl!("deform_backward.wgsl");
 const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
 
@@ -250,6 +258,8 @@ use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
 /// params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16 partial sums), kpass
 const GEMM_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U];
+/// params, input, offset, mask, cols, acc, grad_offset, grad_mask, grad_input
+const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw, Rw, Rw];
 /// params, input, weight, bias, out
 const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
 /// params, input, col
@@ -276,6 +286,9 @@ impl ShaderId {
             ShaderId::ChannelSum,
             ShaderId::ChannelSumHalf,
             ShaderId::DeformIm2col,
+            ShaderId::DeformBackwardLargest,
+            ShaderId::DeformBackwardSample,
+            ShaderId::DeformBackwardFinish,
             ShaderId::Pool2d,
             ShaderId::Pool2dHalf,
             ShaderId::Vol2col,
@@ -304,6 +317,16 @@ impl ShaderId {
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => {
                 kernel!("deform_im2col", wgsl!("bilinear.wgsl", "deform_im2col.wgsl"), "main", &[U, R, R, R, Rw], false)
+            }
+            ShaderId::DeformBackwardLargest => {
+                kernel!("deform_backward_largest", DEFORM_BACKWARD, "largest", DEFORM_BACKWARD_BINDINGS, false)
+            }
+            // params, input, offset, mask, cols, acc, grad_offset, grad_mask, grad_input
+            ShaderId::DeformBackwardSample => {
+                kernel!("deform_backward_sample", DEFORM_BACKWARD, "sample", DEFORM_BACKWARD_BINDINGS, false)
+            }
+            ShaderId::DeformBackwardFinish => {
+                kernel!("deform_backward_finish", DEFORM_BACKWARD, "finish", DEFORM_BACKWARD_BINDINGS, false)
             }
             ShaderId::Pool2d => kernel!("pool2d", POOL2D_F32, "main", PASSES_BINDINGS, false),
             ShaderId::Pool2dHalf => kernel!("pool2d_f16", POOL2D_F16, "main", PASSES_BINDINGS, true),
@@ -383,6 +406,12 @@ impl ShaderId {
             | ShaderId::DepthwiseGradWeightHalf => vec![Overrides::none()],
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
+            }
+            // grad_input's two passes run only with GRAD_INPUT
+            ShaderId::DeformBackwardLargest | ShaderId::DeformBackwardSample | ShaderId::DeformBackwardFinish => {
+                let input_only = self != ShaderId::DeformBackwardSample;
+                let all = crate::kernels::deform_backward::SampleGrads::all().into_iter();
+                all.filter(|g| g.input || !input_only).map(|g| g.overrides()).collect()
             }
             // max; avg counting the padding; avg counting in-image positions only
             ShaderId::Pool2d | ShaderId::Pool2dHalf => [(0.0, true), (1.0, true), (1.0, false)]

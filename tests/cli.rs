@@ -345,6 +345,89 @@ fn run_conv_transpose2d_backward_verifies_each_gradient() {
     assert_one_line_error(code, &err, "output_padding");
 }
 
+/// `run deform_conv2d_backward`: the flags (--offset, --mask, --out-grad-offset,
+/// --out-grad-mask, the forward's --bias); every gradient asked for is written and verified;
+/// --out-grad-mask without --mask and a grad_output of the wrong shape are one-line errors.
+#[test]
+fn run_deform_conv2d_backward_verifies_each_gradient() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let p = wgconv::DeformConv2dParams {
+        stride: [2, 1],
+        padding: wgconv::Padding::Symmetric([1, 1]),
+        ..Default::default()
+    };
+    let (x, w) = (HostTensor::random(&[2, 4, 6, 5], 11), HostTensor::random(&[3, 4, 3, 3], 12));
+    let g = p.validate(&x.shape, &w.shape, None).unwrap();
+    let (ho, wo) = (g.h_out as usize, g.w_out as usize);
+    // two offset groups; offsets in [−1.5, 1.5]
+    let mut o = HostTensor::random(&[2, 36, ho, wo], 13);
+    o.data.iter_mut().for_each(|v| *v *= 1.5);
+    let (m, dy) = (HostTensor::random(&[2, 18, ho, wo], 14), HostTensor::random(&[2, 3, ho, wo], 15));
+    let (b, dy_bad) = (HostTensor::random(&[3], 16), HostTensor::random(&[2, 3, ho, wo + 1], 17));
+    let files = [
+        ("dcb_x", &x),
+        ("dcb_w", &w),
+        ("dcb_o", &o),
+        ("dcb_m", &m),
+        ("dcb_dy", &dy),
+        ("dcb_b", &b),
+        ("dcb_dyb", &dy_bad),
+    ]
+    .map(|(name, t)| {
+        let path = tmp(&format!("{name}.npy"));
+        t.write_npy(&path).unwrap();
+        path.to_str().unwrap().to_string()
+    });
+    let outs = ["dcb_gi", "dcb_gw", "dcb_go", "dcb_gm", "dcb_gb"].map(|n| tmp(&format!("{n}.npy")));
+    let out = |i: usize| outs[i].to_str().unwrap().to_string();
+    let mut args: Vec<String> =
+        ["run", "deform_conv2d_backward", "--input", &files[0], "--weight", &files[1]].map(String::from).to_vec();
+    args.extend(["--offset", &files[2], "--stride", "2,1", "--padding", "1"].map(String::from));
+    let with =
+        |extra: &[&str]| -> Vec<String> { args.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
+    let ok = with(&[
+        "--mask",
+        &files[3],
+        "--bias",
+        &files[5],
+        "--grad-output",
+        &files[4],
+        "--out-grad-input",
+        &out(0),
+        "--out-grad-weight",
+        &out(1),
+        "--out-grad-offset",
+        &out(2),
+        "--out-grad-mask",
+        &out(3),
+        "--out-grad-bias",
+        &out(4),
+        "--verify",
+    ]);
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let (code, stdout, stderr) = run(&strs(&ok));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 5, "{stdout}");
+    let r = wgconv::reference::deform_conv2d_backward(&x, &w, &o, Some(&m), &dy, &p).unwrap();
+    let wants =
+        [(&r.grad_input, &x.shape), (&r.grad_weight, &w.shape), (&r.grad_offset, &o.shape), (&r.grad_mask, &m.shape)];
+    for (i, (want, shape)) in wants.into_iter().enumerate() {
+        let (y, _) = HostTensor::read_npy(&outs[i]).unwrap();
+        assert_eq!(&y.shape, shape);
+        assert!(wgconv::verify::compare(&y.data, want).passes(Default::default()), "output {i}");
+    }
+    let (code, _, err) = run(&strs(&with(&["--grad-output", &files[4], "--out-grad-mask", &out(3)])));
+    assert_one_line_error(code, &err, "--mask");
+    let (code, _, err) =
+        run(&strs(&with(&["--mask", &files[3], "--grad-output", &files[6], "--out-grad-input", &out(0)])));
+    assert_one_line_error(code, &err, "grad_output");
+}
+
 /// `explain` on ResNet-18's stem (numbers worked out by hand: 3·64·7·7 + 64 parameters,
 /// 64·112·112·3·49 MACs) and on a stack (the receptive field grows 7 → 11 → 19: rf +=
 /// d·(k−1)·jump); a malformed line is named in one line; `--json` writes the same numbers.

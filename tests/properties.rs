@@ -144,6 +144,22 @@ fn deform_conv2d_matches_reference_on_random_parameters() {
     eprintln!("{n} random deform_conv2d cases passed with both algorithms");
 }
 
+#[test]
+fn deform_conv2d_backward_matches_reference_on_random_parameters() {
+    use wgconv::conformance::{check, deform_conv2d_cases, shrink_case, DeformConv2dBackwardCase};
+    let n = env_or("WGCONV_PROPTEST_CASES", 500) as usize;
+    let seed = env_or("WGCONV_PROPTEST_SEED", 0x5eed) ^ 0xdcb;
+    let cases: Vec<_> = deform_conv2d_cases(seed, n)
+        .into_iter()
+        .map(|c| DeformConv2dBackwardCase(c, wgconv::DeformGrads::ALL))
+        .collect();
+    assert!(cases.iter().any(|c| c.0.offset_groups > 1 && c.0.mask) && cases.iter().any(|c| !c.0.mask));
+    let Some(ctx) = common::gpu() else { return };
+    let tol = Tolerance::default();
+    report_minimal("deform_conv2d_backward", &cases, |c| check(ctx, c, tol), |c, f| shrink_case(c, f));
+    eprintln!("{n} random deform_conv2d_backward cases passed");
+}
+
 /// The transposed and deformable shrinkers also reach a minimal case.
 #[test]
 fn other_shrinkers_find_minimal_cases() {

@@ -4,13 +4,14 @@
 
 use wgconv::kernels::channel_sum::SumParams;
 use wgconv::kernels::col2im::Col2imParams;
+use wgconv::kernels::deform_backward::DeformBackParams;
 use wgconv::kernels::deform_im2col::DeformIm2colParams;
 use wgconv::kernels::depthwise::DepthwiseParams;
 use wgconv::kernels::depthwise_backward::DwBackParams;
 use wgconv::kernels::direct::DirectParams;
 use wgconv::kernels::gemm::{
-    AMode, BMode, ConvWindow, DeformSampling, DepthwiseStage, GemmDims, GemmParams, GemmProblem, OutputGrad,
-    OutputPhases,
+    AMode, BMode, ColumnChunk, ConvWindow, DeformSampling, DepthwiseStage, GemmDims, GemmParams, GemmProblem,
+    OutputGrad, OutputPhases,
 };
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
@@ -73,13 +74,14 @@ fn uniform_structs_match_their_rust_twins() {
         assert_twin_at(gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
         // each part of the GEMM's block, declared by its loader's file
         type Part<'a> = (&'a str, &'a [(&'a str, usize)], usize);
-        let parts: [Part; 6] = [
+        let parts: [Part; 7] = [
             ("GemmDims", GemmDims::FIELDS, std::mem::size_of::<GemmDims>()),
             ("ConvWindow", ConvWindow::FIELDS, std::mem::size_of::<ConvWindow>()),
             ("OutputGrad", OutputGrad::FIELDS, std::mem::size_of::<OutputGrad>()),
             ("DeformSampling", DeformSampling::FIELDS, std::mem::size_of::<DeformSampling>()),
             ("DepthwiseStage", DepthwiseStage::FIELDS, std::mem::size_of::<DepthwiseStage>()),
             ("OutputPhases", OutputPhases::FIELDS, std::mem::size_of::<OutputPhases>()),
+            ("ColumnChunk", ColumnChunk::FIELDS, std::mem::size_of::<ColumnChunk>()),
         ];
         for (name, fields, size) in parts {
             let (members, span) = reflect_struct(gemm.source(), name).unwrap();
@@ -93,6 +95,9 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
     assert_twin_at(ShaderId::ChannelSum, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
+    for id in [ShaderId::DeformBackwardLargest, ShaderId::DeformBackwardSample, ShaderId::DeformBackwardFinish] {
+        assert_twin(id, DeformBackParams::FIELDS, std::mem::size_of::<DeformBackParams>());
+    }
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     assert_twin_at(ShaderId::Pool2d, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
@@ -126,6 +131,7 @@ fn wgsl_constants_agree_with_their_rust_twins() {
             BMode::Deform => "B_DEFORM",
             BMode::Depthwise => "B_DEPTHWISE",
             BMode::Transposed => "B_TRANSPOSED",
+            BMode::ColumnsT => "B_COLUMNS_T",
         }
     }
     fn a_name(m: AMode) -> &'static str {

@@ -8,7 +8,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 use wgconv::conformance::{
     conv2d_cases, conv3d_cases, conv_transpose2d_cases, deform_conv2d_cases, pool2d_cases, run_op_async,
     separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, ConvTranspose2dBackwardCase,
-    ConvTranspose2dCase, OpCase, OpSummary,
+    ConvTranspose2dCase, DeformConv2dBackwardCase, OpCase, OpSummary,
 };
 use wgconv::ops::conv2d_backward::Grads;
 use wgconv::params::{Algorithm, Conv2dParams, ConvTranspose2dParams};
@@ -126,12 +126,18 @@ async fn separable_conv2d_fused_and_two_pass_match_the_reference() {
 }
 
 #[wasm_bindgen_test]
-async fn deform_conv2d_both_algorithms_match_the_reference() {
+async fn deform_conv2d_both_algorithms_and_its_backward_match_the_reference() {
     let ctx = context().await;
     for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
         let cases: Vec<_> = deform_conv2d_cases(SEED, CASES).iter().map(|c| c.with_algorithm(a)).collect();
         passes(&ctx, &format!("deform_conv2d/{}", a.name()), &cases, DType::F32, Tolerance::default()).await;
     }
+    // its backward: the fixed-point grad_input's integer atomics on every implementation
+    let backward: Vec<_> = deform_conv2d_cases(SEED, CASES)
+        .into_iter()
+        .map(|c| DeformConv2dBackwardCase(c, wgconv::ops::deform_conv2d_backward::DeformGrads::ALL))
+        .collect();
+    passes(&ctx, "deform_conv2d_backward", &backward, DType::F32, Tolerance::default()).await;
 }
 
 /// On the web a scope's verdict is a promise: the call that caused the error returns; every

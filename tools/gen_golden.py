@@ -6,7 +6,7 @@ torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op
 with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
-    /opt/torchvenv/bin/python tools/gen_golden.py
+    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward]
 """
 import json
 import os
@@ -113,6 +113,49 @@ def deform_conv2d_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=
             np.save(os.path.join(d, fname + ".npy"), arr.numpy())
     return {"name": name, "stride": list(stride), "padding": [padding[0], padding[1], padding[0], padding[1]],
             "dilation": list(dilation), "groups": groups, "bias": bias, "mask": mask}
+
+
+def deform_conv2d_backward_case(name, n, cin, h, w, cout, kh, kw, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                                groups=1, offset_groups=1, mask=True, scale=2.0, seed=0):
+    """torchvision.ops.deform_conv2d under autograd in float64 on float32 inputs: every gradient."""
+    import torchvision
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, h, w, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, kh, kw, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float()
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    off = ((torch.rand(n, 2 * offset_groups * kh * kw, ho, wo, generator=g) * 2 - 1) * scale).float()
+    m = torch.rand(n, offset_groups * kh * kw, ho, wo, generator=g).float() if mask else None
+    leaves = [t.double().requires_grad_() if t is not None else None for t in (x, off, wt, m, b)]
+    xd, od, wd, md, bd = leaves
+    y = torchvision.ops.deform_conv2d(xd, od, wd, bd, stride=stride, padding=padding, dilation=dilation, mask=md)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy.double())
+    d = os.path.join(ROOT, "deform_conv2d_backward", name)
+    os.makedirs(d, exist_ok=True)
+    arrays = [("input", x), ("weight", wt), ("offset", off), ("mask", m), ("grad_output", dy),
+              ("grad_input", xd.grad), ("grad_weight", wd.grad), ("grad_offset", od.grad), ("grad_bias", bd.grad)]
+    if mask:
+        arrays.append(("grad_mask", md.grad))
+    for fname, arr in arrays:
+        if arr is not None:
+            np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    return {"name": name, "stride": list(stride), "padding": [padding[0], padding[1], padding[0], padding[1]],
+            "dilation": list(dilation), "groups": groups, "mask": mask}
+
+
+def write_deform_conv2d_backward():
+    cases = [
+        deform_conv2d_backward_case("v2_basic", 2, 4, 7, 6, 3, 3, 3, padding=(1, 1)),
+        deform_conv2d_backward_case("v1_stride2", 1, 3, 9, 8, 4, 3, 3, stride=(2, 2), padding=(1, 1), mask=False, seed=1),
+        deform_conv2d_backward_case("groups2_offset_groups2_dil2", 1, 4, 9, 9, 6, 3, 3, padding=(2, 2), dilation=(2, 2),
+                                    groups=2, offset_groups=2, seed=2),
+        deform_conv2d_backward_case("far_offsets", 1, 2, 6, 7, 2, 3, 2, padding=(1, 0), offset_groups=2, scale=5.0, seed=3),
+    ]
+    with open(os.path.join(ROOT, "deform_conv2d_backward", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} deform_conv2d_backward cases")
 
 
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
@@ -253,7 +296,13 @@ def main():
     with open(os.path.join(ROOT, "conv3d", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": c3}, f, indent=1)
     print(f"wrote {len(c3)} conv3d cases")
+    write_deform_conv2d_backward()
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    # `gen_golden.py deform_conv2d_backward`: that op's cases alone
+    if sys.argv[1:] == ["deform_conv2d_backward"]:
+        write_deform_conv2d_backward()
+    else:
+        main()

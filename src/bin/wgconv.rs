@@ -9,7 +9,7 @@ use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Repor
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
     run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase,
-    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dCase, OpCase, Pool2dCase,
+    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
@@ -228,6 +228,32 @@ enum RunOp {
     /// shape is checked; no gradient depends on its values).
     #[command(name = "conv_transpose2d_backward", alias = "conv-transpose2d-backward")]
     ConvTranspose2dBackward(TransposedBackwardArgs),
+    /// Gradients of torchvision.ops.deform_conv2d (as autograd): conv2d_backward's flags with
+    /// --offset, --mask (v2), the forward's --bias (its shape is checked), and
+    /// --out-grad-offset, --out-grad-mask.
+    #[command(name = "deform_conv2d_backward", alias = "deform-conv2d-backward")]
+    DeformConv2dBackward(DeformBackwardArgs),
+}
+
+#[derive(Args)]
+struct DeformBackwardArgs {
+    #[command(flatten)]
+    backward: BackwardArgs,
+    /// Offsets [N, 2·offset_groups·kh·kw, Ho, Wo] (dy, dx per tap).
+    #[arg(long)]
+    offset: PathBuf,
+    /// Modulation mask [N, offset_groups·kh·kw, Ho, Wo] (v2); absent: v1.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// The forward's bias [Cout] (optional).
+    #[arg(long)]
+    bias: Option<PathBuf>,
+    /// Where to write grad_offset (computed only if given).
+    #[arg(long)]
+    out_grad_offset: Option<PathBuf>,
+    /// Where to write grad_mask (computed only if given; needs --mask).
+    #[arg(long)]
+    out_grad_mask: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -420,6 +446,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
         Cmd::Run(RunOp::ConvTranspose2dBackward(a)) => run_conv_transpose2d_backward(&a),
+        Cmd::Run(RunOp::DeformConv2dBackward(a)) => run_deform_conv2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
         Cmd::Run(RunOp::Conv3d(a)) => run_conv3d(&a),
@@ -1023,6 +1050,99 @@ fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
         seed: 0,
     };
     run_backward("conv_transpose2d_backward", a, ConvTranspose2dBackwardCase(conv, which), outputs, inputs)
+}
+
+fn run_deform_conv2d_backward(args: &DeformBackwardArgs) -> Result<(), Failure> {
+    let a = &args.backward;
+    let params = wgconv::DeformConv2dParams {
+        stride: parse_pair("stride", &a.stride)?,
+        padding: parse_padding(&a.padding)?,
+        dilation: parse_pair("dilation", &a.dilation)?,
+        groups: a.groups,
+        ..Default::default()
+    };
+    if args.out_grad_mask.is_some() && args.mask.is_none() {
+        return Err(Failure("--out-grad-mask needs --mask (deform_conv2d v1 has no mask)".into(), 2));
+    }
+    let which = wgconv::DeformGrads {
+        input: a.out_grad_input.is_some(),
+        weight: a.out_grad_weight.is_some(),
+        offset: args.out_grad_offset.is_some(),
+        mask: args.out_grad_mask.is_some(),
+        bias: a.out_grad_bias.is_some(),
+    };
+    // the case's output order: input, weight, offset, mask, bias
+    let outputs: Outputs<'_> = [
+        ("grad_input", &a.out_grad_input),
+        ("grad_weight", &a.out_grad_weight),
+        ("grad_offset", &args.out_grad_offset),
+        ("grad_mask", &args.out_grad_mask),
+        ("grad_bias", &a.out_grad_bias),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| path.as_ref().map(|p| (name, p)))
+    .collect();
+    if outputs.is_empty() {
+        return Err(Failure(
+            "give at least one of --out-grad-input, --out-grad-weight, --out-grad-offset, --out-grad-mask, --out-grad-bias"
+                .into(),
+            2,
+        ));
+    }
+    // (input, weight, offset, mask (v2), grad_output): the case's order
+    let mut inputs = vec![
+        ("the input", load(&a.input, "input")?),
+        ("the weight", load(&a.weight, "weight")?),
+        ("the offsets", load(&args.offset, "offset")?),
+    ];
+    if let Some(p) = &args.mask {
+        inputs.push(("the mask", load(p, "mask")?));
+    }
+    inputs.push(("grad_output", load(&a.grad_output, "grad_output")?));
+    let shape = |i: usize| wgconv::params::as_batched(&inputs[i].1.shape, 4);
+    let mask = args.mask.is_some();
+    let bias = args.bias.as_ref().map(|p| load(p, "bias")).transpose()?;
+    let dg = params.validate_deform(
+        &shape(0),
+        &inputs[1].1.shape,
+        &shape(2),
+        mask.then(|| shape(3)).as_deref(),
+        bias.as_ref().map(|b| b.shape.as_slice()),
+    )?;
+    let dy = shape(inputs.len() - 1);
+    if dy != dg.conv.output_shape() {
+        return Err(Failure(
+            format!("grad_output has shape {dy:?}, the deform_conv2d's output is {:?}", dg.conv.output_shape()),
+            1,
+        ));
+    }
+    let conv = Conv2dCase {
+        input: dims(&shape(0), "input")?,
+        weight: dims(&inputs[1].1.shape, "weight")?,
+        bias: false,
+        params,
+        seed: 0,
+    };
+    let case = DeformConv2dCase { conv, offset_groups: dg.offset_groups as usize, scale: 0.0, mask };
+    let (x, w) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone());
+    let call = RunCall {
+        case: DeformConv2dBackwardCase(case, which),
+        inputs,
+        outputs: outputs.clone(),
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
+        Ok(format!(
+            "deform_conv2d_backward {} x{x:?} w{w:?}, {} offset group(s) -> {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            if mask { "v2" } else { "v1" },
+            dg.offset_groups,
+            grads.join(", "),
+            ctx.adapter_info().name
+        ))
+    })
 }
 
 fn explain(a: &ExplainArgs) -> Result<(), Failure> {

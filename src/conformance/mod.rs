@@ -23,6 +23,7 @@ mod conv3d;
 mod conv_transpose2d;
 mod conv_transpose2d_backward;
 mod deform_conv2d;
+mod deform_conv2d_backward;
 mod pool2d;
 mod separable_conv2d;
 
@@ -34,6 +35,7 @@ pub use conv3d::*;
 pub use conv_transpose2d::*;
 pub use conv_transpose2d_backward::*;
 pub use deform_conv2d::*;
+pub use deform_conv2d_backward::*;
 pub use pool2d::*;
 pub use separable_conv2d::*;
 
@@ -450,6 +452,12 @@ pub async fn run_cases_async(
         let forced: Vec<_> = deform.iter().map(|c| c.with_algorithm(a)).collect();
         ops.push(run_op_async(ctx, format!("deform_conv2d/{}", a.name()), &forced, f32, tol).await);
     }
+    let deform_backward: Vec<_> = deform
+        .iter()
+        .cloned()
+        .map(|c| DeformConv2dBackwardCase(c, crate::ops::deform_conv2d_backward::DeformGrads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "deform_conv2d_backward", &deform_backward, f32, tol).await);
     if let Some(scale) = probes {
         ops.extend(crate::probes::run_probes_async(ctx, scale).await);
     }

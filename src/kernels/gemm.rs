@@ -41,6 +41,12 @@ uniform_block! {
     OutputPhases { out_h, out_w, taps_y, taps_x, step_y, step_x, dq_y, dq_x }
 }
 
+uniform_block! {
+    /// Twin of `ColumnChunk` in `shaders/gemm_b_columns_t.wgsl`: pixels per chunk of the
+    /// column workspace `BMode::ColumnsT` reads.
+    ColumnChunk { chunk_cols, _pad0, _pad1, _pad2 }
+}
+
 /// Twin of `GemmParams` in `shaders/gemm.wgsl`: the GEMM's sizes and each loader's fields
 /// (every part a multiple of 16 bytes, as a uniform struct member of struct type must start).
 #[repr(C)]
@@ -52,6 +58,7 @@ pub struct GemmParams {
     pub deform: DeformSampling,
     pub dw: DepthwiseStage,
     pub phases: OutputPhases,
+    pub cols: ColumnChunk,
 }
 
 impl GemmParams {
@@ -63,6 +70,7 @@ impl GemmParams {
         ("deform", std::mem::offset_of!(GemmParams, deform)),
         ("dw", std::mem::offset_of!(GemmParams, dw)),
         ("phases", std::mem::offset_of!(GemmParams, phases)),
+        ("cols", std::mem::offset_of!(GemmParams, cols)),
     ];
 }
 
@@ -85,10 +93,13 @@ pub enum BMode {
     Depthwise = 5,
     /// conv_transpose2d by output phases: each phase's taps gathered from the input.
     Transposed = 6,
+    /// A column workspace `[groups, N, pixels of one chunk]` read transposed (rows are
+    /// pixels), chunk by chunk (deform_conv2d_backward's grad_weight).
+    ColumnsT = 7,
 }
 
 impl BMode {
-    pub const ALL: [BMode; 7] = [
+    pub const ALL: [BMode; 8] = [
         BMode::Dense,
         BMode::Implicit,
         BMode::Pointwise,
@@ -96,6 +107,7 @@ impl BMode {
         BMode::Deform,
         BMode::Depthwise,
         BMode::Transposed,
+        BMode::ColumnsT,
     ];
 }
 
@@ -185,10 +197,13 @@ pub enum GemmProblem {
     TransposedPhases,
     /// conv_transpose2d's `GemmCol2im`: the weight transposed × the input's channels.
     TransposedCols,
+    /// deform_conv2d's grad_weight: dY × its deformable unfold transposed, the unfold in
+    /// chunks of pixels (`BMode::ColumnsT`).
+    GradWeightColumns,
 }
 
 impl GemmProblem {
-    pub const ALL: [GemmProblem; 8] = [
+    pub const ALL: [GemmProblem; 9] = [
         GemmProblem::Dense,
         GemmProblem::Implicit,
         GemmProblem::Pointwise,
@@ -197,6 +212,7 @@ impl GemmProblem {
         GemmProblem::Separable,
         GemmProblem::TransposedPhases,
         GemmProblem::TransposedCols,
+        GemmProblem::GradWeightColumns,
     ];
 
     /// How this problem reads A and B.
@@ -210,6 +226,7 @@ impl GemmProblem {
             GemmProblem::Separable => (AMode::RowMajor, BMode::Depthwise),
             GemmProblem::TransposedPhases => (AMode::PhaseTaps, BMode::Transposed),
             GemmProblem::TransposedCols => (AMode::Transposed, BMode::Pointwise),
+            GemmProblem::GradWeightColumns => (AMode::OutputGrad, BMode::ColumnsT),
         }
     }
 }
@@ -394,6 +411,30 @@ pub(crate) fn plan(
     Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes })
 }
 
+/// [`plan`] for a B binding that holds one chunk of `p.cols.chunk_cols` pixels of K at a time
+/// (`BMode::ColumnsT`, f32): K's passes split at every chunk boundary, so that the caller
+/// refills the chunk between them. Returns the plan and each chunk's number of passes.
+pub(crate) fn plan_column_chunks(
+    ctx: &GpuContext,
+    p: &GemmParams,
+    problem: GemmProblem,
+    overrides: Overrides,
+    c_numel: usize,
+) -> Result<(GemmPlan, Vec<usize>)> {
+    let mut gplan = plan(ctx, p, problem, overrides, false, None, c_numel)?;
+    let (step, cost) = loop_cost(gplan.kernel, gplan.tile, problem.modes().1, p);
+    let chunk = p.cols.chunk_cols.max(1);
+    let (mut passes, mut per_chunk) = (Vec::new(), Vec::new());
+    for k0 in (0..p.dims.k).step_by(chunk as usize) {
+        let len = chunk.min(p.dims.k - k0);
+        let these = loop_passes(len, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
+        per_chunk.push(these.len());
+        passes.extend(these.into_iter().map(|(b, e)| (k0 + b, k0 + e)));
+    }
+    gplan.k_passes = passes;
+    Ok((gplan, per_chunk))
+}
+
 /// The (offset, size) in bytes of a buffer binding; `None` for other resources.
 pub(crate) fn span(b: &wgpu::BindingResource<'_>) -> Option<(u64, u64)> {
     let wgpu::BindingResource::Buffer(bb) = b else { return None };
@@ -494,8 +535,8 @@ pub(crate) fn prepare_planned(
 fn loop_cost(kernel: GemmKernel, (bm, bn): (u32, u32), mode: BMode, p: &GemmParams) -> (u32, u64) {
     // Turns of the loops inside one load_b call.
     let per_load_b = match mode {
-        // the scalar reads of a ragged last column quad
-        BMode::Dense => 4,
+        // the scalar reads of a ragged last column quad; ColumnsT's four scalar reads
+        BMode::Dense | BMode::ColumnsT => 4,
         // depthwise_row: kh rows of kw taps
         BMode::Depthwise => (p.conv.kh as u64) * (p.conv.kw as u64 + 1),
         _ => 0,

@@ -6,6 +6,7 @@
 
 pub mod channel_sum;
 pub mod col2im;
+pub mod deform_backward;
 pub mod deform_im2col;
 pub mod depthwise;
 pub mod depthwise_backward;

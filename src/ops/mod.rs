@@ -13,6 +13,7 @@ pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;
+pub mod deform_conv2d_backward;
 pub mod matmul;
 pub mod pool2d;
 pub mod separable_conv2d;

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::params::{DeformConv2dParams, DeformGeometry};
 use crate::tensor::HostTensor;
 
-fn sample(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f64 {
+pub(crate) fn sample(plane: &[f32], h: usize, w: usize, y: f32, x: f32) -> f64 {
     if y <= -1.0 || y >= h as f32 || x <= -1.0 || x >= w as f32 {
         return 0.0;
     }

@@ -11,6 +11,7 @@ pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;
+pub mod deform_conv2d_backward;
 pub mod pool2d;
 
 pub use conv1d::conv1d;
@@ -21,4 +22,5 @@ pub use conv3d::conv3d;
 pub use conv_transpose2d::conv_transpose2d;
 pub use conv_transpose2d_backward::conv_transpose2d_backward;
 pub use deform_conv2d::{deform_conv2d, deform_conv2d_at};
+pub use deform_conv2d_backward::{deform_conv2d_backward, DeformGradsF64};
 pub use pool2d::pool2d;

@@ -16,6 +16,7 @@ mod conv3d;
 mod conv_transpose2d;
 mod conv_transpose2d_backward;
 mod deform_conv2d;
+mod deform_conv2d_backward;
 mod embedding;
 mod long_reductions;
 mod npy_fuzz;

@@ -1,0 +1,616 @@
+//! The deform_conv2d backward pass: the gradients torchvision's autograd gives for
+//! `torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask)`
+//! with respect to the input, the offsets, the mask, the weight and the bias.
+//!
+//! - The column gradients `cols = weightᵀ · grad_output` (per weight group, the GEMM core's
+//!   `TransposedCols`, as conv_transpose2d's `GemmCol2im`) of a chunk of images go to the
+//!   workspace; `deform_backward.wgsl`'s per-sample pass then forms, for each (image, offset
+//!   group, tap, output pixel), grad_offset (the derivative of the bilinear sample times the
+//!   mask, as torchvision's `get_coordinate_weight`, summed over the group's channels in
+//!   order) and grad_mask (the sample times the column gradient), and adds the input
+//!   gradient's terms into exact 64-bit fixed-point sums (integer atomics: the same bits in
+//!   any order), which a last pass turns into grad_input. Each element's fixed-point scale
+//!   comes from the largest term it receives (a first pass over the same terms), so no sum
+//!   can overflow and each keeps more precision than an f32 sum; NaN and ±∞ terms propagate
+//!   as IEEE sums would.
+//! - grad_weight = grad_output · unfold(input)ᵀ per weight group, the deformable unfold
+//!   (`deform_im2col.wgsl`, the forward's) in chunks of pixels under the workspace budget
+//!   and the GEMM core's `GradWeightColumns` reading each chunk transposed, K (the pixels) in
+//!   fixed-order passes.
+//! - grad_bias = the channel sums of grad_output (`channel_sum.wgsl`).
+//!
+//! No float atomics: every gradient is bit-identical run to run. f32 tensors, each within
+//! one storage binding.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::channel_sum::{self, SumParams};
+use crate::kernels::deform_backward::{self, DeformBackParams, SampleGrads};
+use crate::kernels::deform_im2col::{self, DeformIm2colParams};
+use crate::kernels::gemm::{self, ColumnChunk, GemmParams, GemmProblem, OutputGrad};
+use crate::kernels::im2col::Im2colParams;
+use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
+use crate::ops::conv2d::{plan_chunks, ChunkPlan};
+use crate::ops::{as_batched, unbatched};
+use crate::params::{Activation, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
+use crate::tensor::{DType, Tensor};
+
+/// Which gradients of a deform_conv2d to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeformGrads {
+    pub input: bool,
+    pub weight: bool,
+    pub offset: bool,
+    /// Only with a mask (v2).
+    pub mask: bool,
+    pub bias: bool,
+}
+
+impl DeformGrads {
+    /// Every gradient (the mask's only where there is a mask).
+    pub const ALL: DeformGrads = DeformGrads { input: true, weight: true, offset: true, mask: true, bias: true };
+}
+
+/// The gradients asked for, each shaped as its tensor: grad_input `[N, Cin, H, W]`,
+/// grad_weight `[Cout, Cin/groups, kh, kw]`, grad_offset `[N, 2·G_off·kh·kw, Ho, Wo]`,
+/// grad_mask `[N, G_off·kh·kw, Ho, Wo]`, grad_bias `[Cout]` (unbatched where the input is).
+#[derive(Clone, Debug)]
+pub struct DeformConv2dGrads {
+    pub grad_input: Option<Tensor>,
+    pub grad_weight: Option<Tensor>,
+    pub grad_offset: Option<Tensor>,
+    pub grad_mask: Option<Tensor>,
+    pub grad_bias: Option<Tensor>,
+}
+
+/// What one deform_conv2d_backward call records, decided from the shapes before any GPU
+/// object ([`plan_deform_conv2d_backward`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeformConv2dBackwardPlan {
+    pub geometry: DeformGeometry,
+    pub grads: DeformGrads,
+    /// Images per chunk of the column gradients (grad_input, grad_offset, grad_mask); 0 when
+    /// none of those is asked for or the batch is empty.
+    pub images_per_chunk: u32,
+    /// Chunks of pixels of grad_weight's unfold; 0 when grad_weight is not asked for.
+    pub pixel_chunks: u32,
+    /// Bytes of the shared workspace (column gradients, or one chunk of the unfold).
+    pub workspace_bytes: u64,
+    /// Bytes of the fixed-point accumulator of grad_input (0 when not asked for).
+    pub accumulator_bytes: u64,
+    /// Every launch, in recording order.
+    pub steps: Vec<Step>,
+}
+
+impl std::fmt::Display for DeformConv2dBackwardPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry.conv;
+        let input = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
+        let chunking = format_args!(
+            "{} images per chunk of column gradients, {} pixel chunks for grad_weight, {} accumulator bytes",
+            self.images_per_chunk, self.pixel_chunks, self.accumulator_bytes
+        );
+        write_plan(
+            f,
+            "deform_conv2d_backward",
+            &input,
+            &g.output_shape(),
+            ("gradients", "one call"),
+            self.workspace_bytes,
+            chunking,
+            &self.steps,
+        )
+    }
+}
+
+/// How the column gradients are cut: images per chunk, and the bytes of one chunk's columns
+/// and accumulator.
+fn image_chunks(ctx: &GpuContext, g: &Conv2dGeometry, input_grad: bool) -> Result<(u32, u64, u64)> {
+    let (taps, hw_out, hw) = (g.kh as u64 * g.kw as u64, g.h_out as u64 * g.w_out as u64, g.h as u64 * g.w as u64);
+    let cols = g.c_in as u64 * taps * hw_out * 4;
+    let acc = if input_grad { g.c_in as u64 * hw * 16 } else { 0 };
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let mut images = (budget / cols.max(1)).min(g.n as u64);
+    if input_grad {
+        images = images.min(ctx.max_binding() / acc.max(1));
+    }
+    if images == 0 {
+        return Err(Error::TooLarge(format!(
+            "deform_conv2d_backward: one image's column gradients take {cols} bytes (Cin·kh·kw·Ho·Wo·4) and its \
+             grad_input accumulator {acc}; the workspace budget is {budget} bytes and one storage binding holds {}",
+            ctx.max_binding()
+        )));
+    }
+    Ok((images as u32, cols, acc))
+}
+
+/// The GEMM forming the column gradients of images `img0 .. img0 + imgs`:
+/// `cols[img, ci·kh·kw + t, q] = Σ_k weight[k, ci − g·Cin/G, t] · grad_output[img, k, q]` over
+/// the group's output channels k (A the weight read transposed, B grad_output's channels).
+fn cols_gemm(g: &Conv2dGeometry, img0: u32, imgs: u32) -> GemmParams {
+    let (hw, taps) = (g.h_out * g.w_out, g.kh * g.kw);
+    let m = g.c_in_per_group() * taps;
+    let mut p = GemmParams::new(m, imgs * hw, g.c_out_per_group(), g.groups, hw, img0 * hw, g.c_in * taps * hw);
+    p.dims.img0 = img0;
+    // the pointwise B reads grad_output's channels
+    p.conv.c_in = g.c_out;
+    p
+}
+
+/// grad_weight's GEMM: `dW[g] = dY[g] · unfold[g]ᵀ`, K over every output pixel, the unfold in
+/// chunks of `chunk_cols` pixels.
+fn weight_gemm(g: &Conv2dGeometry, chunk_cols: u32) -> GemmParams {
+    let hw = g.h_out * g.w_out;
+    let cols = g.c_in_per_group() * g.kh * g.kw;
+    let mut p = GemmParams::new(g.c_out_per_group(), cols, g.n * hw, g.groups, cols, 0, 0);
+    p.grad = OutputGrad { a_hw: hw, a_channels: g.c_out, ..Default::default() };
+    p.cols = ColumnChunk { chunk_cols, ..Default::default() };
+    p
+}
+
+/// grad_weight's chunks of the unfold: as the forward's im2col cuts it, but every chunk a
+/// multiple of 16 pixels where there are several, so that no K slice of a tiled GEMM (16 or 8
+/// wide) straddles two chunks (each chunk's K passes start at a multiple of 16).
+fn unfold_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
+    let c = plan_chunks(ctx, &g.unfolded())?;
+    if c.chunks == 1 {
+        return Ok(c);
+    }
+    let cols = (c.cols / 16 * 16).max(16);
+    if c.rows as u64 * cols as u64 * 4 > ctx.max_binding() {
+        return Err(Error::TooLarge(format!(
+            "deform_conv2d_backward: 16 columns of the unfold ({} rows) exceed one storage binding",
+            c.rows
+        )));
+    }
+    Ok(ChunkPlan { cols, chunks: c.pixels.div_ceil(cols), ..c })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn validate(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    offset: &[usize],
+    mask: Option<&[usize]>,
+    dtype: DType,
+    params: &DeformConv2dParams,
+    which: DeformGrads,
+) -> Result<DeformGeometry> {
+    if params.activation != Activation::None {
+        return Err(Error::param(
+            "activation",
+            "deform_conv2d_backward differentiates the convolution alone: pass the gradient with respect to the \
+             convolution's output and no activation",
+        ));
+    }
+    if which.mask && mask.is_none() {
+        return Err(Error::param("grad_mask", "asked for without a mask (deform_conv2d v1 has none)"));
+    }
+    if dtype != DType::F32 {
+        return Err(Error::Unsupported(format!(
+            "deform_conv2d_backward runs f32 tensors; these are {} (the forward runs f16 through implicit_gemm)",
+            dtype.name()
+        )));
+    }
+    let unbatched = input.len() == 3;
+    let batched = |s: &[usize]| if unbatched { as_batched(s, 4) } else { s.to_vec() };
+    let (x, off, m) = (batched(input), batched(offset), mask.map(batched));
+    let dg = params.validate_deform(&x, weight, &off, m.as_deref(), None)?;
+    let max = ctx.max_binding();
+    for (what, s) in [
+        ("input", &x),
+        ("weight", &weight.to_vec()),
+        ("offset", &off),
+        ("grad_output", &dg.conv.output_shape().to_vec()),
+    ]
+    .into_iter()
+    .chain(m.as_ref().map(|m| ("mask", m)))
+    {
+        let bytes = s.iter().product::<usize>() as u64 * 4;
+        if bytes > max {
+            return Err(Error::TooLarge(format!(
+                "deform_conv2d_backward: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage \
+                 binding holds at most {max} on this device"
+            )));
+        }
+    }
+    // The per-sample pass loops over an offset group's channels (five turns each), the bounds
+    // over a weight group's output channels: within the loop budget or not at all.
+    let g = dg.conv;
+    let (per_og, budget) = ((g.c_in / dg.offset_groups) as u64, ctx.config().loop_budget as u64);
+    if 5 * per_og + 2 > budget || g.c_out_per_group() as u64 + 1 > budget {
+        return Err(Error::Unsupported(format!(
+            "deform_conv2d_backward loops over the {per_og} channels of an offset group and the {} output channels \
+             of a weight group in one invocation, beyond the loop budget of {budget} (EngineConfig::loop_budget; \
+             some drivers stop longer loops early)",
+            g.c_out_per_group()
+        )));
+    }
+    Ok(dg)
+}
+
+/// Plans the backward pass of a deform_conv2d of these shapes (batched, or all unbatched) for
+/// the gradients in `which`: validates, cuts the work to the workspace budget and lists the
+/// launches. Creates no GPU object. Errors as [`deform_conv2d_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn plan_deform_conv2d_backward(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    offset: &[usize],
+    mask: Option<&[usize]>,
+    dtype: DType,
+    params: &DeformConv2dParams,
+    which: DeformGrads,
+) -> Result<DeformConv2dBackwardPlan> {
+    let which = DeformGrads { mask: which.mask && mask.is_some(), ..which };
+    let dg = validate(ctx, input, weight, offset, mask, dtype, params, which)?;
+    let g = dg.conv;
+    let mut plan = DeformConv2dBackwardPlan {
+        geometry: dg,
+        grads: which,
+        images_per_chunk: 0,
+        pixel_chunks: 0,
+        workspace_bytes: 0,
+        accumulator_bytes: 0,
+        steps: Vec::new(),
+    };
+    if g.n == 0 {
+        // grad_weight and grad_bias are cleared; the others are empty.
+        return Ok(plan);
+    }
+    let sample = sample_grads(which, mask.is_some());
+    if let Some(sg) = sample {
+        let (imgs, cols_bytes, acc_bytes) = image_chunks(ctx, &g, sg.input)?;
+        plan.images_per_chunk = imgs;
+        plan.workspace_bytes = cols_bytes * imgs as u64;
+        if sg.input {
+            plan.accumulator_bytes = acc_bytes * imgs as u64;
+        }
+        let problem = GemmProblem::TransposedCols;
+        let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+        for img0 in (0..g.n).step_by(imgs as usize) {
+            let k = imgs.min(g.n - img0);
+            let what = format!("images {img0}..{}", img0 + k);
+            let gp = cols_gemm(&g, img0, k);
+            let numel = (cols_bytes / 4) as usize * k as usize;
+            let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
+            plan.steps.extend(gplan.steps(&format!("{what}: column gradients")));
+            let (sp, fp) = chunk_blocks(&g, &dg, img0, k);
+            if sg.input {
+                plan.steps.push(deform_backward::largest_step(ctx, &sp, sg, format!("{what}: largest terms"))?);
+            }
+            plan.steps.push(deform_backward::sample_step(ctx, &sp, sg, format!("{what}: samples"))?);
+            if sg.input {
+                plan.steps.push(deform_backward::finish_step(ctx, &fp, sg, format!("{what}: grad_input"))?);
+            }
+        }
+    }
+    if which.weight {
+        let chunks = unfold_chunks(ctx, &g)?;
+        plan.pixel_chunks = chunks.chunks;
+        plan.workspace_bytes = plan.workspace_bytes.max(chunks.rows as u64 * chunks.cols as u64 * 4);
+        let (gplan, per_chunk) = weight_plan(ctx, &g, weight, chunks.cols)?;
+        let mut gemm_steps = gplan.steps("grad_weight").into_iter();
+        for (c, passes) in per_chunk.iter().enumerate() {
+            let col0 = c as u32 * chunks.cols;
+            let cols = chunks.cols.min(chunks.pixels - col0);
+            let ip = Im2colParams::new(&g, col0, cols);
+            let note = format!("grad_weight: unfold of pixels {col0}..{}", col0 + cols);
+            plan.steps.push(deform_im2col::step(ctx, &ip, dg.offset_groups, mask.is_some(), note)?);
+            plan.steps.extend(gemm_steps.by_ref().take(*passes));
+        }
+    }
+    if which.bias {
+        let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
+        plan.steps.extend(channel_sum::steps(ctx, &sp, false, "grad_bias")?);
+    }
+    Ok(plan)
+}
+
+/// The per-sample pass's gradients, `None` when it has nothing to form.
+fn sample_grads(which: DeformGrads, has_mask: bool) -> Option<SampleGrads> {
+    let sg = SampleGrads { has_mask, input: which.input, offset: which.offset, mask: which.mask && has_mask };
+    (sg.input || sg.offset || sg.mask).then_some(sg)
+}
+
+/// The blocks of one chunk's per-sample and finishing launches.
+fn chunk_blocks(g: &Conv2dGeometry, dg: &DeformGeometry, img0: u32, imgs: u32) -> (DeformBackParams, DeformBackParams) {
+    let samples = imgs * dg.offset_groups * g.kh * g.kw * g.h_out * g.w_out;
+    (DeformBackParams::new(dg, img0, samples), DeformBackParams::new(dg, img0, imgs * g.c_in * g.h * g.w))
+}
+
+fn weight_plan(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    weight: &[usize],
+    chunk_cols: u32,
+) -> Result<(gemm::GemmPlan, Vec<usize>)> {
+    let problem = GemmProblem::GradWeightColumns;
+    let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+    gemm::plan_column_chunks(ctx, &weight_gemm(g, chunk_cols), problem, ov, weight.iter().product())
+}
+
+/// Computes the gradients in `which` of `y = deform_conv2d(input, weight, offset, mask, bias)`
+/// given `grad_output` (`[N, Cout, Ho, Wo]`), submitted (shapes: [`DeformConv2dGrads`]); what
+/// is not asked for is not computed. The bias's value plays no part (grad_bias is
+/// grad_output's channel sums). PyTorch's unbatched form (every tensor without its batch
+/// axis) gives unbatched gradients.
+///
+/// Semantics are torchvision's (`torchvision.ops.deform_conv2d` under autograd): grad_offset
+/// follows `get_coordinate_weight` (the bilinear derivative over the in-image corners, with
+/// no sampling-box test, so a sample exactly at y = −1 still has a y-derivative), grad_input
+/// gets each in-image corner's bilinear weight, grad_mask the bilinear sample (0 outside the
+/// open box (−1, H) × (−1, W)).
+///
+/// Errors: the forward's validation ([`deform_conv2d`](crate::deform_conv2d));
+/// [`Error::InvalidParam`] for an activation (the backward differentiates the convolution
+/// alone) or grad_mask without a mask; [`Error::Unsupported`] for f16 tensors and for an
+/// offset group or weight group beyond the loop budget; [`Error::TooLarge`] for a tensor
+/// beyond one storage binding or one image's column gradients beyond the workspace budget.
+#[allow(clippy::too_many_arguments)]
+pub fn deform_conv2d_backward(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    grad_output: &Tensor,
+    params: &DeformConv2dParams,
+    which: DeformGrads,
+) -> Result<DeformConv2dGrads> {
+    let which = DeformGrads { mask: which.mask && mask.is_some(), ..which };
+    let dg = validate(
+        ctx,
+        input.shape(),
+        weight.shape(),
+        offset.shape(),
+        mask.map(|m| m.shape()),
+        input.dtype(),
+        params,
+        which,
+    )?;
+    let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
+    let grads = DeformConv2dGrads {
+        grad_input: alloc(which.input, input.shape())?,
+        grad_weight: alloc(which.weight, weight.shape())?,
+        grad_offset: alloc(which.offset, offset.shape())?,
+        grad_mask: match mask {
+            Some(m) => alloc(which.mask, m.shape())?,
+            None => None,
+        },
+        grad_bias: alloc(which.bias, &[dg.conv.c_out as usize])?,
+    };
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("deform_conv2d_backward") });
+    deform_conv2d_backward_into(ctx, &mut encoder, input, weight, offset, mask, grad_output, params, &grads)?;
+    ctx.submit(encoder)?;
+    Ok(grads)
+}
+
+/// Records the backward pass into the caller's encoder, writing each gradient `grads` holds
+/// (shaped as its tensor, [`DeformConv2dGrads`]). Errors as [`deform_conv2d_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn deform_conv2d_backward_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    grad_output: &Tensor,
+    params: &DeformConv2dParams,
+    grads: &DeformConv2dGrads,
+) -> Result<()> {
+    // The unbatched form: every tensor (and gradient) viewed with a batch of one.
+    let mut ts: Vec<(&Tensor, &'static str)> = vec![(input, "input"), (offset, "offset"), (grad_output, "grad_output")];
+    ts.extend(mask.map(|m| (m, "mask")));
+    ts.extend(grads.grad_input.as_ref().map(|t| (t, "grad_input")));
+    ts.extend(grads.grad_offset.as_ref().map(|t| (t, "grad_offset")));
+    ts.extend(grads.grad_mask.as_ref().map(|t| (t, "grad_mask")));
+    if let Some(views) = unbatched(4, &ts)? {
+        let mut v = views.into_iter();
+        let (x, off, dy) = (v.next(), v.next(), v.next());
+        let (x, off, dy) = (x.expect("input"), off.expect("offset"), dy.expect("grad_output"));
+        let m = mask.and_then(|_| v.next());
+        let batched = DeformConv2dGrads {
+            grad_input: grads.grad_input.as_ref().and_then(|_| v.next()),
+            grad_offset: grads.grad_offset.as_ref().and_then(|_| v.next()),
+            grad_mask: grads.grad_mask.as_ref().and_then(|_| v.next()),
+            grad_weight: grads.grad_weight.clone(),
+            grad_bias: grads.grad_bias.clone(),
+        };
+        return deform_conv2d_backward_into(ctx, encoder, &x, weight, &off, m.as_ref(), &dy, params, &batched);
+    }
+    if grads.grad_mask.is_some() && mask.is_none() {
+        return Err(Error::param("grad_mask", "asked for without a mask (deform_conv2d v1 has none)"));
+    }
+    let which = DeformGrads {
+        input: grads.grad_input.is_some(),
+        weight: grads.grad_weight.is_some(),
+        offset: grads.grad_offset.is_some(),
+        mask: grads.grad_mask.is_some(),
+        bias: grads.grad_bias.is_some(),
+    };
+    let dtype = crate::ops::common_dtype(
+        "deform_conv2d_backward",
+        input,
+        &[(Some(weight), "weight"), (Some(offset), "offset"), (mask, "mask"), (Some(grad_output), "grad_output")],
+    )?;
+    let plan = plan_deform_conv2d_backward(
+        ctx,
+        input.shape(),
+        weight.shape(),
+        offset.shape(),
+        mask.map(|m| m.shape()),
+        dtype,
+        params,
+        which,
+    )?;
+    let g = plan.geometry.conv;
+    let out = g.output_shape();
+    if grad_output.shape() != out {
+        return Err(Error::Buffer {
+            what: "grad_output",
+            reason: format!("shape {:?}, expected the deform_conv2d's output shape {out:?}", grad_output.shape()),
+        });
+    }
+    let c_out = [g.c_out as usize];
+    for (t, what, want) in [
+        (&grads.grad_input, "grad_input", input.shape()),
+        (&grads.grad_weight, "grad_weight", weight.shape()),
+        (&grads.grad_offset, "grad_offset", offset.shape()),
+        (&grads.grad_mask, "grad_mask", mask.map_or(&[][..], |m| m.shape())),
+        (&grads.grad_bias, "grad_bias", &c_out[..]),
+    ] {
+        if let Some(t) = t {
+            if t.shape() != want || t.dtype() != dtype {
+                return Err(Error::Buffer {
+                    what,
+                    reason: format!(
+                        "shape {:?} ({}), expected {want:?} ({})",
+                        t.shape(),
+                        t.dtype().name(),
+                        dtype.name()
+                    ),
+                });
+            }
+            t.check_device(ctx, "gradient")?;
+        }
+    }
+    if g.n == 0 {
+        // An empty batch: grad_weight and grad_bias are sums over no pixels (zeros, as PyTorch).
+        for t in [&grads.grad_weight, &grads.grad_bias].into_iter().flatten() {
+            encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_len()));
+        }
+        return check_recorded("deform_conv2d_backward", 0, &plan.steps);
+    }
+    let recorded =
+        ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, offset, mask, grad_output, grads))??;
+    check_recorded("deform_conv2d_backward", recorded, &plan.steps)
+}
+
+/// Records `plan`'s launches (see the module docs); returns their number.
+#[allow(clippy::too_many_arguments)]
+fn record_backward(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &DeformConv2dBackwardPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    offset: &Tensor,
+    mask: Option<&Tensor>,
+    grad_output: &Tensor,
+    grads: &DeformConv2dGrads,
+) -> Result<usize> {
+    let dg = plan.geometry;
+    let g = dg.conv;
+    let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
+    let mut arena = UniformArena::new(ctx);
+    let sample = sample_grads(plan.grads, mask.is_some());
+    // Per chunk of the column gradients: its images, its GEMM and the per-sample and
+    // finishing launches' blocks.
+    let mut chunk_blocks_ = Vec::new();
+    if sample.is_some() {
+        let imgs = plan.images_per_chunk;
+        for img0 in (0..g.n).step_by(imgs as usize) {
+            let k = imgs.min(g.n - img0);
+            let gp = cols_gemm(&g, img0, k);
+            let (sp, fp) = chunk_blocks(&g, &dg, img0, k);
+            chunk_blocks_.push((k, gp, arena.push(&gp), (sp, arena.push(&sp)), (fp, arena.push(&fp))));
+        }
+    }
+    let mut unfold_blocks = Vec::new();
+    let mut weight_gemm_ = None;
+    if plan.grads.weight {
+        let chunks = unfold_chunks(ctx, &g)?;
+        for c in 0..chunks.chunks {
+            let col0 = c * chunks.cols;
+            let ip = Im2colParams::new(&g, col0, chunks.cols.min(chunks.pixels - col0));
+            unfold_blocks.push((ip, arena.push(&DeformIm2colParams::new(&ip, dg.offset_groups))));
+        }
+        let block = arena.push(&weight_gemm(&g, chunks.cols));
+        weight_gemm_ = Some((chunks, block));
+    }
+    let sum = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
+    let sum_block = grads.grad_bias.as_ref().map(|_| arena.push(&sum));
+    let uniforms = arena.finish(ctx)?;
+
+    let mut dispatches = Vec::new();
+    if let Some(sg) = sample {
+        // Created zeroed; each chunk's finishing pass zeroes what it read.
+        let acc_bytes = plan.accumulator_bytes.max(16);
+        let acc = ctx.create_buffer("wgconv.deform_grad_input_sums", acc_bytes, wgpu::BufferUsages::STORAGE)?;
+        fn rw<'a>(ctx: &'a GpuContext, t: &'a Option<Tensor>) -> wgpu::BindingResource<'a> {
+            match t {
+                Some(t) => whole(t),
+                None => range(&ctx.dummy_rw, (0, 16)),
+            }
+        }
+        for &(imgs, gp, gb, (sp, sb), (fp, fb)) in &chunk_blocks_ {
+            let cols_bytes = g.c_in as u64 * (g.kh * g.kw) as u64 * (g.h_out * g.w_out) as u64 * 4 * imgs as u64;
+            let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(cols_bytes / 4) as usize])?;
+            dispatches.extend(gemm::prepare(
+                ctx,
+                &uniforms,
+                gb,
+                &gp,
+                GemmProblem::TransposedCols,
+                Activation::None,
+                weight,
+                whole(grad_output),
+                None,
+                &cols,
+            )?);
+            let bindings = |block| {
+                [
+                    range(&uniforms, block),
+                    whole(input),
+                    whole(offset),
+                    optional(ctx, mask),
+                    range(&workspace, (0, cols_bytes)),
+                    range(&acc, (0, acc_bytes)),
+                    rw(ctx, &grads.grad_offset),
+                    rw(ctx, &grads.grad_mask),
+                    rw(ctx, &grads.grad_input),
+                ]
+            };
+            if sg.input {
+                dispatches
+                    .push(deform_backward::largest_step(ctx, &sp, sg, String::new())?.dispatch(ctx, &bindings(sb))?);
+            }
+            dispatches.push(deform_backward::sample_step(ctx, &sp, sg, String::new())?.dispatch(ctx, &bindings(sb))?);
+            if sg.input {
+                dispatches
+                    .push(deform_backward::finish_step(ctx, &fp, sg, String::new())?.dispatch(ctx, &bindings(fb))?);
+            }
+        }
+    }
+    if let (Some((chunks, gb)), Some(dw)) = (&weight_gemm_, &grads.grad_weight) {
+        let (gplan, per_chunk) = weight_plan(ctx, &g, weight.shape(), chunks.cols)?;
+        let unfold_bytes = chunks.rows as u64 * chunks.cols as u64 * 4;
+        let b = range(&workspace, (0, unfold_bytes));
+        let mut gemm_dispatches =
+            gemm::prepare_planned(ctx, &uniforms, *gb, &gplan, grad_output, b, None, dw, gemm::Aux::None)?.into_iter();
+        for ((ip, block), passes) in unfold_blocks.iter().zip(&per_chunk) {
+            dispatches.push(deform_im2col::prepare(
+                ctx,
+                &uniforms,
+                *block,
+                ip,
+                dg.offset_groups,
+                input,
+                offset,
+                mask,
+                &workspace,
+            )?);
+            dispatches.extend(gemm_dispatches.by_ref().take(*passes));
+        }
+    }
+    if let (Some(block), Some(db)) = (sum_block, &grads.grad_bias) {
+        dispatches.extend(channel_sum::prepare(ctx, &uniforms, block, &sum, grad_output, db, false)?);
+    }
+    record(ctx, encoder, "deform_conv2d_backward", &dispatches);
+    Ok(dispatches.len())
+}
