@@ -5,8 +5,9 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`] and
-//! [`deform_conv2d_backward`] the gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
+//! [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`],
+//! [`deform_conv2d_backward`], [`max_pool2d_backward`] and [`avg_pool2d_backward`] the
+//! gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
 //! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
 //! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
 //! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
@@ -26,7 +27,7 @@
 //! [`Tensor::empty_as`], [`Tensor::from_buffer_as`]); [`Tensor::to_vec`] widens to f32.
 //! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm`, `gemm_1x1` or
 //! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`] and [`deform_conv2d`]
-//! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`] and the poolings through their f32 kernels'
+//! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`], the poolings and their backward passes through their f32 kernels'
 //! f16 variants: loading f16, accumulating in f32 and storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
 //! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
 //! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
@@ -179,6 +180,10 @@ pub use ops::deform_conv2d_backward::{
 };
 pub use ops::matmul::{matmul, matmul_into, plan_matmul};
 pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
+pub use ops::pool2d_backward::{
+    avg_pool2d_backward, max_pool2d_backward, plan_pool2d_backward, pool2d_backward, pool2d_backward_into,
+    Pool2dBackwardPlan,
+};
 pub use ops::separable_conv2d::{
     plan_separable_conv2d, separable_conv2d, separable_conv2d_into, SeparableParams, SeparablePlan,
 };

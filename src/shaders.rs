@@ -37,6 +37,13 @@ pub enum ShaderId {
     Pool2d,
     /// `pool2d.wgsl` over f16 storage (f32 arithmetic).
     Pool2dHalf,
+    /// `shaders/pool2d_backward.wgsl`, entry `argmax`: the index of each window's maximum.
+    Pool2dArgmax,
+    /// `shaders/pool2d_backward.wgsl`, entry `gather`: max and avg pooling's grad_input.
+    Pool2dGather,
+    /// The two pooling backward entry points over f16 storage.
+    Pool2dArgmaxHalf,
+    Pool2dGatherHalf,
     /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
     Vol2col,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_input`.
@@ -251,6 +258,8 @@ const CHANNEL_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "channel_sum.wgsl");
 const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d.wgsl");
 const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d.wgsl");
 const DEFORM_BACKWARD: Source = wgsl!("deform_backward.wgsl");
+const POOL2D_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d_backward.wgsl");
+const POOL2D_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d_backward.wgsl");
 const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
 
@@ -260,6 +269,8 @@ use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 const GEMM_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U];
 /// params, input, offset, mask, cols, acc, grad_offset, grad_mask, grad_input
 const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw, Rw, Rw];
+/// params, input, grad_output, grad_input, index, pass range, running part
+const POOL_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, Rw, Rw, U, Rw];
 /// params, input, weight, bias, out
 const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
 /// params, input, col
@@ -291,6 +302,10 @@ impl ShaderId {
             ShaderId::DeformBackwardFinish,
             ShaderId::Pool2d,
             ShaderId::Pool2dHalf,
+            ShaderId::Pool2dArgmax,
+            ShaderId::Pool2dGather,
+            ShaderId::Pool2dArgmaxHalf,
+            ShaderId::Pool2dGatherHalf,
             ShaderId::Vol2col,
             ShaderId::DepthwiseGradInput,
             ShaderId::DepthwiseGradWeight,
@@ -330,6 +345,19 @@ impl ShaderId {
             }
             ShaderId::Pool2d => kernel!("pool2d", POOL2D_F32, "main", PASSES_BINDINGS, false),
             ShaderId::Pool2dHalf => kernel!("pool2d_f16", POOL2D_F16, "main", PASSES_BINDINGS, true),
+            // params, input, grad_output, grad_input, index, pass range, running part
+            ShaderId::Pool2dArgmax => {
+                kernel!("pool2d_argmax", POOL2D_BACKWARD_F32, "argmax", POOL_BACKWARD_BINDINGS, false)
+            }
+            ShaderId::Pool2dGather => {
+                kernel!("pool2d_gather", POOL2D_BACKWARD_F32, "gather", POOL_BACKWARD_BINDINGS, false)
+            }
+            ShaderId::Pool2dArgmaxHalf => {
+                kernel!("pool2d_argmax_f16", POOL2D_BACKWARD_F16, "argmax", POOL_BACKWARD_BINDINGS, true)
+            }
+            ShaderId::Pool2dGatherHalf => {
+                kernel!("pool2d_gather_f16", POOL2D_BACKWARD_F16, "gather", POOL_BACKWARD_BINDINGS, true)
+            }
             ShaderId::Vol2col => kernel!("vol2col", wgsl!("vol2col.wgsl"), "main", UNFOLD_BINDINGS, false),
             // params, x, w, dy, grad
             ShaderId::DepthwiseGradInput => {
@@ -414,10 +442,13 @@ impl ShaderId {
                 all.filter(|g| g.input || !input_only).map(|g| g.overrides()).collect()
             }
             // max; avg counting the padding; avg counting in-image positions only
-            ShaderId::Pool2d | ShaderId::Pool2dHalf => [(0.0, true), (1.0, true), (1.0, false)]
-                .into_iter()
-                .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
-                .collect(),
+            ShaderId::Pool2d | ShaderId::Pool2dHalf | ShaderId::Pool2dGather | ShaderId::Pool2dGatherHalf => {
+                [(0.0, true), (1.0, true), (1.0, false)]
+                    .into_iter()
+                    .map(|(mode, pad)| Overrides::none().with("MODE", mode).flag("COUNT_PAD", pad))
+                    .collect()
+            }
+            ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
             ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
             // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride

@@ -428,6 +428,44 @@ fn run_deform_conv2d_backward_verifies_each_gradient() {
     assert_one_line_error(code, &err, "grad_output");
 }
 
+/// `run max_pool2d_backward` and `run avg_pool2d_backward`: grad_input written and verified
+/// (the reference's values); a grad_output of the wrong shape is a one-line error.
+#[test]
+fn run_pool2d_backward_verifies_grad_input() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let p = wgconv::Pool2dParams { kernel: [3, 3], stride: Some([2, 2]), padding: [1, 1], count_include_pad: false };
+    let x = HostTensor::random(&[2, 3, 9, 8], 21);
+    let dy = HostTensor::random(&p.validate(&x.shape).unwrap(), 22);
+    let bad = HostTensor::random(&[2, 3, 5, 5], 23);
+    let [xf, dyf, badf, out] = ["pb_x", "pb_dy", "pb_bad", "pb_gi"].map(|n| tmp(&format!("{n}.npy")));
+    for (f, t) in [(&xf, &x), (&dyf, &dy), (&badf, &bad)] {
+        t.write_npy(f).unwrap();
+    }
+    let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
+    for (op, mode) in [("max_pool2d_backward", wgconv::PoolMode::Max), ("avg_pool2d_backward", wgconv::PoolMode::Avg)] {
+        let args = |dy: &str| -> Vec<String> {
+            ["run", op, "--input", &s(&xf), "--grad-output", dy, "--kernel", "3", "--stride", "2", "--padding", "1"]
+                .into_iter()
+                .chain(["--count-include-pad", "false", "--out-grad-input", &s(&out), "--verify"])
+                .map(String::from)
+                .collect()
+        };
+        let ok = args(&s(&dyf));
+        let (code, stdout, stderr) = run(&ok.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(stdout.contains("PASS"), "{stdout}");
+        let (g, _) = HostTensor::read_npy(&out).unwrap();
+        let want = wgconv::reference::pool2d_backward(&x, &dy, &p, mode).unwrap();
+        assert!(wgconv::verify::compare(&g.data, &want).passes(Default::default()), "{op}");
+        let wrong = args(&s(&badf));
+        let (code, _, err) = run(&wrong.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_one_line_error(code, &err, "grad_output");
+    }
+}
+
 /// `explain` on ResNet-18's stem (numbers worked out by hand: 3·64·7·7 + 64 parameters,
 /// 64·112·112·3·49 MACs) and on a stack (the receptive field grows 7 → 11 → 19: rf +=
 /// d·(k−1)·jump); a malformed line is named in one line; `--json` writes the same numbers.

@@ -6,7 +6,7 @@ torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op
 with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
-    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward]
+    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward]
 """
 import json
 import os
@@ -158,6 +158,46 @@ def write_deform_conv2d_backward():
     print(f"wrote {len(cases)} deform_conv2d_backward cases")
 
 
+def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0, 0), count_include_pad=True,
+                         halves=False, nan_at=None, seed=0):
+    """max_pool2d / avg_pool2d under autograd (float32, PyTorch's CPU kernels) and its grad_input."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, c, h, w, generator=g) * 2 - 1).float()
+    if halves:
+        x = (x * 2).round() / 2
+    for at in nan_at or []:
+        x[at] = float("nan")
+    xg = x.clone().requires_grad_()
+    if mode == "max":
+        y = F.max_pool2d(xg, kernel, stride=stride, padding=padding)
+    else:
+        y = F.avg_pool2d(xg, kernel, stride=stride, padding=padding, count_include_pad=count_include_pad)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy)
+    d = os.path.join(ROOT, "pool2d_backward", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("grad_output", dy), ("grad_input", xg.grad)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    st = list(stride) if stride is not None else list(kernel)
+    return {"name": name, "mode": mode, "kernel": list(kernel), "stride": st, "padding": list(padding),
+            "count_include_pad": count_include_pad}
+
+
+def write_pool2d_backward():
+    cases = [
+        pool2d_backward_case("max_k3_s2_p1", "max", 2, 3, 9, 8, (3, 3), (2, 2), (1, 1)),
+        pool2d_backward_case("max_overlapping_ties", "max", 1, 2, 7, 7, (3, 3), (1, 1), (1, 1), halves=True, seed=1),
+        pool2d_backward_case("max_nan", "max", 1, 1, 6, 6, (3, 3), (1, 1), nan_at=[(0, 0, 2, 2), (0, 0, 3, 3)], seed=2),
+        pool2d_backward_case("max_nonsquare", "max", 1, 2, 10, 9, (2, 3), (1, 2), (1, 1), seed=3),
+        pool2d_backward_case("avg_k3_s2_p1", "avg", 2, 3, 9, 8, (3, 3), (2, 2), (1, 1), seed=4),
+        pool2d_backward_case("avg_exclude_pad", "avg", 1, 2, 7, 6, (3, 2), (2, 1), (1, 1), count_include_pad=False, seed=5),
+        pool2d_backward_case("avg_global", "avg", 2, 4, 7, 7, (7, 7), seed=6),
+    ]
+    with open(os.path.join(ROOT, "pool2d_backward", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} pool2d_backward cases")
+
+
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
@@ -297,6 +337,7 @@ def main():
         json.dump({"generator": f"torch {torch.__version__}", "cases": c3}, f, indent=1)
     print(f"wrote {len(c3)} conv3d cases")
     write_deform_conv2d_backward()
+    write_pool2d_backward()
 
 
 if __name__ == "__main__":
@@ -304,5 +345,7 @@ if __name__ == "__main__":
     # `gen_golden.py deform_conv2d_backward`: that op's cases alone
     if sys.argv[1:] == ["deform_conv2d_backward"]:
         write_deform_conv2d_backward()
+    elif sys.argv[1:] == ["pool2d_backward"]:
+        write_pool2d_backward()
     else:
         main()

@@ -9,7 +9,8 @@ use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Repor
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
     run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase,
-    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase, Pool2dCase,
+    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase,
+    Pool2dBackwardCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
@@ -233,6 +234,41 @@ enum RunOp {
     /// --out-grad-offset, --out-grad-mask.
     #[command(name = "deform_conv2d_backward", alias = "deform-conv2d-backward")]
     DeformConv2dBackward(DeformBackwardArgs),
+    /// Gradient of max_pool2d (as PyTorch autograd): the window's maximum (first on ties,
+    /// last NaN) gets the window's gradient.
+    #[command(name = "max_pool2d_backward", alias = "max-pool2d-backward")]
+    MaxPool2dBackward(PoolBackwardArgs),
+    /// Gradient of avg_pool2d (as PyTorch autograd).
+    #[command(name = "avg_pool2d_backward", alias = "avg-pool2d-backward")]
+    AvgPool2dBackward(PoolBackwardArgs),
+}
+
+#[derive(Args)]
+struct PoolBackwardArgs {
+    /// The pooling's input [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// Gradient of the loss with respect to the pooling's output [N, C, Ho, Wo].
+    #[arg(long)]
+    grad_output: PathBuf,
+    /// KH,KW or one value for both.
+    #[arg(long)]
+    kernel: String,
+    /// SH,SW (default: the kernel).
+    #[arg(long)]
+    stride: Option<String>,
+    /// PH,PW, each ≤ kernel/2.
+    #[arg(long, default_value = "0")]
+    padding: String,
+    /// avg_pool2d: divide by the whole window including padding (PyTorch's default).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    count_include_pad: bool,
+    /// Where to write grad_input [N, C, H, W].
+    #[arg(long)]
+    out_grad_input: PathBuf,
+    /// Also run the naive f64 loops and compare; exit 3 past tolerance.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Args)]
@@ -447,6 +483,8 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
         Cmd::Run(RunOp::ConvTranspose2dBackward(a)) => run_conv_transpose2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2dBackward(a)) => run_deform_conv2d_backward(&a),
+        Cmd::Run(RunOp::MaxPool2dBackward(a)) => run_pool_backward(&a, wgconv::PoolMode::Max),
+        Cmd::Run(RunOp::AvgPool2dBackward(a)) => run_pool_backward(&a, wgconv::PoolMode::Avg),
         Cmd::Run(RunOp::DeformConv2d(a)) => run_deform_conv2d(&a),
         Cmd::Run(RunOp::Conv1d(a)) => run_conv1d(&a),
         Cmd::Run(RunOp::Conv3d(a)) => run_conv3d(&a),
@@ -922,6 +960,45 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
             params.stride(),
             params.padding,
             out[0].shape
+        ))
+    })
+}
+
+fn run_pool_backward(a: &PoolBackwardArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
+    let params = wgconv::Pool2dParams {
+        kernel: parse_pair("kernel", &a.kernel)?,
+        stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
+        padding: parse_pair("padding", &a.padding)?,
+        count_include_pad: a.count_include_pad,
+    };
+    let (x, dy) = (load(&a.input, "input")?, load(&a.grad_output, "grad_output")?);
+    let batched = wgconv::params::as_batched(&x.shape, 4);
+    let out = params.validate(&batched)?;
+    if wgconv::params::as_batched(&dy.shape, 4) != out {
+        return Err(Failure(format!("grad_output has shape {:?}, the pooling's output is {out:?}", dy.shape), 1));
+    }
+    let case = Pool2dBackwardCase(Pool2dCase { input: dims(&batched, "input")?, params, mode, seed: 0 });
+    let shape = x.shape.clone();
+    let call = RunCall {
+        case,
+        inputs: vec![("the input", x), ("grad_output", dy)],
+        outputs: vec![("grad_input", &a.out_grad_input)],
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    let op = match mode {
+        wgconv::PoolMode::Max => "max_pool2d_backward",
+        wgconv::PoolMode::Avg => "avg_pool2d_backward",
+    };
+    run_call(call, |ctx, out, ms| {
+        Ok(format!(
+            "{op} x{shape:?} (kernel {:?}, stride {:?}, padding {:?}) -> grad_input{:?} in {ms:.1} ms on {}",
+            params.kernel,
+            params.stride(),
+            params.padding,
+            out[0].shape,
+            ctx.adapter_info().name
         ))
     })
 }

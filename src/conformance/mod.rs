@@ -442,6 +442,8 @@ pub async fn run_cases_async(
         conv1d.iter().cloned().map(|c| Conv1dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
     ops.push(run_op_async(ctx, "conv1d_backward", &conv1d_backward, f32, tol).await);
     ops.push(run_op_async(ctx, "pool2d", &pool2d_cases(seed, n), f32, tol).await);
+    let pool_backward: Vec<_> = pool2d_cases(seed, n).into_iter().map(Pool2dBackwardCase).collect();
+    ops.push(run_op_async(ctx, "pool2d_backward", &pool_backward, f32, tol).await);
     ops.push(run_op_async(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol).await);
     for fused in [false, true] {
         let name = format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" });

@@ -61,3 +61,43 @@ impl OpCase for Pool2dCase {
         Ok(out.iter().product::<usize>() as f64 * (self.params.kernel[0] * self.params.kernel[1]) as f64)
     }
 }
+
+/// max_pool2d_backward or avg_pool2d_backward on a pooling case: inputs (input, grad_output),
+/// output grad_input. Every third case rounds its input to halves, so that windows hold ties
+/// (max pooling's gradient then goes to the first of them in row-major order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool2dBackwardCase(pub Pool2dCase);
+
+impl std::fmt::Display for Pool2dBackwardCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backward of {}", self.0)
+    }
+}
+
+impl OpCase for Pool2dBackwardCase {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        let mut x = HostTensor::random(&self.0.input, self.0.seed);
+        if self.0.seed % 3 == 0 {
+            x.data.iter_mut().for_each(|v| *v = (*v * 2.0).round() / 2.0);
+        }
+        let out = self.0.params.validate(&self.0.input)?;
+        Ok(vec![x, HostTensor::random(&out, self.0.seed ^ 0xd1d1)])
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        Ok(vec![crate::reference::pool2d_backward(&i[0], &i[1], &self.0.params, self.0.mode)?])
+    }
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        self.0.params.validate(&crate::ops::as_batched(s[0], 4))?;
+        Ok(vec![s[0].to_vec()])
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        crate::ops::pool2d_backward::pool2d_backward_into(ctx, e, &t[0], &t[1], &self.0.params, self.0.mode, &o[0])?;
+        Ok(Ran::named(format!("{:?} pool backward", self.0.mode)))
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        self.0.flops(s)
+    }
+    fn simpler(&self) -> Vec<Self> {
+        self.0.simpler().into_iter().map(Pool2dBackwardCase).collect()
+    }
+}

@@ -14,6 +14,7 @@ pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
+pub mod pool2d_backward;
 pub mod tiling;
 pub mod trace;
 pub mod vol2col;

@@ -16,6 +16,7 @@ pub mod deform_conv2d;
 pub mod deform_conv2d_backward;
 pub mod matmul;
 pub mod pool2d;
+pub mod pool2d_backward;
 pub mod separable_conv2d;
 
 use crate::context::GpuContext;

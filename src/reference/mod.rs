@@ -13,6 +13,7 @@ pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;
 pub mod deform_conv2d_backward;
 pub mod pool2d;
+pub mod pool2d_backward;
 
 pub use conv1d::conv1d;
 pub use conv1d_backward::conv1d_backward;
@@ -24,3 +25,4 @@ pub use conv_transpose2d_backward::conv_transpose2d_backward;
 pub use deform_conv2d::{deform_conv2d, deform_conv2d_at};
 pub use deform_conv2d_backward::{deform_conv2d_backward, DeformGradsF64};
 pub use pool2d::pool2d;
+pub use pool2d_backward::pool2d_backward;

@@ -21,5 +21,6 @@ mod embedding;
 mod long_reductions;
 mod npy_fuzz;
 mod pool2d;
+mod pool2d_backward;
 mod separable_conv2d;
 mod special_values;

@@ -1,0 +1,142 @@
+//! `shaders/pool2d_backward.wgsl`: the window maxima's indices (max pooling; the window in
+//! passes under the loop budget, as the forward) and the gather of grad_input.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::{
+    fold_grid, loop_passes, pass_blocks, pass_dispatches, range, uniform_block, whole, Dispatch, Step, UniformArena,
+};
+use crate::ops::pool2d::PoolMode;
+use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Tensor;
+
+uniform_block! {
+    /// Twin of `PoolBackParams` in `shaders/pool2d_backward.wgsl`.
+    PoolBackParams {
+        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks, _pad0, _pad1, _pad2,
+    }
+}
+
+/// The two kernels' registrations for a dtype: (argmax, gather).
+fn ids(half: bool) -> (ShaderId, ShaderId) {
+    if half {
+        (ShaderId::Pool2dArgmaxHalf, ShaderId::Pool2dGatherHalf)
+    } else {
+        (ShaderId::Pool2dArgmax, ShaderId::Pool2dGather)
+    }
+}
+
+/// The gather's overrides: the reduction and (avg) the divisor.
+pub(crate) fn gather_overrides(mode: PoolMode, count_pad: bool) -> Overrides {
+    Overrides::none().with("MODE", mode as u32 as f64).flag("COUNT_PAD", count_pad || mode == PoolMode::Max)
+}
+
+/// The windows one input element lies in at most: its gather's loop turns.
+pub(crate) fn windows_per_element(p: &PoolBackParams) -> u64 {
+    let most = |k: u32, s: u32, out: u32| (k.div_ceil(s)).min(out) as u64;
+    most(p.kh, p.stride_h, p.h_out) * (most(p.kw, p.stride_w, p.w_out) + 1)
+}
+
+/// `p` with argmax's window walk set (`col_chunk`, `chunks`) and its passes over the window.
+fn argmax_passes(ctx: &GpuContext, p: PoolBackParams, outputs: u32) -> (PoolBackParams, Vec<(u32, u32)>) {
+    let budget = ctx.config().loop_budget.max(2);
+    let col_chunk = p.kw.min(budget - 1);
+    let q = PoolBackParams { col_chunk, chunks: p.kw.div_ceil(col_chunk), total: outputs, ..p };
+    let passes = loop_passes(q.kh * q.chunks, 1, col_chunk as u64 + 1, budget);
+    (q, passes)
+}
+
+/// The launches of one backward pooling of tensors that fit one binding: `p` describes the
+/// input (`total` its elements) and window; `outputs` is grad_output's element count.
+pub(crate) fn steps(
+    ctx: &GpuContext,
+    p: PoolBackParams,
+    outputs: u32,
+    mode: PoolMode,
+    count_pad: bool,
+    half: bool,
+    what: &str,
+) -> Result<Vec<Step>> {
+    let (argmax, gather) = ids(half);
+    let max = ctx.max_workgroups_per_dim();
+    let mut steps = Vec::new();
+    if mode == PoolMode::Max {
+        let (_, passes) = argmax_passes(ctx, p, outputs);
+        let workgroups = fold_grid((outputs as u64).div_ceil(256), max)?;
+        for &(a, b) in &passes {
+            let note = if passes.len() > 1 {
+                format!("{what} maxima, window units {a}..{b}")
+            } else {
+                format!("{what} maxima")
+            };
+            steps.push(Step {
+                shader: argmax,
+                overrides: Overrides::none(),
+                workgroups,
+                note: note.trim().to_string(),
+            });
+        }
+    }
+    let workgroups = fold_grid((p.total as u64).div_ceil(256), max)?;
+    let note = format!("{what} grad_input").trim().to_string();
+    steps.push(Step { shader: gather, overrides: gather_overrides(mode, count_pad), workgroups, note });
+    Ok(steps)
+}
+
+/// Records the backward pooling `p` describes (see [`steps`]) of `input` and `grad_output`
+/// into `grad_input`; returns the number of launches.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    p: PoolBackParams,
+    mode: PoolMode,
+    count_pad: bool,
+    input: &Tensor,
+    grad_output: &Tensor,
+    grad_input: &Tensor,
+    half: bool,
+) -> Result<usize> {
+    let (argmax, gather) = ids(half);
+    let outputs = grad_output.numel() as u32;
+    if windows_per_element(&p) + 2 > ctx.config().loop_budget as u64 {
+        return Err(Error::Internal("pool2d_backward: the plan checks the gather's loop budget".into()));
+    }
+    ctx.scoped(|| -> Result<usize> {
+        let mut arena = UniformArena::new(ctx);
+        let (ap, passes) = argmax_passes(ctx, p, outputs);
+        let (a_block, g_block) = (arena.push(&ap), arena.push(&p));
+        let uniforms = arena.finish(ctx)?;
+        let index = match mode {
+            PoolMode::Max => Some(ctx.create_buffer(
+                "wgconv.pool_indices",
+                (outputs as u64 * 4).max(16),
+                wgpu::BufferUsages::STORAGE,
+            )?),
+            PoolMode::Avg => None,
+        };
+        let index_binding = match &index {
+            Some(b) => range(b, (0, b.size())),
+            None => range(&ctx.dummy_rw, (0, 16)),
+        };
+        let mut dispatches: Vec<Dispatch> = Vec::new();
+        let fixed = |block| {
+            [range(&uniforms, block), whole(input), whole(grad_output), whole(grad_input), index_binding.clone()]
+        };
+        if mode == PoolMode::Max {
+            let (pipeline, bgl) = ctx.pipeline(argmax, &Overrides::none())?;
+            let grid = fold_grid((outputs as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+            let part = outputs as u64;
+            dispatches.extend(pass_dispatches(ctx, (argmax, &pipeline, &bgl), &fixed(a_block), &passes, part, grid)?);
+        }
+        let (pipeline, bgl) = ctx.pipeline(gather, &gather_overrides(mode, count_pad))?;
+        let (pass_uniforms, blocks) = pass_blocks(ctx, &[(0, u32::MAX)])?;
+        let mut bindings = fixed(g_block).to_vec();
+        bindings.extend([range(&pass_uniforms, blocks[0]), range(&ctx.dummy_rw, (0, 16))]);
+        let bind_group = ctx.bind_group(gather, &bgl, &bindings);
+        let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+        dispatches.push(Dispatch { pipeline, bind_group, grid });
+        crate::kernels::record(ctx, encoder, "pool2d_backward", &dispatches);
+        Ok(dispatches.len())
+    })?
+}
