@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub loop_budget: u32,
 }
 
+/// Slots of the unused read-write binding ([`GpuContext::unused_rw`]).
+pub(crate) const UNUSED_RW_SLOTS: u64 = 4;
+
 /// Default [`EngineConfig::loop_budget`]: a quarter of the 65535 loop iterations per
 /// invocation after which Mesa 22's llvmpipe breaks out of every loop, which leaves room for
 /// the loops a kernel runs outside its reduction (its write-out, its setup).
@@ -102,12 +105,17 @@ pub struct GpuContext {
     /// A 16-byte storage buffer bound where a kernel's optional input is absent (never read:
     /// the kernel's `HAS_*` override is false).
     pub(crate) dummy: wgpu::Buffer,
-    /// A second one for unused read-write bindings: a buffer bound read-write may not be
-    /// bound read-only in the same dispatch.
+    /// A second one for unused read-write bindings, in [`UNUSED_RW_SLOTS`] slots
+    /// ([`GpuContext::unused_rw`]): a buffer bound read-write may not be bound read-only in
+    /// the same dispatch, nor (WebGPU) read-write twice over overlapping ranges.
     pub(crate) dummy_rw: wgpu::Buffer,
     /// The `PassRange` block of a reduction that runs in one pass (0 .. u32::MAX, last), made
     /// on first use and bound by every such dispatch.
     pub(crate) single_pass: std::sync::Mutex<Option<wgpu::Buffer>>,
+    /// A bind group made with two read-write bindings over overlapping ranges of one buffer:
+    /// WebGPU refuses it while wgpu's native back ends accept it, so the engine reports it
+    /// itself, from the next [`GpuContext::scoped`], on every back end.
+    pub(crate) aliasing: Mutex<Option<String>>,
     uncaptured: Arc<AtomicBool>,
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Serialises this context's submits and polls (see [`GpuContext::submit`]).
@@ -225,15 +233,16 @@ impl GpuContext {
 
     fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, owns_device: bool) -> Self {
         let limits = device.limits();
-        let dummy_of = |label| {
+        let dummy_of = |label, size| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: 16,
+                size,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             })
         };
-        let (dummy, dummy_rw) = (dummy_of("wgconv.dummy"), dummy_of("wgconv.dummy_rw"));
+        let rw_size = UNUSED_RW_SLOTS * limits.min_storage_buffer_offset_alignment as u64;
+        let (dummy, dummy_rw) = (dummy_of("wgconv.dummy", 16), dummy_of("wgconv.dummy_rw", rw_size));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         GpuContext {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -252,6 +261,7 @@ impl GpuContext {
             dummy,
             dummy_rw,
             single_pass: std::sync::Mutex::new(None),
+            aliasing: Mutex::new(None),
             device,
             queue,
             info,
@@ -351,6 +361,9 @@ impl GpuContext {
                 }
                 pending.fetch_sub(1, Ordering::SeqCst);
             });
+        }
+        if let Some(what) = self.aliasing.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(Error::Internal(format!("writable storage bindings alias (WebGPU refuses this): {what}")));
         }
         Ok(value)
     }
@@ -501,6 +514,15 @@ impl GpuContext {
             }
         }
         self.check_alive()
+    }
+
+    /// Slot `slot` (< [`UNUSED_RW_SLOTS`]) of the unused read-write binding: 16 bytes at its own
+    /// aligned offset, so that the unused read-write bindings of one dispatch never overlap
+    /// (WebGPU refuses writable bindings that alias; wgpu's native back ends allow them).
+    pub(crate) fn unused_rw(&self, slot: u64) -> wgpu::BindingResource<'_> {
+        debug_assert!(slot < UNUSED_RW_SLOTS);
+        let at = slot.min(UNUSED_RW_SLOTS - 1) * self.limits.min_storage_buffer_offset_alignment as u64;
+        crate::kernels::range(&self.dummy_rw, (at, 16))
     }
 
     /// A storage buffer of at least `bytes` for im2col-style workspaces. Grows in size

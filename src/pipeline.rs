@@ -148,6 +148,9 @@ impl GpuContext {
         if let Some(tracer) = self.tracer.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             tracer.bind_group_made(&group, resources);
         }
+        if let Some(what) = writable_aliasing(id, resources) {
+            self.aliasing.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(what);
+        }
         group
     }
 
@@ -157,5 +160,74 @@ impl GpuContext {
         let ((id, constants), _) = map.iter().find(|(_, p)| *p == pipeline)?;
         let overrides = constants.iter().fold(Overrides::none(), |o, &(name, bits)| o.with(name, f64::from_bits(bits)));
         Some((*id, overrides))
+    }
+}
+
+/// Two read-write bindings of `id` over overlapping ranges of one buffer, described; `None`
+/// when there are none.
+fn writable_aliasing(id: ShaderId, resources: &[wgpu::BindingResource<'_>]) -> Option<String> {
+    let writable: Vec<(usize, &wgpu::BufferBinding<'_>)> = resources
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| id.bindings().get(*i) == Some(&crate::shaders::BindingKind::StorageReadWrite))
+        .filter_map(|(i, r)| match r {
+            wgpu::BindingResource::Buffer(b) => Some((i, b)),
+            _ => None,
+        })
+        .collect();
+    let span =
+        |b: &wgpu::BufferBinding<'_>| (b.offset, b.offset + b.size.map_or(b.buffer.size() - b.offset, |s| s.get()));
+    for (k, (i, a)) in writable.iter().enumerate() {
+        for (j, b) in &writable[k + 1..] {
+            let ((a0, a1), (b0, b1)) = (span(a), span(b));
+            if a.buffer == b.buffer && a0 < b1 && b0 < a1 {
+                return Some(format!(
+                    "{} binds bytes {a0}..{a1} and {b0}..{b1} of one buffer at bindings {i} and {j}",
+                    id.name()
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernels::range;
+    use crate::shaders::ShaderId;
+
+    /// The kind of fault: max pooling's gather bound the unused read-write buffer twice over
+    /// the same 16 bytes; wgpu's Vulkan back end ran it, Dawn refused it. The engine now
+    /// reports it on every back end, and separate slots pass.
+    #[test]
+    fn aliasing_writable_bindings_are_an_error_on_every_back_end() {
+        let Ok(ctx) = crate::GpuContext::new() else { return };
+        let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+        let buf = ctx.create_buffer("wgconv.test", 3 * align, wgpu::BufferUsages::STORAGE).unwrap();
+        let id = ShaderId::Pool2dGather;
+        let (_, bgl) = ctx.pipeline(id, &id.override_sets()[0]).unwrap();
+        let (pass, blocks) = crate::kernels::pass_blocks(&ctx, &[(0, u32::MAX)]).unwrap();
+        let bind = |part_at: u64| {
+            ctx.scoped(|| {
+                ctx.bind_group(
+                    id,
+                    &bgl,
+                    &[
+                        range(&pass, blocks[0]),
+                        range(&ctx.dummy, (0, 16)),
+                        range(&ctx.dummy, (0, 16)),
+                        range(&buf, (align, 16)),
+                        range(&buf, (0, 16)),
+                        range(&pass, blocks[0]),
+                        range(&buf, (part_at, 16)),
+                    ],
+                )
+            })
+        };
+        let e = bind(0).unwrap_err();
+        assert!(matches!(&e, crate::Error::Internal(m) if m.contains("alias")), "{e:?}");
+        // bindings 3 and 6 overlap too
+        assert!(bind(align).is_err());
+        assert!(bind(2 * align).is_ok());
     }
 }

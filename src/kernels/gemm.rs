@@ -503,7 +503,7 @@ pub(crate) fn prepare_planned(
     let aux_binding = match (&partial, dw_b) {
         (Some(buf), _) => range(buf, (0, buf.size())),
         (None, Some(b)) => whole(b),
-        (None, None) => range(&ctx.dummy_rw, (0, 16)),
+        (None, None) => ctx.unused_rw(0),
     };
     let grid = plan.grid;
     Ok(blocks

@@ -228,8 +228,8 @@ pub(crate) fn loop_passes(len: u32, unit: u32, cost: u64, budget: u32) -> Vec<(u
 
 /// One dispatch of kernel `id` per range of `passes`, for the kernels whose last two bindings
 /// are a [`PassRange`] uniform and an f32 buffer of `part_len` partial results kept between
-/// passes (allocated only with more than one pass; the read-write dummy otherwise): `fixed`
-/// are the bindings before them.
+/// passes (allocated only with more than one pass; slot 0 of the unused read-write binding
+/// otherwise): `fixed` are the bindings before them.
 pub(crate) fn pass_dispatches(
     ctx: &GpuContext,
     (id, pipeline, bgl): (crate::shaders::ShaderId, &wgpu::ComputePipeline, &wgpu::BindGroupLayout),
@@ -242,13 +242,16 @@ pub(crate) fn pass_dispatches(
         1 => None,
         _ => Some(ctx.create_buffer("wgconv.partial", part_len * 4, wgpu::BufferUsages::STORAGE)?),
     };
-    let part = part.as_ref().unwrap_or(&ctx.dummy_rw);
+    let part = match &part {
+        Some(buf) => range(buf, (0, buf.size())),
+        None => ctx.unused_rw(0),
+    };
     let (pass_uniforms, blocks) = pass_blocks(ctx, passes)?;
     Ok(blocks
         .into_iter()
         .map(|block| {
             let mut bindings = fixed.to_vec();
-            bindings.extend([range(&pass_uniforms, block), range(part, (0, part.size()))]);
+            bindings.extend([range(&pass_uniforms, block), part.clone()]);
             let bind_group = ctx.bind_group(id, bgl, &bindings);
             Dispatch { pipeline: pipeline.clone(), bind_group, grid }
         })

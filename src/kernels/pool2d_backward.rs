@@ -117,7 +117,8 @@ pub(crate) fn record(
         };
         let index_binding = match &index {
             Some(b) => range(b, (0, b.size())),
-            None => range(&ctx.dummy_rw, (0, 16)),
+            // slot 1: the gather binds slot 0 as its (unused) running part
+            None => ctx.unused_rw(1),
         };
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let fixed = |block| {
@@ -132,7 +133,7 @@ pub(crate) fn record(
         let (pipeline, bgl) = ctx.pipeline(gather, &gather_overrides(mode, count_pad))?;
         let (pass_uniforms, blocks) = pass_blocks(ctx, &[(0, u32::MAX)])?;
         let mut bindings = fixed(g_block).to_vec();
-        bindings.extend([range(&pass_uniforms, blocks[0]), range(&ctx.dummy_rw, (0, 16))]);
+        bindings.extend([range(&pass_uniforms, blocks[0]), ctx.unused_rw(0)]);
         let bind_group = ctx.bind_group(gather, &bgl, &bindings);
         let grid = fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
         dispatches.push(Dispatch { pipeline, bind_group, grid });

@@ -542,10 +542,11 @@ fn record_backward(
         // Created zeroed; each chunk's finishing pass zeroes what it read.
         let acc_bytes = plan.accumulator_bytes.max(16);
         let acc = ctx.create_buffer("wgconv.deform_grad_input_sums", acc_bytes, wgpu::BufferUsages::STORAGE)?;
-        fn rw<'a>(ctx: &'a GpuContext, t: &'a Option<Tensor>) -> wgpu::BindingResource<'a> {
+        // unused gradients: each its own slot (WebGPU refuses aliasing writable bindings)
+        fn rw<'a>(ctx: &'a GpuContext, t: &'a Option<Tensor>, slot: u64) -> wgpu::BindingResource<'a> {
             match t {
                 Some(t) => whole(t),
-                None => range(&ctx.dummy_rw, (0, 16)),
+                None => ctx.unused_rw(slot),
             }
         }
         for &(imgs, gp, gb, (sp, sb), (fp, fb)) in &chunk_blocks_ {
@@ -571,9 +572,9 @@ fn record_backward(
                     optional(ctx, mask),
                     range(&workspace, (0, cols_bytes)),
                     range(&acc, (0, acc_bytes)),
-                    rw(ctx, &grads.grad_offset),
-                    rw(ctx, &grads.grad_mask),
-                    rw(ctx, &grads.grad_input),
+                    rw(ctx, &grads.grad_offset, 0),
+                    rw(ctx, &grads.grad_mask, 1),
+                    rw(ctx, &grads.grad_input, 2),
                 ]
             };
             if sg.input {
