@@ -5,7 +5,7 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`],
+//! [`conv2d_backward`], [`conv1d_backward`], [`conv3d_backward`], [`conv_transpose2d_backward`],
 //! [`deform_conv2d_backward`], [`max_pool2d_backward`] and [`avg_pool2d_backward`] the
 //! gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
 //! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
@@ -166,6 +166,7 @@ pub use ops::conv2d_backward::{
     conv2d_backward, conv2d_backward_into, plan_conv2d_backward, Conv2dBackwardPlan, Conv2dGrads, Grads,
 };
 pub use ops::conv3d::{conv3d, conv3d_into, plan_conv3d, Conv3dPlan};
+pub use ops::conv3d_backward::{conv3d_backward, conv3d_backward_into, plan_conv3d_backward, Conv3dBackwardPlan};
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,
     ConvTranspose2dPlan,

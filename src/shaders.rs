@@ -46,6 +46,8 @@ pub enum ShaderId {
     Pool2dGatherHalf,
     /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
     Vol2col,
+    /// `shaders/col2vol.wgsl`: conv3d_backward's grad_input from its column gradients.
+    Col2vol,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_input`.
     DepthwiseGradInput,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_weight`.
@@ -307,6 +309,7 @@ impl ShaderId {
             ShaderId::Pool2dArgmaxHalf,
             ShaderId::Pool2dGatherHalf,
             ShaderId::Vol2col,
+            ShaderId::Col2vol,
             ShaderId::DepthwiseGradInput,
             ShaderId::DepthwiseGradWeight,
             ShaderId::DepthwiseGradInputHalf,
@@ -359,6 +362,8 @@ impl ShaderId {
                 kernel!("pool2d_gather_f16", POOL2D_BACKWARD_F16, "gather", POOL_BACKWARD_BINDINGS, true)
             }
             ShaderId::Vol2col => kernel!("vol2col", wgsl!("vol2col.wgsl"), "main", UNFOLD_BINDINGS, false),
+            // params, col, grad
+            ShaderId::Col2vol => kernel!("col2vol", wgsl!("col2vol.wgsl"), "main", UNFOLD_BINDINGS, false),
             // params, x, w, dy, grad
             ShaderId::DepthwiseGradInput => {
                 kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", CONV_BINDINGS, false)
@@ -428,6 +433,7 @@ impl ShaderId {
             | ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
             | ShaderId::Vol2col
+            | ShaderId::Col2vol
             | ShaderId::DepthwiseGradInput
             | ShaderId::DepthwiseGradWeight
             | ShaderId::DepthwiseGradInputHalf

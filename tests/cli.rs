@@ -466,6 +466,52 @@ fn run_pool2d_backward_verifies_grad_input() {
     }
 }
 
+/// `run conv3d_backward`: D,H,W flags; every gradient asked for is written and verified.
+#[test]
+fn run_conv3d_backward_verifies_each_gradient() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let p = wgconv::Conv3dParams {
+        stride: [1, 2, 1],
+        padding: wgconv::Padding3d::Symmetric([1, 0, 1]),
+        ..Default::default()
+    };
+    let (x, w) = (HostTensor::random(&[2, 3, 4, 5, 4], 31), HostTensor::random(&[2, 3, 3, 2, 3], 32));
+    let dy = HostTensor::random(&p.validate(&x.shape, &w.shape, None).unwrap().output_shape(), 33);
+    let [xf, wf, dyf, gi, gw, gb] =
+        ["c3b_x", "c3b_w", "c3b_dy", "c3b_gi", "c3b_gw", "c3b_gb"].map(|n| tmp(&format!("{n}.npy")));
+    for (f, t) in [(&xf, &x), (&wf, &w), (&dyf, &dy)] {
+        t.write_npy(f).unwrap();
+    }
+    let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
+    let args: Vec<String> =
+        ["run", "conv3d_backward", "--input", &s(&xf), "--weight", &s(&wf), "--grad-output", &s(&dyf)]
+            .into_iter()
+            .chain([
+                "--stride",
+                "1,2,1",
+                "--padding",
+                "1,0,1",
+                "--out-grad-input",
+                &s(&gi),
+                "--out-grad-weight",
+                &s(&gw),
+            ])
+            .chain(["--out-grad-bias", &s(&gb), "--verify"])
+            .map(String::from)
+            .collect();
+    let (code, stdout, stderr) = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 3, "{stdout}");
+    let (rdx, rdw, rdb) = wgconv::reference::conv3d_backward(&x, &w, &dy, &p).unwrap();
+    for (out, want) in [(&gi, &rdx), (&gw, &rdw), (&gb, &rdb)] {
+        let (y, _) = HostTensor::read_npy(out).unwrap();
+        assert!(wgconv::verify::compare(&y.data, want).passes(Default::default()));
+    }
+}
+
 /// `explain` on ResNet-18's stem (numbers worked out by hand: 3·64·7·7 + 64 parameters,
 /// 64·112·112·3·49 MACs) and on a stack (the receptive field grows 7 → 11 → 19: rf +=
 /// d·(k−1)·jump); a malformed line is named in one line; `--json` writes the same numbers.

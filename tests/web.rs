@@ -7,8 +7,8 @@
 use wasm_bindgen_test::wasm_bindgen_test;
 use wgconv::conformance::{
     conv2d_cases, conv3d_cases, conv_transpose2d_cases, deform_conv2d_cases, pool2d_cases, run_op_async,
-    separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, ConvTranspose2dBackwardCase,
-    ConvTranspose2dCase, DeformConv2dBackwardCase, OpCase, OpSummary, Pool2dBackwardCase,
+    separable_cases, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dBackwardCase,
+    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, OpCase, OpSummary, Pool2dBackwardCase,
 };
 use wgconv::ops::conv2d_backward::Grads;
 use wgconv::params::{Algorithm, Conv2dParams, ConvTranspose2dParams};
@@ -107,9 +107,11 @@ async fn pool2d_and_its_backward_match_the_reference() {
 }
 
 #[wasm_bindgen_test]
-async fn conv3d_matches_the_reference() {
+async fn conv3d_and_its_backward_match_the_reference() {
     let ctx = context().await;
     passes(&ctx, "conv3d", &conv3d_cases(SEED, CASES), DType::F32, Tolerance::default()).await;
+    let backward: Vec<_> = conv3d_cases(SEED, CASES).into_iter().map(|c| Conv3dBackwardCase(c, Grads::ALL)).collect();
+    passes(&ctx, "conv3d_backward", &backward, DType::F32, Tolerance::default()).await;
 }
 
 #[wasm_bindgen_test]

@@ -6,7 +6,7 @@ torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op
 with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
-    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward]
+    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward]
 """
 import json
 import os
@@ -198,6 +198,39 @@ def write_pool2d_backward():
     print(f"wrote {len(cases)} pool2d_backward cases")
 
 
+def conv3d_backward_case(name, n, cin, dhw, cout, k, stride=1, padding=0, dilation=1, groups=1, seed=0):
+    """F.conv3d under autograd in float64 on float32 inputs: grad_input, grad_weight, grad_bias."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, *dhw, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, *k, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float()
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, wt, b))
+    y = F.conv3d(xd, wd, bd, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy.double())
+    d = os.path.join(ROOT, "conv3d_backward", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("grad_output", dy), ("grad_input", xd.grad),
+                       ("grad_weight", wd.grad), ("grad_bias", bd.grad)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    triple = lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v, v]
+    return {"name": name, "stride": triple(stride), "padding": padding if isinstance(padding, str) else triple(padding),
+            "dilation": triple(dilation), "groups": groups}
+
+
+def write_conv3d_backward():
+    cases = [
+        conv3d_backward_case("basic_pad1", 2, 2, (5, 6, 6), 3, (3, 3, 3), padding=1),
+        conv3d_backward_case("stride_dil_nonsquare", 1, 3, (7, 6, 8), 2, (3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1),
+                             dilation=(1, 2, 1), seed=1),
+        conv3d_backward_case("groups2_unreached", 1, 4, (6, 7, 5), 4, (2, 3, 2), stride=(2, 3, 2), groups=2, seed=2),
+        conv3d_backward_case("pointwise", 3, 5, (3, 4, 5), 2, (1, 1, 1), seed=3),
+    ]
+    with open(os.path.join(ROOT, "conv3d_backward", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} conv3d_backward cases")
+
+
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
@@ -338,6 +371,7 @@ def main():
     print(f"wrote {len(c3)} conv3d cases")
     write_deform_conv2d_backward()
     write_pool2d_backward()
+    write_conv3d_backward()
 
 
 if __name__ == "__main__":
@@ -347,5 +381,7 @@ if __name__ == "__main__":
         write_deform_conv2d_backward()
     elif sys.argv[1:] == ["pool2d_backward"]:
         write_pool2d_backward()
+    elif sys.argv[1:] == ["conv3d_backward"]:
+        write_conv3d_backward()
     else:
         main()

@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Report, DEFAULT_SUITE};
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
-    run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dCase,
-    ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase,
+    run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dBackwardCase,
+    Conv3dCase, ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase,
     Pool2dBackwardCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
@@ -224,6 +224,10 @@ enum RunOp {
     /// value per axis (padding P, L,R, same or valid).
     #[command(name = "conv1d_backward", alias = "conv1d-backward")]
     Conv1dBackward(BackwardArgs),
+    /// Gradients of conv3d (as PyTorch autograd) on [N, C, D, H, W]: conv2d_backward's flags,
+    /// one value or D,H,W per axis (padding P, D,H,W, same or valid).
+    #[command(name = "conv3d_backward", alias = "conv3d-backward")]
+    Conv3dBackward(BackwardArgs),
     /// Gradients of conv_transpose2d (as PyTorch autograd): conv2d_backward's flags with the
     /// weight [Cin, Cout/groups, kh, kw], --output-padding, and the forward's --bias (its
     /// shape is checked; no gradient depends on its values).
@@ -481,6 +485,7 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::ConvTranspose2d(a)) => run_conv_transpose2d(&a),
         Cmd::Run(RunOp::Conv2dBackward(a)) => run_conv2d_backward(&a),
         Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
+        Cmd::Run(RunOp::Conv3dBackward(a)) => run_conv3d_backward(&a),
         Cmd::Run(RunOp::ConvTranspose2dBackward(a)) => run_conv_transpose2d_backward(&a),
         Cmd::Run(RunOp::DeformConv2dBackward(a)) => run_deform_conv2d_backward(&a),
         Cmd::Run(RunOp::MaxPool2dBackward(a)) => run_pool_backward(&a, wgconv::PoolMode::Max),
@@ -894,19 +899,45 @@ fn parse_triple(flag: &str, text: &str) -> Result<[u32; 3], Failure> {
     }
 }
 
-fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
-    let padding = match a.padding.trim() {
+/// conv3d's parameters from the conv flags (one value or D,H,W each; padding also same or valid).
+fn conv3d_params(
+    stride: &str,
+    padding: &str,
+    dilation: &str,
+    groups: u32,
+    activation: Activation,
+) -> Result<wgconv::Conv3dParams, Failure> {
+    let padding = match padding.trim() {
         "same" => wgconv::Padding3d::Same,
         "valid" => wgconv::Padding3d::Valid,
         p => wgconv::Padding3d::Symmetric(parse_triple("padding", p)?),
     };
-    let params = wgconv::Conv3dParams {
-        stride: parse_triple("stride", &a.stride)?,
+    Ok(wgconv::Conv3dParams {
+        stride: parse_triple("stride", stride)?,
         padding,
-        dilation: parse_triple("dilation", &a.dilation)?,
-        groups: a.groups,
-        activation: parse_activation(&a.activation)?,
-    };
+        dilation: parse_triple("dilation", dilation)?,
+        groups,
+        activation,
+    })
+}
+
+fn run_conv3d_backward(a: &BackwardArgs) -> Result<(), Failure> {
+    let params = conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, Activation::None)?;
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 5);
+    let g = params.validate(&batched, &w, None)?;
+    if wgconv::params::as_batched(&dy, 5) != g.output_shape() {
+        return Err(Failure(format!("grad_output has shape {dy:?}, the conv's output is {:?}", g.output_shape()), 1));
+    }
+    let conv =
+        Conv3dCase { input: dims(&batched, "input")?, weight: dims(&w, "weight")?, bias: false, params, seeds: [0, 0] };
+    run_backward("conv3d_backward", a, Conv3dBackwardCase(conv, which), outputs, inputs)
+}
+
+fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
+    let params = conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, parse_activation(&a.activation)?)?;
     let inputs = conv_inputs(a)?;
     let (x, w) = (wgconv::params::as_batched(&inputs[0].1.shape, 5), inputs[1].1.shape.clone());
     params.validate(&x, &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;

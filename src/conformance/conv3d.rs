@@ -73,3 +73,43 @@ impl OpCase for Conv3dCase {
         Ok(2.0 * g.output_shape().iter().product::<usize>() as f64 * s[1][1..].iter().product::<usize>() as f64)
     }
 }
+
+/// conv3d_backward on a conv3d case (its grad_output seeded from the case's input seed), the
+/// gradients in its `Grads` in the order input, weight, bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv3dBackwardCase(pub Conv3dCase, pub crate::ops::conv2d_backward::Grads);
+
+impl std::fmt::Display for Conv3dBackwardCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backward of {}", self.0)
+    }
+}
+
+impl OpCase for Conv3dBackwardCase {
+    /// (input, weight, grad_output)
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        let g = self.0.params.validate(&self.0.input, &self.0.weight, None)?;
+        let dy = HostTensor::random(&g.output_shape(), self.0.seeds[0] ^ 0xd1d1);
+        Ok(vec![
+            HostTensor::random(&self.0.input, self.0.seeds[0]),
+            HostTensor::random(&self.0.weight, self.0.seeds[1]),
+            dy,
+        ])
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        let grads = crate::reference::conv3d_backward(&i[0], &i[1], &i[2], &self.0.params)?;
+        Ok(super::conv2d_backward::asked(self.1, grads))
+    }
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        Ok(super::conv2d_backward::grad_shapes(self.1, s))
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let grads = super::conv2d_backward::grads_of(self.1, o);
+        crate::ops::conv3d_backward::conv3d_backward_into(ctx, e, &t[0], &t[1], &t[2], &self.0.params, &grads)?;
+        Ok(Ran::named("conv3d_bwd"))
+    }
+    /// Each gradient of input and weight counts as one forward pass.
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        Ok(self.0.flops(s)? * (self.1.input as u32 + self.1.weight as u32) as f64)
+    }
+}

@@ -445,6 +445,11 @@ pub async fn run_cases_async(
     let pool_backward: Vec<_> = pool2d_cases(seed, n).into_iter().map(Pool2dBackwardCase).collect();
     ops.push(run_op_async(ctx, "pool2d_backward", &pool_backward, f32, tol).await);
     ops.push(run_op_async(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol).await);
+    let conv3d_backward: Vec<_> = conv3d_cases(seed, n)
+        .into_iter()
+        .map(|c| Conv3dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "conv3d_backward", &conv3d_backward, f32, tol).await);
     for fused in [false, true] {
         let name = format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" });
         ops.push(run_op_async(ctx, name, &separable_cases(seed, n, fused), f32, tol).await);

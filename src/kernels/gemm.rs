@@ -140,6 +140,33 @@ impl GemmParams {
         GemmParams::new(u.c_out / u.groups, cols, u.rows / u.groups, u.groups, hw, col0, u.c_out * hw).with_alpha(alpha)
     }
 
+    /// The column gradients of images `img0 .. img0 + imgs` of the unfolded conv `u`
+    /// (`GemmProblem::TransposedCols`): per group, the weight `[Cout, rows/G]` read transposed
+    /// times grad_output's channels, written as `[imgs, rows, pixels per image]` (row
+    /// ci·taps + t): what col2im/col2vol gathers into grad_input, and what deform_conv2d's
+    /// backward samples.
+    pub fn column_gradients(u: &crate::params::Unfolded, img0: u32, imgs: u32) -> Self {
+        let hw = u.pixels_per_image;
+        let mut p =
+            GemmParams::new(u.rows / u.groups, imgs * hw, u.c_out / u.groups, u.groups, hw, img0 * hw, u.rows * hw);
+        p.dims.img0 = img0;
+        // the pointwise B reads grad_output's channels
+        p.conv.c_in = u.c_out;
+        p
+    }
+
+    /// grad_weight of the unfolded conv `u` (`GemmProblem::GradWeightColumns`):
+    /// `dW[g] = dY[g] · unfold[g]ᵀ`, K over every output pixel of the batch, the unfold held
+    /// `chunk_cols` pixels at a time; written as the weight `[Cout, rows/G]`.
+    pub fn unfold_weight_gradient(u: &crate::params::Unfolded, chunk_cols: u32) -> Self {
+        let cols = u.rows / u.groups;
+        let hw = u.pixels_per_image;
+        let mut p = GemmParams::new(u.c_out / u.groups, cols, u.n * hw, u.groups, cols, 0, 0);
+        p.grad = OutputGrad { a_hw: hw, a_channels: u.c_out, ..Default::default() };
+        p.cols = ColumnChunk { chunk_cols, ..Default::default() };
+        p
+    }
+
     /// These dimensions, with the conv geometry the gathering modes (`BMode::Implicit`,
     /// `BMode::Taps`) read the input with.
     pub fn gathering(self, g: &Conv2dGeometry) -> Self {

@@ -6,6 +6,7 @@
 
 pub mod channel_sum;
 pub mod col2im;
+pub mod col2vol;
 pub mod deform_backward;
 pub mod deform_im2col;
 pub mod depthwise;

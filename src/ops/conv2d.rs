@@ -604,6 +604,25 @@ pub fn im2col_gemm_runs_flat(ctx: &GpuContext, g: &Conv2dGeometry) -> bool {
     kernel == GemmKernel::Flat16x16
 }
 
+/// [`plan_chunks`] with every chunk a multiple of 16 pixels where there are several (the
+/// unfold read transposed as a GEMM's K, `BMode::ColumnsT`: no K slice of a tiled GEMM, 16
+/// or 8 wide, may straddle two chunks).
+pub(crate) fn plan_chunks_of_16(ctx: &GpuContext, u: &Unfolded) -> Result<ChunkPlan> {
+    let c = plan_chunks(ctx, u)?;
+    if c.chunks == 1 {
+        return Ok(c);
+    }
+    let cols = (c.cols / 16 * 16).max(16);
+    if c.rows as u64 * cols as u64 * 4 > ctx.max_binding() {
+        return Err(Error::TooLarge(format!(
+            "16 columns of an unfold of {} rows exceed one storage binding ({} bytes)",
+            c.rows,
+            ctx.max_binding()
+        )));
+    }
+    Ok(ChunkPlan { cols, chunks: c.pixels.div_ceil(cols), ..c })
+}
+
 /// Largest balanced chunks whose column matrix fits the workspace budget and one binding.
 pub(crate) fn plan_chunks(ctx: &GpuContext, u: &Unfolded) -> Result<ChunkPlan> {
     let (rows, pixels) = (u.rows as u64, u.pixels());

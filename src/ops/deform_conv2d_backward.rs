@@ -27,10 +27,10 @@ use crate::error::{Error, Result};
 use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::deform_backward::{self, DeformBackParams, SampleGrads};
 use crate::kernels::deform_im2col::{self, DeformIm2colParams};
-use crate::kernels::gemm::{self, ColumnChunk, GemmParams, GemmProblem, OutputGrad};
+use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::im2col::Im2colParams;
 use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
-use crate::ops::conv2d::{plan_chunks, ChunkPlan};
+use crate::ops::conv2d::plan_chunks_of_16;
 use crate::ops::{as_batched, unbatched};
 use crate::params::{Activation, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
 use crate::tensor::{DType, Tensor};
@@ -122,48 +122,6 @@ fn image_chunks(ctx: &GpuContext, g: &Conv2dGeometry, input_grad: bool) -> Resul
         )));
     }
     Ok((images as u32, cols, acc))
-}
-
-/// The GEMM forming the column gradients of images `img0 .. img0 + imgs`:
-/// `cols[img, ci·kh·kw + t, q] = Σ_k weight[k, ci − g·Cin/G, t] · grad_output[img, k, q]` over
-/// the group's output channels k (A the weight read transposed, B grad_output's channels).
-fn cols_gemm(g: &Conv2dGeometry, img0: u32, imgs: u32) -> GemmParams {
-    let (hw, taps) = (g.h_out * g.w_out, g.kh * g.kw);
-    let m = g.c_in_per_group() * taps;
-    let mut p = GemmParams::new(m, imgs * hw, g.c_out_per_group(), g.groups, hw, img0 * hw, g.c_in * taps * hw);
-    p.dims.img0 = img0;
-    // the pointwise B reads grad_output's channels
-    p.conv.c_in = g.c_out;
-    p
-}
-
-/// grad_weight's GEMM: `dW[g] = dY[g] · unfold[g]ᵀ`, K over every output pixel, the unfold in
-/// chunks of `chunk_cols` pixels.
-fn weight_gemm(g: &Conv2dGeometry, chunk_cols: u32) -> GemmParams {
-    let hw = g.h_out * g.w_out;
-    let cols = g.c_in_per_group() * g.kh * g.kw;
-    let mut p = GemmParams::new(g.c_out_per_group(), cols, g.n * hw, g.groups, cols, 0, 0);
-    p.grad = OutputGrad { a_hw: hw, a_channels: g.c_out, ..Default::default() };
-    p.cols = ColumnChunk { chunk_cols, ..Default::default() };
-    p
-}
-
-/// grad_weight's chunks of the unfold: as the forward's im2col cuts it, but every chunk a
-/// multiple of 16 pixels where there are several, so that no K slice of a tiled GEMM (16 or 8
-/// wide) straddles two chunks (each chunk's K passes start at a multiple of 16).
-fn unfold_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<ChunkPlan> {
-    let c = plan_chunks(ctx, &g.unfolded())?;
-    if c.chunks == 1 {
-        return Ok(c);
-    }
-    let cols = (c.cols / 16 * 16).max(16);
-    if c.rows as u64 * cols as u64 * 4 > ctx.max_binding() {
-        return Err(Error::TooLarge(format!(
-            "deform_conv2d_backward: 16 columns of the unfold ({} rows) exceed one storage binding",
-            c.rows
-        )));
-    }
-    Ok(ChunkPlan { cols, chunks: c.pixels.div_ceil(cols), ..c })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -273,7 +231,7 @@ pub fn plan_deform_conv2d_backward(
         for img0 in (0..g.n).step_by(imgs as usize) {
             let k = imgs.min(g.n - img0);
             let what = format!("images {img0}..{}", img0 + k);
-            let gp = cols_gemm(&g, img0, k);
+            let gp = GemmParams::column_gradients(&g.unfolded(), img0, k);
             let numel = (cols_bytes / 4) as usize * k as usize;
             let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
             plan.steps.extend(gplan.steps(&format!("{what}: column gradients")));
@@ -288,7 +246,7 @@ pub fn plan_deform_conv2d_backward(
         }
     }
     if which.weight {
-        let chunks = unfold_chunks(ctx, &g)?;
+        let chunks = plan_chunks_of_16(ctx, &g.unfolded())?;
         plan.pixel_chunks = chunks.chunks;
         plan.workspace_bytes = plan.workspace_bytes.max(chunks.rows as u64 * chunks.cols as u64 * 4);
         let (gplan, per_chunk) = weight_plan(ctx, &g, weight, chunks.cols)?;
@@ -329,7 +287,13 @@ fn weight_plan(
 ) -> Result<(gemm::GemmPlan, Vec<usize>)> {
     let problem = GemmProblem::GradWeightColumns;
     let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
-    gemm::plan_column_chunks(ctx, &weight_gemm(g, chunk_cols), problem, ov, weight.iter().product())
+    gemm::plan_column_chunks(
+        ctx,
+        &GemmParams::unfold_weight_gradient(&g.unfolded(), chunk_cols),
+        problem,
+        ov,
+        weight.iter().product(),
+    )
 }
 
 /// Computes the gradients in `which` of `y = deform_conv2d(input, weight, offset, mask, bias)`
@@ -516,7 +480,7 @@ fn record_backward(
         let imgs = plan.images_per_chunk;
         for img0 in (0..g.n).step_by(imgs as usize) {
             let k = imgs.min(g.n - img0);
-            let gp = cols_gemm(&g, img0, k);
+            let gp = GemmParams::column_gradients(&g.unfolded(), img0, k);
             let (sp, fp) = chunk_blocks(&g, &dg, img0, k);
             chunk_blocks_.push((k, gp, arena.push(&gp), (sp, arena.push(&sp)), (fp, arena.push(&fp))));
         }
@@ -524,13 +488,13 @@ fn record_backward(
     let mut unfold_blocks = Vec::new();
     let mut weight_gemm_ = None;
     if plan.grads.weight {
-        let chunks = unfold_chunks(ctx, &g)?;
+        let chunks = plan_chunks_of_16(ctx, &g.unfolded())?;
         for c in 0..chunks.chunks {
             let col0 = c * chunks.cols;
             let ip = Im2colParams::new(&g, col0, chunks.cols.min(chunks.pixels - col0));
             unfold_blocks.push((ip, arena.push(&DeformIm2colParams::new(&ip, dg.offset_groups))));
         }
-        let block = arena.push(&weight_gemm(&g, chunks.cols));
+        let block = arena.push(&GemmParams::unfold_weight_gradient(&g.unfolded(), chunks.cols));
         weight_gemm_ = Some((chunks, block));
     }
     let sum = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };

@@ -10,6 +10,7 @@ pub mod conv1d_backward;
 pub mod conv2d;
 pub mod conv2d_backward;
 pub mod conv3d;
+pub mod conv3d_backward;
 pub mod conv_transpose2d;
 pub mod conv_transpose2d_backward;
 pub mod deform_conv2d;

@@ -13,6 +13,7 @@ mod conv1d_backward;
 mod conv2d;
 mod conv2d_backward;
 mod conv3d;
+mod conv3d_backward;
 mod conv_transpose2d;
 mod conv_transpose2d_backward;
 mod deform_conv2d;

@@ -1,0 +1,97 @@
+// col2vol: conv3d_backward's grad_input from its column gradients, a gather (one invocation
+// per input voxel of a chunk of images, each written once: bit-identical run to run).
+//
+// col:  [images of the chunk, Cin·kd·kh·kw, Do·Ho·Wo], row ((ci·kd + a)·kh + i)·kw + j: the
+//       column gradients Wᵀ·dY (vol2col.wgsl's rows).
+// grad: [N, Cin, D, H, W]; this launch writes images img0 ...
+// grad[n, ci, z, y, x] = Σ over the taps (a, i, j) with z + pf − a·dd = oz·sd (0 ≤ oz < Do),
+// likewise y and x, of col[n − img0, row(ci, a, i, j), (oz·Ho + oy)·Wo + ox], taps in order.
+
+struct Col2volParams {
+    c_in: u32,
+    d: u32,
+    h: u32,
+    w: u32,
+    kd: u32,
+    kh: u32,
+    kw: u32,
+    stride_d: u32,
+    stride_h: u32,
+    stride_w: u32,
+    dil_d: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pad_front: u32,
+    pad_top: u32,
+    pad_left: u32,
+    d_out: u32,
+    h_out: u32,
+    w_out: u32,
+    img0: u32,
+    // input voxels of the chunk's images: the invocations
+    total: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Col2volParams;
+@group(0) @binding(1) var<storage, read> col: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+
+const WG: u32 = 256u;
+
+// The output position o with o·s = t (t = the input position + its leading pad − the tap's
+// reach), or −1 where there is none.
+fn source(t: i32, s: u32, len: u32) -> i32 {
+    if (t < 0 || u32(t) % s != 0u) {
+        return -1;
+    }
+    let o = u32(t) / s;
+    return select(-1, i32(o), o < len);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
+    if (idx >= params.total) {
+        return;
+    }
+    let x = idx % params.w;
+    var rest = idx / params.w;
+    let y = rest % params.h;
+    rest = rest / params.h;
+    let z = rest % params.d;
+    rest = rest / params.d;
+    let ci = rest % params.c_in;
+    let n_local = rest / params.c_in;
+    let taps = params.kd * params.kh * params.kw;
+    let voxels = params.d_out * params.h_out * params.w_out;
+    let row0 = (n_local * params.c_in + ci) * taps;
+    var acc = 0.0;
+    for (var a = 0u; a < params.kd; a++) {
+        let oz = source(i32(z + params.pad_front) - i32(a * params.dil_d), params.stride_d, params.d_out);
+        if (oz < 0) {
+            continue;
+        }
+        for (var i = 0u; i < params.kh; i++) {
+            let oy = source(i32(y + params.pad_top) - i32(i * params.dil_h), params.stride_h, params.h_out);
+            if (oy < 0) {
+                continue;
+            }
+            for (var j = 0u; j < params.kw; j++) {
+                let ox = source(i32(x + params.pad_left) - i32(j * params.dil_w), params.stride_w, params.w_out);
+                if (ox < 0) {
+                    continue;
+                }
+                let at = (u32(oz) * params.h_out + u32(oy)) * params.w_out + u32(ox);
+                acc += col[(row0 + (a * params.kh + i) * params.kw + j) * voxels + at];
+            }
+        }
+    }
+    grad[params.img0 * params.c_in * params.d * params.h * params.w + idx] = acc;
+}

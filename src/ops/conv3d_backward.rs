@@ -1,0 +1,353 @@
+//! The conv3d backward pass (PyTorch autograd of `torch.nn.functional.conv3d`) on
+//! `[N, C, D, H, W]`, from the unfolded conv's GEMMs:
+//! - grad_input: the column gradients `Wᵀ · dY` (per group, the GEMM core's
+//!   `TransposedCols`) of a chunk of images, gathered into the input's voxels by
+//!   `col2vol.wgsl` (each voxel sums its taps in order);
+//! - grad_weight: `dY · vol2col(x)ᵀ` per group (`GradWeightColumns`: the forward's unfold,
+//!   `vol2col.wgsl`, in chunks of voxels under the workspace budget, read transposed; K in
+//!   fixed-order passes);
+//! - grad_bias: the channel sums of dY (`channel_sum.wgsl`).
+//!
+//! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 tensors (conv3d
+//! has no f16), each within one storage binding.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::channel_sum::{self, SumParams};
+use crate::kernels::col2vol::{self, Col2volParams};
+use crate::kernels::gemm::{self, GemmParams, GemmProblem};
+use crate::kernels::vol2col::{self, Vol2colParams};
+use crate::kernels::{check_recorded, range, record, whole, write_plan, Step, UniformArena};
+use crate::ops::conv2d::plan_chunks_of_16;
+use crate::ops::conv2d_backward::{Conv2dGrads, Grads};
+use crate::ops::{as_batched, unbatched};
+use crate::params::{Activation, Conv3dGeometry, Conv3dParams};
+use crate::tensor::{DType, Tensor};
+
+/// What one conv3d_backward call records ([`plan_conv3d_backward`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv3dBackwardPlan {
+    pub geometry: Conv3dGeometry,
+    pub grads: Grads,
+    /// Images per chunk of grad_input's column gradients (0 without grad_input or images).
+    pub images_per_chunk: u32,
+    /// Chunks of voxels of grad_weight's unfold (0 without grad_weight).
+    pub voxel_chunks: u32,
+    /// Bytes of the shared workspace (column gradients, or one chunk of the unfold).
+    pub workspace_bytes: u64,
+    /// Every launch, in recording order.
+    pub steps: Vec<Step>,
+}
+
+impl std::fmt::Display for Conv3dBackwardPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry;
+        let input = [g.n, g.c_in, g.size[0], g.size[1], g.size[2]].map(|v| v as usize);
+        let chunking = format_args!(
+            "{} images per chunk of column gradients, {} voxel chunks for grad_weight",
+            self.images_per_chunk, self.voxel_chunks
+        );
+        let what = ("gradients", "one call");
+        write_plan(f, "conv3d_backward", &input, &g.output_shape(), what, self.workspace_bytes, chunking, &self.steps)
+    }
+}
+
+/// Validates a backward pass of these shapes (batched, or unbatched) stored as `dtype`.
+fn validate(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    dtype: DType,
+    params: &Conv3dParams,
+) -> Result<Conv3dGeometry> {
+    if params.activation != Activation::None {
+        return Err(Error::param(
+            "activation",
+            "conv3d_backward differentiates the convolution alone: pass the gradient with respect to the \
+             convolution's output and no activation",
+        ));
+    }
+    if dtype != DType::F32 {
+        return Err(Error::Unsupported(format!(
+            "conv3d_backward runs f32 tensors (as conv3d); these are {}",
+            dtype.name()
+        )));
+    }
+    let x = as_batched(input, 5);
+    let g = params.validate(&x, weight, None)?;
+    let max = ctx.max_binding();
+    let out = g.output_shape().to_vec();
+    for (what, s) in [("input", &x), ("weight", &weight.to_vec()), ("grad_output", &out)] {
+        let bytes = s.iter().product::<usize>() as u64 * 4;
+        if bytes > max {
+            return Err(Error::TooLarge(format!(
+                "conv3d_backward: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage binding \
+                 holds at most {max} on this device"
+            )));
+        }
+    }
+    let (turns, budget) = (col2vol::turns(&g) + 1, ctx.config().loop_budget as u64);
+    if turns > budget {
+        return Err(Error::Unsupported(format!(
+            "conv3d_backward gathers each input voxel over the {:?} kernel's taps in one loop ({turns} turns), beyond \
+             the loop budget of {budget} (EngineConfig::loop_budget; some drivers stop longer loops early)",
+            g.kernel
+        )));
+    }
+    Ok(g)
+}
+
+/// Images per chunk of the column gradients (`Cin·kd·kh·kw·Do·Ho·Wo·4` bytes each) under the
+/// workspace budget.
+fn images_per_chunk(ctx: &GpuContext, g: &Conv3dGeometry) -> Result<u32> {
+    let u = g.unfolded();
+    let per_image = u.rows as u64 * u.pixels_per_image as u64 * 4;
+    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let images = (budget / per_image.max(1)).min(g.n as u64);
+    if images == 0 {
+        return Err(Error::TooLarge(format!(
+            "conv3d_backward: one image's column gradients take {per_image} bytes (Cin·kd·kh·kw·Do·Ho·Wo·4) but the \
+             workspace budget is {budget}"
+        )));
+    }
+    Ok(images as u32)
+}
+
+/// Plans the backward pass of a conv3d of `input` `[N, Cin, D, H, W]` (or unbatched) and
+/// `weight` for the gradients in `which`: validates, cuts the work to the workspace budget and
+/// lists the launches. Creates no GPU object. Errors as [`conv3d_backward`].
+pub fn plan_conv3d_backward(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    params: &Conv3dParams,
+    which: Grads,
+) -> Result<Conv3dBackwardPlan> {
+    let g = validate(ctx, input, weight, DType::F32, params)?;
+    let mut plan = Conv3dBackwardPlan {
+        geometry: g,
+        grads: which,
+        images_per_chunk: 0,
+        voxel_chunks: 0,
+        workspace_bytes: 0,
+        steps: vec![],
+    };
+    if g.n == 0 {
+        return Ok(plan);
+    }
+    let u = g.unfolded();
+    if which.input {
+        let imgs = images_per_chunk(ctx, &g)?;
+        plan.images_per_chunk = imgs;
+        plan.workspace_bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * imgs as u64;
+        let problem = GemmProblem::TransposedCols;
+        let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+        for img0 in (0..g.n).step_by(imgs as usize) {
+            let k = imgs.min(g.n - img0);
+            let gp = GemmParams::column_gradients(&u, img0, k);
+            let numel = u.rows as usize * u.pixels_per_image as usize * k as usize;
+            let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
+            plan.steps.extend(gplan.steps(&format!("images {img0}..{}: column gradients", img0 + k)));
+            plan.steps.push(col2vol::step(ctx, &Col2volParams::new(&g, img0, k))?);
+        }
+    }
+    if which.weight {
+        let chunks = plan_chunks_of_16(ctx, &u)?;
+        plan.voxel_chunks = chunks.chunks;
+        plan.workspace_bytes = plan.workspace_bytes.max(chunks.rows as u64 * chunks.cols as u64 * 4);
+        let (gplan, per_chunk) = weight_plan(ctx, &g, weight, chunks.cols)?;
+        let mut gemm_steps = gplan.steps("grad_weight").into_iter();
+        for (c, passes) in per_chunk.iter().enumerate() {
+            let col0 = c as u32 * chunks.cols;
+            let vp = Vol2colParams::new(&g, col0, chunks.cols.min(chunks.pixels - col0));
+            plan.steps.push(vol2col::step(ctx, &vp)?);
+            plan.steps.extend(gemm_steps.by_ref().take(*passes));
+        }
+    }
+    if which.bias {
+        let sp = SumParams { channels: g.c_out, hw: g.out.iter().product(), n: g.n, _pad0: 0 };
+        plan.steps.extend(channel_sum::steps(ctx, &sp, false, "grad_bias")?);
+    }
+    Ok(plan)
+}
+
+fn weight_plan(
+    ctx: &GpuContext,
+    g: &Conv3dGeometry,
+    weight: &[usize],
+    chunk_cols: u32,
+) -> Result<(gemm::GemmPlan, Vec<usize>)> {
+    let problem = GemmProblem::GradWeightColumns;
+    let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+    let gp = GemmParams::unfold_weight_gradient(&g.unfolded(), chunk_cols);
+    gemm::plan_column_chunks(ctx, &gp, problem, ov, weight.iter().product())
+}
+
+/// Computes the gradients in `which` of `y = conv3d(input, weight, bias)` given `grad_output`
+/// (`[N, Cout, Do, Ho, Wo]`), submitted: grad_input `[N, Cin, D, H, W]`, grad_weight
+/// `[Cout, Cin/groups, kd, kh, kw]`, grad_bias `[Cout]` (PyTorch autograd's); unbatched
+/// inputs give unbatched gradients; what is not asked for is not computed.
+///
+/// Errors: the forward's validation; [`Error::InvalidParam`] for an activation;
+/// [`Error::Unsupported`] for f16 and for a kernel whose taps exceed the loop budget;
+/// [`Error::TooLarge`] for a tensor beyond one storage binding or one image's column
+/// gradients beyond the workspace budget.
+pub fn conv3d_backward(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv3dParams,
+    which: Grads,
+) -> Result<Conv2dGrads> {
+    let g = validate(ctx, input.shape(), weight.shape(), input.dtype(), params)?;
+    let grads = Conv2dGrads::empty(ctx, which, input, weight, g.c_out as usize)?;
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv3d_backward") });
+    conv3d_backward_into(ctx, &mut encoder, input, weight, grad_output, params, &grads)?;
+    ctx.submit(encoder)?;
+    Ok(grads)
+}
+
+/// Records the backward pass into the caller's encoder, writing each gradient `grads` holds
+/// (shapes of input, weight and `[Cout]`). Errors as [`conv3d_backward`].
+pub fn conv3d_backward_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv3dParams,
+    grads: &Conv2dGrads,
+) -> Result<()> {
+    let mut ts: Vec<(&Tensor, &'static str)> = vec![(input, "input"), (grad_output, "grad_output")];
+    ts.extend(grads.grad_input.as_ref().map(|t| (t, "grad_input")));
+    if let Some(v) = unbatched(5, &ts)? {
+        let batched = Conv2dGrads {
+            grad_input: v.get(2).cloned(),
+            grad_weight: grads.grad_weight.clone(),
+            grad_bias: grads.grad_bias.clone(),
+        };
+        return conv3d_backward_into(ctx, encoder, &v[0], weight, &v[1], params, &batched);
+    }
+    let dtype = crate::ops::common_dtype(
+        "conv3d_backward",
+        input,
+        &[(Some(weight), "weight"), (Some(grad_output), "grad_output")],
+    )?;
+    let g = validate(ctx, input.shape(), weight.shape(), dtype, params)?;
+    let out = g.output_shape();
+    if grad_output.shape() != out {
+        return Err(Error::Buffer {
+            what: "grad_output",
+            reason: format!("shape {:?}, expected the conv3d's output shape {out:?}", grad_output.shape()),
+        });
+    }
+    let c_out = [g.c_out as usize];
+    for (t, what, want) in [
+        (&grads.grad_input, "grad_input", input.shape()),
+        (&grads.grad_weight, "grad_weight", weight.shape()),
+        (&grads.grad_bias, "grad_bias", &c_out[..]),
+    ] {
+        if let Some(t) = t {
+            if t.shape() != want || t.dtype() != dtype {
+                return Err(Error::Buffer { what, reason: format!("shape {:?}, expected {want:?}", t.shape()) });
+            }
+            t.check_device(ctx, "gradient")?;
+        }
+    }
+    let which = Grads {
+        input: grads.grad_input.is_some(),
+        weight: grads.grad_weight.is_some(),
+        bias: grads.grad_bias.is_some(),
+    };
+    let plan = plan_conv3d_backward(ctx, input.shape(), weight.shape(), params, which)?;
+    if g.n == 0 {
+        // sums over no voxels: zeros, as PyTorch
+        for t in [&grads.grad_weight, &grads.grad_bias].into_iter().flatten() {
+            encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_len()));
+        }
+        return check_recorded("conv3d_backward", 0, &plan.steps);
+    }
+    let recorded = ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, grad_output, grads))??;
+    check_recorded("conv3d_backward", recorded, &plan.steps)
+}
+
+/// Records `plan`'s launches; returns their number.
+fn record_backward(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    plan: &Conv3dBackwardPlan,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    grads: &Conv2dGrads,
+) -> Result<usize> {
+    let g = plan.geometry;
+    let u = g.unfolded();
+    let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
+    let mut arena = UniformArena::new(ctx);
+    let mut chunks_in = Vec::new();
+    if grads.grad_input.is_some() {
+        let imgs = plan.images_per_chunk;
+        for img0 in (0..g.n).step_by(imgs as usize) {
+            let k = imgs.min(g.n - img0);
+            let (gp, cp) = (GemmParams::column_gradients(&u, img0, k), Col2volParams::new(&g, img0, k));
+            chunks_in.push((k, gp, arena.push(&gp), cp, arena.push(&cp)));
+        }
+    }
+    let mut unfold = None;
+    if grads.grad_weight.is_some() {
+        let chunks = plan_chunks_of_16(ctx, &u)?;
+        let blocks: Vec<_> = (0..chunks.chunks)
+            .map(|c| {
+                let col0 = c * chunks.cols;
+                let vp = Vol2colParams::new(&g, col0, chunks.cols.min(chunks.pixels - col0));
+                (vp, arena.push(&vp))
+            })
+            .collect();
+        let block = arena.push(&GemmParams::unfold_weight_gradient(&u, chunks.cols));
+        unfold = Some((chunks, blocks, block));
+    }
+    let sum = SumParams { channels: g.c_out, hw: g.out.iter().product(), n: g.n, _pad0: 0 };
+    let sum_block = grads.grad_bias.as_ref().map(|_| arena.push(&sum));
+    let uniforms = arena.finish(ctx)?;
+
+    let mut dispatches = Vec::new();
+    if let Some(dx) = &grads.grad_input {
+        for (imgs, gp, gb, cp, cb) in &chunks_in {
+            let bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * *imgs as u64;
+            let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(bytes / 4) as usize])?;
+            dispatches.extend(gemm::prepare(
+                ctx,
+                &uniforms,
+                *gb,
+                gp,
+                GemmProblem::TransposedCols,
+                Activation::None,
+                weight,
+                whole(grad_output),
+                None,
+                &cols,
+            )?);
+            let step = col2vol::step(ctx, cp)?;
+            dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), range(&workspace, (0, bytes)), whole(dx)])?);
+        }
+    }
+    if let (Some((chunks, blocks, block)), Some(dw)) = (&unfold, &grads.grad_weight) {
+        let (gplan, per_chunk) = weight_plan(ctx, &g, weight.shape(), chunks.cols)?;
+        let b = range(&workspace, (0, chunks.rows as u64 * chunks.cols as u64 * 4));
+        let mut gemm_dispatches =
+            gemm::prepare_planned(ctx, &uniforms, *block, &gplan, grad_output, b, None, dw, gemm::Aux::None)?
+                .into_iter();
+        for ((vp, vb), passes) in blocks.iter().zip(&per_chunk) {
+            dispatches.push(vol2col::prepare(ctx, &uniforms, *vb, vp.total, input, &workspace)?);
+            dispatches.extend(gemm_dispatches.by_ref().take(*passes));
+        }
+    }
+    if let (Some(block), Some(db)) = (sum_block, &grads.grad_bias) {
+        dispatches.extend(channel_sum::prepare(ctx, &uniforms, block, &sum, grad_output, db, false)?);
+    }
+    record(ctx, encoder, "conv3d_backward", &dispatches);
+    Ok(dispatches.len())
+}
