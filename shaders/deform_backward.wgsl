@@ -195,14 +195,16 @@ fn site(id: u32) -> Site {
     // false for non-finite positions
     let fh = f32(params.h) - 1.0;
     let fw = f32(params.w) - 1.0;
-    let in_y = vec2<bool>(yf >= 0.0 && yf <= fh, yf + 1.0 >= 0.0 && yf + 1.0 <= fh);
-    let in_x = vec2<bool>(xf >= 0.0 && xf <= fw, xf + 1.0 >= 0.0 && xf + 1.0 <= fw);
+    // (NaN and ±∞ positions tested on the bits first: drivers may assume finite floats)
+    let real = finite(y) && finite(x);
+    let in_y = vec2<bool>(real && yf >= 0.0 && yf <= fh, real && yf + 1.0 >= 0.0 && yf + 1.0 <= fh);
+    let in_x = vec2<bool>(real && xf >= 0.0 && xf <= fw, real && xf + 1.0 >= 0.0 && xf + 1.0 <= fw);
     s.ok = vec4<bool>(in_y.x && in_x.x, in_y.x && in_x.y, in_y.y && in_x.x, in_y.y && in_x.y);
     let y0 = select(0, i32(yf), in_y.x || in_y.y);
     let x0 = select(0, i32(xf), in_x.x || in_x.y);
     let a00 = y0 * i32(params.w) + x0;
     s.at = vec4<i32>(a00, a00 + 1, a00 + i32(params.w), a00 + i32(params.w) + 1);
-    s.inside = y > -1.0 && y < f32(params.h) && x > -1.0 && x < f32(params.w);
+    s.inside = real && y > -1.0 && y < f32(params.h) && x > -1.0 && x < f32(params.w);
     let hy = 1.0 - s.ly;
     let hx = 1.0 - s.lx;
     s.bil = vec4<f32>(hy * hx, hy * s.lx, s.ly * hx, s.ly * s.lx);
@@ -339,12 +341,20 @@ fn finish(
         lo = ~lo + 1u;
         hi = ~hi + select(0u, 1u, lo == 0u);
     }
-    var v = ldexp(ldexp(f32(hi) * 4294967296.0 + f32(lo), -s.x), -s.y);
-    if (negative) {
-        v = -v;
+    // (two roundings: within one ulp of the exact sum times 2^−S_e)
+    let magnitude = f32(hi) * 4294967296.0 + f32(lo);
+    var v = 0.0;
+    var special = 0u;
+    if (magnitude != 0.0 && frexp(magnitude).exp - (s.x + s.y) > 128) {
+        // past f32's range: ±∞, as an IEEE sum of these finite terms overflows
+        special = select(0x7f800000u, 0xff800000u, negative);
+    } else {
+        v = ldexp(ldexp(magnitude, -s.x), -s.y);
+        if (negative) {
+            v = -v;
+        }
     }
     // non-finite results from run-time bits (Dawn refuses non-finite constant expressions)
-    var special = 0u;
     if ((flags & NAN_BIT) != 0u || (flags & (POS_INF_BIT | NEG_INF_BIT)) == (POS_INF_BIT | NEG_INF_BIT)) {
         special = 0x7fc00000u;
     } else if ((flags & POS_INF_BIT) != 0u) {

@@ -1,15 +1,17 @@
-// max_pool2d / avg_pool2d (PyTorch semantics, ceil_mode false, dilation 1), one invocation
-// per output element.
+// max_pool2d / avg_pool2d (PyTorch semantics: dilation for max, ceil_mode, divisor_override
+// for avg), one invocation per output element.
 // (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl, the storage type `elem` of input
 // and out; the reduction runs in f32: max is exact either way, avg rounds once on the store.)
 //
 // input: [P, H, W] with P = N·C planes; out: [P, Ho, Wo].
-// Window of (oy, ox): rows oy·sh − pt .. + kh − 1, columns ox·sw − pl .. + kw − 1.
+// Window of (oy, ox): rows oy·sh − pt + i·dh (i < kh), columns ox·sw − pl + j·dw (j < kw);
+// with ceil_mode the last window may reach past the padded input.
 // MODE_MAX: maximum over the in-image positions (padding is −∞, never 0); a NaN in the
 //           window gives NaN, as PyTorch.
-// MODE_AVG: sum over the in-image positions divided by kh·kw (COUNT_PAD: the window never
-//           leaves the padded input, so that is its size) or by the number of in-image
-//           positions.
+// MODE_AVG: sum over the in-image positions divided by `divisor` when set
+//           (divisor_override), else (COUNT_PAD) by the window's size clipped to the padded
+//           input (rows up to h_end, columns up to w_end), else by the number of in-image
+//           positions. (avg has no dilation.)
 // (The Rust twin is `PoolMode`; tests/shaders.rs checks that both agree.)
 
 const MODE_MAX: u32 = 0u;
@@ -33,9 +35,15 @@ struct PoolParams {
     // The window is walked in units of (row, chunk of col_chunk columns): chunks per row.
     col_chunk: u32,
     chunks: u32,
+    dil_h: u32,
+    dil_w: u32,
+    // divisor_override, 0: none
+    divisor: u32,
+    // the padded input's end (H + bottom padding, W + right padding) in this launch's rows
+    h_end: u32,
+    w_end: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 // The units begin .. min(end, kh·chunks) of the window this dispatch covers. Some drivers stop
@@ -50,6 +58,22 @@ struct Pass {
 }
 
 @group(0) @binding(0) var<uniform> params: PoolParams;
+
+// avg's divisor for the window whose first row and column are y0, x0 (see the header).
+fn avg_divisor(y0: i32, x0: i32) -> f32 {
+    if (params.divisor != 0u) {
+        return f32(params.divisor);
+    }
+    if (COUNT_PAD) {
+        let rows = min(i32(params.h_end), y0 + i32(params.kh)) - y0;
+        let cols = min(i32(params.w_end), x0 + i32(params.kw)) - x0;
+        return f32(rows * cols);
+    }
+    // the in-image rows times the in-image columns of the window
+    let rows = min(i32(params.h), y0 + i32(params.kh)) - max(0, y0);
+    let cols = min(i32(params.w), x0 + i32(params.kw)) - max(0, x0);
+    return f32(max(rows, 0) * max(cols, 0));
+}
 @group(0) @binding(1) var<storage, read> input: array<elem>;
 @group(0) @binding(2) var<storage, read_write> out: array<elem>;
 @group(0) @binding(3) var<uniform> range: Pass;
@@ -86,14 +110,14 @@ fn main(
     let u_end = min(range.end, params.kh * params.chunks);
     for (var u = range.begin; u < u_end; u++) {
         let i = u / params.chunks;
-        let y = y0 + i32(i);
+        let y = y0 + i32(i * params.dil_h);
         if (y < 0 || y >= i32(params.h)) {
             continue;
         }
         let j0 = (u - i * params.chunks) * params.col_chunk;
         let j1 = min(params.kw, j0 + params.col_chunk);
         for (var j = j0; j < j1; j++) {
-            let x = x0 + i32(j);
+            let x = x0 + i32(j * params.dil_w);
             if (x < 0 || x >= i32(params.w)) {
                 continue;
             }
@@ -116,13 +140,6 @@ fn main(
     if (MODE == MODE_MAX) {
         out[idx] = elem(best);
     } else {
-        var divisor = f32(params.kh * params.kw);
-        if (!COUNT_PAD) {
-            // the in-image rows times the in-image columns of the window
-            let rows = min(i32(params.h), y0 + i32(params.kh)) - max(0, y0);
-            let cols = min(i32(params.w), x0 + i32(params.kw)) - max(0, x0);
-            divisor = f32(max(rows, 0) * max(cols, 0));
-        }
-        out[idx] = elem(sum / divisor);
+        out[idx] = elem(sum / avg_divisor(y0, x0));
     }
 }

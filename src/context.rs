@@ -112,10 +112,6 @@ pub struct GpuContext {
     /// The `PassRange` block of a reduction that runs in one pass (0 .. u32::MAX, last), made
     /// on first use and bound by every such dispatch.
     pub(crate) single_pass: std::sync::Mutex<Option<wgpu::Buffer>>,
-    /// A bind group made with two read-write bindings over overlapping ranges of one buffer:
-    /// WebGPU refuses it while wgpu's native back ends accept it, so the engine reports it
-    /// itself, from the next [`GpuContext::scoped`], on every back end.
-    pub(crate) aliasing: Mutex<Option<String>>,
     uncaptured: Arc<AtomicBool>,
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Serialises this context's submits and polls (see [`GpuContext::submit`]).
@@ -261,7 +257,6 @@ impl GpuContext {
             dummy,
             dummy_rw,
             single_pass: std::sync::Mutex::new(None),
-            aliasing: Mutex::new(None),
             device,
             queue,
             info,
@@ -362,7 +357,7 @@ impl GpuContext {
                 pending.fetch_sub(1, Ordering::SeqCst);
             });
         }
-        if let Some(what) = self.aliasing.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(what) = crate::pipeline::take_aliasing(self.id) {
             return Err(Error::Internal(format!("writable storage bindings alias (WebGPU refuses this): {what}")));
         }
         Ok(value)

@@ -267,6 +267,7 @@ pub fn stack(ctx: &GpuContext, input: &[usize], dtype: DType, text: &str) -> Res
                     stride: keys.contains_key("s").then(|| pair("s", 1)).transpose()?,
                     padding: pair("p", 0)?,
                     count_include_pad: true,
+                    ..Default::default()
                 };
                 let mode = if op == "max_pool2d" { PoolMode::Max } else { PoolMode::Avg };
                 pool2d(ctx, &shape, dtype, &params, mode, prev)?

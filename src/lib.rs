@@ -180,7 +180,7 @@ pub use ops::deform_conv2d_backward::{
     DeformConv2dGrads, DeformGrads,
 };
 pub use ops::matmul::{matmul, matmul_into, plan_matmul};
-pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d_into, Pool2dPlan, PoolMode};
+pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d, pool2d_into, Pool2dPlan, PoolMode};
 pub use ops::pool2d_backward::{
     avg_pool2d_backward, max_pool2d_backward, plan_pool2d_backward, pool2d_backward, pool2d_backward_into,
     Pool2dBackwardPlan,

@@ -149,7 +149,7 @@ impl GpuContext {
             tracer.bind_group_made(&group, resources);
         }
         if let Some(what) = writable_aliasing(id, resources) {
-            self.aliasing.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(what);
+            ALIASING.with(|a| a.borrow_mut().get_or_insert((self.id, what)).clone());
         }
         group
     }
@@ -161,6 +161,26 @@ impl GpuContext {
         let overrides = constants.iter().fold(Overrides::none(), |o, &(name, bits)| o.with(name, f64::from_bits(bits)));
         Some((*id, overrides))
     }
+}
+
+thread_local! {
+    /// A bind group this thread made with two read-write bindings over overlapping ranges of
+    /// one buffer (the context's id, what): WebGPU refuses it while wgpu's native back ends
+    /// accept it, so the engine reports it itself from the same thread's next
+    /// [`GpuContext::scoped`] on that context (every op records inside one), on every back end.
+    static ALIASING: std::cell::RefCell<Option<(u64, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The aliasing this thread found in a bind group of context `id`, once.
+pub(crate) fn take_aliasing(id: u64) -> Option<String> {
+    ALIASING.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.as_ref().is_some_and(|(ctx, _)| *ctx == id) {
+            a.take().map(|(_, what)| what)
+        } else {
+            None
+        }
+    })
 }
 
 /// Two read-write bindings of `id` over overlapping ranges of one buffer, described; `None`

@@ -436,7 +436,13 @@ fn run_pool2d_backward_verifies_grad_input() {
         return;
     }
     use wgconv::HostTensor;
-    let p = wgconv::Pool2dParams { kernel: [3, 3], stride: Some([2, 2]), padding: [1, 1], count_include_pad: false };
+    let p = wgconv::Pool2dParams {
+        kernel: [3, 3],
+        stride: Some([2, 2]),
+        padding: [1, 1],
+        count_include_pad: false,
+        ..Default::default()
+    };
     let x = HostTensor::random(&[2, 3, 9, 8], 21);
     let dy = HostTensor::random(&p.validate(&x.shape).unwrap(), 22);
     let bad = HostTensor::random(&[2, 3, 5, 5], 23);
@@ -510,6 +516,65 @@ fn run_conv3d_backward_verifies_each_gradient() {
         let (y, _) = HostTensor::read_npy(out).unwrap();
         assert!(wgconv::verify::compare(&y.data, want).passes(Default::default()));
     }
+}
+
+/// PyTorch's pooling options on `run`: `--ceil-mode` bare or with a value, `--dilation` (max),
+/// `--divisor-override` and a bare `--count-include-pad` (avg), each output the reference's;
+/// dilation on avg_pool2d is a one-line error, as in PyTorch (no such argument).
+#[test]
+fn run_pool2d_takes_pytorch_options() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::{HostTensor, Pool2dParams, PoolMode};
+    let x = HostTensor::random(&[1, 2, 9, 8], 41);
+    let [xf, yf] = ["po_x", "po_y"].map(|n| tmp(&format!("{n}.npy")));
+    x.write_npy(&xf).unwrap();
+    let (xs, ys) = (xf.to_str().unwrap(), yf.to_str().unwrap());
+    let max =
+        Pool2dParams { kernel: [3, 3], stride: Some([2, 2]), dilation: [2, 1], ceil_mode: true, ..Default::default() };
+    let avg = Pool2dParams {
+        kernel: [3, 3],
+        stride: Some([2, 2]),
+        padding: [1, 1],
+        ceil_mode: true,
+        divisor_override: Some(4),
+        ..Default::default()
+    };
+    let runs: [(&str, Vec<&str>, Pool2dParams, PoolMode); 2] = [
+        ("max_pool2d", vec!["--kernel", "3", "--stride", "2", "--dilation", "2,1", "--ceil-mode"], max, PoolMode::Max),
+        (
+            "avg_pool2d",
+            vec![
+                "--kernel",
+                "3",
+                "--stride",
+                "2",
+                "--padding",
+                "1",
+                "--ceil-mode",
+                "true",
+                "--count-include-pad",
+                "--divisor-override",
+                "4",
+            ],
+            avg,
+            PoolMode::Avg,
+        ),
+    ];
+    for (op, flags, p, mode) in runs {
+        let mut args = vec!["run", op, "--input", xs, "--out", ys, "--verify"];
+        args.extend(flags);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{op}: {stdout}\n{stderr}");
+        assert!(stdout.contains("PASS"), "{stdout}");
+        let (y, _) = HostTensor::read_npy(&yf).unwrap();
+        let (shape, want) = wgconv::reference::pool2d(&x, &p, mode).unwrap();
+        assert_eq!(y.shape, shape.to_vec(), "{op}");
+        assert!(wgconv::verify::compare(&y.data, &want).passes(Default::default()), "{op}");
+    }
+    let (code, _, err) = run(&["run", "avg_pool2d", "--input", xs, "--kernel", "3", "--dilation", "2", "--out", ys]);
+    assert_one_line_error(code, &err, "dilation");
 }
 
 /// `explain` on ResNet-18's stem (numbers worked out by hand: 3·64·7·7 + 64 parameters,

@@ -159,7 +159,7 @@ def write_deform_conv2d_backward():
 
 
 def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0, 0), count_include_pad=True,
-                         halves=False, nan_at=None, seed=0):
+                         halves=False, nan_at=None, dilation=(1, 1), ceil_mode=False, divisor_override=None, seed=0):
     """max_pool2d / avg_pool2d under autograd (float32, PyTorch's CPU kernels) and its grad_input."""
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, c, h, w, generator=g) * 2 - 1).float()
@@ -169,18 +169,20 @@ def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0
         x[at] = float("nan")
     xg = x.clone().requires_grad_()
     if mode == "max":
-        y = F.max_pool2d(xg, kernel, stride=stride, padding=padding)
+        y = F.max_pool2d(xg, kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
     else:
-        y = F.avg_pool2d(xg, kernel, stride=stride, padding=padding, count_include_pad=count_include_pad)
+        y = F.avg_pool2d(xg, kernel, stride=stride, padding=padding, count_include_pad=count_include_pad,
+                         ceil_mode=ceil_mode, divisor_override=divisor_override)
     dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
     y.backward(dy)
     d = os.path.join(ROOT, "pool2d_backward", name)
     os.makedirs(d, exist_ok=True)
-    for fname, arr in [("input", x), ("grad_output", dy), ("grad_input", xg.grad)]:
+    for fname, arr in [("input", x), ("output", y), ("grad_output", dy), ("grad_input", xg.grad)]:
         np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
     st = list(stride) if stride is not None else list(kernel)
     return {"name": name, "mode": mode, "kernel": list(kernel), "stride": st, "padding": list(padding),
-            "count_include_pad": count_include_pad}
+            "count_include_pad": count_include_pad, "dilation": list(dilation), "ceil_mode": ceil_mode,
+            "divisor_override": divisor_override}
 
 
 def write_pool2d_backward():
@@ -192,6 +194,15 @@ def write_pool2d_backward():
         pool2d_backward_case("avg_k3_s2_p1", "avg", 2, 3, 9, 8, (3, 3), (2, 2), (1, 1), seed=4),
         pool2d_backward_case("avg_exclude_pad", "avg", 1, 2, 7, 6, (3, 2), (2, 1), (1, 1), count_include_pad=False, seed=5),
         pool2d_backward_case("avg_global", "avg", 2, 4, 7, 7, (7, 7), seed=6),
+        pool2d_backward_case("max_dilation2_pad1", "max", 1, 2, 11, 10, (3, 3), (2, 1), (1, 1), dilation=(2, 2), seed=7),
+        pool2d_backward_case("max_ceil_mode", "max", 2, 2, 8, 9, (3, 2), (2, 2), (1, 1), ceil_mode=True, seed=8),
+        pool2d_backward_case("max_ceil_dilated_ties", "max", 1, 3, 9, 9, (2, 3), (2, 2), (1, 1), dilation=(3, 2),
+                             ceil_mode=True, halves=True, seed=9),
+        pool2d_backward_case("avg_ceil_mode_pad", "avg", 1, 2, 8, 7, (3, 3), (2, 2), (1, 1), ceil_mode=True, seed=10),
+        pool2d_backward_case("avg_ceil_exclude_pad", "avg", 2, 2, 9, 8, (3, 2), (2, 2), (1, 1), ceil_mode=True,
+                             count_include_pad=False, seed=11),
+        pool2d_backward_case("avg_divisor_override", "avg", 1, 3, 7, 7, (3, 3), (2, 2), (1, 1), divisor_override=5,
+                             ceil_mode=True, seed=12),
     ]
     with open(os.path.join(ROOT, "pool2d_backward", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)

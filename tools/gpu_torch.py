@@ -96,7 +96,7 @@ def main():
                 fwd = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=s, padding=p, dilation=d, groups=grp)
                 args = [x, w, b]
             elif r["op"] == "deform_conv2d":
-                w = rnd(r["c_out"], r["c_in"], r["kh"], r["kw"])
+                w = rnd(r["c_out"], r["c_in"] // grp, r["kh"], r["kw"])
                 b = rnd(r["c_out"])
                 ho = (r["h"] + 2 * p - d * (r["kh"] - 1) - 1) // s + 1
                 wo = (r["w"] + 2 * p - d * (r["kw"] - 1) - 1) // s + 1

@@ -97,9 +97,17 @@ export async function runChecks(Wgconv, log, { casesPerOp = 3, memory = null } =
     rejects(() => wg.conv2d(nine, t([1, 2, 2, 2], new Array(8).fill(1)), null, {}), /channel/i));
   await check('bad options throw, not guessed', () =>
     rejects(() => wg.conv2d(nine, ones22, null, { stride: [1, 2, 3] }), /options\.stride/));
-  await check("an option wgconv does not take throws, typo or PyTorch's (ceil_mode)", async () => {
+  await check('avg_pool2d: ceil_mode keeps the last, partial windows; divisor_override divides', async () => {
+    const y = await wg.avg_pool2d(nine, { kernel_size: 2, ceil_mode: true }).read();
+    same(y.shape, [1, 1, 2, 2], 'shape');
+    same(y.data, [3, 4.5, 7.5, 9], 'data');
+    const z = await wg.avg_pool2d(nine, { kernel_size: 2, ceil_mode: true, divisor_override: 4 }).read();
+    same(z.data, [3, 2.25, 3.75, 2.25], 'data');
+  });
+  await check("an option wgconv does not take throws, typo or PyTorch's (return_indices)", async () => {
     await rejects(() => wg.conv2d(nine, ones22, null, { paddng: 1 }), /options\.paddng: not an option of conv2d/);
-    await rejects(() => wg.max_pool2d(nine, { kernel_size: 2, ceil_mode: true }), /options\.ceil_mode: PyTorch's/);
+    await rejects(() => wg.max_pool2d(nine, { kernel_size: 2, return_indices: true }), /options\.return_indices: PyTorch's/);
+    await rejects(() => wg.avg_pool2d(nine, { kernel_size: 2, dilation: 2 }), /options\.dilation: not an option of avg_pool2d/);
     await rejects(() => wg.conformance(0, 1), /cases_per_op/);
   });
   await check('a bias that is not a tensor throws', () =>

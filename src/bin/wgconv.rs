@@ -211,10 +211,11 @@ enum RunOp {
     Conv1d(Conv2dArgs),
     /// torch.nn.functional.conv3d on [N, C, D, H, W] (stride/padding/dilation: one value or D,H,W).
     Conv3d(ConvArgs),
-    /// torch.nn.functional.max_pool2d (ceil_mode false).
+    /// torch.nn.functional.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode).
     #[command(name = "max_pool2d", alias = "max-pool2d")]
     MaxPool2d(PoolArgs),
-    /// torch.nn.functional.avg_pool2d (ceil_mode false).
+    /// torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+    /// divisor_override).
     #[command(name = "avg_pool2d", alias = "avg-pool2d")]
     AvgPool2d(PoolArgs),
     /// Gradients of conv2d (as PyTorch autograd): grad_input, grad_weight, grad_bias.
@@ -255,18 +256,8 @@ struct PoolBackwardArgs {
     /// Gradient of the loss with respect to the pooling's output [N, C, Ho, Wo].
     #[arg(long)]
     grad_output: PathBuf,
-    /// KH,KW or one value for both.
-    #[arg(long)]
-    kernel: String,
-    /// SH,SW (default: the kernel).
-    #[arg(long)]
-    stride: Option<String>,
-    /// PH,PW, each ≤ kernel/2.
-    #[arg(long, default_value = "0")]
-    padding: String,
-    /// avg_pool2d: divide by the whole window including padding (PyTorch's default).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    count_include_pad: bool,
+    #[command(flatten)]
+    options: PoolOptions,
     /// Where to write grad_input [N, C, H, W].
     #[arg(long)]
     out_grad_input: PathBuf,
@@ -323,11 +314,9 @@ struct DeformArgs {
     algo: String,
 }
 
+/// The pooling flags of `run` (forward and backward), PyTorch's options.
 #[derive(Args)]
-struct PoolArgs {
-    /// Input [N, C, H, W].
-    #[arg(long)]
-    input: PathBuf,
+struct PoolOptions {
     /// KH,KW or one value for both.
     #[arg(long)]
     kernel: String,
@@ -337,9 +326,41 @@ struct PoolArgs {
     /// PH,PW, each ≤ kernel/2.
     #[arg(long, default_value = "0")]
     padding: String,
-    /// avg_pool2d: divide by the whole window including padding (PyTorch's default).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// max_pool2d: DH,DW, the window's taps apart.
+    #[arg(long, default_value = "1")]
+    dilation: String,
+    /// Round the output size up (the last window must start inside the input or its padding).
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    ceil_mode: bool,
+    /// avg_pool2d: divide by the window including padding (PyTorch's default) or its in-image positions.
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     count_include_pad: bool,
+    /// avg_pool2d: divide by D instead.
+    #[arg(long)]
+    divisor_override: Option<u32>,
+}
+
+impl PoolOptions {
+    fn params(&self) -> Result<wgconv::Pool2dParams, Failure> {
+        Ok(wgconv::Pool2dParams {
+            kernel: parse_pair("kernel", &self.kernel)?,
+            stride: self.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
+            padding: parse_pair("padding", &self.padding)?,
+            dilation: parse_pair("dilation", &self.dilation)?,
+            ceil_mode: self.ceil_mode,
+            count_include_pad: self.count_include_pad,
+            divisor_override: self.divisor_override,
+        })
+    }
+}
+
+#[derive(Args)]
+struct PoolArgs {
+    /// Input [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    #[command(flatten)]
+    options: PoolOptions,
     #[arg(long)]
     out: PathBuf,
     #[arg(long)]
@@ -965,12 +986,7 @@ fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
 }
 
 fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
-    let params = wgconv::Pool2dParams {
-        kernel: parse_pair("kernel", &a.kernel)?,
-        stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
-        padding: parse_pair("padding", &a.padding)?,
-        count_include_pad: a.count_include_pad,
-    };
+    let params = a.options.params()?;
     let x = load(&a.input, "input")?;
     let batched = wgconv::params::as_batched(&x.shape, 4);
     params.validate(&batched)?;
@@ -996,12 +1012,7 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
 }
 
 fn run_pool_backward(a: &PoolBackwardArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
-    let params = wgconv::Pool2dParams {
-        kernel: parse_pair("kernel", &a.kernel)?,
-        stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
-        padding: parse_pair("padding", &a.padding)?,
-        count_include_pad: a.count_include_pad,
-    };
+    let params = a.options.params()?;
     let (x, dy) = (load(&a.input, "input")?, load(&a.grad_output, "grad_output")?);
     let batched = wgconv::params::as_batched(&x.shape, 4);
     let out = params.validate(&batched)?;
@@ -1287,6 +1298,7 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
                 stride: a.stride.as_deref().map(|s| parse_pair("stride", s)).transpose()?,
                 padding: parse_pair("padding", &a.padding)?,
                 count_include_pad: true,
+                ..Default::default()
             };
             let mode = if op == "max_pool2d" { wgconv::PoolMode::Max } else { wgconv::PoolMode::Avg };
             vec![wgconv::explain::pool2d(&ctx, &input, dtype, &params, mode, prev)?]

@@ -18,23 +18,36 @@ impl std::fmt::Display for Pool2dCase {
 }
 
 /// `count` pooling cases from `seed`, max and average in turn: kernels 1–4, default or
-/// random strides 1–3, paddings up to half the kernel, both `count_include_pad`.
+/// random strides 1–3, dilations 1–2 (max), paddings up to half the kernel, ceil_mode
+/// either way, both `count_include_pad`, a divisor_override on a third of the avg cases.
 pub fn pool2d_cases(seed: u64, count: usize) -> Vec<Pool2dCase> {
+    use crate::ops::pool2d::PoolMode;
     let mut rng = SplitMix64::new(seed ^ 0x9001);
     (0..count)
         .map(|i| {
+            let mode = if i % 2 == 0 { PoolMode::Max } else { PoolMode::Avg };
             let kernel = [rng.range(1, 4), rng.range(1, 4)];
             let stride = if rng.range(0, 2) == 0 { None } else { Some([rng.range(1, 3), rng.range(1, 3)]) };
+            let dilation =
+                if mode == PoolMode::Max && rng.range(0, 2) == 0 { [rng.range(1, 2), rng.range(1, 2)] } else { [1, 1] };
+            let span = [0, 1].map(|a| dilation[a] * (kernel[a] - 1) + 1);
             let padding = [rng.range(0, kernel[0] / 2), rng.range(0, kernel[1] / 2)];
-            let params =
-                crate::params::Pool2dParams { kernel, stride, padding, count_include_pad: rng.range(0, 1) == 1 };
+            let divisor_override = (mode == PoolMode::Avg && rng.range(0, 2) == 0).then(|| rng.range(1, 9));
+            let params = crate::params::Pool2dParams {
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ceil_mode: rng.range(0, 1) == 1,
+                count_include_pad: rng.range(0, 1) == 1,
+                divisor_override,
+            };
             let input = [
                 rng.range(1, 2) as usize,
                 rng.range(1, 4) as usize,
-                rng.range(kernel[0], 12) as usize,
-                rng.range(kernel[1], 12) as usize,
+                rng.range(span[0], 12) as usize,
+                rng.range(span[1], 12) as usize,
             ];
-            let mode = if i % 2 == 0 { crate::ops::pool2d::PoolMode::Max } else { crate::ops::pool2d::PoolMode::Avg };
             Pool2dCase { input, params, mode, seed: rng.next_u64() }
         })
         .collect()

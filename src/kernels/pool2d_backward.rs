@@ -13,7 +13,8 @@ use crate::tensor::Tensor;
 uniform_block! {
     /// Twin of `PoolBackParams` in `shaders/pool2d_backward.wgsl`.
     PoolBackParams {
-        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks, _pad0, _pad1, _pad2,
+        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks,
+        dil_h, dil_w, divisor, h_end, w_end, _pad0, _pad1,
     }
 }
 
@@ -31,10 +32,11 @@ pub(crate) fn gather_overrides(mode: PoolMode, count_pad: bool) -> Overrides {
     Overrides::none().with("MODE", mode as u32 as f64).flag("COUNT_PAD", count_pad || mode == PoolMode::Max)
 }
 
-/// The windows one input element lies in at most: its gather's loop turns.
+/// The gather's loop turns per input element: the windows whose span reaches it, rows times
+/// (columns + 1).
 pub(crate) fn windows_per_element(p: &PoolBackParams) -> u64 {
-    let most = |k: u32, s: u32, out: u32| (k.div_ceil(s)).min(out) as u64;
-    most(p.kh, p.stride_h, p.h_out) * (most(p.kw, p.stride_w, p.w_out) + 1)
+    let most = |k: u32, d: u32, s: u32, out: u32| ((d as u64 * (k as u64 - 1)) / s as u64 + 1).min(out as u64);
+    most(p.kh, p.dil_h, p.stride_h, p.h_out) * (most(p.kw, p.dil_w, p.stride_w, p.w_out) + 1)
 }
 
 /// `p` with argmax's window walk set (`col_chunk`, `chunks`) and its passes over the window.

@@ -606,7 +606,8 @@ pub fn im2col_gemm_runs_flat(ctx: &GpuContext, g: &Conv2dGeometry) -> bool {
 
 /// [`plan_chunks`] with every chunk a multiple of 16 pixels where there are several (the
 /// unfold read transposed as a GEMM's K, `BMode::ColumnsT`: no K slice of a tiled GEMM, 16
-/// or 8 wide, may straddle two chunks).
+/// or 8 wide, may straddle two chunks): at least 16 columns, even where the workspace budget
+/// holds fewer (one binding must hold them).
 pub(crate) fn plan_chunks_of_16(ctx: &GpuContext, u: &Unfolded) -> Result<ChunkPlan> {
     let c = plan_chunks(ctx, u)?;
     if c.chunks == 1 {

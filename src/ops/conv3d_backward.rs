@@ -318,17 +318,21 @@ fn record_backward(
         for (imgs, gp, gb, cp, cb) in &chunks_in {
             let bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * *imgs as u64;
             let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(bytes / 4) as usize])?;
-            dispatches.extend(gemm::prepare(
+            // planned as the plan does (no vec4 B: the same kernel and passes whatever the
+            // binding's offset)
+            let problem = GemmProblem::TransposedCols;
+            let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+            let gplan = gemm::plan(ctx, gp, problem, ov, false, None, cols.numel())?;
+            dispatches.extend(gemm::prepare_planned(
                 ctx,
                 &uniforms,
                 *gb,
-                gp,
-                GemmProblem::TransposedCols,
-                Activation::None,
+                &gplan,
                 weight,
                 whole(grad_output),
                 None,
                 &cols,
+                gemm::Aux::None,
             )?);
             let step = col2vol::step(ctx, cp)?;
             dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), range(&workspace, (0, bytes)), whole(dx)])?);

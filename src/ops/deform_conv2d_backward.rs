@@ -173,16 +173,14 @@ fn validate(
             )));
         }
     }
-    // The per-sample pass loops over an offset group's channels (five turns each), the bounds
-    // over a weight group's output channels: within the loop budget or not at all.
+    // The per-sample passes loop over an offset group's channels (five turns each): within the
+    // loop budget or not at all.
     let g = dg.conv;
     let (per_og, budget) = ((g.c_in / dg.offset_groups) as u64, ctx.config().loop_budget as u64);
-    if 5 * per_og + 2 > budget || g.c_out_per_group() as u64 + 1 > budget {
+    if 5 * per_og + 2 > budget {
         return Err(Error::Unsupported(format!(
-            "deform_conv2d_backward loops over the {per_og} channels of an offset group and the {} output channels \
-             of a weight group in one invocation, beyond the loop budget of {budget} (EngineConfig::loop_budget; \
-             some drivers stop longer loops early)",
-            g.c_out_per_group()
+            "deform_conv2d_backward loops over the {per_og} channels of an offset group in one invocation, beyond \
+             the loop budget of {budget} (EngineConfig::loop_budget; some drivers stop longer loops early)"
         )));
     }
     Ok(dg)
@@ -311,7 +309,7 @@ fn weight_plan(
 /// Errors: the forward's validation ([`deform_conv2d`](crate::deform_conv2d));
 /// [`Error::InvalidParam`] for an activation (the backward differentiates the convolution
 /// alone) or grad_mask without a mask; [`Error::Unsupported`] for f16 tensors and for an
-/// offset group or weight group beyond the loop budget; [`Error::TooLarge`] for a tensor
+/// offset group beyond the loop budget; [`Error::TooLarge`] for a tensor
 /// beyond one storage binding or one image's column gradients beyond the workspace budget.
 #[allow(clippy::too_many_arguments)]
 pub fn deform_conv2d_backward(
@@ -516,17 +514,21 @@ fn record_backward(
         for &(imgs, gp, gb, (sp, sb), (fp, fb)) in &chunk_blocks_ {
             let cols_bytes = g.c_in as u64 * (g.kh * g.kw) as u64 * (g.h_out * g.w_out) as u64 * 4 * imgs as u64;
             let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(cols_bytes / 4) as usize])?;
-            dispatches.extend(gemm::prepare(
+            // planned as the plan does (no vec4 B: the same kernel and passes whatever the
+            // binding's offset)
+            let problem = GemmProblem::TransposedCols;
+            let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+            let gplan = gemm::plan(ctx, &gp, problem, ov, false, None, cols.numel())?;
+            dispatches.extend(gemm::prepare_planned(
                 ctx,
                 &uniforms,
                 gb,
-                &gp,
-                GemmProblem::TransposedCols,
-                Activation::None,
+                &gplan,
                 weight,
                 whole(grad_output),
                 None,
                 &cols,
+                gemm::Aux::None,
             )?);
             let bindings = |block| {
                 [

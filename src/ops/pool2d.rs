@@ -1,5 +1,7 @@
-//! max_pool2d and avg_pool2d: one kernel (`shaders/pool2d.wgsl`), the reduction chosen by the
-//! `MODE` override; f32 or f16 storage (the output takes the input's dtype; f32 arithmetic).
+//! max_pool2d and avg_pool2d (`torch.nn.functional`'s, with dilation for max, ceil_mode,
+//! count_include_pad and divisor_override for avg): one kernel (`shaders/pool2d.wgsl`), the
+//! reduction chosen by the `MODE` override; f32 or f16 storage (the output takes the input's
+//! dtype; f32 arithmetic).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -88,6 +90,7 @@ pub fn plan_pool2d(
 ) -> Result<Pool2dPlan> {
     let input = as_batched(input, 4);
     let output = params.validate(&input)?;
+    check_mode(params, mode)?;
     let (x, y): ([usize; 4], [usize; 4]) = (
         input.as_slice().try_into().map_err(|_| Error::Internal("pool2d input rank".into()))?,
         output.as_slice().try_into().map_err(|_| Error::Internal("pool2d output rank".into()))?,
@@ -101,8 +104,8 @@ pub fn plan_pool2d(
     let (count_pad, half) = (mode == PoolMode::Max || params.count_include_pad, dtype == DType::F16);
     let max = ctx.max_binding();
     let per_image = |s: &[usize; 4]| (s.iter().product::<usize>() / n) as u64 * dtype.size();
-    let mut steps = |x: [usize; 4], y: [usize; 4], pad_top: u32, what: String| -> Result<()> {
-        let p = pool_params(params, x, y, pad_top);
+    let mut steps = |x: [usize; 4], y: [usize; 4], (pad_top, pad_bottom): (u32, u32), what: String| -> Result<()> {
+        let p = pool_params(params, x, y, pad_top, pad_bottom);
         plan.steps.extend(pool2d::steps(ctx, p, mode, count_pad, half, &what)?);
         Ok(())
     };
@@ -112,7 +115,7 @@ pub fn plan_pool2d(
         for i in 0..n {
             for b in rows.bands(&bands)? {
                 let (bx, by) = ([1, x[1], b.rows_in as usize, x[3]], [1, y[1], (b.oy1 - b.oy0) as usize, y[3]]);
-                steps(bx, by, b.pad_top, format!("image {i}, rows {}..{}", b.oy0, b.oy1))?;
+                steps(bx, by, (b.pad_top, b.pad_bottom), format!("image {i}, rows {}..{}", b.oy0, b.oy1))?;
             }
         }
         plan.batch_pieces = n as u32;
@@ -122,18 +125,45 @@ pub fn plan_pool2d(
         for n0 in (0..n).step_by(pieces.per_piece) {
             let len = pieces.per_piece.min(n - n0);
             let what = if pieces.pieces > 1 { format!("images {n0}..{}", n0 + len) } else { String::new() };
-            steps([len, x[1], x[2], x[3]], [len, y[1], y[2], y[3]], params.padding[0], what)?;
+            steps([len, x[1], x[2], x[3]], [len, y[1], y[2], y[3]], (params.padding[0], params.padding[0]), what)?;
         }
         plan.batch_pieces = pieces.pieces as u32;
     }
     Ok(plan)
 }
 
+/// The options one pooling has and the other not: PyTorch's avg_pool2d has no dilation,
+/// max_pool2d no divisor.
+pub(crate) fn check_mode(params: &Pool2dParams, mode: PoolMode) -> Result<()> {
+    match mode {
+        PoolMode::Avg if params.dilation != [1, 1] => {
+            Err(Error::param("dilation", format!("{:?}: avg_pool2d has no dilation (as in PyTorch)", params.dilation)))
+        }
+        PoolMode::Max if params.divisor_override.is_some() => {
+            Err(Error::param("divisor_override", "max_pool2d divides nothing: it is avg_pool2d's option"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The kernel's parameters for input `x` and output `y` (a piece, a band or the whole),
-/// `pad_top` rows of padding above `x` (the params' own, or a band's).
-fn pool_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4], pad_top: u32) -> PoolParams {
+/// `pad_top` and `pad_bottom` rows of padding above and below `x` (the params' own, or a
+/// band's: an inner band's windows end inside its rows).
+pub(crate) fn pool_params(
+    params: &Pool2dParams,
+    x: [usize; 4],
+    y: [usize; 4],
+    pad_top: u32,
+    pad_bottom: u32,
+) -> PoolParams {
     let stride = params.stride();
     PoolParams {
+        dil_h: params.dilation[0],
+        dil_w: params.dilation[1],
+        divisor: params.divisor_override.unwrap_or(0),
+        // where count_include_pad's window is clipped: the end of the padded input
+        h_end: x[2] as u32 + pad_bottom.min(params.padding[0]),
+        w_end: (x[3] as u32) + params.padding[1],
         h: x[2] as u32,
         w: x[3] as u32,
         kh: params.kernel[0],
@@ -158,7 +188,7 @@ fn row_geometry(params: &Pool2dParams, x: [usize; 4], y: [usize; 4], dtype: DTyp
         c_out: y[1] as u64,
         h_out: y[2] as u64,
         w_out: y[3] as u64,
-        span: params.kernel[0] as u64,
+        span: (params.dilation[0] * (params.kernel[0] - 1) + 1) as u64,
         stride: params.stride()[0] as u64,
         pad_top: params.padding[0] as u64,
         elem: dtype.size(),
@@ -202,7 +232,7 @@ pub fn pool2d_into(
         for i in 0..plan.input[0] {
             let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
             bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
-                recorded += record_pool2d(ctx, encoder, x, params, mode, y, half, band.pad_top)?;
+                recorded += record_pool2d(ctx, encoder, x, params, mode, y, half, (band.pad_top, band.pad_bottom))?;
                 Ok(())
             })?;
         }
@@ -210,15 +240,16 @@ pub fn pool2d_into(
         let batched = [batch::input(input, "input"), batch::output(output, "output")];
         let pieces = batch::pieces(ctx, "pool2d", &batched)?;
         batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-            recorded += record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half, params.padding[0])?;
+            let pads = (params.padding[0], params.padding[0]);
+            recorded += record_pool2d(ctx, encoder, &t[0], params, mode, &t[1], half, pads)?;
             Ok(())
         })?;
     }
     check_recorded("pool2d", recorded, &plan.steps)
 }
 
-/// Records the pooling of tensors that each fit one binding, `pad_top` rows of padding above
-/// `input` (the params' own, or a row band's); returns the number of launches.
+/// Records the pooling of tensors that each fit one binding, `pads` rows of padding above and
+/// below `input` (the params' own, or a row band's); returns the number of launches.
 #[allow(clippy::too_many_arguments)]
 fn record_pool2d(
     ctx: &GpuContext,
@@ -228,12 +259,12 @@ fn record_pool2d(
     mode: PoolMode,
     output: &Tensor,
     half: bool,
-    pad_top: u32,
+    (pad_top, pad_bottom): (u32, u32),
 ) -> Result<usize> {
     let shape = |t: &Tensor| -> Result<[usize; 4]> {
         t.shape().try_into().map_err(|_| Error::Internal("pool2d tensor rank".into()))
     };
-    let p = pool_params(params, shape(input)?, shape(output)?, pad_top);
+    let p = pool_params(params, shape(input)?, shape(output)?, pad_top, pad_bottom);
     let count_pad = mode == PoolMode::Max || params.count_include_pad;
     pool2d::record(ctx, encoder, p, mode, count_pad, input, output, half)
 }

@@ -1,13 +1,14 @@
-//! The max_pool2d and avg_pool2d backward passes (PyTorch autograd; ceil_mode false, dilation
-//! 1): grad_input from grad_output, by gathers (`shaders/pool2d_backward.wgsl`).
+//! The max_pool2d and avg_pool2d backward passes (PyTorch autograd, with every option the
+//! forward takes: dilation, ceil_mode, count_include_pad, divisor_override): grad_input from
+//! grad_output, by gathers (`shaders/pool2d_backward.wgsl`).
 //!
 //! - Max: each window's maximum is located first (its flat index, as PyTorch's
 //!   `max_pool2d_with_indices` picks it: ties keep the first position in row-major order, a
 //!   NaN the last NaN), then each input element sums the gradients of the windows whose
 //!   maximum it is.
 //! - Avg: each input element sums grad_output / divisor over the windows that contain it
-//!   (the divisor as the forward's: kh·kw, or the window's in-image positions without
-//!   `count_include_pad`).
+//!   (the divisor as the forward's: divisor_override, the window clipped to the padded input,
+//!   or its in-image positions without `count_include_pad`).
 //!
 //! Every element is one fixed-order sum (windows in row-major order, as PyTorch's CPU kernel
 //! adds them): bit-identical run to run, no atomics. f32 or f16 storage (f32 sums).
@@ -106,6 +107,11 @@ fn back_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4]) -> PoolBackP
         h_out: y[2] as u32,
         w_out: y[3] as u32,
         total: x.iter().product::<usize>() as u32,
+        dil_h: params.dilation[0],
+        dil_w: params.dilation[1],
+        divisor: params.divisor_override.unwrap_or(0),
+        h_end: x[2] as u32 + params.padding[0],
+        w_end: x[3] as u32 + params.padding[1],
         ..Default::default()
     }
 }
@@ -135,6 +141,7 @@ pub fn plan_pool2d_backward(
 ) -> Result<Pool2dBackwardPlan> {
     let input = as_batched(input, 4);
     let output = params.validate(&input)?;
+    crate::ops::pool2d::check_mode(params, mode)?;
     let x: [usize; 4] = input.as_slice().try_into().map_err(|_| Error::Internal("pool2d input rank".into()))?;
     let mut plan = Pool2dBackwardPlan { input: x, output, mode, dtype, batch_pieces: 0, steps: Vec::new() };
     let p = back_params(params, x, output);

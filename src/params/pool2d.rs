@@ -2,23 +2,44 @@
 
 use super::*;
 
-/// Parameters of `max_pool2d` / `avg_pool2d` (PyTorch semantics; ceil_mode false,
-/// dilation 1).
+/// Parameters of `max_pool2d` / `avg_pool2d` (PyTorch semantics and names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dParams {
     pub kernel: [u32; 2],
     /// `None`: the kernel size, as PyTorch's default.
     pub stride: Option<[u32; 2]>,
-    /// Symmetric, each ≤ kernel / 2 (PyTorch's rule).
+    /// Symmetric, each ≤ half the kernel (PyTorch's rule, dilated or not).
     pub padding: [u32; 2],
-    /// avg_pool2d only: divide by the whole window (true, PyTorch's default) or by the
-    /// in-image positions.
+    /// max_pool2d only (avg_pool2d has none): the window's taps `dilation` apart.
+    pub dilation: [u32; 2],
+    /// The output size rounded up instead of down; the last window must still start inside
+    /// the input or its leading padding (PyTorch's rule).
+    pub ceil_mode: bool,
+    /// avg_pool2d only: divide by the window clipped to the padded input (true, PyTorch's
+    /// default) or by its in-image positions.
     pub count_include_pad: bool,
+    /// avg_pool2d only: divide by this instead (≥ 1).
+    pub divisor_override: Option<u32>,
+}
+
+impl Default for Pool2dParams {
+    /// A 1×1 window: set `kernel` (or use [`Pool2dParams::new`]).
+    fn default() -> Self {
+        Pool2dParams::new([1, 1])
+    }
 }
 
 impl Pool2dParams {
     pub fn new(kernel: [u32; 2]) -> Self {
-        Pool2dParams { kernel, stride: None, padding: [0, 0], count_include_pad: true }
+        Pool2dParams {
+            kernel,
+            stride: None,
+            padding: [0, 0],
+            dilation: [1, 1],
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+        }
     }
 
     pub fn stride(&self) -> [u32; 2] {
@@ -35,6 +56,12 @@ impl Pool2dParams {
         if stride.contains(&0) {
             return Err(Error::param("stride", format!("{stride:?}: each must be ≥ 1")));
         }
+        if self.dilation.contains(&0) {
+            return Err(Error::param("dilation", format!("{:?}: each must be ≥ 1", self.dilation)));
+        }
+        if self.divisor_override == Some(0) {
+            return Err(Error::param("divisor_override", "must be ≥ 1 (PyTorch: 'divisor must be not zero')"));
+        }
         for a in 0..2 {
             if self.padding[a] > self.kernel[a] / 2 {
                 return Err(Error::param(
@@ -44,8 +71,26 @@ impl Pool2dParams {
             }
         }
         let (h, w) = (to_u32("H", input[2])?, to_u32("W", input[3])?);
-        let ho = conv_out_len("height", h, self.padding[0], self.padding[0], self.kernel[0], stride[0], 1)?;
-        let wo = conv_out_len("width", w, self.padding[1], self.padding[1], self.kernel[1], stride[1], 1)?;
+        let ho = self.out_len("height", h, 0)?;
+        let wo = self.out_len("width", w, 1)?;
         Ok([input[0], input[1], ho as usize, wo as usize])
+    }
+
+    /// The output length along `axis` (0: height, 1: width) of an input of `len`: PyTorch's
+    /// `pooling_output_shape`, ceil_mode's last window kept only where it starts inside the
+    /// input or its leading padding.
+    fn out_len(&self, name: &str, len: u32, axis: usize) -> Result<u32> {
+        let (k, s, p, d) = (self.kernel[axis], self.stride()[axis], self.padding[axis], self.dilation[axis]);
+        let floor = conv_out_len(name, len, p, p, k, s, d)?;
+        if !self.ceil_mode {
+            return Ok(floor);
+        }
+        let span = (d as u64) * (k as u64 - 1) + 1;
+        let room = len as u64 + 2 * p as u64 - span;
+        let mut out = room.div_ceil(s as u64) + 1;
+        if (out - 1) * s as u64 >= len as u64 + p as u64 {
+            out -= 1;
+        }
+        u32::try_from(out).map_err(|_| Error::TooLarge(format!("{name} output {out}")))
     }
 }

@@ -1,4 +1,5 @@
-//! Reference max/avg pooling from the definition (PyTorch, ceil_mode false).
+//! Reference max/avg pooling from the definition (PyTorch: dilation for max, ceil_mode,
+//! count_include_pad and divisor_override for avg).
 
 use crate::error::Result;
 use crate::ops::pool2d::PoolMode;
@@ -14,6 +15,7 @@ pub fn pool2d(input: &HostTensor, params: &Pool2dParams, mode: PoolMode) -> Resu
     let [kh, kw] = params.kernel.map(|v| v as isize);
     let [sh, sw] = params.stride().map(|v| v as isize);
     let [ph, pw] = params.padding.map(|v| v as isize);
+    let [dh, dw] = params.dilation.map(|v| v as isize);
     let mut out = Vec::with_capacity(n * c * ho * wo);
     for plane in 0..n * c {
         let x = &input.data[plane * h * w..][..h * w];
@@ -22,7 +24,7 @@ pub fn pool2d(input: &HostTensor, params: &Pool2dParams, mode: PoolMode) -> Resu
                 let mut vals = Vec::new();
                 for i in 0..kh {
                     for j in 0..kw {
-                        let (y, xx) = (oy * sh - ph + i, ox * sw - pw + j);
+                        let (y, xx) = (oy * sh - ph + i * dh, ox * sw - pw + j * dw);
                         if y >= 0 && y < h as isize && xx >= 0 && xx < w as isize {
                             vals.push(x[y as usize * w + xx as usize] as f64);
                         }
@@ -32,12 +34,27 @@ pub fn pool2d(input: &HostTensor, params: &Pool2dParams, mode: PoolMode) -> Resu
                     PoolMode::Max if vals.iter().any(|v| v.is_nan()) => f64::NAN,
                     PoolMode::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     PoolMode::Avg => {
-                        let divisor = if params.count_include_pad { (kh * kw) as f64 } else { vals.len() as f64 };
-                        vals.iter().sum::<f64>() / divisor
+                        vals.iter().sum::<f64>() / avg_divisor(params, (oy * sh - ph, ox * sw - pw), (h, w)) as f64
                     }
                 });
             }
         }
     }
     Ok((shape, out))
+}
+
+/// avg_pool2d's divisor of the window starting at `(y0, x0)` of an `(h, w)` input: PyTorch's
+/// divisor_override, else the window clipped to the padded input (count_include_pad), else
+/// its in-image positions.
+pub(crate) fn avg_divisor(params: &Pool2dParams, (y0, x0): (isize, isize), (h, w): (usize, usize)) -> isize {
+    if let Some(d) = params.divisor_override {
+        return d as isize;
+    }
+    let [kh, kw] = params.kernel.map(|v| v as isize);
+    let [ph, pw] = params.padding.map(|v| v as isize);
+    let (h, w) = (h as isize, w as isize);
+    if params.count_include_pad {
+        return ((y0 + kh).min(h + ph) - y0) * ((x0 + kw).min(w + pw) - x0);
+    }
+    ((y0 + kh).min(h) - y0.max(0)).max(0) * ((x0 + kw).min(w) - x0.max(0)).max(0)
 }

@@ -243,8 +243,8 @@ fn colliding_samples_give_the_same_bits_in_any_order_and_any_chunking() {
         assert!(s.passes(Tolerance::default()), "{}: {s}", NAMES[k]);
     }
     let base = ctx.config();
-    // one image's column gradients are 4·9·144·4 = 20 KiB: one image per chunk; the unfold in
-    // chunks of 24 pixels; K in passes of 16
+    // one image's column gradients are 4·9·144·4 = 20 KiB: one image per chunk; the unfold
+    // (36 rows of 432 pixels) in several chunks of a multiple of 16 pixels; K in passes
     ctx.set_config(EngineConfig { workspace_budget: 24 << 10, loop_budget: 200, ..base });
     let plan = wgconv::plan_deform_conv2d_backward(
         ctx,

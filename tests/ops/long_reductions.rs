@@ -60,7 +60,7 @@ fn pool2d_split_passes_match_the_unsplit_run_bit_for_bit() {
     for (kernel, padding, count_include_pad) in
         [([9, 11], [0, 0], true), ([5, 7], [2, 3], false), ([4, 3], [1, 1], true)]
     {
-        let p = wgconv::Pool2dParams { kernel, stride: None, padding, count_include_pad };
+        let p = wgconv::Pool2dParams { kernel, stride: None, padding, count_include_pad, ..Default::default() };
         for mode in [wgconv::PoolMode::Max, wgconv::PoolMode::Avg] {
             ctx.set_config(defaults);
             let whole = wgconv::ops::pool2d::pool2d(&ctx, &xg, &p, mode).unwrap().to_vec(&ctx).unwrap();

@@ -5,7 +5,7 @@ use wgconv::verify::{compare, Tolerance};
 use wgconv::{avg_pool2d, max_pool2d, Error, HostTensor, Pool2dParams, PoolMode, Tensor};
 
 fn pp(k: [u32; 2], s: Option<[u32; 2]>, p: [u32; 2], cip: bool) -> Pool2dParams {
-    Pool2dParams { kernel: k, stride: s, padding: p, count_include_pad: cip }
+    Pool2dParams { kernel: k, stride: s, padding: p, count_include_pad: cip, ..Default::default() }
 }
 
 #[test]
@@ -79,6 +79,7 @@ fn pytorch_golden_cases() {
             stride,
             padding: c.pair("padding"),
             count_include_pad: c.flag("count_include_pad"),
+            ..Default::default()
         };
         let x = c.load("input");
         for (mode, file) in [(PoolMode::Max, "max"), (PoolMode::Avg, "avg")] {

@@ -20,30 +20,42 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
 }
 
-/// PyTorch's CPU autograd (`tools/gen_golden.py`): max with overlapping windows, ties, NaNs
-/// and non-square windows; avg with and without the padding in the divisor, and global.
+/// PyTorch's CPU autograd (`tools/gen_golden.py`): max with overlapping windows, ties, NaNs,
+/// non-square windows, dilation and ceil_mode; avg with and without the padding in the
+/// divisor, global, ceil_mode (windows past the padded input) and divisor_override. The
+/// forward's output matches too.
 /// The reference matches it and so does the GPU, which sums in PyTorch's order: bit for bit
 /// for these float32 cases.
 #[test]
 fn matches_pytorch_autograd_goldens() {
     let cases = crate::common::goldens("pool2d_backward");
-    assert!(cases.len() >= 7);
+    assert!(cases.len() >= 13);
     for c in cases {
         let name = &c.name;
         let mode = if c.case["mode"] == "max" { PoolMode::Max } else { PoolMode::Avg };
-        let pad = c.pair("padding");
         let p = Pool2dParams {
             kernel: c.pair("kernel"),
             stride: Some(c.pair("stride")),
-            padding: pad,
+            padding: c.pair("padding"),
+            dilation: c.pair("dilation"),
+            ceil_mode: c.flag("ceil_mode"),
             count_include_pad: c.flag("count_include_pad"),
+            divisor_override: c.case["divisor_override"].as_u64().map(|v| v as u32),
         };
         let (x, dy) = (c.load("input"), c.load("grad_output"));
+        // the forward too: these options' output shapes and values
+        let (shape, y) = wgconv::reference::pool2d(&x, &p, mode).unwrap();
+        assert_eq!(shape.to_vec(), dy.shape, "{name}: output shape");
+        let y32: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        // (torch pooled in float32 here)
+        assert!(compare(&y32, &c.expected("output")).passes(Tolerance { rel_l2: 1e-6, abs: 1e-6 }), "{name}: forward");
         let want = c.expected("grad_input");
         let r = wgconv::reference::pool2d_backward(&x, &dy, &p, mode).unwrap();
         let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
         assert!(compare(&r32, &want).passes(Tolerance { rel_l2: 1e-7, abs: 1e-6 }), "{name}: reference vs torch");
         let Some(ctx) = gpu() else { continue };
+        let fwd = wgconv::pool2d(ctx, &up(ctx, &x), &p, mode).unwrap().to_vec(ctx).unwrap();
+        assert!(compare(&fwd, &c.expected("output")).passes(Tolerance::default()), "{name}: GPU forward vs torch");
         let got = grad(ctx, &x, &dy, &p, mode);
         let torch: Vec<f32> = want.iter().map(|&v| v as f32).collect();
         assert!(same_bits(&got, &torch), "{name}: GPU vs torch autograd: {}", compare(&got, &want));
@@ -71,7 +83,13 @@ fn generated_cases_match_the_reference() {
 #[test]
 fn the_maximum_on_ties_nan_and_negative_infinity() {
     let Some(ctx) = gpu() else { return };
-    let p = Pool2dParams { kernel: [2, 2], stride: Some([2, 2]), padding: [0, 0], count_include_pad: true };
+    let p = Pool2dParams {
+        kernel: [2, 2],
+        stride: Some([2, 2]),
+        padding: [0, 0],
+        count_include_pad: true,
+        ..Default::default()
+    };
     let inf = f32::INFINITY;
     // three 2×2 windows side by side: a tie at 5, two NaNs, all −∞
     #[rustfmt::skip]
@@ -108,7 +126,13 @@ fn long_windows_run_in_passes_and_too_many_windows_are_refused() {
     let plan = wgconv::plan_pool2d_backward(ctx, &x.shape, DType::F32, &p, PoolMode::Max).unwrap();
     let passes = grad(ctx, &x, &dy, &p, PoolMode::Max);
     // stride 1 with an 8×8 kernel: an element lies in up to 64 windows
-    let dense = Pool2dParams { kernel: [8, 8], stride: Some([1, 1]), padding: [0, 0], count_include_pad: true };
+    let dense = Pool2dParams {
+        kernel: [8, 8],
+        stride: Some([1, 1]),
+        padding: [0, 0],
+        count_include_pad: true,
+        ..Default::default()
+    };
     let before = ctx.submissions();
     let e = wgconv::plan_pool2d_backward(ctx, &x.shape, DType::F32, &dense, PoolMode::Avg).unwrap_err();
     let e2 =
@@ -132,7 +156,13 @@ fn long_windows_run_in_passes_and_too_many_windows_are_refused() {
 fn batch_pieces_unbatched_and_empty() {
     let Some(ctx) = crate::common::fresh_gpu() else { return };
     let ctx = &ctx;
-    let p = Pool2dParams { kernel: [3, 3], stride: Some([2, 2]), padding: [1, 1], count_include_pad: false };
+    let p = Pool2dParams {
+        kernel: [3, 3],
+        stride: Some([2, 2]),
+        padding: [1, 1],
+        count_include_pad: false,
+        ..Default::default()
+    };
     let x = HostTensor::random(&[6, 4, 16, 16], 8);
     let dy = HostTensor::random(&[6, 4, 8, 8], 9);
     for mode in PoolMode::ALL {
@@ -160,7 +190,13 @@ fn batch_pieces_unbatched_and_empty() {
 fn f16_storage_matches_reference() {
     let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
     let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
-    let p = Pool2dParams { kernel: [3, 2], stride: Some([1, 2]), padding: [1, 1], count_include_pad: true };
+    let p = Pool2dParams {
+        kernel: [3, 2],
+        stride: Some([1, 2]),
+        padding: [1, 1],
+        count_include_pad: true,
+        ..Default::default()
+    };
     let x = HostTensor::random(&[2, 3, 9, 8], 10).rounded_to(DType::F16);
     let dy = HostTensor::random(&p.validate(&x.shape).unwrap(), 11).rounded_to(DType::F16);
     for mode in PoolMode::ALL {

@@ -42,7 +42,7 @@ export interface ConvTranspose2dOptions { stride?: Pair; padding?: Pair; output_
 /** torchvision.ops.deform_conv2d's keyword arguments (`mask` is a tensor argument). */
 export interface DeformConv2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; }
 /** torch.nn.functional.max_pool2d / avg_pool2d's arguments (`stride` defaults to the kernel size). */
-export interface Pool2dOptions { kernel_size: Pair; stride?: Pair; padding?: Pair; count_include_pad?: boolean; }
+export interface Pool2dOptions { kernel_size: Pair; stride?: Pair; padding?: Pair; ceil_mode?: boolean; dilation?: Pair; count_include_pad?: boolean; divisor_override?: number; }
 export interface CreateOptions {
   /** "adapter" (default): everything the adapter offers; "default": WebGPU's default limits. */
   limits?: "adapter" | "default";
@@ -299,16 +299,18 @@ impl Wgconv {
         self.output(wgconv::deform_conv2d(&self.ctx, x, w, off, mask.as_ref(), bias.as_ref(), &params))
     }
 
-    /// `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding)`.
+    /// `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding, dilation,
+    /// ceil_mode)`.
     pub fn max_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
-        let options = options_of(Some(options.into()), "max_pool2d", &["kernel_size", "stride", "padding"])?;
+        let allowed = ["kernel_size", "stride", "padding", "dilation", "ceil_mode"];
+        let options = options_of(Some(options.into()), "max_pool2d", &allowed)?;
         self.output(wgconv::max_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
 
-    /// `torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding,
-    /// count_include_pad=True)`.
+    /// `torch.nn.functional.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
+    /// count_include_pad=True, divisor_override)`.
     pub fn avg_pool2d(&self, input: &Tensor, options: JsPool2dOptions) -> Result<Tensor, JsError> {
-        let allowed = ["kernel_size", "stride", "padding", "count_include_pad"];
+        let allowed = ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"];
         let options = options_of(Some(options.into()), "avg_pool2d", &allowed)?;
         self.output(wgconv::avg_pool2d(&self.ctx, &input.inner, &pool_params(&options)?))
     }
@@ -409,7 +411,7 @@ fn dims(v: &JsValue) -> Option<Vec<usize>> {
 }
 
 /// PyTorch's options wgconv does not take yet (issue #19), named as such rather than as typos.
-const NOT_YET: [&str; 6] = ["padding_mode", "ceil_mode", "divisor_override", "return_indices", "dilation", "groups"];
+const NOT_YET: [&str; 3] = ["padding_mode", "return_indices", "groups"];
 
 /// The options object of `op` (undefined for none), every key checked against `allowed`: a
 /// typo or an option wgconv does not take must not run with a default in silence.
@@ -535,11 +537,29 @@ fn pool_params(options: &JsValue) -> Result<Pool2dParams, JsError> {
     let stride = field(options, "stride")?
         .map(|v| pair(&v).ok_or_else(|| JsError::new("options.stride: a whole number or [sh, sw]")))
         .transpose()?;
-    let count_include_pad = match field(options, "count_include_pad")? {
-        None => true,
-        Some(v) => v.as_bool().ok_or_else(|| JsError::new("options.count_include_pad: a boolean"))?,
+    let flag = |name: &str, default: bool| -> Result<bool, JsError> {
+        match field(options, name)? {
+            None => Ok(default),
+            Some(v) => v.as_bool().ok_or_else(|| JsError::new(&format!("options.{name}: a boolean"))),
+        }
     };
-    Ok(Pool2dParams { kernel, stride, padding: get_pair(options, "padding", 0)?, count_include_pad })
+    let divisor_override = field(options, "divisor_override")?
+        .map(|v| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= u32::MAX as f64)
+                .map(|f| f as u32)
+                .ok_or_else(|| JsError::new("options.divisor_override: a whole number ≥ 1"))
+        })
+        .transpose()?;
+    Ok(Pool2dParams {
+        kernel,
+        stride,
+        padding: get_pair(options, "padding", 0)?,
+        dilation: get_pair(options, "dilation", 1)?,
+        ceil_mode: flag("ceil_mode", false)?,
+        count_include_pad: flag("count_include_pad", true)?,
+        divisor_override,
+    })
 }
 
 fn object(entries: &[(&str, JsValue)]) -> Result<JsValue, JsValue> {
