@@ -8,7 +8,8 @@
 //! [`conv2d_backward`], [`conv1d_backward`], [`conv3d_backward`], [`conv_transpose2d_backward`],
 //! [`deform_conv2d_backward`], [`max_pool2d_backward`] and [`avg_pool2d_backward`] the
 //! gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
-//! [`max_pool2d`], [`avg_pool2d`] follow their `torch.nn.functional` namesakes, and
+//! [`max_pool2d`], [`avg_pool2d`], [`adaptive_max_pool2d`], [`adaptive_avg_pool2d`] follow their
+//! `torch.nn.functional` namesakes, and
 //! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
 //! `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups)` with
 //! the same argument order and output shape,
@@ -180,7 +181,10 @@ pub use ops::deform_conv2d_backward::{
     DeformConv2dGrads, DeformGrads,
 };
 pub use ops::matmul::{matmul, matmul_into, plan_matmul};
-pub use ops::pool2d::{avg_pool2d, max_pool2d, plan_pool2d, pool2d, pool2d_into, Pool2dPlan, PoolMode};
+pub use ops::pool2d::{
+    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, plan_pool2d, pool2d, pool2d_into, Pool2dPlan,
+    PoolMode,
+};
 pub use ops::pool2d_backward::{
     avg_pool2d_backward, max_pool2d_backward, plan_pool2d_backward, pool2d_backward, pool2d_backward_into,
     Pool2dBackwardPlan,

@@ -257,11 +257,11 @@ const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthw
 const DEPTHWISE_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl");
 const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
 const CHANNEL_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "channel_sum.wgsl");
-const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d.wgsl");
-const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d.wgsl");
+const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", "pool2d.wgsl");
+const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d.wgsl");
 const DEFORM_BACKWARD: Source = wgsl!("deform_backward.wgsl");
-const POOL2D_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "pool2d_backward.wgsl");
-const POOL2D_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "pool2d_backward.wgsl");
+const POOL2D_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", "pool2d_backward.wgsl");
+const POOL2D_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d_backward.wgsl");
 const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
 

@@ -16,7 +16,6 @@ use wgconv::kernels::gemm::{
 };
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
-use wgconv::kernels::pool2d_backward::PoolBackParams;
 use wgconv::kernels::vol2col::Vol2colParams;
 use wgconv::kernels::PassRange;
 use wgconv::ops::pool2d::PoolMode;
@@ -103,7 +102,7 @@ fn uniform_structs_match_their_rust_twins() {
     assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     assert_twin_at(ShaderId::Pool2d, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     for id in [ShaderId::Pool2dArgmax, ShaderId::Pool2dGather, ShaderId::Pool2dArgmaxHalf, ShaderId::Pool2dGatherHalf] {
-        assert_twin(id, PoolBackParams::FIELDS, std::mem::size_of::<PoolBackParams>());
+        assert_twin(id, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
         assert_twin_at(id, 5, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());

@@ -159,7 +159,8 @@ def write_deform_conv2d_backward():
 
 
 def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0, 0), count_include_pad=True,
-                         halves=False, nan_at=None, dilation=(1, 1), ceil_mode=False, divisor_override=None, seed=0):
+                         halves=False, nan_at=None, dilation=(1, 1), ceil_mode=False, divisor_override=None,
+                         adaptive=None, seed=0):
     """max_pool2d / avg_pool2d under autograd (float32, PyTorch's CPU kernels) and its grad_input."""
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, c, h, w, generator=g) * 2 - 1).float()
@@ -168,7 +169,10 @@ def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0
     for at in nan_at or []:
         x[at] = float("nan")
     xg = x.clone().requires_grad_()
-    if mode == "max":
+    if adaptive is not None:
+        pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+        y = pool(xg, adaptive)
+    elif mode == "max":
         y = F.max_pool2d(xg, kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
     else:
         y = F.avg_pool2d(xg, kernel, stride=stride, padding=padding, count_include_pad=count_include_pad,
@@ -182,7 +186,7 @@ def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0
     st = list(stride) if stride is not None else list(kernel)
     return {"name": name, "mode": mode, "kernel": list(kernel), "stride": st, "padding": list(padding),
             "count_include_pad": count_include_pad, "dilation": list(dilation), "ceil_mode": ceil_mode,
-            "divisor_override": divisor_override}
+            "divisor_override": divisor_override, "adaptive": list(adaptive) if adaptive else None}
 
 
 def write_pool2d_backward():
@@ -203,6 +207,10 @@ def write_pool2d_backward():
                              count_include_pad=False, seed=11),
         pool2d_backward_case("avg_divisor_override", "avg", 1, 3, 7, 7, (3, 3), (2, 2), (1, 1), divisor_override=5,
                              ceil_mode=True, seed=12),
+        pool2d_backward_case("adaptive_avg_7x10_to_3x4", "avg", 2, 2, 7, 10, (1, 1), adaptive=(3, 4), seed=13),
+        pool2d_backward_case("adaptive_max_9x5_to_4x3", "max", 1, 3, 9, 5, (1, 1), adaptive=(4, 3), seed=14),
+        pool2d_backward_case("adaptive_avg_up_3x4_to_5x7", "avg", 1, 2, 3, 4, (1, 1), adaptive=(5, 7), seed=15),
+        pool2d_backward_case("adaptive_max_global_ties", "max", 2, 2, 6, 6, (1, 1), adaptive=(1, 1), halves=True, seed=16),
     ]
     with open(os.path.join(ROOT, "pool2d_backward", "cases.json"), "w") as f:
         json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)

@@ -350,6 +350,7 @@ impl PoolOptions {
             ceil_mode: self.ceil_mode,
             count_include_pad: self.count_include_pad,
             divisor_override: self.divisor_override,
+            adaptive: None,
         })
     }
 }

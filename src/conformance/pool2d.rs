@@ -19,7 +19,8 @@ impl std::fmt::Display for Pool2dCase {
 
 /// `count` pooling cases from `seed`, max and average in turn: kernels 1–4, default or
 /// random strides 1–3, dilations 1–2 (max), paddings up to half the kernel, ceil_mode
-/// either way, both `count_include_pad`, a divisor_override on a third of the avg cases.
+/// either way, both `count_include_pad`, a divisor_override on half the avg cases; every fifth
+/// case adaptive instead.
 pub fn pool2d_cases(seed: u64, count: usize) -> Vec<Pool2dCase> {
     use crate::ops::pool2d::PoolMode;
     let mut rng = SplitMix64::new(seed ^ 0x9001);
@@ -41,6 +42,7 @@ pub fn pool2d_cases(seed: u64, count: usize) -> Vec<Pool2dCase> {
                 ceil_mode: rng.range(0, 1) == 1,
                 count_include_pad: rng.range(0, 1) == 1,
                 divisor_override,
+                adaptive: None,
             };
             let input = [
                 rng.range(1, 2) as usize,
@@ -48,6 +50,15 @@ pub fn pool2d_cases(seed: u64, count: usize) -> Vec<Pool2dCase> {
                 rng.range(span[0], 12) as usize,
                 rng.range(span[1], 12) as usize,
             ];
+            // every fifth: adaptive, to output sizes below and above the input's
+            let params = if i % 5 == 4 {
+                crate::params::Pool2dParams::adaptive([
+                    rng.range(1, input[2] as u32 + 2),
+                    rng.range(1, input[3] as u32 + 2),
+                ])
+            } else {
+                params
+            };
             Pool2dCase { input, params, mode, seed: rng.next_u64() }
         })
         .collect()

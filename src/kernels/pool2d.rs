@@ -15,7 +15,7 @@ uniform_block! {
     /// Twin of `PoolParams` in `shaders/pool2d.wgsl`.
     PoolParams {
         h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks,
-        dil_h, dil_w, divisor, h_end, w_end, _pad0, _pad1,
+        dil_h, dil_w, divisor, h_end, w_end, adaptive, _pad0,
     }
 }
 

@@ -3,20 +3,13 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::pool2d::PoolParams;
 use crate::kernels::{
-    fold_grid, loop_passes, pass_blocks, pass_dispatches, range, uniform_block, whole, Dispatch, Step, UniformArena,
+    fold_grid, loop_passes, pass_blocks, pass_dispatches, range, whole, Dispatch, Step, UniformArena,
 };
 use crate::ops::pool2d::PoolMode;
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
-
-uniform_block! {
-    /// Twin of `PoolBackParams` in `shaders/pool2d_backward.wgsl`.
-    PoolBackParams {
-        h, w, kh, kw, stride_h, stride_w, pad_top, pad_left, h_out, w_out, total, col_chunk, chunks,
-        dil_h, dil_w, divisor, h_end, w_end, _pad0, _pad1,
-    }
-}
 
 /// The two kernels' registrations for a dtype: (argmax, gather).
 fn ids(half: bool) -> (ShaderId, ShaderId) {
@@ -34,16 +27,23 @@ pub(crate) fn gather_overrides(mode: PoolMode, count_pad: bool) -> Overrides {
 
 /// The gather's loop turns per input element: the windows whose span reaches it, rows times
 /// (columns + 1).
-pub(crate) fn windows_per_element(p: &PoolBackParams) -> u64 {
-    let most = |k: u32, d: u32, s: u32, out: u32| ((d as u64 * (k as u64 - 1)) / s as u64 + 1).min(out as u64);
-    most(p.kh, p.dil_h, p.stride_h, p.h_out) * (most(p.kw, p.dil_w, p.stride_w, p.w_out) + 1)
+pub(crate) fn windows_per_element(p: &PoolParams) -> u64 {
+    let most = |k: u32, d: u32, s: u32, len: u32, out: u32| {
+        if p.adaptive != 0 {
+            // adaptive windows overlap by at most one position
+            (out.div_ceil(len.max(1)) as u64 + 1).min(out as u64)
+        } else {
+            ((d as u64 * (k as u64 - 1)) / s as u64 + 1).min(out as u64)
+        }
+    };
+    most(p.kh, p.dil_h, p.stride_h, p.h, p.h_out) * (most(p.kw, p.dil_w, p.stride_w, p.w, p.w_out) + 1)
 }
 
 /// `p` with argmax's window walk set (`col_chunk`, `chunks`) and its passes over the window.
-fn argmax_passes(ctx: &GpuContext, p: PoolBackParams, outputs: u32) -> (PoolBackParams, Vec<(u32, u32)>) {
+fn argmax_passes(ctx: &GpuContext, p: PoolParams, outputs: u32) -> (PoolParams, Vec<(u32, u32)>) {
     let budget = ctx.config().loop_budget.max(2);
     let col_chunk = p.kw.min(budget - 1);
-    let q = PoolBackParams { col_chunk, chunks: p.kw.div_ceil(col_chunk), total: outputs, ..p };
+    let q = PoolParams { col_chunk, chunks: p.kw.div_ceil(col_chunk), total: outputs, ..p };
     let passes = loop_passes(q.kh * q.chunks, 1, col_chunk as u64 + 1, budget);
     (q, passes)
 }
@@ -52,7 +52,7 @@ fn argmax_passes(ctx: &GpuContext, p: PoolBackParams, outputs: u32) -> (PoolBack
 /// input (`total` its elements) and window; `outputs` is grad_output's element count.
 pub(crate) fn steps(
     ctx: &GpuContext,
-    p: PoolBackParams,
+    p: PoolParams,
     outputs: u32,
     mode: PoolMode,
     count_pad: bool,
@@ -91,7 +91,7 @@ pub(crate) fn steps(
 pub(crate) fn record(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
-    p: PoolBackParams,
+    p: PoolParams,
     mode: PoolMode,
     count_pad: bool,
     input: &Tensor,

@@ -23,6 +23,17 @@ impl PoolMode {
     pub const ALL: [PoolMode; 2] = [PoolMode::Max, PoolMode::Avg];
 }
 
+/// `torch.nn.functional.adaptive_avg_pool2d(input, output_size)`, submitted: `[N, C, oh, ow]`.
+pub fn adaptive_avg_pool2d(ctx: &GpuContext, input: &Tensor, output_size: [u32; 2]) -> Result<Tensor> {
+    pool2d(ctx, input, &Pool2dParams::adaptive(output_size), PoolMode::Avg)
+}
+
+/// `torch.nn.functional.adaptive_max_pool2d(input, output_size)` (its values; the indices are
+/// not returned), submitted: `[N, C, oh, ow]`.
+pub fn adaptive_max_pool2d(ctx: &GpuContext, input: &Tensor, output_size: [u32; 2]) -> Result<Tensor> {
+    pool2d(ctx, input, &Pool2dParams::adaptive(output_size), PoolMode::Max)
+}
+
 /// Max pooling (padding is −∞), submitted.
 pub fn max_pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams) -> Result<Tensor> {
     pool2d(ctx, input, params, PoolMode::Max)
@@ -110,6 +121,12 @@ pub fn plan_pool2d(
         Ok(())
     };
     if per_image(&x) > max || per_image(&y) > max {
+        if params.adaptive.is_some() {
+            return Err(Error::TooLarge(format!(
+                "adaptive pooling: one image of {x:?} or {y:?} exceeds one storage binding ({max} bytes); it runs whole \
+                 images only"
+            )));
+        }
         let rows = row_geometry(params, x, y, dtype);
         let bands = rows.plan("pool2d", max)?;
         for i in 0..n {
@@ -157,7 +174,7 @@ pub(crate) fn pool_params(
     pad_bottom: u32,
 ) -> PoolParams {
     let stride = params.stride();
-    PoolParams {
+    let p = PoolParams {
         dil_h: params.dilation[0],
         dil_w: params.dilation[1],
         divisor: params.divisor_override.unwrap_or(0),
@@ -176,6 +193,25 @@ pub(crate) fn pool_params(
         w_out: y[3] as u32,
         total: y.iter().product::<usize>() as u32,
         ..Default::default()
+    };
+    if params.adaptive.is_none() {
+        return p;
+    }
+    // adaptive: each window's own rows and columns (window_of in the shader); kh, kw bound them
+    let [kh, kw] = params.window_extent(&x);
+    PoolParams {
+        kh,
+        kw,
+        stride_h: 1,
+        stride_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        dil_h: 1,
+        dil_w: 1,
+        h_end: x[2] as u32,
+        w_end: x[3] as u32,
+        adaptive: 1,
+        ..p
     }
 }
 

@@ -15,7 +15,8 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::pool2d_backward::{self, PoolBackParams};
+use crate::kernels::pool2d::PoolParams;
+use crate::kernels::pool2d_backward;
 use crate::kernels::{check_recorded, write_plan, Step};
 use crate::ops::pool2d::PoolMode;
 use crate::ops::{as_batched, batch, common_dtype, unbatched};
@@ -92,28 +93,11 @@ impl std::fmt::Display for Pool2dBackwardPlan {
     }
 }
 
-/// The kernel's parameters for input `x` and output `y` (a piece or the whole).
-fn back_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4]) -> PoolBackParams {
-    let stride = params.stride();
-    PoolBackParams {
-        h: x[2] as u32,
-        w: x[3] as u32,
-        kh: params.kernel[0],
-        kw: params.kernel[1],
-        stride_h: stride[0],
-        stride_w: stride[1],
-        pad_top: params.padding[0],
-        pad_left: params.padding[1],
-        h_out: y[2] as u32,
-        w_out: y[3] as u32,
-        total: x.iter().product::<usize>() as u32,
-        dil_h: params.dilation[0],
-        dil_w: params.dilation[1],
-        divisor: params.divisor_override.unwrap_or(0),
-        h_end: x[2] as u32 + params.padding[0],
-        w_end: x[3] as u32 + params.padding[1],
-        ..Default::default()
-    }
+/// The kernels' parameters for input `x` and output `y` (a piece or the whole): the
+/// forward's window, one invocation per input element (the gather's; argmax counts outputs).
+fn back_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4]) -> PoolParams {
+    let p = crate::ops::pool2d::pool_params(params, x, y, params.padding[0], params.padding[0]);
+    PoolParams { total: x.iter().product::<usize>() as u32, ..p }
 }
 
 /// The batch pieces: input, grad_output, grad_input and (max) the u32 window indices must

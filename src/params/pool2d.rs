@@ -20,6 +20,10 @@ pub struct Pool2dParams {
     pub count_include_pad: bool,
     /// avg_pool2d only: divide by this instead (≥ 1).
     pub divisor_override: Option<u32>,
+    /// Adaptive pooling (`adaptive_avg_pool2d` / `adaptive_max_pool2d`) to this output size:
+    /// output row `oy` pools input rows `⌊oy·H/Ho⌋ .. ⌈(oy+1)·H/Ho⌉` (columns likewise);
+    /// kernel, stride, padding, dilation and ceil_mode are then unused.
+    pub adaptive: Option<[u32; 2]>,
 }
 
 impl Default for Pool2dParams {
@@ -39,6 +43,23 @@ impl Pool2dParams {
             ceil_mode: false,
             count_include_pad: true,
             divisor_override: None,
+            adaptive: None,
+        }
+    }
+
+    /// Adaptive pooling to `output_size` (PyTorch's `adaptive_*_pool2d(input, output_size)`).
+    pub fn adaptive(output_size: [u32; 2]) -> Self {
+        Pool2dParams { adaptive: Some(output_size), ..Pool2dParams::new([1, 1]) }
+    }
+
+    /// The most input rows and columns one window covers (the adaptive windows' longest).
+    pub fn window_extent(&self, input: &[usize]) -> [u32; 2] {
+        match self.adaptive {
+            Some(out) => [0, 1].map(|a| {
+                let len = input[2 + a] as u32;
+                (len.div_ceil(out[a].max(1)) + 1).min(len.max(1))
+            }),
+            None => [0, 1].map(|a| self.dilation[a] * (self.kernel[a] - 1) + 1),
         }
     }
 
@@ -49,6 +70,20 @@ impl Pool2dParams {
     /// Validates an input `[N, C, H, W]`; returns the output shape `[N, C, Ho, Wo]`.
     pub fn validate(&self, input: &[usize]) -> Result<[usize; 4]> {
         check_batched_rank("input", input, 4, "N, C, H, W")?;
+        if let Some(out) = self.adaptive {
+            if out.contains(&0) {
+                return Err(Error::param("output_size", format!("{out:?}: each must be ≥ 1")));
+            }
+            if self.divisor_override.is_some() {
+                return Err(Error::param("divisor_override", "adaptive pooling has none (as in PyTorch)"));
+            }
+            if input[2] == 0 || input[3] == 0 {
+                return Err(Error::EmptyOutput(format!("adaptive pooling of an empty plane {:?}", &input[2..])));
+            }
+            to_u32("H", input[2])?;
+            to_u32("W", input[3])?;
+            return Ok([input[0], input[1], out[0] as usize, out[1] as usize]);
+        }
         if self.kernel.contains(&0) {
             return Err(Error::param("kernel", format!("{:?}: each must be ≥ 1", self.kernel)));
         }

@@ -9,6 +9,8 @@ use crate::ops::pool2d::PoolMode;
 use crate::params::Pool2dParams;
 use crate::tensor::HostTensor;
 
+use super::pool2d::Window;
+
 /// grad_input (f64) of `input`'s shape.
 pub fn pool2d_backward(
     input: &HostTensor,
@@ -25,29 +27,21 @@ pub fn pool2d_backward(
         });
     }
     let [n, c, ho, wo] = shape;
-    let (h, w) = (input.shape[2] as isize, input.shape[3] as isize);
-    let [kh, kw] = params.kernel.map(|v| v as isize);
-    let [sh, sw] = params.stride().map(|v| v as isize);
-    let [ph, pw] = params.padding.map(|v| v as isize);
-    let [dh, dw] = params.dilation.map(|v| v as isize);
+    let (h, w) = (input.shape[2], input.shape[3]);
     let mut grad = vec![0.0; input.data.len()];
     for plane in 0..n * c {
-        let x = &input.data[plane * (h * w) as usize..][..(h * w) as usize];
-        let g = &mut grad[plane * (h * w) as usize..][..(h * w) as usize];
-        for oy in 0..ho as isize {
-            for ox in 0..wo as isize {
-                let dy = grad_output.data[(plane * ho + oy as usize) * wo + ox as usize] as f64;
-                let (y0, x0) = (oy * sh - ph, ox * sw - pw);
-                let inside: Vec<usize> = (0..kh)
-                    .flat_map(|i| (0..kw).map(move |j| (y0 + i * dh, x0 + j * dw)))
-                    .filter(|&(y, xx)| y >= 0 && y < h && xx >= 0 && xx < w)
-                    .map(|(y, xx)| (y * w + xx) as usize)
-                    .collect();
+        let x = &input.data[plane * h * w..][..h * w];
+        let g = &mut grad[plane * h * w..][..h * w];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let dy = grad_output.data[(plane * ho + oy) * wo + ox] as f64;
+                let win = Window::of(params, (oy, ox), (h, w), (ho, wo));
+                let inside = win.inside((h, w));
                 match mode {
                     PoolMode::Max => {
-                        // the first in-image position on the window's dilated grid
+                        // the first in-image position on the window's (dilated) grid
                         let first = |start: isize, d: isize| if start >= 0 { start } else { start.rem_euclid(d) };
-                        let mut at = (first(y0, dh) * w + first(x0, dw)) as usize;
+                        let mut at = (first(win.y0, win.dh) * w as isize + first(win.x0, win.dw)) as usize;
                         let mut best = f32::NEG_INFINITY;
                         for &q in &inside {
                             if x[q] > best || x[q].is_nan() {
@@ -57,7 +51,7 @@ pub fn pool2d_backward(
                         g[at] += dy;
                     }
                     PoolMode::Avg => {
-                        let divisor = super::pool2d::avg_divisor(params, (y0, x0), (h as usize, w as usize)) as f64;
+                        let divisor = win.avg_divisor(params, (h, w)) as f64;
                         for &q in &inside {
                             g[q] += dy / divisor;
                         }

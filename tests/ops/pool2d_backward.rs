@@ -22,14 +22,15 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 
 /// PyTorch's CPU autograd (`tools/gen_golden.py`): max with overlapping windows, ties, NaNs,
 /// non-square windows, dilation and ceil_mode; avg with and without the padding in the
-/// divisor, global, ceil_mode (windows past the padded input) and divisor_override. The
-/// forward's output matches too.
+/// divisor, global, ceil_mode (windows past the padded input) and divisor_override; adaptive
+/// pooling of both kinds to sizes below and above the input's. The forward's output matches
+/// too.
 /// The reference matches it and so does the GPU, which sums in PyTorch's order: bit for bit
 /// for these float32 cases.
 #[test]
 fn matches_pytorch_autograd_goldens() {
     let cases = crate::common::goldens("pool2d_backward");
-    assert!(cases.len() >= 13);
+    assert!(cases.len() >= 17);
     for c in cases {
         let name = &c.name;
         let mode = if c.case["mode"] == "max" { PoolMode::Max } else { PoolMode::Avg };
@@ -41,6 +42,7 @@ fn matches_pytorch_autograd_goldens() {
             ceil_mode: c.flag("ceil_mode"),
             count_include_pad: c.flag("count_include_pad"),
             divisor_override: c.case["divisor_override"].as_u64().map(|v| v as u32),
+            adaptive: c.case["adaptive"].as_array().map(|_| c.pair("adaptive")),
         };
         let (x, dy) = (c.load("input"), c.load("grad_output"));
         // the forward too: these options' output shapes and values
@@ -210,4 +212,22 @@ fn f16_storage_matches_reference() {
     }
     let e = pool2d_backward(&ctx, &h(&x), &up(&ctx, &dy), &p, PoolMode::Max).unwrap_err();
     assert!(matches!(e, Error::DTypeMismatch(_)), "{e:?}");
+}
+
+/// `adaptive_avg_pool2d` / `adaptive_max_pool2d` give the adaptive windows' mean and maximum
+/// (a 5-wide row to 3: windows 0..2, 1..4, 3..5); a zero output size and a divisor_override
+/// are errors (PyTorch has neither).
+#[test]
+fn adaptive_pools_and_their_errors() {
+    let Some(ctx) = gpu() else { return };
+    let x = HostTensor::new(&[1, 1, 1, 5], vec![1.0, 5.0, 2.0, 8.0, 3.0]).unwrap();
+    let avg = wgconv::adaptive_avg_pool2d(ctx, &up(ctx, &x), [1, 3]).unwrap().to_vec(ctx).unwrap();
+    assert_eq!(avg, [3.0, 5.0, 5.5]);
+    let max = wgconv::adaptive_max_pool2d(ctx, &up(ctx, &x), [1, 3]).unwrap().to_vec(ctx).unwrap();
+    assert_eq!(max, [5.0, 8.0, 8.0]);
+    let e = wgconv::adaptive_avg_pool2d(ctx, &up(ctx, &x), [0, 3]).unwrap_err();
+    assert!(matches!(&e, Error::InvalidParam { .. }), "{e:?}");
+    let p = Pool2dParams { divisor_override: Some(2), ..Pool2dParams::adaptive([1, 2]) };
+    let e = wgconv::avg_pool2d(ctx, &up(ctx, &x), &p).unwrap_err();
+    assert!(matches!(&e, Error::InvalidParam { .. }), "{e:?}");
 }

@@ -559,6 +559,7 @@ fn pool_params(options: &JsValue) -> Result<Pool2dParams, JsError> {
         ceil_mode: flag("ceil_mode", false)?,
         count_include_pad: flag("count_include_pad", true)?,
         divisor_override,
+        adaptive: None,
     })
 }
 
