@@ -6,36 +6,11 @@
 // grad: [N, Cin, D, H, W]; this launch writes images img0 ...
 // grad[n, ci, z, y, x] = Σ over the taps (a, i, j) with z + pf − a·dd = oz·sd (0 ≤ oz < Do),
 // likewise y and x, of col[n − img0, row(ci, a, i, j), (oz·Ho + oy)·Wo + ox], taps in order.
+// (vol_window.wgsl in front: the uniform block; col0 is img0 here, total the chunk's input
+// voxels.)
 
-struct Col2volParams {
-    c_in: u32,
-    d: u32,
-    h: u32,
-    w: u32,
-    kd: u32,
-    kh: u32,
-    kw: u32,
-    stride_d: u32,
-    stride_h: u32,
-    stride_w: u32,
-    dil_d: u32,
-    dil_h: u32,
-    dil_w: u32,
-    pad_front: u32,
-    pad_top: u32,
-    pad_left: u32,
-    d_out: u32,
-    h_out: u32,
-    w_out: u32,
-    img0: u32,
-    // input voxels of the chunk's images: the invocations
-    total: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
 
-@group(0) @binding(0) var<uniform> params: Col2volParams;
+@group(0) @binding(0) var<uniform> params: Vol2colParams;
 @group(0) @binding(1) var<storage, read> col: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 
@@ -93,5 +68,5 @@ fn main(
             }
         }
     }
-    grad[params.img0 * params.c_in * params.d * params.h * params.w + idx] = acc;
+    grad[params.col0 * params.c_in * params.d * params.h * params.w + idx] = acc;
 }

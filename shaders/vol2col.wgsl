@@ -6,33 +6,8 @@
 // col[r, c] = input[n, ci, oz·sd − pf + a·dd, oy·sh − pt + i·dh, ox·sw − pl + j·dw], or 0 in
 // the padding. The dense tiled GEMM then multiplies the weight [Cout, Cin/G·kd·kh·kw] with it,
 // exactly as for conv2d (the depth and height axes flattened into one).
+// (vol_window.wgsl in front: the uniform block.)
 
-struct Vol2colParams {
-    c_in: u32,
-    d: u32,
-    h: u32,
-    w: u32,
-    kd: u32,
-    kh: u32,
-    kw: u32,
-    stride_d: u32,
-    stride_h: u32,
-    stride_w: u32,
-    dil_d: u32,
-    dil_h: u32,
-    dil_w: u32,
-    pad_front: u32,
-    pad_top: u32,
-    pad_left: u32,
-    d_out: u32,
-    h_out: u32,
-    w_out: u32,
-    col0: u32,
-    cols: u32,
-    total: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
 
 @group(0) @binding(0) var<uniform> params: Vol2colParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;

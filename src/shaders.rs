@@ -361,9 +361,13 @@ impl ShaderId {
             ShaderId::Pool2dGatherHalf => {
                 kernel!("pool2d_gather_f16", POOL2D_BACKWARD_F16, "gather", POOL_BACKWARD_BINDINGS, true)
             }
-            ShaderId::Vol2col => kernel!("vol2col", wgsl!("vol2col.wgsl"), "main", UNFOLD_BINDINGS, false),
+            ShaderId::Vol2col => {
+                kernel!("vol2col", wgsl!("vol_window.wgsl", "vol2col.wgsl"), "main", UNFOLD_BINDINGS, false)
+            }
             // params, col, grad
-            ShaderId::Col2vol => kernel!("col2vol", wgsl!("col2vol.wgsl"), "main", UNFOLD_BINDINGS, false),
+            ShaderId::Col2vol => {
+                kernel!("col2vol", wgsl!("vol_window.wgsl", "col2vol.wgsl"), "main", UNFOLD_BINDINGS, false)
+            }
             // params, x, w, dy, grad
             ShaderId::DepthwiseGradInput => {
                 kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", CONV_BINDINGS, false)

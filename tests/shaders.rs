@@ -4,7 +4,6 @@
 
 use wgconv::kernels::channel_sum::SumParams;
 use wgconv::kernels::col2im::Col2imParams;
-use wgconv::kernels::col2vol::Col2volParams;
 use wgconv::kernels::deform_backward::DeformBackParams;
 use wgconv::kernels::deform_im2col::DeformIm2colParams;
 use wgconv::kernels::depthwise::DepthwiseParams;
@@ -106,7 +105,7 @@ fn uniform_structs_match_their_rust_twins() {
         assert_twin_at(id, 5, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
     assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
-    assert_twin(ShaderId::Col2vol, Col2volParams::FIELDS, std::mem::size_of::<Col2volParams>());
+    assert_twin(ShaderId::Col2vol, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
     assert_twin(ShaderId::DepthwiseGradInput, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
     assert_twin(ShaderId::Direct, DirectParams::FIELDS, std::mem::size_of::<DirectParams>());
 }

@@ -14,7 +14,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::channel_sum::{self, SumParams};
-use crate::kernels::col2vol::{self, Col2volParams};
+use crate::kernels::col2vol;
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::vol2col::{self, Vol2colParams};
 use crate::kernels::{check_recorded, range, record, whole, write_plan, Step, UniformArena};
@@ -148,7 +148,7 @@ pub fn plan_conv3d_backward(
             let numel = u.rows as usize * u.pixels_per_image as usize * k as usize;
             let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
             plan.steps.extend(gplan.steps(&format!("images {img0}..{}: column gradients", img0 + k)));
-            plan.steps.push(col2vol::step(ctx, &Col2volParams::new(&g, img0, k))?);
+            plan.steps.push(col2vol::step(ctx, &col2vol::params(&g, img0, k))?);
         }
     }
     if which.weight {
@@ -292,7 +292,7 @@ fn record_backward(
         let imgs = plan.images_per_chunk;
         for img0 in (0..g.n).step_by(imgs as usize) {
             let k = imgs.min(g.n - img0);
-            let (gp, cp) = (GemmParams::column_gradients(&u, img0, k), Col2volParams::new(&g, img0, k));
+            let (gp, cp) = (GemmParams::column_gradients(&u, img0, k), col2vol::params(&g, img0, k));
             chunks_in.push((k, gp, arena.push(&gp), cp, arena.push(&cp)));
         }
     }
