@@ -368,7 +368,8 @@ fn transposed_and_deformable_rules_are_their_errors() {
         let (x, w) = (c.input.to_vec(), c.weight.to_vec());
         let p = c.params;
         let limit = |a: usize| p.stride[a].max(p.dilation[a]);
-        let rules: Vec<(&str, Vec<usize>, Vec<usize>, ConvTranspose2dParams, Check)> = vec![
+        type Rule = (&'static str, Vec<usize>, Vec<usize>, ConvTranspose2dParams, Check);
+        let rules: Vec<Rule> = vec![
             ("rank", x[2..].to_vec(), w.clone(), p, |e| matches!(e, Error::Rank { what: "input", .. })),
             ("weight Cin", x.clone(), vec![w[0] + 1, w[1], w[2], w[3]], p, |e| matches!(e, Error::ChannelMismatch(_))),
             ("groups 0", x.clone(), w.clone(), ConvTranspose2dParams { groups: 0, ..p }, |e| {
@@ -414,7 +415,8 @@ fn transposed_and_deformable_rules_are_their_errors() {
         let og = c.offset_groups;
         let off = vec![n, 2 * og * taps, ho, wo];
         let mask = vec![n, og * taps, ho, wo];
-        let rules: Vec<(&str, Vec<usize>, Option<Vec<usize>>, Check)> = vec![
+        type Rule = (&'static str, Vec<usize>, Option<Vec<usize>>, Check);
+        let rules: Vec<Rule> = vec![
             ("offset channels", vec![n, 2 * og * taps + 1, ho, wo], None, |e| matches!(e, Error::ChannelMismatch(_))),
             ("offset groups ∤ Cin", vec![n, 2 * (x[1] + 1) * taps, ho, wo], None, |e| matches!(e, Error::Groups(_))),
             ("offset size", vec![n, 2 * og * taps, ho + 1, wo], None, |e| {

@@ -330,7 +330,8 @@ fn invalid_parameters_are_clear_errors() {
     let x = [1, 4, 8, 8];
     let w = [6, 4, 3, 3];
     assert!(ok(d, &x, &w, Some(&[6])).is_ok());
-    let cases: Vec<(&str, Result<_, Error>, fn(&Error) -> bool)> = vec![
+    type Rule<T> = (&'static str, Result<T, Error>, fn(&Error) -> bool);
+    let cases: Vec<Rule<_>> = vec![
         ("input rank", ok(d, &[4, 8, 8], &w, None), |e| matches!(e, Error::Rank { what: "input", .. })),
         ("weight rank", ok(d, &x, &[6, 4, 3], None), |e| matches!(e, Error::Rank { what: "weight", .. })),
         ("zero dim", ok(d, &[1, 4, 0, 8], &w, None), |e| matches!(e, Error::EmptyTensor { .. })),
@@ -663,14 +664,14 @@ fn plan_splits_long_reductions_into_k_passes() {
     let Some(ctx) = gpu() else { return };
     let p = Conv2dParams::default();
     // K = Cin·kh·kw = 8192·9 = 73728 terms
-    let long = wgconv::plan_conv2d(&ctx, &[1, 8192, 3, 3], &[2, 8192, 3, 3], None, DType::F32, &p).unwrap();
+    let long = wgconv::plan_conv2d(ctx, &[1, 8192, 3, 3], &[2, 8192, 3, 3], None, DType::F32, &p).unwrap();
     assert!(long.steps.len() > 1, "{long}");
     assert!(long.steps.iter().all(|s| s.shader == long.steps[0].shader && s.note.contains("passes")), "{long}");
     let text = long.to_string();
     assert!(text.contains("K 0..") && text.contains("..73728 of"), "{text}");
-    let short = wgconv::plan_conv2d(&ctx, &[1, 64, 3, 3], &[2, 64, 3, 3], None, DType::F32, &p).unwrap();
+    let short = wgconv::plan_conv2d(ctx, &[1, 64, 3, 3], &[2, 64, 3, 3], None, DType::F32, &p).unwrap();
     assert_eq!(short.steps.len(), 1, "{short}");
     // Invalid parameters are the validation errors, before any planning.
-    let e = wgconv::plan_conv2d(&ctx, &[1, 64, 3, 3], &[2, 63, 3, 3], None, DType::F32, &p).unwrap_err();
+    let e = wgconv::plan_conv2d(ctx, &[1, 64, 3, 3], &[2, 63, 3, 3], None, DType::F32, &p).unwrap_err();
     assert!(matches!(e, Error::ChannelMismatch(_)), "{e}");
 }

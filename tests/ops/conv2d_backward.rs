@@ -115,6 +115,7 @@ fn only_the_requested_gradients() {
 /// L = Σ dy ⊙ conv(x, w, b) is linear in each argument, so a central difference is exact up
 /// to rounding: it checks the analytic GPU gradients against the forward reference alone.
 #[test]
+#[allow(clippy::needless_range_loop)] // index loops: each perturbs element i
 fn finite_differences() {
     let Some(ctx) = gpu() else { return };
     let c = case(1, 2, [5, 4], 3, [3, 2]).stride([2, 1]).pad(sym(1, 1));

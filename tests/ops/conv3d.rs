@@ -9,7 +9,9 @@ fn p(stride: [u32; 3], padding: Padding3d, dilation: [u32; 3], groups: u32) -> C
 }
 
 /// (N, Cin, [D, H, W], Cout, [kd, kh, kw], params)
-fn cases() -> Vec<(usize, usize, [usize; 3], usize, [usize; 3], Conv3dParams)> {
+type Case = (usize, usize, [usize; 3], usize, [usize; 3], Conv3dParams);
+
+fn cases() -> Vec<Case> {
     use Padding3d::*;
     vec![
         (1, 2, [5, 5, 5], 3, [3, 3, 3], p([1; 3], Valid, [1; 3], 1)),
