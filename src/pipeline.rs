@@ -149,7 +149,9 @@ impl GpuContext {
             tracer.bind_group_made(&group, resources);
         }
         if let Some(what) = writable_aliasing(id, resources) {
-            ALIASING.with(|a| a.borrow_mut().get_or_insert((self.id, what)).clone());
+            ALIASING.with(|a| {
+                a.borrow_mut().get_or_insert((self.id, what));
+            });
         }
         group
     }
@@ -216,7 +218,7 @@ mod tests {
     use crate::kernels::range;
     use crate::shaders::ShaderId;
 
-    /// The kind of fault: max pooling's gather bound the unused read-write buffer twice over
+    /// The kind of fault: avg pooling's gather bound the unused read-write buffer twice over
     /// the same 16 bytes; wgpu's Vulkan back end ran it, Dawn refused it. The engine now
     /// reports it on every back end, and separate slots pass.
     #[test]
