@@ -167,3 +167,23 @@ fn unbatched_empty_and_refusals() {
     }
     assert_eq!(ctx.submissions(), before);
 }
+
+/// A tensor beyond one storage binding (a 4 KiB cap here) is refused with `TooLarge` before
+/// any GPU work (conv3d_backward binds every tensor whole). Its own context.
+#[test]
+fn beyond_one_binding_is_refused() {
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let ctx = &ctx;
+    let p = Conv3dParams { padding: Padding3d::Same, ..Default::default() };
+    let (x, w) = (HostTensor::random(&[2, 3, 6, 6, 6], 51), HostTensor::random(&[2, 3, 3, 3, 3], 52));
+    let dy = HostTensor::random(&[2, 2, 6, 6, 6], 53);
+    let (xt, wt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &dy));
+    let base = ctx.config();
+    ctx.set_config(EngineConfig { max_binding_size: 4 << 10, ..base });
+    let before = ctx.submissions();
+    let e = conv3d_backward(ctx, &xt, &wt, &dyt, &p, Grads::ALL).unwrap_err();
+    let after = ctx.submissions();
+    ctx.set_config(base);
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("storage binding")), "{e:?}");
+    assert_eq!(after, before);
+}

@@ -425,3 +425,22 @@ fn every_gemm_kernel_gives_the_reference() {
     }
     ctx.set_config(base);
 }
+
+/// A tensor beyond one storage binding (a 2 KiB cap; the offsets are 4032 bytes) is refused with `TooLarge` before
+/// any GPU work, never split into wrong numbers (deform_conv2d_backward binds every tensor
+/// whole). Its own context: the cap would reach the other tests.
+#[test]
+fn beyond_one_binding_is_refused() {
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let ctx = &ctx;
+    let (p, [x, w, o, m, dy]) = fd_case();
+    let (xt, wt, ot, mt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &o), up(ctx, &m), up(ctx, &dy));
+    let base = ctx.config();
+    ctx.set_config(EngineConfig { max_binding_size: 2 << 10, ..base });
+    let before = ctx.submissions();
+    let e = deform_conv2d_backward(ctx, &xt, &wt, &ot, Some(&mt), &dyt, &p, DeformGrads::ALL).unwrap_err();
+    let after = ctx.submissions();
+    ctx.set_config(base);
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("storage binding")), "{e:?}");
+    assert_eq!(after, before);
+}
