@@ -1,18 +1,23 @@
-// col2vol: conv3d_backward's grad_input from its column gradients, a gather (one invocation
-// per input voxel of a chunk of images, each written once: bit-identical run to run).
+// col2vol: a conv3d's input gradient from its column gradients, a gather (one invocation per
+// input voxel of a chunk of images, each written once: bit-identical run to run). It is
+// conv3d_backward's grad_input and conv_transpose3d's output (+ bias, activation), the
+// transposed conv being the input gradient of the conv3d with its weight.
 //
 // col:  [images of the chunk, Cin·kd·kh·kw, Do·Ho·Wo], row ((ci·kd + a)·kh + i)·kw + j: the
 //       column gradients Wᵀ·dY (vol2col.wgsl's rows).
 // grad: [N, Cin, D, H, W]; this launch writes images img0 ...
-// grad[n, ci, z, y, x] = Σ over the taps (a, i, j) with z + pf − a·dd = oz·sd (0 ≤ oz < Do),
-// likewise y and x, of col[n − img0, row(ci, a, i, j), (oz·Ho + oy)·Wo + ox], taps in order.
-// (vol_window.wgsl in front: the uniform block; col0 is img0 here, total the chunk's input
-// voxels.)
+// grad[n, ci, z, y, x] = act(bias[ci] + Σ over the taps (a, i, j) with z + pf − a·dd = oz·sd
+// (0 ≤ oz < Do), likewise y and x, of col[n − img0, row(ci, a, i, j), (oz·Ho + oy)·Wo + ox]),
+// taps in order.
+// (activation.wgsl and vol_window.wgsl in front: ACT and activate(), the uniform block; col0
+// is img0 here, total the chunk's input voxels, alpha_bits the activation's parameter.)
 
+override HAS_BIAS: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Vol2colParams;
 @group(0) @binding(1) var<storage, read> col: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -68,5 +73,10 @@ fn main(
             }
         }
     }
-    grad[params.col0 * params.c_in * params.d * params.h * params.w + idx] = acc;
+    var add = 0.0;
+    if (HAS_BIAS) {
+        add = bias[ci];
+    }
+    let value = activate(acc + add, bitcast<f32>(params.alpha_bits));
+    grad[params.col0 * params.c_in * params.d * params.h * params.w + idx] = value;
 }

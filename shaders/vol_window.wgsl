@@ -1,6 +1,7 @@
 // Shared by vol2col.wgsl and col2vol.wgsl (joined in front of each): a conv3d's window, and
 // the range a launch covers: vol2col's output voxels col0 .. col0 + cols (total = rows·cols
-// column entries), or col2vol's images col0 .. col0 + cols (total = their input voxels).
+// column entries), or col2vol's images col0 .. col0 + cols (total = their input voxels), and
+// col2vol's activation parameter (alpha_bits; vol2col ignores it).
 // (The Rust twin: `kernels::vol2col::Vol2colParams`.)
 
 struct Vol2colParams {
@@ -26,6 +27,6 @@ struct Vol2colParams {
     col0: u32,
     cols: u32,
     total: u32,
-    _pad0: u32,
+    alpha_bits: u32,
     _pad1: u32,
 }

@@ -5,9 +5,10 @@
 //! ## Semantics
 //! PyTorch is the oracle: [`conv2d`], [`conv_transpose2d`] and [`deform_conv2d`] compute
 //! `torch.nn.functional.conv2d`, `conv_transpose2d` and `torchvision.ops.deform_conv2d`, and
-//! [`conv2d_backward`], [`conv1d_backward`], [`conv3d_backward`], [`conv_transpose2d_backward`],
-//! [`deform_conv2d_backward`], [`max_pool2d_backward`] and [`avg_pool2d_backward`] the
-//! gradients PyTorch autograd gives; [`conv1d`], [`conv3d`],
+//! [`conv2d_backward`], [`conv1d_backward`], [`conv3d_backward`], [`conv_transpose1d_backward`],
+//! [`conv_transpose2d_backward`], [`conv_transpose3d_backward`], [`deform_conv2d_backward`],
+//! [`max_pool2d_backward`] and [`avg_pool2d_backward`] the gradients PyTorch autograd gives;
+//! [`conv1d`], [`conv3d`], [`conv_transpose1d`], [`conv_transpose3d`],
 //! [`max_pool2d`], [`avg_pool2d`], [`adaptive_max_pool2d`], [`adaptive_avg_pool2d`] follow their
 //! `torch.nn.functional` namesakes, and
 //! [`separable_conv2d`] is a depthwise conv followed by a pointwise one in one call. [`conv2d`] computes
@@ -27,8 +28,9 @@
 //! has it), tensors may store f16 ([`DType::F16`]: [`Tensor::from_slice_as`],
 //! [`Tensor::empty_as`], [`Tensor::from_buffer_as`]); [`Tensor::to_vec`] widens to f32.
 //! [`conv2d`] and [`conv1d`] run f16 tensors through `implicit_gemm`, `gemm_1x1` or
-//! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`] and [`deform_conv2d`]
-//! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`], the poolings and their backward passes through their f32 kernels'
+//! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`], [`conv_transpose1d`] and [`deform_conv2d`]
+//! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`],
+//! [`conv_transpose1d_backward`], the poolings and their backward passes through their f32 kernels'
 //! f16 variants: loading f16, accumulating in f32 and storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
 //! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
 //! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
@@ -168,11 +170,15 @@ pub use ops::conv2d_backward::{
 };
 pub use ops::conv3d::{conv3d, conv3d_into, plan_conv3d, Conv3dPlan};
 pub use ops::conv3d_backward::{conv3d_backward, conv3d_backward_into, plan_conv3d_backward, Conv3dBackwardPlan};
+pub use ops::conv_transpose1d::{conv_transpose1d, conv_transpose1d_into};
+pub use ops::conv_transpose1d_backward::{conv_transpose1d_backward, conv_transpose1d_backward_into};
 pub use ops::conv_transpose2d::{
     conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,
     ConvTranspose2dPlan,
 };
 pub use ops::conv_transpose2d_backward::{conv_transpose2d_backward, conv_transpose2d_backward_into};
+pub use ops::conv_transpose3d::{conv_transpose3d, conv_transpose3d_into, plan_conv_transpose3d, ConvTranspose3dPlan};
+pub use ops::conv_transpose3d_backward::{conv_transpose3d_backward, conv_transpose3d_backward_into};
 pub use ops::deform_conv2d::{
     deform_conv2d, deform_conv2d_into, plan_deform_conv2d, DeformConv2dInfo, DeformConv2dPlan,
 };
@@ -194,7 +200,7 @@ pub use ops::separable_conv2d::{
 };
 pub use params::{
     Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, Conv3dGeometry, Conv3dParams,
-    ConvTranspose2dGeometry, ConvTranspose2dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d,
-    Pads, Pool2dParams,
+    ConvTranspose1dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, ConvTranspose3dGeometry,
+    ConvTranspose3dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d, Pads, Pool2dParams,
 };
 pub use tensor::{DType, HostTensor, Tensor};

@@ -364,10 +364,14 @@ impl ShaderId {
             ShaderId::Vol2col => {
                 kernel!("vol2col", wgsl!("vol_window.wgsl", "vol2col.wgsl"), "main", UNFOLD_BINDINGS, false)
             }
-            // params, col, grad
-            ShaderId::Col2vol => {
-                kernel!("col2vol", wgsl!("vol_window.wgsl", "col2vol.wgsl"), "main", UNFOLD_BINDINGS, false)
-            }
+            // params, col, bias, grad
+            ShaderId::Col2vol => kernel!(
+                "col2vol",
+                wgsl!("activation.wgsl", "vol_window.wgsl", "col2vol.wgsl"),
+                "main",
+                &[U, R, R, Rw],
+                false
+            ),
             // params, x, w, dy, grad
             ShaderId::DepthwiseGradInput => {
                 kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", CONV_BINDINGS, false)
@@ -437,7 +441,6 @@ impl ShaderId {
             | ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
             | ShaderId::Vol2col
-            | ShaderId::Col2vol
             | ShaderId::DepthwiseGradInput
             | ShaderId::DepthwiseGradWeight
             | ShaderId::DepthwiseGradInputHalf
@@ -460,7 +463,7 @@ impl ShaderId {
             }
             ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
-            ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
+            ShaderId::Col2im | ShaderId::Col2vol | ShaderId::Direct => epilogue_sets(),
             // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
             // 1 and 2, 5x5, a dilated 3x3, a 1x7.
             ShaderId::Depthwise | ShaderId::DepthwiseHalf => {

@@ -758,3 +758,82 @@ fn run_takes_empty_batches_unbatched_inputs_and_fortran_order_files() {
         assert!(wgconv::verify::compare(&y.data, &want).passes(wgconv::verify::Tolerance { rel_l2: 1e-4, abs: 1e-3 }));
     }
 }
+
+/// `run conv_transpose1d|conv_transpose3d` and their `_backward` on PyTorch's goldens: one
+/// value or D,H,W per flag, `--output-padding`; each output and gradient written is
+/// PyTorch's, `--verify` passes; `same` padding is a one-line error (as in PyTorch).
+#[test]
+fn run_conv_transpose1d_and_3d_give_pytorch_results() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (op, case, flags) in [
+        ("conv_transpose1d", "stride2_pad_outpad", ["2", "1", "1", "1"]),
+        ("conv_transpose1d", "dilated_groups", ["3", "2", "0", "2"]),
+        ("conv_transpose3d", "stride_outpad_nonsquare", ["2,1,2", "0,1,1", "1,0,1", "1"]),
+        ("conv_transpose3d", "dilated_groups", ["1,2,3", "1,0,2", "0", "2,1,2"]),
+    ] {
+        let dir = root.join(op).join(case);
+        let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+        let groups = if case == "dilated_groups" { "2" } else { "1" };
+        let [stride, padding, output_padding, dilation] = flags;
+        let params = [
+            "--stride",
+            stride,
+            "--padding",
+            padding,
+            "--output-padding",
+            output_padding,
+            "--dilation",
+            dilation,
+            "--groups",
+            groups,
+        ];
+        let [x, w, b, dy] = ["input", "weight", "bias", "grad_output"].map(f);
+        let out = tmp(&format!("{op}_{case}_y.npy"));
+        let mut args = vec!["run", op, "--input", &x, "--weight", &w, "--bias", &b];
+        let out_s = out.to_str().unwrap().to_string();
+        args.extend(params);
+        args.extend(["--out", &out_s, "--verify"]);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{op} {case}: {stdout}\n{stderr}");
+        let (y, _) = HostTensor::read_npy(&out).unwrap();
+        let want = HostTensor::read_npy(dir.join("output.npy")).unwrap().0;
+        let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+        assert!(wgconv::verify::compare(&y.data, &want).passes(Default::default()), "{op} {case}");
+
+        let backward = format!("{op}_backward");
+        let grads = ["grad_input", "grad_weight", "grad_bias"].map(|g| tmp(&format!("{op}_{case}_{g}.npy")));
+        let gs = grads.each_ref().map(|p| p.to_str().unwrap().to_string());
+        let mut args = vec!["run", &backward, "--input", &x, "--weight", &w, "--grad-output", &dy];
+        args.extend(params);
+        args.extend(["--out-grad-input", &gs[0], "--out-grad-weight", &gs[1], "--out-grad-bias", &gs[2], "--verify"]);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{backward} {case}: {stdout}\n{stderr}");
+        assert_eq!(stdout.matches("PASS").count(), 3, "{stdout}");
+        for (file, name) in grads.iter().zip(["grad_input", "grad_weight", "grad_bias"]) {
+            let (g, _) = HostTensor::read_npy(file).unwrap();
+            let want = HostTensor::read_npy(dir.join(format!("{name}.npy"))).unwrap().0;
+            let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+            assert!(wgconv::verify::compare(&g.data, &want).passes(Default::default()), "{backward} {case} {name}");
+        }
+    }
+    let dir = root.join("conv_transpose3d/basic");
+    let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+    let out = tmp("ct3_same.npy");
+    let (code, _, err) = run(&[
+        "run",
+        "conv_transpose3d",
+        "--input",
+        &f("input"),
+        "--weight",
+        &f("weight"),
+        "--padding",
+        "same",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(code, &err, "'same' is not defined for conv_transpose3d");
+}

@@ -6,7 +6,7 @@ torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op
 with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
-    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward]
+    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward | conv_transpose1d | conv_transpose3d]
 """
 import json
 import os
@@ -250,6 +250,62 @@ def write_conv3d_backward():
     print(f"wrote {len(cases)} conv3d_backward cases")
 
 
+def conv_transpose_nd_case(op, name, n, cin, size, cout, k, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
+                           seed=0):
+    """F.conv_transpose1d/3d under autograd in float64 on float32 inputs: the output (with bias)
+    and grad_input, grad_weight, grad_bias for a random grad_output."""
+    fn = {"conv_transpose1d": F.conv_transpose1d, "conv_transpose3d": F.conv_transpose3d}[op]
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, *size, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cin, cout // groups, *k, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float()
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, wt, b))
+    y = fn(xd, wd, bd, stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+           dilation=dilation)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy.double())
+    d = os.path.join(ROOT, op, name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("bias", b), ("output", y), ("grad_output", dy),
+                       ("grad_input", xd.grad), ("grad_weight", wd.grad), ("grad_bias", bd.grad)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    rank = len(size)
+    each = lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * rank
+    return {"name": name, "stride": each(stride), "padding": each(padding), "output_padding": each(output_padding),
+            "dilation": each(dilation), "groups": groups, "output_shape": list(y.shape)}
+
+
+def write_conv_transpose1d():
+    op = "conv_transpose1d"
+    cases = [
+        conv_transpose_nd_case(op, "basic", 2, 3, (9,), 4, (3,)),
+        conv_transpose_nd_case(op, "stride2_pad_outpad", 1, 4, (7,), 6, (4,), stride=2, padding=1, output_padding=1,
+                               seed=1),
+        conv_transpose_nd_case(op, "dilated_groups", 2, 4, (6,), 2, (3,), stride=3, padding=2, dilation=2, groups=2,
+                               seed=2),
+        conv_transpose_nd_case(op, "depthwise", 1, 5, (8,), 10, (5,), stride=2, padding=2, output_padding=1,
+                               groups=5, seed=3),
+    ]
+    with open(os.path.join(ROOT, op, "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} {op} cases")
+
+
+def write_conv_transpose3d():
+    op = "conv_transpose3d"
+    cases = [
+        conv_transpose_nd_case(op, "basic", 2, 2, (3, 4, 4), 3, (3, 3, 3), padding=1),
+        conv_transpose_nd_case(op, "stride_outpad_nonsquare", 1, 3, (3, 4, 2), 2, (2, 3, 3), stride=(2, 1, 2),
+                               padding=(0, 1, 1), output_padding=(1, 0, 1), seed=1),
+        conv_transpose_nd_case(op, "dilated_groups", 1, 4, (2, 3, 3), 4, (2, 2, 3), stride=(1, 2, 3),
+                               dilation=(2, 1, 2), groups=2, padding=(1, 0, 2), seed=2),
+        conv_transpose_nd_case(op, "pointwise", 3, 5, (2, 3, 4), 2, (1, 1, 1), seed=3),
+    ]
+    with open(os.path.join(ROOT, op, "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} {op} cases")
+
+
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
@@ -391,6 +447,8 @@ def main():
     write_deform_conv2d_backward()
     write_pool2d_backward()
     write_conv3d_backward()
+    write_conv_transpose1d()
+    write_conv_transpose3d()
 
 
 if __name__ == "__main__":
@@ -402,5 +460,9 @@ if __name__ == "__main__":
         write_pool2d_backward()
     elif sys.argv[1:] == ["conv3d_backward"]:
         write_conv3d_backward()
+    elif sys.argv[1:] == ["conv_transpose1d"]:
+        write_conv_transpose1d()
+    elif sys.argv[1:] == ["conv_transpose3d"]:
+        write_conv_transpose3d()
     else:
         main()

@@ -9,7 +9,8 @@ use wgconv::bench::{measure_ceilings, parse_suite, run_case, BenchOptions, Repor
 use wgconv::cli::{parse_padding, parse_pair};
 use wgconv::conformance::{
     run_all, ConformanceReport, Conv1dBackwardCase, Conv1dCase, Conv2dBackwardCase, Conv2dCase, Conv3dBackwardCase,
-    Conv3dCase, ConvTranspose2dBackwardCase, ConvTranspose2dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase,
+    Conv3dCase, ConvTranspose1dBackwardCase, ConvTranspose1dCase, ConvTranspose2dBackwardCase, ConvTranspose2dCase,
+    ConvTranspose3dBackwardCase, ConvTranspose3dCase, DeformConv2dBackwardCase, DeformConv2dCase, OpCase,
     Pool2dBackwardCase, Pool2dCase,
 };
 use wgconv::verify::{compare, Tolerance};
@@ -204,6 +205,14 @@ enum RunOp {
     /// torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation).
     #[command(name = "conv_transpose2d", alias = "conv-transpose2d")]
     ConvTranspose2d(ConvTranspose2dArgs),
+    /// torch.nn.functional.conv_transpose1d on [N, Cin, L], weight [Cin, Cout/groups, k]:
+    /// conv_transpose2d's flags with one value each (padding P, L,R or valid).
+    #[command(name = "conv_transpose1d", alias = "conv-transpose1d")]
+    ConvTranspose1d(ConvTranspose2dArgs),
+    /// torch.nn.functional.conv_transpose3d on [N, Cin, D, H, W], weight [Cin, Cout/groups, kd, kh, kw]:
+    /// stride/padding/output_padding/dilation one value or D,H,W (f32).
+    #[command(name = "conv_transpose3d", alias = "conv-transpose3d")]
+    ConvTranspose3d(ConvTranspose3dArgs),
     /// torchvision.ops.deform_conv2d(input, offset, weight, bias, stride, padding, dilation, mask).
     #[command(name = "deform_conv2d", alias = "deform-conv2d")]
     DeformConv2d(DeformArgs),
@@ -234,6 +243,14 @@ enum RunOp {
     /// shape is checked; no gradient depends on its values).
     #[command(name = "conv_transpose2d_backward", alias = "conv-transpose2d-backward")]
     ConvTranspose2dBackward(TransposedBackwardArgs),
+    /// Gradients of conv_transpose1d (as PyTorch autograd) on [N, Cin, L]:
+    /// conv_transpose2d_backward's flags, one value per axis.
+    #[command(name = "conv_transpose1d_backward", alias = "conv-transpose1d-backward")]
+    ConvTranspose1dBackward(TransposedBackwardArgs),
+    /// Gradients of conv_transpose3d (as PyTorch autograd) on [N, Cin, D, H, W]:
+    /// conv_transpose2d_backward's flags, one value or D,H,W per axis.
+    #[command(name = "conv_transpose3d_backward", alias = "conv-transpose3d-backward")]
+    ConvTranspose3dBackward(TransposedBackwardArgs),
     /// Gradients of torchvision.ops.deform_conv2d (as autograd): conv2d_backward's flags with
     /// --offset, --mask (v2), the forward's --bias (its shape is checked), and
     /// --out-grad-offset, --out-grad-mask.
@@ -487,6 +504,15 @@ struct ConvTranspose2dArgs {
     f16: bool,
 }
 
+#[derive(Args)]
+struct ConvTranspose3dArgs {
+    #[command(flatten)]
+    conv: ConvArgs,
+    /// One value or D,H,W; each < max(stride, dilation) on its axis.
+    #[arg(long, default_value = "0")]
+    output_padding: String,
+}
+
 /// A failure to report on one line, with its exit code.
 struct Failure(String, u8);
 
@@ -509,6 +535,10 @@ fn main() -> ExitCode {
         Cmd::Run(RunOp::Conv1dBackward(a)) => run_conv1d_backward(&a),
         Cmd::Run(RunOp::Conv3dBackward(a)) => run_conv3d_backward(&a),
         Cmd::Run(RunOp::ConvTranspose2dBackward(a)) => run_conv_transpose2d_backward(&a),
+        Cmd::Run(RunOp::ConvTranspose1d(a)) => run_conv_transpose1d(&a),
+        Cmd::Run(RunOp::ConvTranspose3d(a)) => run_conv_transpose3d(&a),
+        Cmd::Run(RunOp::ConvTranspose1dBackward(a)) => run_conv_transpose1d_backward(&a),
+        Cmd::Run(RunOp::ConvTranspose3dBackward(a)) => run_conv_transpose3d_backward(&a),
         Cmd::Run(RunOp::DeformConv2dBackward(a)) => run_deform_conv2d_backward(&a),
         Cmd::Run(RunOp::MaxPool2dBackward(a)) => run_pool_backward(&a, wgconv::PoolMode::Max),
         Cmd::Run(RunOp::AvgPool2dBackward(a)) => run_pool_backward(&a, wgconv::PoolMode::Avg),
@@ -1170,6 +1200,160 @@ fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
         seed: 0,
     };
     run_backward("conv_transpose2d_backward", a, ConvTranspose2dBackwardCase(conv, which), outputs, inputs)
+}
+
+/// conv_transpose1d's parameters from the flags (one value each; padding P, L,R or valid).
+fn conv_transpose1d_params(
+    stride: &str,
+    padding: &str,
+    output_padding: &str,
+    dilation: &str,
+    groups: u32,
+) -> Result<wgconv::ConvTranspose1dParams, Failure> {
+    let p = conv1d_params(stride, padding, dilation, groups)?;
+    let output_padding = output_padding.trim().parse::<u32>().map_err(|_| {
+        Failure(
+            format!("--output-padding takes one non-negative integer for conv_transpose1d, got '{output_padding}'"),
+            2,
+        )
+    })?;
+    Ok(wgconv::ConvTranspose1dParams {
+        stride: p.stride,
+        padding: p.padding,
+        output_padding,
+        dilation: p.dilation,
+        groups,
+        ..Default::default()
+    })
+}
+
+fn run_conv_transpose1d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let params = wgconv::ConvTranspose1dParams {
+        activation: parse_activation(&a.activation)?,
+        algorithm: Algorithm::from_name(&args.algo)
+            .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, gemm_col2im)", args.algo), 2))?,
+        ..conv_transpose1d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups)?
+    };
+    let inputs = conv_inputs(a)?;
+    let (x, w) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 3);
+    params.validate(&batched, &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;
+    let case = ConvTranspose1dCase::of(params, dims(&batched, "input")?, dims(&w, "weight")?, inputs.len() > 2);
+    let dtype = storage(args.f16);
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype,
+        allow_f16_overflow: a.allow_f16_overflow,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        Ok(format!(
+            "conv_transpose1d {x:?} * {w:?} (stride {}, padding {:?}, output_padding {}, dilation {}, groups {}) -> {:?} {} in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            params.stride, params.padding, params.output_padding, params.dilation, params.groups, out[0].shape,
+            dtype.name(), ctx.adapter_info().name
+        ))
+    })
+}
+
+/// conv_transpose3d's parameters from the flags (one value or D,H,W each; padding also valid).
+fn conv_transpose3d_params(
+    stride: &str,
+    padding: &str,
+    output_padding: &str,
+    dilation: &str,
+    groups: u32,
+    activation: Activation,
+) -> Result<wgconv::ConvTranspose3dParams, Failure> {
+    let padding = match padding.trim() {
+        "valid" => wgconv::Padding3d::Valid,
+        "same" => wgconv::Padding3d::Same,
+        p => wgconv::Padding3d::Symmetric(parse_triple("padding", p)?),
+    };
+    Ok(wgconv::ConvTranspose3dParams {
+        stride: parse_triple("stride", stride)?,
+        padding,
+        output_padding: parse_triple("output-padding", output_padding)?,
+        dilation: parse_triple("dilation", dilation)?,
+        groups,
+        activation,
+    })
+}
+
+fn run_conv_transpose3d(args: &ConvTranspose3dArgs) -> Result<(), Failure> {
+    let a = &args.conv;
+    let activation = parse_activation(&a.activation)?;
+    let params =
+        conv_transpose3d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups, activation)?;
+    let inputs = conv_inputs(a)?;
+    let (x, w) = (wgconv::params::as_batched(&inputs[0].1.shape, 5), inputs[1].1.shape.clone());
+    params.validate(&x, &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;
+    let case = ConvTranspose3dCase {
+        input: dims(&x, "input")?,
+        weight: dims(&w, "weight")?,
+        bias: inputs.len() > 2,
+        params,
+        seeds: [0, 0],
+    };
+    let call = RunCall {
+        case,
+        inputs,
+        outputs: vec![("output", &a.out)],
+        dtype: wgconv::DType::F32,
+        allow_f16_overflow: false,
+        verify: a.verify,
+    };
+    run_call(call, |ctx, out, ms| {
+        Ok(format!(
+            "conv_transpose3d {x:?} * {w:?} (stride {:?}, padding {:?}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} via gemm+col2vol in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            params.stride, params.padding, params.output_padding, params.dilation, params.groups, out[0].shape,
+            ctx.adapter_info().name
+        ))
+    })
+}
+
+fn run_conv_transpose1d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
+    let a = &args.backward;
+    let params = conv_transpose1d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups)?;
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 3);
+    let bias = args.bias.as_ref().map(|p| load(p, "bias")).transpose()?;
+    let out = params.validate(&batched, &w, bias.as_ref().map(|b| b.shape.as_slice()))?;
+    if wgconv::params::as_batched(&dy, 3) != out {
+        return Err(Failure(format!("grad_output has shape {dy:?}, the transposed conv's output is {out:?}"), 1));
+    }
+    let case = ConvTranspose1dCase::of(params, dims(&batched, "input")?, dims(&w, "weight")?, false);
+    run_backward("conv_transpose1d_backward", a, ConvTranspose1dBackwardCase(case, which), outputs, inputs)
+}
+
+fn run_conv_transpose3d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
+    let a = &args.backward;
+    let params =
+        conv_transpose3d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups, Activation::None)?;
+    let (which, outputs) = asked_grads(a)?;
+    let inputs = backward_inputs(a)?;
+    let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
+    let batched = wgconv::params::as_batched(&x, 5);
+    let bias = args.bias.as_ref().map(|p| load(p, "bias")).transpose()?;
+    let g = params.validate(&batched, &w, bias.as_ref().map(|b| b.shape.as_slice()))?;
+    if wgconv::params::as_batched(&dy, 5) != g.output_shape() {
+        return Err(Failure(
+            format!("grad_output has shape {dy:?}, the transposed conv's output is {:?}", g.output_shape()),
+            1,
+        ));
+    }
+    let case = ConvTranspose3dCase {
+        input: dims(&batched, "input")?,
+        weight: dims(&w, "weight")?,
+        bias: false,
+        params,
+        seeds: [0, 0],
+    };
+    run_backward("conv_transpose3d_backward", a, ConvTranspose3dBackwardCase(case, which), outputs, inputs)
 }
 
 fn run_deform_conv2d_backward(args: &DeformBackwardArgs) -> Result<(), Failure> {

@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{
-    Algorithm, Conv1dParams, Conv2dParams, ConvTranspose2dParams, DeformConv2dParams, Padding, Padding1d,
+    Activation, Algorithm, Conv1dParams, Conv2dParams, ConvTranspose1dParams, ConvTranspose2dParams,
+    DeformConv2dParams, Padding, Padding1d,
 };
 #[cfg(feature = "cli")]
 use crate::replay::ReplayWriter;
@@ -20,8 +21,10 @@ mod conv1d_backward;
 mod conv2d;
 mod conv2d_backward;
 mod conv3d;
+mod conv_transpose1d;
 mod conv_transpose2d;
 mod conv_transpose2d_backward;
+mod conv_transpose3d;
 mod deform_conv2d;
 mod deform_conv2d_backward;
 mod pool2d;
@@ -32,8 +35,10 @@ pub use conv1d_backward::*;
 pub use conv2d::*;
 pub use conv2d_backward::*;
 pub use conv3d::*;
+pub use conv_transpose1d::*;
 pub use conv_transpose2d::*;
 pub use conv_transpose2d_backward::*;
+pub use conv_transpose3d::*;
 pub use deform_conv2d::*;
 pub use deform_conv2d_backward::*;
 pub use pool2d::*;
@@ -429,6 +434,13 @@ pub async fn run_cases_async(
         .map(|c| ConvTranspose2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
         .collect();
     ops.push(run_op_async(ctx, "conv_transpose2d_backward", &transposed_backward, f32, tol).await);
+    let transposed_1d = conv_transpose1d_cases(seed, n);
+    ops.push(run_op_async(ctx, "conv_transpose1d", &transposed_1d, f32, tol).await);
+    let transposed_1d_backward: Vec<_> = transposed_1d
+        .into_iter()
+        .map(|c| ConvTranspose1dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "conv_transpose1d_backward", &transposed_1d_backward, f32, tol).await);
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
         ops.push(run_op_async(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }).await);
@@ -450,6 +462,13 @@ pub async fn run_cases_async(
         .map(|c| Conv3dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
         .collect();
     ops.push(run_op_async(ctx, "conv3d_backward", &conv3d_backward, f32, tol).await);
+    let transposed_3d = conv_transpose3d_cases(seed, n);
+    ops.push(run_op_async(ctx, "conv_transpose3d", &transposed_3d, f32, tol).await);
+    let transposed_3d_backward: Vec<_> = transposed_3d
+        .into_iter()
+        .map(|c| ConvTranspose3dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "conv_transpose3d_backward", &transposed_3d_backward, f32, tol).await);
     for fused in [false, true] {
         let name = format!("separable_conv2d/{}", if fused { "fused" } else { "two_pass" });
         ops.push(run_op_async(ctx, name, &separable_cases(seed, n, fused), f32, tol).await);

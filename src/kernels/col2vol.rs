@@ -1,20 +1,22 @@
-//! `shaders/col2vol.wgsl`: the gather that turns conv3d_backward's column gradients into
-//! grad_input, one invocation per input voxel.
+//! `shaders/col2vol.wgsl`: the gather that turns a conv3d's column gradients into its input
+//! gradient, one invocation per input voxel (+ bias, activation): conv3d_backward's grad_input
+//! and conv_transpose3d's output.
 
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::vol2col::Vol2colParams;
 use crate::kernels::{fold_grid, Step};
-use crate::params::Conv3dGeometry;
+use crate::params::{Activation, Conv3dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 
 /// The gather of images `img0 .. img0 + images` of `g`'s input gradient: the window's block
-/// with `col0` the first image and `total` the chunk's input voxels.
-pub fn params(g: &Conv3dGeometry, img0: u32, images: u32) -> Vol2colParams {
+/// with `col0` the first image, `total` the chunk's input voxels and the activation's `alpha`.
+pub fn params(g: &Conv3dGeometry, img0: u32, images: u32, alpha: f32) -> Vol2colParams {
     Vol2colParams {
         col0: img0,
         cols: images,
         total: images * g.c_in * g.size.iter().product::<u32>(),
+        alpha_bits: alpha.to_bits(),
         ..Vol2colParams::new(g, 0, 0)
     }
 }
@@ -25,12 +27,12 @@ pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
     kd * (1 + kh * (1 + kw))
 }
 
-/// The launch of the gather `p`.
-pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams) -> Result<Step> {
+/// The launch of the gather `p` (bindings: uniforms, col, bias, output).
+pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams, activation: Activation, has_bias: bool) -> Result<Step> {
     Ok(Step {
         shader: ShaderId::Col2vol,
-        overrides: Overrides::none(),
+        overrides: Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64),
         workgroups: fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?,
-        note: format!("grad_input of images {}..{}", p.col0, p.col0 + p.cols),
+        note: format!("gather of images {}..{}", p.col0, p.col0 + p.cols),
     })
 }

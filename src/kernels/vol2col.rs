@@ -12,7 +12,7 @@ uniform_block! {
     /// Twin of `Vol2colParams` in `shaders/vol2col.wgsl`.
     Vol2colParams {
         c_in, d, h, w, kd, kh, kw, stride_d, stride_h, stride_w, dil_d, dil_h, dil_w,
-        pad_front, pad_top, pad_left, d_out, h_out, w_out, col0, cols, total, _pad0, _pad1,
+        pad_front, pad_top, pad_left, d_out, h_out, w_out, col0, cols, total, alpha_bits, _pad1,
     }
 }
 
@@ -42,7 +42,7 @@ impl Vol2colParams {
             col0,
             cols,
             total: rows * cols,
-            _pad0: 0,
+            alpha_bits: 0,
             _pad1: 0,
         }
     }

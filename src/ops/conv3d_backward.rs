@@ -17,7 +17,7 @@ use crate::kernels::channel_sum::{self, SumParams};
 use crate::kernels::col2vol;
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::vol2col::{self, Vol2colParams};
-use crate::kernels::{check_recorded, range, record, whole, write_plan, Step, UniformArena};
+use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::conv2d::plan_chunks_of_16;
 use crate::ops::conv2d_backward::{Conv2dGrads, Grads};
 use crate::ops::{as_batched, unbatched};
@@ -97,20 +97,136 @@ fn validate(
     Ok(g)
 }
 
-/// Images per chunk of the column gradients (`Cin·kd·kh·kw·Do·Ho·Wo·4` bytes each) under the
-/// workspace budget.
-fn images_per_chunk(ctx: &GpuContext, g: &Conv3dGeometry) -> Result<u32> {
-    let u = g.unfolded();
-    let per_image = u.rows as u64 * u.pixels_per_image as u64 * 4;
-    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-    let images = (budget / per_image.max(1)).min(g.n as u64);
-    if images == 0 {
-        return Err(Error::TooLarge(format!(
-            "conv3d_backward: one image's column gradients take {per_image} bytes (Cin·kd·kh·kw·Do·Ho·Wo·4) but the \
-             workspace budget is {budget}"
-        )));
+/// A conv3d's input gradient from its output gradient `dy` (conv3d_backward's grad_input; and
+/// conv_transpose3d's output, with its bias and activation): per chunk of images under the
+/// workspace budget, the column gradients `Wᵀ · dY` per group (the GEMM core's
+/// `TransposedCols`) into the workspace, then the `col2vol.wgsl` gather (+ bias, activation).
+pub(crate) struct ColumnGather {
+    geometry: Conv3dGeometry,
+    activation: Activation,
+    has_bias: bool,
+    /// Images per chunk.
+    images: u32,
+}
+
+/// One chunk's uniform blocks: (images, GEMM, its block, gather, its block).
+type ChunkBlocks = Vec<(u32, GemmParams, (u64, u64), Vol2colParams, (u64, u64))>;
+
+impl ColumnGather {
+    /// Cuts `g` (a conv3d geometry: `c_in`·taps rows, `out` voxels per image) into chunks of
+    /// images whose column gradients (`Cin·kd·kh·kw·Do·Ho·Wo·4` bytes each) fit the workspace
+    /// budget; `op` names the caller in the error.
+    pub(crate) fn new(
+        ctx: &GpuContext,
+        op: &str,
+        g: &Conv3dGeometry,
+        activation: Activation,
+        has_bias: bool,
+    ) -> Result<Self> {
+        let per_image = Self::image_bytes(g);
+        let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+        let images = (budget / per_image.max(1)).min(g.n as u64);
+        if images == 0 && g.n > 0 {
+            return Err(Error::TooLarge(format!(
+                "{op}: one image's column gradients take {per_image} bytes (channels·kd·kh·kw·voxels·4) but the \
+                 workspace budget is {budget}"
+            )));
+        }
+        Ok(ColumnGather { geometry: *g, activation, has_bias, images: images.max(1) as u32 })
     }
-    Ok(images as u32)
+
+    fn image_bytes(g: &Conv3dGeometry) -> u64 {
+        let u = g.unfolded();
+        u.rows as u64 * u.pixels_per_image as u64 * 4
+    }
+
+    /// Images per chunk.
+    pub(crate) fn images_per_chunk(&self) -> u32 {
+        self.images
+    }
+
+    /// Workspace bytes of one chunk.
+    pub(crate) fn workspace_bytes(&self) -> u64 {
+        Self::image_bytes(&self.geometry) * self.images.min(self.geometry.n) as u64
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let n = self.geometry.n;
+        (0..n).step_by(self.images as usize).map(move |img0| (img0, self.images.min(n - img0)))
+    }
+
+    fn gemm_plan(ctx: &GpuContext, gp: &GemmParams, numel: usize) -> Result<gemm::GemmPlan> {
+        // no vec4 B: the same kernel and passes whatever the binding's offset
+        let problem = GemmProblem::TransposedCols;
+        let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+        gemm::plan(ctx, gp, problem, ov, false, None, numel)
+    }
+
+    /// Every launch, in recording order.
+    pub(crate) fn steps(&self, ctx: &GpuContext) -> Result<Vec<Step>> {
+        let (g, u) = (&self.geometry, self.geometry.unfolded());
+        let mut steps = Vec::new();
+        for (img0, k) in self.chunks() {
+            let gp = GemmParams::column_gradients(&u, img0, k);
+            let numel = u.rows as usize * u.pixels_per_image as usize * k as usize;
+            let gplan = Self::gemm_plan(ctx, &gp, numel)?;
+            steps.extend(gplan.steps(&format!("images {img0}..{}: column gradients", img0 + k)));
+            let cp = col2vol::params(g, img0, k, self.activation.alpha());
+            steps.push(col2vol::step(ctx, &cp, self.activation, self.has_bias)?);
+        }
+        Ok(steps)
+    }
+
+    /// Pushes every chunk's uniform blocks.
+    pub(crate) fn push(&self, arena: &mut UniformArena) -> ChunkBlocks {
+        let u = self.geometry.unfolded();
+        self.chunks()
+            .map(|(img0, k)| {
+                let gp = GemmParams::column_gradients(&u, img0, k);
+                let cp = col2vol::params(&self.geometry, img0, k, self.activation.alpha());
+                (k, gp, arena.push(&gp), cp, arena.push(&cp))
+            })
+            .collect()
+    }
+
+    /// The launches: `weight` `[Cout, Cin/groups, k…]` of the conv3d (read transposed), `dy`
+    /// its output gradient `[N, Cout, Do, Ho, Wo]`, `out` its input gradient `[N, Cin, D, H,
+    /// W]`, `bias` `[Cin]` when the gather adds one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn prepare(
+        &self,
+        ctx: &GpuContext,
+        uniforms: &wgpu::Buffer,
+        blocks: &ChunkBlocks,
+        workspace: &wgpu::Buffer,
+        weight: &Tensor,
+        dy: &Tensor,
+        bias: Option<&Tensor>,
+        out: &Tensor,
+    ) -> Result<Vec<crate::kernels::Dispatch>> {
+        let u = self.geometry.unfolded();
+        let mut dispatches = Vec::new();
+        for (imgs, gp, gb, cp, cb) in blocks {
+            let bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * *imgs as u64;
+            let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(bytes / 4) as usize])?;
+            let gplan = Self::gemm_plan(ctx, gp, cols.numel())?;
+            dispatches.extend(gemm::prepare_planned(
+                ctx,
+                uniforms,
+                *gb,
+                &gplan,
+                weight,
+                whole(dy),
+                None,
+                &cols,
+                gemm::Aux::None,
+            )?);
+            let step = col2vol::step(ctx, cp, self.activation, self.has_bias)?;
+            let bindings = [range(uniforms, *cb), range(workspace, (0, bytes)), optional(ctx, bias), whole(out)];
+            dispatches.push(step.dispatch(ctx, &bindings)?);
+        }
+        Ok(dispatches)
+    }
 }
 
 /// Plans the backward pass of a conv3d of `input` `[N, Cin, D, H, W]` (or unbatched) and
@@ -137,19 +253,10 @@ pub fn plan_conv3d_backward(
     }
     let u = g.unfolded();
     if which.input {
-        let imgs = images_per_chunk(ctx, &g)?;
-        plan.images_per_chunk = imgs;
-        plan.workspace_bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * imgs as u64;
-        let problem = GemmProblem::TransposedCols;
-        let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
-        for img0 in (0..g.n).step_by(imgs as usize) {
-            let k = imgs.min(g.n - img0);
-            let gp = GemmParams::column_gradients(&u, img0, k);
-            let numel = u.rows as usize * u.pixels_per_image as usize * k as usize;
-            let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
-            plan.steps.extend(gplan.steps(&format!("images {img0}..{}: column gradients", img0 + k)));
-            plan.steps.push(col2vol::step(ctx, &col2vol::params(&g, img0, k))?);
-        }
+        let gather = ColumnGather::new(ctx, "conv3d_backward", &g, Activation::None, false)?;
+        plan.images_per_chunk = gather.images_per_chunk();
+        plan.workspace_bytes = gather.workspace_bytes();
+        plan.steps.extend(gather.steps(ctx)?);
     }
     if which.weight {
         let chunks = plan_chunks_of_16(ctx, &u)?;
@@ -287,15 +394,11 @@ fn record_backward(
     let u = g.unfolded();
     let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
     let mut arena = UniformArena::new(ctx);
-    let mut chunks_in = Vec::new();
-    if grads.grad_input.is_some() {
-        let imgs = plan.images_per_chunk;
-        for img0 in (0..g.n).step_by(imgs as usize) {
-            let k = imgs.min(g.n - img0);
-            let (gp, cp) = (GemmParams::column_gradients(&u, img0, k), col2vol::params(&g, img0, k));
-            chunks_in.push((k, gp, arena.push(&gp), cp, arena.push(&cp)));
-        }
-    }
+    let gather = match grads.grad_input {
+        Some(_) => Some(ColumnGather::new(ctx, "conv3d_backward", &g, Activation::None, false)?),
+        None => None,
+    };
+    let chunks_in = gather.as_ref().map(|c| c.push(&mut arena));
     let mut unfold = None;
     if grads.grad_weight.is_some() {
         let chunks = plan_chunks_of_16(ctx, &u)?;
@@ -314,29 +417,8 @@ fn record_backward(
     let uniforms = arena.finish(ctx)?;
 
     let mut dispatches = Vec::new();
-    if let Some(dx) = &grads.grad_input {
-        for (imgs, gp, gb, cp, cb) in &chunks_in {
-            let bytes = u.rows as u64 * u.pixels_per_image as u64 * 4 * *imgs as u64;
-            let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(bytes / 4) as usize])?;
-            // planned as the plan does (no vec4 B: the same kernel and passes whatever the
-            // binding's offset)
-            let problem = GemmProblem::TransposedCols;
-            let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
-            let gplan = gemm::plan(ctx, gp, problem, ov, false, None, cols.numel())?;
-            dispatches.extend(gemm::prepare_planned(
-                ctx,
-                &uniforms,
-                *gb,
-                &gplan,
-                weight,
-                whole(grad_output),
-                None,
-                &cols,
-                gemm::Aux::None,
-            )?);
-            let step = col2vol::step(ctx, cp)?;
-            dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), range(&workspace, (0, bytes)), whole(dx)])?);
-        }
+    if let (Some(gather), Some(blocks), Some(dx)) = (&gather, &chunks_in, &grads.grad_input) {
+        dispatches.extend(gather.prepare(ctx, &uniforms, blocks, &workspace, weight, grad_output, None, dx)?);
     }
     if let (Some((chunks, blocks, block)), Some(dw)) = (&unfold, &grads.grad_weight) {
         let (gplan, per_chunk) = weight_plan(ctx, &g, weight.shape(), chunks.cols)?;

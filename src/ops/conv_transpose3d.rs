@@ -1,0 +1,174 @@
+//! conv_transpose3d (PyTorch `torch.nn.functional.conv_transpose3d` semantics) on
+//! `[N, C, D, H, W]`. A transposed conv is the input gradient of the conv3d with its stride,
+//! padding, dilation and groups whose weight `[Cout', Cin'/groups, k…]` is the transposed
+//! conv's `[Cin, Cout/groups, k…]` ([`ConvTranspose3dGeometry::as_conv3d`]); so it runs as
+//! conv3d_backward's grad_input does: per chunk of images, the column matrix `Wᵀ · X` per
+//! group (the GEMM core's `TransposedCols`) into the workspace, then the `col2vol.wgsl` gather,
+//! each output voxel summing the taps that land on it in order, + bias, activation. No
+//! scatter and no atomics: bit-identical run to run.
+//!
+//! f32 (as conv3d); input, weight and output each within one storage binding.
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::{check_recorded, col2vol, record, write_plan, Step, UniformArena};
+use crate::ops::conv3d_backward::ColumnGather;
+use crate::ops::{as_batched, common_dtype, returned_shape, unbatched};
+use crate::params::{ConvTranspose3dGeometry, ConvTranspose3dParams};
+use crate::tensor::{DType, Tensor};
+
+/// What one conv_transpose3d call records ([`plan_conv_transpose3d`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose3dPlan {
+    pub geometry: ConvTranspose3dGeometry,
+    /// Images per chunk of the column matrix (0 for an empty batch).
+    pub images_per_chunk: u32,
+    /// Workspace bytes one chunk uses (`Cout·kd·kh·kw·D·H·W·4` per image).
+    pub workspace_bytes: u64,
+    /// Every launch, in recording order.
+    pub steps: Vec<Step>,
+}
+
+impl std::fmt::Display for ConvTranspose3dPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.geometry;
+        let input = [g.n, g.c_in, g.size[0], g.size[1], g.size[2]].map(|v| v as usize);
+        let chunking = format_args!("{} images per chunk", self.images_per_chunk);
+        let what = ("gemm_col2vol", "one call");
+        write_plan(f, "conv_transpose3d", &input, &g.output_shape(), what, self.workspace_bytes, chunking, &self.steps)
+    }
+}
+
+/// Validates a conv_transpose3d of these shapes (batched or unbatched) stored as `dtype`.
+fn validate(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    dtype: DType,
+    params: &ConvTranspose3dParams,
+) -> Result<ConvTranspose3dGeometry> {
+    let x = as_batched(input, 5);
+    let g = params.validate(&x, weight, bias)?;
+    if dtype != DType::F32 {
+        return Err(Error::Unsupported(format!(
+            "conv_transpose3d runs f32 tensors (as conv3d); these are {}",
+            dtype.name()
+        )));
+    }
+    let max = ctx.max_binding();
+    let out = g.output_shape().to_vec();
+    for (what, s) in [("input", &x), ("weight", &weight.to_vec()), ("output", &out)] {
+        let bytes = s.iter().product::<usize>() as u64 * 4;
+        if bytes > max {
+            return Err(Error::TooLarge(format!(
+                "conv_transpose3d: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage \
+                 binding holds at most {max} on this device"
+            )));
+        }
+    }
+    let (turns, budget) = (col2vol::turns(&g.as_conv3d()) + 1, ctx.config().loop_budget as u64);
+    if turns > budget {
+        return Err(Error::Unsupported(format!(
+            "conv_transpose3d gathers each output voxel over the {:?} kernel's taps in one loop ({turns} turns), \
+             beyond the loop budget of {budget} (EngineConfig::loop_budget; some drivers stop longer loops early)",
+            g.kernel
+        )));
+    }
+    Ok(g)
+}
+
+/// Plans a conv_transpose3d of `input` `[N, Cin, D, H, W]` (or unbatched), `weight`
+/// `[Cin, Cout/groups, kd, kh, kw]` and `bias` `[Cout]`: validates, cuts the batch into
+/// chunks of images under the workspace budget and lists the launches. Creates no GPU
+/// object. Errors as [`conv_transpose3d`].
+pub fn plan_conv_transpose3d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    params: &ConvTranspose3dParams,
+) -> Result<ConvTranspose3dPlan> {
+    let g = validate(ctx, input, weight, bias, DType::F32, params)?;
+    let mut plan = ConvTranspose3dPlan { geometry: g, images_per_chunk: 0, workspace_bytes: 0, steps: vec![] };
+    if g.n == 0 {
+        return Ok(plan);
+    }
+    let gather = ColumnGather::new(ctx, "conv_transpose3d", &g.as_conv3d(), params.activation, bias.is_some())?;
+    plan.images_per_chunk = gather.images_per_chunk();
+    plan.workspace_bytes = gather.workspace_bytes();
+    plan.steps = gather.steps(ctx)?;
+    Ok(plan)
+}
+
+/// Transposed 3-D convolution, submitted; returns `[N, Cout, Do, Ho, Wo]` (unbatched
+/// `[Cin, D, H, W]` gives `[Cout, Do, Ho, Wo]`), where each output axis is
+/// `(in − 1)·stride − (begin + end) + dilation·(k − 1) + output_padding + 1`.
+///
+/// Errors: [`ConvTranspose3dParams::validate`]'s; [`Error::Unsupported`] for f16 and for a
+/// kernel whose taps exceed the loop budget; [`Error::TooLarge`] for a tensor beyond one
+/// storage binding or one image's column matrix beyond the workspace budget;
+/// [`Error::DTypeMismatch`] for mixed dtypes.
+pub fn conv_transpose3d(
+    ctx: &GpuContext,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &ConvTranspose3dParams,
+) -> Result<Tensor> {
+    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), input.dtype(), params)?;
+    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &g.output_shape()))?;
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose3d") });
+    conv_transpose3d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
+    ctx.submit(encoder)?;
+    Ok(output)
+}
+
+/// Records into the caller's encoder; writes `output` (`[N, Cout, Do, Ho, Wo]`, or unbatched
+/// with an unbatched input). Errors as [`conv_transpose3d`], and [`Error::Buffer`] for an
+/// output of another shape.
+pub fn conv_transpose3d_into(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: &ConvTranspose3dParams,
+    output: &Tensor,
+) -> Result<ConvTranspose3dPlan> {
+    if let Some(v) = unbatched(5, &[(input, "input"), (output, "output")])? {
+        return conv_transpose3d_into(ctx, encoder, &v[0], weight, bias, params, &v[1]);
+    }
+    let dtype =
+        common_dtype("conv_transpose3d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
+    if output.shape() != g.output_shape() {
+        return Err(Error::Buffer {
+            what: "output",
+            reason: format!("shape {:?}, expected {:?}", output.shape(), g.output_shape()),
+        });
+    }
+    for (t, what) in [(Some(input), "input"), (Some(weight), "weight"), (bias, "bias"), (Some(output), "output")] {
+        if let Some(t) = t {
+            t.check_device(ctx, what)?;
+        }
+    }
+    let plan = plan_conv_transpose3d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), params)?;
+    if g.n == 0 {
+        check_recorded("conv_transpose3d", 0, &plan.steps)?;
+        return Ok(plan);
+    }
+    let recorded = ctx.scoped(|| {
+        let gather = ColumnGather::new(ctx, "conv_transpose3d", &g.as_conv3d(), params.activation, bias.is_some())?;
+        let mut arena = UniformArena::new(ctx);
+        let blocks = gather.push(&mut arena);
+        let uniforms = arena.finish(ctx)?;
+        let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
+        let dispatches = gather.prepare(ctx, &uniforms, &blocks, &workspace, weight, input, bias, output)?;
+        record(ctx, encoder, "conv_transpose3d", &dispatches);
+        Ok::<_, Error>(dispatches.len())
+    })??;
+    check_recorded("conv_transpose3d", recorded, &plan.steps)?;
+    Ok(plan)
+}
