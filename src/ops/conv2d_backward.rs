@@ -62,6 +62,40 @@ impl Conv2dGrads {
             grad_bias: alloc(which.bias, &[c_out])?,
         })
     }
+
+    /// Errors ([`Error::Buffer`], [`Error::DeviceMismatch`]) unless each gradient held has its
+    /// shape (`input`'s, `weight`'s, `[c_out]`), stores `dtype` and was made on `ctx`.
+    pub(crate) fn check(
+        &self,
+        ctx: &GpuContext,
+        input: &[usize],
+        weight: &[usize],
+        c_out: usize,
+        dtype: DType,
+    ) -> Result<()> {
+        let c_out = [c_out];
+        for (t, what, want) in [
+            (&self.grad_input, "grad_input", input),
+            (&self.grad_weight, "grad_weight", weight),
+            (&self.grad_bias, "grad_bias", &c_out[..]),
+        ] {
+            if let Some(t) = t {
+                if t.shape() != want || t.dtype() != dtype {
+                    return Err(Error::Buffer {
+                        what,
+                        reason: format!(
+                            "shape {:?} {}, expected {want:?} {}",
+                            t.shape(),
+                            t.dtype().name(),
+                            dtype.name()
+                        ),
+                    });
+                }
+                t.check_device(ctx, "gradient")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// conv2d_backward_into for an input or grad_output beyond one storage binding: the backward

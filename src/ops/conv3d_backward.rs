@@ -350,19 +350,7 @@ pub fn conv3d_backward_into(
             reason: format!("shape {:?}, expected the conv3d's output shape {out:?}", grad_output.shape()),
         });
     }
-    let c_out = [g.c_out as usize];
-    for (t, what, want) in [
-        (&grads.grad_input, "grad_input", input.shape()),
-        (&grads.grad_weight, "grad_weight", weight.shape()),
-        (&grads.grad_bias, "grad_bias", &c_out[..]),
-    ] {
-        if let Some(t) = t {
-            if t.shape() != want || t.dtype() != dtype {
-                return Err(Error::Buffer { what, reason: format!("shape {:?}, expected {want:?}", t.shape()) });
-            }
-            t.check_device(ctx, "gradient")?;
-        }
-    }
+    grads.check(ctx, input.shape(), weight.shape(), g.c_out as usize, dtype)?;
     let which = Grads {
         input: grads.grad_input.is_some(),
         weight: grads.grad_weight.is_some(),

@@ -62,15 +62,7 @@ pub fn conv_transpose1d_backward_into(
             reason: format!("shape {:?}, expected the transposed conv's output shape {shape:?}", grad_output.shape()),
         });
     }
-    for (t, what, want) in
-        [(&grads.grad_input, "grad_input", input.shape()), (&grads.grad_weight, "grad_weight", weight.shape())]
-    {
-        if let Some(t) = t {
-            if t.shape() != want {
-                return Err(Error::Buffer { what, reason: format!("shape {:?}, expected {want:?}", t.shape()) });
-            }
-        }
-    }
+    grads.check(ctx, input.shape(), weight.shape(), shape[1], input.dtype())?;
     let long = is_long(ctx, input, grad_output);
     let grads2 = Conv2dGrads {
         grad_input: grads.grad_input.as_ref().map(|t| view(t, long)).transpose()?,

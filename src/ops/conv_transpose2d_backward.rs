@@ -107,18 +107,7 @@ pub fn conv_transpose2d_backward_into(
             ),
         });
     }
-    let c_out = [g.c_out as usize];
-    for (t, what, want) in [
-        (&grads.grad_input, "grad_input", input.shape()),
-        (&grads.grad_weight, "grad_weight", weight.shape()),
-        (&grads.grad_bias, "grad_bias", &c_out[..]),
-    ] {
-        if let Some(t) = t {
-            if t.shape() != want {
-                return Err(Error::Buffer { what, reason: format!("shape {:?}, expected {want:?}", t.shape()) });
-            }
-        }
-    }
+    grads.check(ctx, input.shape(), weight.shape(), g.c_out as usize, input.dtype())?;
     if let Some(dx) = &grads.grad_input {
         crate::ops::conv2d::conv2d_into(ctx, encoder, grad_output, weight, None, &conv, dx)?;
     }
@@ -128,7 +117,7 @@ pub fn conv_transpose2d_backward_into(
     }
     if let Some(db) = &grads.grad_bias {
         // grad_bias alone reads grad_output only; the 1×1 depthwise weight gives the shapes.
-        let ones = Tensor::empty_as(ctx, &[c_out[0], 1, 1, 1], grad_output.dtype())?;
+        let ones = Tensor::empty_as(ctx, &[g.c_out as usize, 1, 1, 1], grad_output.dtype())?;
         let sums = Conv2dParams { groups: g.c_out, ..Default::default() };
         let only = Conv2dGrads { grad_input: None, grad_weight: None, grad_bias: Some(db.clone()) };
         conv2d_backward_into(ctx, encoder, grad_output, &ones, grad_output, &sums, &only)?;
