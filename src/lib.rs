@@ -143,6 +143,7 @@ pub mod context;
 pub mod error;
 pub mod explain;
 pub mod kernels;
+#[cfg(feature = "npy")]
 pub mod npy;
 pub mod ops;
 pub mod params;

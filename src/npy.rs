@@ -1,22 +1,29 @@
-//! A small, strict reader and writer for NumPy `.npy` files (format versions 1.0, 2.0, 3.0).
+//! NumPy `.npy` files and `.npz` archives through well-kept crates (`npyz` reads and writes
+//! the array format, `zip` the archive), with what wgconv adds around them: every size in the
+//! header is checked against the bytes actually present before anything is allocated from
+//! it, every dtype a user is likely to hand over becomes f32 with a note, and Fortran-order
+//! arrays come back in C order.
 //!
-//! Reads `f4` (as is), `f8` and `f2` (converted to f32, reported in
-//! [`NpyInfo::converted_from`]), little- or big-endian (`<`, `>`; `=` is little-endian, as
-//! NumPy writes it on every platform wgconv runs on), in C or Fortran order (a Fortran-order
-//! array, which NumPy writes for any F-contiguous array, is reordered to C order: the same
-//! array). Every size in the header is checked against the bytes actually present before
-//! anything is allocated from it.
+//! Reads `f4` (as is); `f8`, `f2`, integers (`i1`..`i8`, `u1`..`u8`) and `b1` converted to f32
+//! (named in [`NpyInfo::converted_from`]; an integer beyond ±2²⁴ rounds to the nearest f32);
+//! little- or big-endian; C or Fortran order (NumPy writes any F-contiguous array, a
+//! transpose say, in Fortran order: the same array). `path.npz:name` names array `name` of an
+//! archive (`np.savez`, `np.savez_compressed`); a bare `path.npz` holding one array reads
+//! that one. Writes little-endian f32 in C order, as `.npy`, or as an archive of one array
+//! when the path ends in `.npz` (`path.npz:name` names it; default `arr_0`, NumPy's).
+
+use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
 
-const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The most dimensions a header may declare.
 const MAX_RANK: usize = 32;
 
 /// What the reader found besides the data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NpyInfo {
-    /// `Some("float64")` / `Some("float16")` when the file's data was converted to f32.
+    /// The file's dtype when its data was converted to f32 (`Some("float64")`,
+    /// `Some("int64")`, `Some("big-endian float32")`, …); `None` for little-endian float32.
     pub converted_from: Option<&'static str>,
 }
 
@@ -24,79 +31,82 @@ fn err(msg: impl Into<String>) -> Error {
     Error::Npy(msg.into())
 }
 
+/// The name of a dtype wgconv converts from, and its size in bytes.
+fn dtype_name(kind: npyz::TypeChar, size: u64, big: bool) -> Option<(&'static str, usize)> {
+    use npyz::TypeChar::{Bool, Float, Int, Uint};
+    Some(match (kind, size) {
+        (Float, 4) if big => ("big-endian float32", 4),
+        (Float, 4) => ("float32", 4),
+        (Float, 8) => ("float64", 8),
+        (Float, 2) => ("float16", 2),
+        (Int, 1) => ("int8", 1),
+        (Int, 2) => ("int16", 2),
+        (Int, 4) => ("int32", 4),
+        (Int, 8) => ("int64", 8),
+        (Uint, 1) => ("uint8", 1),
+        (Uint, 2) => ("uint16", 2),
+        (Uint, 4) => ("uint32", 4),
+        (Uint, 8) => ("uint64", 8),
+        (Bool, 1) => ("bool", 1),
+        _ => return None,
+    })
+}
+
+/// Every element of `file` as f32 (its dtype `T` read by npyz, then converted).
+fn elements<T: npyz::Deserialize>(file: npyz::NpyFile<&[u8]>, f: impl Fn(T) -> f32) -> Result<Vec<f32>> {
+    let reader = file.data::<T>().map_err(|e| err(format!("data: {e}")))?;
+    reader.map(|v| v.map(&f).map_err(|e| err(format!("data: {e}")))).collect()
+}
+
 /// Parses a `.npy` image held in memory. Returns `(shape, data, info)`.
 pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err(err("not a .npy file (bad magic)"));
+    let mut rest = bytes;
+    let header = npyz::NpyHeader::from_reader(&mut rest).map_err(|e| err(format!("not a valid .npy header: {e}")))?;
+    let npyz::DType::Plain(ts) = header.dtype() else {
+        return Err(err("structured arrays (record dtypes) are not supported: save a plain float32 array"));
+    };
+    let big = ts.endianness() == npyz::Endianness::Big;
+    let Some((name, itemsize)) = dtype_name(ts.type_char(), ts.size_field(), big) else {
+        return Err(err(format!(
+            "dtype '{ts}' is not supported: use float32 (float64/float16, integers and bool are converted), either \
+             byte order"
+        )));
+    };
+    if header.shape().len() > MAX_RANK {
+        return Err(err(format!("more than {MAX_RANK} dimensions")));
     }
-    let (major, minor) = (bytes[6], bytes[7]);
-    let (header_len, header_start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 => {
-            if bytes.len() < 12 {
-                return Err(err("truncated header length"));
-            }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
-        }
-        _ => return Err(err(format!("unsupported format version {major}.{minor}"))),
-    };
-    let data_start = header_start
-        .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| err(format!("header claims {header_len} bytes but the file has {}", bytes.len())))?;
-    let header = std::str::from_utf8(&bytes[header_start..data_start]).map_err(|_| err("header is not text"))?;
-    let descr = dict_value(header, "descr")?;
-    let fortran = dict_value(header, "fortran_order")?;
-    let shape_text = dict_value(header, "shape")?;
-
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let (big, kind) = match descr.split_at_checked(1) {
-        Some(("<" | "=", kind)) => (false, kind),
-        Some((">", kind)) => (true, kind),
-        _ => (false, ""),
-    };
-    let (itemsize, from): (usize, Option<&'static str>) = match (kind, big) {
-        ("f4", false) => (4, None),
-        ("f4", true) => (4, Some("big-endian float32")),
-        ("f8", _) => (8, Some("float64")),
-        ("f2", _) => (2, Some("float16")),
-        _ => {
-            return Err(err(format!(
-                "dtype '{descr}' is not supported: use float32 (or float64/float16, converted), either byte order"
-            )))
-        }
-    };
-    let fortran = match fortran {
-        "False" => false,
-        "True" => true,
-        other => return Err(err(format!("bad fortran_order value '{other}'"))),
-    };
-    let shape = parse_shape(shape_text)?;
-    let numel = shape
+    let shape: Vec<usize> = header
+        .shape()
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
-    let data = &bytes[data_start..];
-    let want = numel.checked_mul(itemsize).ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
-    if data.len() != want {
-        return Err(err(format!("shape {shape:?} of {descr} needs {want} data bytes but the file has {}", data.len())));
+        .map(|&d| usize::try_from(d).map_err(|_| err(format!("dimension {d} does not fit this machine"))))
+        .collect::<Result<_>>()?;
+    let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let want = numel.and_then(|n| n.checked_mul(itemsize)).ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
+    if rest.len() != want {
+        return Err(err(format!("shape {shape:?} of {ts} needs {want} data bytes but the file has {}", rest.len())));
     }
-    // Only now, with `want` proven to equal bytes that exist, allocate.
-    let word = |c: &[u8]| -> [u8; 8] {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        if big {
-            w[..c.len()].reverse();
-        }
-        w
+    // Only now, with `want` proven to equal bytes that exist, read (and allocate).
+    let fortran = header.order() == npyz::Order::Fortran;
+    let file = npyz::NpyFile::with_header(header, rest);
+    use npyz::TypeChar::{Bool, Float, Int, Uint};
+    let data = match (ts.type_char(), itemsize) {
+        (Float, 4) => elements(file, |v: f32| v)?,
+        (Float, 8) => elements(file, |v: f64| v as f32)?,
+        (Float, _) => elements(file, |v: half::f16| v.to_f32())?,
+        (Int, 1) => elements(file, |v: i8| v as f32)?,
+        (Int, 2) => elements(file, |v: i16| v as f32)?,
+        (Int, 4) => elements(file, |v: i32| v as f32)?,
+        (Int, _) => elements(file, |v: i64| v as f32)?,
+        (Uint, 1) => elements(file, |v: u8| v as f32)?,
+        (Uint, 2) => elements(file, |v: u16| v as f32)?,
+        (Uint, 4) => elements(file, |v: u32| v as f32)?,
+        (Uint, _) => elements(file, |v: u64| v as f32)?,
+        (Bool, _) => elements(file, |v: bool| v as u8 as f32)?,
+        _ => unreachable!("dtype_name admits these kinds only"),
     };
-    let out: Vec<f32> = match itemsize {
-        4 => data.chunks_exact(4).map(|c| f32::from_le_bytes(word(c)[..4].try_into().expect("4 bytes"))).collect(),
-        8 => data.chunks_exact(8).map(|c| f64::from_le_bytes(word(c)) as f32).collect(),
-        _ => data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([word(c)[0], word(c)[1]]))).collect(),
-    };
-    let out = if fortran { fortran_to_c(&shape, &out) } else { out };
-    Ok((shape, out, NpyInfo { converted_from: from }))
+    let data = if fortran { fortran_to_c(&shape, &data) } else { data };
+    let converted_from = (name != "float32").then_some(name);
+    Ok((shape, data, NpyInfo { converted_from }))
 }
 
 /// The same array in C order from its Fortran-order (first axis fastest) elements: C index
@@ -126,102 +136,104 @@ fn fortran_to_c(shape: &[usize], f: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The text of `'key': value` in the header dict, up to the next top-level comma or `}`.
-fn dict_value<'a>(header: &'a str, key: &str) -> Result<&'a str> {
-    let pat1 = format!("'{key}'");
-    let pat2 = format!("\"{key}\"");
-    let pos = header.find(&pat1).or_else(|| header.find(&pat2)).ok_or_else(|| err(format!("header has no '{key}'")))?;
-    let rest = &header[pos + pat1.len()..];
-    let rest = rest.trim_start().strip_prefix(':').ok_or_else(|| err(format!("no ':' after '{key}'")))?;
-    let rest = rest.trim_start();
-    let mut depth = 0i32;
-    for (i, ch) in rest.char_indices() {
-        match ch {
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth -= 1,
-            ',' | '}' if depth == 0 => return Ok(rest[..i].trim()),
-            _ => {}
-        }
-        if depth < 0 {
-            return Err(err(format!("unbalanced brackets in '{key}'")));
-        }
-    }
-    Err(err(format!("unterminated value for '{key}'")))
-}
-
-fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    let inner = text
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| err(format!("shape '{text}' is not a tuple")))?;
-    let mut shape = Vec::new();
-    for part in inner.split(',') {
-        let p = part.trim();
-        if p.is_empty() {
-            continue;
-        }
-        if shape.len() == MAX_RANK {
-            return Err(err(format!("more than {MAX_RANK} dimensions")));
-        }
-        shape.push(p.trim_end_matches('L').parse::<usize>().map_err(|_| err(format!("bad dimension '{p}'")))?);
-    }
-    Ok(shape)
-}
-
-/// IEEE half → single, exact (every f16 is representable in f32).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // subnormal: value = m · 2^-24
-            let v = m as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
-/// Serialises an f32 array as a version-1.0 `.npy` image (little-endian, C order).
+/// Serialises an f32 array as a `.npy` image (little-endian, C order).
 pub fn to_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    // Pad with spaces so that magic + len + header + '\n' is a multiple of 64.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = std::io::Cursor::new(Vec::with_capacity(128 + data.len() * 4));
+    let written = (|| -> std::io::Result<()> {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(&mut out).begin_nd()?;
+        w.extend(data.iter().copied())?;
+        w.finish()
+    })();
+    // Writing into memory fails only if the data and the shape disagree: a caller's bug.
+    written.expect("an in-memory .npy write of data matching its shape");
+    out.into_inner()
 }
 
-/// Reads a `.npy` file.
+/// `path.npz:name` split into the archive and the array name; `None` for any other path.
+fn archive_of(path: &std::path::Path) -> Option<(std::path::PathBuf, Option<String>)> {
+    let text = path.to_str()?;
+    if text.ends_with(".npz") {
+        return Some((path.to_path_buf(), None));
+    }
+    let (file, name) = text.rsplit_once(':')?;
+    (file.ends_with(".npz") && !name.is_empty() && !name.contains('/')).then(|| (file.into(), Some(name.to_string())))
+}
+
+fn io_error(path: &std::path::Path, source: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), source }
+}
+
+/// Reads array `name` of a `.npz` archive (or its only array when `name` is `None`).
+fn read_archive(path: &std::path::Path, name: Option<&str>) -> Result<Vec<u8>> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| err(format!("{shown}: not a .npz archive: {e}")))?;
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|f| f.map(|f| f.into_owned()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| err(format!("{shown}: {e}")))?;
+    let arrays: Vec<&str> = names.iter().filter_map(|f| f.strip_suffix(".npy")).collect();
+    let name = match name {
+        Some(n) => n.to_string(),
+        None if arrays.len() == 1 => arrays[0].to_string(),
+        None => {
+            return Err(err(format!(
+                "{shown} holds {} arrays ({}): name one as {shown}:NAME",
+                arrays.len(),
+                arrays.join(", ")
+            )))
+        }
+    };
+    let mut entry = zip
+        .by_name(&format!("{name}.npy"))
+        .map_err(|_| err(format!("{shown} has no array '{name}' (it has: {})", arrays.join(", "))))?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).map_err(|e| err(format!("{shown}:{name}: {e}")))?;
+    Ok(bytes)
+}
+
+/// Reads a `.npy` file, or an array of a `.npz` archive (`path.npz:name`, or `path.npz` with
+/// one array).
 pub fn read(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let bytes = match archive_of(path) {
+        Some((file, name)) => read_archive(&file, name.as_deref())?,
+        None => std::fs::read(path).map_err(|e| io_error(path, e))?,
+    };
     parse(&bytes).map_err(|e| match e {
         Error::Npy(m) => Error::Npy(format!("{}: {m}", path.display())),
         other => other,
     })
 }
 
-/// Writes a `.npy` file.
+/// Writes a `.npy` file, or a `.npz` archive of one array when the path ends in `.npz`
+/// (`path.npz:name` names the array; default `arr_0`).
 pub fn write(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    std::fs::write(path, to_bytes(shape, data)).map_err(|source| Error::Io { path: path.display().to_string(), source })
+    match archive_of(path) {
+        Some((file, name)) => write_npz(&file, &[(name.as_deref().unwrap_or("arr_0"), shape, data)]),
+        None => std::fs::write(path, to_bytes(shape, data)).map_err(|e| io_error(path, e)),
+    }
+}
+
+/// Writes a `.npz` archive (stored, as `np.savez`) of `(name, shape, data)` arrays.
+pub fn write_npz(file: &std::path::Path, arrays: &[(&str, &[usize], &[f32])]) -> Result<()> {
+    let out = std::fs::File::create(file).map_err(|e| io_error(file, e))?;
+    let mut zip = zip::ZipWriter::new(out);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let zip_error = |e: zip::result::ZipError| err(format!("{}: {e}", file.display()));
+    for (name, shape, data) in arrays {
+        zip.start_file(format!("{name}.npy"), options).map_err(zip_error)?;
+        zip.write_all(&to_bytes(shape, data)).map_err(|e| io_error(file, e))?;
+    }
+    zip.finish().map_err(zip_error)?;
+    Ok(())
+}
+
+/// Whether `path` names a `.npz` archive (`path.npz` or `path.npz:name`).
+pub fn is_archive(path: &std::path::Path) -> bool {
+    archive_of(path).is_some()
 }
 
 #[cfg(test)]
@@ -242,12 +254,10 @@ mod tests {
 
     #[test]
     fn huge_header_claim_is_an_error_not_an_allocation() {
-        let bytes = to_bytes(&[2], &[1.0, 2.0]);
-        let at = bytes.windows(4).position(|w| w == b"(2,)").unwrap();
-        let mut bytes = [&bytes[..at], b"(1000000,1000000)".as_slice(), &bytes[at + 4..]].concat();
-        let len = u16::from_le_bytes([bytes[8], bytes[9]]) + 13;
-        bytes[8..10].copy_from_slice(&len.to_le_bytes());
-        assert!(matches!(parse(&bytes), Err(Error::Npy(_))));
+        for shape in ["(1000000, 1000000)", "(4294967296, 4294967296)", "(18446744073709551615, 2)"] {
+            let e = parse(&file("<f4", false, shape, &[0; 8])).unwrap_err();
+            assert!(matches!(&e, Error::Npy(m) if m.contains("bytes") || m.contains("overflows")), "{shape}: {e:?}");
+        }
     }
 
     /// A v1.0 file with this header's descr and order, and these data bytes.
@@ -301,20 +311,58 @@ mod tests {
         assert_eq!(parse(&file(">f8", false, "(3,)", &be8)).unwrap().1, vec![1.5, -2.25, 3.0e5]);
         let be2: Vec<u8> = [0x3c00u16, 0xc000].iter().flat_map(|v| v.to_be_bytes()).collect();
         assert_eq!(parse(&file(">f2", false, "(2,)", &be2)).unwrap().1, vec![1.0, -2.0]);
-        let native: Vec<u8> = [7f32].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(parse(&file("=f4", false, "(1,)", &native)).unwrap().1, vec![7.0]);
-        for bad in ["<i4", ">i8", "|u1", "f4", "<c8"] {
+        for bad in ["<c8", "|S8", "<M8[s]", "<f16"] {
             assert!(parse(&file(bad, false, "(1,)", &[0; 8])).is_err(), "{bad}");
         }
     }
 
+    /// Integer and bool arrays (labels, masks, images saved as uint8) are converted to f32 and
+    /// named; f16 subnormals, NaN and ∞ convert exactly.
     #[test]
-    fn half_conversion() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert!(f16_to_f32(0x7e00).is_nan());
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+    fn integers_bools_and_halves_are_converted() {
+        let i8s: Vec<u8> = [-3i8, 0, 127].iter().map(|&v| v as u8).collect();
+        assert_eq!(parse(&file("|i1", false, "(3,)", &i8s)).unwrap().1, vec![-3.0, 0.0, 127.0]);
+        let u16s: Vec<u8> = [65535u16, 7].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let (_, d, info) = parse(&file(">u2", false, "(2,)", &u16s)).unwrap();
+        assert_eq!((d, info.converted_from), (vec![65535.0, 7.0], Some("uint16")));
+        let i64s: Vec<u8> = [-(1i64 << 40), 5].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (_, d, info) = parse(&file("<i8", false, "(2,)", &i64s)).unwrap();
+        assert_eq!((d, info.converted_from), (vec![-(2f32.powi(40)), 5.0], Some("int64")));
+        let (_, d, info) = parse(&file("|b1", false, "(2,)", &[1, 0])).unwrap();
+        assert_eq!((d, info.converted_from), (vec![1.0, 0.0], Some("bool")));
+        let halves: Vec<u8> = [0x0001u16, 0x7e00, 0x7c00, 0xc000].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let d = parse(&file("<f2", false, "(4,)", &halves)).unwrap().1;
+        assert_eq!((d[0], d[2], d[3]), (2f32.powi(-24), f32::INFINITY, -2.0));
+        assert!(d[1].is_nan());
+    }
+
+    /// `.npz` archives: `path.npz:name` reads one array of several, a bare `path.npz` its only
+    /// array; a missing name lists the names; writing `.npz` makes an archive NumPy reads.
+    #[test]
+    fn npz_archives_by_name() {
+        let dir = std::env::temp_dir().join(format!("wgconv-npz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let two = dir.join("two.npz");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&two).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, data) in [("x", [1f32, 2.0]), ("w", [3.0, 4.0])] {
+            zip.start_file(format!("{name}.npy"), deflated).unwrap();
+            zip.write_all(&to_bytes(&[2], &data)).unwrap();
+        }
+        zip.finish().unwrap();
+        let at = |s: &str| std::path::PathBuf::from(format!("{}:{s}", two.display()));
+        assert_eq!(read(&at("w")).unwrap().1, vec![3.0, 4.0]);
+        assert_eq!(read(&at("x")).unwrap().1, vec![1.0, 2.0]);
+        let e = read(&at("y")).unwrap_err().to_string();
+        assert!(e.contains("no array 'y'") && e.contains("x, w"), "{e}");
+        let e = read(&two).unwrap_err().to_string();
+        assert!(e.contains("holds 2 arrays"), "{e}");
+        let one = dir.join("one.npz");
+        write(&std::path::PathBuf::from(format!("{}:out", one.display())), &[1, 2], &[5.0, 6.0]).unwrap();
+        assert_eq!(read(&one).unwrap(), (vec![1, 2], vec![5.0, 6.0], NpyInfo { converted_from: None }));
+        write(&dir.join("default.npz"), &[1], &[7.0]).unwrap();
+        assert_eq!(read(&at("x").with_file_name("default.npz:arr_0")).unwrap().1, vec![7.0]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

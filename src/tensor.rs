@@ -449,12 +449,17 @@ impl HostTensor {
         HostTensor { shape: shape.to_vec(), data: (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect() }
     }
 
-    /// Reads a `.npy` file; the second value names the dtype converted from, if any.
+    /// Reads a `.npy` file or an array of a `.npz` archive (`path.npz:name`; see
+    /// [`crate::npy`]); the second value names the dtype converted from, if any.
+    #[cfg(feature = "npy")]
     pub fn read_npy(path: impl AsRef<std::path::Path>) -> Result<(Self, Option<&'static str>)> {
         let (shape, data, info) = crate::npy::read(path.as_ref())?;
         Ok((HostTensor { shape, data }, info.converted_from))
     }
 
+    /// Writes a `.npy` file (little-endian f32, C order), or a `.npz` archive of this one
+    /// array when the path ends in `.npz` (`path.npz:name` names it).
+    #[cfg(feature = "npy")]
     pub fn write_npy(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         crate::npy::write(path.as_ref(), &self.shape, &self.data)
     }

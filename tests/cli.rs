@@ -128,13 +128,14 @@ fn bad_inputs_exit_nonzero_with_one_line() {
     let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--groups", "2", "--out", out]);
     assert_one_line_error(code, &err, "groups");
 
-    let ints = tmp("ints.npy");
-    let mut bytes = wgconv::npy::to_bytes(&[2], &[1.0, 2.0]);
+    // complex numbers have no float32 reading (integers and bools are converted, with a note)
+    let complex = tmp("complex.npy");
+    let mut bytes = wgconv::npy::to_bytes(&[1], &[1.0]);
     let at = bytes.windows(3).position(|w| w == b"<f4").unwrap();
-    bytes[at + 1] = b'i';
-    std::fs::write(&ints, bytes).unwrap();
-    let (code, _, err) = run(&["run", "conv2d", "--input", ints.to_str().unwrap(), "--weight", w, "--out", out]);
-    assert_one_line_error(code, &err, "dtype '<i4'");
+    bytes[at + 1..at + 3].copy_from_slice(b"c8");
+    std::fs::write(&complex, bytes).unwrap();
+    let (code, _, err) = run(&["run", "conv2d", "--input", complex.to_str().unwrap(), "--weight", w, "--out", out]);
+    assert_one_line_error(code, &err, "dtype '<c8'");
 
     let garbage = tmp("garbage.npy");
     std::fs::write(&garbage, b"\x93NUMPY\x01\x00\xff\xffnot a header").unwrap();
@@ -836,4 +837,47 @@ fn run_conv_transpose1d_and_3d_give_pytorch_results() {
         out.to_str().unwrap(),
     ]);
     assert_one_line_error(code, &err, "'same' is not defined for conv_transpose3d");
+}
+
+/// NumPy archives and dtypes as users save them (`tests/data/npz/conv2d_inputs.npz` from
+/// `np.savez_compressed`: x float64 in Fortran order, w float32, b int8): `--input f.npz:x`
+/// reads each array, converted with a note; `--out y.npz` writes an archive whose array is
+/// named after the output, PyTorch's answer; two gradients given one archive land in it
+/// together; a missing name is a one-line error that lists the archive's arrays.
+#[test]
+fn run_reads_and_writes_npz_archives() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/npz");
+    let arr = |n: &str| format!("{}:{n}", dir.join("conv2d_inputs.npz").display());
+    let (x, w, b) = (arr("x"), arr("w"), arr("b"));
+    let out = tmp("npz_out.npz");
+    let out_s = out.to_str().unwrap();
+    let args = ["run", "conv2d", "--input", &x, "--weight", &w, "--bias", &b, "--padding", "1", "--out", out_s];
+    let (code, stdout, stderr) = run(&[&args[..], &["--verify"]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("converted from float64") && stderr.contains("converted from int8"), "{stderr}");
+    let (y, _) = HostTensor::read_npy(format!("{out_s}:output")).unwrap();
+    let want = HostTensor::read_npy(dir.join("conv2d_output.npy")).unwrap().0;
+    assert_eq!(y.shape, want.shape);
+    let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&y.data, &want).passes(Default::default()));
+
+    let dy = tmp("npz_dy.npy");
+    HostTensor::random(&y.shape, 5).write_npy(&dy).unwrap();
+    let grads = tmp("npz_grads.npz");
+    let g = grads.to_str().unwrap();
+    let dy_s = dy.to_str().unwrap();
+    let args = ["run", "conv2d_backward", "--input", &x, "--weight", &w, "--grad-output", dy_s, "--padding", "1"];
+    let (code, stdout, stderr) =
+        run(&[&args[..], &["--out-grad-input", g, "--out-grad-weight", g, "--verify"]].concat());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 2, "{stdout}");
+    let shape = |n: &str| HostTensor::read_npy(format!("{g}:{n}")).unwrap().0.shape;
+    assert_eq!((shape("grad_input"), shape("grad_weight")), (vec![1, 3, 6, 5], vec![4, 3, 3, 3]));
+
+    let (code, _, err) = run(&["run", "conv2d", "--input", &arr("nope"), "--weight", &w, "--out", out_s]);
+    assert_one_line_error(code, &err, "has no array 'nope' (it has: ");
 }

@@ -33,7 +33,7 @@ struct Cli {
 enum Cmd {
     /// Show the adapter wgconv opens (honours WGPU_BACKEND, WGPU_ADAPTER_NAME) and every adapter found.
     Info,
-    /// Run one op on .npy files.
+    /// Run one op on .npy files (or arrays of .npz archives).
     #[command(subcommand)]
     Run(RunOp),
     /// Time the benchmark shape suite (bench/shapes.md, compiled in) on this adapter.
@@ -421,7 +421,8 @@ struct BackwardArgs {
 /// Flags every `run` op shares.
 #[derive(Args)]
 struct ConvArgs {
-    /// Input [N, Cin, H, W], float32 .npy (float64/float16 are converted).
+    /// Input [N, Cin, H, W]: a .npy file or an array of a .npz archive (f.npz:NAME); float32
+    /// (float64, float16, integers and bool are converted, with a note).
     #[arg(long)]
     input: PathBuf,
     /// Weight: [Cout, Cin/groups, kh, kw] for conv2d, [Cin, Cout/groups, kh, kw] for conv_transpose2d.
@@ -444,7 +445,7 @@ struct ConvArgs {
     /// Fused activation: none | relu | relu6 | leaky_relu[:SLOPE] | sigmoid | tanh | gelu.
     #[arg(long, default_value = "none")]
     activation: String,
-    /// Output .npy.
+    /// Output: .npy, or .npz (the array named `output`, or f.npz:NAME).
     #[arg(long)]
     out: PathBuf,
     /// Also run the CPU reference (f64) and compare; exit 3 past tolerance.
@@ -652,9 +653,7 @@ fn run_call<C: OpCase>(
         .collect::<wgconv::Result<Vec<_>>>()?;
     let host = case.run(&ctx, &up)?.iter().map(|t| t.to_host(&ctx)).collect::<wgconv::Result<Vec<_>>>()?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    for ((_, path), h) in outputs.iter().zip(&host) {
-        h.write_npy(path)?;
-    }
+    write_outputs(&outputs, &host)?;
     println!("{}", summary(&ctx, &host, ms)?);
     for (_, path) in &outputs {
         println!("wrote {}", path.display());
@@ -692,6 +691,34 @@ fn run_call<C: OpCase>(
             );
             return Err(Failure("f16 storage overflowed: outputs are not finite where the f32 answer is".into(), 3));
         }
+    }
+    Ok(())
+}
+
+/// Writes each output to its file: `.npy`, or an array of a `.npz` archive named by the
+/// path (`y.npz:name`) or else after the output (`output`, `grad_input`, ...); outputs given
+/// the same archive go into it together.
+fn write_outputs(outputs: &[(&'static str, &PathBuf)], host: &[HostTensor]) -> Result<(), Failure> {
+    let mut archives: Vec<(PathBuf, Vec<(String, &HostTensor)>)> = Vec::new();
+    for ((name, path), h) in outputs.iter().zip(host) {
+        if !wgconv::npy::is_archive(path) {
+            h.write_npy(path)?;
+            continue;
+        }
+        let text = path.to_string_lossy();
+        let (file, array) = match text.rsplit_once(':') {
+            Some((f, a)) if f.ends_with(".npz") => (PathBuf::from(f), a.to_string()),
+            _ => ((*path).clone(), name.to_string()),
+        };
+        match archives.iter_mut().find(|(f, _)| *f == file) {
+            Some((_, arrays)) => arrays.push((array, h)),
+            None => archives.push((file, vec![(array, h)])),
+        }
+    }
+    for (file, arrays) in &archives {
+        let list: Vec<(&str, &[usize], &[f32])> =
+            arrays.iter().map(|(n, h)| (n.as_str(), h.shape.as_slice(), h.data.as_slice())).collect();
+        wgconv::npy::write_npz(file, &list)?;
     }
     Ok(())
 }
