@@ -5,8 +5,9 @@
 //        input channel ci; column c is output pixel p = col0 + c of the flattened
 //        (n, oy, ox) index p = (n·Ho + oy)·Wo + ox. Rows of group g are g·(Cin/G)·kh·kw ..,
 //        so the GEMM of group g reads a contiguous block of rows.
-// col[r, c] = input[n, ci, oy·sh − pad_top + i·dh, ox·sw − pad_left + j·dw], or 0 when that
-// position lies in the padding.
+// col[r, c] = input[n, ci, oy·sh − pad_top + i·dh, ox·sw − pad_left + j·dw] where that position
+// lies in the input; in the padding, what PAD_MODE reads there (pad_mode.wgsl, joined in
+// front: 0, or the input reflected, replicated or wrapped).
 //
 // One invocation per element of col; the 1-D grid of workgroups may be folded into y and z
 // (linear workgroup id = x + nx·(y + ny·z)) when it exceeds the per-dimension limit.
@@ -64,9 +65,11 @@ fn main(
     // Signed so that positions in the top/left padding compare below zero.
     let iy = i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top);
     let ix = i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left);
+    let sy = pad_source(iy, i32(params.h));
+    let sx = pad_source(ix, i32(params.w));
     var v = 0.0;
-    if (iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
-        v = input[((n * params.c_in + ci) * params.h + u32(iy)) * params.w + u32(ix)];
+    if (sy >= 0 && sx >= 0) {
+        v = input[((n * params.c_in + ci) * params.h + u32(sy)) * params.w + u32(sx)];
     }
     col[idx] = v;
 }

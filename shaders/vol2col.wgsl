@@ -3,10 +3,11 @@
 // input: [N, Cin, D, H, W]
 // col:   [Cin·kd·kh·kw, cols], row ((ci·kd + a)·kh + i)·kw + j, column = output voxel
 //        p = col0 + c of the flattened (n, oz, oy, ox).
-// col[r, c] = input[n, ci, oz·sd − pf + a·dd, oy·sh − pt + i·dh, ox·sw − pl + j·dw], or 0 in
-// the padding. The dense tiled GEMM then multiplies the weight [Cout, Cin/G·kd·kh·kw] with it,
+// col[r, c] = input[n, ci, oz·sd − pf + a·dd, oy·sh − pt + i·dh, ox·sw − pl + j·dw]; in the
+// padding, what PAD_MODE reads there (pad_mode.wgsl: 0, or the input reflected, replicated or
+// wrapped). The dense tiled GEMM then multiplies the weight [Cout, Cin/G·kd·kh·kw] with it,
 // exactly as for conv2d (the depth and height axes flattened into one).
-// (vol_window.wgsl in front: the uniform block.)
+// (pad_mode.wgsl and vol_window.wgsl in front: PAD_MODE, the uniform block.)
 
 
 @group(0) @binding(0) var<uniform> params: Vol2colParams;
@@ -47,9 +48,12 @@ fn main(
     let iz = i32(oz * params.stride_d + a * params.dil_d) - i32(params.pad_front);
     let iy = i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top);
     let ix = i32(ox * params.stride_w + j * params.dil_w) - i32(params.pad_left);
+    let sz = pad_source(iz, i32(params.d));
+    let sy = pad_source(iy, i32(params.h));
+    let sx = pad_source(ix, i32(params.w));
     var v = 0.0;
-    if (iz >= 0 && iz < i32(params.d) && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
-        v = input[(((n * params.c_in + ci) * params.d + u32(iz)) * params.h + u32(iy)) * params.w + u32(ix)];
+    if (sz >= 0 && sy >= 0 && sx >= 0) {
+        v = input[(((n * params.c_in + ci) * params.d + u32(sz)) * params.h + u32(sy)) * params.w + u32(sx)];
     }
     col[idx] = v;
 }

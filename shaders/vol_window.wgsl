@@ -28,5 +28,9 @@ struct Vol2colParams {
     cols: u32,
     total: u32,
     alpha_bits: u32,
-    _pad1: u32,
+    // the pads after each axis (col2vol's fold)
+    pad_back: u32,
+    pad_bottom: u32,
+    pad_right: u32,
+    _pad0: u32,
 }

@@ -75,7 +75,7 @@ impl BenchCase {
             dilation: [self.dil; 2],
             groups: self.groups,
             algorithm,
-            activation: crate::params::Activation::None,
+            ..Default::default()
         }
     }
 }

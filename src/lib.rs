@@ -202,6 +202,7 @@ pub use ops::separable_conv2d::{
 pub use params::{
     Activation, Algorithm, Conv1dParams, Conv2dGeometry, Conv2dParams, Conv3dGeometry, Conv3dParams,
     ConvTranspose1dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, ConvTranspose3dGeometry,
-    ConvTranspose3dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d, Pads, Pool2dParams,
+    ConvTranspose3dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d, PaddingMode, Pads,
+    Pool2dParams,
 };
 pub use tensor::{DType, HostTensor, Tensor};

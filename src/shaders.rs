@@ -322,7 +322,9 @@ impl ShaderId {
     /// The kernel's registration: every kernel is one line here.
     pub fn spec(self) -> &'static KernelSpec {
         match self {
-            ShaderId::Im2col => kernel!("im2col", wgsl!("im2col.wgsl"), "main", UNFOLD_BINDINGS, false),
+            ShaderId::Im2col => {
+                kernel!("im2col", wgsl!("pad_mode.wgsl", "im2col.wgsl"), "main", UNFOLD_BINDINGS, false)
+            }
             ShaderId::Gemm(key) => key.spec(),
             ShaderId::Depthwise => kernel!("depthwise", DEPTHWISE_F32, "main", CONV_BINDINGS, false),
             ShaderId::DepthwiseHalf => kernel!("depthwise_f16", DEPTHWISE_F16, "main", CONV_BINDINGS, true),
@@ -362,12 +364,18 @@ impl ShaderId {
                 kernel!("pool2d_gather_f16", POOL2D_BACKWARD_F16, "gather", POOL_BACKWARD_BINDINGS, true)
             }
             ShaderId::Vol2col => {
-                kernel!("vol2col", wgsl!("vol_window.wgsl", "vol2col.wgsl"), "main", UNFOLD_BINDINGS, false)
+                kernel!(
+                    "vol2col",
+                    wgsl!("pad_mode.wgsl", "vol_window.wgsl", "vol2col.wgsl"),
+                    "main",
+                    UNFOLD_BINDINGS,
+                    false
+                )
             }
             // params, col, bias, grad
             ShaderId::Col2vol => kernel!(
                 "col2vol",
-                wgsl!("activation.wgsl", "vol_window.wgsl", "col2vol.wgsl"),
+                wgsl!("activation.wgsl", "pad_mode.wgsl", "vol_window.wgsl", "col2vol.wgsl"),
                 "main",
                 &[U, R, R, Rw],
                 false
@@ -437,10 +445,13 @@ impl ShaderId {
     /// and by `wgconv conformance`).
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
-            ShaderId::Im2col
-            | ShaderId::ChannelSum
+            // the padding modes
+            ShaderId::Im2col | ShaderId::Vol2col => crate::params::PaddingMode::ALL
+                .into_iter()
+                .map(|m| Overrides::none().with("PAD_MODE", m.code() as f64))
+                .collect(),
+            ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
-            | ShaderId::Vol2col
             | ShaderId::DepthwiseGradInput
             | ShaderId::DepthwiseGradWeight
             | ShaderId::DepthwiseGradInputHalf
@@ -463,7 +474,18 @@ impl ShaderId {
             }
             ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
-            ShaderId::Col2im | ShaderId::Col2vol | ShaderId::Direct => epilogue_sets(),
+            ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
+            // conv_transpose3d's epilogues (zeros padding); conv3d_backward's folds of each
+            // padding mode (no epilogue)
+            ShaderId::Col2vol => {
+                let mut sets: Vec<Overrides> = epilogue_sets().into_iter().map(|o| o.with("PAD_MODE", 0.0)).collect();
+                for m in &crate::params::PaddingMode::ALL[1..] {
+                    sets.push(
+                        Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0).with("PAD_MODE", m.code() as f64),
+                    );
+                }
+                sets
+            }
             // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
             // 1 and 2, 5x5, a dilated 3x3, a 1x7.
             ShaderId::Depthwise | ShaderId::DepthwiseHalf => {

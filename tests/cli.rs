@@ -881,3 +881,46 @@ fn run_reads_and_writes_npz_archives() {
     let (code, _, err) = run(&["run", "conv2d", "--input", &arr("nope"), "--weight", &w, "--out", out_s]);
     assert_one_line_error(code, &err, "has no array 'nope' (it has: ");
 }
+
+/// `--padding-mode` on `run conv1d|conv2d|conv3d`: PyTorch's `nn.ConvNd(padding_mode=...)`
+/// answers (goldens), `--verify` passes; a transposed conv or an unknown mode is a one-line
+/// error.
+#[test]
+fn run_takes_padding_modes() {
+    if common::gpu().is_none() {
+        return;
+    }
+    use wgconv::HostTensor;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/padding_mode");
+    for (op, case, mode, flags) in [
+        ("conv2d", "conv2d_reflect", "reflect", vec!["--padding", "1"]),
+        ("conv2d", "conv2d_replicate_stride2", "replicate", vec!["--padding", "2,1", "--stride", "2", "--groups", "2"]),
+        ("conv1d", "conv1d_circular", "circular", vec!["--padding", "3", "--stride", "2"]),
+        ("conv3d", "conv3d_reflect", "reflect", vec!["--padding", "1,2,1"]),
+    ] {
+        let dir = root.join(case);
+        let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+        let [x, w, b] = ["input", "weight", "bias"].map(f);
+        let out = tmp(&format!("{case}.npy"));
+        let out_s = out.to_str().unwrap().to_string();
+        let mut args = vec!["run", op, "--input", &x, "--weight", &w, "--bias", &b, "--padding-mode", mode];
+        args.extend(flags.iter().copied());
+        args.extend(["--out", &out_s, "--verify"]);
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 0, "{case}: {stdout}\n{stderr}");
+        let (y, _) = HostTensor::read_npy(&out).unwrap();
+        let want = HostTensor::read_npy(dir.join("output.npy")).unwrap().0;
+        let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+        assert!(wgconv::verify::compare(&y.data, &want).passes(Default::default()), "{case}");
+    }
+    let x = data("basic_3x3_pad1", "input.npy");
+    let w = data("basic_3x3_pad1", "weight.npy");
+    let (x, w) = (x.to_str().unwrap(), w.to_str().unwrap());
+    let out = tmp("never_mode.npy");
+    let out = out.to_str().unwrap();
+    let (code, _, err) =
+        run(&["run", "conv_transpose2d", "--input", x, "--weight", w, "--padding-mode", "reflect", "--out", out]);
+    assert_one_line_error(code, &err, "takes zeros only");
+    let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--padding-mode", "mirror", "--out", out]);
+    assert_one_line_error(code, &err, "unknown 'mirror'");
+}

@@ -6,7 +6,8 @@ torch in float64 from the stored float32 inputs) plus an entry in tests/data/<op
 with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
-    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward | conv_transpose1d | conv_transpose3d]
+    /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward | conv_transpose1d | conv_transpose3d |
+    padding_mode]
 """
 import json
 import os
@@ -306,6 +307,57 @@ def write_conv_transpose3d():
     print(f"wrote {len(cases)} {op} cases")
 
 
+def padding_mode_case(name, op, mode, n, cin, size, cout, k, stride=1, padding=1, dilation=1, groups=1, seed=0):
+    """nn.Conv1d/2d/3d with padding_mode (reflect, replicate, circular): the module's own
+    forward in float64 on the stored float32 inputs (its weight and bias replaced by ours), and
+    its autograd for a random grad_output."""
+    cls = {"conv1d": torch.nn.Conv1d, "conv2d": torch.nn.Conv2d, "conv3d": torch.nn.Conv3d}[op]
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, cin, *size, generator=g) * 2 - 1).float()
+    wt = (torch.rand(cout, cin // groups, *k, generator=g) * 2 - 1).float()
+    b = (torch.rand(cout, generator=g) * 2 - 1).float()
+    m = cls(cin, cout, k, stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode).double()
+    with torch.no_grad():
+        m.weight.copy_(wt.double())
+        m.bias.copy_(b.double())
+    xd = x.double().requires_grad_()
+    y = m(xd)
+    dy = (torch.rand(y.shape, generator=g) * 2 - 1).float()
+    y.backward(dy.double())
+    d = os.path.join(ROOT, "padding_mode", name)
+    os.makedirs(d, exist_ok=True)
+    for fname, arr in [("input", x), ("weight", wt), ("bias", b), ("output", y), ("grad_output", dy),
+                       ("grad_input", xd.grad), ("grad_weight", m.weight.grad), ("grad_bias", m.bias.grad)]:
+        np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    rank = len(size)
+    each = lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * rank
+    return {"name": name, "op": op, "padding_mode": mode, "stride": each(stride),
+            "padding": padding if isinstance(padding, str) else each(padding), "dilation": each(dilation),
+            "groups": groups, "output_shape": list(y.shape)}
+
+
+def write_padding_mode():
+    cases = [
+        padding_mode_case("conv2d_reflect", "conv2d", "reflect", 2, 3, (6, 7), 4, (3, 3)),
+        padding_mode_case("conv2d_replicate_stride2", "conv2d", "replicate", 1, 4, (7, 6), 2, (3, 2), stride=2,
+                          padding=(2, 1), groups=2, seed=1),
+        padding_mode_case("conv2d_circular_dilated", "conv2d", "circular", 1, 2, (5, 6), 3, (3, 3), padding=2,
+                          dilation=2, seed=2),
+        padding_mode_case("conv2d_reflect_same", "conv2d", "reflect", 1, 3, (5, 5), 2, (4, 3), padding="same",
+                          seed=3),
+        padding_mode_case("conv1d_reflect", "conv1d", "reflect", 2, 3, (9,), 4, (5,), padding=2, seed=4),
+        padding_mode_case("conv1d_circular", "conv1d", "circular", 1, 2, (6,), 2, (3,), padding=3, stride=2, seed=5),
+        padding_mode_case("conv3d_replicate", "conv3d", "replicate", 1, 2, (4, 5, 4), 3, (3, 3, 3), seed=6),
+        padding_mode_case("conv3d_reflect", "conv3d", "reflect", 1, 2, (3, 4, 5), 2, (2, 3, 3), padding=(1, 2, 1),
+                          seed=7),
+        padding_mode_case("conv3d_circular", "conv3d", "circular", 2, 1, (3, 3, 4), 2, (3, 2, 3), stride=(1, 2, 1),
+                          seed=8),
+    ]
+    with open(os.path.join(ROOT, "padding_mode", "cases.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "cases": cases}, f, indent=1)
+    print(f"wrote {len(cases)} padding_mode cases")
+
+
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
@@ -449,6 +501,7 @@ def main():
     write_conv3d_backward()
     write_conv_transpose1d()
     write_conv_transpose3d()
+    write_padding_mode()
 
 
 if __name__ == "__main__":
@@ -464,5 +517,7 @@ if __name__ == "__main__":
         write_conv_transpose1d()
     elif sys.argv[1:] == ["conv_transpose3d"]:
         write_conv_transpose3d()
+    elif sys.argv[1:] == ["padding_mode"]:
+        write_padding_mode()
     else:
         main()

@@ -445,6 +445,10 @@ struct ConvArgs {
     /// Fused activation: none | relu | relu6 | leaky_relu[:SLOPE] | sigmoid | tanh | gelu.
     #[arg(long, default_value = "none")]
     activation: String,
+    /// What the padding reads (conv1d, conv2d, conv3d; nn.ConvNd's padding_mode): zeros |
+    /// reflect | replicate | circular. Transposed and deformable convs take zeros only, as in PyTorch.
+    #[arg(long, default_value = "zeros")]
+    padding_mode: String,
     /// Output: .npy, or .npz (the array named `output`, or f.npz:NAME).
     #[arg(long)]
     out: PathBuf,
@@ -723,6 +727,19 @@ fn write_outputs(outputs: &[(&'static str, &PathBuf)], host: &[HostTensor]) -> R
     Ok(())
 }
 
+/// `--padding-mode`; `op` names a conv that takes zeros only (PyTorch's transposed and
+/// deformable convs), `None` one that takes every mode.
+fn parse_padding_mode(text: &str, zeros_only: Option<&str>) -> Result<wgconv::PaddingMode, Failure> {
+    let mode = wgconv::PaddingMode::from_name(text.trim())
+        .ok_or_else(|| Failure(format!("--padding-mode: unknown '{text}' (zeros, reflect, replicate, circular)"), 2))?;
+    match zeros_only {
+        Some(op) if mode != wgconv::PaddingMode::Zeros => {
+            Err(Failure(format!("--padding-mode: {op} takes zeros only (as in PyTorch), not {}", mode.name()), 2))
+        }
+        _ => Ok(mode),
+    }
+}
+
 /// The conv inputs a `run` op takes: input, weight and the bias if given.
 fn conv_inputs(a: &ConvArgs) -> Result<Vec<(&'static str, HostTensor)>, Failure> {
     let mut v = vec![("the input", load(&a.input, "input")?), ("the weight", load(&a.weight, "weight")?)];
@@ -757,6 +774,7 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
             .filter(|_| args.algo != "all")
             .ok_or_else(|| Failure("--algo all is for bench; run takes one algorithm".into(), 2))?,
         activation: parse_activation(&a.activation)?,
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
     };
     let inputs = conv_inputs(a)?;
     let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
@@ -799,6 +817,7 @@ fn split_text(info: &wgconv::Conv2dInfo) -> String {
 
 fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     let a = &args.conv;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose2d"))?;
     let params = ConvTranspose2dParams {
         stride: parse_pair("stride", &a.stride)?,
         padding: parse_padding(&a.padding)?,
@@ -842,6 +861,7 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
 
 fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
     let a = &args.conv;
+    parse_padding_mode(&a.padding_mode, Some("deform_conv2d"))?;
     let params = wgconv::DeformConv2dParams {
         stride: parse_pair("stride", &a.stride)?,
         padding: parse_padding(&a.padding)?,
@@ -850,6 +870,7 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
         activation: parse_activation(&a.activation)?,
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, im2col_gemm)", args.algo), 2))?,
+        ..Default::default()
     };
     // (input, weight, offset, mask (v2), bias): the case's order
     let mut inputs = vec![
@@ -935,6 +956,7 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         activation: parse_activation(&a.activation)?,
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}'", args.algo), 2))?,
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
         ..conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?
     };
     let inputs = conv_inputs(a)?;
@@ -997,6 +1019,7 @@ fn conv3d_params(
         dilation: parse_triple("dilation", dilation)?,
         groups,
         activation,
+        ..Default::default()
     })
 }
 
@@ -1016,7 +1039,10 @@ fn run_conv3d_backward(a: &BackwardArgs) -> Result<(), Failure> {
 }
 
 fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
-    let params = conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, parse_activation(&a.activation)?)?;
+    let params = wgconv::Conv3dParams {
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
+        ..conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, parse_activation(&a.activation)?)?
+    };
     let inputs = conv_inputs(a)?;
     let (x, w) = (wgconv::params::as_batched(&inputs[0].1.shape, 5), inputs[1].1.shape.clone());
     params.validate(&x, &w, inputs.get(2).map(|b| b.1.shape.as_slice()))?;
@@ -1256,6 +1282,7 @@ fn conv_transpose1d_params(
 
 fn run_conv_transpose1d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     let a = &args.conv;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose1d"))?;
     let params = wgconv::ConvTranspose1dParams {
         activation: parse_activation(&a.activation)?,
         algorithm: Algorithm::from_name(&args.algo)
@@ -1311,6 +1338,7 @@ fn conv_transpose3d_params(
 
 fn run_conv_transpose3d(args: &ConvTranspose3dArgs) -> Result<(), Failure> {
     let a = &args.conv;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose3d"))?;
     let activation = parse_activation(&a.activation)?;
     let params =
         conv_transpose3d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups, activation)?;

@@ -30,6 +30,7 @@ impl Conv1dCase {
             groups: params.groups,
             activation: params.activation,
             algorithm: params.algorithm,
+            padding_mode: params.padding_mode,
         };
         Conv1dCase(Conv2dCase {
             input: [input[0], input[1], 1, input[2]],
@@ -56,7 +57,15 @@ impl Conv1dCase {
             groups: p.groups,
             activation: p.activation,
             algorithm: p.algorithm,
+            padding_mode: p.padding_mode,
         }
+    }
+
+    /// Whether the sequence's padding mode changes what is read (a mode other than zeros
+    /// and some padding on the width axis).
+    pub fn pads_by_mode(&self) -> bool {
+        let s = |a: [usize; 4]| [a[0], a[1], 1, a[3]];
+        self.params().as_conv2d().validate(&s(self.0.input), &s(self.0.weight), None).is_ok_and(|g| g.pads_by_mode())
     }
 }
 

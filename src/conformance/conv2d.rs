@@ -28,8 +28,16 @@ impl std::fmt::Display for Conv2dCase {
         let p = &self.params;
         write!(
             f,
-            "conv2d x{:?} w{:?} bias={} stride={:?} padding={:?} dilation={:?} groups={} seed={}",
-            self.input, self.weight, self.bias, p.stride, p.padding, p.dilation, p.groups, self.seed
+            "conv2d x{:?} w{:?} bias={} stride={:?} padding={:?} dilation={:?} groups={} padding_mode={} seed={}",
+            self.input,
+            self.weight,
+            self.bias,
+            p.stride,
+            p.padding,
+            p.dilation,
+            p.groups,
+            p.padding_mode.name(),
+            self.seed
         )
     }
 }
@@ -169,6 +177,23 @@ impl OpCase for Oracled {
 }
 
 /// The cases with `algorithm` forced.
+/// The cases of `cases` that pad, each with a padding mode other than zeros (reflect,
+/// replicate, circular in turn) and `Auto`, where the mode's rules admit it (reflect: each
+/// pad below its axis; circular: at most): what `conv2d/padding_mode` runs.
+pub fn with_padding_modes(cases: &[Conv2dCase]) -> Vec<Conv2dCase> {
+    use crate::params::PaddingMode;
+    let modes = [PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular];
+    cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let params = Conv2dParams { padding_mode: modes[i % 3], algorithm: Algorithm::Auto, ..c.params };
+            Conv2dCase { params, ..c.clone() }
+        })
+        .filter(|c| c.params.validate(&c.input, &c.weight, None).is_ok_and(|g| g.pads_by_mode()))
+        .collect()
+}
+
 pub(super) fn with_algorithm(cases: &[Conv2dCase], algorithm: Algorithm) -> Vec<Conv2dCase> {
     cases.iter().map(|c| Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() }).collect()
 }

@@ -48,6 +48,22 @@ pub fn conv3d_cases(seed: u64, count: usize) -> Vec<Conv3dCase> {
     out
 }
 
+/// The padding cases of `count` conv3d cases from `seed`, each with a padding mode other
+/// than zeros (reflect, replicate, circular in turn) where the mode's rules admit it.
+pub fn conv3d_padding_mode_cases(seed: u64, count: usize) -> Vec<Conv3dCase> {
+    use crate::params::PaddingMode;
+    let modes = [PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular];
+    conv3d_cases(seed ^ 0x9ad, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Conv3dCase {
+            params: crate::params::Conv3dParams { padding_mode: modes[i % 3], ..c.params },
+            ..c
+        })
+        .filter(|c| c.params.validate(&c.input, &c.weight, None).is_ok_and(|g| g.pads_by_mode()))
+        .collect()
+}
+
 impl OpCase for Conv3dCase {
     /// (input, weight, bias if any)
     fn inputs(&self) -> Result<Vec<HostTensor>> {

@@ -420,6 +420,7 @@ pub async fn run_cases_async(
     for a in std::iter::once(Algorithm::Auto).chain(Algorithm::ALL) {
         ops.push(run_op_async(ctx, format!("conv2d/{}", a.name()), &conv2d::with_algorithm(&cases, a), f32, tol).await);
     }
+    ops.push(run_op_async(ctx, "conv2d/padding_mode", &with_padding_modes(&cases), f32, tol).await);
     let transposed = conv_transpose2d_cases(seed, n);
     for a in Algorithm::TRANSPOSED {
         let forced: Vec<_> = transposed
@@ -448,8 +449,16 @@ pub async fn run_cases_async(
     let backward: Vec<_> =
         cases.iter().cloned().map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
     ops.push(run_op_async(ctx, "conv2d_backward", &backward, f32, tol).await);
+    let backward_modes: Vec<_> = with_padding_modes(&cases)
+        .into_iter()
+        .map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "conv2d_backward/padding_mode", &backward_modes, f32, tol).await);
     let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
     ops.push(run_op_async(ctx, "conv1d", &conv1d, f32, tol).await);
+    let conv1d_modes: Vec<_> =
+        with_padding_modes(&cases).into_iter().map(Conv1dCase).filter(Conv1dCase::pads_by_mode).collect();
+    ops.push(run_op_async(ctx, "conv1d/padding_mode", &conv1d_modes, f32, tol).await);
     let conv1d_backward: Vec<_> =
         conv1d.iter().cloned().map(|c| Conv1dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
     ops.push(run_op_async(ctx, "conv1d_backward", &conv1d_backward, f32, tol).await);
@@ -457,6 +466,11 @@ pub async fn run_cases_async(
     let pool_backward: Vec<_> = pool2d_cases(seed, n).into_iter().map(Pool2dBackwardCase).collect();
     ops.push(run_op_async(ctx, "pool2d_backward", &pool_backward, f32, tol).await);
     ops.push(run_op_async(ctx, "conv3d", &conv3d_cases(seed, n), f32, tol).await);
+    let conv3d_modes = conv3d_padding_mode_cases(seed, n);
+    ops.push(run_op_async(ctx, "conv3d/padding_mode", &conv3d_modes, f32, tol).await);
+    let conv3d_backward_modes: Vec<_> =
+        conv3d_modes.into_iter().map(|c| Conv3dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();
+    ops.push(run_op_async(ctx, "conv3d_backward/padding_mode", &conv3d_backward_modes, f32, tol).await);
     let conv3d_backward: Vec<_> = conv3d_cases(seed, n)
         .into_iter()
         .map(|c| Conv3dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL))

@@ -6,7 +6,7 @@ use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::vol2col::Vol2colParams;
 use crate::kernels::{fold_grid, Step};
-use crate::params::{Activation, Conv3dGeometry};
+use crate::params::{Activation, Conv3dGeometry, PaddingMode};
 use crate::shaders::{Overrides, ShaderId};
 
 /// The gather of images `img0 .. img0 + images` of `g`'s input gradient: the window's block
@@ -21,17 +21,38 @@ pub fn params(g: &Conv3dGeometry, img0: u32, images: u32, alpha: f32) -> Vol2col
     }
 }
 
-/// The loop turns of one invocation (the taps, inner loops counted at every turn).
+/// The loop turns of one invocation (per axis, the padded positions it folds times the taps;
+/// inner loops counted at every turn).
 pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
+    let folds = |a: usize| -> u64 {
+        match g.padding_mode {
+            PaddingMode::Zeros => 1,
+            PaddingMode::Reflect | PaddingMode::Circular => 3,
+            PaddingMode::Replicate => {
+                1 + g.pad_begin[a].max(g.pad_end[a]) as u64
+                    + (g.size[a] == 1) as u64 * g.pad_begin[a].min(g.pad_end[a]) as u64
+            }
+        }
+    };
     let [kd, kh, kw] = g.kernel.map(u64::from);
-    kd * (1 + kh * (1 + kw))
+    folds(0) * kd * (1 + folds(1) * kh * (1 + folds(2) * kw))
 }
 
-/// The launch of the gather `p` (bindings: uniforms, col, bias, output).
-pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams, activation: Activation, has_bias: bool) -> Result<Step> {
+/// The launch of the gather `p` (bindings: uniforms, col, bias, output), folding the padding
+/// back as `mode` reads it.
+pub(crate) fn step(
+    ctx: &GpuContext,
+    p: &Vol2colParams,
+    activation: Activation,
+    has_bias: bool,
+    mode: PaddingMode,
+) -> Result<Step> {
     Ok(Step {
         shader: ShaderId::Col2vol,
-        overrides: Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64),
+        overrides: Overrides::none()
+            .flag("HAS_BIAS", has_bias)
+            .with("ACT", activation.code() as f64)
+            .with("PAD_MODE", mode.code() as f64),
         workgroups: fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?,
         note: format!("gather of images {}..{}", p.col0, p.col0 + p.cols),
     })

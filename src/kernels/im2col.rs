@@ -3,7 +3,7 @@
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch, Step};
-use crate::params::Conv2dGeometry;
+use crate::params::{Conv2dGeometry, PaddingMode};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
@@ -44,23 +44,24 @@ impl Im2colParams {
 }
 
 /// Prepares the im2col of `p` (uniform block at `block` of `uniforms`) from `input` into the
-/// first `p.total` floats of `col`.
+/// first `p.total` floats of `col`, the padding read as `mode` says.
 pub(crate) fn prepare(
     ctx: &GpuContext,
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     p: &Im2colParams,
+    mode: PaddingMode,
     input: &Tensor,
     col: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    step(ctx, p)?.dispatch(ctx, &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))])
+    step(ctx, p, mode)?.dispatch(ctx, &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))])
 }
 
 /// The launch of the im2col of `p`: one invocation per column-matrix entry.
-pub(crate) fn step(ctx: &GpuContext, p: &Im2colParams) -> Result<Step> {
+pub(crate) fn step(ctx: &GpuContext, p: &Im2colParams, mode: PaddingMode) -> Result<Step> {
     Ok(Step {
         shader: ShaderId::Im2col,
-        overrides: Overrides::none(),
+        overrides: Overrides::none().with("PAD_MODE", mode.code() as f64),
         workgroups: fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?,
         note: format!("columns {}..{}", p.col0, p.col0 + p.cols),
     })

@@ -4,7 +4,7 @@
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch, Step};
-use crate::params::Conv3dGeometry;
+use crate::params::{Conv3dGeometry, PaddingMode};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Tensor;
 
@@ -12,7 +12,7 @@ uniform_block! {
     /// Twin of `Vol2colParams` in `shaders/vol2col.wgsl`.
     Vol2colParams {
         c_in, d, h, w, kd, kh, kw, stride_d, stride_h, stride_w, dil_d, dil_h, dil_w,
-        pad_front, pad_top, pad_left, d_out, h_out, w_out, col0, cols, total, alpha_bits, _pad1,
+        pad_front, pad_top, pad_left, d_out, h_out, w_out, col0, cols, total, alpha_bits, pad_back, pad_bottom, pad_right, _pad0,
     }
 }
 
@@ -43,21 +43,26 @@ impl Vol2colParams {
             cols,
             total: rows * cols,
             alpha_bits: 0,
-            _pad1: 0,
+            pad_back: g.pad_end[0],
+            pad_bottom: g.pad_end[1],
+            pad_right: g.pad_end[2],
+            _pad0: 0,
         }
     }
 }
 
-/// The unfold of output voxels `col0 .. col0 + cols` (`total` = rows × cols entries of `col`).
+/// The unfold of output voxels `col0 .. col0 + cols` (`total` = rows × cols entries of `col`),
+/// the padding read as `mode` says.
 pub(crate) fn prepare(
     ctx: &GpuContext,
     uniforms: &wgpu::Buffer,
     block: (u64, u64),
     total: u32,
+    mode: PaddingMode,
     input: &Tensor,
     col: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let (pipeline, bgl) = ctx.pipeline(ShaderId::Vol2col, &Overrides::none())?;
+    let (pipeline, bgl) = ctx.pipeline(ShaderId::Vol2col, &overrides(mode))?;
     let grid = fold_grid((total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
     let bind_group = ctx.bind_group(
         ShaderId::Vol2col,
@@ -67,11 +72,15 @@ pub(crate) fn prepare(
     Ok(Dispatch { pipeline, bind_group, grid })
 }
 
+fn overrides(mode: PaddingMode) -> Overrides {
+    Overrides::none().with("PAD_MODE", mode.code() as f64)
+}
+
 /// The launch [`prepare`] makes for `p`.
-pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams) -> Result<Step> {
+pub(crate) fn step(ctx: &GpuContext, p: &Vol2colParams, mode: PaddingMode) -> Result<Step> {
     Ok(Step {
         shader: ShaderId::Vol2col,
-        overrides: Overrides::none(),
+        overrides: overrides(mode),
         workgroups: fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?,
         note: format!("voxels {}..{}", p.col0, p.col0 + p.cols),
     })

@@ -198,7 +198,8 @@ pub fn plan_conv2d(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
-            let unfold = |col0, cols| Ok(vec![im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols))?]);
+            let unfold =
+                |col0, cols| Ok(vec![im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols), g.padding_mode)?]);
             plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, has_bias, unfold)?;
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
@@ -272,6 +273,13 @@ fn plan_split(
         plan.batch_pieces = g.n;
         plan.channel_chunks = chunks.len() as u32;
     } else if in_image > max || out_image > max {
+        if g.pads_by_mode() {
+            return Err(Error::TooLarge(format!(
+                "conv2d: one image beyond one storage binding ({max} bytes) runs in bands of rows, whose halo rows \
+                 read zeros: padding_mode {} needs each image within one binding",
+                g.padding_mode.name()
+            )));
+        }
         let rows = row_geometry(&g, dtype);
         let bands = rows.plan("conv2d", max)?;
         let list = rows.bands(&bands)?;
@@ -352,7 +360,7 @@ pub(crate) fn choose_algorithm(
     has_bias: bool,
 ) -> Result<(Algorithm, String)> {
     let (algorithm, reason) = match params.algorithm {
-        Algorithm::Auto if dtype == DType::F32 && g.n > 0 && ctx.autotune_enabled() => {
+        Algorithm::Auto if dtype == DType::F32 && g.n > 0 && !g.pads_by_mode() && ctx.autotune_enabled() => {
             (ctx.tune_conv2d(g, params, has_bias)?, "autotuned: fastest measured".to_string())
         }
         Algorithm::Auto => {
@@ -381,6 +389,12 @@ pub(crate) fn choose_algorithm(
         }
         _ => (algorithm, reason),
     };
+    if dtype == DType::F16 && g.pads_by_mode() {
+        return Err(Error::Unsupported(format!(
+            "padding_mode {} runs im2col_gemm, which has no f16 kernels: store the tensors as f32",
+            g.padding_mode.name()
+        )));
+    }
     if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
     {
         return Err(Error::param(
@@ -721,8 +735,8 @@ pub(crate) fn encode_im2col_gemm(
     let mut dispatches: Vec<Dispatch> = Vec::with_capacity(2 * blocks.len());
     for (ip, total, ibs, gp, gb) in &blocks {
         match (unfold, ip) {
-            (Unfold::Plain { input, .. }, Some(ip)) => {
-                dispatches.push(im2col::prepare(ctx, &uniforms, ibs[0], ip, input, &workspace)?)
+            (Unfold::Plain { input, geometry }, Some(ip)) => {
+                dispatches.push(im2col::prepare(ctx, &uniforms, ibs[0], ip, geometry.padding_mode, input, &workspace)?)
             }
             (Unfold::Deform { inputs, offset, mask, offset_groups, .. }, Some(ip)) => {
                 for ((_, input), ib) in inputs.iter().zip(ibs) {
@@ -739,9 +753,15 @@ pub(crate) fn encode_im2col_gemm(
                     )?);
                 }
             }
-            (Unfold::Vol2col { input, .. }, _) => {
-                dispatches.push(crate::kernels::vol2col::prepare(ctx, &uniforms, ibs[0], *total, input, &workspace)?)
-            }
+            (Unfold::Vol2col { input, geometry }, _) => dispatches.push(crate::kernels::vol2col::prepare(
+                ctx,
+                &uniforms,
+                ibs[0],
+                *total,
+                geometry.padding_mode,
+                input,
+                &workspace,
+            )?),
             _ => return Err(Error::Internal("a 2-D unfold without its block".into())),
         }
         let col = range(&workspace, (0, *total as u64 * 4));

@@ -483,6 +483,13 @@ pub fn plan_conv2d_backward(
     let input = as_batched(input, 4);
     let g = params.validate(&input, weight, None)?;
     check_no_activation(params)?;
+    if g.pads_by_mode() {
+        return Err(Error::Unsupported(format!(
+            "conv2d_backward with padding_mode {} runs as conv3d_backward on the [N, C, 1, H, W] views: plan that \
+             (plan_conv3d_backward)",
+            g.padding_mode.name()
+        )));
+    }
     let mut plan = Conv2dBackwardPlan {
         geometry: g,
         grads: which,
@@ -656,6 +663,7 @@ fn whole_steps(
     Ok(())
 }
 
+/// No fused activation: the backward pass differentiates the convolution alone.
 fn check_no_activation(params: &Conv2dParams) -> Result<()> {
     if params.activation != Activation::None {
         return Err(Error::param(
@@ -664,6 +672,42 @@ fn check_no_activation(params: &Conv2dParams) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// conv2d_backward with a padding mode other than zeros: conv3d_backward on the
+/// `[N, C, 1, H, W]` views (its unfold reads the padding as the mode does, its grad_input
+/// gather folds the padding's gradient back onto the input positions it read).
+#[allow(clippy::too_many_arguments)]
+fn backward_by_padding_mode(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    input: &Tensor,
+    weight: &Tensor,
+    grad_output: &Tensor,
+    params: &Conv2dParams,
+    grads: &Conv2dGrads,
+    g: &Conv2dGeometry,
+) -> Result<()> {
+    let p = g.pads;
+    let conv3d = crate::params::Conv3dParams {
+        stride: [1, g.stride[0], g.stride[1]],
+        padding: crate::params::Padding3d::Explicit { begin: [0, p.top, p.left], end: [0, p.bottom, p.right] },
+        dilation: [1, g.dilation[0], g.dilation[1]],
+        groups: g.groups,
+        activation: params.activation,
+        padding_mode: g.padding_mode,
+    };
+    let view = |t: &Tensor| {
+        let s = t.shape();
+        t.reshape(&[s[0], s[1], 1, s[2], s[3]])
+    };
+    let grads3 = Conv2dGrads {
+        grad_input: grads.grad_input.as_ref().map(view).transpose()?,
+        grad_weight: grads.grad_weight.as_ref().map(view).transpose()?,
+        grad_bias: grads.grad_bias.clone(),
+    };
+    let (x, w, dy) = (view(input)?, view(weight)?, view(grad_output)?);
+    crate::ops::conv3d_backward::conv3d_backward_into(ctx, encoder, &x, &w, &dy, &conv3d, &grads3)
 }
 
 /// Records the backward pass into the caller's encoder, writing each gradient tensor that
@@ -745,6 +789,9 @@ fn record_checked(
             });
         }
         db.check_device(ctx, "grad_bias")?;
+    }
+    if g.pads_by_mode() {
+        return backward_by_padding_mode(ctx, encoder, input, weight, grad_output, params, grads, &g).map(|_| 0);
     }
     let which = Grads {
         input: grads.grad_input.is_some(),

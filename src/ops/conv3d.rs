@@ -125,6 +125,13 @@ pub fn plan_conv3d(
         plan.batch_pieces = n as u32;
         plan.channel_chunks = chunks.len() as u32;
     } else if per_image(&input) > max || per_image(&out) > max {
+        if g.pads_by_mode() {
+            return Err(Error::TooLarge(format!(
+                "conv3d: one volume beyond one storage binding ({max} bytes) runs in slabs of depth, whose halo \
+                 planes read zeros: padding_mode {} needs each volume within one binding",
+                g.padding_mode.name()
+            )));
+        }
         let planes = depth_geometry(&g);
         let slabs = planes.plan("conv3d", max)?;
         for i in 0..n {
@@ -164,7 +171,8 @@ pub fn plan_conv3d(
     if parts.is_empty() {
         let u = g.unfolded();
         let chunks = plan_chunks(ctx, &u)?;
-        let unfold = |col0, cols| Ok(vec![vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols))?]);
+        let unfold =
+            |col0, cols| Ok(vec![vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols), g.padding_mode)?]);
         plan.steps = im2col_gemm_steps(ctx, &u, &chunks, params.activation, bias.is_some(), unfold)?;
         plan.chunks = chunks.chunks;
         plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;

@@ -172,7 +172,7 @@ impl ColumnGather {
             let gplan = Self::gemm_plan(ctx, &gp, numel)?;
             steps.extend(gplan.steps(&format!("images {img0}..{}: column gradients", img0 + k)));
             let cp = col2vol::params(g, img0, k, self.activation.alpha());
-            steps.push(col2vol::step(ctx, &cp, self.activation, self.has_bias)?);
+            steps.push(col2vol::step(ctx, &cp, self.activation, self.has_bias, g.padding_mode)?);
         }
         Ok(steps)
     }
@@ -221,7 +221,7 @@ impl ColumnGather {
                 &cols,
                 gemm::Aux::None,
             )?);
-            let step = col2vol::step(ctx, cp, self.activation, self.has_bias)?;
+            let step = col2vol::step(ctx, cp, self.activation, self.has_bias, self.geometry.padding_mode)?;
             let bindings = [range(uniforms, *cb), range(workspace, (0, bytes)), optional(ctx, bias), whole(out)];
             dispatches.push(step.dispatch(ctx, &bindings)?);
         }
@@ -267,7 +267,7 @@ pub fn plan_conv3d_backward(
         for (c, passes) in per_chunk.iter().enumerate() {
             let col0 = c as u32 * chunks.cols;
             let vp = Vol2colParams::new(&g, col0, chunks.cols.min(chunks.pixels - col0));
-            plan.steps.push(vol2col::step(ctx, &vp)?);
+            plan.steps.push(vol2col::step(ctx, &vp, g.padding_mode)?);
             plan.steps.extend(gemm_steps.by_ref().take(*passes));
         }
     }
@@ -415,7 +415,7 @@ fn record_backward(
             gemm::prepare_planned(ctx, &uniforms, *block, &gplan, grad_output, b, None, dw, gemm::Aux::None)?
                 .into_iter();
         for ((vp, vb), passes) in blocks.iter().zip(&per_chunk) {
-            dispatches.push(vol2col::prepare(ctx, &uniforms, *vb, vp.total, input, &workspace)?);
+            dispatches.push(vol2col::prepare(ctx, &uniforms, *vb, vp.total, g.padding_mode, input, &workspace)?);
             dispatches.extend(gemm_dispatches.by_ref().take(*passes));
         }
     }

@@ -53,6 +53,7 @@ impl SeparableParams {
             groups: c_in as u32,
             algorithm: Algorithm::Depthwise,
             activation: self.depthwise_activation,
+            ..Default::default()
         };
         let pw =
             Conv2dParams { algorithm: Algorithm::Gemm1x1, activation: self.pointwise_activation, ..Default::default() };

@@ -65,6 +65,15 @@ impl Algorithm {
                 Some(format!("depthwise needs groups = Cin (got groups {} for Cin {})", g.groups, g.c_in))
             }
             Algorithm::GemmCol2im => Some("gemm_col2im computes conv_transpose2d, not conv2d".into()),
+            Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise | Algorithm::Direct
+                if g.pads_by_mode() =>
+            {
+                Some(format!(
+                    "{} reads zeros in the padding; padding_mode {} runs im2col_gemm (or auto)",
+                    self.name(),
+                    g.padding_mode.name()
+                ))
+            }
             _ => None,
         }
     }
@@ -79,7 +88,9 @@ impl Algorithm {
 
     /// [`Algorithm::choose`] with the rule that decided, in words.
     pub fn choose_why(g: &Conv2dGeometry) -> (Algorithm, &'static str) {
-        if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
+        if g.pads_by_mode() {
+            (Algorithm::Im2colGemm, "padding_mode other than zeros: im2col_gemm's gather applies it")
+        } else if Algorithm::Depthwise.unsupported_reason(g).is_none() && g.groups > 1 {
             (Algorithm::Depthwise, "depthwise conv (groups = Cin > 1)")
         } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
             (Algorithm::Gemm1x1, "pointwise conv (1x1, stride 1, no padding)")

@@ -11,6 +11,8 @@ pub struct Conv1dParams {
     pub groups: u32,
     pub activation: Activation,
     pub algorithm: Algorithm,
+    /// What the padding reads (`nn.Conv1d`'s `padding_mode`; see [`Conv2dParams::padding_mode`]).
+    pub padding_mode: PaddingMode,
 }
 
 impl Default for Conv1dParams {
@@ -22,6 +24,7 @@ impl Default for Conv1dParams {
             groups: 1,
             activation: Activation::None,
             algorithm: Algorithm::Auto,
+            padding_mode: PaddingMode::Zeros,
         }
     }
 }
@@ -43,6 +46,7 @@ impl Conv1dParams {
             groups: self.groups,
             algorithm: self.algorithm,
             activation: self.activation,
+            padding_mode: self.padding_mode,
         }
     }
 

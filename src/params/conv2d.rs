@@ -16,6 +16,10 @@ pub struct Conv2dParams {
     pub algorithm: Algorithm,
     /// Applied to every output after the bias, in the kernel's write-out.
     pub activation: Activation,
+    /// What the padding reads (`nn.Conv2d`'s `padding_mode`): zeros (the default), or the
+    /// input reflected, replicated or wrapped, which `im2col_gemm` applies in its gather
+    /// (`Auto` picks it; the other algorithms read zeros and refuse another mode).
+    pub padding_mode: PaddingMode,
 }
 
 impl Default for Conv2dParams {
@@ -27,6 +31,7 @@ impl Default for Conv2dParams {
             groups: 1,
             algorithm: Algorithm::Auto,
             activation: Activation::None,
+            padding_mode: PaddingMode::Zeros,
         }
     }
 }
@@ -47,9 +52,18 @@ pub struct Conv2dGeometry {
     pub groups: u32,
     pub h_out: u32,
     pub w_out: u32,
+    /// What the padding reads.
+    pub padding_mode: PaddingMode,
 }
 
 impl Conv2dGeometry {
+    /// Whether the padding mode changes what is read: a mode other than zeros and some
+    /// padding (with no padding every mode is the same conv).
+    pub fn pads_by_mode(&self) -> bool {
+        let p = self.pads;
+        self.padding_mode != PaddingMode::Zeros && (p.top | p.left | p.bottom | p.right) != 0
+    }
+
     /// Elements of the output: N·Cout·Ho·Wo.
     pub fn output_numel(&self) -> usize {
         self.output_shape().iter().product()
@@ -199,6 +213,8 @@ impl Conv2dParams {
         let (h, w) = (to_u32("H", h)?, to_u32("W", w)?);
         let h_out = conv_out_len("height", h, pads.top, pads.bottom, kh, self.stride[0], self.dilation[0])?;
         let w_out = conv_out_len("width", w, pads.left, pads.right, kw, self.stride[1], self.dilation[1])?;
+        self.padding_mode.check("height", h, pads.top, pads.bottom)?;
+        self.padding_mode.check("width", w, pads.left, pads.right)?;
         let geometry = Conv2dGeometry {
             n: to_u32("N", n)?,
             c_in: to_u32("Cin", c_in)?,
@@ -213,6 +229,7 @@ impl Conv2dParams {
             groups: self.groups,
             h_out,
             w_out,
+            padding_mode: self.padding_mode,
         };
         if let Some(why) = self.algorithm.unsupported_reason(&geometry) {
             return Err(Error::param("algorithm", why));

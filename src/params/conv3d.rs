@@ -10,6 +10,8 @@ pub struct Conv3dParams {
     pub dilation: [u32; 3],
     pub groups: u32,
     pub activation: Activation,
+    /// What the padding reads (`nn.Conv3d`'s `padding_mode`), applied by vol2col's gather.
+    pub padding_mode: PaddingMode,
 }
 
 impl Default for Conv3dParams {
@@ -20,6 +22,7 @@ impl Default for Conv3dParams {
             dilation: [1; 3],
             groups: 1,
             activation: Activation::None,
+            padding_mode: PaddingMode::Zeros,
         }
     }
 }
@@ -43,9 +46,17 @@ pub struct Conv3dGeometry {
     pub groups: u32,
     /// Output `[Do, Ho, Wo]`.
     pub out: [u32; 3],
+    /// What the padding reads.
+    pub padding_mode: PaddingMode,
 }
 
 impl Conv3dGeometry {
+    /// Whether the padding mode changes what is read (a mode other than zeros and some
+    /// padding).
+    pub fn pads_by_mode(&self) -> bool {
+        self.padding_mode != PaddingMode::Zeros && (self.pad_begin.iter().chain(&self.pad_end).any(|&p| p > 0))
+    }
+
     pub fn output_shape(&self) -> [usize; 5] {
         [self.n as usize, self.c_out as usize, self.out[0] as usize, self.out[1] as usize, self.out[2] as usize]
     }
@@ -92,7 +103,9 @@ impl Conv3dParams {
             };
             pad_begin[a] = b;
             pad_end[a] = e;
-            out[a] = conv_out_len(["depth", "height", "width"][a], len, b, e, k, self.stride[a], self.dilation[a])?;
+            let axis = ["depth", "height", "width"][a];
+            out[a] = conv_out_len(axis, len, b, e, k, self.stride[a], self.dilation[a])?;
+            self.padding_mode.check(axis, len, b, e)?;
         }
         Ok(Conv3dGeometry {
             n: to_u32("N", input[0])?,
@@ -106,6 +119,7 @@ impl Conv3dParams {
             pad_end,
             groups: self.groups,
             out,
+            padding_mode: self.padding_mode,
         })
     }
 }

@@ -88,6 +88,7 @@ impl ConvTranspose3dGeometry {
             pad_end: [0, 1, 2].map(|a| self.pad_end[a].saturating_sub(self.output_padding[a])),
             groups: self.groups,
             out: self.size,
+            padding_mode: PaddingMode::Zeros,
         }
     }
 }

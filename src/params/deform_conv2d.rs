@@ -31,6 +31,12 @@ impl Conv2dParams {
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not supported by deform_conv2d (as in torchvision)"));
         }
+        if self.padding_mode != PaddingMode::Zeros {
+            return Err(Error::param(
+                "padding_mode",
+                format!("deform_conv2d reads zeros in the padding (as torchvision), not {}", self.padding_mode.name()),
+            ));
+        }
         if !matches!(self.algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::Im2colGemm) {
             return Err(Error::param(
                 "algorithm",

@@ -1,4 +1,7 @@
-//! Padding of each op's spatial axes: 2-D (`Padding`, resolved to `Pads`), 1-D, 3-D.
+//! Padding of each op's spatial axes: 2-D (`Padding`, resolved to `Pads`), 1-D, 3-D, and what
+//! the padding reads (`PaddingMode`).
+
+use crate::error::{Error, Result};
 
 /// Padding of the two spatial axes.
 ///
@@ -73,4 +76,85 @@ pub enum Padding3d {
     /// `begin` before and `end` after each axis (depth, height, width), as `F.pad` then a
     /// valid conv3d.
     Explicit { begin: [u32; 3], end: [u32; 3] },
+}
+
+/// What a convolution reads at positions in its padding: PyTorch's `padding_mode` of
+/// `nn.Conv1d`/`nn.Conv2d`/`nn.Conv3d` (the mode's `F.pad` of the input, then a conv with
+/// no padding). wgconv applies it in the gather that reads the input (no padded copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PaddingMode {
+    /// 0 (PyTorch's default).
+    #[default]
+    Zeros,
+    /// The input mirrored about its edge element: position −1 reads 1, L reads L − 2. Each
+    /// pad must be smaller than its axis.
+    Reflect,
+    /// The edge element repeated.
+    Replicate,
+    /// The input wrapped around: position −1 reads L − 1, L reads 0. Each pad must be at most
+    /// its axis.
+    Circular,
+}
+
+impl PaddingMode {
+    pub const ALL: [PaddingMode; 4] =
+        [PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular];
+
+    /// PyTorch's name: `zeros`, `reflect`, `replicate`, `circular`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaddingMode::Zeros => "zeros",
+            PaddingMode::Reflect => "reflect",
+            PaddingMode::Replicate => "replicate",
+            PaddingMode::Circular => "circular",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        PaddingMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The value of the `PAD_MODE` override of the gathers that apply it (`pad_mode.wgsl`).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The input position read at position `i` of an axis of length `len` (`i` may lie in the
+    /// padding), or `None` where zeros are read. The pads must have passed [`Self::check`].
+    pub fn source(self, i: isize, len: isize) -> Option<usize> {
+        if (0..len).contains(&i) {
+            return Some(i as usize);
+        }
+        let s = match self {
+            PaddingMode::Zeros => return None,
+            PaddingMode::Reflect if i < 0 => -i,
+            PaddingMode::Reflect => 2 * (len - 1) - i,
+            PaddingMode::Replicate => i.clamp(0, len - 1),
+            PaddingMode::Circular => i.rem_euclid(len),
+        };
+        Some(s as usize)
+    }
+
+    /// Errors ([`Error::InvalidParam`]) unless pads `before` and `after` suit an axis of
+    /// length `len` under this mode (PyTorch's rules: reflect's pads below the length,
+    /// circular's at most the length).
+    pub(crate) fn check(self, axis: &str, len: u32, before: u32, after: u32) -> Result<()> {
+        let pad = before.max(after);
+        let bad = match self {
+            PaddingMode::Reflect => pad >= len,
+            PaddingMode::Circular => pad > len,
+            _ => false,
+        };
+        if bad {
+            let rule = if self == PaddingMode::Reflect { "smaller than" } else { "at most" };
+            return Err(Error::param(
+                "padding_mode",
+                format!(
+                    "{}: the {axis} padding ({before}, {after}) must be {rule} the input's {axis} {len}",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -1,5 +1,6 @@
 //! Reference conv1d, its own loops: `out[n, co, o] = bias[co] + Σ_{ci ∈ group(co), k}
-//! in[n, ci, o·s − pl + k·d] · w[co, ci − g·Cin/G, k]`, out-of-range positions read as 0.
+//! in[n, ci, o·s − pl + k·d] · w[co, ci − g·Cin/G, k]`, out-of-range positions read as the
+//! padding mode says (0 for zeros).
 
 use crate::error::Result;
 use crate::params::{Conv1dParams, Padding1d};
@@ -35,10 +36,9 @@ pub fn conv1d(
                     let ci = g * cig + cl;
                     for t in 0..k {
                         let i = o as isize * s - left + t as isize * d;
-                        let x = if i >= 0 && i < l as isize {
-                            input.data[(b * c_in + ci) * l + i as usize] as f64
-                        } else {
-                            0.0
+                        let x = match params.padding_mode.source(i, l as isize) {
+                            Some(i) => input.data[(b * c_in + ci) * l + i] as f64,
+                            None => 0.0,
                         };
                         acc += x * weight.data[(co * cig + cl) * k + t] as f64;
                     }

@@ -1,6 +1,8 @@
 //! Reference conv2d: `out[n, co, oy, ox] = bias[co] + Σ_{ci∈group(co), i, j}`
 //! `in[n, ci, oy·sh − pt + i·dh, ox·sw − pl + j·dw] · w[co, ci − g·Cin/G, i, j]`,
-//! with out-of-range input positions read as 0, then the activation.
+//! with out-of-range input positions read as the padding mode says (0, or the input
+//! reflected, replicated or wrapped: [`crate::params::PaddingMode::source`]), then the
+//! activation.
 
 use crate::error::Result;
 use crate::params::Conv2dParams;
@@ -45,11 +47,13 @@ pub fn conv2d_at(
             for j in 0..kw {
                 let ix =
                     ox as isize * g.stride[1] as isize - g.pads.left as isize + (j * g.dilation[1] as usize) as isize;
-                let inside = iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize;
+                let mode = g.padding_mode;
                 // Zero padding is a value: 0·w is still added, so an infinite weight over
                 // padding gives NaN exactly as in PyTorch.
-                let x =
-                    if inside { input.data[((b * c_in + ci) * h + iy as usize) * w + ix as usize] as f64 } else { 0.0 };
+                let x = match (mode.source(iy, h as isize), mode.source(ix, w as isize)) {
+                    (Some(sy), Some(sx)) => input.data[((b * c_in + ci) * h + sy) * w + sx] as f64,
+                    _ => 0.0,
+                };
                 acc += x * weight.data[((co * cig + cl) * kh + i) * kw + j] as f64;
             }
         }

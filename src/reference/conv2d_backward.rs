@@ -1,6 +1,7 @@
 //! Reference conv2d backward: the naive loops of the classic `conv_backward_naive`. For
-//! every output position and every tap that reads an input position inside the image,
-//! `dx += w·dy`, `dw += x·dy`; `db` sums dy. Accumulates in f64.
+//! every output position and every tap that reads an input position (inside the image, or
+//! the one its padding mode reads: [`crate::params::PaddingMode::source`]),
+//! `dx += w·dy` at that position, `dw += x·dy`; `db` sums dy. Accumulates in f64.
 
 use crate::error::{Error, Result};
 use crate::params::Conv2dParams;
@@ -41,15 +42,11 @@ pub fn conv2d_backward(
                         let ci = grp * cig + cl;
                         for i in 0..kh {
                             let iy = oy as isize * sh - pt + i as isize * dh;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
+                            let Some(sy) = g.padding_mode.source(iy, h as isize) else { continue };
                             for j in 0..kw {
                                 let ix = ox as isize * sw - pl + j as isize * dw;
-                                if ix < 0 || ix >= w as isize {
-                                    continue;
-                                }
-                                let xi = ((b * c_in + ci) * h + iy as usize) * w + ix as usize;
+                                let Some(sx) = g.padding_mode.source(ix, w as isize) else { continue };
+                                let xi = ((b * c_in + ci) * h + sy) * w + sx;
                                 let wi = ((co * cig + cl) * kh + i) * kw + j;
                                 dx[xi] += weight.data[wi] as f64 * d;
                                 dwt[wi] += input.data[xi] as f64 * d;

@@ -1,6 +1,6 @@
 //! Reference conv3d, its own loops: `out[n, co, z, y, x] = bias[co] + Σ_{ci ∈ group(co), a, i, j}
 //! in[n, ci, z·sd − pf + a·dd, y·sh − pt + i·dh, x·sw − pl + j·dw] · w[co, ci − g·Cin/G, a, i, j]`,
-//! positions outside the input read as 0.
+//! positions outside the input read as the padding mode says (0 for zeros).
 
 use crate::error::Result;
 use crate::params::Conv3dParams;
@@ -39,14 +39,13 @@ pub fn conv3d(
                                     let iy = y * s[1] - p[1] + i as isize * dl[1];
                                     for j in 0..kw {
                                         let ix = x * s[2] - p[2] + j as isize * dl[2];
-                                        let inside = iz >= 0 && iz < d && iy >= 0 && iy < h && ix >= 0 && ix < w;
-                                        let v = if inside {
-                                            input.data[(((b * c_in + ci) * d as usize + iz as usize) * h as usize
-                                                + iy as usize)
-                                                * w as usize
-                                                + ix as usize] as f64
-                                        } else {
-                                            0.0
+                                        let m = params.padding_mode;
+                                        let v = match (m.source(iz, d), m.source(iy, h), m.source(ix, w)) {
+                                            (Some(sz), Some(sy), Some(sx)) => {
+                                                let plane = (b * c_in + ci) * d as usize + sz;
+                                                input.data[(plane * h as usize + sy) * w as usize + sx] as f64
+                                            }
+                                            _ => 0.0,
                                         };
                                         acc += v * weight.data[(((co * cig + cl) * kd + a) * kh + i) * kw + j] as f64;
                                     }

@@ -1,6 +1,7 @@
 //! Reference conv3d backward from the forward's definition ([`super::conv3d`]): every
-//! (output voxel, tap, input channel) term `x · w` of the forward adds `dy · w` to its input
-//! voxel's gradient and `dy · x` to its weight's; grad_bias sums dy per channel.
+//! (output voxel, tap, input channel) term `x · w` of the forward adds `dy · w` to the
+//! gradient of the input voxel it read (through the padding mode) and `dy · x` to its
+//! weight's; grad_bias sums dy per channel.
 
 use crate::error::{Error, Result};
 use crate::params::Conv3dParams;
@@ -29,9 +30,11 @@ pub fn conv3d_backward(
     let (s, dl, p) = (g.stride.map(|v| v as isize), g.dilation.map(|v| v as isize), g.pad_begin.map(|v| v as isize));
     let (cig, cog) = (c_in / g.groups as usize, c_out / g.groups as usize);
     let (mut dx, mut dw, mut db) = (vec![0.0; input.data.len()], vec![0.0; weight.data.len()], vec![0.0; c_out]);
+    // the input element a padded position reads (its padding mode's), if any
+    let m = g.padding_mode;
     let at = |b: usize, c: usize, z: isize, y: isize, x: isize| -> Option<usize> {
-        (z >= 0 && z < d && y >= 0 && y < h && x >= 0 && x < w)
-            .then(|| (((b * c_in + c) * d as usize + z as usize) * h as usize + y as usize) * w as usize + x as usize)
+        let (z, y, x) = (m.source(z, d)?, m.source(y, h)?, m.source(x, w)?);
+        Some((((b * c_in + c) * d as usize + z) * h as usize + y) * w as usize + x)
     };
     for b in 0..n {
         for co in 0..c_out {

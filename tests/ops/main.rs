@@ -23,6 +23,7 @@ mod deform_conv2d_backward;
 mod embedding;
 mod long_reductions;
 mod npy_fuzz;
+mod padding_mode;
 mod pool2d;
 mod pool2d_backward;
 mod separable_conv2d;
