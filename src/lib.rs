@@ -31,10 +31,13 @@
 //! `depthwise` (what `Auto` picks for them), [`conv_transpose2d`], [`conv_transpose1d`] and [`deform_conv2d`]
 //! through `implicit_gemm`, [`conv2d_backward`], [`conv1d_backward`], [`conv_transpose2d_backward`],
 //! [`conv_transpose1d_backward`], the poolings and their backward passes through their f32 kernels'
-//! f16 variants: loading f16, accumulating in f32 and storing f16. Without the feature, making an f16 tensor is [`Error::Unsupported`], never a
-//! silent f32; the tensors of one call must share a dtype ([`Error::DTypeMismatch`]); a
-//! forced algorithm without an f16 kernel is [`Error::InvalidParam`]; every other op returns
-//! [`Error::Unsupported`] for f16 tensors. Tolerance: one f16 rounding of each output
+//! f16 variants: loading f16, accumulating in f32 and storing f16. The ops whose kernels are
+//! f32 only ([`conv3d`], [`conv3d_backward`], [`conv_transpose3d`], [`separable_conv2d`],
+//! [`deform_conv2d_backward`], a conv2d with a padding mode) take f16 tensors through f32
+//! copies: each input widened (exact), each result rounded to f16 once. Without the feature,
+//! making an f16 tensor is [`Error::Unsupported`], never a silent f32; the tensors of one call
+//! must share a dtype ([`Error::DTypeMismatch`]); a forced algorithm without an f16 kernel is
+//! [`Error::InvalidParam`]; [`matmul`] returns [`Error::Unsupported`] for f16 tensors. Tolerance: one f16 rounding of each output
 //! (relative 2⁻¹¹) on top of the f32 bounds; tests use relative L2 ≤ 1e-3.
 //!
 //! ## Two ways to run

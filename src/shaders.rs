@@ -58,6 +58,10 @@ pub enum ShaderId {
     /// `shaders/direct.wgsl` (after `activation.wgsl`): direct conv2d, 4 pixels × 16
     /// channels per invocation, weights read at workgroup-uniform addresses.
     Direct,
+    /// `shaders/cast_widen.wgsl`: f16 → f32 (the f32-only ops' f16 storage).
+    CastWiden,
+    /// `shaders/cast_narrow.wgsl`: f32 → f16.
+    CastNarrow,
 }
 
 /// `shaders/activation.wgsl`, concatenated in front of the kernels with a fused epilogue.
@@ -315,6 +319,8 @@ impl ShaderId {
             ShaderId::DepthwiseGradInputHalf,
             ShaderId::DepthwiseGradWeightHalf,
             ShaderId::Direct,
+            ShaderId::CastWiden,
+            ShaderId::CastNarrow,
         ]);
         all
     }
@@ -396,6 +402,9 @@ impl ShaderId {
             ShaderId::Direct => {
                 kernel!("direct", wgsl!("activation.wgsl", "direct.wgsl"), "main", CONV_BINDINGS, false)
             }
+            // params, source, destination
+            ShaderId::CastWiden => kernel!("cast_widen", wgsl!("cast_widen.wgsl"), "main", UNFOLD_BINDINGS, true),
+            ShaderId::CastNarrow => kernel!("cast_narrow", wgsl!("cast_narrow.wgsl"), "main", UNFOLD_BINDINGS, true),
         }
     }
 
@@ -452,6 +461,8 @@ impl ShaderId {
                 .collect(),
             ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
+            | ShaderId::CastWiden
+            | ShaderId::CastNarrow
             | ShaderId::DepthwiseGradInput
             | ShaderId::DepthwiseGradWeight
             | ShaderId::DepthwiseGradInputHalf

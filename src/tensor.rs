@@ -213,7 +213,7 @@ impl Tensor {
         match self.dtype {
             DType::F32 => Ok(()),
             d => Err(Error::Unsupported(format!(
-                "{op} takes f32 tensors, but {what} is {}: f16 storage is supported by conv2d (implicit_gemm, gemm_1x1, depthwise), conv1d and conv_transpose2d (implicit_gemm)",
+                "{op} takes f32 tensors, but {what} is {}: f16 storage is for the conv and pooling ops",
                 d.name()
             ))),
         }

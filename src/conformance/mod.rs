@@ -498,6 +498,10 @@ pub async fn run_cases_async(
         .map(|c| DeformConv2dBackwardCase(c, crate::ops::deform_conv2d_backward::DeformGrads::ALL))
         .collect();
     ops.push(run_op_async(ctx, "deform_conv2d_backward", &deform_backward, f32, tol).await);
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        // the ops whose kernels are f32 only, on f16 storage through f32 copies (ops::widen)
+        ops.extend(f16_through_f32_copies_async(ctx, seed, n.div_ceil(4)).await);
+    }
     if let Some(scale) = probes {
         ops.extend(crate::probes::run_probes_async(ctx, scale).await);
     }
@@ -508,6 +512,39 @@ pub async fn run_cases_async(
         ops,
         static_check: None,
     }
+}
+
+/// The ops whose kernels are f32 only, on f16 tensors (`count` cases each; f16-rounded inputs,
+/// the f16 tolerance): conv3d and its backward, conv_transpose3d and its backward,
+/// separable_conv2d (both paths), deform_conv2d_backward, conv2d and its backward with a
+/// padding mode.
+pub async fn f16_through_f32_copies_async(ctx: &GpuContext, seed: u64, count: usize) -> Vec<OpSummary> {
+    use crate::ops::conv2d_backward::Grads;
+    let (f16, tol) = (DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 });
+    let mut ops = Vec::new();
+    let conv3d = conv3d_cases(seed, count);
+    ops.push(run_op_async(ctx, "conv3d/f16", &conv3d, f16, tol).await);
+    let conv3d_backward: Vec<_> = conv3d.into_iter().map(|c| Conv3dBackwardCase(c, Grads::ALL)).collect();
+    ops.push(run_op_async(ctx, "conv3d_backward/f16", &conv3d_backward, f16, tol).await);
+    let transposed = conv_transpose3d_cases(seed, count);
+    ops.push(run_op_async(ctx, "conv_transpose3d/f16", &transposed, f16, tol).await);
+    let transposed_backward: Vec<_> =
+        transposed.into_iter().map(|c| ConvTranspose3dBackwardCase(c, Grads::ALL)).collect();
+    ops.push(run_op_async(ctx, "conv_transpose3d_backward/f16", &transposed_backward, f16, tol).await);
+    for fused in [false, true] {
+        let name = format!("separable_conv2d/{}/f16", if fused { "fused" } else { "two_pass" });
+        ops.push(run_op_async(ctx, name, &separable_cases(seed, count, fused), f16, tol).await);
+    }
+    let deform: Vec<_> = deform_conv2d_cases(seed, count)
+        .into_iter()
+        .map(|c| DeformConv2dBackwardCase(c, crate::ops::deform_conv2d_backward::DeformGrads::ALL))
+        .collect();
+    ops.push(run_op_async(ctx, "deform_conv2d_backward/f16", &deform, f16, tol).await);
+    let modes = with_padding_modes(&conv2d_cases(seed, 4 * count));
+    ops.push(run_op_async(ctx, "conv2d/padding_mode/f16", &modes, f16, tol).await);
+    let modes_backward: Vec<_> = modes.into_iter().map(|c| Conv2dBackwardCase(c, Grads::ALL)).collect();
+    ops.push(run_op_async(ctx, "conv2d_backward/padding_mode/f16", &modes_backward, f16, tol).await);
+    ops
 }
 
 /// Runs the cases of [`run_all`] and the probes at `probes` scale (no static check) and

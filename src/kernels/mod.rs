@@ -4,6 +4,7 @@
 //! split into passes under the loop budget. The public ops (`crate::ops`) validate, plan and
 //! record through these.
 
+pub mod cast;
 pub mod channel_sum;
 pub mod col2im;
 pub mod col2vol;

@@ -391,7 +391,8 @@ pub(crate) fn choose_algorithm(
     };
     if dtype == DType::F16 && g.pads_by_mode() {
         return Err(Error::Unsupported(format!(
-            "padding_mode {} runs im2col_gemm, which has no f16 kernels: store the tensors as f32",
+            "padding_mode {} runs im2col_gemm, which has no f16 kernels: conv2d_into runs f16 tensors through f32 \
+             copies; plan the f32 call",
             g.padding_mode.name()
         )));
     }
@@ -435,6 +436,14 @@ pub fn conv2d_into(
         b.check_device(ctx, "bias")?;
     }
     let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    if dtype == DType::F16 && g.pads_by_mode() {
+        // im2col_gemm, which applies padding modes, has no f16 kernels: f32 copies
+        let (ins, outs) = ([Some(input), Some(weight), bias], [Some(output)]);
+        return crate::ops::widen::with_f32(ctx, encoder, "conv2d", &ins, &outs, |e, i, o| {
+            let [x, w, y] = [&i[0], &i[1], &o[0]].map(|t| t.as_ref().expect("given"));
+            conv2d_into(ctx, e, x, w, i[2].as_ref(), params, y)
+        });
+    }
     let bias_shape = bias.map(|b| b.shape());
     let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
     // A split call: every piece, band or chunk is planned again for its own shape, with the

@@ -8,9 +8,9 @@ use crate::error::{Error, Result};
 use crate::kernels::{check_recorded, vol2col, write_plan, Step};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::{encode_im2col_gemm, im2col_gemm_steps, plan_chunks, Unfold};
-use crate::ops::{as_batched, batch, channels, returned_shape, unbatched};
+use crate::ops::{as_batched, batch, channels, common_dtype, returned_shape, unbatched, widen};
 use crate::params::{Conv3dGeometry, Conv3dParams, Padding3d};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// 3-D convolution, submitted; returns `[N, Cout, Do, Ho, Wo]`.
 pub fn conv3d(
@@ -21,7 +21,7 @@ pub fn conv3d(
     params: &Conv3dParams,
 ) -> Result<Tensor> {
     let g = params.validate(&as_batched(input.shape(), 5), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &g.output_shape()))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv3d") });
     conv3d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -239,11 +239,17 @@ pub fn conv3d_into(
     }
     for (t, what) in [(input, "input"), (weight, "weight"), (output, "output")] {
         t.check_device(ctx, what)?;
-        t.require_f32("conv3d", what)?;
     }
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
-        b.require_f32("conv3d", "bias")?;
+    }
+    let dtype = common_dtype("conv3d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    if dtype == DType::F16 {
+        let (ins, outs) = ([Some(input), Some(weight), bias], [Some(output)]);
+        return widen::with_f32(ctx, encoder, "conv3d", &ins, &outs, |e, i, o| {
+            let [x, w, y] = [&i[0], &i[1], &o[0]].map(|t| t.as_ref().expect("given"));
+            conv3d_into(ctx, e, x, w, i[2].as_ref(), params, y)
+        });
     }
     let plan = plan_conv3d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), params)?;
     let mut recorded = 0;

@@ -8,8 +8,8 @@
 //!   fixed-order passes);
 //! - grad_bias: the channel sums of dY (`channel_sum.wgsl`).
 //!
-//! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 tensors (conv3d
-//! has no f16), each within one storage binding.
+//! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 kernels (f16
+//! tensors through f32 copies, [`crate::ops::widen`]), each tensor within one storage binding.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ use crate::kernels::vol2col::{self, Vol2colParams};
 use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::conv2d::plan_chunks_of_16;
 use crate::ops::conv2d_backward::{Conv2dGrads, Grads};
-use crate::ops::{as_batched, unbatched};
+use crate::ops::{as_batched, unbatched, widen};
 use crate::params::{Activation, Conv3dGeometry, Conv3dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -53,25 +53,13 @@ impl std::fmt::Display for Conv3dBackwardPlan {
 }
 
 /// Validates a backward pass of these shapes (batched, or unbatched) stored as `dtype`.
-fn validate(
-    ctx: &GpuContext,
-    input: &[usize],
-    weight: &[usize],
-    dtype: DType,
-    params: &Conv3dParams,
-) -> Result<Conv3dGeometry> {
+fn validate(ctx: &GpuContext, input: &[usize], weight: &[usize], params: &Conv3dParams) -> Result<Conv3dGeometry> {
     if params.activation != Activation::None {
         return Err(Error::param(
             "activation",
             "conv3d_backward differentiates the convolution alone: pass the gradient with respect to the \
              convolution's output and no activation",
         ));
-    }
-    if dtype != DType::F32 {
-        return Err(Error::Unsupported(format!(
-            "conv3d_backward runs f32 tensors (as conv3d); these are {}",
-            dtype.name()
-        )));
     }
     let x = as_batched(input, 5);
     let g = params.validate(&x, weight, None)?;
@@ -239,7 +227,7 @@ pub fn plan_conv3d_backward(
     params: &Conv3dParams,
     which: Grads,
 ) -> Result<Conv3dBackwardPlan> {
-    let g = validate(ctx, input, weight, DType::F32, params)?;
+    let g = validate(ctx, input, weight, params)?;
     let mut plan = Conv3dBackwardPlan {
         geometry: g,
         grads: which,
@@ -296,7 +284,7 @@ fn weight_plan(
 /// inputs give unbatched gradients; what is not asked for is not computed.
 ///
 /// Errors: the forward's validation; [`Error::InvalidParam`] for an activation;
-/// [`Error::Unsupported`] for f16 and for a kernel whose taps exceed the loop budget;
+/// [`Error::Unsupported`] for a kernel whose taps exceed the loop budget;
 /// [`Error::TooLarge`] for a tensor beyond one storage binding or one image's column
 /// gradients beyond the workspace budget.
 pub fn conv3d_backward(
@@ -307,7 +295,7 @@ pub fn conv3d_backward(
     params: &Conv3dParams,
     which: Grads,
 ) -> Result<Conv2dGrads> {
-    let g = validate(ctx, input.shape(), weight.shape(), input.dtype(), params)?;
+    let g = validate(ctx, input.shape(), weight.shape(), params)?;
     let grads = Conv2dGrads::empty(ctx, which, input, weight, g.c_out as usize)?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv3d_backward") });
@@ -342,7 +330,7 @@ pub fn conv3d_backward_into(
         input,
         &[(Some(weight), "weight"), (Some(grad_output), "grad_output")],
     )?;
-    let g = validate(ctx, input.shape(), weight.shape(), dtype, params)?;
+    let g = validate(ctx, input.shape(), weight.shape(), params)?;
     let out = g.output_shape();
     if grad_output.shape() != out {
         return Err(Error::Buffer {
@@ -351,6 +339,15 @@ pub fn conv3d_backward_into(
         });
     }
     grads.check(ctx, input.shape(), weight.shape(), g.c_out as usize, dtype)?;
+    if dtype == DType::F16 {
+        let ins = [Some(input), Some(weight), Some(grad_output)];
+        let outs = [grads.grad_input.as_ref(), grads.grad_weight.as_ref(), grads.grad_bias.as_ref()];
+        return widen::with_f32(ctx, encoder, "conv3d_backward", &ins, &outs, |e, i, o| {
+            let [x, w, dy] = [&i[0], &i[1], &i[2]].map(|t| t.as_ref().expect("given"));
+            let wide = Conv2dGrads { grad_input: o[0].clone(), grad_weight: o[1].clone(), grad_bias: o[2].clone() };
+            conv3d_backward_into(ctx, e, x, w, dy, params, &wide)
+        });
+    }
     let which = Grads {
         input: grads.grad_input.is_some(),
         weight: grads.grad_weight.is_some(),

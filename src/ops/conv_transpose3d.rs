@@ -7,13 +7,14 @@
 //! each output voxel summing the taps that land on it in order, + bias, activation. No
 //! scatter and no atomics: bit-identical run to run.
 //!
-//! f32 (as conv3d); input, weight and output each within one storage binding.
+//! f32 kernels (f16 tensors through f32 copies, [`crate::ops::widen`]); input, weight and
+//! output each within one storage binding.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::{check_recorded, col2vol, record, write_plan, Step, UniformArena};
 use crate::ops::conv3d_backward::ColumnGather;
-use crate::ops::{as_batched, common_dtype, returned_shape, unbatched};
+use crate::ops::{as_batched, common_dtype, returned_shape, unbatched, widen};
 use crate::params::{ConvTranspose3dGeometry, ConvTranspose3dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -39,23 +40,16 @@ impl std::fmt::Display for ConvTranspose3dPlan {
     }
 }
 
-/// Validates a conv_transpose3d of these shapes (batched or unbatched) stored as `dtype`.
+/// Validates a conv_transpose3d of these shapes (batched or unbatched).
 fn validate(
     ctx: &GpuContext,
     input: &[usize],
     weight: &[usize],
     bias: Option<&[usize]>,
-    dtype: DType,
     params: &ConvTranspose3dParams,
 ) -> Result<ConvTranspose3dGeometry> {
     let x = as_batched(input, 5);
     let g = params.validate(&x, weight, bias)?;
-    if dtype != DType::F32 {
-        return Err(Error::Unsupported(format!(
-            "conv_transpose3d runs f32 tensors (as conv3d); these are {}",
-            dtype.name()
-        )));
-    }
     let max = ctx.max_binding();
     let out = g.output_shape().to_vec();
     for (what, s) in [("input", &x), ("weight", &weight.to_vec()), ("output", &out)] {
@@ -89,7 +83,7 @@ pub fn plan_conv_transpose3d(
     bias: Option<&[usize]>,
     params: &ConvTranspose3dParams,
 ) -> Result<ConvTranspose3dPlan> {
-    let g = validate(ctx, input, weight, bias, DType::F32, params)?;
+    let g = validate(ctx, input, weight, bias, params)?;
     let mut plan = ConvTranspose3dPlan { geometry: g, images_per_chunk: 0, workspace_bytes: 0, steps: vec![] };
     if g.n == 0 {
         return Ok(plan);
@@ -105,8 +99,8 @@ pub fn plan_conv_transpose3d(
 /// `[Cin, D, H, W]` gives `[Cout, Do, Ho, Wo]`), where each output axis is
 /// `(in − 1)·stride − (begin + end) + dilation·(k − 1) + output_padding + 1`.
 ///
-/// Errors: [`ConvTranspose3dParams::validate`]'s; [`Error::Unsupported`] for f16 and for a
-/// kernel whose taps exceed the loop budget; [`Error::TooLarge`] for a tensor beyond one
+/// Errors: [`ConvTranspose3dParams::validate`]'s; [`Error::Unsupported`] for a kernel whose
+/// taps exceed the loop budget; [`Error::TooLarge`] for a tensor beyond one
 /// storage binding or one image's column matrix beyond the workspace budget;
 /// [`Error::DTypeMismatch`] for mixed dtypes.
 pub fn conv_transpose3d(
@@ -116,8 +110,8 @@ pub fn conv_transpose3d(
     bias: Option<&Tensor>,
     params: &ConvTranspose3dParams,
 ) -> Result<Tensor> {
-    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), input.dtype(), params)?;
-    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &g.output_shape()))?;
+    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), params)?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose3d") });
     conv_transpose3d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
@@ -142,7 +136,7 @@ pub fn conv_transpose3d_into(
     }
     let dtype =
         common_dtype("conv_transpose3d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
-    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), dtype, params)?;
+    let g = validate(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), params)?;
     if output.shape() != g.output_shape() {
         return Err(Error::Buffer {
             what: "output",
@@ -153,6 +147,13 @@ pub fn conv_transpose3d_into(
         if let Some(t) = t {
             t.check_device(ctx, what)?;
         }
+    }
+    if dtype == DType::F16 {
+        let (ins, outs) = ([Some(input), Some(weight), bias], [Some(output)]);
+        return widen::with_f32(ctx, encoder, "conv_transpose3d", &ins, &outs, |e, i, o| {
+            let [x, w, y] = [&i[0], &i[1], &o[0]].map(|t| t.as_ref().expect("given"));
+            conv_transpose3d_into(ctx, e, x, w, i[2].as_ref(), params, y)
+        });
     }
     let plan = plan_conv_transpose3d(ctx, input.shape(), weight.shape(), bias.map(|b| b.shape()), params)?;
     if g.n == 0 {

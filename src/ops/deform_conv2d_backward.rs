@@ -31,7 +31,7 @@ use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::im2col::Im2colParams;
 use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::conv2d::plan_chunks_of_16;
-use crate::ops::{as_batched, unbatched};
+use crate::ops::{as_batched, unbatched, widen};
 use crate::params::{Activation, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
 use crate::tensor::{DType, Tensor};
 
@@ -131,7 +131,6 @@ fn validate(
     weight: &[usize],
     offset: &[usize],
     mask: Option<&[usize]>,
-    dtype: DType,
     params: &DeformConv2dParams,
     which: DeformGrads,
 ) -> Result<DeformGeometry> {
@@ -144,12 +143,6 @@ fn validate(
     }
     if which.mask && mask.is_none() {
         return Err(Error::param("grad_mask", "asked for without a mask (deform_conv2d v1 has none)"));
-    }
-    if dtype != DType::F32 {
-        return Err(Error::Unsupported(format!(
-            "deform_conv2d_backward runs f32 tensors; these are {} (the forward runs f16 through implicit_gemm)",
-            dtype.name()
-        )));
     }
     let unbatched = input.len() == 3;
     let batched = |s: &[usize]| if unbatched { as_batched(s, 4) } else { s.to_vec() };
@@ -188,7 +181,9 @@ fn validate(
 
 /// Plans the backward pass of a deform_conv2d of these shapes (batched, or all unbatched) for
 /// the gradients in `which`: validates, cuts the work to the workspace budget and lists the
-/// launches. Creates no GPU object. Errors as [`deform_conv2d_backward`].
+/// launches (f16: the f32 kernels' on f32 copies, after a widen per input and before a narrow
+/// per gradient, [`crate::ops::widen`]). Creates no GPU object. Errors as
+/// [`deform_conv2d_backward`].
 #[allow(clippy::too_many_arguments)]
 pub fn plan_deform_conv2d_backward(
     ctx: &GpuContext,
@@ -201,7 +196,7 @@ pub fn plan_deform_conv2d_backward(
     which: DeformGrads,
 ) -> Result<DeformConv2dBackwardPlan> {
     let which = DeformGrads { mask: which.mask && mask.is_some(), ..which };
-    let dg = validate(ctx, input, weight, offset, mask, dtype, params, which)?;
+    let dg = validate(ctx, input, weight, offset, mask, params, which)?;
     let g = dg.conv;
     let mut plan = DeformConv2dBackwardPlan {
         geometry: dg,
@@ -262,6 +257,14 @@ pub fn plan_deform_conv2d_backward(
         let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
         plan.steps.extend(channel_sum::steps(ctx, &sp, false, "grad_bias")?);
     }
+    if dtype == DType::F16 {
+        let numel = |s: &[usize]| s.iter().product::<usize>();
+        let ins = [numel(input), numel(weight), numel(offset), mask.map_or(0, numel), g.output_numel()];
+        let asked = [(which.input, numel(input)), (which.weight, numel(weight)), (which.offset, numel(offset))];
+        let more = [(which.mask, mask.map_or(0, numel)), (which.bias, g.c_out as usize)];
+        let outs: Vec<usize> = asked.into_iter().chain(more).filter(|(on, _)| *on).map(|(_, n)| n).collect();
+        widen::bracket(ctx, &mut plan.steps, &ins, &outs)?;
+    }
     Ok(plan)
 }
 
@@ -308,8 +311,8 @@ fn weight_plan(
 ///
 /// Errors: the forward's validation ([`deform_conv2d`](crate::deform_conv2d));
 /// [`Error::InvalidParam`] for an activation (the backward differentiates the convolution
-/// alone) or grad_mask without a mask; [`Error::Unsupported`] for f16 tensors and for an
-/// offset group beyond the loop budget; [`Error::TooLarge`] for a tensor
+/// alone) or grad_mask without a mask; [`Error::Unsupported`] for an offset group beyond the
+/// loop budget; [`Error::TooLarge`] for a tensor
 /// beyond one storage binding or one image's column gradients beyond the workspace budget.
 #[allow(clippy::too_many_arguments)]
 pub fn deform_conv2d_backward(
@@ -323,16 +326,7 @@ pub fn deform_conv2d_backward(
     which: DeformGrads,
 ) -> Result<DeformConv2dGrads> {
     let which = DeformGrads { mask: which.mask && mask.is_some(), ..which };
-    let dg = validate(
-        ctx,
-        input.shape(),
-        weight.shape(),
-        offset.shape(),
-        mask.map(|m| m.shape()),
-        input.dtype(),
-        params,
-        which,
-    )?;
+    let dg = validate(ctx, input.shape(), weight.shape(), offset.shape(), mask.map(|m| m.shape()), params, which)?;
     let alloc = |on: bool, shape: &[usize]| on.then(|| Tensor::empty_as(ctx, shape, input.dtype())).transpose();
     let grads = DeformConv2dGrads {
         grad_input: alloc(which.input, input.shape())?,
@@ -440,6 +434,27 @@ pub fn deform_conv2d_backward_into(
             }
             t.check_device(ctx, "gradient")?;
         }
+    }
+    if dtype == DType::F16 {
+        let ins = [Some(input), Some(weight), Some(offset), mask, Some(grad_output)];
+        let outs = [
+            grads.grad_input.as_ref(),
+            grads.grad_weight.as_ref(),
+            grads.grad_offset.as_ref(),
+            grads.grad_mask.as_ref(),
+            grads.grad_bias.as_ref(),
+        ];
+        return widen::with_f32(ctx, encoder, "deform_conv2d_backward", &ins, &outs, |e, i, o| {
+            let [x, w, off, dy] = [&i[0], &i[1], &i[2], &i[4]].map(|t| t.as_ref().expect("given"));
+            let wide = DeformConv2dGrads {
+                grad_input: o[0].clone(),
+                grad_weight: o[1].clone(),
+                grad_offset: o[2].clone(),
+                grad_mask: o[3].clone(),
+                grad_bias: o[4].clone(),
+            };
+            deform_conv2d_backward_into(ctx, e, x, w, off, i[3].as_ref(), dy, params, &wide)
+        });
     }
     if g.n == 0 {
         // An empty batch: grad_weight and grad_bias are sums over no pixels (zeros, as PyTorch).

@@ -23,6 +23,7 @@ pub mod matmul;
 pub mod pool2d;
 pub mod pool2d_backward;
 pub mod separable_conv2d;
+pub mod widen;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};

@@ -126,7 +126,7 @@ pub fn separable_conv2d(
         pw_weight.shape(),
         pw_bias.map(|b| b.shape()),
     )?;
-    let output = Tensor::empty(ctx, &returned_shape(input.shape(), &out))?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &out), input.dtype())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("separable_conv2d") });
     separable_conv2d_into(ctx, &mut encoder, input, dw_weight, dw_bias, pw_weight, pw_bias, params, &output)?;
@@ -288,6 +288,20 @@ pub fn separable_conv2d_into(
     )?;
     if output.shape() != out {
         return Err(Error::Buffer { what: "output", reason: format!("shape {:?}, expected {out:?}", output.shape()) });
+    }
+    let others = [
+        (Some(dw_weight), "dw_weight"),
+        (dw_bias, "dw_bias"),
+        (Some(pw_weight), "pw_weight"),
+        (pw_bias, "pw_bias"),
+        (Some(output), "output"),
+    ];
+    if crate::ops::common_dtype("separable_conv2d", input, &others)? == DType::F16 {
+        let ins = [Some(input), Some(dw_weight), dw_bias, Some(pw_weight), pw_bias];
+        return crate::ops::widen::with_f32(ctx, encoder, "separable_conv2d", &ins, &[Some(output)], |e, i, o| {
+            let [x, dw, pw, y] = [&i[0], &i[1], &i[3], &o[0]].map(|t| t.as_ref().expect("given"));
+            separable_conv2d_into(ctx, e, x, dw, i[2].as_ref(), pw, i[4].as_ref(), params, y)
+        });
     }
     let plan = plan_separable_conv2d(
         ctx,

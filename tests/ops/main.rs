@@ -28,3 +28,4 @@ mod pool2d;
 mod pool2d_backward;
 mod separable_conv2d;
 mod special_values;
+mod widen;
