@@ -91,7 +91,7 @@ impl std::fmt::Display for Pool2dPlan {
 
 /// Plans a pooling of `input` `[N, C, H, W]` (or `[C, H, W]`) stored as `dtype`: validates
 /// `params` and lists the launches, splitting over the batch or into bands of output rows
-/// where a tensor exceeds one storage binding. Creates no GPU object. Errors as [`pool2d`].
+/// where a tensor exceeds one storage binding. Creates no GPU object. Errors as [`pool2d()`].
 pub fn plan_pool2d(
     ctx: &GpuContext,
     input: &[usize],

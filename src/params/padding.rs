@@ -120,7 +120,7 @@ impl PaddingMode {
     }
 
     /// The input position read at position `i` of an axis of length `len` (`i` may lie in the
-    /// padding), or `None` where zeros are read. The pads must have passed [`Self::check`].
+    /// padding), or `None` where zeros are read. The pads must suit the axis (the validation of every conv with a mode checks them).
     pub fn source(self, i: isize, len: isize) -> Option<usize> {
         if (0..len).contains(&i) {
             return Some(i as usize);

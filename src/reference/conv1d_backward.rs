@@ -1,4 +1,4 @@
-//! Reference conv1d backward: the conv2d backward loops ([`super::conv2d_backward`]) on the
+//! Reference conv1d backward: the conv2d backward loops ([`super::conv2d_backward()`]) on the
 //! `[N, C, 1, L]` views, in f64.
 
 use crate::error::Result;

@@ -1,4 +1,4 @@
-//! Reference conv3d backward from the forward's definition ([`super::conv3d`]): every
+//! Reference conv3d backward from the forward's definition ([`super::conv3d()`]): every
 //! (output voxel, tap, input channel) term `x · w` of the forward adds `dy · w` to the
 //! gradient of the input voxel it read (through the padding mode) and `dy · x` to its
 //! weight's; grad_bias sums dy per channel.

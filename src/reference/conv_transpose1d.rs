@@ -1,4 +1,4 @@
-//! Reference conv_transpose1d: the conv_transpose2d scatter ([`super::conv_transpose2d`]) on
+//! Reference conv_transpose1d: the conv_transpose2d scatter ([`super::conv_transpose2d()`]) on
 //! the `[N, C, 1, L]` views, in f64.
 
 use crate::error::Result;

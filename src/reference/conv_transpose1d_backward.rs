@@ -1,5 +1,5 @@
 //! Reference conv_transpose1d backward: the conv_transpose2d backward loops
-//! ([`super::conv_transpose2d_backward`]) on the `[N, C, 1, L]` views, in f64.
+//! ([`super::conv_transpose2d_backward()`]) on the `[N, C, 1, L]` views, in f64.
 
 use super::conv_transpose1d::as_rows;
 use crate::error::Result;

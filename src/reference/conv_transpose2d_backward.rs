@@ -1,4 +1,4 @@
-//! Reference conv_transpose2d backward: the scatter of [`super::conv_transpose2d`] walked
+//! Reference conv_transpose2d backward: the scatter of [`super::conv_transpose2d()`] walked
 //! again; wherever `x[n, ci, iy, ix]` met `w[ci, cl, i, j]` in `out[n, co, oy, ox]`,
 //! `dx += w·dy` and `dw += x·dy`; `db` sums dy. Accumulates in f64.
 

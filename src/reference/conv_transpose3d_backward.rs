@@ -1,4 +1,4 @@
-//! Reference conv_transpose3d backward: the scatter of [`super::conv_transpose3d`] walked
+//! Reference conv_transpose3d backward: the scatter of [`super::conv_transpose3d()`] walked
 //! again; wherever `x[n, ci, z, y, x]` met `w[ci, cl, a, i, j]` in `out[n, co, oz, oy, ox]`,
 //! `dx += w·dy` and `dw += x·dy`; `db` sums dy. Accumulates in f64.
 

@@ -2,7 +2,7 @@
 //! `torchvision.ops.deform_conv2d`. With `col[n, ci, t, q] = Σ_k w[k, ci − g·Cin/G, t] ·
 //! dy[n, k, q]` over the output channels k of ci's weight group g, and for each (n, offset
 //! group, tap t, output pixel q) the sample position (y, x) and mask m of the forward
-//! ([`super::deform_conv2d`]):
+//! ([`super::deform_conv2d()`]):
 //! - grad_input[n, ci, yp, xp] += m · (1 − |y − yp|) · (1 − |x − xp|) · col for every in-image
 //!   (yp, xp) with |y − yp| < 1 and |x − xp| < 1;
 //! - grad_offset (dy channel) = Σ_ci m · col · (lx · (v11 − v01) + (1 − lx) · (v10 − v00)), the
@@ -11,7 +11,7 @@
 //!   the image; torchvision's `get_coordinate_weight`: no sampling-box test);
 //! - grad_mask = Σ_ci col · sample(x[n, ci], y, x);
 //! - grad_weight[k, cl, t] = Σ_{n, q} dy[n, k, q] · m · sample(x[n, ci], y, x);
-//! - grad_bias[k] = Σ_{n, q} dy[n, k, q].
+//! - `grad_bias[k] = Σ_{n, q} dy[n, k, q]`.
 //!
 //! Positions in f32 as torchvision forms them; everything else in f64.
 

@@ -2,7 +2,7 @@
 //! gradient to its maximum (walking the window's (dilated) positions row by row from −∞ at
 //! its first in-image one, a value takes over when greater or NaN: ties keep the first, NaNs
 //! the last, as `max_pool2d_with_indices`); avg spreads it over the window's in-image
-//! positions, each getting grad / divisor (the forward's, [`super::pool2d`]).
+//! positions, each getting grad / divisor (the forward's, [`super::pool2d()`]).
 
 use crate::error::{Error, Result};
 use crate::ops::pool2d::PoolMode;
