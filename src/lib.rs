@@ -192,8 +192,8 @@ pub use ops::deform_conv2d_backward::{
 };
 pub use ops::matmul::{matmul, matmul_into, plan_matmul};
 pub use ops::pool2d::{
-    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, plan_pool2d, pool2d, pool2d_into, Pool2dPlan,
-    PoolMode,
+    adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices, plan_pool2d, pool2d,
+    pool2d_into, Pool2dPlan, PoolIndices, PoolMode,
 };
 pub use ops::pool2d_backward::{
     avg_pool2d_backward, max_pool2d_backward, plan_pool2d_backward, pool2d_backward, pool2d_backward_into,

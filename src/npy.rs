@@ -138,11 +138,16 @@ fn fortran_to_c(shape: &[usize], f: &[f32]) -> Vec<f32> {
 
 /// Serialises an f32 array as a `.npy` image (little-endian, C order).
 pub fn to_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    bytes_of(shape, data)
+}
+
+/// Serialises an array of any element type npyz writes (little-endian, C order).
+fn bytes_of<T: npyz::AutoSerialize + Copy>(shape: &[usize], data: &[T]) -> Vec<u8> {
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut out = std::io::Cursor::new(Vec::with_capacity(128 + data.len() * 4));
+    let mut out = std::io::Cursor::new(Vec::with_capacity(128 + std::mem::size_of_val(data)));
     let written = (|| -> std::io::Result<()> {
         use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(&mut out).begin_nd()?;
+        let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(&shape).writer(&mut out).begin_nd()?;
         w.extend(data.iter().copied())?;
         w.finish()
     })();
@@ -211,21 +216,33 @@ pub fn read(path: &std::path::Path) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
 /// Writes a `.npy` file, or a `.npz` archive of one array when the path ends in `.npz`
 /// (`path.npz:name` names the array; default `arr_0`).
 pub fn write(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write_any(path, shape, data)
+}
+
+/// [`write()`] for int64 data (indices, as PyTorch returns them).
+pub fn write_i64(path: &std::path::Path, shape: &[usize], data: &[i64]) -> Result<()> {
+    write_any(path, shape, data)
+}
+
+fn write_any<T: npyz::AutoSerialize + Copy>(path: &std::path::Path, shape: &[usize], data: &[T]) -> Result<()> {
     match archive_of(path) {
         Some((file, name)) => write_npz(&file, &[(name.as_deref().unwrap_or("arr_0"), shape, data)]),
-        None => std::fs::write(path, to_bytes(shape, data)).map_err(|e| io_error(path, e)),
+        None => std::fs::write(path, bytes_of(shape, data)).map_err(|e| io_error(path, e)),
     }
 }
 
 /// Writes a `.npz` archive (stored, as `np.savez`) of `(name, shape, data)` arrays.
-pub fn write_npz(file: &std::path::Path, arrays: &[(&str, &[usize], &[f32])]) -> Result<()> {
+pub fn write_npz<T: npyz::AutoSerialize + Copy>(
+    file: &std::path::Path,
+    arrays: &[(&str, &[usize], &[T])],
+) -> Result<()> {
     let out = std::fs::File::create(file).map_err(|e| io_error(file, e))?;
     let mut zip = zip::ZipWriter::new(out);
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let zip_error = |e: zip::result::ZipError| err(format!("{}: {e}", file.display()));
     for (name, shape, data) in arrays {
         zip.start_file(format!("{name}.npy"), options).map_err(zip_error)?;
-        zip.write_all(&to_bytes(shape, data)).map_err(|e| io_error(file, e))?;
+        zip.write_all(&bytes_of(shape, data)).map_err(|e| io_error(file, e))?;
     }
     zip.finish().map_err(zip_error)?;
     Ok(())

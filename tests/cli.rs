@@ -924,3 +924,29 @@ fn run_takes_padding_modes() {
     let (code, _, err) = run(&["run", "conv2d", "--input", x, "--weight", w, "--padding-mode", "mirror", "--out", out]);
     assert_one_line_error(code, &err, "unknown 'mirror'");
 }
+
+/// `run max_pool2d --out-indices`: PyTorch's `return_indices` as int64, equal to torch's on
+/// a golden case (dilation, ceil_mode, ties); on avg_pool2d a one-line error.
+#[test]
+fn run_max_pool2d_writes_pytorch_indices() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool2d_backward/max_ceil_dilated_ties");
+    let x = dir.join("input.npy");
+    let (out, idx) = (tmp("mp_values.npy"), tmp("mp_indices.npy"));
+    let [x, out, idx] = [&x, &out, &idx].map(|p| p.to_str().unwrap().to_string());
+    let flags = ["--kernel", "2,3", "--stride", "2,2", "--padding", "1,1", "--dilation", "3,2", "--ceil-mode"];
+    let mut args = vec!["run", "max_pool2d", "--input", &x, "--out", &out, "--out-indices", &idx];
+    args.extend(flags);
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let bytes = std::fs::read(&idx).unwrap();
+    assert!(String::from_utf8_lossy(&bytes[..128]).contains("'<i8'"), "int64 on disk");
+    let (got, _) = wgconv::HostTensor::read_npy(&idx).unwrap();
+    let (want, _) = wgconv::HostTensor::read_npy(dir.join("indices.npy")).unwrap();
+    assert_eq!((got.shape, got.data), (want.shape, want.data));
+    let args = ["run", "avg_pool2d", "--input", &x, "--kernel", "2", "--out", &out, "--out-indices", &idx];
+    let (code, _, err) = run(&args);
+    assert_one_line_error(code, &err, "--out-indices is for max_pool2d");
+}

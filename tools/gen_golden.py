@@ -184,6 +184,14 @@ def pool2d_backward_case(name, mode, n, c, h, w, kernel, stride=None, padding=(0
     os.makedirs(d, exist_ok=True)
     for fname, arr in [("input", x), ("output", y), ("grad_output", dy), ("grad_input", xg.grad)]:
         np.save(os.path.join(d, fname + ".npy"), arr.detach().numpy())
+    if mode == "max":
+        # return_indices=True: each window's flat in-plane index, int64 as PyTorch returns it
+        if adaptive is not None:
+            _, idx = F.adaptive_max_pool2d(x, adaptive, return_indices=True)
+        else:
+            _, idx = F.max_pool2d(x, kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode,
+                                  return_indices=True)
+        np.save(os.path.join(d, "indices.npy"), idx.numpy())
     st = list(stride) if stride is not None else list(kernel)
     return {"name": name, "mode": mode, "kernel": list(kernel), "stride": st, "padding": list(padding),
             "count_include_pad": count_include_pad, "dilation": list(dilation), "ceil_mode": ceil_mode,

@@ -381,6 +381,10 @@ struct PoolArgs {
     options: PoolOptions,
     #[arg(long)]
     out: PathBuf,
+    /// max_pool2d: also write each window's flat in-plane index (PyTorch's return_indices)
+    /// here, as int64.
+    #[arg(long)]
+    out_indices: Option<PathBuf>,
     #[arg(long)]
     verify: bool,
 }
@@ -1076,6 +1080,16 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
     params.validate(&batched)?;
     let case = Pool2dCase { input: dims(&batched, "input")?, params, mode, seed: 0 };
     let shape = x.shape.clone();
+    if let Some(path) = &a.out_indices {
+        if mode != wgconv::PoolMode::Max {
+            return Err(Failure("--out-indices is for max_pool2d (avg_pool2d has no indices)".into(), 2));
+        }
+        let ctx = GpuContext::new()?;
+        let (_, indices) = wgconv::max_pool2d_with_indices(&ctx, &Tensor::from_host(&ctx, &x)?, &params)?;
+        let idx: Vec<i64> = indices.to_vec(&ctx)?.into_iter().map(i64::from).collect();
+        wgconv::npy::write_i64(path, indices.shape(), &idx)?;
+        println!("wrote {} (int64 indices {:?})", path.display(), indices.shape());
+    }
     let call = RunCall {
         case,
         inputs: vec![("the input", x)],

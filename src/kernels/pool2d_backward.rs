@@ -143,3 +143,33 @@ pub(crate) fn record(
         Ok(dispatches.len())
     })?
 }
+
+/// Records the `argmax` entry alone: the flat in-plane index (y·W + x) of each window's
+/// maximum of `input` (as PyTorch's `return_indices`) into `index` (`outputs` u32); `p`
+/// describes the input and window as for [`record`]. Returns the number of launches.
+pub(crate) fn record_argmax(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    p: PoolParams,
+    outputs: u32,
+    input: &Tensor,
+    index: &wgpu::Buffer,
+    half: bool,
+) -> Result<usize> {
+    let (argmax, _) = ids(half);
+    ctx.scoped(|| -> Result<usize> {
+        let mut arena = UniformArena::new(ctx);
+        let (ap, passes) = argmax_passes(ctx, p, outputs);
+        let block = arena.push(&ap);
+        let uniforms = arena.finish(ctx)?;
+        // grad_output and grad_input are not read: the input (read-only) and an unused
+        // read-write slot of its own (the running part takes slot 0)
+        let fixed =
+            [range(&uniforms, block), whole(input), whole(input), ctx.unused_rw(2), range(index, (0, index.size()))];
+        let (pipeline, bgl) = ctx.pipeline(argmax, &Overrides::none())?;
+        let grid = fold_grid((outputs as u64).div_ceil(256), ctx.max_workgroups_per_dim())?;
+        let dispatches = pass_dispatches(ctx, (argmax, &pipeline, &bgl), &fixed, &passes, outputs as u64, grid)?;
+        crate::kernels::record(ctx, encoder, "max_pool2d_indices", &dispatches);
+        Ok(dispatches.len())
+    })?
+}

@@ -34,6 +34,84 @@ pub fn adaptive_max_pool2d(ctx: &GpuContext, input: &Tensor, output_size: [u32; 
     pool2d(ctx, input, &Pool2dParams::adaptive(output_size), PoolMode::Max)
 }
 
+/// The flat in-plane index `y·W + x` of each window's maximum (PyTorch's `return_indices`:
+/// the first maximum on ties, the last NaN), `[N, C, Ho, Wo]` (unbatched `[C, Ho, Wo]`) of u32
+/// in a storage buffer of the context.
+#[derive(Clone, Debug)]
+pub struct PoolIndices {
+    shape: Vec<usize>,
+    buffer: wgpu::Buffer,
+}
+
+impl PoolIndices {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The buffer: `shape`'s elements as little-endian u32 from byte 0.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Reads the indices back (blocking natively; see [`Tensor::to_vec`]).
+    pub fn to_vec(&self, ctx: &GpuContext) -> Result<Vec<u32>> {
+        // the buffer read as f32 words: their bits are the indices
+        let words = Tensor::from_buffer(ctx, self.buffer.clone(), &[self.shape.iter().product()])?;
+        Ok(words.to_vec(ctx)?.into_iter().map(f32::to_bits).collect())
+    }
+}
+
+/// `torch.nn.functional.max_pool2d(..., return_indices=True)`, submitted: the pooled values
+/// `[N, C, Ho, Wo]` (as [`max_pool2d`]) and each window's [`PoolIndices`]. f32 or f16.
+///
+/// With `params.adaptive` set, `adaptive_max_pool2d(..., return_indices=True)`.
+///
+/// Errors: those of [`max_pool2d`]; [`Error::TooLarge`] when the input or the indices exceed
+/// one storage binding (the indices are not split into batch pieces).
+pub fn max_pool2d_with_indices(
+    ctx: &GpuContext,
+    input: &Tensor,
+    params: &Pool2dParams,
+) -> Result<(Tensor, PoolIndices)> {
+    let values = max_pool2d(ctx, input, params)?;
+    let x: [usize; 4] = as_batched(input.shape(), 4).try_into().map_err(|_| Error::Internal("rank".into()))?;
+    let y = params.validate(&x)?;
+    let outputs = y.iter().product::<usize>();
+    let max = ctx.max_binding();
+    if input.byte_len() > max || outputs as u64 * 4 > max {
+        return Err(Error::TooLarge(format!(
+            "max_pool2d_with_indices binds the input {:?} and the indices {y:?} (u32) whole; one storage binding \
+             holds at most {max} bytes on this device",
+            input.shape()
+        )));
+    }
+    let buffer = ctx.create_buffer(
+        "wgconv.max_pool2d_indices",
+        (outputs as u64 * 4).next_multiple_of(4).max(16),
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    )?;
+    let indices = PoolIndices { shape: returned_shape(input.shape(), &y), buffer };
+    if outputs == 0 {
+        return Ok((values, indices));
+    }
+    let batched = input.reshape(&x)?;
+    let p = crate::ops::pool2d_backward::back_params(params, x, y);
+    let mut encoder =
+        ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("max_pool2d_indices") });
+    let half = input.dtype() == DType::F16;
+    crate::kernels::pool2d_backward::record_argmax(
+        ctx,
+        &mut encoder,
+        p,
+        outputs as u32,
+        &batched,
+        &indices.buffer,
+        half,
+    )?;
+    ctx.submit(encoder)?;
+    Ok((values, indices))
+}
+
 /// Max pooling (padding is −∞), submitted.
 pub fn max_pool2d(ctx: &GpuContext, input: &Tensor, params: &Pool2dParams) -> Result<Tensor> {
     pool2d(ctx, input, params, PoolMode::Max)

@@ -95,7 +95,7 @@ impl std::fmt::Display for Pool2dBackwardPlan {
 
 /// The kernels' parameters for input `x` and output `y` (a piece or the whole): the
 /// forward's window, one invocation per input element (the gather's; argmax counts outputs).
-fn back_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4]) -> PoolParams {
+pub(crate) fn back_params(params: &Pool2dParams, x: [usize; 4], y: [usize; 4]) -> PoolParams {
     let p = crate::ops::pool2d::pool_params(params, x, y, params.padding[0], params.padding[0]);
     PoolParams { total: x.iter().product::<usize>() as u32, ..p }
 }

@@ -24,7 +24,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 /// non-square windows, dilation and ceil_mode; avg with and without the padding in the
 /// divisor, global, ceil_mode (windows past the padded input) and divisor_override; adaptive
 /// pooling of both kinds to sizes below and above the input's. The forward's output matches
-/// too.
+/// too, and so do max pooling's `return_indices` (`max_pool2d_with_indices`), exactly.
 /// The reference matches it and so does the GPU, which sums in PyTorch's order: bit for bit
 /// for these float32 cases.
 #[test]
@@ -58,6 +58,14 @@ fn matches_pytorch_autograd_goldens() {
         let Some(ctx) = gpu() else { continue };
         let fwd = wgconv::pool2d(ctx, &up(ctx, &x), &p, mode).unwrap().to_vec(ctx).unwrap();
         assert!(compare(&fwd, &c.expected("output")).passes(Tolerance::default()), "{name}: GPU forward vs torch");
+        if mode == PoolMode::Max {
+            // return_indices: PyTorch's int64 indices, exactly (first on ties, last NaN)
+            let (values, idx) = wgconv::max_pool2d_with_indices(ctx, &up(ctx, &x), &p).unwrap();
+            assert!(same_bits(&values.to_vec(ctx).unwrap(), &fwd), "{name}: the values are max_pool2d's");
+            assert_eq!(idx.shape(), &dy.shape[..], "{name}: indices shape");
+            let torch_idx: Vec<u32> = c.load("indices").data.iter().map(|&v| v as u32).collect();
+            assert_eq!(idx.to_vec(ctx).unwrap(), torch_idx, "{name}: indices vs torch");
+        }
         let got = grad(ctx, &x, &dy, &p, mode);
         let torch: Vec<f32> = want.iter().map(|&v| v as f32).collect();
         assert!(same_bits(&got, &torch), "{name}: GPU vs torch autograd: {}", compare(&got, &want));
