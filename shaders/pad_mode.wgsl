@@ -18,7 +18,9 @@ fn pad_source(i: i32, len: i32) -> i32 {
             return clamp(i, 0, len - 1);
         }
         case 3u: {
-            return ((i % len) + len) % len;
+            // one wrap suffices (pads ≤ len); no `%` of a negative value: GLSL leaves its
+            // sign undefined and naga's GL output wrapped wrongly on Mesa (the cross matrix)
+            return select(select(i, i - len, i >= len), i + len, i < 0);
         }
         default: {
             return -1;

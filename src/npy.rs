@@ -60,6 +60,20 @@ fn elements<T: npyz::Deserialize>(file: npyz::NpyFile<&[u8]>, f: impl Fn(T) -> f
 
 /// Parses a `.npy` image held in memory. Returns `(shape, data, info)`.
 pub fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>, NpyInfo)> {
+    // The header's declared length against the bytes present, before npyz allocates it:
+    // magic (6), version (2), then a u16 (1.0) or u32 (2.0, 3.0) length.
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(err("not a .npy file (bad magic)"));
+    }
+    let (declared, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 => return Err(err("truncated header length")),
+        v => return Err(err(format!("unsupported format version {v}.{}", bytes[7]))),
+    };
+    if start + declared > bytes.len() {
+        return Err(err(format!("header claims {declared} bytes but the file has {}", bytes.len())));
+    }
     let mut rest = bytes;
     let header = npyz::NpyHeader::from_reader(&mut rest).map_err(|e| err(format!("not a valid .npy header: {e}")))?;
     let npyz::DType::Plain(ts) = header.dtype() else {
@@ -192,11 +206,14 @@ fn read_archive(path: &std::path::Path, name: Option<&str>) -> Result<Vec<u8>> {
             )))
         }
     };
-    let mut entry = zip
+    let entry = zip
         .by_name(&format!("{name}.npy"))
         .map_err(|_| err(format!("{shown} has no array '{name}' (it has: {})", arrays.join(", "))))?;
+    // no more than the entry declares (a corrupt or hostile archive cannot grow it), which
+    // then goes through parse's own checks
+    let declared = entry.size();
     let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).map_err(|e| err(format!("{shown}:{name}: {e}")))?;
+    entry.take(declared).read_to_end(&mut bytes).map_err(|e| err(format!("{shown}:{name}: {e}")))?;
     Ok(bytes)
 }
 
@@ -380,6 +397,18 @@ mod tests {
         write(&dir.join("default.npz"), &[1], &[7.0]).unwrap();
         assert_eq!(read(&at("x").with_file_name("default.npz:arr_0")).unwrap().1, vec![7.0]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A v2/v3 header may declare up to 4 GiB: checked against the bytes present before the
+    /// header is read (npyz would allocate the declared length first).
+    #[test]
+    fn a_huge_declared_header_is_an_error_not_an_allocation() {
+        for version in [2u8, 3] {
+            let mut bytes = b"\x93NUMPY".to_vec();
+            bytes.extend([version, 0, 0xff, 0xff, 0xff, 0xff, b'{', b'}']);
+            let e = parse(&bytes).unwrap_err();
+            assert!(matches!(&e, Error::Npy(m) if m.contains("header claims")), "{e:?}");
+        }
     }
 
     #[test]

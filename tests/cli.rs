@@ -913,6 +913,27 @@ fn run_takes_padding_modes() {
         let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
         assert!(wgconv::verify::compare(&y.data, &want).passes(Default::default()), "{case}");
     }
+    // f16 storage with a mode (im2col_gemm on f32 copies) and the backward pass with a mode
+    let dir = root.join("conv2d_reflect");
+    let f = |n: &str| dir.join(format!("{n}.npy")).to_str().unwrap().to_string();
+    let [x, w, dy] = ["input", "weight", "grad_output"].map(f);
+    let y16 = tmp("reflect_f16.npy");
+    let y16 = y16.to_str().unwrap();
+    let args = ["run", "conv2d", "--input", &x, "--weight", &w, "--padding", "1", "--padding-mode", "reflect"];
+    let (code, stdout, stderr) = run(&[&args[..], &["--f16", "--out", y16, "--verify"]].concat());
+    assert_eq!(code, 0, "f16: {stdout}\n{stderr}");
+    assert!(stdout.contains("PASS") && stdout.contains("f16"), "{stdout}");
+    let gw = tmp("reflect_gw.npy");
+    let gw = gw.to_str().unwrap();
+    let args = ["run", "conv2d_backward", "--input", &x, "--weight", &w, "--grad-output", &dy, "--padding", "1"];
+    let (code, stdout, stderr) =
+        run(&[&args[..], &["--padding-mode", "reflect", "--out-grad-weight", gw, "--verify"]].concat());
+    assert_eq!(code, 0, "backward: {stdout}\n{stderr}");
+    let (g, _) = HostTensor::read_npy(gw).unwrap();
+    let want = HostTensor::read_npy(dir.join("grad_weight.npy")).unwrap().0;
+    let want: Vec<f64> = want.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&g.data, &want).passes(Default::default()), "grad_weight vs torch autograd");
+
     let x = data("basic_3x3_pad1", "input.npy");
     let w = data("basic_3x3_pad1", "weight.npy");
     let (x, w) = (x.to_str().unwrap(), w.to_str().unwrap());
@@ -945,7 +966,19 @@ fn run_max_pool2d_writes_pytorch_indices() {
     assert!(String::from_utf8_lossy(&bytes[..128]).contains("'<i8'"), "int64 on disk");
     let (got, _) = wgconv::HostTensor::read_npy(&idx).unwrap();
     let (want, _) = wgconv::HostTensor::read_npy(dir.join("indices.npy")).unwrap();
-    assert_eq!((got.shape, got.data), (want.shape, want.data));
+    assert_eq!((&got.shape, &got.data), (&want.shape, &want.data));
+    // a bare archive names the array `indices`; one archive for both outputs is refused
+    let npz = tmp("mp_indices.npz");
+    let npz = npz.to_str().unwrap().to_string();
+    let mut args = vec!["run", "max_pool2d", "--input", &x, "--out", &out, "--out-indices", &npz];
+    args.extend(flags);
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(wgconv::HostTensor::read_npy(format!("{npz}:indices")).unwrap().0.data, want.data);
+    let mut args = vec!["run", "max_pool2d", "--input", &x, "--out", &npz, "--out-indices", &npz];
+    args.extend(flags);
+    let (code, _, err) = run(&args);
+    assert_one_line_error(code, &err, "give each its own file");
     let args = ["run", "avg_pool2d", "--input", &x, "--kernel", "2", "--out", &out, "--out-indices", &idx];
     let (code, _, err) = run(&args);
     assert_one_line_error(code, &err, "--out-indices is for max_pool2d");

@@ -7,7 +7,7 @@ with the parameters. CI does not run this; it needs torch:
 
     python3 -m venv /opt/torchvenv && /opt/torchvenv/bin/pip install torch numpy
     /opt/torchvenv/bin/python tools/gen_golden.py [deform_conv2d_backward | pool2d_backward | conv3d_backward | conv_transpose1d | conv_transpose3d |
-    padding_mode]
+    padding_mode | cnn_forward]
 """
 import json
 import os
@@ -366,6 +366,64 @@ def write_padding_mode():
     print(f"wrote {len(cases)} padding_mode cases")
 
 
+def write_cnn_forward():
+    """A small MobileNetV2-like network (examples/cnn_forward.rs): torch's own modules with
+    seeded weights and batch-norm statistics, run in eval mode in float64; each conv's
+    batch norm folded into its weight and bias (w·γ/σ, (b − μ)·γ/σ + β) and saved in
+    model.npz as <layer>.weight / <layer>.bias, with the input and the logits."""
+    torch.manual_seed(0)
+    nn = torch.nn
+
+    def cbr(cin, cout, k, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.ReLU6())
+        return nn.Sequential(*layers)
+
+    # (name, module, residual from the block's input)
+    spec = [
+        ("stem", cbr(3, 16, 3, stride=2)),
+        ("b1_dw", cbr(16, 16, 3, groups=16)), ("b1_pw", cbr(16, 8, 1, act=False)),
+        ("b2_expand", cbr(8, 48, 1)), ("b2_dw", cbr(48, 48, 3, stride=2, groups=48)), ("b2_pw", cbr(48, 16, 1, act=False)),
+        ("b3_expand", cbr(16, 96, 1)), ("b3_dw", cbr(96, 96, 3, groups=96)), ("b3_pw", cbr(96, 16, 1, act=False)),
+        ("head", cbr(16, 64, 1)),
+    ]
+    for _, m in spec:
+        bn = m[1]
+        with torch.no_grad():
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+        m.eval().double()
+    classifier = nn.Conv2d(64, 10, 1).double().eval()
+    x = torch.rand(1, 3, 96, 96, dtype=torch.float64).float()
+    arrays = {}
+    with torch.no_grad():
+        h = x.double()
+        for name, m in spec:
+            y = m(h)
+            if name == "b3_pw":
+                y = y + h_b3_in  # the inverted residual of block 3 (same shape in and out)
+            if name == "b3_expand":
+                h_b3_in = h
+            h = y
+            conv, bn = m[0], m[1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            arrays[name + ".weight"] = (conv.weight * scale[:, None, None, None]).float().numpy()
+            arrays[name + ".bias"] = (bn.bias - bn.running_mean * scale).float().numpy()
+        pooled = F.adaptive_avg_pool2d(h, 1)
+        logits = classifier(pooled)
+        arrays["classifier.weight"] = classifier.weight.float().numpy()
+        arrays["classifier.bias"] = classifier.bias.float().numpy()
+    d = os.path.join(ROOT, "cnn_forward")
+    os.makedirs(d, exist_ok=True)
+    np.savez(os.path.join(d, "model.npz"), **arrays)
+    np.save(os.path.join(d, "input.npy"), x.numpy())
+    np.save(os.path.join(d, "logits.npy"), logits.numpy())
+    print(f"wrote cnn_forward: {len(arrays)} arrays, logits {tuple(logits.shape)}")
+
+
 def conv1d_case(name, n, cin, l, cout, k, stride=1, padding=0, dilation=1, groups=1, bias=True, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, cin, l, generator=g) * 2 - 1).float()
@@ -510,6 +568,7 @@ def main():
     write_conv_transpose1d()
     write_conv_transpose3d()
     write_padding_mode()
+    write_cnn_forward()
 
 
 if __name__ == "__main__":
@@ -527,5 +586,7 @@ if __name__ == "__main__":
         write_conv_transpose3d()
     elif sys.argv[1:] == ["padding_mode"]:
         write_padding_mode()
+    elif sys.argv[1:] == ["cnn_forward"]:
+        write_cnn_forward()
     else:
         main()

@@ -408,6 +408,10 @@ struct BackwardArgs {
     dilation: String,
     #[arg(long, default_value_t = 1)]
     groups: u32,
+    /// What the padding reads (conv1d, conv2d, conv3d): zeros | reflect | replicate | circular.
+    /// The transposed and deformable convs take zeros only, as in PyTorch.
+    #[arg(long, default_value = "zeros")]
+    padding_mode: String,
     /// Where to write grad_input (computed only if given).
     #[arg(long)]
     out_grad_input: Option<PathBuf>,
@@ -1028,7 +1032,10 @@ fn conv3d_params(
 }
 
 fn run_conv3d_backward(a: &BackwardArgs) -> Result<(), Failure> {
-    let params = conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, Activation::None)?;
+    let params = wgconv::Conv3dParams {
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
+        ..conv3d_params(&a.stride, &a.padding, &a.dilation, a.groups, Activation::None)?
+    };
     let (which, outputs) = asked_grads(a)?;
     let inputs = backward_inputs(a)?;
     let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
@@ -1084,6 +1091,18 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
         if mode != wgconv::PoolMode::Max {
             return Err(Failure("--out-indices is for max_pool2d (avg_pool2d has no indices)".into(), 2));
         }
+        let archive = |p: &PathBuf| {
+            let text = p.to_string_lossy().into_owned();
+            wgconv::npy::is_archive(p).then(|| text.rsplit_once(':').map_or(text.clone(), |(f, _)| f.to_string()))
+        };
+        if archive(path).is_some() && archive(path) == archive(&a.out) {
+            return Err(Failure("--out-indices and --out name one .npz archive: give each its own file".into(), 2));
+        }
+        // a bare archive names the array after what it holds
+        let path = &match wgconv::npy::is_archive(path) && !path.to_string_lossy().contains(".npz:") {
+            true => PathBuf::from(format!("{}:indices", path.display())),
+            false => path.clone(),
+        };
         let ctx = GpuContext::new()?;
         let (_, indices) = wgconv::max_pool2d_with_indices(&ctx, &Tensor::from_host(&ctx, &x)?, &params)?;
         let idx: Vec<i64> = indices.to_vec(&ctx)?.into_iter().map(i64::from).collect();
@@ -1203,7 +1222,10 @@ fn run_backward<C: OpCase>(
 }
 
 fn run_conv1d_backward(a: &BackwardArgs) -> Result<(), Failure> {
-    let params = conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?;
+    let params = wgconv::Conv1dParams {
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
+        ..conv1d_params(&a.stride, &a.padding, &a.dilation, a.groups)?
+    };
     let (which, outputs) = asked_grads(a)?;
     let inputs = backward_inputs(a)?;
     let (x, w, dy) = (inputs[0].1.shape.clone(), inputs[1].1.shape.clone(), inputs[2].1.shape.clone());
@@ -1222,6 +1244,7 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
         padding: parse_padding(&a.padding)?,
         dilation: parse_pair("dilation", &a.dilation)?,
         groups: a.groups,
+        padding_mode: parse_padding_mode(&a.padding_mode, None)?,
         ..Default::default()
     };
     let (which, outputs) = asked_grads(a)?;
@@ -1239,6 +1262,7 @@ fn run_conv2d_backward(a: &BackwardArgs) -> Result<(), Failure> {
 
 fn run_conv_transpose2d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
     let a = &args.backward;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose2d_backward"))?;
     let params = ConvTranspose2dParams {
         stride: parse_pair("stride", &a.stride)?,
         padding: parse_padding(&a.padding)?,
@@ -1385,6 +1409,7 @@ fn run_conv_transpose3d(args: &ConvTranspose3dArgs) -> Result<(), Failure> {
 
 fn run_conv_transpose1d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
     let a = &args.backward;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose1d_backward"))?;
     let params = conv_transpose1d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups)?;
     let (which, outputs) = asked_grads(a)?;
     let inputs = backward_inputs(a)?;
@@ -1401,6 +1426,7 @@ fn run_conv_transpose1d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
 
 fn run_conv_transpose3d_backward(args: &TransposedBackwardArgs) -> Result<(), Failure> {
     let a = &args.backward;
+    parse_padding_mode(&a.padding_mode, Some("conv_transpose3d_backward"))?;
     let params =
         conv_transpose3d_params(&a.stride, &a.padding, &args.output_padding, &a.dilation, a.groups, Activation::None)?;
     let (which, outputs) = asked_grads(a)?;
@@ -1427,6 +1453,7 @@ fn run_conv_transpose3d_backward(args: &TransposedBackwardArgs) -> Result<(), Fa
 
 fn run_deform_conv2d_backward(args: &DeformBackwardArgs) -> Result<(), Failure> {
     let a = &args.backward;
+    parse_padding_mode(&a.padding_mode, Some("deform_conv2d_backward"))?;
     let params = wgconv::DeformConv2dParams {
         stride: parse_pair("stride", &a.stride)?,
         padding: parse_padding(&a.padding)?,

@@ -176,7 +176,6 @@ impl OpCase for Oracled {
     }
 }
 
-/// The cases with `algorithm` forced.
 /// The cases of `cases` that pad, each with a padding mode other than zeros (reflect,
 /// replicate, circular in turn) and `Auto`, where the mode's rules admit it (reflect: each
 /// pad below its axis; circular: at most): what `conv2d/padding_mode` runs.
@@ -194,6 +193,7 @@ pub fn with_padding_modes(cases: &[Conv2dCase]) -> Vec<Conv2dCase> {
         .collect()
 }
 
+/// The cases with `algorithm` forced.
 pub(super) fn with_algorithm(cases: &[Conv2dCase], algorithm: Algorithm) -> Vec<Conv2dCase> {
     cases.iter().map(|c| Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() }).collect()
 }

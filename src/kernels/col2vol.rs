@@ -21,8 +21,8 @@ pub fn params(g: &Conv3dGeometry, img0: u32, images: u32, alpha: f32) -> Vol2col
     }
 }
 
-/// The loop turns of one invocation (per axis, the padded positions it folds times the taps;
-/// inner loops counted at every turn).
+/// The loop turns of one invocation: per axis a loop over the padded positions it folds, each
+/// around the loop over that axis's taps; every loop's own turns counted.
 pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
     let folds = |a: usize| -> u64 {
         match g.padding_mode {
@@ -35,7 +35,7 @@ pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
         }
     };
     let [kd, kh, kw] = g.kernel.map(u64::from);
-    folds(0) * kd * (1 + folds(1) * kh * (1 + folds(2) * kw))
+    folds(0) * (1 + kd * (1 + folds(1) * (1 + kh * (1 + folds(2) * (1 + kw)))))
 }
 
 /// The launch of the gather `p` (bindings: uniforms, col, bias, output), folding the padding

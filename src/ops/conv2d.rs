@@ -163,6 +163,16 @@ pub fn plan_conv2d(
 ) -> Result<Conv2dPlan> {
     let input = &as_batched(input, 4)[..];
     let g = params.validate(input, weight, bias)?;
+    if dtype == DType::F16 && g.pads_by_mode() {
+        // im2col_gemm, which applies the mode, has no f16 kernels: the f32 plan on copies
+        let mut plan = plan_conv2d(ctx, input, weight, bias, DType::F32, params)?;
+        let numel = |s: &[usize]| s.iter().product::<usize>();
+        let ins = [numel(input), numel(weight), bias.map_or(0, numel)];
+        crate::ops::widen::bracket(ctx, &mut plan.steps, &ins, &[g.output_numel()])?;
+        plan.dtype = dtype;
+        plan.reason += "; f16 through f32 copies";
+        return Ok(plan);
+    }
     let (algorithm, reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some())?;
     let act = params.activation;
     let has_bias = bias.is_some();
@@ -389,14 +399,10 @@ pub(crate) fn choose_algorithm(
         }
         _ => (algorithm, reason),
     };
-    if dtype == DType::F16 && g.pads_by_mode() {
-        return Err(Error::Unsupported(format!(
-            "padding_mode {} runs im2col_gemm, which has no f16 kernels: conv2d_into runs f16 tensors through f32 \
-             copies; plan the f32 call",
-            g.padding_mode.name()
-        )));
-    }
-    if dtype == DType::F16 && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
+    // (f16 with a padding mode runs im2col_gemm on f32 copies: plan_conv2d and conv2d_into)
+    if dtype == DType::F16
+        && !g.pads_by_mode()
+        && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
     {
         return Err(Error::param(
             "algorithm",

@@ -471,7 +471,9 @@ impl std::fmt::Display for Conv2dBackwardPlan {
 /// depthwise reduction, grad_bias by channel sums), split over the batch, into row bands or
 /// into chunks of output channels where a tensor exceeds one storage binding (then the
 /// partial weight and bias gradients summed). Creates no GPU object. Errors as
-/// [`conv2d_backward`].
+/// [`conv2d_backward`], and [`Error::Unsupported`] for a padding mode other than zeros with
+/// some padding: conv2d_backward runs that as conv3d_backward on the `[N, C, 1, H, W]` views
+/// (plan it with [`crate::plan_conv3d_backward`]).
 pub fn plan_conv2d_backward(
     ctx: &GpuContext,
     input: &[usize],

@@ -8,8 +8,8 @@
 //!   as its output gradient ([`crate::conv3d_backward_into`], grad_weight alone);
 //! - grad_bias = the channel sums of grad_output.
 //!
-//! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32; the limits of
-//! conv3d_backward (each tensor within one storage binding).
+//! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 kernels (f16
+//! through f32 copies); the limits of conv3d_backward (each tensor within one storage binding).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -64,7 +64,7 @@ pub fn as_conv3d(params: &ConvTranspose3dParams, input: &[usize], weight: &[usiz
 /// Unbatched inputs give unbatched gradients; what is not asked for is not computed.
 ///
 /// Errors: see [`as_conv3d`]; shapes ([`Error::Buffer`]); those of [`crate::conv3d`] and
-/// [`crate::conv3d_backward`] (f32 only, each tensor within one storage binding).
+/// [`crate::conv3d_backward`] (each tensor within one storage binding; f16 through f32 copies).
 pub fn conv_transpose3d_backward(
     ctx: &GpuContext,
     input: &Tensor,

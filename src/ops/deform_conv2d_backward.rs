@@ -19,8 +19,8 @@
 //!   fixed-order passes.
 //! - grad_bias = the channel sums of grad_output (`channel_sum.wgsl`).
 //!
-//! No float atomics: every gradient is bit-identical run to run. f32 tensors, each within
-//! one storage binding.
+//! No float atomics: every gradient is bit-identical run to run. f32 kernels (f16 tensors
+//! through f32 copies, [`crate::ops::widen`]), each tensor within one storage binding.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};

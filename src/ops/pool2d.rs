@@ -73,8 +73,12 @@ pub fn max_pool2d_with_indices(
     input: &Tensor,
     params: &Pool2dParams,
 ) -> Result<(Tensor, PoolIndices)> {
-    let values = max_pool2d(ctx, input, params)?;
-    let x: [usize; 4] = as_batched(input.shape(), 4).try_into().map_err(|_| Error::Internal("rank".into()))?;
+    let x: [usize; 4] = as_batched(input.shape(), 4).try_into().map_err(|_| Error::Rank {
+        what: "input",
+        expected: 4,
+        layout: "N, C, H, W",
+        got: input.shape().to_vec(),
+    })?;
     let y = params.validate(&x)?;
     let outputs = y.iter().product::<usize>();
     let max = ctx.max_binding();
@@ -85,6 +89,7 @@ pub fn max_pool2d_with_indices(
             input.shape()
         )));
     }
+    let values = max_pool2d(ctx, input, params)?;
     let buffer = ctx.create_buffer(
         "wgconv.max_pool2d_indices",
         (outputs as u64 * 4).next_multiple_of(4).max(16),

@@ -27,6 +27,14 @@ fn header_file(descr: &str, shape: &str, item: usize, n: usize, version: u8) -> 
     out
 }
 
+/// A valid bool file (bytes 0 and 1; npyz refuses other values, as an error).
+fn bools() -> Vec<u8> {
+    let mut b = header_file("|b1", "(7,)", 1, 7, 1);
+    let n = b.len();
+    b[n - 7..].copy_from_slice(&[1, 0, 0, 1, 1, 0, 1]);
+    b
+}
+
 fn seeds() -> Vec<Vec<u8>> {
     vec![
         to_bytes(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
@@ -36,6 +44,10 @@ fn seeds() -> Vec<Vec<u8>> {
         header_file("<f2", "(5,)", 2, 5, 2),
         header_file("<f4", "(1, 1, 2, 2)", 4, 4, 3),
         header_file("<f4", "(0, 3)", 4, 0, 1),
+        header_file("|u1", "(4, 5)", 1, 20, 1),
+        bools(),
+        header_file(">i8", "(2, 2)", 8, 4, 1),
+        header_file("<i2", "(9,)", 2, 9, 2),
     ]
 }
 
@@ -122,9 +134,9 @@ fn the_npy_reader_survives_arbitrary_bytes() {
             Ok(Ok((shape, data, _))) => {
                 let n: usize = shape.iter().product();
                 assert_eq!(n, data.len(), "input {i}");
-                // f16 doubles in size when widened to f32: nothing larger can come out.
+                // one-byte integers and bools widen 4× to f32: nothing larger can come out.
                 assert!(
-                    data.len() * 4 <= input.len() * 2 + 4,
+                    data.len() * 4 <= input.len() * 4 + 4,
                     "input {i}: {} values from {} bytes",
                     data.len(),
                     input.len()

@@ -1,7 +1,7 @@
 //! `padding_mode` (reflect, replicate, circular) on conv1d, conv2d and conv3d and their
 //! backward passes against PyTorch's `nn.Conv1d/2d/3d` and its autograd (goldens) and the f64
 //! reference (generated cases), and what it refuses: the algorithms whose gathers read zeros,
-//! f16, pads PyTorch refuses, an image split into row bands.
+//! pads PyTorch refuses, an image split into row bands.
 
 use crate::common::gpu;
 use wgconv::conformance::{conv2d_cases, conv3d_padding_mode_cases, with_padding_modes, OpCase};

@@ -239,3 +239,20 @@ fn adaptive_pools_and_their_errors() {
     let e = wgconv::avg_pool2d(ctx, &up(ctx, &x), &p).unwrap_err();
     assert!(matches!(&e, Error::InvalidParam { .. }), "{e:?}");
 }
+
+/// `max_pool2d_with_indices` beyond one storage binding (a 256-byte cap here) is `TooLarge`
+/// before any GPU work (the indices are not split into batch pieces). Its own context.
+#[test]
+fn indices_beyond_one_binding_are_refused_before_gpu_work() {
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let x = up(&ctx, &HostTensor::random(&[2, 3, 8, 8], 5));
+    let p = Pool2dParams { kernel: [2, 2], ..Default::default() };
+    let base = ctx.config();
+    ctx.set_config(wgconv::EngineConfig { max_binding_size: 256, ..base });
+    let before = ctx.submissions();
+    let e = wgconv::max_pool2d_with_indices(&ctx, &x, &p).unwrap_err();
+    let after = ctx.submissions();
+    ctx.set_config(base);
+    assert!(matches!(&e, wgconv::Error::TooLarge(m) if m.contains("indices")), "{e:?}");
+    assert_eq!(after, before);
+}
