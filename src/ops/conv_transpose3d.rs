@@ -7,14 +7,15 @@
 //! each output voxel summing the taps that land on it in order, + bias, activation. No
 //! scatter and no atomics: bit-identical run to run.
 //!
-//! f32 kernels (f16 tensors through f32 copies, [`crate::ops::widen`]); input, weight and
-//! output each within one storage binding.
+//! f32 kernels (f16 tensors through f32 copies, [`crate::ops::widen`]); an input or output
+//! beyond one storage binding runs in batch pieces ([`crate::ops::batch`]: each image and the
+//! weight within one binding).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::{check_recorded, col2vol, record, write_plan, Step, UniformArena};
 use crate::ops::conv3d_backward::ColumnGather;
-use crate::ops::{as_batched, common_dtype, returned_shape, unbatched, widen};
+use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched, widen};
 use crate::params::{ConvTranspose3dGeometry, ConvTranspose3dParams};
 use crate::tensor::{DType, Tensor};
 
@@ -26,7 +27,10 @@ pub struct ConvTranspose3dPlan {
     pub images_per_chunk: u32,
     /// Workspace bytes one chunk uses (`Cout·kd·kh·kw·D·H·W·4` per image).
     pub workspace_bytes: u64,
-    /// Every launch, in recording order.
+    /// Pieces of the batch run one after another (the input or output beyond one storage
+    /// binding; each piece's images within it); 1 otherwise, 0 for an empty batch.
+    pub batch_pieces: u32,
+    /// Every launch, in recording order (a split call's pieces one after another).
     pub steps: Vec<Step>,
 }
 
@@ -35,7 +39,8 @@ impl std::fmt::Display for ConvTranspose3dPlan {
         let g = &self.geometry;
         let input = [g.n, g.c_in, g.size[0], g.size[1], g.size[2]].map(|v| v as usize);
         let chunking = format_args!("{} images per chunk", self.images_per_chunk);
-        let what = ("gemm_col2vol", "one call");
+        let split = format!("{} batch piece(s)", self.batch_pieces);
+        let what = ("gemm_col2vol", split.as_str());
         write_plan(f, "conv_transpose3d", &input, &g.output_shape(), what, self.workspace_bytes, chunking, &self.steps)
     }
 }
@@ -51,16 +56,16 @@ fn validate(
     let x = as_batched(input, 5);
     let g = params.validate(&x, weight, bias)?;
     let max = ctx.max_binding();
-    let out = g.output_shape().to_vec();
-    for (what, s) in [("input", &x), ("weight", &weight.to_vec()), ("output", &out)] {
-        let bytes = s.iter().product::<usize>() as u64 * 4;
-        if bytes > max {
-            return Err(Error::TooLarge(format!(
-                "conv_transpose3d: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage \
-                 binding holds at most {max} on this device"
-            )));
-        }
+    let bytes = |s: &[usize]| s.iter().product::<usize>() as u64 * 4;
+    if bytes(weight) > max {
+        return Err(Error::TooLarge(format!(
+            "conv_transpose3d: the weight {weight:?} is {} bytes; one storage binding holds at most {max} on this \
+             device",
+            bytes(weight)
+        )));
     }
+    // the input and output in batch pieces, each image within one binding (batch::plan)
+    pieces(ctx, &g)?;
     let (turns, budget) = (col2vol::turns(&g.as_conv3d()) + 1, ctx.config().loop_budget as u64);
     if turns > budget {
         return Err(Error::Unsupported(format!(
@@ -70,6 +75,15 @@ fn validate(
         )));
     }
     Ok(g)
+}
+
+/// The batch pieces of `g`'s input and output (f32), each within one binding.
+fn pieces(ctx: &GpuContext, g: &ConvTranspose3dGeometry) -> Result<batch::BatchPieces> {
+    let n = g.n as usize;
+    let x = [n, g.c_in as usize, g.size[0] as usize, g.size[1] as usize, g.size[2] as usize];
+    let y = g.output_shape();
+    let per = |s: &[usize]| s[1..].iter().product::<usize>() as u64 * 4;
+    batch::plan(ctx, "conv_transpose3d", n, &[("input", &x, per(&x)), ("output", &y, per(&y))])
 }
 
 /// Plans a conv_transpose3d of `input` `[N, Cin, D, H, W]` (or unbatched), `weight`
@@ -84,14 +98,20 @@ pub fn plan_conv_transpose3d(
     params: &ConvTranspose3dParams,
 ) -> Result<ConvTranspose3dPlan> {
     let g = validate(ctx, input, weight, bias, params)?;
-    let mut plan = ConvTranspose3dPlan { geometry: g, images_per_chunk: 0, workspace_bytes: 0, steps: vec![] };
+    let mut plan =
+        ConvTranspose3dPlan { geometry: g, images_per_chunk: 0, workspace_bytes: 0, batch_pieces: 0, steps: vec![] };
     if g.n == 0 {
         return Ok(plan);
     }
-    let gather = ColumnGather::new(ctx, "conv_transpose3d", &g.as_conv3d(), params.activation, bias.is_some())?;
-    plan.images_per_chunk = gather.images_per_chunk();
-    plan.workspace_bytes = gather.workspace_bytes();
-    plan.steps = gather.steps(ctx)?;
+    let split = pieces(ctx, &g)?;
+    plan.batch_pieces = split.pieces as u32;
+    for n0 in (0..split.n).step_by(split.per_piece) {
+        let piece = ConvTranspose3dGeometry { n: split.per_piece.min(split.n - n0) as u32, ..g };
+        let gather = ColumnGather::new(ctx, "conv_transpose3d", &piece.as_conv3d(), params.activation, bias.is_some())?;
+        plan.images_per_chunk = plan.images_per_chunk.max(gather.images_per_chunk());
+        plan.workspace_bytes = plan.workspace_bytes.max(gather.workspace_bytes());
+        plan.steps.extend(gather.steps(ctx)?);
+    }
     Ok(plan)
 }
 
@@ -100,8 +120,9 @@ pub fn plan_conv_transpose3d(
 /// `(in − 1)·stride − (begin + end) + dilation·(k − 1) + output_padding + 1`.
 ///
 /// Errors: [`ConvTranspose3dParams::validate`]'s; [`Error::Unsupported`] for a kernel whose
-/// taps exceed the loop budget; [`Error::TooLarge`] for a tensor beyond one
-/// storage binding or one image's column matrix beyond the workspace budget;
+/// taps exceed the loop budget; [`Error::TooLarge`] for the weight or one image beyond one
+/// storage binding, or one image's column matrix beyond the workspace budget (an input or
+/// output beyond one binding runs in batch pieces);
 /// [`Error::DTypeMismatch`] for mixed dtypes.
 pub fn conv_transpose3d(
     ctx: &GpuContext,
@@ -160,16 +181,27 @@ pub fn conv_transpose3d_into(
         check_recorded("conv_transpose3d", 0, &plan.steps)?;
         return Ok(plan);
     }
-    let recorded = ctx.scoped(|| {
-        let gather = ColumnGather::new(ctx, "conv_transpose3d", &g.as_conv3d(), params.activation, bias.is_some())?;
-        let mut arena = UniformArena::new(ctx);
-        let blocks = gather.push(&mut arena);
-        let uniforms = arena.finish(ctx)?;
-        let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
-        let dispatches = gather.prepare(ctx, &uniforms, &blocks, &workspace, weight, input, bias, output)?;
-        record(ctx, encoder, "conv_transpose3d", &dispatches);
-        Ok::<_, Error>(dispatches.len())
-    })??;
+    // Each batch piece (the whole batch when it fits) through the column GEMM and the gather:
+    // the same kernels and sum order per image as one call, so bit-identical.
+    let batched = [batch::input(input, "input"), batch::output(output, "output")];
+    let split = batch::pieces(ctx, "conv_transpose3d", &batched)?;
+    let mut recorded = 0;
+    batch::for_each_piece(ctx, encoder, &split, &batched, |encoder, t| {
+        let (x, y) = (&t[0], &t[1]);
+        let piece = ConvTranspose3dGeometry { n: x.shape()[0] as u32, ..g };
+        recorded += ctx.scoped(|| {
+            let gather =
+                ColumnGather::new(ctx, "conv_transpose3d", &piece.as_conv3d(), params.activation, bias.is_some())?;
+            let mut arena = UniformArena::new(ctx);
+            let blocks = gather.push(&mut arena);
+            let uniforms = arena.finish(ctx)?;
+            let workspace = ctx.workspace(gather.workspace_bytes().max(16))?;
+            let dispatches = gather.prepare(ctx, &uniforms, &blocks, &workspace, weight, x, bias, y)?;
+            record(ctx, encoder, "conv_transpose3d", &dispatches);
+            Ok::<_, Error>(dispatches.len())
+        })??;
+        Ok(())
+    })?;
     check_recorded("conv_transpose3d", recorded, &plan.steps)?;
     Ok(plan)
 }

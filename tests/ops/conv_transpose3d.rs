@@ -228,3 +228,29 @@ fn unbatched_empty_and_refusals() {
     assert!(matches!(&e2, Error::TooLarge(m) if m.contains("storage binding")), "{e2:?}");
     assert_eq!(ctx.submissions(), before);
 }
+
+/// An input and output beyond one storage binding (an 8 KiB cap; 16 images of 576 and 1408
+/// bytes, unaligned: the pieces go through scratch copies; one image's column matrix, 6912
+/// bytes, within it) run in batch pieces: more pieces than one, the same bits as one call.
+/// Its own context.
+#[test]
+fn beyond_one_binding_runs_in_batch_pieces_bit_identically() {
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let ctx = &ctx;
+    let p = ConvTranspose3dParams { stride: [2, 1, 2], padding: Padding3d::Symmetric([0, 1, 1]), ..Default::default() };
+    let (x, w, b) = (
+        HostTensor::random(&[16, 3, 2, 4, 6], 101),
+        HostTensor::random(&[3, 2, 2, 3, 3], 102),
+        HostTensor::random(&[2], 103),
+    );
+    let whole = forward(ctx, &x, &w, Some(&b), &p);
+    let base = ctx.config();
+    ctx.set_config(EngineConfig { max_binding_size: 8192, ..base });
+    let plan = wgconv::plan_conv_transpose3d(ctx, &x.shape, &w.shape, Some(&[2]), &p).unwrap();
+    let split = forward(ctx, &x, &w, Some(&b), &p);
+    ctx.set_config(base);
+    assert!(plan.batch_pieces > 1, "{plan}");
+    assert!(same_bits(&split, &whole), "batch pieces");
+    let (_, want) = wgconv::reference::conv_transpose3d(&x, &w, Some(&b), &p).unwrap();
+    assert!(compare(&split, &want).passes(Tolerance::default()));
+}
