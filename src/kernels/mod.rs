@@ -78,6 +78,13 @@ pub struct Step {
 }
 
 impl Step {
+    /// The step with `what` in front of its note (`what: note`, or `what` alone): the part of
+    /// a split call (a batch piece, a band, a chunk) it belongs to.
+    pub(crate) fn noted(mut self, what: &str) -> Step {
+        self.note = if self.note.is_empty() { what.to_string() } else { format!("{what}: {}", self.note) };
+        self
+    }
+
     /// The step's dispatch over `bindings` (group 0, in order).
     pub(crate) fn dispatch(&self, ctx: &GpuContext, bindings: &[wgpu::BindingResource<'_>]) -> Result<Dispatch> {
         let (pipeline, bgl) = ctx.pipeline(self.shader, &self.overrides)?;

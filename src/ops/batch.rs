@@ -11,12 +11,15 @@
 //!
 //! Each output element is computed by the same kernel with the same sum order as in a
 //! single call (an op passes the algorithm chosen for the whole batch to every piece), so a
-//! split run is bit-identical to an unsplit one. The exception is a sum over the batch:
-//! conv2d_backward's grad_weight and grad_bias are summed per piece, then over the pieces.
+//! split run is bit-identical to an unsplit one. The exception is a sum over the batch: a
+//! backward pass's grad_weight and grad_bias (and deform_conv2d's) are summed per piece into
+//! slots, then over the pieces in a fixed order ([`PartialSums`]).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::tensor::{Tensor, TENSOR_USAGE};
+use crate::kernels::channel_sum::{self, SumParams};
+use crate::kernels::{record, Step, UniformArena};
+use crate::tensor::{DType, Tensor, TENSOR_USAGE};
 
 /// Whether a batched tensor is read or written by the op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,4 +167,150 @@ pub(crate) fn for_each_piece(
         }
     }
     Ok(())
+}
+
+/// The partial sums of the gradients a split backward pass sums over the batch
+/// (grad_weight, grad_bias): one slot per unit (a batch piece, or one image's band of rows)
+/// and gradient in a scratch buffer, each slot starting at the storage offset alignment. Each
+/// unit's backward pass writes its gradients into its slots ([`PartialSums::slots`]);
+/// [`PartialSums::finish`] sums each gradient's slots in unit order (`channel_sum.wgsl` over
+/// `[units, slot, 1]`) and copies the totals into place. The sum over the batch is regrouped
+/// at the unit boundaries: equal to one call within f32 rounding, not bit for bit (f16: each
+/// unit's gradient is rounded to f16), and the same bits run to run.
+pub(crate) struct PartialSums<'a> {
+    op: &'static str,
+    sums: Vec<&'a Tensor>,
+    scratch: Vec<wgpu::Buffer>,
+    units: usize,
+}
+
+impl<'a> PartialSums<'a> {
+    /// Slots of `units` units for each tensor of `sums` (its shape and dtype).
+    ///
+    /// Errors: [`Error::TooLarge`] when a gradient's slots exceed one storage binding.
+    pub(crate) fn new(ctx: &GpuContext, op: &'static str, sums: Vec<&'a Tensor>, units: usize) -> Result<Self> {
+        let scratch = sums
+            .iter()
+            .map(|t| {
+                let bytes = slots_bytes(ctx, op, t.shape(), t.dtype(), units)?;
+                ctx.create_buffer("wgconv.piece_gradients", bytes, TENSOR_USAGE)
+            })
+            .collect::<Result<_>>()?;
+        Ok(PartialSums { op, sums, scratch, units })
+    }
+
+    /// Unit `k`'s slot of each gradient, in the order of `sums`.
+    pub(crate) fn slots(&self, ctx: &GpuContext, k: usize) -> Result<Vec<Tensor>> {
+        self.sums
+            .iter()
+            .zip(&self.scratch)
+            .map(|(t, buf)| {
+                let at = k as u64 * slot_bytes(ctx, t.shape(), t.dtype());
+                Tensor::from_buffer_as(ctx, buf.clone(), t.shape(), t.dtype()).map(|s| s.with_offset(at))
+            })
+            .collect()
+    }
+
+    /// Records the sums over the units' slots and the copies into place; returns the launches.
+    pub(crate) fn finish(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) -> Result<usize> {
+        if self.sums.is_empty() {
+            return Ok(0);
+        }
+        ctx.scoped(|| -> Result<usize> {
+            let mut arena = UniformArena::new(ctx);
+            let blocks: Vec<_> = self
+                .sums
+                .iter()
+                .map(|t| {
+                    let sp = sum_params(ctx, t.shape(), t.dtype(), self.units);
+                    (sp, arena.push(&sp))
+                })
+                .collect();
+            let uniforms = arena.finish(ctx)?;
+            let mut dispatches = Vec::new();
+            let mut totals = Vec::new();
+            for ((t, buf), (sp, block)) in self.sums.iter().zip(&self.scratch).zip(&blocks) {
+                let dtype = t.dtype();
+                let x = Tensor::from_buffer_as(ctx, buf.clone(), &[self.units, sp.channels as usize, 1], dtype)?;
+                let total = Tensor::empty_as(ctx, &[sp.channels as usize], dtype)?;
+                dispatches.extend(channel_sum::prepare(ctx, &uniforms, *block, sp, &x, &total, dtype == DType::F16)?);
+                totals.push(total);
+            }
+            record(ctx, encoder, self.op, &dispatches);
+            for (total, t) in totals.iter().zip(&self.sums) {
+                encoder.copy_buffer_to_buffer(total.buffer(), 0, t.buffer(), t.offset(), t.byte_len());
+            }
+            Ok(dispatches.len())
+        })?
+    }
+
+    /// The launches [`PartialSums::finish`] records over `units` units for a grad_weight of
+    /// `weight`'s shape and a grad_bias of `bias` channels (each where given).
+    pub(crate) fn steps(
+        ctx: &GpuContext,
+        op: &'static str,
+        weight: Option<&[usize]>,
+        bias: Option<usize>,
+        dtype: DType,
+        units: usize,
+    ) -> Result<Vec<Step>> {
+        let bias = bias.map(|c| [c]);
+        let shapes = [("grad_weight", weight), ("grad_bias", bias.as_ref().map(|b| &b[..]))];
+        let mut steps = Vec::new();
+        for (what, shape) in shapes.into_iter().filter_map(|(what, s)| s.map(|s| (what, s))) {
+            slots_bytes(ctx, op, shape, dtype, units)?;
+            let sp = sum_params(ctx, shape, dtype, units);
+            let note = format!("{what}: Σ over {units} parts");
+            steps.extend(channel_sum::steps(ctx, &sp, dtype == DType::F16, &note)?);
+        }
+        Ok(steps)
+    }
+}
+
+/// The slots of one gradient as channel_sum's `[units, slot elements, 1]`.
+fn sum_params(ctx: &GpuContext, shape: &[usize], dtype: DType, units: usize) -> SumParams {
+    let channels = (slot_bytes(ctx, shape, dtype) / dtype.size()) as u32;
+    SumParams { channels, hw: 1, n: units as u32, _pad0: 0 }
+}
+
+/// Bytes of one aligned slot holding a partial gradient of `shape` (each slot starts at the
+/// device's storage offset alignment).
+fn slot_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType) -> u64 {
+    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
+    (shape.iter().product::<usize>() as u64 * dtype.size()).next_multiple_of(4).next_multiple_of(align)
+}
+
+/// Bytes of `units` slots of a partial gradient of `shape`; an error past one binding.
+fn slots_bytes(ctx: &GpuContext, op: &str, shape: &[usize], dtype: DType, units: usize) -> Result<u64> {
+    let (bytes, max) = (slot_bytes(ctx, shape, dtype) * units as u64, ctx.max_binding());
+    if bytes > max {
+        return Err(Error::TooLarge(format!(
+            "{op}: the {units} partial gradients {shape:?} (one per batch piece or row band) take {bytes} bytes; one \
+             storage binding holds at most {max} on this device",
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A backward pass over the pieces of the batch: `each` records one piece's pass on the views
+/// of `batched` (as [`for_each_piece`]) with that piece's slots of `sums` (in order), and
+/// returns its launches; then the slots are summed into `sums` ([`PartialSums`]). Returns every
+/// launch recorded.
+pub(crate) fn backward_in_pieces(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    op: &'static str,
+    pieces: &BatchPieces,
+    batched: &[Batched<'_>],
+    sums: Vec<&Tensor>,
+    mut each: impl FnMut(&mut wgpu::CommandEncoder, &[Tensor], Vec<Tensor>) -> Result<usize>,
+) -> Result<usize> {
+    let partial = PartialSums::new(ctx, op, sums, pieces.pieces)?;
+    let (mut k, mut recorded) = (0, 0);
+    for_each_piece(ctx, encoder, pieces, batched, |encoder, views| {
+        recorded += each(encoder, views, partial.slots(ctx, k)?)?;
+        k += 1;
+        Ok(())
+    })?;
+    Ok(recorded + partial.finish(ctx, encoder)?)
 }

@@ -63,6 +63,23 @@ impl Conv2dGrads {
         })
     }
 
+    /// The gradients of one part of a split call: its grad_input (or none), and its slots for
+    /// the gradients summed over the batch ([`batch::PartialSums::slots`]) where `self` holds
+    /// grad_weight and grad_bias.
+    pub(crate) fn part(&self, grad_input: Option<Tensor>, slots: Vec<Tensor>) -> Conv2dGrads {
+        let mut s = slots.into_iter();
+        Conv2dGrads {
+            grad_input,
+            grad_weight: self.grad_weight.as_ref().and_then(|_| s.next()),
+            grad_bias: self.grad_bias.as_ref().and_then(|_| s.next()),
+        }
+    }
+
+    /// The gradients summed over the batch that `self` holds: grad_weight, grad_bias.
+    pub(crate) fn sums(&self) -> Vec<&Tensor> {
+        [&self.grad_weight, &self.grad_bias].into_iter().flatten().collect()
+    }
+
     /// Errors ([`Error::Buffer`], [`Error::DeviceMismatch`]) unless each gradient held has its
     /// shape (`input`'s, `weight`'s, `[c_out]`), stores `dtype` and was made on `ctx`.
     pub(crate) fn check(
@@ -100,15 +117,12 @@ impl Conv2dGrads {
 
 /// conv2d_backward_into for an input or grad_output beyond one storage binding: the backward
 /// pass of each batch piece ([`crate::ops::batch`]), grad_input into the piece's images (the
-/// same kernels as one call: bit-identical), grad_weight and grad_bias into aligned slots
-/// of a scratch buffer. When one image exceeds a binding: grad_input by conv_transpose2d's
-/// row bands, and the weight and bias gradients of each band of output rows of each image
-/// (its grad_output rows and its input rows with their halo, [`crate::ops::bands`]) into
-/// the slots. The slots are then summed
-/// over the pieces in a fixed order (`channel_sum.wgsl` over `[pieces, slot]`) and copied
-/// into place. The sum over the batch is regrouped at the piece boundaries: equal to one
-/// call within f32 rounding, not bit for bit (f16: each piece's gradient is rounded to f16).
-#[allow(clippy::too_many_arguments)]
+/// same kernels as one call: bit-identical), grad_weight and grad_bias into the piece's slots
+/// ([`batch::PartialSums`]: summed over the pieces in a fixed order, equal to one call within
+/// f32 rounding). When one image exceeds a binding: grad_input by conv_transpose2d's row
+/// bands, and the weight and bias gradients of each band of output rows of each image (its
+/// grad_output rows and its input rows with their halo, [`crate::ops::bands`]) into the
+/// slots.
 fn backward_in_pieces(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -117,111 +131,46 @@ fn backward_in_pieces(
     grad_output: &Tensor,
     params: &Conv2dParams,
     grads: &Conv2dGrads,
-    half: bool,
 ) -> Result<usize> {
-    let sums: Vec<&Tensor> = [&grads.grad_weight, &grads.grad_bias].into_iter().flatten().collect();
+    let sums = grads.sums();
     let g = params.validate(input.shape(), weight.shape(), None)?;
     let dtype = input.dtype();
     let n = g.n as usize;
     let image_bytes = |t: &Tensor| (t.numel() / n) as u64 * dtype.size();
     let max = ctx.max_binding();
-    // The units each gradient gets a slot for: batch pieces, or (image, row band) pairs when
-    // one image exceeds a binding.
     let mut batched = vec![batch::input(input, "input"), batch::input(grad_output, "grad_output")];
     batched.extend(grads.grad_input.as_ref().map(|dx| batch::output(dx, "grad_input")));
-    let (units, split) = if image_bytes(input) > max || image_bytes(grad_output) > max {
-        let rows = crate::ops::conv2d::row_geometry(&g, dtype);
-        let bands = rows.plan("conv2d_backward", max)?;
-        (n * bands.bands as usize, Err((rows, bands)))
-    } else {
+    if image_bytes(input) <= max && image_bytes(grad_output) <= max {
         let pieces = batch::pieces(ctx, "conv2d_backward", &batched)?;
-        (pieces.pieces, Ok(pieces))
-    };
-    let slot = |t: &Tensor| slot_bytes(ctx, t.shape(), dtype);
-    let mut scratch = Vec::new();
-    for t in &sums {
-        let bytes = slots_bytes(ctx, t.shape(), dtype, units)?;
-        scratch.push(ctx.create_buffer("wgconv.piece_gradients", bytes, crate::tensor::TENSOR_USAGE)?);
+        return batch::backward_in_pieces(ctx, encoder, "conv2d_backward", &pieces, &batched, sums, |e, t, slots| {
+            record_checked(ctx, e, &t[0], weight, &t[1], params, &grads.part(t.get(2).cloned(), slots))
+        });
     }
-    let (mut recorded, mut dx_launches) = (0, 0);
-    let view = |k: usize, i: usize| {
-        Tensor::from_buffer_as(ctx, scratch[i].clone(), sums[i].shape(), sums[i].dtype())
-            .map(|t| t.with_offset(k as u64 * slot(sums[i])))
-    };
-    // The backward pass of unit k into its slots.
-    let mut k = 0;
-    let mut unit =
-        |encoder: &mut wgpu::CommandEncoder, x: &Tensor, dy: &Tensor, dx: Option<Tensor>, p: &Conv2dParams| {
-            let mut i = 0;
-            let mut next = |on: bool| -> Result<Option<Tensor>> {
-                if !on {
-                    return Ok(None);
-                }
-                i += 1;
-                view(k, i - 1).map(Some)
-            };
-            let grads_k = Conv2dGrads {
-                grad_input: dx,
-                grad_weight: next(grads.grad_weight.is_some())?,
-                grad_bias: next(grads.grad_bias.is_some())?,
-            };
-            k += 1;
-            recorded += record_checked(ctx, encoder, x, weight, dy, p, &grads_k)?;
-            Ok(())
-        };
-    match &split {
-        Ok(pieces) => batch::for_each_piece(ctx, encoder, pieces, &batched, |encoder, t| {
-            unit(encoder, &t[0], &t[1], t.get(2).cloned(), params)
-        })?,
-        Err((rows, bands)) => {
-            // grad_input: conv_transpose2d cuts each image into bands itself.
-            if let Some(dx) = &grads.grad_input {
-                dx_launches = grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
-            }
-            if !sums.is_empty() {
-                for i in 0..n {
-                    let (x, dy) = (input.narrow_batch(i, 1)?, grad_output.narrow_batch(i, 1)?);
-                    bands::for_each_band(ctx, encoder, rows, bands, &x, &dy, bands::Role::In, |encoder, x, dy, b| {
-                        let (top, bottom) = (b.pad_top, b.pad_bottom);
-                        let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
-                        unit(encoder, x, dy, None, &Conv2dParams { padding, ..*params })
-                    })?;
-                }
-            }
-        }
+    // One image exceeds a binding: a unit per (image, row band).
+    let rows = crate::ops::conv2d::row_geometry(&g, dtype);
+    let bands = rows.plan("conv2d_backward", max)?;
+    let mut recorded = 0;
+    // grad_input: conv_transpose2d cuts each image into bands itself.
+    if let Some(dx) = &grads.grad_input {
+        recorded += grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
     }
-    let recorded = recorded + dx_launches;
     if sums.is_empty() {
         return Ok(recorded);
     }
-    // Σ over the pieces: the slots as [pieces, slot elements, 1], summed per element.
-    let sums_recorded = ctx.scoped(|| -> Result<usize> {
-        let mut arena = UniformArena::new(ctx);
-        let elem = sums[0].dtype().size();
-        let blocks: Vec<_> = sums
-            .iter()
-            .map(|t| {
-                let sp = SumParams { channels: (slot(t) / elem) as u32, hw: 1, n: units as u32, _pad0: 0 };
-                (sp, arena.push(&sp))
-            })
-            .collect();
-        let uniforms = arena.finish(ctx)?;
-        let mut dispatches = Vec::new();
-        let mut totals = Vec::new();
-        for (i, (sp, block)) in blocks.iter().enumerate() {
-            let dtype = sums[i].dtype();
-            let x = Tensor::from_buffer_as(ctx, scratch[i].clone(), &[units, sp.channels as usize, 1], dtype)?;
-            let total = Tensor::empty_as(ctx, &[sp.channels as usize], dtype)?;
-            dispatches.extend(channel_sum::prepare(ctx, &uniforms, *block, sp, &x, &total, half)?);
-            totals.push(total);
-        }
-        record(ctx, encoder, "conv2d_backward", &dispatches);
-        for (total, t) in totals.iter().zip(&sums) {
-            encoder.copy_buffer_to_buffer(total.buffer(), 0, t.buffer(), t.offset(), t.byte_len());
-        }
-        Ok(dispatches.len())
-    })??;
-    Ok(recorded + sums_recorded)
+    let partial = batch::PartialSums::new(ctx, "conv2d_backward", sums, n * bands.bands as usize)?;
+    let mut k = 0;
+    for i in 0..n {
+        let (x, dy) = (input.narrow_batch(i, 1)?, grad_output.narrow_batch(i, 1)?);
+        bands::for_each_band(ctx, encoder, &rows, &bands, &x, &dy, bands::Role::In, |encoder, x, dy, b| {
+            let (top, bottom) = (b.pad_top, b.pad_bottom);
+            let padding = Padding::Explicit { top, left: g.pads.left, bottom, right: g.pads.right };
+            let p = Conv2dParams { padding, ..*params };
+            recorded += record_checked(ctx, encoder, x, weight, dy, &p, &grads.part(None, partial.slots(ctx, k)?))?;
+            k += 1;
+            Ok(())
+        })?;
+    }
+    Ok(recorded + partial.finish(ctx, encoder)?)
 }
 
 /// conv2d_backward_into for a weight beyond one storage binding: chunks of output channels
@@ -332,25 +281,6 @@ fn channel_chunks(g: &Conv2dGeometry, weight: &[usize], dtype: DType, max: u64) 
         )));
     }
     Ok(chunks)
-}
-
-/// Bytes of one aligned slot holding a partial gradient of `shape` (each slot starts at
-/// the device's storage offset alignment).
-fn slot_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType) -> u64 {
-    let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
-    (shape.iter().product::<usize>() as u64 * dtype.size()).next_multiple_of(4).next_multiple_of(align)
-}
-
-/// Bytes of `units` slots of a partial gradient of `shape`; an error past one binding.
-fn slots_bytes(ctx: &GpuContext, shape: &[usize], dtype: DType, units: usize) -> Result<u64> {
-    let (bytes, max) = (slot_bytes(ctx, shape, dtype) * units as u64, ctx.max_binding());
-    if bytes > max {
-        return Err(Error::TooLarge(format!(
-            "conv2d_backward: the {units} partial gradients {shape:?} (one per batch piece or row band) take {bytes} \
-             bytes; one storage binding holds at most {max} on this device",
-        )));
-    }
-    Ok(bytes)
 }
 
 /// grad_input as conv_transpose2d of grad_output (which bands, pieces and chunks itself);
@@ -509,13 +439,13 @@ pub fn plan_conv2d_backward(
         plan.batch_pieces = 0;
         return Ok(plan);
     }
-    let (max, elem, half) = (ctx.max_binding(), dtype.size(), dtype == DType::F16);
+    let (max, elem) = (ctx.max_binding(), dtype.size());
     let out = g.output_shape();
     let bytes = |s: &[usize]| s.iter().product::<usize>() as u64 * elem;
     let transposed = |plan: &mut Conv2dBackwardPlan, note: &str| -> Result<()> {
         let tp = grad_input_params(params, &input, weight)?;
         let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &out, weight, None, dtype, &tp)?;
-        plan.steps.extend(t.steps.into_iter().map(|s| noted(s, note)));
+        plan.steps.extend(t.steps.into_iter().map(|s| s.noted(note)));
         Ok(())
     };
     // (input, weight, params, grads, note) of each backward pass of a split call
@@ -585,26 +515,14 @@ pub fn plan_conv2d_backward(
         if k == 0 {
             (plan.depthwise_input, plan.depthwise_weight) = (part.depthwise_input, part.depthwise_weight);
         }
-        plan.steps.extend(part.steps.into_iter().map(|s| noted(s, &note)));
+        plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&note)));
     }
     // The slots of the pieces or bands, summed per element.
     if units > 0 {
-        let shapes =
-            [(which.weight, "grad_weight", weight.to_vec()), (which.bias, "grad_bias", vec![g.c_out as usize])];
-        for (_, what, shape) in shapes.into_iter().filter(|s| s.0) {
-            let slot = slot_bytes(ctx, &shape, dtype);
-            slots_bytes(ctx, &shape, dtype, units)?;
-            let sp = SumParams { channels: (slot / elem) as u32, hw: 1, n: units as u32, _pad0: 0 };
-            plan.steps.extend(channel_sum::steps(ctx, &sp, half, &format!("{what}: Σ over {units} parts"))?);
-        }
+        let (dw, db) = (which.weight.then_some(weight), which.bias.then_some(g.c_out as usize));
+        plan.steps.extend(batch::PartialSums::steps(ctx, "conv2d_backward", dw, db, dtype, units)?);
     }
     Ok(plan)
-}
-
-/// `what: note` (or `what` alone).
-fn noted(mut s: Step, what: &str) -> Step {
-    s.note = if s.note.is_empty() { what.to_string() } else { format!("{what}: {}", s.note) };
-    s
 }
 
 /// The depthwise kernels each gradient of a conv whose tensors fit one binding takes:
@@ -649,7 +567,7 @@ fn whole_steps(
     if which.input && !dw_input {
         let tp = grad_input_params(params, input, weight)?;
         let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &g.output_shape(), weight, None, dtype, &tp)?;
-        plan.steps.extend(t.steps.into_iter().map(|s| noted(s, "grad_input")));
+        plan.steps.extend(t.steps.into_iter().map(|s| s.noted("grad_input")));
     }
     if which.weight && !dw_weight {
         let overrides = gemm::overrides(GemmProblem::GradWeight, Activation::None, false, &gemm::Aux::None);
@@ -770,7 +688,6 @@ fn record_checked(
             (grads.grad_bias.as_ref(), "grad_bias"),
         ],
     )?;
-    let half = dtype == DType::F16;
     let outs = [(&grads.grad_input, input.shape()), (&grads.grad_weight, weight.shape())];
     for (t, shape) in outs {
         if let Some(t) = t {
@@ -811,7 +728,7 @@ fn record_checked(
     } else if plan.channel_chunks > 1 {
         backward_by_channels(ctx, encoder, input, weight, grad_output, params, grads)?
     } else if plan.batch_pieces > 1 || plan.row_bands > 1 {
-        backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads, half)?
+        backward_in_pieces(ctx, encoder, input, weight, grad_output, params, grads)?
     } else {
         record_whole(ctx, encoder, &plan, input, weight, grad_output, params, grads)?
     };

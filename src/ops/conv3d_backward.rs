@@ -9,7 +9,11 @@
 //! - grad_bias: the channel sums of dY (`channel_sum.wgsl`).
 //!
 //! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 kernels (f16
-//! tensors through f32 copies, [`crate::ops::widen`]), each tensor within one storage binding.
+//! tensors through f32 copies, [`crate::ops::widen`]). An input or grad_output beyond one
+//! storage binding runs in batch pieces ([`crate::ops::batch`]): grad_input per piece (the
+//! same kernels: bit-identical to one call), grad_weight and grad_bias per piece into slots
+//! then summed over the pieces in order (equal to one call within f32 rounding); the weight
+//! and one image of each tensor within one binding.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -18,6 +22,7 @@ use crate::kernels::col2vol;
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::vol2col::{self, Vol2colParams};
 use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
+use crate::ops::batch::{self, BatchPieces, PartialSums};
 use crate::ops::conv2d::plan_chunks_of_16;
 use crate::ops::conv2d_backward::{Conv2dGrads, Grads};
 use crate::ops::{as_batched, unbatched, widen};
@@ -35,6 +40,8 @@ pub struct Conv3dBackwardPlan {
     pub voxel_chunks: u32,
     /// Bytes of the shared workspace (column gradients, or one chunk of the unfold).
     pub workspace_bytes: u64,
+    /// Pieces the batch runs in (1: one call; 0: an empty batch), each piece planned as above.
+    pub batch_pieces: u32,
     /// Every launch, in recording order.
     pub steps: Vec<Step>,
 }
@@ -47,7 +54,8 @@ impl std::fmt::Display for Conv3dBackwardPlan {
             "{} images per chunk of column gradients, {} voxel chunks for grad_weight",
             self.images_per_chunk, self.voxel_chunks
         );
-        let what = ("gradients", "one call");
+        let pieces = format!("{} batch pieces", self.batch_pieces);
+        let what = ("gradients", if self.batch_pieces > 1 { pieces.as_str() } else { "one call" });
         write_plan(f, "conv3d_backward", &input, &g.output_shape(), what, self.workspace_bytes, chunking, &self.steps)
     }
 }
@@ -63,16 +71,12 @@ fn validate(ctx: &GpuContext, input: &[usize], weight: &[usize], params: &Conv3d
     }
     let x = as_batched(input, 5);
     let g = params.validate(&x, weight, None)?;
-    let max = ctx.max_binding();
-    let out = g.output_shape().to_vec();
-    for (what, s) in [("input", &x), ("weight", &weight.to_vec()), ("grad_output", &out)] {
-        let bytes = s.iter().product::<usize>() as u64 * 4;
-        if bytes > max {
-            return Err(Error::TooLarge(format!(
-                "conv3d_backward: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage binding \
-                 holds at most {max} on this device"
-            )));
-        }
+    let (max, bytes) = (ctx.max_binding(), weight.iter().product::<usize>() as u64 * 4);
+    if bytes > max {
+        return Err(Error::TooLarge(format!(
+            "conv3d_backward: weight {weight:?} is {bytes} bytes; it binds the weight whole and one storage binding \
+             holds at most {max} on this device"
+        )));
     }
     let (turns, budget) = (col2vol::turns(&g) + 1, ctx.config().loop_budget as u64);
     if turns > budget {
@@ -234,9 +238,30 @@ pub fn plan_conv3d_backward(
         images_per_chunk: 0,
         voxel_chunks: 0,
         workspace_bytes: 0,
+        batch_pieces: u32::from(g.n > 0),
         steps: vec![],
     };
     if g.n == 0 {
+        return Ok(plan);
+    }
+    let pieces = pieces_of(ctx, &g)?;
+    if pieces.pieces > 1 {
+        // Each piece planned as a call of its own, then the sums over the pieces.
+        let n = g.n as usize;
+        let x = as_batched(input, 5);
+        for n0 in (0..n).step_by(pieces.per_piece) {
+            let len = pieces.per_piece.min(n - n0);
+            let piece: Vec<usize> = [len].into_iter().chain(x[1..].iter().copied()).collect();
+            let part = plan_conv3d_backward(ctx, &piece, weight, params, which)?;
+            if n0 == 0 {
+                (plan.images_per_chunk, plan.voxel_chunks) = (part.images_per_chunk, part.voxel_chunks);
+                plan.workspace_bytes = part.workspace_bytes;
+            }
+            plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&format!("images {n0}..{}", n0 + len))));
+        }
+        let (dw, db) = (which.weight.then_some(weight), which.bias.then_some(g.c_out as usize));
+        plan.steps.extend(PartialSums::steps(ctx, "conv3d_backward", dw, db, DType::F32, pieces.pieces)?);
+        plan.batch_pieces = pieces.pieces as u32;
         return Ok(plan);
     }
     let u = g.unfolded();
@@ -266,6 +291,15 @@ pub fn plan_conv3d_backward(
     Ok(plan)
 }
 
+/// The batch pieces of the input and grad_output (f32; grad_input is the input's shape).
+fn pieces_of(ctx: &GpuContext, g: &Conv3dGeometry) -> Result<BatchPieces> {
+    let x = [g.n, g.c_in, g.size[0], g.size[1], g.size[2]].map(|v| v as usize);
+    let out = g.output_shape();
+    let per = |s: &[usize]| s[1..].iter().product::<usize>() as u64 * 4;
+    let tensors = [("input", &x[..], per(&x)), ("grad_output", &out[..], per(&out))];
+    batch::plan(ctx, "conv3d_backward", g.n as usize, &tensors)
+}
+
 fn weight_plan(
     ctx: &GpuContext,
     g: &Conv3dGeometry,
@@ -285,7 +319,8 @@ fn weight_plan(
 ///
 /// Errors: the forward's validation; [`Error::InvalidParam`] for an activation;
 /// [`Error::Unsupported`] for a kernel whose taps exceed the loop budget;
-/// [`Error::TooLarge`] for a tensor beyond one storage binding or one image's column
+/// [`Error::TooLarge`] for the weight or one image of a tensor beyond one storage binding,
+/// the slots of the gradients summed over the batch pieces beyond one, or one image's column
 /// gradients beyond the workspace budget.
 pub fn conv3d_backward(
     ctx: &GpuContext,
@@ -361,7 +396,19 @@ pub fn conv3d_backward_into(
         }
         return check_recorded("conv3d_backward", 0, &plan.steps);
     }
-    let recorded = ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, grad_output, grads))??;
+    let recorded = if plan.batch_pieces > 1 {
+        let mut batched = vec![batch::input(input, "input"), batch::input(grad_output, "grad_output")];
+        batched.extend(grads.grad_input.as_ref().map(|dx| batch::output(dx, "grad_input")));
+        let pieces = batch::pieces(ctx, "conv3d_backward", &batched)?;
+        let op = "conv3d_backward";
+        batch::backward_in_pieces(ctx, encoder, op, &pieces, &batched, grads.sums(), |e, t, slots| {
+            let part = plan_conv3d_backward(ctx, t[0].shape(), weight.shape(), params, which)?;
+            let grads = grads.part(t.get(2).cloned(), slots);
+            ctx.scoped(|| record_backward(ctx, e, &part, &t[0], weight, &t[1], &grads))?
+        })?
+    } else {
+        ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, grad_output, grads))??
+    };
     check_recorded("conv3d_backward", recorded, &plan.steps)
 }
 

@@ -9,7 +9,8 @@
 //! - grad_bias = the channel sums of grad_output.
 //!
 //! Gathers and fixed-order sums, no atomics: bit-identical run to run. f32 kernels (f16
-//! through f32 copies); the limits of conv3d_backward (each tensor within one storage binding).
+//! through f32 copies); batched tensors beyond one storage binding in batch pieces, as
+//! conv3d's and conv3d_backward's (the weight and one image within one binding).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -64,7 +65,8 @@ pub fn as_conv3d(params: &ConvTranspose3dParams, input: &[usize], weight: &[usiz
 /// Unbatched inputs give unbatched gradients; what is not asked for is not computed.
 ///
 /// Errors: see [`as_conv3d`]; shapes ([`Error::Buffer`]); those of [`crate::conv3d`] and
-/// [`crate::conv3d_backward`] (each tensor within one storage binding; f16 through f32 copies).
+/// [`crate::conv3d_backward`] (the weight and one image within one storage binding; f16
+/// through f32 copies).
 pub fn conv_transpose3d_backward(
     ctx: &GpuContext,
     input: &Tensor,

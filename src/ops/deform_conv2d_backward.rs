@@ -20,7 +20,11 @@
 //! - grad_bias = the channel sums of grad_output (`channel_sum.wgsl`).
 //!
 //! No float atomics: every gradient is bit-identical run to run. f32 kernels (f16 tensors
-//! through f32 copies, [`crate::ops::widen`]), each tensor within one storage binding.
+//! through f32 copies, [`crate::ops::widen`]). Batched tensors beyond one storage binding run
+//! in batch pieces ([`crate::ops::batch`]): grad_input, grad_offset and grad_mask per piece
+//! (the same kernels: bit-identical to one call), grad_weight and grad_bias per piece into
+//! slots then summed over the pieces in order (equal to one call within f32 rounding); the
+//! weight and one image of each tensor within one binding.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -30,6 +34,7 @@ use crate::kernels::deform_im2col::{self, DeformIm2colParams};
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::im2col::Im2colParams;
 use crate::kernels::{check_recorded, optional, range, record, whole, write_plan, Step, UniformArena};
+use crate::ops::batch::{self, BatchPieces};
 use crate::ops::conv2d::plan_chunks_of_16;
 use crate::ops::{as_batched, unbatched, widen};
 use crate::params::{Activation, Conv2dGeometry, DeformConv2dParams, DeformGeometry};
@@ -78,6 +83,8 @@ pub struct DeformConv2dBackwardPlan {
     pub workspace_bytes: u64,
     /// Bytes of the fixed-point accumulator of grad_input (0 when not asked for).
     pub accumulator_bytes: u64,
+    /// Pieces the batch runs in (1: one call; 0: an empty batch), each piece planned as above.
+    pub batch_pieces: u32,
     /// Every launch, in recording order.
     pub steps: Vec<Step>,
 }
@@ -90,12 +97,13 @@ impl std::fmt::Display for DeformConv2dBackwardPlan {
             "{} images per chunk of column gradients, {} pixel chunks for grad_weight, {} accumulator bytes",
             self.images_per_chunk, self.pixel_chunks, self.accumulator_bytes
         );
+        let pieces = format!("{} batch pieces", self.batch_pieces);
         write_plan(
             f,
             "deform_conv2d_backward",
             &input,
             &g.output_shape(),
-            ("gradients", "one call"),
+            ("gradients", if self.batch_pieces > 1 { pieces.as_str() } else { "one call" }),
             self.workspace_bytes,
             chunking,
             &self.steps,
@@ -148,23 +156,12 @@ fn validate(
     let batched = |s: &[usize]| if unbatched { as_batched(s, 4) } else { s.to_vec() };
     let (x, off, m) = (batched(input), batched(offset), mask.map(batched));
     let dg = params.validate_deform(&x, weight, &off, m.as_deref(), None)?;
-    let max = ctx.max_binding();
-    for (what, s) in [
-        ("input", &x),
-        ("weight", &weight.to_vec()),
-        ("offset", &off),
-        ("grad_output", &dg.conv.output_shape().to_vec()),
-    ]
-    .into_iter()
-    .chain(m.as_ref().map(|m| ("mask", m)))
-    {
-        let bytes = s.iter().product::<usize>() as u64 * 4;
-        if bytes > max {
-            return Err(Error::TooLarge(format!(
-                "deform_conv2d_backward: {what} {s:?} is {bytes} bytes; it binds every tensor whole and one storage \
-                 binding holds at most {max} on this device"
-            )));
-        }
+    let (max, bytes) = (ctx.max_binding(), weight.iter().product::<usize>() as u64 * 4);
+    if bytes > max {
+        return Err(Error::TooLarge(format!(
+            "deform_conv2d_backward: weight {weight:?} is {bytes} bytes; it binds the weight whole and one storage \
+             binding holds at most {max} on this device"
+        )));
     }
     // The per-sample passes loop over an offset group's channels (five turns each): within the
     // loop budget or not at all.
@@ -205,10 +202,39 @@ pub fn plan_deform_conv2d_backward(
         pixel_chunks: 0,
         workspace_bytes: 0,
         accumulator_bytes: 0,
+        batch_pieces: u32::from(g.n > 0),
         steps: Vec::new(),
     };
     if g.n == 0 {
         // grad_weight and grad_bias are cleared; the others are empty.
+        return Ok(plan);
+    }
+    let pieces = pieces_of(ctx, &dg, mask.is_some())?;
+    if pieces.pieces > 1 {
+        // Each piece planned as a call of its own (f32), then the sums over the pieces.
+        let n = g.n as usize;
+        let unbatched = input.len() == 3;
+        let piece = |s: &[usize], len: usize| -> Vec<usize> {
+            let s = if unbatched { as_batched(s, 4) } else { s.to_vec() };
+            [len].into_iter().chain(s[1..].iter().copied()).collect()
+        };
+        for n0 in (0..n).step_by(pieces.per_piece) {
+            let len = pieces.per_piece.min(n - n0);
+            let m = mask.map(|m| piece(m, len));
+            let (x, off) = (piece(input, len), piece(offset, len));
+            let part = plan_deform_conv2d_backward(ctx, &x, weight, &off, m.as_deref(), DType::F32, params, which)?;
+            if n0 == 0 {
+                (plan.images_per_chunk, plan.pixel_chunks) = (part.images_per_chunk, part.pixel_chunks);
+                (plan.workspace_bytes, plan.accumulator_bytes) = (part.workspace_bytes, part.accumulator_bytes);
+            }
+            plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&format!("images {n0}..{}", n0 + len))));
+        }
+        let (dw, db) = (which.weight.then_some(weight), which.bias.then_some(g.c_out as usize));
+        plan.steps.extend(batch::PartialSums::steps(ctx, "deform_conv2d_backward", dw, db, DType::F32, pieces.pieces)?);
+        plan.batch_pieces = pieces.pieces as u32;
+        if dtype == DType::F16 {
+            bracket_f16(ctx, &mut plan.steps, &g, input, weight, offset, mask, which)?;
+        }
         return Ok(plan);
     }
     let sample = sample_grads(which, mask.is_some());
@@ -258,14 +284,47 @@ pub fn plan_deform_conv2d_backward(
         plan.steps.extend(channel_sum::steps(ctx, &sp, false, "grad_bias")?);
     }
     if dtype == DType::F16 {
-        let numel = |s: &[usize]| s.iter().product::<usize>();
-        let ins = [numel(input), numel(weight), numel(offset), mask.map_or(0, numel), g.output_numel()];
-        let asked = [(which.input, numel(input)), (which.weight, numel(weight)), (which.offset, numel(offset))];
-        let more = [(which.mask, mask.map_or(0, numel)), (which.bias, g.c_out as usize)];
-        let outs: Vec<usize> = asked.into_iter().chain(more).filter(|(on, _)| *on).map(|(_, n)| n).collect();
-        widen::bracket(ctx, &mut plan.steps, &ins, &outs)?;
+        bracket_f16(ctx, &mut plan.steps, &g, input, weight, offset, mask, which)?;
     }
     Ok(plan)
+}
+
+/// The batch pieces of the batched tensors (f32; each gradient is its tensor's shape).
+fn pieces_of(ctx: &GpuContext, dg: &DeformGeometry, has_mask: bool) -> Result<BatchPieces> {
+    let g = &dg.conv;
+    let x = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
+    let out = g.output_shape();
+    let taps = (dg.offset_groups * g.kh * g.kw) as usize;
+    let off = [g.n as usize, 2 * taps, out[2], out[3]];
+    let m = [g.n as usize, taps, out[2], out[3]];
+    let per = |s: &[usize]| s[1..].iter().product::<usize>() as u64 * 4;
+    let mut tensors =
+        vec![("input", &x[..], per(&x)), ("offset", &off[..], per(&off)), ("grad_output", &out[..], per(&out))];
+    if has_mask {
+        tensors.push(("mask", &m[..], per(&m)));
+    }
+    batch::plan(ctx, "deform_conv2d_backward", g.n as usize, &tensors)
+}
+
+/// f16: a widen per input in front of the plan's steps and a narrow per gradient after
+/// ([`crate::ops::widen`]).
+#[allow(clippy::too_many_arguments)]
+fn bracket_f16(
+    ctx: &GpuContext,
+    steps: &mut Vec<Step>,
+    g: &Conv2dGeometry,
+    input: &[usize],
+    weight: &[usize],
+    offset: &[usize],
+    mask: Option<&[usize]>,
+    which: DeformGrads,
+) -> Result<()> {
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let ins = [numel(input), numel(weight), numel(offset), mask.map_or(0, numel), g.output_numel()];
+    let asked = [(which.input, numel(input)), (which.weight, numel(weight)), (which.offset, numel(offset))];
+    let more = [(which.mask, mask.map_or(0, numel)), (which.bias, g.c_out as usize)];
+    let outs: Vec<usize> = asked.into_iter().chain(more).filter(|(on, _)| *on).map(|(_, n)| n).collect();
+    widen::bracket(ctx, steps, &ins, &outs)
 }
 
 /// The per-sample pass's gradients, `None` when it has nothing to form.
@@ -312,8 +371,9 @@ fn weight_plan(
 /// Errors: the forward's validation ([`deform_conv2d`](crate::deform_conv2d));
 /// [`Error::InvalidParam`] for an activation (the backward differentiates the convolution
 /// alone) or grad_mask without a mask; [`Error::Unsupported`] for an offset group beyond the
-/// loop budget; [`Error::TooLarge`] for a tensor
-/// beyond one storage binding or one image's column gradients beyond the workspace budget.
+/// loop budget; [`Error::TooLarge`] for the weight or one image of a tensor beyond one
+/// storage binding, the slots of the gradients summed over the batch pieces beyond one, or one
+/// image's column gradients beyond the workspace budget.
 #[allow(clippy::too_many_arguments)]
 pub fn deform_conv2d_backward(
     ctx: &GpuContext,
@@ -463,8 +523,44 @@ pub fn deform_conv2d_backward_into(
         }
         return check_recorded("deform_conv2d_backward", 0, &plan.steps);
     }
-    let recorded =
-        ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, offset, mask, grad_output, grads))??;
+    let recorded = if plan.batch_pieces > 1 {
+        let mut batched = vec![batch::input(input, "input"), batch::input(offset, "offset")];
+        batched.extend(mask.map(|m| batch::input(m, "mask")));
+        batched.push(batch::input(grad_output, "grad_output"));
+        let outs =
+            [(&grads.grad_input, "grad_input"), (&grads.grad_offset, "grad_offset"), (&grads.grad_mask, "grad_mask")];
+        batched.extend(outs.iter().filter_map(|(t, what)| t.as_ref().map(|t| batch::output(t, what))));
+        let pieces = batch::pieces(ctx, "deform_conv2d_backward", &batched)?;
+        let sums: Vec<&Tensor> = [&grads.grad_weight, &grads.grad_bias].into_iter().flatten().collect();
+        let op = "deform_conv2d_backward";
+        batch::backward_in_pieces(ctx, encoder, op, &pieces, &batched, sums, |e, t, slots| {
+            let mut v = t.iter().cloned();
+            let (x, off) = (v.next().expect("input"), v.next().expect("offset"));
+            let m = mask.and_then(|_| v.next());
+            let dy = v.next().expect("grad_output");
+            let mut s = slots.into_iter();
+            let part_grads = DeformConv2dGrads {
+                grad_input: grads.grad_input.as_ref().and_then(|_| v.next()),
+                grad_offset: grads.grad_offset.as_ref().and_then(|_| v.next()),
+                grad_mask: grads.grad_mask.as_ref().and_then(|_| v.next()),
+                grad_weight: grads.grad_weight.as_ref().and_then(|_| s.next()),
+                grad_bias: grads.grad_bias.as_ref().and_then(|_| s.next()),
+            };
+            let part = plan_deform_conv2d_backward(
+                ctx,
+                x.shape(),
+                weight.shape(),
+                off.shape(),
+                m.as_ref().map(|m| m.shape()),
+                DType::F32,
+                params,
+                which,
+            )?;
+            ctx.scoped(|| record_backward(ctx, e, &part, &x, weight, &off, m.as_ref(), &dy, &part_grads))?
+        })?
+    } else {
+        ctx.scoped(|| record_backward(ctx, encoder, &plan, input, weight, offset, mask, grad_output, grads))??
+    };
     check_recorded("deform_conv2d_backward", recorded, &plan.steps)
 }
 

@@ -6,7 +6,8 @@ use crate::common::gpu;
 use wgconv::conformance::{conv3d_cases, Conv3dBackwardCase, OpCase};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
-    conv3d_backward, Conv3dParams, EngineConfig, Error, GemmKernel, GpuContext, Grads, HostTensor, Padding3d, Tensor,
+    conv3d_backward, Conv3dParams, EngineConfig, Error, GemmKernel, GpuContext, Grads, HostTensor, Padding3d,
+    PaddingMode, Tensor,
 };
 
 fn up(ctx: &GpuContext, h: &HostTensor) -> Tensor {
@@ -163,22 +164,47 @@ fn unbatched_empty_and_refusals() {
     assert_eq!(ctx.submissions(), before);
 }
 
-/// A tensor beyond one storage binding (a 4 KiB cap here) is refused with `TooLarge` before
-/// any GPU work (conv3d_backward binds every tensor whole). Its own context.
+/// An input and grad_output beyond one storage binding (a 2 KiB and an 8 KiB cap here) run
+/// in batch pieces: grad_input bit for bit as one call, grad_weight and grad_bias (summed over
+/// the pieces) the reference's; the plan lists the pieces. Zeros and reflect padding, whose
+/// gradient folds back. A weight beyond one binding is refused before any GPU work. Its own
+/// context: the cap would reach the other tests.
 #[test]
-fn beyond_one_binding_is_refused() {
+fn beyond_one_binding_runs_in_batch_pieces() {
     let Some(ctx) = crate::common::fresh_gpu() else { return };
     let ctx = &ctx;
-    let p = Conv3dParams { padding: Padding3d::Same, ..Default::default() };
-    let (x, w) = (HostTensor::random(&[2, 3, 6, 6, 6], 51), HostTensor::random(&[2, 3, 3, 3, 3], 52));
-    let dy = HostTensor::random(&[2, 2, 6, 6, 6], 53);
-    let (xt, wt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &dy));
+    let reflect = Conv3dParams {
+        padding: Padding3d::Symmetric([1, 1, 1]),
+        padding_mode: PaddingMode::Reflect,
+        ..Default::default()
+    };
     let base = ctx.config();
+    for (n, p, cap, pieces) in [(5, Conv3dParams::default(), 2 << 10, 2), (17, reflect, 8 << 10, 4)] {
+        let (x, w) = (HostTensor::random(&[n, 2, 4, 4, 4], 51), HostTensor::random(&[3, 2, 2, 2, 2], 52));
+        let dy = HostTensor::random(&p.validate(&x.shape, &w.shape, None).unwrap().output_shape(), 53);
+        let t = (&x, &w, &dy);
+        let (rdx, rdw, rdb) = wgconv::reference::conv3d_backward(&x, &w, &dy, &p).unwrap();
+        let whole = run(ctx, t, &p, Grads::ALL);
+        ctx.set_config(EngineConfig { max_binding_size: cap, ..base });
+        let plan = wgconv::plan_conv3d_backward(ctx, &x.shape, &w.shape, &p, Grads::ALL);
+        let got = run(ctx, t, &p, Grads::ALL);
+        ctx.set_config(base);
+        let plan = plan.unwrap();
+        assert_eq!(plan.batch_pieces, pieces, "{plan}");
+        assert!(same_bits(got[0].as_ref().unwrap(), whole[0].as_ref().unwrap()), "n = {n}: grad_input in pieces");
+        for (k, want) in [&rdx, &rdw, &rdb].into_iter().enumerate() {
+            let s = compare(got[k].as_ref().unwrap(), want);
+            assert!(s.passes(Tolerance::default()), "n = {n}, gradient {k}: {s}");
+        }
+    }
+    let (x, w) = (HostTensor::random(&[2, 8, 4, 4, 4], 54), HostTensor::random(&[8, 8, 3, 3, 3], 55));
+    let dy = HostTensor::random(&[2, 8, 2, 2, 2], 56);
+    let (xt, wt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &dy));
     ctx.set_config(EngineConfig { max_binding_size: 4 << 10, ..base });
     let before = ctx.submissions();
-    let e = conv3d_backward(ctx, &xt, &wt, &dyt, &p, Grads::ALL).unwrap_err();
+    let e = conv3d_backward(ctx, &xt, &wt, &dyt, &Conv3dParams::default(), Grads::ALL).unwrap_err();
     let after = ctx.submissions();
     ctx.set_config(base);
-    assert!(matches!(&e, Error::TooLarge(m) if m.contains("storage binding")), "{e:?}");
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("weight") && m.contains("storage binding")), "{e:?}");
     assert_eq!(after, before);
 }

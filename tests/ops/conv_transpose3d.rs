@@ -232,7 +232,8 @@ fn unbatched_empty_and_refusals() {
 /// An input and output beyond one storage binding (an 8 KiB cap; 16 images of 576 and 1408
 /// bytes, unaligned: the pieces go through scratch copies; one image's column matrix, 6912
 /// bytes, within it) run in batch pieces: more pieces than one, the same bits as one call.
-/// Its own context.
+/// The backward pass too: grad_input bit for bit, grad_weight and grad_bias (summed over the
+/// pieces) the reference's. Its own context.
 #[test]
 fn beyond_one_binding_runs_in_batch_pieces_bit_identically() {
     let Some(ctx) = crate::common::fresh_gpu() else { return };
@@ -244,13 +245,23 @@ fn beyond_one_binding_runs_in_batch_pieces_bit_identically() {
         HostTensor::random(&[2], 103),
     );
     let whole = forward(ctx, &x, &w, Some(&b), &p);
+    let dy = HostTensor::random(&p.validate(&x.shape, &w.shape, None).unwrap().output_shape(), 104);
+    let whole_grads = backward(ctx, (&x, &w, &dy), &p, Grads::ALL);
     let base = ctx.config();
     ctx.set_config(EngineConfig { max_binding_size: 8192, ..base });
     let plan = wgconv::plan_conv_transpose3d(ctx, &x.shape, &w.shape, Some(&[2]), &p).unwrap();
     let split = forward(ctx, &x, &w, Some(&b), &p);
+    let split_grads = backward(ctx, (&x, &w, &dy), &p, Grads::ALL);
     ctx.set_config(base);
     assert!(plan.batch_pieces > 1, "{plan}");
     assert!(same_bits(&split, &whole), "batch pieces");
     let (_, want) = wgconv::reference::conv_transpose3d(&x, &w, Some(&b), &p).unwrap();
     assert!(compare(&split, &want).passes(Tolerance::default()));
+    let [dx, dw, db] = split_grads.map(Option::unwrap);
+    assert!(same_bits(&dx, whole_grads[0].as_ref().unwrap()), "grad_input in batch pieces");
+    let (rdx, rdw, rdb) = wgconv::reference::conv_transpose3d_backward(&x, &w, &dy, &p).unwrap();
+    for (k, (got, want)) in [(&dx, &rdx), (&dw, &rdw), (&db, &rdb)].into_iter().enumerate() {
+        let s = compare(got, want);
+        assert!(s.passes(Tolerance::default()), "gradient {k} in batch pieces: {s}");
+    }
 }

@@ -414,21 +414,68 @@ fn every_gemm_kernel_gives_the_reference() {
     ctx.set_config(base);
 }
 
-/// A tensor beyond one storage binding (a 2 KiB cap; the offsets are 4032 bytes) is refused with `TooLarge` before
-/// any GPU work, never split into wrong numbers (deform_conv2d_backward binds every tensor
-/// whole). Its own context: the cap would reach the other tests.
+/// Batched tensors beyond one storage binding run in batch pieces: 6 pieces of one image
+/// each (a 2 KiB cap, offsets of 1800 bytes an image: staged through scratch buffers) with a
+/// mask, and 3 aligned pieces of up to 4 images without (a 4800-byte cap). grad_input,
+/// grad_offset and grad_mask bit for bit as one call, grad_weight and grad_bias (summed over
+/// the pieces) the reference's; the plan lists the pieces. A weight beyond one binding is
+/// refused before any GPU work. Its own context: the cap would reach the other tests.
 #[test]
-fn beyond_one_binding_is_refused() {
+fn beyond_one_binding_runs_in_batch_pieces() {
     let Some(ctx) = crate::common::fresh_gpu() else { return };
     let ctx = &ctx;
-    let (p, [x, w, o, m, dy]) = fd_case();
-    let (xt, wt, ot, mt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &o), up(ctx, &m), up(ctx, &dy));
+    let p = DeformConv2dParams { padding: Padding::Symmetric([1, 1]), ..Default::default() };
     let base = ctx.config();
+    for (n, size, masked, cap, pieces) in [(6, 5, true, 2 << 10, 6), (10, 4, false, 4800, 3)] {
+        let (x, w) = (HostTensor::random(&[n, 2, size, size], 91), HostTensor::random(&[4, 2, 3, 3], 92));
+        let mut o = HostTensor::random(&[n, 18, size, size], 93);
+        o.data.iter_mut().for_each(|v| *v *= 1.7);
+        let m = HostTensor::random(&[n, 9, size, size], 94);
+        let dy = HostTensor::random(&[n, 4, size, size], 95);
+        let t = (&x, &w, &o, masked.then_some(&m), &dy);
+        let whole = run(ctx, t, &p, DeformGrads::ALL);
+        let want = reference(t, &p);
+        ctx.set_config(EngineConfig { max_binding_size: cap, ..base });
+        let plan = wgconv::plan_deform_conv2d_backward(
+            ctx,
+            &x.shape,
+            &w.shape,
+            &o.shape,
+            masked.then_some(&m.shape[..]),
+            DType::F32,
+            &p,
+            DeformGrads::ALL,
+        );
+        let got = run(ctx, t, &p, DeformGrads::ALL);
+        ctx.set_config(base);
+        let plan = plan.unwrap();
+        assert_eq!(plan.batch_pieces, pieces, "{plan}");
+        for k in 0..5 {
+            let (Some(g), Some(one)) = (&got[k], &whole[k]) else {
+                assert!(k == 3 && !masked, "n = {n}: {} missing", NAMES[k]);
+                continue;
+            };
+            if [0, 2, 3].contains(&k) {
+                assert!(same_bits(g, one), "n = {n}: {} in pieces differs from one call", NAMES[k]);
+            }
+            let s = compare(g, &want[k]);
+            assert!(s.passes(Tolerance::default()), "n = {n}, {}: {s}", NAMES[k]);
+        }
+    }
+    // the weight [8, 8, 3, 3] is 2304 bytes
+    let (x, w) = (HostTensor::random(&[1, 8, 3, 3], 96), HostTensor::random(&[8, 8, 3, 3], 97));
+    let (o, m, dy) = (
+        HostTensor::random(&[1, 18, 3, 3], 98),
+        HostTensor::random(&[1, 9, 3, 3], 99),
+        HostTensor::random(&[1, 8, 3, 3], 100),
+    );
+    let (xt, wt, dyt) = (up(ctx, &x), up(ctx, &w), up(ctx, &dy));
     ctx.set_config(EngineConfig { max_binding_size: 2 << 10, ..base });
     let before = ctx.submissions();
-    let e = deform_conv2d_backward(ctx, &xt, &wt, &ot, Some(&mt), &dyt, &p, DeformGrads::ALL).unwrap_err();
+    let e = deform_conv2d_backward(ctx, &xt, &wt, &up(ctx, &o), Some(&up(ctx, &m)), &dyt, &p, DeformGrads::ALL);
     let after = ctx.submissions();
     ctx.set_config(base);
-    assert!(matches!(&e, Error::TooLarge(m) if m.contains("storage binding")), "{e:?}");
+    let e = e.unwrap_err();
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("weight") && m.contains("storage binding")), "{e:?}");
     assert_eq!(after, before);
 }
