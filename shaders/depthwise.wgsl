@@ -2,10 +2,10 @@
 // (concatenated in front: dtype_f32.wgsl or dtype_f16.wgsl, the storage type `elem` of
 // input, weight, bias and out, arithmetic in f32; and activation.wgsl: ACT and activate().)
 //
-// input:  [N, Cin, H, W]
+// input:  [N, Cin, H, W] (X_NHWC: stored [N, H, W, Cin], channels-last)
 // weight: [Cin·mult, 1, kh, kw]; output channel co reads input channel co / mult
 // bias:   [Cin·mult] (read only when HAS_BIAS)
-// out:    [N, Cin·mult, Ho, Wo]
+// out:    [N, Cin·mult, Ho, Wo] (Y_NHWC: stored [N, Ho, Wo, Cin·mult])
 //
 // One workgroup works on one output plane (n, co): workgroup w of the folded grid is plane
 // w / tiles and tile w % tiles of that plane. Each invocation computes four horizontally
@@ -29,6 +29,8 @@ override KH: u32 = 0u;
 override KW: u32 = 0u;
 override SW: u32 = 0u;
 override DW: u32 = 0u;
+override X_NHWC: bool = false;
+override Y_NHWC: bool = false;
 
 struct DepthwiseParams {
     c_in: u32,
@@ -88,8 +90,12 @@ fn main(
     let q = item % params.quads;
     let oy = min(item / params.quads, params.h_out - 1u);
 
-    let src = (n * params.c_in + ci) * params.h * params.w;
-    let last = src + params.h * params.w - 1u;
+    // the plane's first element, and the steps between its pixels (along x) and rows
+    let hw = params.h * params.w;
+    let px = select(1u, params.c_in, X_NHWC);
+    let src = n * params.c_in * hw + ci * select(hw, 1u, X_NHWC);
+    let last = src + (hw - 1u) * px;
+    let row_step = params.w * px;
     let x0 = i32(4u * q * sw) - i32(params.pad_left);
     let wbase = co * kh * kw;
     let win_len = 3u * sw + (kw - 1u) * dw + 1u;
@@ -97,14 +103,14 @@ fn main(
     for (var i = 0u; i < kh; i++) {
         let iy = i32(oy * params.stride_h + i * params.dil_h) - i32(params.pad_top);
         let row_ok = iy >= 0 && iy < i32(params.h);
-        let row = src + u32(clamp(iy, 0, i32(params.h) - 1)) * params.w;
+        let row = src + u32(clamp(iy, 0, i32(params.h) - 1)) * row_step;
         if (KW != 0u && SW != 0u && DW != 0u && win_len <= WIN_MAX) {
             // The row's window, each input read once.
             var win: array<f32, WIN_MAX>;
             for (var t = 0u; t < win_len; t++) {
                 let ix = x0 + i32(t);
                 let ok = row_ok && ix >= 0 && ix < i32(params.w);
-                win[t] = select(0.0, f32(input[min(row + u32(max(ix, 0)), last)]), ok);
+                win[t] = select(0.0, f32(input[min(row + u32(max(ix, 0)) * px, last)]), ok);
             }
             for (var j = 0u; j < kw; j++) {
                 let wv = f32(weight[wbase + i * kw + j]);
@@ -118,7 +124,7 @@ fn main(
                 for (var e = 0u; e < 4u; e++) {
                     let ix = x0 + i32(j * dw + e * sw);
                     let ok = row_ok && ix >= 0 && ix < i32(params.w);
-                    xv[e] = select(0.0, f32(input[min(row + u32(max(ix, 0)), last)]), ok);
+                    xv[e] = select(0.0, f32(input[min(row + u32(max(ix, 0)) * px, last)]), ok);
                 }
                 acc += wv * xv;
             }
@@ -129,10 +135,12 @@ fn main(
         add = f32(bias[co]);
     }
     let alpha = bitcast<f32>(params.alpha_bits);
-    let dst = ((n * params.c_out + co) * params.h_out + oy) * params.w_out;
+    let hw_out = params.h_out * params.w_out;
+    let out_px = select(1u, params.c_out, Y_NHWC);
+    let dst = n * params.c_out * hw_out + co * select(hw_out, 1u, Y_NHWC) + oy * params.w_out * out_px;
     for (var e = 0u; e < 4u; e++) {
         if (live && 4u * q + e < params.w_out) {
-            out[dst + 4u * q + e] = elem(activate(acc[e] + add, alpha));
+            out[dst + (4u * q + e) * out_px] = elem(activate(acc[e] + add, alpha));
         }
     }
 }

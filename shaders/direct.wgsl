@@ -1,10 +1,10 @@
 // Direct conv2d: no workspace, no workgroup memory, no barrier.
 // (activation.wgsl is concatenated in front: it provides ACT and activate().)
 //
-// input:  [N, Cin, H, W]
+// input:  [N, Cin, H, W] (X_NHWC: stored [N, H, W, Cin], channels-last)
 // weight: [Cout, Cin/G, kh, kw], row co of length K = (Cin/G)·kh·kw
 // bias:   [Cout] (read only when HAS_BIAS)
-// out:    [N, Cout, Ho, Wo]
+// out:    [N, Cout, Ho, Wo] (Y_NHWC: stored [N, Ho, Wo, Cout])
 //
 // Each invocation computes 4 consecutive output pixels p .. p + 3 (p = (n·Ho + oy)·Wo + ox,
 // flattened over images and rows) × 16 consecutive output channels of one group, in sixteen
@@ -20,6 +20,8 @@
 // GPU the same uniform loads hit the constant/L1 path and the kernel is a plain direct conv.
 
 override HAS_BIAS: bool = false;
+override X_NHWC: bool = false;
+override Y_NHWC: bool = false;
 
 struct DirectParams {
     c_in: u32,
@@ -72,7 +74,7 @@ fn store(r: u32, rows: u32, co0: u32, ok: vec4<bool>, dst: vec4<u32>, v: vec4<f3
         add = bias[co];
     }
     let alpha = bitcast<f32>(params.alpha_bits);
-    let plane = co * params.h_out * params.w_out;
+    let plane = co * select(params.h_out * params.w_out, 1u, Y_NHWC);
     for (var e = 0u; e < 4u; e++) {
         if (ok[e]) {
             out[dst[e] + plane] = activate(v[e] + add, alpha);
@@ -110,7 +112,10 @@ fn main(
     let ox = q - oy * params.w_out;
     let iy0 = vec4<i32>(oy * params.stride_h) - i32(params.pad_top);
     let ix0 = vec4<i32>(ox * params.stride_w) - i32(params.pad_left);
-    let image = img * (params.c_in * params.h * params.w) + vec4<u32>(g * cig * params.h * params.w);
+    // steps between input channels and between input pixels (NCHW: H·W and 1)
+    let chan_step = select(params.h * params.w, 1u, X_NHWC);
+    let px = select(1u, params.c_in, X_NHWC);
+    let image = img * (params.c_in * params.h * params.w) + vec4<u32>(g * cig * chan_step);
     let h = i32(params.h);
     let w = i32(params.w);
 
@@ -139,15 +144,15 @@ fn main(
 
     var k = 0u;
     for (var cl = 0u; cl < cig; cl++) {
-        let plane = image + vec4<u32>(cl * params.h * params.w);
+        let plane = image + vec4<u32>(cl * chan_step);
         for (var i = 0u; i < params.kh; i++) {
             let iy = iy0 + i32(i * params.dil_h);
             let row_ok = ok & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(h));
-            let row = plane + vec4<u32>(max(iy, vec4<i32>(0))) * params.w;
+            let row = plane + vec4<u32>(max(iy, vec4<i32>(0))) * (params.w * px);
             for (var j = 0u; j < params.kw; j++) {
                 let ix = ix0 + i32(j * params.dil_w);
                 let m = row_ok & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(w));
-                let idx = row + vec4<u32>(max(ix, vec4<i32>(0)));
+                let idx = row + vec4<u32>(max(ix, vec4<i32>(0))) * px;
                 let x = vec4<f32>(tap(m.x, idx.x), tap(m.y, idx.y), tap(m.z, idx.z), tap(m.w, idx.w));
                 let wk = w0 + k;
                 acc0 += weight[wk] * x;
@@ -171,7 +176,7 @@ fn main(
         }
     }
 
-    let dst = img * (params.c_out * hw) + q;
+    let dst = img * (params.c_out * hw) + q * select(1u, params.c_out, Y_NHWC);
     store(0u, rows, co0, ok, dst, acc0);
     store(1u, rows, co0, ok, dst, acc1);
     store(2u, rows, co0, ok, dst, acc2);

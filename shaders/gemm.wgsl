@@ -54,7 +54,7 @@
 // bias: [groups·M] (read only when HAS_BIAS).
 // c: column n is output pixel p = col0 + n, image img = p / hw and pixel q = p % hw; row m
 //    of group g is channel co = g·M + m; the value goes to
-//    c[(img − img0)·c_image_stride + co·hw + q] (B_TRANSPOSED: co = gc·M + m and the pixel
+//    c[(img − img0)·c_image_stride + co·hw + q] (Y_NHWC: + q·groups·M + co; B_TRANSPOSED: co = gc·M + m and the pixel
 //    (ry + sh·qy)·out_w + rx + sw·qx of an out_h × out_w plane). An NCHW conv output has hw = Ho·Wo and
 //    c_image_stride = Cout·Ho·Wo; a plain GEMM sets hw = N and col0 = img0 = 0; a chunk of
 //    images img0.. written to a workspace sets img0 to its first image.
@@ -93,6 +93,9 @@ override HAS_MASK: bool = false;
 override HAS_DW_BIAS: bool = false;
 // The depthwise stage's activation in B_DEPTHWISE: ACT_NONE, ACT_RELU or ACT_RELU6.
 override DW_ACT: u32 = ACT_NONE;
+// The conv output c is channels-last: row co of column p = (img, q) goes to
+// c[(img − img0)·c_image_stride + q·groups·M + co] (not co·hw + q). Not with B_TRANSPOSED.
+override Y_NHWC: bool = false;
 
 // The uniform block: the GEMM's own sizes here, each loader's fields in its own struct,
 // declared in that loader's file (a uniform struct member of struct type starts at a multiple
@@ -223,6 +226,9 @@ fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
         }
         let plane = params.phases.out_h * params.phases.out_w;
         return i32((img - params.dims.img0) * params.dims.c_image_stride + co * plane + oy * params.phases.out_w + ox);
+    }
+    if (Y_NHWC) {
+        return i32((img - params.dims.img0) * params.dims.c_image_stride + q * params.dims.groups * params.dims.m + co);
     }
     return i32((img - params.dims.img0) * params.dims.c_image_stride + co * params.dims.hw + q);
 }

@@ -20,6 +20,19 @@ struct ConvWindow {
 }
 
 
+// X_NHWC: the input the gathering loaders read (B_IMPLICIT, B_POINTWISE) is channels-last,
+// [N, H, W, C] in memory: element (img, ci, y, x) at img·C·H·W + ci·x_chan_stride() +
+// (y·W + x)·x_pixel_stride() (NCHW: strides H·W and 1; channels-last: 1 and C).
+override X_NHWC: bool = false;
+
+fn x_chan_stride() -> u32 {
+    return select(params.conv.h * params.conv.w, 1u, X_NHWC);
+}
+
+fn x_pixel_stride() -> u32 {
+    return select(1u, params.conv.c_in, X_NHWC);
+}
+
 // What the B loader of one invocation knows about its four columns b_c .. b_c + 3, fixed for
 // the whole K loop: validity, image/plane offset and the input position of tap (0, 0)
 // (implicit) or the tap offsets (taps mode).
@@ -30,7 +43,7 @@ struct Cols {
     base: vec4<u32>,
     iy0: vec4<i32>,
     ix0: vec4<i32>,
-    // base + iy0·W + ix0: the input index of tap (0, 0) of channel 0 (B_IMPLICIT and B_TRANSPOSED) or of
+    // base + (iy0·W + ix0)·x_pixel_stride(): the input index of tap (0, 0) of channel 0 (B_IMPLICIT and B_TRANSPOSED) or of
     // the tap at output pixel (0, 0) (B_TAPS); may point outside the image, only in-image
     // positions are read.
     at: vec4<i32>,
@@ -64,7 +77,7 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.iy0 = vec4<i32>(qy) + ph.by;
         c.ix0 = vec4<i32>(qx) + ph.bx;
     } else if (B_MODE == B_POINTWISE) {
-        c.base = c.img * (params.conv.c_in * params.dims.hw) + q;
+        c.base = c.img * (params.conv.c_in * params.dims.hw) + q * x_pixel_stride();
     } else if (B_MODE == B_TAPS) {
         // Columns are taps: their channel plane and offsets.
         let taps = params.conv.kh * params.conv.kw;
@@ -76,14 +89,14 @@ fn columns(ph: Phase, b_c: u32) -> Cols {
         c.iy0 = vec4<i32>(ti * params.conv.dil_h);
         c.ix0 = vec4<i32>(tj * params.conv.dil_w);
     }
-    c.at = vec4<i32>(c.base) + c.iy0 * i32(params.conv.w) + c.ix0;
+    c.at = vec4<i32>(c.base) + (c.iy0 * i32(params.conv.w) + c.ix0) * i32(x_pixel_stride());
     return c;
 }
 
 // One input element for the implicit modes, 0 outside the image or past the last column.
 fn gather(ok: bool, base: u32, iy: i32, ix: i32) -> f32 {
     if (ok && iy >= 0 && iy < i32(params.conv.h) && ix >= 0 && ix < i32(params.conv.w)) {
-        return b_at(base + u32(iy) * params.conv.w + u32(ix));
+        return b_at(base + (u32(iy) * params.conv.w + u32(ix)) * x_pixel_stride());
     }
     return 0.0;
 }

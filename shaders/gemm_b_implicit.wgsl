@@ -10,7 +10,7 @@ fn load_b_implicit(g: u32, c: Cols, bk: u32) -> vec4<f32> {
     let tap = bk - cl * taps;
     let i = tap / params.conv.kw;
     let j = tap - i * params.conv.kw;
-    let chan = (g * (params.conv.c_in / params.dims.groups) + cl) * params.conv.h * params.conv.w;
+    let chan = (g * (params.conv.c_in / params.dims.groups) + cl) * x_chan_stride();
     let dy = i32(i * params.conv.dil_h);
     let dx = i32(j * params.conv.dil_w);
     return vec4<f32>(gather(c.ok.x, c.base.x + chan, c.iy0.x + dy, c.ix0.x + dx),
@@ -86,6 +86,6 @@ fn tap_index(ph: Phase, c: Cols, p: Tap) -> vec4<i32> {
     }
     let ok = c.ok & vec4<bool>(p.real) & (vec4<u32>(c.iy0 + dy) < vec4<u32>(params.conv.h))
                   & (vec4<u32>(c.ix0 + dx) < vec4<u32>(params.conv.w));
-    let off = i32(ph.gc * walk_channels() * params.conv.h * params.conv.w) + dy * i32(params.conv.w) + dx;
+    let off = i32(ph.gc * walk_channels() * x_chan_stride()) + (dy * i32(params.conv.w) + dx) * i32(x_pixel_stride());
     return select(vec4<i32>(-1), c.at + off, ok);
 }

@@ -1,10 +1,11 @@
-// B_POINTWISE: B is the NCHW input of a 1x1, stride-1, unpadded conv.
+// B_POINTWISE: B is the input of a 1x1, stride-1, unpadded conv (NCHW, or channels-last with
+// X_NHWC: c.base then holds each column's pixel times C).
 
 // Row bk (an input channel) of a pointwise conv's B at the four columns of `c`.
 fn load_b_pointwise(g: u32, c: Cols, bk: u32) -> vec4<f32> {
     var bv = vec4<f32>(0.0);
-    let off = (g * params.dims.k + bk) * params.dims.hw;
-    if (c.ok.w && c.img.x == c.img.w) {
+    let off = (g * params.dims.k + bk) * select(params.dims.hw, 1u, X_NHWC);
+    if (!X_NHWC && c.ok.w && c.img.x == c.img.w) {
         // Four columns in one image: contiguous.
         let s = c.base.x + off;
         bv = b_quad(s);

@@ -56,7 +56,7 @@ fn main_flat(
     let walk = B_MODE == B_IMPLICIT || B_MODE == B_TRANSPOSED;
     let channels = walk_channels();
     let a_step = walk_a_step();
-    let plane = params.conv.h * params.conv.w;
+    let plane = x_chan_stride();
     var tap = tap_at(ph, 0u, 0u);
     var cl = 0u;
     var at0 = vec4<i32>(-1);

@@ -1,6 +1,7 @@
-// im2col: unfold a chunk of output pixels of an NCHW input into a column matrix.
+// im2col: unfold a chunk of output pixels of an NCHW (or channels-last) input into a column
+// matrix.
 //
-// input: [N, Cin, H, W] f32, row-major.
+// input: [N, Cin, H, W] f32, row-major; X_NHWC: stored [N, H, W, Cin] (channels-last).
 // col:   [Cin·kh·kw, cols] f32, row-major. Row r = (ci·kh + i)·kw + j is kernel tap (i, j) of
 //        input channel ci; column c is output pixel p = col0 + c of the flattened
 //        (n, oy, ox) index p = (n·Ho + oy)·Wo + ox. Rows of group g are g·(Cin/G)·kh·kw ..,
@@ -37,6 +38,8 @@ struct Im2colParams {
 
 const WG: u32 = 256u;
 
+override X_NHWC: bool = false;
+
 @compute @workgroup_size(256, 1, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -69,7 +72,12 @@ fn main(
     let sx = pad_source(ix, i32(params.w));
     var v = 0.0;
     if (sy >= 0 && sx >= 0) {
-        v = input[((n * params.c_in + ci) * params.h + u32(sy)) * params.w + u32(sx)];
+        let pixel = u32(sy) * params.w + u32(sx);
+        if (X_NHWC) {
+            v = input[(n * params.h * params.w + pixel) * params.c_in + ci];
+        } else {
+            v = input[(n * params.c_in + ci) * params.h * params.w + pixel];
+        }
     }
     col[idx] = v;
 }

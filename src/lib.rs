@@ -168,7 +168,9 @@ pub use error::{Error, Result};
 pub use kernels::Step;
 pub use ops::conv1d::{conv1d, conv1d_into};
 pub use ops::conv1d_backward::{conv1d_backward, conv1d_backward_into};
-pub use ops::conv2d::{conv2d, conv2d_into, conv2d_with_info, plan_conv2d, Conv2dInfo, Conv2dPlan};
+pub use ops::conv2d::{
+    conv2d, conv2d_into, conv2d_with_info, plan_conv2d, plan_conv2d_with_layouts, Conv2dInfo, Conv2dLayouts, Conv2dPlan,
+};
 pub use ops::conv2d_backward::{
     conv2d_backward, conv2d_backward_into, plan_conv2d_backward, Conv2dBackwardPlan, Conv2dGrads, Grads,
 };
@@ -208,4 +210,4 @@ pub use params::{
     ConvTranspose3dParams, DeformConv2dParams, DeformGeometry, Padding, Padding1d, Padding3d, PaddingMode, Pads,
     Pool2dParams,
 };
-pub use tensor::{DType, HostTensor, Tensor};
+pub use tensor::{DType, HostTensor, Layout, Tensor};

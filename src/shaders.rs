@@ -253,8 +253,35 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
             }
             sets
         }
+        // conv2d's: NCHW with every epilogue, and its channels-last layouts
+        GemmProblem::Dense => {
+            let mut sets: Vec<Overrides> = epilogue_sets().into_iter().map(modes).collect();
+            sets.extend(layout_sets(false).into_iter().map(modes));
+            sets
+        }
+        GemmProblem::Implicit | GemmProblem::Pointwise => {
+            let mut sets: Vec<Overrides> = epilogue_sets().into_iter().map(modes).collect();
+            sets.extend(layout_sets(true).into_iter().map(modes));
+            sets
+        }
         _ => epilogue_sets().into_iter().map(modes).collect(),
     }
+}
+
+/// The channels-last layouts of conv2d's kernels (`X_NHWC` where `reads` the input, and
+/// `Y_NHWC`), each with two epilogues (none; bias and relu). Not every epilogue: naga
+/// validates a module whatever its override values (they only pick branches here), so the
+/// layouts' code is checked whole by any one set; the NCHW sets check every epilogue.
+fn layout_sets(reads: bool) -> Vec<Overrides> {
+    let layouts = [(false, true), (true, false), (true, true)];
+    let mut sets = Vec::new();
+    for (x, y) in layouts.into_iter().filter(|&(x, _)| reads || !x) {
+        for (bias, act) in [(false, 0.0), (true, 1.0)] {
+            let ov = Overrides::none().flag("HAS_BIAS", bias).with("ACT", act);
+            sets.push(if x { ov.flag("X_NHWC", true) } else { ov }.flag("Y_NHWC", y));
+        }
+    }
+    sets
 }
 
 const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthwise.wgsl");
@@ -455,9 +482,17 @@ impl ShaderId {
     pub fn override_sets(self) -> Vec<Overrides> {
         match self {
             // the padding modes
-            ShaderId::Im2col | ShaderId::Vol2col => crate::params::PaddingMode::ALL
+            ShaderId::Vol2col => crate::params::PaddingMode::ALL
                 .into_iter()
                 .map(|m| Overrides::none().with("PAD_MODE", m.code() as f64))
+                .collect(),
+            // the padding modes, from either layout
+            ShaderId::Im2col => crate::params::PaddingMode::ALL
+                .into_iter()
+                .flat_map(|m| {
+                    let ov = Overrides::none().with("PAD_MODE", m.code() as f64);
+                    [ov.clone(), ov.flag("X_NHWC", true)]
+                })
                 .collect(),
             ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
@@ -485,7 +520,8 @@ impl ShaderId {
             }
             ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
-            ShaderId::Col2im | ShaderId::Direct => epilogue_sets(),
+            ShaderId::Col2im => epilogue_sets(),
+            ShaderId::Direct => epilogue_sets().into_iter().chain(layout_sets(true)).collect(),
             // conv_transpose3d's epilogues (zeros padding); conv3d_backward's folds of each
             // padding mode (no epilogue)
             ShaderId::Col2vol => {
@@ -512,6 +548,11 @@ impl ShaderId {
                     } else {
                         sets.push(spec(Overrides::none().flag("HAS_BIAS", true).with("ACT", 1.0)));
                     }
+                }
+                // channels-last, unspecialised and the 3x3 at stride 1
+                for ov in layout_sets(true) {
+                    sets.push(ov.clone().with("KH", 0.0).with("KW", 0.0).with("SW", 0.0).with("DW", 0.0));
+                    sets.push(ov.with("KH", 3.0).with("KW", 3.0).with("SW", 1.0).with("DW", 1.0));
                 }
                 sets
             }
@@ -547,6 +588,19 @@ impl Overrides {
     }
     pub fn flag(self, name: &'static str, on: bool) -> Self {
         self.with(name, if on { 1.0 } else { 0.0 })
+    }
+    /// The channels-last flags of the kernels that read (`X_NHWC`) or write (`Y_NHWC`) a
+    /// conv2d's tensors in either layout: each only when channels-last, so that NCHW keeps
+    /// its override sets.
+    pub(crate) fn layouts(self, input: crate::Layout, output: crate::Layout) -> Self {
+        let mut ov = self;
+        if input == crate::Layout::ChannelsLast {
+            ov = ov.flag("X_NHWC", true);
+        }
+        if output == crate::Layout::ChannelsLast {
+            ov = ov.flag("Y_NHWC", true);
+        }
+        ov
     }
     pub fn entries(&self) -> &[(&'static str, f64)] {
         &self.0

@@ -1,4 +1,5 @@
-//! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32 or f16, C order) and
+//! Tensors: [`Tensor`] (a shape and a `wgpu::Buffer` of f32 or f16, C order or
+//! channels-last, [`Layout`]) and
 //! [`HostTensor`] (f32 on the CPU, with `.npy` I/O).
 
 use crate::context::GpuContext;
@@ -45,8 +46,32 @@ impl DType {
     }
 }
 
-/// A dense tensor in a wgpu buffer, row-major (NCHW for images), f32 unless made with
-/// [`DType::F16`].
+/// How a [`Tensor`]'s elements lie in its buffer (PyTorch's `memory_format`). The shape is
+/// always the logical one (`[N, C, H, W]` for an image batch); the layout says where each
+/// element is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// Row-major in the shape's order (NCHW for images; `torch.contiguous_format`).
+    #[default]
+    Contiguous,
+    /// A rank-4 tensor of shape `[N, C, H, W]` stored as `[N, H, W, C]` row-major: element
+    /// `(n, c, y, x)` at `((n·H + y)·W + x)·C + c` (`torch.channels_last`; an app's HWC
+    /// images). conv2d reads and writes it natively on every algorithm; every other op
+    /// refuses it ([`crate::Error::Unsupported`]).
+    ChannelsLast,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Contiguous => "contiguous",
+            Layout::ChannelsLast => "channels_last",
+        }
+    }
+}
+
+/// A dense tensor in a wgpu buffer, row-major (NCHW for images) unless its [`Layout`] is
+/// channels-last, f32 unless made with [`DType::F16`].
 ///
 /// The buffer may be larger than the shape needs; elements start at byte 0. An f16 tensor's
 /// buffer is rounded up to whole 4-byte words (storage bindings are sized in words).
@@ -61,6 +86,7 @@ pub struct Tensor {
     offset: u64,
     /// Id of the [`GpuContext`] the tensor was made on.
     ctx: u64,
+    layout: Layout,
 }
 
 /// The finite values of `data` that f16 rounds to ±∞: how many, and the largest magnitude.
@@ -114,7 +140,14 @@ impl Tensor {
         }
         check_buffer_size(ctx, shape, (n as u64) * 4)?;
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(data), TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype: DType::F32, offset: 0, ctx: ctx.id })
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            buffer,
+            dtype: DType::F32,
+            offset: 0,
+            ctx: ctx.id,
+            layout: Layout::Contiguous,
+        })
     }
 
     /// Uploads `data` stored as `dtype` (f16: rounded to nearest even).
@@ -144,7 +177,7 @@ impl Tensor {
         halves.resize(n.next_multiple_of(2), 0);
         check_buffer_size(ctx, shape, halves.len() as u64 * 2)?;
         let buffer = ctx.create_buffer_with_data("wgconv.tensor", bytemuck::cast_slice(&halves), TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id, layout: Layout::Contiguous })
     }
 
     /// Uploads a host tensor.
@@ -165,7 +198,7 @@ impl Tensor {
         let bytes = (numel_of(shape)? as u64 * dtype.size()).next_multiple_of(4);
         check_buffer_size(ctx, shape, bytes)?;
         let buffer = ctx.create_buffer("wgconv.tensor", bytes, TENSOR_USAGE)?;
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id, layout: Layout::Contiguous })
     }
 
     /// Wraps a caller's buffer of f32 without copying. It must be on the context's device,
@@ -191,7 +224,7 @@ impl Tensor {
                 reason: format!("{} bytes, shape {shape:?} needs {bytes}", buffer.size()),
             });
         }
-        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id })
+        Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id, layout: Layout::Contiguous })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -202,6 +235,32 @@ impl Tensor {
     }
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+    /// The same buffer read with another layout (no copy: the elements are not moved). A
+    /// caller whose buffer holds `[N, H, W, C]` images wraps it with the logical shape
+    /// `[N, C, H, W]` ([`Tensor::from_buffer`]) and declares [`Layout::ChannelsLast`];
+    /// [`Tensor::to_vec`] reads the elements in buffer order.
+    ///
+    /// Errors: [`Error::Buffer`] for a channels-last tensor not of rank 4.
+    pub fn with_layout(self, layout: Layout) -> Result<Tensor> {
+        if layout == Layout::ChannelsLast {
+            rank4(&self.shape)?;
+        }
+        Ok(Tensor { layout, ..self })
+    }
+    /// Errors ([`Error::Unsupported`]) unless the tensor is contiguous: for the ops that
+    /// read and write NCHW only.
+    pub(crate) fn require_contiguous(&self, op: &str, what: &str) -> Result<()> {
+        match self.layout {
+            Layout::Contiguous => Ok(()),
+            l => Err(Error::Unsupported(format!(
+                "{op} takes contiguous (NCHW) tensors, but {what} is {}: only conv2d reads and writes channels-last",
+                l.name()
+            ))),
+        }
     }
     /// Bytes the shape covers, rounded up to whole 4-byte words (≤ the buffer's size): what
     /// the kernels bind.
@@ -243,7 +302,11 @@ impl Tensor {
         Ok(Tensor { shape, offset: self.offset + start as u64 * per_image, ..self.clone() })
     }
     /// Same data, another shape of the same element count (no copy).
+    ///
+    /// Errors: [`Error::DataLength`] for another element count; [`Error::Unsupported`] for a
+    /// channels-last tensor (its elements are not in the shape's order).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        self.require_contiguous("reshape", "the tensor")?;
         let n = numel_of(shape)?;
         if n != self.numel() {
             return Err(Error::DataLength { shape: shape.to_vec(), expected: n, got: self.numel() });
@@ -399,6 +462,14 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
+/// The four sides of a rank-4 shape, or `Error::Buffer`.
+fn rank4(shape: &[usize]) -> Result<[usize; 4]> {
+    shape.try_into().map_err(|_| Error::Buffer {
+        what: "tensor",
+        reason: format!("shape {shape:?}: channels-last is a layout of rank-4 tensors [N, C, H, W]"),
+    })
+}
+
 impl HostTensor {
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
         let n = numel_of(shape)?;
@@ -419,6 +490,34 @@ impl HostTensor {
         } else {
             std::borrow::Cow::Borrowed(self)
         }
+    }
+
+    /// The values of this `[N, C, H, W]` tensor in channels-last order (`[N, H, W, C]`
+    /// row-major): what a [`Layout::ChannelsLast`] tensor's buffer holds.
+    ///
+    /// Errors: [`Error::Buffer`] unless the tensor has rank 4.
+    pub fn to_channels_last(&self) -> Result<Vec<f32>> {
+        let [_, c, h, w] = rank4(&self.shape)?;
+        let mut out = vec![0.0; self.data.len()];
+        for (i, v) in self.data.iter().enumerate() {
+            let (x, y, ch, img) = (i % w, i / w % h, i / (w * h) % c, i / (w * h * c));
+            out[((img * h + y) * w + x) * c + ch] = *v;
+        }
+        Ok(out)
+    }
+
+    /// The `[N, C, H, W]` tensor whose channels-last values (`[N, H, W, C]` row-major, as a
+    /// [`Layout::ChannelsLast`] tensor's buffer holds them) are `data`.
+    ///
+    /// Errors: [`Error::Buffer`] unless `shape` has rank 4; [`Error::DataLength`].
+    pub fn from_channels_last(shape: &[usize], data: &[f32]) -> Result<Self> {
+        let [_, c, h, w] = rank4(shape)?;
+        let mut t = HostTensor::new(shape, vec![0.0; data.len()])?;
+        for (i, v) in data.iter().enumerate() {
+            let (ch, x, y, img) = (i % c, i / c % w, i / (c * w) % h, i / (c * w * h));
+            t.data[((img * c + ch) * h + y) * w + x] = *v;
+        }
+        Ok(t)
     }
 
     /// [`HostTensor::rounded_to`], refusing values that f16 cannot hold: errors with

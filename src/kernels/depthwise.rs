@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Layout, Tensor};
 
 uniform_block! {
     /// Twin of `DepthwiseParams` in `shaders/depthwise.wgsl`.
@@ -77,19 +77,21 @@ pub(crate) fn prepare(
     out: &Tensor,
 ) -> Result<Dispatch> {
     // f16 storage (conv2d checked that every tensor has the output's dtype)
-    let step = step(ctx, p, activation, bias.is_some(), out.dtype() == DType::F16)?;
+    let layouts = (input.layout(), out.layout());
+    let step = step(ctx, p, activation, bias.is_some(), out.dtype() == DType::F16, layouts)?;
     let bias = optional(ctx, bias);
     step.dispatch(ctx, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)])
 }
 
 /// The launch of the depthwise conv `p`, specialised to its kernel shape where it is a common
-/// one; `half`: f16 storage.
+/// one; `half`: f16 storage; the input's and output's layouts.
 pub(crate) fn step(
     ctx: &GpuContext,
     p: &DepthwiseParams,
     activation: Activation,
     has_bias: bool,
     half: bool,
+    (input, output): (Layout, Layout),
 ) -> Result<Step> {
     let [kh, kw, sw, dw] = p.specialisation();
     let overrides = Overrides::none()
@@ -98,7 +100,8 @@ pub(crate) fn step(
         .with("KH", kh as f64)
         .with("KW", kw as f64)
         .with("SW", sw as f64)
-        .with("DW", dw as f64);
+        .with("DW", dw as f64)
+        .layouts(input, output);
     Ok(Step {
         shader: if half { ShaderId::DepthwiseHalf } else { ShaderId::Depthwise },
         overrides,

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::kernels::{fold_grid, optional, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{Layout, Tensor};
 
 uniform_block! {
     /// Twin of `DirectParams` in `shaders/direct.wgsl`.
@@ -64,16 +64,24 @@ pub(crate) fn prepare(
     bias: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let step = step(ctx, p, activation, bias.is_some())?;
+    let step = step(ctx, p, activation, bias.is_some(), (input.layout(), out.layout()))?;
     let bias = optional(ctx, bias);
     step.dispatch(ctx, &[range(uniforms, block), whole(input), whole(weight), bias, whole(out)])
 }
 
-/// The launch of the direct conv `p`: one workgroup per tile of pixels × channels.
-pub(crate) fn step(ctx: &GpuContext, p: &DirectParams, activation: Activation, has_bias: bool) -> Result<Step> {
+/// The launch of the direct conv `p`: one workgroup per tile of pixels × channels; the
+/// input's and output's layouts.
+pub(crate) fn step(
+    ctx: &GpuContext,
+    p: &DirectParams,
+    activation: Activation,
+    has_bias: bool,
+    (input, output): (Layout, Layout),
+) -> Result<Step> {
+    let overrides = Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64);
     Ok(Step {
         shader: ShaderId::Direct,
-        overrides: Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64),
+        overrides: overrides.layouts(input, output),
         workgroups: fold_grid(p.total_tiles as u64, ctx.max_workgroups_per_dim())?,
         note: String::new(),
     })

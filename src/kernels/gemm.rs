@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{GemmKey, Overrides, ShaderId};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Layout, Tensor};
 
 uniform_block! {
     /// Twin of `GemmDims` in `shaders/gemm.wgsl`: `groups` GEMMs of `m×k · k×n` and the conv
@@ -494,7 +494,8 @@ pub(crate) fn prepare_sampling(
             || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
                 && a.dtype() == DType::F16)
     );
-    let ov = overrides(problem, activation, bias.is_some(), &aux);
+    // a channels-last C (conv2d's output): the write-out's layout
+    let ov = overrides(problem, activation, bias.is_some(), &aux).layouts(Layout::Contiguous, c.layout());
     let plan = plan(ctx, p, problem, ov, half, span(&b), c.numel())?;
     prepare_planned(ctx, uniforms, block, &plan, a, b, bias, c, aux)
 }

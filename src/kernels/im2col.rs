@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::kernels::{fold_grid, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Conv2dGeometry, PaddingMode};
 use crate::shaders::{Overrides, ShaderId};
-use crate::tensor::Tensor;
+use crate::tensor::{Layout, Tensor};
 
 uniform_block! {
     /// Twin of `Im2colParams` in `shaders/im2col.wgsl`.
@@ -43,8 +43,8 @@ impl Im2colParams {
     }
 }
 
-/// Prepares the im2col of `p` (uniform block at `block` of `uniforms`) from `input` into the
-/// first `p.total` floats of `col`, the padding read as `mode` says.
+/// Prepares the im2col of `p` (uniform block at `block` of `uniforms`) from `input` (either
+/// layout) into the first `p.total` floats of `col`, the padding read as `mode` says.
 pub(crate) fn prepare(
     ctx: &GpuContext,
     uniforms: &wgpu::Buffer,
@@ -54,14 +54,16 @@ pub(crate) fn prepare(
     input: &Tensor,
     col: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    step(ctx, p, mode)?.dispatch(ctx, &[range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))])
+    let bindings = [range(uniforms, block), whole(input), range(col, (0, p.total as u64 * 4))];
+    step(ctx, p, mode, input.layout())?.dispatch(ctx, &bindings)
 }
 
-/// The launch of the im2col of `p`: one invocation per column-matrix entry.
-pub(crate) fn step(ctx: &GpuContext, p: &Im2colParams, mode: PaddingMode) -> Result<Step> {
+/// The launch of the im2col of `p` from an input of `layout`: one invocation per
+/// column-matrix entry.
+pub(crate) fn step(ctx: &GpuContext, p: &Im2colParams, mode: PaddingMode, layout: Layout) -> Result<Step> {
     Ok(Step {
         shader: ShaderId::Im2col,
-        overrides: Overrides::none().with("PAD_MODE", mode.code() as f64),
+        overrides: Overrides::none().with("PAD_MODE", mode.code() as f64).layouts(layout, Layout::Contiguous),
         workgroups: fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?,
         note: format!("columns {}..{}", p.col0, p.col0 + p.cols),
     })

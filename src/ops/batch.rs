@@ -159,7 +159,7 @@ pub(crate) fn for_each_piece(
             } else {
                 copy_out.push((buf.clone(), view.clone()));
             }
-            views.push(Tensor::from_buffer_as(ctx, buf, view.shape(), view.dtype())?);
+            views.push(Tensor::from_buffer_as(ctx, buf, view.shape(), view.dtype())?.with_layout(view.layout())?);
         }
         each(encoder, &views)?;
         for (buf, view) in copy_out {

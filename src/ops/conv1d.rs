@@ -58,7 +58,8 @@ pub fn conv1d_into(
         // view (the same taps in the same order: bit-identical).
         let g = p2.validate(as_2d(input)?.shape(), as_2d(weight)?.shape(), bias.map(|b| b.shape()))?;
         let dtype = input.dtype();
-        let (algorithm, _) = crate::ops::conv2d::choose_algorithm(ctx, &g, &p2, dtype, bias.is_some())?;
+        let (algorithm, _) =
+            crate::ops::conv2d::choose_algorithm(ctx, &g, &p2, dtype, bias.is_some(), Default::default())?;
         let rows = |t: &Tensor| {
             let s = t.shape();
             t.reshape(&[s[0], s[1], s[2], 1])

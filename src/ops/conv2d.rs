@@ -13,7 +13,9 @@
 //!
 //! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.
 //!
-//! Every path adds the bias and applies the activation in its write-out. f16 tensors
+//! Every path adds the bias and applies the activation in its write-out, and reads and writes
+//! either layout ([`Layout`]): channels-last inputs and outputs (any mix) are indexed so by
+//! the loaders and the write-out themselves (`X_NHWC`, `Y_NHWC`), no transpose pass. f16 tensors
 //! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1` or `Depthwise` with f16 loads and
 //! stores and f32 accumulation.
 
@@ -25,9 +27,9 @@ use crate::kernels::{
 };
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::channels;
-use crate::ops::{as_batched, batch, common_dtype, returned_shape, unbatched};
+use crate::ops::{as_batched, batch, common_dtype_any_layout, contiguous, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding, Unfolded};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Layout, Tensor};
 
 /// What one conv2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +58,22 @@ pub struct Conv2dInfo {
     pub launches: u32,
 }
 
+/// The layouts of a conv2d's input and output ([`plan_conv2d_with_layouts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Conv2dLayouts {
+    pub input: Layout,
+    pub output: Layout,
+}
+
+impl Conv2dLayouts {
+    fn is_nchw(self) -> bool {
+        self == Conv2dLayouts::default()
+    }
+}
+
 /// Convolves and submits; returns the output `[N, Cout, Ho, Wo]` (read it with
-/// [`Tensor::to_vec`], which waits for the GPU).
+/// [`Tensor::to_vec`], which waits for the GPU) in the input's layout (PyTorch's memory
+/// format propagation: a channels-last input gives a channels-last output).
 pub fn conv2d(
     ctx: &GpuContext,
     input: &Tensor,
@@ -77,7 +93,8 @@ pub fn conv2d_with_info(
     params: &Conv2dParams,
 ) -> Result<(Tensor, Conv2dInfo)> {
     let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?
+        .with_layout(input.layout())?;
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv2d") });
     let info = conv2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
     ctx.submit(encoder)?;
@@ -102,6 +119,8 @@ pub struct Conv2dPlan {
     pub workspace_bytes: u64,
     /// The fused activation.
     pub activation: Activation,
+    /// The input's and output's layouts.
+    pub layouts: Conv2dLayouts,
     /// The kernel launches, in recording order (for a split call, every piece's or band's,
     /// each note saying which).
     pub steps: Vec<Step>,
@@ -153,6 +172,7 @@ impl std::fmt::Display for Conv2dPlan {
 /// [`Conv2dParams::validate`]), picks the algorithm (`Auto`: [`Algorithm::choose`], or the
 /// autotuner's measurement when it is on, which runs GPU work once per bucketed shape), and
 /// lists the launches. Creates no GPU object but the autotuner's. Errors as [`conv2d`].
+/// Contiguous (NCHW) input and output: [`plan_conv2d_with_layouts`] plans other layouts.
 pub fn plan_conv2d(
     ctx: &GpuContext,
     input: &[usize],
@@ -161,11 +181,28 @@ pub fn plan_conv2d(
     dtype: DType,
     params: &Conv2dParams,
 ) -> Result<Conv2dPlan> {
+    plan_conv2d_with_layouts(ctx, input, weight, bias, dtype, Conv2dLayouts::default(), params)
+}
+
+/// [`plan_conv2d`] for an input and output of these layouts (the shapes are the logical
+/// `[N, C, H, W]` ones). Channels-last tensors run every algorithm and batch pieces; an image
+/// or a weight beyond one storage binding (row bands, channel chunks) is
+/// [`Error::TooLarge`] with them, and the autotuner measures NCHW only (`Auto` takes
+/// [`Algorithm::choose`]).
+pub fn plan_conv2d_with_layouts(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    dtype: DType,
+    layouts: Conv2dLayouts,
+    params: &Conv2dParams,
+) -> Result<Conv2dPlan> {
     let input = &as_batched(input, 4)[..];
     let g = params.validate(input, weight, bias)?;
     if dtype == DType::F16 && g.pads_by_mode() {
         // im2col_gemm, which applies the mode, has no f16 kernels: the f32 plan on copies
-        let mut plan = plan_conv2d(ctx, input, weight, bias, DType::F32, params)?;
+        let mut plan = plan_conv2d_with_layouts(ctx, input, weight, bias, DType::F32, layouts, params)?;
         let numel = |s: &[usize]| s.iter().product::<usize>();
         let ins = [numel(input), numel(weight), bias.map_or(0, numel)];
         crate::ops::widen::bracket(ctx, &mut plan.steps, &ins, &[g.output_numel()])?;
@@ -173,7 +210,10 @@ pub fn plan_conv2d(
         plan.reason += "; f16 through f32 copies";
         return Ok(plan);
     }
-    let (algorithm, reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some())?;
+    let (algorithm, mut reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some(), layouts)?;
+    if !layouts.is_nchw() {
+        reason += &format!("; input {}, output {}", layouts.input.name(), layouts.output.name());
+    }
     let act = params.activation;
     let has_bias = bias.is_some();
     let half = dtype == DType::F16;
@@ -187,6 +227,7 @@ pub fn plan_conv2d(
         chunk_cols: pixels,
         workspace_bytes: 0,
         activation: act,
+        layouts,
         steps: Vec::new(),
         batch_pieces: 1,
         row_bands: 1,
@@ -208,14 +249,16 @@ pub fn plan_conv2d(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.cols;
             plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
-            let unfold =
-                |col0, cols| Ok(vec![im2col::step(ctx, &im2col::Im2colParams::new(&g, col0, cols), g.padding_mode)?]);
-            plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, has_bias, unfold)?;
+            let unfold = |col0, cols| {
+                let ip = im2col::Im2colParams::new(&g, col0, cols);
+                Ok(vec![im2col::step(ctx, &ip, g.padding_mode, layouts.input)?])
+            };
+            plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, has_bias, layouts.output, unfold)?;
         }
         Algorithm::ImplicitGemm | Algorithm::Gemm1x1 => {
             let problem = if algorithm == Algorithm::Gemm1x1 { GemmProblem::Pointwise } else { GemmProblem::Implicit };
             let p = gemm::GemmParams::conv(&g, 0, pixels, act.alpha());
-            let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None);
+            let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None).layouts(layouts.input, layouts.output);
             let input_bytes = input.iter().product::<usize>() as u64 * dtype.size();
             let gplan = gemm::plan(ctx, &p, problem, ov, half, Some((0, input_bytes)), g.output_numel())?;
             plan.steps = gplan.steps(algorithm.name());
@@ -227,9 +270,11 @@ pub fn plan_conv2d(
             act,
             has_bias,
             half,
+            (layouts.input, layouts.output),
         )?),
         Algorithm::Direct => {
-            plan.steps.push(direct::step(ctx, &direct::DirectParams::new(&g, act.alpha()), act, has_bias)?)
+            let p = direct::DirectParams::new(&g, act.alpha());
+            plan.steps.push(direct::step(ctx, &p, act, has_bias, (layouts.input, layouts.output))?)
         }
         Algorithm::Auto => unreachable!("resolved above"),
         Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
@@ -261,6 +306,16 @@ fn plan_split(
     let mut parts: Vec<Part> = Vec::new();
     let max = ctx.max_binding();
     let weight_bytes = weight.iter().product::<usize>() as u64 * dtype.size();
+    let too_large_channels_last = |what: &str| {
+        Error::TooLarge(format!(
+            "conv2d: {what} beyond one storage binding ({max} bytes) runs in {}, which read and write NCHW only: a \
+             channels-last input or output needs the weight and each image within one binding",
+            if what == "the weight" { "chunks of channels" } else { "bands of rows" }
+        ))
+    };
+    if weight_bytes > max && !plan.layouts.is_nchw() {
+        return Err(too_large_channels_last("the weight"));
+    }
     if weight_bytes > max {
         channels::check_images("conv2d", weight, weight_bytes, in_image, out_image, max)?;
         let row = weight[1..].iter().product::<usize>() as u64 * dtype.size();
@@ -289,6 +344,9 @@ fn plan_split(
                  read zeros: padding_mode {} needs each image within one binding",
                 g.padding_mode.name()
             )));
+        }
+        if !plan.layouts.is_nchw() {
+            return Err(too_large_channels_last("one image"));
         }
         let rows = row_geometry(&g, dtype);
         let bands = rows.plan("conv2d", max)?;
@@ -328,7 +386,7 @@ fn plan_split(
         plan.batch_pieces = pieces.pieces as u32;
     }
     for (k, (shape, weight, bias, p, what)) in parts.into_iter().enumerate() {
-        let part = plan_conv2d(ctx, &shape, &weight, bias.as_deref(), dtype, &p)?;
+        let part = plan_conv2d_with_layouts(ctx, &shape, &weight, bias.as_deref(), dtype, plan.layouts, &p)?;
         if k == 0 {
             (plan.chunks, plan.chunk_cols, plan.workspace_bytes) = (part.chunks, part.chunk_cols, part.workspace_bytes);
         }
@@ -359,18 +417,20 @@ pub(crate) fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
 }
 
 /// The algorithm a conv2d of `g` runs and why: `params.algorithm` unless `Auto`, then the
-/// autotuner's pick when it is on, else [`Algorithm::choose`]; a kernel that would loop past
-/// the loop budget is replaced (Auto) or refused (forced). Every batch piece of a split call
-/// runs the choice made for the whole batch.
+/// autotuner's pick when it is on (NCHW tensors), else [`Algorithm::choose`]; a kernel that
+/// would loop past the loop budget is replaced (Auto) or refused (forced). Every batch piece
+/// of a split call runs the choice made for the whole batch.
 pub(crate) fn choose_algorithm(
     ctx: &GpuContext,
     g: &Conv2dGeometry,
     params: &Conv2dParams,
     dtype: DType,
     has_bias: bool,
+    layouts: Conv2dLayouts,
 ) -> Result<(Algorithm, String)> {
+    let tune = dtype == DType::F32 && g.n > 0 && !g.pads_by_mode() && layouts.is_nchw();
     let (algorithm, reason) = match params.algorithm {
-        Algorithm::Auto if dtype == DType::F32 && g.n > 0 && !g.pads_by_mode() && ctx.autotune_enabled() => {
+        Algorithm::Auto if tune && ctx.autotune_enabled() => {
             (ctx.tune_conv2d(g, params, has_bias)?, "autotuned: fastest measured".to_string())
         }
         Algorithm::Auto => {
@@ -414,8 +474,9 @@ pub(crate) fn choose_algorithm(
 
 /// Records the conv into the caller's `encoder` without submitting; writes `output`, which
 /// must have the output shape (see [`Conv2dParams::output_shape`]). Tensors may wrap the
-/// caller's own buffers ([`Tensor::from_buffer`]). Validates, plans ([`plan_conv2d`]) and
-/// records the plan's steps.
+/// caller's own buffers ([`Tensor::from_buffer`]); the input and output may each be
+/// contiguous (NCHW) or channels-last ([`Tensor::with_layout`]), the weight and bias
+/// contiguous. Validates, plans ([`plan_conv2d_with_layouts`]) and records the plan's steps.
 pub fn conv2d_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -441,7 +502,10 @@ pub fn conv2d_into(
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
-    let dtype = common_dtype("conv2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    contiguous("conv2d", &[(Some(weight), "weight"), (bias, "bias")])?;
+    let others = [(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")];
+    let dtype = common_dtype_any_layout("conv2d", input, &others)?;
+    let layouts = Conv2dLayouts { input: input.layout(), output: output.layout() };
     if dtype == DType::F16 && g.pads_by_mode() {
         // im2col_gemm, which applies padding modes, has no f16 kernels: f32 copies
         let (ins, outs) = ([Some(input), Some(weight), bias], [Some(output)]);
@@ -451,7 +515,7 @@ pub fn conv2d_into(
         });
     }
     let bias_shape = bias.map(|b| b.shape());
-    let plan = plan_conv2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
+    let plan = plan_conv2d_with_layouts(ctx, input.shape(), weight.shape(), bias_shape, dtype, layouts, params)?;
     // A split call: every piece, band or chunk is planned again for its own shape, with the
     // algorithm chosen for the whole call (bit-identical results).
     let split = Conv2dParams { algorithm: plan.algorithm, ..*params };
@@ -492,7 +556,8 @@ pub fn conv2d_into(
         let batched = [batch::input(input, "input"), batch::output(output, "output")];
         let pieces = batch::pieces(ctx, "conv2d", &batched)?;
         batch::for_each_piece(ctx, encoder, &pieces, &batched, |encoder, t| {
-            let piece = plan_conv2d(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, &split)?;
+            let piece =
+                plan_conv2d_with_layouts(ctx, t[0].shape(), weight.shape(), bias_shape, dtype, layouts, &split)?;
             record_conv2d(ctx, encoder, &piece, &t[0], weight, bias, &t[1])
         })?;
     } else if plan.batch_pieces == 1 {
@@ -679,9 +744,10 @@ pub(crate) fn im2col_gemm_steps(
     chunks: &ChunkPlan,
     act: Activation,
     has_bias: bool,
+    output: Layout,
     unfold: impl Fn(u32, u32) -> Result<Vec<Step>>,
 ) -> Result<Vec<Step>> {
-    let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None);
+    let ov = gemm::overrides(GemmProblem::Dense, act, has_bias, &gemm::Aux::None).layouts(Layout::Contiguous, output);
     let mut steps = Vec::new();
     for c in 0..chunks.chunks {
         let col0 = c * chunks.cols;

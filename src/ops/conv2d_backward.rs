@@ -109,6 +109,7 @@ impl Conv2dGrads {
                     });
                 }
                 t.check_device(ctx, "gradient")?;
+                t.require_contiguous("the backward pass", what)?;
             }
         }
         Ok(())

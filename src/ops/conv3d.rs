@@ -173,7 +173,8 @@ pub fn plan_conv3d(
         let chunks = plan_chunks(ctx, &u)?;
         let unfold =
             |col0, cols| Ok(vec![vol2col::step(ctx, &vol2col::Vol2colParams::new(&g, col0, cols), g.padding_mode)?]);
-        plan.steps = im2col_gemm_steps(ctx, &u, &chunks, params.activation, bias.is_some(), unfold)?;
+        plan.steps =
+            im2col_gemm_steps(ctx, &u, &chunks, params.activation, bias.is_some(), crate::Layout::Contiguous, unfold)?;
         plan.chunks = chunks.chunks;
         plan.workspace_bytes = chunks.cols as u64 * chunks.rows as u64 * 4;
         return Ok(plan);

@@ -96,6 +96,8 @@ pub fn conv_transpose2d_backward_into(
 ) -> Result<()> {
     let conv = as_conv2d(params, input.shape(), weight.shape())?;
     let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), None)?;
+    let tensors = [(Some(input), "input"), (Some(weight), "weight"), (Some(grad_output), "grad_output")];
+    crate::ops::contiguous("conv_transpose2d_backward", &tensors)?;
     let unbatched = input.shape().len() == 3;
     let expected = if unbatched { g.output_shape()[1..].to_vec() } else { g.output_shape().to_vec() };
     if grad_output.shape() != expected {

@@ -182,7 +182,15 @@ pub fn plan_deform_conv2d(
                         })
                         .collect()
                 };
-                let steps = im2col_gemm_steps(ctx, &gb.unfolded(), &chunks, params.activation, bias.is_some(), unfold)?;
+                let steps = im2col_gemm_steps(
+                    ctx,
+                    &gb.unfolded(),
+                    &chunks,
+                    params.activation,
+                    bias.is_some(),
+                    crate::Layout::Contiguous,
+                    unfold,
+                )?;
                 plan.steps.extend(steps.into_iter().map(|mut s| {
                     if !s.note.starts_with(&what) {
                         s.note = format!("{what}: {}", s.note);
@@ -264,7 +272,8 @@ pub fn plan_deform_conv2d(
                 let note = format!("columns {col0}..{}", col0 + cols);
                 Ok(vec![deform_im2col::step(ctx, &ip, dg.offset_groups, m.is_some(), note)?])
             };
-            plan.steps = im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, bias.is_some(), unfold)?;
+            plan.steps =
+                im2col_gemm_steps(ctx, &g.unfolded(), &chunks, act, bias.is_some(), crate::Layout::Contiguous, unfold)?;
             (plan.chunks, plan.workspace_bytes) = (chunks.chunks, chunks.cols as u64 * chunks.rows as u64 * 4);
         } else {
             let pixels = g.n * g.h_out * g.w_out;

@@ -31,8 +31,22 @@ pub(crate) use crate::params::as_batched;
 use crate::tensor::{DType, Tensor};
 
 /// The dtype every tensor of an op shares (the input's), or `Error::DTypeMismatch` naming the
-/// first that differs.
+/// first that differs; `Error::Unsupported` for a channels-last tensor (every op but conv2d,
+/// which checks layouts itself with [`common_dtype_any_layout`], reads NCHW only).
 pub(crate) fn common_dtype(op: &str, input: &Tensor, others: &[(Option<&Tensor>, &str)]) -> Result<DType> {
+    contiguous(op, &[(Some(input), "input")])?;
+    contiguous(op, others)?;
+    common_dtype_any_layout(op, input, others)
+}
+
+/// `Error::Unsupported` for the first channels-last tensor of `tensors` (the ops that read
+/// and write NCHW only).
+pub(crate) fn contiguous(op: &str, tensors: &[(Option<&Tensor>, &str)]) -> Result<()> {
+    tensors.iter().filter_map(|(t, what)| t.map(|t| (t, what))).try_for_each(|(t, what)| t.require_contiguous(op, what))
+}
+
+/// [`common_dtype`] whatever the tensors' layouts.
+pub(crate) fn common_dtype_any_layout(op: &str, input: &Tensor, others: &[(Option<&Tensor>, &str)]) -> Result<DType> {
     let dtype = input.dtype();
     for (t, what) in others {
         if let Some(t) = t.filter(|t| t.dtype() != dtype) {

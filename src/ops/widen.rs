@@ -35,7 +35,8 @@ pub(crate) fn with_f32<R>(
                 t.shape()
             )));
         }
-        Tensor::empty_as(ctx, t.shape(), DType::F32)
+        // an elementwise copy: the same layout
+        Tensor::empty_as(ctx, t.shape(), DType::F32)?.with_layout(t.layout())
     };
     let copies = |ts: &[Option<&Tensor>]| -> Result<Vec<Option<Tensor>>> {
         ts.iter().map(|t| t.map(wide).transpose()).collect()

@@ -8,6 +8,7 @@
 mod common;
 
 mod batch;
+mod channels_last;
 mod conv1d;
 mod conv1d_backward;
 mod conv2d;
