@@ -156,6 +156,8 @@ pub struct BenchOptions {
     /// Storage of the conv2d, conv_transpose2d and deform_conv2d rows' tensors (f16: the other
     /// ops' rows are n/a).
     pub dtype: DType,
+    /// conv2d rows with channels-last (NHWC) input and output (the other ops' rows are n/a).
+    pub channels_last: bool,
 }
 
 impl Default for BenchOptions {
@@ -167,6 +169,7 @@ impl Default for BenchOptions {
             check_points: 256,
             wall_clock: false,
             dtype: DType::F32,
+            channels_last: false,
         }
     }
 }
@@ -254,6 +257,9 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
     {
         let why = format!("n/a: {} storage is conv2d's, conv_transpose2d's and deform_conv2d's", opts.dtype.name());
         return CaseResult::skipped(case, algorithm.name(), why);
+    }
+    if opts.channels_last && case.op != BenchOp::Conv2d {
+        return CaseResult::skipped(case, algorithm.name(), "n/a: channels-last tensors are conv2d's".into());
     }
     match case.op {
         BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
@@ -454,6 +460,11 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
         }
         other => other?,
     };
+    if opts.channels_last {
+        let (input, output) = (crate::Layout::ChannelsLast, crate::Layout::ChannelsLast);
+        let c = crate::conformance::Conv2dLayoutCase { case: c, layouts: crate::Conv2dLayouts { input, output } };
+        return timed_case(ctx, case, &c, opts.dtype, opts);
+    }
     timed_case(ctx, case, &c, opts.dtype, opts)
 }
 

@@ -22,6 +22,10 @@
 //! Tensors are dense f32, row-major: input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh,
 //! kw]`, bias `[Cout]`, output `[N, Cout, Ho, Wo]`. A [`Tensor`] is a shape and a
 //! `wgpu::Buffer`; the buffer may be the caller's own ([`Tensor::from_buffer`], no copy).
+//! [`conv2d`]'s input and output may also be channels-last ([`Layout::ChannelsLast`]: the
+//! logical shape `[N, C, H, W]` stored as `[N, H, W, C]`, PyTorch's `torch.channels_last`),
+//! read and written natively by every algorithm; every other op refuses channels-last
+//! tensors with [`Error::Unsupported`].
 //!
 //! ## f16 storage
 //! On a device with `SHADER_F16` (a [`GpuContext::new`] context asks for it when the adapter

@@ -269,16 +269,14 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
 }
 
 /// The channels-last layouts of conv2d's kernels (`X_NHWC` where `reads` the input, and
-/// `Y_NHWC`), each with two epilogues (none; bias and relu). Not every epilogue: naga
-/// validates a module whatever its override values (they only pick branches here), so the
-/// layouts' code is checked whole by any one set; the NCHW sets check every epilogue.
+/// `Y_NHWC`), each with every epilogue.
 fn layout_sets(reads: bool) -> Vec<Overrides> {
     let layouts = [(false, true), (true, false), (true, true)];
     let mut sets = Vec::new();
     for (x, y) in layouts.into_iter().filter(|&(x, _)| reads || !x) {
-        for (bias, act) in [(false, 0.0), (true, 1.0)] {
-            let ov = Overrides::none().flag("HAS_BIAS", bias).with("ACT", act);
-            sets.push(if x { ov.flag("X_NHWC", true) } else { ov }.flag("Y_NHWC", y));
+        for ov in epilogue_sets() {
+            let layout = |cl: bool| if cl { crate::Layout::ChannelsLast } else { crate::Layout::Contiguous };
+            sets.push(ov.layouts(layout(x), layout(y)));
         }
     }
     sets
@@ -491,7 +489,7 @@ impl ShaderId {
                 .into_iter()
                 .flat_map(|m| {
                     let ov = Overrides::none().with("PAD_MODE", m.code() as f64);
-                    [ov.clone(), ov.flag("X_NHWC", true)]
+                    [ov.clone(), ov.layouts(crate::Layout::ChannelsLast, crate::Layout::Contiguous)]
                 })
                 .collect(),
             ShaderId::ChannelSum
@@ -549,10 +547,9 @@ impl ShaderId {
                         sets.push(spec(Overrides::none().flag("HAS_BIAS", true).with("ACT", 1.0)));
                     }
                 }
-                // channels-last, unspecialised and the 3x3 at stride 1
+                // channels-last, unspecialised
                 for ov in layout_sets(true) {
-                    sets.push(ov.clone().with("KH", 0.0).with("KW", 0.0).with("SW", 0.0).with("DW", 0.0));
-                    sets.push(ov.with("KH", 3.0).with("KW", 3.0).with("SW", 1.0).with("DW", 1.0));
+                    sets.push(ov.with("KH", 0.0).with("KW", 0.0).with("SW", 0.0).with("DW", 0.0));
                 }
                 sets
             }

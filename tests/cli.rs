@@ -983,3 +983,66 @@ fn run_max_pool2d_writes_pytorch_indices() {
     let (code, _, err) = run(&args);
     assert_one_line_error(code, &err, "--out-indices is for max_pool2d");
 }
+
+/// `run conv2d --input-layout nhwc --output-layout nhwc`: an `[N, H, W, C]` input file read
+/// as stored, the output written `[N, Ho, Wo, Cout]`; both PyTorch's values (a golden case),
+/// `--verify` passing; each mix; a bad layout name is a one-line error.
+#[test]
+fn run_conv2d_reads_and_writes_channels_last_files() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let case = "stride2_dil2_asym_pad";
+    let (x, _) = wgconv::HostTensor::read_npy(data(case, "input.npy")).unwrap();
+    let (golden, _) = wgconv::HostTensor::read_npy(data(case, "output.npy")).unwrap();
+    let s = &x.shape;
+    let nhwc = wgconv::HostTensor::new(&[s[0], s[2], s[3], s[1]], x.to_channels_last().unwrap()).unwrap();
+    let xin = tmp("x_nhwc.npy");
+    nhwc.write_npy(&xin).unwrap();
+    let (w, b) = (data(case, "weight.npy"), data(case, "bias.npy"));
+    for (input, output) in [("nhwc", "nhwc"), ("nhwc", "nchw"), ("nchw", "nhwc")] {
+        let out = tmp(&format!("y_{input}_{output}.npy"));
+        let file = if input == "nhwc" { xin.clone() } else { data(case, "input.npy") };
+        let (code, stdout, stderr) = run(&[
+            "run",
+            "conv2d",
+            "--input",
+            file.to_str().unwrap(),
+            "--weight",
+            w.to_str().unwrap(),
+            "--bias",
+            b.to_str().unwrap(),
+            "--stride",
+            "2",
+            "--padding",
+            "2,1,0,3",
+            "--dilation",
+            "2,2",
+            "--input-layout",
+            input,
+            "--output-layout",
+            output,
+            "--out",
+            out.to_str().unwrap(),
+            "--verify",
+        ]);
+        assert_eq!(code, 0, "{input} → {output}: {stdout}\n{stderr}");
+        assert!(stdout.contains("PASS"), "{stdout}");
+        let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+        let g = &golden.shape;
+        let y = if output == "nhwc" {
+            assert_eq!(y.shape, [g[0], g[2], g[3], g[1]]);
+            wgconv::HostTensor::from_channels_last(g, &y.data).unwrap()
+        } else {
+            y
+        };
+        assert_eq!(y.shape, golden.shape);
+        let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
+        assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()), "{input} → {output}");
+    }
+    let out = tmp("y_bad_layout.npy");
+    let (x, w) = (xin.to_str().unwrap(), w.to_str().unwrap());
+    let (code, _, err) =
+        run(&["run", "conv2d", "--input", x, "--weight", w, "--input-layout", "nwhc", "--out", out.to_str().unwrap()]);
+    assert_one_line_error(code, &err, "--input-layout");
+}

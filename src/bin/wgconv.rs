@@ -165,6 +165,10 @@ struct BenchArgs {
     /// other ops' rows are n/a.
     #[arg(long)]
     f16: bool,
+    /// conv2d rows with channels-last (NHWC) input and output, read and written natively (the
+    /// other ops' rows are n/a): compare with the same rows without it.
+    #[arg(long)]
+    channels_last: bool,
     /// Also time the backward pass (grad input, weight, bias) of every conv2d and
     /// conv_transpose2d row.
     #[arg(long)]
@@ -481,6 +485,23 @@ struct Conv2dArgs {
     /// f16 tolerance, and the output file holds the f16 values widened to f32.
     #[arg(long)]
     f16: bool,
+    /// nchw | nhwc: the --input file holds [N, C, H, W], or [N, H, W, C] (channels-last: an
+    /// HWC image batch), read by the kernels as stored (no transpose).
+    #[arg(long, default_value = "nchw")]
+    input_layout: String,
+    /// nchw | nhwc: write the output as [N, Cout, Ho, Wo], or as [N, Ho, Wo, Cout] written so
+    /// by the kernels.
+    #[arg(long, default_value = "nchw")]
+    output_layout: String,
+}
+
+/// `--input-layout` / `--output-layout`.
+fn parse_layout(flag: &str, text: &str) -> Result<wgconv::Layout, Failure> {
+    match text.trim() {
+        "nchw" => Ok(wgconv::Layout::Contiguous),
+        "nhwc" => Ok(wgconv::Layout::ChannelsLast),
+        other => Err(Failure(format!("--{flag}: unknown '{other}' (nchw, nhwc)"), 2)),
+    }
 }
 
 /// The storage `--f16` asks for.
@@ -631,6 +652,9 @@ struct RunCall<'a, C> {
     dtype: wgconv::DType,
     allow_f16_overflow: bool,
     verify: bool,
+    /// The outputs are channels-last: each written with the shape `[N, H, W, C]` its values
+    /// are in (the case's expected values are in that order too).
+    nhwc_outputs: bool,
 }
 
 /// Stores the inputs as `dtype` (f16 refuses values it cannot hold, one line naming the
@@ -644,7 +668,7 @@ fn run_call<C: OpCase>(
     call: RunCall<'_, C>,
     summary: impl FnOnce(&GpuContext, &[HostTensor], f64) -> Result<String, Failure>,
 ) -> Result<(), Failure> {
-    let RunCall { case, inputs, outputs, dtype, allow_f16_overflow, verify } = call;
+    let RunCall { case, inputs, outputs, dtype, allow_f16_overflow, verify, nhwc_outputs } = call;
     let unrounded: Vec<HostTensor> = inputs.iter().map(|(_, h)| h.clone()).collect();
     let stored = inputs
         .into_iter()
@@ -663,7 +687,12 @@ fn run_call<C: OpCase>(
         .iter()
         .map(|h| Tensor::from_slice_as_lossy(&ctx, &h.shape, &h.data, dtype))
         .collect::<wgconv::Result<Vec<_>>>()?;
-    let host = case.run(&ctx, &up)?.iter().map(|t| t.to_host(&ctx)).collect::<wgconv::Result<Vec<_>>>()?;
+    let mut host = case.run(&ctx, &up)?.iter().map(|t| t.to_host(&ctx)).collect::<wgconv::Result<Vec<_>>>()?;
+    if nhwc_outputs {
+        for h in host.iter_mut().filter(|h| h.shape.len() == 4) {
+            h.shape = vec![h.shape[0], h.shape[2], h.shape[3], h.shape[1]];
+        }
+    }
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     write_outputs(&outputs, &host)?;
     println!("{}", summary(&ctx, &host, ms)?);
@@ -784,7 +813,19 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
         activation: parse_activation(&a.activation)?,
         padding_mode: parse_padding_mode(&a.padding_mode, None)?,
     };
-    let inputs = conv_inputs(a)?;
+    let layouts = wgconv::Conv2dLayouts {
+        input: parse_layout("input-layout", &args.input_layout)?,
+        output: parse_layout("output-layout", &args.output_layout)?,
+    };
+    let mut inputs = conv_inputs(a)?;
+    if layouts.input == wgconv::Layout::ChannelsLast {
+        // [N, H, W, C] in the file: the same values under the logical shape [N, C, H, W]
+        let s = &inputs[0].1.shape;
+        if s.len() != 4 {
+            return Err(Failure(format!("--input-layout nhwc: the input {s:?} is not [N, H, W, C]"), 2));
+        }
+        inputs[0].1.shape = vec![s[0], s[3], s[1], s[2]];
+    }
     let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
     // Validate before touching the GPU: a bad shape is reported without opening a device.
     let batched = wgconv::params::as_batched(x, 4);
@@ -792,19 +833,27 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     let dtype = storage(args.f16);
     let case =
         Conv2dCase { input: dims(&batched, "input")?, weight: dims(w, "weight")?, bias: b.is_some(), params, seed: 0 };
+    if layouts.input == wgconv::Layout::ChannelsLast && x.len() != 4 {
+        return Err(Failure("--input-layout nhwc takes a batched input [N, H, W, C]".into(), 2));
+    }
     let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
+    let layout_text = match (layouts.input, layouts.output) {
+        (wgconv::Layout::Contiguous, wgconv::Layout::Contiguous) => String::new(),
+        (i, o) => format!(", {} in, {} out", i.name(), o.name()),
+    };
     let call = RunCall {
-        case,
+        case: wgconv::conformance::Conv2dLayoutCase { case, layouts },
         inputs,
         outputs: vec![("output", &a.out)],
         dtype,
         allow_f16_overflow: a.allow_f16_overflow,
         verify: a.verify,
+        nhwc_outputs: layouts.output == wgconv::Layout::ChannelsLast,
     };
     run_call(call, |ctx, out, ms| {
-        let info = wgconv::plan_conv2d(ctx, &x, &w, b.as_deref(), dtype, &params)?.info();
+        let info = wgconv::plan_conv2d_with_layouts(ctx, &x, &w, b.as_deref(), dtype, layouts, &params)?.info();
         Ok(format!(
-            "conv2d {x:?} * {w:?} (stride {:?}, padding {}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B{}) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            "conv2d {x:?} * {w:?} (stride {:?}, padding {}, dilation {:?}, groups {}{layout_text}) -> {:?} {} via {} ({} chunk(s), workspace {} B{}) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
             params.stride, pads_text(params.padding, geometry.pads), params.dilation, params.groups, out[0].shape,
             dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, split_text(&info), ctx.adapter_info().name
         ))
@@ -856,6 +905,7 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         dtype,
         allow_f16_overflow: a.allow_f16_overflow,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         let info = wgconv::plan_conv_transpose2d(ctx, &x, &w, b.as_deref(), dtype, &params)?.info();
@@ -919,6 +969,7 @@ fn run_deform_conv2d(args: &DeformArgs) -> Result<(), Failure> {
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         let plan =
@@ -984,6 +1035,7 @@ fn run_conv1d(args: &Conv2dArgs) -> Result<(), Failure> {
         dtype,
         allow_f16_overflow: a.allow_f16_overflow,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         Ok(format!(
@@ -1071,6 +1123,7 @@ fn run_conv3d(a: &ConvArgs) -> Result<(), Failure> {
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         Ok(format!(
@@ -1116,6 +1169,7 @@ fn run_pool(a: &PoolArgs, mode: wgconv::PoolMode) -> Result<(), Failure> {
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |_, out, _| {
         Ok(format!(
@@ -1145,6 +1199,7 @@ fn run_pool_backward(a: &PoolBackwardArgs, mode: wgconv::PoolMode) -> Result<(),
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     let op = match mode {
         wgconv::PoolMode::Max => "max_pool2d_backward",
@@ -1210,6 +1265,7 @@ fn run_backward<C: OpCase>(
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
@@ -1340,6 +1396,7 @@ fn run_conv_transpose1d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         dtype,
         allow_f16_overflow: a.allow_f16_overflow,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         Ok(format!(
@@ -1397,6 +1454,7 @@ fn run_conv_transpose3d(args: &ConvTranspose3dArgs) -> Result<(), Failure> {
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         Ok(format!(
@@ -1532,6 +1590,7 @@ fn run_deform_conv2d_backward(args: &DeformBackwardArgs) -> Result<(), Failure> 
         dtype: wgconv::DType::F32,
         allow_f16_overflow: false,
         verify: a.verify,
+        nhwc_outputs: false,
     };
     run_call(call, |ctx, out, ms| {
         let grads: Vec<String> = outputs.iter().zip(out).map(|((n, _), h)| format!("{n}{:?}", h.shape)).collect();
@@ -1688,6 +1747,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         check_points: a.check_points,
         wall_clock: a.wall_clock,
         dtype: if a.f16 { wgconv::DType::F16 } else { wgconv::DType::F32 },
+        channels_last: a.channels_last,
     };
     let ctx = GpuContext::new()?;
     if let Some(k) = &a.gemm_kernel {

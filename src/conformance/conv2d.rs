@@ -193,6 +193,128 @@ pub fn with_padding_modes(cases: &[Conv2dCase]) -> Vec<Conv2dCase> {
         .collect()
 }
 
+/// A conv2d case whose input and output are stored in `layouts` (channels-last: the loaders
+/// and write-out index NHWC themselves). Its input tensor holds the channels-last values
+/// under the logical shape (what the runner uploads), its expected output is in the output's
+/// layout's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dLayoutCase {
+    pub case: Conv2dCase,
+    pub layouts: crate::ops::conv2d::Conv2dLayouts,
+}
+
+impl std::fmt::Display for Conv2dLayoutCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = &self.layouts;
+        write!(
+            f,
+            "{} algorithm={} input={} output={}",
+            self.case,
+            self.case.params.algorithm.name(),
+            l.input.name(),
+            l.output.name()
+        )
+    }
+}
+
+/// Values of the NCHW `[N, C, H, W]` tensor `v` in channels-last order.
+fn channels_last_f64(v: &[f64], shape: &[usize]) -> Vec<f64> {
+    let (c, h, w) = (shape[1], shape[2], shape[3]);
+    let mut out = vec![0.0; v.len()];
+    for (i, x) in v.iter().enumerate() {
+        let (px, y, ch, img) = (i % w, i / w % h, i / (w * h) % c, i / (w * h * c));
+        out[((img * h + y) * w + px) * c + ch] = *x;
+    }
+    out
+}
+
+impl OpCase for Conv2dLayoutCase {
+    fn inputs(&self) -> Result<Vec<HostTensor>> {
+        let mut i = self.case.inputs()?;
+        if self.layouts.input == Layout::ChannelsLast {
+            i[0].data = i[0].to_channels_last()?;
+        }
+        Ok(i)
+    }
+    fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
+        let x = match self.layouts.input {
+            Layout::ChannelsLast => HostTensor::from_channels_last(&i[0].shape, &i[0].data)?,
+            Layout::Contiguous => i[0].clone(),
+        };
+        let y = reference_conv2d(&x, &i[1], i.get(2), &self.case.params)?;
+        Ok(vec![match self.layouts.output {
+            Layout::ChannelsLast => {
+                let shapes: Vec<&[usize]> = i.iter().map(|t| t.shape.as_slice()).collect();
+                channels_last_f64(&y, &self.output_shapes(&shapes)?[0])
+            }
+            Layout::Contiguous => y,
+        }])
+    }
+    fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
+        self.case.output_shapes(s)
+    }
+    fn record(&self, ctx: &GpuContext, e: &mut wgpu::CommandEncoder, t: &[Tensor], o: &[Tensor]) -> Result<Ran> {
+        let x = t[0].clone().with_layout(self.layouts.input)?;
+        let y = o[0].clone().with_layout(self.layouts.output)?;
+        let ran = self.case.record(ctx, e, &[&[x], &t[1..]].concat(), &[y])?;
+        let (i, o) = (self.layouts.input.name(), self.layouts.output.name());
+        Ok(Ran { label: format!("{} ({i} → {o})", ran.label), ..ran })
+    }
+    fn flops(&self, s: &[&[usize]]) -> Result<f64> {
+        self.case.flops(s)
+    }
+    /// Output element `at` (in the output's layout's order) from the NCHW reference (the
+    /// input put back in NCHW order on each call: for spot checks).
+    fn expected_at(&self, i: &[HostTensor], at: usize) -> Option<Result<f64>> {
+        let nchw = |i: &[HostTensor]| -> Result<(Vec<HostTensor>, usize)> {
+            let mut v = i.to_vec();
+            if self.layouts.input == Layout::ChannelsLast {
+                v[0] = HostTensor::from_channels_last(&i[0].shape, &i[0].data)?;
+            }
+            let shapes: Vec<&[usize]> = i.iter().map(|t| t.shape.as_slice()).collect();
+            let [_, c, h, w]: [usize; 4] = self.output_shapes(&shapes)?[0][..]
+                .try_into()
+                .map_err(|_| Error::Internal("conv2d output not of rank 4".into()))?;
+            let j = match self.layouts.output {
+                // at = ((img·H + y)·W + x)·C + ch
+                Layout::ChannelsLast => {
+                    let (ch, x, y, img) = (at % c, at / c % w, at / (c * w) % h, at / (c * w * h));
+                    ((img * c + ch) * h + y) * w + x
+                }
+                Layout::Contiguous => at,
+            };
+            Ok((v, j))
+        };
+        match nchw(i) {
+            Ok((v, j)) => self.case.expected_at(&v, j),
+            Err(e) => Some(Err(e)),
+        }
+    }
+    fn applies(&self) -> bool {
+        self.case.applies()
+    }
+}
+
+/// The cases with each layout mix in turn (input channels-last; output; both) and an
+/// algorithm in turn (Auto and each of [`Algorithm::ALL`]; where it cannot run a case, the
+/// runner leaves the case out): what `conv2d/channels_last` runs.
+pub fn with_channels_last(cases: &[Conv2dCase]) -> Vec<Conv2dLayoutCase> {
+    use crate::ops::conv2d::Conv2dLayouts;
+    let (cl, nchw) = (Layout::ChannelsLast, Layout::Contiguous);
+    let mixes = [(cl, nchw), (nchw, cl), (cl, cl)];
+    let algorithms: Vec<Algorithm> = std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).collect();
+    cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (input, output) = mixes[i % 3];
+            let algorithm = algorithms[(i / 3) % algorithms.len()];
+            let case = Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() };
+            Conv2dLayoutCase { case, layouts: Conv2dLayouts { input, output } }
+        })
+        .collect()
+}
+
 /// The cases with `algorithm` forced.
 pub(super) fn with_algorithm(cases: &[Conv2dCase], algorithm: Algorithm) -> Vec<Conv2dCase> {
     cases.iter().map(|c| Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() }).collect()

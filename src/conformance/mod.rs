@@ -13,7 +13,7 @@ use crate::params::{
 };
 #[cfg(feature = "cli")]
 use crate::replay::ReplayWriter;
-use crate::tensor::{DType, HostTensor, Tensor};
+use crate::tensor::{DType, HostTensor, Layout, Tensor};
 use crate::verify::{compare, SplitMix64, Tolerance};
 
 mod conv1d;
@@ -421,6 +421,7 @@ pub async fn run_cases_async(
         ops.push(run_op_async(ctx, format!("conv2d/{}", a.name()), &conv2d::with_algorithm(&cases, a), f32, tol).await);
     }
     ops.push(run_op_async(ctx, "conv2d/padding_mode", &with_padding_modes(&cases), f32, tol).await);
+    ops.push(run_op_async(ctx, "conv2d/channels_last", &with_channels_last(&cases), f32, tol).await);
     let transposed = conv_transpose2d_cases(seed, n);
     for a in Algorithm::TRANSPOSED {
         let forced: Vec<_> = transposed
@@ -445,6 +446,20 @@ pub async fn run_cases_async(
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
         // Auto (implicit GEMM or 1x1 GEMM) on the f16-rounded inputs, at the f16 tolerance.
         ops.push(run_op_async(ctx, "conv2d/f16", &cases, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 }).await);
+        // channels-last with the algorithms that have f16 kernels (the others left out)
+        let f16_cl: Vec<_> = with_channels_last(&cases)
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c.case.params.algorithm,
+                    Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise
+                )
+            })
+            .collect();
+        ops.push(
+            run_op_async(ctx, "conv2d/channels_last/f16", &f16_cl, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 })
+                .await,
+        );
     }
     let backward: Vec<_> =
         cases.iter().cloned().map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();

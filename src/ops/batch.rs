@@ -13,7 +13,7 @@
 //! single call (an op passes the algorithm chosen for the whole batch to every piece), so a
 //! split run is bit-identical to an unsplit one. The exception is a sum over the batch: a
 //! backward pass's grad_weight and grad_bias (and deform_conv2d's) are summed per piece into
-//! slots, then over the pieces in a fixed order ([`PartialSums`]).
+//! slots, then over the pieces in a fixed order (`PartialSums`).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
