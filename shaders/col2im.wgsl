@@ -5,11 +5,13 @@
 // col: [imgs, Cout·kh·kw, H·W] for the images img0 .. img0 + imgs of this chunk, row
 //      (co·kh + i)·kw + j holding, at input pixel (iy, ix), the contribution of that input
 //      pixel to output (iy·sh − pt + i·dh, ix·sw − pl + j·dw) (the GEMM Wᵀ·X of gemm.wgsl).
-// out: [N, Cout, Ho, Wo]; this dispatch writes images img0 .. img0 + imgs.
+// out: [N, Cout, Ho, Wo] (Y_NHWC: stored [N, Ho, Wo, Cout]); this dispatch writes images
+//      img0 .. img0 + imgs.
 // out[n, co, oy, ox] = bias[co] + Σ_{i, j} col[n − img0, (co·kh + i)·kw + j, iy·W + ix] over the
 //      taps with oy + pt − i·dh = iy·sh (and likewise x) for an input pixel (iy, ix).
 
 override HAS_BIAS: bool = false;
+override Y_NHWC: bool = false;
 
 struct Col2imParams {
     c_out: u32,
@@ -84,5 +86,10 @@ fn main(
     if (HAS_BIAS) {
         add = bias[co];
     }
-    out[params.img0 * params.c_out * params.h_out * params.w_out + idx] = activate(acc + add, bitcast<f32>(params.alpha_bits));
+    let first = params.img0 * params.c_out * params.h_out * params.w_out;
+    var at = first + idx;
+    if (Y_NHWC) {
+        at = first + ((n_local * params.h_out + oy) * params.w_out + ox) * params.c_out + co;
+    }
+    out[at] = activate(acc + add, bitcast<f32>(params.alpha_bits));
 }

@@ -94,7 +94,8 @@ override HAS_DW_BIAS: bool = false;
 // The depthwise stage's activation in B_DEPTHWISE: ACT_NONE, ACT_RELU or ACT_RELU6.
 override DW_ACT: u32 = ACT_NONE;
 // The conv output c is channels-last: row co of column p = (img, q) goes to
-// c[(img − img0)·c_image_stride + q·groups·M + co] (not co·hw + q). Not with B_TRANSPOSED.
+// c[(img − img0)·c_image_stride + q·Cout + co] (not co·hw + q), Cout = groups·M (B_TRANSPOSED:
+// the conv groups' M, and q the output pixel oy·out_w + ox).
 override Y_NHWC: bool = false;
 
 // The uniform block: the GEMM's own sizes here, each loader's fields in its own struct,
@@ -225,7 +226,12 @@ fn out_index(ph: Phase, m: u32, n: u32) -> i32 {
             return -1;
         }
         let plane = params.phases.out_h * params.phases.out_w;
-        return i32((img - params.dims.img0) * params.dims.c_image_stride + co * plane + oy * params.phases.out_w + ox);
+        let pixel = oy * params.phases.out_w + ox;
+        if (Y_NHWC) {
+            let c_out = params.dims.groups / (params.conv.stride_h * params.conv.stride_w) * params.dims.m;
+            return i32((img - params.dims.img0) * params.dims.c_image_stride + pixel * c_out + co);
+        }
+        return i32((img - params.dims.img0) * params.dims.c_image_stride + co * plane + pixel);
     }
     if (Y_NHWC) {
         return i32((img - params.dims.img0) * params.dims.c_image_stride + q * params.dims.groups * params.dims.m + co);

@@ -20,7 +20,7 @@ struct ConvWindow {
 }
 
 
-// X_NHWC: the input the gathering loaders read (B_IMPLICIT, B_POINTWISE) is channels-last,
+// X_NHWC: the input the gathering loaders read (B_IMPLICIT, B_POINTWISE, B_TRANSPOSED) is channels-last,
 // [N, H, W, C] in memory: element (img, ci, y, x) at img·C·H·W + ci·x_chan_stride() +
 // (y·W + x)·x_pixel_stride() (NCHW: strides H·W and 1; channels-last: 1 and C).
 override X_NHWC: bool = false;

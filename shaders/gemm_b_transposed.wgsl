@@ -38,7 +38,7 @@ fn load_b_transposed(ph: Phase, c: Cols, bk: u32) -> vec4<f32> {
     let g = ph.gc;
     let t = phase_tap(ph, bk);
     let ok = t.w != 0u;
-    let chan = (phase_channel0(g) + t.x) * params.conv.h * params.conv.w;
+    let chan = (phase_channel0(g) + t.x) * x_chan_stride();
     let dy = i32(t.y * params.phases.dq_y);
     let dx = i32(t.z * params.phases.dq_x);
     return vec4<f32>(gather(ok && c.ok.x, c.base.x + chan, c.iy0.x - dy, c.ix0.x - dx),

@@ -462,7 +462,7 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     };
     if opts.channels_last {
         let (input, output) = (crate::Layout::ChannelsLast, crate::Layout::ChannelsLast);
-        let c = crate::conformance::Conv2dLayoutCase { case: c, layouts: crate::Conv2dLayouts { input, output } };
+        let c = crate::conformance::LayoutCase { case: c, layouts: crate::Conv2dLayouts { input, output } };
         return timed_case(ctx, case, &c, opts.dtype, opts);
     }
     timed_case(ctx, case, &c, opts.dtype, opts)

@@ -22,10 +22,10 @@
 //! Tensors are dense f32, row-major: input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kh,
 //! kw]`, bias `[Cout]`, output `[N, Cout, Ho, Wo]`. A [`Tensor`] is a shape and a
 //! `wgpu::Buffer`; the buffer may be the caller's own ([`Tensor::from_buffer`], no copy).
-//! [`conv2d`]'s input and output may also be channels-last ([`Layout::ChannelsLast`]: the
-//! logical shape `[N, C, H, W]` stored as `[N, H, W, C]`, PyTorch's `torch.channels_last`),
-//! read and written natively by every algorithm; every other op refuses channels-last
-//! tensors with [`Error::Unsupported`].
+//! [`conv2d`]'s and [`conv_transpose2d`]'s input and output may also be channels-last
+//! ([`Layout::ChannelsLast`]: the logical shape `[N, C, H, W]` stored as `[N, H, W, C]`,
+//! PyTorch's `torch.channels_last`), read and written natively by every algorithm; every other
+//! op refuses channels-last tensors with [`Error::Unsupported`].
 //!
 //! ## f16 storage
 //! On a device with `SHADER_F16` (a [`GpuContext::new`] context asks for it when the adapter
@@ -183,8 +183,8 @@ pub use ops::conv3d_backward::{conv3d_backward, conv3d_backward_into, plan_conv3
 pub use ops::conv_transpose1d::{conv_transpose1d, conv_transpose1d_into};
 pub use ops::conv_transpose1d_backward::{conv_transpose1d_backward, conv_transpose1d_backward_into};
 pub use ops::conv_transpose2d::{
-    conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d, ConvTranspose2dInfo,
-    ConvTranspose2dPlan,
+    conv_transpose2d, conv_transpose2d_into, conv_transpose2d_with_info, plan_conv_transpose2d,
+    plan_conv_transpose2d_with_layouts, ConvTranspose2dInfo, ConvTranspose2dPlan,
 };
 pub use ops::conv_transpose2d_backward::{conv_transpose2d_backward, conv_transpose2d_backward_into};
 pub use ops::conv_transpose3d::{conv_transpose3d, conv_transpose3d_into, plan_conv_transpose3d, ConvTranspose3dPlan};

@@ -233,10 +233,15 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
     let (a, b) = problem.modes();
     let modes = |ov: Overrides| ov.with("A_MODE", a as u32 as f64).with("B_MODE", b as u32 as f64);
     match problem {
-        // conv_transpose2d's gemm_col2im (bias and activation come later, in col2im) and
         // the grad_weights: no epilogue
-        GemmProblem::TransposedCols | GemmProblem::GradWeight | GemmProblem::GradWeightColumns => {
+        GemmProblem::GradWeight | GemmProblem::GradWeightColumns => {
             vec![modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0))]
+        }
+        // conv_transpose2d's gemm_col2im (bias and activation come later, in col2im): no
+        // epilogue, from either layout of the input
+        GemmProblem::TransposedCols => {
+            let ov = modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0));
+            vec![ov.clone(), ov.layouts(crate::Layout::ChannelsLast, crate::Layout::Contiguous)]
         }
         GemmProblem::Deform => epilogue_sets()
             .into_iter()
@@ -253,18 +258,18 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
             }
             sets
         }
-        // conv2d's: NCHW with every epilogue, and its channels-last layouts
+        // conv2d's and conv_transpose2d's: NCHW with every epilogue, and their channels-last
+        // layouts (im2col's dense GEMM writes them only)
         GemmProblem::Dense => {
             let mut sets: Vec<Overrides> = epilogue_sets().into_iter().map(modes).collect();
             sets.extend(layout_sets(false).into_iter().map(modes));
             sets
         }
-        GemmProblem::Implicit | GemmProblem::Pointwise => {
+        GemmProblem::Implicit | GemmProblem::Pointwise | GemmProblem::TransposedPhases => {
             let mut sets: Vec<Overrides> = epilogue_sets().into_iter().map(modes).collect();
             sets.extend(layout_sets(true).into_iter().map(modes));
             sets
         }
-        _ => epilogue_sets().into_iter().map(modes).collect(),
     }
 }
 
@@ -518,7 +523,7 @@ impl ShaderId {
             }
             ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
-            ShaderId::Col2im => epilogue_sets(),
+            ShaderId::Col2im => epilogue_sets().into_iter().chain(layout_sets(false)).collect(),
             ShaderId::Direct => epilogue_sets().into_iter().chain(layout_sets(true)).collect(),
             // conv_transpose3d's epilogues (zeros padding); conv3d_backward's folds of each
             // padding mode (no epilogue)

@@ -56,8 +56,8 @@ pub enum Layout {
     Contiguous,
     /// A rank-4 tensor of shape `[N, C, H, W]` stored as `[N, H, W, C]` row-major: element
     /// `(n, c, y, x)` at `((n·H + y)·W + x)·C + c` (`torch.channels_last`; an app's HWC
-    /// images). conv2d reads and writes it natively on every algorithm; every other op
-    /// refuses it ([`crate::Error::Unsupported`]).
+    /// images). conv2d and conv_transpose2d read and write it natively on every algorithm;
+    /// every other op refuses it ([`crate::Error::Unsupported`]).
     ChannelsLast,
 }
 
@@ -257,7 +257,7 @@ impl Tensor {
         match self.layout {
             Layout::Contiguous => Ok(()),
             l => Err(Error::Unsupported(format!(
-                "{op} takes contiguous (NCHW) tensors, but {what} is {}: only conv2d reads and writes channels-last",
+                "{op} takes contiguous (NCHW) tensors, but {what} is {}: only conv2d and conv_transpose2d read and write channels-last",
                 l.name()
             ))),
         }

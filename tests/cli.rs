@@ -986,7 +986,8 @@ fn run_max_pool2d_writes_pytorch_indices() {
 
 /// `run conv2d --input-layout nhwc --output-layout nhwc`: an `[N, H, W, C]` input file read
 /// as stored, the output written `[N, Ho, Wo, Cout]`; both PyTorch's values (a golden case),
-/// `--verify` passing; each mix; a bad layout name is a one-line error.
+/// `--verify` passing; each mix; conv_transpose2d likewise; a bad layout name is a one-line
+/// error.
 #[test]
 fn run_conv2d_reads_and_writes_channels_last_files() {
     if common::gpu().is_none() {
@@ -1040,6 +1041,39 @@ fn run_conv2d_reads_and_writes_channels_last_files() {
         let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
         assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()), "{input} → {output}");
     }
+    // conv_transpose2d takes the same flags: PyTorch's values from an [N, H, W, C] file
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv_transpose2d/s3_output_padding");
+    let (xt, _) = wgconv::HostTensor::read_npy(dir.join("input.npy")).unwrap();
+    let (golden, _) = wgconv::HostTensor::read_npy(dir.join("output.npy")).unwrap();
+    let s = &xt.shape;
+    let xt_in = tmp("xt_nhwc.npy");
+    wgconv::HostTensor::new(&[s[0], s[2], s[3], s[1]], xt.to_channels_last().unwrap())
+        .unwrap()
+        .write_npy(&xt_in)
+        .unwrap();
+    let out = tmp("yt_nhwc.npy");
+    let (wt, bt) = (dir.join("weight.npy"), dir.join("bias.npy"));
+    let args = ["run", "conv_transpose2d", "--input", xt_in.to_str().unwrap(), "--weight", wt.to_str().unwrap()];
+    let flags = ["--bias", bt.to_str().unwrap(), "--stride", "3", "--output-padding", "2,1", "--input-layout", "nhwc"];
+    let (code, stdout, stderr) = run(&[
+        &args[..],
+        &flags[..],
+        &["--output-layout", "nhwc", "--out", out.to_str().unwrap(), "--verify"],
+    ]
+    .concat());
+    assert_eq!(
+        code, 0,
+        "{stdout}
+{stderr}"
+    );
+    assert!(stdout.contains("PASS") && stdout.contains("channels_last in, channels_last out"), "{stdout}");
+    let (y, _) = wgconv::HostTensor::read_npy(&out).unwrap();
+    let g = &golden.shape;
+    assert_eq!(y.shape, [g[0], g[2], g[3], g[1]]);
+    let y = wgconv::HostTensor::from_channels_last(g, &y.data).unwrap();
+    let g64: Vec<f64> = golden.data.iter().map(|&v| v as f64).collect();
+    assert!(wgconv::verify::compare(&y.data, &g64).passes(Default::default()));
+
     let out = tmp("y_bad_layout.npy");
     let (x, w) = (xin.to_str().unwrap(), w.to_str().unwrap());
     let (code, _, err) =

@@ -485,6 +485,13 @@ struct Conv2dArgs {
     /// f16 tolerance, and the output file holds the f16 values widened to f32.
     #[arg(long)]
     f16: bool,
+    #[command(flatten)]
+    layouts: LayoutArgs,
+}
+
+/// The memory layouts of conv2d's and conv_transpose2d's input and output files.
+#[derive(Args)]
+struct LayoutArgs {
     /// nchw | nhwc: the --input file holds [N, C, H, W], or [N, H, W, C] (channels-last: an
     /// HWC image batch), read by the kernels as stored (no transpose).
     #[arg(long, default_value = "nchw")]
@@ -495,12 +502,35 @@ struct Conv2dArgs {
     output_layout: String,
 }
 
-/// `--input-layout` / `--output-layout`.
-fn parse_layout(flag: &str, text: &str) -> Result<wgconv::Layout, Failure> {
-    match text.trim() {
-        "nchw" => Ok(wgconv::Layout::Contiguous),
-        "nhwc" => Ok(wgconv::Layout::ChannelsLast),
-        other => Err(Failure(format!("--{flag}: unknown '{other}' (nchw, nhwc)"), 2)),
+impl LayoutArgs {
+    /// The layouts asked for; a channels-last input file's `[N, H, W, C]` shape becomes the
+    /// logical `[N, C, H, W]` (the same values: what the case uploads).
+    fn apply(&self, input: &mut HostTensor) -> Result<wgconv::Conv2dLayouts, Failure> {
+        let parse = |flag: &str, text: &str| match text.trim() {
+            "nchw" => Ok(wgconv::Layout::Contiguous),
+            "nhwc" => Ok(wgconv::Layout::ChannelsLast),
+            other => Err(Failure(format!("--{flag}: unknown '{other}' (nchw, nhwc)"), 2)),
+        };
+        let layouts = wgconv::Conv2dLayouts {
+            input: parse("input-layout", &self.input_layout)?,
+            output: parse("output-layout", &self.output_layout)?,
+        };
+        if layouts.input == wgconv::Layout::ChannelsLast {
+            let s = &input.shape;
+            if s.len() != 4 {
+                return Err(Failure(format!("--input-layout nhwc: the input {s:?} is not [N, H, W, C]"), 2));
+            }
+            input.shape = vec![s[0], s[3], s[1], s[2]];
+        }
+        Ok(layouts)
+    }
+}
+
+/// `, <input> in, <output> out` for a summary line (empty for NCHW).
+fn layouts_text(l: wgconv::Conv2dLayouts) -> String {
+    match (l.input, l.output) {
+        (wgconv::Layout::Contiguous, wgconv::Layout::Contiguous) => String::new(),
+        (i, o) => format!(", {} in, {} out", i.name(), o.name()),
     }
 }
 
@@ -536,6 +566,8 @@ struct ConvTranspose2dArgs {
     /// SHADER_F16), as `run conv2d --f16`.
     #[arg(long)]
     f16: bool,
+    #[command(flatten)]
+    layouts: LayoutArgs,
 }
 
 #[derive(Args)]
@@ -813,19 +845,8 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
         activation: parse_activation(&a.activation)?,
         padding_mode: parse_padding_mode(&a.padding_mode, None)?,
     };
-    let layouts = wgconv::Conv2dLayouts {
-        input: parse_layout("input-layout", &args.input_layout)?,
-        output: parse_layout("output-layout", &args.output_layout)?,
-    };
     let mut inputs = conv_inputs(a)?;
-    if layouts.input == wgconv::Layout::ChannelsLast {
-        // [N, H, W, C] in the file: the same values under the logical shape [N, C, H, W]
-        let s = &inputs[0].1.shape;
-        if s.len() != 4 {
-            return Err(Failure(format!("--input-layout nhwc: the input {s:?} is not [N, H, W, C]"), 2));
-        }
-        inputs[0].1.shape = vec![s[0], s[3], s[1], s[2]];
-    }
+    let layouts = args.layouts.apply(&mut inputs[0].1)?;
     let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
     // Validate before touching the GPU: a bad shape is reported without opening a device.
     let batched = wgconv::params::as_batched(x, 4);
@@ -833,16 +854,10 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     let dtype = storage(args.f16);
     let case =
         Conv2dCase { input: dims(&batched, "input")?, weight: dims(w, "weight")?, bias: b.is_some(), params, seed: 0 };
-    if layouts.input == wgconv::Layout::ChannelsLast && x.len() != 4 {
-        return Err(Failure("--input-layout nhwc takes a batched input [N, H, W, C]".into(), 2));
-    }
     let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
-    let layout_text = match (layouts.input, layouts.output) {
-        (wgconv::Layout::Contiguous, wgconv::Layout::Contiguous) => String::new(),
-        (i, o) => format!(", {} in, {} out", i.name(), o.name()),
-    };
+    let layout_text = layouts_text(layouts);
     let call = RunCall {
-        case: wgconv::conformance::Conv2dLayoutCase { case, layouts },
+        case: wgconv::conformance::LayoutCase { case, layouts },
         inputs,
         outputs: vec![("output", &a.out)],
         dtype,
@@ -885,7 +900,8 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         algorithm: Algorithm::from_name(&args.algo)
             .ok_or_else(|| Failure(format!("--algo: unknown '{}' (auto, implicit_gemm, gemm_col2im)", args.algo), 2))?,
     };
-    let inputs = conv_inputs(a)?;
+    let mut inputs = conv_inputs(a)?;
+    let layouts = args.layouts.apply(&mut inputs[0].1)?;
     let (x, w, b) = (&inputs[0].1.shape, &inputs[1].1.shape, inputs.get(2).map(|b| b.1.shape.as_slice()));
     let batched = wgconv::params::as_batched(x, 4);
     let geometry = params.validate(&batched, w, b)?;
@@ -898,19 +914,21 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
         seed: 0,
     };
     let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
+    let layout_text = layouts_text(layouts);
     let call = RunCall {
-        case,
+        case: wgconv::conformance::LayoutCase { case, layouts },
         inputs,
         outputs: vec![("output", &a.out)],
         dtype,
         allow_f16_overflow: a.allow_f16_overflow,
         verify: a.verify,
-        nhwc_outputs: false,
+        nhwc_outputs: layouts.output == wgconv::Layout::ChannelsLast,
     };
     run_call(call, |ctx, out, ms| {
-        let info = wgconv::plan_conv_transpose2d(ctx, &x, &w, b.as_deref(), dtype, &params)?.info();
+        let info =
+            wgconv::plan_conv_transpose2d_with_layouts(ctx, &x, &w, b.as_deref(), dtype, layouts, &params)?.info();
         Ok(format!(
-            "conv_transpose2d {x:?} * {w:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
+            "conv_transpose2d {x:?} * {w:?} (stride {:?}, padding {}, output_padding {:?}, dilation {:?}, groups {}{layout_text}) -> {:?} {} via {} ({} chunk(s), workspace {} B) in {ms:.1} ms (upload, first-use compile and readback included) on {}",
             params.stride, pads_text(params.padding, geometry.pads), params.output_padding, params.dilation,
             params.groups, out[0].shape, dtype.name(), info.algorithm.name(), info.chunks, info.workspace_bytes, ctx.adapter_info().name
         ))

@@ -193,27 +193,19 @@ pub fn with_padding_modes(cases: &[Conv2dCase]) -> Vec<Conv2dCase> {
         .collect()
 }
 
-/// A conv2d case whose input and output are stored in `layouts` (channels-last: the loaders
-/// and write-out index NHWC themselves). Its input tensor holds the channels-last values
-/// under the logical shape (what the runner uploads), its expected output is in the output's
-/// layout's order.
+/// A case of conv2d or conv_transpose2d (`C`) whose input and output are stored in `layouts`
+/// (channels-last: the loaders and write-outs index NHWC themselves). Its input tensor holds
+/// the channels-last values under the logical shape (what the runner uploads); its expected
+/// output is the NCHW case's reference in the output's layout's order.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Conv2dLayoutCase {
-    pub case: Conv2dCase,
+pub struct LayoutCase<C> {
+    pub case: C,
     pub layouts: crate::ops::conv2d::Conv2dLayouts,
 }
 
-impl std::fmt::Display for Conv2dLayoutCase {
+impl<C: std::fmt::Display> std::fmt::Display for LayoutCase<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let l = &self.layouts;
-        write!(
-            f,
-            "{} algorithm={} input={} output={}",
-            self.case,
-            self.case.params.algorithm.name(),
-            l.input.name(),
-            l.output.name()
-        )
+        write!(f, "{} input={} output={}", self.case, self.layouts.input.name(), self.layouts.output.name())
     }
 }
 
@@ -228,7 +220,24 @@ fn channels_last_f64(v: &[f64], shape: &[usize]) -> Vec<f64> {
     out
 }
 
-impl OpCase for Conv2dLayoutCase {
+impl<C: OpCase> LayoutCase<C> {
+    /// The inputs with the first put back in NCHW order.
+    fn nchw(&self, i: &[HostTensor]) -> Result<Vec<HostTensor>> {
+        let mut v = i.to_vec();
+        if self.layouts.input == Layout::ChannelsLast {
+            v[0] = HostTensor::from_channels_last(&i[0].shape, &i[0].data)?;
+        }
+        Ok(v)
+    }
+
+    /// The output's shape, `[N, C, H, W]`.
+    fn output_shape(&self, i: &[HostTensor]) -> Result<[usize; 4]> {
+        let shapes: Vec<&[usize]> = i.iter().map(|t| t.shape.as_slice()).collect();
+        self.output_shapes(&shapes)?[0][..].try_into().map_err(|_| Error::Internal("output not of rank 4".into()))
+    }
+}
+
+impl<C: OpCase> OpCase for LayoutCase<C> {
     fn inputs(&self) -> Result<Vec<HostTensor>> {
         let mut i = self.case.inputs()?;
         if self.layouts.input == Layout::ChannelsLast {
@@ -237,18 +246,11 @@ impl OpCase for Conv2dLayoutCase {
         Ok(i)
     }
     fn expected(&self, i: &[HostTensor]) -> Result<Vec<Vec<f64>>> {
-        let x = match self.layouts.input {
-            Layout::ChannelsLast => HostTensor::from_channels_last(&i[0].shape, &i[0].data)?,
-            Layout::Contiguous => i[0].clone(),
-        };
-        let y = reference_conv2d(&x, &i[1], i.get(2), &self.case.params)?;
-        Ok(vec![match self.layouts.output {
-            Layout::ChannelsLast => {
-                let shapes: Vec<&[usize]> = i.iter().map(|t| t.shape.as_slice()).collect();
-                channels_last_f64(&y, &self.output_shapes(&shapes)?[0])
-            }
-            Layout::Contiguous => y,
-        }])
+        let mut y = self.case.expected(&self.nchw(i)?)?;
+        if self.layouts.output == Layout::ChannelsLast {
+            y[0] = channels_last_f64(&y[0], &self.output_shape(i)?);
+        }
+        Ok(y)
     }
     fn output_shapes(&self, s: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
         self.case.output_shapes(s)
@@ -263,18 +265,11 @@ impl OpCase for Conv2dLayoutCase {
     fn flops(&self, s: &[&[usize]]) -> Result<f64> {
         self.case.flops(s)
     }
-    /// Output element `at` (in the output's layout's order) from the NCHW reference (the
-    /// input put back in NCHW order on each call: for spot checks).
+    /// Output element `at` (in the output's layout's order) from the NCHW case's pointwise
+    /// reference (the input put back in NCHW order on each call: for spot checks).
     fn expected_at(&self, i: &[HostTensor], at: usize) -> Option<Result<f64>> {
-        let nchw = |i: &[HostTensor]| -> Result<(Vec<HostTensor>, usize)> {
-            let mut v = i.to_vec();
-            if self.layouts.input == Layout::ChannelsLast {
-                v[0] = HostTensor::from_channels_last(&i[0].shape, &i[0].data)?;
-            }
-            let shapes: Vec<&[usize]> = i.iter().map(|t| t.shape.as_slice()).collect();
-            let [_, c, h, w]: [usize; 4] = self.output_shapes(&shapes)?[0][..]
-                .try_into()
-                .map_err(|_| Error::Internal("conv2d output not of rank 4".into()))?;
+        let at_nchw = || -> Result<(Vec<HostTensor>, usize)> {
+            let [_, c, h, w] = self.output_shape(i)?;
             let j = match self.layouts.output {
                 // at = ((img·H + y)·W + x)·C + ch
                 Layout::ChannelsLast => {
@@ -283,9 +278,9 @@ impl OpCase for Conv2dLayoutCase {
                 }
                 Layout::Contiguous => at,
             };
-            Ok((v, j))
+            Ok((self.nchw(i)?, j))
         };
-        match nchw(i) {
+        match at_nchw() {
             Ok((v, j)) => self.case.expected_at(&v, j),
             Err(e) => Some(Err(e)),
         }
@@ -295,24 +290,35 @@ impl OpCase for Conv2dLayoutCase {
     }
 }
 
-/// The cases with each layout mix in turn (input channels-last; output; both) and an
-/// algorithm in turn (Auto and each of [`Algorithm::ALL`]; where it cannot run a case, the
-/// runner leaves the case out): what `conv2d/channels_last` runs.
-pub fn with_channels_last(cases: &[Conv2dCase]) -> Vec<Conv2dLayoutCase> {
+/// Each case in turn with each layout mix (input channels-last; output; both).
+pub fn with_layouts<C: Clone>(cases: &[C]) -> Vec<LayoutCase<C>> {
     use crate::ops::conv2d::Conv2dLayouts;
     let (cl, nchw) = (Layout::ChannelsLast, Layout::Contiguous);
     let mixes = [(cl, nchw), (nchw, cl), (cl, cl)];
-    let algorithms: Vec<Algorithm> = std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).collect();
     cases
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let (input, output) = mixes[i % 3];
-            let algorithm = algorithms[(i / 3) % algorithms.len()];
-            let case = Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() };
-            Conv2dLayoutCase { case, layouts: Conv2dLayouts { input, output } }
+            LayoutCase { case: c.clone(), layouts: Conv2dLayouts { input, output } }
         })
         .collect()
+}
+
+/// The cases with each layout mix in turn ([`with_layouts`]) and an algorithm in turn (Auto
+/// and each of [`Algorithm::ALL`]; where it cannot run a case, the runner leaves the case
+/// out): what `conv2d/channels_last` runs.
+pub fn with_channels_last(cases: &[Conv2dCase]) -> Vec<LayoutCase<Conv2dCase>> {
+    let algorithms: Vec<Algorithm> = std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).collect();
+    let forced: Vec<Conv2dCase> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let algorithm = algorithms[(i / 3) % algorithms.len()];
+            Conv2dCase { params: Conv2dParams { algorithm, ..c.params }, ..c.clone() }
+        })
+        .collect();
+    with_layouts(&forced)
 }
 
 /// The cases with `algorithm` forced.

@@ -88,6 +88,68 @@ impl OpCase for Conv3dCase {
         let g = self.params.validate(&crate::ops::as_batched(s[0], 5), s[1], None)?;
         Ok(2.0 * g.output_shape().iter().product::<usize>() as f64 * s[1][1..].iter().product::<usize>() as f64)
     }
+    fn simpler(&self) -> Vec<Self> {
+        simpler_3d(self)
+    }
+}
+
+/// Valid variants of `c` one step simpler: one image, no bias, one group, fewer channels per
+/// group, an axis of the kernel, stride, dilation or padding down to 1 (0), a padding mode
+/// back to zeros, an axis of the volume one shorter.
+fn simpler_3d(c: &Conv3dCase) -> Vec<Conv3dCase> {
+    use crate::params::{Padding3d, PaddingMode};
+    let mut out = Vec::new();
+    let mut push = |v: Conv3dCase| {
+        if v != *c && v.params.validate(&v.input, &v.weight, None).is_ok() {
+            out.push(v);
+        }
+    };
+    push(Conv3dCase { input: [1, c.input[1], c.input[2], c.input[3], c.input[4]], ..c.clone() });
+    push(Conv3dCase { bias: false, ..c.clone() });
+    let g = c.params.groups as usize;
+    if g > 1 {
+        let mut v = c.clone();
+        v.params.groups = 1;
+        v.input[1] = c.input[1] / g;
+        v.weight[0] = c.weight[0] / g;
+        push(v);
+    }
+    if c.weight[1] > 1 {
+        let mut v = c.clone();
+        v.weight[1] -= 1;
+        v.input[1] = v.weight[1] * g;
+        push(v);
+    }
+    if c.weight[0] > g {
+        let mut v = c.clone();
+        v.weight[0] -= g;
+        push(v);
+    }
+    for a in 0..3 {
+        let mut v = c.clone();
+        v.weight[2 + a] = 1;
+        push(v);
+        let mut v = c.clone();
+        v.params.stride[a] = 1;
+        push(v);
+        let mut v = c.clone();
+        v.params.dilation[a] = 1;
+        push(v);
+        if c.input[2 + a] > 1 {
+            let mut v = c.clone();
+            v.input[2 + a] -= 1;
+            push(v);
+        }
+    }
+    push(Conv3dCase {
+        params: crate::params::Conv3dParams { padding: Padding3d::Symmetric([0; 3]), ..c.params },
+        ..c.clone()
+    });
+    push(Conv3dCase {
+        params: crate::params::Conv3dParams { padding_mode: PaddingMode::Zeros, ..c.params },
+        ..c.clone()
+    });
+    out
 }
 
 /// conv3d_backward on a conv3d case (its grad_output seeded from the case's input seed), the
@@ -127,5 +189,8 @@ impl OpCase for Conv3dBackwardCase {
     /// Each gradient of input and weight counts as one forward pass.
     fn flops(&self, s: &[&[usize]]) -> Result<f64> {
         Ok(self.0.flops(s)? * (self.1.input as u32 + self.1.weight as u32) as f64)
+    }
+    fn simpler(&self) -> Vec<Self> {
+        simpler_3d(&self.0).into_iter().map(|c| Conv3dBackwardCase(c, self.1)).collect()
     }
 }

@@ -430,6 +430,16 @@ pub async fn run_cases_async(
             .collect();
         ops.push(run_op_async(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol).await);
     }
+    // each layout mix, both algorithms in turn
+    let alternating: Vec<_> = transposed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let algorithm = Algorithm::TRANSPOSED[(i / 3) % 2];
+            ConvTranspose2dCase { params: ConvTranspose2dParams { algorithm, ..c.params }, ..c.clone() }
+        })
+        .collect();
+    ops.push(run_op_async(ctx, "conv_transpose2d/channels_last", &with_layouts(&alternating), f32, tol).await);
     let transposed_backward: Vec<_> = transposed
         .iter()
         .cloned()
@@ -456,10 +466,11 @@ pub async fn run_cases_async(
                 )
             })
             .collect();
-        ops.push(
-            run_op_async(ctx, "conv2d/channels_last/f16", &f16_cl, DType::F16, Tolerance { rel_l2: 1e-3, abs: 1e-3 })
-                .await,
-        );
+        let f16_tol = Tolerance { rel_l2: 1e-3, abs: 1e-3 };
+        ops.push(run_op_async(ctx, "conv2d/channels_last/f16", &f16_cl, DType::F16, f16_tol).await);
+        // conv_transpose2d's f16 kernels: implicit_gemm (what Auto runs)
+        let transposed_cl = with_layouts(&conv_transpose2d_cases(seed, n));
+        ops.push(run_op_async(ctx, "conv_transpose2d/channels_last/f16", &transposed_cl, DType::F16, f16_tol).await);
     }
     let backward: Vec<_> =
         cases.iter().cloned().map(|c| Conv2dBackwardCase(c, crate::ops::conv2d_backward::Grads::ALL)).collect();

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::kernels::{fold_grid, uniform_block, Step};
 use crate::params::{Activation, ConvTranspose2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
+use crate::tensor::Layout;
 
 uniform_block! {
     /// Twin of `Col2imParams` in `shaders/col2im.wgsl`.
@@ -39,11 +40,18 @@ impl Col2imParams {
     }
 }
 
-/// The launch of the gather `p`: one invocation per output element.
-pub(crate) fn step(ctx: &GpuContext, p: &Col2imParams, activation: Activation, has_bias: bool) -> Result<Step> {
+/// The launch of the gather `p` into an output of `layout`: one invocation per output element.
+pub(crate) fn step(
+    ctx: &GpuContext,
+    p: &Col2imParams,
+    activation: Activation,
+    has_bias: bool,
+    layout: Layout,
+) -> Result<Step> {
+    let overrides = Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64);
     Ok(Step {
         shader: ShaderId::Col2im,
-        overrides: Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64),
+        overrides: overrides.layouts(Layout::Contiguous, layout),
         workgroups: fold_grid((p.total as u64).div_ceil(256), ctx.max_workgroups_per_dim())?,
         note: format!("from image {}", p.img0),
     })

@@ -303,6 +303,27 @@ pub(crate) fn prepare(
     prepare_sampling(ctx, uniforms, block, p, problem, activation, a, b, bias, c, Aux::None)
 }
 
+/// [`prepare`] whose B is the conv input `b` (a whole tensor): its layout sets `X_NHWC` (the
+/// implicit, pointwise and transposed loaders read channels-last), C's `Y_NHWC`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_reading(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &GemmParams,
+    problem: GemmProblem,
+    activation: Activation,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let half = c.dtype() == DType::F16;
+    let ov = overrides(problem, activation, bias.is_some(), &Aux::None).layouts(b.layout(), c.layout());
+    let plan = plan(ctx, p, problem, ov, half, span(&whole(b)), c.numel())?;
+    prepare_planned(ctx, uniforms, block, &plan, a, whole(b), bias, c, Aux::None)
+}
+
 /// The extra operands of the sampling B modes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Aux<'a> {

@@ -58,7 +58,8 @@ pub struct Conv2dInfo {
     pub launches: u32,
 }
 
-/// The layouts of a conv2d's input and output ([`plan_conv2d_with_layouts`]).
+/// The layouts of a conv2d's (or conv_transpose2d's) input and output ([`plan_conv2d_with_layouts`],
+/// [`crate::plan_conv_transpose2d_with_layouts`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Conv2dLayouts {
     pub input: Layout,
@@ -66,8 +67,30 @@ pub struct Conv2dLayouts {
 }
 
 impl Conv2dLayouts {
-    fn is_nchw(self) -> bool {
+    pub(crate) fn is_nchw(self) -> bool {
         self == Conv2dLayouts::default()
+    }
+
+    /// What a plan's reason adds: nothing for NCHW, else `; input …, output …`.
+    pub(crate) fn note(self) -> String {
+        if self.is_nchw() {
+            return String::new();
+        }
+        format!("; input {}, output {}", self.input.name(), self.output.name())
+    }
+
+    /// `Error::TooLarge` with channels-last tensors for a split that reads and writes NCHW
+    /// only: `weight` true for chunks of output channels (a weight beyond one binding), false
+    /// for bands of rows (an image beyond it).
+    pub(crate) fn check_split(self, op: &str, weight: bool, max: u64) -> Result<()> {
+        if self.is_nchw() {
+            return Ok(());
+        }
+        let (what, how) = if weight { ("the weight", "chunks of channels") } else { ("one image", "bands of rows") };
+        Err(Error::TooLarge(format!(
+            "{op}: {what} beyond one storage binding ({max} bytes) runs in {how}, which read and write NCHW only: a \
+             channels-last input or output needs the weight and each image within one binding"
+        )))
     }
 }
 
@@ -210,10 +233,8 @@ pub fn plan_conv2d_with_layouts(
         plan.reason += "; f16 through f32 copies";
         return Ok(plan);
     }
-    let (algorithm, mut reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some(), layouts)?;
-    if !layouts.is_nchw() {
-        reason += &format!("; input {}, output {}", layouts.input.name(), layouts.output.name());
-    }
+    let (algorithm, reason) = choose_algorithm(ctx, &g, params, dtype, bias.is_some(), layouts)?;
+    let reason = reason + &layouts.note();
     let act = params.activation;
     let has_bias = bias.is_some();
     let half = dtype == DType::F16;
@@ -306,15 +327,8 @@ fn plan_split(
     let mut parts: Vec<Part> = Vec::new();
     let max = ctx.max_binding();
     let weight_bytes = weight.iter().product::<usize>() as u64 * dtype.size();
-    let too_large_channels_last = |what: &str| {
-        Error::TooLarge(format!(
-            "conv2d: {what} beyond one storage binding ({max} bytes) runs in {}, which read and write NCHW only: a \
-             channels-last input or output needs the weight and each image within one binding",
-            if what == "the weight" { "chunks of channels" } else { "bands of rows" }
-        ))
-    };
-    if weight_bytes > max && !plan.layouts.is_nchw() {
-        return Err(too_large_channels_last("the weight"));
+    if weight_bytes > max {
+        plan.layouts.check_split("conv2d", true, max)?;
     }
     if weight_bytes > max {
         channels::check_images("conv2d", weight, weight_bytes, in_image, out_image, max)?;
@@ -345,9 +359,7 @@ fn plan_split(
                 g.padding_mode.name()
             )));
         }
-        if !plan.layouts.is_nchw() {
-            return Err(too_large_channels_last("one image"));
-        }
+        plan.layouts.check_split("conv2d", false, max)?;
         let rows = row_geometry(&g, dtype);
         let bands = rows.plan("conv2d", max)?;
         let list = rows.bands(&bands)?;

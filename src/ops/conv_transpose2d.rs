@@ -20,6 +20,10 @@
 //! read as `[(Cout/G)·kh·kw, Cin/G]`; `B_MODE` pointwise: the input image as
 //! `[Cin/G, H·W]`), i.e. every input pixel's contribution to every tap of every output
 //! channel; then `col2im.wgsl` gathers, for each output element, the taps that land on it.
+//!
+//! Both read and write channels-last tensors too ([`crate::Layout::ChannelsLast`], any mix
+//! of input and output layouts, as conv2d): the phases' gather and the pointwise B read NHWC
+//! (`X_NHWC`), the phases' write-out and col2im write it (`Y_NHWC`); no transpose pass.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -27,9 +31,10 @@ use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::bands::{self, RowGeometry};
-use crate::ops::{as_batched, batch, channels, common_dtype, returned_shape, unbatched};
+use crate::ops::conv2d::Conv2dLayouts;
+use crate::ops::{as_batched, batch, channels, common_dtype_any_layout, contiguous, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Layout, Tensor};
 
 /// What one conv_transpose2d call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +52,7 @@ pub struct ConvTranspose2dInfo {
     pub launches: u32,
 }
 
-/// Transposed convolution, submitted; returns `[N, Cout, Ho, Wo]`.
+/// Transposed convolution, submitted; returns `[N, Cout, Ho, Wo]` in the input's layout.
 pub fn conv_transpose2d(
     ctx: &GpuContext,
     input: &Tensor,
@@ -67,7 +72,8 @@ pub fn conv_transpose2d_with_info(
     params: &ConvTranspose2dParams,
 ) -> Result<(Tensor, ConvTranspose2dInfo)> {
     let g = params.validate(&as_batched(input.shape(), 4), weight.shape(), bias.map(|b| b.shape()))?;
-    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?;
+    let output = Tensor::empty_as(ctx, &returned_shape(input.shape(), &g.output_shape()), input.dtype())?
+        .with_layout(input.layout())?;
     let mut encoder =
         ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("conv_transpose2d") });
     let info = conv_transpose2d_into(ctx, &mut encoder, input, weight, bias, params, &output)?;
@@ -105,6 +111,8 @@ pub struct ConvTranspose2dPlan {
     /// Workspace bytes one chunk uses (0 for `ImplicitGemm`).
     pub workspace_bytes: u64,
     pub activation: Activation,
+    /// The input's and output's layouts.
+    pub layouts: Conv2dLayouts,
     /// Pieces of the batch run one after another (an input or output beyond one storage
     /// binding; `chunks` and `workspace_bytes` then describe the first); 1 otherwise, 0 for
     /// an empty batch.
@@ -160,13 +168,30 @@ fn col_gemm_params(g: &ConvTranspose2dGeometry, img0: u32, imgs: u32) -> GemmPar
 
 /// Plans a conv_transpose2d of `input` `[N, Cin, H, W]` and `weight` `[Cin, Cout/groups, kh,
 /// kw]` (and `bias` `[Cout]`) stored as `dtype`: validates `params`, picks the algorithm and
-/// lists the launches. Creates no GPU object. Errors as [`conv_transpose2d`].
+/// lists the launches. Creates no GPU object. Errors as [`conv_transpose2d`]. Contiguous
+/// (NCHW) input and output: [`plan_conv_transpose2d_with_layouts`] plans other layouts.
 pub fn plan_conv_transpose2d(
     ctx: &GpuContext,
     input: &[usize],
     weight: &[usize],
     bias: Option<&[usize]>,
     dtype: DType,
+    params: &ConvTranspose2dParams,
+) -> Result<ConvTranspose2dPlan> {
+    plan_conv_transpose2d_with_layouts(ctx, input, weight, bias, dtype, Conv2dLayouts::default(), params)
+}
+
+/// [`plan_conv_transpose2d`] for an input and output of these layouts (the shapes are the
+/// logical `[N, C, H, W]` ones): both algorithms and batch pieces take channels-last tensors;
+/// an image or a weight beyond one storage binding (row bands, channel chunks) is
+/// [`Error::TooLarge`] with them.
+pub fn plan_conv_transpose2d_with_layouts(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    dtype: DType,
+    layouts: Conv2dLayouts,
     params: &ConvTranspose2dParams,
 ) -> Result<ConvTranspose2dPlan> {
     let input = &as_batched(input, 4)[..];
@@ -179,6 +204,7 @@ pub fn plan_conv_transpose2d(
         Algorithm::Auto => (auto_algorithm(ctx, &g, dtype), "output phases: no workspace, no col2im pass"),
         a => (a, "forced"),
     };
+    let reason = reason.to_string() + &layouts.note();
     // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
     // budget (some drivers cut loops short) it is refused rather than wrong; the output
     // phases split their K into passes.
@@ -199,11 +225,12 @@ pub fn plan_conv_transpose2d(
         geometry: g,
         dtype,
         algorithm,
-        reason: reason.to_string(),
+        reason,
         chunks: 1,
         images_per_chunk: g.n,
         workspace_bytes: 0,
         activation: act,
+        layouts,
         batch_pieces: 1,
         row_bands: 1,
         channel_chunks: 1,
@@ -221,7 +248,7 @@ pub fn plan_conv_transpose2d(
     if algorithm != Algorithm::GemmCol2im {
         let p = phase_gemm_params(&g, act.alpha());
         let problem = GemmProblem::TransposedPhases;
-        let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None);
+        let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None).layouts(layouts.input, layouts.output);
         let gplan = gemm::plan(ctx, &p, problem, ov, dtype == DType::F16, Some((0, input_bytes)), g.output_numel())?;
         plan.algorithm = Algorithm::ImplicitGemm;
         plan.steps = gplan.steps("output phases");
@@ -240,14 +267,16 @@ pub fn plan_conv_transpose2d(
     plan.chunks = g.n.div_ceil(images);
     plan.workspace_bytes = per_image * images as u64;
     let problem = GemmProblem::TransposedCols;
-    let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+    let ov =
+        gemm::overrides(problem, Activation::None, false, &gemm::Aux::None).layouts(layouts.input, Layout::Contiguous);
     for c in 0..plan.chunks {
         let (img0, imgs) = (c * images, images.min(g.n - c * images));
         let gp = col_gemm_params(&g, img0, imgs);
         let col_numel = (per_image * imgs as u64 / 4) as usize;
         let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, Some((0, input_bytes)), col_numel)?;
         plan.steps.extend(gplan.steps(&format!("chunk {}/{} columns", c + 1, plan.chunks)));
-        plan.steps.push(col2im::step(ctx, &Col2imParams::new(&g, img0, imgs, act.alpha()), act, has_bias)?);
+        let cp = Col2imParams::new(&g, img0, imgs, act.alpha());
+        plan.steps.push(col2im::step(ctx, &cp, act, has_bias, layouts.output)?);
     }
     Ok(plan)
 }
@@ -274,6 +303,11 @@ fn plan_split(
     type Part = (Vec<usize>, Vec<usize>, Option<Vec<usize>>, ConvTranspose2dParams, String);
     let mut parts: Vec<Part> = Vec::new();
     let weight_bytes = weight.iter().product::<usize>() as u64 * elem;
+    if weight_bytes > max {
+        plan.layouts.check_split("conv_transpose2d", true, max)?;
+    } else if per_image(input) > max || per_image(&out) > max {
+        plan.layouts.check_split("conv_transpose2d", false, max)?;
+    }
     if weight_bytes > max {
         channels::check_images("conv_transpose2d", weight, weight_bytes, per_image(input), per_image(&out), max)?;
         let (groups, cog) = (g.groups as u64, weight[1] as u64);
@@ -333,7 +367,7 @@ fn plan_split(
     }
     plan.steps.clear();
     for (k, (x, w, b, p, what)) in parts.into_iter().enumerate() {
-        let part = plan_conv_transpose2d(ctx, &x, &w, b.as_deref(), dtype, &p)?;
+        let part = plan_conv_transpose2d_with_layouts(ctx, &x, &w, b.as_deref(), dtype, plan.layouts, &p)?;
         if k == 0 {
             (plan.chunks, plan.images_per_chunk, plan.workspace_bytes) =
                 (part.chunks, part.images_per_chunk, part.workspace_bytes);
@@ -377,8 +411,9 @@ fn row_geometry(ctx: &GpuContext, g: &ConvTranspose2dGeometry, algorithm: Algori
     }
 }
 
-/// Records into the caller's encoder without submitting; writes `output`. Validates, plans
-/// ([`plan_conv_transpose2d`]) and records the plan's steps.
+/// Records into the caller's encoder without submitting; writes `output`. The input and
+/// output may each be contiguous (NCHW) or channels-last, the weight and bias contiguous.
+/// Validates, plans ([`plan_conv_transpose2d_with_layouts`]) and records the plan's steps.
 pub fn conv_transpose2d_into(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -404,10 +439,13 @@ pub fn conv_transpose2d_into(
     if let Some(b) = bias {
         b.check_device(ctx, "bias")?;
     }
-    let dtype =
-        common_dtype("conv_transpose2d", input, &[(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")])?;
+    contiguous("conv_transpose2d", &[(Some(weight), "weight"), (bias, "bias")])?;
+    let others = [(Some(weight), "weight"), (bias, "bias"), (Some(output), "output")];
+    let dtype = common_dtype_any_layout("conv_transpose2d", input, &others)?;
+    let layouts = Conv2dLayouts { input: input.layout(), output: output.layout() };
     let bias_shape = bias.map(|b| b.shape());
-    let plan = plan_conv_transpose2d(ctx, input.shape(), weight.shape(), bias_shape, dtype, params)?;
+    let plan =
+        plan_conv_transpose2d_with_layouts(ctx, input.shape(), weight.shape(), bias_shape, dtype, layouts, params)?;
     // A split call: every piece, band or chunk is planned again for its own shape with the
     // algorithm chosen for the whole call (bit-identical results).
     let forced = ConvTranspose2dParams { algorithm: plan.algorithm, ..*params };
@@ -419,7 +457,8 @@ pub fn conv_transpose2d_into(
                     b: Option<&Tensor>,
                     y: &Tensor|
      -> Result<()> {
-        let part = plan_conv_transpose2d(ctx, x.shape(), w.shape(), b.map(|b| b.shape()), dtype, p)?;
+        let part =
+            plan_conv_transpose2d_with_layouts(ctx, x.shape(), w.shape(), b.map(|b| b.shape()), dtype, layouts, p)?;
         record_conv_transpose2d(ctx, encoder, &part, x, w, b, y)?;
         recorded += part.steps.len();
         Ok(())
@@ -521,7 +560,7 @@ fn record_conv_transpose2d(
             let p = phase_gemm_params(&g, act.alpha());
             let block = arena.push(&p);
             let uniforms = arena.finish(ctx)?;
-            dispatches.extend(gemm::prepare(
+            dispatches.extend(gemm::prepare_reading(
                 ctx,
                 &uniforms,
                 block,
@@ -529,7 +568,7 @@ fn record_conv_transpose2d(
                 GemmProblem::TransposedPhases,
                 act,
                 weight,
-                whole(input),
+                input,
                 bias,
                 output,
             )?);
@@ -546,7 +585,7 @@ fn record_conv_transpose2d(
             }
             let uniforms = arena.finish(ctx)?;
             for (gp, gb, cp, cb, bytes) in &blocks {
-                dispatches.extend(gemm::prepare(
+                dispatches.extend(gemm::prepare_reading(
                     ctx,
                     &uniforms,
                     *gb,
@@ -554,12 +593,12 @@ fn record_conv_transpose2d(
                     GemmProblem::TransposedCols,
                     Activation::None,
                     weight,
-                    whole(input),
+                    input,
                     None,
                     &col_tensor(ctx, &workspace, *bytes)?,
                 )?);
                 let col = range(&workspace, (0, *bytes));
-                let step = col2im::step(ctx, cp, act, bias.is_some())?;
+                let step = col2im::step(ctx, cp, act, bias.is_some(), output.layout())?;
                 dispatches.push(step.dispatch(ctx, &[range(&uniforms, *cb), col, optional(ctx, bias), whole(output)])?);
             }
         }

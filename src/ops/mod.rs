@@ -31,8 +31,9 @@ pub(crate) use crate::params::as_batched;
 use crate::tensor::{DType, Tensor};
 
 /// The dtype every tensor of an op shares (the input's), or `Error::DTypeMismatch` naming the
-/// first that differs; `Error::Unsupported` for a channels-last tensor (every op but conv2d,
-/// which checks layouts itself with [`common_dtype_any_layout`], reads NCHW only).
+/// first that differs; `Error::Unsupported` for a channels-last tensor (every op but conv2d
+/// and conv_transpose2d, which check layouts themselves with [`common_dtype_any_layout`],
+/// reads NCHW only).
 pub(crate) fn common_dtype(op: &str, input: &Tensor, others: &[(Option<&Tensor>, &str)]) -> Result<DType> {
     contiguous(op, &[(Some(input), "input")])?;
     contiguous(op, others)?;

@@ -5,6 +5,7 @@
 //! splits that read NCHW only.
 
 use crate::common::{case, fresh_f16_gpu, fresh_gpu, gpu, Case, CaseExt};
+use wgconv::conformance::{conv_transpose2d_cases, ConvTranspose2dCase, OpCase};
 use wgconv::verify::{compare, Tolerance};
 use wgconv::{
     conv2d, conv2d_into, max_pool2d, Algorithm, Conv2dLayouts, Conv2dParams, DType, EngineConfig, Error, GemmKernel,
@@ -191,7 +192,7 @@ fn the_output_takes_the_input_layout() {
 }
 
 /// What reads NCHW only refuses channels-last tensors, before any GPU work: a channels-last
-/// weight, the other ops (pooling, the backward pass, conv_transpose2d), a reshape, a layout
+/// weight, the other ops (pooling, the backward passes), a reshape, a layout
 /// on a tensor not of rank 4, and the splits into row bands and channel chunks.
 #[test]
 fn what_reads_nchw_only_refuses_channels_last() {
@@ -213,7 +214,9 @@ fn what_reads_nchw_only_refuses_channels_last() {
     let grads = wgconv::conv2d_backward(&ctx, &xt, &wt, &dy, &c.params, wgconv::Grads::ALL);
     unsupported(grads.unwrap_err(), "conv2d_backward");
     let tp = wgconv::ConvTranspose2dParams::default();
-    unsupported(wgconv::conv_transpose2d(&ctx, &xt, &wt, None, &tp).unwrap_err(), "conv_transpose2d");
+    let dy = upload(&ctx, &HostTensor::random(&[2, 4, 10, 10], 6), Layout::Contiguous, DType::F32);
+    let grads = wgconv::conv_transpose2d_backward(&ctx, &xt, &wt, &dy, &tp, wgconv::Grads::ALL);
+    unsupported(grads.unwrap_err(), "conv_transpose2d_backward");
     unsupported(xt.reshape(&[2, 4, 64]).unwrap_err(), "reshape");
     let flat = Tensor::from_slice(&ctx, &[4], &[0.0; 4]).unwrap();
     assert!(matches!(flat.with_layout(Layout::ChannelsLast), Err(Error::Buffer { .. })));
@@ -239,4 +242,156 @@ fn host_conversions_interleave_channels_per_pixel() {
     assert_eq!(nhwc, [0., 6., 1., 7., 2., 8., 3., 9., 4., 10., 5., 11.]);
     assert_eq!(HostTensor::from_channels_last(&t.shape, &nhwc).unwrap().data, t.data);
     assert!(HostTensor::new(&[2, 3], vec![0.0; 6]).unwrap().to_channels_last().is_err());
+}
+
+/// The conv_transpose2d of `c` with its tensors in `layouts`, as `dtype`; the output in NCHW
+/// order.
+fn run_transposed(
+    ctx: &GpuContext,
+    c: &ConvTranspose2dCase,
+    layouts: Conv2dLayouts,
+    dtype: DType,
+) -> wgconv::Result<Vec<f32>> {
+    let i = c.inputs()?;
+    let round = |t: &HostTensor| if dtype == DType::F16 { t.clone().rounded_to(DType::F16) } else { t.clone() };
+    let xt = upload(ctx, &round(&i[0]), layouts.input, dtype);
+    let wt = upload(ctx, &round(&i[1]), Layout::Contiguous, dtype);
+    let bt = i.get(2).map(|b| upload_flat(ctx, &round(b), dtype));
+    let shape = c.output_shapes(&[&i[0].shape, &i[1].shape])?.remove(0);
+    let y = Tensor::empty_as(ctx, &shape, dtype)?.with_layout(layouts.output)?;
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    wgconv::conv_transpose2d_into(ctx, &mut encoder, &xt, &wt, bt.as_ref(), &c.params, &y)?;
+    ctx.submit(encoder)?;
+    let v = y.to_vec(ctx)?;
+    Ok(if layouts.output == Layout::ChannelsLast { from_nhwc(&v, &shape) } else { v })
+}
+
+fn upload_flat(ctx: &GpuContext, h: &HostTensor, dtype: DType) -> Tensor {
+    Tensor::from_slice_as(ctx, &h.shape, &h.data, dtype).unwrap()
+}
+
+/// conv_transpose2d reads and writes channels-last too: 8 generated cases (strides,
+/// dilations, groups, output_padding) and one with stride 2 and dilation 2 × both algorithms
+/// (the output phases' gather and write-out; the pointwise GEMM and col2im) × each layout
+/// mix: the NCHW call's values bit for bit; f16 (implicit_gemm) likewise; and a batch beyond
+/// one binding in pieces. The output of `conv_transpose2d` takes the input's layout.
+#[test]
+fn conv_transpose2d_reads_and_writes_channels_last() {
+    let Some(ctx) = gpu() else { return };
+    let mut cases = conv_transpose2d_cases(41, 8);
+    let mut strided = cases[0].clone();
+    strided.input = [2, 4, 5, 6];
+    strided.weight = [4, 3, 3, 3];
+    strided.params = wgconv::ConvTranspose2dParams {
+        stride: [2, 2],
+        dilation: [2, 1],
+        padding: Padding::Symmetric([1, 1]),
+        output_padding: [1, 1],
+        ..Default::default()
+    };
+    cases.push(strided);
+    let mut runs = 0;
+    for c in &cases {
+        for algorithm in Algorithm::TRANSPOSED {
+            let c =
+                ConvTranspose2dCase { params: wgconv::ConvTranspose2dParams { algorithm, ..c.params }, ..c.clone() };
+            let Ok(nchw) = run_transposed(ctx, &c, Conv2dLayouts::default(), DType::F32) else { continue };
+            let (_, want) = {
+                let i = c.inputs().unwrap();
+                wgconv::reference::conv_transpose2d(&i[0], &i[1], i.get(2), &c.params).unwrap()
+            };
+            assert!(compare(&nchw, &want).passes(Tolerance::default()), "{c}");
+            for layouts in MIXES {
+                let got = run_transposed(ctx, &c, layouts, DType::F32).unwrap();
+                assert!(same_bits(&got, &nchw), "{c} {layouts:?}: not the NCHW call's values");
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs >= 40, "{runs} runs");
+    let i = cases[0].inputs().unwrap();
+    let x = upload(ctx, &i[0], Layout::ChannelsLast, DType::F32);
+    let y = wgconv::conv_transpose2d(ctx, &x, &upload_flat(ctx, &i[1], DType::F32), None, &cases[0].params).unwrap();
+    assert_eq!(y.layout(), Layout::ChannelsLast);
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        for c in &cases {
+            let Ok(nchw) = run_transposed(ctx, c, Conv2dLayouts::default(), DType::F16) else { continue };
+            for layouts in MIXES {
+                let got = run_transposed(ctx, c, layouts, DType::F16).unwrap();
+                assert!(same_bits(&got, &nchw), "{c} {layouts:?} f16: not the NCHW call's values");
+            }
+        }
+    }
+    // a batch beyond one binding (2 KiB): pieces, the whole call's values (its own context)
+    let Some(ctx) = fresh_gpu() else { return };
+    let c = ConvTranspose2dCase { input: [9, 3, 5, 6], ..cases[cases.len() - 1].clone() };
+    let c = ConvTranspose2dCase { weight: [3, 3, 3, 3], ..c };
+    let whole = run_transposed(&ctx, &c, Conv2dLayouts::default(), DType::F32).unwrap();
+    let base = ctx.config();
+    ctx.set_config(EngineConfig { max_binding_size: 2 << 10, ..base });
+    let plan = wgconv::plan_conv_transpose2d_with_layouts(
+        &ctx,
+        &c.input,
+        &c.weight,
+        Some(&[3]),
+        DType::F32,
+        MIXES[2],
+        &c.params,
+    );
+    let split: Vec<_> = MIXES.iter().map(|&l| run_transposed(&ctx, &c, l, DType::F32)).collect();
+    ctx.set_config(base);
+    assert!(plan.unwrap().batch_pieces > 1);
+    for (l, got) in MIXES.iter().zip(split) {
+        assert!(same_bits(&got.unwrap(), &whole), "{l:?}: pieces");
+    }
+}
+
+/// NaN and ±∞ in the input, and a sum of 70,000 terms per output (past Mesa ≤ 22's 65535-turn
+/// loop limit: K in passes) through channels-last tensors: the NCHW call's values (NaN where
+/// it has NaN), and the long sums the reference's.
+#[test]
+fn special_values_and_long_sums_through_channels_last() {
+    let Some(ctx) = gpu() else { return };
+    let same =
+        |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+    let special = case(2, 6, [7, 6], 4, [3, 3]).pad(Padding::Symmetric([1, 1]));
+    let long = case(1, 70_000, [2, 2], 2, [1, 1]);
+    let mut runs = 0;
+    for (c, planted) in [(special, true), (long, false)] {
+        let (mut x, w, b) = c.seeded(9);
+        if planted {
+            for (i, v) in [(3, f32::NAN), (40, f32::INFINITY), (77, f32::NEG_INFINITY), (150, f32::NAN)] {
+                x.data[i] = v;
+            }
+        }
+        for algorithm in c.algorithms() {
+            let c = c.clone().algo(algorithm);
+            let go = |layouts: Conv2dLayouts| -> wgconv::Result<Vec<f32>> {
+                let xt = upload(ctx, &x, layouts.input, DType::F32);
+                let wt = Tensor::from_host(ctx, &w)?;
+                let bt = b.as_ref().map(|b| Tensor::from_host(ctx, b)).transpose()?;
+                let shape = c.params.output_shape(&x.shape, &w.shape)?;
+                let y = Tensor::empty(ctx, &shape)?.with_layout(layouts.output)?;
+                let mut encoder = ctx.device().create_command_encoder(&Default::default());
+                conv2d_into(ctx, &mut encoder, &xt, &wt, bt.as_ref(), &c.params, &y)?;
+                ctx.submit(encoder)?;
+                let v = y.to_vec(ctx)?;
+                Ok(if layouts.output == Layout::ChannelsLast { from_nhwc(&v, &shape) } else { v })
+            };
+            // (direct and depthwise refuse sums past the loop budget: the implicit GEMM splits them)
+            let Ok(nchw) = go(Conv2dLayouts::default()) else { continue };
+            let (_, want) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
+            if planted {
+                let nans = nchw.iter().filter(|v| v.is_nan()).count();
+                assert!(nans > 0 && nans == want.iter().filter(|v| v.is_nan()).count(), "{algorithm:?}: {nans} NaN");
+            } else {
+                assert!(compare(&nchw, &want).passes(Tolerance::default()), "{algorithm:?}");
+            }
+            for layouts in MIXES {
+                assert!(same(&go(layouts).unwrap(), &nchw), "{algorithm:?} {layouts:?}: not the NCHW call's values");
+            }
+            runs += 1;
+        }
+    }
+    assert!(runs >= 6, "{runs} algorithms ran");
 }
