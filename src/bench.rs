@@ -156,7 +156,8 @@ pub struct BenchOptions {
     /// Storage of the conv2d, conv_transpose2d and deform_conv2d rows' tensors (f16: the other
     /// ops' rows are n/a).
     pub dtype: DType,
-    /// conv2d rows with channels-last (NHWC) input and output (the other ops' rows are n/a).
+    /// conv2d and conv_transpose2d rows with channels-last (NHWC) input and output (the
+    /// other ops' rows are n/a).
     pub channels_last: bool,
 }
 
@@ -258,8 +259,9 @@ pub fn run_case(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: 
         let why = format!("n/a: {} storage is conv2d's, conv_transpose2d's and deform_conv2d's", opts.dtype.name());
         return CaseResult::skipped(case, algorithm.name(), why);
     }
-    if opts.channels_last && case.op != BenchOp::Conv2d {
-        return CaseResult::skipped(case, algorithm.name(), "n/a: channels-last tensors are conv2d's".into());
+    if opts.channels_last && !matches!(case.op, BenchOp::Conv2d | BenchOp::ConvTranspose2d) {
+        let why = "n/a: channels-last tensors are conv2d's and conv_transpose2d's".into();
+        return CaseResult::skipped(case, algorithm.name(), why);
     }
     match case.op {
         BenchOp::Conv2d => match run_conv2d(ctx, case, algorithm, opts) {
@@ -461,9 +463,8 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
         other => other?,
     };
     if opts.channels_last {
-        let (input, output) = (crate::Layout::ChannelsLast, crate::Layout::ChannelsLast);
-        let c = crate::conformance::LayoutCase { case: c, layouts: crate::Conv2dLayouts { input, output } };
-        return timed_case(ctx, case, &c, opts.dtype, opts);
+        let layouts = crate::Conv2dLayouts { input: crate::Layout::ChannelsLast, output: crate::Layout::ChannelsLast };
+        return timed_case(ctx, case, &crate::conformance::LayoutCase { case: c, layouts }, opts.dtype, opts);
     }
     timed_case(ctx, case, &c, opts.dtype, opts)
 }
@@ -625,7 +626,12 @@ fn run_conv_transpose2d(
     algorithm: Algorithm,
     opts: &BenchOptions,
 ) -> Result<CaseResult> {
-    timed_case(ctx, case, &conv_transpose2d_case(case, algorithm), opts.dtype, opts)
+    let c = conv_transpose2d_case(case, algorithm);
+    if opts.channels_last {
+        let layouts = crate::Conv2dLayouts { input: crate::Layout::ChannelsLast, output: crate::Layout::ChannelsLast };
+        return timed_case(ctx, case, &crate::conformance::LayoutCase { case: c, layouts }, opts.dtype, opts);
+    }
+    timed_case(ctx, case, &c, opts.dtype, opts)
 }
 
 /// The row's conv_transpose2d (with a bias) as a case.

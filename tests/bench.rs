@@ -49,6 +49,35 @@ fn runner_times_and_checks_a_small_suite() {
     assert_eq!(json["results"][0]["id"], "tiny");
 }
 
+/// `--channels-last`: conv2d and conv_transpose2d rows run with NHWC input and output,
+/// spot-checked in that layout against the NCHW reference (a wrong layout fails the check);
+/// the other ops' rows are n/a.
+#[test]
+fn channels_last_rows_are_timed_and_checked() {
+    let Some(ctx) = common::gpu() else { return };
+    let suite = "| id | op | N | Cin | H x W | Cout | kernel | stride | pad | dil | groups | extra |\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+                 | tiny | conv2d | 2 | 8 | 12x10 | 16 | 3x3 | 1 | 1 | 1 | 1 | |\n\
+                 | tiny_dw | conv2d | 1 | 8 | 9x9 | 8 | 3 | 2 | 1 | 1 | 8 | depthwise |\n\
+                 | tiny_up | conv_transpose2d | 1 | 8 | 7x7 | 4 | 4x4 | 2 | 1 | 1 | 1 | |\n\
+                 | dcn | deform_conv2d | 1 | 4 | 8x8 | 4 | 3x3 | 1 | 1 | 1 | 1 | |\n";
+    let cases = parse_suite(suite).unwrap();
+    let opts = BenchOptions {
+        warmup: 1,
+        runs: 3,
+        min_time: std::time::Duration::ZERO,
+        check_points: 64,
+        channels_last: true,
+        ..Default::default()
+    };
+    let results: Vec<_> = cases.iter().map(|c| run_case(ctx, c, Algorithm::Auto, &opts)).collect();
+    for r in &results[..3] {
+        assert!(r.ok() && r.check_max_err.unwrap() < 1e-5, "{r:?}");
+        assert!(r.algorithm.contains("channels_last → channels_last"), "{}", r.algorithm);
+    }
+    assert!(results[3].status.starts_with("n/a"), "{:?}", results[3]);
+}
+
 #[test]
 fn every_default_suite_row_is_known() {
     let cases = parse_suite(DEFAULT_SUITE).unwrap();

@@ -165,8 +165,8 @@ struct BenchArgs {
     /// other ops' rows are n/a.
     #[arg(long)]
     f16: bool,
-    /// conv2d rows with channels-last (NHWC) input and output, read and written natively (the
-    /// other ops' rows are n/a): compare with the same rows without it.
+    /// conv2d and conv_transpose2d rows with channels-last (NHWC) input and output, read and
+    /// written natively (the other ops' rows are n/a): compare with the same rows without it.
     #[arg(long)]
     channels_last: bool,
     /// Also time the backward pass (grad input, weight, bias) of every conv2d and
