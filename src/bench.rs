@@ -464,7 +464,7 @@ fn run_conv2d(ctx: &GpuContext, case: &BenchCase, algorithm: Algorithm, opts: &B
     };
     if opts.channels_last {
         let layouts = crate::Conv2dLayouts { input: crate::Layout::ChannelsLast, output: crate::Layout::ChannelsLast };
-        return timed_case(ctx, case, &crate::conformance::LayoutCase { case: c, layouts }, opts.dtype, opts);
+        return timed_case(ctx, case, &crate::conformance::LayoutCase::new(c, layouts), opts.dtype, opts);
     }
     timed_case(ctx, case, &c, opts.dtype, opts)
 }
@@ -629,7 +629,7 @@ fn run_conv_transpose2d(
     let c = conv_transpose2d_case(case, algorithm);
     if opts.channels_last {
         let layouts = crate::Conv2dLayouts { input: crate::Layout::ChannelsLast, output: crate::Layout::ChannelsLast };
-        return timed_case(ctx, case, &crate::conformance::LayoutCase { case: c, layouts }, opts.dtype, opts);
+        return timed_case(ctx, case, &crate::conformance::LayoutCase::new(c, layouts), opts.dtype, opts);
     }
     timed_case(ctx, case, &c, opts.dtype, opts)
 }

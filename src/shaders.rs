@@ -552,9 +552,14 @@ impl ShaderId {
                         sets.push(spec(Overrides::none().flag("HAS_BIAS", true).with("ACT", 1.0)));
                     }
                 }
-                // channels-last, unspecialised
-                for ov in layout_sets(true) {
-                    sets.push(ov.with("KH", 0.0).with("KW", 0.0).with("SW", 0.0).with("DW", 0.0));
+                // channels-last, unspecialised and the common specialisations
+                for [kh, kw, sw, dw] in
+                    [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]]
+                {
+                    for ov in layout_sets(true) {
+                        let ov = ov.with("KH", kh as f64).with("KW", kw as f64).with("SW", sw as f64);
+                        sets.push(ov.with("DW", dw as f64));
+                    }
                 }
                 sets
             }

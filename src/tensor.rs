@@ -433,14 +433,24 @@ impl Tensor {
         Ok(out)
     }
 
-    /// Downloads into a [`HostTensor`].
+    /// Downloads into a [`HostTensor`], in the shape's (NCHW) order whatever the layout (a
+    /// channels-last tensor's values are put in NCHW order; [`Tensor::to_vec`] gives them in
+    /// buffer order).
     pub fn to_host(&self, ctx: &GpuContext) -> Result<HostTensor> {
-        Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec(ctx)? })
+        self.host_of(self.to_vec(ctx)?)
     }
 
     /// [`Tensor::to_host`] as a future (see [`Tensor::to_vec_async`]).
     pub async fn to_host_async(&self, ctx: &GpuContext) -> Result<HostTensor> {
-        Ok(HostTensor { shape: self.shape.clone(), data: self.to_vec_async(ctx).await? })
+        self.host_of(self.to_vec_async(ctx).await?)
+    }
+
+    /// The host tensor of this tensor's values `data` (in buffer order).
+    fn host_of(&self, data: Vec<f32>) -> Result<HostTensor> {
+        match self.layout {
+            Layout::Contiguous => Ok(HostTensor { shape: self.shape.clone(), data }),
+            Layout::ChannelsLast => HostTensor::from_channels_last(&self.shape, &data),
+        }
     }
 }
 

@@ -721,8 +721,11 @@ fn run_call<C: OpCase>(
         .collect::<wgconv::Result<Vec<_>>>()?;
     let mut host = case.run(&ctx, &up)?.iter().map(|t| t.to_host(&ctx)).collect::<wgconv::Result<Vec<_>>>()?;
     if nhwc_outputs {
+        // to_host gave NCHW order: back to the buffer's [N, H, W, C] for the file (and the
+        // case's expected values, in that order too)
         for h in host.iter_mut().filter(|h| h.shape.len() == 4) {
-            h.shape = vec![h.shape[0], h.shape[2], h.shape[3], h.shape[1]];
+            let s = h.shape.clone();
+            *h = HostTensor { shape: vec![s[0], s[2], s[3], s[1]], data: h.to_channels_last()? };
         }
     }
     let ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -857,7 +860,7 @@ fn run_conv2d(args: &Conv2dArgs) -> Result<(), Failure> {
     let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
     let layout_text = layouts_text(layouts);
     let call = RunCall {
-        case: wgconv::conformance::LayoutCase { case, layouts },
+        case: wgconv::conformance::LayoutCase::new(case, layouts),
         inputs,
         outputs: vec![("output", &a.out)],
         dtype,
@@ -916,7 +919,7 @@ fn run_conv_transpose2d(args: &ConvTranspose2dArgs) -> Result<(), Failure> {
     let (x, w, b) = (x.clone(), w.clone(), b.map(<[usize]>::to_vec));
     let layout_text = layouts_text(layouts);
     let call = RunCall {
-        case: wgconv::conformance::LayoutCase { case, layouts },
+        case: wgconv::conformance::LayoutCase::new(case, layouts),
         inputs,
         outputs: vec![("output", &a.out)],
         dtype,

@@ -318,10 +318,8 @@ pub(crate) fn prepare_reading(
     bias: Option<&Tensor>,
     c: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    let half = c.dtype() == DType::F16;
-    let ov = overrides(problem, activation, bias.is_some(), &Aux::None).layouts(b.layout(), c.layout());
-    let plan = plan(ctx, p, problem, ov, half, span(&whole(b)), c.numel())?;
-    prepare_planned(ctx, uniforms, block, &plan, a, whole(b), bias, c, Aux::None)
+    let aux = Aux::None;
+    prepare_laid_out(ctx, uniforms, block, p, problem, activation, a, (whole(b), b.layout()), bias, c, aux)
 }
 
 /// The extra operands of the sampling B modes.
@@ -420,7 +418,10 @@ pub(crate) fn plan(
             k => k,
         }
     };
-    let aligned = quad_b(p, mode, b_span, dtype) && problem.reads_b_as_vec4() && (!half || problem.has_f16());
+    // a channels-last pointwise B reads a pixel's channels, C apart: no vec4 along a row
+    let channels_last = overrides.entries().iter().any(|&(n, v)| n == "X_NHWC" && v != 0.0);
+    let aligned =
+        quad_b(p, mode, b_span, dtype) && !channels_last && problem.reads_b_as_vec4() && (!half || problem.has_f16());
     let core = kernel(aligned);
     // vec4 B where the core has such a variant (the 16x16 blockings), else scalar.
     let Some(key) = GemmKey::new(core, aligned, half).or_else(|| GemmKey::new(core, false, half)) else {
@@ -505,6 +506,24 @@ pub(crate) fn prepare_sampling(
     c: &Tensor,
     aux: Aux<'_>,
 ) -> Result<Vec<Dispatch>> {
+    prepare_laid_out(ctx, uniforms, block, p, problem, activation, a, (b, Layout::Contiguous), bias, c, aux)
+}
+
+/// [`prepare_sampling`] for a B stored in `b.1`'s layout (`X_NHWC`), C in its own (`Y_NHWC`).
+#[allow(clippy::too_many_arguments)]
+fn prepare_laid_out(
+    ctx: &GpuContext,
+    uniforms: &wgpu::Buffer,
+    block: (u64, u64),
+    p: &GemmParams,
+    problem: GemmProblem,
+    activation: Activation,
+    a: &Tensor,
+    (b, b_layout): (wgpu::BindingResource<'_>, Layout),
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    aux: Aux<'_>,
+) -> Result<Vec<Dispatch>> {
     // f16 storage (conv2d's implicit and 1x1 GEMMs, conv_transpose2d's output phases,
     // deform_conv2d's implicit GEMM, conv2d_backward's grad_weight: the op checked every
     // operand's dtype and the mode before getting here).
@@ -515,8 +534,7 @@ pub(crate) fn prepare_sampling(
             || (matches!(mode, BMode::Implicit | BMode::Pointwise | BMode::Transposed | BMode::Deform | BMode::Taps)
                 && a.dtype() == DType::F16)
     );
-    // a channels-last C (conv2d's output): the write-out's layout
-    let ov = overrides(problem, activation, bias.is_some(), &aux).layouts(Layout::Contiguous, c.layout());
+    let ov = overrides(problem, activation, bias.is_some(), &aux).layouts(b_layout, c.layout());
     let plan = plan(ctx, p, problem, ov, half, span(&b), c.numel())?;
     prepare_planned(ctx, uniforms, block, &plan, a, b, bias, c, aux)
 }

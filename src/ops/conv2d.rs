@@ -329,8 +329,6 @@ fn plan_split(
     let weight_bytes = weight.iter().product::<usize>() as u64 * dtype.size();
     if weight_bytes > max {
         plan.layouts.check_split("conv2d", true, max)?;
-    }
-    if weight_bytes > max {
         channels::check_images("conv2d", weight, weight_bytes, in_image, out_image, max)?;
         let row = weight[1..].iter().product::<usize>() as u64 * dtype.size();
         let (groups, c_in, c_out) = (g.groups as u64, g.c_in as u64, g.c_out as u64);
@@ -402,10 +400,7 @@ fn plan_split(
         if k == 0 {
             (plan.chunks, plan.chunk_cols, plan.workspace_bytes) = (part.chunks, part.chunk_cols, part.workspace_bytes);
         }
-        plan.steps.extend(part.steps.into_iter().map(|mut s| {
-            s.note = if s.note.is_empty() { what.clone() } else { format!("{what}: {}", s.note) };
-            s
-        }));
+        plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&what)));
     }
     Ok(true)
 }

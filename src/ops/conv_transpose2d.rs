@@ -372,10 +372,7 @@ fn plan_split(
             (plan.chunks, plan.images_per_chunk, plan.workspace_bytes) =
                 (part.chunks, part.images_per_chunk, part.workspace_bytes);
         }
-        plan.steps.extend(part.steps.into_iter().map(|mut s| {
-            s.note = if s.note.is_empty() { what.clone() } else { format!("{what}: {}", s.note) };
-            s
-        }));
+        plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&what)));
     }
     Ok(true)
 }

@@ -24,7 +24,8 @@
 //! in batch pieces ([`crate::ops::batch`]): grad_input, grad_offset and grad_mask per piece
 //! (the same kernels: bit-identical to one call), grad_weight and grad_bias per piece into
 //! slots then summed over the pieces in order (equal to one call within f32 rounding); the
-//! weight and one image of each tensor within one binding.
+//! weight and one image of each tensor within one binding (f16: the f32 copies each within
+//! one binding too).
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};

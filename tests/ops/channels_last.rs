@@ -175,7 +175,8 @@ fn f16_reads_and_writes_channels_last() {
     assert!(runs >= 30, "{runs} f16 channels-last runs");
 }
 
-/// conv2d returns its output in the input's layout (PyTorch's memory-format propagation).
+/// conv2d returns its output in the input's layout (PyTorch's memory-format propagation);
+/// `to_host` reads it back in NCHW order.
 #[test]
 fn the_output_takes_the_input_layout() {
     let Some(ctx) = gpu() else { return };
@@ -189,6 +190,10 @@ fn the_output_takes_the_input_layout() {
     let (_, want) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &c.params).unwrap();
     let s = compare(&from_nhwc(&y.to_vec(ctx).unwrap(), y.shape()), &want);
     assert!(s.passes(Tolerance::default()), "{s}");
+    // to_host: NCHW order (to_vec: the buffer's)
+    let host = y.to_host(ctx).unwrap();
+    assert_eq!(host.shape, y.shape());
+    assert_eq!(host.data, from_nhwc(&y.to_vec(ctx).unwrap(), y.shape()));
 }
 
 /// What reads NCHW only refuses channels-last tensors, before any GPU work: a channels-last
