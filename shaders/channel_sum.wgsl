@@ -3,9 +3,11 @@
 // x:   [N, C, hw]
 // out: [C]
 // (dtype_f32.wgsl or dtype_f16.wgsl in front: x and out hold `elem`; the sums run in f32.)
-// One workgroup per channel (grid folded into y/z): each of its 256 invocations sums a
+// One workgroup per channel (grid folded into y/z): each of its 64 invocations sums a
 // strided share of the N·hw values in a fixed order, then a tree reduction in workgroup
 // memory combines them in a fixed order too, so the result is bit-identical run to run.
+// 64 rather than 256: on llvmpipe each barrier switches between all of a workgroup's SIMD
+// groups, and the reduction's barriers cost more than the sums themselves (see BENCHMARKS.md).
 
 struct SumParams {
     channels: u32,
@@ -32,10 +34,10 @@ struct Pass {
 // the running sum of each channel between passes (f32; unused with one pass)
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
+const WG: u32 = 64u;
+var<workgroup> partial: array<f32, 64>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -47,10 +49,19 @@ fn main(
     }
     var acc = 0.0;
     let e_end = min(range.end, params.n * params.hw);
-    for (var e = range.begin + lid; e < e_end; e += WG) {
-        let img = e / params.hw;
-        let q = e - img * params.hw;
+    // element e = (img, q) in mixed radix (N, hw); each turn adds WG = (img_step, q_step)
+    // with a carry (no division per element)
+    let start = range.begin + lid;
+    var img = start / params.hw;
+    var q = start - img * params.hw;
+    let q_step = WG % params.hw;
+    let img_step = WG / params.hw;
+    for (var e = start; e < e_end; e += WG) {
         acc += f32(x[(img * params.channels + c) * params.hw + q]);
+        q += q_step;
+        let wrap = q >= params.hw;
+        q = select(q, q - params.hw, wrap);
+        img += img_step + select(0u, 1u, wrap);
     }
     partial[lid] = acc;
     workgroupBarrier();

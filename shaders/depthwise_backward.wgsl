@@ -9,11 +9,31 @@
 //
 // grad_input:  dx[n, ci, iy, ix] = Σ_{m, i, j} w[ci·mult + m, i, j] · dy[n, ci·mult + m, oy, ox]
 //              over the taps with iy = oy·sh − pt + i·dh and ix = ox·sw − pl + j·dw.
-//              One invocation per element of dx.
 // grad_weight: dw[co, i, j] = Σ_{n, oy, ox} dy[n, co, oy, ox] · x[n, co / mult, oy·sh − pt + i·dh, ...]
-//              (0 outside the image). One workgroup per output channel co: 64 invocations
-//              sum strided shares of the pixels for every tap in a fixed order, then a tree
-//              reduction per tap in workgroup memory.
+//              with x = 0 in the zero padding.
+// As autograd through the zero-padded input (and the reference): grad_input sums only the
+// (tap, dy) pairs that exist (a term is masked, never a zero operand multiplied), grad_weight
+// multiplies dy by the padding's explicit zero (NaN where dy is not finite).
+//
+// KH, KW, SW and DW specialise the kernel size, the horizontal stride and dilation (0 = read
+// them from `params` at run time), as in depthwise.wgsl: specialised, the tap loops have
+// constant trip counts and unroll, each row window is read once into `win` and the taps
+// index it with constants. No branch around a storage load (clamped indices, masked terms):
+// on software rasterisers such as llvmpipe a load under a branch runs lane by lane.
+
+override KH: u32 = 0u;
+override KW: u32 = 0u;
+override SW: u32 = 0u;
+override DW: u32 = 0u;
+// grad_input's phase specialisation: the vertical stride and dilation, the phase's residues
+// RY = (py + pt) mod sh and RX = (px + pl) mod sw, and the channel multiplier
+override SH: u32 = 0u;
+override DH: u32 = 0u;
+override RY: u32 = 0u;
+override RX: u32 = 0u;
+override MULT: u32 = 0u;
+// grad_weight: Wo is a multiple of 4, so every quad of outputs exists (no term to mask)
+override QUADS_FULL: bool = false;
 
 struct DwBackParams {
     c_in: u32,
@@ -32,10 +52,20 @@ struct DwBackParams {
     w_out: u32,
     mult: u32,
     n: u32,
+    // workgroups with work: grad_input N·Cin·tiles, grad_weight Cout
     total: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // items per row: grad_input's phased path ⌈⌈(W − px)/sw⌉/4⌉, its other path ⌈⌈W/sw⌉/4⌉
+    // (per column phase); grad_weight ⌈Wo/4⌉
+    quads: u32,
+    // grad_input: workgroups per dx plane (per phase when phased)
+    tiles: u32,
+    // grad_input's phased path: the phase's rows ⌈(H − py)/sh⌉, the phase (py, px), and
+    // my = (py + pt) div sh, mx = (px + pl) div sw
+    rows: u32,
+    py: u32,
+    px: u32,
+    my: u32,
+    mx: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: DwBackParams;
@@ -44,57 +74,180 @@ struct DwBackParams {
 @group(0) @binding(3) var<storage, read> dy: array<elem>;
 @group(0) @binding(4) var<storage, read_write> grad: array<elem>;
 
-const WG: u32 = 256u;
+const WG: u32 = 64u;
+// Longest row window the specialised paths hold in `win`.
+const WIN_MAX: u32 = 32u;
 
-@compute @workgroup_size(256, 1, 1)
+// floor(a / b) for b > 0 (WGSL's / truncates toward zero)
+fn floor_div(a: i32, b: i32) -> i32 {
+    return select(-((-a + b - 1) / b), a / b, a >= 0);
+}
+
+// grad_input. An item is four dx elements of one row in the same column phase (ix ≡ px mod
+// sw): columns ix0 + e·sw, e < 4. Along x, tap j reaches dy when sw divides ix + pl − j·dw,
+// which depends on the phase only, and then the four reach dy columns ox + e: four
+// adjacent elements of one dy row, whatever the stride.
+//
+// Specialised (KH, KW, SW, DW and SH, DH, RY, RX set), one dispatch per phase (py, px) of
+// dx: RY = (py + pt) mod sh and RX = (px + pl) mod sw make every tap test a constant, so
+// only the taps that reach are in the code (at stride 2, one in four of the 3x3's per
+// element on average), each dy row window is read once and indexed by constants. The
+// phase's items are (k, q): row iy = py + k·sh, ix0 = px + 4·q·sw. One workgroup per tile of
+// a dx plane (n, ci): workgroup g of the folded grid is plane g / tiles, tile g % tiles;
+// its 64 invocations take items tile·64 + lid in row-major order.
+//
+// Otherwise one dispatch for all phases: a row's items are (r, q), r < sw the column phase,
+// and every tap test runs per element.
+@compute @workgroup_size(64, 1, 1)
 fn grad_input(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let idx = (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * WG + lid;
-    if (idx >= params.total) {
-        return;
+    let g = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    if (KH != 0u && KW != 0u && SW != 0u && DW != 0u && SH != 0u && DH != 0u) {
+        grad_input_phase(g, lid);
+    } else {
+        grad_input_any(g, lid);
     }
-    let ix = idx % params.w;
-    var rest = idx / params.w;
-    let iy = rest % params.h;
-    rest = rest / params.h;
-    let ci = rest % params.c_in;
-    let n = rest / params.c_in;
-    let taps = params.kh * params.kw;
-    // Along each axis, tap i reaches output row oy when iy + pt − i·dh = oy·sh. Write
-    // ty = iy + pt − i·dh as q·sh + r (0 ≤ r < sh): the tap counts when r = 0 and
-    // 0 ≤ q < Ho. Stepping i subtracts dh = dq·sh + dr from ty, so (q, r) follow with no
-    // division per tap (a division per tap per element made this kernel ~10× the forward).
+}
+
+fn grad_input_phase(g: u32, lid: u32) {
+    // the strides as divisors: never 0 (this path runs with SH and SW set; unspecialised
+    // pipelines still hold it, and a constant division by zero would refuse them)
+    let sh = i32(max(SH, 1u));
+    let sw = max(SW, 1u);
+    let mult = select(params.mult, MULT, MULT != 0u);
+    let planes = params.n * params.c_in;
+    let plane = min(g / params.tiles, planes - 1u);
+    let tile = g - (g / params.tiles) * params.tiles;
+    let ci = plane % params.c_in;
+    let n = plane / params.c_in;
+    let item = tile * WG + lid;
+    let k = item / params.quads;
+    let q = item - k * params.quads;
+    let iy = params.py + k * u32(sh);
+    let ix0 = params.px + 4u * q * sw;
+    let live = g < params.total && k < params.rows;
+
+    // Tap j reaches when SW divides RX − j·DW, at dy columns mx + 4q + e + (RX − j·DW) / SW
+    // (mx = (px + pl) div sw): a window from ws, o_min the least offset over the taps.
+    let o_min = floor_div(i32(RX) - i32((KW - 1u) * DW), i32(sw));
+    let win_len = ((KW - 1u) * DW + sw - 1u) / sw + 4u;
+    let ws = i32(params.mx + 4u * q) + o_min;
+    let wo = i32(params.w_out);
+    var col_ok: array<bool, WIN_MAX>;
+    for (var t = 0u; t < win_len; t++) {
+        col_ok[t] = ws + i32(t) >= 0 && ws + i32(t) < wo;
+    }
+    let taps = KH * KW;
+    let hw_out = params.h_out * params.w_out;
+    var acc = vec4<f32>(0.0);
+    for (var m = 0u; m < mult; m++) {
+        let co = ci * mult + m;
+        let dplane = (n * params.c_out + co) * hw_out;
+        for (var i = 0u; i < KH; i++) {
+            // Tap i reaches when SH divides RY − i·DH (a constant), at dy row
+            // my + k + (RY − i·DH) / SH (my = (py + pt) div sh).
+            let cy = i32(RY) - i32(i * DH);
+            if (cy % sh == 0) {
+                let qy = i32(params.my + k) + cy / sh;
+                let row_ok = qy >= 0 && qy < i32(params.h_out);
+                let row = dplane + u32(clamp(qy, 0, i32(params.h_out) - 1)) * params.w_out;
+                var win: array<f32, WIN_MAX>;
+                var on: array<bool, WIN_MAX>;
+                for (var t = 0u; t < win_len; t++) {
+                    win[t] = f32(dy[row + u32(clamp(ws + i32(t), 0, wo - 1))]);
+                    on[t] = row_ok && col_ok[t];
+                }
+                let wrow = co * taps + i * KW;
+                for (var j = 0u; j < KW; j++) {
+                    let cx = i32(RX) - i32(j * DW);
+                    if (cx % i32(sw) == 0) {
+                        let t = u32(cx / i32(sw) - o_min);
+                        let wv = f32(w[wrow + j]);
+                        for (var e = 0u; e < 4u; e++) {
+                            acc[e] += select(0.0, wv * win[t + e], on[t + e]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let dst = (plane * params.h + iy) * params.w;
+    for (var e = 0u; e < 4u; e++) {
+        let ix = ix0 + e * sw;
+        if (live && ix < params.w) {
+            grad[dst + ix] = elem(acc[e]);
+        }
+    }
+}
+
+fn grad_input_any(g: u32, lid: u32) {
+    let kh = params.kh;
+    let kw = params.kw;
+    let sw = params.stride_w;
+    let dw = params.dil_w;
+    let planes = params.n * params.c_in;
+    let plane = min(g / params.tiles, planes - 1u);
+    let tile = g - (g / params.tiles) * params.tiles;
+    let ci = plane % params.c_in;
+    let n = plane / params.c_in;
+    let per_row = sw * params.quads;
+    let item = tile * WG + lid;
+    let live = g < params.total && item < params.h * per_row;
+    let iy = min(item / per_row, params.h - 1u);
+    let rest = item - (item / per_row) * per_row;
+    let r = rest / params.quads;
+    let q = rest - r * params.quads;
+    let ix0 = r + 4u * q * sw;
+
+    // Along x: write a = ix0 + pl − (kw − 1)·dw = ws·sw + rem (0 ≤ rem < sw). Tap j
+    // reaches when sw divides num = (kw − 1 − j)·dw + rem = tq·sw + tr (tr = 0), at dy
+    // columns ws + tq + e. Stepping j subtracts dw = dqx·sw + drx from num, so (tq, tr)
+    // follow with no division per tap.
+    let a = i32(ix0 + params.pad_left) - i32((kw - 1u) * dw);
+    let ws = floor_div(a, i32(sw));
+    let rem = u32(a - ws * i32(sw));
+    let wo = i32(params.w_out);
+    let dqx = i32(dw / sw);
+    let drx = i32(dw % sw);
+    let tq0 = i32(((kw - 1u) * dw + rem) / sw);
+    let tr0 = i32(((kw - 1u) * dw + rem) % sw);
+    // Along y, tap i reaches dy row oy when iy + pt − i·dh = oy·sh. Write ty = iy + pt − i·dh
+    // as qy·sh + ry (0 ≤ ry < sh): the tap counts when ry = 0 and 0 ≤ qy < Ho; (qy, ry)
+    // are stepped the same way.
     let dqy = i32(params.dil_h / params.stride_h);
     let dry = i32(params.dil_h % params.stride_h);
-    let dqx = i32(params.dil_w / params.stride_w);
-    let drx = i32(params.dil_w % params.stride_w);
     let qy0 = i32((iy + params.pad_top) / params.stride_h);
     let ry0 = i32((iy + params.pad_top) % params.stride_h);
-    let qx0 = i32((ix + params.pad_left) / params.stride_w);
-    let rx0 = i32((ix + params.pad_left) % params.stride_w);
-    var acc = 0.0;
+
+    let taps = kh * kw;
+    let hw_out = params.h_out * params.w_out;
+    var acc = vec4<f32>(0.0);
     for (var m = 0u; m < params.mult; m++) {
         let co = ci * params.mult + m;
-        let plane = (n * params.c_out + co) * params.h_out * params.w_out;
+        let dplane = (n * params.c_out + co) * hw_out;
         var qy = qy0;
         var ry = ry0;
-        for (var i = 0u; i < params.kh; i++) {
+        for (var i = 0u; i < kh; i++) {
             let row_ok = ry == 0 && qy >= 0 && qy < i32(params.h_out);
-            var qx = qx0;
-            var rx = rx0;
-            for (var j = 0u; j < params.kw; j++) {
-                if (row_ok && rx == 0 && qx >= 0 && qx < i32(params.w_out)) {
-                    let o = plane + u32(qy) * params.w_out + u32(qx);
-                    acc += f32(w[co * taps + i * params.kw + j]) * f32(dy[o]);
+            let row = dplane + u32(clamp(qy, 0, i32(params.h_out) - 1)) * params.w_out;
+            let wrow = co * taps + i * kw;
+            var tq = tq0;
+            var tr = tr0;
+            for (var j = 0u; j < kw; j++) {
+                let wv = f32(w[wrow + j]);
+                for (var e = 0u; e < 4u; e++) {
+                    let ox = ws + tq + i32(e);
+                    let d = f32(dy[row + u32(clamp(ox, 0, wo - 1))]);
+                    acc[e] += select(0.0, wv * d, row_ok && tr == 0 && ox >= 0 && ox < wo);
                 }
-                qx -= dqx;
-                rx -= drx;
-                if (rx < 0) {
-                    rx += i32(params.stride_w);
-                    qx -= 1;
+                tq -= dqx;
+                tr -= drx;
+                if (tr < 0) {
+                    tr += i32(sw);
+                    tq -= 1;
                 }
             }
             qy -= dqy;
@@ -105,16 +258,42 @@ fn grad_input(
             }
         }
     }
-    grad[idx] = elem(acc);
+    let dst = (plane * params.h + iy) * params.w;
+    for (var e = 0u; e < 4u; e++) {
+        let ix = ix0 + e * sw;
+        if (live && ix < params.w) {
+            grad[dst + ix] = elem(acc[e]);
+        }
+    }
 }
 
 // grad_weight's workgroup: 64 invocations (on llvmpipe every barrier switches between the
 // workgroup's SIMD groups, so fewer invocations mean cheaper barriers); taps in chunks of
 // TAPS_MAX, each invocation holding one partial sum per tap of the chunk.
-const WGW: u32 = 64u;
 const TAPS_MAX: u32 = 25u;
 // wpart[t·64 + lid]: invocation lid's partial sum of tap t0 + t
 var<workgroup> wpart: array<f32, 1600>;
+
+// The workgroup's sums of the nt taps from t0, after every invocation stored its partial
+// sums in wpart: a tree reduction per tap, then dw[co, t0 + t]. Called in uniform control flow.
+fn reduce_taps(lid: u32, co: u32, taps: u32, t0: u32, nt: u32) {
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            for (var t = 0u; t < nt; t++) {
+                wpart[t * WG + lid] += wpart[t * WG + lid + stride];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        for (var t = 0u; t < nt; t++) {
+            grad[co * taps + t0 + t] = elem(wpart[t * WG]);
+        }
+    }
+    // the next chunk reuses wpart
+    workgroupBarrier();
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn grad_weight(
@@ -122,62 +301,115 @@ fn grad_weight(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    // One workgroup per output channel co (total = Cout): each pixel's dy is read once for
-    // all the channel's taps, each tap's input once.
+    // One workgroup per output channel co (total = Cout).
     let co = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
     if (co >= params.total) {
         return;
     }
-    let taps = params.kh * params.kw;
+    let kh = select(params.kh, KH, KH != 0u);
+    let kw = select(params.kw, KW, KW != 0u);
+    let sw = select(params.stride_w, SW, SW != 0u);
+    let dw = select(params.dil_w, DW, DW != 0u);
+    let taps = kh * kw;
     let ci = co / params.mult;
     let hw_out = params.h_out * params.w_out;
-    let count = params.n * hw_out;
-    for (var t0 = 0u; t0 < taps; t0 += TAPS_MAX) {
-        let nt = min(TAPS_MAX, taps - t0);
+    // four outputs at stride sw with a kw-tap kernel dilated by dw read this many inputs
+    let win_len = 3u * sw + (kw - 1u) * dw + 1u;
+    if (KH != 0u && KW != 0u && SW != 0u && DW != 0u && win_len <= WIN_MAX && taps <= TAPS_MAX) {
+        // Every tap in one chunk, in an array indexed by constants only once the loops
+        // unroll (so it stays in registers). An item is four adjacent outputs
+        // (n, oy, 4q .. 4q + 3) of dy: one vec4 of dy, and per tap row one window of x the
+        // four share; the invocations take strided shares of the items.
         var acc: array<f32, TAPS_MAX>;
-        for (var p = lid; p < count; p += WGW) {
-            let n = p / hw_out;
-            let q = p - n * hw_out;
-            let oy = q / params.w_out;
-            let ox = q - oy * params.w_out;
-            let d = f32(dy[(n * params.c_out + co) * hw_out + q]);
+        let per_image = params.h_out * params.quads;
+        let count = params.n * per_image;
+        // Item p = (n, oy, q) in mixed radix (Ho, quads); from item lid on, each turn adds
+        // 64 = (n_step, oy_step, q_step) with carries (no division per item).
+        let q_step = WG % params.quads;
+        let oy_step = (WG / params.quads) % params.h_out;
+        let n_step = WG / per_image;
+        var n = lid / per_image;
+        var oy = (lid - n * per_image) / params.quads;
+        var q = lid - n * per_image - oy * params.quads;
+        for (var p = lid; p < count; p += WG) {
+            let ox0 = 4u * q;
+            let drow = (n * params.c_out + co) * hw_out + oy * params.w_out;
+            var d = vec4<f32>(0.0);
+            for (var e = 0u; e < 4u; e++) {
+                d[e] = f32(dy[drow + min(ox0 + e, params.w_out - 1u)]);
+            }
+            // which of the four outputs exist (all but in a row's last quad when Wo is not
+            // a multiple of 4)
+            let d_ok = vec4<u32>(ox0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.w_out);
             let plane = (n * params.c_in + ci) * params.h;
+            let x0 = i32(ox0 * sw) - i32(params.pad_left);
             let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
-            let x0 = i32(ox * params.stride_w) - i32(params.pad_left);
-            // tap t0 + t = (i, j), stepped without a division per tap
-            var i = t0 / params.kw;
-            var j = t0 - i * params.kw;
-            for (var t = 0u; t < nt; t++) {
+            for (var i = 0u; i < kh; i++) {
                 let iy = y0 + i32(i * params.dil_h);
-                let ix = x0 + i32(j * params.dil_w);
-                if (iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w)) {
-                    acc[t] += d * f32(x[(plane + u32(iy)) * params.w + u32(ix)]);
+                let row_ok = iy >= 0 && iy < i32(params.h);
+                let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
+                // the row's window, the zero padding as explicit zeros
+                var win: array<f32, WIN_MAX>;
+                for (var t = 0u; t < win_len; t++) {
+                    let ix = x0 + i32(t);
+                    let v = f32(x[row + u32(clamp(ix, 0, i32(params.w) - 1))]);
+                    win[t] = select(0.0, v, row_ok && ix >= 0 && ix < i32(params.w));
                 }
-                j += 1u;
-                if (j == params.kw) {
-                    j = 0u;
-                    i += 1u;
+                for (var j = 0u; j < kw; j++) {
+                    var s = acc[i * kw + j];
+                    for (var e = 0u; e < 4u; e++) {
+                        s += select(0.0, d[e] * win[j * dw + e * sw], QUADS_FULL || d_ok[e]);
+                    }
+                    acc[i * kw + j] = s;
                 }
             }
+            q += q_step;
+            let wrap_q = q >= params.quads;
+            q = select(q, q - params.quads, wrap_q);
+            oy += oy_step + select(0u, 1u, wrap_q);
+            let wrap_y = oy >= params.h_out;
+            oy = select(oy, oy - params.h_out, wrap_y);
+            n += n_step + select(0u, 1u, wrap_y);
         }
-        for (var t = 0u; t < nt; t++) {
-            wpart[t * WGW + lid] = acc[t];
+        for (var t = 0u; t < taps; t++) {
+            wpart[t * WG + lid] = acc[t];
         }
-        workgroupBarrier();
-        for (var stride = WGW / 2u; stride > 0u; stride = stride / 2u) {
-            if (lid < stride) {
+        reduce_taps(lid, co, taps, 0u, taps);
+    } else {
+        for (var t0 = 0u; t0 < taps; t0 += TAPS_MAX) {
+            let nt = min(TAPS_MAX, taps - t0);
+            var acc: array<f32, TAPS_MAX>;
+            // One item per output pixel; each pixel's dy read once for the chunk's taps.
+            let count = params.n * hw_out;
+            for (var p = lid; p < count; p += WG) {
+                let n = p / hw_out;
+                let q = p - n * hw_out;
+                let oy = q / params.w_out;
+                let ox = q - oy * params.w_out;
+                let d = f32(dy[(n * params.c_out + co) * hw_out + q]);
+                let plane = (n * params.c_in + ci) * params.h;
+                let y0 = i32(oy * params.stride_h) - i32(params.pad_top);
+                let x0 = i32(ox * sw) - i32(params.pad_left);
+                // tap t0 + t = (i, j), stepped without a division per tap
+                var i = t0 / kw;
+                var j = t0 - i * kw;
                 for (var t = 0u; t < nt; t++) {
-                    wpart[t * WGW + lid] += wpart[t * WGW + lid + stride];
+                    let iy = y0 + i32(i * params.dil_h);
+                    let ix = x0 + i32(j * dw);
+                    let on = iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w);
+                    let xi = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w + u32(clamp(ix, 0, i32(params.w) - 1));
+                    acc[t] += d * select(0.0, f32(x[xi]), on);
+                    j += 1u;
+                    if (j == kw) {
+                        j = 0u;
+                        i += 1u;
+                    }
                 }
             }
-            workgroupBarrier();
-        }
-        if (lid == 0u) {
             for (var t = 0u; t < nt; t++) {
-                grad[co * taps + t0 + t] = elem(wpart[t * WGW]);
+                wpart[t * WG + lid] = acc[t];
             }
+            reduce_taps(lid, co, taps, t0, nt);
         }
-        // the next chunk reuses wpart
-        workgroupBarrier();
     }
 }

@@ -500,11 +500,26 @@ impl ShaderId {
             ShaderId::ChannelSum
             | ShaderId::ChannelSumHalf
             | ShaderId::CastWiden
-            | ShaderId::CastNarrow
-            | ShaderId::DepthwiseGradInput
-            | ShaderId::DepthwiseGradWeight
-            | ShaderId::DepthwiseGradInputHalf
-            | ShaderId::DepthwiseGradWeightHalf => vec![Overrides::none()],
+            | ShaderId::CastNarrow => vec![Overrides::none()],
+            // unspecialised and the common specialisations (grad_input's at every phase of
+            // a square stride, multiplier 1)
+            ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => DEPTHWISE_SPECIALISATIONS
+                .into_iter()
+                .flat_map(|k| {
+                    let ov = crate::kernels::depthwise_backward::overrides(k, [0; 5]);
+                    let full = if k[0] == 0 { vec![false] } else { vec![false, true] };
+                    full.into_iter().map(move |f| ov.clone().flag("QUADS_FULL", f))
+                })
+                .collect(),
+            ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradInputHalf => DEPTHWISE_SPECIALISATIONS
+                .into_iter()
+                .flat_map(|k @ [kh, _, s, dw]| {
+                    let phases = if kh == 0 { vec![[0; 5]] } else {
+                        (0..s).flat_map(|ry| (0..s).map(move |rx| [s, dw, ry, rx, 1])).collect()
+                    };
+                    phases.into_iter().map(move |p| crate::kernels::depthwise_backward::overrides(k, p))
+                })
+                .collect(),
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }
@@ -536,13 +551,10 @@ impl ShaderId {
                 }
                 sets
             }
-            // Unspecialised (every epilogue), and the common specialisations: 3x3 at stride
-            // 1 and 2, 5x5, a dilated 3x3, a 1x7.
+            // Unspecialised (every epilogue), and the common specialisations.
             ShaderId::Depthwise | ShaderId::DepthwiseHalf => {
                 let mut sets = Vec::new();
-                for [kh, kw, sw, dw] in
-                    [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]]
-                {
+                for [kh, kw, sw, dw] in DEPTHWISE_SPECIALISATIONS {
                     let spec = |ov: Overrides| {
                         ov.with("KH", kh as f64).with("KW", kw as f64).with("SW", sw as f64).with("DW", dw as f64)
                     };
@@ -553,9 +565,7 @@ impl ShaderId {
                     }
                 }
                 // channels-last, unspecialised and the common specialisations
-                for [kh, kw, sw, dw] in
-                    [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]]
-                {
+                for [kh, kw, sw, dw] in DEPTHWISE_SPECIALISATIONS {
                     for ov in layout_sets(true) {
                         let ov = ov.with("KH", kh as f64).with("KW", kw as f64).with("SW", sw as f64);
                         sets.push(ov.with("DW", dw as f64));
@@ -566,6 +576,12 @@ impl ShaderId {
         }
     }
 }
+
+/// The depthwise kernels' `[KH, KW, SW, DW]` the static check covers: unspecialised, and the
+/// common specialisations (3x3 at stride 1 and 2, 5x5, a dilated 3x3, a 1x7). At run time a
+/// kernel is specialised to any conv whose window fits it.
+const DEPTHWISE_SPECIALISATIONS: [[u32; 4]; 6] =
+    [[0, 0, 0, 0], [3, 3, 1, 1], [3, 3, 2, 1], [5, 5, 1, 1], [3, 3, 1, 2], [1, 7, 1, 1]];
 
 /// HAS_BIAS × every activation.
 fn epilogue_sets() -> Vec<Overrides> {

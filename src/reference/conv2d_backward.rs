@@ -2,6 +2,10 @@
 //! every output position and every tap that reads an input position (inside the image, or
 //! the one its padding mode reads: [`crate::params::PaddingMode::source`]),
 //! `dx += w·dy` at that position, `dw += x·dy`; `db` sums dy. Accumulates in f64.
+//!
+//! A tap that reads zero padding reads an explicit zero: `dw += 0·dy` (NaN where dy is not
+//! finite), as the forward's `0·w` and autograd through the zero-padded input give; dx has no
+//! element there, so no term. (PyTorch's im2col/col2im path sums the same terms.)
 
 use crate::error::{Error, Result};
 use crate::params::Conv2dParams;
@@ -42,12 +46,15 @@ pub fn conv2d_backward(
                         let ci = grp * cig + cl;
                         for i in 0..kh {
                             let iy = oy as isize * sh - pt + i as isize * dh;
-                            let Some(sy) = g.padding_mode.source(iy, h as isize) else { continue };
+                            let sy = g.padding_mode.source(iy, h as isize);
                             for j in 0..kw {
                                 let ix = ox as isize * sw - pl + j as isize * dw;
-                                let Some(sx) = g.padding_mode.source(ix, w as isize) else { continue };
-                                let xi = ((b * c_in + ci) * h + sy) * w + sx;
                                 let wi = ((co * cig + cl) * kh + i) * kw + j;
+                                let (Some(sy), Some(sx)) = (sy, g.padding_mode.source(ix, w as isize)) else {
+                                    dwt[wi] += 0.0 * d;
+                                    continue;
+                                };
+                                let xi = ((b * c_in + ci) * h + sy) * w + sx;
                                 dx[xi] += weight.data[wi] as f64 * d;
                                 dwt[wi] += input.data[xi] as f64 * d;
                             }

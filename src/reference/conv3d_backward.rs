@@ -1,7 +1,8 @@
 //! Reference conv3d backward from the forward's definition ([`super::conv3d()`]): every
 //! (output voxel, tap, input channel) term `x · w` of the forward adds `dy · w` to the
 //! gradient of the input voxel it read (through the padding mode) and `dy · x` to its
-//! weight's; grad_bias sums dy per channel.
+//! weight's (`dy · 0` where it read zero padding: NaN where dy is not finite, as autograd
+//! through the zero-padded input gives); grad_bias sums dy per channel.
 
 use crate::error::{Error, Result};
 use crate::params::Conv3dParams;
@@ -51,8 +52,12 @@ pub fn conv3d_backward(
                                         let iz = z as isize * s[0] - p[0] + a as isize * dl[0];
                                         let iy = y as isize * s[1] - p[1] + i as isize * dl[1];
                                         let ix = x as isize * s[2] - p[2] + j as isize * dl[2];
-                                        let Some(q) = at(b, grp * cig + cl, iz, iy, ix) else { continue };
                                         let wi = (((co * cig + cl) * kd + a) * kh + i) * kw + j;
+                                        // zero padding: an explicit zero, dw += 0·dy
+                                        let Some(q) = at(b, grp * cig + cl, iz, iy, ix) else {
+                                            dw[wi] += dy * 0.0;
+                                            continue;
+                                        };
                                         dx[q] += dy * weight.data[wi] as f64;
                                         dw[wi] += dy * input.data[q] as f64;
                                     }

@@ -1,6 +1,10 @@
 //! Reference conv_transpose2d backward: the scatter of [`super::conv_transpose2d()`] walked
 //! again; wherever `x[n, ci, iy, ix]` met `w[ci, cl, i, j]` in `out[n, co, oy, ox]`,
 //! `dx += w·dy` and `dw += x·dy`; `db` sums dy. Accumulates in f64.
+//!
+//! A tap that lands in the cropped border (`padding`) meets dy = 0 there: the terms `w·0` and
+//! `x·0` are summed too (NaN where w or x is not finite), as autograd of the forward as full
+//! output then crop gives, and as the GPU's gathers of dy (a conv over dy, zero-padded) do.
 
 use crate::error::{Error, Result};
 use crate::params::ConvTranspose2dParams;
@@ -44,16 +48,14 @@ pub fn conv_transpose2d_backward(
                         let co = grp * cog + cl;
                         for i in 0..kh {
                             let oy = iy as isize * sh - pt + i as isize * dh;
-                            if oy < 0 || oy >= ho as isize {
-                                continue;
-                            }
                             for j in 0..kw {
                                 let ox = ix as isize * sw - pl + j as isize * dw;
-                                if ox < 0 || ox >= wo as isize {
-                                    continue;
-                                }
-                                let d =
-                                    grad_output.data[((b * c_out + co) * ho + oy as usize) * wo + ox as usize] as f64;
+                                let inside = (0..ho as isize).contains(&oy) && (0..wo as isize).contains(&ox);
+                                let d = if inside {
+                                    grad_output.data[((b * c_out + co) * ho + oy as usize) * wo + ox as usize] as f64
+                                } else {
+                                    0.0
+                                };
                                 let wi = ((ci * cog + cl) * kh + i) * kw + j;
                                 dx[xi] += weight.data[wi] as f64 * d;
                                 dwt[wi] += input.data[xi] as f64 * d;

@@ -8,8 +8,9 @@ use crate::params::{ConvTranspose3dGeometry, ConvTranspose3dParams};
 use crate::tensor::HostTensor;
 
 /// Calls `f(input index, weight index, output index)` for every (input voxel, output channel
-/// of its group, tap) of the scatter that lands inside the output, in that loop order.
-pub(crate) fn for_each_tap(g: &ConvTranspose3dGeometry, mut f: impl FnMut(usize, usize, usize)) {
+/// of its group, tap) of the scatter, in that loop order; the output index is `None` where
+/// the tap lands in the cropped border (`padding`), outside the output.
+pub(crate) fn for_each_tap(g: &ConvTranspose3dGeometry, mut f: impl FnMut(usize, usize, Option<usize>)) {
     let [n, c_in, c_out, groups] = [g.n, g.c_in, g.c_out, g.groups].map(|v| v as usize);
     let (cig, cog) = (c_in / groups, c_out / groups);
     let [d, h, w] = g.size.map(|v| v as usize);
@@ -29,24 +30,20 @@ pub(crate) fn for_each_tap(g: &ConvTranspose3dGeometry, mut f: impl FnMut(usize,
                             let co = grp * cog + cl;
                             for a in 0..kd {
                                 let oz = place(z, a, 0);
-                                if oz < 0 || oz >= dout {
-                                    continue;
-                                }
                                 for i in 0..kh {
                                     let oy = place(y, i, 1);
-                                    if oy < 0 || oy >= hout {
-                                        continue;
-                                    }
                                     for j in 0..kw {
                                         let ox = place(x, j, 2);
-                                        if ox < 0 || ox >= wout {
-                                            continue;
-                                        }
                                         let wi = (((ci * cog + cl) * kd + a) * kh + i) * kw + j;
-                                        let oi = (((b * c_out + co) * dout as usize + oz as usize) * hout as usize
-                                            + oy as usize)
-                                            * wout as usize
-                                            + ox as usize;
+                                        let inside = (0..dout).contains(&oz)
+                                            && (0..hout).contains(&oy)
+                                            && (0..wout).contains(&ox);
+                                        let oi = inside.then(|| {
+                                            (((b * c_out + co) * dout as usize + oz as usize) * hout as usize
+                                                + oy as usize)
+                                                * wout as usize
+                                                + ox as usize
+                                        });
                                         f(xi, wi, oi);
                                     }
                                 }
@@ -70,7 +67,11 @@ pub fn conv_transpose3d(
     let g = params.validate(&input.shape, &weight.shape, bias.map(|b| b.shape.as_slice()))?;
     let shape = g.output_shape();
     let mut out = vec![0f64; shape.iter().product()];
-    for_each_tap(&g, |xi, wi, oi| out[oi] += input.data[xi] as f64 * weight.data[wi] as f64);
+    for_each_tap(&g, |xi, wi, oi| {
+        if let Some(oi) = oi {
+            out[oi] += input.data[xi] as f64 * weight.data[wi] as f64;
+        }
+    });
     let per_channel: usize = shape[2..].iter().product();
     for (idx, v) in out.iter_mut().enumerate() {
         let co = (idx / per_channel.max(1)) % shape[1].max(1);

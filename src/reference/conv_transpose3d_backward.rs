@@ -1,6 +1,10 @@
 //! Reference conv_transpose3d backward: the scatter of [`super::conv_transpose3d()`] walked
 //! again; wherever `x[n, ci, z, y, x]` met `w[ci, cl, a, i, j]` in `out[n, co, oz, oy, ox]`,
 //! `dx += w·dy` and `dw += x·dy`; `db` sums dy. Accumulates in f64.
+//!
+//! A tap that lands in the cropped border (`padding`) meets dy = 0 there: the terms `w·0` and
+//! `x·0` are summed too (NaN where w or x is not finite), as autograd of the forward as full
+//! output then crop gives, and as the GPU's gathers of dy (a conv over dy, zero-padded) do.
 
 use super::conv_transpose3d::for_each_tap;
 use crate::error::{Error, Result};
@@ -32,7 +36,8 @@ pub fn conv_transpose3d_backward(
         db[(i / per_channel.max(1)) % c_out] += *d as f64;
     }
     for_each_tap(&g, |xi, wi, oi| {
-        let d = grad_output.data[oi] as f64;
+        // a tap into the cropped border meets grad_output's explicit zero there
+        let d = oi.map_or(0.0, |oi| grad_output.data[oi] as f64);
         dx[xi] += weight.data[wi] as f64 * d;
         dw[wi] += input.data[xi] as f64 * d;
     });

@@ -36,6 +36,15 @@ fn cases() -> Vec<Case> {
         // depthwise with dilation above the stride and not a multiple of it (grad_input's
         // division-free stepping of (q, r))
         case(2, 3, [11, 10], 3, [3, 3]).groups(3).stride([2, 3]).dil([3, 2]).pad(sym(2, 1)),
+        // depthwise: stride 2 on an odd width and a width below the stride (grad_input's
+        // column phases), stride 4 with multiplier 3, a 1x7, windows too long for the
+        // specialised paths (dilation 20 and 30, stride 1 and 2: both gradients unspecialised)
+        case(2, 3, [9, 9], 3, [3, 3]).groups(3).stride([2, 2]).pad(sym(1, 1)),
+        case(1, 2, [5, 1], 2, [3, 3]).groups(2).stride([2, 2]).pad(sym(1, 1)),
+        case(1, 2, [9, 17], 6, [2, 3]).groups(2).stride([1, 4]).pad(sym(0, 1)),
+        case(1, 3, [6, 12], 3, [1, 7]).groups(3).pad(sym(0, 3)),
+        case(1, 2, [5, 44], 2, [3, 3]).groups(2).dil([1, 20]).pad(sym(1, 2)),
+        case(1, 2, [4, 64], 4, [1, 3]).groups(2).stride([1, 2]).dil([1, 30]).pad(sym(0, 1)),
     ]
 }
 
@@ -269,4 +278,58 @@ fn f16_storage_matches_reference() {
         .unwrap_err();
     assert!(matches!(e, Error::DTypeMismatch(_)), "{e}");
     assert_eq!(ctx.submissions(), subs);
+}
+
+/// NaN and ±∞ in the input, the weight and grad_output, next to the padding: every gradient
+/// is NaN, +∞ or −∞ exactly where the reference's sums are (a term exists only for a tap
+/// that reads inside the image: no 0·∞ from the padding), finite elsewhere and close. On a
+/// dense conv (the GEMM paths) and on depthwise ones: 3x3 at stride 1 and 2 (the specialised
+/// kernels) and a dilation whose window is too long for them (the unspecialised loops).
+#[test]
+fn nan_and_infinity_reach_exactly_the_reference_gradients() {
+    let Some(ctx) = gpu() else { return };
+    let class = |v: f64| {
+        if v.is_nan() {
+            0
+        } else if v == f64::INFINITY {
+            1
+        } else if v == f64::NEG_INFINITY {
+            2
+        } else {
+            3
+        }
+    };
+    let dense = case(1, 2, [7, 8], 3, [3, 3]).pad(sym(1, 1));
+    let dw = |s: u32| case(2, 3, [7, 9], 3, [3, 3]).groups(3).stride([s, s]).pad(sym(1, 1));
+    let long = case(1, 2, [5, 44], 4, [3, 3]).groups(2).dil([1, 20]).pad(sym(1, 2));
+    for (k, c) in [dense, dw(1), dw(2), long].into_iter().enumerate() {
+        let (mut x, mut w, mut dy) = tensors(&c, 90 + k as u64);
+        let (h, wd) = (x.shape[2], x.shape[3]);
+        // the input's first and last elements (corners: taps there meet the padding)
+        x.data[0] = f32::INFINITY;
+        let last = x.data.len() - 1;
+        x.data[last] = f32::NAN;
+        // one tap of the second output channel, a corner of grad_output's first plane and
+        // the middle of its last
+        let tap = w.data.len() / w.shape[0] + 4;
+        w.data[tap] = f32::NEG_INFINITY;
+        let plane = dy.shape[2] * dy.shape[3];
+        dy.data[plane - 1] = f32::NAN;
+        let lastp = dy.data.len() - plane / 2 - 1;
+        dy.data[lastp] = f32::INFINITY;
+        let (rdx, rdw, rdb) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let got = gpu_grads(ctx, &x, &w, &dy, &c.params);
+        for ((name, got), want) in ["grad_input", "grad_weight", "grad_bias"].iter().zip(&got).zip([rdx, rdw, rdb]) {
+            let mut specials = 0;
+            for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(class(g as f64), class(r), "case {k} {name}[{i}] ({h}x{wd}): {g} vs the reference's {r}");
+                if class(r) == 3 {
+                    assert!((g as f64 - r).abs() <= 1e-4 * (1.0 + r.abs()), "case {k} {name}[{i}]: {g} vs {r}");
+                } else {
+                    specials += 1;
+                }
+            }
+            assert!(specials > 0 && specials < got.len(), "case {k} {name}: {specials} special values");
+        }
+    }
 }

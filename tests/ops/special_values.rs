@@ -69,3 +69,93 @@ fn relu_keeps_nan_field_case() {
         }
     }
 }
+
+/// NaN where the reference has NaN, +∞ where +∞, −∞ where −∞, finite and close elsewhere.
+fn assert_same_specials(what: &str, got: &[f32], want: &[f64]) {
+    let class = |v: f64| if v.is_nan() { 0 } else if v == f64::INFINITY { 1 } else if v == f64::NEG_INFINITY { 2 } else { 3 };
+    assert_eq!(got.len(), want.len(), "{what}");
+    let mut specials = 0;
+    for (i, (&g, &r)) in got.iter().zip(want).enumerate() {
+        assert_eq!(class(g as f64), class(r), "{what}[{i}]: {g} vs the reference's {r}");
+        if class(r) == 3 {
+            assert!((g as f64 - r).abs() <= 1e-4 * (1.0 + r.abs()), "{what}[{i}]: {g} vs {r}");
+        } else {
+            specials += 1;
+        }
+    }
+    assert!(specials > 0, "{what}: no special value");
+}
+
+/// x, w and dy random with NaN and ±∞ planted at their ends (next to the padding and the
+/// cropped border), for a conv with these shapes.
+fn special_operands(x: &[usize], w: &[usize], dy: &[usize], seed: u64) -> [HostTensor; 3] {
+    let mut t = [x, w, dy].map(|s| HostTensor::random(s, seed));
+    for (k, t) in t.iter_mut().enumerate() {
+        let n = t.data.len();
+        let at = [0, n - 1, n / 2 + k];
+        for (i, v) in at.into_iter().zip([f32::NAN, f32::INFINITY, f32::NEG_INFINITY]) {
+            t.data[i] = v;
+        }
+    }
+    t
+}
+
+/// Every backward pass with NaN and ±∞ in the input, the weight and grad_output: the same
+/// special values in the same places as the reference (autograd through the zero padding:
+/// grad_weight sums dy·0 where a tap reads the padding, grad_input has no term there; a
+/// transposed conv's cropped border is an explicit zero of dy). conv1d and conv3d with zeros
+/// and reflect padding (im2col/vol2col gathers, col2im/col2vol scatters), the transposed
+/// ones with padding, output_padding and groups.
+#[test]
+fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
+    use wgconv::*;
+    let Some(ctx) = gpu() else { return };
+    let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    let check = |name: &str, g: Conv2dGrads, want: (Vec<f64>, Vec<f64>, Vec<f64>)| {
+        let got = [g.grad_input, g.grad_weight, g.grad_bias].map(|t| t.unwrap().to_vec(ctx).unwrap());
+        for ((what, got), want) in ["grad_input", "grad_weight", "grad_bias"].iter().zip(&got).zip([want.0, want.1, want.2]) {
+            assert_same_specials(&format!("{name} {what}"), got, &want);
+        }
+    };
+    for mode in [PaddingMode::Zeros, PaddingMode::Reflect] {
+        let p = Conv1dParams { padding: Padding1d::Symmetric(2), stride: 2, padding_mode: mode, ..Default::default() };
+        let (xs, ws) = ([2, 3, 11], [4, 3, 3]);
+        let (ys, _) = reference::conv1d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+        let [x, w, dy] = special_operands(&xs, &ws, &ys, 3);
+        let g = conv1d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
+        check(&format!("conv1d {mode:?}"), g, reference::conv1d_backward(&x, &w, &dy, &p).unwrap());
+
+        let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), padding_mode: mode, ..Default::default() };
+        let (xs, ws) = ([1, 2, 4, 5, 4], [3, 2, 3, 3, 2]);
+        let (ys, _) = reference::conv3d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+        let [x, w, dy] = special_operands(&xs, &ws, &ys, 4);
+        let g = conv3d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
+        check(&format!("conv3d {mode:?}"), g, reference::conv3d_backward(&x, &w, &dy, &p).unwrap());
+    }
+    let p = ConvTranspose1dParams { stride: 2, padding: Padding1d::Symmetric(1), output_padding: 1, ..Default::default() };
+    let (xs, ws) = ([2, 4, 7], [4, 3, 3]);
+    let (ys, _) = reference::conv_transpose1d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let [x, w, dy] = special_operands(&xs, &ws, &ys, 5);
+    let g = conv_transpose1d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
+    check("conv_transpose1d", g, reference::conv_transpose1d_backward(&x, &w, &dy, &p).unwrap());
+
+    let p = ConvTranspose2dParams {
+        stride: [2, 2],
+        padding: Padding::Symmetric([1, 2]),
+        output_padding: [1, 0],
+        groups: 2,
+        ..Default::default()
+    };
+    let (xs, ws) = ([1, 4, 5, 6], [4, 3, 3, 3]);
+    let (ys, _) = reference::conv_transpose2d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let [x, w, dy] = special_operands(&xs, &ws, &ys, 6);
+    let g = conv_transpose2d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
+    check("conv_transpose2d", g, reference::conv_transpose2d_backward(&x, &w, &dy, &p).unwrap());
+
+    let p = ConvTranspose3dParams { stride: [1, 2, 2], padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
+    let (xs, ws) = ([1, 2, 3, 4, 3], [2, 3, 2, 3, 3]);
+    let (ys, _) = reference::conv_transpose3d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let [x, w, dy] = special_operands(&xs, &ws, &ys, 7);
+    let g = conv_transpose3d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
+    check("conv_transpose3d", g, reference::conv_transpose3d_backward(&x, &w, &dy, &p).unwrap());
+}
