@@ -18,8 +18,9 @@
 // KH, KW, SW and DW specialise the kernel size, the horizontal stride and dilation (0 = read
 // them from `params` at run time), as in depthwise.wgsl: specialised, the tap loops have
 // constant trip counts and unroll, each row window is read once into `win` and the taps
-// index it with constants. No branch around a storage load (clamped indices, masked terms):
-// on software rasterisers such as llvmpipe a load under a branch runs lane by lane.
+// index it with constants. No branch around a storage load (clamped indices, masked terms)
+// but those whose test is a constant once specialised (they vanish when compiled): on
+// software rasterisers such as llvmpipe a load under a branch runs lane by lane.
 
 override KH: u32 = 0u;
 override KW: u32 = 0u;

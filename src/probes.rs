@@ -5,7 +5,9 @@
 //!   [`ProbeScale::Full`]) through every op and algorithm, forward and backward, pooling too;
 //! - **special values**: NaN, ±∞, huge (±1e18), tiny (1e-30) and subnormal (1e-40) inputs,
 //!   a NaN bias channel, and the same in the weights of unpadded convs, through every fused
-//!   activation; NaN and ∞ must come out exactly where the f64 reference has them;
+//!   activation; NaN and ±∞ in the input, the weight and grad_output of backward passes next
+//!   to the padding (dense and depthwise conv2d, conv_transpose2d); NaN and ∞ must come out
+//!   exactly where the f64 reference has them;
 //! - **f16 limits**: values up to ±65504 and down to f16's smallest subnormal through an
 //!   identity conv (exact), large-magnitude convs within range, and a value past the range
 //!   that must be refused, never stored as ∞ in silence.
@@ -504,7 +506,76 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
             );
         }
     }
-    vec![conv, others]
+    vec![conv, others, special_backward(ctx).await]
+}
+
+/// The backward passes with NaN and ±∞ at the ends of the input, one tap of the weight and
+/// grad_output (a corner and a middle): every gradient special exactly where the reference's
+/// is (autograd through the zero padding, see [`crate::reference::conv2d_backward()`]):
+/// conv2d dense (the GEMM paths) and depthwise at stride 1 and 2 (their own kernels, the
+/// latter phase by phase), conv_transpose2d with a cropped border.
+async fn special_backward(ctx: &GpuContext) -> OpSummary {
+    let mut back = OpSummary::new("probe/special/backward".into());
+    let tol = Tolerance::default();
+    let specials = |x: &mut HostTensor, w: &mut HostTensor, dy: &mut HostTensor| {
+        let last = x.data.len() - 1;
+        (x.data[0], x.data[last]) = (f32::INFINITY, f32::NAN);
+        let tap = w.data.len() / w.shape[0] + 4;
+        w.data[tap] = f32::NEG_INFINITY;
+        let plane = dy.shape[2] * dy.shape[3];
+        let middle = dy.data.len() - plane / 2 - 1;
+        (dy.data[plane - 1], dy.data[middle]) = (f32::NAN, f32::INFINITY);
+    };
+    let grads = |g: crate::ops::conv2d_backward::Conv2dGrads| -> Result<Vec<Tensor>> {
+        let missing = || Error::Unsupported("a gradient asked for is missing".into());
+        Ok(vec![
+            g.grad_input.ok_or_else(missing)?,
+            g.grad_weight.ok_or_else(missing)?,
+            g.grad_bias.ok_or_else(missing)?,
+        ])
+    };
+    let all = crate::ops::conv2d_backward::Grads::ALL;
+    for (name, groups, stride) in [("dense", 1, 1), ("depthwise", 4, 1), ("depthwise, stride 2", 4, 2)] {
+        back.record(
+            &format!("conv2d_backward {name}"),
+            async {
+                let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, stride: [stride; 2], ..Default::default() };
+                let mut x = HostTensor::random(&[2, 4, 7, 6], 61);
+                let mut w = HostTensor::random(&[4, 4 / groups as usize, 3, 3], 62);
+                let mut dy = HostTensor::random(&p.output_shape(&x.shape, &w.shape)?, 63);
+                specials(&mut x, &mut w, &mut dy);
+                let (dx, dw, db) = crate::reference::conv2d_backward(&x, &w, &dy, &p)?;
+                let y = outputs_async(ctx, &[&dx, &dw, &db], || {
+                    let (xt, wt, dyt) = (up(ctx, &x)?, up(ctx, &w)?, up(ctx, &dy)?);
+                    grads(crate::ops::conv2d_backward::conv2d_backward(ctx, &xt, &wt, &dyt, &p, all)?)
+                })
+                .await?;
+                Ok::<_, Error>(compare(&y.concat(), &[dx, dw, db].concat()))
+            }
+            .await,
+            tol,
+        );
+    }
+    back.record(
+        &"conv_transpose2d_backward, cropped border",
+        async {
+            let p = ConvTranspose2dParams { stride: [2, 2], padding: Padding::Symmetric([1, 1]), ..Default::default() };
+            let mut x = HostTensor::random(&[1, 4, 5, 6], 64);
+            let mut w = HostTensor::random(&[4, 3, 3, 3], 65);
+            let mut dy = HostTensor::random(&p.output_shape(&x.shape, &w.shape)?, 66);
+            specials(&mut x, &mut w, &mut dy);
+            let (dx, dw, db) = crate::reference::conv_transpose2d_backward(&x, &w, &dy, &p)?;
+            let y = outputs_async(ctx, &[&dx, &dw, &db], || {
+                let (xt, wt, dyt) = (up(ctx, &x)?, up(ctx, &w)?, up(ctx, &dy)?);
+                grads(crate::ops::conv_transpose2d_backward::conv_transpose2d_backward(ctx, &xt, &wt, &dyt, &p, all)?)
+            })
+            .await?;
+            Ok::<_, Error>(compare(&y.concat(), &[dx, dw, db].concat()))
+        }
+        .await,
+        tol,
+    );
+    back
 }
 
 /// f16 at its limits (skipped without `SHADER_F16`).

@@ -71,7 +71,7 @@ fn relu_keeps_nan_field_case() {
 }
 
 /// NaN where the reference has NaN, +∞ where +∞, −∞ where −∞, finite and close elsewhere.
-fn assert_same_specials(what: &str, got: &[f32], want: &[f64]) {
+pub(crate) fn assert_same_specials(what: &str, got: &[f32], want: &[f64]) {
     let class = |v: f64| if v.is_nan() { 0 } else if v == f64::INFINITY { 1 } else if v == f64::NEG_INFINITY { 2 } else { 3 };
     assert_eq!(got.len(), want.len(), "{what}");
     let mut specials = 0;
@@ -158,4 +158,27 @@ fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
     let [x, w, dy] = special_operands(&xs, &ws, &ys, 7);
     let g = conv_transpose3d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
     check("conv_transpose3d", g, reference::conv_transpose3d_backward(&x, &w, &dy, &p).unwrap());
+}
+
+/// conv_transpose2d with ±∞ and NaN in the weight and the input: the scatter sums only the
+/// (input, tap) pairs that land inside the output, so a cropped border adds no 0·∞; both
+/// algorithms give the reference's special values in its places.
+#[test]
+fn transposed_conv_weights_meet_no_padding_zeros() {
+    use wgconv::*;
+    let Some(ctx) = gpu() else { return };
+    let mut x = HostTensor::random(&[1, 3, 5, 6], 71);
+    let mut w = HostTensor::random(&[3, 4, 3, 3], 72);
+    w.data[0] = f32::INFINITY;
+    w.data[9 * 5 + 8] = f32::NEG_INFINITY;
+    x.data[7] = f32::NAN;
+    let last = x.data.len() - 1;
+    x.data[last] = f32::INFINITY;
+    for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
+        let p = ConvTranspose2dParams { stride: [2, 2], padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
+        let (_, want) = reference::conv_transpose2d(&x, &w, None, &p).unwrap();
+        let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+        let got = conv_transpose2d(ctx, &up(&x), &up(&w), None, &p).unwrap().to_vec(ctx).unwrap();
+        assert_same_specials(&format!("conv_transpose2d {}", algorithm.name()), &got, &want);
+    }
 }
