@@ -2,7 +2,7 @@
 //! shape, parameters, MACs and FLOPs, the receptive field and its jump, the bytes of every
 //! tensor and workspace, how a call splits over storage bindings, the algorithm `Auto`
 //! picks on this adapter and why, and the launches its plan records ([`crate::plan_conv2d`],
-//! [`crate::ops::pool2d::plan_pool2d`]).
+//! [`crate::ops::conv2d_backward::plan_conv2d_backward`], [`crate::ops::pool2d::plan_pool2d`]).
 //!
 //! Receptive field of a stack, per axis (input pixels one output pixel sees): `rf = rf_prev +
 //! (d·(k−1)) · jump_prev` and `jump = jump_prev · stride`, starting from `rf = 1, jump = 1`.
@@ -23,7 +23,8 @@ pub struct LayerFacts {
     pub output_shape: Vec<usize>,
     /// Weight elements plus bias elements (0 for a pooling).
     pub parameters: u64,
-    /// Multiply-adds (a pooling: window reads).
+    /// Multiply-adds (a pooling: window reads; a backward pass: grad_input's and
+    /// grad_weight's, each the forward's).
     pub macs: u64,
     /// 2·MACs for a conv (as `wgconv bench` counts), MACs for a pooling.
     pub flops: u64,
@@ -127,6 +128,69 @@ pub fn conv2d(
         workspace_bytes: plan.workspace_bytes,
         algorithm: plan.algorithm.name().to_string(),
         reason: plan.reason.clone(),
+        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
+        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// The backward pass (every gradient: input, weight, and bias when `bias`) of the conv2d of
+/// `input` `[N, Cin, H, W]` by `weight` `[Cout, Cin/groups, kh, kw]` (PyTorch's autograd of
+/// `F.conv2d`), after `prev` (see [`conv2d`]): the output shape is grad_output's (the
+/// forward's output); MACs those of grad_input and grad_weight (each the forward's);
+/// memory: input and grad_output in, the weight, the gradients out; no workspace (the
+/// GEMMs gather in place; the per-part slots of a split call's weight and bias sums are
+/// not counted). Errors as [`crate::ops::conv2d_backward::plan_conv2d_backward`].
+pub fn conv2d_backward(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: bool,
+    dtype: DType,
+    params: &Conv2dParams,
+    prev: ([u64; 2], [u64; 2]),
+) -> Result<LayerFacts> {
+    use crate::ops::conv2d_backward::{plan_conv2d_backward, Grads};
+    let which = Grads { input: true, weight: true, bias };
+    let plan = plan_conv2d_backward(ctx, input, weight, params, dtype, which)?;
+    let g = &plan.geometry;
+    let output = g.output_shape().to_vec();
+    let forward_macs = (g.flops() / 2.0) as u64;
+    let (receptive_field, jump) = grow(prev, [g.kh, g.kw], g.stride, g.dilation);
+    let c_out = g.c_out as usize;
+    let w_elems: usize = weight.iter().product();
+    let bias_bytes = if bias { c_out as u64 * dtype.size() } else { 0 };
+    let (algorithm, reason) = match (plan.depthwise_input, plan.depthwise_weight) {
+        (true, true) => ("depthwise_bwd", "one input channel per group: the depthwise kernels"),
+        (false, false) => ("gemm_bwd", "grad_input as conv_transpose2d, grad_weight as a gathering GEMM"),
+        (true, false) => ("depthwise_bwd", "grad_input by the depthwise kernel, grad_weight by the GEMM (loop budget)"),
+        (false, true) => ("depthwise_bwd", "grad_weight by the depthwise kernel, grad_input by the GEMM (loop budget)"),
+    };
+    Ok(LayerFacts {
+        layer: format!(
+            "conv2d_backward {}→{} k {}×{} stride {:?} padding {} dilation {:?} groups {}{}",
+            g.c_in,
+            g.c_out,
+            g.kh,
+            g.kw,
+            g.stride,
+            padding_text(&params.padding),
+            g.dilation,
+            g.groups,
+            if bias { " +grad_bias" } else { "" }
+        ),
+        input_shape: input.to_vec(),
+        output_shape: output.clone(),
+        parameters: (w_elems + if bias { c_out } else { 0 }) as u64,
+        macs: 2 * forward_macs,
+        flops: 4 * forward_macs,
+        receptive_field,
+        jump,
+        input_bytes: bytes(input, dtype) + bytes(&output, dtype),
+        weight_bytes: bytes(weight, dtype),
+        output_bytes: bytes(input, dtype) + bytes(weight, dtype) + bias_bytes,
+        workspace_bytes: 0,
+        algorithm: algorithm.into(),
+        reason: reason.into(),
         split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
         launches: plan.steps.iter().map(|s| s.to_string()).collect(),
     })

@@ -634,6 +634,44 @@ fn explain_gives_a_layers_and_a_stacks_numbers() {
     assert_one_line_error(code, &err, "line 2");
 }
 
+/// `explain conv2d_backward`: the ResNet-18 stem's gradients (MACs twice the forward's,
+/// 2·118013952; memory counted by hand: x and dy in, dx, dw and db out) through the GEMM
+/// paths, and MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels, whose
+/// grad_input runs one launch per phase of the stride (four), then grad_weight and grad_bias.
+#[test]
+fn explain_gives_a_backward_pass_its_numbers_and_launches() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let args = |input: &'static str, weight: &'static str, extra: &[&'static str]| {
+        let mut a = vec!["explain", "conv2d_backward", "--input-shape", input, "--weight-shape", weight];
+        a.extend_from_slice(extra);
+        a
+    };
+    let (code, out, err) = run(&args("1,3,224,224", "64,3,7,7", &["--stride", "2", "--padding", "3", "--bias"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mib = |b: u64| format!("{:.2} MiB", b as f64 / (1 << 20) as f64);
+    let (x, dy, w) = (3 * 224 * 224 * 4, 64 * 112 * 112 * 4, 64 * 3 * 49 * 4);
+    for want in [
+        "conv2d_backward 3→64".to_string(),
+        "output [1, 64, 112, 112]".into(),
+        "MACs 236027904 ".into(),
+        format!("memory: input {}, weight {}, output {}", mib(x + dy), mib(w), mib(x + w + 64 * 4)),
+        "algorithm gemm_bwd".into(),
+    ] {
+        assert!(out.contains(&want), "missing `{want}` in:\n{out}");
+    }
+    let (code, out, err) = run(&args("1,144,56,56", "144,1,3,3", &["--stride", "2", "--padding", "1", "--groups", "144"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("algorithm depthwise_bwd"), "{out}");
+    let phases = out.lines().filter(|l| l.contains("grad_input, depthwise, phase")).count();
+    assert_eq!(phases, 4, "{out}");
+    // the four phases and grad_weight (no --bias: no grad_bias)
+    assert!(out.contains("5 launch(es)"), "{out}");
+    let (code, _, err) = run(&["explain", "conv2d_backward", "--input-shape", "1,3,8,8"]);
+    assert_one_line_error(code, &err, "--weight-shape");
+}
+
 #[test]
 fn run_deform_conv2d_verify_on_a_golden_case() {
     if common::gpu().is_none() {

@@ -49,13 +49,13 @@ enum Cmd {
 
 #[derive(Args)]
 struct ExplainArgs {
-    /// conv2d (with --weight-shape), max_pool2d or avg_pool2d (with --kernel); or a stack
-    /// with --layers.
+    /// conv2d or conv2d_backward (with --weight-shape; the backward: every gradient, grad_bias
+    /// with --bias), max_pool2d or avg_pool2d (with --kernel); or a stack with --layers.
     op: Option<String>,
     /// N,C,H,W (the stack's input with --layers).
     #[arg(long)]
     input_shape: String,
-    /// Cout,Cin/groups,kh,kw (conv2d).
+    /// Cout,Cin/groups,kh,kw (conv2d, conv2d_backward).
     #[arg(long)]
     weight_shape: Option<String>,
     /// The conv has a bias [Cout].
@@ -1641,8 +1641,8 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
             wgconv::explain::stack(&ctx, &input, dtype, &text)?
         }
         (Some(_), Some(op)) => return Err(Failure(format!("give either an op ({op}) or --layers, not both"), 2)),
-        (None, Some("conv2d")) => {
-            let w = a.weight_shape.as_deref().ok_or_else(|| Failure("conv2d needs --weight-shape".into(), 2))?;
+        (None, Some(op @ ("conv2d" | "conv2d_backward"))) => {
+            let w = a.weight_shape.as_deref().ok_or_else(|| Failure(format!("{op} needs --weight-shape"), 2))?;
             let params = Conv2dParams {
                 stride: parse_pair("stride", a.stride.as_deref().unwrap_or("1"))?,
                 padding: parse_padding(&a.padding)?,
@@ -1650,7 +1650,12 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
                 groups: a.groups,
                 ..Default::default()
             };
-            vec![wgconv::explain::conv2d(&ctx, &input, &shape(w, "--weight-shape")?, a.bias, dtype, &params, prev)?]
+            let w = shape(w, "--weight-shape")?;
+            if op == "conv2d" {
+                vec![wgconv::explain::conv2d(&ctx, &input, &w, a.bias, dtype, &params, prev)?]
+            } else {
+                vec![wgconv::explain::conv2d_backward(&ctx, &input, &w, a.bias, dtype, &params, prev)?]
+            }
         }
         (None, Some(op @ ("max_pool2d" | "avg_pool2d"))) => {
             let k = a.kernel.as_deref().ok_or_else(|| Failure(format!("{op} needs --kernel"), 2))?;
@@ -1665,10 +1670,16 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
             vec![wgconv::explain::pool2d(&ctx, &input, dtype, &params, mode, prev)?]
         }
         (None, Some(other)) => {
-            return Err(Failure(format!("explain: `{other}`: conv2d, max_pool2d or avg_pool2d (or --layers)"), 2))
+            return Err(Failure(
+                format!("explain: `{other}`: conv2d, conv2d_backward, max_pool2d or avg_pool2d (or --layers)"),
+                2,
+            ))
         }
         (None, None) => {
-            return Err(Failure("explain: give an op (conv2d, max_pool2d, avg_pool2d) or --layers".into(), 2))
+            return Err(Failure(
+                "explain: give an op (conv2d, conv2d_backward, max_pool2d, avg_pool2d) or --layers".into(),
+                2,
+            ))
         }
     };
     println!("adapter: {} ({:?})", ctx.adapter_info().name, ctx.adapter_info().backend);
