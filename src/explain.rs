@@ -103,18 +103,7 @@ pub fn conv2d(
     let (receptive_field, jump) = grow(prev, [g.kh, g.kw], g.stride, g.dilation);
     let w_elems: usize = weight.iter().product();
     Ok(LayerFacts {
-        layer: format!(
-            "conv2d {}→{} k {}×{} stride {:?} padding {} dilation {:?} groups {}{}",
-            g.c_in,
-            g.c_out,
-            g.kh,
-            g.kw,
-            g.stride,
-            padding_text(&params.padding),
-            g.dilation,
-            g.groups,
-            if bias { " +bias" } else { "" }
-        ),
+        layer: conv_text("conv2d", g, &params.padding, if bias { " +bias" } else { "" }),
         input_shape: input.to_vec(),
         output_shape: output.clone(),
         parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
@@ -166,18 +155,7 @@ pub fn conv2d_backward(
         (false, true) => ("depthwise_bwd", "grad_weight by the depthwise kernel, grad_input by the GEMM (loop budget)"),
     };
     Ok(LayerFacts {
-        layer: format!(
-            "conv2d_backward {}→{} k {}×{} stride {:?} padding {} dilation {:?} groups {}{}",
-            g.c_in,
-            g.c_out,
-            g.kh,
-            g.kw,
-            g.stride,
-            padding_text(&params.padding),
-            g.dilation,
-            g.groups,
-            if bias { " +grad_bias" } else { "" }
-        ),
+        layer: conv_text("conv2d_backward", g, &params.padding, if bias { " +grad_bias" } else { "" }),
         input_shape: input.to_vec(),
         output_shape: output.clone(),
         parameters: (w_elems + if bias { c_out } else { 0 }) as u64,
@@ -230,6 +208,21 @@ pub fn pool2d(
         split: split_of(plan.batch_pieces, plan.row_bands, 1),
         launches: plan.steps.iter().map(|s| s.to_string()).collect(),
     })
+}
+
+/// `name Cin→Cout k kh×kw stride .. padding .. dilation .. groups G` and `extra`.
+fn conv_text(name: &str, g: &crate::params::Conv2dGeometry, padding: &Padding, extra: &str) -> String {
+    format!(
+        "{name} {}→{} k {}×{} stride {:?} padding {} dilation {:?} groups {}{extra}",
+        g.c_in,
+        g.c_out,
+        g.kh,
+        g.kw,
+        g.stride,
+        padding_text(padding),
+        g.dilation,
+        g.groups
+    )
 }
 
 fn padding_text(p: &Padding) -> String {

@@ -539,7 +539,12 @@ async fn special_backward(ctx: &GpuContext) -> OpSummary {
         back.record(
             &format!("conv2d_backward {name}"),
             async {
-                let p = Conv2dParams { padding: Padding::Symmetric([1, 1]), groups, stride: [stride; 2], ..Default::default() };
+                let p = Conv2dParams {
+                    padding: Padding::Symmetric([1, 1]),
+                    groups,
+                    stride: [stride; 2],
+                    ..Default::default()
+                };
                 let mut x = HostTensor::random(&[2, 4, 7, 6], 61);
                 let mut w = HostTensor::random(&[4, 4 / groups as usize, 3, 3], 62);
                 let mut dy = HostTensor::random(&p.output_shape(&x.shape, &w.shape)?, 63);

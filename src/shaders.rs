@@ -497,10 +497,9 @@ impl ShaderId {
                     [ov.clone(), ov.layouts(crate::Layout::ChannelsLast, crate::Layout::Contiguous)]
                 })
                 .collect(),
-            ShaderId::ChannelSum
-            | ShaderId::ChannelSumHalf
-            | ShaderId::CastWiden
-            | ShaderId::CastNarrow => vec![Overrides::none()],
+            ShaderId::ChannelSum | ShaderId::ChannelSumHalf | ShaderId::CastWiden | ShaderId::CastNarrow => {
+                vec![Overrides::none()]
+            }
             // unspecialised and the common specialisations (grad_input's at every phase of
             // a square stride, multiplier 1)
             ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => DEPTHWISE_SPECIALISATIONS
@@ -514,7 +513,9 @@ impl ShaderId {
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradInputHalf => DEPTHWISE_SPECIALISATIONS
                 .into_iter()
                 .flat_map(|k @ [kh, _, s, dw]| {
-                    let phases = if kh == 0 { vec![[0; 5]] } else {
+                    let phases = if kh == 0 {
+                        vec![[0; 5]]
+                    } else {
                         (0..s).flat_map(|ry| (0..s).map(move |rx| [s, dw, ry, rx, 1])).collect()
                     };
                     phases.into_iter().map(move |p| crate::kernels::depthwise_backward::overrides(k, p))

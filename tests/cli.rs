@@ -661,7 +661,8 @@ fn explain_gives_a_backward_pass_its_numbers_and_launches() {
     ] {
         assert!(out.contains(&want), "missing `{want}` in:\n{out}");
     }
-    let (code, out, err) = run(&args("1,144,56,56", "144,1,3,3", &["--stride", "2", "--padding", "1", "--groups", "144"]));
+    let (code, out, err) =
+        run(&args("1,144,56,56", "144,1,3,3", &["--stride", "2", "--padding", "1", "--groups", "144"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("algorithm depthwise_bwd"), "{out}");
     let phases = out.lines().filter(|l| l.contains("grad_input, depthwise, phase")).count();

@@ -34,9 +34,15 @@ fn weight_window(g: &Conv2dGeometry) -> u64 {
     3 * g.stride[1] as u64 + (g.kw as u64 - 1) * g.dilation[1] as u64 + 1
 }
 
-/// grad_input runs phase by phase, every tap test a constant, where its window fits.
+/// Most stride phases grad_input runs one by one: each is a launch and a pipeline of its
+/// own (its constants), so larger strides (rare in depthwise convs) take the one launch
+/// that tests every tap at run time instead.
+const MOST_PHASES: u32 = 4;
+
+/// grad_input runs phase by phase, every tap test a constant, where its window fits and
+/// the stride makes at most `MOST_PHASES` phases.
 fn input_phased(g: &Conv2dGeometry) -> bool {
-    input_window(g) <= WIN_MAX && g.kh as u64 <= WIN_MAX
+    input_window(g) <= WIN_MAX && g.kh as u64 <= WIN_MAX && g.stride[0] * g.stride[1] <= MOST_PHASES
 }
 
 /// grad_weight's kernel size, horizontal stride and dilation as constants where its window

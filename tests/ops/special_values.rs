@@ -72,7 +72,17 @@ fn relu_keeps_nan_field_case() {
 
 /// NaN where the reference has NaN, +∞ where +∞, −∞ where −∞, finite and close elsewhere.
 pub(crate) fn assert_same_specials(what: &str, got: &[f32], want: &[f64]) {
-    let class = |v: f64| if v.is_nan() { 0 } else if v == f64::INFINITY { 1 } else if v == f64::NEG_INFINITY { 2 } else { 3 };
+    let class = |v: f64| {
+        if v.is_nan() {
+            0
+        } else if v == f64::INFINITY {
+            1
+        } else if v == f64::NEG_INFINITY {
+            2
+        } else {
+            3
+        }
+    };
     assert_eq!(got.len(), want.len(), "{what}");
     let mut specials = 0;
     for (i, (&g, &r)) in got.iter().zip(want).enumerate() {
@@ -113,7 +123,9 @@ fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
     let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
     let check = |name: &str, g: Conv2dGrads, want: (Vec<f64>, Vec<f64>, Vec<f64>)| {
         let got = [g.grad_input, g.grad_weight, g.grad_bias].map(|t| t.unwrap().to_vec(ctx).unwrap());
-        for ((what, got), want) in ["grad_input", "grad_weight", "grad_bias"].iter().zip(&got).zip([want.0, want.1, want.2]) {
+        for ((what, got), want) in
+            ["grad_input", "grad_weight", "grad_bias"].iter().zip(&got).zip([want.0, want.1, want.2])
+        {
             assert_same_specials(&format!("{name} {what}"), got, &want);
         }
     };
@@ -132,9 +144,11 @@ fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
         let g = conv3d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
         check(&format!("conv3d {mode:?}"), g, reference::conv3d_backward(&x, &w, &dy, &p).unwrap());
     }
-    let p = ConvTranspose1dParams { stride: 2, padding: Padding1d::Symmetric(1), output_padding: 1, ..Default::default() };
+    let p =
+        ConvTranspose1dParams { stride: 2, padding: Padding1d::Symmetric(1), output_padding: 1, ..Default::default() };
     let (xs, ws) = ([2, 4, 7], [4, 3, 3]);
-    let (ys, _) = reference::conv_transpose1d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let (ys, _) =
+        reference::conv_transpose1d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
     let [x, w, dy] = special_operands(&xs, &ws, &ys, 5);
     let g = conv_transpose1d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
     check("conv_transpose1d", g, reference::conv_transpose1d_backward(&x, &w, &dy, &p).unwrap());
@@ -147,14 +161,16 @@ fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
         ..Default::default()
     };
     let (xs, ws) = ([1, 4, 5, 6], [4, 3, 3, 3]);
-    let (ys, _) = reference::conv_transpose2d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let (ys, _) =
+        reference::conv_transpose2d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
     let [x, w, dy] = special_operands(&xs, &ws, &ys, 6);
     let g = conv_transpose2d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
     check("conv_transpose2d", g, reference::conv_transpose2d_backward(&x, &w, &dy, &p).unwrap());
 
     let p = ConvTranspose3dParams { stride: [1, 2, 2], padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
     let (xs, ws) = ([1, 2, 3, 4, 3], [2, 3, 2, 3, 3]);
-    let (ys, _) = reference::conv_transpose3d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
+    let (ys, _) =
+        reference::conv_transpose3d(&HostTensor::random(&xs, 1), &HostTensor::random(&ws, 1), None, &p).unwrap();
     let [x, w, dy] = special_operands(&xs, &ws, &ys, 7);
     let g = conv_transpose3d_backward(ctx, &up(&x), &up(&w), &up(&dy), &p, Grads::ALL).unwrap();
     check("conv_transpose3d", g, reference::conv_transpose3d_backward(&x, &w, &dy, &p).unwrap());
@@ -175,7 +191,12 @@ fn transposed_conv_weights_meet_no_padding_zeros() {
     let last = x.data.len() - 1;
     x.data[last] = f32::INFINITY;
     for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
-        let p = ConvTranspose2dParams { stride: [2, 2], padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
+        let p = ConvTranspose2dParams {
+            stride: [2, 2],
+            padding: Padding::Symmetric([1, 1]),
+            algorithm,
+            ..Default::default()
+        };
         let (_, want) = reference::conv_transpose2d(&x, &w, None, &p).unwrap();
         let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
         let got = conv_transpose2d(ctx, &up(&x), &up(&w), None, &p).unwrap().to_vec(ctx).unwrap();
