@@ -97,8 +97,8 @@ fn floor_div(a: i32, b: i32) -> i32 {
 // a dx plane (n, ci): workgroup g of the folded grid is plane g / tiles, tile g % tiles;
 // its 64 invocations take items tile·64 + lid in row-major order.
 //
-// Otherwise one dispatch for all phases: a row's items are (r, q), r < sw the column phase,
-// and every tap test runs per element.
+// Otherwise one dispatch for all phases: a row's items are (r, q), r < min(sw, W) the
+// column phase, and every tap test runs per element.
 @compute @workgroup_size(64, 1, 1)
 fn grad_input(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -194,7 +194,8 @@ fn grad_input_any(g: u32, lid: u32) {
     let tile = g - (g / params.tiles) * params.tiles;
     let ci = plane % params.c_in;
     let n = plane / params.c_in;
-    let per_row = sw * params.quads;
+    // column phases r < min(sw, W): a phase r ≥ W holds no column
+    let per_row = min(sw, params.w) * params.quads;
     let item = tile * WG + lid;
     let live = g < params.total && item < params.h * per_row;
     let iy = min(item / per_row, params.h - 1u);
@@ -261,8 +262,9 @@ fn grad_input_any(g: u32, lid: u32) {
     }
     let dst = (plane * params.h + iy) * params.w;
     for (var e = 0u; e < 4u; e++) {
+        // e·sw < W unless sw ≥ W (then only e = 0 can be inside): no u32 wrap-around
         let ix = ix0 + e * sw;
-        if (live && ix < params.w) {
+        if (live && (e == 0u || sw < params.w) && ix < params.w) {
             grad[dst + ix] = elem(acc[e]);
         }
     }

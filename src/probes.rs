@@ -512,8 +512,8 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
 /// The backward passes with NaN and ±∞ at the ends of the input, one tap of the weight and
 /// grad_output (a corner and a middle): every gradient special exactly where the reference's
 /// is (autograd through the zero padding, see [`crate::reference::conv2d_backward()`]):
-/// conv2d dense (the GEMM paths) and depthwise at stride 1 and 2 (their own kernels, the
-/// latter phase by phase), conv_transpose2d with a cropped border.
+/// conv2d dense (the GEMM paths) and depthwise at stride 1 and 2 (their own kernels,
+/// grad_input one launch per phase of the stride), conv_transpose2d with a cropped border.
 async fn special_backward(ctx: &GpuContext) -> OpSummary {
     let mut back = OpSummary::new("probe/special/backward".into());
     let tol = Tolerance::default();

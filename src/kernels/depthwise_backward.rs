@@ -42,13 +42,13 @@ const MOST_PHASES: u32 = 4;
 /// grad_input runs phase by phase, every tap test a constant, where its window fits and
 /// the stride makes at most `MOST_PHASES` phases.
 fn input_phased(g: &Conv2dGeometry) -> bool {
-    input_window(g) <= WIN_MAX && g.kh as u64 <= WIN_MAX && g.stride[0] * g.stride[1] <= MOST_PHASES
+    input_window(g) <= WIN_MAX && g.stride[0] as u64 * g.stride[1] as u64 <= MOST_PHASES as u64
 }
 
 /// grad_weight's kernel size, horizontal stride and dilation as constants where its window
 /// fits and its taps make one chunk.
 fn weight_specialised(g: &Conv2dGeometry) -> bool {
-    weight_window(g) <= WIN_MAX && g.kh as u64 <= WIN_MAX && (g.kh as u64 * g.kw as u64) <= TAPS_MAX
+    weight_window(g) <= WIN_MAX && (g.kh as u64 * g.kw as u64) <= TAPS_MAX
 }
 
 /// The shader's override constants: `[KH, KW, SW, DW]`, then grad_input's `[SH, DH, RY, RX,
@@ -63,16 +63,17 @@ pub(crate) fn overrides([kh, kw, sw, dw]: [u32; 4], [sh, dh, ry, rx, mult]: [u32
 
 /// Loop turns of one grad_input invocation (nested loops counted at every turn): phased, the
 /// window's column tests, then per channel multiple and tap row the window and every (tap,
-/// element); else per channel multiple, tap row, tap and element.
+/// element); else per channel multiple, tap row, tap and element; then the 4 stores.
 pub(crate) fn grad_input_turns(g: &Conv2dGeometry) -> u64 {
     let mult = (g.c_out / g.c_in) as u64;
     let kw = g.kw as u64;
-    if input_phased(g) {
+    let taps = if input_phased(g) {
         let window = input_window(g);
         window + mult * (1 + g.kh as u64 * (1 + window + kw * 5))
     } else {
         mult * (1 + g.kh as u64 * (1 + kw * 5))
-    }
+    };
+    taps + 4
 }
 
 /// Loop turns of one grad_weight invocation: per chunk of taps, its 1/64 of the items
@@ -156,10 +157,10 @@ fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Ve
             });
         }
     } else if input {
-        // H·sw·quads ≤ H·(W + 3·sw) items: a plane fits one binding, no overflow in u32 for
-        // any plane that does
+        // column phases r < min(sw, W); H·min(sw, W)·quads ≤ H·(W/4 + 2·W) items: no
+        // overflow in u32 for any plane that fits one binding
         let quads = g.w.div_ceil(sw).div_ceil(4);
-        let tiles = (g.h * sw * quads).div_ceil(WG as u32);
+        let tiles = (g.h * sw.min(g.w) * quads).div_ceil(WG as u32);
         out.push(Launch {
             id: gi,
             overrides: overrides([0; 4], [0; 5]),

@@ -45,6 +45,8 @@ fn cases() -> Vec<Case> {
         case(1, 3, [6, 12], 3, [1, 7]).groups(3).pad(sym(0, 3)),
         case(1, 2, [5, 44], 2, [3, 3]).groups(2).dil([1, 20]).pad(sym(1, 2)),
         case(1, 2, [4, 64], 4, [1, 3]).groups(2).stride([1, 2]).dil([1, 30]).pad(sym(0, 1)),
+        // a stride wider than the image (one column phase of nine holds columns)
+        case(1, 2, [40, 5], 2, [1, 3]).groups(2).stride([1, 9]).pad(sym(0, 1)),
     ]
 }
 
@@ -281,8 +283,9 @@ fn f16_storage_matches_reference() {
 }
 
 /// NaN and ±∞ in the input, the weight and grad_output, next to the padding: every gradient
-/// is NaN, +∞ or −∞ exactly where the reference's sums are (a term exists only for a tap
-/// that reads inside the image: no 0·∞ from the padding), finite elsewhere and close. On a
+/// is NaN, +∞ or −∞ exactly where the reference's sums are (autograd through the zero
+/// padding: grad_weight sums dy·0 where a tap reads it, grad_input has no term there),
+/// finite elsewhere and close. On a
 /// dense conv (the GEMM paths) and on depthwise ones: 3x3 at stride 1 and 2 (the specialised
 /// kernels) and a dilation whose window is too long for them (the unspecialised loops).
 #[test]
