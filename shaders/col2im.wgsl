@@ -63,7 +63,8 @@ fn main(
     var acc = 0.0;
     for (var i = 0u; i < params.kh; i++) {
         let ty = i32(oy + params.pad_top) - i32(i * params.dil_h);
-        if (ty < 0 || ty % i32(params.stride_h) != 0) {
+        // (ty ≥ 0 before the remainder: u32, as GLSL leaves a signed % undefined)
+        if (ty < 0 || u32(ty) % params.stride_h != 0u) {
             continue;
         }
         let iy = u32(ty) / params.stride_h;
@@ -72,7 +73,7 @@ fn main(
         }
         for (var j = 0u; j < params.kw; j++) {
             let tx = i32(ox + params.pad_left) - i32(j * params.dil_w);
-            if (tx < 0 || tx % i32(params.stride_w) != 0) {
+            if (tx < 0 || u32(tx) % params.stride_w != 0u) {
                 continue;
             }
             let ix = u32(tx) / params.stride_w;

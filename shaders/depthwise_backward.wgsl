@@ -79,9 +79,11 @@ const WG: u32 = 64u;
 // Longest row window the specialised paths hold in `win`.
 const WIN_MAX: u32 = 32u;
 
-// floor(a / b) for b > 0 (WGSL's / truncates toward zero)
+// floor(a / b) for b > 0, dividing only non-negative values (WGSL's / truncates toward
+// zero; GLSL leaves a negative operand undefined)
 fn floor_div(a: i32, b: i32) -> i32 {
-    return select(-((-a + b - 1) / b), a / b, a >= 0);
+    let q = (abs(a) + select(0, b - 1, a < 0)) / b;
+    return select(q, -q, a < 0);
 }
 
 // grad_input. An item is four dx elements of one row in the same column phase (ix ≡ px mod
@@ -149,10 +151,12 @@ fn grad_input_phase(g: u32, lid: u32) {
         let dplane = (n * params.c_out + co) * hw_out;
         for (var i = 0u; i < KH; i++) {
             // Tap i reaches when SH divides RY − i·DH (a constant), at dy row
-            // my + k + (RY − i·DH) / SH (my = (py + pt) div sh).
-            let cy = i32(RY) - i32(i * DH);
-            if (cy % sh == 0) {
-                let qy = i32(params.my + k) + cy / sh;
+            // my + k + (RY − i·DH) / SH (my = (py + pt) div sh). Divided as the unsigned
+            // RY + ((KH − 1)·DH)·sh − i·DH ≥ 0: a signed / or % of a negative value is
+            // undefined in GLSL (Mesa's GL took −1 % 3 as 0).
+            let cy = RY + (KH - 1u) * DH * u32(sh) - i * DH;
+            if (cy % u32(sh) == 0u) {
+                let qy = i32(params.my + k + cy / u32(sh)) - i32((KH - 1u) * DH);
                 let row_ok = qy >= 0 && qy < i32(params.h_out);
                 let row = dplane + u32(clamp(qy, 0, i32(params.h_out) - 1)) * params.w_out;
                 var win: array<f32, WIN_MAX>;
@@ -163,9 +167,10 @@ fn grad_input_phase(g: u32, lid: u32) {
                 }
                 let wrow = co * taps + i * KW;
                 for (var j = 0u; j < KW; j++) {
-                    let cx = i32(RX) - i32(j * DW);
-                    if (cx % i32(sw) == 0) {
-                        let t = u32(cx / i32(sw) - o_min);
+                    // RX − j·DW, shifted by (KW − 1)·DW·sw to stay unsigned (see above)
+                    let cx = RX + (KW - 1u) * DW * sw - j * DW;
+                    if (cx % sw == 0u) {
+                        let t = u32(i32(cx / sw) - i32((KW - 1u) * DW) - o_min);
                         let wv = f32(w[wrow + j]);
                         for (var e = 0u; e < 4u; e++) {
                             acc[e] += select(0.0, wv * win[t + e], on[t + e]);

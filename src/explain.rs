@@ -19,7 +19,9 @@ use crate::tensor::DType;
 pub struct LayerFacts {
     /// `conv2d`, `max_pool2d`, `avg_pool2d`, with its arguments.
     pub layer: String,
+    /// `[N, C, H, W]` in.
     pub input_shape: Vec<usize>,
+    /// Out: the layer's output (a backward pass: grad_output's shape, the forward's output).
     pub output_shape: Vec<usize>,
     /// Weight elements plus bias elements (0 for a pooling).
     pub parameters: u64,
@@ -32,13 +34,17 @@ pub struct LayerFacts {
     pub receptive_field: [u64; 2],
     /// Input pixels between neighbouring outputs (the product of the strides so far).
     pub jump: [u64; 2],
+    /// Bytes read: the input (a backward pass: the input and grad_output).
     pub input_bytes: u64,
+    /// Bytes of the weight and bias.
     pub weight_bytes: u64,
+    /// Bytes written: the output (a backward pass: every gradient).
     pub output_bytes: u64,
     /// The largest workspace one launch uses.
     pub workspace_bytes: u64,
     /// The algorithm that runs and the rule that chose it.
     pub algorithm: String,
+    /// Why: the rule that chose the algorithm.
     pub reason: String,
     /// How the call is cut to fit the device's storage bindings ("one call", or pieces,
     /// bands, channel chunks).

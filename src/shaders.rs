@@ -688,6 +688,32 @@ pub fn parse_and_validate(source: &str) -> Result<(naga::Module, naga::valid::Mo
 }
 
 #[cfg(feature = "shader-check")]
+/// Every signed integer remainder (`%` on i32 or vectors of it) in the functions of
+/// `source`, as `function: expression`: GLSL leaves it undefined for a negative operand, and
+/// Mesa's GL computed `-1 % 3` as 0 (a depthwise backward kernel was wrong on GL only), so
+/// the kernels take remainders of unsigned values. (Signed division is defined in GLSL,
+/// truncating as WGSL does.)
+pub fn signed_remainders(source: &str) -> Result<Vec<String>, StageError> {
+    let (module, info) = parse_and_validate(source)?;
+    let mut found = Vec::new();
+    let functions = module.functions.iter().map(|(h, f)| (f, &info[h]));
+    let entries = module.entry_points.iter().enumerate().map(|(i, e)| (&e.function, info.get_entry_point(i)));
+    for (function, finfo) in functions.chain(entries) {
+        for (handle, expr) in function.expressions.iter() {
+            let naga::Expression::Binary { op: op @ naga::BinaryOperator::Modulo, .. } = expr else {
+                continue;
+            };
+            let signed = finfo[handle].ty.inner_with(&module.types).scalar_kind() == Some(naga::ScalarKind::Sint);
+            if signed {
+                let name = function.name.clone().unwrap_or_default();
+                found.push(format!("{name}: {op:?} {:?}", function.expressions[handle]));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(feature = "shader-check")]
 /// Specialises `source` with `overrides` and translates it to `target`; returns the
 /// generated code's length in bytes (words ×4 for SPIR-V).
 pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, StageError> {

@@ -38,6 +38,7 @@ impl DType {
             DType::F16 => 2,
         }
     }
+    /// `f32` or `f16`.
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
@@ -62,6 +63,7 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// `contiguous` (NCHW) or `channels_last` (NHWC).
     pub fn name(self) -> &'static str {
         match self {
             Layout::Contiguous => "contiguous",
@@ -227,15 +229,19 @@ impl Tensor {
         Ok(Tensor { shape: shape.to_vec(), buffer, dtype, offset: 0, ctx: ctx.id, layout: Layout::Contiguous })
     }
 
+    /// The logical shape (`[N, C, H, W]` whatever the layout).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Elements: the product of the shape.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
+    /// How the elements are stored.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// The order of the elements in the buffer.
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -277,6 +283,8 @@ impl Tensor {
             ))),
         }
     }
+    /// The storage buffer, for binding the tensor in an app's own passes: the elements start
+    /// at [`Tensor::offset`] and lie in [`Tensor::layout`]'s order.
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -468,7 +476,9 @@ fn web_handles<'a>(
 /// A dense f32 tensor on the CPU, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// Row-major sizes.
     pub shape: Vec<usize>,
+    /// The elements, row-major (C order).
     pub data: Vec<f32>,
 }
 
@@ -481,6 +491,8 @@ fn rank4(shape: &[usize]) -> Result<[usize; 4]> {
 }
 
 impl HostTensor {
+    /// A tensor of `shape` holding `data`; [`Error::DataLength`]
+    /// when their element counts differ.
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Self> {
         let n = numel_of(shape)?;
         if n != data.len() {

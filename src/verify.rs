@@ -15,12 +15,14 @@ pub struct ErrorStats {
     pub rel_l2: f64,
     /// max |reference| over finite reference values.
     pub max_ref: f64,
+    /// Values compared.
     pub count: usize,
 }
 
 /// Pass/fail bounds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Largest relative L2 error passed (as [`ErrorStats::rel_l2`]).
     pub rel_l2: f64,
     /// Max-abs bound is `abs · (1 + max|ref|)`.
     pub abs: f64,
@@ -33,6 +35,8 @@ impl Default for Tolerance {
 }
 
 impl ErrorStats {
+    /// Whether both errors are within `tol` (a non-finite value where the reference's kind
+    /// differs makes `max_abs` infinite, so it fails).
     pub fn passes(&self, tol: Tolerance) -> bool {
         self.rel_l2 <= tol.rel_l2 && self.max_abs <= tol.abs * (1.0 + self.max_ref)
     }
@@ -81,9 +85,11 @@ pub fn compare(actual: &[f32], reference: &[f64]) -> ErrorStats {
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator seeded with `seed` (the same sequence on every platform).
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -19,8 +19,8 @@ use wgconv::kernels::vol2col::Vol2colParams;
 use wgconv::kernels::PassRange;
 use wgconv::ops::pool2d::PoolMode;
 use wgconv::shaders::{
-    check_shader, reflect_bindings, reflect_struct, reflect_u32_constants, reflect_uniform, translate, Overrides,
-    ShaderId, Target,
+    check_shader, reflect_bindings, reflect_struct, reflect_u32_constants, reflect_uniform, signed_remainders,
+    translate, Overrides, ShaderId, Target,
 };
 use wgconv::{Activation, TileShape};
 
@@ -295,4 +295,28 @@ fn no_constant_expression_is_an_infinity_or_nan() {
         let found = nonfinite_constant_bitcasts(id.source());
         assert!(found.is_empty(), "{}: non-finite constant expressions {found:?}", id.name());
     }
+}
+
+/// No kernel takes the remainder of signed integers: GLSL (naga's GL back end) leaves a
+/// negative operand undefined, and Mesa's GL took `-1 % 3` as 0, so a depthwise backward
+/// kernel whose tap test was `cx % 3 == 0` summed taps that do not exist, on GL only (the
+/// cross-implementation matrix found it; `conv2d_backward::gradients_match_reference` case
+/// 29 reproduces it with `WGPU_BACKEND=gl`).
+#[test]
+fn no_kernel_takes_a_signed_remainder() {
+    let bad = "@group(0) @binding(0) var<storage, read_write> o: array<i32>;\n\
+               @compute @workgroup_size(1) fn main() { o[0] = o[1] % 3; o[2] = o[3] / 2; o[4] = i32(u32(o[5]) % 3u); }";
+    assert_eq!(signed_remainders(bad).unwrap().len(), 1, "the check finds i32 %, not u32 % or /");
+    let mut failures = Vec::new();
+    for id in ShaderId::all() {
+        let found = signed_remainders(id.source()).unwrap();
+        if !found.is_empty() {
+            failures.push(format!("{}: {found:?}", id.name()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "signed integer % (undefined in GLSL for negative operands):\n{}",
+        failures.join("\n")
+    );
 }

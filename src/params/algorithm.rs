@@ -36,6 +36,7 @@ impl Algorithm {
     /// conv_transpose2d's algorithms, in the order `--algo all` runs them.
     pub const TRANSPOSED: [Algorithm; 2] = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im];
 
+    /// The name the CLI and reports use (`implicit_gemm`, `gemm_1x1`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Auto => "auto",
@@ -48,6 +49,7 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm of a [`name`](Self::name), if any.
     pub fn from_name(name: &str) -> Option<Algorithm> {
         std::iter::once(Algorithm::Auto).chain(Algorithm::ALL).chain(Algorithm::TRANSPOSED).find(|a| a.name() == name)
     }

@@ -5,11 +5,17 @@ use super::*;
 /// Parameters of `conv1d` (as `torch.nn.functional.conv1d`) on `[N, C, L]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv1dParams {
+    /// Step along the sequence, ≥ 1 (PyTorch `stride`).
     pub stride: u32,
+    /// Zero padding of the sequence (PyTorch `padding`: a number, `'valid'` or `'same'`).
     pub padding: Padding1d,
+    /// Spacing between kernel taps, ≥ 1 (PyTorch `dilation`).
     pub dilation: u32,
+    /// Divides Cin and Cout; `groups == Cin` is depthwise (PyTorch `groups`).
     pub groups: u32,
+    /// Applied to every output after the bias, in the kernel's write-out.
     pub activation: Activation,
+    /// Kernel family (those of conv2d, which runs the `[N, C, 1, L]` view); `Auto` lets the engine choose.
     pub algorithm: Algorithm,
     /// What the padding reads (`nn.Conv1d`'s `padding_mode`; see [`Conv2dParams::padding_mode`]).
     pub padding_mode: PaddingMode,

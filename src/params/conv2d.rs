@@ -7,6 +7,7 @@ use super::*;
 pub struct Conv2dParams {
     /// `[sh, sw]`, each ≥ 1.
     pub stride: [u32; 2],
+    /// Zero padding of both spatial axes (PyTorch `padding`: numbers, `'valid'` or `'same'`; or each side on its own).
     pub padding: Padding,
     /// `[dh, dw]`, each ≥ 1.
     pub dilation: [u32; 2],
@@ -39,18 +40,31 @@ impl Default for Conv2dParams {
 /// Every size of one validated conv2d; what the kernels and the reference index with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dGeometry {
+    /// Batch size N.
     pub n: u32,
+    /// Input channels Cin.
     pub c_in: u32,
+    /// Input height H.
     pub h: u32,
+    /// Input width W.
     pub w: u32,
+    /// Output channels Cout.
     pub c_out: u32,
+    /// Kernel height kh.
     pub kh: u32,
+    /// Kernel width kw.
     pub kw: u32,
+    /// `[sh, sw]`.
     pub stride: [u32; 2],
+    /// `[dh, dw]`.
     pub dilation: [u32; 2],
+    /// Each side's padding, resolved (`same` worked out).
     pub pads: Pads,
+    /// Groups G: Cin/G input channels per group, Cout/G output channels.
     pub groups: u32,
+    /// Output height Ho = ⌊(H + top + bottom − dh·(kh − 1) − 1)/sh⌋ + 1.
     pub h_out: u32,
+    /// Output width Wo = ⌊(W + left + right − dw·(kw − 1) − 1)/sw⌋ + 1.
     pub w_out: u32,
     /// What the padding reads.
     pub padding_mode: PaddingMode,
@@ -69,6 +83,7 @@ impl Conv2dGeometry {
         self.output_shape().iter().product()
     }
 
+    /// `[N, Cout, Ho, Wo]`.
     pub fn output_shape(&self) -> [usize; 4] {
         [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
     }

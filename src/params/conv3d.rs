@@ -5,10 +5,15 @@ use super::*;
 /// Parameters of `conv3d` (as `torch.nn.functional.conv3d`) on `[N, C, D, H, W]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv3dParams {
+    /// `[sd, sh, sw]`, each ≥ 1 (PyTorch `stride`).
     pub stride: [u32; 3],
+    /// Zero padding of the three spatial axes (PyTorch `padding`).
     pub padding: Padding3d,
+    /// `[dd, dh, dw]`, each ≥ 1 (PyTorch `dilation`).
     pub dilation: [u32; 3],
+    /// Divides Cin and Cout (PyTorch `groups`).
     pub groups: u32,
+    /// Applied to every output after the bias.
     pub activation: Activation,
     /// What the padding reads (`nn.Conv3d`'s `padding_mode`), applied by vol2col's gather.
     pub padding_mode: PaddingMode,
@@ -30,19 +35,25 @@ impl Default for Conv3dParams {
 /// Every size of one validated conv3d.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv3dGeometry {
+    /// Batch size N.
     pub n: u32,
+    /// Input channels Cin.
     pub c_in: u32,
+    /// Output channels Cout.
     pub c_out: u32,
     /// Input `[D, H, W]`.
     pub size: [u32; 3],
     /// Kernel `[kd, kh, kw]`.
     pub kernel: [u32; 3],
+    /// `[sd, sh, sw]`.
     pub stride: [u32; 3],
+    /// `[dd, dh, dw]`.
     pub dilation: [u32; 3],
     /// Leading pads `[front, top, left]`.
     pub pad_begin: [u32; 3],
     /// Padding after each axis (depth, height, width).
     pub pad_end: [u32; 3],
+    /// Groups G.
     pub groups: u32,
     /// Output `[Do, Ho, Wo]`.
     pub out: [u32; 3],
@@ -57,6 +68,7 @@ impl Conv3dGeometry {
         self.padding_mode != PaddingMode::Zeros && (self.pad_begin.iter().chain(&self.pad_end).any(|&p| p > 0))
     }
 
+    /// `[N, Cout, Do, Ho, Wo]`.
     pub fn output_shape(&self) -> [usize; 5] {
         [self.n as usize, self.c_out as usize, self.out[0] as usize, self.out[1] as usize, self.out[2] as usize]
     }

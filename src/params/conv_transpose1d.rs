@@ -11,9 +11,13 @@ use super::*;
 /// positions at the end and must be < max(stride, dilation).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConvTranspose1dParams {
+    /// Step between input positions on the output, ≥ 1 (PyTorch `stride`).
     pub stride: u32,
+    /// Removed from both ends of the output (PyTorch `padding`).
     pub padding: Padding1d,
+    /// Extra output at the end, < stride or < dilation (PyTorch `output_padding`).
     pub output_padding: u32,
+    /// Spacing between kernel taps, ≥ 1 (PyTorch `dilation`).
     pub dilation: u32,
     /// Divides Cin and Cout.
     pub groups: u32,

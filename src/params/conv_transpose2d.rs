@@ -10,9 +10,13 @@ use super::*;
 /// on each axis.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConvTranspose2dParams {
+    /// `[sh, sw]`, each ≥ 1 (PyTorch `stride`).
     pub stride: [u32; 2],
+    /// Removed from each side of the output (PyTorch `padding`).
     pub padding: Padding,
+    /// Extra output rows/columns at the end, each < stride or < dilation (PyTorch `output_padding`).
     pub output_padding: [u32; 2],
+    /// `[dh, dw]`, each ≥ 1 (PyTorch `dilation`).
     pub dilation: [u32; 2],
     /// Divides Cin and Cout; the weight is `[Cin, Cout/groups, kh, kw]`.
     pub groups: u32,
@@ -41,19 +45,33 @@ impl Default for ConvTranspose2dParams {
 /// Every size of one validated conv_transpose2d.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose2dGeometry {
+    /// Batch size N.
     pub n: u32,
+    /// Input channels Cin.
     pub c_in: u32,
+    /// Input height H.
     pub h: u32,
+    /// Input width W.
     pub w: u32,
+    /// Output channels Cout.
     pub c_out: u32,
+    /// Kernel height kh.
     pub kh: u32,
+    /// Kernel width kw.
     pub kw: u32,
+    /// `[sh, sw]`.
     pub stride: [u32; 2],
+    /// `[dh, dw]`.
     pub dilation: [u32; 2],
+    /// Each side's padding (removed from the output).
     pub pads: Pads,
+    /// `[oph, opw]`.
     pub output_padding: [u32; 2],
+    /// Groups G.
     pub groups: u32,
+    /// Output height Ho = (H − 1)·sh − top − bottom + dh·(kh − 1) + oph + 1.
     pub h_out: u32,
+    /// Output width Wo = (W − 1)·sw − left − right + dw·(kw − 1) + opw + 1.
     pub w_out: u32,
 }
 
@@ -63,12 +81,15 @@ impl ConvTranspose2dGeometry {
         self.output_shape().iter().product()
     }
 
+    /// `[N, Cout, Ho, Wo]`.
     pub fn output_shape(&self) -> [usize; 4] {
         [self.n as usize, self.c_out as usize, self.h_out as usize, self.w_out as usize]
     }
+    /// Cin / G.
     pub fn c_in_per_group(&self) -> u32 {
         self.c_in / self.groups
     }
+    /// Cout / G.
     pub fn c_out_per_group(&self) -> u32 {
         self.c_out / self.groups
     }

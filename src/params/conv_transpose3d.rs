@@ -11,9 +11,13 @@ use super::*;
 /// positions at the end of each axis and must be < max(stride, dilation) on it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConvTranspose3dParams {
+    /// `[sd, sh, sw]`, each ≥ 1 (PyTorch `stride`).
     pub stride: [u32; 3],
+    /// Removed from both ends of each axis of the output (PyTorch `padding`).
     pub padding: Padding3d,
+    /// Extra output at the end of each axis, each < its stride or dilation (PyTorch `output_padding`).
     pub output_padding: [u32; 3],
+    /// `[dd, dh, dw]`, each ≥ 1 (PyTorch `dilation`).
     pub dilation: [u32; 3],
     /// Divides Cin and Cout.
     pub groups: u32,
@@ -37,20 +41,27 @@ impl Default for ConvTranspose3dParams {
 /// Every size of one validated conv_transpose3d.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvTranspose3dGeometry {
+    /// Batch size N.
     pub n: u32,
+    /// Input channels Cin.
     pub c_in: u32,
+    /// Output channels Cout.
     pub c_out: u32,
     /// Input `[D, H, W]`.
     pub size: [u32; 3],
     /// Kernel `[kd, kh, kw]`.
     pub kernel: [u32; 3],
+    /// `[sd, sh, sw]`.
     pub stride: [u32; 3],
+    /// `[dd, dh, dw]`.
     pub dilation: [u32; 3],
     /// Crop before each axis (front, top, left).
     pub pad_begin: [u32; 3],
     /// Crop after each axis.
     pub pad_end: [u32; 3],
+    /// `[opd, oph, opw]`.
     pub output_padding: [u32; 3],
+    /// Groups G.
     pub groups: u32,
     /// Output `[Do, Ho, Wo]`.
     pub out: [u32; 3],

@@ -13,7 +13,9 @@ pub type DeformConv2dParams = Conv2dParams;
 /// A validated deform_conv2d: the conv's sizes and the number of offset groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeformGeometry {
+    /// The conv's sizes (those of conv2d with the same weight).
     pub conv: Conv2dGeometry,
+    /// Offset groups: the input channels split into this many groups, each with its own offsets (and mask).
     pub offset_groups: u32,
 }
 

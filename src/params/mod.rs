@@ -33,9 +33,13 @@ pub use pool2d::*;
 /// multiply its `rows/groups` rows. Any spatial rank: only these sizes reach the GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unfolded {
+    /// Batch size N.
     pub n: u32,
+    /// Rows of the column matrix: Cin·(taps per channel), every group's.
     pub rows: u32,
+    /// Output channels Cout.
     pub c_out: u32,
+    /// Groups G.
     pub groups: u32,
     /// Output pixels (voxels) per image.
     pub pixels_per_image: u32,

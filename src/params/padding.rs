@@ -23,13 +23,18 @@ pub enum Padding {
 /// Resolved padding of one conv: `[top, left, bottom, right]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pads {
+    /// Rows above the input.
     pub top: u32,
+    /// Columns left of the input.
     pub left: u32,
+    /// Rows below the input.
     pub bottom: u32,
+    /// Columns right of the input.
     pub right: u32,
 }
 
 impl Pads {
+    /// No padding on any side.
     pub const ZERO: Pads = Pads { top: 0, left: 0, bottom: 0, right: 0 };
 }
 
@@ -97,6 +102,7 @@ pub enum PaddingMode {
 }
 
 impl PaddingMode {
+    /// Every mode, zeros first.
     pub const ALL: [PaddingMode; 4] =
         [PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular];
 
@@ -110,6 +116,7 @@ impl PaddingMode {
         }
     }
 
+    /// The mode PyTorch names `name` (`zeros`, `reflect`, `replicate`, `circular`), if any.
     pub fn from_name(name: &str) -> Option<Self> {
         PaddingMode::ALL.into_iter().find(|m| m.name() == name)
     }

@@ -5,6 +5,7 @@ use super::*;
 /// Parameters of `max_pool2d` / `avg_pool2d` (PyTorch semantics and names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool2dParams {
+    /// `[kh, kw]`: the window, each ≥ 1 (PyTorch `kernel_size`).
     pub kernel: [u32; 2],
     /// `None`: the kernel size, as PyTorch's default.
     pub stride: Option<[u32; 2]>,
@@ -34,6 +35,7 @@ impl Default for Pool2dParams {
 }
 
 impl Pool2dParams {
+    /// A pooling with this window and PyTorch's defaults (stride = the window, no padding).
     pub fn new(kernel: [u32; 2]) -> Self {
         Pool2dParams {
             kernel,
@@ -63,6 +65,7 @@ impl Pool2dParams {
         }
     }
 
+    /// The stride in effect: the one given, else the window (PyTorch's default).
     pub fn stride(&self) -> [u32; 2] {
         self.stride.unwrap_or(self.kernel)
     }
