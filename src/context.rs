@@ -100,8 +100,10 @@ pub struct GpuContext {
     pub(crate) tracer: Mutex<Option<crate::kernels::trace::Tracer>>,
     /// True when the context created the device (then it installed its own error handlers).
     owns_device: bool,
-    /// The im2col workspace, shared by all calls (queue order serialises its uses).
-    workspace: Mutex<Option<wgpu::Buffer>>,
+    /// The workspaces, shared by all calls (queue order serialises their uses): slot 0 the
+    /// im2col-style one every workspace algorithm uses, slot 1 a second one where a dispatch
+    /// reads one workspace and writes another (Winograd's GEMM: U and V in, M out).
+    workspace: Mutex<[Option<wgpu::Buffer>; 2]>,
     /// A 16-byte storage buffer bound where a kernel's optional input is absent (never read:
     /// the kernel's `HAS_*` override is false).
     pub(crate) dummy: wgpu::Buffer,
@@ -248,7 +250,7 @@ impl GpuContext {
             deferred: Arc::new(Mutex::new(None)),
             pending_scopes: Default::default(),
             tracer: Mutex::new(None),
-            workspace: Mutex::new(None),
+            workspace: Mutex::new([None, None]),
             uncaptured: Arc::new(AtomicBool::new(false)),
             tuner: Default::default(),
             queue_lock: Mutex::new(()),
@@ -524,7 +526,14 @@ impl GpuContext {
     /// classes (2^k and 1.5·2^k) and is reused by every call: work on one queue runs in
     /// submission order and wgpu orders the write-after-read between dispatches.
     pub(crate) fn workspace(&self, bytes: u64) -> Result<wgpu::Buffer> {
-        let mut slot = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
+        self.workspace_in(0, bytes)
+    }
+
+    /// [`GpuContext::workspace`] of slot 0 or 1 (two buffers, for a dispatch that reads one
+    /// workspace and writes the other).
+    pub(crate) fn workspace_in(&self, slot: usize, bytes: u64) -> Result<wgpu::Buffer> {
+        let mut slots = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut slots[slot.min(1)];
         if let Some(buf) = slot.as_ref() {
             if buf.size() >= bytes {
                 return Ok(buf.clone());
@@ -537,14 +546,14 @@ impl GpuContext {
         Ok(buf)
     }
 
-    /// Bytes held by the cached workspace.
+    /// Bytes held by the cached workspaces.
     pub fn workspace_bytes(&self) -> u64 {
-        self.workspace.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
+        self.workspace.lock().unwrap_or_else(|p| p.into_inner()).iter().flatten().map(|b| b.size()).sum()
     }
 
-    /// Drops the cached workspace (it is freed once no pending GPU work uses it).
+    /// Drops the cached workspaces (they are freed once no pending GPU work uses them).
     pub fn release_workspace(&self) {
-        *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = [None, None];
     }
 
     /// Creates a buffer holding `contents` (padded to 4 bytes). Unlike wgpu's

@@ -58,6 +58,16 @@ pub enum ShaderId {
     /// `shaders/direct.wgsl` (after `activation.wgsl`): direct conv2d, 4 pixels × 16
     /// channels per invocation, weights read at workgroup-uniform addresses.
     Direct,
+    /// `shaders/winograd.wgsl`, entry `weights`: Winograd F(2×2, 3×3)'s weight transform.
+    WinogradWeights,
+    /// `shaders/winograd.wgsl`, entry `inputs`: the input transform of one chunk of tiles.
+    WinogradInputs,
+    /// `shaders/winograd.wgsl`, entry `outputs`: the output transform and the epilogue.
+    WinogradOutputs,
+    /// The three Winograd entry points over f16 storage (f32 transforms).
+    WinogradWeightsHalf,
+    WinogradInputsHalf,
+    WinogradOutputsHalf,
     /// `shaders/cast_widen.wgsl`: f16 → f32 (the f32-only ops' f16 storage).
     CastWiden,
     /// `shaders/cast_narrow.wgsl`: f32 → f16.
@@ -298,6 +308,8 @@ const POOL2D_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", 
 const POOL2D_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d_backward.wgsl");
 const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
+const WINOGRAD_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "winograd.wgsl");
+const WINOGRAD_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "winograd.wgsl");
 
 use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
@@ -309,6 +321,8 @@ const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw, Rw, Rw
 const POOL_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, Rw, Rw, U, Rw];
 /// params, input, weight, bias, out
 const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
+/// params, input, weight, bias, out, V or M (as vec4), U
+const WINOGRAD_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw, Rw];
 /// params, input, col
 const UNFOLD_BINDINGS: &[BindingKind] = &[U, R, Rw];
 /// params, input, out, pass range, running part
@@ -349,6 +363,12 @@ impl ShaderId {
             ShaderId::DepthwiseGradInputHalf,
             ShaderId::DepthwiseGradWeightHalf,
             ShaderId::Direct,
+            ShaderId::WinogradWeights,
+            ShaderId::WinogradInputs,
+            ShaderId::WinogradOutputs,
+            ShaderId::WinogradWeightsHalf,
+            ShaderId::WinogradInputsHalf,
+            ShaderId::WinogradOutputsHalf,
             ShaderId::CastWiden,
             ShaderId::CastNarrow,
         ]);
@@ -431,6 +451,18 @@ impl ShaderId {
             }
             ShaderId::Direct => {
                 kernel!("direct", wgsl!("activation.wgsl", "direct.wgsl"), "main", CONV_BINDINGS, false)
+            }
+            ShaderId::WinogradWeights => kernel!("winograd_weights", WINOGRAD_F32, "weights", WINOGRAD_BINDINGS, false),
+            ShaderId::WinogradInputs => kernel!("winograd_inputs", WINOGRAD_F32, "inputs", WINOGRAD_BINDINGS, false),
+            ShaderId::WinogradOutputs => kernel!("winograd_outputs", WINOGRAD_F32, "outputs", WINOGRAD_BINDINGS, false),
+            ShaderId::WinogradWeightsHalf => {
+                kernel!("winograd_weights_f16", WINOGRAD_F16, "weights", WINOGRAD_BINDINGS, true)
+            }
+            ShaderId::WinogradInputsHalf => {
+                kernel!("winograd_inputs_f16", WINOGRAD_F16, "inputs", WINOGRAD_BINDINGS, true)
+            }
+            ShaderId::WinogradOutputsHalf => {
+                kernel!("winograd_outputs_f16", WINOGRAD_F16, "outputs", WINOGRAD_BINDINGS, true)
             }
             // params, source, destination
             ShaderId::CastWiden => kernel!("cast_widen", wgsl!("cast_widen.wgsl"), "main", UNFOLD_BINDINGS, true),
@@ -541,6 +573,13 @@ impl ShaderId {
             ShaderId::Gemm(key) => key.override_sets(),
             ShaderId::Col2im => epilogue_sets().into_iter().chain(layout_sets(false)).collect(),
             ShaderId::Direct => epilogue_sets().into_iter().chain(layout_sets(true)).collect(),
+            ShaderId::WinogradWeights | ShaderId::WinogradWeightsHalf => vec![Overrides::none()],
+            ShaderId::WinogradInputs | ShaderId::WinogradInputsHalf => {
+                vec![Overrides::none(), Overrides::none().flag("X_NHWC", true)]
+            }
+            ShaderId::WinogradOutputs | ShaderId::WinogradOutputsHalf => {
+                epilogue_sets().into_iter().chain(layout_sets(true)).collect()
+            }
             // conv_transpose3d's epilogues (zeros padding); conv3d_backward's folds of each
             // padding mode (no epilogue)
             ShaderId::Col2vol => {

@@ -139,7 +139,8 @@ fn non_finite_values_propagate_like_the_reference() {
             let mismatched: Vec<usize> = (0..y.len())
                 .filter(|&i| r[i].is_nan() != y[i].is_nan() || (r[i].is_infinite() && r[i] != y[i] as f64))
                 .collect();
-            assert!(mismatched.is_empty(), "{} {xs:?}: non-finite mismatch at {mismatched:?}", algo.name());
+            let show: Vec<(f64, f32)> = mismatched.iter().map(|&i| (r[i], y[i])).collect();
+            assert!(mismatched.is_empty(), "{} {xs:?}: non-finite mismatch at {mismatched:?}: {show:?}", algo.name());
         }
     }
 }

@@ -132,8 +132,8 @@ struct BenchArgs {
     /// Only these case ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Algorithm to force (auto, im2col_gemm, implicit_gemm, gemm_1x1, depthwise), or `all`
-    /// to time each one that applies.
+    /// Algorithm to force (auto, im2col_gemm, implicit_gemm, gemm_1x1, depthwise, direct,
+    /// winograd; gemm_col2im for conv_transpose2d), or `all` to time each one that applies.
     #[arg(long, default_value = "auto")]
     algo: String,
     /// Override every case's batch size N.

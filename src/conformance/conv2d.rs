@@ -56,9 +56,15 @@ pub fn random_conv2d_case(rng: &mut SplitMix64) -> Conv2dCase {
     };
     // One case in eight is pointwise (1x1, stride 1, unpadded): its own fast path.
     let pointwise = rng.range(0, 7) == 0;
-    let k = if pointwise { [1, 1] } else { [rng.range(1, 5), rng.range(1, 5)] };
-    let dilation = [rng.range(1, 3), rng.range(1, 3)];
-    let stride = if pointwise { [1, 1] } else { [rng.range(1, 3), rng.range(1, 3)] };
+    // One in eight of the others is 3x3, stride 1, dilation 1: Winograd's.
+    let winograd = !pointwise && rng.range(0, 7) == 0;
+    let k = match (pointwise, winograd) {
+        (true, _) => [1, 1],
+        (_, true) => [3, 3],
+        _ => [rng.range(1, 5), rng.range(1, 5)],
+    };
+    let dilation = if winograd { [1, 1] } else { [rng.range(1, 3), rng.range(1, 3)] };
+    let stride = if pointwise || winograd { [1, 1] } else { [rng.range(1, 3), rng.range(1, 3)] };
     let padding = match rng.range(0, 4) {
         _ if pointwise => Padding::Valid,
         0 => Padding::Valid,

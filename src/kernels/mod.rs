@@ -20,6 +20,7 @@ pub mod pool2d_backward;
 pub mod tiling;
 pub mod trace;
 pub mod vol2col;
+pub mod winograd;
 
 use std::num::NonZeroU64;
 

@@ -12,12 +12,16 @@
 //! - `Depthwise`: `depthwise.wgsl`, one dispatch.
 //!
 //! - `Direct`: `direct.wgsl`, one dispatch, 4 pixels × 16 channels per invocation.
+//! - `Winograd` (3x3, stride 1, dilation 1): F(2×2, 3×3) — `winograd.wgsl`'s weight and
+//!   input transforms, the GEMM core's 16·G batched dense GEMMs, the output transform with the
+//!   epilogue (`src/ops/winograd.rs`); the 2×2 output tiles in chunks under the workspace
+//!   budget.
 //!
 //! Every path adds the bias and applies the activation in its write-out, and reads and writes
 //! either layout ([`Layout`]): channels-last inputs and outputs (any mix) are indexed so by
 //! the loaders and the write-out themselves (`X_NHWC`, `Y_NHWC`), no transpose pass. f16 tensors
-//! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1` or `Depthwise` with f16 loads and
-//! stores and f32 accumulation.
+//! ([`crate::DType::F16`]) run `ImplicitGemm`, `Gemm1x1`, `Depthwise` or `Winograd` with f16
+//! loads and stores and f32 accumulation.
 
 use crate::context::{BLoads, GemmKernel, GpuContext};
 use crate::error::{Error, Result};
@@ -27,6 +31,7 @@ use crate::kernels::{
 };
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::channels;
+use crate::ops::winograd;
 use crate::ops::{as_batched, batch, common_dtype_any_layout, contiguous, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, Conv2dGeometry, Conv2dParams, Padding, Unfolded};
 use crate::tensor::{DType, Layout, Tensor};
@@ -39,9 +44,9 @@ pub struct Conv2dInfo {
     pub geometry: Conv2dGeometry,
     /// Number of pixel chunks the work was split into (1 without a workspace).
     pub chunks: u32,
-    /// Output pixels per chunk (the last may hold fewer).
+    /// Output pixels per chunk (`Winograd`: 2×2 output tiles; the last may hold fewer).
     pub chunk_cols: u32,
-    /// Workspace bytes one chunk uses (0 for every algorithm but `Im2colGemm`).
+    /// Workspace bytes one chunk uses (0 for every algorithm but `Im2colGemm` and `Winograd`).
     pub workspace_bytes: u64,
     /// Pieces of the batch run one after another because the input or output exceeds one
     /// storage binding ([`crate::ops::batch`]; `chunks` and `workspace_bytes` then describe
@@ -136,9 +141,9 @@ pub struct Conv2dPlan {
     pub reason: String,
     /// Pixel chunks of the im2col workspace (1 for the other algorithms).
     pub chunks: u32,
-    /// Output pixels per chunk (the last may hold fewer).
+    /// Output pixels per chunk (`Winograd`: 2×2 output tiles; the last may hold fewer).
     pub chunk_cols: u32,
-    /// Workspace bytes one chunk uses (0 but for `Im2colGemm`).
+    /// Workspace bytes one chunk uses (0 but for `Im2colGemm` and `Winograd`).
     pub workspace_bytes: u64,
     /// The fused activation.
     pub activation: Activation,
@@ -184,7 +189,12 @@ impl std::fmt::Display for Conv2dPlan {
             &g.output_shape(),
             (self.algorithm.name(), &self.reason),
             self.workspace_bytes,
-            format_args!("{} chunks of {} pixels", self.chunks, self.chunk_cols),
+            format_args!(
+                "{} chunks of {} {}",
+                self.chunks,
+                self.chunk_cols,
+                if self.algorithm == Algorithm::Winograd { "2x2 output tiles" } else { "pixels" }
+            ),
             &self.steps,
         )
     }
@@ -296,6 +306,14 @@ pub fn plan_conv2d_with_layouts(
         Algorithm::Direct => {
             let p = direct::DirectParams::new(&g, act.alpha());
             plan.steps.push(direct::step(ctx, &p, act, has_bias, (layouts.input, layouts.output))?)
+        }
+        Algorithm::Winograd => {
+            let chunks = winograd::plan_chunks(ctx, &g)?;
+            plan.chunks = chunks.chunks;
+            plan.chunk_cols = chunks.per_chunk;
+            plan.workspace_bytes = chunks.workspace_bytes(&g);
+            let io = (layouts.input, layouts.output);
+            plan.steps = winograd::steps(ctx, &g, &chunks, (act, has_bias), dtype, io)?;
         }
         Algorithm::Auto => unreachable!("resolved above"),
         Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
@@ -442,7 +460,12 @@ pub(crate) fn choose_algorithm(
         }
         Algorithm::Auto => {
             let (a, why) = Algorithm::choose_why(g);
-            (a, why.to_string())
+            match (a, winograd::plan_chunks(ctx, g)) {
+                (Algorithm::Winograd, Err(e)) => {
+                    (Algorithm::ImplicitGemm, format!("general conv: implicit GEMM (winograd does not fit: {e})"))
+                }
+                _ => (a, why.to_string()),
+            }
         }
         forced => (forced, "forced".to_string()), // validate() has checked that it supports g
     };
@@ -469,13 +492,17 @@ pub(crate) fn choose_algorithm(
     // (f16 with a padding mode runs im2col_gemm on f32 copies: plan_conv2d and conv2d_into)
     if dtype == DType::F16
         && !g.pads_by_mode()
-        && !matches!(algorithm, Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise)
+        && !matches!(
+            algorithm,
+            Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise | Algorithm::Winograd
+        )
     {
         return Err(Error::param(
             "algorithm",
-            format!("f16 storage runs implicit_gemm, gemm_1x1 or depthwise, not {}", algorithm.name()),
+            format!("f16 storage runs implicit_gemm, gemm_1x1, depthwise or winograd, not {}", algorithm.name()),
         ));
     }
+
     Ok((algorithm, reason))
 }
 
@@ -623,6 +650,11 @@ fn record_conv2d(
                 let uniforms = arena.finish(ctx)?;
                 vec![direct::prepare(ctx, &uniforms, block, &p, act, input, weight, bias, output)?]
             }
+            Algorithm::Winograd => {
+                let chunks = winograd::plan_chunks(ctx, g)?;
+                let recorded = winograd::encode(ctx, encoder, g, &chunks, act, (input, weight, bias, output))?;
+                return check_recorded("conv2d", recorded, &plan.steps);
+            }
             Algorithm::Auto | Algorithm::GemmCol2im => {
                 return Err(Error::Internal(format!("conv2d plan with algorithm {}", plan.algorithm.name())))
             }
@@ -677,6 +709,8 @@ pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64
         }
         // every channel of the group, every tap
         Algorithm::Direct => Some(4 + g.c_in_per_group() as u64 * (1 + kh * (1 + kw))),
+        // the direct sum of a tile whose transformed values are not finite
+        Algorithm::Winograd => Some(winograd::loop_turns(g)),
         _ => None,
     }
 }

@@ -24,6 +24,7 @@ pub mod pool2d;
 pub mod pool2d_backward;
 pub mod separable_conv2d;
 pub mod widen;
+pub(crate) mod winograd;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};

@@ -22,16 +22,37 @@ pub enum Algorithm {
     /// A direct kernel: 4 output pixels × 16 output channels per invocation, the weights
     /// read at workgroup-uniform addresses; no workspace, no workgroup memory.
     Direct,
+    /// Winograd F(2×2, 3×3) (3×3 kernels, stride 1, dilation 1, zero padding, any groups):
+    /// the weights and 4×4 input patches transformed, 16·G batched GEMMs over the transform
+    /// points (2.25× fewer multiplies than the direct sum), the 2×2 output tiles transformed
+    /// back; workspace chunked by tiles. A tile whose transformed values are not all finite is
+    /// summed directly, so NaN and ±∞ land where the direct conv puts them.
+    Winograd,
     /// conv_transpose2d only: the GEMM `Wᵀ·X` into a column workspace, then a col2im gather.
     /// (`ImplicitGemm` is conv_transpose2d's other algorithm: its sh·sw output phases as
     /// implicit GEMMs, no workspace.)
     GemmCol2im,
 }
 
+/// Where Winograd F(2×2, 3×3) beats the implicit GEMM: its GEMMs have K = Cin/G (against
+/// the implicit GEMM's 9·Cin/G) and N = 2×2 tiles, and run well only with K ≥ 128 and enough
+/// tiles (lavapipe, BENCHMARKS.md: r50_c3 1.3×, r50_c4 1.4×, r50_c3_b8 1.3× faster; r50_c2
+/// with K = 64 0.9×, r50_c5 with 16 tiles 0.5×).
+fn winograd_pays(g: &Conv2dGeometry) -> bool {
+    let tiles = g.n as u64 * g.h_out.div_ceil(2) as u64 * g.w_out.div_ceil(2) as u64;
+    g.c_in_per_group() >= 128 && tiles >= 32
+}
+
 impl Algorithm {
     /// Every concrete algorithm, in the order `--algo all` runs them.
-    pub const ALL: [Algorithm; 5] =
-        [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise, Algorithm::Direct];
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::Im2colGemm,
+        Algorithm::ImplicitGemm,
+        Algorithm::Gemm1x1,
+        Algorithm::Depthwise,
+        Algorithm::Direct,
+        Algorithm::Winograd,
+    ];
 
     /// conv_transpose2d's algorithms, in the order `--algo all` runs them.
     pub const TRANSPOSED: [Algorithm; 2] = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im];
@@ -45,6 +66,7 @@ impl Algorithm {
             Algorithm::Gemm1x1 => "gemm_1x1",
             Algorithm::Depthwise => "depthwise",
             Algorithm::Direct => "direct",
+            Algorithm::Winograd => "winograd",
             Algorithm::GemmCol2im => "gemm_col2im",
         }
     }
@@ -67,7 +89,18 @@ impl Algorithm {
                 Some(format!("depthwise needs groups = Cin (got groups {} for Cin {})", g.groups, g.c_in))
             }
             Algorithm::GemmCol2im => Some("gemm_col2im computes conv_transpose2d, not conv2d".into()),
-            Algorithm::ImplicitGemm | Algorithm::Gemm1x1 | Algorithm::Depthwise | Algorithm::Direct
+            Algorithm::Winograd if (g.kh, g.kw) != (3, 3) || g.stride != [1, 1] || g.dilation != [1, 1] => {
+                Some(format!(
+                    "winograd (F(2x2, 3x3)) needs a 3x3 kernel, stride 1 and dilation 1 (got {}x{}, stride {:?}, \
+                     dilation {:?})",
+                    g.kh, g.kw, g.stride, g.dilation
+                ))
+            }
+            Algorithm::ImplicitGemm
+            | Algorithm::Gemm1x1
+            | Algorithm::Depthwise
+            | Algorithm::Direct
+            | Algorithm::Winograd
                 if g.pads_by_mode() =>
             {
                 Some(format!(
@@ -80,10 +113,12 @@ impl Algorithm {
         }
     }
 
-    /// The algorithm `Auto` runs for `g` (every dtype: the three it picks have f16 kernels):
-    /// depthwise kernels for depthwise convs, a plain GEMM for pointwise ones, the implicit
-    /// GEMM for everything else (it needs no workspace and skips the im2col pass; `wgconv
-    /// bench --algo all` measures the alternatives).
+    /// The algorithm `Auto` runs for `g` (every dtype: the four it picks have f16 kernels):
+    /// depthwise kernels for depthwise convs, a plain GEMM for pointwise ones, Winograd for
+    /// 3×3 stride-1 convs of many input channels and tiles, the implicit GEMM for everything
+    /// else (it needs no workspace and skips the im2col pass; `wgconv bench --algo all`
+    /// measures the alternatives). conv2d falls back to the implicit GEMM where Winograd's
+    /// workspace does not fit or its direct fallback would loop past the loop budget.
     pub fn choose(g: &Conv2dGeometry) -> Algorithm {
         Algorithm::choose_why(g).0
     }
@@ -96,6 +131,11 @@ impl Algorithm {
             (Algorithm::Depthwise, "depthwise conv (groups = Cin > 1)")
         } else if Algorithm::Gemm1x1.unsupported_reason(g).is_none() {
             (Algorithm::Gemm1x1, "pointwise conv (1x1, stride 1, no padding)")
+        } else if Algorithm::Winograd.unsupported_reason(g).is_none() && winograd_pays(g) {
+            (
+                Algorithm::Winograd,
+                "3x3 stride-1 conv with ≥ 128 input channels per group and ≥ 32 output tiles: winograd",
+            )
         } else {
             (Algorithm::ImplicitGemm, "general conv: implicit GEMM, no workspace")
         }

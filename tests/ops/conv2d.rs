@@ -227,6 +227,40 @@ fn small_workspace_budget_splits_into_chunks() {
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
 }
 
+/// Winograd cuts the 2×2 output tiles into chunks under the workspace budget (U + V + M): a
+/// chunk boundary inside an image row and across images changes no bit of the output, and a
+/// budget below one tile is a clear error.
+#[test]
+fn winograd_chunks_of_tiles_are_bit_identical_to_one_chunk() {
+    let Some(ctx) = fresh_gpu() else { return };
+    // 3 images of 5×5 tiles (9×10 outputs: the last tile row clipped)
+    let c = case(3, 5, [9, 10], 6, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Winograd);
+    let (stats, whole) = run_case(&ctx, &c, 7);
+    assert!(stats.passes(Tolerance::default()), "{stats}");
+    assert_eq!((whole.algorithm, whole.chunks, whole.chunk_cols), (Algorithm::Winograd, 1, 75));
+    let run = |ctx: &wgconv::GpuContext| {
+        let (x, w, b) = c.seeded(7);
+        let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+        let (y, info) = wgconv::conv2d_with_info(ctx, &t(&x), &t(&w), b.as_ref().map(t).as_ref(), &c.params).unwrap();
+        (y.to_vec(ctx).unwrap(), info)
+    };
+    let (one, _) = run(&ctx);
+    // U = 16·6·5 f32 = 1920 bytes (V from 1920 rounded up to the offset alignment, at most
+    // 2048); one tile of V and M = 64·(5 + 6) bytes: room for 10, chunks of a multiple of 4
+    // tiles (the rows' length) → 10 balanced chunks of 8 (75 tiles)
+    ctx.set_config(EngineConfig { workspace_budget: 2048 + 704 * 10, ..ctx.config() });
+    let (chunked, info) = run(&ctx);
+    assert_eq!((info.chunks, info.chunk_cols), (10, 8), "{info:?}");
+    assert!(info.workspace_bytes <= 2048 + 704 * 10);
+    assert!(one.iter().zip(&chunked).all(|(a, b)| a.to_bits() == b.to_bits()), "chunks changed the output");
+    // less than U and four tiles: an error, not a wrong answer
+    ctx.set_config(EngineConfig { workspace_budget: 1920 + 4 * 704 - 1, ..ctx.config() });
+    let (x, w, _) = c.seeded(1);
+    let e = conv2d(&ctx, &Tensor::from_host(&ctx, &x).unwrap(), &Tensor::from_host(&ctx, &w).unwrap(), None, &c.params)
+        .unwrap_err();
+    assert!(matches!(e, Error::TooLarge(_)), "{e}");
+}
+
 /// The storage-binding limit also caps chunks (a budget above it is clamped).
 #[test]
 fn binding_limit_caps_chunks_splits_batches_and_bands_images() {
@@ -269,8 +303,13 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     // depthwise: 1·12·9·3 quads = 324 → 6 workgroups of 64 → 3×2.
     let dw = case(1, 6, [9, 10], 12, [3, 3]).pad(sym(1, 1)).groups(6);
     let pw = case(2, 16, [12, 12], 70, [1, 1]); // GEMM tiles: 2 · 5 = 10 → 3×3×2
-    for c in [grouped, dw, pw] {
+                                                // winograd: 16 points · 1 group = 16 GEMM tiles → 3×3×2; 6 channels · 20 tiles → 2
+    let plain = case(1, 6, [8, 10], 4, [3, 3]).pad(sym(1, 1));
+    for c in [grouped.clone(), dw, pw, plain] {
         for algo in c.algorithms() {
+            if algo == Algorithm::Winograd && c.params.groups > 1 {
+                continue; // 16 points · 2 (or 6) groups > 3³ GEMM tiles: below
+            }
             let (stats, _) = run_case(&ctx, &c.clone().algo(algo), 10);
             assert!(stats.passes(Tolerance::default()), "{} {c:?}: {stats}", algo.name());
         }
@@ -281,6 +320,11 @@ fn grids_fold_into_y_and_z_under_a_small_workgroup_limit() {
     let xg = Tensor::from_host(&ctx, &x).unwrap();
     let wg = Tensor::from_host(&ctx, &w).unwrap();
     let e = conv2d(&ctx, &xg, &wg, None, &big.params).unwrap_err();
+    assert!(matches!(e, Error::TooLarge(_)), "{e}");
+    let winograd = grouped.algo(Algorithm::Winograd);
+    let (x, w, _) = winograd.seeded(1);
+    let (xg, wg) = (Tensor::from_host(&ctx, &x).unwrap(), Tensor::from_host(&ctx, &w).unwrap());
+    let e = conv2d(&ctx, &xg, &wg, None, &winograd.params).unwrap_err();
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
     // With 6 per dimension the same conv folds into 6×6×5 and is right.
     ctx.set_config(EngineConfig { max_workgroups_per_dim: 6, ..ctx.config() });
@@ -547,7 +591,14 @@ fn f16_storage_matches_reference() {
         // compile time down; the flat kernel (the CPU default) on every case.
         let step = if kernel == wgconv::GemmKernel::Flat16x16 { 1 } else { 3 };
         for (i, c) in cases().iter().enumerate().step_by(step) {
-            for algo in [Algorithm::Auto, Algorithm::ImplicitGemm, Algorithm::Gemm1x1, Algorithm::Depthwise] {
+            let algos = [
+                Algorithm::Auto,
+                Algorithm::ImplicitGemm,
+                Algorithm::Gemm1x1,
+                Algorithm::Depthwise,
+                Algorithm::Winograd,
+            ];
+            for algo in algos {
                 if !c.algorithms().contains(&algo) {
                     continue;
                 }

@@ -34,6 +34,34 @@ fn nan_and_inf_pass_every_activation_on_every_algorithm() {
     }
 }
 
+/// Winograd's transforms add values of different positions (an ∞ in one input would give
+/// ∞ − ∞ = NaN on outputs the direct sum makes ±∞ or finite): tiles whose transformed values
+/// are not all finite are summed directly, so every NaN and ±∞ lands where the reference
+/// puts it: an input +∞, −∞ and NaN in different tiles and channels, an ∞ in one weight.
+#[test]
+fn winograd_puts_nan_and_infinity_where_the_direct_sum_does() {
+    let Some(ctx) = gpu() else { return };
+    let base = case(2, 3, [9, 8], 5, [3, 3]).pad(Padding::Symmetric([1, 1])).algo(Algorithm::Winograd);
+    let (mut x, mut w, b) = base.seeded(21);
+    let plane = 9 * 8;
+    x.data[8 + 3] = f32::INFINITY; // image 0, channel 0, row 1, column 3
+    x.data[plane + 5 * 8 + 7] = f32::NEG_INFINITY; // image 0, channel 1, row 5, column 7 (the edge)
+    x.data[3 * plane + 2 * plane + 8 * 8] = f32::NAN; // image 1, channel 2, the last row
+    let clean = w.clone();
+    w.data[3 * 27 + 4] = f32::INFINITY; // output channel 3, the centre tap of channel 0
+    let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    for (what, weight) in [("finite weight", &clean), ("an infinite weight", &w)] {
+        let (_, r) = wgconv::reference::conv2d(&x, weight, b.as_ref(), &base.params).unwrap();
+        let y = conv2d(ctx, &t(&x), &t(weight), b.as_ref().map(t).as_ref(), &base.params).unwrap().to_vec(ctx).unwrap();
+        assert!(r.iter().any(|v| v.is_infinite()) && r.iter().any(|v| v.is_nan()), "{what}: the case has both");
+        crate::special_values::assert_same_specials(&format!("winograd, {what}"), &y, &r);
+        let finite: Vec<(f32, f64)> = y.iter().zip(&r).filter(|(_, r)| r.is_finite()).map(|(g, r)| (*g, *r)).collect();
+        let (g, r): (Vec<f32>, Vec<f64>) = finite.into_iter().unzip();
+        let stats = wgconv::verify::compare(&g, &r);
+        assert!(stats.passes(wgconv::verify::Tolerance::default()), "{what}: {stats}");
+    }
+}
+
 #[test]
 fn relu_keeps_nan_field_case() {
     let Some(ctx) = gpu() else { return };
