@@ -23,10 +23,13 @@
 // direct conv gives ±∞ or a finite value, and values near the f32 limit can overflow in a
 // transform where the direct sum does not. A non-finite input, weight or transform overflow
 // makes the tile's 2×2 result non-finite (additions and products by nonzero constants keep a
-// non-finite value non-finite, every point of M sums every channel of the group, and every
-// point of M reaches an output through Aᵀ M A), so `outputs` recomputes a tile whose result
-// is not all finite by the direct sum (padding taps read 0, 0·w included, as the reference):
-// the direct conv's special values, at the cost of that tile only.
+// non-finite value non-finite — G's zeros are never multiplied —, every point of M sums every
+// channel of the group, and every point of M reaches an output through Aᵀ M A), so `outputs`
+// recomputes a tile whose result is not all finite by the direct sum (padding taps read 0,
+// 0·w included, as the reference): NaN and ±∞ land where the reference puts them, at the
+// cost of that tile only. (Where only an f32 partial sum overflows and the exact sum is
+// finite, the summation order decides, as between any two algorithms: the direct sum may
+// give ±∞ where the transforms' halved values stay finite.)
 
 struct WinogradParams {
     c_in: u32,
@@ -211,8 +214,22 @@ fn inputs(
     }
 }
 
+// Row i of the 3×3 taps `w` over the patch rows `top` (row i) and `bottom` (row i + 1):
+// acc + each of the three taps times the four outputs' pixels (y00, y01, y10, y11).
+fn taps_row(acc: vec4<f32>, top: vec4<f32>, bottom: vec4<f32>, w: vec3<f32>) -> vec4<f32> {
+    var a = acc + vec4<f32>(top.x, top.y, bottom.x, bottom.y) * w.x;
+    a += vec4<f32>(top.y, top.z, bottom.y, bottom.z) * w.y;
+    return a + vec4<f32>(top.z, top.w, bottom.z, bottom.w) * w.z;
+}
+
+// The patch row y of the channel at `base`, columns x0 .. x0 + 3 (zeros outside).
+fn patch_row(base: u32, y: i32, x0: i32) -> vec4<f32> {
+    return vec4<f32>(pixel(base, y, x0), pixel(base, y, x0 + 1), pixel(base, y, x0 + 2), pixel(base, y, x0 + 3));
+}
+
 // The direct sum of the 2×2 outputs at (oy, ox) .. (oy + 1, ox + 1) of channel co of image
-// img (a tile whose Winograd values are not all finite): (y00, y01, y10, y11).
+// img (a tile whose Winograd result is not finite): (y00, y01, y10, y11), channel by channel,
+// taps in row-major order. One loop of Cin/G turns (the taps unrolled: the loop budget).
 fn direct_tile(img: u32, co: u32, oy: u32, ox: u32) -> vec4<f32> {
     let k = params.c_in / params.groups;
     let g = co / (params.c_out / params.groups);
@@ -221,16 +238,14 @@ fn direct_tile(img: u32, co: u32, oy: u32, ox: u32) -> vec4<f32> {
     let x0 = i32(ox) - i32(params.pad_left);
     for (var cl = 0u; cl < k; cl++) {
         let base = channel_base(img, g * k + cl);
-        let wrow = (co * k + cl) * 9u;
-        for (var i = 0u; i < 3u; i++) {
-            let y = y0 + i32(i);
-            for (var j = 0u; j < 3u; j++) {
-                let x = x0 + i32(j);
-                let wv = f32(weight[wrow + 3u * i + j]);
-                let d = vec4<f32>(pixel(base, y, x), pixel(base, y, x + 1), pixel(base, y + 1, x), pixel(base, y + 1, x + 1));
-                acc += d * wv;
-            }
-        }
+        let w = (co * k + cl) * 9u;
+        let d0 = patch_row(base, y0, x0);
+        let d1 = patch_row(base, y0 + 1, x0);
+        let d2 = patch_row(base, y0 + 2, x0);
+        let d3 = patch_row(base, y0 + 3, x0);
+        acc = taps_row(acc, d0, d1, vec3<f32>(f32(weight[w]), f32(weight[w + 1u]), f32(weight[w + 2u])));
+        acc = taps_row(acc, d1, d2, vec3<f32>(f32(weight[w + 3u]), f32(weight[w + 4u]), f32(weight[w + 5u])));
+        acc = taps_row(acc, d2, d3, vec3<f32>(f32(weight[w + 6u]), f32(weight[w + 7u]), f32(weight[w + 8u])));
     }
     return acc;
 }

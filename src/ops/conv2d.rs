@@ -377,7 +377,7 @@ fn plan_split(
         }
         plan.layouts.check_split("conv2d", false, max)?;
         let rows = row_geometry(&g, dtype);
-        let bands = rows.plan("conv2d", max)?;
+        let bands = band_plan(&rows, plan.algorithm, max)?;
         let list = rows.bands(&bands)?;
         for i in 0..n {
             for b in &list {
@@ -423,6 +423,18 @@ fn plan_split(
     Ok(true)
 }
 
+/// The bands of output rows of one image of `rows` run with `algorithm`: Winograd's start at
+/// even rows, so that every 2×2 tile is the one of an unsplit call (bit-identical results).
+fn band_plan(rows: &RowGeometry, algorithm: Algorithm, max: u64) -> Result<bands::RowBands> {
+    let plan = rows.plan("conv2d", max)?;
+    if algorithm != Algorithm::Winograd || plan.bands == 1 || plan.rows < 2 {
+        return Ok(plan);
+    }
+    // balanced again, each band an even number of rows (at most the rows that fit)
+    let bands = rows.h_out.div_ceil(plan.rows / 2 * 2);
+    Ok(bands::RowBands { rows: rows.h_out.div_ceil(bands).next_multiple_of(2), bands })
+}
+
 /// The rows of one image of `g` as [`crate::ops::bands`] cuts them.
 pub(crate) fn row_geometry(g: &Conv2dGeometry, dtype: DType) -> RowGeometry {
     RowGeometry {
@@ -456,39 +468,22 @@ pub(crate) fn choose_algorithm(
     let tune = dtype == DType::F32 && g.n > 0 && !g.pads_by_mode() && layouts.is_nchw();
     let (algorithm, reason) = match params.algorithm {
         Algorithm::Auto if tune && ctx.autotune_enabled() => {
-            (ctx.tune_conv2d(g, params, has_bias)?, "autotuned: fastest measured".to_string())
+            let tuned = (ctx.tune_conv2d(g, params, has_bias)?, "autotuned: fastest measured".to_string());
+            runnable(ctx, g, tuned)
         }
-        Algorithm::Auto => {
-            let (a, why) = Algorithm::choose_why(g);
-            match (a, winograd::plan_chunks(ctx, g)) {
-                (Algorithm::Winograd, Err(e)) => {
-                    (Algorithm::ImplicitGemm, format!("general conv: implicit GEMM (winograd does not fit: {e})"))
-                }
-                _ => (a, why.to_string()),
-            }
-        }
+        Algorithm::Auto => heuristic(ctx, g),
         forced => (forced, "forced".to_string()), // validate() has checked that it supports g
     };
-    // The direct and depthwise kernels sum each output in one loop nest of one invocation;
-    // past the loop budget (some drivers cut loops short) Auto takes the implicit GEMM, whose
-    // K runs in passes, and a forced choice is an error rather than a wrong answer.
+    // A forced kernel that would loop past the loop budget is an error rather than a wrong
+    // answer (Auto's choice has been replaced above).
     let budget = ctx.config().loop_budget;
-    let (algorithm, reason) = match loop_turns(algorithm, g) {
-        Some(turns) if turns > budget as u64 => {
-            if params.algorithm != Algorithm::Auto {
-                return Err(Error::Unsupported(format!(
-                    "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {budget} \
-                     (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
-                    algorithm.name(),
-                )));
-            }
-            (
-                Algorithm::ImplicitGemm,
-                format!("{} would loop {turns} times, past the loop budget {budget}", algorithm.name()),
-            )
-        }
-        _ => (algorithm, reason),
-    };
+    if let Some(turns) = loop_turns(algorithm, g).filter(|&t| t > budget as u64) {
+        return Err(Error::Unsupported(format!(
+            "{} sums each output in one loop of about {turns} turns, beyond the loop budget of {budget} \
+             (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
+            algorithm.name(),
+        )));
+    }
     // (f16 with a padding mode runs im2col_gemm on f32 copies: plan_conv2d and conv2d_into)
     if dtype == DType::F16
         && !g.pads_by_mode()
@@ -575,7 +570,7 @@ pub fn conv2d_into(
         )?;
     } else if plan.row_bands > 1 {
         let rows = row_geometry(&g, dtype);
-        let bands = rows.plan("conv2d", ctx.max_binding())?;
+        let bands = band_plan(&rows, plan.algorithm, ctx.max_binding())?;
         for i in 0..g.n as usize {
             let (x, y) = (input.narrow_batch(i, 1)?, output.narrow_batch(i, 1)?);
             bands::for_each_band(ctx, encoder, &rows, &bands, &x, &y, bands::Role::Out, |encoder, x, y, band| {
@@ -718,9 +713,38 @@ pub(crate) fn loop_turns(algorithm: Algorithm, g: &Conv2dGeometry) -> Option<u64
 /// What `Algorithm::Auto` runs for `g` (autotuner off) on this context: [`Algorithm::choose`]
 /// on every adapter (the implicit GEMM is ahead of `Im2colGemm` on CPU adapters too: r50_c4
 /// on lavapipe 16.7 against 20.1 ms; the others in BENCHMARKS.md, "Why Auto picks what it
-/// picks"). `ctx.autotune(true)` measures instead of guessing.
-pub fn auto_algorithm(_ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
-    Algorithm::choose(g)
+/// picks"), replaced by the implicit GEMM where that choice cannot run here: a kernel that
+/// would loop past `EngineConfig::loop_budget`, Winograd's workspace beyond the budget or a
+/// binding. `ctx.autotune(true)` measures instead of guessing.
+pub fn auto_algorithm(ctx: &GpuContext, g: &Conv2dGeometry) -> Algorithm {
+    heuristic(ctx, g).0
+}
+
+/// [`auto_algorithm`] with its reason.
+fn heuristic(ctx: &GpuContext, g: &Conv2dGeometry) -> (Algorithm, String) {
+    let (a, why) = Algorithm::choose_why(g);
+    runnable(ctx, g, (a, why.to_string()))
+}
+
+/// Auto's `choice` where it can run on this context, else the implicit GEMM (whose K runs in
+/// passes and which needs no workspace) and why: the direct, depthwise and Winograd kernels sum
+/// (part of) each output in one loop nest of one invocation, which some drivers cut short
+/// past the loop budget; Winograd's U + four tiles must fit the workspace budget and a binding.
+fn runnable(ctx: &GpuContext, g: &Conv2dGeometry, choice: (Algorithm, String)) -> (Algorithm, String) {
+    let (a, _) = &choice;
+    let budget = ctx.config().loop_budget;
+    if let Some(turns) = loop_turns(*a, g).filter(|&t| t > budget as u64) {
+        return (
+            Algorithm::ImplicitGemm,
+            format!("{} would loop {turns} times, past the loop budget {budget}", a.name()),
+        );
+    }
+    if *a == Algorithm::Winograd {
+        if let Err(e) = winograd::plan_chunks(ctx, g) {
+            return (Algorithm::ImplicitGemm, format!("general conv: implicit GEMM (winograd does not fit: {e})"));
+        }
+    }
+    choice
 }
 
 /// Whether the dense GEMM of `g`'s im2col path (conv2d's, deform_conv2d's) resolves to

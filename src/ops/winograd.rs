@@ -46,10 +46,11 @@ impl TileChunks {
     }
 }
 
-/// The fallback sum's loop turns per invocation (`direct_tile` in the shader: Cin/G channels ×
-/// 3 rows × 3 taps, and the kernel's own short loops).
+/// Loop turns of one `outputs` invocation at most (every loop of the kernel counts towards the
+/// loop budget): the 16 points, then per tile of its 4 the 4 rows, the direct sum's Cin/G
+/// channels (where every tile falls back: an infinite weight) and the 4 stores.
 pub(crate) fn loop_turns(g: &Conv2dGeometry) -> u64 {
-    8 + 13 * g.c_in_per_group() as u64
+    16 + 4 * (1 + 4 + g.c_in_per_group() as u64 + 4)
 }
 
 /// Cuts the tiles of `g` into chunks whose U + V + M fit the workspace budget, each operand
@@ -58,6 +59,10 @@ pub(crate) fn loop_turns(g: &Conv2dGeometry) -> u64 {
 pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<TileChunks> {
     let (th, tw) = winograd::tiles(g);
     let tiles = g.n as u64 * th as u64 * tw as u64;
+    if tiles == 0 {
+        // an empty batch: nothing runs
+        return Ok(TileChunks { tiles: 0, per_chunk: 0, chunks: 0, u_bytes: 0, v_offset: 0 });
+    }
     let max = ctx.max_binding();
     let u_bytes = POINTS as u64 * 4 * g.c_out as u64 * g.c_in_per_group() as u64;
     if u_bytes > max {
@@ -81,8 +86,9 @@ pub(crate) fn plan_chunks(ctx: &GpuContext, g: &Conv2dGeometry) -> Result<TileCh
         )));
     }
     let most = (fit / 4 * 4).min(tiles.max(1));
-    let chunks = tiles.div_ceil(most);
-    let per_chunk = tiles.div_ceil(chunks.max(1));
+    // balanced chunks of a multiple of 4 tiles (only the last carries padding columns)
+    let per_chunk = tiles.div_ceil(tiles.div_ceil(most)).next_multiple_of(4).min(most);
+    let chunks = tiles.div_ceil(per_chunk);
     // V and M of a chunk fit one binding (< 2^32 bytes): every index the kernels form fits u32.
     let to_u32 = |v: u64| u32::try_from(v).map_err(|_| Error::TooLarge(format!("winograd: {v} tiles exceed u32")));
     Ok(TileChunks { tiles: to_u32(tiles)?, per_chunk: to_u32(per_chunk)?, chunks: to_u32(chunks)?, u_bytes, v_offset })

@@ -26,7 +26,7 @@ pub enum Algorithm {
     /// the weights and 4×4 input patches transformed, 16·G batched GEMMs over the transform
     /// points (2.25× fewer multiplies than the direct sum), the 2×2 output tiles transformed
     /// back; workspace chunked by tiles. A tile whose transformed values are not all finite is
-    /// summed directly, so NaN and ±∞ land where the direct conv puts them.
+    /// summed directly, so NaN and ±∞ land where the reference puts them.
     Winograd,
     /// conv_transpose2d only: the GEMM `Wᵀ·X` into a column workspace, then a col2im gather.
     /// (`ImplicitGemm` is conv_transpose2d's other algorithm: its sh·sw output phases as

@@ -261,6 +261,34 @@ fn winograd_chunks_of_tiles_are_bit_identical_to_one_chunk() {
     assert!(matches!(e, Error::TooLarge(_)), "{e}");
 }
 
+/// Winograd in batch pieces and in bands of rows (an image beyond one binding) gives the
+/// bits of one call: the bands start at even output rows, so each 2×2 tile is the unsplit
+/// call's (a band from an odd row would tile, and round, differently).
+#[test]
+fn winograd_pieces_and_bands_are_bit_identical_to_one_call() {
+    let Some(ctx) = fresh_gpu() else { return };
+    // 13 output rows, balanced bands of an odd count without the even rule
+    let c = case(2, 4, [13, 12], 3, [3, 3]).pad(sym(1, 1)).algo(Algorithm::Winograd);
+    let run = |ctx: &wgconv::GpuContext| {
+        let (x, w, b) = c.seeded(5);
+        let t = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+        let (y, info) = wgconv::conv2d_with_info(ctx, &t(&x), &t(&w), b.as_ref().map(t).as_ref(), &c.params).unwrap();
+        assert_eq!(info.algorithm, Algorithm::Winograd);
+        (y.to_vec(ctx).unwrap(), info)
+    };
+    let (one, _) = run(&ctx);
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+    // an image is 4·13·12·4 = 2496 bytes, the input 4992
+    ctx.set_config(EngineConfig { max_binding_size: 4000, ..ctx.config() });
+    let (pieces, info) = run(&ctx);
+    assert_eq!(info.batch_pieces, 2, "{info:?}");
+    assert!(same(&one, &pieces), "batch pieces changed the output");
+    ctx.set_config(EngineConfig { max_binding_size: 2000, ..ctx.config() });
+    let (banded, info) = run(&ctx);
+    assert!(info.row_bands > 1, "{info:?}");
+    assert!(same(&one, &banded), "bands changed the output");
+}
+
 /// The storage-binding limit also caps chunks (a budget above it is clamped).
 #[test]
 fn binding_limit_caps_chunks_splits_batches_and_bands_images() {

@@ -39,7 +39,7 @@ fn nan_and_inf_pass_every_activation_on_every_algorithm() {
 /// are not all finite are summed directly, so every NaN and ±∞ lands where the reference
 /// puts it: an input +∞, −∞ and NaN in different tiles and channels, an ∞ in one weight.
 #[test]
-fn winograd_puts_nan_and_infinity_where_the_direct_sum_does() {
+fn winograd_puts_nan_and_infinity_where_the_reference_does() {
     let Some(ctx) = gpu() else { return };
     let base = case(2, 3, [9, 8], 5, [3, 3]).pad(Padding::Symmetric([1, 1])).algo(Algorithm::Winograd);
     let (mut x, mut w, b) = base.seeded(21);
