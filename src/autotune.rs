@@ -21,6 +21,8 @@ use crate::tensor::Tensor;
 pub struct TuneKey(String);
 
 impl TuneKey {
+    /// The bucket of a conv2d geometry: batch `N` and input `H`, `W` rounded up to powers of
+    /// two; channels, groups, kernel, stride, dilation and padding kept exact.
     pub fn conv2d(g: &Conv2dGeometry) -> Self {
         let b = |v: u32| v.next_power_of_two();
         let p = g.pads;
@@ -70,6 +72,7 @@ impl GpuContext {
         self.tuner.enabled.store(on, Ordering::Relaxed);
     }
 
+    /// Whether the autotuner is on (see `autotune`).
     pub fn autotune_enabled(&self) -> bool {
         self.tuner.enabled.load(Ordering::Relaxed)
     }

@@ -21,20 +21,24 @@ pub const DEFAULT_SUITE: &str = include_str!("../bench/shapes.md");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BenchOp {
+    /// A conv2d row (`torch.nn.functional.conv2d`, with a bias).
     Conv2d,
     /// The backward pass of a conv2d row (`wgconv bench --backward`).
     Conv2dBackward,
     /// A depthwise-separable block (`wgconv bench --separable`).
     SeparableConv2d,
+    /// A conv_transpose2d row (`torch.nn.functional.conv_transpose2d`, with a bias).
     ConvTranspose2d,
     /// The backward pass of a conv_transpose2d row (`wgconv bench --backward`).
     ConvTranspose2dBackward,
+    /// A deform_conv2d v2 row (`torchvision.ops.deform_conv2d` with a mask, one offset group).
     DeformConv2d,
     /// The backward pass of a deform_conv2d row (`wgconv bench --backward`).
     DeformConv2dBackward,
 }
 
 impl BenchOp {
+    /// The op's snake_case name, as the report writes it (`conv2d`, `conv2d_backward`, ...).
     pub fn name(self) -> &'static str {
         match self {
             BenchOp::Conv2d => "conv2d",
@@ -51,23 +55,39 @@ impl BenchOp {
 /// One row of the suite (square stride/padding/dilation, as the table writes them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BenchCase {
+    /// The row's name (`r50_stem`, ...); also seeds its random inputs.
     pub id: String,
+    /// The op the row runs.
     pub op: BenchOp,
+    /// Batch size N.
     pub n: u32,
+    /// Input channels.
     pub c_in: u32,
+    /// Input height.
     pub h: u32,
+    /// Input width.
     pub w: u32,
+    /// Output channels.
     pub c_out: u32,
+    /// Kernel height.
     pub kh: u32,
+    /// Kernel width.
     pub kw: u32,
+    /// Stride, on both axes.
     pub stride: u32,
+    /// Zero padding on every side.
     pub pad: u32,
+    /// Dilation, on both axes.
     pub dil: u32,
+    /// Groups (= channels for a depthwise row).
     pub groups: u32,
+    /// The free-text last column (`depthwise`, `dilated`, ...); not read by the runner.
     pub extra: String,
 }
 
 impl BenchCase {
+    /// The row's stride, symmetric padding, dilation and groups as conv2d parameters running
+    /// `algorithm` (everything else default).
     pub fn conv2d_params(&self, algorithm: Algorithm) -> Conv2dParams {
         Conv2dParams {
             stride: [self.stride; 2],
@@ -185,23 +205,34 @@ impl BenchOptions {
 /// One measured (or skipped) case.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseResult {
+    /// The suite row's id (separable blocks: `<id>_sep<Cout>`).
     pub id: String,
+    /// The op that was timed (a `_backward` op for `--backward`).
     pub op: BenchOp,
     /// The algorithm that ran (or was asked for, when skipped).
     pub algorithm: String,
     /// `ok`, `skipped: …` (op not implemented), `n/a: …` (algorithm does not apply to the
     /// shape) or `error: …`.
     pub status: String,
+    /// Timed runs (0 when not run).
     pub runs: usize,
+    /// Median time of one run, in ms (NaN when not run).
     pub median_ms: f64,
+    /// Fastest run, in ms (NaN when not run).
     pub min_ms: f64,
+    /// Slowest run, in ms (NaN when not run).
     pub max_ms: f64,
+    /// How the runs were timed (None when not run).
     pub timing: Option<TimingMethod>,
+    /// Floating-point operations of one call (a multiply-add counts 2).
     pub flops: f64,
+    /// `flops` over the median time, in GFLOP/s (NaN when not run).
     pub gflops: f64,
     /// Bytes of inputs, weights and outputs, once each.
     pub bytes: f64,
+    /// `bytes` over the median time, in GB/s (10^9 bytes; NaN when not run).
     pub gbps: f64,
+    /// Bytes of the scratch workspace the call used (im2col or Winograd chunk; 0 for none).
     pub workspace_bytes: u64,
     /// Worst |gpu − ref| / (1 + |ref|) over the sampled points (None when not checked).
     pub check_max_err: Option<f64>,
@@ -235,6 +266,7 @@ impl CaseResult {
             dtype: DType::F32,
         }
     }
+    /// True when the case ran and passed its spot check (`status` is `ok`).
     pub fn ok(&self) -> bool {
         self.status == "ok"
     }
@@ -659,6 +691,7 @@ fn conv_transpose2d_case(case: &BenchCase, algorithm: Algorithm) -> ConvTranspos
 pub struct Ceilings {
     /// Size S of the S×S×S GEMM.
     pub gemm_size: u32,
+    /// Median throughput of that GEMM (2·S³ FLOPs), in GFLOP/s.
     pub gemm_gflops: f64,
     /// Bytes of the copied buffer.
     pub copy_bytes: u64,
@@ -689,16 +722,24 @@ pub fn measure_ceilings(ctx: &GpuContext, gemm_size: u32, copy_mib: u64, opts: &
 /// A whole run: adapter, settings, ceilings and cases.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The adapter's name.
     pub adapter: String,
+    /// The wgpu backend (`Vulkan`, `Metal`, ...).
     pub backend: String,
+    /// The adapter type (`DiscreteGpu`, `Cpu`, ...).
     pub device_type: String,
+    /// Driver name and driver info, space-separated.
     pub driver: String,
+    /// When the report was made, in seconds since the Unix epoch (0 if the clock is before it).
     pub date_unix: u64,
+    /// The adapter's ceilings, when they were measured.
     pub ceilings: Option<Ceilings>,
+    /// One entry per case and algorithm.
     pub results: Vec<CaseResult>,
 }
 
 impl Report {
+    /// A report of `results` on `ctx`'s adapter, dated now.
     pub fn new(ctx: &GpuContext, ceilings: Option<Ceilings>, results: Vec<CaseResult>) -> Self {
         let i = ctx.adapter_info();
         Report {
@@ -794,6 +835,8 @@ impl Report {
         s
     }
 
+    /// The results as CSV: a header line, then one line per case (adapter and ceilings are
+    /// not included; `status` is quoted).
     pub fn csv(&self) -> String {
         let mut s = String::from("id,op,algorithm,status,runs,median_ms,min_ms,max_ms,timing,gflops,gbps,flops,bytes,workspace_bytes,check_max_err\n");
         for r in &self.results {

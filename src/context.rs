@@ -266,12 +266,15 @@ impl GpuContext {
         }
     }
 
+    /// The wgpu device work is recorded and submitted on (the caller's, after `from_device`).
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }
+    /// The queue of that device.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }
+    /// The adapter's name, backend, vendor and driver, as wgpu reports them.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
     }
@@ -284,6 +287,7 @@ impl GpuContext {
         self.owns_device
     }
 
+    /// A copy of the engine configuration in force now (the defaults follow the device's limits).
     pub fn config(&self) -> EngineConfig {
         *self.config.read().unwrap_or_else(|p| p.into_inner())
     }

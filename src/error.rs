@@ -22,14 +22,33 @@ pub enum Error {
     NoAdapter(String),
     /// The adapter refused to open a device.
     #[error("could not open a device on adapter '{adapter}': {reason}")]
-    RequestDevice { adapter: String, reason: String },
+    RequestDevice {
+        /// Name of the adapter, as wgpu reports it.
+        adapter: String,
+        /// wgpu's message for the refusal.
+        reason: String,
+    },
 
     /// A tensor has the wrong number of dimensions.
     #[error("{what} must have rank {expected} ({layout}), got shape {got:?}")]
-    Rank { what: &'static str, expected: usize, layout: &'static str, got: Vec<usize> },
+    Rank {
+        /// Which argument (`"input"`, `"weight"`, ...).
+        what: &'static str,
+        /// The rank the argument must have.
+        expected: usize,
+        /// The axes the rank stands for, e.g. `"N, C, H, W"`.
+        layout: &'static str,
+        /// The shape that was passed.
+        got: Vec<usize>,
+    },
     /// A tensor has a dimension of size zero.
     #[error("{what} has a zero-sized dimension: shape {shape:?}")]
-    EmptyTensor { what: &'static str, shape: Vec<usize> },
+    EmptyTensor {
+        /// Which argument.
+        what: &'static str,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
     /// Input channels and weight channels disagree.
     #[error("channel mismatch: {0}")]
     ChannelMismatch(String),
@@ -38,25 +57,54 @@ pub enum Error {
     Groups(String),
     /// A scalar parameter is out of range (zero stride or dilation, `Same` padding with stride > 1, ...).
     #[error("invalid parameter `{name}`: {reason}")]
-    InvalidParam { name: &'static str, reason: String },
+    InvalidParam {
+        /// The parameter's name (`"stride"`, `"dilation"`, ...).
+        name: &'static str,
+        /// Why its value is rejected.
+        reason: String,
+    },
     /// The parameters give an output with zero or negative size.
     #[error("output would be empty: {0}")]
     EmptyOutput(String),
     /// A tensor's shape disagrees with the one the other arguments imply.
     #[error("{what} must have shape {expected:?}, got {got:?}")]
-    ShapeMismatch { what: &'static str, expected: Vec<usize>, got: Vec<usize> },
+    ShapeMismatch {
+        /// Which argument (`"offset"`, `"mask"`, ...).
+        what: &'static str,
+        /// The shape the other arguments imply.
+        expected: Vec<usize>,
+        /// The shape that was passed.
+        got: Vec<usize>,
+    },
     /// The bias is not a vector of length Cout.
     #[error("bias must have shape [{expected}], got {got:?}")]
-    BiasShape { expected: usize, got: Vec<usize> },
+    BiasShape {
+        /// Cout, the length the bias must have.
+        expected: usize,
+        /// The bias shape that was passed.
+        got: Vec<usize>,
+    },
     /// Host data does not have as many elements as the shape says.
     #[error("data has {got} elements but shape {shape:?} needs {expected}")]
-    DataLength { shape: Vec<usize>, expected: usize, got: usize },
+    DataLength {
+        /// The requested shape.
+        shape: Vec<usize>,
+        /// Its element count (product of `shape`).
+        expected: usize,
+        /// The number of elements supplied.
+        got: usize,
+    },
     /// A tensor was made on another context (possibly another device).
     #[error("{0} was made on another GpuContext (wrap its buffer with Tensor::from_buffer to use it here)")]
     DeviceMismatch(&'static str),
     /// A caller-provided buffer cannot back the tensor (too small, missing usage flags).
     #[error("buffer for {what}: {reason}")]
-    Buffer { what: &'static str, reason: String },
+    Buffer {
+        /// Which tensor the buffer was meant to back (`"output"`, ...).
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The work does not fit the device's limits even after splitting it.
     #[error("too large for this device: {0}")]
@@ -70,7 +118,14 @@ pub enum Error {
     #[error(
         "{count} value(s) of {what} exceed f16's range (±65504; largest magnitude {largest:e}): stored as f16 they would become ±inf"
     )]
-    F16Range { what: String, count: usize, largest: f32 },
+    F16Range {
+        /// Which data (`"the data"`, or the tensor's name).
+        what: String,
+        /// How many finite values would overflow.
+        count: usize,
+        /// The largest magnitude among them.
+        largest: f32,
+    },
     /// Tensors of one call with different element types (f32 and f16).
     #[error("dtype mismatch: {0}")]
     DTypeMismatch(String),
@@ -100,7 +155,9 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file's path, as displayed.
         path: String,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },

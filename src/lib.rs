@@ -139,6 +139,7 @@
 //! atomics; every output element is written by one invocation). See [`verify`] for the
 //! tolerance used by tests and `--verify`.
 
+#![warn(missing_docs)]
 pub mod autotune;
 #[cfg(feature = "cli")]
 pub mod bench;

@@ -49,8 +49,9 @@ use crate::shaders::{BindingKind, Overrides, ShaderId};
 use crate::tensor::{DType, Tensor};
 use crate::verify::Tolerance;
 
-/// The format's name and version in `replay.json`.
+/// The format's name in `replay.json`.
 pub const FORMAT: &str = "wgconv-replay";
+/// The format's version in `replay.json`.
 pub const VERSION: u32 = 1;
 
 /// Writes a replay folder case by case; [`ReplayWriter::finish`] writes the index.
@@ -123,6 +124,7 @@ impl ReplayWriter {
         self.cases.len()
     }
 
+    /// Whether no case has been written yet.
     pub fn is_empty(&self) -> bool {
         self.cases.is_empty()
     }

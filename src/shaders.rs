@@ -41,8 +41,9 @@ pub enum ShaderId {
     Pool2dArgmax,
     /// `shaders/pool2d_backward.wgsl`, entry `gather`: max and avg pooling's grad_input.
     Pool2dGather,
-    /// The two pooling backward entry points over f16 storage.
+    /// `pool2d_backward.wgsl`, entry `argmax`, over f16 storage.
     Pool2dArgmaxHalf,
+    /// `pool2d_backward.wgsl`, entry `gather`, over f16 storage.
     Pool2dGatherHalf,
     /// `shaders/vol2col.wgsl`: the 3-D unfold of conv3d.
     Vol2col,
@@ -52,8 +53,9 @@ pub enum ShaderId {
     DepthwiseGradInput,
     /// `shaders/depthwise_backward.wgsl`, entry `grad_weight`.
     DepthwiseGradWeight,
-    /// The two depthwise backward entry points over f16 storage.
+    /// `depthwise_backward.wgsl`, entry `grad_input`, over f16 storage.
     DepthwiseGradInputHalf,
+    /// `depthwise_backward.wgsl`, entry `grad_weight`, over f16 storage.
     DepthwiseGradWeightHalf,
     /// `shaders/direct.wgsl` (after `activation.wgsl`): direct conv2d, 4 pixels × 16
     /// channels per invocation, weights read at workgroup-uniform addresses.
@@ -64,9 +66,11 @@ pub enum ShaderId {
     WinogradInputs,
     /// `shaders/winograd.wgsl`, entry `outputs`: the output transform and the epilogue.
     WinogradOutputs,
-    /// The three Winograd entry points over f16 storage (f32 transforms).
+    /// `winograd.wgsl`, entry `weights`, over f16 storage (f32 transforms).
     WinogradWeightsHalf,
+    /// `winograd.wgsl`, entry `inputs`, over f16 storage (f32 transforms).
     WinogradInputsHalf,
+    /// `winograd.wgsl`, entry `outputs`, over f16 storage (f32 transforms).
     WinogradOutputsHalf,
     /// `shaders/cast_widen.wgsl`: f16 → f32 (the f32-only ops' f16 storage).
     CastWiden,
@@ -81,8 +85,11 @@ pub const ACTIVATION_WGSL: &str = include_str!("../shaders/activation.wgsl");
 /// test checks it against what naga reflects from the WGSL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingKind {
+    /// A uniform buffer (`var<uniform>`).
     Uniform,
+    /// A read-only storage buffer (`var<storage, read>`).
     StorageRead,
+    /// A read-write storage buffer (`var<storage, read_write>`).
     StorageReadWrite,
 }
 
@@ -90,11 +97,17 @@ pub enum BindingKind {
 /// kernel's own file last), its entry point, the bindings of group 0 and whether it stores f16.
 #[derive(Debug)]
 pub struct KernelSpec {
+    /// The kernel's name (`gemm_16x16_f16`): its pipelines' label, and what plans and replays call it.
     pub name: &'static str,
+    /// The files of `shaders/` its source joins, in order.
     pub files: &'static [&'static str],
+    /// Those files' text, joined.
     pub source: &'static str,
+    /// The entry point's name.
     pub entry: &'static str,
+    /// The bindings of group 0, in order.
     pub bindings: &'static [BindingKind],
+    /// Whether the kernel stores f16 (needs `SHADER_F16` on the device).
     pub f16: bool,
 }
 
@@ -470,6 +483,7 @@ impl ShaderId {
         }
     }
 
+    /// The kernel's name (`KernelSpec::name`): its pipelines' label, and what plans and replays call it.
     pub fn name(self) -> &'static str {
         self.spec().name
     }
@@ -484,10 +498,12 @@ impl ShaderId {
         self.spec().files
     }
 
+    /// The kernel's WGSL source: its files joined in order.
     pub fn source(self) -> &'static str {
         self.spec().source
     }
 
+    /// The name of the kernel's entry point.
     pub fn entry_point(self) -> &'static str {
         self.spec().entry
     }
@@ -640,15 +656,18 @@ fn epilogue_sets() -> Vec<Overrides> {
 pub struct Overrides(Vec<(&'static str, f64)>);
 
 impl Overrides {
+    /// The empty set: every `override` keeps its WGSL default.
     pub fn none() -> Self {
         Overrides(Vec::new())
     }
+    /// The set with `name` = `value` (replacing an earlier value of `name`).
     pub fn with(mut self, name: &'static str, value: f64) -> Self {
         self.0.retain(|(n, _)| *n != name);
         self.0.push((name, value));
         self.0.sort_by(|a, b| a.0.cmp(b.0));
         self
     }
+    /// The set with the boolean `name`: 1 when `on`, else 0.
     pub fn flag(self, name: &'static str, on: bool) -> Self {
         self.with(name, if on { 1.0 } else { 0.0 })
     }
@@ -665,6 +684,7 @@ impl Overrides {
         }
         ov
     }
+    /// The `(name, value)` pairs, sorted by name.
     pub fn entries(&self) -> &[(&'static str, f64)] {
         &self.0
     }
@@ -687,23 +707,31 @@ impl std::fmt::Display for Overrides {
 /// A translation target of the static check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
+    /// SPIR-V (Vulkan's).
     SpirV,
+    /// MSL (Metal's).
     Msl,
+    /// HLSL (Direct3D 12's).
     Hlsl,
+    /// GLSL ES 3.10 (OpenGL ES's).
     Glsl,
 }
 
 impl Target {
+    /// Every target, in the order the static check translates to them.
     pub const ALL: [Target; 4] = [Target::SpirV, Target::Msl, Target::Hlsl, Target::Glsl];
 }
 
 /// A failure of the static check, naming the shader, the override set and the stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShaderCheckError {
+    /// The kernel's own file (`ShaderId::file`).
     pub shader: &'static str,
+    /// The override set, as `Overrides` displays it.
     pub overrides: String,
     /// "parse", "validate", "overrides", or the target that failed.
     pub stage: String,
+    /// naga's error message.
     pub message: String,
 }
 

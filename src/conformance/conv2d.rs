@@ -6,10 +6,15 @@ use super::*;
 /// A conv2d case: shapes, parameters and the seed of its data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2dCase {
+    /// Input shape `[N, Cin, H, W]`.
     pub input: [usize; 4],
+    /// Weight shape `[Cout, Cin/groups, kh, kw]`.
     pub weight: [usize; 4],
+    /// Whether the case has a bias (`[Cout]`).
     pub bias: bool,
+    /// Stride, padding, dilation, groups, algorithm, activation and padding mode.
     pub params: Conv2dParams,
+    /// Seed of the random input, weight and bias (see `data`).
     pub seed: u64,
 }
 
@@ -205,7 +210,9 @@ pub fn with_padding_modes(cases: &[Conv2dCase]) -> Vec<Conv2dCase> {
 /// output is the NCHW case's reference in the output's layout's order.
 #[derive(Clone, Debug)]
 pub struct LayoutCase<C> {
+    /// The case itself (its shapes logical, NCHW).
     pub case: C,
+    /// The memory layout (NCHW or channels-last) of its input and of its output.
     pub layouts: crate::ops::conv2d::Conv2dLayouts,
     /// The input [`OpCase::expected_at`] last put back in NCHW order (it is called per
     /// point), keyed by the channels-last values it came from ([`fingerprint`]).

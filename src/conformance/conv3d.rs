@@ -5,9 +5,13 @@ use super::*;
 /// A conv3d case (the generator's have no bias).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv3dCase {
+    /// Input shape `[N, Cin, D, H, W]`.
     pub input: [usize; 5],
+    /// Weight shape `[Cout, Cin/groups, kd, kh, kw]`.
     pub weight: [usize; 5],
+    /// Whether the case has a bias (`[Cout]`, seeded from the weight's seed).
     pub bias: bool,
+    /// Stride, padding, dilation, groups, activation and padding mode.
     pub params: crate::params::Conv3dParams,
     /// Seeds of the input and the weight.
     pub seeds: [u64; 2],

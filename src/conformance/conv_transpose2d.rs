@@ -5,15 +5,20 @@ use super::*;
 /// A conv_transpose2d case: shapes and parameters and the seed of its data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose2dCase {
+    /// Input shape `[N, Cin, H, W]`.
     pub input: [usize; 4],
     /// `[Cin, Cout/groups, kh, kw]`
     pub weight: [usize; 4],
+    /// Whether the case has a bias (`[Cout]`, Cout = `weight[1]`·groups).
     pub bias: bool,
+    /// Stride, padding, output_padding, dilation, groups, activation and algorithm.
     pub params: ConvTranspose2dParams,
+    /// Seed of the random input, weight and bias (see `data`).
     pub seed: u64,
 }
 
 impl ConvTranspose2dCase {
+    /// Seeded data (input, weight, bias if any): values in [-1, 1).
     pub fn data(&self) -> (HostTensor, HostTensor, Option<HostTensor>) {
         let x = HostTensor::random(&self.input, self.seed);
         let w = HostTensor::random(&self.weight, self.seed ^ 0x5151_5151);

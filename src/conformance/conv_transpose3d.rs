@@ -7,10 +7,13 @@ use crate::params::{ConvTranspose3dParams, Padding3d};
 /// A conv_transpose3d case: shapes, parameters and the seeds of its data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose3dCase {
+    /// Input shape `[N, Cin, D, H, W]`.
     pub input: [usize; 5],
     /// `[Cin, Cout/groups, kd, kh, kw]`
     pub weight: [usize; 5],
+    /// Whether the case has a bias (`[Cout]`, Cout = `weight[1]`·groups).
     pub bias: bool,
+    /// Stride, padding, output_padding, dilation, groups and activation.
     pub params: ConvTranspose3dParams,
     /// Seeds of the input and the weight (the bias and grad_output derive from them).
     pub seeds: [u64; 2],

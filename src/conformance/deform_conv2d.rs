@@ -5,10 +5,13 @@ use super::*;
 /// A deform_conv2d case: a conv2d case plus offset groups, offset scale and v1/v2.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeformConv2dCase {
+    /// The underlying conv: input, weight, bias, parameters and seed.
     pub conv: Conv2dCase,
+    /// Offset groups (divides Cin); the offset is `[N, 2·offset_groups·kh·kw, Ho, Wo]`.
     pub offset_groups: usize,
     /// Offsets are uniform in [−scale, scale] (scales up to 4 send samples out of the image).
     pub scale: f32,
+    /// v2 with a mask `[N, offset_groups·kh·kw, Ho, Wo]` (values in [0, 1)); v1 without.
     pub mask: bool,
 }
 

@@ -168,7 +168,10 @@ pub trait OpCase: Clone + std::fmt::Display {
 /// and the workspace it used.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ran {
+    /// The algorithm's name (`implicit_gemm`, ...), with how the call was split where it was
+    /// (`implicit_gemm, 2 batch pieces`).
     pub label: String,
+    /// Workspace bytes the call used (one chunk's, where the work is chunked; 0 for none).
     pub workspace_bytes: u64,
 }
 
@@ -270,25 +273,31 @@ pub fn shrink_case<C: OpCase>(case: &C, fails: impl Fn(&C) -> bool) -> C {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct OpSummary {
+    /// The op and variant run (`conv2d/implicit_gemm`, `conv2d_backward`, ...).
     pub op: String,
+    /// Cases counted.
     pub cases: usize,
+    /// Cases within the tolerance.
     pub passed: usize,
+    /// Largest relative L2 error over the cases that returned an output (failing ones too).
     pub worst_rel_l2: f64,
+    /// Largest absolute error over the same cases.
     pub worst_max_abs: f64,
     /// One line per failing case (first 20).
     pub failures: Vec<String>,
 }
 
 impl OpSummary {
+    /// An empty summary for the op named `op`.
     pub fn new(op: String) -> Self {
         OpSummary { op, cases: 0, passed: 0, worst_rel_l2: 0.0, worst_max_abs: 0.0, failures: Vec::new() }
     }
 
+    /// True when every case counted passed (also when there were none).
     pub fn ok(&self) -> bool {
         self.passed == self.cases
     }
 
-    /// Counts one case's outcome.
     /// Counts one case's outcome (and, during a replay export, writes the call the case
     /// traced).
     pub fn record(&mut self, case: &dyn std::fmt::Display, outcome: Result<crate::verify::ErrorStats>, tol: Tolerance) {
@@ -319,10 +328,14 @@ impl OpSummary {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct StaticSummary {
+    /// Translations checked: shader × override set × target.
     pub checked: usize,
+    /// One message per error found.
     pub failures: Vec<String>,
 }
 
+/// Checks every shader with every override set the engine uses by translating it with naga to
+/// each of its targets (SPIR-V, MSL, HLSL, GLSL; no GLSL for f16 kernels); needs no device.
 #[cfg(feature = "shader-check")]
 pub fn run_static() -> StaticSummary {
     use crate::shaders::{check_shader, ShaderId};
@@ -339,12 +352,16 @@ pub fn run_static() -> StaticSummary {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct ConformanceReport {
+    /// The adapter's name.
     pub adapter: String,
+    /// The wgpu backend (`Vulkan`, `Metal`, ...).
     pub backend: String,
     /// The driver and its version as the adapter reports them (e.g. "llvmpipe Mesa 22.3.6
     /// (LLVM 15.0.6)"), so that reports from different machines can be compared.
     pub driver: String,
+    /// One summary per op variant (and per probe), in run order.
     pub ops: Vec<OpSummary>,
+    /// The static shader check, when it ran.
     pub static_check: Option<StaticSummary>,
 }
 
@@ -357,6 +374,8 @@ impl ConformanceReport {
             && self.static_check.as_ref().is_none_or(|s| s.failures.is_empty())
     }
 
+    /// The terminal table: one line per op (and the static check), each failure, then
+    /// `result: PASS` or `result: FAIL`.
     pub fn table(&self) -> String {
         let mut s = format!("adapter: {} ({}, driver: {})\n", self.adapter, self.backend, self.driver);
         s += &format!("{:<32} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");

@@ -5,9 +5,14 @@ use super::*;
 /// A max or average pooling case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool2dCase {
+    /// Input shape `[N, C, H, W]`.
     pub input: [usize; 4],
+    /// Kernel, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override, or an
+    /// adaptive output size.
     pub params: crate::params::Pool2dParams,
+    /// Max or average pooling.
     pub mode: crate::ops::pool2d::PoolMode,
+    /// Seed of the random input.
     pub seed: u64,
 }
 

@@ -5,11 +5,14 @@ use super::*;
 /// A depthwise-separable block case, with both biases or none.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeparableCase {
+    /// Input shape `[N, C, H, W]`.
     pub input: [usize; 4],
     /// `[C·mult, 1, kh, kw]`
     pub dw_weight: [usize; 4],
     /// `[Cout, C·mult, 1, 1]`
     pub pw_weight: [usize; 4],
+    /// The depthwise stage's stride, padding and dilation, each stage's activation, and
+    /// whether the two stages run fused.
     pub params: crate::ops::separable_conv2d::SeparableParams,
     /// Both stages' biases (the generator's cases), or neither.
     pub biases: bool,

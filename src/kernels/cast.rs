@@ -12,6 +12,7 @@ uniform_block! {
 }
 
 impl CastParams {
+    /// The block of a cast of `count` elements.
     pub fn new(count: u32) -> Self {
         CastParams { count, _pad0: 0, _pad1: 0, _pad2: 0 }
     }

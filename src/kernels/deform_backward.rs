@@ -19,13 +19,18 @@ uniform_block! {
 /// Which gradients the per-sample pass forms (its overrides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SampleGrads {
+    /// The call has a mask (deform_conv2d v2): `HAS_MASK`.
     pub has_mask: bool,
+    /// Form grad_input (`GRAD_INPUT`).
     pub input: bool,
+    /// Form grad_offset (`GRAD_OFFSET`).
     pub offset: bool,
+    /// Form grad_mask (`GRAD_MASK`, set only with `has_mask`).
     pub mask: bool,
 }
 
 impl SampleGrads {
+    /// The pass's flags: `HAS_MASK`, `GRAD_INPUT`, `GRAD_OFFSET`, and `GRAD_MASK` (off without a mask).
     pub fn overrides(self) -> Overrides {
         Overrides::none()
             .flag("HAS_MASK", self.has_mask)

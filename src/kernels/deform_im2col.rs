@@ -18,6 +18,8 @@ uniform_block! {
 }
 
 impl DeformIm2colParams {
+    /// The block for the columns `p` describes with `offset_groups` offset groups, over every input
+    /// channel (one invocation per offset group, tap and column).
     pub fn new(p: &Im2colParams, offset_groups: u32) -> Self {
         DeformIm2colParams {
             c_in: p.c_in,

@@ -22,6 +22,8 @@ uniform_block! {
 const WG: u64 = 64;
 
 impl DepthwiseParams {
+    /// The block of the depthwise conv `g` (groups = Cin, Cout = Cin·mult), `alpha` the activation slope
+    /// (leaky_relu).
     pub fn new(g: &Conv2dGeometry, alpha: f32) -> Self {
         let quads = g.w_out.div_ceil(4);
         DepthwiseParams {

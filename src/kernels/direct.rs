@@ -22,6 +22,7 @@ const PIXELS_PER_WG: u32 = 256;
 const CHANNELS: u32 = 16;
 
 impl DirectParams {
+    /// The block of the conv `g`, `alpha` the activation slope (leaky_relu).
     pub fn new(g: &Conv2dGeometry, alpha: f32) -> Self {
         // N·Ho·Wo ≤ output elements, which fit one binding: no overflow.
         let pixels = g.n * g.h_out * g.w_out;

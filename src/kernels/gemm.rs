@@ -52,12 +52,19 @@ uniform_block! {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GemmParams {
+    /// The GEMM's sizes and its conv write-out.
     pub dims: GemmDims,
+    /// The input and window the gathering B loaders read.
     pub conv: ConvWindow,
+    /// The output gradient's sizes (`AMode::OutputGrad`, `BMode::Taps`).
     pub grad: OutputGrad,
+    /// The offset groups (`BMode::Deform`).
     pub deform: DeformSampling,
+    /// The depthwise stage's channel multiplier (`BMode::Depthwise`).
     pub dw: DepthwiseStage,
+    /// conv_transpose2d's output phases (`AMode::PhaseTaps`, `BMode::Transposed`).
     pub phases: OutputPhases,
+    /// The chunk of the column workspace (`BMode::ColumnsT`).
     pub cols: ColumnChunk,
 }
 
@@ -99,6 +106,7 @@ pub enum BMode {
 }
 
 impl BMode {
+    /// Every mode, in `B_MODE` order.
     pub const ALL: [BMode; 8] = [
         BMode::Dense,
         BMode::Implicit,
@@ -230,6 +238,7 @@ pub enum GemmProblem {
 }
 
 impl GemmProblem {
+    /// Every problem.
     pub const ALL: [GemmProblem; 9] = [
         GemmProblem::Dense,
         GemmProblem::Implicit,
@@ -281,6 +290,7 @@ impl GemmProblem {
 }
 
 impl AMode {
+    /// Every mode, in `A_MODE` order.
     pub const ALL: [AMode; 5] =
         [AMode::RowMajor, AMode::Transposed, AMode::OutputGrad, AMode::PhaseTaps, AMode::TapMajor];
 }
@@ -345,12 +355,15 @@ pub(crate) enum Aux<'a> {
 /// passes cover (`loop_passes` under `EngineConfig::loop_budget`; see `KPass` in the shader).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GemmPlan {
+    /// The register blocking that runs (resolved, never `Auto`; f16 runs 8×8 for 4×4).
     pub kernel: GemmKernel,
+    /// The kernel: `ShaderId::Gemm` of the blocking, the B reader (vec4 or scalar) and the storage type.
     pub shader: ShaderId,
     /// Every override, `TILE_SHAPE` included for the 16×16 entry points.
     pub overrides: Overrides,
     /// Rows × columns of C one workgroup computes.
     pub tile: (u32, u32),
+    /// The folded grid: one workgroup per tile of C, for every group.
     pub grid: [u32; 3],
     /// `begin .. end` of K per dispatch, in recording order.
     pub k_passes: Vec<(u32, u32)>,

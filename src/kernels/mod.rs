@@ -70,7 +70,9 @@ impl Dispatch {
 /// records).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
+    /// The kernel launched.
     pub shader: ShaderId,
+    /// The override constants its pipeline is specialised with.
     pub overrides: Overrides,
     /// The folded grid (`x · y · z` ≥ the workgroups the kernel needs; see [`fold_grid`]).
     pub workgroups: [u32; 3],
@@ -199,7 +201,12 @@ macro_rules! uniform_block {
         $(#[$m])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-        pub struct $name { $(pub $field: u32),* }
+        pub struct $name {
+            $(
+                #[doc = concat!("`", stringify!($field), "` of the WGSL struct this block mirrors.")]
+                pub $field: u32
+            ),*
+        }
         impl $name {
             /// `(field, byte offset)` in declaration order.
             pub const FIELDS: &'static [(&'static str, usize)] =

@@ -39,6 +39,7 @@ pub enum TileShape {
 }
 
 impl TileShape {
+    /// Every shape, in `TILE_SHAPE` order.
     pub const ALL: [TileShape; 3] = [TileShape::Square, TileShape::Wide, TileShape::Tall];
 
     /// (rows, columns) of C one workgroup computes.

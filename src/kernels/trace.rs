@@ -16,6 +16,7 @@ use crate::shaders::{Overrides, ShaderId};
 /// A buffer a traced dispatch binds.
 #[derive(Debug)]
 pub struct TracedBuffer {
+    /// The buffer itself (a handle to it, not a copy).
     pub buffer: wgpu::Buffer,
     /// The contents before the first traced dispatch that bound it (the whole buffer).
     pub initial: Vec<u8>,
@@ -25,18 +26,24 @@ pub struct TracedBuffer {
 /// [`Trace::buffers`]) from `offset`, at the binding number of its position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TracedBinding {
+    /// Index of the bound buffer in `Trace::buffers`.
     pub buffer: usize,
+    /// Start of the bound range, in bytes.
     pub offset: u64,
+    /// Length of the bound range, in bytes.
     pub size: u64,
 }
 
 /// One traced kernel launch.
 #[derive(Clone, Debug)]
 pub struct TracedDispatch {
+    /// The WGSL kernel launched.
     pub shader: ShaderId,
+    /// The values of its `override` constants the pipeline was built with.
     pub overrides: Overrides,
     /// Group 0's bindings in binding order.
     pub bindings: Vec<TracedBinding>,
+    /// Workgroup counts in x, y, z.
     pub workgroups: [u32; 3],
     /// The compute pass's label (the op that recorded it).
     pub pass: String,
@@ -45,7 +52,9 @@ pub struct TracedDispatch {
 /// Everything traced, in recording order.
 #[derive(Debug, Default)]
 pub struct Trace {
+    /// Every buffer the dispatches bind, in order of first use.
     pub buffers: Vec<TracedBuffer>,
+    /// The kernel launches, in recording order (empty dispatches, with no workgroups, left out).
     pub dispatches: Vec<TracedDispatch>,
 }
 

@@ -17,6 +17,7 @@ uniform_block! {
 }
 
 impl Vol2colParams {
+    /// The block for output voxels `col0 .. col0 + cols` of `g` (`total` = Cin·kd·kh·kw · `cols`).
     pub fn new(g: &Conv3dGeometry, col0: u32, cols: u32) -> Self {
         let rows = g.c_in * g.kernel.iter().product::<u32>();
         Vol2colParams {

@@ -51,6 +51,7 @@ pub(crate) struct RowGeometry {
 pub struct RowBands {
     /// Output rows per band (the last may hold fewer).
     pub rows: u64,
+    /// Bands per image (`rows · bands` ≥ the image's output rows).
     pub bands: u64,
 }
 

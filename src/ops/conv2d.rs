@@ -41,6 +41,7 @@ use crate::tensor::{DType, Layout, Tensor};
 pub struct Conv2dInfo {
     /// The algorithm that ran (never `Auto`).
     pub algorithm: Algorithm,
+    /// Every size of the validated conv2d.
     pub geometry: Conv2dGeometry,
     /// Number of pixel chunks the work was split into (1 without a workspace).
     pub chunks: u32,
@@ -67,7 +68,9 @@ pub struct Conv2dInfo {
 /// [`crate::plan_conv_transpose2d_with_layouts`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Conv2dLayouts {
+    /// The input's layout.
     pub input: Layout,
+    /// The output's layout.
     pub output: Layout,
 }
 
@@ -133,7 +136,9 @@ pub fn conv2d_with_info(
 /// before any GPU object is created ([`plan_conv2d`]); [`conv2d_into`] records it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2dPlan {
+    /// Every size of the validated conv2d.
     pub geometry: Conv2dGeometry,
+    /// The storage type of every tensor (f32 or f16).
     pub dtype: DType,
     /// The algorithm that runs (never `Auto`).
     pub algorithm: Algorithm,

@@ -30,12 +30,16 @@ use crate::tensor::{DType, Tensor};
 /// Which gradients to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grads {
+    /// grad_input, the gradient of the input.
     pub input: bool,
+    /// grad_weight, the gradient of the weight.
     pub weight: bool,
+    /// grad_bias, the gradient of the bias (per-channel sums of grad_output).
     pub bias: bool,
 }
 
 impl Grads {
+    /// All three gradients.
     pub const ALL: Grads = Grads { input: true, weight: true, bias: true };
 }
 
@@ -343,8 +347,11 @@ pub fn conv2d_backward(
 /// [`conv2d_backward_into`] records it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2dBackwardPlan {
+    /// Every size of the validated conv2d.
     pub geometry: Conv2dGeometry,
+    /// The gradients asked for.
     pub grads: Grads,
+    /// The storage type of every tensor (f32 or f16).
     pub dtype: DType,
     /// A depthwise conv's grad_input by `depthwise_backward.wgsl`'s gather (else
     /// conv_transpose2d's); of the first part of a split call.

@@ -32,6 +32,7 @@ pub fn conv3d(
 /// object ([`plan_conv3d`]; [`conv3d_into`] records it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv3dPlan {
+    /// Every size of the validated conv3d.
     pub geometry: Conv3dGeometry,
     /// Chunks of output voxels of the vol2col workspace (of the first call of a split one).
     pub chunks: u32,

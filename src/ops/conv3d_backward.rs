@@ -33,7 +33,9 @@ use crate::tensor::{DType, Tensor};
 /// What one conv3d_backward call records ([`plan_conv3d_backward`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv3dBackwardPlan {
+    /// Every size of the validated conv3d.
     pub geometry: Conv3dGeometry,
+    /// The gradients asked for.
     pub grads: Grads,
     /// Images per chunk of grad_input's column gradients (0 without grad_input or images).
     pub images_per_chunk: u32,

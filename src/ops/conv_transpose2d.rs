@@ -41,6 +41,7 @@ use crate::tensor::{DType, Layout, Tensor};
 pub struct ConvTranspose2dInfo {
     /// `ImplicitGemm` or `GemmCol2im` (never `Auto`).
     pub algorithm: Algorithm,
+    /// Every size of the validated conv_transpose2d.
     pub geometry: ConvTranspose2dGeometry,
     /// Chunks of images the work was split into.
     pub chunks: u32,
@@ -98,7 +99,9 @@ pub fn auto_algorithm(_ctx: &GpuContext, _g: &ConvTranspose2dGeometry, _dtype: D
 /// ([`plan_conv_transpose2d`]); [`conv_transpose2d_into`] records it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose2dPlan {
+    /// Every size of the validated conv_transpose2d.
     pub geometry: ConvTranspose2dGeometry,
+    /// The storage type of every tensor (f32 or f16).
     pub dtype: DType,
     /// `ImplicitGemm` or `GemmCol2im` (never `Auto`).
     pub algorithm: Algorithm,
@@ -110,6 +113,7 @@ pub struct ConvTranspose2dPlan {
     pub images_per_chunk: u32,
     /// Workspace bytes one chunk uses (0 for `ImplicitGemm`).
     pub workspace_bytes: u64,
+    /// The fused activation.
     pub activation: Activation,
     /// The input's and output's layouts.
     pub layouts: Conv2dLayouts,

@@ -22,6 +22,7 @@ use crate::tensor::{DType, Tensor};
 /// What one conv_transpose3d call records ([`plan_conv_transpose3d`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvTranspose3dPlan {
+    /// Every size of the validated conv_transpose3d.
     pub geometry: ConvTranspose3dGeometry,
     /// Images per chunk of the column matrix (0 for an empty batch).
     pub images_per_chunk: u32,

@@ -28,8 +28,11 @@ use crate::tensor::{DType, Tensor};
 pub struct DeformConv2dInfo {
     /// `ImplicitGemm` or `Im2colGemm`.
     pub algorithm: Algorithm,
+    /// The validated conv's sizes and its number of offset groups.
     pub geometry: DeformGeometry,
+    /// Column chunks of `Im2colGemm`'s workspace (`DeformConv2dPlan::chunks`).
     pub chunks: u32,
+    /// Workspace bytes one chunk uses (0 for `ImplicitGemm`).
     pub workspace_bytes: u64,
     /// Bands of output rows per image: 1 unless one image of a tensor exceeds one storage
     /// binding (then `Im2colGemm` runs band by band, see [`deform_conv2d_into`]).
@@ -82,6 +85,7 @@ pub fn deform_conv2d(
 /// records it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeformConv2dPlan {
+    /// The validated conv's sizes and its number of offset groups.
     pub geometry: DeformGeometry,
     /// The algorithm that runs (never `Auto`).
     pub algorithm: Algorithm,

@@ -44,11 +44,15 @@ use crate::tensor::{DType, Tensor};
 /// Which gradients of a deform_conv2d to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeformGrads {
+    /// Compute grad_input.
     pub input: bool,
+    /// Compute grad_weight.
     pub weight: bool,
+    /// Compute grad_offset.
     pub offset: bool,
     /// Only with a mask (v2).
     pub mask: bool,
+    /// Compute grad_bias.
     pub bias: bool,
 }
 
@@ -62,10 +66,15 @@ impl DeformGrads {
 /// grad_mask `[N, G_off·kh·kw, Ho, Wo]`, grad_bias `[Cout]` (unbatched where the input is).
 #[derive(Clone, Debug)]
 pub struct DeformConv2dGrads {
+    /// `[N, Cin, H, W]`
     pub grad_input: Option<Tensor>,
+    /// `[Cout, Cin/groups, kh, kw]`
     pub grad_weight: Option<Tensor>,
+    /// `[N, 2·G_off·kh·kw, Ho, Wo]`
     pub grad_offset: Option<Tensor>,
+    /// `[N, G_off·kh·kw, Ho, Wo]` (`None` without a mask)
     pub grad_mask: Option<Tensor>,
+    /// `[Cout]`
     pub grad_bias: Option<Tensor>,
 }
 
@@ -73,7 +82,9 @@ pub struct DeformConv2dGrads {
 /// object ([`plan_deform_conv2d_backward`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeformConv2dBackwardPlan {
+    /// The validated conv's sizes and its number of offset groups.
     pub geometry: DeformGeometry,
+    /// The gradients asked for.
     pub grads: DeformGrads,
     /// Images per chunk of the column gradients (grad_input, grad_offset, grad_mask); 0 when
     /// none of those is asked for or the batch is empty.

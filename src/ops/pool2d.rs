@@ -15,11 +15,14 @@ use crate::tensor::{DType, Tensor};
 /// Which reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMode {
+    /// Each window's maximum, the padding read as −∞ (`max_pool2d`).
     Max = 0,
+    /// Each window's mean (`avg_pool2d`; `count_include_pad` and `divisor_override` set the divisor).
     Avg = 1,
 }
 
 impl PoolMode {
+    /// Both modes, in `MODE` order.
     pub const ALL: [PoolMode; 2] = [PoolMode::Max, PoolMode::Avg];
 }
 
@@ -44,6 +47,7 @@ pub struct PoolIndices {
 }
 
 impl PoolIndices {
+    /// The pooled output's shape: `[N, C, Ho, Wo]`, or `[C, Ho, Wo]` for an unbatched input.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -145,7 +149,9 @@ pub struct Pool2dPlan {
     pub input: [usize; 4],
     /// `[N, C, Ho, Wo]`
     pub output: [usize; 4],
+    /// The reduction.
     pub mode: PoolMode,
+    /// The storage type of the input and the output (f32 or f16).
     pub dtype: DType,
     /// Pieces of the batch run one after another because the input or output exceeds one
     /// storage binding ([`crate::ops::batch`]); 1 otherwise, 0 for an empty batch.

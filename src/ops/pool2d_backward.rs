@@ -72,7 +72,9 @@ pub struct Pool2dBackwardPlan {
     pub input: [usize; 4],
     /// `[N, C, Ho, Wo]`
     pub output: [usize; 4],
+    /// The reduction.
     pub mode: PoolMode,
+    /// The storage type of every tensor (f32 or f16).
     pub dtype: DType,
     /// Pieces of the batch run one after another (a tensor beyond one storage binding); 1
     /// otherwise, 0 for an empty batch.

@@ -21,10 +21,15 @@ use crate::tensor::Tensor;
 /// and the activation after each stage.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SeparableParams {
+    /// The depthwise conv's `[sh, sw]` (PyTorch `stride`); the pointwise conv's is 1.
     pub stride: [u32; 2],
+    /// The depthwise conv's padding (PyTorch `padding`); the pointwise conv has none.
     pub padding: Padding,
+    /// The depthwise conv's `[dh, dw]` (PyTorch `dilation`).
     pub dilation: [u32; 2],
+    /// `act_dw`, after the depthwise conv and its bias.
     pub depthwise_activation: Activation,
+    /// `act_pw`, after the pointwise conv and its bias.
     pub pointwise_activation: Activation,
     /// One fused GEMM instead of two passes (the depthwise activation must then be none,
     /// relu or relu6).

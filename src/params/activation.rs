@@ -3,14 +3,18 @@
 /// An elementwise function applied to each output in the kernel's write-out (after the bias).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Activation {
+    /// The identity.
     #[default]
     None,
+    /// max(x, 0)
     Relu,
     /// min(max(x, 0), 6)
     Relu6,
     /// x for x ≥ 0, α·x below.
     LeakyRelu(f32),
+    /// 1 / (1 + e^(−x))
     Sigmoid,
+    /// tanh(x)
     Tanh,
     /// x·Φ(x) with the exact (erf) Φ, PyTorch's default `gelu`.
     Gelu,

@@ -14,7 +14,16 @@ pub enum Padding {
     /// `[ph, pw]` on both sides of each axis (PyTorch `padding=(ph, pw)`).
     Symmetric([u32; 2]),
     /// Each side on its own.
-    Explicit { top: u32, left: u32, bottom: u32, right: u32 },
+    Explicit {
+        /// Rows above the input.
+        top: u32,
+        /// Columns left of the input.
+        left: u32,
+        /// Rows below the input.
+        bottom: u32,
+        /// Columns right of the input.
+        right: u32,
+    },
     /// Output size = input size (PyTorch `padding='same'`, stride 1 only). The total
     /// `dilation·(k−1)` is split with the odd one at the bottom/right, as PyTorch does.
     Same,
@@ -57,12 +66,16 @@ impl Padding {
 /// Padding of a 1-D conv's one axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Padding1d {
+    /// No padding (PyTorch `padding='valid'`).
     #[default]
     Valid,
     /// `p` on both sides.
     Symmetric(u32),
+    /// Each side on its own.
     Explicit {
+        /// Elements before the input.
         left: u32,
+        /// Elements after the input.
         right: u32,
     },
     /// Output length = input length (stride 1 only; the odd one on the right, as PyTorch).
@@ -72,6 +85,7 @@ pub enum Padding1d {
 /// Padding of a 3-D conv (depth, height, width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Padding3d {
+    /// No padding (PyTorch `padding='valid'`).
     #[default]
     Valid,
     /// `[pd, ph, pw]` on both sides of each axis.
@@ -80,7 +94,12 @@ pub enum Padding3d {
     Same,
     /// `begin` before and `end` after each axis (depth, height, width), as `F.pad` then a
     /// valid conv3d.
-    Explicit { begin: [u32; 3], end: [u32; 3] },
+    Explicit {
+        /// Padding before the input on each axis `[d, h, w]`.
+        begin: [u32; 3],
+        /// Padding after the input on each axis `[d, h, w]`.
+        end: [u32; 3],
+    },
 }
 
 /// What a convolution reads at positions in its padding: PyTorch's `padding_mode` of

@@ -23,10 +23,15 @@ use crate::tensor::HostTensor;
 /// empty without a mask).
 #[derive(Clone, Debug)]
 pub struct DeformGradsF64 {
+    /// Gradient of the input, `[N, Cin, H, W]`.
     pub grad_input: Vec<f64>,
+    /// Gradient of the weight, `[Cout, Cin/groups, kh, kw]`.
     pub grad_weight: Vec<f64>,
+    /// Gradient of the offsets, `[N, 2·offset_groups·kh·kw, Ho, Wo]` (dy, dx channels per tap).
     pub grad_offset: Vec<f64>,
+    /// Gradient of the mask, `[N, offset_groups·kh·kw, Ho, Wo]`; empty without a mask.
     pub grad_mask: Vec<f64>,
+    /// Gradient of the bias, `[Cout]` (computed whether or not the op had a bias).
     pub grad_bias: Vec<f64>,
 }
 
