@@ -7,7 +7,8 @@
 //   M[t, g] (Cout/G × tiles) = U[t, g] (Cout/G × Cin/G) · V[t, g] (Cin/G × tiles),
 // which the GEMM core computes as 16·G batched dense GEMMs (batch index t·G + g). Three entry
 // points around it (dtype_f32.wgsl or dtype_f16.wgsl and activation.wgsl in front):
-//   weights   w [Cout, Cin/G, 3, 3] (elem) → U [16·G, Cout/G, Cin/G] (f32), u[((t·G + g)·Mo + m)·K + cl]
+//   weights   w [Cout, Cin/G, 3, 3] (elem; FLIP: a conv_transpose2d's weight, below) → U [16·G, Cout/G, Cin/G]
+//             (f32), u[((t·G + g)·Mo + m)·K + cl]
 //   inputs    x [N, Cin, H, W] (elem; X_NHWC: stored [N, H, W, Cin]), tiles tile0 .. tile0 + tiles → V [16·G, Cin/G, stride] (f32),
 //             ws[((t·G + g)·K + cl)·stride + n], the columns tiles .. stride zeros (stride = tiles
 //             rounded up to 4: the GEMM reads whole vec4 rows)
@@ -66,6 +67,10 @@ struct WinogradParams {
 @group(0) @binding(6) var<storage, read_write> u: array<f32>;
 
 override HAS_BIAS: bool = false;
+// The weight is a stride-1 conv_transpose2d's [Cin, Cout/G, 3, 3] (K = Cin/G input channels
+// per group, Mo = Cout/G): the conv it equals (padding 2 − p) has the taps flipped and the
+// channel axes swapped, W[g·K + cl, m, 2 − i, 2 − j] for the conv's (g·Mo + m, cl, i, j).
+override FLIP: bool = false;
 override X_NHWC: bool = false;
 override Y_NHWC: bool = false;
 
@@ -116,6 +121,18 @@ fn a_t(m: vec4<f32>) -> vec2<f32> {
     return vec2<f32>(m.x + m.y + m.z, m.y - m.z - m.w);
 }
 
+// The weight of the conv's output channel co (group g = co / Mo), input channel cl of the
+// group, tap t = 3i + j.
+fn w_at(co: u32, cl: u32, t: u32) -> f32 {
+    let k = params.c_in / params.groups;
+    if (FLIP) {
+        let mo = params.c_out / params.groups;
+        let g = co / mo;
+        return f32(weight[((g * k + cl) * mo + co - g * mo) * 9u + 8u - t]);
+    }
+    return f32(weight[(co * k + cl) * 9u + t]);
+}
+
 fn finite(v: vec4<f32>) -> bool {
     return all((bitcast<vec4<u32>>(v) & vec4<u32>(0x7f800000u)) != vec4<u32>(0x7f800000u));
 }
@@ -136,11 +153,10 @@ fn weights(
     let cl = i - co * k;
     let g = co / mo;
     let m = co - g * mo;
-    let src = i * 9u;
     // G w, column by column (G along the kernel's rows), then each row of it times Gᵀ
-    let col0 = g_of(vec3<f32>(f32(weight[src]), f32(weight[src + 3u]), f32(weight[src + 6u])));
-    let col1 = g_of(vec3<f32>(f32(weight[src + 1u]), f32(weight[src + 4u]), f32(weight[src + 7u])));
-    let col2 = g_of(vec3<f32>(f32(weight[src + 2u]), f32(weight[src + 5u]), f32(weight[src + 8u])));
+    let col0 = g_of(vec3<f32>(w_at(co, cl, 0u), w_at(co, cl, 3u), w_at(co, cl, 6u)));
+    let col1 = g_of(vec3<f32>(w_at(co, cl, 1u), w_at(co, cl, 4u), w_at(co, cl, 7u)));
+    let col2 = g_of(vec3<f32>(w_at(co, cl, 2u), w_at(co, cl, 5u), w_at(co, cl, 8u)));
     let step = params.groups * mo * k;
     let base = (g * mo + m) * k + cl;
     for (var a = 0u; a < 4u; a++) {
@@ -215,11 +231,13 @@ fn inputs(
 }
 
 // Row i of the 3×3 taps `w` over the patch rows `top` (row i) and `bottom` (row i + 1):
-// acc + each of the three taps times the four outputs' pixels (y00, y01, y10, y11).
-fn taps_row(acc: vec4<f32>, top: vec4<f32>, bottom: vec4<f32>, w: vec3<f32>) -> vec4<f32> {
-    var a = acc + vec4<f32>(top.x, top.y, bottom.x, bottom.y) * w.x;
-    a += vec4<f32>(top.y, top.z, bottom.y, bottom.z) * w.y;
-    return a + vec4<f32>(top.z, top.w, bottom.z, bottom.w) * w.z;
+// acc + each of the three taps times the four outputs' pixels (y00, y01, y10, y11), a product
+// only where `ok` holds for its pixel (`ok_top`, `ok_bottom`: patch_ok of the two rows).
+fn taps_row(acc: vec4<f32>, top: vec4<f32>, bottom: vec4<f32>, ok_top: vec4<bool>, ok_bottom: vec4<bool>, w: vec3<f32>) -> vec4<f32> {
+    let z = vec4<f32>(0.0);
+    var a = acc + select(z, vec4<f32>(top.x, top.y, bottom.x, bottom.y) * w.x, vec4<bool>(ok_top.xy, ok_bottom.xy));
+    a += select(z, vec4<f32>(top.y, top.z, bottom.y, bottom.z) * w.y, vec4<bool>(ok_top.yz, ok_bottom.yz));
+    return a + select(z, vec4<f32>(top.z, top.w, bottom.z, bottom.w) * w.z, vec4<bool>(ok_top.zw, ok_bottom.zw));
 }
 
 // The patch row y of the channel at `base`, columns x0 .. x0 + 3 (zeros outside).
@@ -227,9 +245,22 @@ fn patch_row(base: u32, y: i32, x0: i32) -> vec4<f32> {
     return vec4<f32>(pixel(base, y, x0), pixel(base, y, x0 + 1), pixel(base, y, x0 + 2), pixel(base, y, x0 + 3));
 }
 
+// Which pixels of the patch row y, columns x0 .. x0 + 3, take part in the direct sum: all of
+// them for a conv (the padding is zeros, 0·w included, as the reference); for a transposed
+// conv (FLIP) only those inside the input: its weights meet no padding zeros (0·∞ would be
+// NaN where the reference sums nothing).
+fn patch_ok(y: i32, x0: i32) -> vec4<bool> {
+    if (!FLIP) {
+        return vec4<bool>(true);
+    }
+    let x = vec4<i32>(x0, x0 + 1, x0 + 2, x0 + 3);
+    let row = y >= 0 && y < i32(params.h);
+    return (x >= vec4<i32>(0)) & (x < vec4<i32>(i32(params.w))) & vec4<bool>(row);
+}
+
 // The direct sum of the 2×2 outputs at (oy, ox) .. (oy + 1, ox + 1) of channel co of image
 // img (a tile whose Winograd result is not finite): (y00, y01, y10, y11), channel by channel,
-// taps in row-major order. One loop of Cin/G turns (the taps unrolled: the loop budget).
+// taps in row-major order (patch_ok says which products count). 4·Cin/G loop turns.
 fn direct_tile(img: u32, co: u32, oy: u32, ox: u32) -> vec4<f32> {
     let k = params.c_in / params.groups;
     let g = co / (params.c_out / params.groups);
@@ -238,14 +269,15 @@ fn direct_tile(img: u32, co: u32, oy: u32, ox: u32) -> vec4<f32> {
     let x0 = i32(ox) - i32(params.pad_left);
     for (var cl = 0u; cl < k; cl++) {
         let base = channel_base(img, g * k + cl);
-        let w = (co * k + cl) * 9u;
-        let d0 = patch_row(base, y0, x0);
-        let d1 = patch_row(base, y0 + 1, x0);
-        let d2 = patch_row(base, y0 + 2, x0);
-        let d3 = patch_row(base, y0 + 3, x0);
-        acc = taps_row(acc, d0, d1, vec3<f32>(f32(weight[w]), f32(weight[w + 1u]), f32(weight[w + 2u])));
-        acc = taps_row(acc, d1, d2, vec3<f32>(f32(weight[w + 3u]), f32(weight[w + 4u]), f32(weight[w + 5u])));
-        acc = taps_row(acc, d2, d3, vec3<f32>(f32(weight[w + 6u]), f32(weight[w + 7u]), f32(weight[w + 8u])));
+        // one kernel row per turn (the three taps of a row unrolled; all nine unrolled crash
+        // SwiftShader's shader compiler)
+        for (var i = 0u; i < 3u; i++) {
+            let y = y0 + i32(i);
+            let top = patch_row(base, y, x0);
+            let bottom = patch_row(base, y + 1, x0);
+            let w = vec3<f32>(w_at(co, cl, 3u * i), w_at(co, cl, 3u * i + 1u), w_at(co, cl, 3u * i + 2u));
+            acc = taps_row(acc, top, bottom, patch_ok(y, x0), patch_ok(y + 1, x0), w);
+        }
     }
     return acc;
 }

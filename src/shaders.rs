@@ -589,12 +589,17 @@ impl ShaderId {
             ShaderId::Gemm(key) => key.override_sets(),
             ShaderId::Col2im => epilogue_sets().into_iter().chain(layout_sets(false)).collect(),
             ShaderId::Direct => epilogue_sets().into_iter().chain(layout_sets(true)).collect(),
-            ShaderId::WinogradWeights | ShaderId::WinogradWeightsHalf => vec![Overrides::none()],
+            // conv2d's weight, and conv_transpose2d's (FLIP)
+            ShaderId::WinogradWeights | ShaderId::WinogradWeightsHalf => {
+                vec![Overrides::none(), Overrides::none().flag("FLIP", true)]
+            }
             ShaderId::WinogradInputs | ShaderId::WinogradInputsHalf => {
                 vec![Overrides::none(), Overrides::none().flag("X_NHWC", true)]
             }
             ShaderId::WinogradOutputs | ShaderId::WinogradOutputsHalf => {
-                epilogue_sets().into_iter().chain(layout_sets(true)).collect()
+                let sets: Vec<Overrides> = epilogue_sets().into_iter().chain(layout_sets(true)).collect();
+                let flipped: Vec<Overrides> = sets.iter().map(|ov| ov.clone().flag("FLIP", true)).collect();
+                sets.into_iter().chain(flipped).collect()
             }
             // conv_transpose3d's epilogues (zeros padding); conv3d_backward's folds of each
             // padding mode (no epilogue)

@@ -449,6 +449,31 @@ pub async fn run_cases_async(
             .collect();
         ops.push(run_op_async(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol).await);
     }
+    // Winograd on the conv2d a stride-1 3x3 transposed conv equals (the weight read flipped):
+    // the same cases made so (padding at most 2, no output_padding)
+    let winograd: Vec<_> = transposed
+        .iter()
+        .map(|c| {
+            let pad = c.params.padding.resolve([3, 3], [1, 1]);
+            let padding = Padding::Explicit {
+                top: pad.top.min(2),
+                left: pad.left.min(2),
+                bottom: pad.bottom.min(2),
+                right: pad.right.min(2),
+            };
+            let params = ConvTranspose2dParams {
+                stride: [1, 1],
+                dilation: [1, 1],
+                output_padding: [0, 0],
+                padding,
+                algorithm: Algorithm::Winograd,
+                ..c.params
+            };
+            ConvTranspose2dCase { weight: [c.weight[0], c.weight[1], 3, 3], params, ..c.clone() }
+        })
+        .filter(|c| c.params.validate(&c.input, &c.weight, None).is_ok())
+        .collect();
+    ops.push(run_op_async(ctx, "conv_transpose2d/winograd", &winograd, f32, tol).await);
     // each layout mix, both algorithms in turn
     let alternating: Vec<_> = transposed
         .iter()

@@ -92,31 +92,47 @@ pub fn shader(stage: Stage, half: bool) -> ShaderId {
     }
 }
 
-/// The override constants of `stage`: the input's layout (`X_NHWC`) where it reads x, and for
-/// `Outputs` the epilogue's and the output's layout (`Y_NHWC`).
-pub fn overrides(stage: Stage, activation: Activation, has_bias: bool, (input, output): (Layout, Layout)) -> Overrides {
+/// How a call's tensors are read and its result written: the epilogue (activation, bias), the
+/// storage type, the input's and output's layouts, and whether the weight is a stride-1
+/// conv_transpose2d's (`FLIP`: the conv it equals reads it flipped, its channel axes swapped).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Variant {
+    /// The fused activation.
+    pub activation: Activation,
+    /// Whether a bias is added.
+    pub has_bias: bool,
+    /// The tensors' storage type.
+    pub dtype: DType,
+    /// The input's and the output's layouts.
+    pub layouts: (Layout, Layout),
+    /// A conv_transpose2d's weight `[Cin, Cout/G, 3, 3]`.
+    pub flip: bool,
+}
+
+/// The override constants of `stage`: the input's layout (`X_NHWC`) where it reads x, `FLIP`
+/// where it reads the weight, and for `Outputs` the epilogue's and the output's layout
+/// (`Y_NHWC`). Flags that are off are left out (their defaults).
+pub fn overrides(stage: Stage, v: &Variant) -> Overrides {
+    let (input, output) = v.layouts;
+    let flip = |ov: Overrides| if v.flip { ov.flag("FLIP", true) } else { ov };
     match stage {
-        Stage::Weights => Overrides::none(),
+        Stage::Weights => flip(Overrides::none()),
         Stage::Inputs => Overrides::none().layouts(input, Layout::Contiguous),
-        Stage::Outputs => {
-            Overrides::none().flag("HAS_BIAS", has_bias).with("ACT", activation.code() as f64).layouts(input, output)
-        }
+        Stage::Outputs => flip(
+            Overrides::none()
+                .flag("HAS_BIAS", v.has_bias)
+                .with("ACT", v.activation.code() as f64)
+                .layouts(input, output),
+        ),
     }
 }
 
-/// The launch of `stage` over the block `p` (made by [`WinogradParams::stage`]) for tensors
-/// of `dtype` in `layouts` (input, output).
-pub(crate) fn step(
-    ctx: &GpuContext,
-    p: &WinogradParams,
-    stage: Stage,
-    (activation, has_bias): (Activation, bool),
-    dtype: DType,
-    layouts: (Layout, Layout),
-) -> Result<Step> {
+/// The launch of `stage` over the block `p` (made by [`WinogradParams::stage`]) of the call
+/// variant `v`.
+pub(crate) fn step(ctx: &GpuContext, p: &WinogradParams, stage: Stage, v: &Variant) -> Result<Step> {
     Ok(Step {
-        shader: shader(stage, dtype == DType::F16),
-        overrides: overrides(stage, activation, has_bias, layouts),
+        shader: shader(stage, v.dtype == DType::F16),
+        overrides: overrides(stage, v),
         workgroups: fold_grid((p.total as u64).div_ceil(WG), ctx.max_workgroups_per_dim())?,
         note: String::new(),
     })

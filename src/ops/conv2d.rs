@@ -317,8 +317,14 @@ pub fn plan_conv2d_with_layouts(
             plan.chunks = chunks.chunks;
             plan.chunk_cols = chunks.per_chunk;
             plan.workspace_bytes = chunks.workspace_bytes(&g);
-            let io = (layouts.input, layouts.output);
-            plan.steps = winograd::steps(ctx, &g, &chunks, (act, has_bias), dtype, io)?;
+            let v = crate::kernels::winograd::Variant {
+                activation: act,
+                has_bias,
+                dtype,
+                layouts: (layouts.input, layouts.output),
+                flip: false,
+            };
+            plan.steps = winograd::steps(ctx, &g, &chunks, &v)?;
         }
         Algorithm::Auto => unreachable!("resolved above"),
         Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),
@@ -652,7 +658,7 @@ fn record_conv2d(
             }
             Algorithm::Winograd => {
                 let chunks = winograd::plan_chunks(ctx, g)?;
-                let recorded = winograd::encode(ctx, encoder, g, &chunks, act, (input, weight, bias, output))?;
+                let recorded = winograd::encode(ctx, encoder, g, &chunks, (act, false), (input, weight, bias, output))?;
                 return check_recorded("conv2d", recorded, &plan.steps);
             }
             Algorithm::Auto | Algorithm::GemmCol2im => {

@@ -3,7 +3,9 @@
 //! Two algorithms, neither a scatter; each output element is written by exactly one
 //! invocation, so results are bit-identical run to run (a scatter would need float atomics).
 //!
-//! `Auto` ([`auto_algorithm`]) runs `ImplicitGemm` on every adapter.
+//! `Auto` ([`auto_algorithm`]) runs `ImplicitGemm` on every adapter, but for stride-1 3×3
+//! transposed convs of many channels: `Winograd` on the conv2d they equal (the weight read
+//! flipped with its channel axes swapped, `FLIP` in `shaders/winograd.wgsl`).
 //!
 //! `ImplicitGemm`: output row oy only receives the taps i with
 //! i·dh ≡ oy + pt (mod sh). Split the output into its sh·sw phases (oy mod sh, ox mod sw): in
@@ -32,6 +34,7 @@ use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::Conv2dLayouts;
+use crate::ops::winograd;
 use crate::ops::{as_batched, batch, channels, common_dtype_any_layout, contiguous, returned_shape, unbatched};
 use crate::params::{Activation, Algorithm, ConvTranspose2dGeometry, ConvTranspose2dParams, Padding};
 use crate::tensor::{DType, Layout, Tensor};
@@ -87,12 +90,27 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
     g.c_out as u64 * g.kh as u64 * g.kw as u64 * g.h as u64 * g.w as u64 * 4
 }
 
-/// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `ImplicitGemm`
-/// (the output phases: no workspace, no col2im pass) on every adapter: ahead of `GemmCol2im`
-/// on every shape measured, CPU adapters included (dcgan_up on lavapipe: 16.3 against 22.7
-/// ms; the others in BENCHMARKS.md, "Why Auto picks what it picks").
-pub fn auto_algorithm(_ctx: &GpuContext, _g: &ConvTranspose2dGeometry, _dtype: DType) -> Algorithm {
-    Algorithm::ImplicitGemm
+/// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `Winograd` where
+/// `g` is a stride-1 3×3 transposed conv whose equal conv2d ([`ConvTranspose2dGeometry::as_conv`])
+/// conv2d's `Auto` runs with Winograd and each image fits one binding (Winograd cannot run in
+/// the transposed bands); else `ImplicitGemm` (the output phases: no workspace, no col2im
+/// pass) on every adapter: ahead of `GemmCol2im` on every shape measured, CPU adapters
+/// included (dcgan_up on lavapipe: 16.3 against 22.7 ms; the others in BENCHMARKS.md, "Why
+/// Auto picks what it picks").
+pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
+    auto_choice(ctx, g, dtype).0
+}
+
+/// [`auto_algorithm`] with its reason.
+fn auto_choice(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> (Algorithm, &'static str) {
+    if let Some(conv) = g.as_conv() {
+        let image = |c: u32, h: u32, w: u32| c as u64 * h as u64 * w as u64 * dtype.size();
+        let fits = image(g.c_in, g.h, g.w).max(image(g.c_out, g.h_out, g.w_out)) <= ctx.max_binding();
+        if fits && crate::ops::conv2d::auto_algorithm(ctx, &conv) == Algorithm::Winograd {
+            return (Algorithm::Winograd, "stride-1 3x3 whose equal conv runs winograd (≥ 128 channels, ≥ 32 tiles)");
+        }
+    }
+    (Algorithm::ImplicitGemm, "output phases: no workspace, no col2im pass")
 }
 
 /// What one conv_transpose2d call does, decided before any GPU object is created
@@ -205,7 +223,7 @@ pub fn plan_conv_transpose2d_with_layouts(
         return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not gemm_col2im"));
     }
     let (algorithm, reason) = match params.algorithm {
-        Algorithm::Auto => (auto_algorithm(ctx, &g, dtype), "output phases: no workspace, no col2im pass"),
+        Algorithm::Auto => auto_choice(ctx, &g, dtype),
         a => (a, "forced"),
     };
     let reason = reason.to_string() + &layouts.note();
@@ -221,6 +239,17 @@ pub fn plan_conv_transpose2d_with_layouts(
             g.kw,
             ctx.config().loop_budget
         )));
+    }
+    // Winograd's direct fallback sums each tile in one loop of Cin/G turns (conv2d's rule).
+    let conv = g.as_conv();
+    if let (Algorithm::Winograd, Some(c)) = (algorithm, conv) {
+        let (turns, budget) = (winograd::loop_turns(&c), ctx.config().loop_budget as u64);
+        if turns > budget {
+            return Err(Error::Unsupported(format!(
+                "winograd's direct fallback loops about {turns} times, beyond the loop budget of {budget} \
+                 (EngineConfig::loop_budget): implicit_gemm splits it"
+            )));
+        }
     }
     let act = params.activation;
     let has_bias = bias.is_some();
@@ -247,6 +276,20 @@ pub fn plan_conv_transpose2d_with_layouts(
         return Ok(plan);
     }
     if plan_split(ctx, &mut plan, input, weight, bias, params)? {
+        return Ok(plan);
+    }
+    if let (Algorithm::Winograd, Some(c)) = (algorithm, conv) {
+        let chunks = winograd::plan_chunks(ctx, &c)?;
+        plan.chunks = chunks.chunks;
+        plan.workspace_bytes = chunks.workspace_bytes(&c);
+        let v = crate::kernels::winograd::Variant {
+            activation: act,
+            has_bias,
+            dtype,
+            layouts: (layouts.input, layouts.output),
+            flip: true,
+        };
+        plan.steps = winograd::steps(ctx, &c, &chunks, &v)?;
         return Ok(plan);
     }
     if algorithm != Algorithm::GemmCol2im {
@@ -333,6 +376,13 @@ fn plan_split(
         plan.batch_pieces = g.n;
         plan.channel_chunks = chunks.len() as u32;
     } else if per_image(input) > max || per_image(&out) > max {
+        if plan.algorithm == Algorithm::Winograd {
+            // a transposed band crops up to kh rows of its equal conv's output: no such conv
+            return Err(Error::TooLarge(format!(
+                "conv_transpose2d: one image beyond one storage binding ({max} bytes) runs in bands of rows, which \
+                 winograd cannot run: implicit_gemm (or auto) can"
+            )));
+        }
         let rows = row_geometry(ctx, &g, plan.algorithm, dtype);
         let bands = rows.plan("conv_transpose2d", max)?;
         for i in 0..n {
@@ -555,6 +605,11 @@ fn record_conv_transpose2d(
     let g = plan.geometry;
     let act = plan.activation;
     ctx.scoped(|| -> Result<()> {
+        if let (Algorithm::Winograd, Some(c)) = (plan.algorithm, g.as_conv()) {
+            let chunks = winograd::plan_chunks(ctx, &c)?;
+            let recorded = winograd::encode(ctx, encoder, &c, &chunks, (act, true), (input, weight, bias, output))?;
+            return check_recorded("conv_transpose2d", recorded, &plan.steps);
+        }
         let mut arena = UniformArena::new(ctx);
         let mut dispatches = Vec::new();
         if plan.algorithm == Algorithm::ImplicitGemm {

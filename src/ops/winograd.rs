@@ -13,10 +13,10 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmProblem};
-use crate::kernels::winograd::{self, Stage, WinogradParams, POINTS};
+use crate::kernels::winograd::{self, Stage, Variant, WinogradParams, POINTS};
 use crate::kernels::{range, record, Dispatch, Step, UniformArena};
 use crate::params::{Activation, Conv2dGeometry};
-use crate::tensor::{DType, Layout, Tensor};
+use crate::tensor::Tensor;
 
 /// How the tiles of one call are cut to fit the workspaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +48,10 @@ impl TileChunks {
 
 /// Loop turns of one `outputs` invocation at most (every loop of the kernel counts towards the
 /// loop budget): the 16 points, then per tile of its 4 the 4 rows, the direct sum's Cin/G
-/// channels (where every tile falls back: an infinite weight) and the 4 stores.
+/// channels × (1 + 3 kernel rows) (where every tile falls back: an infinite weight) and the
+/// 4 stores.
 pub(crate) fn loop_turns(g: &Conv2dGeometry) -> u64 {
-    16 + 4 * (1 + 4 + g.c_in_per_group() as u64 + 4)
+    16 + 4 * (1 + 4 + 4 * g.c_in_per_group() as u64 + 4)
 }
 
 /// Cuts the tiles of `g` into chunks whose U + V + M fit the workspace budget, each operand
@@ -109,16 +110,9 @@ fn gemm_plan(ctx: &GpuContext, g: &Conv2dGeometry, c: &TileChunks, tiles: u32) -
 }
 
 /// The launches of `g` in `chunks`, in recording order.
-pub(crate) fn steps(
-    ctx: &GpuContext,
-    g: &Conv2dGeometry,
-    chunks: &TileChunks,
-    epilogue: (Activation, bool),
-    dtype: DType,
-    layouts: (Layout, Layout),
-) -> Result<Vec<Step>> {
-    let base = WinogradParams::new(g, epilogue.0.alpha());
-    let step = |p: &WinogradParams, stage| winograd::step(ctx, p, stage, epilogue, dtype, layouts);
+pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, chunks: &TileChunks, v: &Variant) -> Result<Vec<Step>> {
+    let base = WinogradParams::new(g, v.activation.alpha());
+    let step = |p: &WinogradParams, stage| winograd::step(ctx, p, stage, v);
     let mut steps = vec![step(&base.stage(Stage::Weights, 0, 0), Stage::Weights)?.noted("weight transform")];
     for c in 0..chunks.chunks {
         let tile0 = c * chunks.per_chunk;
@@ -134,19 +128,19 @@ pub(crate) fn steps(
 }
 
 /// Records `g` on these tensors (one binding each; the input and output in either layout) in
-/// `chunks`; returns the launches recorded.
-#[allow(clippy::too_many_arguments)]
+/// `chunks`, the weight a conv's or (`flip`) a stride-1 conv_transpose2d's; returns the
+/// launches recorded.
 pub(crate) fn encode(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     g: &Conv2dGeometry,
     chunks: &TileChunks,
-    act: Activation,
+    (act, flip): (Activation, bool),
     (input, weight, bias, output): (&Tensor, &Tensor, Option<&Tensor>, &Tensor),
 ) -> Result<usize> {
-    let epilogue = (act, bias.is_some());
     let (dtype, layouts) = (output.dtype(), (input.layout(), output.layout()));
-    let step = |p: &WinogradParams, stage| winograd::step(ctx, p, stage, epilogue, dtype, layouts);
+    let v = Variant { activation: act, has_bias: bias.is_some(), dtype, layouts, flip };
+    let step = |p: &WinogradParams, stage| winograd::step(ctx, p, stage, &v);
     let (v_max, m_max) = TileChunks::v_m_bytes(g, chunks.per_chunk);
     let uv = ctx.workspace_in(0, chunks.v_offset + v_max)?;
     let m_buf = ctx.workspace_in(1, m_max)?;

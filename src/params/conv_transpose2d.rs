@@ -76,6 +76,40 @@ pub struct ConvTranspose2dGeometry {
 }
 
 impl ConvTranspose2dGeometry {
+    /// The conv2d this transposed conv equals where it has stride 1, dilation 1, no
+    /// output_padding and at most kh − 1 (kw − 1) padding per side: the same input, the weight
+    /// `[Cin, Cout/G, kh, kw]` read as `[Cout, Cin/G, kh, kw]` with the taps flipped, padding
+    /// kh − 1 − p per side. `None` for every other transposed conv.
+    pub fn as_conv(&self) -> Option<Conv2dGeometry> {
+        let p = self.pads;
+        let (kh, kw) = (self.kh, self.kw);
+        let simple = self.stride == [1, 1] && self.dilation == [1, 1] && self.output_padding == [0, 0];
+        if !simple || p.top.max(p.bottom) >= kh || p.left.max(p.right) >= kw {
+            return None;
+        }
+        Some(Conv2dGeometry {
+            n: self.n,
+            c_in: self.c_in,
+            h: self.h,
+            w: self.w,
+            c_out: self.c_out,
+            kh,
+            kw,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: Pads {
+                top: kh - 1 - p.top,
+                left: kw - 1 - p.left,
+                bottom: kh - 1 - p.bottom,
+                right: kw - 1 - p.right,
+            },
+            groups: self.groups,
+            h_out: self.h_out,
+            w_out: self.w_out,
+            padding_mode: PaddingMode::Zeros,
+        })
+    }
+
     /// Elements of the output: N·Cout·Ho·Wo.
     pub fn output_numel(&self) -> usize {
         self.output_shape().iter().product()
@@ -138,10 +172,13 @@ impl ConvTranspose2dParams {
         if self.padding == Padding::Same {
             return Err(Error::param("padding", "'same' is not defined for conv_transpose2d (as in PyTorch)"));
         }
-        if !matches!(self.algorithm, Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::GemmCol2im) {
+        if !matches!(
+            self.algorithm,
+            Algorithm::Auto | Algorithm::ImplicitGemm | Algorithm::GemmCol2im | Algorithm::Winograd
+        ) {
             return Err(Error::param(
                 "algorithm",
-                format!("conv_transpose2d runs implicit_gemm or gemm_col2im, not {}", self.algorithm.name()),
+                format!("conv_transpose2d runs implicit_gemm, gemm_col2im or winograd, not {}", self.algorithm.name()),
             ));
         }
         for axis in 0..2 {
@@ -194,7 +231,7 @@ impl ConvTranspose2dParams {
             self.dilation[1],
             self.output_padding[1],
         )?;
-        Ok(ConvTranspose2dGeometry {
+        let geometry = ConvTranspose2dGeometry {
             n: to_u32("N", n)?,
             c_in: to_u32("Cin", c_in)?,
             h,
@@ -209,7 +246,21 @@ impl ConvTranspose2dParams {
             groups: self.groups,
             h_out,
             w_out,
-        })
+        };
+        if self.algorithm == Algorithm::Winograd {
+            let conv = geometry.as_conv();
+            if let Some(why) = conv.map_or(Some(String::new()), |c| Algorithm::Winograd.unsupported_reason(&c)) {
+                return Err(Error::param(
+                    "algorithm",
+                    format!(
+                        "winograd runs a conv_transpose2d with a 3x3 kernel, stride 1, dilation 1 and padding at most \
+                         2 (the conv it equals){}",
+                        if why.is_empty() { String::new() } else { format!(": {why}") }
+                    ),
+                ));
+            }
+        }
+        Ok(geometry)
     }
 
     /// Output shape `[N, Cout, Ho, Wo]`.

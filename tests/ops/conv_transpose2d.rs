@@ -134,6 +134,55 @@ fn random_cases_match_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Winograd on the conv2d a stride-1 3×3 transposed conv equals (its weight read flipped, the
+/// channel axes swapped, padding 2 − p): every applicable case of `cases()` and padding 0–2
+/// (asymmetric too), groups, depthwise, a 1×1 input, many channels; the other shapes are
+/// `InvalidParam` errors; `Auto` takes it for a large stride-1 3×3 one.
+#[test]
+fn winograd_runs_stride_1_3x3_transposed_convs() {
+    let Some(ctx) = gpu() else { return };
+    let mut all: Vec<T> = cases()
+        .into_iter()
+        .filter(|c| {
+            c.p.validate(&c.x, &[c.x[1], c.cout / c.p.groups as usize, c.k[0], c.k[1]], None)
+                .ok()
+                .and_then(|g| g.as_conv())
+                .is_some_and(|c| c.kh == 3 && c.kw == 3)
+        })
+        .collect();
+    assert!(all.len() >= 5, "{}", all.len());
+    all.push(t(2, 5, [7, 6], 3, [3, 3]).pad(sym(2, 2)));
+    all.push(t(1, 6, [5, 9], 4, [3, 3]).pad(Padding::Explicit { top: 0, left: 2, bottom: 1, right: 0 }).nb());
+    all.push(t(1, 130, [5, 6], 9, [3, 3]).pad(sym(1, 1)));
+    let mut failures = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let mut c = c.clone();
+        c.p.algorithm = Algorithm::Winograd;
+        let (s, info) = run(ctx, &c, 500 + i as u64);
+        assert_eq!(info.algorithm, Algorithm::Winograd);
+        if !s.passes(Tolerance::default()) {
+            failures.push(format!("case {i} {c:?}: {s}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // stride 2, dilation 2, padding 3, a 4×4 kernel: the error names the algorithm
+    for c in [
+        t(1, 3, [5, 5], 4, [3, 3]).s([2, 2]),
+        t(1, 3, [6, 6], 4, [3, 3]).d([2, 2]),
+        t(1, 3, [9, 9], 4, [3, 3]).pad(sym(3, 3)),
+        t(1, 3, [5, 5], 4, [4, 4]),
+    ] {
+        let p = ConvTranspose2dParams { algorithm: Algorithm::Winograd, ..c.p };
+        let e = p.validate(&c.x, &[c.x[1], c.cout, c.k[0], c.k[1]], None).unwrap_err();
+        assert!(matches!(e, Error::InvalidParam { name: "algorithm", .. }), "{e}");
+    }
+    // Auto: 128 input channels, 7×7 tiles
+    let big = t(1, 128, [14, 14], 64, [3, 3]).pad(sym(1, 1));
+    let (s, info) = run(ctx, &big, 9);
+    assert!(s.passes(Tolerance::default()), "{s}");
+    assert_eq!(info.algorithm, Algorithm::Winograd);
+}
+
 /// The output phases through every register blocking of the tiled GEMM (Auto runs the flat
 /// kernel on CPU adapters and the 8×8 one on GPUs: each must stay right on every case).
 #[test]
@@ -182,6 +231,26 @@ fn f16_storage_matches_reference() {
             }
         }
     }
+    // Winograd (f32 transforms, f16 loads and stores) on the stride-1 3x3 cases
+    let mut winograd_runs = 0;
+    for (i, c) in cases().iter().enumerate().filter(|(_, c)| c.p.stride == [1, 1] && c.k == [3, 3]) {
+        let p = ConvTranspose2dParams { algorithm: Algorithm::Winograd, ..c.p };
+        let (x, w, b) = c.data(800 + i as u64);
+        let (x, w, b) = (x.rounded_to(DType::F16), w.rounded_to(DType::F16), b.map(|b| b.rounded_to(DType::F16)));
+        let Ok((_, r)) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &p) else { continue };
+        let Ok((y, info)) = conv_transpose2d_with_info(&ctx, &h(&x), &h(&w), b.as_ref().map(h).as_ref(), &p) else {
+            continue; // not Winograd's (dilation, padding above 2)
+        };
+        assert_eq!((y.dtype(), info.algorithm), (DType::F16, Algorithm::Winograd));
+        winograd_runs += 1;
+        let out = y.to_vec(&ctx).unwrap();
+        assert!(crate::common::all_f16(&out), "case {i}: not f16 values");
+        let s = compare(&out, &r);
+        if !s.passes(tol) {
+            failures.push(format!("winograd case {i} {c:?}: {s}"));
+        }
+    }
+    assert!(winograd_runs >= 4, "{winograd_runs} winograd cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let c = &cases()[2];
     let (x, w, _) = c.data(1);

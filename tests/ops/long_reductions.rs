@@ -8,7 +8,7 @@ use crate::common::{case, fresh_gpu, Case, CaseExt};
 use wgconv::{conv2d, Algorithm, EngineConfig, GemmKernel, GpuContext, Padding, Tensor};
 
 /// The output, or `None` where the algorithm refuses a loop past the budget (direct,
-/// depthwise: they do not split).
+/// depthwise, Winograd's direct fallback: they do not split).
 fn run(ctx: &GpuContext, c: &Case, algo: Algorithm) -> Option<Vec<f32>> {
     let (x, w, b) = c.seeded(7);
     let xg = Tensor::from_host(ctx, &x).unwrap();
@@ -16,7 +16,11 @@ fn run(ctx: &GpuContext, c: &Case, algo: Algorithm) -> Option<Vec<f32>> {
     let bg = b.as_ref().map(|b| Tensor::from_host(ctx, b).unwrap());
     let p = wgconv::Conv2dParams { algorithm: algo, ..c.params };
     match conv2d(ctx, &xg, &wg, bg.as_ref(), &p) {
-        Err(wgconv::Error::Unsupported(_)) if matches!(algo, Algorithm::Direct | Algorithm::Depthwise) => None,
+        Err(wgconv::Error::Unsupported(_))
+            if matches!(algo, Algorithm::Direct | Algorithm::Depthwise | Algorithm::Winograd) =>
+        {
+            None
+        }
         y => Some(y.unwrap().to_vec(ctx).unwrap()),
     }
 }

@@ -205,8 +205,9 @@ fn backward_passes_put_nan_and_infinity_where_the_reference_does() {
 }
 
 /// conv_transpose2d with ±∞ and NaN in the weight and the input: the scatter sums only the
-/// (input, tap) pairs that land inside the output, so a cropped border adds no 0·∞; both
-/// algorithms give the reference's special values in its places.
+/// (input, tap) pairs that land inside the output, so a cropped border adds no 0·∞; every
+/// algorithm (Winograd at stride 1: its direct fallback skips the conv's padding taps) gives
+/// the reference's special values in its places.
 #[test]
 fn transposed_conv_weights_meet_no_padding_zeros() {
     use wgconv::*;
@@ -218,13 +219,17 @@ fn transposed_conv_weights_meet_no_padding_zeros() {
     x.data[7] = f32::NAN;
     let last = x.data.len() - 1;
     x.data[last] = f32::INFINITY;
-    for algorithm in [Algorithm::ImplicitGemm, Algorithm::GemmCol2im] {
-        let p = ConvTranspose2dParams {
-            stride: [2, 2],
-            padding: Padding::Symmetric([1, 1]),
-            algorithm,
-            ..Default::default()
-        };
+    // (The output phases at stride 1 are left out: their GEMM forms 0·∞ for taps whose input
+    // row or column lies outside the input, NaN where the scatter adds nothing — a known
+    // divergence, noted in src/ops/conv_transpose2d.rs and issue #18.)
+    let runs = [
+        (Algorithm::ImplicitGemm, [2, 2]),
+        (Algorithm::GemmCol2im, [2, 2]),
+        (Algorithm::GemmCol2im, [1, 1]),
+        (Algorithm::Winograd, [1, 1]),
+    ];
+    for (algorithm, stride) in runs {
+        let p = ConvTranspose2dParams { stride, padding: Padding::Symmetric([1, 1]), algorithm, ..Default::default() };
         let (_, want) = reference::conv_transpose2d(&x, &w, None, &p).unwrap();
         let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
         let got = conv_transpose2d(ctx, &up(&x), &up(&w), None, &p).unwrap().to_vec(ctx).unwrap();
