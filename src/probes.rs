@@ -375,6 +375,46 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                     tol,
                 );
             }
+            if special_weights && activation == Activation::None {
+                // conv_transpose2d with special weights: a tap outside the input must add
+                // nothing (the scatter), not 0·∞ = NaN (the output phases' border pass)
+                let mut wt = HostTensor::random(&[4, 6, 3, 3], 40);
+                plant(&mut wt, 41, &SPECIAL_NORMAL);
+                let transposed = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im, Algorithm::Winograd];
+                for (stride, output_padding) in [([1, 1], [0, 0]), ([2, 2], [1, 1])] {
+                    for algorithm in transposed {
+                        let p = ConvTranspose2dParams {
+                            stride,
+                            padding: Padding::Symmetric([1, 1]),
+                            output_padding,
+                            algorithm,
+                            ..Default::default()
+                        };
+                        if p.validate(&x.shape, &wt.shape, Some(&[6])).is_err() {
+                            continue;
+                        }
+                        others.record(
+                            &format!("conv_transpose2d/{} stride {stride:?} special weights", algorithm.name()),
+                            async {
+                                let (_, r) = crate::reference::conv_transpose2d(&x, &wt, Some(&b), &p)?;
+                                let y = outputs_async(ctx, &[&r], || {
+                                    Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(
+                                        ctx,
+                                        &up(ctx, &x)?,
+                                        &up(ctx, &wt)?,
+                                        Some(&up(ctx, &b)?),
+                                        &p,
+                                    )?])
+                                })
+                                .await?;
+                                Ok::<_, Error>(compare(&y[0], &r))
+                            }
+                            .await,
+                            tol,
+                        );
+                    }
+                }
+            }
             if special_weights || !matches!(activation, Activation::None | Activation::Relu | Activation::Tanh) {
                 continue;
             }

@@ -72,6 +72,11 @@ pub enum ShaderId {
     WinogradInputsHalf,
     /// `winograd.wgsl`, entry `outputs`, over f16 storage (f32 transforms).
     WinogradOutputsHalf,
+    /// `shaders/transposed_border.wgsl` (after `activation.wgsl`): conv_transpose2d's output
+    /// phases, the NaN of their border band recomputed by the scatter's terms.
+    TransposedBorder,
+    /// `transposed_border.wgsl` over f16 storage (f32 arithmetic).
+    TransposedBorderHalf,
     /// `shaders/cast_widen.wgsl`: f16 → f32 (the f32-only ops' f16 storage).
     CastWiden,
     /// `shaders/cast_narrow.wgsl`: f32 → f16.
@@ -323,6 +328,8 @@ const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backwa
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
 const WINOGRAD_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "winograd.wgsl");
 const WINOGRAD_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "winograd.wgsl");
+const TRANSPOSED_BORDER_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "transposed_border.wgsl");
+const TRANSPOSED_BORDER_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "transposed_border.wgsl");
 
 use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
@@ -336,6 +343,8 @@ const POOL_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, Rw, Rw, U, Rw];
 const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
 /// params, input, weight, bias, out, V or M (as vec4), U
 const WINOGRAD_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw, Rw];
+/// params, input, weight, bias, out, pass range, running part
+const BORDER_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, U, Rw];
 /// params, input, col
 const UNFOLD_BINDINGS: &[BindingKind] = &[U, R, Rw];
 /// params, input, out, pass range, running part
@@ -382,6 +391,8 @@ impl ShaderId {
             ShaderId::WinogradWeightsHalf,
             ShaderId::WinogradInputsHalf,
             ShaderId::WinogradOutputsHalf,
+            ShaderId::TransposedBorder,
+            ShaderId::TransposedBorderHalf,
             ShaderId::CastWiden,
             ShaderId::CastNarrow,
         ]);
@@ -476,6 +487,12 @@ impl ShaderId {
             }
             ShaderId::WinogradOutputsHalf => {
                 kernel!("winograd_outputs_f16", WINOGRAD_F16, "outputs", WINOGRAD_BINDINGS, true)
+            }
+            ShaderId::TransposedBorder => {
+                kernel!("transposed_border", TRANSPOSED_BORDER_F32, "main", BORDER_BINDINGS, false)
+            }
+            ShaderId::TransposedBorderHalf => {
+                kernel!("transposed_border_f16", TRANSPOSED_BORDER_F16, "main", BORDER_BINDINGS, true)
             }
             // params, source, destination
             ShaderId::CastWiden => kernel!("cast_widen", wgsl!("cast_widen.wgsl"), "main", UNFOLD_BINDINGS, true),
@@ -588,7 +605,9 @@ impl ShaderId {
             ShaderId::Pool2dArgmax | ShaderId::Pool2dArgmaxHalf => vec![Overrides::none()],
             ShaderId::Gemm(key) => key.override_sets(),
             ShaderId::Col2im => epilogue_sets().into_iter().chain(layout_sets(false)).collect(),
-            ShaderId::Direct => epilogue_sets().into_iter().chain(layout_sets(true)).collect(),
+            ShaderId::Direct | ShaderId::TransposedBorder | ShaderId::TransposedBorderHalf => {
+                epilogue_sets().into_iter().chain(layout_sets(true)).collect()
+            }
             // conv2d's weight, and conv_transpose2d's (FLIP)
             ShaderId::WinogradWeights | ShaderId::WinogradWeightsHalf => {
                 vec![Overrides::none(), Overrides::none().flag("FLIP", true)]

@@ -2,6 +2,7 @@
 //! override set the engine uses, translate to SPIR-V, MSL, HLSL and GLSL; bindings and
 //! uniform layouts against their Rust twins. No GPU needed.
 
+use wgconv::kernels::cast::CastParams;
 use wgconv::kernels::channel_sum::SumParams;
 use wgconv::kernels::col2im::Col2imParams;
 use wgconv::kernels::deform_backward::DeformBackParams;
@@ -15,7 +16,9 @@ use wgconv::kernels::gemm::{
 };
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
+use wgconv::kernels::transposed_border::BorderParams;
 use wgconv::kernels::vol2col::Vol2colParams;
+use wgconv::kernels::winograd::WinogradParams;
 use wgconv::kernels::PassRange;
 use wgconv::ops::pool2d::PoolMode;
 use wgconv::shaders::{
@@ -66,11 +69,21 @@ fn assert_twin_at(id: ShaderId, binding: u32, fields: &[(&str, usize)], size: us
     assert_eq!(span as usize, size, "{}: uniform size", id.file());
 }
 
+/// Every kernel's uniform block (binding 0) against its Rust twin, and the pass ranges of
+/// the kernels that run in passes; the test fails when a kernel has no twin checked here.
 #[test]
 fn uniform_structs_match_their_rust_twins() {
-    assert_twin(ShaderId::Im2col, Im2colParams::FIELDS, std::mem::size_of::<Im2colParams>());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twin = |ids: &[ShaderId], fields: &[(&str, usize)], size: usize| {
+        for &id in ids {
+            assert_twin(id, fields, size);
+            seen.insert(id);
+        }
+    };
+    use ShaderId as S;
+    twin(&[S::Im2col], Im2colParams::FIELDS, std::mem::size_of::<Im2colParams>());
+    twin(&gemm_kernels(), GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
     for gemm in gemm_kernels() {
-        assert_twin(gemm, GemmParams::FIELDS, std::mem::size_of::<GemmParams>());
         assert_twin_at(gemm, 9, PassRange::FIELDS, std::mem::size_of::<PassRange>());
         // each part of the GEMM's block, declared by its loader's file
         type Part<'a> = (&'a str, &'a [(&'a str, usize)], usize);
@@ -90,24 +103,46 @@ fn uniform_structs_match_their_rust_twins() {
             assert_eq!(span as usize, size, "{} {name}: size", gemm.name());
         }
     }
-    assert_twin(ShaderId::Depthwise, DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
-    assert_twin(ShaderId::Col2im, Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
-    assert_twin(ShaderId::ChannelSum, SumParams::FIELDS, std::mem::size_of::<SumParams>());
-    assert_twin_at(ShaderId::ChannelSum, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
-    assert_twin(ShaderId::DeformIm2col, DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
-    for id in [ShaderId::DeformBackwardLargest, ShaderId::DeformBackwardSample, ShaderId::DeformBackwardFinish] {
-        assert_twin(id, DeformBackParams::FIELDS, std::mem::size_of::<DeformBackParams>());
+    twin(&[S::Depthwise, S::DepthwiseHalf], DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
+    twin(&[S::Col2im], Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
+    twin(&[S::ChannelSum, S::ChannelSumHalf], SumParams::FIELDS, std::mem::size_of::<SumParams>());
+    for id in [S::ChannelSum, S::ChannelSumHalf] {
+        assert_twin_at(id, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
-    assert_twin(ShaderId::Pool2d, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
-    assert_twin_at(ShaderId::Pool2d, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
-    for id in [ShaderId::Pool2dArgmax, ShaderId::Pool2dGather, ShaderId::Pool2dArgmaxHalf, ShaderId::Pool2dGatherHalf] {
-        assert_twin(id, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
+    twin(&[S::DeformIm2col], DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
+    let deform_backward = [S::DeformBackwardLargest, S::DeformBackwardSample, S::DeformBackwardFinish];
+    twin(&deform_backward, DeformBackParams::FIELDS, std::mem::size_of::<DeformBackParams>());
+    twin(&[S::Pool2d, S::Pool2dHalf], PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
+    for id in [S::Pool2d, S::Pool2dHalf] {
+        assert_twin_at(id, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
+    }
+    let pool_backward = [S::Pool2dArgmax, S::Pool2dGather, S::Pool2dArgmaxHalf, S::Pool2dGatherHalf];
+    twin(&pool_backward, PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
+    for id in pool_backward {
         assert_twin_at(id, 5, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
-    assert_twin(ShaderId::Vol2col, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
-    assert_twin(ShaderId::Col2vol, Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
-    assert_twin(ShaderId::DepthwiseGradInput, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
-    assert_twin(ShaderId::Direct, DirectParams::FIELDS, std::mem::size_of::<DirectParams>());
+    twin(&[S::Vol2col, S::Col2vol], Vol2colParams::FIELDS, std::mem::size_of::<Vol2colParams>());
+    let dw_backward =
+        [S::DepthwiseGradInput, S::DepthwiseGradWeight, S::DepthwiseGradInputHalf, S::DepthwiseGradWeightHalf];
+    twin(&dw_backward, DwBackParams::FIELDS, std::mem::size_of::<DwBackParams>());
+    twin(&[S::Direct], DirectParams::FIELDS, std::mem::size_of::<DirectParams>());
+    let winograd = [
+        S::WinogradWeights,
+        S::WinogradInputs,
+        S::WinogradOutputs,
+        S::WinogradWeightsHalf,
+        S::WinogradInputsHalf,
+        S::WinogradOutputsHalf,
+    ];
+    twin(&winograd, WinogradParams::FIELDS, std::mem::size_of::<WinogradParams>());
+    let border = [S::TransposedBorder, S::TransposedBorderHalf];
+    twin(&border, BorderParams::FIELDS, std::mem::size_of::<BorderParams>());
+    for id in border {
+        assert_twin_at(id, 5, PassRange::FIELDS, std::mem::size_of::<PassRange>());
+    }
+    twin(&[S::CastWiden, S::CastNarrow], CastParams::FIELDS, std::mem::size_of::<CastParams>());
+    let missing: Vec<&str> = ShaderId::all().into_iter().filter(|id| !seen.contains(id)).map(|id| id.name()).collect();
+    assert!(missing.is_empty(), "kernels whose uniform block has no twin checked: {missing:?}");
 }
 
 #[test]

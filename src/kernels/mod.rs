@@ -19,6 +19,7 @@ pub mod pool2d;
 pub mod pool2d_backward;
 pub mod tiling;
 pub mod trace;
+pub mod transposed_border;
 pub mod vol2col;
 pub mod winograd;
 

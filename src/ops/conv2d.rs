@@ -313,18 +313,10 @@ pub fn plan_conv2d_with_layouts(
             plan.steps.push(direct::step(ctx, &p, act, has_bias, (layouts.input, layouts.output))?)
         }
         Algorithm::Winograd => {
-            let chunks = winograd::plan_chunks(ctx, &g)?;
-            plan.chunks = chunks.chunks;
-            plan.chunk_cols = chunks.per_chunk;
+            let (chunks, steps) = winograd::plan(ctx, &g, (act, has_bias), dtype, layouts, false)?;
+            (plan.chunks, plan.chunk_cols) = (chunks.chunks, chunks.per_chunk);
             plan.workspace_bytes = chunks.workspace_bytes(&g);
-            let v = crate::kernels::winograd::Variant {
-                activation: act,
-                has_bias,
-                dtype,
-                layouts: (layouts.input, layouts.output),
-                flip: false,
-            };
-            plan.steps = winograd::steps(ctx, &g, &chunks, &v)?;
+            plan.steps = steps;
         }
         Algorithm::Auto => unreachable!("resolved above"),
         Algorithm::GemmCol2im => unreachable!("rejected by validate (not a conv2d algorithm)"),

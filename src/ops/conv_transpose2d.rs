@@ -13,9 +13,12 @@
 //! that advance one by one with the phase's own rows, so each phase is an ordinary implicit
 //! GEMM (`A_PHASE_TAPS` picks the phase's taps out of the weight, `B_TRANSPOSED` gathers the input),
 //! all phases and groups in one dispatch. No zero is inserted, no multiply is wasted (but on
-//! taps past the kernel when step ∤ kh), and no workspace is used. One caveat of any GEMM
-//! formulation: an infinite weight meeting a tap that falls outside the input gives NaN
-//! (0·∞) where the scatter that defines the op adds nothing; finite weights are exact.
+//! taps past the kernel when step ∤ kh), and no workspace is used. The GEMM reads a tap whose
+//! input row or column lies outside the input as 0 and multiplies it by the tap's weight: with
+//! an infinite weight that is NaN (0·∞) where the scatter that defines the op adds nothing. Such
+//! a product can only make an output NaN, and only on the output's border band, so a second
+//! launch (`shaders/transposed_border.wgsl`) reads the band and recomputes each NaN element by
+//! the scatter's own terms: NaN and ±∞ where the reference has them, for one read of the band.
 //!
 //! `GemmCol2im`: per chunk of images, `gemm.wgsl`
 //! computes `col[g] = W[g]ᵀ · X[g]` (`A_MODE` transposed: the weight `[Cin, Cout/G, kh, kw]`
@@ -31,6 +34,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
+use crate::kernels::transposed_border::{self, BorderParams};
 use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::Conv2dLayouts;
@@ -279,17 +283,8 @@ pub fn plan_conv_transpose2d_with_layouts(
         return Ok(plan);
     }
     if let (Algorithm::Winograd, Some(c)) = (algorithm, conv) {
-        let chunks = winograd::plan_chunks(ctx, &c)?;
-        plan.chunks = chunks.chunks;
-        plan.workspace_bytes = chunks.workspace_bytes(&c);
-        let v = crate::kernels::winograd::Variant {
-            activation: act,
-            has_bias,
-            dtype,
-            layouts: (layouts.input, layouts.output),
-            flip: true,
-        };
-        plan.steps = winograd::steps(ctx, &c, &chunks, &v)?;
+        let (chunks, steps) = winograd::plan(ctx, &c, (act, has_bias), dtype, layouts, true)?;
+        (plan.chunks, plan.workspace_bytes, plan.steps) = (chunks.chunks, chunks.workspace_bytes(&c), steps);
         return Ok(plan);
     }
     if algorithm != Algorithm::GemmCol2im {
@@ -299,6 +294,10 @@ pub fn plan_conv_transpose2d_with_layouts(
         let gplan = gemm::plan(ctx, &p, problem, ov, dtype == DType::F16, Some((0, input_bytes)), g.output_numel())?;
         plan.algorithm = Algorithm::ImplicitGemm;
         plan.steps = gplan.steps("output phases");
+        if let Some(bp) = BorderParams::new(&g, act.alpha()) {
+            let ov = transposed_border::overrides(act, has_bias, (layouts.input, layouts.output));
+            plan.steps.extend(transposed_border::steps(ctx, &bp, dtype == DType::F16, &ov)?);
+        }
         return Ok(plan);
     }
     let per_image = col_bytes_per_image(&g);
@@ -615,6 +614,7 @@ fn record_conv_transpose2d(
         if plan.algorithm == Algorithm::ImplicitGemm {
             let p = phase_gemm_params(&g, act.alpha());
             let block = arena.push(&p);
+            let border = BorderParams::new(&g, act.alpha()).map(|bp| (bp, arena.push(&bp)));
             let uniforms = arena.finish(ctx)?;
             dispatches.extend(gemm::prepare_reading(
                 ctx,
@@ -628,6 +628,12 @@ fn record_conv_transpose2d(
                 bias,
                 output,
             )?);
+            // the NaN a tap outside the input left on the border (0·∞), recomputed
+            if let Some((bp, block)) = border {
+                let ov = transposed_border::overrides(act, bias.is_some(), (input.layout(), output.layout()));
+                let tensors = (input, weight, bias, output);
+                dispatches.extend(transposed_border::prepare(ctx, &uniforms, block, &bp, &ov, tensors)?);
+            }
         } else {
             let workspace = ctx.workspace(plan.workspace_bytes)?;
             let per_image = col_bytes_per_image(&g);

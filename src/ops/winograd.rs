@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 use crate::kernels::gemm::{self, GemmProblem};
 use crate::kernels::winograd::{self, Stage, Variant, WinogradParams, POINTS};
 use crate::kernels::{range, record, Dispatch, Step, UniformArena};
+use crate::ops::conv2d::Conv2dLayouts;
 use crate::params::{Activation, Conv2dGeometry};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// How the tiles of one call are cut to fit the workspaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +110,25 @@ fn gemm_plan(ctx: &GpuContext, g: &Conv2dGeometry, c: &TileChunks, tiles: u32) -
     gemm::plan(ctx, &p, GemmProblem::Dense, ov, false, Some((c.v_offset, v_bytes)), (m_bytes / 4) as usize)
 }
 
+/// Plans `g` by Winograd for a call whose tensors are `dtype` in `layouts`, with the epilogue
+/// `(activation, has_bias)`, the weight a conv's or (`flip`) a stride-1 conv_transpose2d's: its
+/// chunks of tiles and its launches, in recording order.
+pub(crate) fn plan(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+    (activation, has_bias): (Activation, bool),
+    dtype: DType,
+    layouts: Conv2dLayouts,
+    flip: bool,
+) -> Result<(TileChunks, Vec<Step>)> {
+    let chunks = plan_chunks(ctx, g)?;
+    let v = Variant { activation, has_bias, dtype, layouts: (layouts.input, layouts.output), flip };
+    let steps = steps(ctx, g, &chunks, &v)?;
+    Ok((chunks, steps))
+}
+
 /// The launches of `g` in `chunks`, in recording order.
-pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, chunks: &TileChunks, v: &Variant) -> Result<Vec<Step>> {
+fn steps(ctx: &GpuContext, g: &Conv2dGeometry, chunks: &TileChunks, v: &Variant) -> Result<Vec<Step>> {
     let base = WinogradParams::new(g, v.activation.alpha());
     let step = |p: &WinogradParams, stage| winograd::step(ctx, p, stage, v);
     let mut steps = vec![step(&base.stage(Stage::Weights, 0, 0), Stage::Weights)?.noted("weight transform")];

@@ -461,7 +461,8 @@ fn plan_lists_the_launches_before_any_gpu_object() {
     let mut col = t(5, 3, [4, 4], 2, [3, 3]).s([2, 2]);
     col.p.algorithm = Algorithm::GemmCol2im;
     let phases = t(2, 4, [5, 6], 6, [3, 3]).s([2, 2]).pad(sym(1, 1)).g(2);
-    for (i, (c, launches)) in [(col, 3 * 2), (phases, 1)].iter().enumerate() {
+    // col2im: 3 chunks of a GEMM and a gather; the phases: their GEMM and the border pass
+    for (i, (c, launches)) in [(col, 3 * 2), (phases, 2)].iter().enumerate() {
         let (x, w, b) = c.data(i as u64);
         let (pipes, subs) = (ctx.pipelines_compiled(), ctx.submissions());
         let plan = wgconv::plan_conv_transpose2d(

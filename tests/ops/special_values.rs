@@ -219,11 +219,9 @@ fn transposed_conv_weights_meet_no_padding_zeros() {
     x.data[7] = f32::NAN;
     let last = x.data.len() - 1;
     x.data[last] = f32::INFINITY;
-    // (The output phases at stride 1 are left out: their GEMM forms 0·∞ for taps whose input
-    // row or column lies outside the input, NaN where the scatter adds nothing — a known
-    // divergence, noted in src/ops/conv_transpose2d.rs and issue #18.)
     let runs = [
         (Algorithm::ImplicitGemm, [2, 2]),
+        (Algorithm::ImplicitGemm, [1, 1]),
         (Algorithm::GemmCol2im, [2, 2]),
         (Algorithm::GemmCol2im, [1, 1]),
         (Algorithm::Winograd, [1, 1]),
@@ -234,5 +232,114 @@ fn transposed_conv_weights_meet_no_padding_zeros() {
         let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
         let got = conv_transpose2d(ctx, &up(&x), &up(&w), None, &p).unwrap().to_vec(ctx).unwrap();
         assert_same_specials(&format!("conv_transpose2d {}", algorithm.name()), &got, &want);
+    }
+}
+
+/// conv_transpose2d's output phases (`ImplicitGemm`) read a tap whose input row or column lies
+/// outside the input as 0 and multiplied it by the tap's weight: with an infinite weight, NaN
+/// on the output's border where the scatter adds nothing (`implicit_gemm[5]: NaN vs the
+/// reference's 0.188`). The border pass recomputes them: NaN and ±∞ where the reference has
+/// them on strides 1–3, dilation, asymmetric padding, output_padding (rows no tap reaches),
+/// groups, a 1×1 kernel, bias and relu; with the flat and 8×8 GEMM kernels, channels-last
+/// tensors, the group's channels in passes of a small loop budget, and f16 storage.
+#[test]
+fn transposed_phases_put_no_nan_where_a_tap_falls_outside_the_input() {
+    use wgconv::*;
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let base = ctx.config();
+    // (input, weight, stride, padding, dilation, output_padding, groups)
+    type Geometry = ([usize; 4], [usize; 4], [u32; 2], Padding, [u32; 2], [u32; 2], u32);
+    let geometries: [Geometry; 5] = [
+        ([1, 3, 5, 6], [3, 4, 3, 3], [1, 1], Padding::Symmetric([1, 1]), [1, 1], [0, 0], 1),
+        ([2, 4, 4, 5], [4, 2, 4, 3], [2, 2], Padding::Symmetric([0, 1]), [1, 1], [1, 0], 2),
+        (
+            [1, 3, 4, 4],
+            [3, 3, 3, 2],
+            [3, 2],
+            Padding::Explicit { top: 2, left: 0, bottom: 1, right: 1 },
+            [2, 1],
+            [0, 1],
+            1,
+        ),
+        ([1, 2, 3, 4], [2, 3, 1, 1], [2, 2], Padding::Symmetric([0, 0]), [1, 1], [1, 1], 1),
+        ([1, 8, 3, 3], [8, 2, 2, 2], [1, 1], Padding::Symmetric([0, 0]), [1, 1], [0, 0], 2),
+    ];
+    let nhwc = Conv2dLayouts { input: Layout::ChannelsLast, output: Layout::ChannelsLast };
+    let mut runs = 0;
+    for (i, (xs, ws, stride, padding, dilation, output_padding, groups)) in geometries.into_iter().enumerate() {
+        let mut x = HostTensor::random(&xs, 80 + i as u64);
+        let mut w = HostTensor::random(&ws, 90 + i as u64);
+        let b = HostTensor::random(&[ws[1] * groups as usize], 99);
+        // ∞ on a first tap and on a last one, −∞ in between, NaN and ∞ in the input
+        let taps = ws[2] * ws[3];
+        w.data[0] = f32::INFINITY;
+        w.data[taps - 1 + taps * ws[1]] = f32::INFINITY;
+        let wl = w.data.len();
+        w.data[wl - taps / 2 - 1] = f32::NEG_INFINITY;
+        x.data[xs[2] * xs[3] + 1] = f32::NAN;
+        let last = x.data.len() - 1;
+        x.data[last] = f32::INFINITY;
+        for (act, bias) in [(Activation::None, None), (Activation::Relu, Some(&b))] {
+            let p = ConvTranspose2dParams {
+                stride,
+                padding,
+                dilation,
+                output_padding,
+                groups,
+                activation: act,
+                algorithm: Algorithm::ImplicitGemm,
+            };
+            let (shape, want) = reference::conv_transpose2d(&x, &w, bias, &p).unwrap();
+            assert!(want.iter().any(|v| v.is_finite()), "geometry {i}: all special");
+            // (kernel, layouts, loop budget)
+            let variants = [
+                (GemmKernel::Auto, Conv2dLayouts::default(), base.loop_budget),
+                (GemmKernel::Block8x8, Conv2dLayouts::default(), base.loop_budget),
+                (GemmKernel::Auto, nhwc, base.loop_budget),
+                (GemmKernel::Auto, Conv2dLayouts::default(), 24),
+            ];
+            for (kernel, layouts, loop_budget) in variants {
+                ctx.set_config(EngineConfig { gemm_kernel: kernel, loop_budget, ..base });
+                let what = format!("geometry {i} {act:?} {kernel:?} {layouts:?} budget {loop_budget}");
+                let up = |h: &HostTensor, l: Layout| {
+                    let data = if l == Layout::ChannelsLast { h.to_channels_last().unwrap() } else { h.data.clone() };
+                    Tensor::from_slice(&ctx, &h.shape, &data).unwrap().with_layout(l).unwrap()
+                };
+                let y = Tensor::empty(&ctx, &shape).unwrap().with_layout(layouts.output).unwrap();
+                let bt = bias.map(|b| up(b, Layout::Contiguous));
+                let mut encoder = ctx.device().create_command_encoder(&Default::default());
+                let (xt, wt) = (up(&x, layouts.input), up(&w, Layout::Contiguous));
+                conv_transpose2d_into(&ctx, &mut encoder, &xt, &wt, bt.as_ref(), &p, &y).unwrap();
+                ctx.submit(encoder).unwrap();
+                let mut got = y.to_vec(&ctx).unwrap();
+                if layouts.output == Layout::ChannelsLast {
+                    got = HostTensor::from_channels_last(&shape, &got).unwrap().data;
+                }
+                assert_same_specials(&what, &got, &want);
+                runs += 1;
+            }
+        }
+    }
+    assert_eq!(runs, 40);
+    ctx.set_config(base);
+    // f16 storage: the same recomputation over f16 loads and stores
+    let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
+    let (xs, ws) = ([1, 3, 5, 6], [3, 4, 3, 3]);
+    let x = HostTensor::random(&xs, 7).rounded_to(DType::F16);
+    let mut w = HostTensor::random(&ws, 8).rounded_to(DType::F16);
+    w.data[0] = f32::INFINITY;
+    w.data[9 * 5 + 8] = f32::NEG_INFINITY;
+    let p = ConvTranspose2dParams {
+        padding: Padding::Symmetric([1, 1]),
+        algorithm: Algorithm::ImplicitGemm,
+        ..Default::default()
+    };
+    let (_, want) = reference::conv_transpose2d(&x, &w, None, &p).unwrap();
+    let h = |t: &HostTensor| Tensor::from_slice_as(&ctx, &t.shape, &t.data, DType::F16).unwrap();
+    let got = conv_transpose2d(&ctx, &h(&x), &h(&w), None, &p).unwrap().to_vec(&ctx).unwrap();
+    let class = |v: f64| (v.is_nan(), v.is_infinite() && v > 0.0, v.is_infinite() && v < 0.0);
+    for (k, (&g, &r)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(class(g as f64), class(r), "f16[{k}]: {g} vs the reference's {r}");
+        assert!(!r.is_finite() || (g as f64 - r).abs() <= 1e-2 * (1.0 + r.abs()), "f16[{k}]: {g} vs {r}");
     }
 }
