@@ -374,7 +374,8 @@ mod tests {
     /// array; a missing name lists the names; writing `.npz` makes an archive NumPy reads.
     #[test]
     fn npz_archives_by_name() {
-        let dir = std::env::temp_dir().join(format!("wgconv-npz-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let two = dir.join("two.npz");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&two).unwrap());

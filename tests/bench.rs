@@ -101,7 +101,8 @@ fn cli_bench_rejects_unknown_ids_and_algorithms() {
 #[test]
 fn cli_bench_quick_on_one_case() {
     let Some(ctx) = common::gpu() else { return };
-    let csv = std::env::temp_dir().join(format!("wgconv-bench-{}.csv", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let csv = scratch.path().join("bench.csv");
     let out = Command::new(env!("CARGO_BIN_EXE_wgconv"))
         .args(["bench", "--quick", "--no-ceilings", "--only", "r50_c5", "--batch", "1", "--csv", csv.to_str().unwrap()])
         .output()

@@ -13,9 +13,14 @@ fn data(case: &str, file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conv2d").join(case).join(file)
 }
 
+/// A scratch file of this test binary: under the target directory's `tmp` (cargo's
+/// `CARGO_TARGET_TMPDIR`), each name written before it is read, so nothing is left in the
+/// system's temporary directory.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgconv-cli-{}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
     std::fs::create_dir_all(&d).unwrap();
+    // (no file of an earlier run stands in for one this run should write)
+    let _ = std::fs::remove_file(d.join(name));
     d.join(name)
 }
 

@@ -84,7 +84,8 @@ fn cli_conformance_prints_a_table_and_json() {
     if common::gpu().is_none() {
         return;
     }
-    let json = std::env::temp_dir().join(format!("wgconv-conf-{}.json", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let json = scratch.path().join("conformance.json");
     let out = Command::new(env!("CARGO_BIN_EXE_wgconv"))
         .args(["conformance", "--cases", "25", "--probes", "none", "--json", json.to_str().unwrap()])
         .output()
@@ -139,7 +140,8 @@ fn export_writes_every_case_with_poisoned_outputs() {
         ..Default::default()
     })
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("wgconv-export-{}", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("export");
     let (report, written) = wgconv::conformance::export_all(&ctx, 5, 2, None, &dir).unwrap();
     assert!(report.ok(), "{}", report.table());
     let ran: usize = report.ops.iter().map(|o| o.cases).sum();

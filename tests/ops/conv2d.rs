@@ -503,7 +503,8 @@ fn context_reports_adapter_limits() {
 #[test]
 fn autotuner_measures_once_per_bucket_and_persists() {
     let Some(ctx) = fresh_gpu() else { return };
-    let file = std::env::temp_dir().join(format!("wgconv-tune-{}.tsv", std::process::id()));
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("tune.tsv");
     let _ = std::fs::remove_file(&file);
     assert_eq!(ctx.set_autotune_cache(&file).unwrap(), 0);
     ctx.autotune(true);
