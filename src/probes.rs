@@ -6,8 +6,10 @@
 //! - **special values**: NaN, ±∞, huge (±1e18), tiny (1e-30) and subnormal (1e-40) inputs,
 //!   a NaN bias channel, and the same in the weights of unpadded convs, through every fused
 //!   activation; NaN and ±∞ in the input, the weight and grad_output of backward passes next
-//!   to the padding (dense and depthwise conv2d, conv_transpose2d); NaN and ∞ must come out
-//!   exactly where the f64 reference has them;
+//!   to the padding (dense and depthwise conv2d, conv_transpose2d); and NaN, ±∞ in the
+//!   input, an ∞ in the weight (and NaN, ±∞ in grad_output) of every op's and algorithm's
+//!   generated cases (`probe/special/<op>`, 4 per op, 12 with [`ProbeScale::Full`]); NaN and
+//!   ∞ must come out exactly where the f64 reference has them;
 //! - **f16 limits**: values up to ±65504 and down to f16's smallest subnormal through an
 //!   identity conv (exact), large-magnitude convs within range, and a value past the range
 //!   that must be refused, never stored as ∞ in silence.
@@ -53,6 +55,12 @@ pub fn run_probes(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
 pub async fn run_probes_async(ctx: &GpuContext, scale: ProbeScale) -> Vec<OpSummary> {
     let mut rows = long_reductions(ctx, scale).await;
     rows.extend(special_values(ctx).await);
+    // NaN and ±∞ through every op's and algorithm's generated geometry
+    let per_op = if scale == ProbeScale::Full { 12 } else { 4 };
+    for mut row in crate::conformance::special_cases_async(ctx, 2026, per_op).await {
+        row.op = format!("probe/{}", row.op);
+        rows.push(row);
+    }
     rows.extend(f16_limits(ctx).await);
     rows
 }

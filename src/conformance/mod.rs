@@ -29,6 +29,7 @@ mod deform_conv2d;
 mod deform_conv2d_backward;
 mod pool2d;
 mod separable_conv2d;
+mod special;
 
 pub use conv1d::*;
 pub use conv1d_backward::*;
@@ -43,6 +44,7 @@ pub use deform_conv2d::*;
 pub use deform_conv2d_backward::*;
 pub use pool2d::*;
 pub use separable_conv2d::*;
+pub use special::*;
 
 /// A replay export under way on this thread ([`export_all`]): the writer, and the call that
 /// [`outputs`] traced last, written by [`OpSummary::record`] (which knows the op and the case).
@@ -378,16 +380,18 @@ impl ConformanceReport {
     /// `result: PASS` or `result: FAIL`.
     pub fn table(&self) -> String {
         let mut s = format!("adapter: {} ({}, driver: {})\n", self.adapter, self.backend, self.driver);
-        s += &format!("{:<32} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
+        // the op column as wide as its longest name
+        let w = self.ops.iter().map(|o| o.op.chars().count()).max().unwrap_or(0).max(32);
+        s += &format!("{:<w$} {:>6} {:>7} {:>14} {:>14}\n", "op", "cases", "passed", "worst rel-L2", "worst max-abs");
         for o in &self.ops {
             s += &format!(
-                "{:<32} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
+                "{:<w$} {:>6} {:>7} {:>14.3e} {:>14.3e}\n",
                 o.op, o.cases, o.passed, o.worst_rel_l2, o.worst_max_abs
             );
         }
         if let Some(st) = &self.static_check {
             s += &format!(
-                "{:<32} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
+                "{:<w$} {:>6} {:>7}   (naga: WGSL → SPIR-V, MSL, HLSL, GLSL)\n",
                 "shaders (static)",
                 st.checked,
                 st.checked - st.failures.len()
@@ -449,30 +453,7 @@ pub async fn run_cases_async(
             .collect();
         ops.push(run_op_async(ctx, format!("conv_transpose2d/{}", a.name()), &forced, f32, tol).await);
     }
-    // Winograd on the conv2d a stride-1 3x3 transposed conv equals (the weight read flipped):
-    // the same cases made so (padding at most 2, no output_padding)
-    let winograd: Vec<_> = transposed
-        .iter()
-        .map(|c| {
-            let pad = c.params.padding.resolve([3, 3], [1, 1]);
-            let padding = Padding::Explicit {
-                top: pad.top.min(2),
-                left: pad.left.min(2),
-                bottom: pad.bottom.min(2),
-                right: pad.right.min(2),
-            };
-            let params = ConvTranspose2dParams {
-                stride: [1, 1],
-                dilation: [1, 1],
-                output_padding: [0, 0],
-                padding,
-                algorithm: Algorithm::Winograd,
-                ..c.params
-            };
-            ConvTranspose2dCase { weight: [c.weight[0], c.weight[1], 3, 3], params, ..c.clone() }
-        })
-        .filter(|c| c.params.validate(&c.input, &c.weight, None).is_ok())
-        .collect();
+    let winograd = winograd_transposed(&transposed);
     ops.push(run_op_async(ctx, "conv_transpose2d/winograd", &winograd, f32, tol).await);
     // each layout mix, both algorithms in turn
     let alternating: Vec<_> = transposed
@@ -582,6 +563,111 @@ pub async fn run_cases_async(
         ops,
         static_check: None,
     }
+}
+
+/// Winograd on the conv2d a stride-1 3x3 transposed conv equals (the weight read flipped):
+/// `transposed` made so (3x3, stride and dilation 1, padding at most 2, no output_padding),
+/// those that are then valid.
+fn winograd_transposed(transposed: &[ConvTranspose2dCase]) -> Vec<ConvTranspose2dCase> {
+    transposed
+        .iter()
+        .map(|c| {
+            let pad = c.params.padding.resolve([3, 3], [1, 1]);
+            let padding = Padding::Explicit {
+                top: pad.top.min(2),
+                left: pad.left.min(2),
+                bottom: pad.bottom.min(2),
+                right: pad.right.min(2),
+            };
+            let params = ConvTranspose2dParams {
+                stride: [1, 1],
+                dilation: [1, 1],
+                output_padding: [0, 0],
+                padding,
+                algorithm: Algorithm::Winograd,
+                ..c.params
+            };
+            ConvTranspose2dCase { weight: [c.weight[0], c.weight[1], 3, 3], params, ..c.clone() }
+        })
+        .filter(|c| c.params.validate(&c.input, &c.weight, None).is_ok())
+        .collect()
+}
+
+/// Every op's and algorithm's seeded cases (`cases_per_op` each, f32) with NaN and ±∞ planted
+/// in their inputs, weights and grad_outputs ([`SpecialCase`]): the generator's geometry
+/// (padding, strides, dilation, groups, cropped borders, output_padding) met by special values,
+/// each output matched with the reference in kind and value.
+pub async fn special_cases_async(ctx: &GpuContext, seed: u64, cases_per_op: usize) -> Vec<OpSummary> {
+    use crate::ops::conv2d_backward::Grads;
+    let (f32, tol, n) = (DType::F32, Tolerance::default(), cases_per_op);
+    let mut ops = Vec::new();
+    let cases = conv2d_cases(seed, n);
+    for a in Algorithm::ALL {
+        let v = SpecialCase::convs(conv2d::with_algorithm(&cases, a), seed, None);
+        ops.push(run_op_async(ctx, format!("special/conv2d/{}", a.name()), &v, f32, tol).await);
+    }
+    let v = SpecialCase::convs(with_padding_modes(&cases), seed, None);
+    ops.push(run_op_async(ctx, "special/conv2d/padding_mode", &v, f32, tol).await);
+    let v = SpecialCase::convs(cases.iter().cloned().map(|c| Conv2dBackwardCase(c, Grads::ALL)), seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv2d_backward", &v, f32, tol).await);
+    let transposed = conv_transpose2d_cases(seed, n);
+    for a in Algorithm::TRANSPOSED {
+        let forced = transposed
+            .iter()
+            .map(|c| ConvTranspose2dCase { params: ConvTranspose2dParams { algorithm: a, ..c.params }, ..c.clone() });
+        let v = SpecialCase::convs(forced, seed, None);
+        ops.push(run_op_async(ctx, format!("special/conv_transpose2d/{}", a.name()), &v, f32, tol).await);
+    }
+    let v = SpecialCase::convs(winograd_transposed(&transposed), seed, None);
+    ops.push(run_op_async(ctx, "special/conv_transpose2d/winograd", &v, f32, tol).await);
+    let backward = transposed.iter().cloned().map(|c| ConvTranspose2dBackwardCase(c, Grads::ALL));
+    let v = SpecialCase::convs(backward, seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv_transpose2d_backward", &v, f32, tol).await);
+    let conv1d: Vec<_> = cases.iter().cloned().map(Conv1dCase).collect();
+    ops.push(run_op_async(ctx, "special/conv1d", &SpecialCase::convs(conv1d.clone(), seed, None), f32, tol).await);
+    let v = SpecialCase::convs(conv1d.into_iter().map(|c| Conv1dBackwardCase(c, Grads::ALL)), seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv1d_backward", &v, f32, tol).await);
+    let t1 = conv_transpose1d_cases(seed, n);
+    ops.push(
+        run_op_async(ctx, "special/conv_transpose1d", &SpecialCase::convs(t1.clone(), seed, None), f32, tol).await,
+    );
+    let v = SpecialCase::convs(t1.into_iter().map(|c| ConvTranspose1dBackwardCase(c, Grads::ALL)), seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv_transpose1d_backward", &v, f32, tol).await);
+    let c3 = conv3d_cases(seed, n);
+    ops.push(run_op_async(ctx, "special/conv3d", &SpecialCase::convs(c3.clone(), seed, None), f32, tol).await);
+    let v = SpecialCase::convs(c3.into_iter().map(|c| Conv3dBackwardCase(c, Grads::ALL)), seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv3d_backward", &v, f32, tol).await);
+    let t3 = conv_transpose3d_cases(seed, n);
+    ops.push(
+        run_op_async(ctx, "special/conv_transpose3d", &SpecialCase::convs(t3.clone(), seed, None), f32, tol).await,
+    );
+    let v = SpecialCase::convs(t3.into_iter().map(|c| ConvTranspose3dBackwardCase(c, Grads::ALL)), seed, Some(2));
+    ops.push(run_op_async(ctx, "special/conv_transpose3d_backward", &v, f32, tol).await);
+    let deform = deform_conv2d_cases(seed, n);
+    for a in [Algorithm::ImplicitGemm, Algorithm::Im2colGemm] {
+        let v = SpecialCase::convs(deform.iter().map(|c| c.with_algorithm(a)), seed, None);
+        ops.push(run_op_async(ctx, format!("special/deform_conv2d/{}", a.name()), &v, f32, tol).await);
+    }
+    let backward =
+        deform.into_iter().map(|c| DeformConv2dBackwardCase(c, crate::ops::deform_conv2d_backward::DeformGrads::ALL));
+    let v = SpecialCase::convs(backward, seed, Some(LAST));
+    ops.push(run_op_async(ctx, "special/deform_conv2d_backward", &v, f32, tol).await);
+    for fused in [false, true] {
+        let v = SpecialCase::convs(separable_cases(seed, n, fused), seed, None);
+        let name = format!("special/separable_conv2d/{}", if fused { "fused" } else { "two_pass" });
+        ops.push(run_op_async(ctx, name, &v, f32, tol).await);
+    }
+    let pools = pool2d_cases(seed, n);
+    let v: Vec<_> =
+        pools.iter().cloned().map(|c| SpecialCase { case: c, planted: vec![(0, INPUT_SPECIALS)], seed }).collect();
+    ops.push(run_op_async(ctx, "special/pool2d", &v, f32, tol).await);
+    let planted = vec![(0, INPUT_SPECIALS), (1, INPUT_SPECIALS)];
+    let v: Vec<_> = pools
+        .into_iter()
+        .map(|c| SpecialCase { case: Pool2dBackwardCase(c), planted: planted.clone(), seed })
+        .collect();
+    ops.push(run_op_async(ctx, "special/pool2d_backward", &v, f32, tol).await);
+    ops
 }
 
 /// The ops whose kernels are f32 only, on f16 tensors (`count` cases each; f16-rounded inputs,
