@@ -49,11 +49,11 @@ struct BorderParams {
     alpha_bits: u32,
 }
 
-// The input channels begin .. min(end, Cin/G) of the group this dispatch sums. Some drivers
-// stop every loop of an invocation after 65535 iterations in total (Mesa ≤ 22's llvmpipe), so
-// the host splits a group of many channels into passes of bounded loop turns: each adds its
-// terms onto the running sum in `part`, and the last writes `out`. Every pass finds the same
-// NaN elements, as only the last writes them.
+// The steps begin .. min(end, taps_y·taps_x·Cin/G) of the sum this dispatch adds (the loop in
+// main). Some drivers stop every loop of an invocation after 65535 iterations in total (Mesa
+// ≤ 22's llvmpipe), so the host splits a long sum into passes of bounded loop turns: each adds
+// its terms onto the running sum in `part`, and the last writes `out`. Every pass finds the
+// same NaN elements, as only the last writes them.
 struct Pass {
     begin: u32,
     end: u32,
@@ -139,30 +139,40 @@ fn main(
     let i0 = first_tap(oy_p, params.stride_h, params.dil_h, params.step_y, params.kh);
     let j0 = first_tap(ox_p, params.stride_w, params.dil_w, params.step_x, params.kw);
     let taps = params.kh * params.kw;
-    let c_end = min(range.end, per_group);
+    // The terms in one loop over k = (a·taps_x + b)·(Cin/G) + cl, tap (i0 + a·step_y,
+    // j0 + b·step_x) and channel cl, from range.begin on: a tap past the kernel, before the
+    // input or past it adds nothing. One loop, so that passes split any kernel and channel
+    // count under the loop budget (the counters carry; no division per turn).
+    let taps_x = (params.kw + params.step_x - 1u) / params.step_x;
+    let taps_y = (params.kh + params.step_y - 1u) / params.step_y;
+    let k_end = min(range.end, taps_y * taps_x * per_group);
+    let t0 = range.begin / per_group;
+    var cl = range.begin - t0 * per_group;
+    var a = t0 / taps_x;
+    var b = t0 - a * taps_x;
     var acc = 0.0;
-    for (var i = i0; i < params.kh; i += params.step_y) {
+    for (var k = range.begin; k < k_end; k++) {
+        let i = i0 + a * params.step_y;
+        let j = j0 + b * params.step_x;
         let ty = i32(oy_p) - i32(i * params.dil_h);
-        if (ty < 0) {
-            break;
-        }
-        let iy = u32(ty) / params.stride_h;
-        if (iy >= params.h) {
-            continue;
-        }
-        for (var j = j0; j < params.kw; j += params.step_x) {
-            let tx = i32(ox_p) - i32(j * params.dil_w);
-            if (tx < 0) {
-                break;
-            }
+        let tx = i32(ox_p) - i32(j * params.dil_w);
+        // (ty, tx ≥ 0 tested before the unsigned division)
+        if (i < params.kh && j < params.kw && ty >= 0 && tx >= 0) {
+            let iy = u32(ty) / params.stride_h;
             let ix = u32(tx) / params.stride_w;
-            if (ix >= params.w) {
-                continue;
+            if (iy < params.h && ix < params.w) {
+                let c = ci0 + cl;
+                let xv = f32(input[x_image + c * chan_step + (iy * params.w + ix) * px]);
+                acc += xv * f32(weight[(c * m_per_group + m) * taps + i * params.kw + j]);
             }
-            let x0 = x_image + ci0 * chan_step + (iy * params.w + ix) * px;
-            let w0 = (ci0 * m_per_group + m) * taps + i * params.kw + j;
-            for (var cl = range.begin; cl < c_end; cl++) {
-                acc += f32(input[x0 + cl * chan_step]) * f32(weight[w0 + cl * m_per_group * taps]);
+        }
+        cl += 1u;
+        if (cl == per_group) {
+            cl = 0u;
+            b += 1u;
+            if (b == taps_x) {
+                b = 0u;
+                a += 1u;
             }
         }
     }

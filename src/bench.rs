@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod compare;
+
 use serde::Serialize;
 
 use crate::conformance::{

@@ -1124,3 +1124,33 @@ fn run_conv2d_reads_and_writes_channels_last_files() {
         run(&["run", "conv2d", "--input", x, "--weight", w, "--input-layout", "nwhc", "--out", out.to_str().unwrap()]);
     assert_one_line_error(code, &err, "--input-layout");
 }
+
+/// `wgconv compare`: two rounds of one side (each case's fastest median) against a peer's
+/// array, as a markdown table with the ratio and its geometric mean; bad input is one line.
+#[test]
+fn compare_tabulates_bench_json_against_a_peer() {
+    let report = |ms: [f64; 2]| {
+        let row = |id: &str, op: &str, ms: f64| {
+            format!(
+                r#"{{"id": "{id}", "op": "{op}", "algorithm": "auto", "status": "ok", "median_ms": {ms}, "dtype": "f32"}}"#
+            )
+        };
+        format!(
+            r#"{{"adapter": "a", "results": [{}, {}]}}"#,
+            row("r50_c3", "conv2d", ms[0]),
+            row("mbv2_dw", "conv2d", ms[1])
+        )
+    };
+    let (r1, r2, peer) = (tmp("cmp_round1.json"), tmp("cmp_round2.json"), tmp("cmp_burn.json"));
+    std::fs::write(&r1, report([12.0, 2.0])).unwrap();
+    std::fs::write(&r2, report([10.0, 3.0])).unwrap();
+    std::fs::write(&peer, r#"[{"id": "r50_c3", "median_ms": 30.0}, {"id": "mbv2_dw", "median_ms": 8.0}]"#).unwrap();
+    let ours = format!("{},{}", r1.display(), r2.display());
+    let (code, out, err) = run(&["compare", &ours, peer.to_str().unwrap(), "--names", "wgconv,burn", "--markdown"]);
+    assert_eq!(code, 0, "{err}");
+    // r50_c3: min(12, 10) = 10 against 30 → 3.00×; mbv2_dw: 2 against 8 → 4.00×; √12 = 3.46×
+    assert!(out.contains("| case ") && out.contains("burn / wgconv"), "{out}");
+    assert!(out.contains("3.00×") && out.contains("4.00×") && out.contains("3.46×"), "{out}");
+    let (code, _, err) = run(&["compare", r1.to_str().unwrap(), "/nonexistent.json"]);
+    assert_one_line_error(code, &err, "/nonexistent.json");
+}

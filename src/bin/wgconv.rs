@@ -45,6 +45,24 @@ enum Cmd {
     /// field and jump, memory, binding splits, the algorithm Auto picks here and why, and
     /// the launches its plan records. No GPU work.
     Explain(ExplainArgs),
+    /// Bench runs side by side: each side's median per case and its ratio to the first side's,
+    /// with their geometric mean (BENCHMARKS.md's tables). Reads `wgconv bench --json` reports
+    /// or a peer's array of {id, median_ms}; no GPU work.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The sides, the first the baseline: each a JSON file, or comma-separated files (rounds of
+    /// an interleaved measurement: each case's fastest median is taken).
+    #[arg(required = true, num_args = 2..)]
+    sides: Vec<String>,
+    /// Column titles, comma-separated, one per side (default: each side's first file's stem).
+    #[arg(long)]
+    names: Option<String>,
+    /// A GitHub markdown table instead of aligned text.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -616,6 +634,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench(&a),
         Cmd::Conformance(a) => conformance(&a),
         Cmd::Explain(a) => explain(&a),
+        Cmd::Compare(a) => compare_runs(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -624,6 +643,22 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+fn compare_runs(a: &CompareArgs) -> Result<(), Failure> {
+    use wgconv::bench::compare::{table, Side};
+    let names: Vec<&str> = a.names.as_deref().map(|n| n.split(',').collect()).unwrap_or_default();
+    if !names.is_empty() && names.len() != a.sides.len() {
+        return Err(Failure(format!("--names gives {} names for {} sides", names.len(), a.sides.len()), 2));
+    }
+    let mut sides = Vec::with_capacity(a.sides.len());
+    for (i, side) in a.sides.iter().enumerate() {
+        let files: Vec<PathBuf> = side.split(',').map(PathBuf::from).collect();
+        let files: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+        sides.push(Side::load(&files, names.get(i).copied()).map_err(|e| Failure(e, 1))?);
+    }
+    print!("{}", table(&sides, a.markdown).map_err(|e| Failure(e, 2))?);
+    Ok(())
 }
 
 fn info() -> Result<(), Failure> {

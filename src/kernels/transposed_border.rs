@@ -1,8 +1,8 @@
 //! `shaders/transposed_border.wgsl`: after conv_transpose2d's output phases, the border band
 //! of the output where a tap can fall outside the input, each NaN element of it recomputed by
 //! the scatter's own terms (the phases' GEMM multiplies such a tap's 0 by its weight, and
-//! 0·±∞ is NaN where the op adds nothing). One invocation per band element; a group of many
-//! input channels in passes under the loop budget.
+//! 0·±∞ is NaN where the op adds nothing). One invocation per band element; a long sum (many
+//! taps × input channels) in passes under the loop budget.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -82,20 +82,22 @@ impl BorderParams {
         })
     }
 
-    /// Ranges of the group's input channels, one pass each: an invocation turns
-    /// step_y + step_x times to find its first taps, once per row and per (row, column) of
-    /// landing taps, and once per tap per channel.
+    /// Ranges of the sum's steps (taps_y·taps_x·Cin/G, tap-major), one pass each: an invocation
+    /// turns step_y + step_x times to find its first taps, then once per step of its range.
     fn passes(&self, budget: u32) -> Result<Vec<(u32, u32)>> {
         let (ty, tx) = (self.kh.div_ceil(self.step_y) as u64, self.kw.div_ceil(self.step_x) as u64);
-        let fixed = self.step_y as u64 + self.step_x as u64 + ty * (1 + tx) + 2;
+        let fixed = self.step_y as u64 + self.step_x as u64 + 4;
         if fixed >= budget as u64 {
             return Err(Error::Unsupported(format!(
-                "conv_transpose2d's border pass loops {fixed} times over the {}x{} kernel's taps alone, beyond the \
-                 loop budget of {budget} (EngineConfig::loop_budget; some drivers stop longer loops early)",
-                self.kh, self.kw
+                "conv_transpose2d's border pass searches {} + {} taps per output (the strides over their gcd with \
+                 the dilations), beyond the loop budget of {budget} (EngineConfig::loop_budget; some drivers stop \
+                 longer loops early)",
+                self.step_y, self.step_x
             )));
         }
-        Ok(loop_passes(self.c_in / self.groups, 1, ty * tx, budget - fixed as u32))
+        // ≤ kh·kw·Cin/G: the weight's elements, which fit one binding
+        let len = (ty * tx * (self.c_in / self.groups) as u64).min(u32::MAX as u64) as u32;
+        Ok(loop_passes(len, 1, 1, budget - fixed as u32))
     }
 }
 
@@ -124,7 +126,7 @@ pub(crate) fn steps(ctx: &GpuContext, p: &BorderParams, half: bool, overrides: &
             overrides: overrides.clone(),
             workgroups,
             note: if many {
-                format!("border: NaN recomputed, channels {a}..{b} of {}", p.c_in / p.groups)
+                format!("border: NaN recomputed, steps {a}..{b} (taps × channels)")
             } else {
                 "border: NaN recomputed".to_string()
             },

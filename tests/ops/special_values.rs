@@ -240,8 +240,9 @@ fn transposed_conv_weights_meet_no_padding_zeros() {
 /// on the output's border where the scatter adds nothing (`implicit_gemm[5]: NaN vs the
 /// reference's 0.188`). The border pass recomputes them: NaN and ±∞ where the reference has
 /// them on strides 1–3, dilation, asymmetric padding, output_padding (rows no tap reaches),
-/// groups, a 1×1 kernel, bias and relu; with the flat and 8×8 GEMM kernels, channels-last
-/// tensors, the group's channels in passes of a small loop budget, and f16 storage.
+/// groups, a 1×1 kernel, a 1×40 one, bias and relu; with the flat and 8×8 GEMM kernels,
+/// channels-last tensors, the sum in passes of a small loop budget (taps and channels), and
+/// f16 storage.
 #[test]
 fn transposed_phases_put_no_nan_where_a_tap_falls_outside_the_input() {
     use wgconv::*;
@@ -249,8 +250,10 @@ fn transposed_phases_put_no_nan_where_a_tap_falls_outside_the_input() {
     let base = ctx.config();
     // (input, weight, stride, padding, dilation, output_padding, groups)
     type Geometry = ([usize; 4], [usize; 4], [u32; 2], Padding, [u32; 2], [u32; 2], u32);
-    let geometries: [Geometry; 5] = [
+    let geometries: [Geometry; 6] = [
         ([1, 3, 5, 6], [3, 4, 3, 3], [1, 1], Padding::Symmetric([1, 1]), [1, 1], [0, 0], 1),
+        // a kernel longer than the small loop budget below: the sum in passes of taps too
+        ([1, 2, 1, 80], [2, 4, 1, 40], [1, 1], Padding::Symmetric([0, 20]), [1, 1], [0, 0], 1),
         ([2, 4, 4, 5], [4, 2, 4, 3], [2, 2], Padding::Symmetric([0, 1]), [1, 1], [1, 0], 2),
         (
             [1, 3, 4, 4],
@@ -320,7 +323,7 @@ fn transposed_phases_put_no_nan_where_a_tap_falls_outside_the_input() {
             }
         }
     }
-    assert_eq!(runs, 40);
+    assert_eq!(runs, 48);
     ctx.set_config(base);
     // f16 storage: the same recomputation over f16 loads and stores
     let Some(ctx) = crate::common::fresh_f16_gpu() else { return };
