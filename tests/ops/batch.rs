@@ -1359,6 +1359,18 @@ fn special_values_cross_every_split_unchanged() {
             read(wgconv::conv_transpose2d(&ctx, &xt, &wt, None, &p))
         });
     }
+    // An infinite corner weight meets taps outside the input on each band's edge rows: every
+    // band's border pass recomputes them, and the bands give the whole call's values, which
+    // are the reference's.
+    let mut wi = HostTensor::random(&[8, 4, 3, 3], 16);
+    wi.data[0] = f32::INFINITY;
+    let p = ConvTranspose2dParams { padding: sym, algorithm: Algorithm::ImplicitGemm, ..Default::default() };
+    let banded = split_matches_whole(&ctx, "conv_transpose2d phases, an infinite weight, in row bands", &|| {
+        read(wgconv::conv_transpose2d(&ctx, &image, &up(&ctx, &wi), None, &p))
+    });
+    let xh = poison(HostTensor::random(&[1, 8, 64, 80], 1), 1, 64 * 80, 83);
+    let (_, want) = wgconv::reference::conv_transpose2d(&xh, &wi, None, &p).unwrap();
+    crate::special_values::assert_same_specials("conv_transpose2d phases in row bands", &banded, &want);
     let (xv, wv) = (poisoned(&[1, 4, 12, 24, 24], 7), fixed(&[4, 4, 3, 3, 3], 8));
     let p = Conv3dParams { padding: Padding3d::Symmetric([1, 1, 1]), ..Default::default() };
     check("conv3d in depth slabs", &|| read(wgconv::conv3d(&ctx, &xv, &wv, None, &p)));
