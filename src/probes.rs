@@ -338,6 +338,21 @@ fn special_operands(special_weights: bool) -> (HostTensor, HostTensor, HostTenso
     (x, w, b)
 }
 
+/// conv_transpose2d of `x` by `w` plus `b` with `p`, against the reference.
+async fn transposed(
+    ctx: &GpuContext,
+    (x, w, b): (&HostTensor, &HostTensor, &HostTensor),
+    p: &ConvTranspose2dParams,
+) -> Result<ErrorStats> {
+    let (_, r) = crate::reference::conv_transpose2d(x, w, Some(b), p)?;
+    let y = outputs_async(ctx, &[&r], || {
+        let (xt, wt, bt) = (up(ctx, x)?, up(ctx, w)?, up(ctx, b)?);
+        Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(ctx, &xt, &wt, Some(&bt), p)?])
+    })
+    .await?;
+    Ok(compare(&y[0], &r))
+}
+
 /// NaN, ±∞, huge, tiny and subnormal values in input, bias and (unpadded) weights: conv2d
 /// through every activation (every algorithm with none and relu), the other ops with an
 /// epilogue through none, relu and tanh.
@@ -388,9 +403,9 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                 // nothing (the scatter), not 0·∞ = NaN (the output phases' border pass)
                 let mut wt = HostTensor::random(&[4, 6, 3, 3], 40);
                 plant(&mut wt, 41, &SPECIAL_NORMAL);
-                let transposed = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im, Algorithm::Winograd];
+                let algorithms = [Algorithm::ImplicitGemm, Algorithm::GemmCol2im, Algorithm::Winograd];
                 for (stride, output_padding) in [([1, 1], [0, 0]), ([2, 2], [1, 1])] {
-                    for algorithm in transposed {
+                    for algorithm in algorithms {
                         let p = ConvTranspose2dParams {
                             stride,
                             padding: Padding::Symmetric([1, 1]),
@@ -401,25 +416,8 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
                         if p.validate(&x.shape, &wt.shape, Some(&[6])).is_err() {
                             continue;
                         }
-                        others.record(
-                            &format!("conv_transpose2d/{} stride {stride:?} special weights", algorithm.name()),
-                            async {
-                                let (_, r) = crate::reference::conv_transpose2d(&x, &wt, Some(&b), &p)?;
-                                let y = outputs_async(ctx, &[&r], || {
-                                    Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(
-                                        ctx,
-                                        &up(ctx, &x)?,
-                                        &up(ctx, &wt)?,
-                                        Some(&up(ctx, &b)?),
-                                        &p,
-                                    )?])
-                                })
-                                .await?;
-                                Ok::<_, Error>(compare(&y[0], &r))
-                            }
-                            .await,
-                            tol,
-                        );
+                        let name = format!("conv_transpose2d/{} stride {stride:?} special weights", algorithm.name());
+                        others.record(&name, transposed(ctx, (&x, &wt, &b), &p).await, tol);
                     }
                 }
             }
@@ -473,26 +471,9 @@ async fn special_values(ctx: &GpuContext) -> Vec<OpSummary> {
             );
             let wt = HostTensor::random(&[4, 6, 3, 3], 38);
             for algorithm in Algorithm::TRANSPOSED {
-                others.record(
-                    &format!("conv_transpose2d/{} {activation:?}", algorithm.name()),
-                    async {
-                        let p = ConvTranspose2dParams { stride: [2, 2], activation, algorithm, ..Default::default() };
-                        let (_, r) = crate::reference::conv_transpose2d(&x, &wt, Some(&b), &p)?;
-                        let y = outputs_async(ctx, &[&r], || {
-                            Ok(vec![crate::ops::conv_transpose2d::conv_transpose2d(
-                                ctx,
-                                &up(ctx, &x)?,
-                                &up(ctx, &wt)?,
-                                Some(&up(ctx, &b)?),
-                                &p,
-                            )?])
-                        })
-                        .await?;
-                        Ok::<_, Error>(compare(&y[0], &r))
-                    }
-                    .await,
-                    tol,
-                );
+                let p = ConvTranspose2dParams { stride: [2, 2], activation, algorithm, ..Default::default() };
+                let name = format!("conv_transpose2d/{} {activation:?}", algorithm.name());
+                others.record(&name, transposed(ctx, (&x, &wt, &b), &p).await, tol);
             }
             // deform: huge offsets send samples far outside (they read 0)
             let mut off = HostTensor::random(&[2, 18, 5, 4], 39);
