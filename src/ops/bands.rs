@@ -146,9 +146,12 @@ impl RowGeometry {
             by_out.min(by_in).min(self.h_out)
         };
         if rows == 0 {
+            let workspace = self.workspace.map_or(String::new(), |(row, budget)| {
+                format!(", and each input row's workspace of {row} bytes must fit its budget of {budget}")
+            });
             return Err(Error::TooLarge(format!(
                 "{op}: one output row needs {} input rows of {in_row} bytes and {out_row} bytes of output; one \
-                 storage binding holds at most {max} bytes on this device",
+                 storage binding holds at most {max} bytes on this device{workspace}",
                 self.span
             )));
         }

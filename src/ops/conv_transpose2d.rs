@@ -5,7 +5,9 @@
 //!
 //! `Auto` ([`auto_algorithm`]) runs `ImplicitGemm` on every adapter, but for stride-1 3×3
 //! transposed convs of many channels: `Winograd` on the conv2d they equal (the weight read
-//! flipped with its channel axes swapped, `FLIP` in `shaders/winograd.wgsl`).
+//! flipped with its channel axes swapped, `FLIP` in `shaders/winograd.wgsl`); and for few
+//! output channels per group from many input channels (a conv2d_backward's grad_input into
+//! an RGB image): `GemmCol2im`.
 //!
 //! `ImplicitGemm`: output row oy only receives the taps i with
 //! i·dh ≡ oy + pt (mod sh). Split the output into its sh·sw phases (oy mod sh, ox mod sw): in
@@ -94,19 +96,38 @@ fn col_bytes_per_image(g: &ConvTranspose2dGeometry) -> u64 {
     g.c_out as u64 * g.kh as u64 * g.kw as u64 * g.h as u64 * g.w as u64 * 4
 }
 
-/// What `Algorithm::Auto` runs for `g` with `dtype` tensors on this context: `Winograd` where
-/// `g` is a stride-1 3×3 transposed conv whose equal conv2d ([`ConvTranspose2dGeometry::as_conv`])
-/// conv2d's `Auto` runs with Winograd and each image fits one binding (Winograd cannot run in
-/// the transposed bands); else `ImplicitGemm` (the output phases: no workspace, no col2im
-/// pass) on every adapter: ahead of `GemmCol2im` on every shape measured, CPU adapters
-/// included (dcgan_up on lavapipe: 16.3 against 22.7 ms; the others in BENCHMARKS.md, "Why
-/// Auto picks what it picks").
-pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
-    auto_choice(ctx, g, dtype).0
+/// Whether `GemmCol2im` beats the output phases for `c_in` input and `c_out` output
+/// channels per group: at most 16 output channels, and either at most 4 or at most half the
+/// input channels. The phases' GEMM has M = Cout/G rows, so few output channels leave most
+/// of each tile idle and feed each gathered input element to only Cout/G multiply-adds,
+/// while col2im's GEMM has M = (Cout/G)·kh·kw rows over the plain input, and pays for its
+/// columns (Cout/G·kh·kw per input pixel, written then gathered) in proportion to Cout/G
+/// against a GEMM in proportion to Cin/G·Cout/G. Measured on lavapipe (BENCHMARKS.md, "Why
+/// Auto picks what it picks"): 64 → 3 channels 7×7 stride 2 (r50_stem's grad_input) 9.6×
+/// faster, 8 → 16 channels 2.5× slower, 64 → 32 even.
+pub fn col2im_pays(c_in: u32, c_out: u32) -> bool {
+    c_out <= 16 && (c_out <= 4 || c_in >= 2 * c_out)
 }
 
-/// [`auto_algorithm`] with its reason.
-fn auto_choice(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> (Algorithm, &'static str) {
+/// What `Algorithm::Auto` runs for `g` with `dtype` tensors (contiguous) on this context:
+/// `Winograd` where `g` is a stride-1 3×3 transposed conv whose equal conv2d
+/// ([`ConvTranspose2dGeometry::as_conv`]) conv2d's `Auto` runs with Winograd and each image
+/// fits one binding (Winograd cannot run in the transposed bands); `GemmCol2im` for f32
+/// where its channels per group make it pay ([`col2im_pays`]) and col2im can run (its gather loop within the loop budget, its columns within
+/// the workspace in one call or in bands of rows); else `ImplicitGemm` (the output phases:
+/// no workspace, no col2im pass) on every adapter (ahead of `GemmCol2im` on every other
+/// shape measured, CPU adapters included; BENCHMARKS.md, "Why Auto picks what it picks").
+pub fn auto_algorithm(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> Algorithm {
+    auto_choice(ctx, g, dtype, Conv2dLayouts::default()).0
+}
+
+/// [`auto_algorithm`] for these layouts, with its reason.
+fn auto_choice(
+    ctx: &GpuContext,
+    g: &ConvTranspose2dGeometry,
+    dtype: DType,
+    layouts: Conv2dLayouts,
+) -> (Algorithm, &'static str) {
     if let Some(conv) = g.as_conv() {
         let image = |c: u32, h: u32, w: u32| c as u64 * h as u64 * w as u64 * dtype.size();
         let fits = image(g.c_in, g.h, g.w).max(image(g.c_out, g.h_out, g.w_out)) <= ctx.max_binding();
@@ -114,7 +135,37 @@ fn auto_choice(ctx: &GpuContext, g: &ConvTranspose2dGeometry, dtype: DType) -> (
             return (Algorithm::Winograd, "stride-1 3x3 whose equal conv runs winograd (≥ 128 channels, ≥ 32 tiles)");
         }
     }
+    let pays = col2im_pays(g.c_in_per_group(), g.c_out_per_group());
+    if dtype == DType::F32 && pays && col2im_runs(ctx, g, layouts) {
+        return (
+            Algorithm::GemmCol2im,
+            "≤ 16 output channels per group, ≤ 4 or ≤ half the input's: col2im's GEMM has kh·kw times the rows",
+        );
+    }
     (Algorithm::ImplicitGemm, "output phases: no workspace, no col2im pass")
+}
+
+/// Whether `GemmCol2im` can run `g` on this context: its gather loop within the loop budget,
+/// one image's columns within the workspace, or (NCHW only) bands of rows whose columns are.
+fn col2im_runs(ctx: &GpuContext, g: &ConvTranspose2dGeometry, layouts: Conv2dLayouts) -> bool {
+    if col2im_turns(g) > ctx.config().loop_budget as u64 {
+        return false;
+    }
+    if col_bytes_per_image(g) <= col_budget(ctx) {
+        return true;
+    }
+    layouts.is_nchw()
+        && row_geometry(ctx, g, Algorithm::GemmCol2im, DType::F32).plan("conv_transpose2d", ctx.max_binding()).is_ok()
+}
+
+/// The loop turns of col2im.wgsl's gather: every output sums its kh × kw taps in one nest.
+fn col2im_turns(g: &ConvTranspose2dGeometry) -> u64 {
+    g.kh as u64 * (1 + g.kw as u64)
+}
+
+/// The bytes `GemmCol2im`'s columns may take: the workspace budget within one binding.
+fn col_budget(ctx: &GpuContext) -> u64 {
+    ctx.config().workspace_budget.min(ctx.max_binding())
 }
 
 /// What one conv_transpose2d call does, decided before any GPU object is created
@@ -227,15 +278,14 @@ pub fn plan_conv_transpose2d_with_layouts(
         return Err(Error::param("algorithm", "f16 storage runs implicit_gemm, not gemm_col2im"));
     }
     let (algorithm, reason) = match params.algorithm {
-        Algorithm::Auto => auto_choice(ctx, &g, dtype),
+        Algorithm::Auto => auto_choice(ctx, &g, dtype, layouts),
         a => (a, "forced"),
     };
     let reason = reason.to_string() + &layouts.note();
     // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
     // budget (some drivers cut loops short) it is refused rather than wrong; the output
     // phases split their K into passes.
-    let col2im_turns = g.kh as u64 * (1 + g.kw as u64);
-    if algorithm == Algorithm::GemmCol2im && col2im_turns > ctx.config().loop_budget as u64 {
+    if algorithm == Algorithm::GemmCol2im && col2im_turns(&g) > ctx.config().loop_budget as u64 {
         return Err(Error::Unsupported(format!(
             "gemm_col2im gathers each output over {}x{} taps in one loop, beyond the loop budget of {} \
              (EngineConfig::loop_budget; some drivers stop longer loops early): implicit_gemm splits it",
@@ -301,7 +351,7 @@ pub fn plan_conv_transpose2d_with_layouts(
         return Ok(plan);
     }
     let per_image = col_bytes_per_image(&g);
-    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let budget = col_budget(ctx);
     let per_chunk = budget / per_image;
     if per_chunk == 0 {
         return Err(Error::TooLarge(format!(
@@ -349,9 +399,14 @@ fn plan_split(
     type Part = (Vec<usize>, Vec<usize>, Option<Vec<usize>>, ConvTranspose2dParams, String);
     let mut parts: Vec<Part> = Vec::new();
     let weight_bytes = weight.iter().product::<usize>() as u64 * elem;
+    // GemmCol2im with one image's columns beyond the workspace runs in bands of rows too
+    // (NCHW; channels-last is refused by the columns' own check).
+    let cols_over =
+        plan.algorithm == Algorithm::GemmCol2im && col_bytes_per_image(&g) > col_budget(ctx) && plan.layouts.is_nchw();
+    let banded = per_image(input) > max || per_image(&out) > max || cols_over;
     if weight_bytes > max {
         plan.layouts.check_split("conv_transpose2d", true, max)?;
-    } else if per_image(input) > max || per_image(&out) > max {
+    } else if banded {
         plan.layouts.check_split("conv_transpose2d", false, max)?;
     }
     if weight_bytes > max {
@@ -374,7 +429,7 @@ fn plan_split(
         }
         plan.batch_pieces = g.n;
         plan.channel_chunks = chunks.len() as u32;
-    } else if per_image(input) > max || per_image(&out) > max {
+    } else if banded {
         if plan.algorithm == Algorithm::Winograd {
             // a transposed band crops up to kh rows of its equal conv's output: no such conv
             return Err(Error::TooLarge(format!(
@@ -433,7 +488,7 @@ fn plan_split(
 /// The limits of a chunk of output channels besides its weight: with `GemmCol2im`, one
 /// image's columns of the chunk (Cout'·kh·kw·H·W floats) fit the workspace.
 fn chunk_limits(ctx: &GpuContext, g: &ConvTranspose2dGeometry, algorithm: Algorithm) -> channels::Limits {
-    let budget = ctx.config().workspace_budget.min(ctx.max_binding());
+    let budget = col_budget(ctx);
     let most = (algorithm == Algorithm::GemmCol2im).then(|| budget / (col_bytes_per_image(g) / g.c_out as u64));
     channels::Limits { most, group_step: 1 }
 }
@@ -454,10 +509,7 @@ fn row_geometry(ctx: &GpuContext, g: &ConvTranspose2dGeometry, algorithm: Algori
         pad_top: g.pads.top as u64,
         elem: dtype.size(),
         transposed: true,
-        workspace: (algorithm == Algorithm::GemmCol2im).then(|| {
-            let budget = ctx.config().workspace_budget.min(ctx.max_binding());
-            (col_bytes_per_image(g) / g.h as u64, budget)
-        }),
+        workspace: (algorithm == Algorithm::GemmCol2im).then(|| (col_bytes_per_image(g) / g.h as u64, col_budget(ctx))),
     }
 }
 

@@ -24,7 +24,8 @@ pub struct ConvTranspose2dParams {
     pub activation: Activation,
     /// `ImplicitGemm`: the sh·sw output phases as implicit GEMMs (no workspace, no col2im);
     /// `GemmCol2im`: `Wᵀ·X` into a workspace, then a col2im gather; `Auto` (the default):
-    /// per adapter, see `ops::conv_transpose2d::auto_algorithm` (the phases on GPUs).
+    /// by shape, see `ops::conv_transpose2d::auto_algorithm` (the phases but for Winograd's
+    /// 3×3 and col2im's few output channels).
     pub algorithm: Algorithm,
 }
 

@@ -699,13 +699,29 @@ fn a_transposed_image_beyond_one_binding_runs_in_row_bands_bit_identically() {
             t([3, 2], Padding::Explicit { top: 2, left: 1, bottom: 0, right: 0 }, [2, 1], [1, 1], 1, auto),
         ),
         ([1, 8, 40, 40], 2, [3, 3], t([2, 2], sym(2), [1, 1], [2, 2], 2, auto)),
-        ([1, 8, 80, 80], 2, [3, 3], t([1, 1], sym(1), [0, 0], [1, 1], 4, auto)),
+        // (forced: Auto's col2im (2 → 2 channels a group) has no band whose columns fit 64 KiB,
+        // so under the cap Auto runs the phases, and one call col2im)
+        ([1, 8, 80, 80], 2, [3, 3], t([1, 1], sym(1), [0, 0], [1, 1], 4, Algorithm::ImplicitGemm)),
+        // Auto: col2im (32 → 3 channels), its columns banded under the cap too
+        ([1, 32, 40, 40], 3, [4, 4], t([2, 2], sym(1), [0, 0], [1, 1], 1, auto)),
     ];
     for (xs, cpg, k, p) in cases {
         let x = HostTensor::random(&xs, 1);
         let w = HostTensor::random(&[xs[1], cpg, k[0], k[1]], 2);
         let b = HostTensor::random(&[cpg * p.groups as usize], 3);
         let (xg, wg, bg) = (up(&ctx, &x), up(&ctx, &w), up(&ctx, &b));
+        // the same algorithm in one call and under the cap (Auto's col2im where it pays)
+        let algorithm = |cap| {
+            capped(&ctx, base, cap);
+            let f32 = wgconv::DType::F32;
+            wgconv::plan_conv_transpose2d(&ctx, &xs, &w.shape, Some(&b.shape), f32, &p).unwrap().algorithm
+        };
+        let (whole, split) = (algorithm(false), algorithm(true));
+        capped(&ctx, base, false);
+        assert_eq!(split, whole, "{xs:?} {p:?}");
+        let pays = wgconv::ops::conv_transpose2d::col2im_pays(xs[1] as u32 / p.groups, cpg as u32);
+        let col2im = p.algorithm == Algorithm::GemmCol2im || (p.algorithm == auto && pays);
+        assert_eq!(whole == Algorithm::GemmCol2im, col2im, "{xs:?}");
         let bands = split_matches_whole(&ctx, &format!("{xs:?} {p:?}"), &|| {
             wgconv::conv_transpose2d(&ctx, &xg, &wg, Some(&bg), &p).unwrap().to_vec(&ctx).unwrap()
         });

@@ -330,7 +330,10 @@ fn conv_transpose2d_reads_and_writes_channels_last() {
     // a batch beyond one binding (2 KiB): pieces, the whole call's values (its own context)
     let Some(ctx) = fresh_gpu() else { return };
     let c = ConvTranspose2dCase { input: [9, 3, 5, 6], ..cases[cases.len() - 1].clone() };
-    let c = ConvTranspose2dCase { weight: [3, 3, 3, 3], ..c };
+    // Forced: Auto would take col2im (3 → 3 channels), whose 3240-byte columns per image fit
+    // no 2 KiB binding; NCHW would then run it in bands of rows, channels-last the phases.
+    let params = wgconv::ConvTranspose2dParams { algorithm: Algorithm::ImplicitGemm, ..c.params };
+    let c = ConvTranspose2dCase { weight: [3, 3, 3, 3], params, ..c };
     let whole = run_transposed(&ctx, &c, Conv2dLayouts::default(), DType::F32).unwrap();
     let base = ctx.config();
     ctx.set_config(EngineConfig { max_binding_size: 2 << 10, ..base });

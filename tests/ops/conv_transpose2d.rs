@@ -295,11 +295,13 @@ fn output_phases_cover_every_tap_exactly_once() {
     }
 }
 
-/// Auto: the output phases on every adapter, dtype, shape and workspace budget (the flat GEMM
-/// on CPU adapters walks their gather tap-major, ahead of the workspace path there too).
+/// Auto: the output phases on every adapter and dtype, but col2im for few output channels
+/// from many input channels (the grad_input of a conv from an RGB image: r50_stem's backward
+/// ran its phases at 24× the forward), f32 only, and only where col2im can run: within the
+/// loop budget, its columns within the workspace in one call or (NCHW) in bands of rows.
 #[test]
-fn auto_picks_the_output_phases() {
-    use wgconv::ops::conv_transpose2d::auto_algorithm;
+fn auto_picks_col2im_for_few_output_channels_and_else_the_output_phases() {
+    use wgconv::ops::conv_transpose2d::{auto_algorithm, col2im_pays};
     use wgconv::DType;
     let Some(ctx) = fresh_gpu() else { return };
     let dcgan = ConvTranspose2dParams { stride: [2, 2], padding: sym(1, 1), ..Default::default() };
@@ -312,6 +314,89 @@ fn auto_picks_the_output_phases() {
     let (s, info) = run(&ctx, &c, 77);
     assert!(s.passes(Tolerance::default()), "{s}");
     assert_eq!(info.algorithm, Algorithm::ImplicitGemm);
+    // r50_stem's grad_input: dY [1, 64, 112, 112] into 3 channels, 7×7, stride 2
+    let stem =
+        ConvTranspose2dParams { stride: [2, 2], padding: sym(3, 3), output_padding: [1, 1], ..Default::default() };
+    let gi = stem.validate(&[1, 64, 112, 112], &[64, 3, 7, 7], None).unwrap();
+    assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::GemmCol2im);
+    assert_eq!(auto_algorithm(&ctx, &gi, DType::F16), Algorithm::ImplicitGemm, "col2im has no f16 kernels");
+    for (ci, co, groups, want) in [
+        (32, 16, 1, Algorithm::GemmCol2im),
+        (31, 16, 1, Algorithm::ImplicitGemm),
+        (64, 17, 1, Algorithm::ImplicitGemm),
+        (4, 4, 1, Algorithm::GemmCol2im),
+        (8, 5, 1, Algorithm::ImplicitGemm),
+        (10, 5, 1, Algorithm::GemmCol2im),
+        (64, 64, 64, Algorithm::GemmCol2im),
+        (128, 64, 4, Algorithm::GemmCol2im),
+        (128, 68, 4, Algorithm::ImplicitGemm),
+    ] {
+        let g = ConvTranspose2dParams { groups, ..stem }
+            .validate(&[1, ci, 20, 20], &[ci, co / groups as usize, 7, 7], None)
+            .unwrap();
+        assert_eq!(auto_algorithm(&ctx, &g, DType::F32), want, "{ci} → {co} channels, {groups} groups");
+        assert_eq!(col2im_pays(ci as u32 / groups, co as u32 / groups), want == Algorithm::GemmCol2im);
+    }
+    // col2im's gather loops kh·(kw + 1) turns: past the loop budget, the phases
+    ctx.set_config(EngineConfig { loop_budget: 7 * 8 - 1, ..ctx.config() });
+    assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::ImplicitGemm);
+    ctx.set_config(EngineConfig { loop_budget: 7 * 8, ..ctx.config() });
+    assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::GemmCol2im);
+}
+
+/// gemm_col2im with one image's columns beyond the workspace budget runs in bands of output
+/// rows (as an image beyond one binding does), each band's columns within the budget,
+/// bit-identical to one call; a channels-last call, which cannot band, runs the output
+/// phases under Auto and is refused with the columns' sizes when col2im is forced.
+#[test]
+fn col2im_columns_beyond_the_workspace_run_in_row_bands_bit_identically() {
+    let Some(ctx) = fresh_gpu() else { return };
+    let base = ctx.config();
+    let mut c = t(2, 32, [20, 18], 3, [7, 7]).s([2, 2]).pad(sym(3, 3)).op([1, 1]);
+    let (x, w, b) = c.data(5);
+    let (xg, wg) = (Tensor::from_host(&ctx, &x).unwrap(), Tensor::from_host(&ctx, &w).unwrap());
+    let bg = Tensor::from_host(&ctx, b.as_ref().unwrap()).unwrap();
+    let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &c.p).unwrap();
+    // one input row's columns: Cout·kh·kw·W floats; a band of stride-2 7×7 rows needs 7
+    let row = (3 * 7 * 7 * 18 * 4) as u64;
+    let columns = 20 * row;
+    let mut whole = None;
+    for budget in [base.workspace_budget, columns, 10 * row, 7 * row, 7 * row - 4] {
+        ctx.set_config(EngineConfig { workspace_budget: budget, ..base });
+        let plan =
+            wgconv::plan_conv_transpose2d(&ctx, &x.shape, &w.shape, Some(&[3]), wgconv::DType::F32, &c.p).unwrap();
+        if budget < 7 * row {
+            // no band's columns fit: Auto runs the phases, forced col2im is refused
+            assert_eq!(plan.algorithm, Algorithm::ImplicitGemm, "{plan}");
+            let forced = ConvTranspose2dParams { algorithm: Algorithm::GemmCol2im, ..c.p };
+            let e = wgconv::plan_conv_transpose2d(&ctx, &x.shape, &w.shape, None, wgconv::DType::F32, &forced);
+            assert!(matches!(&e, Err(Error::TooLarge(m)) if m.contains("workspace")), "{e:?}");
+            continue;
+        }
+        assert_eq!(plan.algorithm, Algorithm::GemmCol2im, "{plan}");
+        assert_eq!(plan.row_bands > 1, budget < columns, "budget {budget}: {plan}");
+        let (y, info) = conv_transpose2d_with_info(&ctx, &xg, &wg, Some(&bg), &c.p).unwrap();
+        assert_eq!(info, plan.info());
+        let y = y.to_vec(&ctx).unwrap();
+        let s = compare(&y, &want);
+        assert!(s.passes(Tolerance::default()), "budget {budget}: {s}");
+        let whole = whole.get_or_insert_with(|| y.clone());
+        let differ = whole.iter().zip(&y).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "budget {budget}: {differ} outputs differ from one call");
+    }
+    // channels-last cannot be cut into bands: Auto runs the phases, forced col2im is refused
+    let layouts = wgconv::ops::conv2d::Conv2dLayouts {
+        input: wgconv::Layout::ChannelsLast,
+        output: wgconv::Layout::ChannelsLast,
+    };
+    let plan_nhwc = |p: &ConvTranspose2dParams| {
+        wgconv::plan_conv_transpose2d_with_layouts(&ctx, &x.shape, &w.shape, None, wgconv::DType::F32, layouts, p)
+    };
+    assert_eq!(plan_nhwc(&c.p).unwrap().algorithm, Algorithm::ImplicitGemm);
+    c.p.algorithm = Algorithm::GemmCol2im;
+    let e = plan_nhwc(&c.p).unwrap_err();
+    assert!(matches!(&e, Error::TooLarge(m) if m.contains("column matrix")), "{e}");
+    ctx.set_config(base);
 }
 
 #[test]
