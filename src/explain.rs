@@ -132,9 +132,9 @@ pub fn conv2d(
 /// `input` `[N, Cin, H, W]` by `weight` `[Cout, Cin/groups, kh, kw]` (PyTorch's autograd of
 /// `F.conv2d`), after `prev` (see [`conv2d`]): the output shape is grad_output's (the
 /// forward's output); MACs those of grad_input and grad_weight (each the forward's);
-/// memory: input and grad_output in, the weight, the gradients out; no workspace (the
-/// GEMMs gather in place; the per-part slots of a split call's weight and bias sums are
-/// not counted). Errors as [`crate::ops::conv2d_backward::plan_conv2d_backward`].
+/// memory: input and grad_output in, the weight, the gradients out, and the workspace of
+/// grad_input's conv_transpose2d (col2im's columns or Winograd's transforms; the per-part
+/// slots of a split call's weight and bias sums are not counted). Errors as [`crate::ops::conv2d_backward::plan_conv2d_backward`].
 pub fn conv2d_backward(
     ctx: &GpuContext,
     input: &[usize],
@@ -172,7 +172,7 @@ pub fn conv2d_backward(
         input_bytes: bytes(input, dtype) + bytes(&output, dtype),
         weight_bytes: bytes(weight, dtype),
         output_bytes: bytes(input, dtype) + bytes(weight, dtype) + bias_bytes,
-        workspace_bytes: 0,
+        workspace_bytes: plan.workspace_bytes,
         algorithm: algorithm.into(),
         reason: reason.into(),
         split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),

@@ -640,8 +640,8 @@ fn explain_gives_a_layers_and_a_stacks_numbers() {
 }
 
 /// `explain conv2d_backward`: the ResNet-18 stem's gradients (MACs twice the forward's,
-/// 2·118013952; memory counted by hand: x and dy in, dx, dw and db out) through the GEMM
-/// paths, and MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels, whose
+/// 2·118013952; memory counted by hand: x and dy in, dx, dw and db out, grad_input's col2im
+/// columns, which explain once reported as no workspace) through the GEMM paths, and MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels, whose
 /// grad_input runs one launch per phase of the stride (four), then grad_weight and grad_bias.
 #[test]
 fn explain_gives_a_backward_pass_its_numbers_and_launches() {
@@ -662,6 +662,9 @@ fn explain_gives_a_backward_pass_its_numbers_and_launches() {
         "output [1, 64, 112, 112]".into(),
         "MACs 236027904 ".into(),
         format!("memory: input {}, weight {}, output {}", mib(x + dy), mib(w), mib(x + w + 64 * 4)),
+        // grad_input 64 → 3 channels runs col2im: its columns, 3·7·7 rows of 112·112 floats
+        format!("workspace {}", mib(3 * 49 * 112 * 112 * 4)),
+        "col2im".into(),
         "algorithm gemm_bwd".into(),
     ] {
         assert!(out.contains(&want), "missing `{want}` in:\n{out}");

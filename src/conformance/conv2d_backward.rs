@@ -57,7 +57,12 @@ impl OpCase for Conv2dBackwardCase {
         let grads = grads_of(self.1, o);
         crate::ops::conv2d_backward::conv2d_backward_into(ctx, e, &t[0], &t[1], &t[2], &self.0.params, &grads)?;
         let g = self.0.params.validate(&crate::ops::as_batched(t[0].shape(), 4), t[1].shape(), None)?;
-        Ok(Ran::named(if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" }))
+        let label = if g.c_in_per_group() == 1 && g.groups > 1 { "depthwise_bwd" } else { "gemm_bwd" };
+        // grad_input's workspace (col2im's columns, Winograd's transforms); a padding mode
+        // runs as conv3d_backward, which plans none
+        let (x, w, dtype) = (t[0].shape(), t[1].shape(), t[0].dtype());
+        let which = crate::ops::conv2d_backward::plan_conv2d_backward(ctx, x, w, &self.0.params, dtype, self.1);
+        Ok(Ran { label: label.into(), workspace_bytes: which.map_or(0, |p| p.workspace_bytes) })
     }
     /// Each gradient asked for counts as one forward pass (grad_bias: none).
     fn flops(&self, s: &[&[usize]]) -> Result<f64> {

@@ -367,6 +367,10 @@ pub struct Conv2dBackwardPlan {
     pub row_bands: u32,
     /// Chunks of output channels (the weight beyond one binding); 1 otherwise.
     pub channel_chunks: u32,
+    /// The largest workspace one launch uses, in bytes: grad_input's conv_transpose2d
+    /// (`GemmCol2im`'s columns, `Winograd`'s transforms); 0 when every gradient gathers in
+    /// place. (The per-part slots of a split call's weight and bias sums are not counted.)
+    pub workspace_bytes: u64,
     /// Every launch, in recording order (a split call's each note says which part).
     pub steps: Vec<Step>,
 }
@@ -396,7 +400,7 @@ impl std::fmt::Display for Conv2dBackwardPlan {
             &input,
             &g.output_shape(),
             (&what, &format!("{split}{depthwise}")),
-            0,
+            self.workspace_bytes,
             format_args!(""),
             &self.steps,
         )
@@ -439,6 +443,7 @@ pub fn plan_conv2d_backward(
         batch_pieces: 1,
         row_bands: 1,
         channel_chunks: 1,
+        workspace_bytes: 0,
         steps: Vec::new(),
     };
     let n = g.n as usize;
@@ -453,6 +458,7 @@ pub fn plan_conv2d_backward(
     let transposed = |plan: &mut Conv2dBackwardPlan, note: &str| -> Result<()> {
         let tp = grad_input_params(params, &input, weight)?;
         let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &out, weight, None, dtype, &tp)?;
+        plan.workspace_bytes = plan.workspace_bytes.max(t.workspace_bytes);
         plan.steps.extend(t.steps.into_iter().map(|s| s.noted(note)));
         Ok(())
     };
@@ -523,6 +529,7 @@ pub fn plan_conv2d_backward(
         if k == 0 {
             (plan.depthwise_input, plan.depthwise_weight) = (part.depthwise_input, part.depthwise_weight);
         }
+        plan.workspace_bytes = plan.workspace_bytes.max(part.workspace_bytes);
         plan.steps.extend(part.steps.into_iter().map(|s| s.noted(&note)));
     }
     // The slots of the pieces or bands, summed per element.
@@ -575,6 +582,7 @@ fn whole_steps(
     if which.input && !dw_input {
         let tp = grad_input_params(params, input, weight)?;
         let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &g.output_shape(), weight, None, dtype, &tp)?;
+        plan.workspace_bytes = t.workspace_bytes;
         plan.steps.extend(t.steps.into_iter().map(|s| s.noted("grad_input")));
     }
     if which.weight && !dw_weight {
