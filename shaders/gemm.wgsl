@@ -101,6 +101,13 @@ override Y_NHWC: bool = false;
 // The uniform block: the GEMM's own sizes here, each loader's fields in its own struct,
 // declared in that loader's file (a uniform struct member of struct type starts at a multiple
 // of 16 bytes: every struct is padded to one).
+// A split K (slices > 1; 0 or 1: none): every tile runs in `slices` workgroups side by side,
+// slice s summing k in [s·slice_k, min((s + 1)·slice_k, K)) (slice_k a multiple of 16), and
+// stores its raw f32 sum of C's element i at aux[s·slot_len + i] (slot_len: C's elements), no
+// bias and no activation; slot_sum.wgsl then adds the slices in order into c. For GEMMs of
+// few tiles and a long K (grad_weight: Cout/G × Cin/G·kh·kw over every output pixel), which
+// would otherwise keep a handful of workgroups busy. One dispatch: K then runs in one pass
+// (each slice within the loop budget).
 struct GemmDims {
     m: u32,
     n: u32,
@@ -111,9 +118,9 @@ struct GemmDims {
     c_image_stride: u32,
     alpha_bits: u32,
     img0: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    slices: u32,
+    slice_k: u32,
+    slot_len: u32,
 }
 
 struct GemmParams {
@@ -173,6 +180,8 @@ struct Phase {
     by: i32,
     bx: i32,
     ok: bool,
+    // the slice of a split K this workgroup sums (GemmDims.slices)
+    slot: u32,
 }
 
 // The first tap i0 < step with i0·d ≡ r + p (mod s), and (r + p − i0·d) / s (exact), or
@@ -187,9 +196,10 @@ fn phase_axis(r: u32, s: u32, d: u32, p: u32, step: u32) -> vec2<i32> {
     return vec2<i32>(i32(step), 0);
 }
 
-fn phase_of(g: u32) -> Phase {
+fn phase_of(g: u32, slot: u32) -> Phase {
     var ph: Phase;
     ph.gc = g;
+    ph.slot = slot;
     ph.ok = true;
     if (B_MODE == B_TRANSPOSED) {
         let conv_groups = params.dims.groups / (params.conv.stride_h * params.conv.stride_w);
@@ -258,7 +268,10 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     let alpha = bitcast<f32>(params.dims.alpha_bits);
     for (var e = 0u; e < 4u; e++) {
         let i = out_index(ph, m, n0 + e);
-        if (i >= 0) {
+        if (i >= 0 && params.dims.slices > 1u) {
+            // one slice of a split K: its raw sum, added up by slot_sum.wgsl
+            aux[ph.slot * params.dims.slot_len + u32(i)] = v[e];
+        } else if (i >= 0) {
             var sum = v[e];
             if (kpass.begin > 0u) {
                 sum += partial_at(i);
@@ -273,13 +286,34 @@ fn store_row(ph: Phase, m: u32, n0: u32, v: vec4<f32>) {
     }
 }
 
+// Tiles of C over every group for a kernel of bm × bn tiles (one slice of a split K).
+fn tile_count(bm: u32, bn: u32) -> u32 {
+    return ((params.dims.m + bm - 1u) / bm) * ((params.dims.n + bn - 1u) / bn) * params.dims.groups;
+}
+
 // The tile of workgroup `tile` for a kernel of bm × bn tiles: (group, first row, first
-// column, 1), or w = 0 when the workgroup is past the last tile of a folded grid.
+// column, 1), or w = 0 when the workgroup is past the last tile of a folded grid. With a
+// split K the workgroups run slice by slice (see k_slice).
 fn tile_origin(tile: u32, bm: u32, bn: u32) -> vec4<u32> {
     let tiles_m = (params.dims.m + bm - 1u) / bm;
     let tiles_n = (params.dims.n + bn - 1u) / bn;
     let per_group = tiles_m * tiles_n;
-    let g = tile / per_group;
-    let t = tile - g * per_group;
-    return vec4<u32>(g, (t / tiles_n) * bm, (t % tiles_n) * bn, select(0u, 1u, g < params.dims.groups));
+    let slice = tile / tile_count(bm, bn);
+    let within = tile - slice * tile_count(bm, bn);
+    let g = within / per_group;
+    let t = within - g * per_group;
+    let real = g < params.dims.groups && slice < max(params.dims.slices, 1u);
+    return vec4<u32>(g, (t / tiles_n) * bm, (t % tiles_n) * bn, select(0u, 1u, real));
+}
+
+// The range of K workgroup `tile` sums, [x, y), and its slice z: this pass's range (KPass),
+// or with a split K (GemmDims.slices > 1) its slice's part of K.
+fn k_slice(tile: u32, bm: u32, bn: u32) -> vec3<u32> {
+    let k_end = min(kpass.end, params.dims.k);
+    if (params.dims.slices <= 1u) {
+        return vec3<u32>(kpass.begin, k_end, 0u);
+    }
+    let slice = tile / tile_count(bm, bn);
+    let lo = slice * params.dims.slice_k;
+    return vec3<u32>(lo, min(lo + params.dims.slice_k, k_end), slice);
 }

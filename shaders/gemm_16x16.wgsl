@@ -22,11 +22,13 @@ fn main_16x16(
     // vec4 slots per row of k in each tile
     let aq = bm / 4u;
     let bq = bn / 4u;
-    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), bm, bn);
+    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    let o = tile_origin(tile, bm, bn);
+    let ks = k_slice(tile, bm, bn);
     if (o.w == 0u) {
         return;
     }
-    let ph = phase_of(o.x);
+    let ph = phase_of(o.x, ks.z);
     let row0 = o.y;
     let col0 = o.z;
 
@@ -61,8 +63,8 @@ fn main_16x16(
     let a_loads = bk * aq / 64u;
     let b_loads = bk * bq / 64u;
 
-    let k_end = min(kpass.end, params.dims.k);
-    for (var kt = kpass.begin / bk; kt * bk < k_end; kt++) {
+    let k_end = ks.y;
+    for (var kt = ks.x / bk; kt * bk < k_end; kt++) {
         let k0 = kt * bk;
         for (var e = 0u; e < a_loads; e++) {
             let a_slot = li / bk + (64u / bk) * e;

@@ -8,11 +8,13 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), BM, BN);
+    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    let o = tile_origin(tile, BM, BN);
+    let ks = k_slice(tile, BM, BN);
     if (o.w == 0u) {
         return;
     }
-    let ph = phase_of(o.x);
+    let ph = phase_of(o.x, ks.z);
     let row0 = o.y;
     let col0 = o.z;
 
@@ -31,8 +33,8 @@ fn main(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_end = min(kpass.end, params.dims.k);
-    for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
+    let k_end = ks.y;
+    for (var kt = ks.x / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         a_tile[a_k * 16u + a_i] = load_a4(ph, row0, a_i, k0 + a_k);
         b_tile[b_k * 16u + b_j] = load_b(ph, cols, k0 + b_k, col0 + 4u * b_j);

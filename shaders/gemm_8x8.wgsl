@@ -7,11 +7,13 @@ fn main_8x8(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), BM, BN);
+    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    let o = tile_origin(tile, BM, BN);
+    let ks = k_slice(tile, BM, BN);
     if (o.w == 0u) {
         return;
     }
-    let ph = phase_of(o.x);
+    let ph = phase_of(o.x, ks.z);
     let row0 = o.y;
     let col0 = o.z;
 
@@ -42,8 +44,8 @@ fn main_8x8(
     let b_j = li % 16u;
     let cols = columns(ph, col0 + 4u * b_j);
 
-    let k_end = min(kpass.end, params.dims.k);
-    for (var kt = kpass.begin / BK; kt * BK < k_end; kt++) {
+    let k_end = ks.y;
+    for (var kt = ks.x / BK; kt * BK < k_end; kt++) {
         let k0 = kt * BK;
         for (var e = 0u; e < 4u; e++) {
             let slot = li / 16u + 4u * e;

@@ -22,11 +22,13 @@ fn main_flat(
     let nx = wg_x();
     let lx = li % nx;
     let ly = li / nx;
-    let o = tile_origin(wid.x + nwg.x * (wid.y + nwg.y * wid.z), 16u * (64u / nx), 16u * nx);
+    let tile = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+    let o = tile_origin(tile, 16u * (64u / nx), 16u * nx);
+    let ks = k_slice(tile, 16u * (64u / nx), 16u * nx);
     if (o.w == 0u) {
         return;
     }
-    let ph = phase_of(o.x);
+    let ph = phase_of(o.x, ks.z);
     let m0 = o.y + 16u * ly;
     let n0 = o.z + 16u * lx;
 
@@ -67,8 +69,8 @@ fn main_flat(
     let r1 = a_rows(ph, m0 + 4u);
     let r2 = a_rows(ph, m0 + 8u);
     let r3 = a_rows(ph, m0 + 12u);
-    // This pass starts at step kpass.begin (KPass): the walks' state there.
-    let k0 = kpass.begin;
+    // This pass (KPass) or slice of a split K starts at step ks.x: the walks' state there.
+    let k0 = ks.x;
     if (walk) {
         let t0 = k0 / channels;
         cl = k0 - t0 * channels;
@@ -84,7 +86,7 @@ fn main_flat(
     let q0 = k0 - img0 * params.grad.a_hw;
     let oy0 = q0 / max(params.conv.w_out, 1u);
     var px = pix_at(img0, oy0, q0 - oy0 * params.conv.w_out);
-    let k_end = min(kpass.end, params.dims.k);
+    let k_end = ks.y;
     for (var k = k0; k < k_end; k++) {
         var y0: vec4<f32>;
         var y1: vec4<f32>;

@@ -25,6 +25,10 @@ pub enum ShaderId {
     ChannelSum,
     /// `channel_sum.wgsl` over f16 storage.
     ChannelSumHalf,
+    /// `shaders/slot_sum.wgsl`: a split K's slices of a GEMM summed in order.
+    SlotSum,
+    /// `slot_sum.wgsl` over f16 storage (f32 slices).
+    SlotSumHalf,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
     /// `shaders/deform_backward.wgsl`, entry `largest`: the largest input-gradient term per element.
@@ -319,6 +323,8 @@ const DEPTHWISE_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "depthw
 const DEPTHWISE_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "depthwise.wgsl");
 const CHANNEL_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "channel_sum.wgsl");
 const CHANNEL_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "channel_sum.wgsl");
+const SLOT_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "slot_sum.wgsl");
+const SLOT_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "slot_sum.wgsl");
 const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", "pool2d.wgsl");
 const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d.wgsl");
 const DEFORM_BACKWARD: Source = wgsl!("deform_backward.wgsl");
@@ -368,6 +374,8 @@ impl ShaderId {
             ShaderId::Col2im,
             ShaderId::ChannelSum,
             ShaderId::ChannelSumHalf,
+            ShaderId::SlotSum,
+            ShaderId::SlotSumHalf,
             ShaderId::DeformIm2col,
             ShaderId::DeformBackwardLargest,
             ShaderId::DeformBackwardSample,
@@ -414,6 +422,9 @@ impl ShaderId {
             }
             ShaderId::ChannelSum => kernel!("channel_sum", CHANNEL_SUM_F32, "main", PASSES_BINDINGS, false),
             ShaderId::ChannelSumHalf => kernel!("channel_sum_f16", CHANNEL_SUM_F16, "main", PASSES_BINDINGS, true),
+            // params, parts, out
+            ShaderId::SlotSum => kernel!("slot_sum", SLOT_SUM_F32, "main", &[U, R, Rw], false),
+            ShaderId::SlotSumHalf => kernel!("slot_sum_f16", SLOT_SUM_F16, "main", &[U, R, Rw], true),
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => {
                 kernel!("deform_im2col", wgsl!("bilinear.wgsl", "deform_im2col.wgsl"), "main", &[U, R, R, R, Rw], false)
@@ -562,9 +573,12 @@ impl ShaderId {
                     [ov.clone(), ov.layouts(crate::Layout::ChannelsLast, crate::Layout::Contiguous)]
                 })
                 .collect(),
-            ShaderId::ChannelSum | ShaderId::ChannelSumHalf | ShaderId::CastWiden | ShaderId::CastNarrow => {
-                vec![Overrides::none()]
-            }
+            ShaderId::ChannelSum
+            | ShaderId::ChannelSumHalf
+            | ShaderId::SlotSum
+            | ShaderId::SlotSumHalf
+            | ShaderId::CastWiden
+            | ShaderId::CastNarrow => vec![Overrides::none()],
             // unspecialised and the common specialisations (grad_input's at every phase of
             // a square stride, multiplier 1)
             ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => DEPTHWISE_SPECIALISATIONS

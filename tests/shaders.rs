@@ -16,6 +16,7 @@ use wgconv::kernels::gemm::{
 };
 use wgconv::kernels::im2col::Im2colParams;
 use wgconv::kernels::pool2d::PoolParams;
+use wgconv::kernels::slot_sum::SlotParams;
 use wgconv::kernels::transposed_border::BorderParams;
 use wgconv::kernels::vol2col::Vol2colParams;
 use wgconv::kernels::winograd::WinogradParams;
@@ -106,6 +107,7 @@ fn uniform_structs_match_their_rust_twins() {
     twin(&[S::Depthwise, S::DepthwiseHalf], DepthwiseParams::FIELDS, std::mem::size_of::<DepthwiseParams>());
     twin(&[S::Col2im], Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     twin(&[S::ChannelSum, S::ChannelSumHalf], SumParams::FIELDS, std::mem::size_of::<SumParams>());
+    twin(&[S::SlotSum, S::SlotSumHalf], SlotParams::FIELDS, std::mem::size_of::<SlotParams>());
     for id in [S::ChannelSum, S::ChannelSumHalf] {
         assert_twin_at(id, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }

@@ -4,15 +4,17 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
+use crate::kernels::slot_sum::{self, SlotParams};
 use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, Step};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{GemmKey, Overrides, ShaderId};
 use crate::tensor::{DType, Layout, Tensor};
 
 uniform_block! {
-    /// Twin of `GemmDims` in `shaders/gemm.wgsl`: `groups` GEMMs of `m×k · k×n` and the conv
-    /// write-out (see the shader).
-    GemmDims { m, n, k, groups, hw, col0, c_image_stride, alpha_bits, img0, _pad0, _pad1, _pad2 }
+    /// Twin of `GemmDims` in `shaders/gemm.wgsl`: `groups` GEMMs of `m×k · k×n`, the conv
+    /// write-out, and a split K (`slices` of `slice_k`, each summing into its slot of
+    /// `slot_len` f32; set by `split_k`) (see the shader).
+    GemmDims { m, n, k, groups, hw, col0, c_image_stride, alpha_bits, img0, slices, slice_k, slot_len }
 }
 
 uniform_block! {
@@ -369,21 +371,33 @@ pub struct GemmPlan {
     pub k_passes: Vec<(u32, u32)>,
     /// Bytes of the f32 partial sums an f16 output needs when K runs in several passes.
     pub partial_bytes: u64,
+    /// A split K (`split_k`): its slices of C's elements, and the launch of
+    /// `slot_sum.wgsl` that sums them after the GEMM.
+    pub slots: Option<(SlotParams, Step)>,
 }
 
 impl GemmPlan {
     /// One step per range of K, `what` naming the GEMM.
     pub fn steps(&self, what: &str) -> Vec<Step> {
         let n = self.k_passes.len();
-        self.k_passes
+        let mut steps: Vec<Step> = self
+            .k_passes
             .iter()
             .map(|&(b, e)| Step {
                 shader: self.shader,
                 overrides: self.overrides.clone(),
                 workgroups: self.grid,
-                note: if n == 1 { format!("{what}, K {e}") } else { format!("{what}, K {b}..{e} of {n} passes") },
+                note: match (n, &self.slots) {
+                    (_, Some((p, _))) => format!("{what}, K {e} in {} slices", p.slots),
+                    (1, None) => format!("{what}, K {e}"),
+                    _ => format!("{what}, K {b}..{e} of {n} passes"),
+                },
             })
-            .collect()
+            .collect();
+        if let Some((p, step)) = &self.slots {
+            steps.push(Step { note: format!("{what}, {} slices of K summed", p.slots), ..step.clone() });
+        }
+        steps
     }
 }
 
@@ -455,10 +469,23 @@ pub(crate) fn plan(
     // One workgroup per tile of each group (the shader derives the same numbering).
     let (bm, bn) = tile;
     let tiles = (p.dims.m as u64).div_ceil(bm as u64) * (p.dims.n as u64).div_ceil(bn as u64) * p.dims.groups as u64;
-    let grid = fold_grid(tiles, ctx.max_workgroups_per_dim())?;
+    // A split K ([`split_k`]) runs every slice's tiles side by side: one pass (each slice
+    // within the loop budget), then slot_sum.wgsl.
+    let slices = p.dims.slices.max(1);
+    let grid = fold_grid(tiles * slices as u64, ctx.max_workgroups_per_dim())?;
+    let slots = if slices > 1 {
+        let sp = SlotParams { len: p.dims.slot_len, slots: slices, ..Default::default() };
+        Some((sp, slot_sum::step(ctx, &sp, half, "")?))
+    } else {
+        None
+    };
     // K in ranges that keep every invocation's loop turns within the budget (KPass).
     let (step, cost) = loop_cost(kernel, tile, mode, p);
-    let k_passes = loop_passes(p.dims.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget);
+    let k_passes = if slices > 1 {
+        vec![(0, p.dims.k)]
+    } else {
+        loop_passes(p.dims.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget)
+    };
     // f16 keeps the partial sums of a split K in an f32 twin of c (f32 keeps them in c).
     let partial_bytes = if half && k_passes.len() > 1 { c_numel as u64 * 4 } else { 0 };
     if partial_bytes > ctx.max_binding() {
@@ -470,7 +497,62 @@ pub(crate) fn plan(
             ctx.max_binding()
         )));
     }
-    Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes })
+    Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes, slots })
+}
+
+/// Workgroups a split K aims at ([`split_k`]).
+const SPLIT_K_WORKGROUPS: u32 = 32;
+/// The columns of C one workgroup is taken to compute when [`split_k`] counts tiles.
+const SPLIT_K_TILE_COLUMNS: u32 = 128;
+/// The fewest k a slice of a split K sums.
+const SPLIT_K_MIN_K: u32 = 256;
+/// The most slices of a split K.
+const SPLIT_K_MAX_SLICES: u32 = 64;
+
+/// `p` (of `problem`, f16 storage when `half`, C of `c_numel` elements) with its K split into
+/// slices that run side by side (`GemmDims::slices`; see the shader) where its columns are
+/// too few to keep [`SPLIT_K_WORKGROUPS`] workgroups busy and K is long: conv2d's grad_weight
+/// (N = Cin/G·kh·kw columns over K = every output pixel; ResNet's stem: one 64×147 tile over
+/// K = 12544, one workgroup). The slices are counted from N and K alone (tiles of
+/// [`SPLIT_K_TILE_COLUMNS`] columns), not from M or the groups, so that a chunk of output
+/// channels splits its K as its whole call does and sums the same terms in the same order.
+/// Each slice sums at least [`SPLIT_K_MIN_K`] k and stays within the loop budget; the
+/// slices' f32 sums are added in order afterwards (`slot_sum.wgsl`): the same bits run to
+/// run (not an unsplit K's bits: the sum is regrouped). Other problems (a bias or an
+/// activation in their epilogue), and GEMMs whose slices would not fit one binding (only
+/// under a binding cap far below WebGPU's 128 MiB: a chunk of channels split under such a
+/// cap then sums unsplit), are returned unchanged.
+pub(crate) fn split_k(
+    ctx: &GpuContext,
+    mut p: GemmParams,
+    problem: GemmProblem,
+    half: bool,
+    c_numel: usize,
+) -> Result<GemmParams> {
+    p.dims.slices = 0;
+    if problem != GemmProblem::GradWeight {
+        return Ok(p);
+    }
+    let columns = p.dims.n.div_ceil(SPLIT_K_TILE_COLUMNS).max(1);
+    let want = SPLIT_K_WORKGROUPS.div_ceil(columns).min(SPLIT_K_MAX_SLICES);
+    let slices = want.min(p.dims.k / SPLIT_K_MIN_K);
+    if slices < 2 {
+        return Ok(p);
+    }
+    // every slice within the loop budget: no longer than the first pass an unsplit K takes
+    let ov = overrides(problem, Activation::None, false, &Aux::None);
+    let whole = plan(ctx, &p, problem, ov, half, None, c_numel)?;
+    let mut slice_k = p.dims.k.div_ceil(slices).next_multiple_of(16);
+    if let Some(&(_, longest)) = whole.k_passes.first().filter(|_| whole.k_passes.len() > 1) {
+        slice_k = slice_k.min(longest - longest % 16).max(16);
+    }
+    let slices = p.dims.k.div_ceil(slice_k);
+    let slot_bytes = slices as u64 * c_numel as u64 * 4;
+    if !(2..=SPLIT_K_MAX_SLICES).contains(&slices) || slot_bytes > ctx.max_binding() || c_numel > u32::MAX as usize {
+        return Ok(p);
+    }
+    (p.dims.slices, p.dims.slice_k, p.dims.slot_len) = (slices, slice_k, c_numel as u32);
+    Ok(p)
 }
 
 /// [`plan`] for a B binding that holds one chunk of `p.cols.chunk_cols` pixels of K at a time
@@ -578,15 +660,23 @@ pub(crate) fn prepare_planned(
     } else {
         None
     };
+    // a split K's slices: f32 sums of C's elements, slice after slice
+    let slots = match &plan.slots {
+        Some((sp, _)) => {
+            let bytes = sp.slots as u64 * sp.len as u64 * 4;
+            Some((sp, ctx.create_buffer("wgconv.split_k_slices", bytes, wgpu::BufferUsages::STORAGE)?))
+        }
+        None => None,
+    };
     let (pass_uniforms, blocks) = pass_blocks(ctx, &plan.k_passes)?;
     let bias = optional(ctx, bias);
-    let aux_binding = match (&partial, dw_b) {
-        (Some(buf), _) => range(buf, (0, buf.size())),
-        (None, Some(b)) => whole(b),
-        (None, None) => ctx.unused_rw(0),
+    let aux_binding = match (&partial, &slots, dw_b) {
+        (Some(buf), _, _) | (None, Some((_, buf)), _) => range(buf, (0, buf.size())),
+        (None, None, Some(b)) => whole(b),
+        (None, None, None) => ctx.unused_rw(0),
     };
     let grid = plan.grid;
-    Ok(blocks
+    let mut dispatches: Vec<Dispatch> = blocks
         .into_iter()
         .map(|block_k| {
             let bind_group = ctx.bind_group(
@@ -607,7 +697,14 @@ pub(crate) fn prepare_planned(
             );
             Dispatch { pipeline: pipeline.clone(), bind_group, grid }
         })
-        .collect())
+        .collect();
+    if let Some((sp, buf)) = &slots {
+        let uniforms =
+            ctx.create_buffer_with_data("wgconv.slot_sum", bytemuck::bytes_of(*sp), wgpu::BufferUsages::UNIFORM)?;
+        let block = (0, std::mem::size_of::<SlotParams>() as u64);
+        dispatches.push(slot_sum::prepare(ctx, &uniforms, block, sp, buf, c)?);
+    }
+    Ok(dispatches)
 }
 
 /// The GEMM kernel's K loop: (K per turn of its outer loop, an upper bound on the loop turns

@@ -17,6 +17,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod pool2d;
 pub mod pool2d_backward;
+pub mod slot_sum;
 pub mod tiling;
 pub mod trace;
 pub mod transposed_border;

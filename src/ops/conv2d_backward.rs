@@ -557,13 +557,15 @@ fn depthwise_kernels(ctx: &GpuContext, g: &Conv2dGeometry) -> (bool, bool) {
 }
 
 /// The grad_weight GEMM: `dW[g]` of M = Cout/G rows and N = taps columns (hw = N keeps every
-/// column in image 0), K = every output pixel of the batch.
-fn grad_weight_gemm(g: &Conv2dGeometry) -> GemmParams {
+/// column in image 0), K = every output pixel of the batch, split into slices that run side
+/// by side where its tiles are few ([`gemm::split_k`]; f16 storage when `half`).
+fn grad_weight_gemm(ctx: &GpuContext, g: &Conv2dGeometry, half: bool) -> Result<GemmParams> {
     let hw = g.h_out * g.w_out;
     let taps = g.c_in_per_group() * g.kh * g.kw;
     let mut p = GemmParams::new(g.c_out_per_group(), taps, g.n * hw, g.groups, taps, 0, 0).gathering(g);
     p.grad = gemm::OutputGrad { a_hw: hw, a_channels: g.c_out, ..Default::default() };
-    p
+    let numel = (g.c_out * taps) as usize;
+    gemm::split_k(ctx, p, GemmProblem::GradWeight, half, numel)
 }
 
 /// The launches of a backward pass whose tensors each fit one binding.
@@ -588,7 +590,7 @@ fn whole_steps(
     if which.weight && !dw_weight {
         let overrides = gemm::overrides(GemmProblem::GradWeight, Activation::None, false, &gemm::Aux::None);
         let numel = weight.iter().product();
-        let gp = grad_weight_gemm(g);
+        let gp = grad_weight_gemm(ctx, g, half)?;
         plan.steps
             .extend(gemm::plan(ctx, &gp, GemmProblem::GradWeight, overrides, half, None, numel)?.steps("grad_weight"));
     }
@@ -782,7 +784,8 @@ fn record_whole(
     }
     let more = ctx.scoped(|| -> Result<usize> {
         let mut arena = UniformArena::new(ctx);
-        let gp = grad_weight_gemm(g);
+        // (planned only when grad_weight runs here: split_k plans the GEMM)
+        let gp = dw.map(|_| grad_weight_gemm(ctx, g, half)).transpose()?.unwrap_or_default();
         let gb = arena.push(&gp);
         let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
         let sb = arena.push(&sp);

@@ -151,6 +151,12 @@ fn col2im_runs(ctx: &GpuContext, g: &ConvTranspose2dGeometry, layouts: Conv2dLay
     if col2im_turns(g) > ctx.config().loop_budget as u64 {
         return false;
     }
+    // a weight beyond one binding runs in chunks of output channels, one image at a time:
+    // one channel's columns of one image must fit (channels::Limits::most)
+    let weight = g.c_in as u64 * g.c_out_per_group() as u64 * g.kh as u64 * g.kw as u64 * 4;
+    if weight > ctx.max_binding() {
+        return col_bytes_per_image(g) / g.c_out as u64 <= col_budget(ctx);
+    }
     if col_bytes_per_image(g) <= col_budget(ctx) {
         return true;
     }

@@ -318,3 +318,78 @@ fn nan_and_infinity_reach_exactly_the_reference_gradients() {
         }
     }
 }
+
+/// grad_weight of few tiles over a long K runs its K in slices side by side, summed in order
+/// by `slot_sum.wgsl` (ResNet's stem: one 64×147 tile over K = 12544 ran in one workgroup,
+/// one core of lavapipe's two, one multiprocessor of a GPU's hundreds): the plan lists the
+/// slices and their sum, every GEMM kernel and f16 give the reference's values, the bits are
+/// the same run to run, grouped convs and batches too; a loop budget no slice fits below 64
+/// slices falls back to K in passes.
+#[test]
+fn grad_weight_of_few_tiles_sums_its_k_in_slices_side_by_side() {
+    use wgconv::{DType, EngineConfig, GemmKernel};
+    let Some(ctx) = crate::common::fresh_gpu() else { return };
+    let base = ctx.config();
+    let only_weight = Grads { input: false, weight: true, bias: false };
+    // (case, slices): K = N·Ho·Wo = 3200, 4608, 900 over N = 27, 18 and 147 columns (one or
+    // two tiles of 128); 32 workgroups wanted, at least 256 k a slice
+    let split = [
+        (case(2, 3, [40, 40], 8, [3, 3]).pad(sym(1, 1)), 12),
+        (case(2, 4, [48, 48], 8, [3, 3]).groups(2).pad(sym(1, 1)), 18),
+        (case(1, 3, [60, 60], 16, [7, 7]).stride([2, 2]).pad(sym(3, 3)), 3),
+    ];
+    let t = |h: &HostTensor| Tensor::from_host(&ctx, h).unwrap();
+    let mut failures = Vec::new();
+    for (i, (c, slices)) in split.iter().enumerate() {
+        let (x, w, dy) = tensors(c, 500 + i as u64);
+        let (_, rdw, _) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let plan = wgconv::plan_conv2d_backward(&ctx, &x.shape, &w.shape, &c.params, DType::F32, only_weight).unwrap();
+        let summed = plan.steps.iter().filter(|s| s.shader == wgconv::shaders::ShaderId::SlotSum).count();
+        assert_eq!(summed, 1, "case {i}:\n{plan}");
+        assert!(plan.steps[0].note.contains(&format!("in {slices} slices")), "case {i}:\n{plan}");
+        for kernel in [GemmKernel::Auto, GemmKernel::Block4x4, GemmKernel::Block8x8, GemmKernel::Block16x16] {
+            ctx.set_config(EngineConfig { gemm_kernel: kernel, ..base });
+            let run = || {
+                let g = conv2d_backward(&ctx, &t(&x), &t(&w), &t(&dy), &c.params, only_weight).unwrap();
+                g.grad_weight.unwrap().to_vec(&ctx).unwrap()
+            };
+            let dw = run();
+            let s = compare(&dw, &rdw);
+            if !s.passes(Tolerance::default()) {
+                failures.push(format!("case {i} {kernel:?}: {s}"));
+            }
+            let again = run();
+            assert!(
+                dw.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "case {i} {kernel:?}: not repeatable"
+            );
+        }
+    }
+    ctx.set_config(base);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // f16 storage: f32 slices, one f16 rounding at the end
+    if let Some(hctx) = crate::common::fresh_f16_gpu() {
+        let (c, _) = &split[0];
+        let (x, w, dy) = tensors(c, 77);
+        let (x, w, dy) = (x.rounded_to(DType::F16), w.rounded_to(DType::F16), dy.rounded_to(DType::F16));
+        let (_, rdw, _) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let h = |t: &HostTensor| Tensor::from_slice_as(&hctx, &t.shape, &t.data, DType::F16).unwrap();
+        let plan = wgconv::plan_conv2d_backward(&hctx, &x.shape, &w.shape, &c.params, DType::F16, only_weight).unwrap();
+        assert!(plan.steps.iter().any(|s| s.shader == wgconv::shaders::ShaderId::SlotSumHalf), "{plan}");
+        let g = conv2d_backward(&hctx, &h(&x), &h(&w), &h(&dy), &c.params, only_weight).unwrap();
+        let s = compare(&g.grad_weight.unwrap().to_vec(&hctx).unwrap(), &rdw);
+        assert!(s.passes(crate::common::F16_TOLERANCE), "f16: {s}");
+    }
+    // a loop budget of 40 turns: 64 slices of 48 k cannot cover K = 3200, so K runs in passes
+    ctx.set_config(EngineConfig { loop_budget: 40, ..base });
+    let (c, _) = &split[0];
+    let (x, w, dy) = tensors(c, 9);
+    let plan = wgconv::plan_conv2d_backward(&ctx, &x.shape, &w.shape, &c.params, DType::F32, only_weight).unwrap();
+    assert!(plan.steps.iter().all(|s| s.shader != wgconv::shaders::ShaderId::SlotSum), "{plan}");
+    assert!(plan.steps.len() > 1, "{plan}");
+    let (_, rdw, _) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+    let g = conv2d_backward(&ctx, &t(&x), &t(&w), &t(&dy), &c.params, only_weight).unwrap();
+    let s = compare(&g.grad_weight.unwrap().to_vec(&ctx).unwrap(), &rdw);
+    ctx.set_config(base);
+    assert!(s.passes(Tolerance::default()), "passes: {s}");
+}
