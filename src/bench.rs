@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub mod compare;
+mod plot;
 
 use serde::Serialize;
 
@@ -867,140 +868,24 @@ impl Report {
         s
     }
 
-    /// A bar chart of GFLOP/s per case (one bar per algorithm), with the GEMM ceiling drawn.
-    pub fn svg(&self) -> String {
-        let rows: Vec<&CaseResult> = self.results.iter().filter(|r| r.ok()).collect();
-        let mut algos: Vec<&str> = rows.iter().map(|r| r.algorithm.as_str()).collect();
-        algos.dedup();
-        algos.sort();
-        algos.dedup();
-        let mut ids: Vec<&str> = Vec::new();
-        for r in &rows {
-            if !ids.contains(&r.id.as_str()) {
-                ids.push(&r.id);
-            }
-        }
-        let ceiling = self.ceilings.as_ref().map(|c| c.gemm_gflops);
-        let peak = rows.iter().map(|r| r.gflops).chain(ceiling).fold(0.0f64, f64::max).max(1e-9);
-        let step = nice_step(peak / 5.0);
-        let top = (peak * 1.08 / step).ceil() * step;
-        let (w, h, left, right, top_m, bottom) = (960.0, 480.0, 70.0, 20.0, 50.0, 110.0);
-        let plot_w = w - left - right;
-        let plot_h = h - top_m - bottom;
-        let y_of = |v: f64| top_m + plot_h * (1.0 - v / top);
-        let colors = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377"];
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        );
-        s += &format!(
-            "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">wgconv conv throughput on {} ({})</text>\n",
-            w / 2.0,
-            xml(&self.adapter),
-            self.backend
-        );
-        // Axis with 5 ticks.
-        let ticks = (top / step).round() as usize;
-        for t in 0..=ticks {
-            let v = step * t as f64;
-            let y = y_of(v);
-            s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n", w - right);
-            s += &format!(
-                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-                left - 6.0,
-                y + 4.0,
-                fmt_tick(v)
-            );
-        }
-        s += &format!(
-            "<text transform=\"translate(16,{}) rotate(-90)\" text-anchor=\"middle\">GFLOP/s (median)</text>\n",
-            top_m + plot_h / 2.0
-        );
-        let slot = plot_w / ids.len().max(1) as f64;
-        let bar_w = (slot * 0.8) / algos.len().max(1) as f64;
-        for (i, id) in ids.iter().enumerate() {
-            for (k, a) in algos.iter().enumerate() {
-                if let Some(r) = rows.iter().find(|r| r.id == *id && r.algorithm == *a) {
-                    let x = left + slot * i as f64 + slot * 0.1 + bar_w * k as f64;
-                    let y = y_of(r.gflops);
-                    s += &format!(
-                        "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} {}: {:.2} GFLOP/s, {:.3} ms</title></rect>\n",
-                        bar_w.max(1.0),
-                        (top_m + plot_h - y).max(0.0),
-                        colors[k % colors.len()],
-                        xml(id),
-                        xml(a),
-                        r.gflops,
-                        r.median_ms
-                    );
-                    s += &format!(
-                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>\n",
-                        x + bar_w / 2.0,
-                        y - 3.0,
-                        fmt_tick(r.gflops)
-                    );
-                }
-            }
-            let cx = left + slot * (i as f64 + 0.5);
-            s += &format!(
-                "<text transform=\"translate({cx:.1},{:.1}) rotate(-40)\" text-anchor=\"end\">{}</text>\n",
-                top_m + plot_h + 14.0,
-                xml(id)
-            );
-        }
-        s +=
-            &format!("<line x1=\"{left}\" x2=\"{left}\" y1=\"{top_m}\" y2=\"{}\" stroke=\"black\"/>\n", top_m + plot_h);
-        s += &format!(
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
-            w - right,
-            top_m + plot_h,
-            top_m + plot_h
-        );
-        if let (Some(c), Some(cs)) = (ceiling, &self.ceilings) {
-            let y = y_of(c);
-            s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#b00\" stroke-dasharray=\"6,4\"/>\n", w - right);
-            s += &format!(
-                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#b00\">GEMM {}³ ceiling {:.2} GFLOP/s</text>\n",
-                w - right - 4.0,
-                y - 5.0,
-                cs.gemm_size,
-                c
-            );
-        }
-        for (k, a) in algos.iter().enumerate() {
-            let x = left + 10.0 + 150.0 * k as f64;
-            s += &format!(
-                "<rect x=\"{x}\" y=\"32\" width=\"12\" height=\"12\" fill=\"{}\"/>\n",
-                colors[k % colors.len()]
-            );
-            s += &format!("<text x=\"{}\" y=\"42\">{}</text>\n", x + 16.0, xml(a));
-        }
-        s += "</svg>\n";
-        s
+    /// A bar chart of median GFLOP/s per case (a bar per algorithm), with the GEMM ceiling
+    /// drawn, as SVG (plotters).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if plotters fails to draw (it draws into a string: not expected).
+    pub fn svg(&self) -> Result<String> {
+        plot::throughput_svg(self)
     }
-}
 
-/// 1, 2 or 5 × 10^k, the smallest ≥ `raw`.
-fn nice_step(raw: f64) -> f64 {
-    let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&s| s >= raw).unwrap_or(10.0 * p)
-}
-
-fn fmt_tick(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.1}")
-    } else if v >= 0.01 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
+    /// A roofline as SVG (plotters): each case's GFLOP/s against its arithmetic intensity
+    /// (FLOPs per byte of input, weight and output; log–log), under min(GEMM ceiling,
+    /// intensity × copy bandwidth) when the report has the adapter's ceilings.
+    ///
+    /// # Errors
+    /// As [`Report::svg`].
+    pub fn roofline_svg(&self) -> Result<String> {
+        plot::roofline_svg(self)
     }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// `1.5 MiB` style.
@@ -1031,13 +916,5 @@ mod tests {
         assert_eq!(s[7].groups, 144);
         assert!(parse_suite("| a | conv9d | 1 |").is_err());
         assert!(parse_suite("nothing").is_err());
-    }
-
-    #[test]
-    fn nice_steps() {
-        assert_eq!(nice_step(0.93), 1.0);
-        assert_eq!(nice_step(1.2), 2.0);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(nice_step(0.031), 0.05);
     }
 }

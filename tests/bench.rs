@@ -43,8 +43,17 @@ fn runner_times_and_checks_a_small_suite() {
     let table = report.table();
     assert!(table.contains("tiny_dw") && table.contains("geometric mean"), "{table}");
     assert_eq!(report.csv().lines().count(), 4);
-    let svg = report.svg();
+    let svg = report.svg().unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("tiny_dw") && svg.trim_end().ends_with("</svg>"));
+    let roofline = report.roofline_svg().unwrap();
+    let mut algos: Vec<&str> = report.results.iter().map(|r| r.algorithm.as_str()).collect();
+    algos.sort();
+    algos.dedup();
+    assert_eq!(
+        roofline.matches("<circle").count(),
+        3 + algos.len(),
+        "a point per case, one per algorithm in the legend"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["results"][0]["id"], "tiny");
 }

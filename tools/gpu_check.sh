@@ -84,7 +84,7 @@ else
 fi
 
 step info 60 "$bin" info
-step bench_f32 "$limit" "$bin" bench ${quick[@]+"${quick[@]}"} --json "$out/bench_f32.json" --csv "$out/bench_f32.csv"
+step bench_f32 "$limit" "$bin" bench ${quick[@]+"${quick[@]}"} --json "$out/bench_f32.json" --csv "$out/bench_f32.csv" --plot "$out/bench_f32.svg" --roofline "$out/roofline_f32.svg"
 step bench_f16 "$limit" "$bin" bench ${quick[@]+"${quick[@]}"} --f16 --no-ceilings --json "$out/bench_f16.json" --csv "$out/bench_f16.csv"
 step bench_algos "$limit" "$bin" bench ${quick[@]+"${quick[@]}"} --algo all --no-ceilings --json "$out/bench_algos.json" --csv "$out/bench_algos.csv"
 step bench_backward "$limit" "$bin" bench ${quick[@]+"${quick[@]}"} --backward --no-ceilings --json "$out/bench_backward.json" \

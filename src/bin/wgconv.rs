@@ -218,6 +218,10 @@ struct BenchArgs {
     /// Write a bar chart of GFLOP/s per case as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write a roofline as SVG: GFLOP/s against FLOPs per byte, under the adapter's GEMM
+    /// and copy ceilings (not drawn with --no-ceilings).
+    #[arg(long)]
+    roofline: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -1879,7 +1883,10 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         write_file(p, &report.csv())?;
     }
     if let Some(p) = &a.plot {
-        write_file(p, &report.svg())?;
+        write_file(p, &report.svg()?)?;
+    }
+    if let Some(p) = &a.roofline {
+        write_file(p, &report.roofline_svg()?)?;
     }
     let failed: Vec<&str> =
         report.results.iter().filter(|r| r.status.starts_with("error")).map(|r| r.id.as_str()).collect();
