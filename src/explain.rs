@@ -2,24 +2,35 @@
 //! shape, parameters, MACs and FLOPs, the receptive field and its jump, the bytes of every
 //! tensor and workspace, how a call splits over storage bindings, the algorithm `Auto`
 //! picks on this adapter and why, and the launches its plan records ([`crate::plan_conv2d`],
-//! [`crate::ops::conv2d_backward::plan_conv2d_backward`], [`crate::ops::pool2d::plan_pool2d`]).
+//! [`crate::ops::conv2d_backward::plan_conv2d_backward`], [`crate::ops::pool2d::plan_pool2d`],
+//! [`crate::ops::conv_transpose2d::plan_conv_transpose2d`],
+//! [`crate::ops::deform_conv2d::plan_deform_conv2d`], [`crate::ops::conv3d::plan_conv3d`]).
 //!
-//! Receptive field of a stack, per axis (input pixels one output pixel sees): `rf = rf_prev +
-//! (d·(k−1)) · jump_prev` and `jump = jump_prev · stride`, starting from `rf = 1, jump = 1`.
+//! Receptive field of a stack, per axis: the stack-input pixels one output pixel depends on,
+//! from the first to the last (gaps of a dilation included), the widest over output
+//! positions. It is found by carrying the interval `[o, o]` back through each layer: a conv or
+//! pooling (kernel k, dilation d, stride s, leading pad p) maps `[lo, hi]` to `[lo·s − p,
+//! hi·s − p + d·(k−1)]` (for forward layers alone this is `rf = rf_prev + d·(k−1)·jump_prev`); a
+//! transposed conv to the inputs `i` that reach it, `i·s − p + t·d ∈ [lo, hi]` for a tap `t`
+//! (which differ from one output phase to the next: hence the widest). The jump (stack-input
+//! pixels between neighbouring outputs) is the product of the strides over that of the
+//! transposed convs' strides: ½ after one stride-2 upsampling.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::ops::pool2d::PoolMode;
-use crate::params::{Conv2dParams, Padding, Pool2dParams};
+use crate::params::{
+    Algorithm, Conv1dParams, Conv2dParams, Conv3dParams, ConvTranspose2dParams, Padding, Pool2dParams,
+};
 use crate::tensor::DType;
 
 /// One layer's numbers (the receptive field and jump are cumulative over the stack so far).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct LayerFacts {
-    /// `conv2d`, `max_pool2d`, `avg_pool2d`, with its arguments.
+    /// The op (`conv2d`, `conv_transpose2d`, `max_pool2d`, ...) with its arguments.
     pub layer: String,
-    /// `[N, C, H, W]` in.
+    /// The input's shape (`[N, C, H, W]`; `[N, C, L]` for conv1d, `[N, C, D, H, W]` for conv3d).
     pub input_shape: Vec<usize>,
     /// Out: the layer's output (a backward pass: grad_output's shape, the forward's output).
     pub output_shape: Vec<usize>,
@@ -30,10 +41,15 @@ pub struct LayerFacts {
     pub macs: u64,
     /// 2·MACs for a conv (as `wgconv bench` counts), MACs for a pooling.
     pub flops: u64,
-    /// Input pixels one output pixel depends on, `[rows, columns]`, through the stack.
-    pub receptive_field: [u64; 2],
-    /// Input pixels between neighbouring outputs (the product of the strides so far).
-    pub jump: [u64; 2],
+    /// Stack-input pixels one output pixel depends on, per spatial axis (rows, columns; a
+    /// conv1d's one, a conv3d's three), through the stack ([`Field::receptive_field`]; a
+    /// deform_conv2d's without its offsets, which move the taps anywhere).
+    pub receptive_field: Vec<u64>,
+    /// Stack-input pixels between neighbouring outputs, per spatial axis ([`Field::jump`]).
+    pub jump: Vec<f64>,
+    /// The stack up to this layer: the next layer's `prev`.
+    #[cfg_attr(feature = "cli", serde(skip))]
+    pub field: Field,
     /// Bytes read: the input (a backward pass: the input and grad_output).
     pub input_bytes: u64,
     /// Bytes of the weight and bias.
@@ -53,18 +69,108 @@ pub struct LayerFacts {
     pub launches: Vec<String>,
 }
 
-/// The receptive field and jump before a stack's first layer.
-pub const START: ([u64; 2], [u64; 2]) = ([1, 1], [1, 1]);
+/// One layer's window along one spatial axis, as the receptive field sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Window {
+    k: u32,
+    d: u32,
+    s: u32,
+    /// The leading pad (top, left or front).
+    p: u32,
+    transposed: bool,
+}
 
-fn grow(prev: ([u64; 2], [u64; 2]), k: [u32; 2], stride: [u32; 2], dilation: [u32; 2]) -> ([u64; 2], [u64; 2]) {
-    let (rf, jump) = prev;
-    let axis = |a: usize| {
-        let span = dilation[a] as u64 * (k[a] as u64 - 1);
-        (rf[a] + span * jump[a], jump[a] * stride[a] as u64)
-    };
-    let (r0, j0) = axis(0);
-    let (r1, j1) = axis(1);
-    ([r0, r1], [j0, j1])
+impl Window {
+    fn forward(k: u32, d: u32, s: u32, p: u32) -> Self {
+        Window { k, d, s, p, transposed: false }
+    }
+
+    /// The layer inputs that outputs `lo ..= hi` read (None: none, as where a transposed
+    /// conv's taps miss every input).
+    fn back(&self, (lo, hi): (i64, i64)) -> Option<(i64, i64)> {
+        let [k, d, s, p] = [self.k, self.d, self.s, self.p].map(i64::from);
+        if !self.transposed {
+            return Some((lo * s - p, hi * s - p + d * (k - 1)));
+        }
+        // output o = i·s − p + t·d: for each tap t the inputs whose product lands in [lo, hi]
+        let mut reach: Option<(i64, i64)> = None;
+        for t in 0..k {
+            let (a, b) = (lo + p - t * d, hi + p - t * d);
+            let (i0, i1) = (-(-a).div_euclid(s), b.div_euclid(s));
+            if i0 <= i1 {
+                reach = Some(reach.map_or((i0, i1), |(x, y)| (x.min(i0), y.max(i1))));
+            }
+        }
+        reach
+    }
+}
+
+/// The layers from a stack's input to a layer's output, per spatial axis: their receptive
+/// field and jump (see the module's formulas). [`Field::default`] is a stack's start (no
+/// layer: one pixel, jump 1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Field {
+    /// `axes[a]`: axis a's windows, first layer first.
+    axes: Vec<Vec<Window>>,
+}
+
+impl Field {
+    /// After one more layer, a window per spatial axis. Errors: a layer of another number of
+    /// spatial axes than the stack's ([`Error::InvalidParam`]).
+    fn then(&self, windows: &[Window]) -> Result<Field> {
+        if !self.axes.is_empty() && self.axes.len() != windows.len() {
+            return Err(Error::param(
+                "layers",
+                format!("a layer of {} spatial axes after layers of {}", windows.len(), self.axes.len()),
+            ));
+        }
+        let mut axes = self.axes.clone();
+        axes.resize(windows.len(), Vec::new());
+        for (axis, w) in axes.iter_mut().zip(windows) {
+            axis.push(*w);
+        }
+        Ok(Field { axes })
+    }
+
+    /// Stack-input pixels one output pixel depends on, per spatial axis (1 each before any
+    /// layer; 0 where no input reaches an output, as a transposed conv whose dilation skips
+    /// every input of some outputs).
+    pub fn receptive_field(&self) -> Vec<u64> {
+        self.axes
+            .iter()
+            .map(|windows| {
+                // the output phases repeat with the product of the strides
+                let period = windows.iter().fold(1u64, |p, w| p.saturating_mul(w.s.max(1) as u64)).min(4096) as i64;
+                (0..period)
+                    .map(|o| {
+                        windows
+                            .iter()
+                            .rev()
+                            .try_fold((o, o), |iv, w| w.back(iv))
+                            .map_or(0, |(lo, hi)| (hi - lo + 1) as u64)
+                    })
+                    .max()
+                    .unwrap_or(1)
+            })
+            .collect()
+    }
+
+    /// Stack-input pixels between neighbouring outputs, per spatial axis: the strides'
+    /// product over the transposed convs' (0.5 after one stride-2 transposed conv).
+    pub fn jump(&self) -> Vec<f64> {
+        self.axes
+            .iter()
+            .map(|windows| windows.iter().fold(1.0, |j, w| if w.transposed { j / w.s as f64 } else { j * w.s as f64 }))
+            .collect()
+    }
+}
+
+/// A conv2d's windows (rows, columns).
+fn conv_windows(g: &crate::params::Conv2dGeometry) -> [Window; 2] {
+    [
+        Window::forward(g.kh, g.dilation[0], g.stride[0], g.pads.top),
+        Window::forward(g.kw, g.dilation[1], g.stride[1], g.pads.left),
+    ]
 }
 
 fn split_of(pieces: u32, bands: u32, chunks: u32) -> String {
@@ -90,8 +196,7 @@ fn bytes(shape: &[usize], dtype: DType) -> u64 {
 }
 
 /// conv2d of `input` `[N, Cin, H, W]` by `weight` `[Cout, Cin/groups, kh, kw]` (with a bias
-/// when `bias`), after a stack whose receptive field and jump are `prev` ([`START`] for a
-/// first layer). Errors as [`crate::plan_conv2d`].
+/// when `bias`), after the stack `prev` ([`Field::default`] for a first layer). Errors as [`crate::plan_conv2d`].
 pub fn conv2d(
     ctx: &GpuContext,
     input: &[usize],
@@ -99,14 +204,14 @@ pub fn conv2d(
     bias: bool,
     dtype: DType,
     params: &Conv2dParams,
-    prev: ([u64; 2], [u64; 2]),
+    prev: &Field,
 ) -> Result<LayerFacts> {
     let b = [weight.first().copied().unwrap_or(0)];
     let plan = crate::plan_conv2d(ctx, input, weight, bias.then_some(&b[..]), dtype, params)?;
     let g = &plan.geometry;
     let output = plan.geometry.output_shape().to_vec();
     let macs = (g.flops() / 2.0) as u64;
-    let (receptive_field, jump) = grow(prev, [g.kh, g.kw], g.stride, g.dilation);
+    let field = prev.then(&conv_windows(g))?;
     let w_elems: usize = weight.iter().product();
     Ok(LayerFacts {
         layer: conv_text("conv2d", g, &params.padding, if bias { " +bias" } else { "" }),
@@ -115,8 +220,9 @@ pub fn conv2d(
         parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
         macs,
         flops: 2 * macs,
-        receptive_field,
-        jump,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
         input_bytes: bytes(input, dtype),
         weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
         output_bytes: bytes(&output, dtype),
@@ -142,7 +248,7 @@ pub fn conv2d_backward(
     bias: bool,
     dtype: DType,
     params: &Conv2dParams,
-    prev: ([u64; 2], [u64; 2]),
+    prev: &Field,
 ) -> Result<LayerFacts> {
     use crate::ops::conv2d_backward::{plan_conv2d_backward, Grads};
     let which = Grads { input: true, weight: true, bias };
@@ -150,7 +256,7 @@ pub fn conv2d_backward(
     let g = &plan.geometry;
     let output = g.output_shape().to_vec();
     let forward_macs = (g.flops() / 2.0) as u64;
-    let (receptive_field, jump) = grow(prev, [g.kh, g.kw], g.stride, g.dilation);
+    let field = prev.then(&conv_windows(g))?;
     let c_out = g.c_out as usize;
     let w_elems: usize = weight.iter().product();
     let bias_bytes = if bias { c_out as u64 * dtype.size() } else { 0 };
@@ -167,8 +273,9 @@ pub fn conv2d_backward(
         parameters: (w_elems + if bias { c_out } else { 0 }) as u64,
         macs: 2 * forward_macs,
         flops: 4 * forward_macs,
-        receptive_field,
-        jump,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
         input_bytes: bytes(input, dtype) + bytes(&output, dtype),
         weight_bytes: bytes(weight, dtype),
         output_bytes: bytes(input, dtype) + bytes(weight, dtype) + bias_bytes,
@@ -187,14 +294,14 @@ pub fn pool2d(
     dtype: DType,
     params: &Pool2dParams,
     mode: PoolMode,
-    prev: ([u64; 2], [u64; 2]),
+    prev: &Field,
 ) -> Result<LayerFacts> {
     let plan = crate::ops::pool2d::plan_pool2d(ctx, input, dtype, params, mode)?;
     let output = plan.output.to_vec();
     let window = params.kernel[0] as u64 * params.kernel[1] as u64;
     let macs = output.iter().product::<usize>() as u64 * window;
     let stride = params.stride();
-    let (receptive_field, jump) = grow(prev, params.kernel, stride, [1, 1]);
+    let field = prev.then(&[0, 1].map(|a| Window::forward(params.kernel[a], 1, stride[a], params.padding[a])))?;
     let name = if mode == PoolMode::Max { "max_pool2d" } else { "avg_pool2d" };
     Ok(LayerFacts {
         layer: format!("{name} k {:?} stride {:?} padding {:?}", params.kernel, stride, params.padding),
@@ -203,8 +310,9 @@ pub fn pool2d(
         parameters: 0,
         macs,
         flops: macs,
-        receptive_field,
-        jump,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
         input_bytes: bytes(input, dtype),
         weight_bytes: 0,
         output_bytes: bytes(&output, dtype),
@@ -212,6 +320,243 @@ pub fn pool2d(
         algorithm: "pool2d".into(),
         reason: "one kernel for both poolings".into(),
         split: split_of(plan.batch_pieces, plan.row_bands, 1),
+        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// conv_transpose2d of `input` `[N, Cin, H, W]` by `weight` `[Cin, Cout/groups, kh, kw]`
+/// (PyTorch's `F.conv_transpose2d`; a bias `[Cout]` when `bias`), after `prev` (see
+/// [`conv2d`]): MACs N·Cin·H·W·(Cout/groups)·kh·kw (every input pixel times every tap), the
+/// receptive field of an upsampling (an output pixel reads ⌈d·(k−1)+1 over s⌉ inputs at
+/// most) and a fractional jump. Errors as
+/// [`crate::ops::conv_transpose2d::plan_conv_transpose2d`].
+pub fn conv_transpose2d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: bool,
+    dtype: DType,
+    params: &ConvTranspose2dParams,
+    prev: &Field,
+) -> Result<LayerFacts> {
+    use crate::ops::conv_transpose2d::plan_conv_transpose2d;
+    let c_out = weight.get(1).copied().unwrap_or(0) * params.groups.max(1) as usize;
+    let b = [c_out];
+    let plan = plan_conv_transpose2d(ctx, input, weight, bias.then_some(&b[..]), dtype, params)?;
+    let g = &plan.geometry;
+    let output = g.output_shape().to_vec();
+    let macs = (g.flops() / 2.0) as u64;
+    let window = |a: usize, k: u32, p: u32| Window { k, d: g.dilation[a], s: g.stride[a], p, transposed: true };
+    let field = prev.then(&[window(0, g.kh, g.pads.top), window(1, g.kw, g.pads.left)])?;
+    let w_elems: usize = weight.iter().product();
+    Ok(LayerFacts {
+        layer: format!(
+            "conv_transpose2d {}→{} k {}×{} stride {:?} padding {} output_padding {:?} dilation {:?} groups {}{}",
+            g.c_in,
+            g.c_out,
+            g.kh,
+            g.kw,
+            g.stride,
+            padding_text(&params.padding),
+            g.output_padding,
+            g.dilation,
+            g.groups,
+            if bias { " +bias" } else { "" }
+        ),
+        input_shape: input.to_vec(),
+        output_shape: output.clone(),
+        parameters: (w_elems + if bias { c_out } else { 0 }) as u64,
+        macs,
+        flops: 2 * macs,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
+        input_bytes: bytes(input, dtype),
+        weight_bytes: bytes(weight, dtype) + if bias { c_out as u64 * dtype.size() } else { 0 },
+        output_bytes: bytes(&output, dtype),
+        workspace_bytes: plan.workspace_bytes,
+        algorithm: plan.algorithm.name().to_string(),
+        reason: plan.reason.clone(),
+        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
+        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// deform_conv2d (torchvision's `ops.deform_conv2d`) of `input` `[N, Cin, H, W]` by `weight`
+/// `[Cout, Cin/groups, kh, kw]` with `offset_groups` groups of offsets (`[N,
+/// 2·offset_groups·kh·kw, Ho, Wo]`), a mask (`[N, offset_groups·kh·kw, Ho, Wo]`, v2) when
+/// `mask` and a bias when `bias`, after `prev` (see [`conv2d`]). MACs are the conv's (the
+/// bilinear sampling's four reads and weights per tap are not counted); the receptive field
+/// is the conv's without offsets (offsets move each tap anywhere); input bytes count the
+/// offset and mask. Errors as [`crate::ops::deform_conv2d::plan_deform_conv2d`], and
+/// [`Error::InvalidParam`] for 0 offset groups.
+#[allow(clippy::too_many_arguments)]
+pub fn deform_conv2d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    offset_groups: usize,
+    mask: bool,
+    bias: bool,
+    dtype: DType,
+    params: &Conv2dParams,
+    prev: &Field,
+) -> Result<LayerFacts> {
+    if offset_groups == 0 {
+        return Err(Error::param("offset_groups", "at least 1"));
+    }
+    let out = params.output_shape(input, weight)?;
+    let taps = weight.get(2..4).map_or(0, |k| k[0] * k[1]);
+    let (n, ho, wo) = (out[0], out[2], out[3]);
+    let offset = [n, 2 * offset_groups * taps, ho, wo];
+    let mask_shape = [n, offset_groups * taps, ho, wo];
+    let b = [out[1]];
+    let plan = crate::ops::deform_conv2d::plan_deform_conv2d(
+        ctx,
+        input,
+        weight,
+        &offset,
+        mask.then_some(&mask_shape[..]),
+        bias.then_some(&b[..]),
+        dtype,
+        params,
+    )?;
+    let g = &plan.geometry.conv;
+    let output = g.output_shape().to_vec();
+    let macs = (g.flops() / 2.0) as u64;
+    let field = prev.then(&conv_windows(g))?;
+    let w_elems: usize = weight.iter().product();
+    let reason = match (params.algorithm, plan.algorithm) {
+        (Algorithm::Auto, Algorithm::Im2colGemm) => "the deformable im2col's dense GEMM runs the flat kernel here",
+        (Algorithm::Auto, _) => "bilinear samples gathered by the GEMM's B loader (no workspace)",
+        _ => "forced",
+    };
+    let extra = format!(
+        " offset_groups {offset_groups}{}{}",
+        if mask { " +mask" } else { "" },
+        if bias { " +bias" } else { "" }
+    );
+    Ok(LayerFacts {
+        layer: conv_text("deform_conv2d", g, &params.padding, &extra),
+        input_shape: input.to_vec(),
+        output_shape: output.clone(),
+        parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
+        macs,
+        flops: 2 * macs,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
+        input_bytes: bytes(input, dtype) + bytes(&offset, dtype) + if mask { bytes(&mask_shape, dtype) } else { 0 },
+        weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
+        output_bytes: bytes(&output, dtype),
+        workspace_bytes: plan.workspace_bytes,
+        algorithm: plan.algorithm.name().to_string(),
+        reason: reason.into(),
+        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
+        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// conv1d (`F.conv1d`) of `input` `[N, Cin, L]` by `weight` `[Cout, Cin/groups, k]`, after
+/// `prev` (a stack of conv1d layers; see [`conv2d`]): planned as the conv2d of `[N, Cin, 1,
+/// L]` it runs as. Errors as [`crate::plan_conv2d`].
+pub fn conv1d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: bool,
+    dtype: DType,
+    params: &Conv1dParams,
+    prev: &Field,
+) -> Result<LayerFacts> {
+    let x = crate::params::as_batched(input, 3);
+    params.validate(&x, weight, None)?;
+    // both rank 3 now: [N, C, L] → [N, C, 1, L]
+    let as_2d = |s: &[usize]| -> Result<Vec<usize>> { Ok(vec![s[0], s[1], 1, s[2]]) };
+    let input_3d = x;
+    let p2 = params.as_conv2d();
+    let mut facts = conv2d(ctx, &as_2d(&input_3d)?, &as_2d(weight)?, bias, dtype, &p2, &Field::default())?;
+    let g = crate::plan_conv2d(ctx, &as_2d(&input_3d)?, &as_2d(weight)?, None, dtype, &p2)?.geometry;
+    let field = prev.then(&[conv_windows(&g)[1]])?;
+    let out = facts.output_shape.clone();
+    facts.layer = format!(
+        "conv1d {}→{} k {} stride {} padding {:?} dilation {} groups {}{}",
+        g.c_in,
+        g.c_out,
+        g.kw,
+        params.stride,
+        params.padding,
+        params.dilation,
+        params.groups,
+        if bias { " +bias" } else { "" }
+    );
+    facts.input_shape = input.to_vec();
+    facts.output_shape = vec![out[0], out[1], out[3]];
+    facts.receptive_field = field.receptive_field();
+    facts.jump = field.jump();
+    facts.field = field;
+    facts.reason += " (as conv2d on [N, C, 1, L])";
+    Ok(facts)
+}
+
+/// conv3d (`F.conv3d`) of `input` `[N, Cin, D, H, W]` by `weight` `[Cout, Cin/groups, kd, kh,
+/// kw]`, after `prev` (a stack of conv3d layers; see [`conv2d`]): vol2col and the dense GEMM
+/// per chunk of output voxels (f16 storage runs on f32 copies). Errors as
+/// [`crate::ops::conv3d::plan_conv3d`].
+pub fn conv3d(
+    ctx: &GpuContext,
+    input: &[usize],
+    weight: &[usize],
+    bias: bool,
+    dtype: DType,
+    params: &Conv3dParams,
+    prev: &Field,
+) -> Result<LayerFacts> {
+    let b = [weight.first().copied().unwrap_or(0)];
+    let plan = crate::ops::conv3d::plan_conv3d(ctx, input, weight, bias.then_some(&b[..]), params)?;
+    let g = &plan.geometry;
+    let output = g.output_shape().to_vec();
+    let w_elems: usize = weight.iter().product();
+    let macs = output.iter().product::<usize>() as u64 * (w_elems / b[0].max(1)) as u64;
+    let field =
+        prev.then(&[0, 1, 2].map(|a| Window::forward(g.kernel[a], g.dilation[a], g.stride[a], g.pad_begin[a])))?;
+    let split = match (plan.batch_pieces, plan.depth_slabs, plan.channel_chunks) {
+        (_, _, c) if c > 1 => format!("{c} output-channel chunks"),
+        (_, s, _) if s > 1 => format!("each volume in {s} depth slabs"),
+        (p, _, _) => split_of(p, 1, 1),
+    };
+    Ok(LayerFacts {
+        layer: format!(
+            "conv3d {}→{} k {:?} stride {:?} padding {:?} dilation {:?} groups {}{}",
+            g.c_in,
+            g.c_out,
+            g.kernel,
+            g.stride,
+            params.padding,
+            g.dilation,
+            g.groups,
+            if bias { " +bias" } else { "" }
+        ),
+        input_shape: input.to_vec(),
+        output_shape: output.clone(),
+        parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
+        macs,
+        flops: 2 * macs,
+        receptive_field: field.receptive_field(),
+        jump: field.jump(),
+        field,
+        input_bytes: bytes(input, dtype),
+        weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
+        output_bytes: bytes(&output, dtype),
+        workspace_bytes: plan.workspace_bytes,
+        algorithm: "vol2col_gemm".into(),
+        reason: if dtype == DType::F16 {
+            "the one conv3d algorithm (on f32 copies of f16 tensors)"
+        } else {
+            "the one conv3d algorithm"
+        }
+        .into(),
+        split,
         launches: plan.steps.iter().map(|s| s.to_string()).collect(),
     })
 }
@@ -248,14 +593,15 @@ fn padding_text(p: &Padding) -> String {
 /// max_pool2d k=3 s=2 p=1
 /// conv2d 64 k=3 p=1 g=64           # depthwise
 /// avg_pool2d k=2
+/// conv_transpose2d 32 k=4 s=2 p=1  # upsampling; op= its output_padding
 /// ```
 ///
-/// `k`, `s`, `p`, `d` take one value or `H,W`; `p=same` and `p=valid` for conv2d. Each
+/// `k`, `s`, `p`, `d`, `op` take one value or `H,W`; `p=same` and `p=valid` for conv2d. Each
 /// layer's input is the previous layer's output. Errors: a line that does not parse
 /// ([`Error::InvalidParam`], naming the line), or the first layer PyTorch would reject.
 pub fn stack(ctx: &GpuContext, input: &[usize], dtype: DType, text: &str) -> Result<Vec<LayerFacts>> {
     let mut shape = input.to_vec();
-    let mut prev = START;
+    let mut prev = Field::default();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -318,7 +664,27 @@ pub fn stack(ctx: &GpuContext, input: &[usize], dtype: DType, text: &str) -> Res
                 let c_in = *shape.get(1).ok_or_else(|| bad("the input is not [N, C, H, W]".into()))?;
                 let cig = c_in / (groups.max(1) as usize);
                 let weight = [c_out, cig, k[0] as usize, k[1] as usize];
-                conv2d(ctx, &shape, &weight, bias, dtype, &params, prev)?
+                conv2d(ctx, &shape, &weight, bias, dtype, &params, &prev)?
+            }
+            "conv_transpose2d" => {
+                let c_out =
+                    out_channels.ok_or_else(|| bad("conv_transpose2d needs its output channel count".into()))?;
+                let k = pair("k", 0)?;
+                if k[0] == 0 {
+                    return Err(bad("conv_transpose2d needs k=".into()));
+                }
+                let groups: u32 = keys.get("g").map_or(Ok(1), |g| g.parse().map_err(|_| bad(format!("g={g}"))))?;
+                let params = ConvTranspose2dParams {
+                    stride: pair("s", 1)?,
+                    padding: Padding::Symmetric(pair("p", 0)?),
+                    output_padding: pair("op", 0)?,
+                    dilation: pair("d", 1)?,
+                    groups,
+                    ..Default::default()
+                };
+                let c_in = *shape.get(1).ok_or_else(|| bad("the input is not [N, C, H, W]".into()))?;
+                let weight = [c_in, c_out / (groups.max(1) as usize), k[0] as usize, k[1] as usize];
+                conv_transpose2d(ctx, &shape, &weight, bias, dtype, &params, &prev)?
             }
             "max_pool2d" | "avg_pool2d" => {
                 let k = pair("k", 0)?;
@@ -333,12 +699,12 @@ pub fn stack(ctx: &GpuContext, input: &[usize], dtype: DType, text: &str) -> Res
                     ..Default::default()
                 };
                 let mode = if op == "max_pool2d" { PoolMode::Max } else { PoolMode::Avg };
-                pool2d(ctx, &shape, dtype, &params, mode, prev)?
+                pool2d(ctx, &shape, dtype, &params, mode, &prev)?
             }
-            other => return Err(bad(format!("`{other}`: conv2d, max_pool2d or avg_pool2d"))),
+            other => return Err(bad(format!("`{other}`: conv2d, conv_transpose2d, max_pool2d or avg_pool2d"))),
         };
         shape = facts.output_shape.clone();
-        prev = (facts.receptive_field, facts.jump);
+        prev = facts.field.clone();
         out.push(facts);
     }
     Ok(out)
@@ -350,11 +716,7 @@ impl std::fmt::Display for LayerFacts {
         writeln!(f, "{}", self.layer)?;
         writeln!(f, "  input {:?} → output {:?}", self.input_shape, self.output_shape)?;
         writeln!(f, "  parameters {}   MACs {}   FLOPs {}", self.parameters, self.macs, self.flops)?;
-        writeln!(
-            f,
-            "  receptive field {}×{}   jump {}×{}",
-            self.receptive_field[0], self.receptive_field[1], self.jump[0], self.jump[1]
-        )?;
+        writeln!(f, "  receptive field {}   jump {}", axes(&self.receptive_field), jumps(&self.jump))?;
         writeln!(
             f,
             "  memory: input {:.2} MiB, weight {:.2} MiB, output {:.2} MiB, workspace {:.2} MiB",
@@ -369,5 +731,103 @@ impl std::fmt::Display for LayerFacts {
             writeln!(f, "    {l}")?;
         }
         Ok(())
+    }
+}
+
+/// `7×7`: a value per spatial axis.
+pub fn axes(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join("×")
+}
+
+/// `2×2`, `1/2×1/2`: a jump per spatial axis, as a whole number or a unit fraction where it
+/// is one.
+pub fn jumps(v: &[f64]) -> String {
+    let one = |j: f64| {
+        if j >= 1.0 && j.fract() == 0.0 {
+            format!("{j}")
+        } else if j > 0.0 && (1.0 / j).fract().abs() < 1e-9 {
+            format!("1/{}", (1.0 / j).round())
+        } else {
+            format!("{j:.4}")
+        }
+    };
+    v.iter().map(|&j| one(j)).collect::<Vec<_>>().join("×")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{ConvTranspose1dParams, Padding1d};
+    use crate::tensor::HostTensor;
+
+    /// Runs `windows` as conv1d / conv_transpose1d layers of all-ones kernels (one channel) on
+    /// each unit impulse of a line of `len`, with the f64 references, and returns, for output
+    /// positions away from the ends, the widest span of inputs whose impulse reaches them.
+    fn reached_span(windows: &[Window], len: usize) -> u64 {
+        let mut reach: Vec<Vec<usize>> = Vec::new();
+        for i in 0..len {
+            let mut x = vec![0f32; len];
+            x[i] = 1.0;
+            let mut line = HostTensor::new(&[1, 1, len], x).unwrap();
+            for w in windows {
+                let weight = HostTensor::new(&[1, 1, w.k as usize], vec![1.0; w.k as usize]).unwrap();
+                let (shape, y) = if w.transposed {
+                    let p = ConvTranspose1dParams {
+                        stride: w.s,
+                        padding: Padding1d::Symmetric(w.p),
+                        dilation: w.d,
+                        ..Default::default()
+                    };
+                    let (s, y) =
+                        crate::reference::conv_transpose1d::conv_transpose1d(&line, &weight, None, &p).unwrap();
+                    (s.to_vec(), y)
+                } else {
+                    let p = Conv1dParams {
+                        stride: w.s,
+                        padding: Padding1d::Symmetric(w.p),
+                        dilation: w.d,
+                        ..Default::default()
+                    };
+                    let (s, y) = crate::reference::conv1d::conv1d(&line, &weight, None, &p).unwrap();
+                    (s.to_vec(), y)
+                };
+                line = HostTensor::new(&shape, y.iter().map(|&v| v as f32).collect()).unwrap();
+            }
+            reach.resize(line.data.len(), Vec::new());
+            for (o, v) in line.data.iter().enumerate() {
+                if *v != 0.0 {
+                    reach[o].push(i);
+                }
+            }
+        }
+        let (a, b) = (reach.len() / 4, reach.len() * 3 / 4);
+        reach[a..b].iter().map(|r| r.last().map_or(0, |hi| (hi - r[0] + 1) as u64)).max().unwrap()
+    }
+
+    /// The receptive field found by carrying intervals back through the layers is the
+    /// widest span of inputs that reach one output through the reference convs, for forward
+    /// stacks, dilations, and stacks with transposed convs (whose outputs' reach differs from
+    /// phase to phase); the jump counts a transposed conv's stride as a division.
+    #[test]
+    fn receptive_fields_match_what_reaches_an_output_through_the_references() {
+        let f = |k, d, s, p| Window::forward(k, d, s, p);
+        let t = |k, d, s, p| Window { k, d, s, p, transposed: true };
+        let stacks: [&[Window]; 7] = [
+            &[f(7, 1, 2, 3), f(3, 1, 2, 1), f(3, 1, 1, 1)],
+            &[f(3, 2, 1, 2), f(3, 4, 2, 4)],
+            &[t(4, 1, 2, 1)],
+            &[t(3, 1, 2, 1)],
+            &[f(3, 1, 2, 1), t(4, 1, 2, 1), f(3, 1, 1, 1), t(3, 1, 2, 1)],
+            &[t(3, 2, 3, 0), f(2, 1, 1, 0)],
+            &[t(5, 1, 2, 2), t(5, 1, 2, 2), f(3, 1, 2, 1)],
+        ];
+        for windows in stacks {
+            let field = windows.iter().try_fold(Field::default(), |fl, w| fl.then(&[*w])).unwrap();
+            assert_eq!(field.receptive_field(), vec![reached_span(windows, 48)], "{windows:?}");
+        }
+        let up = Field::default().then(&[t(4, 1, 2, 1); 2]).unwrap();
+        assert_eq!((up.receptive_field(), up.jump()), (vec![2, 2], vec![0.5, 0.5]));
+        assert_eq!(jumps(&up.jump()), "1/2×1/2");
+        assert!(up.then(&[f(3, 1, 1, 1)]).is_err(), "a 1-D layer after 2-D ones");
     }
 }

@@ -681,6 +681,116 @@ fn explain_gives_a_backward_pass_its_numbers_and_launches() {
     assert_one_line_error(code, &err, "--weight-shape");
 }
 
+/// `explain` beyond conv2d (numbers worked out by hand): a transposed conv's MACs (every
+/// input pixel times every tap) and its receptive field and fractional jump (an output of a
+/// 4x4 stride-2 upsampling reads 2 inputs per axis, ½ an input apart), a deform_conv2d's
+/// input bytes (its offset and mask counted), conv1d's one axis and conv3d's three, and a
+/// decoder stack through `--layers`.
+#[test]
+fn explain_gives_transposed_deformable_1d_and_3d_layers_their_numbers() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let explain = |args: &[&str]| {
+        let (code, out, err) = run(&[&["explain"], args].concat());
+        assert_eq!(code, 0, "{out}\n{err}");
+        out
+    };
+    let has = |out: &str, want: &[String]| {
+        for w in want {
+            assert!(out.contains(w.as_str()), "missing `{w}` in:\n{out}");
+        }
+    };
+    let mib = |b: u64| format!("{:.2} MiB", b as f64 / (1 << 20) as f64);
+    let out = explain(&[
+        "conv_transpose2d",
+        "--input-shape",
+        "1,64,32,32",
+        "--weight-shape",
+        "64,32,4,4",
+        "--stride",
+        "2",
+        "--padding",
+        "1",
+        "--bias",
+    ]);
+    has(
+        &out,
+        &[
+            "output [1, 32, 64, 64]".into(),
+            format!("parameters {} ", 64 * 32 * 16 + 32),
+            format!("MACs {} ", 64 * 32 * 32 * 32 * 16),
+            "receptive field 2×2   jump 1/2×1/2".into(),
+        ],
+    );
+    let out = explain(&[
+        "deform_conv2d",
+        "--input-shape",
+        "1,64,56,56",
+        "--weight-shape",
+        "64,64,3,3",
+        "--padding",
+        "1",
+        "--mask",
+        "--offset-groups",
+        "2",
+    ]);
+    let (x, offset, mask) = (64 * 56 * 56 * 4, 2 * 2 * 9 * 56 * 56 * 4, 2 * 9 * 56 * 56 * 4);
+    has(
+        &out,
+        &[
+            "offset_groups 2 +mask".into(),
+            format!("MACs {} ", 64u64 * 56 * 56 * 64 * 9),
+            format!("memory: input {}", mib(x + offset + mask)),
+        ],
+    );
+    let out = explain(&["conv1d", "--input-shape", "2,80,3000", "--weight-shape", "384,80,3", "--padding", "1"]);
+    has(
+        &out,
+        &[
+            "output [2, 384, 3000]".into(),
+            format!("MACs {} ", 2u64 * 384 * 3000 * 80 * 3),
+            "receptive field 3   jump 1\n".into(),
+        ],
+    );
+    let out = explain(&[
+        "conv3d",
+        "--input-shape",
+        "1,3,16,112,112",
+        "--weight-shape",
+        "64,3,3,7,7",
+        "--stride",
+        "1,2,2",
+        "--padding",
+        "1,3,3",
+    ]);
+    has(
+        &out,
+        &[
+            "output [1, 64, 16, 56, 56]".into(),
+            format!("MACs {} ", 64u64 * 16 * 56 * 56 * 3 * 3 * 7 * 7),
+            "receptive field 3×7×7   jump 1×2×2".into(),
+            "vol2col_gemm".into(),
+        ],
+    );
+    // down 2, up 2 (rf 3 → 5: each upsampled output reads 2 of the conv's outputs, 2 apart),
+    // a 3x3 (rf 7), up 2 again with output_padding
+    let layers = tmp("explain_decoder.txt");
+    std::fs::write(&layers, "conv2d 64 k=3 s=2 p=1\nconv_transpose2d 32 k=4 s=2 p=1\nconv2d 16 k=3 p=1\nconv_transpose2d 8 k=3 s=2 p=1 op=1\n").unwrap();
+    let out = explain(&["--input-shape", "1,3,64,64", "--layers", layers.to_str().unwrap()]);
+    let fields: Vec<&str> = out.lines().filter(|l| l.starts_with("  receptive field")).collect();
+    assert_eq!(
+        fields,
+        [
+            "  receptive field 3×3   jump 2×2",
+            "  receptive field 5×5   jump 1×1",
+            "  receptive field 7×7   jump 1×1",
+            "  receptive field 9×9   jump 1/2×1/2",
+        ]
+    );
+    has(&out, &["stack: 4 layers, [1, 3, 64, 64] → [1, 8, 128, 128]".into()]);
+}
+
 #[test]
 fn run_deform_conv2d_verify_on_a_golden_case() {
     if common::gpu().is_none() {

@@ -67,15 +67,26 @@ struct CompareArgs {
 
 #[derive(Args)]
 struct ExplainArgs {
-    /// conv2d or conv2d_backward (with --weight-shape; the backward: every gradient, grad_bias
-    /// with --bias), max_pool2d or avg_pool2d (with --kernel); or a stack with --layers.
+    /// conv2d, conv2d_backward (every gradient, grad_bias with --bias), conv_transpose2d,
+    /// deform_conv2d, conv1d or conv3d (with --weight-shape), max_pool2d or avg_pool2d (with
+    /// --kernel); or a stack with --layers.
     op: Option<String>,
-    /// N,C,H,W (the stack's input with --layers).
+    /// N,C,H,W (conv1d: N,C,L; conv3d: N,C,D,H,W; the stack's input with --layers).
     #[arg(long)]
     input_shape: String,
-    /// Cout,Cin/groups,kh,kw (conv2d, conv2d_backward).
+    /// Cout,Cin/groups,kh,kw (conv_transpose2d: Cin,Cout/groups,kh,kw; conv1d: Cout,Cin/groups,k;
+    /// conv3d: Cout,Cin/groups,kd,kh,kw).
     #[arg(long)]
     weight_shape: Option<String>,
+    /// deform_conv2d: offset groups (the offset has 2·G·kh·kw channels).
+    #[arg(long, default_value_t = 1)]
+    offset_groups: usize,
+    /// deform_conv2d: with a mask (DCN v2).
+    #[arg(long)]
+    mask: bool,
+    /// conv_transpose2d: output_padding (one value or H,W).
+    #[arg(long, default_value = "0")]
+    output_padding: String,
     /// The conv has a bias [Cout].
     #[arg(long)]
     bias: bool,
@@ -1673,7 +1684,7 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
     let input = shape(&a.input_shape, "--input-shape")?;
     let dtype = storage(a.f16);
     let ctx = GpuContext::new()?;
-    let prev = wgconv::explain::START;
+    let prev = wgconv::explain::Field::default();
     let layers = match (&a.layers, a.op.as_deref()) {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).map_err(|e| Failure(format!("{}: {e}", path.display()), 1))?;
@@ -1691,10 +1702,57 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
             };
             let w = shape(w, "--weight-shape")?;
             if op == "conv2d" {
-                vec![wgconv::explain::conv2d(&ctx, &input, &w, a.bias, dtype, &params, prev)?]
+                vec![wgconv::explain::conv2d(&ctx, &input, &w, a.bias, dtype, &params, &prev)?]
             } else {
-                vec![wgconv::explain::conv2d_backward(&ctx, &input, &w, a.bias, dtype, &params, prev)?]
+                vec![wgconv::explain::conv2d_backward(&ctx, &input, &w, a.bias, dtype, &params, &prev)?]
             }
+        }
+        (None, Some(op @ ("conv_transpose2d" | "deform_conv2d" | "conv1d" | "conv3d"))) => {
+            let w = a.weight_shape.as_deref().ok_or_else(|| Failure(format!("{op} needs --weight-shape"), 2))?;
+            let w = shape(w, "--weight-shape")?;
+            let stride = a.stride.as_deref().unwrap_or("1");
+            let facts = match op {
+                "conv_transpose2d" => {
+                    let params = wgconv::ConvTranspose2dParams {
+                        stride: parse_pair("stride", stride)?,
+                        padding: parse_padding(&a.padding)?,
+                        output_padding: parse_pair("output-padding", &a.output_padding)?,
+                        dilation: parse_pair("dilation", &a.dilation)?,
+                        groups: a.groups,
+                        ..Default::default()
+                    };
+                    wgconv::explain::conv_transpose2d(&ctx, &input, &w, a.bias, dtype, &params, &prev)?
+                }
+                "deform_conv2d" => {
+                    let params = Conv2dParams {
+                        stride: parse_pair("stride", stride)?,
+                        padding: parse_padding(&a.padding)?,
+                        dilation: parse_pair("dilation", &a.dilation)?,
+                        groups: a.groups,
+                        ..Default::default()
+                    };
+                    wgconv::explain::deform_conv2d(
+                        &ctx,
+                        &input,
+                        &w,
+                        a.offset_groups,
+                        a.mask,
+                        a.bias,
+                        dtype,
+                        &params,
+                        &prev,
+                    )?
+                }
+                "conv1d" => {
+                    let params = conv1d_params(stride, &a.padding, &a.dilation, a.groups)?;
+                    wgconv::explain::conv1d(&ctx, &input, &w, a.bias, dtype, &params, &prev)?
+                }
+                _ => {
+                    let params = conv3d_params(stride, &a.padding, &a.dilation, a.groups, Activation::None)?;
+                    wgconv::explain::conv3d(&ctx, &input, &w, a.bias, dtype, &params, &prev)?
+                }
+            };
+            vec![facts]
         }
         (None, Some(op @ ("max_pool2d" | "avg_pool2d"))) => {
             let k = a.kernel.as_deref().ok_or_else(|| Failure(format!("{op} needs --kernel"), 2))?;
@@ -1706,17 +1764,22 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
                 ..Default::default()
             };
             let mode = if op == "max_pool2d" { wgconv::PoolMode::Max } else { wgconv::PoolMode::Avg };
-            vec![wgconv::explain::pool2d(&ctx, &input, dtype, &params, mode, prev)?]
+            vec![wgconv::explain::pool2d(&ctx, &input, dtype, &params, mode, &prev)?]
         }
         (None, Some(other)) => {
             return Err(Failure(
-                format!("explain: `{other}`: conv2d, conv2d_backward, max_pool2d or avg_pool2d (or --layers)"),
+                format!(
+                    "explain: `{other}`: conv2d, conv2d_backward, conv_transpose2d, deform_conv2d, conv1d, conv3d, \
+                     max_pool2d or avg_pool2d (or --layers)"
+                ),
                 2,
             ))
         }
         (None, None) => {
             return Err(Failure(
-                "explain: give an op (conv2d, conv2d_backward, max_pool2d, avg_pool2d) or --layers".into(),
+                "explain: give an op (conv2d, conv2d_backward, conv_transpose2d, deform_conv2d, conv1d, conv3d, \
+                 max_pool2d, avg_pool2d) or --layers"
+                    .into(),
                 2,
             ))
         }
@@ -1729,17 +1792,15 @@ fn explain(a: &ExplainArgs) -> Result<(), Failure> {
         let last = layers.last().expect("more than one");
         let sum = |f: fn(&wgconv::explain::LayerFacts) -> u64| layers.iter().map(f).sum::<u64>();
         println!(
-            "stack: {} layers, {:?} → {:?}, parameters {}, MACs {}, FLOPs {}, receptive field {}×{}, jump {}×{}",
+            "stack: {} layers, {:?} → {:?}, parameters {}, MACs {}, FLOPs {}, receptive field {}, jump {}",
             layers.len(),
             input,
             last.output_shape,
             sum(|l| l.parameters),
             sum(|l| l.macs),
             sum(|l| l.flops),
-            last.receptive_field[0],
-            last.receptive_field[1],
-            last.jump[0],
-            last.jump[1]
+            wgconv::explain::axes(&last.receptive_field),
+            wgconv::explain::jumps(&last.jump)
         );
     }
     if let Some(path) = &a.json {
