@@ -35,6 +35,13 @@ pub struct EngineConfig {
     pub loop_budget: u32,
 }
 
+/// The cached workspaces: 0 and 1 for the ops (im2col columns, Winograd's transforms, ...),
+/// [`SPLIT_K_SLOT`] for a split K's slices, which a GEMM writes and its slot sum reads while
+/// its operands may sit in 0 or 1.
+const WORKSPACE_SLOTS: usize = 3;
+/// The workspace slot of a split K's f32 slices ([`crate::kernels::gemm`]).
+pub(crate) const SPLIT_K_SLOT: usize = 2;
+
 /// Slots of the unused read-write binding ([`GpuContext::unused_rw`]).
 pub(crate) const UNUSED_RW_SLOTS: u64 = 4;
 
@@ -103,7 +110,7 @@ pub struct GpuContext {
     /// The workspaces, shared by all calls (queue order serialises their uses): slot 0 the
     /// im2col-style one every workspace algorithm uses, slot 1 a second one where a dispatch
     /// reads one workspace and writes another (Winograd's GEMM: U and V in, M out).
-    workspace: Mutex<[Option<wgpu::Buffer>; 2]>,
+    workspace: Mutex<[Option<wgpu::Buffer>; WORKSPACE_SLOTS]>,
     /// A 16-byte storage buffer bound where a kernel's optional input is absent (never read:
     /// the kernel's `HAS_*` override is false).
     pub(crate) dummy: wgpu::Buffer,
@@ -250,7 +257,7 @@ impl GpuContext {
             deferred: Arc::new(Mutex::new(None)),
             pending_scopes: Default::default(),
             tracer: Mutex::new(None),
-            workspace: Mutex::new([None, None]),
+            workspace: Mutex::new([None, None, None]),
             uncaptured: Arc::new(AtomicBool::new(false)),
             tuner: Default::default(),
             queue_lock: Mutex::new(()),
@@ -533,11 +540,11 @@ impl GpuContext {
         self.workspace_in(0, bytes)
     }
 
-    /// [`GpuContext::workspace`] of slot 0 or 1 (two buffers, for a dispatch that reads one
-    /// workspace and writes the other).
+    /// [`GpuContext::workspace`] of slot 0, 1 (two buffers, for a dispatch that reads one
+    /// workspace and writes the other) or [`SPLIT_K_SLOT`].
     pub(crate) fn workspace_in(&self, slot: usize, bytes: u64) -> Result<wgpu::Buffer> {
         let mut slots = self.workspace.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = &mut slots[slot.min(1)];
+        let slot = &mut slots[slot.min(WORKSPACE_SLOTS - 1)];
         if let Some(buf) = slot.as_ref() {
             if buf.size() >= bytes {
                 return Ok(buf.clone());
@@ -557,7 +564,7 @@ impl GpuContext {
 
     /// Drops the cached workspaces (they are freed once no pending GPU work uses them).
     pub fn release_workspace(&self) {
-        *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = [None, None];
+        *self.workspace.lock().unwrap_or_else(|p| p.into_inner()) = [None, None, None];
     }
 
     /// Creates a buffer holding `contents` (padded to 4 bytes). Unlike wgpu's

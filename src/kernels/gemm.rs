@@ -660,18 +660,20 @@ pub(crate) fn prepare_planned(
     } else {
         None
     };
-    // a split K's slices: f32 sums of C's elements, slice after slice
+    // a split K's slices: f32 sums of C's elements, slice after slice, in the context's
+    // workspace slot of its own (reused call after call; it may be larger than asked)
     let slots = match &plan.slots {
         Some((sp, _)) => {
             let bytes = sp.slots as u64 * sp.len as u64 * 4;
-            Some((sp, ctx.create_buffer("wgconv.split_k_slices", bytes, wgpu::BufferUsages::STORAGE)?))
+            Some((sp, ctx.workspace_in(crate::context::SPLIT_K_SLOT, bytes)?, bytes))
         }
         None => None,
     };
     let (pass_uniforms, blocks) = pass_blocks(ctx, &plan.k_passes)?;
     let bias = optional(ctx, bias);
     let aux_binding = match (&partial, &slots, dw_b) {
-        (Some(buf), _, _) | (None, Some((_, buf)), _) => range(buf, (0, buf.size())),
+        (Some(buf), _, _) => range(buf, (0, buf.size())),
+        (None, Some((_, buf, bytes)), _) => range(buf, (0, *bytes)),
         (None, None, Some(b)) => whole(b),
         (None, None, None) => ctx.unused_rw(0),
     };
@@ -698,7 +700,7 @@ pub(crate) fn prepare_planned(
             Dispatch { pipeline: pipeline.clone(), bind_group, grid }
         })
         .collect();
-    if let Some((sp, buf)) = &slots {
+    if let Some((sp, buf, _)) = &slots {
         let uniforms =
             ctx.create_buffer_with_data("wgconv.slot_sum", bytemuck::bytes_of(*sp), wgpu::BufferUsages::UNIFORM)?;
         let block = (0, std::mem::size_of::<SlotParams>() as u64);
