@@ -22,6 +22,7 @@ use crate::ops::pool2d::PoolMode;
 use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, Conv3dParams, ConvTranspose2dParams, Padding, Pool2dParams,
 };
+use crate::kernels::Step;
 use crate::tensor::DType;
 
 /// One layer's numbers (the receptive field and jump are cumulative over the stack so far).
@@ -195,6 +196,48 @@ fn bytes(shape: &[usize], dtype: DType) -> u64 {
     shape.iter().product::<usize>() as u64 * dtype.size()
 }
 
+/// What every forward conv's facts are made of: the weight's and bias's elements are the
+/// parameters, half the FLOPs the MACs, and the bytes those of the input (and
+/// `extra_input_bytes`: a deform_conv2d's offset and mask), the weight and bias, the output.
+struct Forward<'a> {
+    layer: String,
+    input: &'a [usize],
+    weight: &'a [usize],
+    /// The bias's length (Cout) when there is one.
+    bias: Option<usize>,
+    output: Vec<usize>,
+    flops: f64,
+    extra_input_bytes: u64,
+    field: Field,
+    dtype: DType,
+}
+
+impl Forward<'_> {
+    fn facts(self, workspace_bytes: u64, algorithm: &str, reason: &str, split: String, steps: &[Step]) -> LayerFacts {
+        let macs = (self.flops / 2.0) as u64;
+        let bias = self.bias.unwrap_or(0);
+        LayerFacts {
+            layer: self.layer,
+            input_shape: self.input.to_vec(),
+            parameters: (self.weight.iter().product::<usize>() + bias) as u64,
+            macs,
+            flops: 2 * macs,
+            receptive_field: self.field.receptive_field(),
+            jump: self.field.jump(),
+            field: self.field,
+            input_bytes: bytes(self.input, self.dtype) + self.extra_input_bytes,
+            weight_bytes: bytes(self.weight, self.dtype) + bias as u64 * self.dtype.size(),
+            output_bytes: bytes(&self.output, self.dtype),
+            output_shape: self.output,
+            workspace_bytes,
+            algorithm: algorithm.to_string(),
+            reason: reason.to_string(),
+            split,
+            launches: steps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// conv2d of `input` `[N, Cin, H, W]` by `weight` `[Cout, Cin/groups, kh, kw]` (with a bias
 /// when `bias`), after the stack `prev` ([`Field::default`] for a first layer). Errors as [`crate::plan_conv2d`].
 pub fn conv2d(
@@ -209,29 +252,19 @@ pub fn conv2d(
     let b = [weight.first().copied().unwrap_or(0)];
     let plan = crate::plan_conv2d(ctx, input, weight, bias.then_some(&b[..]), dtype, params)?;
     let g = &plan.geometry;
-    let output = plan.geometry.output_shape().to_vec();
-    let macs = (g.flops() / 2.0) as u64;
-    let field = prev.then(&conv_windows(g))?;
-    let w_elems: usize = weight.iter().product();
-    Ok(LayerFacts {
+    let forward = Forward {
         layer: conv_text("conv2d", g, &params.padding, if bias { " +bias" } else { "" }),
-        input_shape: input.to_vec(),
-        output_shape: output.clone(),
-        parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
-        macs,
-        flops: 2 * macs,
-        receptive_field: field.receptive_field(),
-        jump: field.jump(),
-        field,
-        input_bytes: bytes(input, dtype),
-        weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
-        output_bytes: bytes(&output, dtype),
-        workspace_bytes: plan.workspace_bytes,
-        algorithm: plan.algorithm.name().to_string(),
-        reason: plan.reason.clone(),
-        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
-        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
-    })
+        input,
+        weight,
+        bias: bias.then_some(b[0]),
+        output: g.output_shape().to_vec(),
+        flops: g.flops(),
+        extra_input_bytes: 0,
+        field: prev.then(&conv_windows(g))?,
+        dtype,
+    };
+    let split = split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks);
+    Ok(forward.facts(plan.workspace_bytes, plan.algorithm.name(), &plan.reason, split, &plan.steps))
 }
 
 /// The backward pass (every gradient: input, weight, and bias when `bias`) of the conv2d of
@@ -344,12 +377,8 @@ pub fn conv_transpose2d(
     let b = [c_out];
     let plan = plan_conv_transpose2d(ctx, input, weight, bias.then_some(&b[..]), dtype, params)?;
     let g = &plan.geometry;
-    let output = g.output_shape().to_vec();
-    let macs = (g.flops() / 2.0) as u64;
     let window = |a: usize, k: u32, p: u32| Window { k, d: g.dilation[a], s: g.stride[a], p, transposed: true };
-    let field = prev.then(&[window(0, g.kh, g.pads.top), window(1, g.kw, g.pads.left)])?;
-    let w_elems: usize = weight.iter().product();
-    Ok(LayerFacts {
+    let forward = Forward {
         layer: format!(
             "conv_transpose2d {}→{} k {}×{} stride {:?} padding {} output_padding {:?} dilation {:?} groups {}{}",
             g.c_in,
@@ -363,23 +392,17 @@ pub fn conv_transpose2d(
             g.groups,
             if bias { " +bias" } else { "" }
         ),
-        input_shape: input.to_vec(),
-        output_shape: output.clone(),
-        parameters: (w_elems + if bias { c_out } else { 0 }) as u64,
-        macs,
-        flops: 2 * macs,
-        receptive_field: field.receptive_field(),
-        jump: field.jump(),
-        field,
-        input_bytes: bytes(input, dtype),
-        weight_bytes: bytes(weight, dtype) + if bias { c_out as u64 * dtype.size() } else { 0 },
-        output_bytes: bytes(&output, dtype),
-        workspace_bytes: plan.workspace_bytes,
-        algorithm: plan.algorithm.name().to_string(),
-        reason: plan.reason.clone(),
-        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
-        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
-    })
+        input,
+        weight,
+        bias: bias.then_some(c_out),
+        output: g.output_shape().to_vec(),
+        flops: g.flops(),
+        extra_input_bytes: 0,
+        field: prev.then(&[window(0, g.kh, g.pads.top), window(1, g.kw, g.pads.left)])?,
+        dtype,
+    };
+    let split = split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks);
+    Ok(forward.facts(plan.workspace_bytes, plan.algorithm.name(), &plan.reason, split, &plan.steps))
 }
 
 /// deform_conv2d (torchvision's `ops.deform_conv2d`) of `input` `[N, Cin, H, W]` by `weight`
@@ -422,10 +445,6 @@ pub fn deform_conv2d(
         params,
     )?;
     let g = &plan.geometry.conv;
-    let output = g.output_shape().to_vec();
-    let macs = (g.flops() / 2.0) as u64;
-    let field = prev.then(&conv_windows(g))?;
-    let w_elems: usize = weight.iter().product();
     let reason = match (params.algorithm, plan.algorithm) {
         (Algorithm::Auto, Algorithm::Im2colGemm) => "the deformable im2col's dense GEMM runs the flat kernel here",
         (Algorithm::Auto, _) => "bilinear samples gathered by the GEMM's B loader (no workspace)",
@@ -436,25 +455,19 @@ pub fn deform_conv2d(
         if mask { " +mask" } else { "" },
         if bias { " +bias" } else { "" }
     );
-    Ok(LayerFacts {
+    let forward = Forward {
         layer: conv_text("deform_conv2d", g, &params.padding, &extra),
-        input_shape: input.to_vec(),
-        output_shape: output.clone(),
-        parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
-        macs,
-        flops: 2 * macs,
-        receptive_field: field.receptive_field(),
-        jump: field.jump(),
-        field,
-        input_bytes: bytes(input, dtype) + bytes(&offset, dtype) + if mask { bytes(&mask_shape, dtype) } else { 0 },
-        weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
-        output_bytes: bytes(&output, dtype),
-        workspace_bytes: plan.workspace_bytes,
-        algorithm: plan.algorithm.name().to_string(),
-        reason: reason.into(),
-        split: split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks),
-        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
-    })
+        input,
+        weight,
+        bias: bias.then_some(b[0]),
+        output: g.output_shape().to_vec(),
+        flops: g.flops(),
+        extra_input_bytes: bytes(&offset, dtype) + if mask { bytes(&mask_shape, dtype) } else { 0 },
+        field: prev.then(&conv_windows(g))?,
+        dtype,
+    };
+    let split = split_of(plan.batch_pieces, plan.row_bands, plan.channel_chunks);
+    Ok(forward.facts(plan.workspace_bytes, plan.algorithm.name(), reason, split, &plan.steps))
 }
 
 /// conv1d (`F.conv1d`) of `input` `[N, Cin, L]` by `weight` `[Cout, Cin/groups, k]`, after
@@ -516,16 +529,14 @@ pub fn conv3d(
     let plan = crate::ops::conv3d::plan_conv3d(ctx, input, weight, bias.then_some(&b[..]), params)?;
     let g = &plan.geometry;
     let output = g.output_shape().to_vec();
-    let w_elems: usize = weight.iter().product();
-    let macs = output.iter().product::<usize>() as u64 * (w_elems / b[0].max(1)) as u64;
-    let field =
-        prev.then(&[0, 1, 2].map(|a| Window::forward(g.kernel[a], g.dilation[a], g.stride[a], g.pad_begin[a])))?;
+    // each output element: Cin/groups·kd·kh·kw multiply-adds (the weight's elements per Cout)
+    let per_output = weight.iter().product::<usize>() / b[0].max(1);
     let split = match (plan.batch_pieces, plan.depth_slabs, plan.channel_chunks) {
         (_, _, c) if c > 1 => format!("{c} output-channel chunks"),
         (_, s, _) if s > 1 => format!("each volume in {s} depth slabs"),
         (p, _, _) => split_of(p, 1, 1),
     };
-    Ok(LayerFacts {
+    let forward = Forward {
         layer: format!(
             "conv3d {}→{} k {:?} stride {:?} padding {:?} dilation {:?} groups {}{}",
             g.c_in,
@@ -537,28 +548,22 @@ pub fn conv3d(
             g.groups,
             if bias { " +bias" } else { "" }
         ),
-        input_shape: input.to_vec(),
-        output_shape: output.clone(),
-        parameters: (w_elems + if bias { b[0] } else { 0 }) as u64,
-        macs,
-        flops: 2 * macs,
-        receptive_field: field.receptive_field(),
-        jump: field.jump(),
-        field,
-        input_bytes: bytes(input, dtype),
-        weight_bytes: bytes(weight, dtype) + if bias { b[0] as u64 * dtype.size() } else { 0 },
-        output_bytes: bytes(&output, dtype),
-        workspace_bytes: plan.workspace_bytes,
-        algorithm: "vol2col_gemm".into(),
-        reason: if dtype == DType::F16 {
-            "the one conv3d algorithm (on f32 copies of f16 tensors)"
-        } else {
-            "the one conv3d algorithm"
-        }
-        .into(),
-        split,
-        launches: plan.steps.iter().map(|s| s.to_string()).collect(),
-    })
+        input,
+        weight,
+        bias: bias.then_some(b[0]),
+        flops: 2.0 * output.iter().product::<usize>() as f64 * per_output as f64,
+        output,
+        extra_input_bytes: 0,
+        field: prev
+            .then(&[0, 1, 2].map(|a| Window::forward(g.kernel[a], g.dilation[a], g.stride[a], g.pad_begin[a])))?,
+        dtype,
+    };
+    let reason = if dtype == DType::F16 {
+        "the one conv3d algorithm (on f32 copies of f16 tensors)"
+    } else {
+        "the one conv3d algorithm"
+    };
+    Ok(forward.facts(plan.workspace_bytes, "vol2col_gemm", reason, split, &plan.steps))
 }
 
 /// `name Cin→Cout k kh×kw stride .. padding .. dilation .. groups G` and `extra`.
