@@ -8,21 +8,22 @@
 //!
 //! Receptive field of a stack, per axis: the stack-input pixels one output pixel depends on,
 //! from the first to the last (gaps of a dilation included), the widest over output
-//! positions. It is found by carrying the interval `[o, o]` back through each layer: a conv or
-//! pooling (kernel k, dilation d, stride s, leading pad p) maps `[lo, hi]` to `[lo·s − p,
-//! hi·s − p + d·(k−1)]` (for forward layers alone this is `rf = rf_prev + d·(k−1)·jump_prev`); a
-//! transposed conv to the inputs `i` that reach it, `i·s − p + t·d ∈ [lo, hi]` for a tap `t`
-//! (which differ from one output phase to the next: hence the widest). The jump (stack-input
+//! positions. It is found by carrying the positions output `o` reads back through each layer: a
+//! conv or pooling (kernel k, dilation d, stride s, leading pad p) reads `x·s − p + t·d` for
+//! each position x and tap t (for forward layers alone the span grows as `rf = rf_prev +
+//! d·(k−1)·jump_prev`); a transposed conv the inputs `i` with `i·s − p + t·d = x` (which
+//! differ from one output phase to the next: hence the widest; and some outputs receive no
+//! input, which is why positions and not their interval are carried). The jump (stack-input
 //! pixels between neighbouring outputs) is the product of the strides over that of the
 //! transposed convs' strides: ½ after one stride-2 upsampling.
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::Step;
 use crate::ops::pool2d::PoolMode;
 use crate::params::{
     Algorithm, Conv1dParams, Conv2dParams, Conv3dParams, ConvTranspose2dParams, Padding, Pool2dParams,
 };
-use crate::kernels::Step;
 use crate::tensor::DType;
 
 /// One layer's numbers (the receptive field and jump are cumulative over the stack so far).
@@ -86,23 +87,28 @@ impl Window {
         Window { k, d, s, p, transposed: false }
     }
 
-    /// The layer inputs that outputs `lo ..= hi` read (None: none, as where a transposed
-    /// conv's taps miss every input).
-    fn back(&self, (lo, hi): (i64, i64)) -> Option<(i64, i64)> {
-        let [k, d, s, p] = [self.k, self.d, self.s, self.p].map(i64::from);
-        if !self.transposed {
-            return Some((lo * s - p, hi * s - p + d * (k - 1)));
-        }
-        // output o = i·s − p + t·d: for each tap t the inputs whose product lands in [lo, hi]
-        let mut reach: Option<(i64, i64)> = None;
-        for t in 0..k {
-            let (a, b) = (lo + p - t * d, hi + p - t * d);
-            let (i0, i1) = (-(-a).div_euclid(s), b.div_euclid(s));
-            if i0 <= i1 {
-                reach = Some(reach.map_or((i0, i1), |(x, y)| (x.min(i0), y.max(i1))));
+    /// The layer inputs (sorted, each once) that the outputs `outs` read: none where a
+    /// transposed conv's taps miss every input of them.
+    fn back(&self, outs: &[i64]) -> Vec<i64> {
+        let [k, d, s, p] = [self.k, self.d, self.s.max(1), self.p].map(i64::from);
+        let mut ins: Vec<i64> = Vec::with_capacity(outs.len() * k as usize);
+        for &o in outs {
+            for t in 0..k {
+                let tap = t.saturating_mul(d);
+                if self.transposed {
+                    // output o = i·s − p + t·d
+                    let a = o.saturating_add(p).saturating_sub(tap);
+                    if a.rem_euclid(s) == 0 {
+                        ins.push(a.div_euclid(s));
+                    }
+                } else {
+                    ins.push(o.saturating_mul(s).saturating_sub(p).saturating_add(tap));
+                }
             }
         }
-        reach
+        ins.sort_unstable();
+        ins.dedup();
+        ins
     }
 }
 
@@ -140,15 +146,19 @@ impl Field {
         self.axes
             .iter()
             .map(|windows| {
-                // the output phases repeat with the product of the strides
-                let period = windows.iter().fold(1u64, |p, w| p.saturating_mul(w.s.max(1) as u64)).min(4096) as i64;
+                // the exact inputs each output reads (not an interval: a transposed conv leaves
+                // outputs that no input reaches, and a later dilated tap may land on them);
+                // the pattern repeats with the product of the transposed strides (moving the
+                // output by it moves every layer's positions by whole steps)
+                let period = windows
+                    .iter()
+                    .filter(|w| w.transposed)
+                    .fold(1u64, |p, w| p.saturating_mul(w.s.max(1) as u64))
+                    .min(4096) as i64;
                 (0..period)
                     .map(|o| {
-                        windows
-                            .iter()
-                            .rev()
-                            .try_fold((o, o), |iv, w| w.back(iv))
-                            .map_or(0, |(lo, hi)| (hi - lo + 1) as u64)
+                        let reach = windows.iter().rev().fold(vec![o], |outs, w| w.back(&outs));
+                        reach.last().map_or(0, |hi| (hi - reach[0] + 1) as u64)
                     })
                     .max()
                     .unwrap_or(1)
@@ -334,7 +344,9 @@ pub fn pool2d(
     let window = params.kernel[0] as u64 * params.kernel[1] as u64;
     let macs = output.iter().product::<usize>() as u64 * window;
     let stride = params.stride();
-    let field = prev.then(&[0, 1].map(|a| Window::forward(params.kernel[a], 1, stride[a], params.padding[a])))?;
+    let field = prev.then(
+        &[0, 1].map(|a| Window::forward(params.kernel[a], params.dilation[a].max(1), stride[a], params.padding[a])),
+    )?;
     let name = if mode == PoolMode::Max { "max_pool2d" } else { "avg_pool2d" };
     Ok(LayerFacts {
         layer: format!("{name} k {:?} stride {:?} padding {:?}", params.kernel, stride, params.padding),
@@ -679,6 +691,9 @@ pub fn stack(ctx: &GpuContext, input: &[usize], dtype: DType, text: &str) -> Res
                     return Err(bad("conv_transpose2d needs k=".into()));
                 }
                 let groups: u32 = keys.get("g").map_or(Ok(1), |g| g.parse().map_err(|_| bad(format!("g={g}"))))?;
+                if groups == 0 || c_out % groups as usize != 0 {
+                    return Err(bad(format!("{c_out} output channels do not split into {groups} groups")));
+                }
                 let params = ConvTranspose2dParams {
                     stride: pair("s", 1)?,
                     padding: Padding::Symmetric(pair("p", 0)?),
@@ -750,7 +765,7 @@ pub fn jumps(v: &[f64]) -> String {
     let one = |j: f64| {
         if j >= 1.0 && j.fract() == 0.0 {
             format!("{j}")
-        } else if j > 0.0 && (1.0 / j).fract().abs() < 1e-9 {
+        } else if j > 0.0 && (1.0 / j - (1.0 / j).round()).abs() < 1e-9 {
             format!("1/{}", (1.0 / j).round())
         } else {
             format!("{j:.4}")
@@ -817,7 +832,7 @@ mod tests {
     fn receptive_fields_match_what_reaches_an_output_through_the_references() {
         let f = |k, d, s, p| Window::forward(k, d, s, p);
         let t = |k, d, s, p| Window { k, d, s, p, transposed: true };
-        let stacks: [&[Window]; 7] = [
+        let stacks: [&[Window]; 9] = [
             &[f(7, 1, 2, 3), f(3, 1, 2, 1), f(3, 1, 1, 1)],
             &[f(3, 2, 1, 2), f(3, 4, 2, 4)],
             &[t(4, 1, 2, 1)],
@@ -825,6 +840,10 @@ mod tests {
             &[f(3, 1, 2, 1), t(4, 1, 2, 1), f(3, 1, 1, 1), t(3, 1, 2, 1)],
             &[t(3, 2, 3, 0), f(2, 1, 1, 0)],
             &[t(5, 1, 2, 2), t(5, 1, 2, 2), f(3, 1, 2, 1)],
+            // outputs of the transposed conv that no input reaches, then a dilated tap that
+            // lands on one: an interval of positions would count inputs that never arrive
+            &[t(1, 1, 2, 0), f(2, 3, 1, 0)],
+            &[t(2, 3, 2, 0), f(2, 2, 1, 0)],
         ];
         for windows in stacks {
             let field = windows.iter().try_fold(Field::default(), |fl, w| fl.then(&[*w])).unwrap();

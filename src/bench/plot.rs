@@ -131,8 +131,13 @@ pub(super) fn roofline_svg(report: &Report) -> Result<String> {
     let (rows, _, algos) = ran(report);
     let points: Vec<(&CaseResult, f64)> =
         rows.iter().filter(|r| r.bytes > 0.0 && r.gflops > 0.0).map(|r| (*r, r.flops / r.bytes)).collect();
-    let roof = report.ceilings.as_ref().map(|c| (c.gemm_gflops, c.copy_gbps));
-    let ai = points.iter().map(|p| p.1).chain(roof.map(|(g, b)| g / b));
+    // (GEMM GFLOP/s, copy GB/s, GEMM size) where both were measured to something positive
+    let roof = report
+        .ceilings
+        .as_ref()
+        .map(|c| (c.gemm_gflops, c.copy_gbps, c.gemm_size))
+        .filter(|(g, b, _)| g.is_finite() && b.is_finite() && *g > 0.0 && *b > 0.0);
+    let ai = points.iter().map(|p| p.1).chain(roof.map(|(g, b, _)| g / b));
     let (ai_lo, ai_hi) = ai.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (ai_lo, ai_hi) = decades(ai_lo, ai_hi);
     let gf = points.iter().map(|p| p.0.gflops).chain(roof.map(|r| r.0));
@@ -158,14 +163,17 @@ pub(super) fn roofline_svg(report: &Report) -> Result<String> {
             .y_label_formatter(&|v| tick(*v))
             .draw()
             .map_err(plot_error)?;
-        if let Some((gemm, copy)) = roof {
-            // memory-bound left of the ridge (intensity × bandwidth), compute-bound right of it
+        if let Some((gemm, copy, size)) = roof {
+            // memory-bound left of the ridge (intensity × bandwidth), compute-bound right of it;
+            // the slope starts where it enters the plot (plotters moves points outside the
+            // area onto its edge rather than clipping the line)
+            let x0 = ai_lo.max(g_lo / copy);
             let ridge = gemm / copy;
-            let line = [ai_lo, ridge.clamp(ai_lo, ai_hi), ai_hi].map(|x| (x, (x * copy).min(gemm)));
+            let line = [x0, ridge.clamp(x0, ai_hi), ai_hi].map(|x| (x, (x * copy).min(gemm)));
             chart
                 .draw_series(LineSeries::new(line, CEILING.stroke_width(2)))
                 .map_err(plot_error)?
-                .label(format!("roof: GEMM {gemm:.2} GFLOP/s, copy {copy:.2} GB/s"))
+                .label(format!("roof: measured {size}³ GEMM {gemm:.2} GFLOP/s, copy {copy:.2} GB/s"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], CEILING.stroke_width(2)));
         }
         for (k, a) in algos.iter().enumerate() {
@@ -290,7 +298,7 @@ mod tests {
         ]);
         let svg = r.roofline_svg().unwrap();
         assert!(svg.contains("thin") && svg.contains("fat") && !svg.contains("broken"), "{svg}");
-        assert!(svg.contains("roof: GEMM 20.00 GFLOP/s, copy 5.00 GB/s"), "{svg}");
+        assert!(svg.contains("roof: measured 1024³ GEMM 20.00 GFLOP/s, copy 5.00 GB/s"), "{svg}");
         let c = circles(&svg);
         assert_eq!(c.len(), 3, "two cases and the legend's marker: {c:?}");
         let (thin, fat) = (c[0], c[1]);
@@ -309,6 +317,16 @@ mod tests {
         assert!(pts[1].1 == pts[2].1 && pts[0].1 > pts[1].1, "rises, then flat: {pts:?}");
         assert!(pts[0].0 < thin.0 && thin.0 < pts[1].0 && pts[1].0 < fat.0, "ridge between the cases: {pts:?}");
         assert!(fat.1 > pts[2].1, "fat (10 of 20 GFLOP/s) under the flat roof: {fat:?} {pts:?}");
+        // pixels from the two points (log axes: px = a + b·log10(value)): the slope starts
+        // where it enters the plot (1 GFLOP/s, the axis' bottom, at 0.2 FLOP/B; not the axis'
+        // left end at 0.1, which would sit below it) and bends at (4 FLOP/B, 20 GFLOP/s)
+        let bx = (fat.0 - thin.0) / 2.0;
+        let by = (fat.1 - thin.1) / (10f64.log10() - 4f64.log10());
+        let px = |x: f64| thin.0 + bx * x.log10();
+        let py = |y: f64| thin.1 + by * (y.log10() - 4f64.log10());
+        for ((x, y), (want_x, want_y)) in pts.iter().zip([(0.2, 1.0), (4.0, 20.0), (1000.0, 20.0)]) {
+            assert!((x - px(want_x)).abs() < 1.5 && (y - py(want_y)).abs() < 1.5, "{pts:?} at ({want_x}, {want_y})");
+        }
         // thin under the slope: interpolate the roof's y at thin's x (linear in log–log)
         let roof_y = pts[0].1 + (pts[1].1 - pts[0].1) * (thin.0 - pts[0].0) / (pts[1].0 - pts[0].0);
         assert!(thin.1 > roof_y, "thin (4 of 5 GB/s) under the slope: {thin:?} {roof_y}");
