@@ -49,7 +49,7 @@ fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-echo "cross: fetching what the matrix needs"
+echo "cross: [${SECONDS} s] fetching what the matrix needs"
 cargo build --release --quiet
 wgconv=target/release/wgconv
 (cd conformance/webgpu && npm ci --no-audit --no-fund --silent)
@@ -96,7 +96,7 @@ with_mesa25() {
 wgpu_row() {
     local name="$1" log="$2"
     shift 2
-    echo "cross: $name"
+    echo "cross: [${SECONDS} s] $name"
     local rc=0
     "$@" --json "$log.json" >"$log" 2>&1 || rc=$?
     if [ ! -s "$log.json" ]; then
@@ -120,7 +120,7 @@ wgpu_row() {
 js_row() {
     local name="$1" log="$2"
     shift 2
-    echo "cross: $name"
+    echo "cross: [${SECONDS} s] $name"
     "$@" >"$log" 2>&1 || true
     local counts
     counts="$(runner_counts "$log")"
@@ -141,7 +141,7 @@ js_row() {
 # fail and name that element.
 selfcheck() {
     local bad="$out/replay-wrong-value" log="$out/selfcheck.log"
-    echo "cross: runner self-check"
+    echo "cross: [${SECONDS} s] runner self-check"
     rm -rf "$bad"
     cp -r "$replay" "$bad"
     node -e '
@@ -167,7 +167,7 @@ wgpu_row "wgpu gl" "$out/wgpu-gl.log" "${conf[@]}" --cases "$wgpu_cases" --backe
 wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" \
     with_mesa25 "${conf[@]}" --cases "$wgpu_cases" --backend vulkan --no-static --probes "$probes"
 
-echo "cross: exporting the replay ($cases cases per op and the probes, WebGPU's default limits)"
+echo "cross: [${SECONDS} s] exporting the replay ($cases cases per op and the probes, WebGPU's default limits)"
 replay="$out/replay"
 if ! "${conf[@]}" --cases "$cases" --backend vulkan --probes "$probes" --export "$replay" >"$out/export.log" 2>&1; then
     tail -5 "$out/export.log"

@@ -27,7 +27,7 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
 fi
 out="$(mktemp -d)"
 
-echo "web: fetching what the web tests need"
+echo "web: [${SECONDS} s] fetching what the web tests need"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || { echo "web: cannot add the wasm32 target" >&2; exit 1; }
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 ver="$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)"
@@ -46,7 +46,7 @@ fi
 (cd conformance/webgpu && npm ci --no-audit --no-fund --silent)
 mesa25_env="$(tools/fetch_mesa25.sh)"
 
-echo "web: building tests/web.rs for wasm32"
+echo "web: [${SECONDS} s] building tests/web.rs for wasm32"
 test_cmd=(cargo test --release --target wasm32-unknown-unknown --no-default-features --features conformance --test web)
 "${test_cmd[@]}" --quiet --no-run
 
@@ -91,15 +91,15 @@ with_dawn() {
     )
 }
 
-echo "web: tests/web.rs in chromium swiftshader"
+echo "web: [${SECONDS} s] tests/web.rs in chromium swiftshader"
 run_row "chromium swiftshader" "$out/chromium.log" env WASM_BINDGEN_USE_BROWSER=1 \
     CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tools/webdriver.json" \
     timeout 1200 "${test_cmd[@]}" -- --nocapture
 
-echo "web: tests/web.rs on dawn vulkan mesa-25"
+echo "web: [${SECONDS} s] tests/web.rs on dawn vulkan mesa-25"
 run_row "dawn vulkan mesa-25" "$out/dawn.log" with_dawn timeout 1200 "${test_cmd[@]}" -- --nocapture
 
-echo "web: the JavaScript package (web/): build"
+echo "web: [${SECONDS} s] the JavaScript package (web/): build"
 # (web/pkg is not tracked: a stale one must not stand in for a failed build)
 rm -rf web/pkg
 size="did not build, see $out/package-build.log"
@@ -107,23 +107,23 @@ if (cd web && bash build.sh && npm ci --no-audit --no-fund --silent) >"$out/pack
     size="$(sed -n 's/^web: //p' "$out/package-build.log")"
 fi
 
-echo "web: the JavaScript package on dawn vulkan mesa-25"
+echo "web: [${SECONDS} s] the JavaScript package on dawn vulkan mesa-25"
 run_row "js package on dawn" "$out/package.log" with_dawn bash -c \
     'cd web && timeout 900 node --import ../conformance/webgpu/dawn-globals.mjs test.mjs'
 
-echo "web: the JavaScript package in chromium swiftshader"
+echo "web: [${SECONDS} s] the JavaScript package in chromium swiftshader"
 run_row "js package in chromium" "$out/package-chromium.log" page web/test.html
 
 # A smoke run of the same-page bench (4 cases, short): its outputs are checked against a
 # float64 reference before timing, for wgconv and TF.js alike; its times are not judged here.
-echo "web: the bench page (wgconv and TF.js WebGPU) in chromium swiftshader, 4 cases"
+echo "web: [${SECONDS} s] the bench page (wgconv and TF.js WebGPU) in chromium swiftshader, 4 cases"
 run_row "bench page in chromium" "$out/bench.log" page web/bench.html \
     --query ids=r50_c4,mbv2_dw,dcgan_up,dcn_v2 --query seconds=0.2
 
-echo "web: the example page (examples/web) in chromium swiftshader"
+echo "web: [${SECONDS} s] the example page (examples/web) in chromium swiftshader"
 run_row "example page in chromium" "$out/example.log" page examples/web/index.html
 
-echo "web: the conformance page (web/conformance.html) in chromium swiftshader, 1 case per op"
+echo "web: [${SECONDS} s] the conformance page (web/conformance.html) in chromium swiftshader, 1 case per op"
 run_row "conformance page in chromium" "$out/conformance-page.log" page web/conformance.html \
     --query cases=1 --query probes=none
 
