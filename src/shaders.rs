@@ -823,12 +823,40 @@ pub fn signed_remainders(source: &str) -> Result<Vec<String>, StageError> {
 /// generated code's length in bytes (words ×4 for SPIR-V).
 pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Target) -> Result<usize, StageError> {
     let (module, info) = parse_and_validate(source)?;
+    let (module, info) = specialise(&module, &info, entry, overrides)?;
+    write_target(&module, &info, entry, target)
+}
+
+#[cfg(feature = "shader-check")]
+/// The module with `overrides` substituted for its `override` constants, revalidated.
+fn specialise(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    entry: &str,
+    overrides: &Overrides,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), StageError> {
     let constants: naga::back::PipelineConstants =
         overrides.entries().iter().map(|&(n, v)| (n.to_string(), v)).collect();
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        module,
+        info,
+        Some((naga::ShaderStage::Compute, entry)),
+        &constants,
+    )
+    .map_err(|e| ("overrides".to_string(), e.to_string()))?;
+    Ok((module.into_owned(), info.into_owned()))
+}
+
+#[cfg(feature = "shader-check")]
+/// A specialised module written for `target`: the output's length (bytes, or SPIR-V words × 4).
+fn write_target(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    entry: &str,
+    target: Target,
+) -> Result<usize, StageError> {
+    let (module, info) = (module, info);
     let stage = naga::ShaderStage::Compute;
-    let (module, info) =
-        naga::back::pipeline_constants::process_overrides(&module, &info, Some((stage, entry)), &constants)
-            .map_err(|e| ("overrides".to_string(), e.to_string()))?;
     let fail = |e: &dyn std::fmt::Display| (format!("{target:?}"), e.to_string());
     match target {
         Target::SpirV => {
@@ -877,15 +905,60 @@ pub fn translate(source: &str, entry: &str, overrides: &Overrides, target: Targe
 #[cfg(feature = "shader-check")]
 /// Checks one shader with every override set the engine uses against every target.
 pub fn check_shader(id: ShaderId) -> Vec<ShaderCheckError> {
+    let error = |ov: &Overrides, (stage, message): StageError| ShaderCheckError {
+        shader: id.file(),
+        overrides: ov.to_string(),
+        stage,
+        message,
+    };
+    let sets = id.override_sets();
+    // (parsed and validated once, specialised once per set, then written for each target)
+    let (module, info) = match parse_and_validate(id.source()) {
+        Ok(m) => m,
+        Err(e) => return sets.iter().flat_map(|ov| id.targets().iter().map(|_| error(ov, e.clone()))).collect(),
+    };
     let mut errors = Vec::new();
-    for ov in id.override_sets() {
-        for &target in id.targets() {
-            if let Err((stage, message)) = translate(id.source(), id.entry_point(), &ov, target) {
-                errors.push(ShaderCheckError { shader: id.file(), overrides: ov.to_string(), stage, message });
+    for ov in &sets {
+        match specialise(&module, &info, id.entry_point(), ov) {
+            Ok((m, i)) => {
+                for &target in id.targets() {
+                    if let Err(e) = write_target(&m, &i, id.entry_point(), target) {
+                        errors.push(error(ov, e));
+                    }
+                }
             }
+            Err(e) => errors.extend(id.targets().iter().map(|_| error(ov, e.clone()))),
         }
     }
     errors
+}
+
+#[cfg(feature = "shader-check")]
+/// [`check_shader`] for every shader, on as many threads as the machine has: the shader
+/// check's errors and the number of (shader, override set, target) translations checked.
+pub fn check_all_shaders() -> (usize, Vec<ShaderCheckError>) {
+    let ids = ShaderId::all();
+    let checked = ids.iter().map(|id| id.override_sets().len() * id.targets().len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ids.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut found: Vec<(usize, Vec<ShaderCheckError>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&id) = ids.get(i) else { break mine };
+                        mine.push((i, check_shader(id)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("shader check thread")).collect()
+    });
+    // (in the shaders' order whatever thread checked them)
+    found.sort_by_key(|(i, _)| *i);
+    (checked, found.into_iter().flat_map(|(_, e)| e).collect())
 }
 
 #[cfg(feature = "shader-check")]

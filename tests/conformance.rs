@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use wgconv::conformance::{conv2d_cases, reference_conv2d, run_conv2d, run_static, Conv2dCase};
+use wgconv::conformance::{conv2d_cases, reference_conv2d, run_conv2d, Conv2dCase};
 use wgconv::verify::Tolerance;
 use wgconv::{Algorithm, Conv2dParams, HostTensor, Padding};
 
@@ -67,19 +67,6 @@ fn a_case_that_must_fail_does_fail() {
 }
 
 #[test]
-fn static_check_covers_every_shader_and_target() {
-    let s = run_static();
-    assert!(s.failures.is_empty(), "{:?}", s.failures);
-    let expected: usize =
-        wgconv::shaders::ShaderId::all().iter().map(|id| id.override_sets().len() * id.targets().len()).sum();
-    assert_eq!(s.checked, expected);
-    // Only the f16 kernels skip a target (GLSL).
-    for id in wgconv::shaders::ShaderId::all() {
-        assert_eq!(id.targets().len(), if id.is_f16() { 3 } else { 4 }, "{}", id.name());
-    }
-}
-
-#[test]
 fn cli_conformance_prints_a_table_and_json() {
     if common::gpu().is_none() {
         return;
@@ -87,7 +74,10 @@ fn cli_conformance_prints_a_table_and_json() {
     let scratch = tempfile::tempdir().unwrap();
     let json = scratch.path().join("conformance.json");
     let out = Command::new(env!("CARGO_BIN_EXE_wgconv"))
-        .args(["conformance", "--cases", "25", "--probes", "none", "--json", json.to_str().unwrap()])
+        // (few cases, no static check: what is tested here is the table and the JSON; the cases
+        // run in `runner_passes_a_correct_engine` and the CI matrix, the static check in
+        // tests/shaders.rs)
+        .args(["conformance", "--cases", "2", "--no-static", "--probes", "none", "--json", json.to_str().unwrap()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -95,8 +85,9 @@ fn cli_conformance_prints_a_table_and_json() {
     assert!(stdout.contains("conv2d") && stdout.contains("result: PASS"), "{stdout}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v[0]["ops"][0]["op"], "conv2d/auto");
-    assert_eq!(v[0]["ops"][0]["cases"], 25);
-    assert_eq!(v[0]["ops"][0]["passed"], 25);
+    assert_eq!(v[0]["ops"][0]["cases"], 2);
+    assert_eq!(v[0]["ops"][0]["passed"], 2);
+    assert!(v[0]["static_check"].is_null(), "--no-static ran the static check");
 
     let bad = Command::new(env!("CARGO_BIN_EXE_wgconv")).args(["conformance", "--backend", "glide"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));

@@ -61,6 +61,8 @@ if [ -z "$chromium" ]; then
     chromium="$(command -v chromium)"
 fi
 
+source tools/deadline.sh
+
 rows=()
 total_pass=0
 total_fail=0
@@ -105,7 +107,7 @@ wgpu_row() {
             return
         fi
         tail -5 "$log"
-        row "$name" 0 1 "did not run, see $log"
+        row "$name" 0 1 "did not run$( [ "$rc" -ne 124 ] || echo ": cut at its time bound"), see $log"
         return
     fi
     read -r p f s sf < <(wgpu_counts "$log.json")
@@ -151,7 +153,7 @@ selfcheck() {
         const file = `${dir}/${c.outputs[0].expected}`, b = fs.readFileSync(file);
         b.writeDoubleLE(b.readDoubleLE(0) + 1, 0);
         fs.writeFileSync(file, b);' "$bad"
-    if with_mesa25 timeout 300 node "$runner/node.mjs" "$bad" --backend vulkan --limit 1 >"$log" 2>&1; then
+    if with_mesa25 timeout "$(bound 300)" node "$runner/node.mjs" "$bad" --backend vulkan --limit 1 >"$log" 2>&1; then
         row "runner self-check" 0 1 "a wrong expected value passed, see $log"
     elif grep -q "output 0 element 0: got" "$log"; then
         row "runner self-check (a wrong value fails)" 1 0
@@ -161,28 +163,30 @@ selfcheck() {
 }
 
 conf=("$wgconv" conformance --seed "$seed")
-wgpu_row "wgpu vulkan mesa-22" "$out/wgpu-vulkan.log" "${conf[@]}" --cases "$wgpu_cases" --backend vulkan \
-    --probes "$probes"
-wgpu_row "wgpu gl" "$out/wgpu-gl.log" "${conf[@]}" --cases "$wgpu_cases" --backend gl --no-static --probes none
-wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" \
-    with_mesa25 "${conf[@]}" --cases "$wgpu_cases" --backend vulkan --no-static --probes "$probes"
+wgpu_row "wgpu vulkan mesa-22" "$out/wgpu-vulkan.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$wgpu_cases" \
+    --backend vulkan --probes "$probes"
+wgpu_row "wgpu gl" "$out/wgpu-gl.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$wgpu_cases" --backend gl \
+    --no-static --probes none
+wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" with_mesa25 timeout "$(bound 1800)" "${conf[@]}" \
+    --cases "$wgpu_cases" --backend vulkan --no-static --probes "$probes"
 
 echo "cross: [${SECONDS} s] exporting the replay ($cases cases per op and the probes, WebGPU's default limits)"
 replay="$out/replay"
-if ! "${conf[@]}" --cases "$cases" --backend vulkan --probes "$probes" --export "$replay" >"$out/export.log" 2>&1; then
+if ! timeout "$(bound 1800)" "${conf[@]}" --cases "$cases" --backend vulkan --probes "$probes" --export "$replay" \
+    >"$out/export.log" 2>&1; then
     tail -5 "$out/export.log"
     row "replay export" 0 1 "see $out/export.log"
 fi
 runner=conformance/webgpu
 # (a bound on each runner: a hung device must fail the row, not hold CI to its limit)
 js_row "dawn vulkan mesa-25 (replay)" "$out/dawn-vulkan.log" \
-    with_mesa25 timeout 1800 node "$runner/node.mjs" "$replay" --backend vulkan
+    with_mesa25 timeout "$(bound 1800)" node "$runner/node.mjs" "$replay" --backend vulkan
 selfcheck
-js_row "tint static (dawn null)" "$out/tint.log" timeout 900 node "$runner/node.mjs" "$replay" --backend null --static
+js_row "tint static (dawn null)" "$out/tint.log" timeout "$(bound 900)" node "$runner/node.mjs" "$replay" --backend null --static
 js_row "chromium swiftshader (replay)" "$out/chromium.log" \
-    node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter swiftshader
+    timeout "$(bound 1000)" node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter swiftshader
 js_row "chromium compat angle (replay)" "$out/chromium-compat.log" \
-    node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter angle-vulkan
+    timeout "$(bound 1000)" node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter angle-vulkan
 
 echo
 echo "cross-implementation conformance (seed $seed; $wgpu_cases cases per op on wgpu, $cases on the replays; logs in $out)"

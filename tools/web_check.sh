@@ -50,6 +50,7 @@ echo "web: [${SECONDS} s] building tests/web.rs for wasm32"
 test_cmd=(cargo test --release --target wasm32-unknown-unknown --no-default-features --features conformance --test web)
 "${test_cmd[@]}" --quiet --no-run
 
+source tools/deadline.sh
 export WASM_BINDGEN_TEST_TIMEOUT=900
 rows=()
 total_pass=0
@@ -82,7 +83,11 @@ run_row() {
 }
 chromium="$(command -v chromium)"
 # (each page's own bound below the outer one, so that the runner stops its Chromium itself)
-page() { timeout 1300 node web/page.mjs "$1" --chromium "$chromium" --timeout 1200 "${@:2}"; }
+page() {
+    local t
+    t="$(bound 1300)"
+    timeout "$t" node web/page.mjs "$1" --chromium "$chromium" --timeout $((t > 100 ? t - 60 : t / 2)) "${@:2}"
+}
 with_dawn() {
     (
         eval "$mesa25_env"
@@ -94,10 +99,10 @@ with_dawn() {
 echo "web: [${SECONDS} s] tests/web.rs in chromium swiftshader"
 run_row "chromium swiftshader" "$out/chromium.log" env WASM_BINDGEN_USE_BROWSER=1 \
     CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tools/webdriver.json" \
-    timeout 1200 "${test_cmd[@]}" -- --nocapture
+    timeout "$(bound 1200)" "${test_cmd[@]}" -- --nocapture
 
 echo "web: [${SECONDS} s] tests/web.rs on dawn vulkan mesa-25"
-run_row "dawn vulkan mesa-25" "$out/dawn.log" with_dawn timeout 1200 "${test_cmd[@]}" -- --nocapture
+run_row "dawn vulkan mesa-25" "$out/dawn.log" with_dawn timeout "$(bound 1200)" "${test_cmd[@]}" -- --nocapture
 
 echo "web: [${SECONDS} s] the JavaScript package (web/): build"
 # (web/pkg is not tracked: a stale one must not stand in for a failed build)
@@ -109,7 +114,7 @@ fi
 
 echo "web: [${SECONDS} s] the JavaScript package on dawn vulkan mesa-25"
 run_row "js package on dawn" "$out/package.log" with_dawn bash -c \
-    'cd web && timeout 900 node --import ../conformance/webgpu/dawn-globals.mjs test.mjs'
+    "cd web && timeout $(bound 900) node --import ../conformance/webgpu/dawn-globals.mjs test.mjs"
 
 echo "web: [${SECONDS} s] the JavaScript package in chromium swiftshader"
 run_row "js package in chromium" "$out/package-chromium.log" page web/test.html

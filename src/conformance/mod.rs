@@ -340,14 +340,8 @@ pub struct StaticSummary {
 /// each of its targets (SPIR-V, MSL, HLSL, GLSL; no GLSL for f16 kernels); needs no device.
 #[cfg(feature = "shader-check")]
 pub fn run_static() -> StaticSummary {
-    use crate::shaders::{check_shader, ShaderId};
-    let mut checked = 0;
-    let mut failures = Vec::new();
-    for id in ShaderId::all() {
-        checked += id.override_sets().len() * id.targets().len();
-        failures.extend(check_shader(id).into_iter().map(|e| e.to_string()));
-    }
-    StaticSummary { checked, failures }
+    let (checked, failures) = crate::shaders::check_all_shaders();
+    StaticSummary { checked, failures: failures.into_iter().map(|e| e.to_string()).collect() }
 }
 
 /// One adapter's conformance run.
