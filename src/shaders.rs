@@ -855,25 +855,24 @@ fn write_target(
     entry: &str,
     target: Target,
 ) -> Result<usize, StageError> {
-    let (module, info) = (module, info);
     let stage = naga::ShaderStage::Compute;
     let fail = |e: &dyn std::fmt::Display| (format!("{target:?}"), e.to_string());
     match target {
         Target::SpirV => {
             let opts = naga::back::spv::Options::default();
             let pipe = naga::back::spv::PipelineOptions { shader_stage: stage, entry_point: entry.to_string() };
-            naga::back::spv::write_vec(&module, &info, &opts, Some(&pipe)).map(|w| w.len() * 4).map_err(|e| fail(&e))
+            naga::back::spv::write_vec(module, info, &opts, Some(&pipe)).map(|w| w.len() * 4).map_err(|e| fail(&e))
         }
         Target::Msl => {
             let opts = naga::back::msl::Options::default();
             let pipe = naga::back::msl::PipelineOptions::default();
-            naga::back::msl::write_string(&module, &info, &opts, &pipe).map(|(s, _)| s.len()).map_err(|e| fail(&e))
+            naga::back::msl::write_string(module, info, &opts, &pipe).map(|(s, _)| s.len()).map_err(|e| fail(&e))
         }
         Target::Hlsl => {
             let opts = naga::back::hlsl::Options::default();
             let pipe = naga::back::hlsl::PipelineOptions::default();
             let mut out = String::new();
-            naga::back::hlsl::Writer::new(&mut out, &opts, &pipe).write(&module, &info, None).map_err(|e| fail(&e))?;
+            naga::back::hlsl::Writer::new(&mut out, &opts, &pipe).write(module, info, None).map_err(|e| fail(&e))?;
             Ok(out.len())
         }
         Target::Glsl => {
@@ -889,8 +888,8 @@ fn write_target(
             let mut out = String::new();
             let mut w = naga::back::glsl::Writer::new(
                 &mut out,
-                &module,
-                &info,
+                module,
+                info,
                 &opts,
                 &pipe,
                 naga::proc::BoundsCheckPolicies::default(),
