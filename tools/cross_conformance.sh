@@ -166,9 +166,9 @@ selfcheck() {
 conf=("$wgconv" conformance --seed "$seed")
 wgpu_row "wgpu vulkan mesa-22" "$out/wgpu-vulkan.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$wgpu_cases" \
     --backend vulkan --probes "$probes"
-# (GL takes the replays' count: llvmpipe runs GL compute on one thread, and this row took
-# 50 cases per op was not done after 560 s where Vulkan's took 145 s with the probes and the
-# static check, on 2 cores)
+# (GL takes the replays' count: llvmpipe runs GL compute on one thread; with 50 cases per op
+# this row was not done after 560 s where Vulkan's took 145 s with the probes and the static
+# check, on 2 cores)
 wgpu_row "wgpu gl" "$out/wgpu-gl.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$cases" --backend gl \
     --no-static --probes none
 wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" with_mesa25 timeout "$(bound 1800)" "${conf[@]}" \
