@@ -224,9 +224,12 @@ fn col_at(s: Site, ci: u32) -> f32 {
 }
 
 // Raises element e's largest |term| to v (non-negative; non-finite values take no part).
+// (A load first: most terms do not raise it, and a read-modify-write max is a
+// compare-and-swap loop on CPUs.)
 fn raise(on: bool, e: u32, v: f32) {
-    if (on && finite(v)) {
-        atomicMax(&acc[4u * e + 3u], bitcast<u32>(v));
+    let bits = bitcast<u32>(v);
+    if (on && finite(v) && bits > atomicLoad(&acc[4u * e + 3u])) {
+        atomicMax(&acc[4u * e + 3u], bits);
     }
 }
 

@@ -182,6 +182,9 @@ pub struct BenchOptions {
     /// conv2d and conv_transpose2d rows with channels-last (NHWC) input and output (the
     /// other ops' rows are n/a).
     pub channels_last: bool,
+    /// After timing, time each launch of the call on its own ([`crate::timing::profile_op`],
+    /// `--profile`: 3 runs).
+    pub profile: bool,
 }
 
 impl Default for BenchOptions {
@@ -194,6 +197,7 @@ impl Default for BenchOptions {
             wall_clock: false,
             dtype: DType::F32,
             channels_last: false,
+            profile: false,
         }
     }
 }
@@ -242,6 +246,9 @@ pub struct CaseResult {
     /// Storage of the tensors.
     #[serde(serialize_with = "dtype_name")]
     pub dtype: DType,
+    /// Each launch's GPU time (`--profile`; None without it or without timestamp queries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::timing::Profile>,
 }
 
 fn dtype_name<S: serde::Serializer>(d: &DType, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -267,6 +274,7 @@ impl CaseResult {
             workspace_bytes: 0,
             check_max_err: None,
             dtype: DType::F32,
+            profile: None,
         }
     }
     /// True when the case ran and passed its spot check (`status` is `ok`).
@@ -383,9 +391,42 @@ fn measured(
         check_max_err: None,
         status: String::new(),
         dtype: DType::F32,
+        profile: None,
     };
     apply_check(&mut r, check_max_err, CHECK_TOL);
     r
+}
+
+/// A case's launches (`--profile`): each one's median ms and share of their sum, in
+/// recording order.
+fn profile_table(r: &CaseResult, p: &crate::timing::Profile) -> String {
+    let sum: f64 = p.launches.iter().map(|l| l.median_ms).sum();
+    let mut s = format!(
+        "\n{} {} ({}): {} launches, each in a pass of its own, medians of {} runs: {:.3} ms together \
+         ({:.3} ms as one call)\n",
+        r.id,
+        r.op.name(),
+        r.algorithm,
+        p.launches.len(),
+        p.runs,
+        sum,
+        r.median_ms
+    );
+    for (i, l) in p.launches.iter().enumerate() {
+        let [x, y, z] = l.workgroups;
+        s += &format!(
+            "  {:>3}. {:>9.3} ms {:>5.1}%  {} [{}] grid {x}x{y}x{z}\n",
+            i + 1,
+            l.median_ms,
+            100.0 * l.median_ms / sum.max(f64::MIN_POSITIVE),
+            l.kernel,
+            l.overrides
+        );
+    }
+    if p.untimed > 0 {
+        s += &format!("  ({} more launches ran untimed)\n", p.untimed);
+    }
+    s
 }
 
 /// Largest spot-check error (relative, see `spot_check`) an f32 result may show.
@@ -474,7 +515,11 @@ fn timed_case<C: OpCase>(
     };
     let elems = inputs.iter().map(|h| h.data.len()).sum::<usize>() + outputs.iter().map(Tensor::numel).sum::<usize>();
     let timed = (times.as_slice(), method);
-    Ok(checked_row(row, &ran.label, timed, flops, elems, dtype, ran.workspace_bytes, check))
+    let mut r = checked_row(row, &ran.label, timed, flops, elems, dtype, ran.workspace_bytes, check);
+    if opts.profile {
+        r.profile = crate::timing::profile_op(ctx, 3, |enc| case.record(ctx, enc, &up, &outputs).map(drop))?;
+    }
+    Ok(r)
 }
 
 /// The row's conv2d as a conformance case (with a bias), seeded from the row's id.
@@ -834,6 +879,11 @@ impl Report {
                 ok.len(),
                 (ok.iter().sum::<f64>() / ok.len() as f64).exp()
             );
+        }
+        for r in &self.results {
+            if let Some(p) = &r.profile {
+                s += &profile_table(r, p);
+            }
         }
         s
     }

@@ -105,6 +105,8 @@ pub struct GpuContext {
     pending_scopes: Arc<std::sync::atomic::AtomicUsize>,
     /// The open trace, if any ([`GpuContext::begin_trace`]).
     pub(crate) tracer: Mutex<Option<crate::kernels::trace::Tracer>>,
+    /// The open profile, if any ([`crate::timing::profile_op`]).
+    pub(crate) profiler: Mutex<Option<crate::timing::Profiler>>,
     /// True when the context created the device (then it installed its own error handlers).
     owns_device: bool,
     /// The workspaces, shared by all calls (queue order serialises their uses): slot 0 the
@@ -257,6 +259,7 @@ impl GpuContext {
             deferred: Arc::new(Mutex::new(None)),
             pending_scopes: Default::default(),
             tracer: Mutex::new(None),
+            profiler: Mutex::new(None),
             workspace: Mutex::new([None, None, None]),
             uncaptured: Arc::new(AtomicBool::new(false)),
             tuner: Default::default(),

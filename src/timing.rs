@@ -132,6 +132,149 @@ fn read_timestamps(ctx: &GpuContext, qs: &wgpu::QuerySet, count: u32) -> Result<
     Ok(bytemuck::cast_slice::<u8, u64>(&view).to_vec())
 }
 
+/// One launch of a profiled call ([`profile_op`], `wgconv bench --profile`): the kernel, its
+/// override constants and grid, and its median GPU time over the profiled runs.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
+pub struct LaunchTime {
+    /// The WGSL kernel (as `explain` names it).
+    pub kernel: String,
+    /// Its override constants (`NAME=value,…`, or `(none)`).
+    pub overrides: String,
+    /// The dispatched workgroups `[x, y, z]`.
+    pub workgroups: [u32; 3],
+    /// Median GPU time of the launch, in ms (from its own compute pass's timestamps).
+    pub median_ms: f64,
+}
+
+/// What [`profile_op`] measured: every launch of one call in recording order.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
+pub struct Profile {
+    /// The launches that were timed, in recording order.
+    pub launches: Vec<LaunchTime>,
+    /// Launches past the query set's capacity ([`PROFILE_MAX_LAUNCHES`]), run but not timed.
+    pub untimed: usize,
+    /// Runs the medians are taken over.
+    pub runs: u32,
+}
+
+/// Launches one profiled call can time (two timestamps each; WebGPU's query set holds 4096).
+pub const PROFILE_MAX_LAUNCHES: u32 = 2048;
+
+/// A profiled launch before it is timed: its kernel, overrides and grid.
+type Launch = (String, String, [u32; 3]);
+
+/// The open profile of a context: its query set and what each pair of queries timed.
+pub(crate) struct Profiler {
+    query_set: wgpu::QuerySet,
+    launches: Vec<Launch>,
+    untimed: usize,
+}
+
+impl GpuContext {
+    fn profiler(&self) -> std::sync::MutexGuard<'_, Option<Profiler>> {
+        self.profiler.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Records `dispatches` each in a compute pass of its own between two timestamp writes when
+/// a profile is open on `ctx` (true), else nothing (false: the caller records them).
+pub(crate) fn record_profiled(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: &[crate::kernels::Dispatch],
+) -> bool {
+    let mut slot = ctx.profiler();
+    let Some(p) = slot.as_mut() else { return false };
+    for d in dispatches.iter().filter(|d| d.grid[0] != 0) {
+        let k = p.launches.len() as u32;
+        let timestamp_writes = (k < PROFILE_MAX_LAUNCHES).then(|| wgpu::ComputePassTimestampWrites {
+            query_set: &p.query_set,
+            beginning_of_pass_write_index: Some(2 * k),
+            end_of_pass_write_index: Some(2 * k + 1),
+        });
+        if timestamp_writes.is_some() {
+            let (kernel, overrides) = match ctx.pipeline_key(&d.pipeline) {
+                Some((shader, o)) => (shader.name().to_string(), o.to_string()),
+                None => (label.to_string(), String::new()),
+            };
+            p.launches.push((kernel, overrides, d.grid));
+        } else {
+            p.untimed += 1;
+        }
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
+        d.record(&mut pass);
+    }
+    true
+}
+
+/// Times every launch of one call: `record` (which encodes one call, as for [`time_op`]) runs
+/// `runs` times with each of its dispatches in a compute pass of its own between two GPU
+/// timestamps; the medians per launch are returned in recording order. `None` where the
+/// device has no timestamp queries. Run it after the call has run once (pipelines compile in
+/// the first call, and would be timed). Separate passes cost what a pass boundary costs, so
+/// the launches' sum can exceed [`time_op`]'s time of the same call; the shares are what to
+/// read.
+///
+/// # Errors
+/// `record`'s errors; [`Error::Internal`] when the runs record different launches; device
+/// and readback errors.
+pub fn profile_op(
+    ctx: &GpuContext,
+    runs: u32,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<Option<Profile>> {
+    if !ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return Ok(None);
+    }
+    let query_set = ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("profile"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2 * PROFILE_MAX_LAUNCHES,
+    });
+    let period_ns = ctx.queue().get_timestamp_period() as f64;
+    let mut first: Option<(Vec<Launch>, usize)> = None;
+    let mut times: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..runs.max(1) {
+        *ctx.profiler() = Some(Profiler { query_set: query_set.clone(), launches: Vec::new(), untimed: 0 });
+        let mut encoder =
+            ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+        let recorded = record(&mut encoder);
+        let p = ctx.profiler().take().ok_or_else(|| Error::Internal("profile: closed while recording".into()))?;
+        recorded?;
+        ctx.submit_and_wait(encoder)?;
+        let n = p.launches.len();
+        if n > 0 {
+            let ticks = read_timestamps(ctx, &query_set, 2 * n as u32)?;
+            let ms = ticks.chunks_exact(2).map(|t| t[1].wrapping_sub(t[0]) as f64 * period_ns / 1e6);
+            times.resize(n, Vec::new());
+            times.iter_mut().zip(ms).for_each(|(v, ms)| v.push(ms));
+        }
+        match &first {
+            None => first = Some((p.launches, p.untimed)),
+            Some((l, u)) if *l != p.launches || *u != p.untimed => {
+                return Err(Error::Internal("profile: the runs recorded different launches".into()));
+            }
+            Some(_) => {}
+        }
+    }
+    let (launches, untimed) = first.unwrap_or_default();
+    let launches = launches
+        .into_iter()
+        .zip(&times)
+        .map(|((kernel, overrides, workgroups), t)| LaunchTime {
+            kernel,
+            overrides,
+            workgroups,
+            median_ms: summarize(t).0,
+        })
+        .collect();
+    Ok(Some(Profile { launches, untimed, runs: runs.max(1) }))
+}
+
 /// Median, min, max of `v` (not empty).
 pub fn summarize(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();

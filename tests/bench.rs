@@ -126,3 +126,53 @@ fn cli_bench_quick_on_one_case() {
     let algo = wgconv::ops::conv2d::auto_algorithm(ctx, &g).name();
     assert!(text.lines().nth(1).unwrap().starts_with(&format!("r50_c5,conv2d,{algo},\"ok\"")), "{text}");
 }
+
+/// `--profile`: every launch of a call is timed on its own, in the order and with the
+/// kernels and grids its plan lists (what `explain` prints), forward and backward; the
+/// report prints them per case, and a run without it carries no profile.
+#[test]
+fn profile_times_every_launch_its_plan_lists() {
+    let Some(ctx) = common::gpu() else { return };
+    if !ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return;
+    }
+    let suite = "| id | op | N | Cin | H x W | Cout | kernel | stride | pad | dil | groups | extra |\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+                 | tiny | conv2d | 2 | 8 | 12x10 | 16 | 3x3 | 1 | 1 | 1 | 1 | |\n";
+    let case = &parse_suite(suite).unwrap()[0];
+    let opts = BenchOptions {
+        warmup: 1,
+        runs: 2,
+        min_time: std::time::Duration::ZERO,
+        check_points: 16,
+        profile: true,
+        ..Default::default()
+    };
+    let fwd = run_case(ctx, case, Algorithm::Auto, &opts);
+    let bwd = wgconv::bench::run_backward_case(ctx, case, &opts);
+    let (x, w) = ([2, 8, 12, 10], [16, 8, 3, 3]);
+    let p = case.conv2d_params(Algorithm::Auto);
+    let f32 = wgconv::DType::F32;
+    let fwd_plan = wgconv::ops::conv2d::plan_conv2d(ctx, &x, &w, Some(&[16]), f32, &p).unwrap();
+    let all = wgconv::ops::conv2d_backward::Grads::ALL;
+    let bwd_plan = wgconv::ops::conv2d_backward::plan_conv2d_backward(ctx, &x, &w, &p, f32, all).unwrap();
+    assert!(bwd_plan.steps.len() > 1, "{bwd_plan}");
+    for (r, steps) in [(&fwd, &fwd_plan.steps), (&bwd, &bwd_plan.steps)] {
+        assert!(r.ok(), "{r:?}");
+        let prof = r.profile.as_ref().expect("a profile");
+        assert_eq!((prof.runs, prof.untimed), (3, 0));
+        let got: Vec<(&str, [u32; 3])> = prof.launches.iter().map(|l| (l.kernel.as_str(), l.workgroups)).collect();
+        let planned: Vec<(&str, [u32; 3])> = steps.iter().map(|s| (s.shader.name(), s.workgroups)).collect();
+        assert_eq!(got, planned, "{}", r.op.name());
+        assert!(prof.launches.iter().all(|l| l.median_ms.is_finite() && l.median_ms >= 0.0), "{prof:?}");
+        assert!(prof.launches.iter().map(|l| l.median_ms).sum::<f64>() > 0.0, "{prof:?}");
+    }
+    let report = Report::new(ctx, None, vec![fwd, bwd]);
+    let table = report.table();
+    assert!(table.contains("tiny conv2d_backward") && table.contains("launches, each in a pass of its own"), "{table}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["results"][1]["profile"]["launches"].as_array().is_some_and(|l| l.len() == bwd_plan.steps.len()));
+    let plain = run_case(ctx, case, Algorithm::Auto, &BenchOptions { profile: false, ..opts });
+    assert!(plain.profile.is_none());
+    assert!(serde_json::to_value(Report::new(ctx, None, vec![plain])).unwrap()["results"][0].get("profile").is_none());
+}

@@ -258,6 +258,7 @@ mod tests {
             workspace_bytes: 0,
             check_max_err: None,
             dtype: DType::F32,
+            profile: None,
         }
     }
 

@@ -206,6 +206,11 @@ struct BenchArgs {
     /// fused and in two passes.
     #[arg(long)]
     separable: bool,
+    /// After timing each case, time each of its launches (kernel dispatches) in a compute pass
+    /// of its own, 3 runs, and print their medians and shares per case (needs timestamp
+    /// queries; in the JSON as `profile`).
+    #[arg(long)]
+    profile: bool,
     /// Skip measuring the adapter's GEMM and copy ceilings.
     #[arg(long)]
     no_ceilings: bool,
@@ -1880,6 +1885,7 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         wall_clock: a.wall_clock,
         dtype: if a.f16 { wgconv::DType::F16 } else { wgconv::DType::F32 },
         channels_last: a.channels_last,
+        profile: a.profile,
     };
     let ctx = GpuContext::new()?;
     if let Some(k) = &a.gemm_kernel {

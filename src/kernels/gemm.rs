@@ -435,6 +435,7 @@ pub(crate) fn plan(
             _ if quad => BLoads::Vec4,
             BMode::Deform => BLoads::Sample,
             BMode::Implicit | BMode::Transposed | BMode::Taps => BLoads::Implicit,
+            BMode::ColumnsT => BLoads::Strided,
             _ => BLoads::Gather,
         };
         match ctx.config().gemm_kernel.resolve(ctx.adapter_info().device_type, p.dims.m, p.dims.n, p.dims.groups, loads)

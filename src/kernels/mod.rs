@@ -146,6 +146,9 @@ pub(crate) fn check_recorded(op: &str, recorded: usize, planned: &[Step]) -> Res
 /// adds them to the context's trace when one is open.
 pub(crate) fn record(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, label: &str, dispatches: &[Dispatch]) {
     ctx.trace_dispatches(label, dispatches);
+    if crate::timing::record_profiled(ctx, encoder, label, dispatches) {
+        return;
+    }
     let mut pass =
         encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
     for d in dispatches {
