@@ -142,6 +142,13 @@ fn main_flat(
             x1 = a_col(r1, ka);
             x2 = a_col(r2, ka);
             x3 = a_col(r3, ka);
+        } else if (A_MODE == A_TRANSPOSED) {
+            // A is [groups, K, M]: column k's rows are adjacent
+            let col = (ph.gc * params.dims.k + ka) * params.dims.m;
+            x0 = a_col(r0, col);
+            x1 = a_col(r1, col);
+            x2 = a_col(r2, col);
+            x3 = a_col(r3, col);
         } else {
             x0 = load_a4(ph, m0, 0u, ka);
             x1 = load_a4(ph, m0, 1u, ka);

@@ -9,7 +9,8 @@ Each folder of bench/results/ (newest first by name, which starts with its date)
   `wgconv compare` of the rounds (each side's fastest median per case, the ratios, their
   geometric mean);
 - wgconv.json holding forward and backward rows (`wgconv bench --backward`): each case's
-  backward median over its forward median.
+  backward median over its forward median; with `--profile`, where each backward's time
+  goes (its launches' medians summed per kernel, as shares).
 
 The tables replace what lies between `<!-- results:begin -->` and `<!-- results:end -->` in
 BENCHMARKS.md, and the newest peer table what lies between `<!-- results:peer:begin -->` and
@@ -91,8 +92,43 @@ def backward_table(path):
         lines.append(f"| {i} | {f_alg} | {f_ms:.3f} | {b_alg} | {b_ms:.3f} | {b_ms / f_ms:.2f}× |")
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     lines.append(f"| geometric mean ({len(rows)} cases) | | | | | {geo:.2f}× |")
+    profiled = profile_lines(report)
+    if profiled:
+        lines += ["", *profiled]
     adapter = f"{report.get('adapter', '?')}, {report.get('backend', '?')}, {report.get('driver', '?')}"
     return adapter, "\n".join(lines)
+
+
+def profile_lines(report):
+    """Where each profiled backward row's time goes: its launches' medians summed per kernel,
+    largest first, as shares of their sum (`wgconv bench --backward --profile`)."""
+    lines = []
+    for r in report.get("results", []):
+        prof = r.get("profile")
+        if r.get("status") != "ok" or not r["op"].endswith("_backward") or not prof or not prof.get("launches"):
+            continue
+        per_kernel, count = {}, {}
+        for launch in prof["launches"]:
+            per_kernel[launch["kernel"]] = per_kernel.get(launch["kernel"], 0.0) + launch["median_ms"]
+            count[launch["kernel"]] = count.get(launch["kernel"], 0) + 1
+        total = sum(per_kernel.values())
+        if total <= 0:
+            continue
+        parts = [
+            f"{k}{'' if count[k] == 1 else f' ×{count[k]}'} {100 * v / total:.0f}%"
+            for k, v in sorted(per_kernel.items(), key=lambda kv: -kv[1])
+        ]
+        lines.append(f"| {r['id']} | {len(prof['launches'])} | {total:.3f} | {', '.join(parts)} |")
+    if not lines:
+        return []
+    head = [
+        "Where each backward's time goes (`--profile`: each launch in a pass of its own, medians of "
+        "3 runs, summed per kernel):",
+        "",
+        "| case | launches | their sum, ms | kernels by share |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    return head + lines
 
 
 def generate(wgconv):

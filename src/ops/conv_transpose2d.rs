@@ -27,6 +27,9 @@
 //! read as `[(Cout/G)·kh·kw, Cin/G]`; `B_MODE` pointwise: the input image as
 //! `[Cin/G, H·W]`), i.e. every input pixel's contribution to every tap of every output
 //! channel; then `col2im.wgsl` gathers, for each output element, the taps that land on it.
+//! A 1×1 kernel at stride 1 without padding has the output itself as its column matrix: its
+//! GEMM writes the output (NCHW) with the bias and activation in its epilogue, and `Auto`
+//! runs it (conv2d_backward's grad_input of a 1×1 conv: one GEMM of the weight transposed).
 //!
 //! Both read and write channels-last tensors too ([`crate::Layout::ChannelsLast`], any mix
 //! of input and output layouts, as conv2d): the phases' gather and the pointwise B read NHWC
@@ -110,6 +113,7 @@ pub fn col2im_pays(c_in: u32, c_out: u32) -> bool {
 }
 
 /// What `Algorithm::Auto` runs for `g` with `dtype` tensors (contiguous) on this context:
+/// `GemmCol2im` for f32 1×1 stride-1 unpadded convs (its columns are the output: one GEMM);
 /// `Winograd` where `g` is a stride-1 3×3 transposed conv whose equal conv2d
 /// ([`ConvTranspose2dGeometry::as_conv`]) conv2d's `Auto` runs with Winograd and each image
 /// fits one binding (Winograd cannot run in the transposed bands); `GemmCol2im` for f32
@@ -134,6 +138,9 @@ fn auto_choice(
         if fits && crate::ops::conv2d::auto_algorithm(ctx, &conv) == Algorithm::Winograd {
             return (Algorithm::Winograd, "stride-1 3x3 whose equal conv runs winograd (≥ 128 channels, ≥ 32 tiles)");
         }
+    }
+    if dtype == DType::F32 && columns_are_output(g, layouts.output) {
+        return (Algorithm::GemmCol2im, "1x1, stride 1, no padding: the GEMM's columns are the output");
     }
     let pays = col2im_pays(g.c_in_per_group(), g.c_out_per_group());
     if dtype == DType::F32 && pays && col2im_runs(ctx, g, layouts) {
@@ -172,6 +179,20 @@ fn col2im_turns(g: &ConvTranspose2dGeometry) -> u64 {
 /// The bytes `GemmCol2im`'s columns may take: the workspace budget within one binding.
 fn col_budget(ctx: &GpuContext) -> u64 {
     ctx.config().workspace_budget.min(ctx.max_binding())
+}
+
+/// Whether `GemmCol2im`'s columns are the output itself: a 1×1 kernel at stride 1 without
+/// padding, written NCHW. Its column matrix `[N, Cout·1·1, H·W]` is then the output, so the
+/// GEMM writes the output directly (its epilogue adding the bias and activation): no
+/// workspace, no col2im pass. (conv2d_backward's grad_input of every 1×1 conv.)
+fn columns_are_output(g: &ConvTranspose2dGeometry, output: Layout) -> bool {
+    let p = g.pads;
+    g.kh == 1
+        && g.kw == 1
+        && g.stride == [1, 1]
+        && g.output_padding == [0, 0]
+        && [p.top, p.left, p.bottom, p.right] == [0; 4]
+        && output == Layout::Contiguous
 }
 
 /// What one conv_transpose2d call does, decided before any GPU object is created
@@ -356,6 +377,14 @@ pub fn plan_conv_transpose2d_with_layouts(
         }
         return Ok(plan);
     }
+    if columns_are_output(&g, layouts.output) {
+        let gp = col_gemm_params(&g, 0, g.n).with_alpha(act.alpha());
+        let problem = GemmProblem::TransposedCols;
+        let ov = gemm::overrides(problem, act, has_bias, &gemm::Aux::None).layouts(layouts.input, Layout::Contiguous);
+        let gplan = gemm::plan(ctx, &gp, problem, ov, false, Some((0, input_bytes)), g.output_numel())?;
+        plan.steps = gplan.steps("columns: the output");
+        return Ok(plan);
+    }
     let per_image = col_bytes_per_image(&g);
     let budget = col_budget(ctx);
     let per_chunk = budget / per_image;
@@ -407,8 +436,10 @@ fn plan_split(
     let weight_bytes = weight.iter().product::<usize>() as u64 * elem;
     // GemmCol2im with one image's columns beyond the workspace runs in bands of rows too
     // (NCHW; channels-last is refused by the columns' own check).
-    let cols_over =
-        plan.algorithm == Algorithm::GemmCol2im && col_bytes_per_image(&g) > col_budget(ctx) && plan.layouts.is_nchw();
+    let cols_over = plan.algorithm == Algorithm::GemmCol2im
+        && !columns_are_output(&g, plan.layouts.output)
+        && col_bytes_per_image(&g) > col_budget(ctx)
+        && plan.layouts.is_nchw();
     let banded = per_image(input) > max || per_image(&out) > max || cols_over;
     if weight_bytes > max {
         plan.layouts.check_split("conv_transpose2d", true, max)?;
@@ -692,6 +723,13 @@ fn record_conv_transpose2d(
                 let tensors = (input, weight, bias, output);
                 dispatches.extend(transposed_border::prepare(ctx, &uniforms, block, &bp, &ov, tensors)?);
             }
+        } else if columns_are_output(&g, output.layout()) {
+            let gp = col_gemm_params(&g, 0, g.n).with_alpha(act.alpha());
+            let block = arena.push(&gp);
+            let uniforms = arena.finish(ctx)?;
+            let problem = GemmProblem::TransposedCols;
+            dispatches
+                .extend(gemm::prepare_reading(ctx, &uniforms, block, &gp, problem, act, weight, input, bias, output)?);
         } else {
             let workspace = ctx.workspace(plan.workspace_bytes)?;
             let per_image = col_bytes_per_image(&g);

@@ -344,6 +344,32 @@ fn auto_picks_col2im_for_few_output_channels_and_else_the_output_phases() {
     assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::GemmCol2im);
 }
 
+/// A 1×1 stride-1 unpadded transposed conv (conv2d_backward's grad_input of every 1×1 conv):
+/// `Auto` runs gemm_col2im, whose column matrix is then the output itself: one GEMM launch
+/// into the output, no workspace, no col2im pass, the bias and activation in the GEMM's
+/// epilogue; groups, several images, no bias, relu6. A padded or strided 1×1 keeps its
+/// col2im pass.
+#[test]
+fn pointwise_transposed_convs_are_one_gemm_into_the_output() {
+    let Some(ctx) = gpu() else { return };
+    let mut relu6 = t(2, 5, [6, 3], 7, [1, 1]);
+    relu6.p.activation = Activation::Relu6;
+    for c in [t(2, 8, [5, 7], 12, [1, 1]), t(1, 6, [4, 4], 9, [1, 1]).g(3), t(3, 16, [3, 5], 4, [1, 1]).nb(), relu6] {
+        let (s, info) = run(ctx, &c, 5);
+        assert!(s.passes(Tolerance::default()), "{c:?}: {s}");
+        assert_eq!(info.algorithm, Algorithm::GemmCol2im, "{c:?}");
+        assert_eq!((info.launches, info.workspace_bytes), (1, 0), "{c:?}");
+    }
+    for c in [t(1, 4, [6, 6], 4, [1, 1]).pad(sym(1, 0)), t(1, 4, [6, 6], 4, [1, 1]).s([2, 2]).op([1, 0])] {
+        let mut c = c;
+        c.p.algorithm = Algorithm::GemmCol2im;
+        let (s, info) = run(ctx, &c, 6);
+        assert!(s.passes(Tolerance::default()), "{c:?}: {s}");
+        assert_eq!(info.launches, 2, "{c:?}: GEMM then col2im");
+        assert!(info.workspace_bytes > 0);
+    }
+}
+
 /// gemm_col2im with one image's columns beyond the workspace budget runs in bands of output
 /// rows (as an image beyond one binding does), each band's columns within the budget,
 /// bit-identical to one call; a channels-last call, which cannot band, runs the output
