@@ -368,6 +368,16 @@ fn pointwise_transposed_convs_are_one_gemm_into_the_output() {
         assert_eq!(info.launches, 2, "{c:?}: GEMM then col2im");
         assert!(info.workspace_bytes > 0);
     }
+    // beyond one binding: batch pieces (6 images of 1 KiB) and chunks of output channels (a
+    // 48 × 40 weight of 7.5 KiB), each part one GEMM into its part of the output
+    let Some(small) = fresh_gpu() else { return };
+    small.set_config(EngineConfig { max_binding_size: 2 << 10, ..small.config() });
+    for c in [t(6, 4, [8, 8], 4, [1, 1]), t(1, 48, [3, 3], 40, [1, 1])] {
+        let (s, info) = run(&small, &c, 7);
+        assert!(s.passes(Tolerance::default()), "{c:?}: {s}");
+        assert_eq!(info.algorithm, Algorithm::GemmCol2im, "{c:?}");
+        assert!(info.launches > 1, "{c:?}: split into parts");
+    }
 }
 
 /// gemm_col2im with one image's columns beyond the workspace budget runs in bands of output
