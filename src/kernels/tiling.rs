@@ -92,7 +92,7 @@ impl GemmKernel {
     /// - `Flat16x16` for the gathers it walks (`BLoads::Implicit`);
     /// - `Block16x16` for other gathered B on enough tiles (flat loads 4× as much B there),
     ///   and for B read across the rows of a column matrix (`BLoads::Strided`) on any number
-    ///   of tiles (dcn_v2's grad_weight, 3 tiles: 1.5× faster than flat);
+    ///   of tiles (dcn_v2's grad_weight, 3 tiles: 1.4–2.3× faster than flat in three rounds);
     /// - `Block8x8` for sampled B on few tiles.
     ///
     /// The measurements behind each rule: BENCHMARKS.md, "Why Auto picks what it picks".

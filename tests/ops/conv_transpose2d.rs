@@ -368,6 +368,23 @@ fn pointwise_transposed_convs_are_one_gemm_into_the_output() {
         assert_eq!(info.launches, 2, "{c:?}: GEMM then col2im");
         assert!(info.workspace_bytes > 0);
     }
+    // a sum of 65536 terms (K past Mesa 22's loop limit: K in passes), and NaN / ∞ where the
+    // reference has them (a NaN pixel, an infinite weight; bias and relu after)
+    let (s, info) = run(ctx, &t(1, 65536, [2, 2], 2, [1, 1]), 8);
+    assert!(s.passes(Tolerance::default()) && info.launches >= 1, "65536 terms: {s}");
+    let mut c = t(2, 3, [4, 5], 4, [1, 1]);
+    c.p.activation = Activation::Relu;
+    let (mut x, mut w, b) = c.data(9);
+    x.data[7] = f32::NAN;
+    w.data[5] = f32::INFINITY;
+    let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, b.as_ref(), &c.p).unwrap();
+    let up = |h: &HostTensor| Tensor::from_host(ctx, h).unwrap();
+    let (y, info) = conv_transpose2d_with_info(ctx, &up(&x), &up(&w), b.as_ref().map(up).as_ref(), &c.p).unwrap();
+    assert_eq!((info.algorithm, info.launches), (Algorithm::GemmCol2im, 1));
+    let specials = want.iter().filter(|v| !v.is_finite()).count();
+    assert!(specials > 0 && specials < want.len(), "{specials} special values");
+    let s = compare(&y.to_vec(ctx).unwrap(), &want);
+    assert!(s.passes(Tolerance::default()), "NaN and ∞ as the reference: {s}");
     // beyond one binding: batch pieces (6 images of 1 KiB) and chunks of output channels (a
     // 48 × 40 weight of 7.5 KiB), each part one GEMM into its part of the output
     let Some(small) = fresh_gpu() else { return };
