@@ -4,8 +4,8 @@
 // out: [C]
 // (dtype_f32.wgsl or dtype_f16.wgsl in front: x and out hold `elem`; the sums run in f32.)
 // One workgroup per channel (grid folded into y/z): each of its 64 invocations sums a
-// strided share of the N·hw values in a fixed order, then a tree reduction in workgroup
-// memory combines them in a fixed order too, so the result is bit-identical run to run.
+// strided share of the N·hw values in a fixed order, then one invocation adds the 64 partial
+// sums in a fixed order too, so the result is bit-identical run to run.
 // 64 rather than 256: on llvmpipe each barrier switches between all of a workgroup's SIMD
 // groups, and the reduction's barriers cost more than the sums themselves (see BENCHMARKS.md).
 
@@ -65,14 +65,14 @@ fn main(
     }
     partial[lid] = acc;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
     if (lid == 0u) {
-        var sum = partial[0];
+        // the 64 partial sums in a fixed order: four running sums of 16, then pairwise (one
+        // barrier where a tree takes seven; see the header)
+        var s4 = vec4<f32>(0.0);
+        for (var i = 0u; i < WG; i += 4u) {
+            s4 += vec4<f32>(partial[i], partial[i + 1u], partial[i + 2u], partial[i + 3u]);
+        }
+        var sum = (s4.x + s4.y) + (s4.z + s4.w);
         if (range.begin > 0u) {
             sum = part[c] + sum;
         }

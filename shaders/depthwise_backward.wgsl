@@ -283,21 +283,19 @@ const TAPS_MAX: u32 = 25u;
 var<workgroup> wpart: array<f32, 1600>;
 
 // The workgroup's sums of the nt taps from t0, after every invocation stored its partial
-// sums in wpart: a tree reduction per tap, then dw[co, t0 + t]. Called in uniform control flow.
+// sums in wpart: invocation t < nt adds tap t's 64 partials in a fixed order (four running
+// sums of 16, then pairwise) and writes dw[co, t0 + t]. One barrier where a tree takes
+// log2(64) + 1: on llvmpipe each barrier switches between all of the workgroup's SIMD
+// groups, which costs more than the 64 adds. Called in uniform control flow.
 fn reduce_taps(lid: u32, co: u32, taps: u32, t0: u32, nt: u32) {
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            for (var t = 0u; t < nt; t++) {
-                wpart[t * WG + lid] += wpart[t * WG + lid + stride];
-            }
+    if (lid < nt) {
+        let base = lid * WG;
+        var s = vec4<f32>(0.0);
+        for (var i = 0u; i < WG; i += 4u) {
+            s += vec4<f32>(wpart[base + i], wpart[base + i + 1u], wpart[base + i + 2u], wpart[base + i + 3u]);
         }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        for (var t = 0u; t < nt; t++) {
-            grad[co * taps + t0 + t] = elem(wpart[t * WG]);
-        }
+        grad[co * taps + t0 + lid] = elem((s.x + s.y) + (s.z + s.w));
     }
     // the next chunk reuses wpart
     workgroupBarrier();
