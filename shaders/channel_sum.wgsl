@@ -5,7 +5,7 @@
 // (dtype_f32.wgsl or dtype_f16.wgsl in front: x and out hold `elem`; the sums run in f32.)
 // One workgroup per channel (grid folded into y/z): each of its 64 invocations sums a
 // strided share of the N·hw values in a fixed order, then one invocation adds the 64 partial
-// sums in a fixed order too, so the result is bit-identical run to run.
+// sums pairwise in a fixed order too, so the result is bit-identical run to run.
 // 64 rather than 256: on llvmpipe each barrier switches between all of a workgroup's SIMD
 // groups, and the reduction's barriers cost more than the sums themselves (see BENCHMARKS.md).
 
@@ -66,13 +66,15 @@ fn main(
     partial[lid] = acc;
     workgroupBarrier();
     if (lid == 0u) {
-        // the 64 partial sums in a fixed order: four running sums of 16, then pairwise (one
-        // barrier where a tree takes seven; see the header)
-        var s4 = vec4<f32>(0.0);
-        for (var i = 0u; i < WG; i += 4u) {
-            s4 += vec4<f32>(partial[i], partial[i + 1u], partial[i + 2u], partial[i + 3u]);
+        // the 64 partial sums pairwise, as a tree (halves folded onto halves, in place), by
+        // one invocation: one barrier where a tree across the invocations takes seven (see
+        // the header)
+        for (var half = WG / 2u; half > 0u; half = half / 2u) {
+            for (var i = 0u; i < half; i++) {
+                partial[i] += partial[i + half];
+            }
         }
-        var sum = (s4.x + s4.y) + (s4.z + s4.w);
+        var sum = partial[0];
         if (range.begin > 0u) {
             sum = part[c] + sum;
         }

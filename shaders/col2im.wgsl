@@ -1,6 +1,7 @@
 // col2im for conv_transpose2d, as a gather: each output element is written by exactly one
 // invocation, which sums the column entries that land on it (deterministic, no atomics).
-// (activation.wgsl is concatenated in front: it provides ACT and activate().)
+// (activation.wgsl and transposed_taps.wgsl are concatenated in front: ACT and activate(),
+// first_tap().)
 //
 // col: [imgs, Cout·kh·kw, H·W] for the images img0 .. img0 + imgs of this chunk, row
 //      (co·kh + i)·kw + j holding, at input pixel (iy, ix), the contribution of that input
@@ -9,6 +10,9 @@
 //      img0 .. img0 + imgs.
 // out[n, co, oy, ox] = bias[co] + Σ_{i, j} col[n − img0, (co·kh + i)·kw + j, iy·W + ix] over the
 //      taps with oy + pt − i·dh = iy·sh (and likewise x) for an input pixel (iy, ix).
+// Only the taps that land are visited (transposed_taps.wgsl: from the first, every step-th,
+// the input row stepped down), in increasing (i, j): a 7×7 at stride 2 visits 16 of its 49
+// taps at most, with no division per tap.
 
 override HAS_BIAS: bool = false;
 override Y_NHWC: bool = false;
@@ -30,6 +34,11 @@ struct Col2imParams {
     img0: u32,
     total: u32,
     alpha_bits: u32,
+    // taps i, i + step_h, … land on the same output rows: step_h = sh / gcd(sh, dh)
+    step_h: u32,
+    step_w: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Col2imParams;
@@ -60,28 +69,31 @@ fn main(
     let hw = params.h * params.w;
     let taps = params.kh * params.kw;
     let row0 = (n_local * params.c_out + co) * taps;
+    let oy_p = oy + params.pad_top;
+    let ox_p = ox + params.pad_left;
+    let i0 = first_tap(oy_p, params.stride_h, params.dil_h, params.step_h, params.kh);
+    let j0 = first_tap(ox_p, params.stride_w, params.dil_w, params.step_w, params.kw);
+    let down_h = i32(params.dil_h * params.step_h / params.stride_h);
+    let down_w = i32(params.dil_w * params.step_w / params.stride_w);
+    // the input row and column of taps i0 and j0 (−1: before the input, as every later tap)
+    let ty = i32(oy_p) - i32(i0 * params.dil_h);
+    let tx = i32(ox_p) - i32(j0 * params.dil_w);
+    // (divided unsigned: a signed / of a negative value is undefined in GLSL)
+    var iy = select(-1, i32(u32(max(ty, 0)) / params.stride_h), ty >= 0);
+    let ix0 = select(-1, i32(u32(max(tx, 0)) / params.stride_w), tx >= 0);
     var acc = 0.0;
-    for (var i = 0u; i < params.kh; i++) {
-        let ty = i32(oy + params.pad_top) - i32(i * params.dil_h);
-        // (ty ≥ 0 before the remainder: u32, as GLSL leaves a signed % undefined)
-        if (ty < 0 || u32(ty) % params.stride_h != 0u) {
-            continue;
-        }
-        let iy = u32(ty) / params.stride_h;
-        if (iy >= params.h) {
-            continue;
-        }
-        for (var j = 0u; j < params.kw; j++) {
-            let tx = i32(ox + params.pad_left) - i32(j * params.dil_w);
-            if (tx < 0 || u32(tx) % params.stride_w != 0u) {
-                continue;
+    for (var i = i0; i < params.kh && iy >= 0; i += params.step_h) {
+        if (u32(iy) < params.h) {
+            let row = (row0 + i * params.kw) * hw + u32(iy) * params.w;
+            var ix = ix0;
+            for (var j = j0; j < params.kw && ix >= 0; j += params.step_w) {
+                if (u32(ix) < params.w) {
+                    acc += col[row + j * hw + u32(ix)];
+                }
+                ix -= down_w;
             }
-            let ix = u32(tx) / params.stride_w;
-            if (ix >= params.w) {
-                continue;
-            }
-            acc += col[(row0 + i * params.kw + j) * hw + iy * params.w + ix];
         }
+        iy -= down_h;
     }
     var add = 0.0;
     if (HAS_BIAS) {

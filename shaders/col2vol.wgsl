@@ -10,9 +10,11 @@
 // under zeros padding; PAD_MODE's fold otherwise) and the taps a with qz + pf − a·dd = oz·sd
 // (0 ≤ oz < Do), likewise y and x, of col[n − img0, row(ci, a, i, j), (oz·Ho + oy)·Wo + ox]),
 // in that order.
-// (activation.wgsl, pad_mode.wgsl and vol_window.wgsl in front: ACT and activate(),
-// PAD_MODE and the fold, the uniform block; col0 is img0 here, total the chunk's input
-// voxels, alpha_bits the activation's parameter.)
+// Per axis and padded position, only the taps that land are visited (transposed_taps.wgsl:
+// from the first, every step-th, the output position stepped down), no division per tap.
+// (activation.wgsl, pad_mode.wgsl, vol_window.wgsl and transposed_taps.wgsl in front: ACT and
+// activate(), PAD_MODE and the fold, the uniform block, tap_step() and first_tap(); col0 is
+// img0 here, total the chunk's input voxels, alpha_bits the activation's parameter.)
 
 override HAS_BIAS: bool = false;
 
@@ -23,14 +25,12 @@ override HAS_BIAS: bool = false;
 
 const WG: u32 = 256u;
 
-// The output position o with o·s = t (t = the input position + its leading pad − the tap's
-// reach), or −1 where there is none.
-fn source(t: i32, s: u32, len: u32) -> i32 {
-    if (t < 0 || u32(t) % s != 0u) {
-        return -1;
-    }
-    let o = u32(t) / s;
-    return select(-1, i32(o), o < len);
+// The output position of the first landing tap a0 (o·s = t − a0·d with t = the padded
+// position + its leading pad ≥ 0), or −1 where none lands or it is before the output.
+fn first_source(t: i32, a0: u32, s: u32, d: u32) -> i32 {
+    let r = t - i32(a0 * d);
+    // (divided unsigned: a signed / of a negative value is undefined in GLSL)
+    return select(-1, i32(u32(max(r, 0)) / s), r >= 0);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -68,34 +68,44 @@ fn main(
     let pk = i32(params.pad_back);
     let pb = i32(params.pad_bottom);
     let pr = i32(params.pad_right);
+    // per axis: the landing taps' period and the output step between two of them
+    let step_d = tap_step(params.stride_d, params.dil_d);
+    let step_h = tap_step(params.stride_h, params.dil_h);
+    let step_w = tap_step(params.stride_w, params.dil_w);
+    let down_d = i32(params.dil_d * step_d / params.stride_d);
+    let down_h = i32(params.dil_h * step_h / params.stride_h);
+    let down_w = i32(params.dil_w * step_w / params.stride_w);
     var acc = 0.0;
     for (var kz = 0; kz < preimage_count(iz, dd, pf, pk); kz++) {
-        let qz = preimage(iz, dd, pf, pk, kz);
-        for (var a = 0u; a < params.kd; a++) {
-            let oz = source(qz + pf - i32(a * params.dil_d), params.stride_d, params.d_out);
-            if (oz < 0) {
-                continue;
-            }
-            for (var ky = 0; ky < preimage_count(iy, hh, pt, pb); ky++) {
-                let qy = preimage(iy, hh, pt, pb, ky);
-                for (var i = 0u; i < params.kh; i++) {
-                    let oy = source(qy + pt - i32(i * params.dil_h), params.stride_h, params.h_out);
-                    if (oy < 0) {
-                        continue;
-                    }
-                    for (var kx = 0; kx < preimage_count(ix, ww, pl, pr); kx++) {
-                        let qx = preimage(ix, ww, pl, pr, kx);
-                        for (var j = 0u; j < params.kw; j++) {
-                            let ox = source(qx + pl - i32(j * params.dil_w), params.stride_w, params.w_out);
-                            if (ox < 0) {
-                                continue;
+        let tz = preimage(iz, dd, pf, pk, kz) + pf;
+        let a0 = first_tap(u32(tz), params.stride_d, params.dil_d, step_d, params.kd);
+        var oz = first_source(tz, a0, params.stride_d, params.dil_d);
+        for (var a = a0; a < params.kd && oz >= 0; a += step_d) {
+            if (u32(oz) < params.d_out) {
+                for (var ky = 0; ky < preimage_count(iy, hh, pt, pb); ky++) {
+                    let ty = preimage(iy, hh, pt, pb, ky) + pt;
+                    let i0 = first_tap(u32(ty), params.stride_h, params.dil_h, step_h, params.kh);
+                    var oy = first_source(ty, i0, params.stride_h, params.dil_h);
+                    for (var i = i0; i < params.kh && oy >= 0; i += step_h) {
+                        if (u32(oy) < params.h_out) {
+                            for (var kx = 0; kx < preimage_count(ix, ww, pl, pr); kx++) {
+                                let tx = preimage(ix, ww, pl, pr, kx) + pl;
+                                let j0 = first_tap(u32(tx), params.stride_w, params.dil_w, step_w, params.kw);
+                                var ox = first_source(tx, j0, params.stride_w, params.dil_w);
+                                for (var j = j0; j < params.kw && ox >= 0; j += step_w) {
+                                    if (u32(ox) < params.w_out) {
+                                        let at = (u32(oz) * params.h_out + u32(oy)) * params.w_out + u32(ox);
+                                        acc += col[(row0 + (a * params.kh + i) * params.kw + j) * voxels + at];
+                                    }
+                                    ox -= down_w;
+                                }
                             }
-                            let at = (u32(oz) * params.h_out + u32(oy)) * params.w_out + u32(ox);
-                            acc += col[(row0 + (a * params.kh + i) * params.kw + j) * voxels + at];
                         }
+                        oy -= down_h;
                     }
                 }
             }
+            oz -= down_d;
         }
     }
     var add = 0.0;

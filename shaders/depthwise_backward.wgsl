@@ -283,19 +283,21 @@ const TAPS_MAX: u32 = 25u;
 var<workgroup> wpart: array<f32, 1600>;
 
 // The workgroup's sums of the nt taps from t0, after every invocation stored its partial
-// sums in wpart: invocation t < nt adds tap t's 64 partials in a fixed order (four running
-// sums of 16, then pairwise) and writes dw[co, t0 + t]. One barrier where a tree takes
-// log2(64) + 1: on llvmpipe each barrier switches between all of the workgroup's SIMD
-// groups, which costs more than the 64 adds. Called in uniform control flow.
+// sums in wpart: invocation t < nt adds tap t's 64 partials pairwise, as a tree (halves
+// folded onto halves, in place), and writes dw[co, t0 + t]. One invocation walks the tree,
+// so one barrier where a tree across the invocations takes log2(64) + 1: on llvmpipe each
+// barrier switches between all of the workgroup's SIMD groups, which costs more than the
+// 63 adds. Called in uniform control flow.
 fn reduce_taps(lid: u32, co: u32, taps: u32, t0: u32, nt: u32) {
     workgroupBarrier();
     if (lid < nt) {
         let base = lid * WG;
-        var s = vec4<f32>(0.0);
-        for (var i = 0u; i < WG; i += 4u) {
-            s += vec4<f32>(wpart[base + i], wpart[base + i + 1u], wpart[base + i + 2u], wpart[base + i + 3u]);
+        for (var half = WG / 2u; half > 0u; half = half / 2u) {
+            for (var i = 0u; i < half; i++) {
+                wpart[base + i] += wpart[base + i + half];
+            }
         }
-        grad[co * taps + t0 + lid] = elem((s.x + s.y) + (s.z + s.w));
+        grad[co * taps + t0 + lid] = elem(wpart[base]);
     }
     // the next chunk reuses wpart
     workgroupBarrier();

@@ -75,19 +75,6 @@ override Y_NHWC: bool = false;
 
 const WG: u32 = 64u;
 
-// The first tap of `offset` (oy + pt) that lands on an input row: i < step with
-// i·d ≡ offset (mod s); `none` (the kernel's size: no tap) when none does, as then no later
-// tap does either (the congruence repeats with period step).
-fn first_tap(offset: u32, s: u32, d: u32, step: u32, none: u32) -> u32 {
-    let want = offset % s;
-    for (var i = 0u; i < step; i++) {
-        if ((i * d) % s == want) {
-            return i;
-        }
-    }
-    return none;
-}
-
 @compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -18,7 +18,7 @@ pub enum ShaderId {
     Depthwise,
     /// `depthwise.wgsl` over f16 storage (f32 arithmetic).
     DepthwiseHalf,
-    /// `shaders/col2im.wgsl` (after `activation.wgsl`): the gather that finishes
+    /// `shaders/col2im.wgsl` (after `activation.wgsl`, `transposed_taps.wgsl`): the gather that finishes
     /// conv_transpose2d.
     Col2im,
     /// `shaders/channel_sum.wgsl`: per-channel sums (conv2d grad_bias).
@@ -76,7 +76,7 @@ pub enum ShaderId {
     WinogradInputsHalf,
     /// `winograd.wgsl`, entry `outputs`, over f16 storage (f32 transforms).
     WinogradOutputsHalf,
-    /// `shaders/transposed_border.wgsl` (after `activation.wgsl`): conv_transpose2d's output
+    /// `shaders/transposed_border.wgsl` (after `activation.wgsl`, `transposed_taps.wgsl`): conv_transpose2d's output
     /// phases, the NaN of their border band recomputed by the scatter's terms.
     TransposedBorder,
     /// `transposed_border.wgsl` over f16 storage (f32 arithmetic).
@@ -334,8 +334,10 @@ const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backwa
 const DEPTHWISE_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "depthwise_backward.wgsl");
 const WINOGRAD_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "winograd.wgsl");
 const WINOGRAD_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "winograd.wgsl");
-const TRANSPOSED_BORDER_F32: Source = wgsl!("dtype_f32.wgsl", "activation.wgsl", "transposed_border.wgsl");
-const TRANSPOSED_BORDER_F16: Source = wgsl!("dtype_f16.wgsl", "activation.wgsl", "transposed_border.wgsl");
+const TRANSPOSED_BORDER_F32: Source =
+    wgsl!("dtype_f32.wgsl", "activation.wgsl", "transposed_taps.wgsl", "transposed_border.wgsl");
+const TRANSPOSED_BORDER_F16: Source =
+    wgsl!("dtype_f16.wgsl", "activation.wgsl", "transposed_taps.wgsl", "transposed_border.wgsl");
 
 use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
@@ -418,7 +420,13 @@ impl ShaderId {
             ShaderId::DepthwiseHalf => kernel!("depthwise_f16", DEPTHWISE_F16, "main", CONV_BINDINGS, true),
             // params, col, bias, out
             ShaderId::Col2im => {
-                kernel!("col2im", wgsl!("activation.wgsl", "col2im.wgsl"), "main", &[U, R, R, Rw], false)
+                kernel!(
+                    "col2im",
+                    wgsl!("activation.wgsl", "transposed_taps.wgsl", "col2im.wgsl"),
+                    "main",
+                    &[U, R, R, Rw],
+                    false
+                )
             }
             ShaderId::ChannelSum => kernel!("channel_sum", CHANNEL_SUM_F32, "main", PASSES_BINDINGS, false),
             ShaderId::ChannelSumHalf => kernel!("channel_sum_f16", CHANNEL_SUM_F16, "main", PASSES_BINDINGS, true),
@@ -466,7 +474,7 @@ impl ShaderId {
             // params, col, bias, grad
             ShaderId::Col2vol => kernel!(
                 "col2vol",
-                wgsl!("activation.wgsl", "pad_mode.wgsl", "vol_window.wgsl", "col2vol.wgsl"),
+                wgsl!("activation.wgsl", "pad_mode.wgsl", "vol_window.wgsl", "transposed_taps.wgsl", "col2vol.wgsl"),
                 "main",
                 &[U, R, R, Rw],
                 false

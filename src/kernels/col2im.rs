@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{fold_grid, uniform_block, Step};
+use crate::kernels::{fold_grid, gcd, uniform_block, Step};
 use crate::params::{Activation, ConvTranspose2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::Layout;
@@ -12,7 +12,7 @@ uniform_block! {
     /// Twin of `Col2imParams` in `shaders/col2im.wgsl`.
     Col2imParams {
         c_out, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        img0, total, alpha_bits,
+        img0, total, alpha_bits, step_h, step_w, _pad0, _pad1,
     }
 }
 
@@ -36,6 +36,10 @@ impl Col2imParams {
             img0,
             total: images * g.c_out * g.h_out * g.w_out,
             alpha_bits: alpha.to_bits(),
+            step_h: g.stride[0] / gcd(g.stride[0], g.dilation[0]),
+            step_w: g.stride[1] / gcd(g.stride[1], g.dilation[1]),
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::kernels::vol2col::Vol2colParams;
-use crate::kernels::{fold_grid, Step};
+use crate::kernels::{fold_grid, gcd, Step};
 use crate::params::{Activation, Conv3dGeometry, PaddingMode};
 use crate::shaders::{Overrides, ShaderId};
 
@@ -21,8 +21,10 @@ pub fn params(g: &Conv3dGeometry, img0: u32, images: u32, alpha: f32) -> Vol2col
     }
 }
 
-/// The loop turns of one invocation: per axis a loop over the padded positions it folds, each
-/// around the loop over that axis's taps; every loop's own turns counted.
+/// The loop turns of one invocation: per axis, Euclid's loop for the landing taps' period
+/// step = s / gcd(s, d) (at most 2·log2(s) + 2 turns), then a loop over the padded positions
+/// it folds, each seeking its first landing tap (at most step turns) around the loop over the
+/// ⌈k / step⌉ landing taps; every loop's own turns counted.
 pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
     let folds = |a: usize| -> u64 {
         match g.padding_mode {
@@ -34,8 +36,10 @@ pub(crate) fn turns(g: &Conv3dGeometry) -> u64 {
             }
         }
     };
-    let [kd, kh, kw] = g.kernel.map(u64::from);
-    folds(0) * (1 + kd * (1 + folds(1) * (1 + kh * (1 + folds(2) * (1 + kw)))))
+    let step = |a: usize| (g.stride[a] / gcd(g.stride[a], g.dilation[a])) as u64;
+    let level = |a: usize, inner: u64| folds(a) * (1 + step(a) + (g.kernel[a] as u64).div_ceil(step(a)) * (1 + inner));
+    let euclid: u64 = g.stride.iter().map(|&s| 2 * (32 - s.leading_zeros()) as u64 + 2).sum();
+    euclid + level(0, level(1, level(2, 0)))
 }
 
 /// The launch of the gather `p` (bindings: uniforms, col, bias, output), folding the padding

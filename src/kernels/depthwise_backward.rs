@@ -78,8 +78,8 @@ pub(crate) fn grad_input_turns(g: &Conv2dGeometry) -> u64 {
 
 /// Loop turns of one grad_weight invocation: per chunk of taps, its 1/64 of the items
 /// (specialised: four outputs, each turning over the tap rows, windows and taps; else one
-/// output pixel turning over the chunk's taps), then the stores and the reduction (16 turns
-/// of four adds in the invocations that sum a tap).
+/// output pixel turning over the chunk's taps), then the stores and the reduction (a tree of
+/// 63 adds in 6 levels in the invocations that sum a tap).
 pub(crate) fn grad_weight_turns(g: &Conv2dGeometry) -> u64 {
     let taps = (g.kh * g.kw) as u64;
     let rows = g.n as u64 * g.h_out as u64;
@@ -89,7 +89,7 @@ pub(crate) fn grad_weight_turns(g: &Conv2dGeometry) -> u64 {
     } else {
         (rows * g.w_out as u64).div_ceil(WG) * (1 + chunk)
     };
-    taps.div_ceil(TAPS_MAX) * (1 + items + chunk + WG / 4)
+    taps.div_ceil(TAPS_MAX) * (1 + items + chunk + 6 + WG)
 }
 
 /// One launch: kernel, override constants, uniform block, workgroups and what it computes.

@@ -228,6 +228,15 @@ uniform_block! {
     PassRange { begin, end, last, _pad }
 }
 
+/// Greatest common divisor (the period of a transposed conv's landing taps: s / gcd(s, d)).
+pub(crate) fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Consecutive ranges covering `0 .. len` for a kernel whose loops turn `cost` times per
 /// `unit` of the range (an upper bound, inner loops included): each range starts at a
 /// multiple of `unit` and costs at most `budget` turns (at least one unit per range). One

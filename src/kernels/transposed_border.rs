@@ -6,7 +6,9 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::{fold_grid, loop_passes, optional, pass_dispatches, range, uniform_block, whole, Dispatch, Step};
+use crate::kernels::{
+    fold_grid, gcd, loop_passes, optional, pass_dispatches, range, uniform_block, whole, Dispatch, Step,
+};
 use crate::params::{Activation, ConvTranspose2dGeometry};
 use crate::shaders::{Overrides, ShaderId};
 use crate::tensor::{Layout, Tensor};
@@ -21,14 +23,6 @@ uniform_block! {
 
 /// Invocations per workgroup.
 const WG: u64 = 64;
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
 
 /// The edge of one axis where some tap falls outside the input: `(first, last)`, the band
 /// being `0 .. first` and `last .. out` with `first ≤ last` (a tap before the input needs

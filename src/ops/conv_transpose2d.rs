@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::kernels::col2im::{self, Col2imParams};
 use crate::kernels::gemm::{GemmParams, GemmProblem};
 use crate::kernels::transposed_border::{self, BorderParams};
-use crate::kernels::{check_recorded, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
+use crate::kernels::{check_recorded, gcd, gemm, optional, range, record, whole, write_plan, Step, UniformArena};
 use crate::ops::bands::{self, RowGeometry};
 use crate::ops::conv2d::Conv2dLayouts;
 use crate::ops::winograd;
@@ -171,9 +171,12 @@ fn col2im_runs(ctx: &GpuContext, g: &ConvTranspose2dGeometry, layouts: Conv2dLay
         && row_geometry(ctx, g, Algorithm::GemmCol2im, DType::F32).plan("conv_transpose2d", ctx.max_binding()).is_ok()
 }
 
-/// The loop turns of col2im.wgsl's gather: every output sums its kh × kw taps in one nest.
+/// The loop turns of col2im.wgsl's gather: the first landing tap sought per axis (at most
+/// step = s / gcd(s, d) turns), then every landing tap in one nest.
 fn col2im_turns(g: &ConvTranspose2dGeometry) -> u64 {
-    g.kh as u64 * (1 + g.kw as u64)
+    let step = |s: u32, d: u32| (s / gcd(s, d)) as u64;
+    let (sy, sx) = (step(g.stride[0], g.dilation[0]), step(g.stride[1], g.dilation[1]));
+    sy + sx + (g.kh as u64).div_ceil(sy) * (1 + (g.kw as u64).div_ceil(sx))
 }
 
 /// The bytes `GemmCol2im`'s columns may take: the workspace budget within one binding.
@@ -309,7 +312,7 @@ pub fn plan_conv_transpose2d_with_layouts(
         a => (a, "forced"),
     };
     let reason = reason.to_string() + &layouts.note();
-    // col2im.wgsl gathers each output over every kernel tap in one loop nest: past the loop
+    // col2im.wgsl gathers each output over its landing taps in one loop nest: past the loop
     // budget (some drivers cut loops short) it is refused rather than wrong; the output
     // phases split their K into passes.
     if algorithm == Algorithm::GemmCol2im && col2im_turns(&g) > ctx.config().loop_budget as u64 {
@@ -764,14 +767,6 @@ fn record_conv_transpose2d(
         record(ctx, encoder, "conv_transpose2d", &dispatches);
         Ok(())
     })?
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 /// The GEMM of the phase decomposition (see the module docs and `B_TRANSPOSED` in gemm.wgsl's header): one

@@ -337,10 +337,11 @@ fn auto_picks_col2im_for_few_output_channels_and_else_the_output_phases() {
         assert_eq!(auto_algorithm(&ctx, &g, DType::F32), want, "{ci} → {co} channels, {groups} groups");
         assert_eq!(col2im_pays(ci as u32 / groups, co as u32 / groups), want == Algorithm::GemmCol2im);
     }
-    // col2im's gather loops kh·(kw + 1) turns: past the loop budget, the phases
-    ctx.set_config(EngineConfig { loop_budget: 7 * 8 - 1, ..ctx.config() });
+    // col2im's gather seeks the first landing tap per axis (step = 2 turns each), then loops
+    // over the landing taps, ⌈7/2⌉·(⌈7/2⌉ + 1): 24 turns; past the loop budget, the phases
+    ctx.set_config(EngineConfig { loop_budget: 2 + 2 + 4 * 5 - 1, ..ctx.config() });
     assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::ImplicitGemm);
-    ctx.set_config(EngineConfig { loop_budget: 7 * 8, ..ctx.config() });
+    ctx.set_config(EngineConfig { loop_budget: 2 + 2 + 4 * 5, ..ctx.config() });
     assert_eq!(auto_algorithm(&ctx, &gi, DType::F32), Algorithm::GemmCol2im);
 }
 
