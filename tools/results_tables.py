@@ -10,7 +10,11 @@ Each folder of bench/results/ (newest first by name, which starts with its date)
   geometric mean);
 - wgconv.json holding forward and backward rows (`wgconv bench --backward`): each case's
   backward median over its forward median; with `--profile`, where each backward's time
-  goes (its launches' medians summed per kernel, as shares).
+  goes (its launches' medians summed per kernel, as shares);
+- backward-rK.json, rounds of `wgconv bench --backward` run one after another: per case the
+  ratio of each round (its backward over its forward, timed minutes apart in one process)
+  and their median, the geometric mean of those medians, and the first profiled round's
+  shares.
 
 The tables replace what lies between `<!-- results:begin -->` and `<!-- results:end -->` in
 BENCHMARKS.md, and the newest peer table what lies between `<!-- results:peer:begin -->` and
@@ -25,6 +29,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -46,7 +51,7 @@ def peer_table(wgconv, folder):
         return None
     peers = sorted(
         {m.group(1) for p in glob.glob(os.path.join(folder, "*.json")) if (m := re.match(r"(.+)-r\d+\.json$", os.path.basename(p)))}
-        - {"wgconv"}
+        - {"wgconv", "backward"}
     )
     if len(peers) != 1:
         return None
@@ -64,20 +69,38 @@ def peer_table(wgconv, folder):
     return peer, len(ours), command, out.stdout.strip()
 
 
-def backward_table(path):
-    """Markdown of each case's backward median over its forward median, or None."""
+def load(path):
     with open(path, encoding="utf-8") as f:
-        report = json.load(f)
+        return json.load(f)
+
+
+def medians(report):
+    """({case: (forward ms, algorithm)}, {case: (backward ms, algorithm)}, case order) of one
+    report: the fastest where a case ran more than once."""
     forward, backward, order = {}, {}, []
     for r in report.get("results", []):
         if r.get("status") != "ok":
             continue
         side = backward if r["op"].endswith("_backward") else forward
-        # the fastest where a case ran more than once
         if r["id"] not in side or r["median_ms"] < side[r["id"]][0]:
             side[r["id"]] = (r["median_ms"], r["algorithm"])
         if r["id"] not in order:
             order.append(r["id"])
+    return forward, backward, order
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def adapter_of(report):
+    return f"{report.get('adapter', '?')}, {report.get('backend', '?')}, {report.get('driver', '?')}"
+
+
+def backward_table(path):
+    """Markdown of each case's backward median over its forward median, or None."""
+    report = load(path)
+    forward, backward, order = medians(report)
     rows = [i for i in order if i in forward and i in backward]
     if not rows:
         return None
@@ -90,13 +113,38 @@ def backward_table(path):
         (f_ms, f_alg), (b_ms, b_alg) = forward[i], backward[i]
         ratios.append(b_ms / f_ms)
         lines.append(f"| {i} | {f_alg} | {f_ms:.3f} | {b_alg} | {b_ms:.3f} | {b_ms / f_ms:.2f}× |")
-    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    lines.append(f"| geometric mean ({len(rows)} cases) | | | | | {geo:.2f}× |")
+    lines.append(f"| geometric mean ({len(rows)} cases) | | | | | {geomean(ratios):.2f}× |")
     profiled = profile_lines(report)
     if profiled:
         lines += ["", *profiled]
-    adapter = f"{report.get('adapter', '?')}, {report.get('backend', '?')}, {report.get('driver', '?')}"
-    return adapter, "\n".join(lines)
+    return adapter_of(report), "\n".join(lines)
+
+
+def backward_rounds_table(paths):
+    """Markdown of rounds of backward runs: each round's backward / forward per case (both
+    from the same process), their median, the geometric mean of the medians; or None."""
+    reports = [load(p) for p in paths]
+    runs = [medians(r) for r in reports]
+    order = [i for i in runs[0][2] if all(i in f and i in b for f, b, _ in runs)]
+    if not order:
+        return None
+    names = ", ".join(f"r{k + 1}" for k in range(len(runs)))
+    lines = [
+        f"| case | forward | backward | backward / forward ({names}) | median |",
+        "| --- | --- | --- | --- | ---: |",
+    ]
+    middles = []
+    for i in order:
+        ratios = [b[i][0] / f[i][0] for f, b, _ in runs]
+        middle = statistics.median(ratios)
+        middles.append(middle)
+        each = ", ".join(f"{r:.2f}" for r in ratios)
+        lines.append(f"| {i} | {runs[0][0][i][1]} | {runs[0][1][i][1]} | {each} | {middle:.2f}× |")
+    lines.append(f"| geometric mean ({len(order)} cases) | | | | {geomean(middles):.2f}× |")
+    profiled = next((p for p in (profile_lines(r) for r in reports) if p), None)
+    if profiled:
+        lines += ["", *profiled]
+    return adapter_of(reports[0]), "\n".join(lines)
 
 
 def profile_lines(report):
@@ -144,10 +192,10 @@ def generate(wgconv):
         name = os.path.basename(folder)
         peer = peer_table(wgconv, folder)
         if peer:
-            peer_name, rounds, command, table = peer
+            peer_name, count, command, table = peer
             parts += [
                 "",
-                f"### {name}: wgconv against {peer_name}, fastest of {rounds} interleaved rounds",
+                f"### {name}: wgconv against {peer_name}, fastest of {count} interleaved rounds",
                 "",
                 f"`{command}`",
                 "",
@@ -155,6 +203,19 @@ def generate(wgconv):
             ]
             if newest_peer is None:
                 newest_peer = table
+        backward_rounds = rounds(folder, "backward")
+        if backward_rounds:
+            back = backward_rounds_table(backward_rounds)
+            if back:
+                adapter, table = back
+                rel = os.path.relpath(folder, ROOT)
+                parts += [
+                    "",
+                    f"### {name}: backward against forward, {len(backward_rounds)} rounds ({adapter}; "
+                    f"`{rel}/backward-r*.json`)",
+                    "",
+                    table,
+                ]
         single = os.path.join(folder, "wgconv.json")
         if os.path.exists(single):
             back = backward_table(single)
