@@ -5,7 +5,13 @@
 fn load_b_pointwise(g: u32, c: Cols, bk: u32) -> vec4<f32> {
     var bv = vec4<f32>(0.0);
     let off = (g * params.dims.k + bk) * select(params.dims.hw, 1u, X_NHWC);
-    if (!X_NHWC && c.ok.w && c.img.x == c.img.w) {
+    if (B_VEC4 && !X_NHWC) {
+        // Read as vec4 (H·W and the first column multiples of 4): a quad's columns lie in
+        // one image, those past N are zeros (their load clamped into the binding). No other
+        // branch: on llvmpipe the code of a branch no lane takes still runs, masked.
+        let s = min(c.base.x + off, b_len() - 4u);
+        bv = select(vec4<f32>(0.0), b_quad(s), c.ok);
+    } else if (!X_NHWC && c.ok.w && c.img.x == c.img.w) {
         // Four columns in one image: contiguous.
         let s = c.base.x + off;
         bv = b_quad(s);

@@ -5,6 +5,10 @@
 
 @group(0) @binding(2) var<storage, read> b: array<vec4<elem>>;
 
+// The host reads B as vec4 only where no four columns of a quad straddle a row or an image
+// (`kernels::gemm::quad_b`): a quad's columns are then adjacent in B, or past N.
+const B_VEC4: bool = true;
+
 fn b_at(i: u32) -> f32 {
     return f32(b[i >> 2u][i & 3u]);
 }

@@ -2,6 +2,9 @@
 
 @group(0) @binding(2) var<storage, read> b: array<elem>;
 
+// (see gemm_b_quad.wgsl)
+const B_VEC4: bool = false;
+
 fn b_at(i: u32) -> f32 {
     return f32(b[i]);
 }

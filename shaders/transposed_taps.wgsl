@@ -1,5 +1,5 @@
-// The taps of a transposed conv that land on an output position (col2im.wgsl and
-// transposed_border.wgsl; joined in front of them). Output row oy receives tap i from input
+// The taps of a transposed conv that land on an output position (col2im.wgsl, col2vol.wgsl
+// and transposed_border.wgsl; joined in front of them). Output row oy receives tap i from input
 // row iy when oy + pt − i·dh = iy·sh; the taps that land are i0, i0 + step, … with
 // step = sh / gcd(sh, dh) (the congruence i·dh ≡ oy + pt (mod sh) repeats with that period),
 // and from one to the next the input row falls by step·dh / sh = dh / gcd(sh, dh). Columns
