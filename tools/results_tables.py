@@ -14,7 +14,7 @@ Each folder of bench/results/ (newest first by name, which starts with its date)
 - backward-rK.json, rounds of `wgconv bench --backward` run one after another: per case the
   ratio of each round (its backward over its forward, timed minutes apart in one process)
   and their median, the geometric mean of those medians, and the first profiled round's
-  shares.
+  shares (in place of wgconv.json's table where a folder has both).
 
 The tables replace what lies between `<!-- results:begin -->` and `<!-- results:end -->` in
 BENCHMARKS.md, and the newest peer table what lies between `<!-- results:peer:begin -->` and
@@ -203,31 +203,19 @@ def generate(wgconv):
             ]
             if newest_peer is None:
                 newest_peer = table
+        # backward against forward: rounds (backward-rK.json), or one run (wgconv.json)
         backward_rounds = rounds(folder, "backward")
+        single = os.path.join(folder, "wgconv.json")
+        back, source, how = None, "", ""
         if backward_rounds:
             back = backward_rounds_table(backward_rounds)
-            if back:
-                adapter, table = back
-                rel = os.path.relpath(folder, ROOT)
-                parts += [
-                    "",
-                    f"### {name}: backward against forward, {len(backward_rounds)} rounds ({adapter}; "
-                    f"`{rel}/backward-r*.json`)",
-                    "",
-                    table,
-                ]
-        single = os.path.join(folder, "wgconv.json")
-        if os.path.exists(single):
+            source, how = f"{os.path.relpath(folder, ROOT)}/backward-r*.json", f", {len(backward_rounds)} rounds"
+        elif os.path.exists(single):
             back = backward_table(single)
-            if back:
-                adapter, table = back
-                rel = os.path.relpath(single, ROOT)
-                parts += [
-                    "",
-                    f"### {name}: backward against forward ({adapter}; `{rel}`)",
-                    "",
-                    table,
-                ]
+            source = os.path.relpath(single, ROOT)
+        if back:
+            adapter, table = back
+            parts += ["", f"### {name}: backward against forward{how} ({adapter}; `{source}`)", "", table]
     parts += ["", "<!-- results:end -->"]
     return "\n".join(parts), newest_peer
 
