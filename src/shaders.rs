@@ -31,12 +31,23 @@ pub enum ShaderId {
     SlotSumHalf,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
-    /// `shaders/deform_backward.wgsl`, entry `largest`: the largest input-gradient term per element.
-    DeformBackwardLargest,
-    /// `shaders/deform_backward.wgsl`, entry `sample`: deform_conv2d_backward's per-sample pass.
+    /// `shaders/deform_backward.wgsl`, entry `sample`: deform_conv2d_backward's grad_offset
+    /// and grad_mask, one invocation per sample.
     DeformBackwardSample,
-    /// `shaders/deform_backward.wgsl`, entry `finish`: grad_input from the fixed-point sums.
-    DeformBackwardFinish,
+    /// `shaders/deform_grad_input.wgsl`, entry `bin_count`: deform_conv2d_backward's samples
+    /// per cell.
+    DeformGradInputCount,
+    /// `shaders/deform_grad_input.wgsl`, entry `bin_scan`: where each cell's samples begin.
+    DeformGradInputScan,
+    /// `shaders/deform_grad_input.wgsl`, entry `bin_fill`: the samples sorted by cell.
+    DeformGradInputFill,
+    /// `shaders/deform_grad_input.wgsl`, entry `largest`: the largest input-gradient term per
+    /// element.
+    DeformGradInputLargest,
+    /// `shaders/deform_grad_input.wgsl`, entry `sum`: the exact fixed-point sums.
+    DeformGradInputSum,
+    /// `shaders/deform_grad_input.wgsl`, entry `finish`: grad_input from the fixed-point sums.
+    DeformGradInputFinish,
     /// `shaders/pool2d.wgsl`: max and average pooling (`MODE`).
     Pool2d,
     /// `pool2d.wgsl` over f16 storage (f32 arithmetic).
@@ -270,10 +281,12 @@ fn problem_sets(problem: GemmProblem) -> Vec<Overrides> {
             vec![modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0))]
         }
         // conv_transpose2d's gemm_col2im (bias and activation come later, in col2im): no
-        // epilogue, from either layout of the input
+        // epilogue, from either layout of the input; deform_conv2d_backward's column
+        // gradients pixel-major (each pixel's rows together)
         GemmProblem::TransposedCols => {
+            use crate::Layout::{ChannelsLast, Contiguous};
             let ov = modes(Overrides::none().flag("HAS_BIAS", false).with("ACT", 0.0));
-            vec![ov.clone(), ov.layouts(crate::Layout::ChannelsLast, crate::Layout::Contiguous)]
+            vec![ov.clone(), ov.clone().layouts(ChannelsLast, Contiguous), ov.layouts(Contiguous, ChannelsLast)]
         }
         GemmProblem::Deform => epilogue_sets()
             .into_iter()
@@ -327,7 +340,8 @@ const SLOT_SUM_F32: Source = wgsl!("dtype_f32.wgsl", "slot_sum.wgsl");
 const SLOT_SUM_F16: Source = wgsl!("dtype_f16.wgsl", "slot_sum.wgsl");
 const POOL2D_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", "pool2d.wgsl");
 const POOL2D_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d.wgsl");
-const DEFORM_BACKWARD: Source = wgsl!("deform_backward.wgsl");
+const DEFORM_BACKWARD: Source = wgsl!("deform_backward_common.wgsl", "deform_backward.wgsl");
+const DEFORM_GRAD_INPUT: Source = wgsl!("deform_backward_common.wgsl", "deform_grad_input.wgsl");
 const POOL2D_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "pool_window.wgsl", "pool2d_backward.wgsl");
 const POOL2D_BACKWARD_F16: Source = wgsl!("dtype_f16.wgsl", "pool_window.wgsl", "pool2d_backward.wgsl");
 const DEPTHWISE_BACKWARD_F32: Source = wgsl!("dtype_f32.wgsl", "depthwise_backward.wgsl");
@@ -343,8 +357,10 @@ use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
 /// params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16 partial sums), kpass
 const GEMM_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U];
-/// params, input, offset, mask, cols, acc, grad_offset, grad_mask, grad_input
-const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw, Rw, Rw];
+/// params, input, offset, mask, cols, grad_offset, grad_mask
+const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw];
+/// params, offset, mask, cols, acc, bins, starts, entries, grad_input
+const DEFORM_GRAD_INPUT_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw, Rw, Rw, Rw];
 /// params, input, grad_output, grad_input, index, pass range, running part
 const POOL_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, Rw, Rw, U, Rw];
 /// params, input, weight, bias, out
@@ -379,9 +395,13 @@ impl ShaderId {
             ShaderId::SlotSum,
             ShaderId::SlotSumHalf,
             ShaderId::DeformIm2col,
-            ShaderId::DeformBackwardLargest,
             ShaderId::DeformBackwardSample,
-            ShaderId::DeformBackwardFinish,
+            ShaderId::DeformGradInputCount,
+            ShaderId::DeformGradInputScan,
+            ShaderId::DeformGradInputFill,
+            ShaderId::DeformGradInputLargest,
+            ShaderId::DeformGradInputSum,
+            ShaderId::DeformGradInputFinish,
             ShaderId::Pool2d,
             ShaderId::Pool2dHalf,
             ShaderId::Pool2dArgmax,
@@ -437,15 +457,28 @@ impl ShaderId {
             ShaderId::DeformIm2col => {
                 kernel!("deform_im2col", wgsl!("bilinear.wgsl", "deform_im2col.wgsl"), "main", &[U, R, R, R, Rw], false)
             }
-            ShaderId::DeformBackwardLargest => {
-                kernel!("deform_backward_largest", DEFORM_BACKWARD, "largest", DEFORM_BACKWARD_BINDINGS, false)
-            }
-            // params, input, offset, mask, cols, acc, grad_offset, grad_mask, grad_input
+            // params, input, offset, mask, cols, grad_offset, grad_mask
             ShaderId::DeformBackwardSample => {
                 kernel!("deform_backward_sample", DEFORM_BACKWARD, "sample", DEFORM_BACKWARD_BINDINGS, false)
             }
-            ShaderId::DeformBackwardFinish => {
-                kernel!("deform_backward_finish", DEFORM_BACKWARD, "finish", DEFORM_BACKWARD_BINDINGS, false)
+            // params, offset, mask, cols, acc, bins, starts, entries, grad_input
+            ShaderId::DeformGradInputCount => {
+                kernel!("deform_grad_input_count", DEFORM_GRAD_INPUT, "bin_count", DEFORM_GRAD_INPUT_BINDINGS, false)
+            }
+            ShaderId::DeformGradInputScan => {
+                kernel!("deform_grad_input_scan", DEFORM_GRAD_INPUT, "bin_scan", DEFORM_GRAD_INPUT_BINDINGS, false)
+            }
+            ShaderId::DeformGradInputFill => {
+                kernel!("deform_grad_input_fill", DEFORM_GRAD_INPUT, "bin_fill", DEFORM_GRAD_INPUT_BINDINGS, false)
+            }
+            ShaderId::DeformGradInputLargest => {
+                kernel!("deform_grad_input_largest", DEFORM_GRAD_INPUT, "largest", DEFORM_GRAD_INPUT_BINDINGS, false)
+            }
+            ShaderId::DeformGradInputSum => {
+                kernel!("deform_grad_input_sum", DEFORM_GRAD_INPUT, "sum", DEFORM_GRAD_INPUT_BINDINGS, false)
+            }
+            ShaderId::DeformGradInputFinish => {
+                kernel!("deform_grad_input_finish", DEFORM_GRAD_INPUT, "finish", DEFORM_GRAD_INPUT_BINDINGS, false)
             }
             ShaderId::Pool2d => kernel!("pool2d", POOL2D_F32, "main", PASSES_BINDINGS, false),
             ShaderId::Pool2dHalf => kernel!("pool2d_f16", POOL2D_F16, "main", PASSES_BINDINGS, true),
@@ -611,11 +644,18 @@ impl ShaderId {
             ShaderId::DeformIm2col => {
                 vec![Overrides::none().flag("HAS_MASK", false), Overrides::none().flag("HAS_MASK", true)]
             }
-            // grad_input's two passes run only with GRAD_INPUT
-            ShaderId::DeformBackwardLargest | ShaderId::DeformBackwardSample | ShaderId::DeformBackwardFinish => {
-                let input_only = self != ShaderId::DeformBackwardSample;
-                let all = crate::kernels::deform_backward::SampleGrads::all().into_iter();
-                all.filter(|g| g.input || !input_only).map(|g| g.overrides()).collect()
+            ShaderId::DeformBackwardSample => {
+                crate::kernels::deform_backward::SampleGrads::all().into_iter().map(|g| g.overrides()).collect()
+            }
+            ShaderId::DeformGradInputCount
+            | ShaderId::DeformGradInputScan
+            | ShaderId::DeformGradInputFill
+            | ShaderId::DeformGradInputLargest
+            | ShaderId::DeformGradInputSum
+            | ShaderId::DeformGradInputFinish => {
+                use crate::kernels::deform_backward::InputPass;
+                let pass = InputPass::ALL.into_iter().find(|p| p.shader() == self).expect("a grad_input pass");
+                pass.override_sets()
             }
             // max; avg counting the padding; avg counting in-image positions only
             ShaderId::Pool2d | ShaderId::Pool2dHalf | ShaderId::Pool2dGather | ShaderId::Pool2dGatherHalf => {

@@ -114,7 +114,15 @@ fn uniform_structs_match_their_rust_twins() {
         assert_twin_at(id, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
     twin(&[S::DeformIm2col], DeformIm2colParams::FIELDS, std::mem::size_of::<DeformIm2colParams>());
-    let deform_backward = [S::DeformBackwardLargest, S::DeformBackwardSample, S::DeformBackwardFinish];
+    let deform_backward = [
+        S::DeformBackwardSample,
+        S::DeformGradInputCount,
+        S::DeformGradInputScan,
+        S::DeformGradInputFill,
+        S::DeformGradInputLargest,
+        S::DeformGradInputSum,
+        S::DeformGradInputFinish,
+    ];
     twin(&deform_backward, DeformBackParams::FIELDS, std::mem::size_of::<DeformBackParams>());
     twin(&[S::Pool2d, S::Pool2dHalf], PoolParams::FIELDS, std::mem::size_of::<PoolParams>());
     for id in [S::Pool2d, S::Pool2dHalf] {

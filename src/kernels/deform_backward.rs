@@ -1,18 +1,20 @@
-//! `shaders/deform_backward.wgsl`: deform_conv2d_backward's per-sample passes (grad_offset
-//! and grad_mask as gathers; grad_input's largest term per element, then its exact fixed-point
-//! sums) and the pass that turns the sums into grad_input.
+//! deform_conv2d_backward's own passes: `shaders/deform_backward.wgsl` (grad_offset and
+//! grad_mask, one invocation per sample) and `shaders/deform_grad_input.wgsl` (grad_input:
+//! the samples sorted by the cell they land in, the largest term per element, exact
+//! fixed-point sums over runs of samples in one cell, then the pass that turns the sums into
+//! grad_input), both over `shaders/deform_backward_common.wgsl`.
 
 use crate::context::GpuContext;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::{fold_grid, uniform_block, Step};
 use crate::params::DeformGeometry;
 use crate::shaders::{Overrides, ShaderId};
 
 uniform_block! {
-    /// Twin of `DeformBackParams` in `shaders/deform_backward.wgsl`.
+    /// Twin of `DeformBackParams` in `shaders/deform_backward_common.wgsl`.
     DeformBackParams {
         c_in, h, w, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        offset_groups, img0, threads, count_bits, _pad0, _pad1, _pad2,
+        offset_groups, img0, threads, count_bits, seg_len, segs, _pad0,
     }
 }
 
@@ -21,8 +23,6 @@ uniform_block! {
 pub struct SampleGrads {
     /// The call has a mask (deform_conv2d v2): `HAS_MASK`.
     pub has_mask: bool,
-    /// Form grad_input (`GRAD_INPUT`).
-    pub input: bool,
     /// Form grad_offset (`GRAD_OFFSET`).
     pub offset: bool,
     /// Form grad_mask (`GRAD_MASK`, set only with `has_mask`).
@@ -30,11 +30,10 @@ pub struct SampleGrads {
 }
 
 impl SampleGrads {
-    /// The pass's flags: `HAS_MASK`, `GRAD_INPUT`, `GRAD_OFFSET`, and `GRAD_MASK` (off without a mask).
+    /// The pass's flags: `HAS_MASK`, `GRAD_OFFSET`, and `GRAD_MASK` (off without a mask).
     pub fn overrides(self) -> Overrides {
         Overrides::none()
             .flag("HAS_MASK", self.has_mask)
-            .flag("GRAD_INPUT", self.input)
             .flag("GRAD_OFFSET", self.offset)
             .flag("GRAD_MASK", self.mask && self.has_mask)
     }
@@ -42,13 +41,80 @@ impl SampleGrads {
     /// Every combination the engine runs (at least one gradient; grad_mask with a mask only).
     pub fn all() -> Vec<SampleGrads> {
         let mut all = Vec::new();
-        for bits in 0..16u32 {
-            let [has_mask, input, offset, mask] = [0, 1, 2, 3].map(|b| bits >> b & 1 == 1);
-            if (input || offset || mask) && (has_mask || !mask) {
-                all.push(SampleGrads { has_mask, input, offset, mask });
+        for bits in 0..8u32 {
+            let [has_mask, offset, mask] = [0, 1, 2].map(|b| bits >> b & 1 == 1);
+            if (offset || mask) && (has_mask || !mask) {
+                all.push(SampleGrads { has_mask, offset, mask });
             }
         }
         all
+    }
+}
+
+/// The passes of grad_input over one chunk of images, in order (`deform_grad_input.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputPass {
+    /// `bin_count`: samples per cell.
+    Count,
+    /// `bin_scan`: where each cell's samples begin.
+    Scan,
+    /// `bin_fill`: the samples sorted by cell.
+    Fill,
+    /// `largest`: the largest term of each element.
+    Largest,
+    /// `sum`: the fixed-point sums.
+    Sum,
+    /// `finish`: grad_input from the sums.
+    Finish,
+}
+
+impl InputPass {
+    /// Every pass, in recording order.
+    pub const ALL: [InputPass; 6] =
+        [InputPass::Count, InputPass::Scan, InputPass::Fill, InputPass::Largest, InputPass::Sum, InputPass::Finish];
+
+    /// The pass's kernel.
+    pub fn shader(self) -> ShaderId {
+        match self {
+            InputPass::Count => ShaderId::DeformGradInputCount,
+            InputPass::Scan => ShaderId::DeformGradInputScan,
+            InputPass::Fill => ShaderId::DeformGradInputFill,
+            InputPass::Largest => ShaderId::DeformGradInputLargest,
+            InputPass::Sum => ShaderId::DeformGradInputSum,
+            InputPass::Finish => ShaderId::DeformGradInputFinish,
+        }
+    }
+
+    /// Its override sets: the passes that read the samples (all but the scan and the
+    /// finish) take `HAS_MASK`.
+    pub fn override_sets(self) -> Vec<Overrides> {
+        match self {
+            InputPass::Count | InputPass::Fill | InputPass::Largest | InputPass::Sum => {
+                [false, true].map(|m| Overrides::none().flag("HAS_MASK", m)).to_vec()
+            }
+            _ => vec![Overrides::none()],
+        }
+    }
+
+    /// What the pass leaves, for a plan's listing.
+    pub fn note(self) -> &'static str {
+        match self {
+            InputPass::Count => "grad_input: samples per cell",
+            InputPass::Scan => "grad_input: where each cell's samples begin",
+            InputPass::Fill => "grad_input: samples sorted by cell",
+            InputPass::Largest => "grad_input: largest term per element",
+            InputPass::Sum => "grad_input: fixed-point sums",
+            InputPass::Finish => "grad_input",
+        }
+    }
+
+    fn overrides(self, has_mask: bool) -> Overrides {
+        match self {
+            InputPass::Count | InputPass::Fill | InputPass::Largest | InputPass::Sum => {
+                Overrides::none().flag("HAS_MASK", has_mask)
+            }
+            _ => Overrides::none(),
+        }
     }
 }
 
@@ -58,6 +124,47 @@ pub fn count_bits(dg: &DeformGeometry) -> u32 {
     let g = dg.conv;
     let terms = g.kh as u64 * g.kw as u64 * g.h_out as u64 * g.w_out as u64;
     64 - terms.saturating_sub(1).leading_zeros()
+}
+
+/// Invocations of a workgroup of grad_input's walks (`WALK_WG` in the shader).
+const WALK_WG: u32 = 64;
+/// The most entries a workgroup of grad_input's walks stages (`STAGED` in the shader).
+const STAGED: u32 = 256;
+/// Entries one invocation of grad_input's walks covers at most (fewer where the loop budget
+/// is smaller, or where a workgroup's walks would stage more than [`STAGED`]): more per walk
+/// touch the accumulator less often at the walks' cuts, fewer keep more invocations busy.
+const SEG_LEN: u32 = 32;
+
+/// Cells (⌊y⌋, ⌊x⌋) of a plane the samples are sorted by: (H + 1)·(W + 1), from (−1, −1).
+pub(crate) fn cells(dg: &DeformGeometry) -> u64 {
+    (dg.conv.h as u64 + 1) * (dg.conv.w as u64 + 1)
+}
+
+/// Bytes per image of grad_input's buffers: the accumulator (16 per element), the cell
+/// counts, their starts and the sorted samples (4 per sample: half of an image of offsets).
+pub(crate) fn input_bytes_per_image(dg: &DeformGeometry) -> [u64; 4] {
+    let g = dg.conv;
+    let og = dg.offset_groups as u64;
+    let samples = og * g.kh as u64 * g.kw as u64 * g.h_out as u64 * g.w_out as u64;
+    let acc = g.c_in as u64 * g.h as u64 * g.w as u64 * 16;
+    [acc, og * cells(dg) * 4, og * (cells(dg) + 1) * 4, samples * 4]
+}
+
+/// The loop turns of grad_input's scan (`bin_scan`: two runs of ⌈cells / 256⌉ and the
+/// 8 steps of the workgroup's scan) and walks: an error where the budget cannot hold them.
+pub(crate) fn check_loops(dg: &DeformGeometry, loop_budget: u32) -> Result<()> {
+    let scan = 2 * cells(dg).div_ceil(256) + 8;
+    if scan > loop_budget as u64 {
+        return Err(Error::Unsupported(format!(
+            "deform_conv2d_backward's grad_input sorts the samples of a {}×{} image by cell: one workgroup scans \
+             {} cells in {scan} loop turns per invocation, beyond the loop budget of {loop_budget} \
+             (EngineConfig::loop_budget; some drivers stop longer loops early)",
+            dg.conv.h,
+            dg.conv.w,
+            cells(dg)
+        )));
+    }
+    Ok(())
 }
 
 impl DeformBackParams {
@@ -86,16 +193,37 @@ impl DeformBackParams {
             ..Default::default()
         }
     }
+
+    /// The blocks of grad_input's passes ([`InputPass::ALL`]) over `imgs` images from `img0`,
+    /// `threads` counting invocations per sample (count, fill) and per element (finish), and
+    /// workgroups per (image, offset group) (scan) and per block of walks and channels (the
+    /// walks: `stage` in the shader). `loop_budget` bounds a walk's length.
+    pub fn input_passes(dg: &DeformGeometry, img0: u32, imgs: u32, loop_budget: u32) -> [DeformBackParams; 6] {
+        let g = dg.conv;
+        let groups = imgs * dg.offset_groups;
+        let room = g.kh * g.kw * g.h_out * g.w_out;
+        let per_og = g.c_in / dg.offset_groups;
+        // a workgroup: `spw` walks × `lanes` channels (as the shader's `stage`)
+        let lanes = per_og.clamp(1, WALK_WG);
+        let spw = WALK_WG / lanes;
+        let seg_len = SEG_LEN.min(STAGED / spw).min(loop_budget / 2).max(1);
+        let segs = room.div_ceil(seg_len);
+        let workgroups = groups * segs.div_ceil(spw) * per_og.div_ceil(WALK_WG);
+        let walk = DeformBackParams { seg_len, segs, ..DeformBackParams::new(dg, img0, workgroups) };
+        let samples = DeformBackParams::new(dg, img0, groups * room);
+        [
+            samples,
+            DeformBackParams::new(dg, img0, groups),
+            samples,
+            walk,
+            walk,
+            DeformBackParams::new(dg, img0, imgs * g.c_in * g.h * g.w),
+        ]
+    }
 }
 
 fn step(ctx: &GpuContext, shader: ShaderId, overrides: Overrides, threads: u64, note: String) -> Result<Step> {
     Ok(Step { shader, overrides, workgroups: fold_grid(threads.div_ceil(256), ctx.max_workgroups_per_dim())?, note })
-}
-
-/// grad_input's first pass over one chunk (the largest term of each element): `p.threads` =
-/// images · G_off · kh·kw · Ho·Wo.
-pub(crate) fn largest_step(ctx: &GpuContext, p: &DeformBackParams, grads: SampleGrads, note: String) -> Result<Step> {
-    step(ctx, ShaderId::DeformBackwardLargest, grads.overrides(), p.threads as u64, note)
 }
 
 /// The per-sample launch over one chunk: `p.threads` = images · G_off · kh·kw · Ho·Wo.
@@ -103,7 +231,19 @@ pub(crate) fn sample_step(ctx: &GpuContext, p: &DeformBackParams, grads: SampleG
     step(ctx, ShaderId::DeformBackwardSample, grads.overrides(), p.threads as u64, note)
 }
 
-/// The launch writing one chunk's grad_input: `p.threads` = images · Cin · H · W.
-pub(crate) fn finish_step(ctx: &GpuContext, p: &DeformBackParams, grads: SampleGrads, note: String) -> Result<Step> {
-    step(ctx, ShaderId::DeformBackwardFinish, grads.overrides(), p.threads as u64, note)
+/// One grad_input pass over one chunk, `p` its block from [`DeformBackParams::input_passes`]
+/// (the scan and the walks: `p.threads` workgroups; the others 256 invocations each).
+pub(crate) fn input_step(
+    ctx: &GpuContext,
+    pass: InputPass,
+    p: &DeformBackParams,
+    has_mask: bool,
+    note: String,
+) -> Result<Step> {
+    let workgroups = match pass {
+        InputPass::Scan | InputPass::Largest | InputPass::Sum => p.threads as u64,
+        _ => (p.threads as u64).div_ceil(256),
+    };
+    let workgroups = fold_grid(workgroups, ctx.max_workgroups_per_dim())?;
+    Ok(Step { shader: pass.shader(), overrides: pass.overrides(has_mask), workgroups, note })
 }

@@ -4,15 +4,19 @@
 //!
 //! - The column gradients `cols = weightᵀ · grad_output` (per weight group, the GEMM core's
 //!   `TransposedCols`, as conv_transpose2d's `GemmCol2im`) of a chunk of images go to the
-//!   workspace; `deform_backward.wgsl`'s per-sample pass then forms, for each (image, offset
+//!   workspace. `deform_backward.wgsl`'s per-sample pass forms, for each (image, offset
 //!   group, tap, output pixel), grad_offset (the derivative of the bilinear sample times the
 //!   mask, as torchvision's `get_coordinate_weight`, summed over the group's channels in
-//!   order) and grad_mask (the sample times the column gradient), and adds the input
-//!   gradient's terms into exact 64-bit fixed-point sums (integer atomics: the same bits in
-//!   any order), which a last pass turns into grad_input. Each element's fixed-point scale
-//!   comes from the largest term it receives (a first pass over the same terms), so no sum
-//!   can overflow and each keeps more precision than an f32 sum; NaN and ±∞ terms propagate
-//!   as IEEE sums would.
+//!   order) and grad_mask (the sample times the column gradient).
+//! - grad_input receives each sample's column gradients at the in-image corners around where
+//!   it lands: scatters to data-dependent places, summed in exact 64-bit fixed point
+//!   (`deform_grad_input.wgsl`; integer atomics: the same bits in any order). The samples are
+//!   first sorted by the cell they land in (a count, a scan and a fill per (image, offset
+//!   group)); invocations then walk runs of sorted samples, one channel each, and add a run's
+//!   partial sums to its four corners once, not once per term. Each element's fixed-point
+//!   scale comes from the largest term it receives (a first walk over the same terms), so no
+//!   sum can overflow and each keeps more precision than an f32 sum; NaN and ±∞ terms
+//!   propagate as IEEE sums would. A last pass turns the sums into grad_input.
 //! - grad_weight = grad_output · unfold(input)ᵀ per weight group, the deformable unfold
 //!   (`deform_im2col.wgsl`, the forward's) in chunks of pixels under the workspace budget
 //!   and the GEMM core's `GradWeightColumns` reading each chunk transposed, K (the pixels) in
@@ -30,7 +34,7 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::channel_sum::{self, SumParams};
-use crate::kernels::deform_backward::{self, DeformBackParams, SampleGrads};
+use crate::kernels::deform_backward::{self, DeformBackParams, InputPass, SampleGrads};
 use crate::kernels::deform_im2col::{self, DeformIm2colParams};
 use crate::kernels::gemm::{self, GemmParams, GemmProblem};
 use crate::kernels::im2col::Im2colParams;
@@ -93,7 +97,9 @@ pub struct DeformConv2dBackwardPlan {
     pub pixel_chunks: u32,
     /// Bytes of the shared workspace (column gradients, or one chunk of the unfold).
     pub workspace_bytes: u64,
-    /// Bytes of the fixed-point accumulator of grad_input (0 when not asked for).
+    /// Bytes of grad_input's own buffers for one chunk of images: the fixed-point accumulator
+    /// (16 per element), the samples' counts and starts per cell and the samples sorted by
+    /// cell (4 each); 0 when grad_input is not asked for.
     pub accumulator_bytes: u64,
     /// Pieces the batch runs in (1: one call; 0: an empty batch), each piece planned as above.
     pub batch_pieces: u32,
@@ -106,7 +112,7 @@ impl std::fmt::Display for DeformConv2dBackwardPlan {
         let g = &self.geometry.conv;
         let input = [g.n, g.c_in, g.h, g.w].map(|v| v as usize);
         let chunking = format_args!(
-            "{} images per chunk of column gradients, {} pixel chunks for grad_weight, {} accumulator bytes",
+            "{} images per chunk of column gradients, {} pixel chunks for grad_weight, {} bytes of grad_input's accumulator and sorted samples",
             self.images_per_chunk, self.pixel_chunks, self.accumulator_bytes
         );
         let pieces = format!("{} batch pieces", self.batch_pieces);
@@ -123,25 +129,28 @@ impl std::fmt::Display for DeformConv2dBackwardPlan {
     }
 }
 
-/// How the column gradients are cut: images per chunk, and the bytes of one chunk's columns
-/// and accumulator.
-fn image_chunks(ctx: &GpuContext, g: &Conv2dGeometry, input_grad: bool) -> Result<(u32, u64, u64)> {
-    let (taps, hw_out, hw) = (g.kh as u64 * g.kw as u64, g.h_out as u64 * g.w_out as u64, g.h as u64 * g.w as u64);
+/// How the column gradients are cut: images per chunk, the bytes of one image's columns, and
+/// of one image's grad_input buffers (accumulator, cell counts, cell starts, sorted samples;
+/// zeros without grad_input).
+fn image_chunks(ctx: &GpuContext, dg: &DeformGeometry, input_grad: bool) -> Result<(u32, u64, [u64; 4])> {
+    let g = &dg.conv;
+    let (taps, hw_out) = (g.kh as u64 * g.kw as u64, g.h_out as u64 * g.w_out as u64);
     let cols = g.c_in as u64 * taps * hw_out * 4;
-    let acc = if input_grad { g.c_in as u64 * hw * 16 } else { 0 };
+    let bufs = if input_grad { deform_backward::input_bytes_per_image(dg) } else { [0; 4] };
     let budget = ctx.config().workspace_budget.min(ctx.max_binding());
     let mut images = (budget / cols.max(1)).min(g.n as u64);
-    if input_grad {
-        images = images.min(ctx.max_binding() / acc.max(1));
+    for b in bufs {
+        images = images.min(ctx.max_binding() / b.max(1));
     }
     if images == 0 {
         return Err(Error::TooLarge(format!(
             "deform_conv2d_backward: one image's column gradients take {cols} bytes (Cin·kh·kw·Ho·Wo·4) and its \
-             grad_input accumulator {acc}; the workspace budget is {budget} bytes and one storage binding holds {}",
+             grad_input buffers {bufs:?} (accumulator, cell counts, cell starts, sorted samples); the workspace \
+             budget is {budget} bytes and one storage binding holds {}",
             ctx.max_binding()
         )));
     }
-    Ok((images as u32, cols, acc))
+    Ok((images as u32, cols, bufs))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -184,6 +193,9 @@ fn validate(
             "deform_conv2d_backward loops over the {per_og} channels of an offset group in one invocation, beyond \
              the loop budget of {budget} (EngineConfig::loop_budget; some drivers stop longer loops early)"
         )));
+    }
+    if which.input {
+        deform_backward::check_loops(&dg, ctx.config().loop_budget)?;
     }
     Ok(dg)
 }
@@ -250,29 +262,30 @@ pub fn plan_deform_conv2d_backward(
         return Ok(plan);
     }
     let sample = sample_grads(which, mask.is_some());
-    if let Some(sg) = sample {
-        let (imgs, cols_bytes, acc_bytes) = image_chunks(ctx, &g, sg.input)?;
+    if which.input || sample.is_some() {
+        let (imgs, cols_bytes, input_bufs) = image_chunks(ctx, &dg, which.input)?;
         plan.images_per_chunk = imgs;
         plan.workspace_bytes = cols_bytes * imgs as u64;
-        if sg.input {
-            plan.accumulator_bytes = acc_bytes * imgs as u64;
-        }
-        let problem = GemmProblem::TransposedCols;
-        let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+        plan.accumulator_bytes = input_bufs.iter().sum::<u64>() * imgs as u64;
+        let (problem, ov) = column_gemm();
         for img0 in (0..g.n).step_by(imgs as usize) {
             let k = imgs.min(g.n - img0);
             let what = format!("images {img0}..{}", img0 + k);
             let gp = GemmParams::column_gradients(&g.unfolded(), img0, k);
             let numel = (cols_bytes / 4) as usize * k as usize;
-            let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, None, numel)?;
+            // B: grad_output, bound whole (as the recording binds it), read as vec4 where aligned
+            let gplan = gemm::plan(ctx, &gp, problem, ov.clone(), false, Some((0, grad_output_bytes(&g))), numel)?;
             plan.steps.extend(gplan.steps(&format!("{what}: column gradients")));
-            let (sp, fp) = chunk_blocks(&g, &dg, img0, k);
-            if sg.input {
-                plan.steps.push(deform_backward::largest_step(ctx, &sp, sg, format!("{what}: largest terms"))?);
+            if which.input {
+                let blocks = DeformBackParams::input_passes(&dg, img0, k, ctx.config().loop_budget);
+                for (pass, p) in InputPass::ALL.into_iter().zip(&blocks) {
+                    let note = format!("{what}: {}", pass.note());
+                    plan.steps.push(deform_backward::input_step(ctx, pass, p, mask.is_some(), note)?);
+                }
             }
-            plan.steps.push(deform_backward::sample_step(ctx, &sp, sg, format!("{what}: samples"))?);
-            if sg.input {
-                plan.steps.push(deform_backward::finish_step(ctx, &fp, sg, format!("{what}: grad_input"))?);
+            if let Some(sg) = sample {
+                let sp = sample_block(&g, &dg, img0, k);
+                plan.steps.push(deform_backward::sample_step(ctx, &sp, sg, format!("{what}: grad_offset, grad_mask"))?);
             }
         }
     }
@@ -339,16 +352,29 @@ fn bracket_f16(
     widen::bracket(ctx, steps, &ins, &outs)
 }
 
-/// The per-sample pass's gradients, `None` when it has nothing to form.
-fn sample_grads(which: DeformGrads, has_mask: bool) -> Option<SampleGrads> {
-    let sg = SampleGrads { has_mask, input: which.input, offset: which.offset, mask: which.mask && has_mask };
-    (sg.input || sg.offset || sg.mask).then_some(sg)
+/// The column GEMM: `cols = weightᵀ · grad_output` written pixel-major,
+/// `[images, Ho·Wo, Cin·kh·kw]` (`Y_NHWC`): grad_input's walks read the rows of one pixel for
+/// their channels, side by side.
+fn column_gemm() -> (GemmProblem, crate::shaders::Overrides) {
+    let problem = GemmProblem::TransposedCols;
+    let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
+    (problem, ov.layouts(crate::Layout::Contiguous, crate::Layout::ChannelsLast))
 }
 
-/// The blocks of one chunk's per-sample and finishing launches.
-fn chunk_blocks(g: &Conv2dGeometry, dg: &DeformGeometry, img0: u32, imgs: u32) -> (DeformBackParams, DeformBackParams) {
-    let samples = imgs * dg.offset_groups * g.kh * g.kw * g.h_out * g.w_out;
-    (DeformBackParams::new(dg, img0, samples), DeformBackParams::new(dg, img0, imgs * g.c_in * g.h * g.w))
+/// Bytes of grad_output `[N, Cout, Ho, Wo]` in f32 (the column GEMM's B, bound whole).
+fn grad_output_bytes(g: &Conv2dGeometry) -> u64 {
+    g.output_numel() as u64 * 4
+}
+
+/// The per-sample pass's gradients (grad_offset, grad_mask), `None` when it has nothing to form.
+fn sample_grads(which: DeformGrads, has_mask: bool) -> Option<SampleGrads> {
+    let sg = SampleGrads { has_mask, offset: which.offset, mask: which.mask && has_mask };
+    (sg.offset || sg.mask).then_some(sg)
+}
+
+/// The block of one chunk's per-sample launch.
+fn sample_block(g: &Conv2dGeometry, dg: &DeformGeometry, img0: u32, imgs: u32) -> DeformBackParams {
+    DeformBackParams::new(dg, img0, imgs * dg.offset_groups * g.kh * g.kw * g.h_out * g.w_out)
 }
 
 fn weight_plan(
@@ -383,9 +409,11 @@ fn weight_plan(
 /// Errors: the forward's validation ([`deform_conv2d`](crate::deform_conv2d));
 /// [`Error::InvalidParam`] for an activation (the backward differentiates the convolution
 /// alone) or grad_mask without a mask; [`Error::Unsupported`] for an offset group beyond the
-/// loop budget; [`Error::TooLarge`] for the weight or one image of a tensor beyond one
-/// storage binding, the slots of the gradients summed over the batch pieces beyond one, or one
-/// image's column gradients beyond the workspace budget.
+/// loop budget, or grad_input of images whose (H + 1)·(W + 1) cells one workgroup cannot scan
+/// within it (about 2 million with the default budget); [`Error::TooLarge`] for the weight or
+/// one image of a tensor beyond one storage binding, the slots of the gradients summed over the
+/// batch pieces beyond one, one image's column gradients beyond the workspace budget, or one
+/// image's grad_input accumulator (16 bytes per input element) beyond one binding.
 #[allow(clippy::too_many_arguments)]
 pub fn deform_conv2d_backward(
     ctx: &GpuContext,
@@ -594,16 +622,19 @@ fn record_backward(
     let workspace = ctx.workspace(plan.workspace_bytes.max(16))?;
     let mut arena = UniformArena::new(ctx);
     let sample = sample_grads(plan.grads, mask.is_some());
-    // Per chunk of the column gradients: its images, its GEMM and the per-sample and
-    // finishing launches' blocks.
-    let mut chunk_blocks_ = Vec::new();
-    if sample.is_some() {
+    let input_grad = plan.grads.input;
+    // Per chunk of the column gradients: its images, its GEMM's block, grad_input's passes'
+    // blocks and the per-sample launch's.
+    let mut chunk_blocks = Vec::new();
+    if input_grad || sample.is_some() {
         let imgs = plan.images_per_chunk;
         for img0 in (0..g.n).step_by(imgs as usize) {
             let k = imgs.min(g.n - img0);
             let gp = GemmParams::column_gradients(&g.unfolded(), img0, k);
-            let (sp, fp) = chunk_blocks(&g, &dg, img0, k);
-            chunk_blocks_.push((k, gp, arena.push(&gp), (sp, arena.push(&sp)), (fp, arena.push(&fp))));
+            let passes = DeformBackParams::input_passes(&dg, img0, k, ctx.config().loop_budget);
+            let input_blocks = if input_grad { passes.map(|p| (p, arena.push(&p))).to_vec() } else { Vec::new() };
+            let sp = sample_block(&g, &dg, img0, k);
+            chunk_blocks.push((k, gp, arena.push(&gp), input_blocks, (sp, arena.push(&sp))));
         }
     }
     let mut unfold_blocks = Vec::new();
@@ -623,10 +654,22 @@ fn record_backward(
     let uniforms = arena.finish(ctx)?;
 
     let mut dispatches = Vec::new();
-    if let Some(sg) = sample {
-        // Created zeroed; each chunk's finishing pass zeroes what it read.
-        let acc_bytes = plan.accumulator_bytes.max(16);
-        let acc = ctx.create_buffer("wgconv.deform_grad_input_sums", acc_bytes, wgpu::BufferUsages::STORAGE)?;
+    if !chunk_blocks.is_empty() {
+        // grad_input's buffers, for a whole chunk of images: created zeroed; each chunk's fill
+        // pass leaves the counts at 0 and its finishing pass zeroes the accumulator.
+        let per_image = if input_grad { deform_backward::input_bytes_per_image(&dg) } else { [0; 4] };
+        let imgs = plan.images_per_chunk as u64;
+        let names = [
+            "wgconv.deform_grad_input_sums",
+            "wgconv.deform_cells",
+            "wgconv.deform_cell_starts",
+            "wgconv.deform_samples",
+        ];
+        let mut bufs = Vec::new();
+        for (name, bytes) in names.into_iter().zip(per_image) {
+            let bytes = (bytes * imgs).max(16);
+            bufs.push((ctx.create_buffer(name, bytes, wgpu::BufferUsages::STORAGE)?, bytes));
+        }
         // unused gradients: each its own slot (WebGPU refuses aliasing writable bindings)
         fn rw<'a>(ctx: &'a GpuContext, t: &'a Option<Tensor>, slot: u64) -> wgpu::BindingResource<'a> {
             match t {
@@ -634,18 +677,17 @@ fn record_backward(
                 None => ctx.unused_rw(slot),
             }
         }
-        for &(imgs, gp, gb, (sp, sb), (fp, fb)) in &chunk_blocks_ {
-            let cols_bytes = g.c_in as u64 * (g.kh * g.kw) as u64 * (g.h_out * g.w_out) as u64 * 4 * imgs as u64;
+        for (imgs, gp, gb, input_blocks, (sp, sb)) in &chunk_blocks {
+            let cols_bytes = g.c_in as u64 * (g.kh * g.kw) as u64 * (g.h_out * g.w_out) as u64 * 4 * *imgs as u64;
             let cols = Tensor::from_buffer(ctx, workspace.clone(), &[(cols_bytes / 4) as usize])?;
-            // planned as the plan does (no vec4 B: the same kernel and passes whatever the
-            // binding's offset)
-            let problem = GemmProblem::TransposedCols;
-            let ov = gemm::overrides(problem, Activation::None, false, &gemm::Aux::None);
-            let gplan = gemm::plan(ctx, &gp, problem, ov, false, None, cols.numel())?;
+            // planned as the plan does (grad_output bound whole: its span starts the binding)
+            let (problem, ov) = column_gemm();
+            let b_span = Some((0, grad_output_bytes(&g)));
+            let gplan = gemm::plan(ctx, gp, problem, ov, false, b_span, cols.numel())?;
             dispatches.extend(gemm::prepare_planned(
                 ctx,
                 &uniforms,
-                gb,
+                *gb,
                 &gplan,
                 weight,
                 whole(grad_output),
@@ -653,27 +695,32 @@ fn record_backward(
                 &cols,
                 gemm::Aux::None,
             )?);
-            let bindings = |block| {
-                [
-                    range(&uniforms, block),
+            if let Some(dx) = &grads.grad_input {
+                for (pass, (p, block)) in InputPass::ALL.into_iter().zip(input_blocks) {
+                    let mut bindings = vec![
+                        range(&uniforms, *block),
+                        whole(offset),
+                        optional(ctx, mask),
+                        range(&workspace, (0, cols_bytes)),
+                    ];
+                    bindings.extend(bufs.iter().map(|(b, bytes)| range(b, (0, *bytes))));
+                    bindings.push(whole(dx));
+                    let step = deform_backward::input_step(ctx, pass, p, mask.is_some(), String::new())?;
+                    dispatches.push(step.dispatch(ctx, &bindings)?);
+                }
+            }
+            if let Some(sg) = sample {
+                let bindings = [
+                    range(&uniforms, *sb),
                     whole(input),
                     whole(offset),
                     optional(ctx, mask),
                     range(&workspace, (0, cols_bytes)),
-                    range(&acc, (0, acc_bytes)),
                     rw(ctx, &grads.grad_offset, 0),
                     rw(ctx, &grads.grad_mask, 1),
-                    rw(ctx, &grads.grad_input, 2),
-                ]
-            };
-            if sg.input {
-                dispatches
-                    .push(deform_backward::largest_step(ctx, &sp, sg, String::new())?.dispatch(ctx, &bindings(sb))?);
-            }
-            dispatches.push(deform_backward::sample_step(ctx, &sp, sg, String::new())?.dispatch(ctx, &bindings(sb))?);
-            if sg.input {
-                dispatches
-                    .push(deform_backward::finish_step(ctx, &fp, sg, String::new())?.dispatch(ctx, &bindings(fb))?);
+                ];
+                let step = deform_backward::sample_step(ctx, sp, sg, String::new())?;
+                dispatches.push(step.dispatch(ctx, &bindings)?);
             }
         }
     }

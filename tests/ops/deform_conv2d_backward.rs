@@ -258,12 +258,18 @@ fn colliding_samples_give_the_same_bits_in_any_order_and_any_chunking() {
     )
     .unwrap();
     let chunked = run(ctx, t, &p, DeformGrads::ALL).map(Option::unwrap);
+    // grad_input's walks over the sorted samples cut 25 at a time (32 by default): other
+    // runs of a cell cut elsewhere, the same integer sums
+    ctx.set_config(EngineConfig { loop_budget: 50, ..base });
+    let input_only = DeformGrads { input: true, weight: false, offset: false, mask: false, bias: false };
+    let recut = run(ctx, t, &p, input_only);
     ctx.set_config(base);
     assert_eq!(plan.images_per_chunk, 1, "{plan}");
     assert!(plan.pixel_chunks > 1, "{plan}");
     for k in [0, 2, 3, 4] {
         assert!(same_bits(&first[k], &chunked[k]), "{} differs when chunked", NAMES[k]);
     }
+    assert!(same_bits(&first[0], recut[0].as_ref().unwrap()), "grad_input differs with other walk lengths");
     let s = compare(&chunked[1], &want[1]);
     assert!(s.passes(Tolerance::default()), "grad_weight chunked: {s}");
 }
@@ -327,7 +333,8 @@ fn magnitudes_far_apart_keep_their_precision() {
 }
 
 /// What it cannot do is a clear error before any GPU work: a fused activation,
-/// grad_mask without a mask, an offset group beyond the loop budget (its own context).
+/// grad_mask without a mask, an offset group beyond the loop budget, grad_input's sort of
+/// a larger image's samples beyond it (the other gradients still planned) (its own context).
 #[test]
 fn refusals_are_errors() {
     let Some(ctx) = crate::common::fresh_gpu() else { return };
@@ -344,8 +351,21 @@ fn refusals_are_errors() {
     let base = ctx.config();
     ctx.set_config(EngineConfig { loop_budget: 8, ..base });
     let e = deform_conv2d_backward(ctx, &xt, &wt, &ot, Some(&mt), &dyt, &p, DeformGrads::ALL).unwrap_err();
+    // 64×64: 65·65 cells, 17 per invocation of the scan, twice, and its 8 steps: 42 turns;
+    // the offset group's 2 channels take 12
+    ctx.set_config(EngineConfig { loop_budget: 30, ..base });
+    let big = [1, 4, 64, 64];
+    let g = p.validate(&big, &w.shape, None).unwrap();
+    let (ho, wo) = (g.h_out as usize, g.w_out as usize);
+    let (off, msk) = ([1, 24, ho, wo], [1, 12, ho, wo]);
+    let plan =
+        |which| wgconv::plan_deform_conv2d_backward(ctx, &big, &w.shape, &off, Some(&msk), DType::F32, &p, which);
+    let scan = plan(DeformGrads::ALL).unwrap_err();
+    let others = plan(DeformGrads { input: false, ..DeformGrads::ALL });
     ctx.set_config(base);
     assert!(matches!(&e, Error::Unsupported(s) if s.contains("loop budget")), "{e:?}");
+    assert!(matches!(&scan, Error::Unsupported(s) if s.contains("sorts the samples")), "{scan:?}");
+    assert!(others.is_ok(), "{others:?}");
     assert_eq!(ctx.submissions(), before + 1, "only the v1 call ran");
 }
 
