@@ -657,7 +657,6 @@ fn record_backward(
     if !chunk_blocks.is_empty() {
         // grad_input's buffers, for a whole chunk of images: created zeroed; each chunk's fill
         // pass leaves the counts at 0 and its finishing pass zeroes the accumulator.
-        let per_image = if input_grad { deform_backward::input_bytes_per_image(&dg) } else { [0; 4] };
         let imgs = plan.images_per_chunk as u64;
         let names = [
             "wgconv.deform_grad_input_sums",
@@ -666,9 +665,11 @@ fn record_backward(
             "wgconv.deform_samples",
         ];
         let mut bufs = Vec::new();
-        for (name, bytes) in names.into_iter().zip(per_image) {
-            let bytes = (bytes * imgs).max(16);
-            bufs.push((ctx.create_buffer(name, bytes, wgpu::BufferUsages::STORAGE)?, bytes));
+        if input_grad {
+            for (name, bytes) in names.into_iter().zip(deform_backward::input_bytes_per_image(&dg)) {
+                let bytes = (bytes * imgs).max(16);
+                bufs.push((ctx.create_buffer(name, bytes, wgpu::BufferUsages::STORAGE)?, bytes));
+            }
         }
         // unused gradients: each its own slot (WebGPU refuses aliasing writable bindings)
         fn rw<'a>(ctx: &'a GpuContext, t: &'a Option<Tensor>, slot: u64) -> wgpu::BindingResource<'a> {
