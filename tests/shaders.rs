@@ -237,6 +237,10 @@ fn wgsl_constants_agree_with_their_rust_twins() {
         check(id, "ACT_", Activation::ALL.iter().map(|&a| (act_name(a), a.code())).collect());
     }
     check(ShaderId::Pool2d, "MODE_", PoolMode::ALL.iter().map(|&m| (pool_name(m), m as u32)).collect());
+    // the host sizes grad_input's walking workgroups (deform_conv2d_backward) with these
+    use wgconv::kernels::deform_backward::{STAGED, WALK_WG};
+    check(ShaderId::DeformGradInputLargest, "WALK_WG", vec![("WALK_WG", WALK_WG)]);
+    check(ShaderId::DeformGradInputSum, "STAGED", vec![("STAGED", STAGED)]);
 }
 
 #[test]

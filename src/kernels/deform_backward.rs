@@ -88,12 +88,15 @@ impl InputPass {
     /// Its override sets: the passes that read the samples (all but the scan and the
     /// finish) take `HAS_MASK`.
     pub fn override_sets(self) -> Vec<Overrides> {
-        match self {
-            InputPass::Count | InputPass::Fill | InputPass::Largest | InputPass::Sum => {
-                [false, true].map(|m| Overrides::none().flag("HAS_MASK", m)).to_vec()
-            }
-            _ => vec![Overrides::none()],
+        if self.reads_samples() {
+            [false, true].map(|m| self.overrides(m)).to_vec()
+        } else {
+            vec![self.overrides(false)]
         }
+    }
+
+    fn reads_samples(self) -> bool {
+        !matches!(self, InputPass::Scan | InputPass::Finish)
     }
 
     /// What the pass leaves, for a plan's listing.
@@ -109,11 +112,10 @@ impl InputPass {
     }
 
     fn overrides(self, has_mask: bool) -> Overrides {
-        match self {
-            InputPass::Count | InputPass::Fill | InputPass::Largest | InputPass::Sum => {
-                Overrides::none().flag("HAS_MASK", has_mask)
-            }
-            _ => Overrides::none(),
+        if self.reads_samples() {
+            Overrides::none().flag("HAS_MASK", has_mask)
+        } else {
+            Overrides::none()
         }
     }
 }
@@ -127,9 +129,9 @@ pub fn count_bits(dg: &DeformGeometry) -> u32 {
 }
 
 /// Invocations of a workgroup of grad_input's walks (`WALK_WG` in the shader).
-const WALK_WG: u32 = 64;
+pub const WALK_WG: u32 = 64;
 /// The most entries a workgroup of grad_input's walks stages (`STAGED` in the shader).
-const STAGED: u32 = 256;
+pub const STAGED: u32 = 256;
 /// Entries one invocation of grad_input's walks covers at most (fewer where the loop budget
 /// is smaller, or where a workgroup's walks would stage more than [`STAGED`]): more per walk
 /// touch the accumulator less often at the walks' cuts, fewer keep more invocations busy.
@@ -151,7 +153,8 @@ pub(crate) fn input_bytes_per_image(dg: &DeformGeometry) -> [u64; 4] {
 }
 
 /// The loop turns of grad_input's scan (`bin_scan`: two runs of ⌈cells / 256⌉ and the
-/// 8 steps of the workgroup's scan) and walks: an error where the budget cannot hold them.
+/// 8 steps of the workgroup's scan): an error where the budget cannot hold them. (The walks
+/// fit by construction: a walk is at most half the budget, [`DeformBackParams::input_passes`].)
 pub(crate) fn check_loops(dg: &DeformGeometry, loop_budget: u32) -> Result<()> {
     let scan = 2 * cells(dg).div_ceil(256) + 8;
     if scan > loop_budget as u64 {
