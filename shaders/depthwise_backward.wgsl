@@ -26,8 +26,8 @@ override KH: u32 = 0u;
 override KW: u32 = 0u;
 override SW: u32 = 0u;
 override DW: u32 = 0u;
-// grad_input's phase specialisation: the vertical stride and dilation, the phase's residues
-// RY = (py + pt) mod sh and RX = (px + pl) mod sw, and the channel multiplier
+// grad_input's block specialisation: the vertical stride and dilation (grad_weight's walk
+// too), the residues RY = pt mod sh and RX = pl mod sw, and the channel multiplier
 override SH: u32 = 0u;
 override DH: u32 = 0u;
 override RY: u32 = 0u;
@@ -55,16 +55,17 @@ struct DwBackParams {
     n: u32,
     // workgroups with work: grad_input N·Cin·tiles, grad_weight Cout
     total: u32,
-    // items per row: grad_input's phased path ⌈⌈(W − px)/sw⌉/4⌉, its other path ⌈⌈W/sw⌉/4⌉
-    // (per column phase); grad_weight ⌈Wo/4⌉
+    // items per row: grad_input's blocks ⌈W/(4·sw)⌉, its other path ⌈⌈W/sw⌉/4⌉ (per column
+    // phase); grad_weight ⌈Wo/4⌉
     quads: u32,
-    // grad_input: workgroups per dx plane (per phase when phased)
+    // grad_input: workgroups per dx plane
     tiles: u32,
-    // grad_input's phased path: the phase's rows ⌈(H − py)/sh⌉, the phase (py, px), and
-    // my = (py + pt) div sh, mx = (px + pl) div sw
+    // grad_input's blocks: block rows ⌈H/sh⌉
     rows: u32,
-    py: u32,
-    px: u32,
+    // grad_weight's walk: dy rows per strip and strips per image column
+    strip: u32,
+    strips: u32,
+    // grad_input's blocks: my = pt div sh, mx = pl div sw
     my: u32,
     mx: u32,
 }
@@ -86,21 +87,21 @@ fn floor_div(a: i32, b: i32) -> i32 {
     return select(q, -q, a < 0);
 }
 
-// grad_input. An item is four dx elements of one row in the same column phase (ix ≡ px mod
-// sw): columns ix0 + e·sw, e < 4. Along x, tap j reaches dy when sw divides ix + pl − j·dw,
-// which depends on the phase only, and then the four reach dy columns ox + e: four
-// adjacent elements of one dy row, whatever the stride.
+// grad_input. Specialised (KH, KW, SW, DW, SH and DH set, RY = pt mod sh and RX = pl mod sw),
+// one dispatch for every stride phase of dx: a block (k, q) is dx rows k·sh + py (py < SH)
+// and columns 4q·sw + e·sw + px (px < SW, e < 4), all SH·SW phases of four column positions.
+// Dx element (iy, ix) gathers dy[(iy + pt − i·dh) / sh, (ix + pl − j·dw) / sw] over the taps
+// whose numerators sh and sw divide: with pt = my·sh + RY and pl = mx·sw + RX, whether tap
+// (i, j) reaches phase (py, px), and the dy row and column it reaches relative to the block's
+// window (rows from k + my + row0, columns from 4q + mx + col0), are constants, so only the
+// taps that reach are in the code and the window, read once for the whole block, is indexed
+// by constants. One workgroup per tile of a dx plane (n, ci): workgroup g of the folded grid
+// is plane g / tiles, tile g % tiles; its 64 invocations take blocks (k, q) = tile·64 + lid
+// in row-major order. (Walking strips of blocks down a column, each dy row read once
+// instead of nr times, measured no faster on llvmpipe, as a loop or unrolled.)
 //
-// Specialised (KH, KW, SW, DW and SH, DH, RY, RX set), one dispatch per phase (py, px) of
-// dx: RY = (py + pt) mod sh and RX = (px + pl) mod sw make every tap test a constant, so
-// only the taps that reach are in the code (at stride 2, one in four of the 3x3's per
-// element on average), each dy row window is read once and indexed by constants. The
-// phase's items are (k, q): row iy = py + k·sh, ix0 = px + 4·q·sw. One workgroup per tile of
-// a dx plane (n, ci): workgroup g of the folded grid is plane g / tiles, tile g % tiles;
-// its 64 invocations take items tile·64 + lid in row-major order.
-//
-// Otherwise one dispatch for all phases: a row's items are (r, q), r < min(sw, W) the
-// column phase, and every tap test runs per element.
+// Otherwise (grad_input_any) every tap test runs per element: a row's items are (r, q), r <
+// min(sw, W) the column phase.
 @compute @workgroup_size(64, 1, 1)
 fn grad_input(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -109,17 +110,71 @@ fn grad_input(
 ) {
     let g = wid.x + nwg.x * (wid.y + nwg.y * wid.z);
     if (KH != 0u && KW != 0u && SW != 0u && DW != 0u && SH != 0u && DH != 0u) {
-        grad_input_phase(g, lid);
+        grad_input_block(g, lid);
     } else {
         grad_input_any(g, lid);
     }
 }
 
-fn grad_input_phase(g: u32, lid: u32) {
-    // the strides as divisors: never 0 (this path runs with SH and SW set; unspecialised
-    // pipelines still hold it, and a constant division by zero would refuse them)
-    let sh = i32(max(SH, 1u));
+// Most dy elements a block's window holds (rows × columns; on llvmpipe, function arrays
+// longer than 32 left the kernel 3× slower). A block holds strides up to 2 (four phases,
+// four accumulators); larger windows and strides run grad_input_any.
+const BLOCK_WIN_MAX: u32 = 32u;
+
+// The block window's first row and column relative to (k + my, 4q + mx): the least of
+// ⌊(py + RY − i·DH) / SH⌋ (py = 0, i = KH − 1), and along x.
+fn block_row0() -> i32 {
+    return floor_div(i32(RY) - i32((KH - 1u) * DH), i32(max(SH, 1u)));
+}
+fn block_col0() -> i32 {
+    return floor_div(i32(RX) - i32((KW - 1u) * DW), i32(max(SW, 1u)));
+}
+
+// Phase (py, px)'s four sums over the taps that reach it, from the block's window (win[r·nc +
+// t] = dy[ys + r, xs + t], `on` where that element exists: a tap on a missing element adds no
+// term) and output channel co's weights. Called with constant (py, px): once inlined, every
+// test here is a constant and the window's indices are constants once the loops unroll
+// (small loops: in one loop over the phases the unroller gave up and the kernel ran 3×
+// slower on llvmpipe).
+fn block_phase(py: u32, px: u32, co: u32, nc: u32, win: ptr<function, array<f32, BLOCK_WIN_MAX>>, on: ptr<function, array<bool, BLOCK_WIN_MAX>>) -> vec4<f32> {
+    let sh = max(SH, 1u);
     let sw = max(SW, 1u);
+    var acc = vec4<f32>(0.0);
+    for (var i = 0u; i < KH; i++) {
+        // py + RY − i·DH, shifted by (KH − 1)·DH·sh to stay unsigned: a signed / or % of a
+        // negative value is undefined in GLSL (Mesa's GL took −1 % 3 as 0)
+        let cy = py + RY + (KH - 1u) * DH * sh - i * DH;
+        if (cy % sh == 0u) {
+            let r = u32(i32(cy / sh) - i32((KH - 1u) * DH) - block_row0());
+            for (var j = 0u; j < KW; j++) {
+                let cx = px + RX + (KW - 1u) * DW * sw - j * DW;
+                if (cx % sw == 0u) {
+                    let t = r * nc + u32(i32(cx / sw) - i32((KW - 1u) * DW) - block_col0());
+                    let wv = f32(w[co * KH * KW + i * KW + j]);
+                    for (var e = 0u; e < 4u; e++) {
+                        acc[e] += select(0.0, wv * (*win)[t + e], (*on)[t + e]);
+                    }
+                }
+            }
+        }
+    }
+    return acc;
+}
+
+// Phase (py, px)'s four elements of block (k, q) of dx plane `plane`, where they exist.
+fn block_store(py: u32, px: u32, plane: u32, k: u32, q: u32, acc: vec4<f32>) {
+    let sw = max(SW, 1u);
+    let iy = k * max(SH, 1u) + py;
+    let dst = (plane * params.h + min(iy, params.h - 1u)) * params.w;
+    for (var e = 0u; e < 4u; e++) {
+        let ix = 4u * q * sw + e * sw + px;
+        if (iy < params.h && ix < params.w) {
+            grad[dst + ix] = elem(acc[e]);
+        }
+    }
+}
+
+fn grad_input_block(g: u32, lid: u32) {
     let mult = select(params.mult, MULT, MULT != 0u);
     let planes = params.n * params.c_in;
     let plane = min(g / params.tiles, planes - 1u);
@@ -127,64 +182,68 @@ fn grad_input_phase(g: u32, lid: u32) {
     let ci = plane % params.c_in;
     let n = plane / params.c_in;
     let item = tile * WG + lid;
-    let k = item / params.quads;
-    let q = item - k * params.quads;
-    let iy = params.py + k * u32(sh);
-    let ix0 = params.px + 4u * q * sw;
-    let live = g < params.total && k < params.rows;
+    let q = item % params.quads;
+    // past the last item: a block row past the last, whose stores are all masked
+    let k = select(params.rows, item / params.quads, g < params.total);
 
-    // Tap j reaches when SW divides RX − j·DW, at dy columns mx + 4q + e + (RX − j·DW) / SW
-    // (mx = (px + pl) div sw): a window from ws, o_min the least offset over the taps.
-    let o_min = floor_div(i32(RX) - i32((KW - 1u) * DW), i32(sw));
-    let win_len = ((KW - 1u) * DW + sw - 1u) / sw + 4u;
-    let ws = i32(params.mx + 4u * q) + o_min;
+    // Phase py's tap i reaches dy row k + my + ⌊(py + RY − i·DH) / SH⌋ when SH divides the
+    // numerator: the block's window runs from row0 (py = 0, i = KH − 1) to the largest
+    // (py = SH − 1, i = 0) rows, and along x, four columns per phase.
+    let sh = max(SH, 1u);
+    let sw = max(SW, 1u);
+    let nr = u32(floor_div(i32(sh - 1u + RY), i32(sh)) - block_row0()) + 1u;
+    let nc = u32(floor_div(i32(sw - 1u + RX), i32(sw)) - block_col0()) + 4u;
+    let ys = i32(k + params.my) + block_row0();
+    let xs = i32(4u * q + params.mx) + block_col0();
     let wo = i32(params.w_out);
-    var col_ok: array<bool, WIN_MAX>;
-    for (var t = 0u; t < win_len; t++) {
-        col_ok[t] = ws + i32(t) >= 0 && ws + i32(t) < wo;
+    var col_ok: array<bool, BLOCK_WIN_MAX>;
+    for (var t = 0u; t < nc; t++) {
+        col_ok[t] = xs + i32(t) >= 0 && xs + i32(t) < wo;
     }
-    let taps = KH * KW;
-    let hw_out = params.h_out * params.w_out;
-    var acc = vec4<f32>(0.0);
+    var acc00 = vec4<f32>(0.0);
+    var acc01 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
     for (var m = 0u; m < mult; m++) {
         let co = ci * mult + m;
-        let dplane = (n * params.c_out + co) * hw_out;
-        for (var i = 0u; i < KH; i++) {
-            // Tap i reaches when SH divides RY − i·DH (a constant), at dy row
-            // my + k + (RY − i·DH) / SH (my = (py + pt) div sh). Divided as the unsigned
-            // RY + ((KH − 1)·DH)·sh − i·DH ≥ 0: a signed / or % of a negative value is
-            // undefined in GLSL (Mesa's GL took −1 % 3 as 0).
-            let cy = RY + (KH - 1u) * DH * u32(sh) - i * DH;
-            if (cy % u32(sh) == 0u) {
-                let qy = i32(params.my + k + cy / u32(sh)) - i32((KH - 1u) * DH);
-                let row_ok = qy >= 0 && qy < i32(params.h_out);
-                let row = dplane + u32(clamp(qy, 0, i32(params.h_out) - 1)) * params.w_out;
-                var win: array<f32, WIN_MAX>;
-                var on: array<bool, WIN_MAX>;
-                for (var t = 0u; t < win_len; t++) {
-                    win[t] = f32(dy[row + u32(clamp(ws + i32(t), 0, wo - 1))]);
-                    on[t] = row_ok && col_ok[t];
-                }
-                let wrow = co * taps + i * KW;
-                for (var j = 0u; j < KW; j++) {
-                    // RX − j·DW, shifted by (KW − 1)·DW·sw to stay unsigned (see above)
-                    let cx = RX + (KW - 1u) * DW * sw - j * DW;
-                    if (cx % sw == 0u) {
-                        let t = u32(i32(cx / sw) - i32((KW - 1u) * DW) - o_min);
-                        let wv = f32(w[wrow + j]);
-                        for (var e = 0u; e < 4u; e++) {
-                            acc[e] += select(0.0, wv * win[t + e], on[t + e]);
-                        }
-                    }
-                }
-            }
+        // win[r·nc + t] = dy[ys + r, xs + t], `on` where that element exists (a tap on a
+        // missing element adds no term)
+        var win: array<f32, BLOCK_WIN_MAX>;
+        var on: array<bool, BLOCK_WIN_MAX>;
+        load_rows(nr, n * params.c_out + co, ys, xs, nc, &col_ok, &win, &on);
+        acc00 += block_phase(0u, 0u, co, nc, &win, &on);
+        if (SW > 1u) {
+            acc01 += block_phase(0u, 1u, co, nc, &win, &on);
+        }
+        if (SH > 1u) {
+            acc10 += block_phase(1u, 0u, co, nc, &win, &on);
+        }
+        if (SH > 1u && SW > 1u) {
+            acc11 += block_phase(1u, 1u, co, nc, &win, &on);
         }
     }
-    let dst = (plane * params.h + iy) * params.w;
-    for (var e = 0u; e < 4u; e++) {
-        let ix = ix0 + e * sw;
-        if (live && ix < params.w) {
-            grad[dst + ix] = elem(acc[e]);
+    block_store(0u, 0u, plane, k, q, acc00);
+    if (SW > 1u) {
+        block_store(0u, 1u, plane, k, q, acc01);
+    }
+    if (SH > 1u) {
+        block_store(1u, 0u, plane, k, q, acc10);
+    }
+    if (SH > 1u && SW > 1u) {
+        block_store(1u, 1u, plane, k, q, acc11);
+    }
+}
+
+// The nr rows of the block window of dy plane `dplane` (n·Cout + co) from dy row ys.
+fn load_rows(nr: u32, dplane: u32, ys: i32, xs: i32, nc: u32, col_ok: ptr<function, array<bool, BLOCK_WIN_MAX>>, win: ptr<function, array<f32, BLOCK_WIN_MAX>>, on: ptr<function, array<bool, BLOCK_WIN_MAX>>) {
+    let ho = i32(params.h_out);
+    let wo = i32(params.w_out);
+    for (var r = 0u; r < nr; r++) {
+        let qy = ys + i32(r);
+        let row = (dplane * params.h_out + u32(clamp(qy, 0, ho - 1))) * params.w_out;
+        for (var t = 0u; t < nc; t++) {
+            (*win)[r * nc + t] = f32(dy[row + u32(clamp(xs + i32(t), 0, wo - 1))]);
+            (*on)[r * nc + t] = qy >= 0 && qy < ho && (*col_ok)[t];
         }
     }
 }
@@ -323,6 +382,11 @@ fn grad_weight(
     let hw_out = params.h_out * params.w_out;
     // four outputs at stride sw with a kw-tap kernel dilated by dw read this many inputs
     let win_len = 3u * sw + (kw - 1u) * dw + 1u;
+    let ring_rows = (KH - 1u) * DH + 1u;
+    if (KH != 0u && KW != 0u && SW != 0u && DW != 0u && SH != 0u && DH != 0u && win_len <= WIN_MAX && taps <= TAPS_MAX && ring_rows * win_len <= RING_MAX) {
+        grad_weight_walk(lid, co, ci);
+        return;
+    }
     if (KH != 0u && KW != 0u && SW != 0u && DW != 0u && win_len <= WIN_MAX && taps <= TAPS_MAX) {
         // Every tap in one chunk, in an array indexed by constants only once the loops
         // unroll (so it stays in registers). An item is four adjacent outputs
@@ -420,4 +484,88 @@ fn grad_weight(
             reduce_taps(lid, co, taps, t0, nt);
         }
     }
+}
+
+// grad_weight's walk down columns (KH, KW, SW, DW, SH and DH all set): an item is a strip of
+// `strip` dy rows of one quad column q of one image (n, s, q), strip s from dy row s·strip.
+// Dy row oy reads the R = (KH − 1)·DH + 1 x rows from oy·SH − pt, each as the window the four
+// outputs share; the next dy row reuses the last R − SH of them. `ring` holds the R windows
+// (row r at ring[r·win_len ..]), shifted down by SH rows per dy row, so every x element is
+// read once per strip instead of KH times; every index into ring and acc is a constant once
+// the loops unroll.
+const RING_MAX: u32 = 64u;
+fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
+    let sh = max(SH, 1u);
+    let sw = max(SW, 1u);
+    let ring_rows = (KH - 1u) * DH + 1u;
+    let win_len = 3u * sw + (KW - 1u) * DW + 1u;
+    // rows kept from one dy row to the next
+    let keep = ring_rows - min(sh, ring_rows);
+    let hw_out = params.h_out * params.w_out;
+    let per_image = params.strips * params.quads;
+    let count = params.n * per_image;
+    var acc: array<f32, TAPS_MAX>;
+    for (var p = lid; p < count; p += WG) {
+        let n = p / per_image;
+        let rest = p - n * per_image;
+        let s = rest / params.quads;
+        let q = rest - s * params.quads;
+        let ox0 = 4u * q;
+        let oy0 = s * params.strip;
+        let oy1 = min(oy0 + params.strip, params.h_out);
+        let plane = (n * params.c_in + ci) * params.h;
+        let x0 = i32(ox0 * sw) - i32(params.pad_left);
+        var col_ok: array<bool, WIN_MAX>;
+        for (var t = 0u; t < win_len; t++) {
+            col_ok[t] = x0 + i32(t) >= 0 && x0 + i32(t) < i32(params.w);
+        }
+        let d_ok = vec4<u32>(ox0) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.w_out);
+        var ring: array<f32, RING_MAX>;
+        // the rows the first dy row shares with the one before it
+        let y0 = i32(oy0 * sh) - i32(params.pad_top);
+        for (var r = 0u; r < keep; r++) {
+            let iy = y0 + i32(r);
+            let row_ok = iy >= 0 && iy < i32(params.h);
+            let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
+            for (var t = 0u; t < win_len; t++) {
+                let v = f32(x[row + u32(clamp(x0 + i32(t), 0, i32(params.w) - 1))]);
+                ring[r * win_len + t] = select(0.0, v, row_ok && col_ok[t]);
+            }
+        }
+        for (var oy = oy0; oy < oy1; oy++) {
+            let yt = i32(oy * sh) - i32(params.pad_top);
+            for (var r = keep; r < ring_rows; r++) {
+                let iy = yt + i32(r);
+                let row_ok = iy >= 0 && iy < i32(params.h);
+                let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
+                for (var t = 0u; t < win_len; t++) {
+                    let v = f32(x[row + u32(clamp(x0 + i32(t), 0, i32(params.w) - 1))]);
+                    ring[r * win_len + t] = select(0.0, v, row_ok && col_ok[t]);
+                }
+            }
+            let drow = (n * params.c_out + co) * hw_out + oy * params.w_out;
+            var d = vec4<f32>(0.0);
+            for (var e = 0u; e < 4u; e++) {
+                d[e] = f32(dy[drow + min(ox0 + e, params.w_out - 1u)]);
+            }
+            for (var i = 0u; i < KH; i++) {
+                for (var j = 0u; j < KW; j++) {
+                    var a = acc[i * KW + j];
+                    for (var e = 0u; e < 4u; e++) {
+                        a += select(0.0, d[e] * ring[i * DH * win_len + j * DW + e * sw], QUADS_FULL || d_ok[e]);
+                    }
+                    acc[i * KW + j] = a;
+                }
+            }
+            for (var r = 0u; r < keep; r++) {
+                for (var t = 0u; t < win_len; t++) {
+                    ring[r * win_len + t] = ring[(r + sh) * win_len + t];
+                }
+            }
+        }
+    }
+    for (var t = 0u; t < KH * KW; t++) {
+        wpart[t * WG + lid] = acc[t];
+    }
+    reduce_taps(lid, co, KH * KW, 0u, KH * KW);
 }

@@ -624,10 +624,14 @@ impl ShaderId {
             // a square stride, multiplier 1)
             ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => DEPTHWISE_SPECIALISATIONS
                 .into_iter()
-                .flat_map(|k| {
-                    let ov = crate::kernels::depthwise_backward::overrides(k, [0; 5]);
-                    let full = if k[0] == 0 { vec![false] } else { vec![false, true] };
-                    full.into_iter().map(move |f| ov.clone().flag("QUADS_FULL", f))
+                .flat_map(|k @ [kh, _, s, dw]| {
+                    // specialised: the walk down columns (SH and DH set) and the path without
+                    let vertical = if kh == 0 { vec![[0; 5]] } else { vec![[0; 5], [s, dw, 0, 0, 0]] };
+                    let full = if kh == 0 { vec![false] } else { vec![false, true] };
+                    vertical.into_iter().flat_map(move |v| {
+                        let ov = crate::kernels::depthwise_backward::overrides(k, v);
+                        full.clone().into_iter().map(move |f| ov.clone().flag("QUADS_FULL", f))
+                    })
                 })
                 .collect(),
             ShaderId::DepthwiseGradInput | ShaderId::DepthwiseGradInputHalf => DEPTHWISE_SPECIALISATIONS

@@ -13,7 +13,7 @@ uniform_block! {
     /// Twin of `DwBackParams` in `shaders/depthwise_backward.wgsl`.
     DwBackParams {
         c_in, h, w, c_out, kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, h_out, w_out,
-        mult, n, total, quads, tiles, rows, py, px, my, mx,
+        mult, n, total, quads, tiles, rows, strip, strips, my, mx,
     }
 }
 
@@ -23,10 +23,17 @@ const WG: u64 = 64;
 const WIN_MAX: u64 = 32;
 const TAPS_MAX: u64 = 25;
 
-/// grad_input's dy window: the dy columns four dx elements of one column phase reach.
-fn input_window(g: &Conv2dGeometry) -> u64 {
-    let (kw, sw, dw) = (g.kw as u64, g.stride[1] as u64, g.dilation[1] as u64);
-    ((kw - 1) * dw).div_ceil(sw) + 4
+/// grad_input's dy window per block: (rows, columns) of dy the SH·SW phases of four column
+/// positions of a block reach (the shader's `nr` and `nc`).
+fn input_window(g: &Conv2dGeometry) -> (u64, u64) {
+    let span = |k: u32, s: u32, d: u32, pad: u32| {
+        let (k, s, d, res) = (k as i64, s as i64, d as i64, (pad % s) as i64);
+        let first = (res - (k - 1) * d).div_euclid(s);
+        ((s - 1 + res).div_euclid(s) - first + 1) as u64
+    };
+    let rows = span(g.kh, g.stride[0], g.dilation[0], g.pads.top);
+    let cols = span(g.kw, g.stride[1], g.dilation[1], g.pads.left) + 3;
+    (rows, cols)
 }
 
 /// grad_weight's x window: the inputs four adjacent outputs read along a row.
@@ -34,15 +41,15 @@ fn weight_window(g: &Conv2dGeometry) -> u64 {
     3 * g.stride[1] as u64 + (g.kw as u64 - 1) * g.dilation[1] as u64 + 1
 }
 
-/// Most stride phases grad_input runs one by one: each is a launch and a pipeline of its
-/// own (its constants), so larger strides (rare in depthwise convs) take the one launch
-/// that tests every tap at run time instead.
-const MOST_PHASES: u32 = 4;
+/// The shader's `BLOCK_WIN_MAX`: dy elements a block's window holds.
+const BLOCK_WIN_MAX: u64 = 32;
 
-/// grad_input runs phase by phase, every tap test a constant, where its window fits and
-/// the stride makes at most `MOST_PHASES` phases.
-fn input_phased(g: &Conv2dGeometry) -> bool {
-    input_window(g) <= WIN_MAX && g.stride[0] as u64 * g.stride[1] as u64 <= MOST_PHASES as u64
+/// grad_input runs in blocks of every stride phase, every tap test a constant, where the
+/// block's window fits and the strides are at most 2 (the shader's four accumulators; larger
+/// strides are rare in depthwise convs).
+fn input_blocks(g: &Conv2dGeometry) -> bool {
+    let (rows, cols) = input_window(g);
+    rows * cols <= BLOCK_WIN_MAX && g.stride[0] <= 2 && g.stride[1] <= 2
 }
 
 /// grad_weight's kernel size, horizontal stride and dilation as constants where its window
@@ -51,8 +58,46 @@ fn weight_specialised(g: &Conv2dGeometry) -> bool {
     weight_window(g) <= WIN_MAX && (g.kh as u64 * g.kw as u64) <= TAPS_MAX
 }
 
+/// The shader's `RING_MAX`: floats grad_weight's walk holds in its ring of row windows.
+const RING_MAX: u64 = 64;
+
+/// x rows one dy row reads: (kh − 1)·dh + 1.
+fn ring_rows(g: &Conv2dGeometry) -> u64 {
+    (g.kh as u64 - 1) * g.dilation[0] as u64 + 1
+}
+
+/// grad_weight walks down columns where it is specialised and its ring of row windows fits.
+fn weight_walk(g: &Conv2dGeometry) -> bool {
+    weight_specialised(g) && ring_rows(g) * weight_window(g) <= RING_MAX
+}
+
+/// Loop turns of grad_weight's walk: (once per strip: the column tests and the rows it
+/// starts with; per dy row: its new rows, its quad, every (tap, output) and the shift of the
+/// kept rows).
+fn weight_walk_turns(g: &Conv2dGeometry) -> (u64, u64) {
+    let (r, win) = (ring_rows(g), weight_window(g));
+    let keep = r - (g.stride[0] as u64).min(r);
+    let per_row = 1 + (r - keep) * (1 + win) + 4 + g.kh as u64 * (1 + g.kw as u64 * 5) + keep * (1 + win);
+    (1 + win + keep * (1 + win), per_row)
+}
+
+/// grad_weight's walk: dy rows per strip and strips per image column. Of the lengths that keep
+/// an invocation's loop turns within `budget` (1 where none does), the one whose busiest
+/// invocation loads the fewest rows over the ⌈strips·columns / 64⌉ strips it walks: the
+/// R − sh rows a strip starts with, then sh per dy row and its dy quad.
+fn weight_strips(g: &Conv2dGeometry, budget: u64) -> (u32, u32) {
+    let r = ring_rows(g);
+    let step = (g.stride[0] as u64).min(r);
+    let columns = g.n as u64 * g.w_out.div_ceil(4) as u64;
+    let (once, per_row) = weight_walk_turns(g);
+    let most = (budget.saturating_sub(once + 2 * (WG + 8)) / per_row).clamp(1, g.h_out as u64);
+    let cost = |l: u64| (columns * (g.h_out as u64).div_ceil(l)).div_ceil(WG) * (r - step + l * (step + 1));
+    let len = (1..=most).min_by_key(|&l| (cost(l), std::cmp::Reverse(l))).unwrap_or(1) as u32;
+    (len, g.h_out.div_ceil(len))
+}
+
 /// The shader's override constants: `[KH, KW, SW, DW]`, then grad_input's `[SH, DH, RY, RX,
-/// MULT]` (0: read at run time, or not phased).
+/// MULT]` (0: read at run time, or not in blocks).
 pub(crate) fn overrides([kh, kw, sw, dw]: [u32; 4], [sh, dh, ry, rx, mult]: [u32; 5]) -> Overrides {
     let mut ov = Overrides::none();
     for (name, v) in [("KH", kh), ("KW", kw), ("SW", sw), ("DW", dw), ("SH", sh), ("DH", dh), ("RY", ry), ("RX", rx)] {
@@ -61,30 +106,38 @@ pub(crate) fn overrides([kh, kw, sw, dw]: [u32; 4], [sh, dh, ry, rx, mult]: [u32
     ov.with("MULT", mult as f64)
 }
 
-/// Loop turns of one grad_input invocation (nested loops counted at every turn): phased, the
-/// window's column tests, then per channel multiple and tap row the window and every (tap,
-/// element); else per channel multiple, tap row, tap and element; then the 4 stores.
+/// Loop turns of one grad_input invocation (nested loops counted at every turn): in blocks,
+/// the window's column tests, then per channel multiple the window's rows and elements and
+/// every (phase, tap, element), then the block's stores; else per channel multiple, tap
+/// row, tap and element, then the 4 stores.
 pub(crate) fn grad_input_turns(g: &Conv2dGeometry) -> u64 {
     let mult = (g.c_out / g.c_in) as u64;
-    let kw = g.kw as u64;
-    let taps = if input_phased(g) {
-        let window = input_window(g);
-        window + mult * (1 + g.kh as u64 * (1 + window + kw * 5))
+    let (kh, kw) = (g.kh as u64, g.kw as u64);
+    if input_blocks(g) {
+        let (rows, cols) = input_window(g);
+        let taps = 4 * kh * (1 + 2 * kw * 5);
+        cols + mult * (1 + rows * (1 + cols) + taps) + 4 * 5
     } else {
-        mult * (1 + g.kh as u64 * (1 + kw * 5))
-    };
-    taps + 4
+        mult * (1 + kh * (1 + kw * 5)) + 4
+    }
 }
 
-/// Loop turns of one grad_weight invocation: per chunk of taps, its 1/64 of the items
-/// (specialised: four outputs, each turning over the tap rows, windows and taps; else one
-/// output pixel turning over the chunk's taps), then the stores and the reduction (a tree of
-/// 63 adds in 6 levels in the invocations that sum a tap).
-pub(crate) fn grad_weight_turns(g: &Conv2dGeometry) -> u64 {
+/// Loop turns of one grad_weight invocation under a loop budget of `budget`: per chunk of
+/// taps, its share of the items (walking: ⌈strips / 64⌉ strips of a quad column, see
+/// `weight_walk_turns`; otherwise its 1/64 of the items, specialised: four outputs, each
+/// turning over the tap rows, windows and taps; else one output pixel turning over the
+/// chunk's taps), then the stores and the reduction (a tree of 63 adds in 6 levels in the
+/// invocations that sum a tap).
+pub(crate) fn grad_weight_turns(g: &Conv2dGeometry, budget: u64) -> u64 {
     let taps = (g.kh * g.kw) as u64;
     let rows = g.n as u64 * g.h_out as u64;
     let chunk = taps.min(TAPS_MAX);
-    let items = if weight_specialised(g) {
+    let items = if weight_walk(g) {
+        let (len, strips) = weight_strips(g, budget);
+        let (once, per_row) = weight_walk_turns(g);
+        let count = g.n as u64 * strips as u64 * g.w_out.div_ceil(4) as u64;
+        count.div_ceil(WG) * (once + len as u64 * per_row)
+    } else if weight_specialised(g) {
         (rows * g.w_out.div_ceil(4) as u64).div_ceil(WG) * (5 + g.kh as u64 * (1 + weight_window(g) + g.kw as u64 * 5))
     } else {
         (rows * g.w_out as u64).div_ceil(WG) * (1 + chunk)
@@ -101,9 +154,9 @@ struct Launch {
     note: String,
 }
 
-/// The launches of grad_input (one per phase (py, px) of dx when phased, else one) and of
+/// The launches of grad_input (one: in blocks of every stride phase where they fit) and of
 /// grad_weight (one workgroup per output channel), as `which` asks.
-fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Vec<Launch> {
+fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool, budget: u64) -> Vec<Launch> {
     let base = DwBackParams {
         c_in: g.c_in,
         h: g.h,
@@ -132,31 +185,20 @@ fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Ve
     let [sh, sw] = g.stride;
     let kernel = [g.kh, g.kw, sw, g.dilation[1]];
     let mut out = Vec::new();
-    if input && input_phased(g) {
-        for (py, px) in (0..sh.min(g.h)).flat_map(|py| (0..sw.min(g.w)).map(move |px| (py, px))) {
-            let rows = (g.h - py).div_ceil(sh);
-            let quads = (g.w - px).div_ceil(sw).div_ceil(4);
-            // rows·quads ≤ a plane's elements, which fit one binding: no overflow
-            let tiles = (rows * quads).div_ceil(WG as u32);
-            let (ty, tx) = (py + g.pads.top, px + g.pads.left);
-            out.push(Launch {
-                id: gi,
-                overrides: overrides(kernel, [sh, g.dilation[0], ty % sh, tx % sw, base.mult]),
-                params: DwBackParams {
-                    total: planes * tiles,
-                    quads,
-                    tiles,
-                    rows,
-                    py,
-                    px,
-                    my: ty / sh,
-                    mx: tx / sw,
-                    ..base
-                },
-                workgroups: planes as u64 * tiles as u64,
-                note: format!("grad_input, depthwise, phase ({py}, {px})"),
-            });
-        }
+    if input && input_blocks(g) {
+        // blocks of sh rows and 4·sw columns: rows·quads ≤ a plane's elements, which fit one
+        // binding (no overflow)
+        let rows = g.h.div_ceil(sh);
+        let quads = g.w.div_ceil(4 * sw);
+        let tiles = (rows * quads).div_ceil(WG as u32);
+        let (pt, pl) = (g.pads.top, g.pads.left);
+        out.push(Launch {
+            id: gi,
+            overrides: overrides(kernel, [sh, g.dilation[0], pt % sh, pl % sw, base.mult]),
+            params: DwBackParams { total: planes * tiles, quads, tiles, rows, my: pt / sh, mx: pl / sw, ..base },
+            workgroups: planes as u64 * tiles as u64,
+            note: "grad_input, depthwise, blocks of every stride phase".into(),
+        });
     } else if input {
         // column phases r < min(sw, W); H·min(sw, W)·quads ≤ H·(W/4 + 2·W) items: no
         // overflow in u32 for any plane that fits one binding
@@ -174,10 +216,12 @@ fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Ve
         let spec = if weight_specialised(g) { kernel } else { [0; 4] };
         // the masks of a row's last quad compiled out where there is none
         let full = weight_specialised(g) && g.w_out % 4 == 0;
+        let (vertical, (strip, strips)) =
+            if weight_walk(g) { ([sh, g.dilation[0], 0, 0, 0], weight_strips(g, budget)) } else { ([0; 5], (0, 0)) };
         out.push(Launch {
             id: gw,
-            overrides: overrides(spec, [0; 5]).flag("QUADS_FULL", full),
-            params: DwBackParams { total: g.c_out, quads: g.w_out.div_ceil(4), ..base },
+            overrides: overrides(spec, vertical).flag("QUADS_FULL", full),
+            params: DwBackParams { total: g.c_out, quads: g.w_out.div_ceil(4), strip, strips, ..base },
             workgroups: g.c_out as u64,
             note: "grad_weight, depthwise".into(),
         });
@@ -187,7 +231,7 @@ fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool) -> Ve
 
 /// The steps [`record_backward`] records when asked for grad_input and grad_weight as `which` says.
 pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, which: (bool, bool), half: bool) -> Result<Vec<Step>> {
-    launches(g, which, half)
+    launches(g, which, half, ctx.config().loop_budget as u64)
         .into_iter()
         .map(|l| {
             Ok(Step {
@@ -214,7 +258,8 @@ pub(crate) fn record_backward(
     half: bool,
 ) -> Result<usize> {
     ctx.scoped(|| -> Result<usize> {
-        let launches = launches(g, (grad_input.is_some(), grad_weight.is_some()), half);
+        let launches =
+            launches(g, (grad_input.is_some(), grad_weight.is_some()), half, ctx.config().loop_budget as u64);
         let mut arena = UniformArena::new(ctx);
         let blocks: Vec<_> = launches.iter().map(|l| arena.push(&l.params)).collect();
         let uniforms = arena.finish(ctx)?;

@@ -552,7 +552,7 @@ fn depthwise_kernels(ctx: &GpuContext, g: &Conv2dGeometry) -> (bool, bool) {
     let budget = ctx.config().loop_budget as u64;
     (
         depthwise && depthwise_backward::grad_input_turns(g) <= budget,
-        depthwise && depthwise_backward::grad_weight_turns(g) <= budget,
+        depthwise && depthwise_backward::grad_weight_turns(g, budget) <= budget,
     )
 }
 

@@ -45,6 +45,11 @@ fn cases() -> Vec<Case> {
         case(1, 3, [6, 12], 3, [1, 7]).groups(3).pad(sym(0, 3)),
         case(1, 2, [5, 44], 2, [3, 3]).groups(2).dil([1, 20]).pad(sym(1, 2)),
         case(1, 2, [4, 64], 4, [1, 3]).groups(2).stride([1, 2]).dil([1, 30]).pad(sym(0, 1)),
+        // depthwise grad_weight's walk down columns: strips of a tall image in two images
+        // (more strips than invocations, the last strip short), and a vertical stride
+        // other than the horizontal one (rows kept between dy rows: 1 of 3)
+        case(2, 3, [61, 30], 3, [3, 3]).groups(3).pad(sym(1, 1)),
+        case(1, 2, [23, 13], 4, [3, 3]).groups(2).stride([2, 1]).pad(sym(1, 0)),
         // a stride wider than the image (one column phase of nine holds columns)
         case(1, 2, [40, 5], 2, [1, 3]).groups(2).stride([1, 9]).pad(sym(0, 1)),
         // conv1d's view: one row, three column phases (failed on GL only, seventh session's
