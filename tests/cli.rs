@@ -641,8 +641,9 @@ fn explain_gives_a_layers_and_a_stacks_numbers() {
 
 /// `explain conv2d_backward`: the ResNet-18 stem's gradients (MACs twice the forward's,
 /// 2·118013952; memory counted by hand: x and dy in, dx, dw and db out, grad_input's col2im
-/// columns, which explain once reported as no workspace) through the GEMM paths, and MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels, whose
-/// grad_input runs one launch per phase of the stride (four), then grad_weight and grad_bias.
+/// columns, which explain once reported as no workspace) through the GEMM paths, and
+/// MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels: grad_input in one
+/// launch of blocks holding the stride's four phases, then grad_weight.
 #[test]
 fn explain_gives_a_backward_pass_its_numbers_and_launches() {
     if common::gpu().is_none() {
@@ -673,10 +674,10 @@ fn explain_gives_a_backward_pass_its_numbers_and_launches() {
         run(&args("1,144,56,56", "144,1,3,3", &["--stride", "2", "--padding", "1", "--groups", "144"]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("algorithm depthwise_bwd"), "{out}");
-    let phases = out.lines().filter(|l| l.contains("grad_input, depthwise, phase")).count();
-    assert_eq!(phases, 4, "{out}");
-    // the four phases and grad_weight (no --bias: no grad_bias)
-    assert!(out.contains("5 launch(es)"), "{out}");
+    let blocks = out.lines().filter(|l| l.contains("grad_input, depthwise, blocks of every stride phase")).count();
+    assert_eq!(blocks, 1, "{out}");
+    // grad_input (the four phases in one launch) and grad_weight (no --bias: no grad_bias)
+    assert!(out.contains("2 launch(es)"), "{out}");
     let (code, _, err) = run(&["explain", "conv2d_backward", "--input-shape", "1,3,8,8"]);
     assert_one_line_error(code, &err, "--weight-shape");
 }
