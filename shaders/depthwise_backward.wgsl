@@ -523,26 +523,10 @@ fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
         var ring: array<f32, RING_MAX>;
         // the rows the first dy row shares with the one before it
         let y0 = i32(oy0 * sh) - i32(params.pad_top);
-        for (var r = 0u; r < keep; r++) {
-            let iy = y0 + i32(r);
-            let row_ok = iy >= 0 && iy < i32(params.h);
-            let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
-            for (var t = 0u; t < win_len; t++) {
-                let v = f32(x[row + u32(clamp(x0 + i32(t), 0, i32(params.w) - 1))]);
-                ring[r * win_len + t] = select(0.0, v, row_ok && col_ok[t]);
-            }
-        }
+        ring_load(0u, keep, plane, y0, x0, win_len, &col_ok, &ring);
         for (var oy = oy0; oy < oy1; oy++) {
             let yt = i32(oy * sh) - i32(params.pad_top);
-            for (var r = keep; r < ring_rows; r++) {
-                let iy = yt + i32(r);
-                let row_ok = iy >= 0 && iy < i32(params.h);
-                let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
-                for (var t = 0u; t < win_len; t++) {
-                    let v = f32(x[row + u32(clamp(x0 + i32(t), 0, i32(params.w) - 1))]);
-                    ring[r * win_len + t] = select(0.0, v, row_ok && col_ok[t]);
-                }
-            }
+            ring_load(keep, ring_rows, plane, yt, x0, win_len, &col_ok, &ring);
             let drow = (n * params.c_out + co) * hw_out + oy * params.w_out;
             var d = vec4<f32>(0.0);
             for (var e = 0u; e < 4u; e++) {
@@ -568,4 +552,18 @@ fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
         wpart[t * WG + lid] = acc[t];
     }
     reduce_taps(lid, co, KH * KW, 0u, KH * KW);
+}
+
+// Rows r0 .. r1 of the walk's ring: ring[r·win_len + t] = x[plane row y + r, column x0 + t],
+// the zero padding as explicit zeros.
+fn ring_load(r0: u32, r1: u32, plane: u32, y: i32, x0: i32, win_len: u32, col_ok: ptr<function, array<bool, WIN_MAX>>, ring: ptr<function, array<f32, RING_MAX>>) {
+    for (var r = r0; r < r1; r++) {
+        let iy = y + i32(r);
+        let row_ok = iy >= 0 && iy < i32(params.h);
+        let row = (plane + u32(clamp(iy, 0, i32(params.h) - 1))) * params.w;
+        for (var t = 0u; t < win_len; t++) {
+            let v = f32(x[row + u32(clamp(x0 + i32(t), 0, i32(params.w) - 1))]);
+            (*ring)[r * win_len + t] = select(0.0, v, row_ok && (*col_ok)[t]);
+        }
+    }
 }
