@@ -35,6 +35,8 @@ override RX: u32 = 0u;
 override MULT: u32 = 0u;
 // grad_weight: Wo is a multiple of 4, so every quad of outputs exists (no term to mask)
 override QUADS_FULL: bool = false;
+// grad_weight's walk also writes grad_bias (db[co] = Σ dy[n, co, ·], the dy it reads anyway)
+override BIAS_GRAD: bool = false;
 
 struct DwBackParams {
     c_in: u32,
@@ -75,6 +77,8 @@ struct DwBackParams {
 @group(0) @binding(2) var<storage, read> w: array<elem>;
 @group(0) @binding(3) var<storage, read> dy: array<elem>;
 @group(0) @binding(4) var<storage, read_write> grad: array<elem>;
+// grad_weight only: grad_bias [Cout] (written where BIAS_GRAD)
+@group(0) @binding(5) var<storage, read_write> grad_bias: array<elem>;
 
 const WG: u32 = 64u;
 // Longest row window the specialised paths hold in `win`.
@@ -338,12 +342,12 @@ fn grad_input_any(g: u32, lid: u32) {
 // workgroup's SIMD groups, so fewer invocations mean cheaper barriers); taps in chunks of
 // TAPS_MAX, each invocation holding one partial sum per tap of the chunk.
 const TAPS_MAX: u32 = 25u;
-// wpart[t·64 + lid]: invocation lid's partial sum of tap t0 + t
-var<workgroup> wpart: array<f32, 1600>;
+// wpart[t·64 + lid]: invocation lid's partial sum of tap t0 + t (t = taps: of the bias)
+var<workgroup> wpart: array<f32, 1664>;
 
 // The workgroup's sums of the nt taps from t0, after every invocation stored its partial
 // sums in wpart: invocation t < nt adds tap t's 64 partials pairwise, as a tree (halves
-// folded onto halves, in place), and writes dw[co, t0 + t]. One invocation walks the tree,
+// folded onto halves, in place), and writes dw[co, t0 + t] (t0 + t = taps: grad_bias[co]). One invocation walks the tree,
 // so one barrier where a tree across the invocations takes log2(64) + 1: on llvmpipe each
 // barrier switches between all of the workgroup's SIMD groups, which costs more than the
 // 63 adds. Called in uniform control flow.
@@ -356,7 +360,11 @@ fn reduce_taps(lid: u32, co: u32, taps: u32, t0: u32, nt: u32) {
                 wpart[base + i] += wpart[base + i + half];
             }
         }
-        grad[co * taps + t0 + lid] = elem(wpart[base]);
+        if (BIAS_GRAD && t0 + lid == taps) {
+            grad_bias[co] = elem(wpart[base]);
+        } else {
+            grad[co * taps + t0 + lid] = elem(wpart[base]);
+        }
     }
     // the next chunk reuses wpart
     workgroupBarrier();
@@ -505,6 +513,7 @@ fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
     let per_image = params.strips * params.quads;
     let count = params.n * per_image;
     var acc: array<f32, TAPS_MAX>;
+    var bias_acc = 0.0;
     for (var p = lid; p < count; p += WG) {
         let n = p / per_image;
         let rest = p - n * per_image;
@@ -532,6 +541,11 @@ fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
             for (var e = 0u; e < 4u; e++) {
                 d[e] = f32(dy[drow + min(ox0 + e, params.w_out - 1u)]);
             }
+            if (BIAS_GRAD) {
+                for (var e = 0u; e < 4u; e++) {
+                    bias_acc += select(0.0, d[e], QUADS_FULL || d_ok[e]);
+                }
+            }
             for (var i = 0u; i < KH; i++) {
                 for (var j = 0u; j < KW; j++) {
                     var a = acc[i * KW + j];
@@ -551,7 +565,8 @@ fn grad_weight_walk(lid: u32, co: u32, ci: u32) {
     for (var t = 0u; t < KH * KW; t++) {
         wpart[t * WG + lid] = acc[t];
     }
-    reduce_taps(lid, co, KH * KW, 0u, KH * KW);
+    wpart[KH * KW * WG + lid] = bias_acc;
+    reduce_taps(lid, co, KH * KW, 0u, KH * KW + select(0u, 1u, BIAS_GRAD));
 }
 
 // Rows r0 .. r1 of the walk's ring: ring[r·win_len + t] = x[plane row y + r, column x0 + t],

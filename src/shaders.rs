@@ -365,6 +365,8 @@ const DEFORM_GRAD_INPUT_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw, Rw, Rw,
 const POOL_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, Rw, Rw, U, Rw];
 /// params, input, weight, bias, out
 const CONV_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw];
+/// params, x, w, dy, grad (grad_input or grad_weight), grad_bias (grad_weight's)
+const DW_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw];
 /// params, input, weight, bias, out, V or M (as vec4), U
 const WINOGRAD_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, Rw, Rw];
 /// params, input, weight, bias, out, pass range, running part
@@ -512,18 +514,18 @@ impl ShaderId {
                 &[U, R, R, Rw],
                 false
             ),
-            // params, x, w, dy, grad
+            // params, x, w, dy, grad (grad_weight: then grad_bias)
             ShaderId::DepthwiseGradInput => {
-                kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", CONV_BINDINGS, false)
+                kernel!("depthwise_grad_input", DEPTHWISE_BACKWARD_F32, "grad_input", DW_BACKWARD_BINDINGS, false)
             }
             ShaderId::DepthwiseGradWeight => {
-                kernel!("depthwise_grad_weight", DEPTHWISE_BACKWARD_F32, "grad_weight", CONV_BINDINGS, false)
+                kernel!("depthwise_grad_weight", DEPTHWISE_BACKWARD_F32, "grad_weight", DW_BACKWARD_BINDINGS, false)
             }
             ShaderId::DepthwiseGradInputHalf => {
-                kernel!("depthwise_grad_input_f16", DEPTHWISE_BACKWARD_F16, "grad_input", CONV_BINDINGS, true)
+                kernel!("depthwise_grad_input_f16", DEPTHWISE_BACKWARD_F16, "grad_input", DW_BACKWARD_BINDINGS, true)
             }
             ShaderId::DepthwiseGradWeightHalf => {
-                kernel!("depthwise_grad_weight_f16", DEPTHWISE_BACKWARD_F16, "grad_weight", CONV_BINDINGS, true)
+                kernel!("depthwise_grad_weight_f16", DEPTHWISE_BACKWARD_F16, "grad_weight", DW_BACKWARD_BINDINGS, true)
             }
             ShaderId::Direct => {
                 kernel!("direct", wgsl!("activation.wgsl", "direct.wgsl"), "main", CONV_BINDINGS, false)
@@ -625,12 +627,17 @@ impl ShaderId {
             ShaderId::DepthwiseGradWeight | ShaderId::DepthwiseGradWeightHalf => DEPTHWISE_SPECIALISATIONS
                 .into_iter()
                 .flat_map(|k @ [kh, _, s, dw]| {
-                    // specialised: the walk down columns (SH and DH set) and the path without
+                    // specialised: the walk down columns (SH and DH set; grad_bias with it or
+                    // not) and the path without
                     let vertical = if kh == 0 { vec![[0; 5]] } else { vec![[0; 5], [s, dw, 0, 0, 0]] };
                     let full = if kh == 0 { vec![false] } else { vec![false, true] };
                     vertical.into_iter().flat_map(move |v| {
                         let ov = crate::kernels::depthwise_backward::overrides(k, v);
-                        full.clone().into_iter().map(move |f| ov.clone().flag("QUADS_FULL", f))
+                        let bias = if v[0] == 0 { vec![false] } else { vec![false, true] };
+                        full.clone().into_iter().flat_map(move |f| {
+                            let ov = ov.clone().flag("QUADS_FULL", f);
+                            bias.clone().into_iter().map(move |b| ov.clone().flag("BIAS_GRAD", b))
+                        })
                     })
                 })
                 .collect(),

@@ -643,7 +643,8 @@ fn explain_gives_a_layers_and_a_stacks_numbers() {
 /// 2·118013952; memory counted by hand: x and dy in, dx, dw and db out, grad_input's col2im
 /// columns, which explain once reported as no workspace) through the GEMM paths, and
 /// MobileNetV2's depthwise 3x3 at stride 2 through the depthwise kernels: grad_input in one
-/// launch of blocks holding the stride's four phases, then grad_weight.
+/// launch of blocks holding the stride's four phases, then grad_weight (with grad_bias when
+/// the conv has a bias).
 #[test]
 fn explain_gives_a_backward_pass_its_numbers_and_launches() {
     if common::gpu().is_none() {
@@ -678,6 +679,12 @@ fn explain_gives_a_backward_pass_its_numbers_and_launches() {
     assert_eq!(blocks, 1, "{out}");
     // grad_input (the four phases in one launch) and grad_weight (no --bias: no grad_bias)
     assert!(out.contains("2 launch(es)"), "{out}");
+    // with a bias, grad_bias comes from grad_weight's launch (no channel sums of their own)
+    let (code, out, err) =
+        run(&args("1,144,56,56", "144,1,3,3", &["--stride", "2", "--padding", "1", "--groups", "144", "--bias"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("grad_weight and grad_bias, depthwise") && out.contains("2 launch(es)"), "{out}");
+    assert!(!out.contains("channel_sum"), "{out}");
     let (code, _, err) = run(&["explain", "conv2d_backward", "--input-shape", "1,3,8,8"]);
     assert_one_line_error(code, &err, "--weight-shape");
 }

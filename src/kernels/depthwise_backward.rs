@@ -96,6 +96,12 @@ fn weight_strips(g: &Conv2dGeometry, budget: u64) -> (u32, u32) {
     (len, g.h_out.div_ceil(len))
 }
 
+/// grad_weight's launch also writes grad_bias (the dy its walk reads anyway) where asked for:
+/// then no `channel_sum` launch.
+pub(crate) fn fuses_bias(g: &Conv2dGeometry) -> bool {
+    weight_walk(g)
+}
+
 /// The shader's override constants: `[KH, KW, SW, DW]`, then grad_input's `[SH, DH, RY, RX,
 /// MULT]` (0: read at run time, or not in blocks).
 pub(crate) fn overrides([kh, kw, sw, dw]: [u32; 4], [sh, dh, ry, rx, mult]: [u32; 5]) -> Overrides {
@@ -155,8 +161,9 @@ struct Launch {
 }
 
 /// The launches of grad_input (one: in blocks of every stride phase where they fit) and of
-/// grad_weight (one workgroup per output channel), as `which` asks.
-fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool, budget: u64) -> Vec<Launch> {
+/// grad_weight (one workgroup per output channel; with grad_bias where `bias` and
+/// [`fuses_bias`]), as `which` (input, weight, bias) asks.
+fn launches(g: &Conv2dGeometry, (input, weight, bias): (bool, bool, bool), half: bool, budget: u64) -> Vec<Launch> {
     let base = DwBackParams {
         c_in: g.c_in,
         h: g.h,
@@ -220,17 +227,18 @@ fn launches(g: &Conv2dGeometry, (input, weight): (bool, bool), half: bool, budge
             if weight_walk(g) { ([sh, g.dilation[0], 0, 0, 0], weight_strips(g, budget)) } else { ([0; 5], (0, 0)) };
         out.push(Launch {
             id: gw,
-            overrides: overrides(spec, vertical).flag("QUADS_FULL", full),
+            overrides: overrides(spec, vertical).flag("QUADS_FULL", full).flag("BIAS_GRAD", bias && fuses_bias(g)),
             params: DwBackParams { total: g.c_out, quads: g.w_out.div_ceil(4), strip, strips, ..base },
             workgroups: g.c_out as u64,
-            note: "grad_weight, depthwise".into(),
+            note: if bias && fuses_bias(g) { "grad_weight and grad_bias, depthwise" } else { "grad_weight, depthwise" }
+                .into(),
         });
     }
     out
 }
 
 /// The steps [`record_backward`] records when asked for grad_input and grad_weight as `which` says.
-pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, which: (bool, bool), half: bool) -> Result<Vec<Step>> {
+pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, which: (bool, bool, bool), half: bool) -> Result<Vec<Step>> {
     launches(g, which, half, ctx.config().loop_budget as u64)
         .into_iter()
         .map(|l| {
@@ -244,8 +252,9 @@ pub(crate) fn steps(ctx: &GpuContext, g: &Conv2dGeometry, which: (bool, bool), h
         .collect()
 }
 
-/// grad_input and grad_weight of a depthwise conv (`shaders/depthwise_backward.wgsl`), f16
-/// storage when `half`; each only where given. Returns the number of launches.
+/// grad_input, grad_weight and grad_bias of a depthwise conv (`shaders/depthwise_backward.wgsl`),
+/// f16 storage when `half`; each only where given (grad_bias only with grad_weight and where
+/// [`fuses_bias`]). Returns the number of launches.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_backward(
     ctx: &GpuContext,
@@ -254,29 +263,31 @@ pub(crate) fn record_backward(
     input: &Tensor,
     weight: &Tensor,
     grad_output: &Tensor,
-    (grad_input, grad_weight): (Option<&Tensor>, Option<&Tensor>),
+    (grad_input, grad_weight, grad_bias): (Option<&Tensor>, Option<&Tensor>, Option<&Tensor>),
     half: bool,
 ) -> Result<usize> {
     ctx.scoped(|| -> Result<usize> {
-        let launches =
-            launches(g, (grad_input.is_some(), grad_weight.is_some()), half, ctx.config().loop_budget as u64);
+        let launches = launches(
+            g,
+            (grad_input.is_some(), grad_weight.is_some(), grad_bias.is_some()),
+            half,
+            ctx.config().loop_budget as u64,
+        );
         let mut arena = UniformArena::new(ctx);
         let blocks: Vec<_> = launches.iter().map(|l| arena.push(&l.params)).collect();
         let uniforms = arena.finish(ctx)?;
         let mut dispatches = Vec::new();
         for (l, block) in launches.iter().zip(blocks) {
-            let out = if l.id == ShaderId::DepthwiseGradInput || l.id == ShaderId::DepthwiseGradInputHalf {
-                grad_input
-            } else {
-                grad_weight
-            };
-            let out = out.expect("a launch only for a gradient asked for");
             let (pipeline, bgl) = ctx.pipeline(l.id, &l.overrides)?;
-            let bind_group = ctx.bind_group(
-                l.id,
-                &bgl,
-                &[range(&uniforms, block), whole(input), whole(weight), whole(grad_output), whole(out)],
-            );
+            let fixed = [range(&uniforms, block), whole(input), whole(weight), whole(grad_output)];
+            let bind_group = if l.id == ShaderId::DepthwiseGradInput || l.id == ShaderId::DepthwiseGradInputHalf {
+                let dx = grad_input.expect("a launch only for a gradient asked for");
+                ctx.bind_group(l.id, &bgl, &[fixed.as_slice(), &[whole(dx), ctx.unused_rw(0)]].concat())
+            } else {
+                let dw = grad_weight.expect("a launch only for a gradient asked for");
+                let db = grad_bias.map_or_else(|| ctx.unused_rw(0), whole);
+                ctx.bind_group(l.id, &bgl, &[fixed.as_slice(), &[whole(dw), db]].concat())
+            };
             let grid = fold_grid(l.workgroups, ctx.max_workgroups_per_dim())?;
             dispatches.push(Dispatch { pipeline, bind_group, grid });
         }

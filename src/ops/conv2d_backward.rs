@@ -580,7 +580,9 @@ fn whole_steps(
     let (which, dtype, half) = (plan.grads, plan.dtype, plan.dtype == DType::F16);
     let (dw_input, dw_weight) = depthwise_kernels(ctx, g);
     (plan.depthwise_input, plan.depthwise_weight) = (dw_input && which.input, dw_weight && which.weight);
-    plan.steps.extend(depthwise_backward::steps(ctx, g, (plan.depthwise_input, plan.depthwise_weight), half)?);
+    let dw_bias = depthwise_bias(plan);
+    let dw_which = (plan.depthwise_input, plan.depthwise_weight, dw_bias);
+    plan.steps.extend(depthwise_backward::steps(ctx, g, dw_which, half)?);
     if which.input && !dw_input {
         let tp = grad_input_params(params, input, weight)?;
         let t = crate::ops::conv_transpose2d::plan_conv_transpose2d(ctx, &g.output_shape(), weight, None, dtype, &tp)?;
@@ -594,11 +596,17 @@ fn whole_steps(
         plan.steps
             .extend(gemm::plan(ctx, &gp, GemmProblem::GradWeight, overrides, half, None, numel)?.steps("grad_weight"));
     }
-    if which.bias {
+    if which.bias && !dw_bias {
         let sp = SumParams { channels: g.c_out, hw: g.h_out * g.w_out, n: g.n, _pad0: 0 };
         plan.steps.extend(channel_sum::steps(ctx, &sp, half, "grad_bias")?);
     }
     Ok(())
+}
+
+/// grad_bias by the depthwise grad_weight's launch (it reads every dy element anyway) rather
+/// than by `channel_sum`: where both are asked for and its kernel takes it.
+fn depthwise_bias(plan: &Conv2dBackwardPlan) -> bool {
+    plan.depthwise_weight && plan.grads.bias && depthwise_backward::fuses_bias(&plan.geometry)
 }
 
 /// No fused activation: the backward pass differentiates the convolution alone.
@@ -772,13 +780,15 @@ fn record_whole(
     if plan.depthwise_input || plan.depthwise_weight {
         let gi = grads.grad_input.as_ref().filter(|_| plan.depthwise_input);
         let gw = grads.grad_weight.as_ref().filter(|_| plan.depthwise_weight);
-        recorded += depthwise_backward::record_backward(ctx, encoder, g, input, weight, grad_output, (gi, gw), half)?;
+        let gb = grads.grad_bias.as_ref().filter(|_| depthwise_bias(plan));
+        recorded +=
+            depthwise_backward::record_backward(ctx, encoder, g, input, weight, grad_output, (gi, gw, gb), half)?;
     }
     if let Some(dx) = grads.grad_input.as_ref().filter(|_| !plan.depthwise_input) {
         recorded += grad_input_transposed(ctx, encoder, grad_output, weight, params, input.shape(), dx)?;
     }
     let dw = grads.grad_weight.as_ref().filter(|_| !plan.depthwise_weight);
-    let db = grads.grad_bias.as_ref();
+    let db = grads.grad_bias.as_ref().filter(|_| !depthwise_bias(plan));
     if dw.is_none() && db.is_none() {
         return Ok(recorded);
     }
