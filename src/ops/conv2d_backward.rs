@@ -10,7 +10,8 @@
 //!   workspace.
 //! - grad_bias = per-channel sums of dy (`channel_sum.wgsl`, a fixed-order tree reduction).
 //! - Depthwise convs (one input channel per group) use `depthwise_backward.wgsl` for
-//!   grad_input (a gather) and grad_weight (one fixed-order reduction per weight element).
+//!   grad_input (a gather) and grad_weight (one fixed-order reduction per weight element;
+//!   where it walks down columns, grad_bias too, from the dy it reads).
 //!
 //! f16 storage (every tensor f16, f32 accumulation in every kernel) runs the same kernels'
 //! f16 variants; grad_input goes through conv_transpose2d's f16 output phases.
