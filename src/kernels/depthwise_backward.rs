@@ -90,7 +90,7 @@ fn weight_strips(g: &Conv2dGeometry, budget: u64) -> (u32, u32) {
     let step = (g.stride[0] as u64).min(r);
     let columns = g.n as u64 * g.w_out.div_ceil(4) as u64;
     let (once, per_row) = weight_walk_turns(g);
-    let most = (budget.saturating_sub(once + 2 * (WG + 8)) / per_row).clamp(1, g.h_out as u64);
+    let most = (budget.saturating_sub(once + 2 * (WG + 8)) / per_row).clamp(1, g.h_out.max(1) as u64);
     let cost = |l: u64| (columns * (g.h_out as u64).div_ceil(l)).div_ceil(WG) * (r - step + l * (step + 1));
     let len = (1..=most).min_by_key(|&l| (cost(l), std::cmp::Reverse(l))).unwrap_or(1) as u32;
     (len, g.h_out.div_ceil(len))
