@@ -24,7 +24,8 @@ struct Pass {
     begin: u32,
     end: u32,
     last: u32,
-    _pad: u32,
+    // gemm.wgsl's A window width (unused here)
+    a_width: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: SumParams;

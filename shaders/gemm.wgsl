@@ -159,12 +159,13 @@ struct GemmParams {
 // only the last pass (last = 1) adds the bias, applies the activation and stores `elem`,
 // earlier ones store their f32 partial sums unrounded (in c for f32, in aux for f16). The
 // order of the additions is fixed, so results are the same run to run. begin is a multiple
-// of 16 (every K slice size).
+// of 16 (every K slice size). With A in uniform windows (gemm_a_window.wgsl), a_width is the
+// width of this pass's window: its steps begin .. begin + a_width (0 otherwise).
 struct KPass {
     begin: u32,
     end: u32,
     last: u32,
-    _pad: u32,
+    a_width: u32,
 }
 @group(0) @binding(9) var<uniform> kpass: KPass;
 

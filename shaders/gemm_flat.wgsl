@@ -137,11 +137,13 @@ fn main_flat(
             x1 = vec4<f32>(0.0);
             x2 = vec4<f32>(0.0);
             x3 = vec4<f32>(0.0);
-        } else if (A_MODE == A_ROW_MAJOR || A_MODE == A_PHASE_TAPS || (A_MODE == A_OUTPUT_GRAD && B_MODE == B_TAPS)) {
-            x0 = a_col(r0, ka);
-            x1 = a_col(r1, ka);
-            x2 = a_col(r2, ka);
-            x3 = a_col(r3, ka);
+        } else if (A_WINDOWED || A_MODE == A_ROW_MAJOR || A_MODE == A_PHASE_TAPS || (A_MODE == A_OUTPUT_GRAD && B_MODE == B_TAPS)) {
+            // (A_WINDOWED: every mode packed in step order, gemm_a_window.wgsl)
+            let at = a_at(ka, k);
+            x0 = a_col(r0, at);
+            x1 = a_col(r1, at);
+            x2 = a_col(r2, at);
+            x3 = a_col(r3, at);
         } else if (A_MODE == A_TRANSPOSED) {
             // A is [groups, K, M]: column k's rows are adjacent
             let col = (ph.gc * params.dims.k + ka) * params.dims.m;

@@ -50,7 +50,8 @@ struct Pass {
     begin: u32,
     end: u32,
     last: u32,
-    _pad: u32,
+    // gemm.wgsl's A window width (unused here)
+    a_width: u32,
 }
 
 const WG: u32 = 256u;

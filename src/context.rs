@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::pipeline::PipelineCache;
 
-pub use crate::kernels::tiling::{BLoads, GemmKernel, TileShape};
+pub use crate::kernels::tiling::{BLoads, GemmKernel, TileShape, UniformA};
 
 /// How the engine may use the device. Tests shrink these to force the split paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub wait_timeout: Duration,
     /// Register blocking of the tiled GEMM behind every GEMM-based algorithm.
     pub gemm_kernel: GemmKernel,
+    /// Whether the flat GEMM reads A (the weights) from uniform windows ([`UniformA`]).
+    pub uniform_a: UniformA,
     /// The most loop iterations (all loops of the kernel together, nested ones counted at
     /// every turn) one invocation may run in one dispatch. Longer reductions run as several
     /// dispatches over consecutive ranges, each adding its sum onto the partial sums of the
@@ -58,6 +60,7 @@ impl EngineConfig {
             max_binding_size: limits.max_storage_buffer_binding_size,
             wait_timeout: Duration::from_secs(600),
             gemm_kernel: GemmKernel::default(),
+            uniform_a: UniformA::default(),
             loop_budget: LOOP_BUDGET,
         }
     }

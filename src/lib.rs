@@ -168,7 +168,7 @@ pub mod verify;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
-pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, LOOP_BUDGET};
+pub use context::{BLoads, ContextOptions, EngineConfig, GemmKernel, GpuContext, TileShape, UniformA, LOOP_BUDGET};
 pub use error::{Error, Result};
 pub use kernels::Step;
 pub use ops::conv1d::{conv1d, conv1d_into};

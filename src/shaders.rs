@@ -29,6 +29,8 @@ pub enum ShaderId {
     SlotSum,
     /// `slot_sum.wgsl` over f16 storage (f32 slices).
     SlotSumHalf,
+    /// `shaders/pack_a.wgsl`: a GEMM's A packed into uniform windows, one per K pass.
+    PackA,
     /// `shaders/deform_im2col.wgsl`: bilinear-sampled im2col of deform_conv2d.
     DeformIm2col,
     /// `shaders/deform_backward.wgsl`, entry `sample`: deform_conv2d_backward's grad_offset
@@ -142,10 +144,10 @@ macro_rules! wgsl {
 type Source = (&'static [&'static str], &'static str);
 
 /// A GEMM kernel's files: the storage type, the shared helpers, the B reader (scalar or
-/// quad), the core with every loader, and the register blocking's own files (the entry point
-/// last).
+/// quad), the core with every loader, main_flat's A reader (storage or uniform windows), and
+/// the register blocking's own files (the entry point last).
 macro_rules! gemm {
-    ($dtype:literal, $b:literal, $($core:literal),+) => {
+    ($dtype:literal, $b:literal, $a:literal, $($core:literal),+) => {
         wgsl!(
             $dtype,
             "activation.wgsl",
@@ -154,6 +156,7 @@ macro_rules! gemm {
             $b,
             "gemm.wgsl",
             "gemm_a.wgsl",
+            $a,
             "gemm_b.wgsl",
             "gemm_b_dense.wgsl",
             "gemm_b_pointwise.wgsl",
@@ -177,8 +180,17 @@ const GEMM_KERNELS: &[(GemmKey, KernelSpec)] = {
     macro_rules! gemm_kernel {
         ($core:ident, $quad:literal, $half:literal, $name:literal, $entry:literal, $dtype:literal, $b:literal, $($files:literal),+) => {
             (
-                GemmKey { core: $core, quad: $quad, half: $half },
-                KernelSpec { name: $name, files: gemm!($dtype, $b, $($files),+).0, source: gemm!($dtype, $b, $($files),+).1, entry: $entry, bindings: GEMM_BINDINGS, f16: $half },
+                GemmKey { core: $core, quad: $quad, half: $half, window: false },
+                KernelSpec { name: $name, files: gemm!($dtype, $b, "gemm_a_rows.wgsl", $($files),+).0, source: gemm!($dtype, $b, "gemm_a_rows.wgsl", $($files),+).1, entry: $entry, bindings: GEMM_BINDINGS, f16: $half },
+            )
+        };
+    }
+    // A read from uniform windows (gemm_a_window.wgsl): the flat core, f32
+    macro_rules! gemm_window_kernel {
+        ($quad:literal, $name:literal, $b:literal) => {
+            (
+                GemmKey { core: Flat, quad: $quad, half: false, window: true },
+                KernelSpec { name: $name, files: gemm!("dtype_f32.wgsl", $b, "gemm_a_window.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl").0, source: gemm!("dtype_f32.wgsl", $b, "gemm_a_window.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl").1, entry: "main_flat", bindings: GEMM_WINDOW_BINDINGS, f16: false },
             )
         };
     }
@@ -194,12 +206,15 @@ const GEMM_KERNELS: &[(GemmKey, KernelSpec)] = {
         gemm_kernel!(B16, true, true, "gemm_16x16_quad_f16", "main_16x16", "dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_16x16.wgsl"),
         gemm_kernel!(Flat, false, true, "gemm_flat_f16", "main_flat", "dtype_f16.wgsl", "gemm_b_scalar.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
         gemm_kernel!(Flat, true, true, "gemm_flat_quad_f16", "main_flat", "dtype_f16.wgsl", "gemm_b_quad.wgsl", "gemm_block16.wgsl", "gemm_flat.wgsl"),
+        gemm_window_kernel!(false, "gemm_flat_window", "gemm_b_scalar.wgsl"),
+        gemm_window_kernel!(true, "gemm_flat_quad_window", "gemm_b_quad.wgsl"),
     ]
 };
 
 /// Which GEMM kernel runs: the register blocking (a resolved [`GemmKernel`], never `Auto`),
-/// whether B is read as vec4 (`gemm_b_quad.wgsl`, else `gemm_b_scalar.wgsl`) and whether
-/// tensors are stored as f16 (`dtype_f16.wgsl`). The problem it computes is an override
+/// whether B is read as vec4 (`gemm_b_quad.wgsl`, else `gemm_b_scalar.wgsl`), whether
+/// tensors are stored as f16 (`dtype_f16.wgsl`) and whether the flat core reads A from
+/// uniform windows (`gemm_a_window.wgsl`, f32, `A_ROW_MAJOR` and `A_TRANSPOSED`). The problem it computes is an override
 /// (`A_MODE`, `B_MODE`: [`GemmProblem`]), so it is part of the pipeline's key too.
 ///
 /// Only registered (legal) keys exist: [`GemmKey::new`] is the one way to make one.
@@ -210,14 +225,27 @@ pub struct GemmKey {
     core: crate::context::GemmKernel,
     quad: bool,
     half: bool,
+    window: bool,
 }
 
 impl GemmKey {
     /// The key of a registered kernel; `None` for an illegal combination (vec4 B on a 64×64
     /// tile, f16 on 4×4, or `Auto`).
     pub fn new(core: crate::context::GemmKernel, quad: bool, half: bool) -> Option<GemmKey> {
-        let key = GemmKey { core, quad, half };
+        let key = GemmKey { core, quad, half, window: false };
         GEMM_KERNELS.iter().any(|(k, _)| *k == key).then_some(key)
+    }
+
+    /// This key's kernel with A read from uniform windows, where one is registered (the flat
+    /// core, f32).
+    pub fn windowed(self) -> Option<GemmKey> {
+        let key = GemmKey { window: true, ..self };
+        GEMM_KERNELS.iter().any(|(k, _)| *k == key).then_some(key)
+    }
+
+    /// Whether A is read from uniform windows (`gemm_a_window.wgsl`).
+    pub fn window(self) -> bool {
+        self.window
     }
 
     /// The register blocking.
@@ -246,6 +274,13 @@ impl GemmKey {
         GemmProblem::ALL
             .into_iter()
             .filter(|p| (!self.quad || p.reads_b_as_vec4()) && (!self.half || p.has_f16()))
+            .filter(|p| {
+                !self.window
+                    || matches!(
+                        p.modes().0,
+                        crate::kernels::gemm::AMode::RowMajor | crate::kernels::gemm::AMode::Transposed
+                    )
+            })
             .collect()
     }
 
@@ -357,6 +392,8 @@ use BindingKind::{StorageRead as R, StorageReadWrite as Rw, Uniform as U};
 
 /// params, a, b, bias, c, offset, mask, dw_weight, aux (dw_bias or the f16 partial sums), kpass
 const GEMM_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U];
+/// GEMM_BINDINGS and the pass's A window (gemm_a_window.wgsl)
+const GEMM_WINDOW_BINDINGS: &[BindingKind] = &[U, R, R, R, Rw, R, R, R, Rw, U, U];
 /// params, input, offset, mask, cols, grad_offset, grad_mask
 const DEFORM_BACKWARD_BINDINGS: &[BindingKind] = &[U, R, R, R, R, Rw, Rw];
 /// params, offset, mask, cols, acc, bins, starts, entries, grad_input
@@ -396,6 +433,7 @@ impl ShaderId {
             ShaderId::ChannelSumHalf,
             ShaderId::SlotSum,
             ShaderId::SlotSumHalf,
+            ShaderId::PackA,
             ShaderId::DeformIm2col,
             ShaderId::DeformBackwardSample,
             ShaderId::DeformGradInputCount,
@@ -455,6 +493,8 @@ impl ShaderId {
             // params, parts, out
             ShaderId::SlotSum => kernel!("slot_sum", SLOT_SUM_F32, "main", &[U, R, Rw], false),
             ShaderId::SlotSumHalf => kernel!("slot_sum_f16", SLOT_SUM_F16, "main", &[U, R, Rw], true),
+            // params, a, windows
+            ShaderId::PackA => kernel!("pack_a", wgsl!("pack_a.wgsl"), "main", &[U, R, Rw], false),
             // params, input, offset, mask, col
             ShaderId::DeformIm2col => {
                 kernel!("deform_im2col", wgsl!("bilinear.wgsl", "deform_im2col.wgsl"), "main", &[U, R, R, R, Rw], false)
@@ -620,6 +660,7 @@ impl ShaderId {
             | ShaderId::ChannelSumHalf
             | ShaderId::SlotSum
             | ShaderId::SlotSumHalf
+            | ShaderId::PackA
             | ShaderId::CastWiden
             | ShaderId::CastNarrow => vec![Overrides::none()],
             // unspecialised and the common specialisations (grad_input's at every phase of

@@ -165,11 +165,14 @@ pub const PROFILE_MAX_LAUNCHES: u32 = 2048;
 /// A profiled launch before it is timed: its kernel, overrides and grid.
 type Launch = (String, String, [u32; 3]);
 
-/// The open profile of a context: its query set and what each pair of queries timed.
+/// The open profile of a context: its query set, what each pair of queries timed, and the
+/// thread recording the profiled call (launches other threads record on the context
+/// meanwhile are theirs, not the profile's).
 pub(crate) struct Profiler {
     query_set: wgpu::QuerySet,
     launches: Vec<Launch>,
     untimed: usize,
+    thread: std::thread::ThreadId,
 }
 
 impl GpuContext {
@@ -187,7 +190,7 @@ pub(crate) fn record_profiled(
     dispatches: &[crate::kernels::Dispatch],
 ) -> bool {
     let mut slot = ctx.profiler();
-    let Some(p) = slot.as_mut() else { return false };
+    let Some(p) = slot.as_mut().filter(|p| p.thread == std::thread::current().id()) else { return false };
     for d in dispatches.iter().filter(|d| d.grid[0] != 0) {
         let k = p.launches.len() as u32;
         let timestamp_writes = (k < PROFILE_MAX_LAUNCHES).then(|| wgpu::ComputePassTimestampWrites {
@@ -217,7 +220,8 @@ pub(crate) fn record_profiled(
 /// device has no timestamp queries. Run it after the call has run once (pipelines compile in
 /// the first call, and would be timed). Separate passes cost what a pass boundary costs, so
 /// the launches' sum can exceed [`time_op`]'s time of the same call; the shares are what to
-/// read.
+/// read. Only what `record` records on this thread is profiled: other threads' calls on the
+/// same context meanwhile run unprofiled.
 ///
 /// # Errors
 /// `record`'s errors; [`Error::Internal`] when the runs record different launches; device
@@ -239,7 +243,12 @@ pub fn profile_op(
     let mut first: Option<(Vec<Launch>, usize)> = None;
     let mut times: Vec<Vec<f64>> = Vec::new();
     for _ in 0..runs.max(1) {
-        *ctx.profiler() = Some(Profiler { query_set: query_set.clone(), launches: Vec::new(), untimed: 0 });
+        *ctx.profiler() = Some(Profiler {
+            query_set: query_set.clone(),
+            launches: Vec::new(),
+            untimed: 0,
+            thread: std::thread::current().id(),
+        });
         let mut encoder =
             ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
         let recorded = record(&mut encoder);

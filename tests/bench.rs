@@ -176,3 +176,39 @@ fn profile_times_every_launch_its_plan_lists() {
     assert!(plain.profile.is_none());
     assert!(serde_json::to_value(Report::new(ctx, None, vec![plain])).unwrap()["results"][0].get("profile").is_none());
 }
+
+/// A profile times what its own thread records: the same call recorded by another thread on
+/// the same context meanwhile runs unprofiled. (It used to land in the profile: tests sharing
+/// a context failed `--profile` with "the runs recorded different launches".)
+#[test]
+fn a_profile_times_only_what_its_own_thread_records() {
+    use wgconv::{Conv2dParams, DType, HostTensor, Tensor};
+    let Some(ctx) = common::fresh_gpu() else { return };
+    if !ctx.device().features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return;
+    }
+    let (xs, ws) = ([1, 4, 8, 8], [4, 4, 3, 3]);
+    let x = Tensor::from_host(&ctx, &HostTensor::random(&xs, 1)).unwrap();
+    let w = Tensor::from_host(&ctx, &HostTensor::random(&ws, 2)).unwrap();
+    let p = Conv2dParams::default();
+    let (y, other) = (Tensor::empty(&ctx, &[1, 4, 6, 6]).unwrap(), Tensor::empty(&ctx, &[1, 4, 6, 6]).unwrap());
+    let mut recorded_elsewhere = 0;
+    let prof = wgconv::timing::profile_op(&ctx, 2, |encoder| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut e = ctx.device().create_command_encoder(&Default::default());
+                wgconv::conv2d_into(&ctx, &mut e, &x, &w, None, &p, &other).unwrap();
+                ctx.submit(e).unwrap();
+            });
+        });
+        recorded_elsewhere += 1;
+        wgconv::conv2d_into(&ctx, encoder, &x, &w, None, &p, &y).map(|_| ())
+    })
+    .unwrap()
+    .expect("timestamps");
+    let plan = wgconv::plan_conv2d(&ctx, &xs, &ws, None, DType::F32, &p).unwrap();
+    assert_eq!(recorded_elsewhere, 2);
+    let got: Vec<&str> = prof.launches.iter().map(|l| l.kernel.as_str()).collect();
+    let planned: Vec<&str> = plan.steps.iter().map(|s| s.shader.name()).collect();
+    assert_eq!(got, planned);
+}

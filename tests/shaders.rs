@@ -15,6 +15,7 @@ use wgconv::kernels::gemm::{
     OutputGrad, OutputPhases,
 };
 use wgconv::kernels::im2col::Im2colParams;
+use wgconv::kernels::pack_a::PackAParams;
 use wgconv::kernels::pool2d::PoolParams;
 use wgconv::kernels::slot_sum::SlotParams;
 use wgconv::kernels::transposed_border::BorderParams;
@@ -110,6 +111,7 @@ fn uniform_structs_match_their_rust_twins() {
     twin(&[S::Col2im], Col2imParams::FIELDS, std::mem::size_of::<Col2imParams>());
     twin(&[S::ChannelSum, S::ChannelSumHalf], SumParams::FIELDS, std::mem::size_of::<SumParams>());
     twin(&[S::SlotSum, S::SlotSumHalf], SlotParams::FIELDS, std::mem::size_of::<SlotParams>());
+    twin(&[S::PackA], PackAParams::FIELDS, std::mem::size_of::<PackAParams>());
     for id in [S::ChannelSum, S::ChannelSumHalf] {
         assert_twin_at(id, 3, PassRange::FIELDS, std::mem::size_of::<PassRange>());
     }
@@ -268,7 +270,11 @@ fn gemm_override_sets_are_the_legal_problems() {
         (get("A_MODE").expect("A_MODE set"), get("B_MODE").expect("B_MODE set"))
     };
     let kernels = gemm_kernels();
-    assert_eq!(kernels.len(), 11, "4x4; 8x8 f32 and f16; 16x16 and flat × scalar/vec4 B × f32/f16");
+    assert_eq!(
+        kernels.len(),
+        13,
+        "4x4; 8x8 f32 and f16; 16x16 and flat × scalar/vec4 B × f32/f16; flat f32 × scalar/vec4 B with A in windows"
+    );
     for id in kernels {
         let ShaderId::Gemm(key) = id else { unreachable!() };
         let pairs: Vec<(u32, u32)> = id.override_sets().iter().map(pair).collect();
@@ -278,11 +284,23 @@ fn gemm_override_sets_are_the_legal_problems() {
         for p in key.problems() {
             assert!(pairs.contains(&modes(&p)), "{}: {p:?} is never checked", id.name());
         }
-        if !key.quad() && !key.half() {
+        if !key.quad() && !key.half() && !key.window() {
             assert_eq!(key.problems(), GemmProblem::ALL.to_vec(), "{}", id.name());
+        }
+        // A in windows: the problems whose A is stored row-major or transposed, all of them
+        if key.window() {
+            use wgconv::kernels::gemm::AMode;
+            let packed: Vec<GemmProblem> = GemmProblem::ALL
+                .into_iter()
+                .filter(|p| matches!(p.modes().0, AMode::RowMajor | AMode::Transposed))
+                .filter(|p| !key.quad() || p.reads_b_as_vec4())
+                .collect();
+            assert_eq!(key.problems(), packed, "{}", id.name());
         }
         assert_eq!(id.is_f16(), key.half(), "{}", id.name());
         assert_eq!(id.files().contains(&"gemm_b_quad.wgsl"), key.quad(), "{}", id.name());
+        assert_eq!(id.files().contains(&"gemm_a_window.wgsl"), key.window(), "{}", id.name());
+        assert_eq!(id.files().contains(&"gemm_a_rows.wgsl"), !key.window(), "{}", id.name());
     }
 }
 

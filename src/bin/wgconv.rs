@@ -190,6 +190,10 @@ struct BenchArgs {
     /// 4x4, 8x8, 16x16 or flat (16x16 without workgroup memory) (default: the engine's).
     #[arg(long)]
     gemm_kernel: Option<String>,
+    /// Whether the flat GEMM reads A (the weights) from 64 KiB uniform windows, one per K pass:
+    /// auto (CPU adapters, where K fits one window), on (wherever it applies, K in passes) or off.
+    #[arg(long, value_parser = ["auto", "on", "off"], default_value = "auto")]
+    uniform_a: String,
     /// Store the conv2d, conv_transpose2d and deform_conv2d rows' tensors as f16 (f32 accumulation; needs SHADER_F16); the
     /// other ops' rows are n/a.
     #[arg(long)]
@@ -1898,6 +1902,12 @@ fn bench(a: &BenchArgs) -> Result<(), Failure> {
         };
         ctx.set_config(wgconv::EngineConfig { gemm_kernel: kernel, ..ctx.config() });
     }
+    let uniform_a = match a.uniform_a.as_str() {
+        "on" => wgconv::UniformA::On,
+        "off" => wgconv::UniformA::Off,
+        _ => wgconv::UniformA::Auto,
+    };
+    ctx.set_config(wgconv::EngineConfig { uniform_a, ..ctx.config() });
     if let Some(p) = &a.autotune_cache {
         let n = ctx.set_autotune_cache(p)?;
         eprintln!("autotune: {n} entries for this adapter loaded from {}", p.display());

@@ -4,8 +4,11 @@
 
 use crate::context::{BLoads, GemmKernel, GpuContext, TileShape};
 use crate::error::{Error, Result};
+use crate::kernels::pack_a::{self, PackAParams};
 use crate::kernels::slot_sum::{self, SlotParams};
-use crate::kernels::{fold_grid, loop_passes, optional, pass_blocks, range, uniform_block, whole, Dispatch, Step};
+use crate::kernels::{
+    fold_grid, loop_passes, optional, pass_blocks_windowed, range, uniform_block, whole, Dispatch, Step,
+};
 use crate::params::{Activation, Conv2dGeometry};
 use crate::shaders::{GemmKey, Overrides, ShaderId};
 use crate::tensor::{DType, Layout, Tensor};
@@ -374,6 +377,9 @@ pub struct GemmPlan {
     /// A split K (`split_k`): its slices of C's elements, and the launch of
     /// `slot_sum.wgsl` that sums them after the GEMM.
     pub slots: Option<(SlotParams, Step)>,
+    /// A in uniform windows ([`crate::UniformA`]): the windows, one per range of K, and the
+    /// launch of `pack_a.wgsl` that fills them before the GEMM.
+    pub a_windows: Option<(PackAParams, Step)>,
 }
 
 impl GemmPlan {
@@ -381,19 +387,20 @@ impl GemmPlan {
     pub fn steps(&self, what: &str) -> Vec<Step> {
         let n = self.k_passes.len();
         let mut steps: Vec<Step> = self
-            .k_passes
+            .a_windows
             .iter()
-            .map(|&(b, e)| Step {
-                shader: self.shader,
-                overrides: self.overrides.clone(),
-                workgroups: self.grid,
-                note: match (n, &self.slots) {
-                    (_, Some((p, _))) => format!("{what}, K {e} in {} slices", p.slots),
-                    (1, None) => format!("{what}, K {e}"),
-                    _ => format!("{what}, K {b}..{e} of {n} passes"),
-                },
-            })
+            .map(|(_, step)| Step { note: format!("{what}, {}", step.note), ..step.clone() })
             .collect();
+        steps.extend(self.k_passes.iter().map(|&(b, e)| Step {
+            shader: self.shader,
+            overrides: self.overrides.clone(),
+            workgroups: self.grid,
+            note: match (n, &self.slots) {
+                (_, Some((p, _))) => format!("{what}, K {e} in {} slices", p.slots),
+                (1, None) => format!("{what}, K {e}"),
+                _ => format!("{what}, K {b}..{e} of {n} passes"),
+            },
+        }));
         if let Some((p, step)) = &self.slots {
             steps.push(Step { note: format!("{what}, {} slices of K summed", p.slots), ..step.clone() });
         }
@@ -455,6 +462,16 @@ pub(crate) fn plan(
     let Some(key) = GemmKey::new(core, aligned, half).or_else(|| GemmKey::new(core, false, half)) else {
         return Err(Error::Internal(format!("no GEMM kernel {core:?} (f16: {half}) for {problem:?}")));
     };
+    // A from uniform windows (UniformA): the flat core's f32 row-major A, K unsplit
+    let a_rows = p.dims.groups as u64 * p.dims.m as u64;
+    let window = match (core, half, problem.modes().0, p.dims.slices <= 1, key.windowed()) {
+        (GemmKernel::Flat16x16, false, AMode::RowMajor | AMode::Transposed, true, Some(windowed)) => {
+            let macs = a_rows * p.dims.n as u64 * p.dims.k as u64;
+            ctx.config().uniform_a.width(ctx.adapter_info().device_type, a_rows, p.dims.k, macs).map(|w| (windowed, w))
+        }
+        _ => None,
+    };
+    let key = window.map_or(key, |(k, _)| k);
     let shader = ShaderId::Gemm(key);
     if !key.problems().contains(&problem) {
         return Err(Error::Internal(format!("the GEMM kernel {} does not compute {problem:?}", shader.name())));
@@ -482,10 +499,37 @@ pub(crate) fn plan(
     };
     // K in ranges that keep every invocation's loop turns within the budget (KPass).
     let (step, cost) = loop_cost(kernel, tile, mode, p);
-    let k_passes = if slices > 1 {
+    let mut k_passes = if slices > 1 {
         vec![(0, p.dims.k)]
     } else {
         loop_passes(p.dims.k, 16, cost * (16 / step) as u64, ctx.config().loop_budget)
+    };
+    // A in windows: one pass per window, no longer than the loop budget allows
+    let a_windows = match window {
+        Some((_, mut width)) => {
+            // the loop budget's passes (begin a multiple of 16) cap the window, if K needs several
+            if k_passes.len() > 1 {
+                let longest = k_passes.iter().map(|&(b, e)| e - b).max().unwrap_or(16);
+                width = width.min((longest / 16 * 16).max(16));
+            }
+            k_passes = (0..p.dims.k.max(1)).step_by(width as usize).map(|b| (b, (b + width).min(p.dims.k))).collect();
+            let pp = PackAParams {
+                rows: a_rows as u32,
+                k: p.dims.k,
+                width,
+                windows: k_passes.len() as u32,
+                order: match (problem.modes().0, mode) {
+                    (AMode::Transposed, _) => 2,
+                    (_, BMode::Implicit) => 1,
+                    _ => 0,
+                },
+                channels: p.conv.c_in / p.dims.groups.max(1),
+                taps: p.conv.kh * p.conv.kw,
+                m: p.dims.m,
+            };
+            Some((pp, pack_a::step(ctx, &pp)?))
+        }
+        None => None,
     };
     // f16 keeps the partial sums of a split K in an f32 twin of c (f32 keeps them in c).
     let partial_bytes = if half && k_passes.len() > 1 { c_numel as u64 * 4 } else { 0 };
@@ -498,7 +542,7 @@ pub(crate) fn plan(
             ctx.max_binding()
         )));
     }
-    Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes, slots })
+    Ok(GemmPlan { kernel, shader, overrides, tile, grid, k_passes, partial_bytes, slots, a_windows })
 }
 
 /// Workgroups a split K aims at ([`split_k`]).
@@ -670,7 +714,25 @@ pub(crate) fn prepare_planned(
         }
         None => None,
     };
-    let (pass_uniforms, blocks) = pass_blocks(ctx, &plan.k_passes)?;
+    // A in uniform windows: packed by one launch before the GEMM's
+    let mut dispatches = Vec::new();
+    let windows = match &plan.a_windows {
+        Some((pp, _)) => {
+            let bytes = pp.windows as u64 * pack_a::WINDOW_BYTES;
+            let buf = ctx.create_buffer(
+                "wgconv.a_windows",
+                bytes,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            )?;
+            let uniforms =
+                ctx.create_buffer_with_data("wgconv.pack_a", bytemuck::bytes_of(pp), wgpu::BufferUsages::UNIFORM)?;
+            let block = (0, std::mem::size_of::<PackAParams>() as u64);
+            dispatches.push(pack_a::prepare(ctx, &uniforms, block, pp, a, &buf)?);
+            Some((buf, pp.width))
+        }
+        None => None,
+    };
+    let (pass_uniforms, blocks) = pass_blocks_windowed(ctx, &plan.k_passes, windows.as_ref().map_or(0, |&(_, w)| w))?;
     let bias = optional(ctx, bias);
     let aux_binding = match (&partial, &slots, dw_b) {
         (Some(buf), _, _) => range(buf, (0, buf.size())),
@@ -679,28 +741,27 @@ pub(crate) fn prepare_planned(
         (None, None, None) => ctx.unused_rw(0),
     };
     let grid = plan.grid;
-    let mut dispatches: Vec<Dispatch> = blocks
-        .into_iter()
-        .map(|block_k| {
-            let bind_group = ctx.bind_group(
-                id,
-                &bgl,
-                &[
-                    range(uniforms, block),
-                    whole(a),
-                    b.clone(),
-                    bias.clone(),
-                    whole(c),
-                    optional(ctx, offset),
-                    optional(ctx, mask),
-                    optional(ctx, dw_w),
-                    aux_binding.clone(),
-                    range(&pass_uniforms, block_k),
-                ],
-            );
-            Dispatch { pipeline: pipeline.clone(), bind_group, grid }
-        })
-        .collect();
+    dispatches.extend(blocks.into_iter().enumerate().map(|(i, block_k)| {
+        let window =
+            windows.as_ref().map(|(buf, _)| range(buf, (i as u64 * pack_a::WINDOW_BYTES, pack_a::WINDOW_BYTES)));
+        let bindings = [
+            range(uniforms, block),
+            whole(a),
+            b.clone(),
+            bias.clone(),
+            whole(c),
+            optional(ctx, offset),
+            optional(ctx, mask),
+            optional(ctx, dw_w),
+            aux_binding.clone(),
+            range(&pass_uniforms, block_k),
+        ];
+        let bind_group = match window {
+            Some(w) => ctx.bind_group(id, &bgl, &[&bindings[..], &[w]].concat()),
+            None => ctx.bind_group(id, &bgl, &bindings),
+        };
+        Dispatch { pipeline: pipeline.clone(), bind_group, grid }
+    }));
     if let Some((sp, buf, _)) = &slots {
         let uniforms =
             ctx.create_buffer_with_data("wgconv.slot_sum", bytemuck::bytes_of(*sp), wgpu::BufferUsages::UNIFORM)?;

@@ -15,6 +15,7 @@ pub mod depthwise_backward;
 pub mod direct;
 pub mod gemm;
 pub mod im2col;
+pub mod pack_a;
 pub mod pool2d;
 pub mod pool2d_backward;
 pub mod slot_sum;
@@ -224,8 +225,9 @@ pub(crate) use uniform_block;
 uniform_block! {
     /// Twin of `KPass` in `shaders/gemm.wgsl` and `Pass` in the other kernels that reduce
     /// over a long range: the range `begin .. end` one dispatch covers, and whether it is the
-    /// last one (which finishes the output; earlier ones leave partial results).
-    PassRange { begin, end, last, _pad }
+    /// last one (which finishes the output; earlier ones leave partial results); `a_width`:
+    /// the width of the GEMM's A window for this pass (`shaders/gemm_a_window.wgsl`), 0 elsewhere.
+    PassRange { begin, end, last, a_width }
 }
 
 /// Greatest common divisor (the period of a transposed conv's landing taps: s / gcd(s, d)).
@@ -293,12 +295,21 @@ pub(crate) fn pass_dispatches(
 /// alignment), and the (offset, size) of each block. One range starting at 0 binds the
 /// context's constant block `0 .. u32::MAX` instead: kernels read `min(end, their length)`.
 pub(crate) fn pass_blocks(ctx: &GpuContext, passes: &[(u32, u32)]) -> Result<(wgpu::Buffer, Vec<(u64, u64)>)> {
+    pass_blocks_windowed(ctx, passes, 0)
+}
+
+/// [`pass_blocks`] whose blocks carry the GEMM's A window width `a_width` (0: none).
+pub(crate) fn pass_blocks_windowed(
+    ctx: &GpuContext,
+    passes: &[(u32, u32)],
+    a_width: u32,
+) -> Result<(wgpu::Buffer, Vec<(u64, u64)>)> {
     // one pass (the common case): the context's constant block, no buffer per call; the
     // kernels clamp `end` to their range
-    if let [(0, _)] = passes {
+    if let ([(0, _)], 0) = (passes, a_width) {
         let mut slot = ctx.single_pass.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            let whole = PassRange { begin: 0, end: u32::MAX, last: 1, _pad: 0 };
+            let whole = PassRange { begin: 0, end: u32::MAX, last: 1, a_width: 0 };
             *slot = Some(ctx.create_buffer_with_data(
                 "wgconv.single_pass",
                 bytemuck::bytes_of(&whole),
@@ -313,7 +324,7 @@ pub(crate) fn pass_blocks(ctx: &GpuContext, passes: &[(u32, u32)]) -> Result<(wg
     let blocks = passes
         .iter()
         .enumerate()
-        .map(|(i, &(begin, end))| arena.push(&PassRange { begin, end, last: (i == last) as u32, _pad: 0 }))
+        .map(|(i, &(begin, end))| arena.push(&PassRange { begin, end, last: (i == last) as u32, a_width }))
         .collect();
     Ok((arena.finish(ctx)?, blocks))
 }

@@ -62,6 +62,52 @@ impl TileShape {
     }
 }
 
+/// Whether the flat GEMM ([`GemmKernel::Flat16x16`]) reads its A operand from uniform
+/// windows (`shaders/gemm_a_window.wgsl`): A (the weights, f32, `[groups·M, K]` row-major) is
+/// packed into 64 KiB windows, one per K pass (`shaders/pack_a.wgsl`, one extra launch), and
+/// each pass binds its window as a uniform buffer. On llvmpipe a storage load inside a loop
+/// runs lane by lane with a branch per lane, while a uniform load is one unrolled gather:
+/// ~3× cheaper per element. A window holds 16384 / (groups·M) steps of K; a longer K runs in
+/// passes, each after the first adding onto the partial sums in C, which costs about what
+/// the cheaper loads save. Measurements: BENCHMARKS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum UniformA {
+    /// On CPU adapters, where the whole K fits one window (one pass) and the GEMM has at
+    /// least [`UniformA::AUTO_MIN_MACS`] multiply-adds (below that the packing launch costs
+    /// about what it saves): r50_pw's 64 × 256, the stem's 64 × 147. Storage reads elsewhere.
+    #[default]
+    Auto,
+    /// Wherever it applies: the flat kernel, f32, `A_ROW_MAJOR`, no split K, at most
+    /// [`UniformA::MAX_ROWS`] rows, K in as many passes as it takes.
+    On,
+    /// Never: A from its storage binding.
+    Off,
+}
+
+impl UniformA {
+    /// The most rows of A a window holds 16 steps of.
+    pub const MAX_ROWS: u64 = 1024;
+    /// The fewest multiply-adds of a GEMM `Auto` windows.
+    pub const AUTO_MIN_MACS: u64 = 1 << 22;
+
+    /// The width in K steps of each window for an A of `rows` rows and `k` columns in a GEMM
+    /// of `macs` multiply-adds (a multiple of 16), or `None` to read A from storage, on an
+    /// adapter of this type.
+    pub fn width(self, device_type: wgpu::DeviceType, rows: u64, k: u32, macs: u64) -> Option<u32> {
+        if rows == 0 || rows > UniformA::MAX_ROWS {
+            return None;
+        }
+        let width = ((crate::kernels::pack_a::WINDOW_ELEMS as u64 / rows) / 16 * 16) as u32;
+        match self {
+            UniformA::Auto if device_type == wgpu::DeviceType::Cpu && k <= width && macs >= UniformA::AUTO_MIN_MACS => {
+                Some(width)
+            }
+            UniformA::On => Some(width),
+            _ => None,
+        }
+    }
+}
+
 /// How a GEMM's B loader reads (an input of [`GemmKernel::resolve`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BLoads {

@@ -754,3 +754,124 @@ fn plan_splits_long_reductions_into_k_passes() {
     let e = wgconv::plan_conv2d(ctx, &[1, 64, 3, 3], &[2, 63, 3, 3], None, DType::F32, &p).unwrap_err();
     assert!(matches!(e, Error::ChannelMismatch(_)), "{e}");
 }
+
+/// The flat GEMM's A read from uniform windows (`UniformA`, shaders/gemm_a_window.wgsl) on
+/// every case and GEMM algorithm: off (no pack_a launch), Auto (windows where K fits one
+/// and the GEMM is large enough: on a CPU adapter, as this suite's lavapipe),
+/// on (K in passes of 16384 / (groups·M) steps, each adding onto the partial sums), and on
+/// under a loop budget that cuts K shorter than a window. A weight of 300 rows makes a
+/// window 48 steps wide: its K of 16·9 runs in three, its 1×1 K of 64 in two. NaN and ±∞ in
+/// the weights land where the reference puts them. A stored transposed (grad_input of the
+/// 1×1 conv2d_backward, A = weightᵀ: 64 rows, K = 300 in two windows of 256; a grouped
+/// conv_transpose2d's gemm_col2im: 2 × 180 rows, K = 20) packs from the other order.
+#[test]
+fn uniform_a_windows_match_the_reference_in_one_pass_and_in_several() {
+    use wgconv::shaders::ShaderId;
+    use wgconv::{GemmKernel, Grads, UniformA};
+    let Some(ctx) = fresh_gpu() else { return };
+    let base = ctx.config();
+    let cpu = ctx.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let mut all = cases();
+    // big enough for Auto (64 × 1600 × 144 multiply-adds, K in one window)
+    let big = all.len();
+    all.push(case(1, 16, [40, 40], 64, [3, 3]).pad(sym(1, 1)));
+    all.push(case(1, 16, [6, 7], 300, [3, 3]).pad(sym(1, 1)));
+    all.push(case(2, 64, [5, 6], 300, [1, 1]));
+    let packs = |f: &mut dyn FnMut()| {
+        ctx.begin_trace();
+        f();
+        ctx.end_trace().unwrap().dispatches.iter().filter(|d| d.shader == ShaderId::PackA).count()
+    };
+    let mut failures = Vec::new();
+    for (uniform_a, loop_budget) in [
+        (UniformA::Off, base.loop_budget),
+        (UniformA::Auto, base.loop_budget),
+        (UniformA::On, base.loop_budget),
+        (UniformA::On, 200),
+    ] {
+        ctx.set_config(EngineConfig { gemm_kernel: GemmKernel::Flat16x16, uniform_a, loop_budget, ..base });
+        let what = format!("{uniform_a:?} budget {loop_budget}");
+        for (i, c) in all.iter().enumerate() {
+            for algo in [Algorithm::Im2colGemm, Algorithm::ImplicitGemm, Algorithm::Gemm1x1] {
+                if !c.algorithms().contains(&algo) {
+                    continue;
+                }
+                let mut stats = None;
+                let n = packs(&mut || stats = Some(run_case(&ctx, &c.clone().algo(algo), 3000 + i as u64).0));
+                let stats = stats.unwrap();
+                // every one of these GEMMs is windowed when on; none when off
+                match uniform_a {
+                    UniformA::Off => assert_eq!(n, 0, "{what} case {i} {}", algo.name()),
+                    UniformA::On => assert!(n > 0, "{what} case {i} {}: no pack_a", algo.name()),
+                    UniformA::Auto if i == big && cpu => assert!(n > 0, "{what} case {i} {}: no pack_a", algo.name()),
+                    UniformA::Auto => {}
+                }
+                if !stats.passes(Tolerance::default()) {
+                    failures.push(format!("{what} case {i} {}: {stats}", algo.name()));
+                }
+            }
+        }
+        // special values in the weight of the three-pass case
+        let c = &all[all.len() - 2];
+        let (x, mut w, b) = c.seeded(77);
+        w.data[5] = f32::NAN;
+        w.data[16 * 9 * 7 + 100] = f32::INFINITY;
+        w.data[16 * 9 * 250 + 3] = f32::NEG_INFINITY;
+        let p = Conv2dParams { algorithm: Algorithm::ImplicitGemm, ..c.params };
+        let (_, want) = wgconv::reference::conv2d(&x, &w, b.as_ref(), &p).unwrap();
+        let (xg, wg) = (Tensor::from_host(&ctx, &x).unwrap(), Tensor::from_host(&ctx, &w).unwrap());
+        let bg = b.as_ref().map(|b| Tensor::from_host(&ctx, b).unwrap());
+        let got = conv2d(&ctx, &xg, &wg, bg.as_ref(), &p).unwrap().to_vec(&ctx).unwrap();
+        crate::special_values::assert_same_specials(&format!("{what} specials"), &got, &want);
+        // A transposed: grad_input of the 1×1 case
+        let c = &all[all.len() - 1];
+        let (x, w, _) = c.seeded(78);
+        let (ys, _) = wgconv::reference::conv2d(&x, &w, None, &c.params).unwrap();
+        let dy = HostTensor::random(&ys, 79);
+        let (want, _, _) = wgconv::reference::conv2d_backward(&x, &w, &dy, &c.params).unwrap();
+        let up = |h: &HostTensor| Tensor::from_host(&ctx, h).unwrap();
+        let mut g = None;
+        let n = packs(&mut || {
+            g = Some(
+                wgconv::conv2d_backward(
+                    &ctx,
+                    &up(&x),
+                    &up(&w),
+                    &up(&dy),
+                    &c.params,
+                    Grads { input: true, weight: false, bias: false },
+                )
+                .unwrap(),
+            )
+        });
+        // (64 rows: windows of 256 steps, K = 300: two passes, so not under Auto)
+        assert_eq!(n > 0, uniform_a == UniformA::On, "{what}: grad_input's packs {n}");
+        let got = g.unwrap().grad_input.unwrap().to_vec(&ctx).unwrap();
+        let stats = compare(&got, &want);
+        if !stats.passes(Tolerance::default()) {
+            failures.push(format!("{what} grad_input (A transposed): {stats}"));
+        }
+        // A transposed with groups: conv_transpose2d's gemm_col2im (weight [Cin, Cout/G, kh, kw])
+        let p = wgconv::ConvTranspose2dParams {
+            stride: [2, 2],
+            padding: sym(1, 1),
+            groups: 2,
+            algorithm: Algorithm::GemmCol2im,
+            ..Default::default()
+        };
+        let (x, w) = (HostTensor::random(&[2, 40, 5, 6], 80), HostTensor::random(&[40, 20, 3, 3], 81));
+        let (_, want) = wgconv::reference::conv_transpose2d(&x, &w, None, &p).unwrap();
+        let mut got = None;
+        let n = packs(&mut || {
+            let y = wgconv::conv_transpose2d(&ctx, &up(&x), &up(&w), None, &p).unwrap();
+            got = Some(y.to_vec(&ctx).unwrap());
+        });
+        assert_eq!(n > 0, uniform_a == UniformA::On, "{what}: gemm_col2im's packs {n}");
+        let stats = compare(&got.unwrap(), &want);
+        if !stats.passes(Tolerance::default()) {
+            failures.push(format!("{what} conv_transpose2d gemm_col2im (A transposed, 2 groups): {stats}"));
+        }
+    }
+    ctx.set_config(base);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
