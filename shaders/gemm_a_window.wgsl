@@ -1,8 +1,7 @@
 // main_flat's A reads from a uniform window (instead of gemm_a_rows.wgsl's storage reads):
 // on llvmpipe a storage load inside a loop runs lane by lane with a bounds test and a branch
-// per lane, while a uniform load is one unrolled gather, ~3× cheaper per element (a loop of
-// 16 loads per step: 1.0–1.2 s storage, 0.30–0.36 s uniform; see BENCHMARKS.md). Uniform
-// bindings hold at most 64 KiB, so A comes packed (gemm_pack_a.wgsl) into one window per K
+// per lane, while a uniform load is one unrolled gather, ~3× cheaper per element (measured:
+// BENCHMARKS.md). Uniform bindings hold at most 64 KiB, so A comes packed (pack_a.wgsl) into one window per K
 // pass: window = [groups·M rows][a_width steps] f32, element (g·M + m)·a_width + (k − begin)
 // is A's row g·M + m at the pass's step k (the column the walk reads at that step), whether A
 // is stored A_ROW_MAJOR or A_TRANSPOSED.
