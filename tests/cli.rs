@@ -158,6 +158,8 @@ fn info_names_the_adapter() {
     let (code, stdout, _) = run(&["info"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("adapter") && stdout.contains("max_storage_buffer_binding_size"), "{stdout}");
+    // (the uniform limits bound UniformA's windows)
+    assert!(stdout.contains("max_uniform_buffer_binding_size"), "{stdout}");
 }
 
 #[test]

@@ -4,12 +4,12 @@
 # packages of conformance/webgpu (from its lock file), Mesa 25's lavapipe (Debian
 # bookworm-backports, unpacked privately by tools/fetch_mesa25.sh) and Debian's Chromium.
 #
-#   tools/cross_conformance.sh [--cases N] [--wgpu-cases N] [--full] [--seed S] [--out DIR]
+#   tools/cross_conformance.sh [--cases N] [--wgpu-cases N] [--gl-cases N] [--full] [--seed S] [--out DIR]
 #
 #   wgpu vulkan mesa-22      wgconv conformance on the system's lavapipe (with the probes)
 #   naga static              every shader × override set × {SPIR-V, MSL, HLSL, GLSL}
-#   wgpu gl                  wgconv conformance through GL (llvmpipe via EGL; --cases, not
-#                            --wgpu-cases: GL compute runs on one thread); "unavailable"
+#   wgpu gl                  wgconv conformance through GL (llvmpipe via EGL; --gl-cases:
+#                            GL compute runs on one thread); "unavailable"
 #                            where the machine has no GL adapter (not a failure)
 #   wgpu vulkan mesa-25      wgconv conformance on Mesa 25's lavapipe
 #   dawn vulkan mesa-25      the replay export run by Dawn (Chrome's engine, Tint) in Node
@@ -20,13 +20,18 @@
 #
 # One line per implementation, `NAME: N passed, M failed`, then the totals; exit status 1 on
 # any failure (an implementation that cannot run counts as one failure, GL excepted).
-# --cases N: cases per op (default 20); --wgpu-cases N: per op on the wgpu Vulkan rows, which are
-# quicker (default: --cases); --full: 200 per op everywhere and the full probes.
+# --cases N: cases per op (default 20); --wgpu-cases N: per op on the wgpu Vulkan Mesa 22 row, the
+# quickest (default: --cases); --gl-cases N: per op through GL, the slowest (default: --cases);
+# --full: 200 per op everywhere and the full probes. Measured on a fresh 2-core machine (.ci/run,
+# --cases 10 --wgpu-cases 50, 2026-12-03): Mesa 22 with the probes and the static check 100 s,
+# GL 398 s, Mesa 25 with 50 cases 356 s (its shader compiles are slower), Dawn 215 s, Chromium
+# 282 s, compat 182 s; so Mesa 25 runs --cases, like the replays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cases=20
 wgpu_cases=""
+gl_cases=""
 probes=quick
 seed=2026
 out=""
@@ -34,7 +39,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --cases) cases="$2"; shift 2 ;;
         --wgpu-cases) wgpu_cases="$2"; shift 2 ;;
-        --full) cases=200; wgpu_cases=200; probes=full; shift ;;
+        --gl-cases) gl_cases="$2"; shift 2 ;;
+        --full) cases=200; wgpu_cases=200; gl_cases=200; probes=full; shift ;;
         --seed) seed="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         *) echo "cross_conformance: unknown argument $1" >&2; exit 2 ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || out="$(mktemp -d)"
 [ -n "$wgpu_cases" ] || wgpu_cases="$cases"
+[ -n "$gl_cases" ] || gl_cases="$cases"
 mkdir -p "$out"
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "${XDG_RUNTIME_DIR}" ]; then
     export XDG_RUNTIME_DIR="$(mktemp -d)"
@@ -166,13 +173,13 @@ selfcheck() {
 conf=("$wgconv" conformance --seed "$seed")
 wgpu_row "wgpu vulkan mesa-22" "$out/wgpu-vulkan.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$wgpu_cases" \
     --backend vulkan --probes "$probes"
-# (GL takes the replays' count: llvmpipe runs GL compute on one thread; with 50 cases per op
-# this row was not done after 560 s where Vulkan's took 145 s with the probes and the static
-# check, on 2 cores)
-wgpu_row "wgpu gl" "$out/wgpu-gl.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$cases" --backend gl \
+# (GL takes its own count, --gl-cases: llvmpipe runs GL compute on one thread; with 50 cases
+# per op this row was not done after 560 s where Vulkan's took 145 s with the probes and the
+# static check, on 2 cores)
+wgpu_row "wgpu gl" "$out/wgpu-gl.log" timeout "$(bound 1800)" "${conf[@]}" --cases "$gl_cases" --backend gl \
     --no-static --probes none
 wgpu_row "wgpu vulkan mesa-25" "$out/wgpu-mesa25.log" with_mesa25 timeout "$(bound 1800)" "${conf[@]}" \
-    --cases "$wgpu_cases" --backend vulkan --no-static --probes "$probes"
+    --cases "$cases" --backend vulkan --no-static --probes "$probes"
 
 echo "cross: [${SECONDS} s] exporting the replay ($cases cases per op and the probes, WebGPU's default limits)"
 replay="$out/replay"
@@ -193,7 +200,7 @@ js_row "chromium compat angle (replay)" "$out/chromium-compat.log" \
     timeout "$(bound 1000)" node "$runner/browser.mjs" "$replay" --chromium "$chromium" --adapter angle-vulkan
 
 echo
-echo "cross-implementation conformance (seed $seed; $wgpu_cases cases per op on wgpu Vulkan, $cases on GL and the replays; logs in $out)"
+echo "cross-implementation conformance (seed $seed; $wgpu_cases cases per op on wgpu Vulkan Mesa 22, $gl_cases on GL, $cases on Mesa 25 and the replays; logs in $out)"
 printf '%s\n' "${rows[@]}"
 echo "total: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

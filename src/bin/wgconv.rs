@@ -703,8 +703,12 @@ fn info() -> Result<(), Failure> {
         l.max_compute_workgroups_per_dimension, l.max_compute_invocations_per_workgroup
     );
     println!(
-        "             max_compute_workgroup_storage_size {} B, max_storage_buffers_per_shader_stage {}",
+        "             max_compute_workgroup_storage_size {} B, max_storage_buffers_per_shader_stage {},",
         l.max_compute_workgroup_storage_size, l.max_storage_buffers_per_shader_stage
+    );
+    println!(
+        "             max_uniform_buffer_binding_size {} B, max_uniform_buffers_per_shader_stage {}",
+        l.max_uniform_buffer_binding_size, l.max_uniform_buffers_per_shader_stage
     );
     println!("all adapters:");
     for a in GpuContext::enumerate_adapters(None) {
