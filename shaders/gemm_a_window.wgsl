@@ -1,10 +1,10 @@
 // main_flat's A reads from a uniform window (instead of gemm_a_rows.wgsl's storage reads):
 // on llvmpipe a storage load inside a loop runs lane by lane with a bounds test and a branch
 // per lane, while a uniform load is one unrolled gather, ~3× cheaper per element (measured:
-// BENCHMARKS.md). Uniform bindings hold at most 64 KiB, so A comes packed (pack_a.wgsl) into one window per K
-// pass: window = [groups·M rows][a_width steps] f32, element (g·M + m)·a_width + (k − begin)
-// is A's row g·M + m at the pass's step k (the column the walk reads at that step), whether A
-// is stored A_ROW_MAJOR or A_TRANSPOSED.
+// BENCHMARKS.md). Uniform bindings hold at most 64 KiB, so A comes packed (pack_a.wgsl) into
+// one window per K pass: window = [groups·M rows][a_width steps] f32, element
+// (g·M + m)·a_width + (k − begin) is A's row g·M + m at the pass's step k (the column the walk
+// reads at that step), whether A is stored A_ROW_MAJOR or A_TRANSPOSED.
 @group(0) @binding(10) var<uniform> a_win: array<vec4<f32>, 4096>;
 
 // Where rows r .. r + 3 start in the window. Rows past M read row M − 1 (never stored).

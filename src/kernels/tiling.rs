@@ -64,8 +64,8 @@ impl TileShape {
 
 /// Whether the flat GEMM ([`GemmKernel::Flat16x16`]) reads its A operand from uniform
 /// windows (`shaders/gemm_a_window.wgsl`): A (the weights, f32, `[groups·M, K]` stored
-/// row-major or transposed) is
-/// packed into 64 KiB windows, one per K pass (`shaders/pack_a.wgsl`, one extra launch), and
+/// row-major or transposed) is packed into 64 KiB windows, one per K pass
+/// (`shaders/pack_a.wgsl`, one extra launch), and
 /// each pass binds its window as a uniform buffer. On llvmpipe a storage load inside a loop
 /// runs lane by lane with a branch per lane, while a uniform load is one unrolled gather:
 /// ~3× cheaper per element. A window holds 16384 / (groups·M) steps of K; a longer K runs in
@@ -78,8 +78,8 @@ pub enum UniformA {
     /// about what it saves): r50_pw's 64 × 256, the stem's 64 × 147. Storage reads elsewhere.
     #[default]
     Auto,
-    /// Wherever it applies: the flat kernel, f32, `A_ROW_MAJOR` or `A_TRANSPOSED`, no split K, at most
-    /// [`UniformA::MAX_ROWS`] rows, K in as many passes as it takes.
+    /// Wherever it applies: the flat kernel, f32, `A_ROW_MAJOR` or `A_TRANSPOSED`, no split K,
+    /// at most [`UniformA::MAX_ROWS`] rows, K in as many passes as it takes.
     On,
     /// Never: A from its storage binding.
     Off,
